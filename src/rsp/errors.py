@@ -1,0 +1,48 @@
+"""The few exception types of rsp.
+
+Library code raises these; only `rsp.cli` turns them into exit codes. Expected network failures
+(connection refused, a backend going away) are not exceptions: they are events handled where they occur.
+"""
+
+from __future__ import annotations
+
+
+class RspError(Exception):
+    """Base of every error rsp raises on purpose."""
+
+
+class ConfigError(RspError):
+    """A configuration file cannot be used. Carries the file, the Lua line where known, and the key."""
+
+    def __init__(self, message: str, *, path: str = "", line: int | None = None, key: str = "") -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        self.key = key
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = self.path
+        if where and self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.message}" if where else self.message
+
+
+class ProtocolError(RspError):
+    """A peer broke the protocol. `status` is the HTTP status to answer with (RFC 9110 §15)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ScriptError(RspError):
+    """A Lua script failed at run time (not at load time: that is a ConfigError)."""
+
+
+class SandboxError(RspError):
+    """A namespace or process-isolation operation failed."""
+
+
+class StartupError(RspError):
+    """The server could not start: a port in use, an address that cannot be bound."""
