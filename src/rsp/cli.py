@@ -1,0 +1,99 @@
+"""Command line: `rsp CONFIG.lua`, `rsp --check CONFIG.lua`, `rsp --version`.
+
+The only module that exits the process: library code raises `RspError` subclasses, mapped here to
+one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+from collections.abc import Sequence
+
+from rsp import __version__
+from rsp.config.lua_loader import load_config
+from rsp.config.model import Config
+from rsp.errors import ConfigError, RspError
+from rsp.logs import setup_logging
+from rsp.server import Server
+
+DESCRIPTION = """\
+rsp: a reverse proxy and load balancer that never loses a byte, configured in Lua.
+
+Examples:
+  rsp examples/quickstart.lua          run with a config (Ctrl-C or SIGTERM stops gracefully)
+  rsp --check examples/quickstart.lua  validate a config and exit 0 (ok) or 1 (error), like nginx -t
+
+Smallest config (the original rsp form):
+  listenPort = 8000
+  backendAddress = "127.0.0.1"
+  backendPort = 9000
+
+See README.md and docs/config.md for listeners, pools, load balancing and timeouts.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rsp", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("config", nargs="?", help="path to the Lua config file")
+    parser.add_argument("-c", "--check", action="store_true", help="validate the config and exit (0 ok, 1 error)")
+    parser.add_argument("-V", "--version", action="version", version=f"rsp {__version__}")
+    return parser
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when importable (libuv, C callbacks), the stdlib loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def run(config: Config) -> None:
+    logger = setup_logging(config.log_level)
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        server = Server(config, loop)
+        server.start()
+        # Everything allocated so far lives as long as the process: keep it out of the GC's scans.
+        gc.collect()
+        gc.freeze()
+        logger.info("rsp %s running with %s (config %s)", __version__, type(loop).__module__, config.path)
+        loop.run_until_complete(server.wait_stopped())
+    finally:
+        loop.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.config:
+        build_parser().print_usage(sys.stderr)
+        print("rsp: error: a config file is required (try: rsp --help)", file=sys.stderr)
+        return 1
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"Error parsing config file: {exc}", file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"configuration file {args.config} test is successful")
+        return 0
+    try:
+        run(config)
+    except RspError as exc:
+        print(f"rsp: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The only importer of lupa: a sandboxed Lua runtime for configs (and, later, scripts)."""

@@ -1,0 +1,151 @@
+"""TCP mode: for each accepted client, pick a backend, connect (retrying on another backend when the
+connect fails), then hand both sockets to a `Relay`.
+
+Retries happen only before the relay starts, so no byte of a response has been sent when we retry
+(nothing has been read from the client yet either: its bytes wait in the kernel until a backend is up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Final
+
+from rsp.logs import get_logger
+from rsp.proxy.pools import PoolRuntime
+from rsp.transport.connect import UpstreamConnect
+from rsp.transport.relay import Relay, SharedBuffer
+from rsp.upstream.records import BackendRecord
+
+NO_KEY: Final = None
+
+
+def peer_text(addr: tuple[object, ...]) -> str:
+    host = str(addr[0]) if addr else "?"
+    port = addr[1] if len(addr) > 1 else "?"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class TcpProxy:
+    """One listener's TCP proxying: its pool, its live relays."""
+
+    __slots__ = ("loop", "pool", "read_size", "relays", "sessions", "shared")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: PoolRuntime, shared: SharedBuffer,
+                 read_size: int) -> None:
+        self.loop = loop
+        self.pool = pool
+        self.shared = shared
+        self.read_size = read_size
+        self.relays: set[Relay] = set()
+        self.sessions: set[TcpSession] = set()  # connecting, not yet relaying
+
+    def on_accept(self, client: socket.socket, addr: tuple[object, ...]) -> None:
+        TcpSession(self, client, addr).start()
+
+    def relay_closed(self, relay: Relay) -> None:
+        self.relays.discard(relay)
+        record = relay.info
+        if isinstance(record, BackendRecord):
+            record.active -= 1
+        reason = relay.reason
+        if reason not in ("done", "idle timeout", "shutdown"):
+            get_logger().info("connection %s closed: %s", relay_label(relay), reason)
+        elif reason == "idle timeout":
+            get_logger().info("connection %s closed: idle timeout", relay_label(relay))
+
+    def live_connections(self) -> int:
+        return len(self.relays) + len(self.sessions)
+
+    def close_all(self, reason: str) -> None:
+        for session in list(self.sessions):
+            session.abort()
+        for relay in list(self.relays):
+            relay.close(reason)
+
+
+def describe(record: BackendRecord) -> str:
+    """`name address` as in HAProxy's logs, or the address alone for an unnamed backend."""
+    spec = record.spec
+    return f"{spec.name} {spec.address}" if spec.name else spec.address
+
+
+def relay_label(relay: Relay) -> str:
+    record = relay.info
+    backend = record.spec.address if isinstance(record, BackendRecord) else "?"
+    return f"{peer_text(relay.peer)} -> {backend}"
+
+
+class TcpSession:
+    """From accept to relay: pick, connect, retry on another backend, or give up and close."""
+
+    __slots__ = ("addr", "attempt", "client", "proxy", "record", "tried")
+
+    def __init__(self, proxy: TcpProxy, client: socket.socket, addr: tuple[object, ...]) -> None:
+        self.proxy = proxy
+        self.client = client
+        self.addr = addr
+        self.tried: list[BackendRecord] = []
+        self.record: BackendRecord | None = None
+        self.attempt: UpstreamConnect | None = None
+
+    def start(self) -> None:
+        self.proxy.sessions.add(self)
+        self._attempt()
+
+    def _attempt(self) -> None:
+        pool = self.proxy.pool
+        key = str(self.addr[0]).encode() if pool.wants_key else NO_KEY
+        record = pool.pick(key, self.tried)
+        if record is None:
+            why = "all backends tried" if self.tried else "no backend available"
+            get_logger().warning("client %s: %s in pool %s; closing", peer_text(self.addr), why, pool.name)
+            self._give_up()
+            return
+        self.tried.append(record)
+        self.record = record
+        record.active += 1  # counted from the connect on, so max_conns and leastconn see it at once
+        record.total += 1
+        family, sockaddr = pool.addresses[record.index]
+        try:
+            self.attempt = UpstreamConnect(self.proxy.loop, family, sockaddr, pool.spec.connect_timeout,
+                                           self._connected)
+        except OSError as exc:  # socket() itself failed: EMFILE and the like
+            self._connected(None, exc.strerror or str(exc))
+
+    def _connected(self, upstream: socket.socket | None, error: str) -> None:
+        self.attempt = None
+        record = self.record
+        assert record is not None
+        pool = self.proxy.pool
+        if upstream is None:
+            record.active -= 1
+            record.failures += 1
+            get_logger().warning("backend %s connect failed for client %s: %s",
+                                 describe(record), peer_text(self.addr), error)
+            pool.connect_failed(record, error)
+            if len(self.tried) <= pool.spec.retries:
+                self._attempt()
+            else:
+                get_logger().warning("client %s: giving up after %d connect attempts; closing",
+                                     peer_text(self.addr), len(self.tried))
+                self._give_up()
+            return
+        pool.connect_succeeded(record)
+        proxy = self.proxy
+        proxy.sessions.discard(self)
+        relay = Relay(proxy.loop, self.client, upstream, proxy.shared, proxy.read_size, proxy.relay_closed,
+                      record, self.addr)
+        proxy.relays.add(relay)
+        relay.start()
+
+    def _give_up(self) -> None:
+        self.proxy.sessions.discard(self)
+        self.client.close()
+
+    def abort(self) -> None:
+        if self.attempt is not None:
+            self.attempt.cancel()
+            if self.record is not None:
+                self.record.active -= 1
+        self._give_up()

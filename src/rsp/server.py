@@ -1,0 +1,140 @@
+"""The server: binds listeners, wires pools to proxies, runs periodic housekeeping, stops gracefully.
+
+One process, one event loop. Housekeeping (idle timeouts, passive-health cool-downs, drain progress) runs
+from one timer tick instead of a timer per connection: a connection costs no timer while it lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from typing import Final, TextIO
+
+from rsp.config.model import Config
+from rsp.errors import StartupError
+from rsp.logs import get_logger
+from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.tcp_proxy import TcpProxy
+from rsp.transport.listener import Acceptor, bind_listener
+from rsp.transport.relay import SharedBuffer
+
+# Housekeeping period: idle timeouts are enforced to within one tick (HAProxy's timers are ms-precise,
+# nginx's to its timer resolution; a second is plenty for timeouts measured in minutes). Short timeouts
+# get a proportionally shorter tick.
+MAX_TICK: Final = 1.0
+
+
+class Server:
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, out: TextIO = sys.stdout) -> None:
+        self.config = config
+        self.loop = loop
+        self.out = out
+        self.pools: dict[str, PoolRuntime] = {}
+        self.proxies: list[TcpProxy] = []
+        self.acceptors: list[Acceptor] = []
+        self.shared = SharedBuffer(config.high_water)
+        self.tick_interval = min(MAX_TICK, config.timeouts.idle / 4)
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._draining = False
+        self._drain_deadline = 0.0
+
+    # -- start ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind every listener, then announce each. Raises StartupError (and binds nothing) on failure."""
+        sockets: list[socket.socket] = []
+        try:
+            for listener in self.config.listeners:
+                sockets.append(bind_listener(listener.host, listener.port))
+            for name, spec in self.config.pools.items():
+                self.pools[name] = PoolRuntime(spec, self.loop.time)
+        except StartupError:
+            for sock in sockets:
+                sock.close()
+            raise
+        for listener, sock in zip(self.config.listeners, sockets, strict=True):
+            if listener.mode != "tcp":
+                for s in sockets:
+                    s.close()
+                raise StartupError(f"listener {listener.address}: mode '{listener.mode}' is not available yet")
+            proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
+            self.proxies.append(proxy)
+            self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
+        for acceptor in self.acceptors:
+            acceptor.start()
+        self._stopped = self.loop.create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.request_shutdown, sig)
+        self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
+        for acceptor in self.acceptors:
+            self.out.write(f"Started.  Listening on port {acceptor.port}.\n")
+        self.out.flush()
+
+    @property
+    def ports(self) -> list[int]:
+        return [a.port for a in self.acceptors]
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None
+        await self._stopped
+
+    # -- housekeeping --------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
+        idle_limit = self.config.timeouts.idle
+        interval = self.tick_interval
+        for proxy in self.proxies:
+            for relay in list(proxy.relays):
+                if relay.activity != relay.idle_seen:
+                    relay.idle_seen = relay.activity
+                    relay.idle_ticks = 0
+                    continue
+                relay.idle_ticks += 1
+                if relay.idle_ticks * interval >= idle_limit:
+                    relay.close("idle timeout")
+        for pool in self.pools.values():
+            pool.tick()
+        if self._draining:
+            self._check_drained()
+
+    # -- stop ----------------------------------------------------------------------------------------
+    def live_connections(self) -> int:
+        return sum(p.live_connections() for p in self.proxies)
+
+    def request_shutdown(self, sig: int | None = None) -> None:
+        """Stop accepting; let live connections finish up to the drain timeout."""
+        if self._draining:
+            return
+        self._draining = True
+        name = signal.Signals(sig).name if sig else "request"
+        live = self.live_connections()
+        get_logger().info("%s received: no longer accepting; draining %d connection(s) for up to %.0f s",
+                          name, live, self.config.timeouts.drain)
+        for acceptor in self.acceptors:
+            acceptor.stop()
+        self._drain_deadline = self.loop.time() + self.config.timeouts.drain
+        # Check often while draining so that exit follows the last connection closely.
+        self.tick_interval = min(self.tick_interval, 0.1)
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        live = self.live_connections()
+        if live and self.loop.time() < self._drain_deadline:
+            return
+        if live:
+            get_logger().warning("drain timeout: closing %d connection(s)", live)
+            for proxy in self.proxies:
+                proxy.close_all("shutdown")
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.remove_signal_handler(sig)
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+        get_logger().info("stopped")

@@ -1,0 +1,1 @@
+"""The asyncio boundary: listening sockets, upstream connects, the byte relay."""

@@ -1,0 +1,97 @@
+"""Listening sockets and the accept loop.
+
+Accepting is done by hand on a non-blocking socket (not `loop.create_server`) so that an accepted
+connection is a plain socket that the relay can `recv_into`/`splice` directly, with no Transport, Task or
+Future per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections.abc import Callable
+from typing import Final
+
+from rsp.errors import StartupError
+from rsp.logs import get_logger
+
+# Linux caps the backlog at net.core.somaxconn (4096 on current kernels); nginx uses 511, HAProxy
+# defaults to maxconn. 4096 lets an `ab -c100` burst queue without SYN drops.
+LISTEN_BACKLOG: Final = 4096
+# Accept at most this many connections per readiness event so that a connection storm on one listener
+# cannot starve relays of loop time (nginx's multi_accept off/on trade-off, bounded).
+ACCEPT_BATCH: Final = 64
+
+AcceptHandler = Callable[[socket.socket, tuple[object, ...]], None]
+
+
+def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """Bind and listen, raising StartupError with a message a person can act on."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    family, _, _, _, sockaddr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            # Listen on v6 only: "::" and "0.0.0.0" are separate listeners, as in nginx (ipv6only=on).
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        what = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        shown = f"[{host}]" if ":" in host else host
+        raise StartupError(f"cannot listen on {shown}:{port}: {what}") from exc
+    return sock
+
+
+class Acceptor:
+    """Accepts connections from one listening socket and hands each to `handler`."""
+
+    __slots__ = ("active", "fd", "handler", "loop", "sock")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handler: AcceptHandler) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.handler = handler
+        self.active = False
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def start(self) -> None:
+        self.active = True
+        self.loop.add_reader(self.fd, self._on_readable)
+
+    def stop(self) -> None:
+        """Stop accepting and close the listening socket (queued, unaccepted connections are reset)."""
+        if self.active:
+            self.active = False
+            self.loop.remove_reader(self.fd)
+        self.sock.close()
+
+    def _on_readable(self) -> None:
+        accept = self.sock.accept
+        handler = self.handler
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, addr = accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # EMFILE/ENFILE/ENOBUFS: out of resources. Log and let the next readiness event retry;
+                # the connection stays queued in the kernel meanwhile.
+                get_logger().error("accept failed on port %s: %s", self.port, exc.strerror or exc)
+                return
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            handler(conn, addr)
