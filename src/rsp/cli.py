@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from rsp import __version__
+from rsp.admin.socket_server import admin_request
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", nargs="?", help="path to the Lua config file")
     parser.add_argument("-c", "--check", action="store_true", help="validate the config and exit (0 ok, 1 error)")
     parser.add_argument("-V", "--version", action="version", version=f"rsp {__version__}")
+    parser.add_argument("--admin", metavar="SOCKET",
+                        help="send a runtime command to a running rsp, e.g. rsp --admin /run/rsp.sock show backends")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -61,7 +65,7 @@ def run(config: Config) -> None:
     asyncio.set_event_loop(loop)
     try:
         server = Server(config, loop)
-        server.start()
+        loop.run_until_complete(server.start())
         # Everything allocated so far lives as long as the process: keep it out of the GC's scans.
         gc.collect()
         gc.freeze()
@@ -73,6 +77,17 @@ def run(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.admin:
+        words = ([args.config] if args.config else []) + list(args.command)
+        try:
+            print(admin_request(args.admin, " ".join(words) or "help"))
+        except OSError as exc:
+            print(f"rsp: cannot reach admin socket {args.admin}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command:
+        print(f"rsp: error: unexpected arguments: {' '.join(args.command)} (try: rsp --help)", file=sys.stderr)
+        return 1
     if not args.config:
         build_parser().print_usage(sys.stderr)
         print("rsp: error: a config file is required (try: rsp --help)", file=sys.stderr)

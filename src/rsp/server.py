@@ -12,8 +12,10 @@ import socket
 import sys
 from typing import Final, TextIO
 
+from rsp.admin.socket_server import start_admin_socket
 from rsp.config.model import Config
 from rsp.errors import StartupError
+from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
@@ -40,9 +42,12 @@ class Server:
         self._stopped: asyncio.Future[None] | None = None
         self._draining = False
         self._drain_deadline = 0.0
+        self.admin: asyncio.AbstractServer | None = None
+        self.checkers: list[HealthChecker] = []
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- start ---------------------------------------------------------------------------------------
-    def start(self) -> None:
+    async def start(self) -> None:
         """Bind every listener, then announce each. Raises StartupError (and binds nothing) on failure."""
         sockets: list[socket.socket] = []
         try:
@@ -62,6 +67,18 @@ class Server:
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
             self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
+        if self.config.admin_socket:
+            try:
+                self.admin = await start_admin_socket(self.config.admin_socket, self.pools)
+            except OSError as exc:
+                for acceptor in self.acceptors:
+                    acceptor.stop()
+                raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
+        for pool in self.pools.values():
+            if pool.spec.health.kind != "none":
+                checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
+                checker.start()
+                self.checkers.append(checker)
         for acceptor in self.acceptors:
             acceptor.start()
         self._stopped = self.loop.create_future()
@@ -79,6 +96,8 @@ class Server:
     async def wait_stopped(self) -> None:
         assert self._stopped is not None
         await self._stopped
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- housekeeping --------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -130,6 +149,13 @@ class Server:
         self._finish()
 
     def _finish(self) -> None:
+        if self.admin is not None:
+            self.admin.close()
+            self.admin = None
+        for checker in self.checkers:
+            spawn_stop = self.loop.create_task(checker.stop())
+            self._background.add(spawn_stop)
+            spawn_stop.add_done_callback(self._background.discard)
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None

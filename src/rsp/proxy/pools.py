@@ -15,7 +15,7 @@ from rsp.config.model import Backend, Pool
 from rsp.errors import StartupError
 from rsp.health.passive import OutlierDetector
 from rsp.logs import get_logger
-from rsp.upstream.records import BackendRecord
+from rsp.upstream.records import BackendRecord, records_for
 
 
 def resolve_backend(backend: Backend) -> tuple[int, tuple[object, ...]]:
@@ -35,21 +35,44 @@ class PoolRuntime:
         self.spec = spec
         self.name = spec.name
         self.clock = clock
-        self.records: Sequence[BackendRecord] = [BackendRecord(b, i, spec.name) for i, b in enumerate(spec.backends)]
+        self.records = records_for(spec)
         self.balancer = make_balancer(spec.algorithm, self.records)
         self.addresses = [resolve_backend(b) for b in spec.backends]
         self.wants_key = spec.algorithm == "hash"
-        self.outliers = (OutlierDetector(spec.passive_failures, spec.passive_cooldown, clock)
+        # With active checks configured, only they bring an ejected backend back (restore=False).
+        self.outliers = (OutlierDetector(spec.passive_failures, spec.passive_cooldown, clock,
+                                         restore=spec.health.kind == "none")
                          if spec.passive_failures > 0 else None)
 
     def pick(self, key: bytes | None, exclude: Sequence[BackendRecord]) -> BackendRecord | None:
-        return self.balancer.pick(key, exclude)
+        record = self.balancer.pick(key, exclude)
+        if record is None and self._panic_restore():
+            record = self.balancer.pick(key, exclude)
+        return record
+
+    def _panic_restore(self) -> bool:
+        """Nothing can be picked, but some backends are out only because traffic failed on them (no active
+        check says they are down). Passive ejection is a guess, so try them again rather than refuse every
+        client until the cool-down ends: Envoy's panic threshold, and nginx's single-server rule, in spirit."""
+        outliers = self.outliers
+        if outliers is None or not outliers.restore:
+            return False
+        ejected = [r for r in self.records if not r.up and outliers.ejected_until(r) is not None]
+        if not ejected:
+            return False
+        for record in ejected:
+            record.up = True
+        outliers.expire()  # forgets the ejections undone here
+        self.balancer.update()
+        get_logger().warning("pool %s: every usable backend was passively ejected; trying them again", self.name)
+        return True
 
     def connect_failed(self, record: BackendRecord, reason: str) -> None:
-        record.last_check = f"traffic: {reason}"
-        if self.outliers is not None and self.outliers.record_failure(record):
+        if self.outliers is None:
+            record.failures += 1  # otherwise the detector counts it
+        elif self.outliers.record_failure(record):
             get_logger().warning("backend %s %s is DOWN (%d consecutive connection failures on traffic: %s)",
-                                 record.spec.label, record.spec.address, self.spec.passive_failures, reason)
+                                 record.name, record.spec.address, self.spec.passive_failures, reason)
             self.balancer.update()
 
     def connect_succeeded(self, record: BackendRecord) -> None:
@@ -63,16 +86,25 @@ class PoolRuntime:
         back = self.outliers.expire()
         for record in back:
             get_logger().info("backend %s %s is back in rotation after a %.0f s cool-down",
-                              record.spec.label, record.spec.address, self.spec.passive_cooldown)
+                              record.name, record.spec.address, self.spec.passive_cooldown)
         if back:
             self.balancer.update()
+
+    def health_changed(self, record: BackendRecord, transition: object) -> None:
+        """The active checker changed `record.up` (and logged it): refresh the balancer."""
+        self.balancer.update()
 
     def set_draining(self, record: BackendRecord, draining: bool) -> None:
         record.draining = draining
         self.balancer.update()
 
+    def set_weight(self, record: BackendRecord, weight: int) -> None:
+        record.weight = weight
+        self.balancer.update()
+
     def find(self, name: str) -> BackendRecord | None:
+        """By name, by address, or by 1-based position."""
         for record in self.records:
-            if name in (record.spec.name, record.spec.address, str(record.index + 1)):
+            if name in (record.name, record.spec.address, str(record.index + 1)):
                 return record
         return None

@@ -65,9 +65,8 @@ class TcpProxy:
 
 
 def describe(record: BackendRecord) -> str:
-    """`name address` as in HAProxy's logs, or the address alone for an unnamed backend."""
-    spec = record.spec
-    return f"{spec.name} {spec.address}" if spec.name else spec.address
+    """`name address`, as in HAProxy's logs (unnamed backends are `pool/N`)."""
+    return f"{record.name} {record.spec.address}"
 
 
 def relay_label(relay: Relay) -> str:
@@ -120,7 +119,6 @@ class TcpSession:
         pool = self.proxy.pool
         if upstream is None:
             record.active -= 1
-            record.failures += 1
             get_logger().warning("backend %s connect failed for client %s: %s",
                                  describe(record), peer_text(self.addr), error)
             pool.connect_failed(record, error)

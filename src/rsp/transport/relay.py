@@ -216,11 +216,12 @@ class Pump:
         self.bytes += n
         self.piped += n
         self.relay.activity += 1
-        if not self._splice_out():
+        if not self._splice_out() and not self.relay.closing:
             self._wait_writable()
 
     def _splice_out(self) -> bool:
-        """Move the pipe's bytes to dst; True when the pipe is empty."""
+        """Move the pipe's bytes to dst; True when the pipe is empty. On a write error the relay starts
+        closing (callers check `relay.closing`)."""
         while self.piped:
             try:
                 m = os.splice(self.pipe_r, self.dst_fd, self.piped, flags=_SPLICE_FLAGS)
