@@ -21,7 +21,8 @@ LEGACY_KEYS = ("listenPort", "backendAddress", "backendPort", "listenAddress")
 # The original rsp listened on every interface.
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0"
 TOP_LEVEL_KEYS = frozenset(
-    {*LEGACY_KEYS, "listen", "backends", "pools", "timeouts", "buffer", "admin_socket", "log_level"}
+    {*LEGACY_KEYS, "listen", "backends", "pools", "timeouts", "buffer", "admin_socket", "log_level", "routes",
+     "http"}
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -125,7 +126,14 @@ def build_config(g: Mapping[str, Any], ctx: _Ctx) -> model.Config:
     level = _string(g.get("log_level", "info"), "log_level", ctx)
     if level not in LOG_LEVELS:
         ctx.fail("log_level", f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    routes = tuple(_route(item, f"routes[{i}]", ctx)
+                   for i, item in enumerate(_list(g.get("routes", {}), "routes", ctx), start=1))
+    for i, route in enumerate(routes, start=1):
+        if route.pool not in pools:
+            ctx.fail(f"routes[{i}].pool", f"routes[{i}] names pool '{route.pool}', which is not defined")
     return model.Config(
+        routes=routes,
+        http=_http(g.get("http", {}), "http", ctx),
         path=ctx.path,
         listeners=tuple(listeners),
         pools=pools,
@@ -146,6 +154,53 @@ def _timeouts(value: Any, ctx: _Ctx) -> model.Timeouts:
         connect=_seconds(t.get("connect", model.DEFAULT_CONNECT_TIMEOUT), "timeouts.connect", ctx),
         idle=_seconds(t.get("idle", model.DEFAULT_IDLE_TIMEOUT), "timeouts.idle", ctx),
         drain=_seconds(t.get("drain", model.DEFAULT_DRAIN_TIMEOUT), "timeouts.drain", ctx, allow_zero=True),
+    )
+
+
+def _route(item: Any, key: str, ctx: _Ctx) -> model.Route:
+    f = _fields(item, key, ctx, {"host", "path", "methods", "pool"})
+    if "pool" not in f:
+        ctx.fail(f"{key}.pool", f"{key}.pool is missing")
+    host = _string(f.get("host", ""), f"{key}.host", ctx).lower()
+    if host and ("*" in host[1:] or (host.startswith("*") and not host.startswith("*."))):
+        ctx.fail(f"{key}.host", f"{key}.host: a wildcard must be a leading '*.' as in '*.example.com'")
+    path = _string(f.get("path", ""), f"{key}.path", ctx)
+    if path and not path.startswith("/"):
+        ctx.fail(f"{key}.path", f"{key}.path must start with '/'")
+    methods = frozenset(_string(m, f"{key}.methods", ctx).upper()
+                        for m in _list(f.get("methods", {}), f"{key}.methods", ctx))
+    return model.Route(pool=_string(f["pool"], f"{key}.pool", ctx), host=host, path_prefix=path, methods=methods)
+
+
+def _http(value: Any, key: str, ctx: _Ctx) -> model.HttpSettings:
+    allowed = {"header_timeout", "body_timeout", "response_timeout", "keepalive_timeout", "max_body_size",
+               "trusted_proxies", "forwarded", "via", "access_log", "access_log_path", "pool_max_idle",
+               "pool_idle_timeout", "pool_max_requests"}
+    f = _fields(value, key, ctx, allowed)
+    d = model.HttpSettings()
+    proxies = []
+    for i, cidr in enumerate(_list(f.get("trusted_proxies", {}), f"{key}.trusted_proxies", ctx), start=1):
+        text = _string(cidr, f"{key}.trusted_proxies[{i}]", ctx)
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            ctx.fail(f"{key}.trusted_proxies[{i}]", f"{key}.trusted_proxies[{i}] is not an address or CIDR: {text!r}")
+        proxies.append(text)
+    return model.HttpSettings(
+        header_timeout=_seconds(f.get("header_timeout", d.header_timeout), f"{key}.header_timeout", ctx),
+        body_timeout=_seconds(f.get("body_timeout", d.body_timeout), f"{key}.body_timeout", ctx),
+        response_timeout=_seconds(f.get("response_timeout", d.response_timeout), f"{key}.response_timeout", ctx),
+        keepalive_timeout=_seconds(f.get("keepalive_timeout", d.keepalive_timeout), f"{key}.keepalive_timeout", ctx),
+        max_body_size=_int(f.get("max_body_size", d.max_body_size), f"{key}.max_body_size", ctx, minimum=0),
+        trusted_proxies=tuple(proxies),
+        forwarded=_bool(f.get("forwarded", d.forwarded), f"{key}.forwarded", ctx),
+        via=_bool(f.get("via", d.via), f"{key}.via", ctx),
+        access_log=_choice(f.get("access_log", d.access_log), model.ACCESS_LOG_FORMATS, f"{key}.access_log", ctx),
+        access_log_path=_string(f.get("access_log_path", ""), f"{key}.access_log_path", ctx),
+        pool_max_idle=_int(f.get("pool_max_idle", d.pool_max_idle), f"{key}.pool_max_idle", ctx, minimum=0),
+        pool_idle_timeout=_seconds(f.get("pool_idle_timeout", d.pool_idle_timeout), f"{key}.pool_idle_timeout", ctx),
+        pool_max_requests=_int(f.get("pool_max_requests", d.pool_max_requests), f"{key}.pool_max_requests", ctx,
+                               minimum=1),
     )
 
 

@@ -97,6 +97,53 @@ class Listener:
         return f"{host}:{self.port}"
 
 
+# HTTP mode limits and timeouts. Sizes: nginx's large_client_header_buffers (8 KiB lines) and HAProxy's
+# tune.bufsize-bound header section (64 KiB here, per the rsp issue). Times: nginx client_header_timeout
+# is 60 s, HAProxy `timeout http-request` is commonly 10 s: we use 10 s for the whole head (slowloris).
+DEFAULT_HEADER_TIMEOUT = 10.0
+# nginx client_body_timeout / proxy_read_timeout default to 60 s between two reads.
+DEFAULT_BODY_TIMEOUT = 60.0
+DEFAULT_RESPONSE_TIMEOUT = 60.0
+# nginx keepalive_timeout 75 s; HAProxy `timeout http-keep-alive` commonly 1-10 s. 60 s keeps idle
+# browsers' connections without holding sockets for long.
+DEFAULT_KEEPALIVE_TIMEOUT = 60.0
+# nginx client_max_body_size defaults to 1 MiB; a hosting platform uploads more, so 100 MiB.
+DEFAULT_MAX_BODY = 100 * 1024 * 1024
+# Upstream keep-alive pool: nginx `keepalive 32` is the documented example; keepalive_requests 1000 and
+# keepalive_timeout 60 s are nginx's defaults.
+DEFAULT_POOL_MAX_IDLE = 32
+DEFAULT_POOL_IDLE_TIMEOUT = 60.0
+DEFAULT_POOL_MAX_REQUESTS = 1000
+ACCESS_LOG_FORMATS = ("combined", "json", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One routing rule: every given condition must match; the first matching rule wins."""
+
+    pool: str
+    host: str = ""  # "" any; "example.com" exact; "*.example.com" any subdomain (not the apex)
+    path_prefix: str = ""  # "" any
+    methods: frozenset[str] = frozenset()  # empty: any
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    max_body_size: int = DEFAULT_MAX_BODY
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is kept and appended to
+    forwarded: bool = False  # add RFC 7239 Forwarded
+    via: bool = True  # add Via: 1.1 rsp (RFC 9110 §7.6.3)
+    access_log: str = "combined"  # one of ACCESS_LOG_FORMATS
+    access_log_path: str = ""  # "" = stdout
+    pool_max_idle: int = DEFAULT_POOL_MAX_IDLE
+    pool_idle_timeout: float = DEFAULT_POOL_IDLE_TIMEOUT
+    pool_max_requests: int = DEFAULT_POOL_MAX_REQUESTS
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     connect: float = DEFAULT_CONNECT_TIMEOUT
@@ -114,6 +161,8 @@ class Config:
     low_water: int = DEFAULT_LOW_WATER
     admin_socket: str = ""  # Unix socket path for the runtime API; "" disables it
     log_level: str = "info"
+    routes: tuple[Route, ...] = ()
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     def pool_for(self, listener: Listener) -> Pool:
         return self.pools[listener.pool]
