@@ -21,6 +21,10 @@ HOOK_EVERY = 10_000
 # A config's tables are tiny; 64 MiB stops a runaway allocation long before it hurts the host.
 MAX_CONFIG_MEMORY = 64 * 1024 * 1024
 
+# Lua cuts chunk names to 60 bytes (LUA_IDSIZE), which would truncate long paths in error messages:
+# run under this short token and substitute the path afterwards.
+CHUNK_TOKEN = "<config>"
+
 # Runs a chunk in a fresh environment that records the line of each global's first assignment,
 # so that a validation error can name the Lua line of the offending key.
 _RUNNER = """
@@ -88,13 +92,14 @@ def run_config_chunk(source: str, chunkname: str) -> ChunkResult:
     )
     try:
         runner = lua.execute(_RUNNER)
-        result = runner(source, "@" + chunkname, MAX_CONFIG_INSTRUCTIONS, HOOK_EVERY)
+        result = runner(source, "=" + CHUNK_TOKEN, MAX_CONFIG_INSTRUCTIONS, HOOK_EVERY)
     except lupa.LuaMemoryError as exc:
         raise LuaChunkError(f"{chunkname}: config exceeded its memory limit ({MAX_CONFIG_MEMORY} bytes)") from exc
     except lupa.LuaError as exc:
         raise LuaChunkError(str(exc)) from exc
     if not result[0]:
-        message = str(result[1])
+        # Lua names the chunk "<config>:LINE:"; put the real path back in full.
+        message = str(result[1]).replace(CHUNK_TOKEN + ":", chunkname + ":")
         if "not enough memory" in message:
             message = f"{chunkname}: config exceeded its memory limit ({MAX_CONFIG_MEMORY} bytes)"
         raise LuaChunkError(message)
