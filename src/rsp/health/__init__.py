@@ -1,0 +1,1 @@
+"""Backend health: the rise/fall policy (pure), outlier detection (pure) and the active checker (asyncio)."""

@@ -1,0 +1,1 @@
+"""Upstream side: runtime records of backends (records.py) and connection pools."""

@@ -1,0 +1,94 @@
+"""The mutable runtime record of one backend.
+
+One `BackendRecord` exists per configured backend (per `rsp.config.model.Backend` of a pool). It sits on the
+hot path: the balancer reads it on every pick and the proxy updates its counters on every connection, so it
+uses `__slots__` and plain attributes.
+
+Who writes what:
+- the proxy: `active` (+1 on connect, -1 on close) and `total` (+1 on connect);
+- the health checker (rsp.health.checker): `up` and `last_check`;
+- the outlier detector (rsp.health.passive): `up` and `failures` (the proxy reports failures to it and does
+  not touch `failures` itself);
+- the runtime API: `draining` and `weight`.
+Whoever changes `up`, `draining` or `weight` calls the pool balancer's `update()` afterwards.
+"""
+
+from __future__ import annotations
+
+from rsp.config.model import Backend, Pool
+
+STATE_UP = "up"
+STATE_DOWN = "down"
+STATE_DRAIN = "drain"
+
+
+class BackendRecord:
+    """Runtime state of one backend of pool `pool`, at position `index` (0-based) of `pool.backends`."""
+
+    __slots__ = (
+        "active",
+        "draining",
+        "failures",
+        "index",
+        "last_check",
+        "name",
+        "pool",
+        "spec",
+        "total",
+        "up",
+        "weight",
+    )
+
+    def __init__(self, spec: Backend, index: int, pool: str) -> None:
+        self.spec = spec
+        self.index = index
+        self.pool = pool
+        # The display name of logs and the runtime API: the configured name, else `pool/N` with N counted
+        # from 1 like HAProxy's server ids (`web/1` is the first backend of pool `web`).
+        self.name = spec.name or f"{pool}/{index + 1}"
+        # HAProxy starts servers UP and lets the checks take them down; so do we.
+        self.up = True
+        self.draining = False
+        self.active = 0
+        self.total = 0
+        self.failures = 0
+        self.last_check = ""  # "" until the first active check: then "ok", "timeout", "status 500", ...
+        self.weight = spec.weight  # effective weight; the runtime API may change it (then call update())
+
+    def available(self) -> bool:
+        """May take a new connection now: up, not draining, and below its connection limit."""
+        return (
+            self.up
+            and not self.draining
+            and (self.spec.max_conns == 0 or self.active < self.spec.max_conns)
+        )
+
+    @property
+    def status(self) -> str:
+        """"up", "down" or "drain". Draining is an operator's decision and is shown even when the backend
+        is also down (HAProxy shows its MAINT/DRAIN admin states over the operational state too)."""
+        if self.draining:
+            return STATE_DRAIN
+        return STATE_UP if self.up else STATE_DOWN
+
+    def snapshot(self) -> dict[str, object]:
+        """A plain dict for the runtime API and the stats page."""
+        return {
+            "name": self.name,
+            "address": self.spec.address,
+            "state": self.status,
+            "active": self.active,
+            "total": self.total,
+            "failures": self.failures,
+            "last_check": self.last_check,
+            "weight": self.weight,
+            "backup": self.spec.backup,
+        }
+
+    def __repr__(self) -> str:
+        return f"<BackendRecord {self.name} {self.spec.address} {self.status} active={self.active}>"
+
+
+def records_for(pool: Pool) -> tuple[BackendRecord, ...]:
+    """One fresh record per backend of `pool`, in declaration order."""
+    return tuple(BackendRecord(spec, index, pool.name) for index, spec in enumerate(pool.backends))
