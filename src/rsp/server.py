@@ -17,9 +17,11 @@ from rsp.config.model import Config
 from rsp.errors import StartupError
 from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger
+from rsp.proxy.access_log import AccessLog
+from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
-from rsp.transport.listener import Acceptor, bind_listener
+from rsp.transport.listener import LISTEN_BACKLOG, Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
 
 # Housekeeping period: idle timeouts are enforced to within one tick (HAProxy's timers are ms-precise,
@@ -37,13 +39,21 @@ class Server:
         self.proxies: list[TcpProxy] = []
         self.acceptors: list[Acceptor] = []
         self.shared = SharedBuffer(config.high_water)
-        self.tick_interval = min(MAX_TICK, config.timeouts.idle / 4)
+        shortest = config.timeouts.idle
+        if any(lst.mode == "http" for lst in config.listeners):
+            h = config.http
+            shortest = min(shortest, h.header_timeout, h.body_timeout, h.response_timeout, h.keepalive_timeout)
+        self.tick_interval = min(MAX_TICK, shortest / 4)
         self._tick_handle: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._draining = False
         self._drain_deadline = 0.0
         self.admin: asyncio.AbstractServer | None = None
         self.checkers: list[HealthChecker] = []
+        self.http_proxies: list[HttpProxy] = []
+        self.http_sockets: list[socket.socket] = []
+        self.http_servers: list[asyncio.AbstractServer] = []
+        self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     # -- start ---------------------------------------------------------------------------------------
@@ -60,13 +70,20 @@ class Server:
                 sock.close()
             raise
         for listener, sock in zip(self.config.listeners, sockets, strict=True):
-            if listener.mode != "tcp":
-                for s in sockets:
-                    s.close()
-                raise StartupError(f"listener {listener.address}: mode '{listener.mode}' is not available yet")
+            if listener.mode == "http":
+                if self.access_log is None:
+                    self.access_log = AccessLog(self.config.http.access_log, self.config.http.access_log_path)
+                http = HttpProxy(self.loop, self.config, self.pools, listener.pool, self.access_log)
+                self.http_proxies.append(http)
+                self.http_sockets.append(sock)
+                continue
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
             self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
+        for http, sock in zip(self.http_proxies, self.http_sockets, strict=True):
+            # uvloop accepts and builds transports in C: no Python per accept but the protocol itself.
+            server = await self.loop.create_server(http.protocol_factory, sock=sock, backlog=LISTEN_BACKLOG)
+            self.http_servers.append(server)
         if self.config.admin_socket:
             try:
                 self.admin = await start_admin_socket(self.config.admin_socket, self.pools)
@@ -85,13 +102,16 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.request_shutdown, sig)
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
-        for acceptor in self.acceptors:
-            self.out.write(f"Started.  Listening on port {acceptor.port}.\n")
+        for port in self.ports:
+            self.out.write(f"Started.  Listening on port {port}.\n")
         self.out.flush()
 
     @property
     def ports(self) -> list[int]:
-        return [a.port for a in self.acceptors]
+        """Bound ports in the order of the config's listeners."""
+        tcp = iter(a.port for a in self.acceptors)
+        http = iter(int(s.getsockname()[1]) for s in self.http_sockets)
+        return [next(http) if lst.mode == "http" else next(tcp) for lst in self.config.listeners]
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None
@@ -102,17 +122,13 @@ class Server:
     # -- housekeeping --------------------------------------------------------------------------------
     def _tick(self) -> None:
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
-        idle_limit = self.config.timeouts.idle
-        interval = self.tick_interval
         for proxy in self.proxies:
-            for relay in list(proxy.relays):
-                if relay.activity != relay.idle_seen:
-                    relay.idle_seen = relay.activity
-                    relay.idle_ticks = 0
-                    continue
-                relay.idle_ticks += 1
-                if relay.idle_ticks * interval >= idle_limit:
-                    relay.close("idle timeout")
+            proxy.sweep_idle(self.config.timeouts.idle, self.tick_interval)
+        now = self.loop.time()
+        for http in self.http_proxies:
+            http.tick(now)
+        if self.access_log is not None:
+            self.access_log.flush()
         for pool in self.pools.values():
             pool.tick()
         if self._draining:
@@ -120,7 +136,7 @@ class Server:
 
     # -- stop ----------------------------------------------------------------------------------------
     def live_connections(self) -> int:
-        return sum(p.live_connections() for p in self.proxies)
+        return sum(p.live_connections() for p in self.proxies) + sum(h.live_connections() for h in self.http_proxies)
 
     def request_shutdown(self, sig: int | None = None) -> None:
         """Stop accepting; let live connections finish up to the drain timeout."""
@@ -133,6 +149,10 @@ class Server:
                           name, live, self.config.timeouts.drain)
         for acceptor in self.acceptors:
             acceptor.stop()
+        for server in self.http_servers:
+            server.close()
+        for http in self.http_proxies:
+            http.begin_drain()
         self._drain_deadline = self.loop.time() + self.config.timeouts.drain
         # Check often while draining so that exit follows the last connection closely.
         self.tick_interval = min(self.tick_interval, 0.1)
@@ -146,9 +166,16 @@ class Server:
             get_logger().warning("drain timeout: closing %d connection(s)", live)
             for proxy in self.proxies:
                 proxy.close_all("shutdown")
+            for http in self.http_proxies:
+                http.close_all()
         self._finish()
 
     def _finish(self) -> None:
+        for http in self.http_proxies:
+            for pool in http.idle_pools.values():
+                pool.close_all()
+        if self.access_log is not None:
+            self.access_log.close()
         if self.admin is not None:
             self.admin.close()
             self.admin = None

@@ -57,6 +57,18 @@ class TcpProxy:
     def live_connections(self) -> int:
         return len(self.relays) + len(self.sessions)
 
+    def sweep_idle(self, idle_limit: float, interval: float) -> None:
+        """Close relays with no I/O for `idle_limit` seconds, measured in ticks of `interval` seconds:
+        a counter comparison per relay per tick, no timer per connection."""
+        for relay in list(self.relays):
+            if relay.activity != relay.idle_seen:
+                relay.idle_seen = relay.activity
+                relay.idle_ticks = 0
+                continue
+            relay.idle_ticks += 1
+            if relay.idle_ticks * interval >= idle_limit:
+                relay.close("idle timeout")
+
     def close_all(self, reason: str) -> None:
         for session in list(self.sessions):
             session.abort()

@@ -1,0 +1,185 @@
+"""Upstream side of HTTP mode: one keep-alive connection to a backend, and the idle pool per backend.
+
+A connection belongs to at most one exchange at a time. Between exchanges it waits in its backend's idle
+pool (nginx `keepalive`, HAProxy `http-reuse safe`); bytes or EOF from an idle connection mean the backend
+closed it or broke framing, so it is dropped, never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final, cast
+
+from rsp.errors import ProtocolError
+from rsp.http1.parser import ResponseParser
+from rsp.upstream.records import BackendRecord
+
+if TYPE_CHECKING:
+    from rsp.proxy.http_proxy import Exchange
+
+# Response bytes buffered for a paused client before we stop reading the backend: asyncio's own default
+# high-water mark is 64 KiB; the relay's 256 KiB keeps bulk responses flowing between pauses.
+UPSTREAM_READ_PAUSE: Final = 256 * 1024
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "requests", "transport")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, record: BackendRecord, pool: IdlePool) -> None:
+        self.loop = loop
+        self.record = record
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self.parser = ResponseParser()
+        self.requests = 0
+        self.idle_since = 0.0
+        self.closed = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            # Idle connection talking out of turn: framing is broken or the backend is closing.
+            self.close()
+            return
+        if exchange.tunnel:
+            exchange.client.tunnel_to_client(data)
+            return
+        try:
+            events = self.parser.feed(data)
+        except ProtocolError as exc:
+            exchange.upstream_failed(f"invalid response: {exc}", protocol_error=True)
+            return
+        client = exchange.client
+        client.cork()
+        try:
+            for event in events:
+                exchange.on_response_event(event)
+                if self.exchange is not exchange:  # the exchange ended (or failed) inside the handler
+                    break
+        finally:
+            client.uncork()
+
+    def eof_received(self) -> bool | None:
+        exchange = self.exchange
+        if exchange is not None:
+            if exchange.tunnel:
+                exchange.client.tunnel_eof_from_upstream()
+                return True  # keep our write side open: the client may still be sending
+            try:
+                events = self.parser.feed(b"")
+            except ProtocolError as exc:
+                exchange.upstream_failed(f"invalid response: {exc}", protocol_error=True)
+                return None
+            for event in events:
+                exchange.on_response_event(event)
+            if self.exchange is exchange:
+                exchange.upstream_failed("backend closed the connection")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.discard(self)
+        exchange = self.exchange
+        if exchange is not None:
+            self.exchange = None
+            if exchange.tunnel:
+                exchange.client.tunnel_closed()
+            else:
+                exchange.upstream_failed("backend connection lost" + (f": {exc}" if exc else ""))
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.resume_reading()
+
+    # -- used by the exchange ------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def write_eof(self) -> None:
+        """Half-close toward the backend (tunnels): flushed after what is queued."""
+        if self.transport is not None and not self.closed and self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.exchange = None
+        if not self.closed:
+            self.closed = True
+            self.pool.discard(self)
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        self.exchange = None
+        if not self.closed:
+            self.closed = True
+            self.pool.discard(self)
+            if self.transport is not None:
+                self.transport.abort()
+
+
+class IdlePool:
+    """Idle keep-alive connections to one backend, most recently used first (warm sockets, and the
+    oldest age out: nginx's keepalive cache does the same)."""
+
+    __slots__ = ("idle", "idle_timeout", "max_idle", "max_requests")
+
+    def __init__(self, max_idle: int, idle_timeout: float, max_requests: int) -> None:
+        self.idle: list[UpstreamConnection] = []
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self.max_requests = max_requests
+
+    def take(self) -> UpstreamConnection | None:
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    def put(self, conn: UpstreamConnection, now: float) -> None:
+        """Keep `conn` for reuse, or close it when the pool is full or it has served its quota."""
+        conn.exchange = None
+        if conn.closed or conn.requests >= self.max_requests or len(self.idle) >= self.max_idle:
+            conn.close()
+            return
+        conn.idle_since = now
+        conn.parser = ResponseParser()
+        self.idle.append(conn)
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+
+    def expire(self, now: float) -> None:
+        limit = now - self.idle_timeout
+        for conn in [c for c in self.idle if c.idle_since < limit]:
+            conn.close()
+
+    def close_all(self) -> None:
+        for conn in list(self.idle):
+            conn.close()
+
+
+ConnectDone = Callable[[UpstreamConnection | None, str], None]
