@@ -1,0 +1,285 @@
+"""Heads and body framing as rsp forwards them (RFC 9110 §7.6, RFC 9112 §6, §7, §9).
+
+Requests go to the backend as HTTP/1.1 with:
+- every hop-by-hop field removed: Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
+  Transfer-Encoding, Upgrade, and every field the Connection field names (RFC 9110 §7.6.1);
+  `Transfer-Encoding: chunked` is written again when the body is chunked (rsp re-chunks it),
+  `Upgrade` and `Connection: upgrade` when the request is forwarded as a protocol switch;
+- X-Forwarded-For / -Proto / -Host: from a peer that is not a trusted proxy, whatever the client sent
+  is dropped and replaced by what rsp saw; from a trusted proxy, X-Forwarded-For is extended and the
+  other two are kept when present. RFC 7239 `Forwarded` on request, same trust rule;
+- `Via: <received-protocol> rsp` (RFC 9110 §7.6.3), appended after any Via the client sent;
+- Host as received, except for an absolute-form target: that is rewritten to origin-form and Host is
+  set from its authority, as RFC 9112 §3.2.2 requires of a proxy.
+
+Responses go to the client with hop-by-hop fields removed the same way, `Via` optionally, the framing
+rsp will write (`response_framing()` decides it) and a `Connection` field when the keep-alive decision
+needs saying. Body bytes are never re-parsed: the parsers hand out `Data`, these helpers frame it.
+"""
+
+from __future__ import annotations
+
+from rsp.http1.events import Headers, RequestHead, ResponseHead
+
+# Hop-by-hop fields (RFC 9110 §7.6.1), plus Proxy-Connection (never standard, still sent by old clients;
+# RFC 9112 Appendix C.2.2 has recipients treat it as hop-by-hop) and Keep-Alive (RFC 2068 §19.7.1).
+HOP_BY_HOP = frozenset(
+    (
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    )
+)
+_XFF = b"x-forwarded-for"
+_XFP = b"x-forwarded-proto"
+_XFH = b"x-forwarded-host"
+_FORWARDED = b"forwarded"
+_HOST = b"host"
+_UPGRADE = b"upgrade"
+_CONTENT_LENGTH = b"content-length"
+# Rebuilt by rsp on every request: what the client sent is dropped (or, from a trusted proxy, extended).
+_REBUILT = frozenset((_XFF, _XFP, _XFH, _FORWARDED))
+VIA_PSEUDONYM = b"rsp"
+
+
+def request_head(
+    head: RequestHead,
+    client_ip: str,
+    *,
+    trusted: bool = False,
+    forwarded: bool = False,
+    via: bool = True,
+    proto: bytes = b"http",
+    tunnel: bool | None = None,
+    close: bool = False,
+    fallback_host: bytes = b"",
+) -> bytes:
+    """The request head to send to the backend (HTTP/1.1).
+
+    client_ip: the peer address as the socket reports it (no port); b"unknown" is written for "".
+    trusted: the peer is a trusted proxy: its X-Forwarded-For / Forwarded are extended and its
+        X-Forwarded-Proto / -Host kept; otherwise all four are replaced by what rsp saw.
+    forwarded: also write RFC 7239 Forwarded. via: write `Via: <version> rsp`.
+    proto: X-Forwarded-Proto and Forwarded proto of the listener (b"http" or b"https").
+    tunnel: forward the protocol switch (Upgrade + Connection: upgrade); by default when `head.upgrade`.
+    close: ask the backend to close after this request; by default its connection stays reusable.
+    fallback_host: Host to send when the request has none (HTTP/1.0); Host is mandatory in the
+        HTTP/1.1 request rsp sends (RFC 9112 §3.2), and b"" is a valid empty Host.
+    The body goes after it framed as `head.body`: Data bytes as they are for "length", through
+    `encode_chunk()` and `last_chunk()` for "chunked".
+    """
+    target = head.target
+    rewrite_host = False
+    if target[0] != 47 and target != b"*" and head.method != b"CONNECT":
+        # absolute-form -> origin-form; Host from the authority (RFC 9112 §3.2.2).
+        rest = target[target.index(b"://") + 3 + len(head.host) :]
+        if rest[:1] != b"/":
+            rest = b"/" + rest
+        target = rest
+        rewrite_host = True
+    if tunnel is None:
+        tunnel = head.upgrade is not None
+
+    drop: frozenset[bytes] = HOP_BY_HOP
+    connection = head.connection
+    if connection and not HOP_BY_HOP.issuperset(connection):
+        drop = HOP_BY_HOP.union(connection)
+
+    parts = [head.method, b" ", target, b" HTTP/1.1\r\n"]
+    append = parts.append
+    prior_xff: list[bytes] = []
+    prior_xfp = prior_xfh = b""
+    prior_forwarded: list[bytes] = []
+    saw_host = False
+    for name, value in head.headers:
+        lowered = name.lower()
+        if lowered in drop:
+            continue
+        if lowered in _REBUILT:
+            if trusted:
+                if lowered == _XFF:
+                    prior_xff.append(value)
+                elif lowered == _FORWARDED:
+                    prior_forwarded.append(value)
+                elif lowered == _XFP:
+                    prior_xfp = value
+                else:
+                    prior_xfh = value
+            continue
+        if lowered == _HOST:
+            saw_host = True
+            if rewrite_host:
+                value = head.host
+        elif lowered == _CONTENT_LENGTH:
+            # Canonical decimal: "010" is ten to RFC 9110 but eight to a strtoll(, , 0) backend
+            # (HTTP Garden server bug 32).
+            value = _decimal(value)
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
+    if not saw_host:
+        append(b"Host: ")
+        append(head.host if rewrite_host else fallback_host)
+        append(b"\r\n")
+    if head.body.kind == "chunked":
+        append(b"Transfer-Encoding: chunked\r\n")
+    if tunnel and head.upgrade is not None:
+        append(b"Upgrade: ")
+        append(head.upgrade)
+        append(b"\r\nConnection: upgrade\r\n")
+    elif close:
+        append(b"Connection: close\r\n")
+
+    peer = client_ip.encode("ascii") if client_ip else b"unknown"
+    prior_xff.append(peer)
+    append(b"X-Forwarded-For: ")
+    append(b", ".join(prior_xff))
+    append(b"\r\nX-Forwarded-Proto: ")
+    append(prior_xfp or proto)
+    host = prior_xfh or head.host
+    if host:
+        append(b"\r\nX-Forwarded-Host: ")
+        append(host)
+    append(b"\r\n")
+    if forwarded:
+        prior_forwarded.append(forwarded_element(peer, head.host, proto))
+        append(b"Forwarded: ")
+        append(b", ".join(prior_forwarded))
+        append(b"\r\n")
+    elif prior_forwarded:
+        append(b"Forwarded: ")
+        append(b", ".join(prior_forwarded))
+        append(b"\r\n")
+    if via:
+        append(b"Via: ")
+        append(head.version)
+        append(b" " + VIA_PSEUDONYM + b"\r\n")
+    append(b"\r\n")
+    return b"".join(parts)
+
+
+def _decimal(value: bytes) -> bytes:
+    """A Content-Length value the parser validated (1 to 18 digits), without leading zeros."""
+    return value.lstrip(b"0") or b"0"
+
+
+def forwarded_element(peer: bytes, host: bytes, proto: bytes) -> bytes:
+    """One RFC 7239 forwarded-element: for=...;host=...;proto=... (§4, §6: IPv6 in quoted brackets)."""
+    node = b'"[' + peer + b']"' if b":" in peer else peer
+    element = b"for=" + node
+    if host:
+        element += b";host=" + host if _is_token(host) else b';host="' + host + b'"'
+    return element + b";proto=" + proto
+
+
+def _is_token(value: bytes) -> bool:
+    return all(byte in _TCHARS for byte in value)
+
+
+_TCHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def response_head(
+    head: ResponseHead,
+    *,
+    request: RequestHead,
+    keep_alive: bool,
+    chunked: bool,
+    via: bool = False,
+    upgrade: bool = False,
+) -> bytes:
+    """The response head to send to the client (always an HTTP/1.1 status line, RFC 9110 §2.5).
+
+    request: the request it answers. keep_alive: whether the client connection stays open after this
+        response (`Connection: close` is written when not; `Connection: keep-alive` for an HTTP/1.0
+        client when it does). Interim 1xx heads get neither.
+    chunked: the body will be written through encode_chunk()/last_chunk() (`Transfer-Encoding: chunked`
+        is written; never for an HTTP/1.0 client, which cannot read it, RFC 9112 §7).
+    upgrade: the connection switches protocols (101): the backend's Upgrade is kept with
+        `Connection: upgrade`.
+    `response_framing()` gives the usual choice of `chunked` and `keep_alive`.
+    """
+    status = head.status
+    drop: frozenset[bytes] = HOP_BY_HOP
+    if head.connection and not HOP_BY_HOP.issuperset(head.connection):
+        drop = HOP_BY_HOP.union(head.connection)
+    parts = [b"HTTP/1.1 ", _STATUS_BYTES.get(status) or str(status).encode("ascii"), b" ", head.reason, b"\r\n"]
+    append = parts.append
+    upgrade_value = b""
+    for name, value in head.headers:
+        lowered = name.lower()
+        if lowered in drop:
+            if lowered == _UPGRADE:
+                upgrade_value = value
+            continue
+        if lowered == _CONTENT_LENGTH:
+            value = _decimal(value)
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
+    if chunked and status >= 200:
+        append(b"Transfer-Encoding: chunked\r\n")
+    if upgrade:
+        if upgrade_value:
+            append(b"Upgrade: ")
+            append(upgrade_value)
+            append(b"\r\n")
+        append(b"Connection: upgrade\r\n")
+    elif status >= 200:
+        if not keep_alive:
+            append(b"Connection: close\r\n")
+        elif request.version != b"1.1":
+            append(b"Connection: keep-alive\r\n")
+    if via:
+        append(b"Via: ")
+        append(head.version)
+        append(b" " + VIA_PSEUDONYM + b"\r\n")
+    append(b"\r\n")
+    return b"".join(parts)
+
+
+_STATUS_BYTES = {status: str(status).encode("ascii") for status in range(100, 600)}
+
+
+def response_framing(head: ResponseHead, request: RequestHead, *, close: bool = False) -> tuple[bool, bool]:
+    """(chunked, keep_alive) for sending `head`'s body to the client of `request`.
+
+    A chunked or close-delimited body goes to an HTTP/1.1 client chunked (so the client connection
+    outlives a backend that closes), to an HTTP/1.0 client close-delimited. The client connection stays
+    open when the request allowed it, rsp does not want to `close`, and the body is not close-delimited.
+    """
+    kind = head.body.kind
+    if head.status < 200:
+        return False, True
+    client_11 = request.version == b"1.1"
+    chunked = client_11 and (kind == "chunked" or kind == "close")
+    until_close = (kind == "chunked" or kind == "close") and not client_11
+    return chunked, request.keep_alive and not close and not until_close
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of the chunked coding (RFC 9112 §7.1). Empty data gives b"" (a zero-size chunk would
+    end the body)."""
+    if not data:
+        return b""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def last_chunk(trailers: Headers = ()) -> bytes:
+    """The last chunk and the trailer section (RFC 9112 §7.1.2), ending the chunked body."""
+    if not trailers:
+        return LAST_CHUNK
+    parts = [b"0\r\n"]
+    for name, value in trailers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)

@@ -1,0 +1,747 @@
+"""Sans-IO HTTP/1.1 parsers: bytes in, events out (RFC 9112).
+
+API (one call per `data_received`, the shape an asyncio Protocol wants):
+
+    parser = RequestParser()
+    for event in parser.feed(data):      # data=b"" means the peer closed (EOF)
+        ...                              # RequestHead, Data*, EndOfMessage, next RequestHead...
+
+`feed()` returns every event the bytes complete, in order, across pipelined messages; a list is cheaper
+than an h11-style `next_event()` loop (one call and one list per read instead of one call per event plus
+a NEED_DATA sentinel). On a protocol violation it raises `rsp.errors.ProtocolError` whose `status` is
+the answer to give (400, 414, 431, 501, 505 for requests; always 502 for responses); events completed
+earlier in the same call are lost with it, so the connection must be answered and closed. The parser
+is unusable afterwards.
+
+After a request that asks to switch protocols (`head.upgrade`, or method CONNECT) and after a 101 or a
+2xx-to-CONNECT response, the parser pauses: later bytes are kept, not parsed. `take_trailing_data()`
+returns them when the switch happens (they belong to the tunnel); `resume()` parses them as HTTP when
+it does not (the backend refused the upgrade). After a message that ends the connection
+(`keep_alive` false) the parser ignores everything else: nothing after it may reach a backend.
+
+Bodies are handed out as `Data` holding slices of the received bytes (the very object received when a
+read is all body); nothing is copied twice. Heads are parsed with compiled regular expressions over the
+whole head at once; see rsp/http1/README.md for the measurements behind that choice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import NoReturn
+
+from rsp.errors import ProtocolError
+from rsp.http1 import fields
+from rsp.http1.events import (
+    CHUNKED,
+    END_OF_MESSAGE,
+    NO_BODY,
+    UNTIL_CLOSE,
+    Data,
+    EndOfMessage,
+    Event,
+    Framing,
+    make_request_head,
+    make_response_head,
+)
+from rsp.http1.fields import FIELD_LINE_RE, QUOTED_STRING, TCHAR
+from rsp.http1.limits import (
+    MAX_CHUNK_LINE,
+    MAX_CHUNK_SIZE_DIGITS,
+    MAX_CONTENT_LENGTH_DIGITS,
+    MAX_HEADER_COUNT,
+    MAX_HEADER_SECTION,
+    MAX_REQUEST_LINE,
+    MAX_STATUS_LINE,
+    MAX_TRAILER_COUNT,
+    MAX_TRAILER_SECTION,
+)
+
+# request-line = method SP request-target SP HTTP-version (RFC 9112 §3). The target is restricted to
+# visible ASCII without "#": a fragment is never sent (RFC 9112 §3.2), bytes above 0x7E are not URI
+# characters (RFC 3986 §2), and HAProxy refuses both by default too.
+_REQUEST_LINE_RE = re.compile(rb"([%s]+) ([\x21\x22\x24-\x7e]+) HTTP/([0-9]\.[0-9])" % TCHAR)
+_LOOSE_VERSION_RE = re.compile(rb"[^ ]+ [^ ]+ HTTP/[0-9]\.[0-9]")
+# status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4). A missing SP after the
+# code is tolerated: the reason is optional and some servers drop the space with it.
+_STATUS_LINE_RE = re.compile(rb"HTTP/([0-9]\.[0-9]) ([1-5][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?")
+# absolute-form (RFC 9112 §3.2.2): only http and https URIs mean anything to a reverse proxy.
+_ABSOLUTE_RE = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?]*)([/?].*)?", re.DOTALL)
+# authority-form (RFC 9112 §3.2.3): uri-host ":" port, the port is required.
+_AUTHORITY_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+):[0-9]+")
+# chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1, §7.1.1). chunk-ext = *( BWS ";" BWS name
+# [ BWS "=" BWS value ] ): BWS is something "a sender MUST NOT generate" and whitespace around chunk
+# sizes is a known desync vector (HTTP Garden transducer bug 24), so none is accepted, as in llhttp.
+_CHUNK_LINE_RE = re.compile(
+    rb"([0-9A-Fa-f]{1,%d})(?:;[%s]+(?:=(?:[%s]+|%s))?)*" % (MAX_CHUNK_SIZE_DIGITS, TCHAR, TCHAR, QUOTED_STRING)
+)
+
+# Fields acted on while parsing. b"" is the marker FIELD_LINE_RE gives a line outside the grammar.
+_BAD, _HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT = range(7)
+_SPECIAL = {
+    b"": _BAD,
+    b"host": _HOST,
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"connection": _CONNECTION,
+    b"upgrade": _UPGRADE,
+    b"expect": _EXPECT,
+}
+
+# Trailer fields that would change framing, routing or connection handling if a recipient merged them
+# into the header section (RFC 9110 §6.5.1 lists framing, routing and connection-management fields among
+# those that cannot be processed as trailers): refused.
+_FORBIDDEN_TRAILERS = frozenset(
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+    )
+)
+
+# Parser states.
+_HEAD = 0
+_LENGTH = 1
+_CHUNK_HEAD = 2
+_CHUNK_DATA = 3
+_CHUNK_END = 4
+_TRAILERS = 5
+_UNTIL_CLOSE = 6
+_PAUSED = 7  # first state that parses nothing
+_CLOSED = 8
+_DONE = 9
+# States whose next step needs a line feed: bytes without one cannot complete them.
+_LINE_STATES = frozenset((_HEAD, _CHUNK_HEAD, _TRAILERS))
+
+_CONNECT = b"CONNECT"
+_HEAD_METHOD = b"HEAD"
+_V11 = b"1.1"
+_V10 = b"1.0"
+
+
+class _MessageParser:
+    """Body framing and buffering shared by the request and response parsers."""
+
+    __slots__ = (
+        "_after_body",
+        "_buf",
+        "_more",
+        "_more_size",
+        "_remaining",
+        "_state",
+        "_status",
+        "max_header_count",
+        "max_header_section",
+        "max_start_line",
+    )
+
+    def __init__(self, status: int, max_start_line: int, max_header_section: int, max_header_count: int) -> None:
+        self._status = status  # what every framing error answers: 400 for requests, 502 for responses
+        self._state = _HEAD
+        self._buf = b""  # unparsed bytes carried to the next feed()
+        self._more: list[bytes] = []  # later reads not yet joined to _buf (see feed)
+        self._more_size = 0
+        self._remaining = 0  # body bytes left in a Content-Length body or the current chunk
+        self._after_body = _HEAD  # the state to enter when the current message ends
+        self.max_start_line = max_start_line
+        self.max_header_section = max_header_section
+        self.max_header_count = max_header_count
+
+    # -- public -----------------------------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        """True between messages with nothing buffered (the keep-alive timeout applies, not the request one)."""
+        return self._state == _HEAD and not self._buf
+
+    @property
+    def paused(self) -> bool:
+        """True after a message that may switch protocols; see take_trailing_data() and resume()."""
+        return self._state == _PAUSED
+
+    def take_trailing_data(self) -> bytes:
+        """Finish the HTTP stream and return the bytes received after the switching message."""
+        data = self._joined()
+        self._buf = b""
+        self._state = _DONE
+        return data
+
+    def resume(self) -> list[Event]:
+        """The protocol switch did not happen: parse what arrived meanwhile as HTTP."""
+        if self._state != _PAUSED:
+            return []
+        self._state = _HEAD
+        data = self._joined()
+        self._buf = b""
+        return self.feed(data) if data else []
+
+    def feed(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
+        state = self._state
+        if not data:
+            if state < _PAUSED:
+                self._eof(events)
+            self._state = _DONE
+            return events
+        if state >= _PAUSED:
+            if state == _PAUSED:
+                self._more.append(data)
+            return events
+        if self._buf:
+            if state in _LINE_STATES and b"\n" not in data:
+                # Without a LF the step cannot complete: keep the piece aside instead of copying the
+                # whole buffer once per read (a head sent one byte at a time would be quadratic).
+                self._more.append(data)
+                self._more_size += len(data)
+                self._check_partial_size(len(self._buf) + self._more_size)
+                return events
+            buf = self._joined() + data
+        else:
+            buf = data
+        pos = 0
+        end = len(buf)
+        while pos < end:
+            if state == _HEAD:
+                new = self._head(buf, pos, events)
+            elif state == _LENGTH:
+                remaining = self._remaining
+                if end - pos >= remaining:
+                    events.append(Data(buf[pos : pos + remaining]))
+                    new = pos + remaining
+                    self._end_message(events, END_OF_MESSAGE)
+                else:
+                    events.append(Data(buf[pos:] if pos else buf))
+                    self._remaining = remaining - (end - pos)
+                    new = end
+            elif state == _CHUNK_HEAD:
+                new = self._chunk_head(buf, pos)
+            elif state == _CHUNK_DATA:
+                remaining = self._remaining
+                if end - pos >= remaining:
+                    events.append(Data(buf[pos : pos + remaining]))
+                    new = pos + remaining
+                    self._state = _CHUNK_END
+                else:
+                    events.append(Data(buf[pos:] if pos else buf))
+                    self._remaining = remaining - (end - pos)
+                    new = end
+            elif state == _CHUNK_END:
+                if end - pos < 2:
+                    if buf[pos] != 13:
+                        raise ProtocolError("chunk data not followed by CRLF (RFC 9112 §7.1)", self._status)
+                    break
+                if buf[pos] != 13 or buf[pos + 1] != 10:
+                    raise ProtocolError("chunk data not followed by CRLF (RFC 9112 §7.1)", self._status)
+                new = pos + 2
+                self._state = _CHUNK_HEAD
+            elif state == _TRAILERS:
+                new = self._trailers(buf, pos, events)
+            elif state == _UNTIL_CLOSE:
+                events.append(Data(buf[pos:] if pos else buf))
+                new = end
+            else:  # paused or closed by the message that just ended
+                if state == _PAUSED:
+                    self._more.append(buf[pos:])
+                pos = end
+                break
+            if new == pos:  # the step needs more bytes
+                break
+            pos = new
+            state = self._state
+        self._buf = buf[pos:] if pos < end else b""
+        if self._buf and self._state >= _PAUSED:
+            if self._state == _PAUSED:
+                self._more.append(self._buf)
+            self._buf = b""
+        return events
+
+    # -- buffering --------------------------------------------------------------------------------
+
+    def _joined(self) -> bytes:
+        if self._more:
+            self._buf = self._buf + b"".join(self._more)
+            self._more = []
+            self._more_size = 0
+        return self._buf
+
+    def _check_partial_size(self, size: int) -> None:
+        """Refuse an incomplete line or section that already exceeds its limit."""
+        state = self._state
+        if state == _HEAD:
+            line_end = self._buf.find(b"\r\n")
+            if line_end < 0:
+                if size > self.max_start_line:
+                    self._start_line_too_long()
+            elif size - line_end - 2 > self.max_header_section:
+                raise ProtocolError("header section too large", self._too_large_status())
+        elif state == _CHUNK_HEAD:
+            if size > MAX_CHUNK_LINE:
+                raise ProtocolError("chunk header line too long", self._status)
+        elif size > MAX_TRAILER_SECTION:
+            raise ProtocolError("trailer section too large", self._too_large_status())
+
+    def _too_large_status(self) -> int:
+        return 431 if self._status == 400 else self._status
+
+    def _start_line_too_long(self) -> NoReturn:
+        raise ProtocolError("start line too long", 414 if self._status == 400 else self._status)
+
+    def _incomplete_head(self, buf: bytes, pos: int) -> None:
+        """Checks on a head whose end has not arrived yet: limits, bare LF (which would never end it), and
+        the lines already complete, so that a broken head is refused now rather than at its end."""
+        size = len(buf) - pos
+        line_end = buf.find(b"\r\n", pos)
+        if line_end < 0:
+            if size > self.max_start_line:
+                self._start_line_too_long()
+        else:
+            if line_end - pos > self.max_start_line:
+                self._start_line_too_long()
+            if size - (line_end - pos) - 2 > self.max_header_section:
+                raise ProtocolError("header section too large", self._too_large_status())
+            if buf.count(b"\r\n", pos) > self.max_header_count + 1:
+                raise ProtocolError(f"more than {self.max_header_count} field lines", self._too_large_status())
+        if buf.count(b"\n", pos) != buf.count(b"\r\n", pos):
+            raise ProtocolError("bare LF line ending (RFC 9112 §2.2)", self._status)
+        if line_end >= 0:
+            self._check_start_line(buf, pos, line_end)
+            if buf.find(b"\r\n ", line_end) >= 0 or buf.find(b"\r\n\t", line_end) >= 0:
+                raise ProtocolError("obs-fold (line folding) is not accepted (RFC 9112 §5.2)", self._status)
+            last = buf.rfind(b"\r\n", pos)
+            if last > line_end:
+                fields.parse_fields(buf, line_end + 2, last + 2, self.max_header_count, self._status)
+
+    def _check_start_line(self, buf: bytes, pos: int, line_end: int) -> None:
+        raise NotImplementedError
+
+    # -- framing steps ----------------------------------------------------------------------------
+
+    def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        raise NotImplementedError
+
+    def _eof(self, events: list[Event]) -> None:
+        raise NotImplementedError
+
+    def _begin_body(self, framing: Framing, events: list[Event], after: int) -> None:
+        self._after_body = after
+        kind = framing.kind
+        if kind == "none":
+            self._end_message(events, END_OF_MESSAGE)
+        elif kind == "length":
+            self._remaining = framing.length
+            self._state = _LENGTH
+        elif kind == "chunked":
+            self._state = _CHUNK_HEAD
+        else:
+            self._state = _UNTIL_CLOSE
+
+    def _end_message(self, events: list[Event], end: EndOfMessage) -> None:
+        events.append(end)
+        self._state = self._after_body
+
+    def _chunk_head(self, buf: bytes, pos: int) -> int:
+        status = self._status
+        lf = buf.find(b"\n", pos)
+        if lf < 0:
+            if len(buf) - pos > MAX_CHUNK_LINE:
+                raise ProtocolError("chunk header line too long", status)
+            if buf.find(b"\r", pos, len(buf) - 1) >= 0:
+                raise ProtocolError("bare CR in chunk header (RFC 9112 §7.1)", status)
+            return pos
+        if lf - pos > MAX_CHUNK_LINE:
+            raise ProtocolError("chunk header line too long", status)
+        if lf == pos or buf[lf - 1] != 13:
+            raise ProtocolError("chunk header not terminated by CRLF (RFC 9112 §7.1)", status)
+        match = _CHUNK_LINE_RE.fullmatch(buf, pos, lf - 1)
+        if match is None:
+            raise ProtocolError("invalid chunk size or chunk extension (RFC 9112 §7.1)", status)
+        size = int(match.group(1), 16)
+        if size:
+            self._remaining = size
+            self._state = _CHUNK_DATA
+        else:
+            self._state = _TRAILERS
+        return lf + 1
+
+    def _trailers(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        status = self._status
+        if len(buf) - pos < 2:
+            if buf[pos] == 10:
+                raise ProtocolError("bare LF after last chunk (RFC 9112 §7.1)", status)
+            return pos
+        if buf[pos] == 13 and buf[pos + 1] == 10:
+            self._end_message(events, END_OF_MESSAGE)
+            return pos + 2
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if len(buf) - pos > MAX_TRAILER_SECTION:
+                raise ProtocolError("trailer section too large", self._too_large_status())
+            if buf.count(b"\n", pos) != buf.count(b"\r\n", pos):
+                raise ProtocolError("bare LF in trailer section (RFC 9112 §2.2)", status)
+            if buf.count(b"\r\n", pos) > MAX_TRAILER_COUNT:
+                raise ProtocolError("too many trailer fields", self._too_large_status())
+            return pos
+        if end - pos > MAX_TRAILER_SECTION:
+            raise ProtocolError("trailer section too large", self._too_large_status())
+        pairs = fields.parse_fields(buf, pos, end + 2, MAX_TRAILER_COUNT, status)
+        for name, _ in pairs:
+            if name.lower() in _FORBIDDEN_TRAILERS:
+                raise ProtocolError(f"{name.decode()} is not allowed in trailers (RFC 9110 §6.5.1)", status)
+        self._end_message(events, EndOfMessage(tuple(pairs)))
+        return end + 4
+
+
+
+class RequestParser(_MessageParser):
+    """Parses the requests a client sends on one connection.
+
+    Errors carry 400, except: request line too long 414, header section too large or too many fields
+    431, unsupported transfer coding 501, HTTP version other than 1.0 / 1.1 505.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        *,
+        max_request_line: int = MAX_REQUEST_LINE,
+        max_header_section: int = MAX_HEADER_SECTION,
+        max_header_count: int = MAX_HEADER_COUNT,
+    ) -> None:
+        super().__init__(400, max_request_line, max_header_section, max_header_count)
+
+    def _eof(self, events: list[Event]) -> None:
+        if self._state == _HEAD and not (self._buf.strip(b"\r\n") or any(self._more)):
+            return
+        raise ProtocolError("connection closed in the middle of a request", 400)
+
+    def _check_start_line(self, buf: bytes, pos: int, line_end: int) -> None:
+        match = _REQUEST_LINE_RE.fullmatch(buf, pos, line_end)
+        if match is None:
+            _bad_request_line(buf[pos:line_end])
+        version = match.group(3)
+        if version != _V11 and version != _V10:
+            raise ProtocolError("HTTP version not supported", 505)
+
+    def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        # RFC 9112 §2.2: a server SHOULD ignore at least one empty line received before the request-line.
+        while buf.startswith(b"\r\n", pos):
+            pos += 2
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if pos < len(buf):
+                self._incomplete_head(buf, pos)
+            return pos
+        line_end = buf.find(b"\r\n", pos)
+        if line_end - pos > self.max_start_line:
+            self._start_line_too_long()
+        if end - line_end > self.max_header_section:
+            raise ProtocolError("header section too large", 431)
+        match = _REQUEST_LINE_RE.fullmatch(buf, pos, line_end)
+        if match is None:
+            _bad_request_line(buf[pos:line_end])
+        method, target, version = match.groups()
+        if version != _V11 and version != _V10:
+            raise ProtocolError("HTTP version not supported", 505)
+
+        host_field: bytes | None = None
+        length_field: bytes | None = None
+        codings: bytes | None = None
+        connection: bytes | None = None
+        upgrades: bytes | None = None
+        expect_continue = False
+        headers: tuple[tuple[bytes, bytes], ...] = ()
+        if end != line_end:
+            start = line_end + 2
+            pairs = FIELD_LINE_RE.findall(buf, start, end + 2)
+            if len(pairs) > self.max_header_count:
+                raise ProtocolError(f"more than {self.max_header_count} field lines", 431)
+            if buf.find(b" \r\n", start, end + 2) >= 0 or buf.find(b"\t\r\n", start, end + 2) >= 0:
+                pairs = fields.strip_values(pairs)
+            if buf.find(b"_", start, end) >= 0 or buf.find(b"--", start, end) >= 0:
+                fields.check_lookalikes(pairs, 400)
+            for name, value in pairs:
+                key = _SPECIAL.get(name.lower())
+                if key is None:
+                    continue
+                if key == _HOST:
+                    if host_field is not None:
+                        raise ProtocolError("more than one Host field (RFC 9112 §3.2)", 400)
+                    host_field = value
+                elif key == _CONTENT_LENGTH:
+                    if length_field is not None:
+                        raise ProtocolError("multiple Content-Length fields (RFC 9112 §6.3)", 400)
+                    length_field = value
+                elif key == _TRANSFER_ENCODING:
+                    # Field lines of a list field combine with ", " (RFC 9110 §5.3).
+                    codings = value if codings is None else codings + b", " + value
+                elif key == _CONNECTION:
+                    connection = value if connection is None else connection + b", " + value
+                elif key == _UPGRADE:
+                    upgrades = value if upgrades is None else upgrades + b", " + value
+                elif key == _EXPECT:
+                    if value.lower() == b"100-continue":
+                        expect_continue = True
+                else:
+                    fields.raise_bad_line(buf, start, end + 2, 400)
+            headers = tuple(pairs)
+
+        # Request target forms (RFC 9112 §3.2) and the authority of the target URI.
+        if target[0] == 47:  # "/": origin-form
+            if method == _CONNECT:
+                raise ProtocolError("CONNECT needs an authority-form target (RFC 9112 §3.2.3)", 400)
+            host = b""
+        elif method == _CONNECT:
+            if _AUTHORITY_RE.fullmatch(target) is None:
+                raise ProtocolError("invalid authority-form target (RFC 9112 §3.2.3)", 400)
+            host = target
+        elif target == b"*":
+            if method != b"OPTIONS":
+                raise ProtocolError("asterisk-form is only for OPTIONS (RFC 9112 §3.2.4)", 400)
+            host = b""
+        else:
+            host = _absolute_authority(target)
+
+        if host_field is None:
+            if version == _V11:
+                raise ProtocolError("HTTP/1.1 request without Host (RFC 9112 §3.2)", 400)
+        else:
+            if not fields.valid_host(host_field):
+                raise ProtocolError("invalid Host field value (RFC 9112 §3.2)", 400)
+            if not host:
+                host = host_field
+
+        options: tuple[bytes, ...] = ()
+        if connection is not None:
+            options = fields.connection_options(connection, 400)
+        if version == _V11:
+            keep_alive = b"close" not in options
+        else:
+            # RFC 9112 §9.3 / Appendix C.2.2: HTTP/1.0 persists only with the keep-alive option.
+            keep_alive = b"keep-alive" in options and b"close" not in options
+            expect_continue = False  # RFC 9110 §10.1.1: ignore 100-continue from an HTTP/1.0 client
+
+        if codings is not None:
+            if length_field is not None:
+                raise ProtocolError("both Transfer-Encoding and Content-Length (RFC 9112 §6.1)", 400)
+            if version == _V10:
+                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)", 400)
+            fields.check_transfer_encoding(codings, 400, 501)
+            framing = CHUNKED
+        elif length_field is not None:
+            length = fields.content_length(length_field, MAX_CONTENT_LENGTH_DIGITS, 400)
+            framing = Framing("length", length) if length else NO_BODY
+        else:
+            framing = NO_BODY
+        if method == _CONNECT and (codings is not None or length_field is not None):
+            raise ProtocolError("a CONNECT request has no content (RFC 9110 §9.3.6)", 400)
+
+        upgrade = None
+        # RFC 9110 §7.8 (an HTTP/1.0 Upgrade is ignored). h2c is never passed on: a tunnelled HTTP/2
+        # connection would carry requests past every rule of the proxy ("h2c smuggling").
+        if (
+            upgrades is not None
+            and version == _V11
+            and b"upgrade" in options
+            and b"h2c" not in [element.lower() for element in fields.split_list(upgrades)]
+        ):
+            upgrade = upgrades
+
+        events.append(
+            make_request_head(
+                method, target, version, headers, keep_alive, framing, upgrade, expect_continue, host, options
+            )
+        )
+        if upgrade is not None or method == _CONNECT:
+            after = _PAUSED
+        elif keep_alive:
+            after = _HEAD
+        else:
+            after = _CLOSED
+        if framing is NO_BODY:  # the common case, inlined
+            events.append(END_OF_MESSAGE)
+            self._state = after
+        else:
+            self._begin_body(framing, events, after)
+        return end + 4
+
+
+class ResponseParser(_MessageParser):
+    """Parses the responses a backend sends on one connection. Every error carries 502.
+
+    The body of a response depends on the request it answers (RFC 9112 §6.3): call `expect(method)` for
+    every request forwarded on the connection, in order. A response nobody asked for is an error.
+    """
+
+    __slots__ = ("_methods", "_switching")
+
+    def __init__(
+        self,
+        *,
+        max_status_line: int = MAX_STATUS_LINE,
+        max_header_section: int = MAX_HEADER_SECTION,
+        max_header_count: int = MAX_HEADER_COUNT,
+    ) -> None:
+        super().__init__(502, max_status_line, max_header_section, max_header_count)
+        self._methods: deque[bytes] = deque()
+
+    def expect(self, method: bytes) -> None:
+        """A request with this method was sent; its response comes after those already expected."""
+        self._methods.append(method)
+
+    @property
+    def pending(self) -> int:
+        """Requests sent whose final response has not been fully received."""
+        return len(self._methods)
+
+    def _eof(self, events: list[Event]) -> None:
+        state = self._state
+        if state == _UNTIL_CLOSE:
+            self._end_message(events, END_OF_MESSAGE)
+            return
+        if state == _HEAD and not self._buf and not self._more:
+            return  # between responses: the I/O layer sees `pending` to tell an idle close from a lost one
+        raise ProtocolError("backend closed the connection in the middle of a response", 502)
+
+    def _end_message(self, events: list[Event], end: EndOfMessage) -> None:
+        events.append(end)
+        self._state = self._after_body
+        self._methods.popleft()  # the final response to the oldest request is complete
+
+    def _check_start_line(self, buf: bytes, pos: int, line_end: int) -> None:
+        match = _STATUS_LINE_RE.fullmatch(buf, pos, line_end)
+        if match is None:
+            raise ProtocolError("invalid status line (RFC 9112 §4)", 502)
+        version = match.group(1)
+        if version != _V11 and version != _V10:
+            raise ProtocolError("unsupported HTTP version in response", 502)
+
+    def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        # Empty lines before a status line are skipped as before a request line (RFC 9112 §2.2): some
+        # servers send a CRLF after a body.
+        while buf.startswith(b"\r\n", pos):
+            pos += 2
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if pos < len(buf):
+                self._incomplete_head(buf, pos)
+            return pos
+        if not self._methods:
+            raise ProtocolError("response without a request", 502)
+        line_end = buf.find(b"\r\n", pos)
+        if line_end - pos > self.max_start_line:
+            raise ProtocolError("status line too long", 502)
+        if end - line_end > self.max_header_section:
+            raise ProtocolError("header section too large", 502)
+        match = _STATUS_LINE_RE.fullmatch(buf, pos, line_end)
+        if match is None:
+            raise ProtocolError("invalid status line (RFC 9112 §4)", 502)
+        version, code, reason = match.groups()
+        if version != _V11 and version != _V10:
+            raise ProtocolError("unsupported HTTP version in response", 502)
+        status = int(code)
+
+        length_field: bytes | None = None
+        codings: bytes | None = None
+        connection: bytes | None = None
+        headers: tuple[tuple[bytes, bytes], ...] = ()
+        if end != line_end:
+            start = line_end + 2
+            pairs = FIELD_LINE_RE.findall(buf, start, end + 2)
+            if len(pairs) > self.max_header_count:
+                raise ProtocolError(f"more than {self.max_header_count} field lines", 502)
+            if buf.find(b" \r\n", start, end + 2) >= 0 or buf.find(b"\t\r\n", start, end + 2) >= 0:
+                pairs = fields.strip_values(pairs)
+            if buf.find(b"_", start, end) >= 0 or buf.find(b"--", start, end) >= 0:
+                fields.check_lookalikes(pairs, 502)
+            for name, value in pairs:
+                key = _SPECIAL.get(name.lower())
+                if key is None:
+                    continue
+                if key == _CONTENT_LENGTH:
+                    if length_field is not None:
+                        raise ProtocolError("multiple Content-Length fields (RFC 9112 §6.3)", 502)
+                    length_field = value
+                elif key == _TRANSFER_ENCODING:
+                    codings = value if codings is None else codings + b", " + value
+                elif key == _CONNECTION:
+                    connection = value if connection is None else connection + b", " + value
+                elif key == _BAD:
+                    fields.raise_bad_line(buf, start, end + 2, 502)
+            headers = tuple(pairs)
+
+        options: tuple[bytes, ...] = ()
+        if connection is not None:
+            options = fields.connection_options(connection, 502)
+        if version == _V11:
+            keep_alive = b"close" not in options
+        else:
+            keep_alive = b"keep-alive" in options and b"close" not in options
+
+        # The same scrutiny as requests: a response the proxy cannot frame unambiguously is refused
+        # even where its framing would not be used (HEAD, 1xx, 204, 304).
+        framing: Framing
+        if codings is not None:
+            if length_field is not None:
+                raise ProtocolError("both Transfer-Encoding and Content-Length (RFC 9112 §6.1)", 502)
+            if version == _V10:
+                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 response (RFC 9112 §6.1)", 502)
+            fields.check_transfer_encoding(codings, 502, 502)
+            framing = CHUNKED
+        elif length_field is not None:
+            length = fields.content_length(length_field, MAX_CONTENT_LENGTH_DIGITS, 502)
+            framing = Framing("length", length) if length else NO_BODY
+        else:
+            framing = UNTIL_CLOSE
+
+        method = self._methods[0]
+        # RFC 9112 §6.3 rules 1 and 2.
+        if (
+            status < 200
+            or status == 204
+            or status == 304
+            or method == _HEAD_METHOD
+            or (method == _CONNECT and status < 300)
+        ):
+            framing = NO_BODY
+        if framing is UNTIL_CLOSE:
+            keep_alive = False
+
+        events.append(make_response_head(status, reason or b"", version, headers, keep_alive, framing, options))
+        if status == 101 or (method == _CONNECT and 200 <= status < 300):
+            self._begin_body(NO_BODY, events, _PAUSED)  # the connection becomes a tunnel
+        elif status < 200:
+            # Interim response (RFC 9110 §15.2): the final response to the same request is still to come.
+            events.append(END_OF_MESSAGE)
+        else:
+            self._begin_body(framing, events, _HEAD if keep_alive else _CLOSED)
+        return end + 4
+
+
+def _bad_request_line(line: bytes) -> NoReturn:
+    if b"\n" in line or b"\r" in line:
+        raise ProtocolError("bare CR or LF in request line (RFC 9112 §2.2)", 400)
+    if _LOOSE_VERSION_RE.fullmatch(line) is not None:
+        raise ProtocolError("invalid method or request-target (RFC 9112 §3)", 400)
+    raise ProtocolError("invalid request line (RFC 9112 §3)", 400)
+
+
+def _absolute_authority(target: bytes) -> bytes:
+    match = _ABSOLUTE_RE.fullmatch(target)
+    if match is None:
+        raise ProtocolError("invalid request-target (RFC 9112 §3.2)", 400)
+    scheme, authority, _ = match.groups()
+    if scheme.lower() not in (b"http", b"https"):
+        raise ProtocolError("absolute-form target with a scheme other than http(s)", 400)
+    if b"@" in authority:
+        # RFC 9110 §4.2.4: userinfo in an http(s) URI is deprecated; recipients SHOULD treat it as an error.
+        raise ProtocolError("userinfo in request-target (RFC 9110 §4.2.4)", 400)
+    if not authority or authority[0] == 58 or not fields.valid_host(authority):
+        raise ProtocolError("invalid authority in request-target (RFC 9110 §4.2.1)", 400)
+    return authority
