@@ -96,9 +96,7 @@ class RecordingBackend:
     def __enter__(self) -> RecordingBackend:
         return self.start()
 
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     # -- what was received --------------------------------------------------------------------------
@@ -107,8 +105,11 @@ class RecordingBackend:
         """Where every connection stands now: what arrives later belongs to what comes next (a proxy
         reuses its upstream connections, so new requests may land on old connections)."""
         with self._lock:
-            return Mark(len(self.connections), tuple(len(c.data) for c in self.connections),
-                        tuple(c.answered for c in self.connections))
+            return Mark(
+                len(self.connections),
+                tuple(len(c.data) for c in self.connections),
+                tuple(c.answered for c in self.connections),
+            )
 
     def since(self, mark: Mark) -> list[tuple[BackendConnection, int]]:
         """Connections that received bytes after `mark`, each with its count of requests before it."""
@@ -184,9 +185,9 @@ class RecordingBackend:
 
 
 def _reply(message: Message, number: int) -> bytes:
-    head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Request-Number: %d\r\nContent-Length: %d\r\n\r\n"
-        % (number, len(RESPONSE_BODY))
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Request-Number: %d\r\nContent-Length: %d\r\n\r\n" % (
+        number,
+        len(RESPONSE_BODY),
     )
     return head if message.method == b"HEAD" else head + RESPONSE_BODY
 
@@ -254,8 +255,7 @@ def replay(
     settle = min(deadline, time.monotonic() + grace)
     while time.monotonic() < settle:
         if recording_backend.idle_for(quiet) and not any(
-            conn.open and judge_requests(bytes(conn.data)).incomplete
-            for conn, _ in recording_backend.since(mark)
+            conn.open and judge_requests(bytes(conn.data)).incomplete for conn, _ in recording_backend.since(mark)
         ):
             break
         time.sleep(POLL)

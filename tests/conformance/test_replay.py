@@ -138,9 +138,7 @@ def test_replay_passes_a_clean_request_through_a_verbatim_relay(backend: Recordi
         (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0_2e\r\n\r\n", "invalid chunk size"),
     ],
 )
-def test_replay_flags_smuggling_a_verbatim_relay_forwards(
-    backend: RecordingBackend, raw: bytes, problem: str
-) -> None:
+def test_replay_flags_smuggling_a_verbatim_relay_forwards(backend: RecordingBackend, raw: bytes, problem: str) -> None:
     with Relay(backend.port) as relay:
         verdict = replay("127.0.0.1", relay.port, raw, backend, quiet=0.2)
     assert not verdict.ok

@@ -307,8 +307,11 @@ class _MessageParser:
                 raise ProtocolError("header section too large", self._too_large_status())
             if buf.count(b"\r\n", pos) > self.max_header_count + 1:
                 raise ProtocolError(f"more than {self.max_header_count} field lines", self._too_large_status())
-        if buf.count(b"\n", pos) != buf.count(b"\r\n", pos):
+        crlf = buf.count(b"\r\n", pos)
+        if buf.count(b"\n", pos) != crlf:
             raise ProtocolError("bare LF line ending (RFC 9112 §2.2)", self._status)
+        if buf.count(b"\r", pos) - crlf > (buf[-1] == 13):  # a CR at the very end may still get its LF
+            raise ProtocolError("bare CR in head (RFC 9112 §2.2)", self._status)
         if line_end >= 0:
             self._check_start_line(buf, pos, line_end)
             if buf.find(b"\r\n ", line_end) >= 0 or buf.find(b"\r\n\t", line_end) >= 0:
@@ -375,15 +378,20 @@ class _MessageParser:
             if buf[pos] == 10:
                 raise ProtocolError("bare LF after last chunk (RFC 9112 §7.1)", status)
             return pos
-        if buf[pos] == 13 and buf[pos + 1] == 10:
+        if buf[pos] == 13:
+            if buf[pos + 1] != 10:
+                raise ProtocolError("bare CR after last chunk (RFC 9112 §7.1)", status)
             self._end_message(events, END_OF_MESSAGE)
             return pos + 2
         end = buf.find(b"\r\n\r\n", pos)
         if end < 0:
             if len(buf) - pos > MAX_TRAILER_SECTION:
                 raise ProtocolError("trailer section too large", self._too_large_status())
-            if buf.count(b"\n", pos) != buf.count(b"\r\n", pos):
+            crlf = buf.count(b"\r\n", pos)
+            if buf.count(b"\n", pos) != crlf:
                 raise ProtocolError("bare LF in trailer section (RFC 9112 §2.2)", status)
+            if buf.count(b"\r", pos) - crlf > (buf[-1] == 13):
+                raise ProtocolError("bare CR in trailer section (RFC 9112 §2.2)", status)
             if buf.count(b"\r\n", pos) > MAX_TRAILER_COUNT:
                 raise ProtocolError("too many trailer fields", self._too_large_status())
             return pos
