@@ -458,7 +458,5 @@ def test_a_bare_cr_is_refused_before_the_line_ends() -> None:
     parser.feed(H + b"Transfer-Encoding: chunked\r\n\r\n0\r\n")
     with pytest.raises(ProtocolError, match="bare CR after last chunk"):
         parser.feed(b"\ra")
-    parser = RequestParser()
-    parser.feed(H + b"Transfer-Encoding: chunked\r\n\r\n5")
     with pytest.raises(ProtocolError, match="bare CR in chunk header"):
-        parser.feed(b"\r\r;ABCD")
+        RequestParser().feed(H + b"Transfer-Encoding: chunked\r\n\r\n5\r\r;ABCD")
