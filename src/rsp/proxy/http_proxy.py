@@ -145,7 +145,8 @@ class ClientConnection(asyncio.Protocol):
     """One client connection in HTTP mode."""
 
     __slots__ = ("backlog", "client_ip", "closing", "corked", "deadline", "exchange", "parser", "paused_pipeline",
-                 "paused_upstream", "peer", "pending_error", "proxy", "requests", "transport", "tunnel_mode", "wait")
+                 "paused_upstream", "peer", "pending_error", "proxy", "requests", "transport", "trusted", "tunnel_mode",
+                 "wait")
 
     def __init__(self, proxy: HttpProxy) -> None:
         self.proxy = proxy
@@ -162,6 +163,7 @@ class ClientConnection(asyncio.Protocol):
         self.corked: list[bytes] | None = None
         self.peer: tuple[object, ...] = ()
         self.client_ip = ""
+        self.trusted = False
         self.wait = WAIT_HEAD
         self.deadline = 0.0
 
@@ -171,6 +173,7 @@ class ClientConnection(asyncio.Protocol):
         t.set_write_buffer_limits(self.proxy.high_water, self.proxy.low_water)
         self.peer = t.get_extra_info("peername") or ()
         self.client_ip = str(self.peer[0]) if self.peer else ""
+        self.trusted = self.proxy.is_trusted(self.client_ip)
         sock = t.get_extra_info("socket")
         if sock is not None:
             try:
@@ -451,9 +454,7 @@ class Exchange:
         self.record: BackendRecord | None = None
         self.upstream: UpstreamConnection | None = None
         self.tried: list[BackendRecord] = []
-        self.buffer: list[bytes] | None = [forward.request_head(
-            head, client.client_ip, trusted=client.proxy.is_trusted(client.client_ip),
-            forwarded=client.proxy.settings.forwarded, via=client.proxy.settings.via)]
+        self.buffer: list[bytes] | None = [self._forward_head()]
         self.buffered = 0
         self.body_sent = 0
         self.request_done = head.body.kind == "none"
@@ -469,6 +470,12 @@ class Exchange:
         self.sent_bytes = 0
         self.started = client.proxy.loop.time()
         self.upstream_started = 0.0
+
+    def _forward_head(self) -> bytes:
+        client = self.client
+        settings = client.proxy.settings
+        return forward.request_head(self.head, client.client_ip, trusted=client.trusted,
+                                    forwarded=settings.forwarded, via=settings.via)
 
     # -- backend selection and connection -------------------------------------------------------------
     def start(self) -> None:
@@ -677,9 +684,7 @@ class Exchange:
                 self.retried_fresh = True
                 if record is not None:
                     record.active -= 1
-                self.buffer = [forward.request_head(
-                    self.head, client.client_ip, trusted=client.proxy.is_trusted(client.client_ip),
-                    forwarded=client.proxy.settings.forwarded, via=client.proxy.settings.via)]
+                self.buffer = [self._forward_head()]
                 self._pick_and_connect(fresh=True)
                 return
             where = f"{record.name} {record.spec.address}" if record is not None else "?"
@@ -760,6 +765,8 @@ class Exchange:
 
     def _log(self, record: BackendRecord | None = None) -> None:
         proxy = self.client.proxy
+        if not proxy.access_log.enabled:
+            return
         now = proxy.loop.time()
         backend = record.spec.address if record is not None else (
             self.record.spec.address if self.record is not None else "-")

@@ -163,8 +163,7 @@ class IdlePool:
             conn.close()
             return
         conn.idle_since = now
-        conn.parser = ResponseParser()
-        self.idle.append(conn)
+        self.idle.append(conn)  # its parser is between messages (pending == 0) and is reused
 
     def discard(self, conn: UpstreamConnection) -> None:
         try:
