@@ -106,20 +106,29 @@ def raise_bad_line(buf: bytes, start: int, end: int, status: int) -> NoReturn:
     raise ProtocolError("malformed field section", status)  # pragma: no cover - unreachable
 
 
-# Fields whose name a backend might take for a framing or routing field: CGI, WSGI and PHP map "-" to "_"
-# (HTTP_TRANSFER_ENCODING), and some servers fold runs of separators. nginx drops names with "_" by
-# default (underscores_in_headers off); desync-guardian calls them Ambiguous. rsp refuses them.
-_SEPARATOR_RUN_RE = re.compile(rb"[-_]+")
-_LOOKALIKE_TARGETS = frozenset((b"content-length", b"transfer-encoding", b"host", b"connection", b"upgrade"))
+# Fields a backend could confuse with a look-alike name (see parser._SPECIAL): framing fields and the
+# forwarding fields rsp writes itself.
+LOOKALIKE_TARGETS = (
+    b"content-length",
+    b"transfer-encoding",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+)
 
 
-def check_lookalikes(pairs: list[tuple[bytes, bytes]], status: int) -> None:
-    """Refuse a field name that reads as a framing or routing field once "_" and runs of "-" are folded."""
-    for name, _ in pairs:
-        if b"_" in name or b"--" in name:
-            folded = _SEPARATOR_RUN_RE.sub(b"-", name.lower())
-            if folded in _LOOKALIKE_TARGETS:
-                raise ProtocolError(f"field name {name.decode()!r} imitates {folded.decode()}", status)
+def separator_variants(name: bytes) -> list[bytes]:
+    """Every spelling of `name` with some of its "-" written as "_" (the name itself excluded)."""
+    parts = name.split(b"-")
+    variants = [parts[0]]
+    for part in parts[1:]:
+        variants = [v + sep + part for v in variants for sep in (b"-", b"_")]
+    return [v for v in variants if v != name]
+
+
+def raise_lookalike(name: bytes, status: int) -> NoReturn:
+    canonical = name.lower().replace(b"_", b"-").decode()
+    raise ProtocolError(f"field name {name.decode()!r} imitates {canonical}", status)
 
 
 def split_list(value: bytes) -> list[bytes]:
