@@ -467,3 +467,22 @@ def test_names_with_runs_of_separators_are_ordinary_fields() -> None:
     # Only a single "-" <-> "_" swap collides in CGI-style backends; "Transfer--Encoding" is just a name.
     head = head_of(H + b"Transfer--Encoding: chunked\r\nX__Forwarded__For: 1.2.3.4\r\n\r\n")
     assert head.body is NO_BODY and len(head.headers) == 3
+
+
+def test_nothing_is_parsed_after_an_error_or_the_end() -> None:
+    parser = RequestParser()
+    with pytest.raises(ProtocolError):
+        parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n")
+    assert parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n") == []
+    parser = RequestParser()
+    with pytest.raises(ProtocolError):
+        parser.feed(b"GET / HTTP/1.1\r\nHo")
+        parser.feed(b"")
+    assert parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n") == []
+
+
+def test_early_tunnel_bytes_survive_the_client_closing() -> None:
+    parser = RequestParser()
+    parser.feed(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\nhello")
+    assert parser.feed(b"") == []
+    assert parser.take_trailing_data() == b"hello"

@@ -11,7 +11,7 @@ than an h11-style `next_event()` loop (one call and one list per read instead of
 a NEED_DATA sentinel). On a protocol violation it raises `rsp.errors.ProtocolError` whose `status` is
 the answer to give (400, 414, 431, 501, 505 for requests; always 502 for responses); events completed
 earlier in the same call are lost with it, so the connection must be answered and closed. The parser
-is unusable afterwards.
+parses nothing afterwards (later feeds return []), as after the end of the stream.
 
 After a request that asks to switch protocols (`head.upgrade`, or method CONNECT) and after a 101 or a
 2xx-to-CONNECT response, the parser pauses: later bytes are kept, not parsed. `take_trailing_data()`
@@ -195,9 +195,11 @@ class _MessageParser:
         events: list[Event] = []
         state = self._state
         if not data:
-            if state < _PAUSED:
-                self._eof(events)
-            self._state = _DONE
+            try:
+                if state < _PAUSED:
+                    self._eof(events)
+            finally:
+                self._state = _DONE  # what waited while paused stays for take_trailing_data()
             return events
         if state >= _PAUSED:
             if state == _PAUSED:
@@ -214,62 +216,72 @@ class _MessageParser:
             buf = self._joined() + data
         else:
             buf = data
-        pos = 0
-        end = len(buf)
-        while pos < end:
-            if state == _HEAD:
-                new = self._head(buf, pos, events)
-            elif state == _LENGTH:
-                remaining = self._remaining
-                if end - pos >= remaining:
-                    events.append(Data(buf[pos : pos + remaining]))
-                    new = pos + remaining
-                    self._end_message(events, END_OF_MESSAGE)
-                else:
-                    events.append(Data(buf[pos:] if pos else buf))
-                    self._remaining = remaining - (end - pos)
-                    new = end
-            elif state == _CHUNK_HEAD:
-                new = self._chunk_head(buf, pos)
-            elif state == _CHUNK_DATA:
-                remaining = self._remaining
-                if end - pos >= remaining:
-                    events.append(Data(buf[pos : pos + remaining]))
-                    new = pos + remaining
-                    self._state = _CHUNK_END
-                else:
-                    events.append(Data(buf[pos:] if pos else buf))
-                    self._remaining = remaining - (end - pos)
-                    new = end
-            elif state == _CHUNK_END:
-                if end - pos < 2:
-                    if buf[pos] != 13:
+        try:
+            pos = 0
+            end = len(buf)
+            while pos < end:
+                if state == _HEAD:
+                    new = self._head(buf, pos, events)
+                elif state == _LENGTH:
+                    remaining = self._remaining
+                    if end - pos >= remaining:
+                        events.append(Data(buf[pos : pos + remaining]))
+                        new = pos + remaining
+                        self._end_message(events, END_OF_MESSAGE)
+                    else:
+                        events.append(Data(buf[pos:] if pos else buf))
+                        self._remaining = remaining - (end - pos)
+                        new = end
+                elif state == _CHUNK_HEAD:
+                    new = self._chunk_head(buf, pos)
+                elif state == _CHUNK_DATA:
+                    remaining = self._remaining
+                    if end - pos >= remaining:
+                        events.append(Data(buf[pos : pos + remaining]))
+                        new = pos + remaining
+                        self._state = _CHUNK_END
+                    else:
+                        events.append(Data(buf[pos:] if pos else buf))
+                        self._remaining = remaining - (end - pos)
+                        new = end
+                elif state == _CHUNK_END:
+                    if end - pos < 2:
+                        if buf[pos] != 13:
+                            raise ProtocolError("chunk data not followed by CRLF (RFC 9112 §7.1)", self._status)
+                        break
+                    if buf[pos] != 13 or buf[pos + 1] != 10:
                         raise ProtocolError("chunk data not followed by CRLF (RFC 9112 §7.1)", self._status)
+                    new = pos + 2
+                    self._state = _CHUNK_HEAD
+                elif state == _TRAILERS:
+                    new = self._trailers(buf, pos, events)
+                elif state == _UNTIL_CLOSE:
+                    events.append(Data(buf[pos:] if pos else buf))
+                    new = end
+                else:  # paused or closed by the message that just ended
+                    if state == _PAUSED:
+                        self._more.append(buf[pos:])
+                    pos = end
                     break
-                if buf[pos] != 13 or buf[pos + 1] != 10:
-                    raise ProtocolError("chunk data not followed by CRLF (RFC 9112 §7.1)", self._status)
-                new = pos + 2
-                self._state = _CHUNK_HEAD
-            elif state == _TRAILERS:
-                new = self._trailers(buf, pos, events)
-            elif state == _UNTIL_CLOSE:
-                events.append(Data(buf[pos:] if pos else buf))
-                new = end
-            else:  # paused or closed by the message that just ended
-                if state == _PAUSED:
-                    self._more.append(buf[pos:])
-                pos = end
-                break
-            if new == pos:  # the step needs more bytes
-                break
-            pos = new
-            state = self._state
+                if new == pos:  # the step needs more bytes
+                    break
+                pos = new
+                state = self._state
+        except ProtocolError:
+            self._fail()
+            raise
         self._buf = buf[pos:] if pos < end else b""
         if self._buf and self._state >= _PAUSED:
             if self._state == _PAUSED:
                 self._more.append(self._buf)
             self._buf = b""
         return events
+
+    def _fail(self) -> None:
+        """After an error or the end of the stream nothing more is parsed."""
+        self._state = _DONE
+        self._buf = b""
+        self._more = []
 
     # -- buffering --------------------------------------------------------------------------------
 
