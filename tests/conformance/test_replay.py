@@ -1,6 +1,6 @@
 """The replay machinery on real loopback sockets: RecordingBackend, replay() and its verdicts.
 
-rsp's HTTP mode is judged end to end by the last test (skipped until `rsp.proxy.http_session` exists).
+rsp's HTTP mode is judged end to end by the last test (skipped where `rsp.proxy.http_proxy` cannot be imported).
 The others put a deliberately naive relay in front of the backend to show that the verdict catches
 what it must: a relay that passes bytes through verbatim forwards TE+CL and duplicate Content-Length
 (invalid forwarded HTTP), and a relay that hands the client only the first response shows more requests
@@ -155,7 +155,7 @@ def test_replay_flags_more_requests_forwarded_than_answered(backend: RecordingBa
 
 def http_mode_available() -> bool:
     try:
-        import rsp.proxy.http_session  # noqa: F401
+        import rsp.proxy.http_proxy  # noqa: F401
     except ImportError:
         return False
     return True
