@@ -592,23 +592,20 @@ class Exchange:
             client.set_wait(WAIT_RESPONSE, client.proxy.settings.response_timeout)
 
     # -- response -------------------------------------------------------------------------------------
-    def on_response_event(self, event: Event) -> None:
+    def on_data(self, data: bytes) -> None:
         client = self.client
-        if type(event) is Data:
-            if client.wait == WAIT_STREAM:
-                client.deadline = client.proxy.loop.time() + client.proxy.settings.response_timeout
-            data = event.data
-            self.sent_bytes += len(data)
-            client.write(forward.encode_chunk(data) if self.response_chunked else data)
-        elif type(event) is ResponseHead:
-            self._response_head(event)
-        elif type(event) is EndOfMessage:
-            if self.interim:
-                self.interim = False  # the end of a 1xx: the final response is still to come
-            elif not self.tunnel:
-                self._response_end(event)
+        if client.wait == WAIT_STREAM:
+            client.deadline = client.proxy.loop.time() + client.proxy.settings.response_timeout
+        self.sent_bytes += len(data)
+        client.write(forward.encode_chunk(data) if self.response_chunked else data)
 
-    def _response_head(self, head: ResponseHead) -> None:
+    def on_end(self, end: EndOfMessage) -> None:
+        if self.interim:
+            self.interim = False  # the end of a 1xx: the final response is still to come
+        elif not self.tunnel:
+            self._response_end(end)
+
+    def on_head(self, head: ResponseHead) -> None:
         client = self.client
         status = head.status
         if status < 200 and status != 101:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, cast
 
 from rsp.errors import ProtocolError
+from rsp.http1.events import Data, EndOfMessage, ResponseHead
 from rsp.http1.parser import ResponseParser
 from rsp.upstream.records import BackendRecord
 
@@ -59,7 +60,14 @@ class UpstreamConnection(asyncio.Protocol):
         client.cork()
         try:
             for event in events:
-                exchange.on_response_event(event)
+                # Dispatch inline (this runs once per response on the hot path).
+                kind = type(event)
+                if kind is Data:
+                    exchange.on_data(cast(Data, event).data)
+                elif kind is ResponseHead:
+                    exchange.on_head(cast(ResponseHead, event))
+                else:
+                    exchange.on_end(cast(EndOfMessage, event))
                 if self.exchange is not exchange:  # the exchange ended (or failed) inside the handler
                     break
         finally:
@@ -77,7 +85,10 @@ class UpstreamConnection(asyncio.Protocol):
                 exchange.upstream_failed(f"invalid response: {exc}", protocol_error=True)
                 return None
             for event in events:
-                exchange.on_response_event(event)
+                if type(event) is EndOfMessage:
+                    exchange.on_end(event)
+                elif type(event) is Data:
+                    exchange.on_data(event.data)
             if self.exchange is exchange:
                 exchange.upstream_failed("backend closed the connection")
         return None
