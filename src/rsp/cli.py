@@ -17,7 +17,7 @@ from rsp.admin.socket_server import admin_request
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError
-from rsp.logs import setup_logging
+from rsp.logs import get_logger, setup_logging
 from rsp.server import Server
 
 DESCRIPTION = """\
@@ -59,10 +59,18 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """Errors the loop catches (a callback that raised) go to our log, with its timestamp format."""
+    exc = context.get("exception")
+    get_logger().error("event loop: %s", context.get("message", "error"),
+                       exc_info=exc if isinstance(exc, BaseException) else None)
+
+
 def run(config: Config) -> None:
     logger = setup_logging(config.log_level)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
+    loop.set_exception_handler(log_loop_exception)
     try:
         server = Server(config, loop)
         loop.run_until_complete(server.start())

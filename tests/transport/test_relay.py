@@ -171,3 +171,15 @@ def test_bulk_transfer_switches_to_splice_and_stays_exact(loop: asyncio.Abstract
         assert h.relay.u2c.pipe_r >= 0, "a bulk direction should have switched to splice"
     finally:
         h.close()
+
+
+def test_a_bug_in_a_callback_closes_that_relay_instead_of_spinning(loop: asyncio.AbstractEventLoop) -> None:
+    h = Harness(loop)
+    try:
+        h.relay.c2u.shared = None  # type: ignore[assignment]  # provoke an AttributeError on the next read
+        h.client_peer.sendall(b"boom")
+        h.run(0.1)
+        assert h.closed == [h.relay]
+        assert h.relay.reason.startswith("internal error: AttributeError")
+    finally:
+        h.close()

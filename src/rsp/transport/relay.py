@@ -24,6 +24,8 @@ import socket
 from collections.abc import Callable
 from typing import Final
 
+from rsp.logs import get_logger
+
 # A read at least this large means a bulk transfer, where splice's zero-copy path wins; below it the two
 # extra fds and the pipe set-up cost more than the copy saves (DESIGN.md measurements: splice does not
 # help small messages).
@@ -107,6 +109,18 @@ class Pump:
 
     # -- reading -------------------------------------------------------------------------------------
     def on_readable(self) -> None:
+        try:
+            self._readable()
+        except Exception as exc:  # a bug must not leave a level-triggered fd spinning the loop
+            self.relay.internal_error(exc)
+
+    def on_writable(self) -> None:
+        try:
+            self._writable()
+        except Exception as exc:
+            self.relay.internal_error(exc)
+
+    def _readable(self) -> None:
         if self.pipe_w >= 0:
             self._splice_in()
             return
@@ -155,7 +169,7 @@ class Pump:
         self.relay.direction_finished()
 
     # -- writing -------------------------------------------------------------------------------------
-    def on_writable(self) -> None:
+    def _writable(self) -> None:
         if self.piped:
             drained = self._splice_out()
         else:
@@ -305,6 +319,10 @@ class Relay:
         side = "client" if dead is self.client else "backend"
         what = errno.errorcode.get(exc.errno or 0, str(exc)) if exc.errno in PEER_GONE else str(exc)
         self.begin_close(f"{side} {what}", dead)
+
+    def internal_error(self, exc: Exception) -> None:
+        get_logger().error("relay error, closing the connection: %r", exc, exc_info=exc)
+        self.close(f"internal error: {exc!r}")
 
     def begin_close(self, reason: str, dead: socket.socket | None = None) -> None:
         """Stop reading; deliver bytes already read to any side still alive; then close both."""
