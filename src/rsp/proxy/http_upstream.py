@@ -131,20 +131,23 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self) -> None:
-        self.exchange = None
-        if not self.closed:
-            self.closed = True
-            self.pool.discard(self)
-            if self.transport is not None:
-                self.transport.close()
+        """Close after flushing what is queued (the backend gets the whole request)."""
+        self._end(abort=False)
 
     def abort(self) -> None:
+        """Close now, dropping queued bytes (the connection's framing can no longer be trusted)."""
+        self._end(abort=True)
+
+    def _end(self, *, abort: bool) -> None:
         self.exchange = None
         if not self.closed:
             self.closed = True
             self.pool.discard(self)
             if self.transport is not None:
-                self.transport.abort()
+                if abort:
+                    self.transport.abort()
+                else:
+                    self.transport.close()
 
 
 class IdlePool:
