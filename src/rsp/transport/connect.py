@@ -26,16 +26,26 @@ class UpstreamConnect:
         self.on_done = on_done
         self.done = False
         self.timer: asyncio.TimerHandle | None = None
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # SOCK_NONBLOCK at creation: Python then treats the socket as non-blocking without an ioctl.
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         self.sock = sock
         self.fd = sock.fileno()
-        sock.setblocking(False)
         if family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         err = sock.connect_ex(sockaddr)
         if err in (errno.EINPROGRESS, errno.EAGAIN):
-            loop.add_writer(self.fd, self._on_writable)
-            self.timer = loop.call_later(timeout, self._on_timeout)
+            # On loopback (and often on a LAN) the handshake has finished by now: the SYN/SYN-ACK were
+            # processed in this very call's softirq. Asking costs two cheap syscalls; waiting for
+            # writability costs a poll handle (ioctl + epoll_ctl calls) and a loop turn.
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err == 0:
+                try:
+                    sock.getpeername()
+                except OSError:
+                    loop.add_writer(self.fd, self._on_writable)
+                    self.timer = loop.call_later(timeout, self._on_timeout)
+                    return
+            loop.call_soon(self._finish, err)
         else:
             # Immediate success or failure: report on the next loop turn so callers never re-enter.
             loop.call_soon(self._finish, err)
