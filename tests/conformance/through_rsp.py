@@ -69,7 +69,12 @@ REFUSE, FORWARD, EITHER, NOT_APPLICABLE = "refuse", "forward", "either", "n/a"
 
 # Deliberate differences seen only through the proxy (the parser accepts the case, rsp's HTTP mode
 # refuses it): case ident -> (status rsp answers with, reason).
-THROUGH_RSP_STRICTER: dict[str, tuple[int, str]] = {}
+_CONNECT_WHY = "CONNECT is a forward-proxy method; rsp is a reverse proxy (RFC 9110 §9.3.6, §15.6.2)"
+THROUGH_RSP_STRICTER: dict[str, tuple[int, str]] = {
+    "request/method.md: CONNECT request": (501, _CONNECT_WHY),
+    "request/method.md: CONNECT request with CAPS": (501, _CONNECT_WHY),
+    "request/uri.md: Underscore in hostname": (501, _CONNECT_WHY),
+}
 
 
 @dataclass(frozen=True)

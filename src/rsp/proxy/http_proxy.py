@@ -273,6 +273,11 @@ class ClientConnection(asyncio.Protocol):
         proxy = self.proxy
         settings = proxy.settings
         self.requests += 1
+        if head.method == b"CONNECT":
+            # A tunnel to any host:port is a forward proxy's job (RFC 9110 §9.3.6); a reverse proxy that
+            # forwarded it would open tunnels through its backends. 501: not a method we implement.
+            self.refuse(ProtocolError("CONNECT is not supported: rsp is a reverse proxy", 501))
+            return
         if head.body.kind == "length" and head.body.length > settings.max_body_size:
             self.refuse(ProtocolError(f"request body of {head.body.length} bytes is over the limit", 413))
             return
@@ -641,8 +646,9 @@ class Exchange:
         head = self.response_head
         self.upstream = None
         if upstream is not None:
+            # Never pool a connection whose parser is paused (a protocol switch) or mid-message.
             reusable = (head is not None and head.keep_alive and self.request_done and not upstream.closed
-                        and upstream.parser.pending == 0)
+                        and upstream.parser.pending == 0 and not upstream.parser.paused)
             if reusable:
                 client.proxy.idle_pools[upstream.record].put(upstream, client.proxy.loop.time())
             else:
