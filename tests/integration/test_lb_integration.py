@@ -243,3 +243,52 @@ def test_other_algorithms_serve_through_rsp(algorithm: str, start_backend: Start
         assert answers == Counter({"a": 40})  # fills the first backend (no max_conns)
     else:
         assert set(answers) == {"a", "b"}
+
+
+class GarbageBackend(BackendServer):
+    """Answers anything with bytes that are not HTTP, then closes."""
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.recv(4096)
+        conn.sendall(b"this is not http\r\n\r\n")
+
+
+class OkHttpBackend(BackendServer):
+    """Answers every request on a connection with a tiny 200 (enough for GET without a body)."""
+
+    def handle(self, conn: socket.socket) -> None:
+        buf = b""
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\r\n\r\n" in buf:
+                _, buf = buf.split(b"\r\n\r\n", 1)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def http_status(port: int) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+def test_http_mode_ejects_a_backend_that_answers_garbage(start_backend: Start, run_rsp: Run) -> None:
+    bad = start_backend(GarbageBackend)
+    good = start_backend(OkHttpBackend)
+    port = free_port()
+    proc = run_rsp(
+        f'listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http" }} }}\n'
+        f'pools = {{ default = {{ backends = {{ {{ address = "127.0.0.1", port = {bad.port}, name = "bad" }},'
+        f' {{ address = "127.0.0.1", port = {good.port}, name = "good" }} }},'
+        f' passive_failures = 3, passive_cooldown = 60 }} }}\n'
+        'http = { access_log = "off" }\n'
+    )
+    statuses = [http_status(port) for _ in range(12)]
+    assert statuses.count(502) == 3, statuses  # the bad backend's three strikes, then it is out
+    assert statuses[-6:] == [200] * 6
+    assert proc.wait_for_stderr(r"backend bad 127\.0\.0\.1:\d+ is DOWN \(3 consecutive failures on traffic", 5)

@@ -531,7 +531,7 @@ class Exchange:
 
     def connect_failed(self, record: BackendRecord, reason: str) -> None:
         record.active -= 1
-        self.pool.connect_failed(record, reason)
+        self.pool.traffic_failed(record, reason)
         get_logger().warning("backend %s %s connect failed for client %s: %s", record.name, record.spec.address,
                              self.client.client_ip, reason)
         if self.client.closing or self.client.exchange is not self:
@@ -552,8 +552,8 @@ class Exchange:
                 self.record.active -= 1
                 self.client.proxy.idle_pools[self.record].put(conn, self.client.proxy.loop.time())
             return
-        if not reused:
-            self.pool.connect_succeeded(conn.record)
+        # Passive health hears of success at the response head, not at connect: a backend that accepts
+        # connections but answers garbage must still be ejected.
         self.reused = reused
         self.upstream = conn
         conn.exchange = self
@@ -630,6 +630,8 @@ class Exchange:
         self.response_head = head
         self.status = status
         self.response_started = True
+        if self.record is not None and self.pool.outliers is not None:
+            self.pool.traffic_ok(self.record)
         # Backend answered before the request body ended: the client stream cannot be resynced.
         close = client.proxy.draining or not self.request_done
         self.response_chunked, self.keep_client = forward.response_framing(head, self.head, close=close)
@@ -686,6 +688,9 @@ class Exchange:
         if client.exchange is not self:
             return
         record = self.record
+        stale = self.reused and not self.response_started and not protocol_error
+        if record is not None and not stale:  # a kept-alive connection the backend closed is routine
+            self.pool.traffic_failed(record, reason)
         if not self.response_started:
             if (self.reused and not self.retried_fresh and self.head.method in IDEMPOTENT
                     and self.head.body.kind == "none" and not protocol_error):
@@ -704,6 +709,8 @@ class Exchange:
         self.fail_hard(reason)
 
     def upstream_timeout(self) -> None:
+        if self.record is not None:
+            self.pool.traffic_failed(self.record, "response timeout")
         if self.response_started:
             self.fail_hard("backend read timeout")
             return

@@ -67,15 +67,17 @@ class PoolRuntime:
         get_logger().warning("pool %s: every usable backend was passively ejected; trying them again", self.name)
         return True
 
-    def connect_failed(self, record: BackendRecord, reason: str) -> None:
+    def traffic_failed(self, record: BackendRecord, reason: str) -> None:
+        """Real traffic failed on `record` (connect refused or timed out; in HTTP mode also a broken or late
+        response): counts toward passive ejection."""
         if self.outliers is None:
             record.failures += 1  # otherwise the detector counts it
         elif self.outliers.record_failure(record):
-            get_logger().warning("backend %s %s is DOWN (%d consecutive connection failures on traffic: %s)",
+            get_logger().warning("backend %s %s is DOWN (%d consecutive failures on traffic: %s)",
                                  record.name, record.spec.address, self.spec.passive_failures, reason)
             self.balancer.update()
 
-    def connect_succeeded(self, record: BackendRecord) -> None:
+    def traffic_ok(self, record: BackendRecord) -> None:
         if self.outliers is not None:
             self.outliers.record_success(record)
 

@@ -133,7 +133,7 @@ class TcpSession:
             record.active -= 1
             get_logger().warning("backend %s connect failed for client %s: %s",
                                  describe(record), peer_text(self.addr), error)
-            pool.connect_failed(record, error)
+            pool.traffic_failed(record, error)
             if len(self.tried) <= pool.spec.retries:
                 self._attempt()
             else:
@@ -141,7 +141,7 @@ class TcpSession:
                                      peer_text(self.addr), len(self.tried))
                 self._give_up()
             return
-        pool.connect_succeeded(record)
+        pool.traffic_ok(record)
         proxy = self.proxy
         proxy.sessions.discard(self)
         relay = Relay(proxy.loop, self.client, upstream, proxy.shared, proxy.read_size, proxy.relay_closed,
