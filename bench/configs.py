@@ -162,5 +162,8 @@ def rsp_config(tmp: Path, name: str, port: int, backends: Sequence[int], mode: s
         text = f"{listen}backends = {{ {addrs} }}\n"
     else:
         text = f'{listen}pools = {{ default = {{ algorithm = "{algorithm}", backends = {{ {addrs} }} }} }}\n'
+    if mode == "http":
+        # haproxy (no `log` line) and nginx (access_log off) log nothing here; neither does rsp.
+        text += 'http = { access_log = "off" }\n'
     conf.write_text(text)
     return conf
