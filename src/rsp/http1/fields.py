@@ -144,7 +144,7 @@ def connection_options(value: bytes, status: int) -> tuple[bytes, ...]:
     refused: dropping it while forwarding (as §7.6.1 requires) would make the next hop frame or route
     the message differently from us.
     """
-    common = _COMMON_CONNECTION.get(value)
+    common = COMMON_CONNECTION.get(value)
     if common is not None:
         return common
     options: list[bytes] = []
@@ -162,8 +162,8 @@ def connection_options(value: bytes, status: int) -> tuple[bytes, ...]:
 
 _CONNECTION_FORBIDDEN = frozenset((b"content-length", b"transfer-encoding", b"host"))
 # The values browsers and load generators send, parsed once: a dictionary hit instead of a split.
-_COMMON_CONNECTION: dict[bytes, tuple[bytes, ...]] = {}
-_COMMON_CONNECTION.update(
+COMMON_CONNECTION: dict[bytes, tuple[bytes, ...]] = {}
+COMMON_CONNECTION.update(
     (value, connection_options(value, 400))
     for value in (
         b"keep-alive",

@@ -44,6 +44,7 @@ _CONTENT_LENGTH = b"content-length"
 # Rebuilt by rsp on every request: what the client sent is dropped (or, from a trusted proxy, extended).
 _REBUILT = frozenset((_XFF, _XFP, _XFH, _FORWARDED))
 VIA_PSEUDONYM = b"rsp"
+_VIA_LINES = {version: b"Via: " + version + b" " + VIA_PSEUDONYM + b"\r\n" for version in (b"1.0", b"1.1")}
 
 
 def request_head(
@@ -84,44 +85,51 @@ def request_head(
     if tunnel is None:
         tunnel = head.upgrade is not None
 
-    drop: frozenset[bytes] = HOP_BY_HOP
-    connection = head.connection
-    if connection and not HOP_BY_HOP.issuperset(connection):
-        drop = HOP_BY_HOP.union(connection)
-
     parts = [head.method, b" ", target, b" HTTP/1.1\r\n"]
     append = parts.append
     prior_xff: list[bytes] = []
     prior_xfp = prior_xfh = b""
     prior_forwarded: list[bytes] = []
-    saw_host = False
-    for name, value in head.headers:
-        lowered = name.lower()
-        if lowered in drop:
-            continue
-        if lowered in _REBUILT:
-            if trusted:
-                if lowered == _XFF:
-                    prior_xff.append(value)
-                elif lowered == _FORWARDED:
-                    prior_forwarded.append(value)
-                elif lowered == _XFP:
-                    prior_xfp = value
-                else:
-                    prior_xfh = value
-            continue
-        if lowered == _HOST:
-            saw_host = True
-            if rewrite_host:
-                value = head.host
-        elif lowered == _CONTENT_LENGTH:
-            # Canonical decimal: "010" is ten to RFC 9110 but eight to a strtoll(, , 0) backend
-            # (HTTP Garden server bug 32).
-            value = _decimal(value)
-        append(name)
-        append(b": ")
-        append(value)
-        append(b"\r\n")
+    verbatim = head.forwardable
+    if verbatim is not None and not rewrite_host:
+        # The parser vouched that these lines are what the loop below would write: hop-by-hop lines
+        # already out, Host present, no X-Forwarded-* or Forwarded, nothing else named by Connection,
+        # every line already `Name: value`.
+        append(verbatim)
+        saw_host = True
+    else:
+        drop: frozenset[bytes] = HOP_BY_HOP
+        connection = head.connection
+        if connection and not HOP_BY_HOP.issuperset(connection):
+            drop = HOP_BY_HOP.union(connection)
+        saw_host = False
+        for name, value in head.headers:
+            lowered = name.lower()
+            if lowered in drop:
+                continue
+            if lowered in _REBUILT:
+                if trusted:
+                    if lowered == _XFF:
+                        prior_xff.append(value)
+                    elif lowered == _FORWARDED:
+                        prior_forwarded.append(value)
+                    elif lowered == _XFP:
+                        prior_xfp = value
+                    else:
+                        prior_xfh = value
+                continue
+            if lowered == _HOST:
+                saw_host = True
+                if rewrite_host:
+                    value = head.host
+            elif lowered == _CONTENT_LENGTH:
+                # Canonical decimal: "010" is ten to RFC 9110 but eight to a strtoll(, , 0) backend
+                # (HTTP Garden server bug 32).
+                value = _decimal(value)
+            append(name)
+            append(b": ")
+            append(value)
+            append(b"\r\n")
     if not saw_host:
         append(b"Host: ")
         append(head.host if rewrite_host else fallback_host)
@@ -136,29 +144,23 @@ def request_head(
         append(b"Connection: close\r\n")
 
     peer = client_ip.encode("ascii") if client_ip else b"unknown"
-    prior_xff.append(peer)
-    append(b"X-Forwarded-For: ")
-    append(b", ".join(prior_xff))
-    append(b"\r\nX-Forwarded-Proto: ")
-    append(prior_xfp or proto)
+    if prior_xff:
+        prior_xff.append(peer)
+        xff = b", ".join(prior_xff)
+    else:
+        xff = peer
     host = prior_xfh or head.host
     if host:
-        append(b"\r\nX-Forwarded-Host: ")
-        append(host)
-    append(b"\r\n")
+        parts += (b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: ", prior_xfp or proto, b"\r\nX-Forwarded-Host: ",
+                  host, b"\r\n")
+    else:
+        parts += (b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: ", prior_xfp or proto, b"\r\n")
     if forwarded:
         prior_forwarded.append(forwarded_element(peer, head.host, proto))
-        append(b"Forwarded: ")
-        append(b", ".join(prior_forwarded))
-        append(b"\r\n")
-    elif prior_forwarded:
-        append(b"Forwarded: ")
-        append(b", ".join(prior_forwarded))
-        append(b"\r\n")
+    if prior_forwarded:
+        parts += (b"Forwarded: ", b", ".join(prior_forwarded), b"\r\n")
     if via:
-        append(b"Via: ")
-        append(head.version)
-        append(b" " + VIA_PSEUDONYM + b"\r\n")
+        append(_VIA_LINES.get(head.version) or b"Via: " + head.version + b" " + VIA_PSEUDONYM + b"\r\n")
     append(b"\r\n")
     return b"".join(parts)
 
@@ -205,24 +207,28 @@ def response_head(
     `response_framing()` gives the usual choice of `chunked` and `keep_alive`.
     """
     status = head.status
-    drop: frozenset[bytes] = HOP_BY_HOP
-    if head.connection and not HOP_BY_HOP.issuperset(head.connection):
-        drop = HOP_BY_HOP.union(head.connection)
     parts = [b"HTTP/1.1 ", _STATUS_BYTES.get(status) or str(status).encode("ascii"), b" ", head.reason, b"\r\n"]
     append = parts.append
     upgrade_value = b""
-    for name, value in head.headers:
-        lowered = name.lower()
-        if lowered in drop:
-            if lowered == _UPGRADE:
-                upgrade_value = value
-            continue
-        if lowered == _CONTENT_LENGTH:
-            value = _decimal(value)
-        append(name)
-        append(b": ")
-        append(value)
-        append(b"\r\n")
+    verbatim = head.forwardable
+    if verbatim is not None and not upgrade:
+        append(verbatim)  # what the loop below would write (see ResponseHead.forwardable)
+    else:
+        drop: frozenset[bytes] = HOP_BY_HOP
+        if head.connection and not HOP_BY_HOP.issuperset(head.connection):
+            drop = HOP_BY_HOP.union(head.connection)
+        for name, value in head.headers:
+            lowered = name.lower()
+            if lowered in drop:
+                if lowered == _UPGRADE:
+                    upgrade_value = value
+                continue
+            if lowered == _CONTENT_LENGTH:
+                value = _decimal(value)
+            append(name)
+            append(b": ")
+            append(value)
+            append(b"\r\n")
     if chunked and status >= 200:
         append(b"Transfer-Encoding: chunked\r\n")
     if upgrade:
@@ -237,9 +243,7 @@ def response_head(
         elif request.version != b"1.1":
             append(b"Connection: keep-alive\r\n")
     if via:
-        append(b"Via: ")
-        append(head.version)
-        append(b" " + VIA_PSEUDONYM + b"\r\n")
+        append(_VIA_LINES.get(head.version) or b"Via: " + head.version + b" " + VIA_PSEUDONYM + b"\r\n")
     append(b"\r\n")
     return b"".join(parts)
 

@@ -37,13 +37,17 @@ from rsp.http1.events import (
     END_OF_MESSAGE,
     NO_BODY,
     UNTIL_CLOSE,
-    Data,
     EndOfMessage,
     Event,
     Framing,
+    Headers,
+    RequestHead,
+    ResponseHead,
+    make_data,
     make_request_head,
     make_response_head,
 )
+from rsp.http1.fields import COMMON_CONNECTION as _COMMON_CONNECTION
 from rsp.http1.fields import FIELD_LINE_RE, QUOTED_STRING, TCHAR
 from rsp.http1.limits import (
     MAX_CHUNK_LINE,
@@ -115,6 +119,149 @@ _FORBIDDEN_TRAILERS = frozenset(
     )
 )
 
+# -- the fast path -----------------------------------------------------------------------------------
+# Nearly every head has one shape: each field line written `Name: value` (one space after the colon, no
+# whitespace at the end of the value) and each field the parser acts on present at most once. One
+# compiled expression recognises that shape (start line and whole field section, every byte validated as
+# by FIELD_LINE_RE) and captures, in the same pass, the value of each field that decides framing or
+# routing. Anything else -- another spacing, a repeated Connection, a look-alike name, an error, an
+# incomplete head, a limit exceeded -- does not match and takes the general path below, which is the
+# reference: the fast path only ever produces the events the general path would (tests/http1/
+# test_fast_path.py checks both on generated heads), and it never raises.
+#
+# Per captured name, `(?(F)()VALUE|(VALUE))`: the first line fills group F; a repeated line fills the
+# empty "duplicate" group instead; a refused name (a look-alike, or a field the fast path does not
+# handle) fills a flag group; and conditionals at the end of the expression fail the whole match when a
+# duplicate or flag group is set. Each line is an atomic group and the repetition sits in another, so
+# the engine cannot backtrack and read a special line as an ordinary one. Lines whose first letter starts
+# no special name skip the alternatives (first branch). A special name's branch accepts exactly the values
+# an ordinary line accepts, so the alternatives never change which heads match, only what is captured.
+#
+# Measured (python bench/http1_micro.py, best of interleaved runs): nginx's /small response, 8 fields,
+# 6.6 us on the general path, 4.1 us on the fast path with its events; 12-field browser GET 6.6 -> 4.6 us.
+_CANONICAL_VALUE = rb"(?:[\x21-\x7e\x80-\xff][\t\x20-\x7e\x80-\xff]*+)?+(?<![ \t])"
+_CANONICAL_LINE = rb"[%s]++: %s\r\n" % (TCHAR, _CANONICAL_VALUE)
+# Separator variants of the forwarding fields (any mix of "-" and "_"); requests refuse even the
+# canonical spelling on the fast path because forwarding rebuilds those fields.
+_ANY_FORWARDED = rb"x[-_]forwarded[-_](?:for|proto|host)"
+_LOOKALIKE_FORWARDED = rb"x(?:_forwarded[-_]|-forwarded_)(?:for|proto|host)"
+
+
+def _fast_head_re(
+    start: bytes, captured: tuple[bytes, ...], refused: tuple[bytes, ...], max_count: int
+) -> re.Pattern[bytes]:
+    """The fast-path expression: `start` (3 groups) then the section (group 4), then for each captured
+    name a duplicate flag and the first value (groups 5, 6 for the first name, 7, 8 for the second...),
+    then the refused-name flag."""
+    group = re.compile(start).groups + 1  # the section
+    assert group == 4
+    branches = []
+    flags = []
+    initials = set()
+    for name in captured:
+        flags.append(group + 1)
+        group += 2
+        value = _CANONICAL_VALUE
+        branches.append(rb"(?i:%s): (?(%d)()%s|(%s))\r\n" % (re.escape(name), group, value, value))
+        initials.add(name[:1])
+    group += 1
+    flags.append(group)
+    branches.append(rb"((?i:%s)):[^\r]*+\r\n" % b"|".join(refused))
+    initials.update(name[:1] for name in refused)
+    guard = b"".join(sorted(initials | {initial.upper() for initial in initials}))
+    line = rb"(?>(?=[^%s])%s|%s|%s)" % (guard, _CANONICAL_LINE, b"|".join(branches), _CANONICAL_LINE)
+    fail_if_flagged = b"".join(rb"(?(%d)(?!))" % flag for flag in flags)
+    # An atomic group around the repetition, not a possessive `{0,n}+`: CPython 3.11.7 raises SystemError
+    # ("The span of capturing group is wrong") for a possessive repeat of groups that capture.
+    return re.compile(rb"%s((?>(?:%s){0,%d}))\r\n%s" % (start, line, max_count, fail_if_flagged))
+
+
+_REQUEST_FAST_START = rb"([%s]++) ([\x21\x22\x24-\x7e]++) HTTP/1\.([01])\r\n" % TCHAR
+_REQUEST_CAPTURED = (
+    b"host", b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"upgrade", b"expect"
+)
+_REQUEST_REFUSED = (
+    b"te", b"trailer", b"proxy-connection", b"close", b"forwarded", _ANY_FORWARDED, b"content_length",
+    b"transfer_encoding",
+)
+# Groups of the request expression: value of host 6, content-length 8, transfer-encoding 10, connection 12,
+# keep-alive 14, upgrade 16, expect 18.
+_Q_HOST, _Q_LENGTH, _Q_CODINGS, _Q_CONNECTION, _Q_KEEP_ALIVE, _Q_UPGRADE, _Q_EXPECT = range(6, 20, 2)
+
+_RESPONSE_FAST_START = rb"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*+))?\r\n"
+_RESPONSE_CAPTURED = (b"content-length", b"transfer-encoding", b"connection", b"keep-alive")
+_RESPONSE_REFUSED = (
+    b"te", b"trailer", b"proxy-connection", b"upgrade", b"close", _LOOKALIKE_FORWARDED, b"content_length",
+    b"transfer_encoding",
+)
+# Groups of the response expression: content-length 6, transfer-encoding 8, connection 10, keep-alive 12.
+_R_LENGTH, _R_CODINGS, _R_CONNECTION, _R_KEEP_ALIVE = range(6, 14, 2)
+
+# Hop-by-hop lines the fast path may meet, cut out of `forwardable`: group -> length of "Name: ".
+_REQUEST_HOP_GROUPS = ((_Q_CODINGS, 19), (_Q_CONNECTION, 12), (_Q_KEEP_ALIVE, 12), (_Q_UPGRADE, 9))
+_RESPONSE_HOP_GROUPS = ((_R_CODINGS, 19), (_R_CONNECTION, 12), (_R_KEEP_ALIVE, 12))
+# Connection options whose fields the fast path has vetted (cut, or refused above): with any other option
+# the named field would have to be dropped too, and `forwardable` is not offered.
+_VETTED_OPTIONS = frozenset(
+    (b"close", b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade")
+)
+
+_FAST_RES: dict[tuple[bool, int], re.Pattern[bytes]] = {}
+
+
+def _fast_re(request: bool, max_count: int) -> re.Pattern[bytes]:
+    pattern = _FAST_RES.get((request, max_count))
+    if pattern is None:
+        if request:
+            pattern = _fast_head_re(_REQUEST_FAST_START, _REQUEST_CAPTURED, _REQUEST_REFUSED, max_count)
+        else:
+            pattern = _fast_head_re(_RESPONSE_FAST_START, _RESPONSE_CAPTURED, _RESPONSE_REFUSED, max_count)
+        _FAST_RES[(request, max_count)] = pattern
+    return pattern
+
+
+def _without_lines(raw: bytes, offset: int, match: re.Match[bytes], groups: tuple[tuple[int, int], ...]) -> bytes:
+    """`raw` (which starts at `offset` in the matched buffer) without the lines whose value `groups` hold."""
+    spans = []
+    for group, prefix in groups:
+        start = match.start(group)
+        if start >= 0:
+            spans.append((start - prefix - offset, match.end(group) + 2 - offset))
+    spans.sort()
+    pieces = []
+    previous = 0
+    for start, end in spans:
+        pieces.append(raw[previous:start])
+        previous = end
+    pieces.append(raw[previous:])
+    return b"".join(pieces)
+
+
+# Content-Length values seen, validated, with their framing: a keep-alive backend serving the same
+# resources repeats them, and a dictionary hit replaces a regular expression, int() and an allocation.
+# Bounded; once full, new values are validated every time (still correct, just not cached).
+_MAX_CACHED_LENGTHS = 4096
+_LENGTH_FRAMINGS: dict[bytes, Framing] = {}
+
+
+def _length_framing(value: bytes, status: int) -> Framing:
+    framing = _LENGTH_FRAMINGS.get(value)
+    if framing is None:
+        length = fields.content_length(value, MAX_CONTENT_LENGTH_DIGITS, status)
+        framing = Framing("length", length) if length else NO_BODY
+        if len(_LENGTH_FRAMINGS) < _MAX_CACHED_LENGTHS:
+            _LENGTH_FRAMINGS[value] = framing
+    return framing
+
+
+_STATUS_CODES = {b"%d" % code: code for code in range(100, 600)}
+_Field = bytes | None  # a field value the general path found, or None
+
+# Placeholders for the one-head memo of each parser (never returned: the memo starts empty).
+_NO_REQUEST = RequestHead(b"", b"", b"", (), False, NO_BODY)
+_NO_RESPONSE = ResponseHead(0, b"", b"", (), False, NO_BODY)
+
+
 # Parser states.
 _HEAD = 0
 _LENGTH = 1
@@ -141,9 +288,11 @@ class _MessageParser:
     __slots__ = (
         "_after_body",
         "_buf",
+        "_fast",
         "_more",
         "_more_size",
         "_remaining",
+        "_short_head",
         "_state",
         "_status",
         "max_header_count",
@@ -162,6 +311,16 @@ class _MessageParser:
         self.max_start_line = max_start_line
         self.max_header_section = max_header_section
         self.max_header_count = max_header_count
+        # The fast-path expression embeds the field count limit (set at construction).
+        self._fast = _fast_re(status == 400, max_header_count)
+        # A head no longer than this cannot exceed the start-line or the section limit.
+        self._short_head = min(max_start_line, max_header_section)
+        # Subclasses keep a one-head memo: the bytes of the last head parsed (b"" for none) with its event.
+        # A keep-alive peer often sends the very same head again (a client polling or a load generator
+        # repeating a request; a backend answering the same resource within the same second of its Date
+        # field): the same bytes parse to the same event (for a response, to the same request method), so
+        # a comparison of the bytes replaces the parse. Events are immutable and can be handed out again.
+        # A different head costs one failed comparison (it stops at the first different byte) and one copy.
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -225,11 +384,11 @@ class _MessageParser:
                 elif state == _LENGTH:
                     remaining = self._remaining
                     if end - pos >= remaining:
-                        events.append(Data(buf[pos : pos + remaining]))
+                        events.append(make_data(buf[pos : pos + remaining]))
                         new = pos + remaining
                         self._end_message(events, END_OF_MESSAGE)
                     else:
-                        events.append(Data(buf[pos:] if pos else buf))
+                        events.append(make_data(buf[pos:] if pos else buf))
                         self._remaining = remaining - (end - pos)
                         new = end
                 elif state == _CHUNK_HEAD:
@@ -237,11 +396,11 @@ class _MessageParser:
                 elif state == _CHUNK_DATA:
                     remaining = self._remaining
                     if end - pos >= remaining:
-                        events.append(Data(buf[pos : pos + remaining]))
+                        events.append(make_data(buf[pos : pos + remaining]))
                         new = pos + remaining
                         self._state = _CHUNK_END
                     else:
-                        events.append(Data(buf[pos:] if pos else buf))
+                        events.append(make_data(buf[pos:] if pos else buf))
                         self._remaining = remaining - (end - pos)
                         new = end
                 elif state == _CHUNK_END:
@@ -256,7 +415,7 @@ class _MessageParser:
                 elif state == _TRAILERS:
                     new = self._trailers(buf, pos, events)
                 elif state == _UNTIL_CLOSE:
-                    events.append(Data(buf[pos:] if pos else buf))
+                    events.append(make_data(buf[pos:] if pos else buf))
                     new = end
                 else:  # paused or closed by the message that just ended
                     if state == _PAUSED:
@@ -435,7 +594,7 @@ class RequestParser(_MessageParser):
     431, unsupported transfer coding 501, HTTP version other than 1.0 / 1.1 505.
     """
 
-    __slots__ = ("_valid_host",)
+    __slots__ = ("_last_after", "_last_event", "_last_head", "_valid_host")
 
     def __init__(
         self,
@@ -448,6 +607,10 @@ class RequestParser(_MessageParser):
         # The last Host value validated: a keep-alive client repeats it, a comparison is cheaper than the
         # regular expression.
         self._valid_host: bytes | None = None
+        # The last head parsed, its event and the state after it (see _MessageParser.__init__).
+        self._last_head = b""
+        self._last_event = _NO_REQUEST
+        self._last_after = _HEAD
 
     def _eof(self, events: list[Event]) -> None:
         if self._state == _HEAD and not (self._buf.strip(b"\r\n") or any(self._more)):
@@ -464,13 +627,158 @@ class RequestParser(_MessageParser):
 
     def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
         # RFC 9112 §2.2: a server SHOULD ignore at least one empty line received before the request-line.
-        while buf.startswith(b"\r\n", pos):
-            pos += 2
+        if buf[pos] == 13:
+            while buf.startswith(b"\r\n", pos):
+                pos += 2
+            if pos == len(buf):
+                return pos
+        last = self._last_head
+        if buf.startswith(last, pos) and last:  # the previous head again: the same bytes, the same event
+            head = self._last_event
+            events.append(head)
+            if head.body is NO_BODY:
+                events.append(END_OF_MESSAGE)
+                self._state = self._last_after
+            else:
+                self._begin_body(head.body, events, self._last_after)
+            return pos + len(last)
+        match = self._fast.match(buf, pos)
+        if match is not None:
+            (
+                method, target, minor, raw, _, host_field, _, length_field, _, codings, _, connection, _,
+                keep_alive_field, _, upgrades, _, expect, _,
+            ) = match.groups()
+            end = match.end()
+            if end - pos > self._short_head and (
+                len(raw) > self.max_header_section or len(method) + len(target) + 10 > self.max_start_line
+            ):
+                match = None  # the general path reports the limit
+        if match is not None:
+            version = _V11 if minor == b"1" else _V10
+            expect_continue = expect is not None and (expect == b"100-continue" or expect.lower() == b"100-continue")
+            headers: Headers | None = None
+            if host_field is None:
+                forwardable: bytes | None = None  # forwarding adds a Host
+            elif keep_alive_field is None and codings is None and upgrades is None:
+                if connection is None:
+                    forwardable = raw
+                else:  # only the Connection line to leave out, the usual case
+                    cut = match.start(_Q_CONNECTION) - 12 - pos - len(method) - len(target) - 12
+                    forwardable = raw[:cut] + raw[cut + 14 + len(connection) :]
+            else:
+                forwardable = _without_lines(raw, pos + len(method) + len(target) + 12, match, _REQUEST_HOP_GROUPS)
+        else:
+            general = self._general_fields(buf, pos)
+            if general is None:
+                return pos
+            (
+                method, target, version, headers, host_field, length_field, codings, connection, upgrades,
+                expect_continue, end,
+            ) = general
+            raw = b""
+            forwardable = None
+
+        # Request target forms (RFC 9112 §3.2) and the authority of the target URI.
+        if target[0] == 47:  # "/": origin-form
+            if method == _CONNECT:
+                raise ProtocolError("CONNECT needs an authority-form target (RFC 9112 §3.2.3)", 400)
+            host = b""
+        elif method == _CONNECT:
+            if _AUTHORITY_RE.fullmatch(target) is None:
+                raise ProtocolError("invalid authority-form target (RFC 9112 §3.2.3)", 400)
+            host = target
+        elif target == b"*":
+            if method != b"OPTIONS":
+                raise ProtocolError("asterisk-form is only for OPTIONS (RFC 9112 §3.2.4)", 400)
+            host = b""
+        else:
+            host = _absolute_authority(target)
+
+        if host_field is None:
+            if version == _V11:
+                raise ProtocolError("HTTP/1.1 request without Host (RFC 9112 §3.2)", 400)
+        else:
+            if host_field != self._valid_host:
+                if not fields.valid_host(host_field):
+                    raise ProtocolError("invalid Host field value (RFC 9112 §3.2)", 400)
+                self._valid_host = host_field
+            if not host:
+                host = host_field
+
+        options: tuple[bytes, ...] = ()
+        if connection is not None:
+            options = _COMMON_CONNECTION.get(connection) or fields.connection_options(connection, 400)
+            if forwardable is not None and not _VETTED_OPTIONS.issuperset(options):
+                forwardable = None
+        if version == _V11:
+            keep_alive = b"close" not in options
+        else:
+            # RFC 9112 §9.3 / Appendix C.2.2: HTTP/1.0 persists only with the keep-alive option.
+            keep_alive = b"keep-alive" in options and b"close" not in options
+            expect_continue = False  # RFC 9110 §10.1.1: ignore 100-continue from an HTTP/1.0 client
+
+        if codings is not None:
+            if length_field is not None:
+                raise ProtocolError("both Transfer-Encoding and Content-Length (RFC 9112 §6.1)", 400)
+            if version == _V10:
+                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)", 400)
+            fields.check_transfer_encoding(codings, 400, 501)
+            framing = CHUNKED
+        elif length_field is not None:
+            framing = _LENGTH_FRAMINGS.get(length_field) or _length_framing(length_field, 400)
+            if length_field[0] == 48 and len(length_field) > 1:
+                forwardable = None  # forwarding writes it without the leading zeros
+        else:
+            framing = NO_BODY
+        if method == _CONNECT and (codings is not None or length_field is not None):
+            raise ProtocolError("a CONNECT request has no content (RFC 9110 §9.3.6)", 400)
+
+        upgrade = None
+        # RFC 9110 §7.8 (an HTTP/1.0 Upgrade is ignored). h2c is never passed on: a tunnelled HTTP/2
+        # connection would carry requests past every rule of the proxy ("h2c smuggling").
+        if (
+            upgrades is not None
+            and version == _V11
+            and b"upgrade" in options
+            and b"h2c" not in [element.lower() for element in fields.split_list(upgrades)]
+        ):
+            upgrade = upgrades
+
+        head = make_request_head(
+            method, target, version, headers, keep_alive, framing, upgrade, expect_continue, host, options, raw,
+            forwardable,
+        )
+        events.append(head)
+        if upgrade is not None or method == _CONNECT:
+            after = _PAUSED
+        elif keep_alive:
+            after = _HEAD
+        else:
+            after = _CLOSED
+        self._last_head = buf[pos:end]
+        self._last_event = head
+        self._last_after = after
+        if framing is NO_BODY:  # the common case, inlined
+            events.append(END_OF_MESSAGE)
+            self._state = after
+        else:
+            self._begin_body(framing, events, after)
+        return end
+
+    def _general_fields(
+        self, buf: bytes, pos: int
+    ) -> tuple[bytes, bytes, bytes, Headers, _Field, _Field, _Field, _Field, _Field, bool, int] | None:
+        """The general path: validate the request line and the field section of a head in any valid form.
+
+        Returns None while the head is incomplete (after checking what has arrived), else (method, target,
+        version, headers, Host, Content-Length, Transfer-Encoding, Connection, Upgrade, expect 100-continue,
+        the position after the head); list fields sent on several lines are joined with ", ".
+        """
         end = buf.find(b"\r\n\r\n", pos)
         if end < 0:
             if pos < len(buf):
                 self._incomplete_head(buf, pos)
-            return pos
+            return None
         line_end = buf.find(b"\r\n", pos)
         if line_end - pos > self.max_start_line:
             self._start_line_too_long()
@@ -489,7 +797,7 @@ class RequestParser(_MessageParser):
         connection: bytes | None = None
         upgrades: bytes | None = None
         expect_continue = False
-        headers: tuple[tuple[bytes, bytes], ...] = ()
+        headers: Headers = ()
         if end != line_end:
             start = line_end + 2
             pairs = FIELD_LINE_RE.findall(buf, start, end + 2)
@@ -524,87 +832,10 @@ class RequestParser(_MessageParser):
                 else:
                     fields.raise_bad_line(buf, start, end + 2, 400)
             headers = tuple(pairs)
-
-        # Request target forms (RFC 9112 §3.2) and the authority of the target URI.
-        if target[0] == 47:  # "/": origin-form
-            if method == _CONNECT:
-                raise ProtocolError("CONNECT needs an authority-form target (RFC 9112 §3.2.3)", 400)
-            host = b""
-        elif method == _CONNECT:
-            if _AUTHORITY_RE.fullmatch(target) is None:
-                raise ProtocolError("invalid authority-form target (RFC 9112 §3.2.3)", 400)
-            host = target
-        elif target == b"*":
-            if method != b"OPTIONS":
-                raise ProtocolError("asterisk-form is only for OPTIONS (RFC 9112 §3.2.4)", 400)
-            host = b""
-        else:
-            host = _absolute_authority(target)
-
-        if host_field is None:
-            if version == _V11:
-                raise ProtocolError("HTTP/1.1 request without Host (RFC 9112 §3.2)", 400)
-        else:
-            if host_field != self._valid_host:
-                if not fields.valid_host(host_field):
-                    raise ProtocolError("invalid Host field value (RFC 9112 §3.2)", 400)
-                self._valid_host = host_field
-            if not host:
-                host = host_field
-
-        options: tuple[bytes, ...] = ()
-        if connection is not None:
-            options = fields.connection_options(connection, 400)
-        if version == _V11:
-            keep_alive = b"close" not in options
-        else:
-            # RFC 9112 §9.3 / Appendix C.2.2: HTTP/1.0 persists only with the keep-alive option.
-            keep_alive = b"keep-alive" in options and b"close" not in options
-            expect_continue = False  # RFC 9110 §10.1.1: ignore 100-continue from an HTTP/1.0 client
-
-        if codings is not None:
-            if length_field is not None:
-                raise ProtocolError("both Transfer-Encoding and Content-Length (RFC 9112 §6.1)", 400)
-            if version == _V10:
-                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)", 400)
-            fields.check_transfer_encoding(codings, 400, 501)
-            framing = CHUNKED
-        elif length_field is not None:
-            length = fields.content_length(length_field, MAX_CONTENT_LENGTH_DIGITS, 400)
-            framing = Framing("length", length) if length else NO_BODY
-        else:
-            framing = NO_BODY
-        if method == _CONNECT and (codings is not None or length_field is not None):
-            raise ProtocolError("a CONNECT request has no content (RFC 9110 §9.3.6)", 400)
-
-        upgrade = None
-        # RFC 9110 §7.8 (an HTTP/1.0 Upgrade is ignored). h2c is never passed on: a tunnelled HTTP/2
-        # connection would carry requests past every rule of the proxy ("h2c smuggling").
-        if (
-            upgrades is not None
-            and version == _V11
-            and b"upgrade" in options
-            and b"h2c" not in [element.lower() for element in fields.split_list(upgrades)]
-        ):
-            upgrade = upgrades
-
-        events.append(
-            make_request_head(
-                method, target, version, headers, keep_alive, framing, upgrade, expect_continue, host, options
-            )
+        return (
+            method, target, version, headers, host_field, length_field, codings, connection, upgrades, expect_continue,
+            end + 4,
         )
-        if upgrade is not None or method == _CONNECT:
-            after = _PAUSED
-        elif keep_alive:
-            after = _HEAD
-        else:
-            after = _CLOSED
-        if framing is NO_BODY:  # the common case, inlined
-            events.append(END_OF_MESSAGE)
-            self._state = after
-        else:
-            self._begin_body(framing, events, after)
-        return end + 4
 
 
 class ResponseParser(_MessageParser):
@@ -614,7 +845,7 @@ class ResponseParser(_MessageParser):
     every request forwarded on the connection, in order. A response nobody asked for is an error.
     """
 
-    __slots__ = ("_methods", "_switching")
+    __slots__ = ("_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_switching")
 
     def __init__(
         self,
@@ -625,6 +856,12 @@ class ResponseParser(_MessageParser):
     ) -> None:
         super().__init__(502, max_status_line, max_header_section, max_header_count)
         self._methods: deque[bytes] = deque()
+        # The last final response head parsed, the method it answered, its event and the state after it
+        # (see _MessageParser.__init__).
+        self._last_head = b""
+        self._last_method = b""
+        self._last_event = _NO_RESPONSE
+        self._last_after = _HEAD
 
     def expect(self, method: bytes) -> None:
         """A request with this method was sent; its response comes after those already expected."""
@@ -660,13 +897,140 @@ class ResponseParser(_MessageParser):
     def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
         # Empty lines before a status line are skipped as before a request line (RFC 9112 §2.2): some
         # servers send a CRLF after a body.
-        while buf.startswith(b"\r\n", pos):
-            pos += 2
+        if buf[pos] == 13:
+            while buf.startswith(b"\r\n", pos):
+                pos += 2
+            if pos == len(buf):
+                return pos
+        methods = self._methods
+        if not methods:
+            match = None
+        else:
+            last = self._last_head
+            if buf.startswith(last, pos) and last and methods[0] == self._last_method:
+                # The previous final response again, to the same method: the same event.
+                head = self._last_event
+                events.append(head)
+                return self._final_body(buf, pos + len(last), head.body, events, self._last_after)
+            match = self._fast.match(buf, pos)
+        if match is not None:
+            (
+                minor, code, reason, raw, _, length_field, _, codings, _, connection, _, keep_alive_field, _,
+            ) = match.groups()
+            end = match.end()
+            if end - pos > self._short_head and (
+                len(raw) > self.max_header_section or (12 if reason is None else 13 + len(reason)) > self.max_start_line
+            ):
+                match = None  # the general path reports the limit
+        if match is not None:
+            version = _V11 if minor == b"1" else _V10
+            status = _STATUS_CODES[code]
+            headers: Headers | None = None
+            offset = pos + (14 if reason is None else 15 + len(reason))  # where the section starts
+            if keep_alive_field is None and codings is None:
+                if connection is None:
+                    forwardable: bytes | None = raw
+                else:  # only the Connection line to leave out, the usual case
+                    cut = match.start(_R_CONNECTION) - 12 - offset
+                    forwardable = raw[:cut] + raw[cut + 14 + len(connection) :]
+            else:
+                forwardable = _without_lines(raw, offset, match, _RESPONSE_HOP_GROUPS)
+        else:
+            general = self._general_fields(buf, pos)
+            if general is None:
+                return pos
+            version, status, reason, headers, length_field, codings, connection, end = general
+            raw = b""
+            forwardable = None
+
+        options: tuple[bytes, ...] = ()
+        if connection is not None:
+            options = _COMMON_CONNECTION.get(connection) or fields.connection_options(connection, 502)
+            if forwardable is not None and not _VETTED_OPTIONS.issuperset(options):
+                forwardable = None
+        if version == _V11:
+            keep_alive = b"close" not in options
+        else:
+            keep_alive = b"keep-alive" in options and b"close" not in options
+
+        # The same scrutiny as requests: a response the proxy cannot frame unambiguously is refused
+        # even where its framing would not be used (HEAD, 1xx, 204, 304).
+        framing: Framing
+        if codings is not None:
+            if length_field is not None:
+                raise ProtocolError("both Transfer-Encoding and Content-Length (RFC 9112 §6.1)", 502)
+            if version == _V10:
+                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 response (RFC 9112 §6.1)", 502)
+            fields.check_transfer_encoding(codings, 502, 502)
+            framing = CHUNKED
+        elif length_field is not None:
+            framing = _LENGTH_FRAMINGS.get(length_field) or _length_framing(length_field, 502)
+            if length_field[0] == 48 and len(length_field) > 1:
+                forwardable = None  # forwarding writes it without the leading zeros
+        else:
+            framing = UNTIL_CLOSE
+
+        method = methods[0]
+        # RFC 9112 §6.3 rules 1 and 2.
+        if (
+            status < 200
+            or status == 204
+            or status == 304
+            or method == _HEAD_METHOD
+            or (method == _CONNECT and status < 300)
+        ):
+            framing = NO_BODY
+        if framing is UNTIL_CLOSE:
+            keep_alive = False
+
+        head = make_response_head(
+            status, reason or b"", version, headers, keep_alive, framing, options, raw, forwardable
+        )
+        events.append(head)
+        if status == 101 or (method == _CONNECT and 200 <= status < 300):
+            self._begin_body(NO_BODY, events, _PAUSED)  # the connection becomes a tunnel
+            return end
+        if status < 200:
+            # Interim response (RFC 9110 §15.2): the final response to the same request is still to come.
+            events.append(END_OF_MESSAGE)
+            return end
+        after = _HEAD if keep_alive else _CLOSED
+        self._last_head = buf[pos:end]
+        self._last_method = method
+        self._last_event = head
+        self._last_after = after
+        return self._final_body(buf, end, framing, events, after)
+
+    def _final_body(self, buf: bytes, pos: int, framing: Framing, events: list[Event], after: int) -> int:
+        """Start the body of a final response whose head ends at `pos`; inlined for the common cases."""
+        if framing is NO_BODY:
+            events.append(END_OF_MESSAGE)
+            self._state = after
+            self._methods.popleft()
+            return pos
+        if framing.kind == "length" and len(buf) - pos >= framing.length:  # the whole body has arrived
+            end = pos + framing.length
+            events.append(make_data(buf[pos:end]))
+            events.append(END_OF_MESSAGE)
+            self._state = after
+            self._methods.popleft()
+            return end
+        self._begin_body(framing, events, after)
+        return pos
+
+    def _general_fields(
+        self, buf: bytes, pos: int
+    ) -> tuple[bytes, int, bytes | None, Headers, bytes | None, bytes | None, bytes | None, int] | None:
+        """The general path: validate the status line and the field section of a head in any valid form.
+
+        Returns None while the head is incomplete (after checking what has arrived), else (version, status,
+        reason, headers, Content-Length, Transfer-Encoding, Connection, the position after the head).
+        """
         end = buf.find(b"\r\n\r\n", pos)
         if end < 0:
             if pos < len(buf):
                 self._incomplete_head(buf, pos)
-            return pos
+            return None
         if not self._methods:
             raise ProtocolError("response without a request", 502)
         line_end = buf.find(b"\r\n", pos)
@@ -685,7 +1049,7 @@ class ResponseParser(_MessageParser):
         length_field: bytes | None = None
         codings: bytes | None = None
         connection: bytes | None = None
-        headers: tuple[tuple[bytes, bytes], ...] = ()
+        headers: Headers = ()
         if end != line_end:
             start = line_end + 2
             pairs = FIELD_LINE_RE.findall(buf, start, end + 2)
@@ -710,53 +1074,7 @@ class ResponseParser(_MessageParser):
                 elif key == _LOOKALIKE:
                     fields.raise_lookalike(name, 502)
             headers = tuple(pairs)
-
-        options: tuple[bytes, ...] = ()
-        if connection is not None:
-            options = fields.connection_options(connection, 502)
-        if version == _V11:
-            keep_alive = b"close" not in options
-        else:
-            keep_alive = b"keep-alive" in options and b"close" not in options
-
-        # The same scrutiny as requests: a response the proxy cannot frame unambiguously is refused
-        # even where its framing would not be used (HEAD, 1xx, 204, 304).
-        framing: Framing
-        if codings is not None:
-            if length_field is not None:
-                raise ProtocolError("both Transfer-Encoding and Content-Length (RFC 9112 §6.1)", 502)
-            if version == _V10:
-                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 response (RFC 9112 §6.1)", 502)
-            fields.check_transfer_encoding(codings, 502, 502)
-            framing = CHUNKED
-        elif length_field is not None:
-            length = fields.content_length(length_field, MAX_CONTENT_LENGTH_DIGITS, 502)
-            framing = Framing("length", length) if length else NO_BODY
-        else:
-            framing = UNTIL_CLOSE
-
-        method = self._methods[0]
-        # RFC 9112 §6.3 rules 1 and 2.
-        if (
-            status < 200
-            or status == 204
-            or status == 304
-            or method == _HEAD_METHOD
-            or (method == _CONNECT and status < 300)
-        ):
-            framing = NO_BODY
-        if framing is UNTIL_CLOSE:
-            keep_alive = False
-
-        events.append(make_response_head(status, reason or b"", version, headers, keep_alive, framing, options))
-        if status == 101 or (method == _CONNECT and 200 <= status < 300):
-            self._begin_body(NO_BODY, events, _PAUSED)  # the connection becomes a tunnel
-        elif status < 200:
-            # Interim response (RFC 9110 §15.2): the final response to the same request is still to come.
-            events.append(END_OF_MESSAGE)
-        else:
-            self._begin_body(framing, events, _HEAD if keep_alive else _CLOSED)
-        return end + 4
+        return version, status, reason, headers, length_field, codings, connection, end + 4
 
 
 def _bad_request_line(line: bytes) -> NoReturn:
