@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from rsp.errors import ProtocolError
 from rsp.http1 import forward
+from rsp.http1 import parser as parser_module
 from rsp.http1.events import (
     NO_BODY,
     Data,
@@ -28,6 +29,8 @@ from rsp.http1.events import (
     make_request_head,
     make_response_head,
 )
+from rsp.http1.fields import COMMON_CONNECTION
+from rsp.http1.limits import MAX_MEMO_HEAD
 from rsp.http1.parser import RequestParser, ResponseParser
 
 SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -417,3 +420,18 @@ def test_fast_constructors_and_lazy_headers() -> None:
     response = make_response_head(200, b"OK", b"1.1", None, True, NO_BODY, (), b"")
     assert response.headers == () and not hasattr(response, "__dict__")
     assert vars(RequestHead)["headers"] is not None  # a descriptor on the class
+
+
+def test_the_usual_connection_values_name_only_fields_the_fast_path_vetted() -> None:
+    assert all(parser_module._VETTED_OPTIONS.issuperset(options) for options in COMMON_CONNECTION.values())
+
+
+def test_only_small_heads_are_remembered() -> None:
+    parser = RequestParser()
+    small = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    large = b"GET / HTTP/1.1\r\nHost: a\r\nCookie: " + b"c" * MAX_MEMO_HEAD + b"\r\n\r\n"
+    first = parser.feed(small)[0]
+    assert parser.feed(large)[0] != first
+    assert parser.feed(small)[0] is first  # the large head did not replace the small one
+    again = parser.feed(large)[0]
+    assert again == parser.feed(large)[0] and again is not parser.feed(large)[0]

@@ -12,8 +12,9 @@ peer sent (backends that care about case keep working); values have their surrou
 whitespace removed (RFC 9112 §5.1) and are otherwise the bytes received. Fields are never merged.
 
 Events are frozen and slotted. `EndOfMessage` without trailers is the shared instance `END_OF_MESSAGE`
-and the three body-less framings are shared constants, so a small keep-alive GET costs two allocations
-beyond its head: the head event and its headers tuple.
+and the three body-less framings are shared constants, so a small keep-alive GET costs the head event
+and the bytes of its field section; the headers tuple is built when someone reads it (see `raw`). A
+parser hands out the same event again for the same head bytes (its one-head memo).
 """
 
 from __future__ import annotations

@@ -161,7 +161,8 @@ def connection_options(value: bytes, status: int) -> tuple[bytes, ...]:
 
 
 _CONNECTION_FORBIDDEN = frozenset((b"content-length", b"transfer-encoding", b"host"))
-# The values browsers and load generators send, parsed once: a dictionary hit instead of a split.
+# The values browsers and load generators send, parsed once: a dictionary hit instead of a split. Only
+# values naming hop-by-hop fields or "close": the parsers' fast path relies on it (parser._VETTED_OPTIONS).
 COMMON_CONNECTION: dict[bytes, tuple[bytes, ...]] = {}
 COMMON_CONNECTION.update(
     (value, connection_options(value, 400))

@@ -74,6 +74,24 @@ def request_head(
     `encode_chunk()` and `last_chunk()` for "chunked".
     """
     target = head.target
+    verbatim = head.forwardable
+    if verbatim is not None and target[0] == 47 and head.upgrade is None and not forwarded:
+        # The usual request, in one step: origin-form, no protocol switch, field lines the parser vouched
+        # for (see RequestHead.forwardable); the general code below writes the same bytes.
+        host = head.host
+        return b"%b %b HTTP/1.1\r\n%b%b%bX-Forwarded-For: %b\r\nX-Forwarded-Proto: %b\r\n%b%b%b%b\r\n" % (
+            head.method,
+            target,
+            verbatim,
+            b"Transfer-Encoding: chunked\r\n" if head.body.kind == "chunked" else b"",
+            b"Connection: close\r\n" if close else b"",
+            client_ip.encode("ascii") if client_ip else b"unknown",
+            proto,
+            b"X-Forwarded-Host: " if host else b"",
+            host,
+            b"\r\n" if host else b"",
+            (_VIA_LINES.get(head.version) or b"Via: " + head.version + b" " + VIA_PSEUDONYM + b"\r\n") if via else b"",
+        )
     rewrite_host = False
     if target[0] != 47 and target != b"*" and head.method != b"CONNECT":
         # absolute-form -> origin-form; Host from the authority (RFC 9112 §3.2.2).
@@ -90,7 +108,6 @@ def request_head(
     prior_xff: list[bytes] = []
     prior_xfp = prior_xfh = b""
     prior_forwarded: list[bytes] = []
-    verbatim = head.forwardable
     if verbatim is not None and not rewrite_host:
         # The parser vouched that these lines are what the loop below would write: hop-by-hop lines
         # already out, Host present, no X-Forwarded-* or Forwarded, nothing else named by Connection,
@@ -207,28 +224,45 @@ def response_head(
     `response_framing()` gives the usual choice of `chunked` and `keep_alive`.
     """
     status = head.status
-    parts = [b"HTTP/1.1 ", _STATUS_BYTES.get(status) or str(status).encode("ascii"), b" ", head.reason, b"\r\n"]
-    append = parts.append
-    upgrade_value = b""
+    code = _STATUS_BYTES.get(status) or str(status).encode("ascii")
     verbatim = head.forwardable
     if verbatim is not None and not upgrade:
-        append(verbatim)  # what the loop below would write (see ResponseHead.forwardable)
-    else:
-        drop: frozenset[bytes] = HOP_BY_HOP
-        if head.connection and not HOP_BY_HOP.issuperset(head.connection):
-            drop = HOP_BY_HOP.union(head.connection)
-        for name, value in head.headers:
-            lowered = name.lower()
-            if lowered in drop:
-                if lowered == _UPGRADE:
-                    upgrade_value = value
-                continue
-            if lowered == _CONTENT_LENGTH:
-                value = _decimal(value)
-            append(name)
-            append(b": ")
-            append(value)
-            append(b"\r\n")
+        # Field lines the parser vouched for (see ResponseHead.forwardable), in one step; the general code
+        # below writes the same bytes.
+        if status < 200:
+            connection = b""
+        elif not keep_alive:
+            connection = b"Connection: close\r\n"
+        elif request.version != b"1.1":
+            connection = b"Connection: keep-alive\r\n"
+        else:
+            connection = b""
+        return b"HTTP/1.1 %b %b\r\n%b%b%b%b\r\n" % (
+            code,
+            head.reason,
+            verbatim,
+            b"Transfer-Encoding: chunked\r\n" if chunked and status >= 200 else b"",
+            connection,
+            (_VIA_LINES.get(head.version) or b"Via: " + head.version + b" " + VIA_PSEUDONYM + b"\r\n") if via else b"",
+        )
+    parts = [b"HTTP/1.1 ", code, b" ", head.reason, b"\r\n"]
+    append = parts.append
+    upgrade_value = b""
+    drop: frozenset[bytes] = HOP_BY_HOP
+    if head.connection and not HOP_BY_HOP.issuperset(head.connection):
+        drop = HOP_BY_HOP.union(head.connection)
+    for name, value in head.headers:
+        lowered = name.lower()
+        if lowered in drop:
+            if lowered == _UPGRADE:
+                upgrade_value = value
+            continue
+        if lowered == _CONTENT_LENGTH:
+            value = _decimal(value)
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
     if chunked and status >= 200:
         append(b"Transfer-Encoding: chunked\r\n")
     if upgrade:

@@ -44,3 +44,10 @@ MAX_CHUNK_SIZE_DIGITS = 15
 # A whole chunk header line (chunk-size, chunk extensions, CRLF). Node.js caps chunk extensions at
 # 16 KiB since CVE-2024-22019 (unbounded chunk-extension bytes were a resource-exhaustion vector).
 MAX_CHUNK_LINE = 16 * 1024
+
+# Heads a parser remembers to answer the same bytes again with the same event (its one-head memo, see
+# parser._MessageParser). The repeated heads it is for -- load generators, health checks, polling clients,
+# a backend's answers to them -- are a few hundred bytes. The bound keeps what an idle keep-alive
+# connection holds small (the memo keeps the head's bytes and event alive until the next head) whatever
+# the header limits above allow.
+MAX_MEMO_HEAD = 8 * 1024

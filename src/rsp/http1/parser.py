@@ -21,7 +21,9 @@ it does not (the backend refused the upgrade). After a message that ends the con
 
 Bodies are handed out as `Data` holding slices of the received bytes (the very object received when a
 read is all body); nothing is copied twice. Heads are parsed with compiled regular expressions over the
-whole head at once; see rsp/http1/README.md for the measurements behind that choice.
+whole head at once: one expression for the usual shape of a head (the fast path), the general path for
+everything else, and a one-head memo for a head identical to the previous one; see rsp/http1/README.md
+for the measurements behind these choices.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from rsp.http1.limits import (
     MAX_CONTENT_LENGTH_DIGITS,
     MAX_HEADER_COUNT,
     MAX_HEADER_SECTION,
+    MAX_MEMO_HEAD,
     MAX_REQUEST_LINE,
     MAX_STATUS_LINE,
     MAX_TRAILER_COUNT,
@@ -132,14 +135,16 @@ _FORBIDDEN_TRAILERS = frozenset(
 # Per captured name, `(?(F)()VALUE|(VALUE))`: the first line fills group F; a repeated line fills the
 # empty "duplicate" group instead; a refused name (a look-alike, or a field the fast path does not
 # handle) fills a flag group; and conditionals at the end of the expression fail the whole match when a
-# duplicate or flag group is set. Each line is an atomic group and the repetition sits in another, so
-# the engine cannot backtrack and read a special line as an ordinary one. Lines whose first letter starts
-# no special name skip the alternatives (first branch). A special name's branch accepts exactly the values
-# an ordinary line accepts, so the alternatives never change which heads match, only what is captured.
+# duplicate or flag group is set. The repetition of lines sits in an atomic group: it takes as many
+# lines as match, each by the first alternative that matches, and the engine never comes back to read a
+# special line as an ordinary one (nothing inside the group can fail after the repetition). Lines whose
+# first letter starts no special name skip the alternatives (first branch). A special name's branch
+# accepts exactly the values an ordinary line accepts, so the alternatives never change which heads
+# match, only what is captured. A canonical value is not empty (an empty value takes the general path).
 #
-# Measured (python bench/http1_micro.py, best of interleaved runs): nginx's /small response, 8 fields,
-# 6.6 us on the general path, 4.1 us on the fast path with its events; 12-field browser GET 6.6 -> 4.6 us.
-_CANONICAL_VALUE = rb"(?:[\x21-\x7e\x80-\xff][\t\x20-\x7e\x80-\xff]*+)?+(?<![ \t])"
+# Measured (bench/http1_micro.py --against 9b3f47c): nginx's /small response, 8 fields, 6.4 us on the
+# general path, 3.9 us on the fast path with its events; 12-field browser GET 6.5 -> 4.5 us.
+_CANONICAL_VALUE = rb"[\x21-\x7e\x80-\xff][\t\x20-\x7e\x80-\xff]*+(?<![ \t])"
 _CANONICAL_LINE = rb"[%s]++: %s\r\n" % (TCHAR, _CANONICAL_VALUE)
 # Separator variants of the forwarding fields (any mix of "-" and "_"); requests refuse even the
 # canonical spelling on the fast path because forwarding rebuilds those fields.
@@ -169,9 +174,9 @@ def _fast_head_re(
     branches.append(rb"((?i:%s)):[^\r]*+\r\n" % b"|".join(refused))
     initials.update(name[:1] for name in refused)
     guard = b"".join(sorted(initials | {initial.upper() for initial in initials}))
-    line = rb"(?>(?=[^%s])%s|%s|%s)" % (guard, _CANONICAL_LINE, b"|".join(branches), _CANONICAL_LINE)
+    line = rb"(?=[^%s])%s|%s|%s" % (guard, _CANONICAL_LINE, b"|".join(branches), _CANONICAL_LINE)
     fail_if_flagged = b"".join(rb"(?(%d)(?!))" % flag for flag in flags)
-    # An atomic group around the repetition, not a possessive `{0,n}+`: CPython 3.11.7 raises SystemError
+    # The repetition sits in an atomic group, not in a possessive `{0,n}+`: CPython 3.11.7 raises SystemError
     # ("The span of capturing group is wrong") for a possessive repeat of groups that capture.
     return re.compile(rb"%s((?>(?:%s){0,%d}))\r\n%s" % (start, line, max_count, fail_if_flagged))
 
@@ -239,22 +244,23 @@ def _without_lines(raw: bytes, offset: int, match: re.Match[bytes], groups: tupl
 
 # Content-Length values seen, validated, with their framing: a keep-alive backend serving the same
 # resources repeats them, and a dictionary hit replaces a regular expression, int() and an allocation.
-# Bounded; once full, new values are validated every time (still correct, just not cached).
+# Only values without leading zeros (which forwarding copies as they are). Bounded; once full, new values
+# are validated every time (still correct, just not cached).
 _MAX_CACHED_LENGTHS = 4096
 _LENGTH_FRAMINGS: dict[bytes, Framing] = {}
 
 
 def _length_framing(value: bytes, status: int) -> Framing:
-    framing = _LENGTH_FRAMINGS.get(value)
-    if framing is None:
-        length = fields.content_length(value, MAX_CONTENT_LENGTH_DIGITS, status)
-        framing = Framing("length", length) if length else NO_BODY
-        if len(_LENGTH_FRAMINGS) < _MAX_CACHED_LENGTHS:
-            _LENGTH_FRAMINGS[value] = framing
+    length = fields.content_length(value, MAX_CONTENT_LENGTH_DIGITS, status)
+    framing = Framing("length", length) if length else NO_BODY
+    if len(_LENGTH_FRAMINGS) < _MAX_CACHED_LENGTHS and (value[0] != 48 or len(value) == 1):
+        _LENGTH_FRAMINGS[value] = framing
     return framing
 
 
 _STATUS_CODES = {b"%d" % code: code for code in range(100, 600)}
+# Statuses whose response has no content whatever its fields say (RFC 9112 §6.3 rule 1).
+_NO_CONTENT_STATUS = frozenset((*range(100, 200), 204, 304))
 _Field = bytes | None  # a field value the general path found, or None
 
 # Placeholders for the one-head memo of each parser (never returned: the memo starts empty).
@@ -707,9 +713,13 @@ class RequestParser(_MessageParser):
 
         options: tuple[bytes, ...] = ()
         if connection is not None:
-            options = _COMMON_CONNECTION.get(connection) or fields.connection_options(connection, 400)
-            if forwardable is not None and not _VETTED_OPTIONS.issuperset(options):
-                forwardable = None
+            common = _COMMON_CONNECTION.get(connection)  # the usual values, all of them vetted
+            if common is not None:
+                options = common
+            else:
+                options = fields.connection_options(connection, 400)
+                if forwardable is not None and not _VETTED_OPTIONS.issuperset(options):
+                    forwardable = None
         if version == _V11:
             keep_alive = b"close" not in options
         else:
@@ -725,9 +735,13 @@ class RequestParser(_MessageParser):
             fields.check_transfer_encoding(codings, 400, 501)
             framing = CHUNKED
         elif length_field is not None:
-            framing = _LENGTH_FRAMINGS.get(length_field) or _length_framing(length_field, 400)
-            if length_field[0] == 48 and len(length_field) > 1:
-                forwardable = None  # forwarding writes it without the leading zeros
+            cached = _LENGTH_FRAMINGS.get(length_field)  # values without leading zeros only
+            if cached is not None:
+                framing = cached
+            else:
+                framing = _length_framing(length_field, 400)
+                if length_field[0] == 48 and len(length_field) > 1:
+                    forwardable = None  # forwarding writes it without the leading zeros
         else:
             framing = NO_BODY
         if method == _CONNECT and (codings is not None or length_field is not None):
@@ -755,9 +769,10 @@ class RequestParser(_MessageParser):
             after = _HEAD
         else:
             after = _CLOSED
-        self._last_head = buf[pos:end]
-        self._last_event = head
-        self._last_after = after
+        if end - pos <= MAX_MEMO_HEAD:
+            self._last_head = buf[pos:end]
+            self._last_event = head
+            self._last_after = after
         if framing is NO_BODY:  # the common case, inlined
             events.append(END_OF_MESSAGE)
             self._state = after
@@ -945,9 +960,13 @@ class ResponseParser(_MessageParser):
 
         options: tuple[bytes, ...] = ()
         if connection is not None:
-            options = _COMMON_CONNECTION.get(connection) or fields.connection_options(connection, 502)
-            if forwardable is not None and not _VETTED_OPTIONS.issuperset(options):
-                forwardable = None
+            common = _COMMON_CONNECTION.get(connection)  # the usual values, all of them vetted
+            if common is not None:
+                options = common
+            else:
+                options = fields.connection_options(connection, 502)
+                if forwardable is not None and not _VETTED_OPTIONS.issuperset(options):
+                    forwardable = None
         if version == _V11:
             keep_alive = b"close" not in options
         else:
@@ -964,21 +983,19 @@ class ResponseParser(_MessageParser):
             fields.check_transfer_encoding(codings, 502, 502)
             framing = CHUNKED
         elif length_field is not None:
-            framing = _LENGTH_FRAMINGS.get(length_field) or _length_framing(length_field, 502)
-            if length_field[0] == 48 and len(length_field) > 1:
-                forwardable = None  # forwarding writes it without the leading zeros
+            cached = _LENGTH_FRAMINGS.get(length_field)  # values without leading zeros only
+            if cached is not None:
+                framing = cached
+            else:
+                framing = _length_framing(length_field, 502)
+                if length_field[0] == 48 and len(length_field) > 1:
+                    forwardable = None  # forwarding writes it without the leading zeros
         else:
             framing = UNTIL_CLOSE
 
         method = methods[0]
         # RFC 9112 §6.3 rules 1 and 2.
-        if (
-            status < 200
-            or status == 204
-            or status == 304
-            or method == _HEAD_METHOD
-            or (method == _CONNECT and status < 300)
-        ):
+        if status in _NO_CONTENT_STATUS or method == _HEAD_METHOD or (method == _CONNECT and status < 300):
             framing = NO_BODY
         if framing is UNTIL_CLOSE:
             keep_alive = False
@@ -995,10 +1012,11 @@ class ResponseParser(_MessageParser):
             events.append(END_OF_MESSAGE)
             return end
         after = _HEAD if keep_alive else _CLOSED
-        self._last_head = buf[pos:end]
-        self._last_method = method
-        self._last_event = head
-        self._last_after = after
+        if end - pos <= MAX_MEMO_HEAD:
+            self._last_head = buf[pos:end]
+            self._last_method = method
+            self._last_event = head
+            self._last_after = after
         return self._final_body(buf, end, framing, events, after)
 
     def _final_body(self, buf: bytes, pos: int, framing: Framing, events: list[Event], after: int) -> int:
