@@ -82,7 +82,9 @@ http {{
     server {{
         listen {LOOPBACK}:{port} backlog=4096;
         root {docroot};
-        location = {SMALL_PATH} {{ }}
+        # A unique header per response (as real backends send: ids, cookies, timestamps), so that no
+        # proxy can answer from a cache of the previous identical response head.
+        location = {SMALL_PATH} {{ add_header X-Request-Id $request_id; }}
         location = {LARGE_PATH} {{ }}
         location / {{ return 404; }}
     }}

@@ -218,6 +218,16 @@ done = function(summary, latency, requests)
 end
 """
 
+# The same report, and every request a different target (`?v=N`), so that no per-connection cache of a
+# repeated head (rsp's parsers keep a one-head memo) can answer: every head is parsed in full.
+WRK_VARIED_SCRIPT = WRK_SCRIPT + """\
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, wrk.path .. "?v=" .. n)
+end
+"""
+
 _BENCH_LINE = re.compile(r"^BENCH (.*)$", re.M)
 
 

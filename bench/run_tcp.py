@@ -30,6 +30,7 @@ from lib import (
     CLIENT_SLACK,
     LOOPBACK,
     WRK_SCRIPT,
+    WRK_VARIED_SCRIPT,
     BenchError,
     Server,
     Servers,
@@ -77,7 +78,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reps", type=int, help="repetitions per test and target (default 3, quick 2)")
     p.add_argument("--duration", type=int, help="seconds per wrk run (default 10, quick 3)")
     p.add_argument("--ab-requests", type=int, help="ab -n (default 100000, quick 20000)")
-    p.add_argument("--tests", default="small,1m,ab,latency", help="comma list of: small,1m,ab,latency")
+    p.add_argument("--tests", default="small,varied,1m,ab,latency",
+                   help="comma list of: small,varied,1m,ab,latency")
     p.add_argument("--targets", help="comma list of target names to run (default: all, plus direct)")
     p.add_argument("--python", default=str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable),
                    help="interpreter for rsp")
@@ -125,7 +127,8 @@ def measure(target: Target, load: scenarios.Load, rep: int, backends: list[Serve
         argv = ab_argv(tools["ab"], url, load.requests, load.conns)
         timeout = load.requests / AB_MIN_RATE + CLIENT_SLACK
     else:
-        argv = wrk_argv(tools["wrk"], script, url, load.conns, load.duration)
+        wrk_script = script.with_name("varied.lua") if load.tool == "wrk-varied" else script
+        argv = wrk_argv(tools["wrk"], wrk_script, url, load.conns, load.duration)
         timeout = load.duration + CLIENT_SLACK
     roots = [b.pid for b in backends] + ([target.pid] if target.pid else [])
     before = procstat.snapshot(roots)
@@ -163,7 +166,7 @@ def run(args: argparse.Namespace, servers: Servers, tmp: Path, notes: list[str])
     proxies = [p for p in scenario.proxies if wanted is None or p.name in wanted]
     loads = [ld for ld in scenario.loads if ld.key in args.tests.split(",")]
     if not loads:
-        raise BenchError(f"--tests {args.tests!r} selects nothing; choose from small,1m,ab,latency")
+        raise BenchError(f"--tests {args.tests!r} selects nothing; choose from small,varied,1m,ab,latency")
 
     if any(p.is_rsp for p in proxies) and args.rsp_cmd == DEFAULT_RSP_CMD:
         problem = rsp_problem(args.python)
@@ -177,6 +180,7 @@ def run(args: argparse.Namespace, servers: Servers, tmp: Path, notes: list[str])
     tools = ensure_tools(needed)
     script = tmp / "report.lua"
     script.write_text(WRK_SCRIPT)
+    script.with_name("varied.lua").write_text(WRK_VARIED_SCRIPT)
     docroot = configs.write_docroot(tmp)
 
     backend_ports = free_ports(scenario.backends)

@@ -52,7 +52,7 @@ class Proxy:
 class Load:
     key: str  # short name for --tests: small, 1m, ab, latency
     name: str
-    tool: str  # "wrk" (keep-alive, -t1) or "ab" (new connection per request)
+    tool: str  # "wrk" (keep-alive, -t1), "wrk-varied" (wrk, a different target per request) or "ab"
     path: str
     conns: int
     unit: str  # "req": CPU µs per request; "mib": CPU ms per MiB transferred
@@ -122,6 +122,8 @@ def _expand(template: str, ctx: Ctx, port: int, config: Path) -> list[str]:
 def standard_loads(opts: Options) -> tuple[Load, ...]:
     return (
         Load("small", "small keep-alive c50", "wrk", configs.SMALL_PATH, 50, "req", duration=opts.duration),
+        Load("varied", "small keep-alive c50, distinct heads", "wrk-varied", configs.SMALL_PATH, 50, "req",
+             duration=opts.duration),
         Load("1m", "1 MiB keep-alive c10", "wrk", configs.LARGE_PATH, 10, "mib", duration=opts.duration),
         Load("ab", "small new-conn ab c100", "ab", configs.SMALL_PATH, 100, "req", requests=opts.ab_requests),
         Load("latency", "latency c1", "wrk", configs.SMALL_PATH, 1, "req", duration=opts.latency_duration),
