@@ -477,3 +477,37 @@ def test_h2c_upgrade_is_not_passed_to_the_backend(start_backend: Start, run_rsp:
     assert "http2-settings" not in request.names, request.head
     assert "upgrade" not in (request.header("Connection") or "").lower(), request.head
     no_backend_errors(backend)
+
+
+def test_a_bad_request_after_a_forwarded_one_is_answered_after_its_response(
+    start_backend: Start, run_rsp: Run
+) -> None:
+    def slow(req: ReceivedRequest) -> Reply:
+        return Reply(body=b"first", delay=0.5)
+
+    backend = start_backend(HttpBackend, slow, name="b")
+    rsp = start_proxy(run_rsp, [backend.port])
+    with HttpConn(rsp.port) as conn:
+        conn.send(build_request("POST", "/order", headers=[("Content-Length", "2")]) + b"ok")
+        time.sleep(0.2)  # the POST is at the backend; now a broken request follows on the same connection
+        conn.send(b"GET /x HTTP/1.1\r\nHost: h\r\nBad Header: v\r\n\r\n")
+        first = conn.read_response("POST")
+        assert first.status == 200 and first.body == b"first", first  # the POST's own answer, not the 400
+        second = conn.read_response("GET")
+        assert second.status == 400, second
+        assert conn.wait_closed(3.0)
+    assert backend.paths() == ["/order"]
+    no_backend_errors(backend)
+
+
+def test_a_client_that_half_closes_gets_its_response_then_the_close(start_backend: Start, run_rsp: Run) -> None:
+    backend = start_backend(HttpBackend, name="b")
+    rsp = start_proxy(run_rsp, [backend.port])
+    with HttpConn(rsp.port) as conn:
+        conn.send(build_request("GET", "/last"))
+        conn.sock.shutdown(socket.SHUT_WR)
+        response = conn.read_response("GET")
+        assert response.status == 200, response
+        started = time.monotonic()
+        assert conn.wait_closed(3.0)
+        assert time.monotonic() - started < 1.0  # closed at once, not after a keep-alive or header timeout

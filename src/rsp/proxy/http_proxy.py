@@ -148,9 +148,9 @@ class HttpProxy:
 class ClientConnection(asyncio.Protocol):
     """One client connection in HTTP mode."""
 
-    __slots__ = ("backlog", "client_ip", "closing", "corked", "deadline", "exchange", "parser", "paused_pipeline",
-                 "paused_upstream", "peer", "pending_error", "proxy", "requests", "transport", "trusted", "tunnel_mode",
-                 "wait")
+    __slots__ = ("backlog", "client_eof", "client_ip", "closing", "corked", "deadline", "exchange", "parser",
+                 "paused_pipeline", "paused_upstream", "peer", "pending_error", "proxy", "requests", "transport",
+                 "trusted", "tunnel_mode", "wait")
 
     def __init__(self, proxy: HttpProxy) -> None:
         self.proxy = proxy
@@ -160,6 +160,7 @@ class ClientConnection(asyncio.Protocol):
         self.exchange: Exchange | None = None
         self.pending_error: ProtocolError | None = None
         self.closing = False
+        self.client_eof = False
         self.tunnel_mode = False
         self.paused_pipeline = False
         self.paused_upstream = False
@@ -213,6 +214,7 @@ class ClientConnection(asyncio.Protocol):
             if exchange is not None and exchange.upstream is not None:
                 exchange.upstream.write_eof()
             return True
+        self.client_eof = True
         try:
             events = self.parser.feed(b"")
         except ProtocolError as exc:
@@ -299,7 +301,7 @@ class ClientConnection(asyncio.Protocol):
             error, self.pending_error = self.pending_error, None
             self.refuse(error)
             return
-        if not keep_alive or self.proxy.draining:
+        if not keep_alive or self.proxy.draining or self.client_eof:
             self.close()
             return
         if self.parser.paused:
@@ -318,8 +320,10 @@ class ClientConnection(asyncio.Protocol):
 
     def refuse(self, error: ProtocolError) -> None:
         """Answer a request we will not forward, then close (the stream can no longer be trusted)."""
-        if self.exchange is not None and self.exchange.response_started:
-            # A response is on the wire: let it finish first, then answer (never out of order).
+        exchange = self.exchange
+        if exchange is not None and (exchange.response_started or exchange.request_done):
+            # The error belongs to a later request: the one in flight was forwarded whole, so it gets its
+            # own response first, then this answer (responses in order, RFC 9112 §9.3.2).
             self.pending_error = error
             self.closing_after_exchange()
             return
@@ -336,9 +340,7 @@ class ClientConnection(asyncio.Protocol):
 
     def send_and_close(self, data: bytes) -> None:
         self.backlog.clear()
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
+        self.write(data)  # behind anything corked: a response being written goes out first
         self.close()
 
     # -- timeouts ------------------------------------------------------------------------------------
