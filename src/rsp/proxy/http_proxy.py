@@ -703,8 +703,6 @@ class Exchange:
                 self.buffer = [self._forward_head()]
                 self._pick_and_connect(fresh=True)
                 return
-            where = f"{record.name} {record.spec.address}" if record is not None else "?"
-            get_logger().warning("backend %s failed for client %s: %s", where, client.client_ip, reason)
             self.answer_error(502, reason)
             return
         get_logger().warning("backend failed mid-response for client %s: %s", client.client_ip, reason)
@@ -735,13 +733,18 @@ class Exchange:
         client.close()
 
     def answer_error(self, status: int, reason: str) -> None:
+        """Answer `status` for the backend side's failure (no response byte was sent yet), then close."""
         client = self.client
+        where = f" (backend {self.record.name} {self.record.spec.address})" if self.record is not None else ""
+        get_logger().warning("client %s: %d for %s %s%s: %s", client.client_ip, status,
+                             self.head.method.decode("latin-1"), self.head.target.decode("latin-1")[:200], where,
+                             reason)
         self.status = status
         upstream = self.upstream
         self.upstream = None
         if upstream is not None:
             upstream.abort()
-        self._finish(error=reason)
+        self._finish()
         client.exchange = None
         client.send_and_close(error_response(status))
 
@@ -772,7 +775,7 @@ class Exchange:
             self.record.active -= 1
             self.record = None
 
-    def _finish(self, error: str = "") -> None:
+    def _finish(self) -> None:
         record = self.record
         if record is not None:
             record.active -= 1

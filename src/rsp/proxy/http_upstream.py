@@ -8,8 +8,7 @@ closed it or broke framing, so it is dropped, never reused.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, cast
 
 from rsp.errors import ProtocolError
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
@@ -19,9 +18,6 @@ from rsp.upstream.records import BackendRecord
 if TYPE_CHECKING:
     from rsp.proxy.http_proxy import Exchange
 
-# Response bytes buffered for a paused client before we stop reading the backend: asyncio's own default
-# high-water mark is 64 KiB; the relay's 256 KiB keeps bulk responses flowing between pauses.
-UPSTREAM_READ_PAUSE: Final = 256 * 1024
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -194,5 +190,3 @@ class IdlePool:
         for conn in list(self.idle):
             conn.close()
 
-
-ConnectDone = Callable[[UpstreamConnection | None, str], None]
