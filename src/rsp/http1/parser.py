@@ -457,6 +457,16 @@ class _MessageParser:
             self._more_size = 0
         return self._buf
 
+    def _field_lines(self, buf: bytes, start: int, end: int, too_many: int) -> list[tuple[bytes, bytes]]:
+        """The (name, value) pairs of the field section buf[start:end + 2], values without trailing OWS
+        (RFC 9112 §5.1); more than max_header_count lines answers `too_many`."""
+        pairs: list[tuple[bytes, bytes]] = FIELD_LINE_RE.findall(buf, start, end + 2)
+        if len(pairs) > self.max_header_count:
+            raise ProtocolError(f"more than {self.max_header_count} field lines", too_many)
+        if buf.find(b" \r\n", start, end + 2) >= 0 or buf.find(b"\t\r\n", start, end + 2) >= 0:
+            pairs = fields.strip_values(pairs)
+        return pairs
+
     def _check_partial_size(self, size: int) -> None:
         """Refuse an incomplete line or section that already exceeds its limit."""
         state = self._state
@@ -815,11 +825,7 @@ class RequestParser(_MessageParser):
         headers: Headers = ()
         if end != line_end:
             start = line_end + 2
-            pairs = FIELD_LINE_RE.findall(buf, start, end + 2)
-            if len(pairs) > self.max_header_count:
-                raise ProtocolError(f"more than {self.max_header_count} field lines", 431)
-            if buf.find(b" \r\n", start, end + 2) >= 0 or buf.find(b"\t\r\n", start, end + 2) >= 0:
-                pairs = fields.strip_values(pairs)
+            pairs = self._field_lines(buf, start, end, 431)
             for name, value in pairs:
                 key = _SPECIAL.get(name.lower())
                 if key is None:
@@ -1070,11 +1076,7 @@ class ResponseParser(_MessageParser):
         headers: Headers = ()
         if end != line_end:
             start = line_end + 2
-            pairs = FIELD_LINE_RE.findall(buf, start, end + 2)
-            if len(pairs) > self.max_header_count:
-                raise ProtocolError(f"more than {self.max_header_count} field lines", 502)
-            if buf.find(b" \r\n", start, end + 2) >= 0 or buf.find(b"\t\r\n", start, end + 2) >= 0:
-                pairs = fields.strip_values(pairs)
+            pairs = self._field_lines(buf, start, end, 502)
             for name, value in pairs:
                 key = _SPECIAL.get(name.lower())
                 if key is None:
