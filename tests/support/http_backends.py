@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from support.backends import BACKEND_IO_TIMEOUT, BackendServer
+from support.headers import HeaderLookup
 
 # Every request and response the tests make is far below these; a bigger head is a framing bug upstream.
 MAX_HEAD = 256 * 1024
@@ -44,7 +45,7 @@ class _PeerClosed(Exception):
 
 
 @dataclass(frozen=True)
-class ReceivedRequest:
+class ReceivedRequest(HeaderLookup):
     conn: int  # index of the backend connection it arrived on (accept order)
     seq: int  # index of the request on that connection
     method: str
@@ -55,19 +56,6 @@ class ReceivedRequest:
     head: bytes  # exact head bytes, through the empty line
     raw: bytes  # exact bytes of the whole message, framing included
     chunked: bool
-
-    def header_all(self, name: str) -> list[str]:
-        key = name.lower()
-        return [value for n, value in self.headers if n.lower() == key]
-
-    def header(self, name: str) -> str | None:
-        """All values of `name` joined with ", " (RFC 9110 §5.3), or None when absent."""
-        values = self.header_all(name)
-        return ", ".join(values) if values else None
-
-    @property
-    def names(self) -> set[str]:
-        return {n.lower() for n, _ in self.headers}
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from support.headers import HeaderLookup
+
 CLIENT_TIMEOUT = 10.0
 RECV_SIZE = 256 * 1024
 MAX_RESPONSE_HEAD = 256 * 1024
@@ -28,7 +30,7 @@ class ResponseError(AssertionError):
 
 
 @dataclass(frozen=True)
-class Response:
+class Response(HeaderLookup):
     version: str
     status: int
     reason: str
@@ -37,18 +39,6 @@ class Response:
     head: bytes  # exact head bytes through the empty line
     chunked: bool = False
     interim: tuple[Response, ...] = ()  # 1xx responses that came before this one (100 Continue, ...)
-
-    def header_all(self, name: str) -> list[str]:
-        key = name.lower()
-        return [value for n, value in self.headers if n.lower() == key]
-
-    def header(self, name: str) -> str | None:
-        values = self.header_all(name)
-        return ", ".join(values) if values else None
-
-    @property
-    def names(self) -> set[str]:
-        return {n.lower() for n, _ in self.headers}
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason!r} head={self.head[:300]!r} body={self.body[:200]!r}>"
