@@ -179,12 +179,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer = t.get_extra_info("peername") or ()
         self.client_ip = str(self.peer[0]) if self.peer else ""
         self.trusted = self.proxy.is_trusted(self.client_ip)
-        sock = t.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        # No TCP_NODELAY here: uvloop and asyncio set it on every TCP transport already.
         self.proxy.connections.add(self)
         self.set_wait(WAIT_HEAD, self.proxy.settings.header_timeout)
 
