@@ -72,7 +72,7 @@ def check_request(method: str, path: str, host: str) -> bytes:
 
 
 def transition_message(record: BackendRecord, transition: Transition) -> str:
-    where = f"backend {record.name} {record.spec.address}"
+    where = f"backend {record.label}"
     plural = "" if transition.count == 1 else "s"
     if transition.new_state == DOWN:
         return f"{where} is DOWN ({transition.count} failed check{plural}: {transition.reason})"

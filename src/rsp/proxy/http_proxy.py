@@ -529,7 +529,7 @@ class Exchange:
     def connect_failed(self, record: BackendRecord, reason: str) -> None:
         record.active -= 1
         self.pool.traffic_failed(record, reason)
-        get_logger().warning("backend %s %s connect failed for client %s: %s", record.name, record.spec.address,
+        get_logger().warning("backend %s connect failed for client %s: %s", record.label,
                              self.client.client_ip, reason)
         if self.client.closing or self.client.exchange is not self:
             return
@@ -730,7 +730,7 @@ class Exchange:
     def answer_error(self, status: int, reason: str) -> None:
         """Answer `status` for the backend side's failure (no response byte was sent yet), then close."""
         client = self.client
-        where = f" (backend {self.record.name} {self.record.spec.address})" if self.record is not None else ""
+        where = f" (backend {self.record.label})" if self.record is not None else ""
         get_logger().warning("client %s: %d for %s %s%s: %s", client.client_ip, status,
                              self.head.method.decode("latin-1"), self.head.target.decode("latin-1")[:200], where,
                              reason)

@@ -73,8 +73,8 @@ class PoolRuntime:
         if self.outliers is None:
             record.failures += 1  # otherwise the detector counts it
         elif self.outliers.record_failure(record):
-            get_logger().warning("backend %s %s is DOWN (%d consecutive failures on traffic: %s)",
-                                 record.name, record.spec.address, self.spec.passive_failures, reason)
+            get_logger().warning("backend %s is DOWN (%d consecutive failures on traffic: %s)",
+                                 record.label, self.spec.passive_failures, reason)
             self.balancer.update()
 
     def traffic_ok(self, record: BackendRecord) -> None:
@@ -87,8 +87,8 @@ class PoolRuntime:
             return
         back = self.outliers.expire()
         for record in back:
-            get_logger().info("backend %s %s is back in rotation after a %.0f s cool-down",
-                              record.name, record.spec.address, self.spec.passive_cooldown)
+            get_logger().info("backend %s is back in rotation after a %.0f s cool-down",
+                              record.label, self.spec.passive_cooldown)
         if back:
             self.balancer.update()
 

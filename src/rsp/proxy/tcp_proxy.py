@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Final
 
 from rsp.logs import get_logger
 from rsp.proxy.pools import PoolRuntime
 from rsp.transport.connect import UpstreamConnect
 from rsp.transport.relay import Relay, SharedBuffer
 from rsp.upstream.records import BackendRecord
-
-NO_KEY: Final = None
 
 
 def peer_text(addr: tuple[object, ...]) -> str:
@@ -49,10 +46,8 @@ class TcpProxy:
         if isinstance(record, BackendRecord):
             record.active -= 1
         reason = relay.reason
-        if reason not in ("done", "idle timeout", "shutdown"):
+        if reason not in ("done", "shutdown"):
             get_logger().info("connection %s closed: %s", relay_label(relay), reason)
-        elif reason == "idle timeout":
-            get_logger().info("connection %s closed: idle timeout", relay_label(relay))
 
     def live_connections(self) -> int:
         return len(self.relays) + len(self.sessions)
@@ -74,11 +69,6 @@ class TcpProxy:
             session.abort()
         for relay in list(self.relays):
             relay.close(reason)
-
-
-def describe(record: BackendRecord) -> str:
-    """`name address`, as in HAProxy's logs (unnamed backends are `pool/N`)."""
-    return f"{record.name} {record.spec.address}"
 
 
 def relay_label(relay: Relay) -> str:
@@ -106,7 +96,7 @@ class TcpSession:
 
     def _attempt(self) -> None:
         pool = self.proxy.pool
-        key = str(self.addr[0]).encode() if pool.wants_key else NO_KEY
+        key = str(self.addr[0]).encode() if pool.wants_key else None
         record = pool.pick(key, self.tried)
         if record is None:
             why = "all backends tried" if self.tried else "no backend available"
@@ -132,7 +122,7 @@ class TcpSession:
         if upstream is None:
             record.active -= 1
             get_logger().warning("backend %s connect failed for client %s: %s",
-                                 describe(record), peer_text(self.addr), error)
+                                 record.label, peer_text(self.addr), error)
             pool.traffic_failed(record, error)
             if len(self.tried) <= pool.spec.retries:
                 self._attempt()

@@ -64,6 +64,11 @@ class BackendRecord:
         )
 
     @property
+    def label(self) -> str:
+        """`name address`, the way log lines name a backend (HAProxy's `server` lines do the same)."""
+        return f"{self.name} {self.spec.address}"
+
+    @property
     def status(self) -> str:
         """"up", "down" or "drain". Draining is an operator's decision and is shown even when the backend
         is also down (HAProxy shows its MAINT/DRAIN admin states over the operational state too)."""
