@@ -1,11 +1,13 @@
-"""events: frozen, slotted, and the fast constructors build the very same objects."""
+"""events: immutable, slotted, lazy headers that equal eager ones, raw/forwardable not compared."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.machinery
 
 import pytest
 
+import rsp.http1.events as events_module
 from rsp.http1.events import (
     CHUNKED,
     END_OF_MESSAGE,
@@ -15,24 +17,42 @@ from rsp.http1.events import (
     Framing,
     RequestHead,
     ResponseHead,
-    make_request_head,
-    make_response_head,
 )
 
-
-def test_fast_constructors_equal_the_dataclass_constructors() -> None:
-    args = (b"GET", b"/", b"1.1", ((b"Host", b"a"),), True, CHUNKED, b"websocket", True, b"a", (b"upgrade",))
-    fast = make_request_head(*args)
-    assert type(fast) is RequestHead and fast == RequestHead(*args) and hash(fast) == hash(RequestHead(*args))
-    assert repr(fast) == repr(RequestHead(*args))
-    rargs = (204, b"No Content", b"1.1", (), True, NO_BODY, ())
-    assert make_response_head(*rargs) == ResponseHead(*rargs)
+COMPILED = str(events_module.__file__).endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
-def test_events_are_frozen_and_slotted() -> None:
-    head = make_request_head(b"GET", b"/", b"1.1", (), True, NO_BODY, None, False, b"", ())
-    for event in (head, Data(b"x"), END_OF_MESSAGE, Framing("length", 3)):
+def test_lazy_headers_equal_eager_ones_and_raw_is_not_compared() -> None:
+    raw = b"Host: h\r\nA:  b \r\n"
+    lazy = RequestHead(b"GET", b"/", b"1.1", None, True, NO_BODY, None, False, b"h", (), raw, b"Host: h\r\n")
+    eager = RequestHead(b"GET", b"/", b"1.1", ((b"Host", b"h"), (b"A", b"b")), True, NO_BODY, host=b"h")
+    assert lazy == eager and hash(lazy) == hash(eager) and repr(lazy) == repr(eager)
+    assert lazy.headers == ((b"Host", b"h"), (b"A", b"b")) and lazy.headers is lazy.headers  # split once
+    rebuilt = lazy.rebuilt()
+    assert rebuilt == lazy and rebuilt.raw == b"" and rebuilt.forwardable is None
+    response = ResponseHead(200, b"OK", b"1.1", None, True, NO_BODY, (), b"")
+    assert response.headers == () and response == ResponseHead(200, b"OK", b"1.1", (), True, NO_BODY)
+    assert response != ResponseHead(204, b"OK", b"1.1", (), True, NO_BODY)
+    assert RequestHead(b"GET", b"/", b"1.1", (), True, CHUNKED) != RequestHead(b"GET", b"/", b"1.1", (), True, NO_BODY)
+    assert Data(b"x") == Data(b"x") and Data(b"x") != Data(b"y") and hash(Data(b"x")) == hash(b"x")
+    assert repr(Data(b"x")) == "Data(data=b'x')"
+
+
+def test_events_are_slotted_and_the_dataclass_ones_frozen() -> None:
+    head = RequestHead(b"GET", b"/", b"1.1", (), True, NO_BODY)
+    for event in (head, ResponseHead(200, b"", b"1.1", (), True, NO_BODY), Data(b"x"), END_OF_MESSAGE,
+                  Framing("length", 3)):
         assert not hasattr(event, "__dict__")
+    for frozen in (END_OF_MESSAGE, Framing("length", 3)):
         with pytest.raises(dataclasses.FrozenInstanceError):
-            setattr(event, dataclasses.fields(event)[0].name, b"y")
+            setattr(frozen, dataclasses.fields(frozen)[0].name, b"y")
     assert EndOfMessage() == END_OF_MESSAGE and EndOfMessage(((b"a", b"b"),)) != END_OF_MESSAGE
+
+
+@pytest.mark.skipif(not COMPILED, reason="pure Python: `Final` attributes are checked by mypy, not at run time")
+def test_compiled_heads_and_data_are_read_only() -> None:
+    head = RequestHead(b"GET", b"/", b"1.1", (), True, NO_BODY)
+    for event, name in ((head, "method"), (head, "headers"), (head, "raw"), (Data(b"x"), "data"),
+                        (ResponseHead(200, b"", b"1.1", (), True, NO_BODY), "status")):
+        with pytest.raises(AttributeError):
+            setattr(event, name, b"y")

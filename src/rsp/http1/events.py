@@ -11,16 +11,17 @@ Field lines are `headers: tuple[tuple[bytes, bytes], ...]` in the order received
 peer sent (backends that care about case keep working); values have their surrounding optional
 whitespace removed (RFC 9112 §5.1) and are otherwise the bytes received. Fields are never merged.
 
-Events are frozen and slotted. `EndOfMessage` without trailers is the shared instance `END_OF_MESSAGE`
-and the three body-less framings are shared constants, so a small keep-alive GET costs the head event
+Events are immutable: frozen dataclasses, or `Final` attributes that mypy checks and the compiled build
+enforces. `EndOfMessage` without trailers is the shared instance `END_OF_MESSAGE` and the three
+body-less framings are shared constants, so a small keep-alive GET costs the head event
 and the bytes of its field section; the headers tuple is built when someone reads it (see `raw`). A
 parser hands out the same event again for the same head bytes (its one-head memo).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Final, Literal
 
 from rsp.http1.fields import FIELD_LINE_RE, has_trailing_ows, strip_values
 
@@ -47,7 +48,6 @@ CHUNKED = Framing("chunked")
 UNTIL_CLOSE = Framing("close")
 
 
-@dataclass(frozen=True, slots=True)
 class RequestHead:
     """A request line and its header section, validated.
 
@@ -63,24 +63,61 @@ class RequestHead:
         of a CONNECT target, else the Host field value; b"" if there is none (HTTP/1.0 without Host).
     connection: the Connection field's options, lower-cased, in order ("close", "upgrade", field names
         that are hop-by-hop for this message, RFC 9110 §7.6.1); () when the field is absent.
-    raw, forwardable: set by the parser only (not __init__ arguments, not compared); see below.
+    raw, forwardable: set by the parser only (not compared); see below. headers=None: split from `raw`
+        on first access (raw must then be a field section the parser validated).
     """
 
-    method: bytes
-    target: bytes
-    version: bytes
-    headers: Headers
-    keep_alive: bool
-    body: Framing
-    upgrade: bytes | None = None
-    expect_continue: bool = False
-    host: bytes = b""
-    connection: tuple[bytes, ...] = ()
-    raw: bytes = field(default=b"", init=False, compare=False, repr=False)
-    forwardable: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    __slots__ = ("_headers", "body", "connection", "expect_continue", "forwardable", "host", "keep_alive",
+                 "method", "raw", "target", "upgrade", "version")
+
+    def __init__(self, method: bytes, target: bytes, version: bytes, headers: Headers | None, keep_alive: bool,
+                 body: Framing, upgrade: bytes | None = None, expect_continue: bool = False, host: bytes = b"",
+                 connection: tuple[bytes, ...] = (), raw: bytes = b"", forwardable: bytes | None = None) -> None:
+        self.method: Final = method
+        self.target: Final = target
+        self.version: Final = version
+        self._headers = headers
+        self.keep_alive: Final = keep_alive
+        self.body: Final = body
+        self.upgrade: Final = upgrade
+        self.expect_continue: Final = expect_continue
+        self.host: Final = host
+        self.connection: Final = connection
+        self.raw: Final = raw
+        self.forwardable: Final = forwardable
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = split_raw(self.raw)
+        return headers
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.method, self.target, self.version, self.headers, self.keep_alive, self.body, self.upgrade,
+                self.expect_continue, self.host, self.connection)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RequestHead):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"RequestHead(method={self.method!r}, target={self.target!r}, version={self.version!r}, "
+                f"headers={self.headers!r}, keep_alive={self.keep_alive!r}, body={self.body!r}, "
+                f"upgrade={self.upgrade!r}, expect_continue={self.expect_continue!r}, host={self.host!r}, "
+                f"connection={self.connection!r})")
+
+    def rebuilt(self) -> RequestHead:
+        """The same head as an eager one (headers split, no raw, no forwardable): what a head built by
+        hand looks like. Tests compare forwarding from both."""
+        return RequestHead(self.method, self.target, self.version, self.headers, self.keep_alive, self.body,
+                           self.upgrade, self.expect_continue, self.host, self.connection)
 
 
-@dataclass(frozen=True, slots=True)
 class ResponseHead:
     """A status line and its header section, validated.
 
@@ -90,18 +127,52 @@ class ResponseHead:
     body: the framing of the response body, already resolved against the request method (HEAD, CONNECT)
         and the status (1xx, 204, 304) as RFC 9112 §6.3 requires.
     connection: as for RequestHead.
-    raw, forwardable: as for RequestHead.
+    raw, forwardable, headers=None: as for RequestHead.
     """
 
-    status: int
-    reason: bytes
-    version: bytes
-    headers: Headers
-    keep_alive: bool
-    body: Framing
-    connection: tuple[bytes, ...] = ()
-    raw: bytes = field(default=b"", init=False, compare=False, repr=False)
-    forwardable: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    __slots__ = ("_headers", "body", "connection", "forwardable", "keep_alive", "raw", "reason", "status",
+                 "version")
+
+    def __init__(self, status: int, reason: bytes, version: bytes, headers: Headers | None, keep_alive: bool,
+                 body: Framing, connection: tuple[bytes, ...] = (), raw: bytes = b"",
+                 forwardable: bytes | None = None) -> None:
+        self.status: Final = status
+        self.reason: Final = reason
+        self.version: Final = version
+        self._headers = headers
+        self.keep_alive: Final = keep_alive
+        self.body: Final = body
+        self.connection: Final = connection
+        self.raw: Final = raw
+        self.forwardable: Final = forwardable
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = split_raw(self.raw)
+        return headers
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.status, self.reason, self.version, self.headers, self.keep_alive, self.body, self.connection)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResponseHead):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"ResponseHead(status={self.status!r}, reason={self.reason!r}, version={self.version!r}, "
+                f"headers={self.headers!r}, keep_alive={self.keep_alive!r}, body={self.body!r}, "
+                f"connection={self.connection!r})")
+
+    def rebuilt(self) -> ResponseHead:
+        """The same head as an eager one (see RequestHead.rebuilt)."""
+        return ResponseHead(self.status, self.reason, self.version, self.headers, self.keep_alive, self.body,
+                            self.connection)
 
 
 # What `raw` and `forwardable` hold (both heads). They let the hot path skip work nobody asks for:
@@ -115,14 +186,32 @@ class ResponseHead:
 #     form `Name: value` (one space, no trailing whitespace), no field that forwarding rewrites (X-Forwarded-*,
 #     Forwarded, Content-Length with leading zeros) or drops beyond those lines (a Connection option naming
 #     another field). None otherwise: forwarding then rebuilds the section from `headers`.
-# Neither is an __init__ argument, so `RequestHead(...)` and `dataclasses.replace()` give b"" / None.
+# Both default to b"" / None, which is what a head built by hand (or `head.rebuilt()`) holds.
+#
+# The heads are plain classes, not dataclasses: compiled with mypyc (see native_modules.txt) a class with
+# `Final` attributes is built in about 0.1 us and its attributes are read-only from Python, where a frozen
+# dataclass costs about 0.9 us (its __init__ goes through object.__setattr__ once per field).
 
 
-@dataclass(frozen=True, slots=True)
 class Data:
-    """A piece of a message body, de-chunked. Piece boundaries carry no meaning."""
+    """A piece of a message body, de-chunked. Piece boundaries carry no meaning. (A plain class for the
+    reason the heads are: one is built per body piece.)"""
 
-    data: bytes
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data: Final = data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Data):
+            return NotImplemented
+        return self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash(self.data)
+
+    def __repr__(self) -> str:
+        return f"Data(data={self.data!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,137 +226,9 @@ END_OF_MESSAGE = EndOfMessage()
 Event = RequestHead | ResponseHead | Data | EndOfMessage
 
 
-# -- lazy headers -------------------------------------------------------------------------------------
-# A head built by the parser's fast path holds headers=None in its slot and the validated field section
-# in `raw`; the `headers` attribute splits it on first access and stores the tuple in the slot. Equality,
-# hashing, repr and dataclasses.replace() read the attribute, so they see the same tuple an eager head
-# holds. Splitting costs about as much as the rest of parsing a head, and forwarding a head whose
-# `forwardable` is set never needs it.
-
-
 def split_raw(raw: bytes) -> Headers:
     """The (name, value) pairs of a field section the parser validated (values without OWS)."""
     pairs: list[tuple[bytes, bytes]] = FIELD_LINE_RE.findall(raw)
     if has_trailing_ows(raw, 0, len(raw)):
         pairs = strip_values(pairs)
     return tuple(pairs)
-
-
-class _LazyHeaders:
-    """Data descriptor replacing the `headers` slot descriptor of both head classes."""
-
-    __slots__ = ("_get", "_set")
-
-    def __init__(self, member: Any) -> None:
-        self._get = member.__get__
-        self._set = member.__set__
-
-    def __get__(self, head: Any, owner: Any = None) -> Any:
-        if head is None:
-            return self
-        headers = self._get(head)
-        if headers is None:
-            headers = split_raw(head.raw)
-            self._set(head, headers)
-        return headers
-
-    def __set__(self, head: Any, value: Any) -> None:
-        self._set(head, value)
-
-
-_REQUEST_SLOTS = {name: RequestHead.__dict__[name] for name in RequestHead.__dataclass_fields__}
-_RESPONSE_SLOTS = {name: ResponseHead.__dict__[name] for name in ResponseHead.__dataclass_fields__}
-setattr(RequestHead, "headers", _LazyHeaders(_REQUEST_SLOTS["headers"]))  # noqa: B010 - class attribute
-setattr(ResponseHead, "headers", _LazyHeaders(_RESPONSE_SLOTS["headers"]))  # noqa: B010
-
-
-# -- fast constructors --------------------------------------------------------------------------------
-# A frozen dataclass __init__ goes through object.__setattr__ once per field: about 1.2 us for
-# RequestHead's twelve fields on the machine of rsp/http1/README.md. The parsers build heads instead as
-# an instance of a plain class with the same slots in the same order (plain attribute stores, which the
-# interpreter specialises) and then switch the instance's class to the frozen one, which Python allows
-# between classes of identical layout: 0.3 us for the same object. Equality, hashing and repr are the
-# dataclass ones; the switch raises TypeError (at import, below) if the layouts ever differ.
-_new = object.__new__
-
-
-class _RequestHeadInit:
-    __slots__ = tuple(RequestHead.__dataclass_fields__)
-
-
-class _ResponseHeadInit:
-    __slots__ = tuple(ResponseHead.__dataclass_fields__)
-
-
-def make_request_head(
-    method: bytes,
-    target: bytes,
-    version: bytes,
-    headers: Headers | None,
-    keep_alive: bool,
-    body: Framing,
-    upgrade: bytes | None,
-    expect_continue: bool,
-    host: bytes,
-    connection: tuple[bytes, ...],
-    raw: bytes = b"",
-    forwardable: bytes | None = None,
-) -> RequestHead:
-    """Same as RequestHead(...) with every field given, at a quarter of the cost. headers=None: split
-    from `raw` on first access (raw must then be a field section the parser validated)."""
-    head: Any = _new(_RequestHeadInit)
-    head.method = method
-    head.target = target
-    head.version = version
-    head.headers = headers
-    head.keep_alive = keep_alive
-    head.body = body
-    head.upgrade = upgrade
-    head.expect_continue = expect_continue
-    head.host = host
-    head.connection = connection
-    head.raw = raw
-    head.forwardable = forwardable
-    head.__class__ = RequestHead
-    return head  # type: ignore[no-any-return]
-
-
-def make_response_head(
-    status: int,
-    reason: bytes,
-    version: bytes,
-    headers: Headers | None,
-    keep_alive: bool,
-    body: Framing,
-    connection: tuple[bytes, ...],
-    raw: bytes = b"",
-    forwardable: bytes | None = None,
-) -> ResponseHead:
-    """Same as ResponseHead(...) with every field given, at a quarter of the cost; headers as above."""
-    head: Any = _new(_ResponseHeadInit)
-    head.status = status
-    head.reason = reason
-    head.version = version
-    head.headers = headers
-    head.keep_alive = keep_alive
-    head.body = body
-    head.connection = connection
-    head.raw = raw
-    head.forwardable = forwardable
-    head.__class__ = ResponseHead
-    return head  # type: ignore[no-any-return]
-
-
-_set_data = Data.__dict__["data"].__set__
-
-
-def make_data(data: bytes) -> Data:
-    """Same as Data(data) without the frozen __init__ (about 60 % of the cost)."""
-    event = _new(Data)
-    _set_data(event, data)
-    return event
-
-
-# Fail at import, not at the first request, if a layout ever stops matching.
-make_request_head(b"GET", b"/", b"1.1", (), True, NO_BODY, None, False, b"", ())
-make_response_head(200, b"", b"1.1", (), True, NO_BODY, ())

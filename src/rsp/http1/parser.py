@@ -39,15 +39,13 @@ from rsp.http1.events import (
     END_OF_MESSAGE,
     NO_BODY,
     UNTIL_CLOSE,
+    Data,
     EndOfMessage,
     Event,
     Framing,
     Headers,
     RequestHead,
     ResponseHead,
-    make_data,
-    make_request_head,
-    make_response_head,
 )
 from rsp.http1.fields import COMMON_CONNECTION as _COMMON_CONNECTION
 from rsp.http1.fields import FIELD_LINE_RE, QUOTED_STRING, TCHAR
@@ -390,11 +388,11 @@ class _MessageParser:
                 elif state == _LENGTH:
                     remaining = self._remaining
                     if end - pos >= remaining:
-                        events.append(make_data(buf[pos : pos + remaining]))
+                        events.append(Data(buf[pos : pos + remaining]))
                         new = pos + remaining
                         self._end_message(events, END_OF_MESSAGE)
                     else:
-                        events.append(make_data(buf[pos:] if pos else buf))
+                        events.append(Data(buf[pos:] if pos else buf))
                         self._remaining = remaining - (end - pos)
                         new = end
                 elif state == _CHUNK_HEAD:
@@ -402,11 +400,11 @@ class _MessageParser:
                 elif state == _CHUNK_DATA:
                     remaining = self._remaining
                     if end - pos >= remaining:
-                        events.append(make_data(buf[pos : pos + remaining]))
+                        events.append(Data(buf[pos : pos + remaining]))
                         new = pos + remaining
                         self._state = _CHUNK_END
                     else:
-                        events.append(make_data(buf[pos:] if pos else buf))
+                        events.append(Data(buf[pos:] if pos else buf))
                         self._remaining = remaining - (end - pos)
                         new = end
                 elif state == _CHUNK_END:
@@ -421,7 +419,7 @@ class _MessageParser:
                 elif state == _TRAILERS:
                     new = self._trailers(buf, pos, events)
                 elif state == _UNTIL_CLOSE:
-                    events.append(make_data(buf[pos:] if pos else buf))
+                    events.append(Data(buf[pos:] if pos else buf))
                     new = end
                 else:  # paused or closed by the message that just ended
                     if state == _PAUSED:
@@ -768,7 +766,7 @@ class RequestParser(_MessageParser):
         ):
             upgrade = upgrades
 
-        head = make_request_head(
+        head = RequestHead(
             method, target, version, headers, keep_alive, framing, upgrade, expect_continue, host, options, raw,
             forwardable,
         )
@@ -1006,7 +1004,7 @@ class ResponseParser(_MessageParser):
         if framing is UNTIL_CLOSE:
             keep_alive = False
 
-        head = make_response_head(
+        head = ResponseHead(
             status, reason or b"", version, headers, keep_alive, framing, options, raw, forwardable
         )
         events.append(head)
@@ -1034,7 +1032,7 @@ class ResponseParser(_MessageParser):
             return pos
         if framing.kind == "length" and len(buf) - pos >= framing.length:  # the whole body has arrived
             end = pos + framing.length
-            events.append(make_data(buf[pos:end]))
+            events.append(Data(buf[pos:end]))
             events.append(END_OF_MESSAGE)
             self._state = after
             self._methods.popleft()
