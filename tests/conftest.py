@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,18 @@ import pytest
 _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
+
+# The mypyc build must match the sources (no .so older than its .py) and what the run expects
+# (RSP_EXPECT_COMPILED=1 / RSP_EXPECT_PURE=1, set by scripts/test): see support/native_build.py. Checked
+# on import, reported from pytest_configure: an exit raised while conftest loads becomes a traceback.
+from support.native_build import REPO_ROOT, session_problem  # noqa: E402
+
+_NATIVE_PROBLEM = session_problem(REPO_ROOT, os.environ)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _NATIVE_PROBLEM is not None:
+        pytest.exit(_NATIVE_PROBLEM, returncode=3)
 
 from support.backends import BackendServer, EchoBackend, SizedBackend  # noqa: E402
 from support.rsp_process import RspProcess  # noqa: E402
