@@ -18,6 +18,7 @@ from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError
 from rsp.logs import get_logger, setup_logging
+from rsp.native import build_description
 from rsp.server import Server
 
 DESCRIPTION = """\
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("config", nargs="?", help="path to the Lua config file")
     parser.add_argument("-c", "--check", action="store_true", help="validate the config and exit (0 ok, 1 error)")
-    parser.add_argument("-V", "--version", action="version", version=f"rsp {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"rsp {__version__} ({build_description()})")
     parser.add_argument("--admin", metavar="SOCKET",
                         help="send a runtime command to a running rsp, e.g. rsp --admin /run/rsp.sock show backends")
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -77,7 +78,8 @@ def run(config: Config) -> None:
         # Everything allocated so far lives as long as the process: keep it out of the GC's scans.
         gc.collect()
         gc.freeze()
-        logger.info("rsp %s running with %s (config %s)", __version__, type(loop).__module__, config.path)
+        logger.info("rsp %s (%s) running with %s (config %s)", __version__, build_description(),
+                    type(loop).__module__, config.path)
         loop.run_until_complete(server.wait_stopped())
     finally:
         loop.close()

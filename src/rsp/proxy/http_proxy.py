@@ -21,8 +21,7 @@ import asyncio
 import ipaddress
 import socket
 import time
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final, cast
 
 from rsp.config.model import Config, HttpSettings
@@ -59,6 +58,8 @@ class HttpProxy:
     def __init__(self, loop: asyncio.AbstractEventLoop, config: Config, pools: Mapping[str, PoolRuntime],
                  default_pool: str, access_log: AccessLog) -> None:
         self.loop = loop
+        # The loop's clock as a bound method, looked up once: it is read several times per request.
+        self.clock: Callable[[], float] = loop.time
         self.config = config
         self.settings: HttpSettings = config.http
         self.pools = pools
@@ -148,15 +149,15 @@ class HttpProxy:
 class ClientConnection(asyncio.Protocol):
     """One client connection in HTTP mode."""
 
-    __slots__ = ("backlog", "client_eof", "client_ip", "closing", "corked", "deadline", "exchange", "parser",
-                 "paused_pipeline", "paused_upstream", "peer", "pending_error", "proxy", "requests", "transport",
-                 "trusted", "tunnel_mode", "wait")
+    __slots__ = ("backlog", "client_eof", "client_ip", "closing", "corked", "deadline", "exchange", "forwarded_for",
+                 "forwarded_head", "parser", "paused_pipeline", "paused_upstream", "peer", "pending_error", "proxy",
+                 "requests", "transport", "trusted", "tunnel_mode", "wait")
 
     def __init__(self, proxy: HttpProxy) -> None:
         self.proxy = proxy
         self.transport: asyncio.Transport | None = None
         self.parser = RequestParser()
-        self.backlog: deque[Event] = deque()
+        self.backlog: list[Event] = []
         self.exchange: Exchange | None = None
         self.pending_error: ProtocolError | None = None
         self.closing = False
@@ -171,6 +172,11 @@ class ClientConnection(asyncio.Protocol):
         self.trusted = False
         self.wait = WAIT_HEAD
         self.deadline = 0.0
+        # The last request head forwarded and its bytes: a keep-alive client repeats its head, and the
+        # parser's memo then hands out the very same head object, whose forwarded form (a function of the
+        # head and this connection's address) is the same too.
+        self.forwarded_for: RequestHead | None = None
+        self.forwarded_head = b""
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -199,9 +205,11 @@ class ClientConnection(asyncio.Protocol):
         except ProtocolError as exc:
             self.refuse(exc)
             return
-        if events:
+        if self.backlog:
             self.backlog.extend(events)
             self.process()
+        elif events:
+            self.run_events(events)
 
     def eof_received(self) -> bool | None:
         if self.tunnel_mode:
@@ -243,28 +251,35 @@ class ClientConnection(asyncio.Protocol):
 
     # -- event processing ----------------------------------------------------------------------------
     def process(self) -> None:
-        backlog = self.backlog
-        while backlog and not self.closing:
-            event = backlog[0]
-            if type(event) is RequestHead:
+        """Run the events that waited (pipelined requests behind the one just answered)."""
+        events = self.backlog
+        self.backlog = []
+        self.run_events(events)
+        if not self.backlog and self.paused_pipeline and not self.closing:
+            self.paused_pipeline = False
+            self._update_reading()
+
+    def run_events(self, events: list[Event]) -> None:
+        """Dispatch events in order. A request head that arrives while another exchange is in flight waits,
+        with everything after it, in the backlog (pipelining), and reading pauses meanwhile."""
+        for i, event in enumerate(events):
+            if self.closing:
+                return
+            kind = type(event)
+            if kind is RequestHead:
                 if self.exchange is not None:
-                    # Pipelined: wait for the current response; stop reading meanwhile (bounded memory).
-                    self._pause_pipeline()
+                    self.backlog.extend(events[i:])
+                    self._pause_pipeline()  # bounded memory: the client waits for the current response
                     return
-                backlog.popleft()
-                self.start_exchange(event)
+                self.start_exchange(cast(RequestHead, event))
                 continue
-            backlog.popleft()
             exchange = self.exchange
             if exchange is None:
                 continue  # body events of a request already answered with an error
-            if type(event) is Data:
-                exchange.request_data(event.data)
+            if kind is Data:
+                exchange.request_data(cast(Data, event).data)
             else:
                 exchange.request_end(cast(EndOfMessage, event))
-        if not backlog and self.paused_pipeline:
-            self.paused_pipeline = False
-            self._update_reading()
 
     def start_exchange(self, head: RequestHead) -> None:
         proxy = self.proxy
@@ -341,7 +356,7 @@ class ClientConnection(asyncio.Protocol):
     # -- timeouts ------------------------------------------------------------------------------------
     def set_wait(self, wait: int, timeout: float) -> None:
         self.wait = wait
-        self.deadline = self.proxy.loop.time() + timeout if timeout else 0.0
+        self.deadline = self.proxy.clock() + timeout if timeout else 0.0
 
     def on_timeout(self) -> None:
         wait = self.wait
@@ -476,14 +491,20 @@ class Exchange:
         self.interim = False
         self.status = 0
         self.sent_bytes = 0
-        self.started = client.proxy.loop.time()
+        self.started = client.proxy.clock()
         self.upstream_started = 0.0
 
     def _forward_head(self) -> bytes:
         client = self.client
+        head = self.head
+        if head is client.forwarded_for:
+            return client.forwarded_head
         settings = client.proxy.settings
-        return forward.request_head(self.head, client.client_ip, trusted=client.trusted,
-                                    forwarded=settings.forwarded, via=settings.via)
+        out = forward.request_head(head, client.client_ip, trusted=client.trusted, forwarded=settings.forwarded,
+                                   via=settings.via)
+        client.forwarded_for = head
+        client.forwarded_head = out
+        return out
 
     # -- backend selection and connection -------------------------------------------------------------
     def start(self) -> None:
@@ -502,7 +523,7 @@ class Exchange:
         self.record = record
         record.active += 1
         record.total += 1
-        self.upstream_started = self.client.proxy.loop.time()
+        self.upstream_started = self.client.proxy.clock()
         conn = None if fresh else self.client.proxy.idle_pools[record].take()
         if conn is not None:
             self.attach(conn, reused=True)
@@ -547,7 +568,7 @@ class Exchange:
             # The client went away while we connected: keep the fresh connection for someone else.
             if self.record is not None:
                 self.record.active -= 1
-                self.client.proxy.idle_pools[self.record].put(conn, self.client.proxy.loop.time())
+                self.client.proxy.idle_pools[self.record].put(conn, self.client.proxy.clock())
             return
         # Passive health hears of success at the response head, not at connect: a backend that accepts
         # connections but answers garbage must still be ejected.
@@ -571,7 +592,7 @@ class Exchange:
             client.refuse(ProtocolError("request body is over the limit", 413))
             return
         if client.wait == WAIT_BODY:
-            client.deadline = client.proxy.loop.time() + client.proxy.settings.body_timeout
+            client.deadline = client.proxy.clock() + client.proxy.settings.body_timeout
         out = forward.encode_chunk(data) if self.head.body.kind == "chunked" else data
         if self.buffer is not None:
             self.buffer.append(out)
@@ -597,7 +618,7 @@ class Exchange:
     def on_data(self, data: bytes) -> None:
         client = self.client
         if client.wait == WAIT_STREAM:
-            client.deadline = client.proxy.loop.time() + client.proxy.settings.response_timeout
+            client.deadline = client.proxy.clock() + client.proxy.settings.response_timeout
         self.sent_bytes += len(data)
         client.write(forward.encode_chunk(data) if self.response_chunked else data)
 
@@ -631,11 +652,26 @@ class Exchange:
             self.pool.traffic_ok(self.record)
         # Backend answered before the request body ended: the client stream cannot be resynced.
         close = client.proxy.draining or not self.request_done
-        self.response_chunked, self.keep_client = forward.response_framing(head, self.head, close=close)
-        keep = self.keep_client
+        request = self.head
+        # What the client gets depends on the response head and on these three facts only, so a backend
+        # connection remembers its last answer: the parser's memo hands out the very same head object for
+        # the same bytes (nginx's Date line changes once a second), and the work is done once.
+        variant = (4 if close else 0) | (2 if request.keep_alive else 0) | (1 if request.version == b"1.1" else 0)
+        upstream = self.upstream
+        if upstream is not None and head is upstream.reply_for and variant == upstream.reply_variant:
+            chunked, keep, out = upstream.reply
+        else:
+            chunked, keep = forward.response_framing(head, request, close=close)
+            out = forward.response_head(head, keep_alive=keep, chunked=chunked, via=client.proxy.settings.via,
+                                        request=request)
+            if upstream is not None:
+                upstream.reply_for = head
+                upstream.reply_variant = variant
+                upstream.reply = (chunked, keep, out)
+        self.response_chunked = chunked
+        self.keep_client = keep
         client.set_wait(WAIT_STREAM, client.proxy.settings.response_timeout)
-        client.write(forward.response_head(head, keep_alive=keep, chunked=self.response_chunked,
-                                           via=client.proxy.settings.via, request=self.head))
+        client.write(out)
 
     def _response_end(self, end: EndOfMessage) -> None:
         client = self.client
@@ -649,7 +685,7 @@ class Exchange:
             reusable = (head is not None and head.keep_alive and self.request_done and not upstream.closed
                         and upstream.parser.pending == 0 and not upstream.parser.paused)
             if reusable:
-                client.proxy.idle_pools[upstream.record].put(upstream, client.proxy.loop.time())
+                client.proxy.idle_pools[upstream.record].put(upstream, client.proxy.clock())
             else:
                 upstream.close()
         self._finish()
@@ -783,7 +819,7 @@ class Exchange:
         proxy = self.client.proxy
         if not proxy.access_log.enabled:
             return
-        now = proxy.loop.time()
+        now = proxy.clock()
         backend = record.spec.address if record is not None else (
             self.record.spec.address if self.record is not None else "-")
         proxy.access_log.request(self.client.client_ip, self.head, self.status, self.sent_bytes, backend,

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "requests", "transport")
+    __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "reply", "reply_for",
+                 "reply_variant", "requests", "transport")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, record: BackendRecord, pool: IdlePool) -> None:
         self.loop = loop
@@ -33,6 +34,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.requests = 0
         self.idle_since = 0.0
         self.closed = False
+        # The last response head sent on to a client, for which kind of request, and what was sent
+        # (chunked, keep_alive, head bytes): see Exchange.on_head.
+        self.reply_for: ResponseHead | None = None
+        self.reply_variant = 0
+        self.reply: tuple[bool, bool, bytes] = (False, False, b"")
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
