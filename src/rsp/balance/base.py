@@ -36,10 +36,15 @@ class Balancer(Protocol):
         ...
 
 
-class Selector(Protocol):
-    """One algorithm over one tier of members (all up, not draining, weight > 0 when built)."""
+class Selector:
+    """One algorithm over one tier of members (all up, not draining, weight > 0 when built). A base class,
+    not a Protocol: compiled, a call through a base class is a native method call (a Protocol's goes
+    through Python's generic attribute lookup), and one runs per request in HTTP mode."""
 
-    def choose(self, key: bytes | None, exclude: Collection[BackendRecord]) -> BackendRecord | None: ...
+    __slots__ = ()
+
+    def choose(self, key: bytes | None, exclude: Collection[BackendRecord]) -> BackendRecord | None:
+        raise NotImplementedError
 
 
 def usable(record: BackendRecord, exclude: Collection[BackendRecord]) -> bool:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from rsp.balance.base import TieredBalancer, usable
+from rsp.balance.base import Selector, TieredBalancer, usable
 from rsp.upstream.records import BackendRecord
 
 
-class First:
+class First(Selector):
     __slots__ = ("_members",)
 
     def __init__(self, members: tuple[BackendRecord, ...]) -> None:

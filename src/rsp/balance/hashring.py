@@ -17,7 +17,7 @@ import hashlib
 from bisect import bisect_left
 from collections.abc import Collection, Sequence
 
-from rsp.balance.base import TieredBalancer, usable
+from rsp.balance.base import Selector, TieredBalancer, usable
 from rsp.balance.roundrobin import SmoothRoundRobin
 from rsp.upstream.records import BackendRecord
 
@@ -39,7 +39,7 @@ def member_points(record: BackendRecord) -> list[int]:
     return [ring_hash(label + b"#" + str(i).encode()) for i in range(VNODES_PER_WEIGHT * record.weight)]
 
 
-class HashRing:
+class HashRing(Selector):
     __slots__ = ("_fallback", "_members", "_owners", "_points", "_size")
 
     def __init__(self, members: tuple[BackendRecord, ...], points: dict[BackendRecord, list[int]]) -> None:

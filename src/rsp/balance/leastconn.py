@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from rsp.balance.base import TieredBalancer, usable
+from rsp.balance.base import Selector, TieredBalancer, usable
 from rsp.upstream.records import BackendRecord
 
 
-class LeastConn:
+class LeastConn(Selector):
     __slots__ = ("_current", "_members")
 
     def __init__(self, members: tuple[BackendRecord, ...]) -> None:

@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections.abc import Collection, Sequence
 from itertools import accumulate
 
-from rsp.balance.base import TieredBalancer, usable
+from rsp.balance.base import Selector, TieredBalancer, usable
 from rsp.upstream.records import BackendRecord
 
 
@@ -24,7 +24,7 @@ def _lighter(a: BackendRecord, b: BackendRecord) -> BackendRecord:
     return b if b.active * a.weight < a.active * b.weight else a
 
 
-class PowerOfTwo:
+class PowerOfTwo(Selector):
     __slots__ = ("_cumulative", "_last", "_members", "_rng", "_total")
 
     def __init__(self, members: tuple[BackendRecord, ...], rng: random.Random) -> None:

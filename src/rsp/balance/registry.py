@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rsp.balance.base import Balancer, TieredBalancer
+from rsp.balance.base import TieredBalancer
 from rsp.balance.first import FirstBalancer
 from rsp.balance.hashring import HashBalancer
 from rsp.balance.leastconn import LeastConnBalancer
@@ -22,7 +22,7 @@ ALGORITHMS: dict[str, type[TieredBalancer]] = {
 }
 
 
-def make_balancer(name: str, records: Sequence[BackendRecord]) -> Balancer:
+def make_balancer(name: str, records: Sequence[BackendRecord]) -> TieredBalancer:
     try:
         cls = ALGORITHMS[name]
     except KeyError:

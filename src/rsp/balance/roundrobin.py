@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from rsp.balance.base import TieredBalancer, usable
+from rsp.balance.base import Selector, TieredBalancer, usable
 from rsp.upstream.records import BackendRecord
 
 
-class SmoothRoundRobin:
+class SmoothRoundRobin(Selector):
     """The selector over one tier; also the key-less fallback of the hash ring."""
 
     __slots__ = ("_current", "_members")

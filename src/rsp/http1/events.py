@@ -43,9 +43,9 @@ class Framing:
     length: int = 0
 
 
-NO_BODY = Framing("none")
-CHUNKED = Framing("chunked")
-UNTIL_CLOSE = Framing("close")
+NO_BODY: Final = Framing("none")
+CHUNKED: Final = Framing("chunked")
+UNTIL_CLOSE: Final = Framing("close")
 
 
 class RequestHead:
@@ -221,7 +221,7 @@ class EndOfMessage:
     trailers: Headers = ()
 
 
-END_OF_MESSAGE = EndOfMessage()
+END_OF_MESSAGE: Final = EndOfMessage()
 
 Event = RequestHead | ResponseHead | Data | EndOfMessage
 

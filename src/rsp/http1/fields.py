@@ -9,13 +9,13 @@ SP, VCHAR and obs-text (0x80-0xFF); every other control byte, NUL, a lone CR or 
 from __future__ import annotations
 
 import re
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from rsp.errors import ProtocolError
 
 # token = 1*tchar (RFC 9110 §5.6.2)
-TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
-_TOKEN_RE = re.compile(rb"[%s]+" % TCHAR)
+TCHAR: Final = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_TOKEN_RE: Final = re.compile(rb"[%s]+" % TCHAR)
 
 # field-line = field-name ":" OWS field-value OWS; field-value = *field-content; field-content starts and
 # ends with field-vchar (VCHAR / obs-text) and may hold SP / HTAB inside (RFC 9110 §5.5).
@@ -24,16 +24,16 @@ _TOKEN_RE = re.compile(rb"[%s]+" % TCHAR)
 # that excludes trailing OWS itself). A line is either valid (both groups filled) or matched by the
 # catch-all `[^\n]*\n`, in which case both groups are empty: `name == b""` marks a bad line. The catch-all
 # makes matches contiguous, so every byte of the section belongs to exactly one reported line.
-FIELD_LINE_RE = re.compile(rb"([%s]+):[ \t]*([\t\x20-\x7e\x80-\xff]*)\r\n|[^\n]*\n" % TCHAR)
-_VALUE_BYTES_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+FIELD_LINE_RE: Final = re.compile(rb"([%s]+):[ \t]*([\t\x20-\x7e\x80-\xff]*)\r\n|[^\n]*\n" % TCHAR)
+_VALUE_BYTES_RE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 
 # Content-Length = 1*DIGIT (RFC 9110 §8.6); the digit bound is limits.MAX_CONTENT_LENGTH_DIGITS.
-_DIGITS_RE = re.compile(rb"[0-9]+")
+_DIGITS_RE: Final = re.compile(rb"[0-9]+")
 
 # transfer-coding = token *( OWS ";" OWS transfer-parameter ) (RFC 9110 §10.1.4)
 # quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE (RFC 9110 §5.6.4)
-QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
-_TRANSFER_CODING_RE = re.compile(
+QUOTED_STRING: Final = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_TRANSFER_CODING_RE: Final = re.compile(
     rb"[%s]+(?:[ \t]*;[ \t]*[%s]+[ \t]*=[ \t]*(?:[%s]+|%s))*" % (TCHAR, TCHAR, TCHAR, QUOTED_STRING)
 )
 
@@ -41,11 +41,11 @@ _TRANSFER_CODING_RE = re.compile(
 # reg-name = *( unreserved / pct-encoded / sub-delims ); an empty Host is valid when the target URI has no
 # authority (RFC 9112 §3.2).
 # One character class repeated (fast in `re`); percent-encodings are checked apart, only when "%" occurs.
-HOST_RE = re.compile(
+HOST_RE: Final = re.compile(
     rb"(?:\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
     rb"|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?"
 )
-_BAD_PERCENT_RE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_BAD_PERCENT_RE: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def is_token(value: bytes) -> bool:
@@ -108,7 +108,7 @@ def raise_bad_line(buf: bytes, start: int, end: int, status: int) -> NoReturn:
 
 # Fields a backend could confuse with a look-alike name (see parser._SPECIAL): framing fields and the
 # forwarding fields rsp writes itself.
-LOOKALIKE_TARGETS = (
+LOOKALIKE_TARGETS: Final = (
     b"content-length",
     b"transfer-encoding",
     b"x-forwarded-for",
@@ -160,10 +160,10 @@ def connection_options(value: bytes, status: int) -> tuple[bytes, ...]:
     return tuple(options)
 
 
-_CONNECTION_FORBIDDEN = frozenset((b"content-length", b"transfer-encoding", b"host"))
+_CONNECTION_FORBIDDEN: Final = frozenset((b"content-length", b"transfer-encoding", b"host"))
 # The values browsers and load generators send, parsed once: a dictionary hit instead of a split. Only
 # values naming hop-by-hop fields or "close": the parsers' fast path relies on it (parser._VETTED_OPTIONS).
-COMMON_CONNECTION: dict[bytes, tuple[bytes, ...]] = {}
+COMMON_CONNECTION: Final[dict[bytes, tuple[bytes, ...]]] = {}
 COMMON_CONNECTION.update(
     (value, connection_options(value, 400))
     for value in (

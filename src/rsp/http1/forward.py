@@ -19,11 +19,13 @@ needs saying. Body bytes are never re-parsed: the parsers hand out `Data`, these
 
 from __future__ import annotations
 
+from typing import Final
+
 from rsp.http1.events import Headers, RequestHead, ResponseHead
 
 # Hop-by-hop fields (RFC 9110 §7.6.1), plus Proxy-Connection (never standard, still sent by old clients;
 # RFC 9112 Appendix C.2.2 has recipients treat it as hop-by-hop) and Keep-Alive (RFC 2068 §19.7.1).
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     (
         b"connection",
         b"keep-alive",
@@ -34,17 +36,17 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     )
 )
-_XFF = b"x-forwarded-for"
-_XFP = b"x-forwarded-proto"
-_XFH = b"x-forwarded-host"
-_FORWARDED = b"forwarded"
-_HOST = b"host"
-_UPGRADE = b"upgrade"
-_CONTENT_LENGTH = b"content-length"
+_XFF: Final = b"x-forwarded-for"
+_XFP: Final = b"x-forwarded-proto"
+_XFH: Final = b"x-forwarded-host"
+_FORWARDED: Final = b"forwarded"
+_HOST: Final = b"host"
+_UPGRADE: Final = b"upgrade"
+_CONTENT_LENGTH: Final = b"content-length"
 # Rebuilt by rsp on every request: what the client sent is dropped (or, from a trusted proxy, extended).
-_REBUILT = frozenset((_XFF, _XFP, _XFH, _FORWARDED))
-VIA_PSEUDONYM = b"rsp"
-_VIA_LINES = {version: b"Via: " + version + b" " + VIA_PSEUDONYM + b"\r\n" for version in (b"1.0", b"1.1")}
+_REBUILT: Final = frozenset((_XFF, _XFP, _XFH, _FORWARDED))
+VIA_PSEUDONYM: Final = b"rsp"
+_VIA_LINES: Final = {version: b"Via: " + version + b" " + VIA_PSEUDONYM + b"\r\n" for version in (b"1.0", b"1.1")}
 
 
 def request_head(
@@ -200,7 +202,7 @@ def _is_token(value: bytes) -> bool:
     return all(byte in _TCHARS for byte in value)
 
 
-_TCHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TCHARS: Final = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 def response_head(
@@ -282,7 +284,7 @@ def response_head(
     return b"".join(parts)
 
 
-_STATUS_BYTES = {status: str(status).encode("ascii") for status in range(100, 600)}
+_STATUS_BYTES: Final = {status: str(status).encode("ascii") for status in range(100, 600)}
 
 
 def response_framing(head: ResponseHead, request: RequestHead, *, close: bool = False) -> tuple[bool, bool]:
@@ -309,7 +311,7 @@ def encode_chunk(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
-LAST_CHUNK = b"0\r\n\r\n"
+LAST_CHUNK: Final = b"0\r\n\r\n"
 
 
 def last_chunk(trailers: Headers = ()) -> bytes:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from rsp.errors import ProtocolError
 from rsp.http1 import fields
@@ -65,25 +65,32 @@ from rsp.http1.limits import (
 # request-line = method SP request-target SP HTTP-version (RFC 9112 §3). The target is restricted to
 # visible ASCII without "#": a fragment is never sent (RFC 9112 §3.2), bytes above 0x7E are not URI
 # characters (RFC 3986 §2), and HAProxy refuses both by default too.
-_REQUEST_LINE_RE = re.compile(rb"([%s]+) ([\x21\x22\x24-\x7e]+) HTTP/([0-9]\.[0-9])" % TCHAR)
-_LOOSE_VERSION_RE = re.compile(rb"[^ ]+ [^ ]+ HTTP/[0-9]\.[0-9]")
+_REQUEST_LINE_RE: Final = re.compile(rb"([%s]+) ([\x21\x22\x24-\x7e]+) HTTP/([0-9]\.[0-9])" % TCHAR)
+_LOOSE_VERSION_RE: Final = re.compile(rb"[^ ]+ [^ ]+ HTTP/[0-9]\.[0-9]")
 # status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4). A missing SP after the
 # code is tolerated: the reason is optional and some servers drop the space with it.
-_STATUS_LINE_RE = re.compile(rb"HTTP/([0-9]\.[0-9]) ([1-5][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_STATUS_LINE_RE: Final = re.compile(rb"HTTP/([0-9]\.[0-9]) ([1-5][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?")
 # absolute-form (RFC 9112 §3.2.2): only http and https URIs mean anything to a reverse proxy.
-_ABSOLUTE_RE = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?]*)([/?].*)?", re.DOTALL)
+_ABSOLUTE_RE: Final = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?]*)([/?].*)?", re.DOTALL)
 # authority-form (RFC 9112 §3.2.3): uri-host ":" port, the port is required.
-_AUTHORITY_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+):[0-9]+")
+_AUTHORITY_RE: Final = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+):[0-9]+")
 # chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1, §7.1.1). chunk-ext = *( BWS ";" BWS name
 # [ BWS "=" BWS value ] ): BWS is something "a sender MUST NOT generate" and whitespace around chunk
 # sizes is a known desync vector (HTTP Garden transducer bug 24), so none is accepted, as in llhttp.
-_CHUNK_LINE_RE = re.compile(
+_CHUNK_LINE_RE: Final = re.compile(
     rb"([0-9A-Fa-f]{1,%d})(?:;[%s]+(?:=(?:[%s]+|%s))?)*" % (MAX_CHUNK_SIZE_DIGITS, TCHAR, TCHAR, QUOTED_STRING)
 )
 
 # Fields acted on while parsing. b"" is the marker FIELD_LINE_RE gives a line outside the grammar.
-_BAD, _HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _UPGRADE, _EXPECT, _LOOKALIKE = range(8)
-_SPECIAL = {
+_BAD: Final = 0
+_HOST: Final = 1
+_CONTENT_LENGTH: Final = 2
+_TRANSFER_ENCODING: Final = 3
+_CONNECTION: Final = 4
+_UPGRADE: Final = 5
+_EXPECT: Final = 6
+_LOOKALIKE: Final = 7
+_SPECIAL: Final = {
     b"": _BAD,
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -106,7 +113,7 @@ _SPECIAL.update(
 # Trailer fields that would change framing, routing or connection handling if a recipient merged them
 # into the header section (RFC 9110 §6.5.1 lists framing, routing and connection-management fields among
 # those that cannot be processed as trailers): refused.
-_FORBIDDEN_TRAILERS = frozenset(
+_FORBIDDEN_TRAILERS: Final = frozenset(
     (
         b"content-length",
         b"transfer-encoding",
@@ -142,12 +149,12 @@ _FORBIDDEN_TRAILERS = frozenset(
 #
 # Measured (bench/http1_micro.py --against 9b3f47c): nginx's /small response, 8 fields, 6.4 us on the
 # general path, 3.9 us on the fast path with its events; 12-field browser GET 6.5 -> 4.5 us.
-_CANONICAL_VALUE = rb"[\x21-\x7e\x80-\xff][\t\x20-\x7e\x80-\xff]*+(?<![ \t])"
-_CANONICAL_LINE = rb"[%s]++: %s\r\n" % (TCHAR, _CANONICAL_VALUE)
+_CANONICAL_VALUE: Final = rb"[\x21-\x7e\x80-\xff][\t\x20-\x7e\x80-\xff]*+(?<![ \t])"
+_CANONICAL_LINE: Final = rb"[%s]++: %s\r\n" % (TCHAR, _CANONICAL_VALUE)
 # Separator variants of the forwarding fields (any mix of "-" and "_"); requests refuse even the
 # canonical spelling on the fast path because forwarding rebuilds those fields.
-_ANY_FORWARDED = rb"x[-_]forwarded[-_](?:for|proto|host)"
-_LOOKALIKE_FORWARDED = rb"x(?:_forwarded[-_]|-forwarded_)(?:for|proto|host)"
+_ANY_FORWARDED: Final = rb"x[-_]forwarded[-_](?:for|proto|host)"
+_LOOKALIKE_FORWARDED: Final = rb"x(?:_forwarded[-_]|-forwarded_)(?:for|proto|host)"
 
 
 def _fast_head_re(
@@ -179,37 +186,46 @@ def _fast_head_re(
     return re.compile(rb"%s((?>(?:%s){0,%d}))\r\n%s" % (start, line, max_count, fail_if_flagged))
 
 
-_REQUEST_FAST_START = rb"([%s]++) ([\x21\x22\x24-\x7e]++) HTTP/1\.([01])\r\n" % TCHAR
-_REQUEST_CAPTURED = (
+_REQUEST_FAST_START: Final = rb"([%s]++) ([\x21\x22\x24-\x7e]++) HTTP/1\.([01])\r\n" % TCHAR
+_REQUEST_CAPTURED: Final = (
     b"host", b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"upgrade", b"expect"
 )
-_REQUEST_REFUSED = (
+_REQUEST_REFUSED: Final = (
     b"te", b"trailer", b"proxy-connection", b"close", b"forwarded", _ANY_FORWARDED, b"content_length",
     b"transfer_encoding",
 )
 # Groups of the request expression: value of host 6, content-length 8, transfer-encoding 10, connection 12,
 # keep-alive 14, upgrade 16, expect 18.
-_Q_HOST, _Q_LENGTH, _Q_CODINGS, _Q_CONNECTION, _Q_KEEP_ALIVE, _Q_UPGRADE, _Q_EXPECT = range(6, 20, 2)
+_Q_HOST: Final = 6
+_Q_LENGTH: Final = 8
+_Q_CODINGS: Final = 10
+_Q_CONNECTION: Final = 12
+_Q_KEEP_ALIVE: Final = 14
+_Q_UPGRADE: Final = 16
+_Q_EXPECT: Final = 18
 
-_RESPONSE_FAST_START = rb"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*+))?\r\n"
-_RESPONSE_CAPTURED = (b"content-length", b"transfer-encoding", b"connection", b"keep-alive")
-_RESPONSE_REFUSED = (
+_RESPONSE_FAST_START: Final = rb"HTTP/1\.([01]) ([1-5][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*+))?\r\n"
+_RESPONSE_CAPTURED: Final = (b"content-length", b"transfer-encoding", b"connection", b"keep-alive")
+_RESPONSE_REFUSED: Final = (
     b"te", b"trailer", b"proxy-connection", b"upgrade", b"close", _LOOKALIKE_FORWARDED, b"content_length",
     b"transfer_encoding",
 )
 # Groups of the response expression: content-length 6, transfer-encoding 8, connection 10, keep-alive 12.
-_R_LENGTH, _R_CODINGS, _R_CONNECTION, _R_KEEP_ALIVE = range(6, 14, 2)
+_R_LENGTH: Final = 6
+_R_CODINGS: Final = 8
+_R_CONNECTION: Final = 10
+_R_KEEP_ALIVE: Final = 12
 
 # Hop-by-hop lines the fast path may meet, cut out of `forwardable`: group -> length of "Name: ".
-_REQUEST_HOP_GROUPS = ((_Q_CODINGS, 19), (_Q_CONNECTION, 12), (_Q_KEEP_ALIVE, 12), (_Q_UPGRADE, 9))
-_RESPONSE_HOP_GROUPS = ((_R_CODINGS, 19), (_R_CONNECTION, 12), (_R_KEEP_ALIVE, 12))
+_REQUEST_HOP_GROUPS: Final = ((_Q_CODINGS, 19), (_Q_CONNECTION, 12), (_Q_KEEP_ALIVE, 12), (_Q_UPGRADE, 9))
+_RESPONSE_HOP_GROUPS: Final = ((_R_CODINGS, 19), (_R_CONNECTION, 12), (_R_KEEP_ALIVE, 12))
 # Connection options whose fields the fast path has vetted (cut, or refused above): with any other option
 # the named field would have to be dropped too, and `forwardable` is not offered.
-_VETTED_OPTIONS = frozenset(
+_VETTED_OPTIONS: Final = frozenset(
     (b"close", b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade")
 )
 
-_FAST_RES: dict[tuple[bool, int], re.Pattern[bytes]] = {}
+_FAST_RES: Final[dict[tuple[bool, int], re.Pattern[bytes]]] = {}
 
 
 def _fast_re(request: bool, max_count: int) -> re.Pattern[bytes]:
@@ -244,8 +260,8 @@ def _without_lines(raw: bytes, offset: int, match: re.Match[bytes], groups: tupl
 # resources repeats them, and a dictionary hit replaces a regular expression, int() and an allocation.
 # Only values without leading zeros (which forwarding copies as they are). Bounded; once full, new values
 # are validated every time (still correct, just not cached).
-_MAX_CACHED_LENGTHS = 4096
-_LENGTH_FRAMINGS: dict[bytes, Framing] = {}
+_MAX_CACHED_LENGTHS: Final = 4096
+_LENGTH_FRAMINGS: Final[dict[bytes, Framing]] = {}
 
 
 def _length_framing(value: bytes, status: int) -> Framing:
@@ -256,34 +272,42 @@ def _length_framing(value: bytes, status: int) -> Framing:
     return framing
 
 
-_STATUS_CODES = {b"%d" % code: code for code in range(100, 600)}
+_STATUS_CODES: Final = {b"%d" % code: code for code in range(100, 600)}
 # Statuses whose response has no content whatever its fields say (RFC 9112 §6.3 rule 1).
-_NO_CONTENT_STATUS = frozenset((*range(100, 200), 204, 304))
+_NO_CONTENT_STATUS: Final = frozenset((*range(100, 200), 204, 304))
 _Field = bytes | None  # a field value the general path found, or None
 
 # Placeholders for the one-head memo of each parser (never returned: the memo starts empty).
-_NO_REQUEST = RequestHead(b"", b"", b"", (), False, NO_BODY)
-_NO_RESPONSE = ResponseHead(0, b"", b"", (), False, NO_BODY)
+_NO_REQUEST: Final = RequestHead(b"", b"", b"", (), False, NO_BODY)
+_NO_RESPONSE: Final = ResponseHead(0, b"", b"", (), False, NO_BODY)
+
+
+def _starts_with(buf: bytes, prefix: bytes, pos: int) -> bool:
+    """buf.startswith(prefix, pos), for the memo check that runs on every message: compiled, a slice and
+    a comparison cost less than bytes.startswith's argument parsing (and a slice of the whole of `buf`
+    is `buf` itself, no copy)."""
+    end = pos + len(prefix)
+    return end <= len(buf) and buf[pos:end] == prefix
 
 
 # Parser states.
-_HEAD = 0
-_LENGTH = 1
-_CHUNK_HEAD = 2
-_CHUNK_DATA = 3
-_CHUNK_END = 4
-_TRAILERS = 5
-_UNTIL_CLOSE = 6
-_PAUSED = 7  # first state that parses nothing
-_CLOSED = 8
-_DONE = 9
+_HEAD: Final = 0
+_LENGTH: Final = 1
+_CHUNK_HEAD: Final = 2
+_CHUNK_DATA: Final = 3
+_CHUNK_END: Final = 4
+_TRAILERS: Final = 5
+_UNTIL_CLOSE: Final = 6
+_PAUSED: Final = 7  # first state that parses nothing
+_CLOSED: Final = 8
+_DONE: Final = 9
 # States whose next step needs a line feed: bytes without one cannot complete them.
-_LINE_STATES = frozenset((_HEAD, _CHUNK_HEAD, _TRAILERS))
+_LINE_STATES: Final = frozenset((_HEAD, _CHUNK_HEAD, _TRAILERS))
 
-_CONNECT = b"CONNECT"
-_HEAD_METHOD = b"HEAD"
-_V11 = b"1.1"
-_V10 = b"1.0"
+_CONNECT: Final = b"CONNECT"
+_HEAD_METHOD: Final = b"HEAD"
+_V11: Final = b"1.1"
+_V10: Final = b"1.0"
 
 
 class _MessageParser:
@@ -647,7 +671,7 @@ class RequestParser(_MessageParser):
             if pos == len(buf):
                 return pos
         last = self._last_head
-        if buf.startswith(last, pos) and last:  # the previous head again: the same bytes, the same event
+        if last and _starts_with(buf, last, pos):  # the previous head again: the same bytes, the same event
             head = self._last_event
             events.append(head)
             if head.body is NO_BODY:
@@ -926,7 +950,7 @@ class ResponseParser(_MessageParser):
             match = None
         else:
             last = self._last_head
-            if buf.startswith(last, pos) and last and methods[0] == self._last_method:
+            if last and methods[0] == self._last_method and _starts_with(buf, last, pos):
                 # The previous final response again, to the same method: the same event.
                 head = self._last_event
                 events.append(head)

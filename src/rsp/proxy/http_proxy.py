@@ -49,7 +49,12 @@ CONNECT_BUFFER_LIMIT: Final = 256 * 1024
 JOIN_LIMIT: Final = 16 * 1024
 
 # What a client connection is waiting for; each has its own timeout (see ClientConnection.deadline).
-WAIT_HEAD, WAIT_BODY, WAIT_RESPONSE, WAIT_STREAM, WAIT_KEEPALIVE, WAIT_NONE = range(6)
+WAIT_HEAD: Final = 0
+WAIT_BODY: Final = 1
+WAIT_RESPONSE: Final = 2
+WAIT_STREAM: Final = 3
+WAIT_KEEPALIVE: Final = 4
+WAIT_NONE: Final = 5
 
 
 class HttpProxy:

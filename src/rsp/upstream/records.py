@@ -15,11 +15,13 @@ Whoever changes `up`, `draining` or `weight` calls the pool balancer's `update()
 
 from __future__ import annotations
 
+from typing import Final
+
 from rsp.config.model import Backend, Pool
 
-STATE_UP = "up"
-STATE_DOWN = "down"
-STATE_DRAIN = "drain"
+STATE_UP: Final = "up"
+STATE_DOWN: Final = "down"
+STATE_DRAIN: Final = "drain"
 
 
 class BackendRecord:
