@@ -1,11 +1,12 @@
 """Per-request Python cost of rsp's HTTP path, without sockets: a client connection and a pooled upstream
-connection driven with fake transports, so only rsp's own code (parser, routing, balancer, exchange,
-serializer) is timed. Run: .venv/bin/python bench/http_path_micro.py
+connection on rsp's socket streams over sockets whose send only counts, so only rsp's own code (stream,
+parser, routing, balancer, exchange, serializer) is timed. Run: .venv/bin/python bench/http_path_micro.py
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -13,9 +14,10 @@ import uvloop
 
 from rsp.config.lua_loader import parse_config
 from rsp.proxy.access_log import AccessLog
-from rsp.proxy.http_proxy import HttpProxy
+from rsp.proxy.http_proxy import ClientConnection, HttpProxy
 from rsp.proxy.http_upstream import UpstreamConnection
 from rsp.proxy.pools import PoolRuntime
+from rsp.transport.stream import SocketStream
 
 REQUEST = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
 RESPONSE = (
@@ -26,37 +28,23 @@ RESPONSE = (
 )
 
 
-class FakeTransport:
-    """Just enough of asyncio.Transport for the proxy: records how many bytes were written."""
+class CountingSocket(socket.socket):
+    """A real (unconnected) socket whose send only counts: the stream above it is rsp's own
+    (rsp.transport.stream), so only the kernel's part of a send is left out."""
 
-    def __init__(self) -> None:
-        self.written = 0
-        self.closed = False
+    written = 0
 
-    def write(self, data: bytes) -> None:
+    def send(self, data: Any, flags: int = 0) -> int:
         self.written += len(data)
+        return len(data)
 
-    def writelines(self, parts: Any) -> None:
-        for p in parts:
-            self.written += len(p)
 
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    def set_write_buffer_limits(self, high: int, low: int) -> None: ...
-    def can_write_eof(self) -> bool:
-        return True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
+def stream(loop: asyncio.AbstractEventLoop, protocol: Any) -> tuple[SocketStream, CountingSocket]:
+    sock = CountingSocket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    s = SocketStream(loop, sock, protocol, ("127.0.0.1", 40000))
+    protocol.connection_made(s)
+    return s, sock
 
 
 ROUNDS = 7
@@ -73,11 +61,10 @@ def main(n: int = 20_000) -> None:
     record = pools["default"].records[0]
     idle = proxy.idle_pools[record]
     upstream = UpstreamConnection(loop, record, idle)
-    upstream.connection_made(FakeTransport())  # type: ignore[arg-type]
+    _, upstream_sock = stream(loop, upstream)
     idle.put(upstream, loop.time())
-    client = proxy.protocol_factory()
-    client_transport = FakeTransport()
-    client.connection_made(client_transport)  # type: ignore[arg-type]
+    client = ClientConnection(proxy)
+    client_stream, client_sock = stream(loop, client)
     # Identical heads (what wrk and a static nginx produce; the parsers' one-head memo answers) and
     # distinct heads (a different path and response header every time: every head is parsed in full).
     same = [(REQUEST, RESPONSE)] * DISTINCT
@@ -92,7 +79,7 @@ def main(n: int = 20_000) -> None:
                 client.data_received(request)
                 upstream.data_received(response)
             best = min(best, time.perf_counter() - start)
-        assert not client_transport.closed
+        assert not client_stream.is_closing() and client_sock.written and upstream_sock.written
         print(f"rsp HTTP path, Python only, {label}: {best / n * 1e6:.2f} us per request "
               f"(best of {ROUNDS} x {n} requests)")
 

@@ -21,7 +21,7 @@ from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
-from rsp.transport.listener import LISTEN_BACKLOG, Acceptor, bind_listener
+from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
 
 # Housekeeping period: idle timeouts are enforced to within one tick (HAProxy's timers are ms-precise,
@@ -52,7 +52,7 @@ class Server:
         self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
         self.http_sockets: list[socket.socket] = []
-        self.http_servers: list[asyncio.AbstractServer] = []
+        self.http_acceptors: list[Acceptor] = []
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -81,14 +81,12 @@ class Server:
             self.proxies.append(proxy)
             self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
         for http, sock in zip(self.http_proxies, self.http_sockets, strict=True):
-            # uvloop accepts and builds transports in C: no Python per accept but the protocol itself.
-            server = await self.loop.create_server(http.protocol_factory, sock=sock, backlog=LISTEN_BACKLOG)
-            self.http_servers.append(server)
+            self.http_acceptors.append(Acceptor(self.loop, sock, http.on_accept))
         if self.config.admin_socket:
             try:
                 self.admin = await start_admin_socket(self.config.admin_socket, self.pools)
             except OSError as exc:
-                for acceptor in self.acceptors:
+                for acceptor in (*self.acceptors, *self.http_acceptors):
                     acceptor.stop()
                 raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
         for pool in self.pools.values():
@@ -96,7 +94,7 @@ class Server:
                 checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
                 checker.start()
                 self.checkers.append(checker)
-        for acceptor in self.acceptors:
+        for acceptor in (*self.acceptors, *self.http_acceptors):
             acceptor.start()
         self._stopped = self.loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -149,8 +147,8 @@ class Server:
                           name, live, self.config.timeouts.drain)
         for acceptor in self.acceptors:
             acceptor.stop()
-        for server in self.http_servers:
-            server.close()
+        for acceptor in self.http_acceptors:
+            acceptor.stop()
         for http in self.http_proxies:
             http.begin_drain()
         self._drain_deadline = self.loop.time() + self.config.timeouts.drain

@@ -1,8 +1,8 @@
 """HTTP mode: the client side of a connection and the exchange (one request and its response).
 
 Shape (DESIGN habit 1-3): the sans-IO parsers in `rsp.http1` turn bytes into events; this module reacts to
-events with writes on asyncio transports. One `ClientConnection` per client, one `Exchange` per request,
-one `UpstreamConnection` (from the backend's idle pool, or new) per exchange.
+events with writes on socket streams (rsp.transport.stream). One `ClientConnection` per client, one
+`Exchange` per request, one `UpstreamConnection` (from the backend's idle pool, or new) per exchange.
 
 Rules that make it safe:
 - Requests are answered in order and one at a time per client connection: a pipelined request waits,
@@ -36,6 +36,7 @@ from rsp.proxy.http_upstream import IdlePool, UpstreamConnection
 from rsp.proxy.pools import PoolRuntime
 from rsp.routes.router import Router
 from rsp.transport.connect import UpstreamConnect
+from rsp.transport.stream import SocketStream
 from rsp.upstream.records import BackendRecord
 
 # RFC 9110 §9.2.2: methods whose repetition has the same effect; only these are retried after a reused
@@ -74,16 +75,12 @@ class HttpProxy:
         self.low_water = config.low_water
         self.connections: set[ClientConnection] = set()
         self.idle_pools: dict[BackendRecord, IdlePool] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
         self.trusted = tuple(ipaddress.ip_network(c, strict=False) for c in config.http.trusted_proxies)
         self.draining = False
         s = self.settings
         for pool in pools.values():
             for record in pool.records:
                 self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)
-
-    def protocol_factory(self) -> ClientConnection:
-        return ClientConnection(self)
 
     def is_trusted(self, ip: str) -> bool:
         if not self.trusted:
@@ -132,23 +129,17 @@ class HttpProxy:
         if sock is None:
             exchange.connect_failed(record, err)
             return
-        task = self.loop.create_task(self._wrap(exchange, record, sock))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _wrap(self, exchange: Exchange, record: BackendRecord, sock: socket.socket) -> None:
-        pool = self.idle_pools[record]
-        try:
-            _, proto = await self.loop.create_connection(lambda: UpstreamConnection(self.loop, record, pool),
-                                                         sock=sock)
-        except OSError as exc:
-            sock.close()
-            exchange.connect_failed(record, exc.strerror or str(exc))
-            return
-        conn = proto
-        assert conn.transport is not None
-        conn.transport.set_write_buffer_limits(self.high_water, self.low_water)
+        conn = UpstreamConnection(self.loop, record, self.idle_pools[record])
+        stream = SocketStream(self.loop, sock, conn)
+        stream.set_write_buffer_limits(self.high_water, self.low_water)
+        stream.start()
         exchange.attach(conn, reused=False)
+
+    def on_accept(self, sock: socket.socket, peer: tuple[object, ...]) -> None:
+        """A client connected (rsp.transport.listener.Acceptor, which set it non-blocking and TCP_NODELAY)."""
+        stream = SocketStream(self.loop, sock, ClientConnection(self), peer)
+        stream.set_write_buffer_limits(self.high_water, self.low_water)
+        stream.start()
 
 
 class ClientConnection(asyncio.Protocol):
@@ -160,7 +151,7 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(self, proxy: HttpProxy) -> None:
         self.proxy = proxy
-        self.transport: asyncio.Transport | None = None
+        self.transport: SocketStream | None = None
         self.parser = RequestParser()
         self.backlog: list[Event] = []
         self.exchange: Exchange | None = None
@@ -185,12 +176,10 @@ class ClientConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = t = cast(asyncio.Transport, transport)
-        t.set_write_buffer_limits(self.proxy.high_water, self.proxy.low_water)
-        self.peer = t.get_extra_info("peername") or ()
+        self.transport = t = cast(SocketStream, transport)
+        self.peer = t.peer
         self.client_ip = str(self.peer[0]) if self.peer else ""
         self.trusted = self.proxy.is_trusted(self.client_ip)
-        # No TCP_NODELAY here: uvloop and asyncio set it on every TCP transport already.
         self.proxy.connections.add(self)
         self.set_wait(WAIT_HEAD, self.proxy.settings.header_timeout)
 
@@ -438,7 +427,7 @@ class ClientConnection(asyncio.Protocol):
         return self.exchange is None and not self.backlog
 
     def close(self) -> None:
-        """Close after flushing what is queued (asyncio transports flush on close)."""
+        """Close after flushing what is queued (the stream flushes on close)."""
         self.uncork()
         self.closing = True
         self.deadline = 0.0

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 from rsp.errors import ProtocolError
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
 from rsp.http1.parser import ResponseParser
+from rsp.transport.stream import SocketStream
 from rsp.upstream.records import BackendRecord
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.loop = loop
         self.record = record
         self.pool = pool
-        self.transport: asyncio.Transport | None = None
+        self.transport: SocketStream | None = None
         self.exchange: Exchange | None = None
         self.parser = ResponseParser()
         self.requests = 0
@@ -42,7 +43,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
+        self.transport = cast(SocketStream, transport)
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange

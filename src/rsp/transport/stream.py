@@ -1,0 +1,277 @@
+"""A byte stream over a raw non-blocking socket: the part of asyncio's Transport that HTTP mode uses.
+
+Why not uvloop's transports: compiled (native_modules.txt), the protocols call this class's methods as
+native calls, where every call into a uvloop transport goes through Python's generic method lookup; reads
+and writes are `recv`/`send` on the socket, with no per-read buffer juggling in between. Measured on the
+small keep-alive benchmark (bench/RESULTS.md) it is what takes HTTP mode below HAProxy's CPU per request.
+
+The contract is asyncio's (https://docs.python.org/3/library/asyncio-protocol.html), for the methods
+listed here:
+- the protocol gets `data_received(bytes)` for each read, `eof_received()` once when the peer shuts its
+  side (returning a true value keeps our side open: half-close), and `connection_lost(exc)` exactly once,
+  from a later loop iteration, after close()/abort() or a socket error;
+- `write()` sends at once when nothing is queued and queues the rest; above the high-water mark the
+  protocol gets `pause_writing()`, below the low-water mark `resume_writing()`;
+- `close()` sends what is queued, then closes; `abort()` drops it; `write_eof()` shuts our side after
+  what is queued;
+- `pause_reading()`/`resume_reading()` stop and restart reads (bounded memory, backpressure).
+A bug in a protocol callback closes that stream (logged) instead of leaving a level-triggered descriptor
+spinning the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from rsp.logs import get_logger
+
+# One read takes at most this much: a small message is one read, and a 1 MiB body is 16 reads, each
+# passed on before the next (the kernel's socket buffer holds the rest meanwhile).
+READ_SIZE: Final = 64 * 1024
+# asyncio's default write-buffer limits (selector_events.py), used until set_write_buffer_limits().
+DEFAULT_HIGH_WATER: Final = 64 * 1024
+DEFAULT_LOW_WATER: Final = 16 * 1024
+
+
+class StreamProtocol(Protocol):
+    """What a stream calls: asyncio.Protocol's callbacks."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
+    def data_received(self, data: bytes) -> None: ...
+    def eof_received(self) -> bool | None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+
+
+class SocketStream:
+    """One connected, non-blocking TCP socket driven by the loop's reader/writer callbacks."""
+
+    __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_received", "_fd", "_high",
+                 "_loop", "_low", "_on_data", "_on_eof", "_on_lost", "_on_pause", "_on_resume", "_paused",
+                 "_protocol", "_reader", "_sock", "_writer", "_writing_paused", "peer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
+                 peer: tuple[object, ...] = ()) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        # Bound once: each is called per read or per pause, and a stored bound method is a direct call.
+        self._on_data: Callable[[bytes], None] = protocol.data_received
+        self._on_eof: Callable[[], bool | None] = protocol.eof_received
+        self._on_lost: Callable[[Exception | None], None] = protocol.connection_lost
+        self._on_pause: Callable[[], None] = protocol.pause_writing
+        self._on_resume: Callable[[], None] = protocol.resume_writing
+        self.peer = peer
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._high = DEFAULT_HIGH_WATER
+        self._low = DEFAULT_LOW_WATER
+        self._reader = False  # a reader callback is registered
+        self._writer = False  # a writer callback is registered
+        self._paused = False  # the protocol asked to stop reading
+        self._writing_paused = False  # we told the protocol to stop writing
+        self._eof_received = False
+        self._eof_pending = False  # write_eof() asked for, sent once the buffer is empty
+        self._closing = False
+        self._done = False  # the socket is closed and connection_lost is scheduled
+
+    def start(self) -> None:
+        """Tell the protocol it is connected, then start reading."""
+        self._protocol.connection_made(self)  # type: ignore[arg-type]  # the subset of Transport it uses
+        if not self._closing:
+            self._update_reader()
+
+    # -- asyncio.Transport, the subset HTTP mode uses -------------------------------------------------
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        if name == "peername":
+            return self.peer or default
+        if name == "socket":
+            return self._sock
+        if name == "sockname":
+            try:
+                return self._sock.getsockname()
+            except OSError:
+                return default
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._high = DEFAULT_HIGH_WATER if high is None else high
+        self._low = self._high // 4 if low is None else low
+
+    def get_write_buffer_size(self) -> int:
+        return self._buffered
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def pause_reading(self) -> None:
+        self._paused = True
+        self._update_reader()
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        self._update_reader()
+
+    def write(self, data: bytes) -> None:
+        if self._closing or self._eof_pending or not data:
+            return
+        if not self._buffer:
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._fail(exc)
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self._loop.add_writer(self._fd, self._on_writable)
+            self._writer = True
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered > self._high and not self._writing_paused:
+            self._writing_paused = True
+            self._call(self._on_pause)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        for part in parts:
+            self.write(part)
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof_pending:
+            return
+        self._eof_pending = True
+        if not self._buffer:
+            self._shutdown_write()
+
+    def close(self) -> None:
+        """Stop reading; close once everything queued is sent."""
+        if self._closing:
+            return
+        self._closing = True
+        self._paused = True
+        self._update_reader()
+        if not self._buffer:
+            self._finish(None)
+
+    def abort(self) -> None:
+        """Close now; what is queued is dropped."""
+        self._closing = True
+        self._buffer.clear()
+        self._buffered = 0
+        self._finish(None)
+
+    # -- readiness callbacks --------------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        try:
+            data = self._sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if data:
+            try:
+                self._on_data(data)
+            except Exception as exc:  # a bug in the protocol: close this stream, keep the loop sane
+                self._internal_error(exc)
+            return
+        self._eof_received = True
+        self._update_reader()
+        try:
+            keep_open = self._on_eof()
+        except Exception as exc:
+            self._internal_error(exc)
+            return
+        if not keep_open:
+            self.close()
+
+    def _on_writable(self) -> None:
+        buffer = self._buffer
+        try:
+            sent = self._sock.sendmsg(buffer) if len(buffer) > 1 else self._sock.send(buffer[0])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(exc)
+            return
+        self._buffered -= sent
+        while sent:
+            first = buffer[0]
+            if sent >= len(first):
+                sent -= len(first)
+                del buffer[0]
+            else:
+                buffer[0] = first[sent:]
+                sent = 0
+        if self._writing_paused and self._buffered <= self._low:
+            self._writing_paused = False
+            self._call(self._on_resume)
+        if buffer:
+            return
+        self._loop.remove_writer(self._fd)
+        self._writer = False
+        if self._closing:
+            self._finish(None)
+        elif self._eof_pending:
+            self._shutdown_write()
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _update_reader(self) -> None:
+        want = not (self._paused or self._closing or self._eof_received or self._done)
+        if want != self._reader:
+            if want:
+                self._loop.add_reader(self._fd, self._on_readable)
+            else:
+                self._loop.remove_reader(self._fd)
+            self._reader = want
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _call(self, callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _internal_error(self, exc: Exception) -> None:
+        get_logger().error("internal error on connection %s: %s: %s", self.peer, type(exc).__name__, exc,
+                           exc_info=exc)
+        self.abort()
+
+    def _fail(self, exc: OSError) -> None:
+        """A socket error (reset, broken pipe): the connection is gone."""
+        self._closing = True
+        self._buffer.clear()
+        self._buffered = 0
+        self._finish(exc)
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._reader:
+            self._loop.remove_reader(self._fd)
+            self._reader = False
+        if self._writer:
+            self._loop.remove_writer(self._fd)
+            self._writer = False
+        self._sock.close()
+        # asyncio calls connection_lost from a later iteration, never from inside close() or write().
+        self._loop.call_soon(self._lost, exc)
+
+    def _lost(self, exc: Exception | None) -> None:
+        self._on_lost(exc)
