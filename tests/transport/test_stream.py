@@ -350,8 +350,6 @@ def test_write_buffer_size_counts_exactly_what_is_queued(loop: asyncio.AbstractE
         h.close()
 
 
-@pytest.mark.xfail(strict=True, reason="sendmsg() of more than IOV_MAX (1024) queued chunks fails with "
-                   "EMSGSIZE and the stream reports the connection lost (found by this test)")
 def test_more_queued_writes_than_iov_max_still_arrive(loop: asyncio.AbstractEventLoop) -> None:
     ours, peer = unix_pair()
     h = Harness(loop, ours, peer, start=False)

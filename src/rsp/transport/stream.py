@@ -34,6 +34,8 @@ READ_SIZE: Final = 64 * 1024
 # asyncio's default write-buffer limits (selector_events.py), used until set_write_buffer_limits().
 DEFAULT_HIGH_WATER: Final = 64 * 1024
 DEFAULT_LOW_WATER: Final = 16 * 1024
+# sendmsg() refuses more than IOV_MAX pieces (EMSGSIZE): Linux's is 1024 (asyncio caps the same way).
+MAX_IOV: Final = 1024
 
 
 class StreamProtocol(Protocol):
@@ -50,8 +52,8 @@ class StreamProtocol(Protocol):
 class SocketStream:
     """One connected, non-blocking TCP socket driven by the loop's reader/writer callbacks."""
 
-    __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_received", "_fd", "_high",
-                 "_loop", "_low", "_on_data", "_on_eof", "_on_lost", "_on_pause", "_on_resume", "_paused",
+    __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_received", "_eof_sent", "_fd",
+                 "_high", "_loop", "_low", "_on_data", "_on_eof", "_on_lost", "_on_pause", "_on_resume", "_paused",
                  "_protocol", "_reader", "_sock", "_writer", "_writing_paused", "peer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
@@ -77,6 +79,7 @@ class SocketStream:
         self._writing_paused = False  # we told the protocol to stop writing
         self._eof_received = False
         self._eof_pending = False  # write_eof() asked for, sent once the buffer is empty
+        self._eof_sent = False
         self._closing = False
         self._done = False  # the socket is closed and connection_lost is scheduled
 
@@ -198,7 +201,7 @@ class SocketStream:
     def _on_writable(self) -> None:
         buffer = self._buffer
         try:
-            sent = self._sock.sendmsg(buffer) if len(buffer) > 1 else self._sock.send(buffer[0])
+            sent = self._sock.sendmsg(buffer[:MAX_IOV]) if len(buffer) > 1 else self._sock.send(buffer[0])
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -218,8 +221,9 @@ class SocketStream:
             self._call(self._on_resume)
         if buffer:
             return
-        self._loop.remove_writer(self._fd)
-        self._writer = False
+        if self._writer:  # (a callback above may have closed the stream already)
+            self._loop.remove_writer(self._fd)
+            self._writer = False
         if self._closing:
             self._finish(None)
         elif self._eof_pending:
@@ -236,6 +240,9 @@ class SocketStream:
             self._reader = want
 
     def _shutdown_write(self) -> None:
+        if self._eof_sent or self._done:
+            return
+        self._eof_sent = True
         try:
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
