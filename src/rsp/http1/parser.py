@@ -210,6 +210,10 @@ _RESPONSE_REFUSED: Final = (
     b"te", b"trailer", b"proxy-connection", b"upgrade", b"close", _LOOKALIKE_FORWARDED, b"content_length",
     b"transfer_encoding",
 )
+_RESPONSE_CAPTURED_SET: Final = frozenset(_RESPONSE_CAPTURED)
+# The captured lines that `forwardable` leaves out (hop-by-hop, RFC 9110 §7.6.1).
+_RESPONSE_HOP_NAMES: Final = frozenset((b"transfer-encoding", b"connection", b"keep-alive"))
+_CANONICAL_VALUE_RE: Final = re.compile(_CANONICAL_VALUE)
 # Groups of the response expression: content-length 6, transfer-encoding 8, connection 10, keep-alive 12.
 _R_LENGTH: Final = 6
 _R_CODINGS: Final = 8
@@ -280,6 +284,23 @@ _Field = bytes | None  # a field value the general path found, or None
 # Placeholders for the one-head memo of each parser (never returned: the memo starts empty).
 _NO_REQUEST: Final = RequestHead(b"", b"", b"", (), False, NO_BODY)
 _NO_RESPONSE: Final = ResponseHead(0, b"", b"", (), False, NO_BODY)
+
+
+def _kept_ranges(raw: bytes, kept: bytes) -> list[tuple[int, int]]:
+    """The ranges of `raw` that, joined, give `kept`: raw with some whole field lines left out (the
+    parser's `forwardable`, whose left-out lines are hop-by-hop ones, never equal to a kept line)."""
+    ranges: list[tuple[int, int]] = []
+    i = 0
+    for line in kept.split(b"\r\n")[:-1]:
+        size = len(line) + 2
+        while raw[i : i + size] != line + b"\r\n":
+            i = raw.index(b"\n", i) + 1  # a left-out line
+        if ranges and ranges[-1][1] == i:
+            ranges[-1] = (ranges[-1][0], i + size)
+        else:
+            ranges.append((i, i + size))
+        i += size
+    return ranges
 
 
 def _starts_with(buf: bytes, prefix: bytes, pos: int) -> bool:
@@ -888,7 +909,8 @@ class ResponseParser(_MessageParser):
     every request forwarded on the connection, in order. A response nobody asked for is an error.
     """
 
-    __slots__ = ("_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_switching")
+    __slots__ = ("_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_near_cut",
+                 "_near_fixed", "_near_kept", "_near_section", "_near_values", "_near_volatile", "_switching")
 
     def __init__(
         self,
@@ -905,6 +927,15 @@ class ResponseParser(_MessageParser):
         self._last_method = b""
         self._last_event = _NO_RESPONSE
         self._last_after = _HEAD
+        # The near memo (see _learn_near): the value ranges that may differ from the last head, the fixed
+        # ranges around them, the field lines that differed so far, where the field section starts, and how
+        # `forwardable` relates to `raw` (-1 none, 0 the same, 1 the kept ranges of raw).
+        self._near_values: list[tuple[int, int]] = []
+        self._near_fixed: list[tuple[int, int]] = []
+        self._near_volatile: set[int] = set()
+        self._near_section = 0
+        self._near_cut = -1
+        self._near_kept: list[tuple[int, int]] = []
 
     def expect(self, method: bytes) -> None:
         """A request with this method was sent; its response comes after those already expected."""
@@ -955,6 +986,10 @@ class ResponseParser(_MessageParser):
                 head = self._last_event
                 events.append(head)
                 return self._final_body(buf, pos + len(last), head.body, events, self._last_after)
+            if self._near_values and methods[0] == self._last_method:
+                near = self._near_head(buf, pos, events)
+                if near >= 0:
+                    return near
             match = self._fast.match(buf, pos)
         if match is not None:
             (
@@ -1041,11 +1076,115 @@ class ResponseParser(_MessageParser):
             return end
         after = _HEAD if keep_alive else _CLOSED
         if end - pos <= MAX_MEMO_HEAD:
+            if raw and method == self._last_method and after == self._last_after:
+                self._learn_near(buf, pos, end, head)
+            else:
+                self._near_values = []
+                self._near_volatile = set()
             self._last_head = buf[pos:end]
             self._last_method = method
             self._last_event = head
             self._last_after = after
         return self._final_body(buf, end, framing, events, after)
+
+    # -- the near memo ------------------------------------------------------------------------------
+    # Backends repeat a response head with a line or two changed: nginx's Date once a second, a request
+    # id or a cookie every time. The exact memo misses those, and the fast path's expression costs about
+    # 3 us for nginx's head. The near memo learns which lines change between consecutive heads of the
+    # same shape ("volatile" lines: the same name, the same length, a name the fast path neither captures
+    # nor refuses) and then checks a new head as: the bytes around the volatile values equal the last
+    # head's (a few memcmp), and each volatile value is a canonical value (the fast path's own rule).
+    # When both hold, the new head is the last one's verdict (status, framing, keep-alive, Connection
+    # options) with the new `raw` and `forwardable`: exactly what the fast path would return, because
+    # every other byte is the one it validated last time and no line that decides framing or is refused
+    # can have changed. Anything else takes the usual path, which re-learns.
+
+    def _learn_near(self, buf: bytes, pos: int, end: int, head: ResponseHead) -> None:
+        """After a fast-path parse of the head at buf[pos:end]: compare it with the last head and remember
+        which value ranges may differ next time (offsets from the head's start)."""
+        previous = self._last_head
+        current = buf[pos:end]
+        self._near_values = []
+        self._near_fixed = []
+        if len(previous) != len(current) or self._last_event.raw == b"":
+            return
+        old_lines = previous.split(b"\r\n")
+        new_lines = current.split(b"\r\n")
+        if len(old_lines) != len(new_lines) or old_lines[0] != new_lines[0]:
+            return
+        volatile = self._near_volatile
+        offset = len(new_lines[0]) + 2
+        values: list[tuple[int, int]] = []
+        for i in range(1, len(new_lines)):
+            old = old_lines[i]
+            new = new_lines[i]
+            colon = new.find(b":")
+            if (old != new or i in volatile) and colon > 0:
+                if (len(old) != len(new) or old[: colon + 2] != new[: colon + 2]
+                        or new[:colon].lower() in _RESPONSE_CAPTURED_SET):
+                    self._near_volatile = set()
+                    return
+                volatile.add(i)
+                values.append((offset + colon + 2, offset + len(new)))
+            elif old != new:
+                self._near_volatile = set()
+                return
+            offset += len(new) + 2
+        if not values:
+            return
+        fixed: list[tuple[int, int]] = []
+        previous_end = 0
+        for start, stop in values:
+            fixed.append((previous_end, start))
+            previous_end = stop
+        fixed.append((previous_end, len(current)))
+        self._near_values = values
+        self._near_fixed = fixed
+        raw = head.raw
+        forwardable = head.forwardable
+        self._near_section = end - pos - len(raw) - 2  # where the field section starts
+        if forwardable is None:
+            self._near_cut = -1
+        elif forwardable is raw:
+            self._near_cut = 0
+        else:
+            # `forwardable` is `raw` without its hop-by-hop lines; they are fixed, so the cut is the same
+            # one next time: remember the kept ranges of raw.
+            self._near_cut = 1
+            try:
+                self._near_kept = _kept_ranges(raw, forwardable)
+            except ValueError:  # cannot happen for a forwardable the fast path built; never guess
+                self._near_values = []
+
+    def _near_head(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        """The head at `pos` from the near memo: the position after it, or -1 (take the usual path)."""
+        last = self._last_head
+        size = len(last)
+        if pos + size > len(buf):
+            return -1
+        for start, stop in self._near_fixed:
+            if buf[pos + start : pos + stop] != last[start:stop]:
+                return -1
+        for start, stop in self._near_values:
+            if _CANONICAL_VALUE_RE.fullmatch(buf, pos + start, pos + stop) is None:
+                return -1
+        previous = self._last_event
+        section = self._near_section
+        raw = buf[pos + section : pos + size - 2]
+        cut = self._near_cut
+        forwardable: bytes | None
+        if cut == 0:
+            forwardable = raw
+        elif cut < 0:
+            forwardable = None
+        else:
+            forwardable = b"".join([raw[a:b] for a, b in self._near_kept])
+        head = ResponseHead(previous.status, previous.reason, previous.version, None, previous.keep_alive,
+                            previous.body, previous.connection, raw, forwardable)
+        events.append(head)
+        self._last_head = buf[pos : pos + size]
+        self._last_event = head
+        return self._final_body(buf, pos + size, head.body, events, self._last_after)
 
     def _final_body(self, buf: bytes, pos: int, framing: Framing, events: list[Event], after: int) -> int:
         """Start the body of a final response whose head ends at `pos`; inlined for the common cases."""
