@@ -231,22 +231,8 @@ def response_head(
     if verbatim is not None and not upgrade:
         # Field lines the parser vouched for (see ResponseHead.forwardable), in one step; the general code
         # below writes the same bytes.
-        if status < 200:
-            connection = b""
-        elif not keep_alive:
-            connection = b"Connection: close\r\n"
-        elif request.version != b"1.1":
-            connection = b"Connection: keep-alive\r\n"
-        else:
-            connection = b""
-        return b"HTTP/1.1 %b %b\r\n%b%b%b%b\r\n" % (
-            code,
-            head.reason,
-            verbatim,
-            b"Transfer-Encoding: chunked\r\n" if chunked and status >= 200 else b"",
-            connection,
-            (_VIA_LINES.get(head.version) or b"Via: " + head.version + b" " + VIA_PSEUDONYM + b"\r\n") if via else b"",
-        )
+        prefix, suffix = verbatim_parts(head, request=request, keep_alive=keep_alive, chunked=chunked, via=via)
+        return b"".join((prefix, verbatim, suffix))
     parts = [b"HTTP/1.1 ", code, b" ", head.reason, b"\r\n"]
     append = parts.append
     upgrade_value = b""
@@ -285,6 +271,31 @@ def response_head(
 
 
 _STATUS_BYTES: Final = {status: str(status).encode("ascii") for status in range(100, 600)}
+
+
+def verbatim_parts(head: ResponseHead, *, request: RequestHead, keep_alive: bool, chunked: bool,
+                   via: bool = False) -> tuple[bytes, bytes]:
+    """What goes before and after `head.forwardable` in response_head() (not for upgrades): the status
+    line, then Transfer-Encoding, Connection and Via as response_head() decides them. Two heads with the
+    same status, reason and version get the same parts for the same request, whatever their fields."""
+    status = head.status
+    code = _STATUS_BYTES.get(status) or str(status).encode("ascii")
+    if status < 200:
+        connection = b""
+    elif not keep_alive:
+        connection = b"Connection: close\r\n"
+    elif request.version != b"1.1":
+        connection = b"Connection: keep-alive\r\n"
+    else:
+        connection = b""
+    prefix = b"".join((b"HTTP/1.1 ", code, b" ", head.reason, b"\r\n"))
+    suffix = b"".join((
+        b"Transfer-Encoding: chunked\r\n" if chunked and status >= 200 else b"",
+        connection,
+        (_VIA_LINES.get(head.version) or b"Via: " + head.version + b" " + VIA_PSEUDONYM + b"\r\n") if via else b"",
+        b"\r\n",
+    ))
+    return prefix, suffix
 
 
 def response_framing(head: ResponseHead, request: RequestHead, *, close: bool = False) -> tuple[bool, bool]:

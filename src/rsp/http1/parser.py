@@ -909,8 +909,9 @@ class ResponseParser(_MessageParser):
     every request forwarded on the connection, in order. A response nobody asked for is an error.
     """
 
-    __slots__ = ("_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_near_cut",
-                 "_near_fixed", "_near_kept", "_near_section", "_near_values", "_near_volatile", "_switching")
+    __slots__ = ("_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_near_chunks",
+                 "_near_cut", "_near_fixed", "_near_kept", "_near_section", "_near_values", "_near_volatile",
+                 "_switching")
 
     def __init__(
         self,
@@ -932,6 +933,7 @@ class ResponseParser(_MessageParser):
         # `forwardable` relates to `raw` (-1 none, 0 the same, 1 the kept ranges of raw).
         self._near_values: list[tuple[int, int]] = []
         self._near_fixed: list[tuple[int, int]] = []
+        self._near_chunks: list[bytes] = []
         self._near_volatile: set[int] = set()
         self._near_section = 0
         self._near_cut = -1
@@ -1140,6 +1142,7 @@ class ResponseParser(_MessageParser):
         fixed.append((previous_end, len(current)))
         self._near_values = values
         self._near_fixed = fixed
+        self._near_chunks = [current[start:stop] for start, stop in fixed]
         raw = head.raw
         forwardable = head.forwardable
         self._near_section = end - pos - len(raw) - 2  # where the field section starts
@@ -1158,12 +1161,12 @@ class ResponseParser(_MessageParser):
 
     def _near_head(self, buf: bytes, pos: int, events: list[Event]) -> int:
         """The head at `pos` from the near memo: the position after it, or -1 (take the usual path)."""
-        last = self._last_head
-        size = len(last)
+        size = len(self._last_head)
         if pos + size > len(buf):
             return -1
-        for start, stop in self._near_fixed:
-            if buf[pos + start : pos + stop] != last[start:stop]:
+        chunks = self._near_chunks
+        for i, (start, stop) in enumerate(self._near_fixed):
+            if buf[pos + start : pos + stop] != chunks[i]:
                 return -1
         for start, stop in self._near_values:
             if _CANONICAL_VALUE_RE.fullmatch(buf, pos + start, pos + stop) is None:
@@ -1182,8 +1185,7 @@ class ResponseParser(_MessageParser):
         head = ResponseHead(previous.status, previous.reason, previous.version, None, previous.keep_alive,
                             previous.body, previous.connection, raw, forwardable)
         events.append(head)
-        self._last_head = buf[pos : pos + size]
-        self._last_event = head
+        # The exact memo keeps the head the near memo learned from (its bytes and its event go together).
         return self._final_body(buf, pos + size, head.body, events, self._last_after)
 
     def _final_body(self, buf: bytes, pos: int, framing: Framing, events: list[Event], after: int) -> int:

@@ -142,6 +142,12 @@ class HttpProxy:
         stream.start()
 
 
+def _same_verdict(head: ResponseHead, last: ResponseHead) -> bool:
+    """The parser's near memo made `head` from `last`'s verdict (the same objects), or they are equal."""
+    return (head.reason is last.reason and head.body is last.body and head.connection is last.connection
+            and head.status == last.status and head.keep_alive == last.keep_alive and head.version == last.version)
+
+
 class ClientConnection(asyncio.Protocol):
     """One client connection in HTTP mode."""
 
@@ -648,20 +654,37 @@ class Exchange:
         close = client.proxy.draining or not self.request_done
         request = self.head
         # What the client gets depends on the response head and on these three facts only, so a backend
-        # connection remembers its last answer: the parser's memo hands out the very same head object for
-        # the same bytes (nginx's Date line changes once a second), and the work is done once.
+        # connection remembers its last answer. The parser's memo hands out the very same head object for
+        # the same bytes, and its near memo a head with the same verdict objects (status line, framing,
+        # Connection options) whose field lines differ: then only `forwardable` is new, between the same
+        # status line and closing lines (forward.verbatim_parts).
         variant = (4 if close else 0) | (2 if request.keep_alive else 0) | (1 if request.version == b"1.1" else 0)
         upstream = self.upstream
-        if upstream is not None and head is upstream.reply_for and variant == upstream.reply_variant:
-            chunked, keep, out = upstream.reply
-        else:
+        out = b""
+        chunked = keep = False
+        if upstream is not None:
+            last = upstream.reply_for
+            if last is not None and variant == upstream.reply_variant:
+                if head is last:
+                    chunked, keep, out = upstream.reply_chunked, upstream.reply_keep, upstream.reply_bytes
+                elif head.forwardable is not None and upstream.reply_prefix and _same_verdict(head, last):
+                    chunked, keep = upstream.reply_chunked, upstream.reply_keep
+                    out = b"".join((upstream.reply_prefix, head.forwardable, upstream.reply_suffix))
+        if not out:
             chunked, keep = forward.response_framing(head, request, close=close)
-            out = forward.response_head(head, keep_alive=keep, chunked=chunked, via=client.proxy.settings.via,
-                                        request=request)
+            via = client.proxy.settings.via
+            out = forward.response_head(head, keep_alive=keep, chunked=chunked, via=via, request=request)
             if upstream is not None:
                 upstream.reply_for = head
                 upstream.reply_variant = variant
-                upstream.reply = (chunked, keep, out)
+                upstream.reply_chunked = chunked
+                upstream.reply_keep = keep
+                upstream.reply_bytes = out
+                if head.forwardable is not None:
+                    upstream.reply_prefix, upstream.reply_suffix = forward.verbatim_parts(
+                        head, request=request, keep_alive=keep, chunked=chunked, via=via)
+                else:
+                    upstream.reply_prefix = upstream.reply_suffix = b""
         self.response_chunked = chunked
         self.keep_client = keep
         client.set_wait(WAIT_STREAM, client.proxy.settings.response_timeout)

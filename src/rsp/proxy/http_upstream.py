@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "reply", "reply_for",
-                 "reply_variant", "requests", "transport")
+    __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "reply_bytes",
+                 "reply_chunked", "reply_for", "reply_keep", "reply_prefix", "reply_suffix", "reply_variant",
+                 "requests", "transport")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, record: BackendRecord, pool: IdlePool) -> None:
         self.loop = loop
@@ -35,11 +36,16 @@ class UpstreamConnection(asyncio.Protocol):
         self.requests = 0
         self.idle_since = 0.0
         self.closed = False
-        # The last response head sent on to a client, for which kind of request, and what was sent
-        # (chunked, keep_alive, head bytes): see Exchange.on_head.
+        # The last response head sent on to a client, for which kind of request, and what was sent: its
+        # framing, its bytes, and the parts around its `forwardable` (b"" when it had none). See
+        # Exchange.on_head.
         self.reply_for: ResponseHead | None = None
         self.reply_variant = 0
-        self.reply: tuple[bool, bool, bytes] = (False, False, b"")
+        self.reply_chunked = False
+        self.reply_keep = False
+        self.reply_bytes = b""
+        self.reply_prefix = b""
+        self.reply_suffix = b""
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
