@@ -1,5 +1,6 @@
-"""The response parser's near memo (ResponseParser._near_head): a head that differs from the last one only
-in the values of ordinary field lines is answered from the last verdict. Differential tests: on any
+"""The parsers' near memos: a response head that differs from the last one only in the values of ordinary
+field lines (ResponseParser._near_head), and a request head that differs only in its origin-form target
+(RequestParser._near_target), are answered from the last verdict. Differential tests: on any
 sequence of heads, a parser that has seen the earlier ones gives exactly what a fresh parser gives for the
 last one (events, raw, forwardable, errors), and forwarding both gives the same bytes."""
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from rsp.errors import ProtocolError
 from rsp.http1 import forward
 from rsp.http1.events import NO_BODY, RequestHead, ResponseHead
-from rsp.http1.parser import ResponseParser
+from rsp.http1.parser import RequestParser, ResponseParser
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -104,3 +105,71 @@ def test_the_near_memo_is_used_for_a_changing_request_id_and_date() -> None:
     bad = third.replace(b"00000000ffffffff", b"00000000\rfffffff")
     refused = result(parser, bad)
     assert refused[0] == "error" and refused[:2] == result(ResponseParser(), bad)[:2]
+
+
+# -- the request parser's target memo (RequestParser._near_target) -------------------------------------
+
+targets = st.one_of(
+    st.binary(min_size=0, max_size=12).map(lambda b: b"/" + b.hex().encode()),
+    st.sampled_from([b"/", b"/a?b=c", b"/#frag", b"/a b", b"/\x7f", b"*", b"http://h/x", b"/" + b"x" * 9000,
+                     b"/%zz", b"/\xff", b"", b"x"]),
+)
+methods = st.sampled_from([b"GET", b"GET", b"POST", b"HEAD", b"OPTIONS", b"CONNECT"])
+fields_variants = st.sampled_from([
+    b"Host: h\r\nUser-Agent: wrk\r\n",
+    b"Host: h\r\nUser-Agent: wrk\r\nConnection: keep-alive\r\n",
+    b"Host: h\r\nContent-Length: 2\r\n",
+    b"Host: other\r\nUser-Agent: wrk\r\n",
+    b"User-Agent: wrk\r\n",
+    b"Host: h\r\nConnection: close\r\n",
+])
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> bytes:
+    section = draw(fields_variants)
+    body = b"hi" if b"Content-Length: 2" in section else b""
+    version = draw(st.sampled_from([b"1.1", b"1.1", b"1.0"]))
+    return draw(methods) + b" " + draw(targets) + b" HTTP/" + version + b"\r\n" + section + b"\r\n" + body
+
+
+def request_result(parser: RequestParser, raw: bytes) -> tuple[object, ...]:
+    try:
+        events = parser.feed(raw)
+    except ProtocolError as error:
+        return ("error", error.status, str(error))
+    out: list[object] = []
+    for event in events:
+        out.append(event)
+        if isinstance(event, RequestHead):
+            out += [event.raw, event.forwardable, event.headers, event.host, event.target]
+            out.append(forward.request_head(event, "192.0.2.1"))
+    return ("ok", out, parser.idle)
+
+
+@SETTINGS
+@given(st.lists(requests(), min_size=2, max_size=6))
+def test_a_request_parser_with_history_answers_like_a_fresh_one(sequence: list[bytes]) -> None:
+    warm = RequestParser()
+    for raw in sequence:
+        got = request_result(warm, raw)
+        assert got == request_result(RequestParser(), raw)
+        if got[0] == "error" or not warm.idle:
+            warm = RequestParser()
+
+
+def test_the_target_memo_answers_a_new_path_with_the_same_field_section() -> None:
+    parser = RequestParser()
+    first = b"GET /small?v=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: wrk\r\n\r\n"
+    heads = []
+    for raw in (first, first.replace(b"v=1", b"v=2"), first.replace(b"v=1", b"v=10")):
+        got = request_result(parser, raw)
+        assert got == request_result(RequestParser(), raw)
+        heads.append(got[1][0])  # type: ignore[index]
+    # The second and third heads share the first one's field section objects: the memo answered.
+    assert heads[1].raw is heads[0].raw and heads[2].forwardable is heads[0].forwardable
+    assert [h.target for h in heads] == [b"/small?v=1", b"/small?v=2", b"/small?v=10"]
+    # A target the request line refuses is refused as a fresh parser refuses it.
+    bad = first.replace(b"/small?v=1", b"/small#v")
+    refused = request_result(parser, bad)
+    assert refused[0] == "error" and refused[:2] == request_result(RequestParser(), bad)[:2]

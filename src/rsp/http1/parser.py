@@ -214,6 +214,8 @@ _RESPONSE_CAPTURED_SET: Final = frozenset(_RESPONSE_CAPTURED)
 # The captured lines that `forwardable` leaves out (hop-by-hop, RFC 9110 §7.6.1).
 _RESPONSE_HOP_NAMES: Final = frozenset((b"transfer-encoding", b"connection", b"keep-alive"))
 _CANONICAL_VALUE_RE: Final = re.compile(_CANONICAL_VALUE)
+# A request-target as the request-line expressions accept it (no "#", no space, no controls).
+_TARGET_RE: Final = re.compile(rb"[\x21\x22\x24-\x7e]+")
 # Groups of the response expression: content-length 6, transfer-encoding 8, connection 10, keep-alive 12.
 _R_LENGTH: Final = 6
 _R_CODINGS: Final = 8
@@ -653,7 +655,8 @@ class RequestParser(_MessageParser):
     431, unsupported transfer coding 501, HTTP version other than 1.0 / 1.1 505.
     """
 
-    __slots__ = ("_last_after", "_last_event", "_last_head", "_valid_host")
+    __slots__ = ("_last_after", "_last_event", "_last_head", "_near_after", "_near_event", "_near_prefix",
+                 "_near_state", "_valid_host")
 
     def __init__(
         self,
@@ -670,6 +673,13 @@ class RequestParser(_MessageParser):
         self._last_head = b""
         self._last_event = _NO_REQUEST
         self._last_after = _HEAD
+        # The target memo (see _near_target): the last origin-form head from the fast path as
+        # `METHOD SP`, its event, everything after its target (version, field section, empty line), and
+        # the state after it. _near_after is b"" when not armed.
+        self._near_prefix = b""
+        self._near_event = _NO_REQUEST
+        self._near_after = b""
+        self._near_state = _HEAD
 
     def _eof(self, events: list[Event]) -> None:
         if self._state == _HEAD and not (self._buf.strip(b"\r\n") or any(self._more)):
@@ -701,6 +711,10 @@ class RequestParser(_MessageParser):
             else:
                 self._begin_body(head.body, events, self._last_after)
             return pos + len(last)
+        if self._near_after:
+            near = self._near_target(buf, pos, events)
+            if near >= 0:
+                return near
         match = self._fast.match(buf, pos)
         if match is not None:
             (
@@ -826,11 +840,49 @@ class RequestParser(_MessageParser):
             self._last_head = buf[pos:end]
             self._last_event = head
             self._last_after = after
+            if raw and target[0] == 47 and after == _HEAD:
+                self._near_prefix = method + b" "
+                self._near_event = head
+                self._near_after = buf[pos + len(method) + 1 + len(target) : end]
+                self._near_state = after
+            else:
+                self._near_after = b""
         if framing is NO_BODY:  # the common case, inlined
             events.append(END_OF_MESSAGE)
             self._state = after
         else:
             self._begin_body(framing, events, after)
+        return end
+
+    def _near_target(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        """Clients repeat a head with only the path changed (a crawler, an API client, a benchmark with
+        distinct targets). When the bytes at `pos` are the memo's head with another origin-form target,
+        valid by the fast path's own rule, the new head is the memo's verdict with that target: the
+        method, the field section and everything derived from them are the same bytes, already
+        validated. The position after the head, or -1 (take the usual path)."""
+        prefix = self._near_prefix
+        start = pos + len(prefix)
+        if buf[pos:start] != prefix:
+            return -1
+        space = buf.find(b" ", start, pos + self.max_start_line - 9)  # the request line's limit, as in _head
+        if space < 0:
+            return -1
+        after = self._near_after
+        end = space + len(after)
+        if end > len(buf) or buf[space:end] != after or buf[start] != 47:
+            return -1
+        if _TARGET_RE.fullmatch(buf, start, space) is None:
+            return -1
+        last = self._near_event
+        head = RequestHead(last.method, buf[start:space], last.version, None, last.keep_alive, last.body,
+                           last.upgrade, last.expect_continue, last.host, last.connection, last.raw,
+                           last.forwardable)
+        events.append(head)
+        if head.body is NO_BODY:
+            events.append(END_OF_MESSAGE)
+            self._state = self._near_state
+        else:
+            self._begin_body(head.body, events, self._near_state)
         return end
 
     def _general_fields(

@@ -152,8 +152,8 @@ class ClientConnection(asyncio.Protocol):
     """One client connection in HTTP mode."""
 
     __slots__ = ("backlog", "client_eof", "client_ip", "closing", "corked", "deadline", "exchange", "forwarded_for",
-                 "forwarded_head", "parser", "paused_pipeline", "paused_upstream", "peer", "pending_error", "proxy",
-                 "requests", "transport", "trusted", "tunnel_mode", "wait")
+                 "forwarded_head", "forwarded_rest", "parser", "paused_pipeline", "paused_upstream", "peer",
+                 "pending_error", "proxy", "requests", "transport", "trusted", "tunnel_mode", "wait")
 
     def __init__(self, proxy: HttpProxy) -> None:
         self.proxy = proxy
@@ -179,6 +179,7 @@ class ClientConnection(asyncio.Protocol):
         # head and this connection's address) is the same too.
         self.forwarded_for: RequestHead | None = None
         self.forwarded_head = b""
+        self.forwarded_rest = b""  # forwarded_head after its target (origin-form targets)
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -497,13 +498,24 @@ class Exchange:
     def _forward_head(self) -> bytes:
         client = self.client
         head = self.head
-        if head is client.forwarded_for:
-            return client.forwarded_head
+        last = client.forwarded_for
+        if last is not None:
+            if head is last:
+                return client.forwarded_head
+            if (head.raw is last.raw and head.forwardable is last.forwardable and head.forwardable is not None
+                    and head.method is last.method and head.body is last.body and head.host is last.host
+                    and head.version is last.version and head.upgrade is None and last.upgrade is None
+                    and head.target[0] == 47 and last.target[0] == 47):
+                # The parser's target memo: the same head with another path. What follows the target in
+                # the forwarded head is made of the same objects, so it is the same bytes.
+                return b"".join((head.method, b" ", head.target, client.forwarded_rest))
         settings = client.proxy.settings
         out = forward.request_head(head, client.client_ip, trusted=client.trusted, forwarded=settings.forwarded,
                                    via=settings.via)
         client.forwarded_for = head
         client.forwarded_head = out
+        # An origin-form target is forwarded as it came, right after the method (forward.request_head).
+        client.forwarded_rest = out[len(head.method) + 1 + len(head.target):] if head.target[0] == 47 else b""
         return out
 
     # -- backend selection and connection -------------------------------------------------------------
