@@ -198,9 +198,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.closing:
             return
-        if self.wait == WAIT_KEEPALIVE:
-            # The next request has begun: its whole head must now arrive within header_timeout.
-            self.set_wait(WAIT_HEAD, self.proxy.settings.header_timeout)
+        was_idle = self.wait == WAIT_KEEPALIVE
         try:
             events = self.parser.feed(data)
         except ProtocolError as exc:
@@ -211,6 +209,10 @@ class ClientConnection(asyncio.Protocol):
             self.process()
         elif events:
             self.run_events(events)
+        if was_idle and self.wait == WAIT_KEEPALIVE and not self.closing:
+            # The next request has begun and its head is not complete yet: the whole head must now arrive
+            # within header_timeout. (A head that arrived whole started its exchange, with its own wait.)
+            self.set_wait(WAIT_HEAD, self.proxy.settings.header_timeout)
 
     def eof_received(self) -> bool | None:
         if self.tunnel_mode:
@@ -492,7 +494,8 @@ class Exchange:
         self.interim = False
         self.status = 0
         self.sent_bytes = 0
-        self.started = client.proxy.clock()
+        # Only the access log reads these times.
+        self.started = client.proxy.clock() if client.proxy.access_log.enabled else 0.0
         self.upstream_started = 0.0
 
     def _forward_head(self) -> bytes:
@@ -535,7 +538,8 @@ class Exchange:
         self.record = record
         record.active += 1
         record.total += 1
-        self.upstream_started = self.client.proxy.clock()
+        if self.client.proxy.access_log.enabled:
+            self.upstream_started = self.client.proxy.clock()
         conn = None if fresh else self.client.proxy.idle_pools[record].take()
         if conn is not None:
             self.attach(conn, reused=True)
