@@ -6,6 +6,9 @@ last one (events, raw, forwardable, errors), and forwarding both gives the same 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +17,7 @@ from rsp.http1 import forward
 from rsp.http1.events import NO_BODY, RequestHead, ResponseHead
 from rsp.http1.parser import RequestParser, ResponseParser
 
+P = TypeVar("P", RequestParser, ResponseParser)
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 REQUEST = RequestHead(b"GET", b"/", b"1.1", ((b"Host", b"a"),), True, NO_BODY)
@@ -70,17 +74,23 @@ def result(parser: ResponseParser, raw: bytes) -> tuple[object, ...]:
     return ("ok", out, parser.idle)
 
 
+def check_against_fresh(new: Callable[[], P], outcome: Callable[[P, bytes], tuple[object, ...]],
+                        sequence: list[bytes]) -> None:
+    """Feed `sequence` to one parser, and each message also to a fresh one: the outcomes must be equal."""
+    warm = new()
+    for raw in sequence:
+        got = outcome(warm, raw)
+        assert got == outcome(new(), raw)
+        if got[0] == "error" or not warm.idle:
+            # A failed parser is done, and one whose head framed a body other than the test's (a 204,
+            # another Content-Length) is out of step with its messages: start again, as a new connection.
+            warm = new()
+
+
 @SETTINGS
 @given(st.lists(heads(), min_size=2, max_size=6))
 def test_a_parser_with_history_answers_like_a_fresh_one(sequence: list[bytes]) -> None:
-    warm = ResponseParser()
-    for raw in sequence:
-        got = result(warm, raw)
-        assert got == result(ResponseParser(), raw)
-        if got[0] == "error" or not warm.idle:
-            # A failed parser is done, and one whose head framed a body other than BODY (204, another
-            # Content-Length) is out of step with this test's messages: start again, as a new connection.
-            warm = ResponseParser()
+    check_against_fresh(ResponseParser, result, sequence)
 
 
 def test_the_near_memo_is_used_for_a_changing_request_id_and_date() -> None:
@@ -150,12 +160,7 @@ def request_result(parser: RequestParser, raw: bytes) -> tuple[object, ...]:
 @SETTINGS
 @given(st.lists(requests(), min_size=2, max_size=6))
 def test_a_request_parser_with_history_answers_like_a_fresh_one(sequence: list[bytes]) -> None:
-    warm = RequestParser()
-    for raw in sequence:
-        got = request_result(warm, raw)
-        assert got == request_result(RequestParser(), raw)
-        if got[0] == "error" or not warm.idle:
-            warm = RequestParser()
+    check_against_fresh(RequestParser, request_result, sequence)
 
 
 def test_the_target_memo_answers_a_new_path_with_the_same_field_section() -> None:

@@ -21,7 +21,7 @@ parser hands out the same event again for the same head bytes (its one-head memo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from rsp.http1.fields import FIELD_LINE_RE, has_trailing_ows, strip_values
 
@@ -48,7 +48,43 @@ CHUNKED: Final = Framing("chunked")
 UNTIL_CLOSE: Final = Framing("close")
 
 
-class RequestHead:
+class _Head:
+    """What both heads share: `raw`, `headers` split from it on first access when the parser left it None,
+    and equality, hash and repr over the fields a head is compared by (`_FIELDS`; raw and forwardable
+    are not compared)."""
+
+    __slots__ = ("_headers", "raw")
+    _FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, headers: Headers | None, raw: bytes) -> None:
+        self._headers = headers
+        self.raw: Final = raw
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = split_raw(self.raw)
+        return headers
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Head)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"{type(self).__name__}({fields})"
+
+
+class RequestHead(_Head):
     """A request line and its header section, validated.
 
     method: the method token as sent (methods are case-sensitive, RFC 9110 §9.1).
@@ -67,49 +103,25 @@ class RequestHead:
         on first access (raw must then be a field section the parser validated).
     """
 
-    __slots__ = ("_headers", "body", "connection", "expect_continue", "forwardable", "host", "keep_alive",
-                 "method", "raw", "target", "upgrade", "version")
+    __slots__ = ("body", "connection", "expect_continue", "forwardable", "host", "keep_alive", "method", "target",
+                 "upgrade", "version")
+    _FIELDS: ClassVar[tuple[str, ...]] = ("method", "target", "version", "headers", "keep_alive", "body", "upgrade",
+                                          "expect_continue", "host", "connection")
 
     def __init__(self, method: bytes, target: bytes, version: bytes, headers: Headers | None, keep_alive: bool,
                  body: Framing, upgrade: bytes | None = None, expect_continue: bool = False, host: bytes = b"",
                  connection: tuple[bytes, ...] = (), raw: bytes = b"", forwardable: bytes | None = None) -> None:
+        super().__init__(headers, raw)
         self.method: Final = method
         self.target: Final = target
         self.version: Final = version
-        self._headers = headers
         self.keep_alive: Final = keep_alive
         self.body: Final = body
         self.upgrade: Final = upgrade
         self.expect_continue: Final = expect_continue
         self.host: Final = host
         self.connection: Final = connection
-        self.raw: Final = raw
         self.forwardable: Final = forwardable
-
-    @property
-    def headers(self) -> Headers:
-        headers = self._headers
-        if headers is None:
-            headers = self._headers = split_raw(self.raw)
-        return headers
-
-    def _key(self) -> tuple[object, ...]:
-        return (self.method, self.target, self.version, self.headers, self.keep_alive, self.body, self.upgrade,
-                self.expect_continue, self.host, self.connection)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RequestHead):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (f"RequestHead(method={self.method!r}, target={self.target!r}, version={self.version!r}, "
-                f"headers={self.headers!r}, keep_alive={self.keep_alive!r}, body={self.body!r}, "
-                f"upgrade={self.upgrade!r}, expect_continue={self.expect_continue!r}, host={self.host!r}, "
-                f"connection={self.connection!r})")
 
     def rebuilt(self) -> RequestHead:
         """The same head as an eager one (headers split, no raw, no forwardable): what a head built by
@@ -118,7 +130,7 @@ class RequestHead:
                            self.upgrade, self.expect_continue, self.host, self.connection)
 
 
-class ResponseHead:
+class ResponseHead(_Head):
     """A status line and its header section, validated.
 
     status: 100..599. reason: the reason-phrase as sent (may be b"").
@@ -130,44 +142,20 @@ class ResponseHead:
     raw, forwardable, headers=None: as for RequestHead.
     """
 
-    __slots__ = ("_headers", "body", "connection", "forwardable", "keep_alive", "raw", "reason", "status",
-                 "version")
+    __slots__ = ("body", "connection", "forwardable", "keep_alive", "reason", "status", "version")
+    _FIELDS: ClassVar[tuple[str, ...]] = ("status", "reason", "version", "headers", "keep_alive", "body", "connection")
 
     def __init__(self, status: int, reason: bytes, version: bytes, headers: Headers | None, keep_alive: bool,
                  body: Framing, connection: tuple[bytes, ...] = (), raw: bytes = b"",
                  forwardable: bytes | None = None) -> None:
+        super().__init__(headers, raw)
         self.status: Final = status
         self.reason: Final = reason
         self.version: Final = version
-        self._headers = headers
         self.keep_alive: Final = keep_alive
         self.body: Final = body
         self.connection: Final = connection
-        self.raw: Final = raw
         self.forwardable: Final = forwardable
-
-    @property
-    def headers(self) -> Headers:
-        headers = self._headers
-        if headers is None:
-            headers = self._headers = split_raw(self.raw)
-        return headers
-
-    def _key(self) -> tuple[object, ...]:
-        return (self.status, self.reason, self.version, self.headers, self.keep_alive, self.body, self.connection)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ResponseHead):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (f"ResponseHead(status={self.status!r}, reason={self.reason!r}, version={self.version!r}, "
-                f"headers={self.headers!r}, keep_alive={self.keep_alive!r}, body={self.body!r}, "
-                f"connection={self.connection!r})")
 
     def rebuilt(self) -> ResponseHead:
         """The same head as an eager one (see RequestHead.rebuilt)."""
