@@ -1,8 +1,8 @@
 """Listening sockets and the accept loop.
 
 Accepting is done by hand on a non-blocking socket (not `loop.create_server`) so that an accepted
-connection is a plain socket that the relay can `recv_into`/`splice` directly, with no Transport, Task or
-Future per connection.
+connection is a plain socket that the relay (TCP mode) or a SocketStream (HTTP mode) uses directly, with no
+Transport, Task or Future per connection.
 """
 
 from __future__ import annotations
