@@ -143,7 +143,8 @@ class HttpProxy:
 
 
 def _same_verdict(head: ResponseHead, last: ResponseHead) -> bool:
-    """The parser's near memo made `head` from `last`'s verdict (the same objects), or they are equal."""
+    """`head` shares `last`'s verdict: the parser's near memo built it from the same status line, framing
+    and Connection objects, so the client gets the same bytes around a new `forwardable`."""
     return (head.reason is last.reason and head.body is last.body and head.connection is last.connection
             and head.status == last.status and head.keep_alive == last.keep_alive and head.version == last.version)
 
