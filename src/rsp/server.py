@@ -51,8 +51,6 @@ class Server:
         self.admin: asyncio.AbstractServer | None = None
         self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
-        self.http_sockets: list[socket.socket] = []
-        self.http_acceptors: list[Acceptor] = []
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -75,18 +73,16 @@ class Server:
                     self.access_log = AccessLog(self.config.http.access_log, self.config.http.access_log_path)
                 http = HttpProxy(self.loop, self.config, self.pools, listener.pool, self.access_log)
                 self.http_proxies.append(http)
-                self.http_sockets.append(sock)
+                self.acceptors.append(Acceptor(self.loop, sock, http.on_accept))
                 continue
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
             self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
-        for http, sock in zip(self.http_proxies, self.http_sockets, strict=True):
-            self.http_acceptors.append(Acceptor(self.loop, sock, http.on_accept))
         if self.config.admin_socket:
             try:
                 self.admin = await start_admin_socket(self.config.admin_socket, self.pools)
             except OSError as exc:
-                for acceptor in (*self.acceptors, *self.http_acceptors):
+                for acceptor in self.acceptors:
                     acceptor.stop()
                 raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
         for pool in self.pools.values():
@@ -94,7 +90,7 @@ class Server:
                 checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
                 checker.start()
                 self.checkers.append(checker)
-        for acceptor in (*self.acceptors, *self.http_acceptors):
+        for acceptor in self.acceptors:
             acceptor.start()
         self._stopped = self.loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,10 +102,8 @@ class Server:
 
     @property
     def ports(self) -> list[int]:
-        """Bound ports in the order of the config's listeners."""
-        tcp = iter(a.port for a in self.acceptors)
-        http = iter(int(s.getsockname()[1]) for s in self.http_sockets)
-        return [next(http) if lst.mode == "http" else next(tcp) for lst in self.config.listeners]
+        """Bound ports in the order of the config's listeners (one acceptor each, in that order)."""
+        return [a.port for a in self.acceptors]
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None
@@ -146,8 +140,6 @@ class Server:
         get_logger().info("%s received: no longer accepting; draining %d connection(s) for up to %.0f s",
                           name, live, self.config.timeouts.drain)
         for acceptor in self.acceptors:
-            acceptor.stop()
-        for acceptor in self.http_acceptors:
             acceptor.stop()
         for http in self.http_proxies:
             http.begin_drain()

@@ -225,14 +225,14 @@ def response_head(
         `Connection: upgrade`.
     `response_framing()` gives the usual choice of `chunked` and `keep_alive`.
     """
-    status = head.status
-    code = _STATUS_BYTES.get(status) or str(status).encode("ascii")
     verbatim = head.forwardable
     if verbatim is not None and not upgrade:
         # Field lines the parser vouched for (see ResponseHead.forwardable), in one step; the general code
         # below writes the same bytes.
         prefix, suffix = verbatim_parts(head, request=request, keep_alive=keep_alive, chunked=chunked, via=via)
         return b"".join((prefix, verbatim, suffix))
+    status = head.status
+    code = _STATUS_BYTES.get(status) or str(status).encode("ascii")
     parts = [b"HTTP/1.1 ", code, b" ", head.reason, b"\r\n"]
     append = parts.append
     upgrade_value = b""

@@ -64,8 +64,9 @@ from rsp.http1.limits import (
 
 # request-line = method SP request-target SP HTTP-version (RFC 9112 §3). The target is restricted to
 # visible ASCII without "#": a fragment is never sent (RFC 9112 §3.2), bytes above 0x7E are not URI
-# characters (RFC 3986 §2), and HAProxy refuses both by default too.
-_REQUEST_LINE_RE: Final = re.compile(rb"([%s]+) ([\x21\x22\x24-\x7e]+) HTTP/([0-9]\.[0-9])" % TCHAR)
+# characters (RFC 3986 §2), and HAProxy refuses both by default too. Every rule that reads a target uses these.
+_TARGET_CHARS: Final = rb"\x21\x22\x24-\x7e"
+_REQUEST_LINE_RE: Final = re.compile(rb"([%s]+) ([%s]+) HTTP/([0-9]\.[0-9])" % (TCHAR, _TARGET_CHARS))
 _LOOSE_VERSION_RE: Final = re.compile(rb"[^ ]+ [^ ]+ HTTP/[0-9]\.[0-9]")
 # status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4). A missing SP after the
 # code is tolerated: the reason is optional and some servers drop the space with it.
@@ -186,7 +187,7 @@ def _fast_head_re(
     return re.compile(rb"%s((?>(?:%s){0,%d}))\r\n%s" % (start, line, max_count, fail_if_flagged))
 
 
-_REQUEST_FAST_START: Final = rb"([%s]++) ([\x21\x22\x24-\x7e]++) HTTP/1\.([01])\r\n" % TCHAR
+_REQUEST_FAST_START: Final = rb"([%s]++) ([%s]++) HTTP/1\.([01])\r\n" % (TCHAR, _TARGET_CHARS)
 _REQUEST_CAPTURED: Final = (
     b"host", b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"upgrade", b"expect"
 )
@@ -214,8 +215,8 @@ _RESPONSE_CAPTURED_SET: Final = frozenset(_RESPONSE_CAPTURED)
 # The captured lines that `forwardable` leaves out (hop-by-hop, RFC 9110 §7.6.1).
 _RESPONSE_HOP_NAMES: Final = frozenset((b"transfer-encoding", b"connection", b"keep-alive"))
 _CANONICAL_VALUE_RE: Final = re.compile(_CANONICAL_VALUE)
-# A request-target as the request-line expressions accept it (no "#", no space, no controls).
-_TARGET_RE: Final = re.compile(rb"[\x21\x22\x24-\x7e]+")
+# A request-target as the request-line expressions accept it.
+_TARGET_RE: Final = re.compile(rb"[%s]+" % _TARGET_CHARS)
 # Groups of the response expression: content-length 6, transfer-encoding 8, connection 10, keep-alive 12.
 _R_LENGTH: Final = 6
 _R_CODINGS: Final = 8
@@ -705,11 +706,7 @@ class RequestParser(_MessageParser):
         if last and _starts_with(buf, last, pos):  # the previous head again: the same bytes, the same event
             head = self._last_event
             events.append(head)
-            if head.body is NO_BODY:
-                events.append(END_OF_MESSAGE)
-                self._state = self._last_after
-            else:
-                self._begin_body(head.body, events, self._last_after)
+            self._request_body(head.body, events, self._last_after)
             return pos + len(last)
         if self._near_after:
             near = self._near_target(buf, pos, events)
@@ -847,12 +844,16 @@ class RequestParser(_MessageParser):
                 self._near_state = after
             else:
                 self._near_after = b""
-        if framing is NO_BODY:  # the common case, inlined
+        self._request_body(framing, events, after)
+        return end
+
+    def _request_body(self, framing: Framing, events: list[Event], after: int) -> None:
+        """Start the body of the request whose head was just reported; no body, the common case, inlined."""
+        if framing is NO_BODY:
             events.append(END_OF_MESSAGE)
             self._state = after
         else:
             self._begin_body(framing, events, after)
-        return end
 
     def _near_target(self, buf: bytes, pos: int, events: list[Event]) -> int:
         """Clients repeat a head with only the path changed (a crawler, an API client, a benchmark with
@@ -878,11 +879,7 @@ class RequestParser(_MessageParser):
                            last.upgrade, last.expect_continue, last.host, last.connection, last.raw,
                            last.forwardable)
         events.append(head)
-        if head.body is NO_BODY:
-            events.append(END_OF_MESSAGE)
-            self._state = self._near_state
-        else:
-            self._begin_body(head.body, events, self._near_state)
+        self._request_body(head.body, events, self._near_state)
         return end
 
     def _general_fields(
@@ -962,8 +959,7 @@ class ResponseParser(_MessageParser):
     """
 
     __slots__ = ("_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_near_chunks",
-                 "_near_cut", "_near_fixed", "_near_kept", "_near_section", "_near_values", "_near_volatile",
-                 "_switching")
+                 "_near_fixed", "_near_kept", "_near_values", "_near_volatile", "_switching")
 
     def __init__(
         self,
@@ -981,14 +977,12 @@ class ResponseParser(_MessageParser):
         self._last_event = _NO_RESPONSE
         self._last_after = _HEAD
         # The near memo (see _learn_near): the value ranges that may differ from the last head, the fixed
-        # ranges around them, the field lines that differed so far, where the field section starts, and how
-        # `forwardable` relates to `raw` (-1 none, 0 the same, 1 the kept ranges of raw).
+        # ranges around them and their bytes, the field lines that differed so far, and the ranges of `raw`
+        # that make up `forwardable` when it is neither raw itself nor None.
         self._near_values: list[tuple[int, int]] = []
         self._near_fixed: list[tuple[int, int]] = []
         self._near_chunks: list[bytes] = []
         self._near_volatile: set[int] = set()
-        self._near_section = 0
-        self._near_cut = -1
         self._near_kept: list[tuple[int, int]] = []
 
     def expect(self, method: bytes) -> None:
@@ -1197,15 +1191,9 @@ class ResponseParser(_MessageParser):
         self._near_chunks = [current[start:stop] for start, stop in fixed]
         raw = head.raw
         forwardable = head.forwardable
-        self._near_section = end - pos - len(raw) - 2  # where the field section starts
-        if forwardable is None:
-            self._near_cut = -1
-        elif forwardable is raw:
-            self._near_cut = 0
-        else:
+        if forwardable is not None and forwardable is not raw:
             # `forwardable` is `raw` without its hop-by-hop lines; they are fixed, so the cut is the same
             # one next time: remember the kept ranges of raw.
-            self._near_cut = 1
             try:
                 self._near_kept = _kept_ranges(raw, forwardable)
             except ValueError:  # cannot happen for a forwardable the fast path built; never guess
@@ -1223,15 +1211,15 @@ class ResponseParser(_MessageParser):
         for start, stop in self._near_values:
             if _CANONICAL_VALUE_RE.fullmatch(buf, pos + start, pos + stop) is None:
                 return -1
+        # The learned head (its bytes and event go together) gives where the field section starts and how
+        # its forwardable was cut from its raw; the same holds for this head, line for line.
         previous = self._last_event
-        section = self._near_section
-        raw = buf[pos + section : pos + size - 2]
-        cut = self._near_cut
+        raw = buf[pos + size - len(previous.raw) - 2 : pos + size - 2]
         forwardable: bytes | None
-        if cut == 0:
-            forwardable = raw
-        elif cut < 0:
+        if previous.forwardable is None:
             forwardable = None
+        elif previous.forwardable is previous.raw:
+            forwardable = raw
         else:
             forwardable = b"".join([raw[a:b] for a, b in self._near_kept])
         head = ResponseHead(previous.status, previous.reason, previous.version, None, previous.keep_alive,

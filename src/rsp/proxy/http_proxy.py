@@ -36,7 +36,7 @@ from rsp.proxy.http_upstream import IdlePool, UpstreamConnection
 from rsp.proxy.pools import PoolRuntime
 from rsp.routes.router import Router
 from rsp.transport.connect import UpstreamConnect
-from rsp.transport.stream import SocketStream
+from rsp.transport.stream import SocketStream, StreamProtocol
 from rsp.upstream.records import BackendRecord
 
 # RFC 9110 §9.2.2: methods whose repetition has the same effect; only these are retried after a reused
@@ -130,14 +130,15 @@ class HttpProxy:
             exchange.connect_failed(record, err)
             return
         conn = UpstreamConnection(self.loop, record, self.idle_pools[record])
-        stream = SocketStream(self.loop, sock, conn)
-        stream.set_write_buffer_limits(self.high_water, self.low_water)
-        stream.start()
+        self._start_stream(sock, conn, ())
         exchange.attach(conn, reused=False)
 
     def on_accept(self, sock: socket.socket, peer: tuple[object, ...]) -> None:
         """A client connected (rsp.transport.listener.Acceptor, which set it non-blocking and TCP_NODELAY)."""
-        stream = SocketStream(self.loop, sock, ClientConnection(self), peer)
+        self._start_stream(sock, ClientConnection(self), peer)
+
+    def _start_stream(self, sock: socket.socket, protocol: StreamProtocol, peer: tuple[object, ...]) -> None:
+        stream = SocketStream(self.loop, sock, protocol, peer)
         stream.set_write_buffer_limits(self.high_water, self.low_water)
         stream.start()
 
@@ -460,7 +461,7 @@ class ClientConnection(asyncio.Protocol):
 
     def tunnel_eof_from_upstream(self) -> None:
         transport = self.transport
-        if transport is not None and not transport.is_closing() and transport.can_write_eof():
+        if transport is not None and not transport.is_closing():
             transport.write_eof()
 
     def tunnel_closed(self) -> None:

@@ -128,7 +128,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def write_eof(self) -> None:
         """Half-close toward the backend (tunnels): flushed after what is queued."""
-        if self.transport is not None and not self.closed and self.transport.can_write_eof():
+        if self.transport is not None and not self.closed:
             self.transport.write_eof()
 
     def pause_reading(self) -> None:

@@ -279,7 +279,4 @@ class SocketStream:
             self._writer = False
         self._sock.close()
         # asyncio calls connection_lost from a later iteration, never from inside close() or write().
-        self._loop.call_soon(self._lost, exc)
-
-    def _lost(self, exc: Exception | None) -> None:
-        self._on_lost(exc)
+        self._loop.call_soon(self._on_lost, exc)
