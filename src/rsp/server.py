@@ -116,9 +116,8 @@ class Server:
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
         for proxy in self.proxies:
             proxy.sweep_idle(self.config.timeouts.idle, self.tick_interval)
-        now = self.loop.time()
         for http in self.http_proxies:
-            http.tick(now)
+            http.tick()
         if self.access_log is not None:
             self.access_log.flush()
         for pool in self.pools.values():

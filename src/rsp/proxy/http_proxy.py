@@ -64,10 +64,21 @@ class HttpProxy:
     def __init__(self, loop: asyncio.AbstractEventLoop, config: Config, pools: Mapping[str, PoolRuntime],
                  default_pool: str, access_log: AccessLog) -> None:
         self.loop = loop
-        # The loop's clock as a bound method, looked up once: it is read several times per request.
-        self.clock: Callable[[], float] = loop.time
+        # The clock of every deadline here (tick() reads it too). time.monotonic is the clock asyncio's
+        # loops use; called directly it skips uvloop's loop.time() wrapper, and it is read several times
+        # per request.
+        self.clock: Callable[[], float] = time.monotonic
         self.config = config
         self.settings: HttpSettings = config.http
+        # The settings read on every request, as attributes of this (compiled) class: the config's frozen
+        # dataclass is interpreted, and each of its attributes is a generic attribute lookup.
+        s = config.http
+        self.header_timeout = s.header_timeout
+        self.body_timeout = s.body_timeout
+        self.response_timeout = s.response_timeout
+        self.keepalive_timeout = s.keepalive_timeout
+        self.max_body_size = s.max_body_size
+        self.via = s.via
         self.pools = pools
         self.router = Router(config.routes, default_pool)
         self.access_log = access_log
@@ -77,7 +88,6 @@ class HttpProxy:
         self.idle_pools: dict[BackendRecord, IdlePool] = {}
         self.trusted = tuple(ipaddress.ip_network(c, strict=False) for c in config.http.trusted_proxies)
         self.draining = False
-        s = self.settings
         for pool in pools.values():
             for record in pool.records:
                 self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)
@@ -92,7 +102,8 @@ class HttpProxy:
         return any(addr in net for net in self.trusted)
 
     # -- housekeeping (called from the server's tick) -------------------------------------------------
-    def tick(self, now: float) -> None:
+    def tick(self) -> None:
+        now = self.clock()
         for conn in list(self.connections):
             if conn.deadline and now >= conn.deadline:
                 conn.on_timeout()
@@ -190,7 +201,7 @@ class ClientConnection(asyncio.Protocol):
         self.client_ip = str(self.peer[0]) if self.peer else ""
         self.trusted = self.proxy.is_trusted(self.client_ip)
         self.proxy.connections.add(self)
-        self.set_wait(WAIT_HEAD, self.proxy.settings.header_timeout)
+        self.set_wait(WAIT_HEAD, self.proxy.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel_mode:
@@ -214,7 +225,7 @@ class ClientConnection(asyncio.Protocol):
         if was_idle and self.wait == WAIT_KEEPALIVE and not self.closing:
             # The next request has begun and its head is not complete yet: the whole head must now arrive
             # within header_timeout. (A head that arrived whole started its exchange, with its own wait.)
-            self.set_wait(WAIT_HEAD, self.proxy.settings.header_timeout)
+            self.set_wait(WAIT_HEAD, self.proxy.header_timeout)
 
     def eof_received(self) -> bool | None:
         if self.tunnel_mode:
@@ -288,27 +299,26 @@ class ClientConnection(asyncio.Protocol):
 
     def start_exchange(self, head: RequestHead) -> None:
         proxy = self.proxy
-        settings = proxy.settings
         self.requests += 1
         if head.method == b"CONNECT":
             # A tunnel to any host:port is a forward proxy's job (RFC 9110 §9.3.6); a reverse proxy that
             # forwarded it would open tunnels through its backends. 501: not a method we implement.
             self.refuse(ProtocolError("CONNECT is not supported: rsp is a reverse proxy", 501))
             return
-        if head.body.kind == "length" and head.body.length > settings.max_body_size:
+        if head.body.kind == "length" and head.body.length > proxy.max_body_size:
             self.refuse(ProtocolError(f"request body of {head.body.length} bytes is over the limit", 413))
             return
         if head.body.kind == "length" or head.body.kind == "chunked":
-            self.set_wait(WAIT_BODY, settings.body_timeout)
+            self.set_wait(WAIT_BODY, proxy.body_timeout)
         else:
-            self.set_wait(WAIT_RESPONSE, settings.response_timeout)
+            self.set_wait(WAIT_RESPONSE, proxy.response_timeout)
         pool_name = proxy.router.pool_for(head.host, head.target, head.method)
         exchange = Exchange(self, head, proxy.pools[pool_name])
         self.exchange = exchange
         exchange.start()
 
-    def exchange_done(self, exchange: Exchange, keep_alive: bool) -> None:
-        """The response is complete on the wire (queued on our transport)."""
+    def exchange_done(self, exchange: Exchange, keep_alive: bool, now: float) -> None:
+        """The response is complete on the wire (queued on our transport); `now` is the proxy's clock."""
         if self.exchange is not exchange:
             return
         self.exchange = None
@@ -327,9 +337,13 @@ class ClientConnection(asyncio.Protocol):
             except ProtocolError as exc:
                 self.refuse(exc)
                 return
-        self.set_wait(WAIT_KEEPALIVE if self.parser.idle else WAIT_HEAD,
-                      self.proxy.settings.keepalive_timeout if self.parser.idle
-                      else self.proxy.settings.header_timeout)
+        if self.parser.idle:
+            self.wait = WAIT_KEEPALIVE
+            timeout = self.proxy.keepalive_timeout
+        else:
+            self.wait = WAIT_HEAD
+            timeout = self.proxy.header_timeout
+        self.deadline = now + timeout if timeout else 0.0
         if self.backlog:
             self.process()
 
@@ -606,11 +620,11 @@ class Exchange:
     def request_data(self, data: bytes) -> None:
         client = self.client
         self.body_sent += len(data)
-        if self.body_sent > client.proxy.settings.max_body_size:
+        if self.body_sent > client.proxy.max_body_size:
             client.refuse(ProtocolError("request body is over the limit", 413))
             return
         if client.wait == WAIT_BODY:
-            client.deadline = client.proxy.clock() + client.proxy.settings.body_timeout
+            client.deadline = client.proxy.clock() + client.proxy.body_timeout
         out = forward.encode_chunk(data) if self.head.body.kind == "chunked" else data
         if self.buffer is not None:
             self.buffer.append(out)
@@ -630,13 +644,13 @@ class Exchange:
                 self.upstream.write(tail)
         client = self.client
         if self.response_head is None and client.wait == WAIT_BODY:
-            client.set_wait(WAIT_RESPONSE, client.proxy.settings.response_timeout)
+            client.set_wait(WAIT_RESPONSE, client.proxy.response_timeout)
 
     # -- response -------------------------------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
         client = self.client
         if client.wait == WAIT_STREAM:
-            client.deadline = client.proxy.clock() + client.proxy.settings.response_timeout
+            client.deadline = client.proxy.clock() + client.proxy.response_timeout
         self.sent_bytes += len(data)
         client.write(forward.encode_chunk(data) if self.response_chunked else data)
 
@@ -654,7 +668,7 @@ class Exchange:
             self.interim = True
             if self.head.version == b"1.1":
                 client.write(forward.response_head(head, keep_alive=True, chunked=False,
-                                                   via=client.proxy.settings.via, request=self.head))
+                                                   via=client.proxy.via, request=self.head))
             return
         if status == 101:
             if self.head.upgrade is None:
@@ -690,7 +704,7 @@ class Exchange:
                     out = b"".join((upstream.reply_prefix, head.forwardable, upstream.reply_suffix))
         if not out:
             chunked, keep = forward.response_framing(head, request, close=close)
-            via = client.proxy.settings.via
+            via = client.proxy.via
             out = forward.response_head(head, keep_alive=keep, chunked=chunked, via=via, request=request)
             if upstream is not None:
                 upstream.reply_for = head
@@ -705,7 +719,7 @@ class Exchange:
                     upstream.reply_prefix = upstream.reply_suffix = b""
         self.response_chunked = chunked
         self.keep_client = keep
-        client.set_wait(WAIT_STREAM, client.proxy.settings.response_timeout)
+        client.set_wait(WAIT_STREAM, client.proxy.response_timeout)
         client.write(out)
 
     def _response_end(self, end: EndOfMessage) -> None:
@@ -715,16 +729,17 @@ class Exchange:
         upstream = self.upstream
         head = self.response_head
         self.upstream = None
+        now = client.proxy.clock()  # once for the idle pool and the client's next deadline
         if upstream is not None:
             # Never pool a connection whose parser is paused (a protocol switch) or mid-message.
             reusable = (head is not None and head.keep_alive and self.request_done and not upstream.closed
                         and upstream.parser.pending == 0 and not upstream.parser.paused)
             if reusable:
-                client.proxy.idle_pools[upstream.record].put(upstream, client.proxy.clock())
+                client.proxy.idle_pools[upstream.record].put(upstream, now)
             else:
                 upstream.close()
         self._finish()
-        client.exchange_done(self, self.keep_client)
+        client.exchange_done(self, self.keep_client, now)
 
     def _begin_tunnel(self, head: ResponseHead) -> None:
         client = self.client
@@ -734,7 +749,7 @@ class Exchange:
         client.tunnel_mode = True
         client.deadline = 0.0
         client.wait = WAIT_NONE
-        client.write(forward.response_head(head, keep_alive=True, chunked=False, via=client.proxy.settings.via,
+        client.write(forward.response_head(head, keep_alive=True, chunked=False, via=client.proxy.via,
                                            request=self.head, upgrade=True))
         upstream = self.upstream
         assert upstream is not None
