@@ -34,6 +34,7 @@ from rsp.logs import get_logger
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_upstream import IdlePool, UpstreamConnection
 from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.waits import WAIT_BODY, WAIT_HEAD, WAIT_KEEPALIVE, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
 from rsp.routes.router import Router
 from rsp.transport.connect import UpstreamConnect
 from rsp.transport.stream import SocketStream, StreamProtocol
@@ -45,17 +46,13 @@ IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"
 # Request body bytes held while the backend connection is being opened, before the client is paused.
 CONNECT_BUFFER_LIMIT: Final = 256 * 1024
 
+# What an exchange excludes from its first pick: nothing (a list is made only when a backend fails).
+_NO_RECORDS: Final[tuple[BackendRecord, ...]] = ()
+
 # Corked writes whose last piece is at most this size are joined into one buffer (a copy of a few KiB
 # costs less than writev's per-iovec work); larger bodies go out with writelines, copy-free.
 JOIN_LIMIT: Final = 16 * 1024
 
-# What a client connection is waiting for; each has its own timeout (see ClientConnection.deadline).
-WAIT_HEAD: Final = 0
-WAIT_BODY: Final = 1
-WAIT_RESPONSE: Final = 2
-WAIT_STREAM: Final = 3
-WAIT_KEEPALIVE: Final = 4
-WAIT_NONE: Final = 5
 
 
 class HttpProxy:
@@ -495,7 +492,7 @@ class Exchange:
         self.pool = pool
         self.record: BackendRecord | None = None
         self.upstream: UpstreamConnection | None = None
-        self.tried: list[BackendRecord] = []
+        self.tried: list[BackendRecord] | None = None  # the backends that failed this request, when any
         self.buffer: list[bytes] | None = [self._forward_head()]
         self.buffered = 0
         self.body_sent = 0
@@ -544,7 +541,7 @@ class Exchange:
     def _pick_and_connect(self, fresh: bool) -> None:
         pool = self.pool
         key = self._hash_key() if pool.wants_key else None
-        record = pool.pick(key, self.tried)
+        record = pool.pick(key, self.tried or _NO_RECORDS)
         if record is None:
             if self.tried:
                 self.answer_error(502, "every backend tried failed")
@@ -586,6 +583,8 @@ class Exchange:
                              self.client.client_ip, reason)
         if self.client.closing or self.client.exchange is not self:
             return
+        if self.tried is None:
+            self.tried = []
         self.tried.append(record)
         self.record = None
         if len(self.tried) <= self.pool.spec.retries:
@@ -649,8 +648,6 @@ class Exchange:
     # -- response -------------------------------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
         client = self.client
-        if client.wait == WAIT_STREAM:
-            client.deadline = client.proxy.clock() + client.proxy.response_timeout
         self.sent_bytes += len(data)
         client.write(forward.encode_chunk(data) if self.response_chunked else data)
 
@@ -719,7 +716,9 @@ class Exchange:
                     upstream.reply_prefix = upstream.reply_suffix = b""
         self.response_chunked = chunked
         self.keep_client = keep
-        client.set_wait(WAIT_STREAM, client.proxy.response_timeout)
+        # The response timeout now counts inactivity: UpstreamConnection.data_received sets the deadline
+        # once per read, after its events (most small responses end in the read that began them).
+        client.wait = WAIT_STREAM
         client.write(out)
 
     def _response_end(self, end: EndOfMessage) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 from rsp.errors import ProtocolError
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
 from rsp.http1.parser import ResponseParser
+from rsp.proxy.waits import WAIT_STREAM
 from rsp.transport.stream import SocketStream
 from rsp.upstream.records import BackendRecord
 
@@ -81,6 +82,10 @@ class UpstreamConnection(asyncio.Protocol):
                     break
         finally:
             client.uncork()
+        if self.exchange is exchange and client.wait == WAIT_STREAM:
+            # The response is still coming: the backend has response_timeout from now for its next bytes.
+            proxy = client.proxy
+            client.deadline = proxy.clock() + proxy.response_timeout
 
     def eof_received(self) -> bool | None:
         exchange = self.exchange
