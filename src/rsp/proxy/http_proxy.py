@@ -734,7 +734,7 @@ class Exchange:
             reusable = (head is not None and head.keep_alive and self.request_done and not upstream.closed
                         and upstream.parser.pending == 0 and not upstream.parser.paused)
             if reusable:
-                client.proxy.idle_pools[upstream.record].put(upstream, now)
+                upstream.pool.put(upstream, now)  # its backend's idle pool
             else:
                 upstream.close()
         self._finish()

@@ -33,6 +33,7 @@ class BackendRecord:
         "failures",
         "index",
         "last_check",
+        "max_conns",
         "name",
         "pool",
         "spec",
@@ -56,13 +57,16 @@ class BackendRecord:
         self.failures = 0
         self.last_check = ""  # "" until the first active check: then "ok", "timeout", "status 500", ...
         self.weight = spec.weight  # effective weight; the runtime API may change it (then call update())
+        # The spec's limit as an attribute of this compiled class: every pick reads it, and the spec is an
+        # interpreted dataclass (a generic attribute lookup). The spec is frozen, so the copy stays true.
+        self.max_conns = spec.max_conns
 
     def available(self) -> bool:
         """May take a new connection now: up, not draining, and below its connection limit."""
         return (
             self.up
             and not self.draining
-            and (self.spec.max_conns == 0 or self.active < self.spec.max_conns)
+            and (self.max_conns == 0 or self.active < self.max_conns)
         )
 
     @property
