@@ -37,7 +37,7 @@ from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.waits import WAIT_BODY, WAIT_HEAD, WAIT_KEEPALIVE, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
 from rsp.routes.router import Router
 from rsp.transport.connect import UpstreamConnect
-from rsp.transport.stream import SocketStream, StreamProtocol
+from rsp.transport.stream import NativeProtocol, SocketStream, StreamProtocol
 from rsp.upstream.records import BackendRecord
 
 # RFC 9110 §9.2.2: methods whose repetition has the same effect; only these are retried after a reused
@@ -158,7 +158,7 @@ def _same_verdict(head: ResponseHead, last: ResponseHead) -> bool:
             and head.status == last.status and head.keep_alive == last.keep_alive and head.version == last.version)
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(NativeProtocol):
     """One client connection in HTTP mode."""
 
     __slots__ = ("backlog", "client_eof", "client_ip", "closing", "corked", "deadline", "exchange", "forwarded_for",
@@ -191,7 +191,7 @@ class ClientConnection(asyncio.Protocol):
         self.forwarded_head = b""
         self.forwarded_rest = b""  # forwarded_head after its target (origin-form targets)
 
-    # -- asyncio.Protocol ----------------------------------------------------------------------------
+    # -- the stream's protocol (asyncio.Protocol's callbacks) ----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = t = cast(SocketStream, transport)
         self.peer = t.peer

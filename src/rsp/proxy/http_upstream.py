@@ -14,7 +14,7 @@ from rsp.errors import ProtocolError
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
 from rsp.http1.parser import ResponseParser
 from rsp.proxy.waits import WAIT_STREAM
-from rsp.transport.stream import SocketStream
+from rsp.transport.stream import NativeProtocol, SocketStream
 from rsp.upstream.records import BackendRecord
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(NativeProtocol):
     __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "reply_bytes",
                  "reply_chunked", "reply_for", "reply_keep", "reply_prefix", "reply_suffix", "reply_variant",
                  "requests", "transport")
@@ -48,7 +48,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reply_prefix = b""
         self.reply_suffix = b""
 
-    # -- asyncio.Protocol ----------------------------------------------------------------------------
+    # -- the stream's protocol (asyncio.Protocol's callbacks) ----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(SocketStream, transport)
 

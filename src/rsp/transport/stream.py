@@ -50,20 +50,36 @@ class StreamProtocol(Protocol):
     def resume_writing(self) -> None: ...
 
 
+class NativeProtocol:
+    """Base of rsp's compiled protocols (HTTP mode's client and backend connections). The stream calls their
+    `data_received` as a native method call; any other protocol's is called as a stored bound method,
+    which goes through Python's call protocol and argument parsing on every read."""
+
+    __slots__ = ()
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
 class SocketStream:
     """One connected, non-blocking TCP socket driven by the loop's reader/writer callbacks."""
 
     __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_received", "_eof_sent", "_fd",
-                 "_high", "_loop", "_low", "_on_data", "_on_eof", "_on_lost", "_on_pause", "_on_resume", "_paused",
-                 "_protocol", "_reader", "_sock", "_writer", "_writing_paused", "peer")
+                 "_high", "_loop", "_low", "_native", "_on_data", "_on_eof", "_on_lost", "_on_pause", "_on_resume",
+                 "_paused", "_protocol", "_reader", "_recv", "_send", "_sock", "_writer", "_writing_paused", "peer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
                  peer: tuple[object, ...] = ()) -> None:
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
+        # The socket's recv and send, bound once: a call through a stored bound method skips the method
+        # lookup through socket.socket's class hierarchy that `self._sock.recv(...)` does on every call.
+        self._recv: Callable[[int], bytes] = sock.recv
+        self._send: Callable[[bytes], int] = sock.send
         self._protocol = protocol
         # Bound once: each is called per read or per pause, and a stored bound method is a direct call.
+        self._native = protocol if isinstance(protocol, NativeProtocol) else None
         self._on_data: Callable[[bytes], None] = protocol.data_received
         self._on_eof: Callable[[], bool | None] = protocol.eof_received
         self._on_lost: Callable[[Exception | None], None] = protocol.connection_lost
@@ -125,11 +141,11 @@ class SocketStream:
         self._update_reader()
 
     def write(self, data: bytes) -> None:
-        if self._closing or self._eof_pending or not data:
+        if self._closing or self._eof_pending or len(data) == 0:
             return
         if not self._buffer:
             try:
-                sent = self._sock.send(data)
+                sent = self._send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -177,15 +193,19 @@ class SocketStream:
     # -- readiness callbacks --------------------------------------------------------------------------
     def _on_readable(self) -> None:
         try:
-            data = self._sock.recv(READ_SIZE)
+            data = self._recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._fail(exc)
             return
-        if data:
+        if len(data) != 0:
+            native = self._native
             try:
-                self._on_data(data)
+                if native is not None:
+                    native.data_received(data)
+                else:
+                    self._on_data(data)
             except Exception as exc:  # a bug in the protocol: close this stream, keep the loop sane
                 self._internal_error(exc)
             return
