@@ -1028,15 +1028,18 @@ class ResponseParser(_MessageParser):
             match = None
         else:
             last = self._last_head
-            if last and methods[0] == self._last_method and _starts_with(buf, last, pos):
+            if self._near_values:
+                # Heads whose values change (a Date, a request id): the exact memo would compare a whole head
+                # in vain every time; the near memo also answers an identical head.
+                if methods[0] == self._last_method:
+                    near = self._near_head(buf, pos, events)
+                    if near >= 0:
+                        return near
+            elif last and methods[0] == self._last_method and _starts_with(buf, last, pos):
                 # The previous final response again, to the same method: the same event.
                 head = self._last_event
                 events.append(head)
                 return self._final_body(buf, pos + len(last), head.body, events, self._last_after)
-            if self._near_values and methods[0] == self._last_method:
-                near = self._near_head(buf, pos, events)
-                if near >= 0:
-                    return near
             match = self._fast.match(buf, pos)
         if match is not None:
             (
