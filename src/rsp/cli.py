@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,7 @@ from rsp.errors import ConfigError, RspError
 from rsp.logs import get_logger, setup_logging
 from rsp.native import build_description
 from rsp.server import Server
+from rsp.transport.event_loop import RspEventLoop, has_epoll
 
 DESCRIPTION = """\
 rsp: a reverse proxy and load balancer that never loses a byte, configured in Lua.
@@ -50,14 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# RSP_LOOP picks the event loop: "rsp" (the default where epoll exists: rsp.transport.event_loop, whose
+# iteration and socket dispatch are compiled), "uvloop", or "asyncio" (the standard library's).
+LOOP_ENV = "RSP_LOOP"
+LOOP_CHOICES = ("rsp", "uvloop", "asyncio")
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when importable (libuv, C callbacks), the stdlib loop otherwise."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
+    """The loop RSP_LOOP names; by default rsp's own on Linux, else uvloop when importable, else asyncio's."""
+    choice = os.environ.get(LOOP_ENV, "")
+    if choice and choice not in LOOP_CHOICES:
+        raise ConfigError(f"{LOOP_ENV}={choice!r}: expected one of {', '.join(LOOP_CHOICES)}")
+    if choice in ("", "rsp") and has_epoll():
+        return RspEventLoop()
+    if choice in ("", "rsp", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise ConfigError(f"{LOOP_ENV}=uvloop: uvloop is not installed") from None
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
 
 
 def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
@@ -79,7 +96,7 @@ def run(config: Config) -> None:
         gc.collect()
         gc.freeze()
         logger.info("rsp %s (%s) running with %s (config %s)", __version__, build_description(),
-                    type(loop).__module__, config.path)
+                    "rsp's epoll loop" if isinstance(loop, RspEventLoop) else type(loop).__module__, config.path)
         loop.run_until_complete(server.wait_stopped())
     finally:
         loop.close()

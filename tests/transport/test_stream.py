@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import socket
 import struct
 import time
@@ -19,6 +20,7 @@ import pytest
 import uvloop
 
 from rsp.logs import LOGGER_NAME
+from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.stream import READ_SIZE, SocketStream
 
 HIGH = 64 * 1024
@@ -26,10 +28,17 @@ LOW = 16 * 1024
 MIB = 1024 * 1024
 
 
-@pytest.fixture(params=["uvloop", "asyncio"])
+@pytest.fixture(params=["rsp", "uvloop", "asyncio"])
 def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
-    """Both loops rsp runs on: uvloop, and the stdlib loop it falls back to (rsp.cli.new_event_loop)."""
-    loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
+    """Every loop rsp runs on (rsp.cli.new_event_loop): its own epoll loop, where streams register on the
+    loop's poller instead of add_reader/add_writer, uvloop, and the stdlib loop."""
+    loop: asyncio.AbstractEventLoop
+    if request.param == "rsp":
+        loop = RspEventLoop()
+    elif request.param == "uvloop":
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
     try:
         yield loop
     finally:
@@ -41,6 +50,9 @@ def assert_unregistered(loop: asyncio.AbstractEventLoop, fd: int) -> None:
     result; uvloop's return None whatever was registered, so on uvloop the callers' other checks (socket
     closed, no further callbacks, nothing reaching the exception handler) have to do."""
     if isinstance(loop, uvloop.Loop):
+        return
+    if isinstance(loop, RspEventLoop):
+        assert loop.rsp_poller.interest(fd) == 0
         return
     assert loop.remove_reader(fd) is False
     assert loop.remove_writer(fd) is False
@@ -321,7 +333,9 @@ def test_write_buffer_limits_pause_once_and_resume_once(loop: asyncio.AbstractEv
         # A writer left registered on an empty buffer would run at once (the socket is writable) and fail;
         # on the stdlib loop remove_writer() also says so directly.
         assert h.proto.names() == ["made", "pause", "resume"]
-        if not isinstance(loop, uvloop.Loop):
+        if isinstance(loop, RspEventLoop):
+            assert loop.rsp_poller.interest(h.fd) & select.EPOLLOUT == 0
+        elif not isinstance(loop, uvloop.Loop):
             assert loop.remove_writer(h.fd) is False
         assert not h.stream.is_closing()
         assert h.loop_errors == []

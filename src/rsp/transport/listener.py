@@ -15,6 +15,7 @@ from typing import Final
 
 from rsp.errors import StartupError
 from rsp.logs import get_logger
+from rsp.transport.poller import Watcher, io_for
 
 # Linux caps the backlog at net.core.somaxconn (4096 on current kernels); nginx uses 511, HAProxy
 # defaults to maxconn. 4096 lets an `ab -c100` burst queue without SYN drops.
@@ -52,13 +53,14 @@ def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.s
     return sock
 
 
-class Acceptor:
+class Acceptor(Watcher):
     """Accepts connections from one listening socket and hands each to `handler`."""
 
-    __slots__ = ("active", "fd", "handler", "loop", "sock")
+    __slots__ = ("active", "fd", "handler", "io", "loop", "sock")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handler: AcceptHandler) -> None:
         self.loop = loop
+        self.io = io_for(loop)
         self.sock = sock
         self.fd = sock.fileno()
         self.handler = handler
@@ -70,16 +72,16 @@ class Acceptor:
 
     def start(self) -> None:
         self.active = True
-        self.loop.add_reader(self.fd, self._on_readable)
+        self.io.add_reader(self.fd, self)
 
     def stop(self) -> None:
         """Stop accepting and close the listening socket (queued, unaccepted connections are reset)."""
         if self.active:
             self.active = False
-            self.loop.remove_reader(self.fd)
+            self.io.remove_reader(self.fd)
         self.sock.close()
 
-    def _on_readable(self) -> None:
+    def on_readable(self) -> None:
         accept = self.sock.accept
         handler = self.handler
         for _ in range(ACCEPT_BATCH):

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Final
 
 from rsp.logs import get_logger
+from rsp.transport.poller import Io, Watcher, io_for
 
 # A read at least this large means a bulk transfer, where splice's zero-copy path wins; below it the two
 # extra fds and the pipe set-up cost more than the copy saves (DESIGN.md measurements: splice does not
@@ -53,10 +54,10 @@ class SharedBuffer:
         self.view = memoryview(self.buf)
 
 
-class Pump:
+class Pump(Watcher):
     """One direction: read `src`, write `dst`."""
 
-    __slots__ = ("_splice_ok", "bytes", "dst", "dst_fd", "eof", "finished", "loop", "name", "pending",
+    __slots__ = ("_splice_ok", "bytes", "dst", "dst_fd", "eof", "finished", "io", "loop", "name", "pending",
                  "pipe_r", "pipe_w", "piped", "read_size", "reading", "relay", "shared", "src", "src_fd",
                  "writing")
 
@@ -64,6 +65,7 @@ class Pump:
                  shared: SharedBuffer, read_size: int, splice_ok: bool) -> None:
         self.relay = relay
         self.loop = relay.loop
+        self.io = relay.io
         self.src = src
         self.dst = dst
         self.src_fd = src.fileno()
@@ -89,23 +91,23 @@ class Pump:
     def start_reading(self) -> None:
         if not self.reading and not self.eof:
             self.reading = True
-            self.loop.add_reader(self.src_fd, self.on_readable)
+            self.io.add_reader(self.src_fd, self)
 
     def stop_reading(self) -> None:
         if self.reading:
             self.reading = False
-            self.loop.remove_reader(self.src_fd)
+            self.io.remove_reader(self.src_fd)
 
     def _wait_writable(self) -> None:
         self.stop_reading()
         if not self.writing:
             self.writing = True
-            self.loop.add_writer(self.dst_fd, self.on_writable)
+            self.io.add_writer(self.dst_fd, self)
 
     def _stop_writing(self) -> None:
         if self.writing:
             self.writing = False
-            self.loop.remove_writer(self.dst_fd)
+            self.io.remove_writer(self.dst_fd)
 
     # -- reading -------------------------------------------------------------------------------------
     def on_readable(self) -> None:
@@ -272,13 +274,14 @@ class Pump:
 class Relay:
     """A client socket and an upstream socket joined by two pumps."""
 
-    __slots__ = ("activity", "c2u", "client", "closed", "closing", "idle_seen", "idle_ticks", "info", "loop",
-                 "on_closed", "peer", "reason", "u2c", "upstream")
+    __slots__ = ("activity", "c2u", "client", "closed", "closing", "idle_seen", "idle_ticks", "info", "io",
+                 "loop", "on_closed", "peer", "reason", "u2c", "upstream")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, client: socket.socket, upstream: socket.socket,
                  shared: SharedBuffer, read_size: int, on_closed: Callable[[Relay], None],
                  info: object = None, peer: tuple[object, ...] = ()) -> None:
         self.loop = loop
+        self.io: Io = io_for(loop)
         self.peer = peer  # the client's address, for log lines after the socket is gone
         self.client = client
         self.upstream = upstream

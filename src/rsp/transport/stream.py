@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from rsp.logs import get_logger
+from rsp.transport.poller import Watcher, io_for
 
 # One read takes at most this much: a small message is one read, and a 1 MiB body is 16 reads, each
 # passed on before the next (the kernel's socket buffer holds the rest meanwhile).
@@ -61,16 +62,18 @@ class NativeProtocol:
         raise NotImplementedError
 
 
-class SocketStream:
+class SocketStream(Watcher):
     """One connected, non-blocking TCP socket driven by the loop's reader/writer callbacks."""
 
     __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_received", "_eof_sent", "_fd",
-                 "_high", "_loop", "_low", "_native", "_on_data", "_on_eof", "_on_lost", "_on_pause", "_on_resume",
-                 "_paused", "_protocol", "_reader", "_recv", "_send", "_sock", "_writer", "_writing_paused", "peer")
+                 "_high", "_io", "_loop", "_low", "_native", "_on_data", "_on_eof", "_on_lost", "_on_pause",
+                 "_on_resume", "_paused", "_protocol", "_reader", "_recv", "_send", "_sock", "_writer",
+                 "_writing_paused", "peer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
                  peer: tuple[object, ...] = ()) -> None:
         self._loop = loop
+        self._io = io_for(loop)
         self._sock = sock
         self._fd = sock.fileno()
         # The socket's recv and send, bound once: a call through a stored bound method skips the method
@@ -154,7 +157,7 @@ class SocketStream:
             if sent == len(data):
                 return
             data = data[sent:]
-            self._loop.add_writer(self._fd, self._on_writable)
+            self._io.add_writer(self._fd, self)
             self._writer = True
         self._buffer.append(data)
         self._buffered += len(data)
@@ -191,7 +194,7 @@ class SocketStream:
         self._finish(None)
 
     # -- readiness callbacks --------------------------------------------------------------------------
-    def _on_readable(self) -> None:
+    def on_readable(self) -> None:
         try:
             data = self._recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -219,8 +222,10 @@ class SocketStream:
         if not keep_open:
             self.close()
 
-    def _on_writable(self) -> None:
+    def on_writable(self) -> None:
         buffer = self._buffer
+        if not buffer:
+            return  # a stale event (the descriptor's number was reused within one batch of events)
         try:
             sent = self._sock.sendmsg(buffer[:MAX_IOV]) if len(buffer) > 1 else self._sock.send(buffer[0])
         except (BlockingIOError, InterruptedError):
@@ -243,7 +248,7 @@ class SocketStream:
         if buffer:
             return
         if self._writer:  # (a callback above may have closed the stream already)
-            self._loop.remove_writer(self._fd)
+            self._io.remove_writer(self._fd)
             self._writer = False
         if self._closing:
             self._finish(None)
@@ -255,9 +260,9 @@ class SocketStream:
         want = not (self._paused or self._closing or self._eof_received or self._done)
         if want != self._reader:
             if want:
-                self._loop.add_reader(self._fd, self._on_readable)
+                self._io.add_reader(self._fd, self)
             else:
-                self._loop.remove_reader(self._fd)
+                self._io.remove_reader(self._fd)
             self._reader = want
 
     def _shutdown_write(self) -> None:
@@ -292,10 +297,10 @@ class SocketStream:
             return
         self._done = True
         if self._reader:
-            self._loop.remove_reader(self._fd)
+            self._io.remove_reader(self._fd)
             self._reader = False
         if self._writer:
-            self._loop.remove_writer(self._fd)
+            self._io.remove_writer(self._fd)
             self._writer = False
         self._sock.close()
         # asyncio calls connection_lost from a later iteration, never from inside close() or write().
