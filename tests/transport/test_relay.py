@@ -10,14 +10,16 @@ from collections.abc import Iterator
 import pytest
 import uvloop
 
+from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.relay import SPLICE_SWITCH_BYTES, Relay, SharedBuffer
 
 READ_SIZE = 64 * 1024
 
 
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = uvloop.new_event_loop()
+@pytest.fixture(params=["rsp", "uvloop"])
+def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    """rsp's own loop (the relay registers on its poller) and uvloop (add_reader/add_writer)."""
+    loop: asyncio.AbstractEventLoop = RspEventLoop() if request.param == "rsp" else uvloop.new_event_loop()
     try:
         yield loop
     finally:

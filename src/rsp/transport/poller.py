@@ -28,6 +28,14 @@ _EVENT_READ: Final = 1
 _EVENT_WRITE: Final = 2
 _EPOLLIN: Final = select.EPOLLIN
 _EPOLLOUT: Final = select.EPOLLOUT
+# An edge-triggered watch (Poller.watch): every event of the socket, reported once per change of state.
+EDGE_EVENTS: Final = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+# What an edge may carry: data or its end (EPOLLRDHUP: the peer shut its side, EPOLLHUP: both sides are
+# shut, EPOLLERR: a pending error that the next read or write reports), and room to write.
+EDGE_READ: Final = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+EDGE_HANGUP: Final = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+EDGE_WRITE: Final = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
+_monotonic: Final = time.monotonic
 # Events taken per epoll_wait: enough for a busy iteration; more wait for the next one (no event is lost,
 # the registrations are level-triggered). select.epoll allocates this many slots per call.
 MAX_EVENTS: Final = 256
@@ -48,6 +56,9 @@ class Watcher:
 
     def on_writable(self) -> None:
         pass
+
+    def on_edge(self, events: int) -> None:
+        """An edge-triggered watch (Poller.watch) saw `events` (EDGE_READ and EDGE_WRITE bits)."""
 
 
 class Io:
@@ -96,7 +107,8 @@ class Poller(Io):
     descriptor belongs to one or the other (`masks[fd] != 0` means ours), never both.
     """
 
-    __slots__ = ("_dispatching", "_ep", "_fd_to_key", "_masks", "_readers", "_stale", "_writers")
+    __slots__ = ("_deferred", "_dispatching", "_edges", "_ep", "_fd_to_key", "_masks", "_readers", "_stale",
+                 "_writers")
 
     def __init__(self, ep: select.epoll, fd_to_key: dict[Any, Any]) -> None:
         self._ep = ep
@@ -108,6 +120,10 @@ class Poller(Io):
         # of theirs, which must not reach a new socket that got the same number meanwhile.
         self._stale: set[int] = set()
         self._dispatching = False
+        # Edge-triggered watches (watch()), by descriptor, and the watchers that asked to be called again
+        # in the next iteration (defer()).
+        self._edges: list[Watcher | None] = []
+        self._deferred: list[Watcher] = []
 
     def owns(self, fd: int) -> bool:
         return fd < len(self._masks) and self._masks[fd] != 0
@@ -136,10 +152,49 @@ class Poller(Io):
             self._writers[fd] = None
             self._update(fd)
 
+    # -- edge-triggered watches ----------------------------------------------------------------------
+    # A socket registered once for everything (EDGE_EVENTS) and never modified: pausing reads or waiting
+    # to write costs no epoll_ctl, and the kernel does not re-check the socket on every epoll_wait after
+    # it was reported, as it does for a level-triggered registration. The price is the watcher's: an edge
+    # is reported once, so it must read until the socket is drained (a short read or EAGAIN), or remember
+    # that it is not (and defer() to continue in the next iteration). nginx and HAProxy poll the same way.
+
+    def watch(self, fd: int, watcher: Watcher) -> None:
+        self._grow(fd)
+        self._edges[fd] = watcher
+        self._masks[fd] = EDGE_EVENTS
+        try:
+            self._ep.register(fd, EDGE_EVENTS)
+        except FileExistsError:
+            self._ep.modify(fd, EDGE_EVENTS)
+
+    def forget(self, fd: int) -> None:
+        """Stop watching `fd`, which its owner is about to close (closing removes it from epoll, so no
+        epoll_ctl is spent here)."""
+        if fd < len(self._edges) and self._edges[fd] is not None:
+            self._edges[fd] = None
+            self._masks[fd] = 0
+            if self._dispatching:
+                self._stale.add(fd)
+
+    def defer(self, watcher: Watcher) -> None:
+        """Call watcher.on_edge(EPOLLIN) in the next iteration (after this one's events, without waiting)."""
+        self._deferred.append(watcher)
+
+    def has_deferred(self) -> bool:
+        return len(self._deferred) != 0
+
+    def run_deferred(self, loop: Any) -> None:
+        deferred = self._deferred
+        self._deferred = []
+        for watcher in deferred:
+            _run_edge(watcher, _EPOLLIN, loop)
+
     def _grow(self, fd: int) -> None:
         while len(self._masks) <= fd:
             self._readers.append(None)
             self._writers.append(None)
+            self._edges.append(None)
             self._masks.append(0)
 
     def _update(self, fd: int) -> None:
@@ -175,6 +230,7 @@ class Poller(Io):
         theirs: list[tuple[Any, int]] = []
         readers = self._readers
         writers = self._writers
+        edges = self._edges
         masks = self._masks
         stale = self._stale
         self._dispatching = True
@@ -182,6 +238,10 @@ class Poller(Io):
             for fd, ev in events:
                 if fd < len(masks) and masks[fd] != 0:
                     if stale and fd in stale:
+                        continue
+                    watcher = edges[fd]
+                    if watcher is not None:
+                        _run_edge(watcher, ev, loop)
                         continue
                     # The selectors module's reading of epoll's bits: anything but EPOLLOUT alone (data,
                     # hang-up, error) wakes the reader, anything but EPOLLIN alone the writer.
@@ -227,6 +287,15 @@ def _run(watcher: Watcher, readable: bool, loop: Any) -> None:
         })
 
 
+def _run_edge(watcher: Watcher, events: int, loop: Any) -> None:
+    try:
+        watcher.on_edge(events)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        loop.call_exception_handler({"message": f"Exception in event callback of {watcher!r}", "exception": exc})
+
+
 def io_for(loop: asyncio.AbstractEventLoop) -> Io:
     """The loop's own poller when it has one (rsp.transport.event_loop), else its add_reader/add_writer."""
     poller = getattr(loop, "rsp_poller", None)
@@ -238,46 +307,53 @@ def io_for(loop: asyncio.AbstractEventLoop) -> Io:
 def run_once(loop: Any, poller: Poller) -> None:
     """One iteration of `loop` (asyncio.BaseEventLoop._run_once of CPython 3.11, with the poller's wait).
 
-    Differences, both deliberate: the loop's clock is read as time.monotonic() (what its time() returns),
-    and debug mode's slow-callback warnings are not produced.
+    Differences, all deliberate: the loop's clock is read as time.monotonic() (what its time() returns),
+    and only when a timer is pending; the heap of timers is purged in place (the loop's other methods only
+    ever push to it and clear it in place); watchers that deferred work run before the ready callbacks;
+    debug mode's slow-callback warnings are not produced.
     """
     scheduled: list[Any] = loop._scheduled
     count = len(scheduled)
-    if (count > _MIN_SCHEDULED_TIMER_HANDLES
-            and loop._timer_cancelled_count / count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION):
-        # Too many cancelled timers: rebuild the heap without them.
-        kept: list[Any] = []
-        for handle in scheduled:
-            if handle._cancelled:
+    if count != 0:
+        if (count > _MIN_SCHEDULED_TIMER_HANDLES
+                and loop._timer_cancelled_count / count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION):
+            # Too many cancelled timers: rebuild the heap without them.
+            kept: list[Any] = []
+            for handle in scheduled:
+                if handle._cancelled:
+                    handle._scheduled = False
+                else:
+                    kept.append(handle)
+            heapq.heapify(kept)
+            scheduled[:] = kept
+            loop._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0]._cancelled:
+                loop._timer_cancelled_count -= 1
+                handle = heapq.heappop(scheduled)
                 handle._scheduled = False
-            else:
-                kept.append(handle)
-        heapq.heapify(kept)
-        loop._scheduled = scheduled = kept
-        loop._timer_cancelled_count = 0
-    else:
-        while scheduled and scheduled[0]._cancelled:
-            loop._timer_cancelled_count -= 1
-            handle = heapq.heappop(scheduled)
-            handle._scheduled = False
 
     ready = loop._ready
-    timeout = -1.0
-    if ready or loop._stopping:
+    if ready or poller.has_deferred() or loop._stopping:
         timeout = 0.0
     elif scheduled:
-        timeout = min(max(0.0, scheduled[0]._when - time.monotonic()), MAXIMUM_SELECT_TIMEOUT)
+        timeout = min(max(0.0, scheduled[0]._when - _monotonic()), MAXIMUM_SELECT_TIMEOUT)
+    else:
+        timeout = -1.0
     poller.poll(timeout, loop)
+    if poller.has_deferred():
+        poller.run_deferred(loop)
 
     # Timers that are due join the ready queue.
-    end_time = time.monotonic() + loop._clock_resolution
-    while scheduled:
-        handle = scheduled[0]
-        if handle._when >= end_time:
-            break
-        handle = heapq.heappop(scheduled)
-        handle._scheduled = False
-        ready.append(handle)
+    if scheduled:
+        end_time = _monotonic() + loop._clock_resolution
+        while scheduled:
+            handle = scheduled[0]
+            if handle._when >= end_time:
+                break
+            handle = heapq.heappop(scheduled)
+            handle._scheduled = False
+            ready.append(handle)
 
     # Run what is ready now, not what these callbacks schedule (that waits for the next poll).
     for _ in range(len(ready)):

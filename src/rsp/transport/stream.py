@@ -28,11 +28,13 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from rsp.logs import get_logger
-from rsp.transport.poller import Watcher, io_for
+from rsp.transport.poller import EDGE_HANGUP, EDGE_READ, EDGE_WRITE, Poller, Watcher, io_for
 
 # One read takes at most this much: a small message is one read, and a 1 MiB body is 16 reads, each
 # passed on before the next (the kernel's socket buffer holds the rest meanwhile).
 READ_SIZE: Final = 64 * 1024
+# Reads per edge before the other sockets get their turn (the rest is read in the next iteration): 1 MiB.
+MAX_EDGE_READS: Final = 16
 # asyncio's default write-buffer limits (selector_events.py), used until set_write_buffer_limits().
 DEFAULT_HIGH_WATER: Final = 64 * 1024
 DEFAULT_LOW_WATER: Final = 16 * 1024
@@ -66,14 +68,20 @@ class SocketStream(Watcher):
     """One connected, non-blocking TCP socket driven by the loop's reader/writer callbacks."""
 
     __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_received", "_eof_sent", "_fd",
-                 "_high", "_io", "_loop", "_low", "_native", "_on_data", "_on_eof", "_on_lost", "_on_pause",
-                 "_on_resume", "_paused", "_protocol", "_reader", "_recv", "_send", "_sock", "_writer",
-                 "_writing_paused", "peer")
+                 "_hangup", "_high", "_io", "_loop", "_low", "_maybe_readable", "_native", "_on_data", "_on_eof",
+                 "_on_lost", "_on_pause", "_on_resume", "_paused", "_poller", "_protocol", "_reader", "_recv",
+                 "_send", "_sock", "_writer", "_writing_paused", "peer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
                  peer: tuple[object, ...] = ()) -> None:
         self._loop = loop
         self._io = io_for(loop)
+        # On rsp's loop the socket is watched edge-triggered (Poller.watch): registered once, and read
+        # until drained on each edge. Elsewhere it uses the loop's level-triggered add_reader/add_writer.
+        io = self._io
+        self._poller: Poller | None = io if isinstance(io, Poller) else None
+        self._maybe_readable = False  # edge mode: an edge came that we have not read to the end yet
+        self._hangup = False  # edge mode: the peer's end of data (or an error) was signalled
         self._sock = sock
         self._fd = sock.fileno()
         # The socket's recv and send, bound once: a call through a stored bound method skips the method
@@ -93,8 +101,8 @@ class SocketStream(Watcher):
         self._buffered = 0
         self._high = DEFAULT_HIGH_WATER
         self._low = DEFAULT_LOW_WATER
-        self._reader = False  # a reader callback is registered
-        self._writer = False  # a writer callback is registered
+        self._reader = False  # reading is on (a reader callback is registered, in level mode)
+        self._writer = False  # waiting to write (a writer callback is registered, in level mode)
         self._paused = False  # the protocol asked to stop reading
         self._writing_paused = False  # we told the protocol to stop writing
         self._eof_received = False
@@ -106,6 +114,10 @@ class SocketStream(Watcher):
     def start(self) -> None:
         """Tell the protocol it is connected, then start reading."""
         self._protocol.connection_made(self)  # type: ignore[arg-type]  # the subset of Transport it uses
+        if self._poller is not None and not self._done:
+            # Registered even when closing: the queued bytes still need EPOLLOUT edges. Data already
+            # waiting is reported by the first epoll_wait (registration checks the current state).
+            self._poller.watch(self._fd, self)
         if not self._closing:
             self._update_reader()
 
@@ -157,8 +169,9 @@ class SocketStream(Watcher):
             if sent == len(data):
                 return
             data = data[sent:]
-            self._io.add_writer(self._fd, self)
-            self._writer = True
+            if self._poller is None:
+                self._io.add_writer(self._fd, self)
+            self._writer = True  # (edge mode: the socket's next EPOLLOUT edge flushes)
         self._buffer.append(data)
         self._buffered += len(data)
         if self._buffered > self._high and not self._writing_paused:
@@ -195,14 +208,35 @@ class SocketStream(Watcher):
 
     # -- readiness callbacks --------------------------------------------------------------------------
     def on_readable(self) -> None:
-        try:
-            data = self._recv(READ_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._fail(exc)
-            return
-        if len(data) != 0:
+        """Level mode: one read per readiness event (the loop reports the socket again while data waits)."""
+        self._read(1)
+
+    def on_edge(self, events: int) -> None:
+        """Edge mode (rsp's poller): read until drained, or until reading stops; flush on EPOLLOUT."""
+        if events & EDGE_READ:
+            if events & EDGE_HANGUP:
+                self._hangup = True
+            self._maybe_readable = True
+            if self._reader:
+                self._read(MAX_EDGE_READS)
+        if events & EDGE_WRITE and self._writer and not self._done:
+            self.on_writable()
+
+    def _read(self, limit: int) -> None:
+        edge = self._poller is not None
+        for _ in range(limit):
+            try:
+                data = self._recv(READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                self._maybe_readable = False
+                return
+            except OSError as exc:
+                self._fail(exc)
+                return
+            if len(data) == 0:
+                self._maybe_readable = False
+                self._on_end_of_data()
+                return
             native = self._native
             try:
                 if native is not None:
@@ -211,7 +245,21 @@ class SocketStream(Watcher):
                     self._on_data(data)
             except Exception as exc:  # a bug in the protocol: close this stream, keep the loop sane
                 self._internal_error(exc)
-            return
+                return
+            if not edge:
+                return
+            if len(data) < READ_SIZE and not self._hangup:
+                # A short read took all the socket had (TCP hands over what is queued, up to the size
+                # asked); data that arrives later raises a new edge.
+                self._maybe_readable = False
+                return
+            if not self._reader:
+                return  # paused or closed by the protocol; resume_reading() picks up from here
+        poller = self._poller
+        if poller is not None:
+            poller.defer(self)  # more to read: after the other sockets of this iteration have had a turn
+
+    def _on_end_of_data(self) -> None:
         self._eof_received = True
         self._update_reader()
         try:
@@ -248,7 +296,8 @@ class SocketStream(Watcher):
         if buffer:
             return
         if self._writer:  # (a callback above may have closed the stream already)
-            self._io.remove_writer(self._fd)
+            if self._poller is None:
+                self._io.remove_writer(self._fd)
             self._writer = False
         if self._closing:
             self._finish(None)
@@ -259,7 +308,13 @@ class SocketStream(Watcher):
     def _update_reader(self) -> None:
         want = not (self._paused or self._closing or self._eof_received or self._done)
         if want != self._reader:
-            if want:
+            poller = self._poller
+            if poller is not None:
+                # Edge mode needs no epoll_ctl; what arrived while reading was off is read next iteration
+                # (not from inside the caller, which may be another stream's callback).
+                if want and self._maybe_readable:
+                    poller.defer(self)
+            elif want:
                 self._io.add_reader(self._fd, self)
             else:
                 self._io.remove_reader(self._fd)
@@ -296,6 +351,10 @@ class SocketStream(Watcher):
         if self._done:
             return
         self._done = True
+        poller = self._poller
+        if poller is not None:
+            poller.forget(self._fd)  # closing the socket below takes it out of epoll
+            self._reader = self._writer = False
         if self._reader:
             self._io.remove_reader(self._fd)
             self._reader = False
