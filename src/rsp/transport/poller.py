@@ -21,6 +21,7 @@ import asyncio
 import heapq
 import select
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 # asyncio's selector masks (selectors.EVENT_READ, EVENT_WRITE).
@@ -59,6 +60,31 @@ class Watcher:
 
     def on_edge(self, events: int) -> None:
         """An edge-triggered watch (Poller.watch) saw `events` (EDGE_READ and EDGE_WRITE bits)."""
+
+
+class CallbackWatcher(Watcher):
+    """A watcher made of plain callables, for interpreted code (tests, tools): an interpreted class cannot
+    subclass a compiled one."""
+
+    __slots__ = ("_edge", "_readable", "_writable")
+
+    def __init__(self, readable: Callable[[], None] | None = None, writable: Callable[[], None] | None = None,
+                 edge: Callable[[int], None] | None = None) -> None:
+        self._readable = readable
+        self._writable = writable
+        self._edge = edge
+
+    def on_readable(self) -> None:
+        if self._readable is not None:
+            self._readable()
+
+    def on_writable(self) -> None:
+        if self._writable is not None:
+            self._writable()
+
+    def on_edge(self, events: int) -> None:
+        if self._edge is not None:
+            self._edge(events)
 
 
 class Io:

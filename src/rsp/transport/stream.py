@@ -90,7 +90,9 @@ class SocketStream(Watcher):
         self._send: Callable[[bytes], int] = sock.send
         self._protocol = protocol
         # Bound once: each is called per read or per pause, and a stored bound method is a direct call.
-        self._native = protocol if isinstance(protocol, NativeProtocol) else None
+        # Annotated: the narrowed type of `protocol` would be an intersection with StreamProtocol, which
+        # mypyc calls through Python's generic method call.
+        self._native: NativeProtocol | None = protocol if isinstance(protocol, NativeProtocol) else None
         self._on_data: Callable[[bytes], None] = protocol.data_received
         self._on_eof: Callable[[], bool | None] = protocol.eof_received
         self._on_lost: Callable[[Exception | None], None] = protocol.connection_lost

@@ -1,0 +1,251 @@
+"""rsp's own event loop (rsp.transport.event_loop, rsp.transport.poller) on real sockets: asyncio's
+contract (timers, call_soon, call_soon_threadsafe, streams, stop) and the poller's own rules (native
+watchers, edge-triggered watches, deferred reads, stale events of a reused descriptor, errors in a
+callback)."""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from rsp.transport.event_loop import RspEventLoop
+from rsp.transport.poller import EDGE_EVENTS, CallbackWatcher, Poller
+from rsp.transport.stream import MAX_EDGE_READS, READ_SIZE, SocketStream
+
+
+@pytest.fixture
+def loop() -> Iterator[RspEventLoop]:
+    loop = RspEventLoop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    loop.errors = errors  # type: ignore[attr-defined]
+    try:
+        yield loop
+    finally:
+        loop.close()
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
+
+
+class Recorder:
+    """Writes down what a watcher was told (registered through a CallbackWatcher: an interpreted class
+    cannot subclass the compiled Watcher)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.edges: list[int] = []
+        self.watcher = CallbackWatcher(lambda: self.seen.append("read"), lambda: self.seen.append("write"),
+                                       self.edges.append)
+
+
+def run_briefly(loop: asyncio.AbstractEventLoop, seconds: float = 0.05) -> None:
+    loop.run_until_complete(asyncio.sleep(seconds))
+
+
+def test_timers_run_in_order_and_cancelled_ones_never(loop: RspEventLoop) -> None:
+    ran: list[int] = []
+    handles = [loop.call_later(0.001 * (i % 7), ran.append, i) for i in range(300)]
+    # More than half of more than 100 timers cancelled: the loop purges its heap (its other branch).
+    for handle in handles[::3] + handles[1::3]:
+        handle.cancel()
+    run_briefly(loop, 0.05)
+    kept = [i for i in range(300) if i % 3 == 2]
+    assert sorted(ran) == kept
+    assert ran == sorted(kept, key=lambda i: (i % 7, i))  # by deadline, then in scheduling order
+    assert all(not h._scheduled for h in handles)  # type: ignore[attr-defined]
+
+
+def test_call_soon_threadsafe_wakes_a_sleeping_loop(loop: RspEventLoop) -> None:
+    done = loop.create_future()
+    threading.Timer(0.05, lambda: loop.call_soon_threadsafe(done.set_result, "woken")).start()
+    assert loop.run_until_complete(asyncio.wait_for(done, 5)) == "woken"
+
+
+def test_asyncio_streams_share_the_epoll_with_rsp_watchers(loop: RspEventLoop) -> None:
+    """An asyncio server and client (the selector's descriptors) work beside a native watcher."""
+    ours, peer = pair()
+    recorder = Recorder()
+    loop.rsp_poller.add_reader(ours.fileno(), recorder.watcher)
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> bytes:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"hello\n")
+        peer.send(b"x")  # the native watcher's socket becomes readable meanwhile
+        line = await reader.readline()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return line
+
+    try:
+        assert loop.run_until_complete(asyncio.wait_for(scenario(), 5)) == b"hello\n"
+        assert "read" in recorder.seen  # level-triggered: reported while the byte waits
+        loop.rsp_poller.remove_reader(ours.fileno())
+        assert loop.rsp_poller.interest(ours.fileno()) == 0
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_asyncio_cannot_register_a_descriptor_the_poller_owns(loop: RspEventLoop) -> None:
+    ours, peer = pair()
+    try:
+        loop.rsp_poller.add_reader(ours.fileno(), Recorder().watcher)
+        with pytest.raises(RuntimeError, match="registered with rsp's poller"):
+            loop.add_reader(ours.fileno(), lambda: None)
+        loop.rsp_poller.remove_reader(ours.fileno())
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_a_failing_watcher_reaches_the_exception_handler_and_the_loop_goes_on(loop: RspEventLoop) -> None:
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise ValueError("bug in a callback")
+
+    ours, peer = pair()
+    try:
+        loop.rsp_poller.add_reader(ours.fileno(), CallbackWatcher(broken))
+        peer.send(b"x")
+        run_briefly(loop, 0.02)
+        assert calls
+        errors = loop.errors  # type: ignore[attr-defined]
+        assert errors and isinstance(errors[0]["exception"], ValueError)
+        assert loop.run_until_complete(asyncio.sleep(0, "still running")) == "still running"
+        loop.rsp_poller.remove_reader(ours.fileno())
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_an_edge_is_reported_once_until_the_state_changes(loop: RspEventLoop) -> None:
+    ours, peer = pair()
+    recorder = Recorder()
+    try:
+        loop.rsp_poller.watch(ours.fileno(), recorder.watcher)
+        assert loop.rsp_poller.interest(ours.fileno()) == EDGE_EVENTS
+        peer.send(b"abc")
+        run_briefly(loop, 0.02)
+        reads = [e for e in recorder.edges if e & select.EPOLLIN]
+        assert len(reads) == 1  # unread data is not reported again (level-triggered would spin)
+        peer.send(b"def")
+        run_briefly(loop, 0.02)
+        assert len([e for e in recorder.edges if e & select.EPOLLIN]) == 2
+        peer.shutdown(socket.SHUT_WR)
+        run_briefly(loop, 0.02)
+        assert recorder.edges[-1] & select.EPOLLRDHUP
+        loop.rsp_poller.forget(ours.fileno())
+        assert loop.rsp_poller.interest(ours.fileno()) == 0
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_a_stale_event_never_reaches_the_new_owner_of_a_reused_descriptor(loop: RspEventLoop) -> None:
+    """Two sockets ready in one batch; the first callback closes the second and a new socket takes its
+    descriptor number: the batch's event for the old socket must not be delivered to the new one."""
+    poller: Poller = loop.rsp_poller
+    a, a_peer = pair()
+    b, b_peer = pair()
+    replacement: list[socket.socket] = []
+    reused: list[bool] = []
+    newcomer = Recorder()
+
+    def close_b_and_reuse_its_number(events: int) -> None:
+        if replacement or not events & select.EPOLLIN:
+            return  # only on a's data edge (the first edges only say writable)
+        number = b.fileno()
+        poller.forget(number)
+        b.close()
+        new, new_peer = pair()  # the lowest free descriptor: b's old number
+        replacement.extend((new, new_peer))
+        reused.append(new.fileno() == number)
+        poller.watch(new.fileno(), newcomer.watcher)
+
+    try:
+        poller.watch(a.fileno(), CallbackWatcher(edge=close_b_and_reuse_its_number))
+        poller.watch(b.fileno(), Recorder().watcher)
+        run_briefly(loop, 0.01)  # the first edges (writable) are out of the way
+        a_peer.send(b"1")
+        b_peer.send(b"2")
+        run_briefly(loop, 0.02)
+        assert reused == [True], "the new socket took the closed one's descriptor number"
+        # The newcomer may see its own first edge (writable), never the old socket's data edge.
+        assert all(not e & select.EPOLLIN for e in newcomer.edges)
+    finally:
+        for s in (a, a_peer, b, b_peer, *replacement):
+            s.close()
+
+
+class Counting(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.received = 0
+        self.reads = 0
+        self.eof = False
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        self.reads += 1
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return True
+
+
+def test_a_stream_reads_past_the_per_edge_limit_by_deferring(loop: RspEventLoop) -> None:
+    """More than MAX_EDGE_READS full reads behind one edge: the rest is read in later iterations (the edge
+    is not reported again), and another stream is served in between."""
+    ours, peer = pair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+    other, other_peer = pair()
+    big, small = Counting(), Counting()
+    total = (MAX_EDGE_READS + 8) * READ_SIZE
+    stream = SocketStream(loop, ours, big)
+    stream2 = SocketStream(loop, other, small)
+    try:
+        peer.setblocking(True)
+        def send_all() -> None:
+            peer.sendall(b"x" * total)
+            peer.shutdown(socket.SHUT_WR)
+
+        other_peer.send(b"ping")
+        stream.start()
+        stream2.start()
+        sender = threading.Thread(target=send_all)
+        sender.start()
+
+        async def until_done() -> None:
+            while not big.eof:
+                await asyncio.sleep(0.001)
+
+        loop.run_until_complete(asyncio.wait_for(until_done(), 10))
+        sender.join(10)
+        assert big.received == total
+        assert small.received == 4
+        assert big.reads > MAX_EDGE_READS  # some of them came from deferred turns
+    finally:
+        stream.abort()
+        stream2.abort()
+        run_briefly(loop, 0.01)
+        peer.close()
+        other_peer.close()
