@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import sys
+import threading
 
-from rsp.transport.poller import Poller, run_once
+from rsp.transport.poller import Poller, run_once, run_until_stopped
 
 
 class RspEventLoop(asyncio.SelectorEventLoop):
@@ -26,6 +28,25 @@ class RspEventLoop(asyncio.SelectorEventLoop):
 
     def _run_once(self) -> None:
         run_once(self, self.rsp_poller)
+
+    def run_forever(self) -> None:
+        """BaseEventLoop.run_forever of CPython 3.11, with the iterations in compiled code."""
+        self._check_closed()  # type: ignore[attr-defined]
+        self._check_running()  # type: ignore[attr-defined]
+        self._set_coroutine_origin_tracking(self._debug)  # type: ignore[attr-defined]
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
+                                   finalizer=self._asyncgen_finalizer_hook)  # type: ignore[attr-defined]
+            asyncio.events._set_running_loop(self)
+            run_until_stopped(self, self.rsp_poller)
+        finally:
+            self._stopping = False
+            self._thread_id = None  # type: ignore[assignment]
+            asyncio.events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)  # type: ignore[attr-defined]
+            sys.set_asyncgen_hooks(*old_agen_hooks)
 
     def _add_reader(self, fd: object, callback: object, *args: object) -> object:
         self._check_not_ours(fd)
