@@ -10,13 +10,12 @@ import socket
 import time
 from typing import Any
 
-import uvloop
-
 from rsp.config.lua_loader import parse_config
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import ClientConnection, HttpProxy
 from rsp.proxy.http_upstream import UpstreamConnection
 from rsp.proxy.pools import PoolRuntime
+from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.stream import SocketStream
 
 REQUEST = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
@@ -52,7 +51,7 @@ DISTINCT = 1000
 
 
 def main(n: int = 20_000) -> None:
-    loop = uvloop.new_event_loop()
+    loop = RspEventLoop()  # what rsp runs on (rsp.cli.new_event_loop)
     asyncio.set_event_loop(loop)
     cfg = parse_config('listen = {{ port = 8080, mode = "http" }}\nbackends = { "127.0.0.1:9" }\n'
                        'http = { access_log = "off", pool_max_requests = 1000000000 }\n', "bench.lua")

@@ -85,7 +85,7 @@ class UpstreamConnection(NativeProtocol):
         if self.exchange is exchange and client.wait == WAIT_STREAM:
             # The response is still coming: the backend has response_timeout from now for its next bytes.
             proxy = client.proxy
-            client.deadline = proxy.clock() + proxy.response_timeout
+            client.deadline = proxy.now() + proxy.response_timeout
 
     def eof_received(self) -> bool | None:
         exchange = self.exchange

@@ -18,6 +18,12 @@ listed here:
 - `pause_reading()`/`resume_reading()` stop and restart reads (bounded memory, backpressure).
 A bug in a protocol callback closes that stream (logged) instead of leaving a level-triggered descriptor
 spinning the loop.
+
+Two ways to hear of readiness (rsp.transport.poller): on rsp's own loop the socket is watched
+edge-triggered (`on_edge`: registered once, read until a short read, EAGAIN or end of data, at most
+MAX_EDGE_READS per edge, the rest deferred to the next iteration; a pause only stops reading, and a resume
+defers a read if an edge came meanwhile); on any other asyncio loop it uses add_reader/add_writer,
+level-triggered (`on_readable`/`on_writable`, one read per event).
 """
 
 from __future__ import annotations
