@@ -262,6 +262,9 @@ class ClientConnection(NativeProtocol):
         if exchange is not None:
             exchange.client_gone()
         self.exchange = None
+        # The stream refers to us: dropping it breaks the cycle, so both are freed now by reference
+        # counting instead of by the cyclic garbage collector (measured with ab: ~2% of the CPU).
+        self.transport = None
 
     def pause_writing(self) -> None:
         exchange = self.exchange

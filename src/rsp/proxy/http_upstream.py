@@ -110,6 +110,7 @@ class UpstreamConnection(NativeProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.discard(self)
+        self.transport = None  # breaks the stream <-> protocol cycle (see ClientConnection.connection_lost)
         exchange = self.exchange
         if exchange is not None:
             self.exchange = None

@@ -53,10 +53,16 @@ def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.s
     return sock
 
 
+# Acceptor.nodelay: not known yet, inherited from the listener, or to be set on each connection.
+NODELAY_UNKNOWN: Final = 0
+NODELAY_INHERITED: Final = 1
+NODELAY_SET_EACH: Final = 2
+
+
 class Acceptor(Watcher):
     """Accepts connections from one listening socket and hands each to `handler`."""
 
-    __slots__ = ("active", "fd", "handler", "io", "loop", "sock")
+    __slots__ = ("active", "fd", "handler", "io", "kind", "loop", "nodelay", "sock")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handler: AcceptHandler) -> None:
         self.loop = loop
@@ -65,6 +71,17 @@ class Acceptor(Watcher):
         self.fd = sock.fileno()
         self.handler = handler
         self.active = False
+        # The accepted sockets' family, type and protocol, as plain ints (socket.socket's properties
+        # convert them to enums on every read).
+        self.kind = (int(sock.family), int(sock.type), sock.proto)
+        # Linux copies TCP_NODELAY from a listening socket to the sockets it accepts, which saves a
+        # setsockopt per connection. Set on the listener here; whether it was inherited is checked on the
+        # first connection (NODELAY_UNKNOWN), and if not, every connection gets its own setsockopt.
+        self.nodelay = NODELAY_UNKNOWN
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            self.nodelay = NODELAY_SET_EACH
 
     @property
     def port(self) -> int:
@@ -82,11 +99,14 @@ class Acceptor(Watcher):
         self.sock.close()
 
     def on_readable(self) -> None:
-        accept = self.sock.accept
+        # The C-level accept and socket object: socket.socket.accept() is interpreted Python around them.
+        accept = self.sock._accept  # type: ignore[attr-defined]
+        family, kind, proto = self.kind
         handler = self.handler
         for _ in range(ACCEPT_BATCH):
             try:
-                conn, addr = accept()
+                fd, addr = accept()
+                conn = socket.socket(family, kind, proto, fileno=fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -95,5 +115,14 @@ class Acceptor(Watcher):
                 get_logger().error("accept failed on port %s: %s", self.port, exc.strerror or exc)
                 return
             conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.nodelay != NODELAY_INHERITED:
+                self._set_nodelay(conn)
             handler(conn, addr)
+
+    def _set_nodelay(self, conn: socket.socket) -> None:
+        if self.nodelay == NODELAY_UNKNOWN:
+            inherited = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            self.nodelay = NODELAY_INHERITED if inherited else NODELAY_SET_EACH
+            if inherited:
+                return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
