@@ -6,6 +6,7 @@ callback)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import socket
 import threading
@@ -16,6 +17,7 @@ import pytest
 from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.poller import EDGE_EVENTS, CallbackWatcher, Poller
 from rsp.transport.stream import MAX_EDGE_READS, READ_SIZE, SocketStream
+from support.sockets import nonblocking_pair
 
 
 @pytest.fixture
@@ -28,13 +30,6 @@ def loop() -> Iterator[RspEventLoop]:
         yield loop
     finally:
         loop.close()
-
-
-def pair() -> tuple[socket.socket, socket.socket]:
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
 
 
 class Recorder:
@@ -73,7 +68,7 @@ def test_call_soon_threadsafe_wakes_a_sleeping_loop(loop: RspEventLoop) -> None:
 
 def test_asyncio_streams_share_the_epoll_with_rsp_watchers(loop: RspEventLoop) -> None:
     """An asyncio server and client (the selector's descriptors) work beside a native watcher."""
-    ours, peer = pair()
+    ours, peer = nonblocking_pair()
     recorder = Recorder()
     loop.rsp_poller.add_reader(ours.fileno(), recorder.watcher)
 
@@ -105,7 +100,7 @@ def test_asyncio_streams_share_the_epoll_with_rsp_watchers(loop: RspEventLoop) -
 
 
 def test_asyncio_cannot_register_a_descriptor_the_poller_owns(loop: RspEventLoop) -> None:
-    ours, peer = pair()
+    ours, peer = nonblocking_pair()
     try:
         loop.rsp_poller.add_reader(ours.fileno(), Recorder().watcher)
         with pytest.raises(RuntimeError, match="registered with rsp's poller"):
@@ -123,7 +118,7 @@ def test_a_failing_watcher_reaches_the_exception_handler_and_the_loop_goes_on(lo
         calls.append(1)
         raise ValueError("bug in a callback")
 
-    ours, peer = pair()
+    ours, peer = nonblocking_pair()
     try:
         loop.rsp_poller.add_reader(ours.fileno(), CallbackWatcher(broken))
         peer.send(b"x")
@@ -139,7 +134,7 @@ def test_a_failing_watcher_reaches_the_exception_handler_and_the_loop_goes_on(lo
 
 
 def test_an_edge_is_reported_once_until_the_state_changes(loop: RspEventLoop) -> None:
-    ours, peer = pair()
+    ours, peer = nonblocking_pair()
     recorder = Recorder()
     try:
         loop.rsp_poller.watch(ours.fileno(), recorder.watcher)
@@ -165,8 +160,8 @@ def test_a_stale_event_never_reaches_the_new_owner_of_a_reused_descriptor(loop: 
     """Two sockets ready in one batch; the first callback closes the second and a new socket takes its
     descriptor number: the batch's event for the old socket must not be delivered to the new one."""
     poller: Poller = loop.rsp_poller
-    a, a_peer = pair()
-    b, b_peer = pair()
+    a, a_peer = nonblocking_pair()
+    b, b_peer = nonblocking_pair()
     replacement: list[socket.socket] = []
     reused: list[bool] = []
     newcomer = Recorder()
@@ -177,7 +172,11 @@ def test_a_stale_event_never_reaches_the_new_owner_of_a_reused_descriptor(loop: 
         number = b.fileno()
         poller.forget(number)
         b.close()
-        new, new_peer = pair()  # the lowest free descriptor: b's old number
+        new, new_peer = nonblocking_pair()
+        # Give the new socket b's old number for sure (the lowest free descriptor may be another one).
+        os.dup2(new.fileno(), number)
+        new.close()
+        new = socket.socket(fileno=number)
         replacement.extend((new, new_peer))
         reused.append(new.fileno() == number)
         poller.watch(new.fileno(), newcomer.watcher)
@@ -215,9 +214,9 @@ class Counting(asyncio.Protocol):
 def test_a_stream_reads_past_the_per_edge_limit_by_deferring(loop: RspEventLoop) -> None:
     """More than MAX_EDGE_READS full reads behind one edge: the rest is read in later iterations (the edge
     is not reported again), and another stream is served in between."""
-    ours, peer = pair()
+    ours, peer = nonblocking_pair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-    other, other_peer = pair()
+    other, other_peer = nonblocking_pair()
     big, small = Counting(), Counting()
     total = (MAX_EDGE_READS + 8) * READ_SIZE
     stream = SocketStream(loop, ours, big)

@@ -12,6 +12,7 @@ import uvloop
 
 from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.relay import SPLICE_SWITCH_BYTES, Relay, SharedBuffer
+from support.sockets import nonblocking_pair
 
 READ_SIZE = 64 * 1024
 
@@ -26,20 +27,13 @@ def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
         loop.close()
 
 
-def pair() -> tuple[socket.socket, socket.socket]:
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
-
-
 class Harness:
     """client_peer <-> [client | relay | upstream] <-> upstream_peer"""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, read_size: int = READ_SIZE) -> None:
         self.loop = loop
-        self.client_peer, client = pair()
-        upstream, self.upstream_peer = pair()
+        self.client_peer, client = nonblocking_pair()
+        upstream, self.upstream_peer = nonblocking_pair()
         self.closed: list[Relay] = []
         self.relay = Relay(loop, client, upstream, SharedBuffer(read_size), read_size, self.closed.append)
         self.relay.start()

@@ -22,6 +22,7 @@ from rsp.logs import LOGGER_NAME
 from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.poller import EDGE_EVENTS
 from rsp.transport.stream import READ_SIZE, SocketStream
+from support.sockets import nonblocking_pair
 
 HIGH = 64 * 1024
 LOW = 16 * 1024
@@ -56,13 +57,6 @@ def assert_unregistered(loop: asyncio.AbstractEventLoop, fd: int) -> None:
         return
     assert loop.remove_reader(fd) is False
     assert loop.remove_writer(fd) is False
-
-
-def unix_pair() -> tuple[socket.socket, socket.socket]:
-    ours, peer = socket.socketpair()
-    ours.setblocking(False)
-    peer.setblocking(False)
-    return ours, peer
 
 
 def tcp_pair(small_buffers: bool = False) -> tuple[socket.socket, socket.socket, tuple[str, int]]:
@@ -222,7 +216,7 @@ class Harness:
 
 def test_start_calls_connection_made_then_delivers_a_large_payload_in_order(
         loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *unix_pair(), start=False)
+    h = Harness(loop, *nonblocking_pair(), start=False)
     try:
         assert h.proto.calls == []
         h.stream.start()
@@ -248,7 +242,7 @@ def test_start_calls_connection_made_then_delivers_a_large_payload_in_order(
 
 
 def test_close_inside_connection_made_reads_nothing(loop: asyncio.AbstractEventLoop) -> None:
-    ours, peer = unix_pair()
+    ours, peer = nonblocking_pair()
     peer.sendall(b"never read")
     h = Harness(loop, ours, peer, start=False)
     try:
@@ -267,7 +261,7 @@ def test_close_inside_connection_made_reads_nothing(loop: asyncio.AbstractEventL
 # -- peer EOF -----------------------------------------------------------------------------------------
 
 def test_peer_eof_with_default_answer_closes_in_a_later_iteration(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *unix_pair())
+    h = Harness(loop, *nonblocking_pair())
     try:
         # A callback scheduled from inside eof_received runs before connection_lost: the stream closed
         # after eof_received returned, and connection_lost was scheduled, not called from inside.
@@ -288,7 +282,7 @@ def test_peer_eof_with_default_answer_closes_in_a_later_iteration(loop: asyncio.
 
 
 def test_peer_eof_answered_true_keeps_our_side_writable(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *unix_pair(), protocol=Recorder(keep_open=True))
+    h = Harness(loop, *nonblocking_pair(), protocol=Recorder(keep_open=True))
     try:
         h.peer.shutdown(socket.SHUT_WR)
         assert h.run_until(lambda: h.proto.count("eof"))
@@ -309,7 +303,7 @@ def test_peer_eof_answered_true_keeps_our_side_writable(loop: asyncio.AbstractEv
 # -- writing: flow control ----------------------------------------------------------------------------
 
 def test_write_buffer_limits_pause_once_and_resume_once(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *unix_pair())
+    h = Harness(loop, *nonblocking_pair())
     try:
         h.stream.set_write_buffer_limits(high=HIGH, low=LOW)
         blob = os.urandom(4 * MIB)
@@ -346,7 +340,7 @@ def test_write_buffer_limits_pause_once_and_resume_once(loop: asyncio.AbstractEv
 
 
 def test_write_buffer_size_counts_exactly_what_is_queued(loop: asyncio.AbstractEventLoop) -> None:
-    ours, peer = unix_pair()
+    ours, peer = nonblocking_pair()
     h = Harness(loop, ours, peer, start=False)
     try:
         filled = fill_kernel_buffers(ours)  # so that nothing the stream writes can be sent at once
@@ -367,7 +361,7 @@ def test_write_buffer_size_counts_exactly_what_is_queued(loop: asyncio.AbstractE
 
 
 def test_more_queued_writes_than_iov_max_still_arrive(loop: asyncio.AbstractEventLoop) -> None:
-    ours, peer = unix_pair()
+    ours, peer = nonblocking_pair()
     h = Harness(loop, ours, peer, start=False)
     try:
         filled = fill_kernel_buffers(ours)
@@ -386,7 +380,7 @@ def test_more_queued_writes_than_iov_max_still_arrive(loop: asyncio.AbstractEven
 # -- close, abort, write_eof --------------------------------------------------------------------------
 
 def test_close_sends_everything_queued_then_eof(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *unix_pair())
+    h = Harness(loop, *nonblocking_pair())
     try:
         blob = os.urandom(MIB)
         h.stream.write(blob)
@@ -415,7 +409,7 @@ def test_close_sends_everything_queued_then_eof(loop: asyncio.AbstractEventLoop)
 
 
 def test_close_stops_reading_at_once(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *unix_pair())
+    h = Harness(loop, *nonblocking_pair())
     try:
         blob = os.urandom(MIB)
         h.stream.write(blob)
@@ -434,7 +428,7 @@ def test_close_stops_reading_at_once(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def test_abort_drops_what_is_queued(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *unix_pair())
+    h = Harness(loop, *nonblocking_pair())
     try:
         blob = os.urandom(MIB)
         h.stream.write(blob)
@@ -460,7 +454,7 @@ def test_abort_drops_what_is_queued(loop: asyncio.AbstractEventLoop) -> None:
 
 @pytest.mark.parametrize("size", [0, 16, 512 * 1024])
 def test_write_eof_after_queued_data_and_reading_goes_on(loop: asyncio.AbstractEventLoop, size: int) -> None:
-    h = Harness(loop, *unix_pair())
+    h = Harness(loop, *nonblocking_pair())
     try:
         assert h.stream.can_write_eof() is True
         blob = os.urandom(size)
@@ -488,7 +482,7 @@ def test_write_eof_after_queued_data_and_reading_goes_on(loop: asyncio.AbstractE
 # -- reading: flow control ----------------------------------------------------------------------------
 
 def test_pause_reading_holds_data_and_eof_until_resumed(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *unix_pair())
+    h = Harness(loop, *nonblocking_pair())
     try:
         h.stream.pause_reading()
         h.peer.sendall(b"sent while paused")
@@ -505,7 +499,7 @@ def test_pause_reading_holds_data_and_eof_until_resumed(loop: asyncio.AbstractEv
 
 
 def test_pausing_inside_data_received_takes_one_read_per_resume(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *unix_pair())
+    h = Harness(loop, *nonblocking_pair())
     try:
         h.proto.hooks["data"] = h.stream.pause_reading
         blob = os.urandom(192 * 1024)
@@ -547,7 +541,7 @@ def test_a_bug_in_a_protocol_callback_aborts_the_stream_and_is_logged(
     logger = logging.getLogger(LOGGER_NAME)
     records = _Records()
     logger.addHandler(records)  # on the logger itself: setup_logging() turns propagation off
-    h = Harness(loop, *unix_pair())
+    h = Harness(loop, *nonblocking_pair())
     try:
         def bug() -> None:
             raise RuntimeError(f"bug in {where}")
@@ -655,7 +649,7 @@ def test_peer_reset_while_idle_is_found_by_the_next_write(loop: asyncio.Abstract
 def test_extra_info(loop: asyncio.AbstractEventLoop) -> None:
     ours, peer, address = tcp_pair()
     h = Harness(loop, ours, peer, peername=address)
-    anonymous = Harness(loop, *unix_pair(), peername=())
+    anonymous = Harness(loop, *nonblocking_pair(), peername=())
     try:
         assert h.stream.get_extra_info("peername") == address == peer.getsockname()
         assert h.stream.get_extra_info("sockname") == ours.getsockname()
