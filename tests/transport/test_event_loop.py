@@ -173,10 +173,11 @@ def test_a_stale_event_never_reaches_the_new_owner_of_a_reused_descriptor(loop: 
         poller.forget(number)
         b.close()
         new, new_peer = nonblocking_pair()
-        # Give the new socket b's old number for sure (the lowest free descriptor may be another one).
-        os.dup2(new.fileno(), number)
-        new.close()
-        new = socket.socket(fileno=number)
+        if new.fileno() != number:
+            # Give the new socket b's old number for sure (the lowest free descriptor was another one).
+            os.dup2(new.fileno(), number)
+            new.close()
+            new = socket.socket(fileno=number)
         replacement.extend((new, new_peer))
         reused.append(new.fileno() == number)
         poller.watch(new.fileno(), newcomer.watcher)
@@ -188,7 +189,7 @@ def test_a_stale_event_never_reaches_the_new_owner_of_a_reused_descriptor(loop: 
         a_peer.send(b"1")
         b_peer.send(b"2")
         run_briefly(loop, 0.02)
-        assert reused == [True], "the new socket took the closed one's descriptor number"
+        assert reused == [True], loop.errors  # type: ignore[attr-defined]  # the closer ran without error
         # The newcomer may see its own first edge (writable), never the old socket's data edge.
         assert all(not e & select.EPOLLIN for e in newcomer.edges)
     finally:
