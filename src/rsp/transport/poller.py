@@ -192,6 +192,9 @@ class Poller(Io):
 
     def watch(self, fd: int, watcher: Watcher) -> None:
         self._grow(fd)
+        # A closed descriptor's level-triggered callbacks, if its owner never removed them, are not this
+        # socket's.
+        self._readers[fd] = self._writers[fd] = None
         self._edges[fd] = watcher
         self._masks[fd] = EDGE_EVENTS
         try:
