@@ -1,6 +1,7 @@
 """Per-request Python cost of rsp's HTTP path, without sockets: a client connection and a pooled upstream
-connection on rsp's socket streams over sockets whose send only counts, so only rsp's own code (stream,
-parser, routing, balancer, exchange, serializer) is timed. Run: .venv/bin/python bench/http_path_micro.py
+connection on rsp's socket streams (on rsp's event loop) over sockets whose send only counts, so only rsp's
+own code (stream, parser, routing, balancer, exchange, serializer) is timed.
+Run: .venv/bin/python bench/http_path_micro.py
 """
 
 from __future__ import annotations
