@@ -29,7 +29,6 @@ for the measurements behind these choices.
 from __future__ import annotations
 
 import re
-from collections import deque
 from typing import Final, NoReturn
 
 from rsp.errors import ProtocolError
@@ -968,7 +967,10 @@ class ResponseParser(_MessageParser):
         max_header_count: int = MAX_HEADER_COUNT,
     ) -> None:
         super().__init__(502, max_status_line, max_header_section, max_header_count)
-        self._methods: deque[bytes] = deque()
+        # Methods of the requests sent whose final response is still due, oldest first. A list: compiled,
+        # append and pop(0) are native operations (a deque's methods are generic calls), and it holds one
+        # entry per request pipelined on the connection: at most one in rsp (one exchange at a time).
+        self._methods: list[bytes] = []
         # The last final response head parsed, the method it answered, its event and the state after it
         # (see _MessageParser.__init__).
         self._last_head = b""
@@ -1005,7 +1007,7 @@ class ResponseParser(_MessageParser):
     def _end_message(self, events: list[Event], end: EndOfMessage) -> None:
         events.append(end)
         self._state = self._after_body
-        self._methods.popleft()  # the final response to the oldest request is complete
+        self._methods.pop(0)  # the final response to the oldest request is complete
 
     def _check_start_line(self, buf: bytes, pos: int, line_end: int) -> None:
         match = _STATUS_LINE_RE.fullmatch(buf, pos, line_end)
@@ -1244,14 +1246,14 @@ class ResponseParser(_MessageParser):
         if framing is NO_BODY:
             events.append(END_OF_MESSAGE)
             self._state = after
-            self._methods.popleft()
+            self._methods.pop(0)
             return pos
         if framing.kind == "length" and len(buf) - pos >= framing.length:  # the whole body has arrived
             end = pos + framing.length
             events.append(Data(buf[pos:end]))
             events.append(END_OF_MESSAGE)
             self._state = after
-            self._methods.popleft()
+            self._methods.pop(0)
             return end
         self._begin_body(framing, events, after)
         return pos

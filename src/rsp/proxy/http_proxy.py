@@ -21,7 +21,7 @@ import asyncio
 import ipaddress
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Final, cast
 
 from rsp.config.model import Config, HttpSettings
@@ -59,7 +59,7 @@ JOIN_LIMIT: Final = 16 * 1024
 class HttpProxy:
     """One HTTP listener: routing, pools, the upstream idle pools, live client connections."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, config: Config, pools: Mapping[str, PoolRuntime],
+    def __init__(self, loop: asyncio.AbstractEventLoop, config: Config, pools: dict[str, PoolRuntime],
                  default_pool: str, access_log: AccessLog) -> None:
         self.loop = loop
         # The clock of every deadline here (tick() reads it too). time.monotonic is the clock asyncio's
@@ -81,7 +81,7 @@ class HttpProxy:
         self.keepalive_timeout = s.keepalive_timeout
         self.max_body_size = s.max_body_size
         self.via = s.via
-        self.pools = pools
+        self.pools = pools  # a dict (not a Mapping): compiled, the lookup per request is a native operation
         self.router = Router(config.routes, default_pool)
         self.access_log = access_log
         self.high_water = config.high_water
