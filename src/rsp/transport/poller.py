@@ -6,10 +6,13 @@ keep-alive request that is two events per request, about 0.7 us of the proxy's 6
 `wrk -c50`). Here the loop iteration itself is compiled (native_modules.txt): one `epoll.poll` per
 iteration, and each event of an rsp socket is a native method call on its `Watcher`.
 
-The shape is asyncio's: `add_reader`/`add_writer` per descriptor, level-triggered, callbacks run from the
-loop. Everything else (timers, `call_soon`, transports, servers, subprocesses, signals) is the standard
-library's `SelectorEventLoop` (rsp.transport.event_loop), whose selector shares the one epoll descriptor:
-`run_once` below is its `_run_once` (CPython 3.11, base_events.py) with rsp's watchers dispatched inline.
+Two ways to register: asyncio's shape (`add_reader`/`add_writer` per descriptor, level-triggered; the TCP
+relay and the listeners), and edge-triggered watches (`watch`; HTTP streams, see the comment there).
+Callbacks run from the loop, and an exception in one reaches the loop's exception handler.
+
+Everything else (timers, `call_soon`, transports, servers, subprocesses, signals) is the standard library's
+`SelectorEventLoop` (rsp.transport.event_loop), whose selector shares the one epoll descriptor: `_iterate`
+below is its `_run_once` (CPython 3.11, base_events.py) with rsp's watchers dispatched inline.
 
 `Io` is the registration interface the transports use, so the same code runs on any asyncio loop
 (`LoopIo`: uvloop in some tests, the stdlib loop elsewhere) and on rsp's loop (`Poller`).
