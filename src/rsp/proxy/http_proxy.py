@@ -37,7 +37,7 @@ from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.waits import WAIT_BODY, WAIT_HEAD, WAIT_KEEPALIVE, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
 from rsp.routes.router import Router
 from rsp.transport.connect import UpstreamConnect
-from rsp.transport.poller import Poller, io_for
+from rsp.transport.poller import poller_of
 from rsp.transport.stream import NativeProtocol, SocketStream, StreamProtocol
 from rsp.upstream.records import BackendRecord
 
@@ -68,8 +68,7 @@ class HttpProxy:
         self.clock: Callable[[], float] = time.monotonic
         # On rsp's loop, deadlines read the time its poller took when the current iteration began (see
         # now()); the access log's durations keep the exact clock.
-        io = io_for(loop)
-        self.poller: Poller | None = io if isinstance(io, Poller) else None
+        self.poller = poller_of(loop)
         self.config = config
         self.settings: HttpSettings = config.http
         # The settings read on every request, as attributes of this (compiled) class: the config's frozen

@@ -334,12 +334,16 @@ def _run_edge(watcher: Watcher, events: int, loop: Any) -> None:
         loop.call_exception_handler({"message": f"Exception in event callback of {watcher!r}", "exception": exc})
 
 
-def io_for(loop: asyncio.AbstractEventLoop) -> Io:
-    """The loop's own poller when it has one (rsp.transport.event_loop), else its add_reader/add_writer."""
+def poller_of(loop: asyncio.AbstractEventLoop) -> Poller | None:
+    """The loop's own poller (rsp.transport.event_loop), or None for any other asyncio loop."""
     poller = getattr(loop, "rsp_poller", None)
-    if isinstance(poller, Poller):
-        return poller
-    return LoopIo(loop)
+    return poller if isinstance(poller, Poller) else None
+
+
+def io_for(loop: asyncio.AbstractEventLoop) -> Io:
+    """The loop's own poller when it has one, else its add_reader/add_writer."""
+    poller = poller_of(loop)
+    return poller if poller is not None else LoopIo(loop)
 
 
 def run_once(loop: Any, poller: Poller) -> None:
