@@ -369,9 +369,11 @@ def run_until_stopped(loop: Any, poller: Poller) -> None:
 def _iterate(loop: Any, poller: Poller, ready: Any, scheduled: list[Any], resolution: float) -> None:
     """asyncio.BaseEventLoop._run_once of CPython 3.11, with the poller's wait and dispatch.
 
-    Differences, all deliberate: the loop's clock is read as time.monotonic() (what its time() returns),
-    and only when a timer is pending; the heap of timers is purged in place; watchers that deferred work
-    run right after the poll; debug mode's slow-callback warnings are not produced.
+    Differences, all deliberate: the loop's clock is read as time.monotonic() (what its time() returns):
+    before the wait only when a timer decides the timeout, and timers fall due against the poller's `now`
+    (read once when the wait returns, before any callback ran); the heap of timers is purged in place;
+    watchers that deferred work run right after the poll; debug mode's slow-callback warnings are not
+    produced.
     """
     count = len(scheduled)
     if count != 0:

@@ -283,7 +283,7 @@ class SocketStream(Watcher):
         if not buffer:
             return  # a stale event (the descriptor's number was reused within one batch of events)
         try:
-            sent = self._sock.sendmsg(buffer[:MAX_IOV]) if len(buffer) > 1 else self._sock.send(buffer[0])
+            sent = self._sock.sendmsg(buffer[:MAX_IOV]) if len(buffer) > 1 else self._send(buffer[0])
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
