@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -231,23 +232,21 @@ RESPONSE_CONTEXT_VALUES: dict[str, tuple[object, object]] = {
 }
 
 
-@pytest.mark.parametrize("field", list(REQUEST_CONTEXT_VALUES))
-def test_request_contexts_differing_in_one_field_are_not_the_same(field: str) -> None:
-    assert set(REQUEST_CONTEXT_VALUES) == set(parameter_names(forward.RequestContext))
-    base = {name: values[0] for name, values in REQUEST_CONTEXT_VALUES.items()}
-    a = forward.RequestContext(**base)  # type: ignore[arg-type]
-    b = forward.RequestContext(**{**base, field: REQUEST_CONTEXT_VALUES[field][1]})  # type: ignore[arg-type]
-    assert a.same(forward.RequestContext(**base))  # type: ignore[arg-type]
-    assert not a.same(b) and not b.same(a)
+CONTEXTS: list[tuple[Callable[..., object], dict[str, tuple[object, object]], str]] = [
+    *((forward.RequestContext, REQUEST_CONTEXT_VALUES, field) for field in REQUEST_CONTEXT_VALUES),
+    *((forward.ResponseContext, RESPONSE_CONTEXT_VALUES, field) for field in RESPONSE_CONTEXT_VALUES),
+]
 
 
-@pytest.mark.parametrize("field", list(RESPONSE_CONTEXT_VALUES))
-def test_response_contexts_differing_in_one_field_are_not_the_same(field: str) -> None:
-    assert set(RESPONSE_CONTEXT_VALUES) == set(parameter_names(forward.ResponseContext))
-    base = {name: values[0] for name, values in RESPONSE_CONTEXT_VALUES.items()}
-    a = forward.ResponseContext(**base)  # type: ignore[arg-type]
-    b = forward.ResponseContext(**{**base, field: RESPONSE_CONTEXT_VALUES[field][1]})  # type: ignore[arg-type]
-    assert a.same(forward.ResponseContext(**base))  # type: ignore[arg-type]
+@pytest.mark.parametrize(("context_class", "values", "field"), CONTEXTS, ids=[c[2] for c in CONTEXTS])
+def test_contexts_differing_in_one_field_are_not_the_same(context_class: Callable[..., object],
+                                                          values: dict[str, tuple[object, object]],
+                                                          field: str) -> None:
+    assert set(values) == set(parameter_names(context_class))  # every field has its two values here
+    base = {name: pair[0] for name, pair in values.items()}
+    a: Any = context_class(**base)
+    b: Any = context_class(**{**base, field: values[field][1]})
+    assert a.same(context_class(**base))
     assert not a.same(b) and not b.same(a)
 
 

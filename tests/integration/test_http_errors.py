@@ -27,6 +27,10 @@ Run = Callable[..., RspProcess]
 MAX_ERROR_BODY = 1024
 CLOSE_WAIT = 5.0
 
+# A timeout of 1 s configured: its action comes after it and well before the default (10 s or more),
+# whatever the machine's load. The exact deadlines are unit-tested on a fake clock (tests/proxy).
+WIRED_BOUND = 8.0
+
 
 def assert_error_response(response: Response, statuses: set[int]) -> None:
     assert response.status in statuses, response
@@ -207,7 +211,9 @@ def test_silent_backend_gives_504_after_response_timeout(start_backend: Start, r
     response = get(rsp.port, "/slow")
     waited = time.monotonic() - started
     assert_error_response(response, {504})
-    assert 0.8 <= waited <= 4.0, f"504 after {waited:.2f} s with response_timeout = 1"
+    # The wiring only (the deadline itself is tests/proxy/test_timeouts.py, on a fake clock): not before the
+    # configured second, and well before the 60 s default.
+    assert 0.8 <= waited < WIRED_BOUND, f"504 after {waited:.2f} s with response_timeout = 1"
 
 
 def test_garbage_from_backend_gives_502_and_the_connection_is_not_reused(start_backend: Start,
@@ -250,7 +256,7 @@ def test_slowloris_head_gets_408_and_close(start_backend: Start, run_rsp: Run) -
         waited = time.monotonic() - started
         assert_error_response(conn.read_response(), {408})
         assert_closed(conn)
-    assert waited <= 3.5, f"408 after {waited:.2f} s with header_timeout = 1"
+    assert waited < WIRED_BOUND, f"408 after {waited:.2f} s with header_timeout = 1 (default: 10 s)"
     assert backend.received_bytes() == 0
 
 
@@ -265,5 +271,5 @@ def test_stalled_request_body_gets_408_and_close(start_backend: Start, run_rsp: 
         waited = time.monotonic() - started
         assert_error_response(response, {408})
         assert_closed(conn)
-    assert 0.8 <= waited <= 4.0, f"408 after {waited:.2f} s with body_timeout = 1"
+    assert 0.8 <= waited < WIRED_BOUND, f"408 after {waited:.2f} s with body_timeout = 1"
     assert "/stalled" not in backend.paths()

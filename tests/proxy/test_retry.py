@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from support.fake_session import FakeSession, FakeTransport
 
 Make = Callable[..., FakeSession]
@@ -21,9 +23,7 @@ def status_of(response: bytes) -> int:
 
 def served_once(s: FakeSession, client: FakeTransport) -> FakeTransport:
     """One GET answered: its backend connection is then idle in the pool."""
-    client.send(GET)
-    backend = s.accept()
-    backend.take()
+    backend = s.open(client, GET)
     backend.send(OK)
     assert client.take().endswith(b"ok")
     return backend
@@ -88,19 +88,12 @@ def test_retries_are_bounded_by_the_pool(make_session: Make) -> None:
     assert status_of(client.take()) == 502
 
 
-def test_a_request_with_a_body_is_not_sent_twice(make_session: Make) -> None:
+@pytest.mark.parametrize("request_bytes", [POST, b"PATCH /a HTTP/1.1\r\nHost: example\r\n\r\n"],
+                         ids=["with a body", "not idempotent"])
+def test_a_request_is_not_sent_twice(make_session: Make, request_bytes: bytes) -> None:
     s = make_session(backends=2, pool="retries = 3")
     client = s.client()
-    client.send(POST)
-    s.accept().reset()
-    assert not s.connector.pending()
-    assert status_of(client.take()) == 502
-
-
-def test_a_non_idempotent_request_is_not_sent_twice(make_session: Make) -> None:
-    s = make_session(backends=2, pool="retries = 3")
-    client = s.client()
-    client.send(b"PATCH /a HTTP/1.1\r\nHost: example\r\n\r\n")
+    client.send(request_bytes)
     s.accept().reset()
     assert not s.connector.pending()
     assert status_of(client.take()) == 502
@@ -109,8 +102,7 @@ def test_a_non_idempotent_request_is_not_sent_twice(make_session: Make) -> None:
 def test_no_retry_once_the_backend_answered(make_session: Make) -> None:
     s = make_session(backends=2, pool="retries = 3")
     client = s.client()
-    client.send(GET)
-    backend = s.accept()
+    backend = s.open(client, GET)
     backend.send(b"HTTP/1.1 100 Continue\r\n\r\n")
     backend.reset()
     assert not s.connector.pending()

@@ -52,9 +52,7 @@ def test_responses_reach_the_client_in_request_order(make_session: Make) -> None
 def test_keep_alive_reuses_the_client_and_the_backend_connection(make_session: Make) -> None:
     s = make_session()
     client = s.client()
-    client.send(GET_A)
-    backend = s.accept()
-    backend.take()
+    backend = s.open(client, GET_A)
     backend.send(OK_A)
     client.take()
     for request, response, body in ((GET_B, OK_B, b"B"), (GET_A, OK_A, b"A")):
@@ -174,8 +172,7 @@ def test_503_when_no_backend_is_available(make_session: Make) -> None:
 def test_502_when_the_backend_breaks_framing(make_session: Make) -> None:
     s = make_session()
     client = s.client()
-    client.send(GET_A)
-    backend = s.accept()
+    backend = s.open(client, GET_A)
     backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
     assert status_of(client.take()) == 502
     assert backend.aborted  # never back to the pool
@@ -185,8 +182,7 @@ def test_502_when_the_backend_breaks_framing(make_session: Make) -> None:
 def test_a_backend_that_dies_mid_response_closes_the_client(make_session: Make) -> None:
     s = make_session()
     client = s.client()
-    client.send(GET_A)
-    backend = s.accept()
+    backend = s.open(client, GET_A)
     backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
     backend.reset()
     out = client.take()

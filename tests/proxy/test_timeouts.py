@@ -33,9 +33,7 @@ def test_header_timeout_answers_408(make_session: Make) -> None:
 def test_header_timeout_runs_from_the_first_byte_of_a_kept_alive_request(make_session: Make) -> None:
     s = make_session(http="header_timeout = 10, keepalive_timeout = 60")
     client = s.client()
-    client.send(GET)
-    s.accept().send(OK)
-    client.take()
+    s.serve(client, GET, OK)
     s.advance(30)  # idle, within keepalive_timeout
     client.send(b"GET /b HTTP/1.1\r\n")
     s.advance(10 - EPSILON)
@@ -61,8 +59,7 @@ def test_body_timeout_answers_408_and_restarts_with_every_piece(make_session: Ma
 def test_response_timeout_answers_504(make_session: Make) -> None:
     s = make_session(http="response_timeout = 30")
     client = s.client()
-    client.send(GET)
-    backend = s.accept()
+    backend = s.open(client, GET)
     s.advance(30 - EPSILON)
     assert not client.closing
     s.advance(2 * EPSILON)
@@ -73,8 +70,7 @@ def test_response_timeout_answers_504(make_session: Make) -> None:
 def test_response_timeout_counts_inactivity_once_the_response_began(make_session: Make) -> None:
     s = make_session(http="response_timeout = 30")
     client = s.client()
-    client.send(GET)
-    backend = s.accept()
+    backend = s.open(client, GET)
     backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
     s.advance(30 - EPSILON)
     backend.send(b"c")
@@ -89,9 +85,7 @@ def test_response_timeout_counts_inactivity_once_the_response_began(make_session
 def test_keepalive_timeout_closes_an_idle_client_without_a_word(make_session: Make) -> None:
     s = make_session(http="keepalive_timeout = 60")
     client = s.client()
-    client.send(GET)
-    s.accept().send(OK)
-    client.take()
+    s.serve(client, GET, OK)
     s.advance(60 - EPSILON)
     assert not client.closing
     s.advance(2 * EPSILON)
@@ -101,8 +95,7 @@ def test_keepalive_timeout_closes_an_idle_client_without_a_word(make_session: Ma
 def test_idle_pool_expiry_closes_the_backend_connection(make_session: Make) -> None:
     s = make_session(http="pool_idle_timeout = 15, keepalive_timeout = 600")
     client = s.client()
-    client.send(GET)
-    backend = s.accept()
+    backend = s.open(client, GET)
     backend.send(OK)
     assert len(s.idle_upstreams()) == 1
     s.advance(15 - EPSILON)

@@ -228,6 +228,19 @@ class FakeSession:
         assert pending, "no connection attempt is pending"
         return pending[0].accept()
 
+    def open(self, client: FakeTransport, request: bytes) -> FakeTransport:
+        """`client` sends `request`, which opens a backend connection: its backend side, request taken."""
+        client.send(request)
+        backend = self.accept()
+        backend.take()
+        return backend
+
+    def serve(self, client: FakeTransport, request: bytes, response: bytes) -> tuple[FakeTransport, bytes]:
+        """open(), then the backend answers `response`: (its backend side, what the client received)."""
+        backend = self.open(client, request)
+        backend.send(response)
+        return backend, client.take()
+
     def fail(self, reason: str = "connection refused") -> Attempt:
         pending = self.connector.pending()
         assert pending, "no connection attempt is pending"

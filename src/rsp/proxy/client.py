@@ -19,7 +19,7 @@ from rsp.http1.parser import RequestParser
 from rsp.logs import get_logger
 from rsp.proxy.exchange import Exchange
 from rsp.proxy.reply_cache import RequestHeadCache
-from rsp.proxy.session_io import Transport
+from rsp.proxy.session_io import Transport, is_closing, write, writelines
 from rsp.proxy.waits import WAIT_BODY, WAIT_HEAD, WAIT_KEEPALIVE, WAIT_RESPONSE, WAIT_STREAM
 from rsp.transport.stream import NativeProtocol
 
@@ -289,7 +289,7 @@ class ClientConnection(NativeProtocol):
 
     def _update_reading(self) -> None:
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or is_closing(transport):
             return
         if self.paused_pipeline or self.paused_upstream:
             transport.pause_reading()
@@ -303,8 +303,8 @@ class ClientConnection(NativeProtocol):
             corked.append(data)
             return
         transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
+        if transport is not None and not is_closing(transport):
+            write(transport, data)
 
     def cork(self) -> None:
         """Collect writes until uncork(): a response head and its body leave in one writev, not two sends
@@ -317,13 +317,13 @@ class ClientConnection(NativeProtocol):
         self.corked = None
         if out:
             transport = self.transport
-            if transport is not None and not transport.is_closing():
+            if transport is not None and not is_closing(transport):
                 if len(out) == 1:
-                    transport.write(out[0])
+                    write(transport, out[0])
                 elif len(out[-1]) <= JOIN_LIMIT:
-                    transport.write(b"".join(out))  # one small copy beats writev's iovec set-up
+                    write(transport, b"".join(out))  # one small copy beats writev's iovec set-up
                 else:
-                    transport.writelines(out)
+                    writelines(transport, out)
 
     def is_idle(self) -> bool:
         return self.exchange is None and not self.backlog
@@ -334,7 +334,7 @@ class ClientConnection(NativeProtocol):
         self.closing = True
         self.deadline = 0.0
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if transport is not None and not is_closing(transport):
             transport.close()
 
     def abort(self) -> None:
@@ -352,7 +352,7 @@ class ClientConnection(NativeProtocol):
 
     def tunnel_eof_from_upstream(self) -> None:
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if transport is not None and not is_closing(transport):
             transport.write_eof()
 
     def tunnel_closed(self) -> None:

@@ -14,7 +14,7 @@ from rsp.errors import ProtocolError
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
 from rsp.http1.parser import ResponseParser
 from rsp.proxy.reply_cache import ResponseHeadCache
-from rsp.proxy.session_io import Transport
+from rsp.proxy.session_io import Transport, write
 from rsp.proxy.waits import WAIT_STREAM
 from rsp.transport.stream import NativeProtocol
 from rsp.upstream.records import BackendRecord
@@ -123,7 +123,7 @@ class UpstreamConnection(NativeProtocol):
     # -- used by the exchange ------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            write(self.transport, data)
 
     def write_eof(self) -> None:
         """Half-close toward the backend (tunnels): flushed after what is queued."""

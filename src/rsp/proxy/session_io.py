@@ -47,6 +47,29 @@ class Transport(Protocol):
     def is_closing(self) -> bool: ...
 
 
+# The calls made for every request go through these: on rsp's own stream (a compiled class) the call is
+# native; on any other transport (a test's fake) it is Python's method call. A Protocol-typed attribute
+# alone would make every call the generic one.
+def write(transport: Transport, data: bytes) -> None:
+    if isinstance(transport, SocketStream):
+        transport.write(data)
+    else:
+        transport.write(data)
+
+
+def writelines(transport: Transport, parts: list[bytes]) -> None:
+    if isinstance(transport, SocketStream):
+        transport.writelines(parts)
+    else:
+        transport.writelines(parts)
+
+
+def is_closing(transport: Transport) -> bool:
+    if isinstance(transport, SocketStream):
+        return transport.is_closing()
+    return transport.is_closing()
+
+
 class Connector(Protocol):
     """Opens backend connections: `connect` starts one to `record` of `pool` for `protocol` and calls
     `done` exactly once, later (never from inside `connect`): "" after protocol.connection_made, or the
