@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final, cast
 from rsp.errors import ProtocolError
 from rsp.http1.error_pages import error_response
 from rsp.http1.events import Data, EndOfMessage, Event, RequestHead
-from rsp.http1.forward import RequestContext, forward_request
+from rsp.http1.forward import RequestContext
 from rsp.http1.parser import RequestParser
 from rsp.logs import get_logger
 from rsp.proxy.exchange import Exchange
@@ -60,7 +60,7 @@ class ClientConnection(NativeProtocol):
         self.wait = WAIT_HEAD
         self.deadline = 0.0
         # The last request head forwarded and its bytes: a keep-alive client repeats its head.
-        self.forwarded = RequestHeadCache()
+        self.forwarded = RequestHeadCache(proxy.caches)
 
     # -- the stream's protocol (asyncio.Protocol's callbacks) ----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -135,12 +135,6 @@ class ClientConnection(NativeProtocol):
         exchange = self.exchange
         if exchange is not None and exchange.upstream is not None:
             exchange.upstream.resume_reading()
-
-    def forward_head(self, head: RequestHead) -> bytes:
-        """The head to send to the backend for `head` (forward.forward_request in this connection's context)."""
-        if self.proxy.caches:
-            return self.forwarded.forward(head, self.context)
-        return forward_request(head, self.context)
 
     # -- event processing ----------------------------------------------------------------------------
     def process(self) -> None:
@@ -303,8 +297,8 @@ class ClientConnection(NativeProtocol):
             corked.append(data)
             return
         transport = self.transport
-        if transport is not None and not is_closing(transport):
-            write(transport, data)
+        if transport is not None:
+            write(transport, data)  # ignored once the transport is closing
 
     def cork(self) -> None:
         """Collect writes until uncork(): a response head and its body leave in one writev, not two sends
@@ -317,7 +311,7 @@ class ClientConnection(NativeProtocol):
         self.corked = None
         if out:
             transport = self.transport
-            if transport is not None and not is_closing(transport):
+            if transport is not None:  # writes are ignored once it is closing
                 if len(out) == 1:
                     write(transport, out[0])
                 elif len(out[-1]) <= JOIN_LIMIT:

@@ -55,7 +55,7 @@ class Exchange:
         self.record: BackendRecord | None = None
         self.upstream: UpstreamConnection | None = None
         self.tried: list[BackendRecord] | None = None  # the backends that failed this request, when any
-        self.buffer: list[bytes] | None = [client.forward_head(head)]
+        self.buffer: list[bytes] | None = [client.forwarded.forward(head, client.context)]
         self.buffered = 0
         self.body_sent = 0
         self.request_done = head.body.kind == "none"
@@ -224,7 +224,7 @@ class Exchange:
         request = self.head
         upstream = self.upstream
         via = client.proxy.via
-        if upstream is not None and client.proxy.caches:
+        if upstream is not None:
             # A backend repeats its response head: its connection keeps the last one it sent on.
             cache = upstream.replies
             out = cache.head_bytes(head, request.version, request.keep_alive, close, via, False)
@@ -328,7 +328,8 @@ class Exchange:
         if record is not None:
             record.active -= 1
             self.record = None
-        self.buffer = [self.client.forward_head(self.head)]
+        client = self.client
+        self.buffer = [client.forwarded.forward(self.head, client.context)]
         self._pick_and_connect(fresh=fresh)
 
     def upstream_timeout(self) -> None:

@@ -142,7 +142,7 @@ class HttpProxy:
     def open_upstream(self, exchange: Exchange, record: BackendRecord, pool: PoolRuntime) -> None:
         """Open a new connection to `record` for `exchange`, which hears of it through attach() or
         connect_failed()."""
-        conn = UpstreamConnection(self.loop, record, self.idle_pools[record])
+        conn = UpstreamConnection(self.loop, record, self.idle_pools[record], self.caches)
         self.connector.connect(pool, record, conn, lambda err: self._connected(exchange, record, conn, err))
 
     def _connected(self, exchange: Exchange, record: BackendRecord, conn: UpstreamConnection, err: str) -> None:

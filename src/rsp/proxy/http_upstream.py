@@ -28,7 +28,8 @@ class UpstreamConnection(NativeProtocol):
     __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "replies", "requests",
                  "transport")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, record: BackendRecord, pool: IdlePool) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, record: BackendRecord, pool: IdlePool,
+                 caches: bool = True) -> None:
         self.loop = loop
         self.record = record
         self.pool = pool
@@ -39,7 +40,7 @@ class UpstreamConnection(NativeProtocol):
         self.idle_since = 0.0
         self.closed = False
         # The last response head sent on to a client and its bytes (Exchange.on_head).
-        self.replies = ResponseHeadCache()
+        self.replies = ResponseHeadCache(caches)
 
     # -- the stream's protocol (asyncio.Protocol's callbacks) ----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -19,41 +19,68 @@ from rsp.http1.forward import Reply, RequestContext, ResponseContext, forward_re
 _SLASH = 47  # an origin-form target begins with "/" (RFC 9112 §3.2.1)
 
 
+# Every comparison below is by value. Each tries `is` first: an object equals itself (heads and their
+# fields are immutable), and the parsers' memos hand out the same objects for the same bytes, so the
+# usual case costs a pointer comparison instead of a call (see docs/performance.md).
+
+
 def same_framing(a: Framing, b: Framing) -> bool:
     return a is b or (a.kind == b.kind and a.length == b.length)
 
 
+def _same_fields(a_raw: bytes, b_raw: bytes, a: RequestHead | ResponseHead, b: RequestHead | ResponseHead) -> bool:
+    """The field sections of two heads: `raw` when the parser kept it, else the split `headers`."""
+    if a_raw:
+        return a_raw is b_raw or a_raw == b_raw
+    return not b_raw and a.headers == b.headers
+
+
 def same_request_fields(head: RequestHead, last: RequestHead) -> bool:
     """Everything forward_request reads of a request head except its target, equal by value."""
+    if head is last:
+        return True
+    a = head.forwardable
+    b = last.forwardable
+    c = head.upgrade
+    d = last.upgrade
     raw = head.raw
-    if raw != last.raw or (not raw and head.headers != last.headers):
-        return False
-    return (head.method == last.method and head.version == last.version and head.host == last.host
-            and head.forwardable == last.forwardable and head.upgrade == last.upgrade
-            and head.connection == last.connection and same_framing(head.body, last.body))
+    return (((raw is last.raw and bool(raw)) or _same_fields(raw, last.raw, head, last))
+            and (head.method is last.method or head.method == last.method)
+            and (head.version is last.version or head.version == last.version)
+            and (head.host is last.host or head.host == last.host)
+            and (a is b or (a is not None and b is not None and a == b))
+            and (c is d or (c is not None and d is not None and c == d))
+            and (head.connection is last.connection or head.connection == last.connection)
+            and (head.body is last.body or same_framing(head.body, last.body)))
 
 
 def same_status_line(head: ResponseHead, last: ResponseHead) -> bool:
     """What forward_response reads of a response head besides its field lines, equal by value: the status
     line, the version (Via) and the framing."""
-    return (head.status == last.status and head.reason == last.reason and head.version == last.version
-            and same_framing(head.body, last.body))
+    return (head.status == last.status and (head.reason is last.reason or head.reason == last.reason)
+            and (head.version is last.version or head.version == last.version)
+            and (head.body is last.body or same_framing(head.body, last.body)))
 
 
 def same_response_fields(head: ResponseHead, last: ResponseHead) -> bool:
     """The field lines of a response head as forward_response reads them, equal by value."""
+    if head is last:
+        return True
+    a = head.forwardable
+    b = last.forwardable
     raw = head.raw
-    if raw != last.raw or (not raw and head.headers != last.headers):
-        return False
-    return head.forwardable == last.forwardable and head.connection == last.connection
+    return (((raw is last.raw and bool(raw)) or _same_fields(raw, last.raw, head, last))
+            and (a is b or (a is not None and b is not None and a == b))
+            and (head.connection is last.connection or head.connection == last.connection))
 
 
 class RequestHeadCache:
     """One client connection's last forwarded request head (see the module docstring)."""
 
-    __slots__ = ("context", "data", "head", "rest")
+    __slots__ = ("context", "data", "enabled", "head", "rest")
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled  # off: every call forwards anew (tests compare both)
         self.head: RequestHead | None = None
         self.context: RequestContext | None = None
         self.data = b""
@@ -63,7 +90,7 @@ class RequestHeadCache:
         """forward_request(head, context), from the cache when the inputs are those of the last call."""
         last = self.head
         last_context = self.context
-        if (last is not None and last_context is not None and context.same(last_context)
+        if (self.enabled and last is not None and last_context is not None and context.same(last_context)
                 and same_request_fields(head, last)):
             target = head.target
             if target == last.target:
@@ -84,9 +111,10 @@ class ResponseHeadCache:
     """One backend connection's last forwarded response head (see the module docstring). `head_bytes`
     returns the bytes; `reply` then holds their framing (chunked, keep_alive)."""
 
-    __slots__ = ("context", "head", "reply")
+    __slots__ = ("context", "enabled", "head", "reply")
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled  # off: every call forwards anew (tests compare both)
         self.head: ResponseHead | None = None
         self.context: ResponseContext | None = None
         self.reply: Reply | None = None
@@ -98,15 +126,17 @@ class ResponseHeadCache:
         last = self.head
         context = self.context
         reply = self.reply
-        if (last is not None and context is not None and reply is not None
+        if (self.enabled and last is not None and context is not None and reply is not None
                 and context.matches(request_version, request_keep_alive, close, via, upgrade)
-                and same_status_line(head, last)):
+                and (head is last or same_status_line(head, last))):
+            verbatim = head.forwardable
+            if verbatim is not None and reply.prefix and head is not last:
+                # The head's own field lines between the same status line and closing lines: what
+                # forward_response writes for any head whose field lines it may copy (comparing them with
+                # the last head's first would cost more than the join).
+                return b"".join((reply.prefix, verbatim, reply.suffix))
             if same_response_fields(head, last):
                 return reply.data
-            verbatim = head.forwardable
-            if verbatim is not None and reply.prefix:
-                # Other field lines between the same status line and closing lines.
-                return b"".join((reply.prefix, verbatim, reply.suffix))
         context = ResponseContext(request_version, request_keep_alive, close, via, upgrade)
         reply = forward_response(head, context)
         self.head = head

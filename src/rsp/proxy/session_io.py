@@ -30,7 +30,8 @@ ConnectDone = Callable[[str], None]
 class Transport(Protocol):
     """What the session calls on a connection: the subset of asyncio.Transport that SocketStream has.
 
-    write/writelines queue bytes (flushed on close, dropped on abort); pause_reading/resume_reading stop
+    write/writelines queue bytes (flushed on close, dropped on abort; ignored once closing, so callers
+    need not ask is_closing first); pause_reading/resume_reading stop
     and restart data_received; write_eof half-closes (tunnels); is_closing is true once close or abort
     was called. The transport calls back the protocol's connection_lost once it is closed.
     """
