@@ -273,8 +273,10 @@ class ResponseContext:
     def matches(self, request_version: bytes, request_keep_alive: bool, close: bool, via: bool,
                 upgrade: bool) -> bool:
         """Every field equal (by value) to these; compares without building a context."""
-        return (self.request_version == request_version and self.request_keep_alive == request_keep_alive
-                and self.close == close and self.via == via and self.upgrade == upgrade)
+        version = self.request_version
+        return ((version is request_version or version == request_version)
+                and self.request_keep_alive == request_keep_alive and self.close == close and self.via == via
+                and self.upgrade == upgrade)
 
     def same(self, other: ResponseContext) -> bool:
         return self is other or self.matches(other.request_version, other.request_keep_alive, other.close,

@@ -90,10 +90,10 @@ class RequestHeadCache:
         """forward_request(head, context), from the cache when the inputs are those of the last call."""
         last = self.head
         last_context = self.context
-        if (self.enabled and last is not None and last_context is not None and context.same(last_context)
-                and same_request_fields(head, last)):
+        if (self.enabled and last is not None and last_context is not None
+                and (context is last_context or context.same(last_context)) and same_request_fields(head, last)):
             target = head.target
-            if target == last.target:
+            if target is last.target or target == last.target:
                 return self.data
             if target[0] == _SLASH and last.target[0] == _SLASH and self.rest:
                 # The same head with another path: an origin-form target is forwarded as it came, right
