@@ -13,7 +13,7 @@ sides are the same object, which is what the memos give.
 
 from __future__ import annotations
 
-from rsp.http1.events import Framing, RequestHead, ResponseHead
+from rsp.http1.events import Framing, RequestHead, ResponseHead, _Head
 from rsp.http1.forward import Reply, RequestContext, ResponseContext, forward_request, forward_response
 
 _SLASH = 47  # an origin-form target begins with "/" (RFC 9112 §3.2.1)
@@ -28,29 +28,34 @@ def same_framing(a: Framing, b: Framing) -> bool:
     return a is b or (a.kind == b.kind and a.length == b.length)
 
 
-def _same_fields(a_raw: bytes, b_raw: bytes, a: RequestHead | ResponseHead, b: RequestHead | ResponseHead) -> bool:
-    """The field sections of two heads: `raw` when the parser kept it, else the split `headers`."""
+def _same_section(a: _Head, b: _Head, a_forwardable: bytes | None,
+                  b_forwardable: bytes | None, a_connection: tuple[bytes, ...],
+                  b_connection: tuple[bytes, ...]) -> bool:
+    """The field sections of two heads as forwarding reads them: the lines (`raw` when the parser kept it,
+    else the split `headers`), the lines it may copy (`forwardable`) and the Connection options."""
+    a_raw = a.raw
+    b_raw = b.raw
     if a_raw:
-        return a_raw is b_raw or a_raw == b_raw
-    return not b_raw and a.headers == b.headers
+        if a_raw is not b_raw and a_raw != b_raw:
+            return False
+    elif b_raw or a.headers != b.headers:
+        return False
+    return ((a_forwardable is b_forwardable
+             or (a_forwardable is not None and b_forwardable is not None and a_forwardable == b_forwardable))
+            and (a_connection is b_connection or a_connection == b_connection))
 
 
 def same_request_fields(head: RequestHead, last: RequestHead) -> bool:
     """Everything forward_request reads of a request head except its target, equal by value."""
     if head is last:
         return True
-    a = head.forwardable
-    b = last.forwardable
     c = head.upgrade
     d = last.upgrade
-    raw = head.raw
-    return (((raw is last.raw and bool(raw)) or _same_fields(raw, last.raw, head, last))
+    return (_same_section(head, last, head.forwardable, last.forwardable, head.connection, last.connection)
             and (head.method is last.method or head.method == last.method)
             and (head.version is last.version or head.version == last.version)
             and (head.host is last.host or head.host == last.host)
-            and (a is b or (a is not None and b is not None and a == b))
             and (c is d or (c is not None and d is not None and c == d))
-            and (head.connection is last.connection or head.connection == last.connection)
             and (head.body is last.body or same_framing(head.body, last.body)))
 
 
@@ -64,14 +69,8 @@ def same_status_line(head: ResponseHead, last: ResponseHead) -> bool:
 
 def same_response_fields(head: ResponseHead, last: ResponseHead) -> bool:
     """The field lines of a response head as forward_response reads them, equal by value."""
-    if head is last:
-        return True
-    a = head.forwardable
-    b = last.forwardable
-    raw = head.raw
-    return (((raw is last.raw and bool(raw)) or _same_fields(raw, last.raw, head, last))
-            and (a is b or (a is not None and b is not None and a == b))
-            and (head.connection is last.connection or head.connection == last.connection))
+    return head is last or _same_section(head, last, head.forwardable, last.forwardable, head.connection,
+                                         last.connection)
 
 
 class RequestHeadCache:
