@@ -44,7 +44,12 @@ TROPHIES = CORPUS_DIR / "http-garden" / "TROPHIES.md"
 # `sha256sum` format: "<hex digest>  <path relative to CORPUS_DIR>", one line per vendored fixture file.
 MANIFEST = CORPUS_DIR / "SHA256SUMS"
 # The fixture files the loaders read (everything else in CORPUS_DIR is documentation and licences).
-FIXTURE_PATTERNS = ("http-desync-guardian/*.yaml", "llhttp/request/*.md", "llhttp/response/*.md", "http-garden/TROPHIES.md")
+FIXTURE_PATTERNS = (
+    "http-desync-guardian/*.yaml",
+    "llhttp/request/*.md",
+    "llhttp/response/*.md",
+    "http-garden/TROPHIES.md",
+)
 
 # Bodies longer than this are not generated (the "64-bits overflow" case asks for 2**64 bytes).
 MAX_GENERATED_BODY = 8 * 1024 * 1024
