@@ -27,7 +27,8 @@ from typing import IO
 TIMESTAMP_RE = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} [+-]\d{4}\]"
 STARTED_RE = re.compile(rf"^{TIMESTAMP_RE} Started\.  Listening on port (\d+)\.$")
 LOG_LINE_RE = re.compile(rf"^{TIMESTAMP_RE} ")
-# Python start-up plus uvloop and lupa imports take ~0.5 s here; a loaded 2-core machine can be 10x slower.
+# Python start-up plus uvloop and lupa imports take well under a second; a loaded 2-core machine can be
+# many times slower.
 START_TIMEOUT = 15.0
 # After SIGTERM with no live connections rsp should exit at once; this bounds a wedged process.
 STOP_TIMEOUT = 5.0
