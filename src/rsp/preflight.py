@@ -1,7 +1,7 @@
 """`rsp --check`'s second half: what start would ask of the system, tried and undone (like `nginx -t`).
 
 A config can be valid and still fail to start: a listen port already in use, a backend host name that does
-not resolve, an admin socket in a directory that does not exist. `check_startable` does each of those
+not resolve, an admin socket or an access log in a directory that does not exist. `check_startable` does each of those
 exactly as the server's start does (the same functions: rsp.transport.listener.bind_listener, with its
 SO_REUSEADDR, and rsp.proxy.pools.resolve_backend), then closes what it opened, and names the file, the line
 and the key of the entry at fault.
@@ -21,6 +21,7 @@ from rsp.proxy.pools import resolve_backend
 from rsp.transport.listener import bind_listener
 
 ADMIN_SOCKET_KEY: Final = "admin_socket"
+ACCESS_LOG_KEY: Final = "http.access_log_path"
 # sockaddr_un.sun_path on Linux holds 108 bytes including the terminating NUL (unix(7)).
 UNIX_PATH_MAX: Final = 108
 # The probe socket bound beside the admin socket's path: its own name, so that a running rsp's socket at
@@ -30,7 +31,8 @@ PROBE_SUFFIX: Final = ".rsp-check"
 
 def check_startable(config: Config) -> None:
     """Bind every listener (all at once, as start holds them), resolve every backend (health checks connect
-    to the same hosts) and bind a socket where the admin socket would go; close them all. Raises ConfigError."""
+    to the same hosts), bind a socket where the admin socket would go and open the access log file; close
+    them all. Raises ConfigError."""
     sockets: list[socket.socket] = []
     try:
         for listener in config.listeners:
@@ -46,6 +48,7 @@ def check_startable(config: Config) -> None:
                     _fail(config, backend.key, str(exc))
         if config.admin_socket:
             _probe_admin_socket(config)
+        _open_access_log(config)
     finally:
         for sock in sockets:
             sock.close()
@@ -65,6 +68,19 @@ def _probe_admin_socket(config: Config) -> None:
             _fail(config, ADMIN_SOCKET_KEY, f"cannot open admin socket {path}: {exc.strerror or exc}")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(probe)
+
+
+def _open_access_log(config: Config) -> None:
+    """Start opens the access log file for appending when an HTTP listener logs to one (as `nginx -t`, this
+    creates it when missing)."""
+    http = config.http
+    if not http.access_log_path or http.access_log == "off" or all(lst.mode != "http" for lst in config.listeners):
+        return
+    try:
+        with open(http.access_log_path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        _fail(config, ACCESS_LOG_KEY, f"cannot open {http.access_log_path}: {exc.strerror or exc}")
 
 
 def _fail(config: Config, key: str, message: str) -> NoReturn:

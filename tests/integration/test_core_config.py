@@ -176,6 +176,21 @@ backends = {{
     assert result.elapsed < RESOLVE_FAILS_WITHIN, result.elapsed
 
 
+def test_check_fails_on_an_access_log_in_a_missing_directory(tmp_path: Path, free_port: Callable[..., int]) -> None:
+    log = tmp_path / "nodir" / "access.log"
+    path = _write(tmp_path, f"""listen = {{ {{ address = "127.0.0.1", port = {free_port()}, mode = "http" }} }}
+backends = {{ "127.0.0.1:9000" }}
+http = {{
+  access_log = "combined",
+  access_log_path = "{log}",
+}}
+""")
+    result = run_cli("--check", str(path))
+    assert result.returncode == 1, result
+    assert _error_line(result.stderr_lines) == (f"rsp: check failed: {path}:5: http.access_log_path: cannot open "
+                                                f"{log}: No such file or directory")
+
+
 def test_check_fails_on_an_admin_socket_in_a_missing_directory(tmp_path: Path, free_port: Callable[..., int]) -> None:
     path = _write(tmp_path, legacy_config(free_port(), 9000, extra=f'admin_socket = "{tmp_path}/nodir/rsp.sock"'))
     result = run_cli("--check", str(path))
