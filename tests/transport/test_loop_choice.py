@@ -3,10 +3,19 @@ the platform's facts and RSP_LOOP, so each case is a value, not a machine."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from rsp.errors import ConfigError
-from rsp.transport.event_loop import SUPPORTED_VERSIONS, LoopChoice, Platform, choose_loop
+from rsp.transport.event_loop import (
+    SUPPORTED_VERSIONS,
+    LoopChoice,
+    Platform,
+    RspEventLoop,
+    choose_loop,
+    loop_from_environment,
+)
 
 SUPPORTED = SUPPORTED_VERSIONS[0]
 NEWER = (3, 12)
@@ -17,17 +26,13 @@ def platform(implementation: str = "cpython", version: tuple[int, int] = SUPPORT
     return Platform(implementation=implementation, version=version, has_epoll=epoll, has_uvloop=uvloop)
 
 
-def test_the_versions_written_against_are_cpython_3_11() -> None:
-    assert SUPPORTED_VERSIONS == ((3, 11),)
-    assert NEWER not in SUPPORTED_VERSIONS
-
-
 def test_supported_cpython_with_epoll_runs_rsps_own_loop() -> None:
     assert choose_loop("", platform()) == LoopChoice("rsp", "")
     assert choose_loop("rsp", platform()) == LoopChoice("rsp", "")
 
 
 def test_another_cpython_version_falls_back_to_uvloop_and_says_why() -> None:
+    assert NEWER not in SUPPORTED_VERSIONS
     choice = choose_loop("", platform(version=NEWER))
     assert choice == LoopChoice(
         "uvloop", "rsp's event loop supports CPython 3.11 only; running on cpython 3.12: using uvloop")
@@ -70,3 +75,16 @@ def test_rsp_loop_uvloop_without_uvloop_is_an_error() -> None:
 def test_an_unknown_rsp_loop_is_an_error() -> None:
     with pytest.raises(ConfigError, match="RSP_LOOP='tokio': expected one of rsp, uvloop, asyncio"):
         choose_loop("tokio", platform())
+
+
+@pytest.mark.parametrize(("requested", "expected"), [("", RspEventLoop), ("asyncio", asyncio.SelectorEventLoop)])
+def test_the_environment_picks_the_loop_that_is_built(monkeypatch: pytest.MonkeyPatch, requested: str,
+                                                      expected: type) -> None:
+    """This test runs on a supported CPython with epoll (the suite's platform): the default is rsp's loop."""
+    monkeypatch.setenv("RSP_LOOP", requested)
+    loop, choice = loop_from_environment()
+    try:
+        assert type(loop) is expected
+        assert choice.reason == ""
+    finally:
+        loop.close()
