@@ -35,19 +35,19 @@ def test_another_cpython_version_falls_back_to_uvloop_and_says_why() -> None:
     assert NEWER not in SUPPORTED_VERSIONS
     choice = choose_loop("", platform(version=NEWER))
     assert choice == LoopChoice(
-        "uvloop", "rsp's event loop supports CPython 3.11 only; running on cpython 3.12: using uvloop")
+        "uvloop", "rsp's event loop supports CPython 3.11 only; running on CPython 3.12: using uvloop")
 
 
 def test_another_version_without_uvloop_falls_back_to_asyncio() -> None:
     choice = choose_loop("", platform(version=NEWER, uvloop=False))
     assert choice.kind == "asyncio"
-    assert choice.reason.endswith("running on cpython 3.12: using asyncio")
+    assert choice.reason.endswith("running on CPython 3.12: using asyncio")
 
 
 def test_another_implementation_falls_back_even_at_a_supported_version_number() -> None:
     choice = choose_loop("", platform("pypy"))
     assert choice.kind == "uvloop"
-    assert "running on pypy 3.11" in choice.reason
+    assert "running on PyPy 3.11" in choice.reason
 
 
 def test_no_epoll_falls_back() -> None:

@@ -75,6 +75,8 @@ class RspEventLoop(asyncio.SelectorEventLoop):
 # only after comparing its asyncio/base_events.py and events.py with the copies.
 SUPPORTED_VERSIONS: Final = ((3, 11),)
 SUPPORTED_IMPLEMENTATION: Final = "cpython"
+# sys.implementation.name as people write it, for the log line.
+IMPLEMENTATION_NAMES: Final = {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalPy"}
 
 # RSP_LOOP picks the event loop: "rsp" (the default where it can run), "uvloop", or "asyncio" (the standard
 # library's).
@@ -117,7 +119,8 @@ def _supported_names() -> str:
 def rsp_loop_unsupported(platform: Platform) -> str:
     """Why rsp's own loop cannot run on `platform`, or "" when it can."""
     if platform.implementation != SUPPORTED_IMPLEMENTATION or platform.version not in SUPPORTED_VERSIONS:
-        running = f"{platform.implementation} {platform.version[0]}.{platform.version[1]}"
+        name = IMPLEMENTATION_NAMES.get(platform.implementation, platform.implementation)
+        running = f"{name} {platform.version[0]}.{platform.version[1]}"
         return f"rsp's event loop supports CPython {_supported_names()} only; running on {running}"
     if not platform.has_epoll:
         return "rsp's event loop needs epoll (Linux), which this system lacks"
