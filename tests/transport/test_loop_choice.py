@@ -4,10 +4,11 @@ the platform's facts and RSP_LOOP, so each case is a value, not a machine."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
-from rsp.errors import ConfigError
+from rsp.errors import ConfigError, StartupError
 from rsp.transport.event_loop import (
     SUPPORTED_VERSIONS,
     LoopChoice,
@@ -88,3 +89,10 @@ def test_the_environment_picks_the_loop_that_is_built(monkeypatch: pytest.Monkey
         assert choice.reason == ""
     finally:
         loop.close()
+
+
+def test_rsps_loop_refuses_to_be_built_on_a_version_it_was_not_written_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patched:
+        patched.setattr(sys, "version_info", (*NEWER, 0, "final", 0))
+        with pytest.raises(StartupError, match=r"supports CPython 3\.11 only; running on CPython 3\.12"):
+            RspEventLoop()

@@ -21,11 +21,18 @@ import threading
 from dataclasses import dataclass
 from typing import Final
 
-from rsp.errors import ConfigError
+from rsp.errors import ConfigError, StartupError
 from rsp.transport.poller import Poller, run_once, run_until_stopped
 
 
 class RspEventLoop(asyncio.SelectorEventLoop):
+    def __new__(cls) -> RspEventLoop:
+        # Refused before the object exists (a half-built loop's __del__ would fail on its missing state).
+        why = rsp_loop_unsupported(current_platform(with_uvloop=False))
+        if why:
+            raise StartupError(why)
+        return super().__new__(cls)
+
     def __init__(self) -> None:
         selector = selectors.EpollSelector()
         # The selector's epoll object and descriptor map (CPython's selectors.EpollSelector internals,
@@ -103,12 +110,14 @@ class LoopChoice:
     reason: str  # why rsp's own loop was not taken although it was wanted; "" otherwise
 
 
-def current_platform() -> Platform:
+def current_platform(*, with_uvloop: bool = True) -> Platform:
+    """This interpreter's facts (whether uvloop is installed only when `with_uvloop`; else False)."""
+    major, minor = sys.version_info[:2]
     return Platform(
         implementation=sys.implementation.name,
-        version=(sys.version_info.major, sys.version_info.minor),
+        version=(major, minor),
         has_epoll=has_epoll(),
-        has_uvloop=importlib.util.find_spec("uvloop") is not None,
+        has_uvloop=with_uvloop and importlib.util.find_spec("uvloop") is not None,
     )
 
 
