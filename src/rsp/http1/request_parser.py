@@ -1,0 +1,302 @@
+"""Request heads: the memos, the fast path, the general path (RFC 9112 §3, §5), then the shared verdict."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rsp.errors import ProtocolError
+from rsp.http1 import fields
+from rsp.http1.events import END_OF_MESSAGE, NO_BODY, Event, Framing, Headers, RequestHead
+from rsp.http1.fast_path import REQUEST_GROUP, SECTION, cut_groups, fast_re, without_lines
+from rsp.http1.framing import CLOSED, HEAD, PAUSED, MessageParser
+from rsp.http1.grammar import CONNECT, CRLF, NAME_SEPARATOR, REQUEST_LINE_RE, TARGET_RE, V10, V11, bad_request_line
+from rsp.http1.head_fields import (
+    BAD,
+    CONNECTION,
+    CONTENT_LENGTH,
+    EXPECT,
+    HOST,
+    LOOKALIKE,
+    REQUEST_FIELDS,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    HeadFields,
+    fields_table,
+)
+from rsp.http1.limits import MAX_HEADER_COUNT, MAX_HEADER_SECTION, MAX_REQUEST_LINE
+from rsp.http1.memo import starts_with
+from rsp.http1.verdict import request_verdict
+
+_Field = bytes | None  # a field value the general path found, or None
+
+# Where the fast path's values sit in match.groups() (named groups, numbered by the expression).
+_METHOD: Final = REQUEST_GROUP["method"]
+_TARGET: Final = REQUEST_GROUP["target"]
+_MINOR: Final = REQUEST_GROUP["minor"]
+_SECTION: Final = REQUEST_GROUP[SECTION]
+_HOST: Final = REQUEST_GROUP["host"]
+_CONTENT_LENGTH: Final = REQUEST_GROUP["content_length"]
+_TRANSFER_ENCODING: Final = REQUEST_GROUP["transfer_encoding"]
+_CONNECTION: Final = REQUEST_GROUP["connection"]
+_KEEP_ALIVE: Final = REQUEST_GROUP["keep_alive"]
+_UPGRADE: Final = REQUEST_GROUP["upgrade"]
+_EXPECT: Final = REQUEST_GROUP["expect"]
+# The fast path's request line is `method SP target SP HTTP/1.x CRLF`: its length without method and
+# target, with and without the CRLF, and the length of what follows the target without the CRLF.
+_LINE_AROUND: Final = len(b"  HTTP/1.1\r\n")
+_LINE_WITHOUT_CRLF: Final = len(b"  HTTP/1.1")
+_AFTER_TARGET: Final = len(b" HTTP/1.1")
+_CONNECTION_PREFIX: Final = len(b"Connection") + len(NAME_SEPARATOR)
+_TABLE: Final = fields_table(REQUEST_FIELDS)
+# Placeholder for the memos (never returned: they start empty).
+_NO_REQUEST: Final = RequestHead(b"", b"", b"", (), False, NO_BODY)
+
+
+class RequestParser(MessageParser):
+    """Parses the requests a client sends on one connection.
+
+    Errors carry 400, except: request line too long 414, header section too large or too many fields
+    431, unsupported transfer coding 501, HTTP version other than 1.0 / 1.1 505.
+    memos=False turns the parser's memos off (for the differential tests); `declared` may extend the
+    declaration of the fields that decide a request (rsp.http1.head_fields).
+    """
+
+    __slots__ = ("_cut", "_fast", "_last_after", "_last_event", "_last_head", "_near_after", "_near_event",
+                 "_near_prefix", "_near_state", "_valid_host", "_vetted")
+
+    def __init__(
+        self,
+        *,
+        max_request_line: int = MAX_REQUEST_LINE,
+        max_header_section: int = MAX_HEADER_SECTION,
+        max_header_count: int = MAX_HEADER_COUNT,
+        memos: bool = True,
+        declared: HeadFields = REQUEST_FIELDS,
+    ) -> None:
+        super().__init__(400, max_request_line, max_header_section, max_header_count, memos)
+        if declared.captured[: len(REQUEST_FIELDS.captured)] != REQUEST_FIELDS.captured:
+            raise ValueError("a request declaration must extend REQUEST_FIELDS (its groups keep their numbers)")
+        # The fast-path expression embeds the field count limit (set at construction).
+        self._fast = fast_re(True, declared, max_header_count)
+        self._cut = cut_groups(self._fast, declared)
+        self._vetted = declared.vetted
+        # The last Host value validated: a keep-alive client repeats it, a comparison is cheaper than the
+        # regular expression.
+        self._valid_host: bytes | None = None
+        # The exact memo: the last head parsed, its event and the state after it (see MessageParser.__init__).
+        self._last_head = b""
+        self._last_event = _NO_REQUEST
+        self._last_after = HEAD
+        # The target memo (see _near_target): the last origin-form head from the fast path as
+        # `METHOD SP`, its event, everything after its target (version, field section, empty line), and
+        # the state after it. _near_after is b"" when not armed.
+        self._near_prefix = b""
+        self._near_event = _NO_REQUEST
+        self._near_after = b""
+        self._near_state = HEAD
+
+    def _eof(self, events: list[Event]) -> None:
+        if self._state == HEAD and not (self._buf.strip(b"\r\n") or any(self._more)):
+            return
+        raise ProtocolError("connection closed in the middle of a request", 400)
+
+    def _check_start_line(self, buf: bytes, pos: int, line_end: int) -> None:
+        match = REQUEST_LINE_RE.fullmatch(buf, pos, line_end)
+        if match is None:
+            bad_request_line(buf[pos:line_end])
+        version = match.group(3)
+        if version != V11 and version != V10:
+            raise ProtocolError("HTTP version not supported", 505)
+
+    def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        # RFC 9112 §2.2: a server SHOULD ignore at least one empty line received before the request-line.
+        if buf[pos] == 13:
+            while buf.startswith(CRLF, pos):
+                pos += 2
+            if pos == len(buf):
+                return pos
+        last = self._last_head
+        if last and starts_with(buf, last, pos):  # the previous head again: the same bytes, the same event
+            head = self._last_event
+            events.append(head)
+            self._request_body(head.body, events, self._last_after)
+            return pos + len(last)
+        if self._near_after:
+            near = self._near_target(buf, pos, events)
+            if near >= 0:
+                return near
+        match = self._fast.match(buf, pos)
+        if match is not None:
+            groups = match.groups()
+            method: bytes = groups[_METHOD]
+            target: bytes = groups[_TARGET]
+            raw: bytes = groups[_SECTION]
+            end = match.end()
+            if end - pos > self._short_head and (
+                len(raw) > self.max_header_section
+                or len(method) + len(target) + _LINE_WITHOUT_CRLF > self.max_start_line
+            ):
+                match = None  # the general path reports the limit
+        if match is not None:
+            version = V11 if groups[_MINOR] == b"1" else V10
+            host: _Field = groups[_HOST]
+            content_length: _Field = groups[_CONTENT_LENGTH]
+            transfer_encoding: _Field = groups[_TRANSFER_ENCODING]
+            connection: _Field = groups[_CONNECTION]
+            upgrade: _Field = groups[_UPGRADE]
+            expect: _Field = groups[_EXPECT]
+            headers: Headers | None = None
+            if host is None:
+                forwardable: bytes | None = None  # forwarding adds a Host
+            elif groups[_KEEP_ALIVE] is None and transfer_encoding is None and upgrade is None:
+                if connection is None:
+                    forwardable = raw
+                else:  # only the Connection line to leave out, the usual case
+                    section = pos + len(method) + len(target) + _LINE_AROUND
+                    cut = match.start(_CONNECTION + 1) - _CONNECTION_PREFIX - section
+                    forwardable = raw[:cut] + raw[cut + _CONNECTION_PREFIX + len(connection) + len(CRLF) :]
+            else:
+                forwardable = without_lines(raw, pos + len(method) + len(target) + _LINE_AROUND, match, self._cut)
+        else:
+            general = self._general_fields(buf, pos)
+            if general is None:
+                return pos
+            (
+                method, target, version, headers, host, content_length, transfer_encoding, connection, upgrade,
+                expect, end,
+            ) = general
+            raw = b""
+            forwardable = None
+
+        memos = self._memo_limit >= 0
+        head = request_verdict(
+            method, target, version, host, content_length, transfer_encoding, connection, upgrade, expect, headers,
+            raw, forwardable, self._vetted, self._valid_host, memos,
+        )
+        if memos and host is not None:
+            self._valid_host = host
+        events.append(head)
+        if head.upgrade is not None or method == CONNECT:
+            after = PAUSED
+        elif head.keep_alive:
+            after = HEAD
+        else:
+            after = CLOSED
+        if end - pos <= self._memo_limit:
+            self._last_head = buf[pos:end]
+            self._last_event = head
+            self._last_after = after
+            if raw and target[0] == 47 and after == HEAD:
+                self._near_prefix = method + b" "
+                self._near_event = head
+                self._near_after = buf[pos + len(method) + 1 + len(target) : end]
+                self._near_state = after
+            else:
+                self._near_after = b""
+        self._request_body(head.body, events, after)
+        return end
+
+    def _request_body(self, framing: Framing, events: list[Event], after: int) -> None:
+        """Start the body of the request whose head was just reported; no body, the common case, inlined."""
+        if framing is NO_BODY:
+            events.append(END_OF_MESSAGE)
+            self._state = after
+        else:
+            self._begin_body(framing, events, after)
+
+    def _near_target(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        """Clients repeat a head with only the path changed (a crawler, an API client, a benchmark with
+        distinct targets). When the bytes at `pos` are the memo's head with another origin-form target,
+        valid by the fast path's own rule, the new head is the memo's verdict with that target: the
+        method, the field section and everything derived from them are the same bytes, already
+        validated, and an origin-form target decides nothing. The position after the head, or -1 (take
+        the usual path)."""
+        prefix = self._near_prefix
+        start = pos + len(prefix)
+        if buf[pos:start] != prefix:
+            return -1
+        space = buf.find(b" ", start, pos + self.max_start_line - _AFTER_TARGET)  # the request line's limit
+        if space < 0:
+            return -1
+        after = self._near_after
+        end = space + len(after)
+        if end > len(buf) or buf[space:end] != after or buf[start] != 47:
+            return -1
+        if TARGET_RE.fullmatch(buf, start, space) is None:
+            return -1
+        last = self._near_event
+        head = RequestHead(last.method, buf[start:space], last.version, None, last.keep_alive, last.body,
+                           last.upgrade, last.expect_continue, last.host, last.connection, last.raw,
+                           last.forwardable)
+        events.append(head)
+        self._request_body(head.body, events, self._near_state)
+        return end
+
+    def _general_fields(
+        self, buf: bytes, pos: int
+    ) -> tuple[bytes, bytes, bytes, Headers, _Field, _Field, _Field, _Field, _Field, _Field, int] | None:
+        """The general path: validate the request line and the field section of a head in any valid form.
+
+        Returns None while the head is incomplete (after checking what has arrived), else (method, target,
+        version, headers, then the declared fields' values: Host, Content-Length, Transfer-Encoding,
+        Connection, Upgrade, Expect, and the position after the head); list fields sent on several lines
+        are joined with ", ", and of several Expect lines a 100-continue one is kept.
+        """
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if pos < len(buf):
+                self._incomplete_head(buf, pos)
+            return None
+        line_end = buf.find(CRLF, pos)
+        if line_end - pos > self.max_start_line:
+            self._start_line_too_long()
+        if end - line_end > self.max_header_section:
+            raise ProtocolError("header section too large", 431)
+        match = REQUEST_LINE_RE.fullmatch(buf, pos, line_end)
+        if match is None:
+            bad_request_line(buf[pos:line_end])
+        method, target, version = match.groups()
+        if version != V11 and version != V10:
+            raise ProtocolError("HTTP version not supported", 505)
+
+        host: _Field = None
+        content_length: _Field = None
+        transfer_encoding: _Field = None
+        connection: _Field = None
+        upgrade: _Field = None
+        expect: _Field = None
+        headers: Headers = ()
+        if end != line_end:
+            start = line_end + 2
+            pairs = self._field_lines(buf, start, end, 431)
+            for name, value in pairs:
+                key = _TABLE.get(name.lower())
+                if key is None:
+                    continue
+                if key == HOST:
+                    if host is not None:
+                        raise ProtocolError("more than one Host field (RFC 9112 §3.2)", 400)
+                    host = value
+                elif key == CONTENT_LENGTH:
+                    if content_length is not None:
+                        raise ProtocolError("multiple Content-Length fields (RFC 9112 §6.3)", 400)
+                    content_length = value
+                elif key == TRANSFER_ENCODING:
+                    # Field lines of a list field combine with ", " (RFC 9110 §5.3).
+                    transfer_encoding = value if transfer_encoding is None else transfer_encoding + b", " + value
+                elif key == CONNECTION:
+                    connection = value if connection is None else connection + b", " + value
+                elif key == UPGRADE:
+                    upgrade = value if upgrade is None else upgrade + b", " + value
+                elif key == EXPECT:
+                    if expect is None or value.lower() == b"100-continue":
+                        expect = value
+                elif key == LOOKALIKE:
+                    fields.raise_lookalike(name, 400)
+                elif key == BAD:
+                    fields.raise_bad_line(buf, start, end + 2, 400)
+            headers = tuple(pairs)
+        return (
+            method, target, version, headers, host, content_length, transfer_encoding, connection, upgrade, expect,
+            end + 4,
+        )
