@@ -154,5 +154,5 @@ def test_adding_a_field_to_the_declaration_takes_it_out_of_the_near_memo() -> No
         assert got[0] == got[1]
     assert usual._near.values and not declaring._near.values
     assert declaring._fast.groupindex["x_request_id"] > declaring._fast.groupindex["keep_alive"]
-    with pytest.raises(ValueError, match="extend"):
+    with pytest.raises(ValueError, match="extend the default"):
         ResponseParser(declared=HeadFields(RESPONSE_FIELDS.captured[::-1], RESPONSE_FIELDS.refused))

@@ -125,6 +125,22 @@ def cut_groups(pattern: re.Pattern[bytes], declared: HeadFields) -> tuple[tuple[
     return tuple((pattern.groupindex[group_name(name)], len(name) + len(NAME_SEPARATOR)) for name in declared.cut)
 
 
+_CONNECTION_PREFIX: Final = len(b"Connection") + len(NAME_SEPARATOR)
+
+
+def forwardable_section(raw: bytes, offset: int, match: re.Match[bytes], connection: bytes | None,
+                        connection_group: int, only_connection: bool, groups: tuple[tuple[int, int], ...]) -> bytes:
+    """`raw` (which starts at `offset` in the matched buffer) without its hop-by-hop lines: when
+    `only_connection` (no other cut field was captured), at most the Connection line (value group
+    `connection_group`), the usual case, cut in place; else every line `groups` (cut_groups) hold."""
+    if not only_connection:
+        return without_lines(raw, offset, match, groups)
+    if connection is None:
+        return raw
+    cut = match.start(connection_group) - _CONNECTION_PREFIX - offset
+    return raw[:cut] + raw[cut + _CONNECTION_PREFIX + len(connection) + len(CRLF) :]
+
+
 def without_lines(raw: bytes, offset: int, match: re.Match[bytes], groups: tuple[tuple[int, int], ...]) -> bytes:
     """`raw` (which starts at `offset` in the matched buffer) without the lines whose value `groups` hold."""
     spans = []

@@ -11,9 +11,21 @@ from typing import Final, NoReturn
 
 from rsp.errors import ProtocolError
 from rsp.http1 import fields
-from rsp.http1.events import END_OF_MESSAGE, Data, EndOfMessage, Event, Framing
+from rsp.http1.events import END_OF_MESSAGE, Data, EndOfMessage, Event, Framing, Headers
+from rsp.http1.fast_path import cut_groups, fast_re
 from rsp.http1.fields import FIELD_LINE_RE
 from rsp.http1.grammar import CHUNK_LINE_RE, FORBIDDEN_TRAILERS
+from rsp.http1.head_fields import (
+    BAD,
+    CONNECTION,
+    CONTENT_LENGTH,
+    EXPECT,
+    HOST,
+    LOOKALIKE,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    HeadFields,
+)
 from rsp.http1.limits import MAX_CHUNK_LINE, MAX_MEMO_HEAD, MAX_TRAILER_COUNT, MAX_TRAILER_SECTION
 
 # Parser states. Those that parse nothing more carry the STOPPED bit (one test instead of three).
@@ -28,6 +40,7 @@ STOPPED: Final = 16
 PAUSED: Final = STOPPED | 0  # after a message that may switch protocols, bytes are kept for the tunnel
 CLOSED: Final = STOPPED | 1  # after a message that ends the connection, bytes are ignored
 DONE: Final = STOPPED | 2  # after an error, the end of the stream or take_trailing_data()
+_Field = bytes | None  # a field value the general path found, or None
 # States whose next step needs a line feed: bytes without one cannot complete them.
 _LINE_STATES: Final = frozenset((HEAD, CHUNK_HEAD, TRAILERS))
 
@@ -38,6 +51,8 @@ class MessageParser:
     __slots__ = (
         "_after_body",
         "_buf",
+        "_cut",
+        "_fast",
         "_memo_limit",
         "_more",
         "_more_size",
@@ -45,13 +60,21 @@ class MessageParser:
         "_short_head",
         "_state",
         "_status",
+        "_vetted",
         "max_header_count",
         "max_header_section",
         "max_start_line",
     )
 
     def __init__(self, status: int, max_start_line: int, max_header_section: int, max_header_count: int,
-                 memos: bool) -> None:
+                 memos: bool, declared: HeadFields, default: HeadFields) -> None:
+        if declared.captured[: len(default.captured)] != default.captured:
+            raise ValueError("a declaration must extend the default one (its groups keep their numbers)")
+        # The fast-path expression embeds the field count limit (set at construction); the hop-by-hop lines
+        # it cuts, and the Connection options that leave `forwardable` valid, come with the declaration.
+        self._fast = fast_re(status == 400, declared, max_header_count)
+        self._cut = cut_groups(self._fast, declared)
+        self._vetted = declared.vetted
         self._status = status  # what every framing error answers: 400 for requests, 502 for responses
         self._state = HEAD
         self._buf = b""  # unparsed bytes carried to the next feed()
@@ -211,6 +234,48 @@ class MessageParser:
         if buf.find(b" \r\n", start, end + 2) >= 0 or buf.find(b"\t\r\n", start, end + 2) >= 0:
             pairs = fields.strip_values(pairs)
         return pairs
+
+    def _declared_fields(
+        self, buf: bytes, start: int, end: int, table: dict[bytes, int], too_many: int
+    ) -> tuple[Headers, _Field, _Field, _Field, _Field, _Field, _Field]:
+        """The general path's reading of the field section buf[start:end + 2]: (headers, then the values of
+        the fields `table` (head_fields.fields_table) declares: Host, Content-Length, Transfer-Encoding,
+        Connection, Upgrade, Expect; None when absent or not declared). List fields sent on several lines
+        are joined with ", " (RFC 9110 §5.3); of several Expect lines a 100-continue one is kept."""
+        status = self._status
+        host: _Field = None
+        content_length: _Field = None
+        transfer_encoding: _Field = None
+        connection: _Field = None
+        upgrade: _Field = None
+        expect: _Field = None
+        pairs = self._field_lines(buf, start, end, too_many)
+        for name, value in pairs:
+            key = table.get(name.lower())
+            if key is None:
+                continue
+            if key == HOST:
+                if host is not None:
+                    raise ProtocolError("more than one Host field (RFC 9112 §3.2)", status)
+                host = value
+            elif key == CONTENT_LENGTH:
+                if content_length is not None:
+                    raise ProtocolError("multiple Content-Length fields (RFC 9112 §6.3)", status)
+                content_length = value
+            elif key == TRANSFER_ENCODING:
+                transfer_encoding = value if transfer_encoding is None else transfer_encoding + b", " + value
+            elif key == CONNECTION:
+                connection = value if connection is None else connection + b", " + value
+            elif key == UPGRADE:
+                upgrade = value if upgrade is None else upgrade + b", " + value
+            elif key == EXPECT:
+                if expect is None or value.lower() == b"100-continue":
+                    expect = value
+            elif key == LOOKALIKE:
+                fields.raise_lookalike(name, status)
+            elif key == BAD:
+                fields.raise_bad_line(buf, start, end + 2, status)
+        return tuple(pairs), host, content_length, transfer_encoding, connection, upgrade, expect
 
     def _check_partial_size(self, size: int) -> None:
         """Refuse an incomplete line or section that already exceeds its limit."""

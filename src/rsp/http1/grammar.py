@@ -8,6 +8,7 @@ from typing import Final, NoReturn
 from rsp.errors import ProtocolError
 from rsp.http1 import fields
 from rsp.http1.fields import QUOTED_STRING, TCHAR
+from rsp.http1.forward import HOP_BY_HOP
 from rsp.http1.limits import MAX_CHUNK_SIZE_DIGITS
 
 # request-line = method SP request-target SP HTTP-version (RFC 9112 §3). The target is restricted to
@@ -35,19 +36,7 @@ CHUNK_LINE_RE: Final = re.compile(
 # Trailer fields that would change framing, routing or connection handling if a recipient merged them
 # into the header section (RFC 9110 §6.5.1 lists framing, routing and connection-management fields among
 # those that cannot be processed as trailers): refused.
-FORBIDDEN_TRAILERS: Final = frozenset(
-    (
-        b"content-length",
-        b"transfer-encoding",
-        b"host",
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"upgrade",
-    )
-)
+FORBIDDEN_TRAILERS: Final = HOP_BY_HOP | {b"content-length", b"host"}
 
 STATUS_CODES: Final = {b"%d" % code: code for code in range(100, 600)}
 # Statuses whose response has no content whatever its fields say (RFC 9112 §6.3 rule 1).

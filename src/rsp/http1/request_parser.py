@@ -5,21 +5,12 @@ from __future__ import annotations
 from typing import Final
 
 from rsp.errors import ProtocolError
-from rsp.http1 import fields
 from rsp.http1.events import END_OF_MESSAGE, NO_BODY, Event, Framing, Headers, RequestHead
-from rsp.http1.fast_path import REQUEST_GROUP, SECTION, cut_groups, fast_re, without_lines
+from rsp.http1.fast_path import REQUEST_GROUP, SECTION, forwardable_section
 from rsp.http1.framing import CLOSED, HEAD, PAUSED, MessageParser
-from rsp.http1.grammar import CONNECT, CRLF, NAME_SEPARATOR, REQUEST_LINE_RE, TARGET_RE, V10, V11, bad_request_line
+from rsp.http1.grammar import CONNECT, CRLF, REQUEST_LINE_RE, TARGET_RE, V10, V11, bad_request_line
 from rsp.http1.head_fields import (
-    BAD,
-    CONNECTION,
-    CONTENT_LENGTH,
-    EXPECT,
-    HOST,
-    LOOKALIKE,
     REQUEST_FIELDS,
-    TRANSFER_ENCODING,
-    UPGRADE,
     HeadFields,
     fields_table,
 )
@@ -46,7 +37,6 @@ _EXPECT: Final = REQUEST_GROUP["expect"]
 _LINE_AROUND: Final = len(b"  HTTP/1.1\r\n")
 _LINE_WITHOUT_CRLF: Final = len(b"  HTTP/1.1")
 _AFTER_TARGET: Final = len(b" HTTP/1.1")
-_CONNECTION_PREFIX: Final = len(b"Connection") + len(NAME_SEPARATOR)
 _TABLE: Final = fields_table(REQUEST_FIELDS)
 # Placeholder for the memos (never returned: they start empty).
 _NO_REQUEST: Final = RequestHead(b"", b"", b"", (), False, NO_BODY)
@@ -61,8 +51,8 @@ class RequestParser(MessageParser):
     declaration of the fields that decide a request (rsp.http1.head_fields).
     """
 
-    __slots__ = ("_cut", "_fast", "_last_after", "_last_event", "_last_head", "_near_after", "_near_event",
-                 "_near_prefix", "_near_state", "_valid_host", "_vetted")
+    __slots__ = ("_last_after", "_last_event", "_last_head", "_near_after", "_near_event",
+                 "_near_prefix", "_near_state", "_valid_host")
 
     def __init__(
         self,
@@ -73,13 +63,7 @@ class RequestParser(MessageParser):
         memos: bool = True,
         declared: HeadFields = REQUEST_FIELDS,
     ) -> None:
-        super().__init__(400, max_request_line, max_header_section, max_header_count, memos)
-        if declared.captured[: len(REQUEST_FIELDS.captured)] != REQUEST_FIELDS.captured:
-            raise ValueError("a request declaration must extend REQUEST_FIELDS (its groups keep their numbers)")
-        # The fast-path expression embeds the field count limit (set at construction).
-        self._fast = fast_re(True, declared, max_header_count)
-        self._cut = cut_groups(self._fast, declared)
-        self._vetted = declared.vetted
+        super().__init__(400, max_request_line, max_header_section, max_header_count, memos, declared, REQUEST_FIELDS)
         # The last Host value validated: a keep-alive client repeats it, a comparison is cheaper than the
         # regular expression.
         self._valid_host: bytes | None = None
@@ -148,15 +132,11 @@ class RequestParser(MessageParser):
             headers: Headers | None = None
             if host is None:
                 forwardable: bytes | None = None  # forwarding adds a Host
-            elif groups[_KEEP_ALIVE] is None and transfer_encoding is None and upgrade is None:
-                if connection is None:
-                    forwardable = raw
-                else:  # only the Connection line to leave out, the usual case
-                    section = pos + len(method) + len(target) + _LINE_AROUND
-                    cut = match.start(_CONNECTION + 1) - _CONNECTION_PREFIX - section
-                    forwardable = raw[:cut] + raw[cut + _CONNECTION_PREFIX + len(connection) + len(CRLF) :]
             else:
-                forwardable = without_lines(raw, pos + len(method) + len(target) + _LINE_AROUND, match, self._cut)
+                forwardable = forwardable_section(
+                    raw, pos + len(method) + len(target) + _LINE_AROUND, match, connection, _CONNECTION + 1,
+                    groups[_KEEP_ALIVE] is None and transfer_encoding is None and upgrade is None, self._cut,
+                )
         else:
             general = self._general_fields(buf, pos)
             if general is None:
@@ -259,43 +239,12 @@ class RequestParser(MessageParser):
         if version != V11 and version != V10:
             raise ProtocolError("HTTP version not supported", 505)
 
-        host: _Field = None
-        content_length: _Field = None
-        transfer_encoding: _Field = None
-        connection: _Field = None
-        upgrade: _Field = None
-        expect: _Field = None
         headers: Headers = ()
+        host = content_length = transfer_encoding = connection = upgrade = expect = None
         if end != line_end:
-            start = line_end + 2
-            pairs = self._field_lines(buf, start, end, 431)
-            for name, value in pairs:
-                key = _TABLE.get(name.lower())
-                if key is None:
-                    continue
-                if key == HOST:
-                    if host is not None:
-                        raise ProtocolError("more than one Host field (RFC 9112 §3.2)", 400)
-                    host = value
-                elif key == CONTENT_LENGTH:
-                    if content_length is not None:
-                        raise ProtocolError("multiple Content-Length fields (RFC 9112 §6.3)", 400)
-                    content_length = value
-                elif key == TRANSFER_ENCODING:
-                    # Field lines of a list field combine with ", " (RFC 9110 §5.3).
-                    transfer_encoding = value if transfer_encoding is None else transfer_encoding + b", " + value
-                elif key == CONNECTION:
-                    connection = value if connection is None else connection + b", " + value
-                elif key == UPGRADE:
-                    upgrade = value if upgrade is None else upgrade + b", " + value
-                elif key == EXPECT:
-                    if expect is None or value.lower() == b"100-continue":
-                        expect = value
-                elif key == LOOKALIKE:
-                    fields.raise_lookalike(name, 400)
-                elif key == BAD:
-                    fields.raise_bad_line(buf, start, end + 2, 400)
-            headers = tuple(pairs)
+            headers, host, content_length, transfer_encoding, connection, upgrade, expect = self._declared_fields(
+                buf, line_end + 2, end, _TABLE, 431
+            )
         return (
             method, target, version, headers, host, content_length, transfer_encoding, connection, upgrade, expect,
             end + 4,

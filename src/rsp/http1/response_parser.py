@@ -5,18 +5,12 @@ from __future__ import annotations
 from typing import Final
 
 from rsp.errors import ProtocolError
-from rsp.http1 import fields
 from rsp.http1.events import END_OF_MESSAGE, NO_BODY, Data, EndOfMessage, Event, Framing, Headers, ResponseHead
-from rsp.http1.fast_path import RESPONSE_GROUP, SECTION, cut_groups, fast_re, without_lines
+from rsp.http1.fast_path import RESPONSE_GROUP, SECTION, forwardable_section
 from rsp.http1.framing import CLOSED, HEAD, PAUSED, UNTIL_CLOSE, MessageParser
-from rsp.http1.grammar import CONNECT, CRLF, NAME_SEPARATOR, STATUS_CODES, STATUS_LINE_RE, V10, V11
+from rsp.http1.grammar import CONNECT, CRLF, STATUS_CODES, STATUS_LINE_RE, V10, V11
 from rsp.http1.head_fields import (
-    BAD,
-    CONNECTION,
-    CONTENT_LENGTH,
-    LOOKALIKE,
     RESPONSE_FIELDS,
-    TRANSFER_ENCODING,
     HeadFields,
     fields_table,
 )
@@ -40,7 +34,6 @@ _KEEP_ALIVE: Final = RESPONSE_GROUP["keep_alive"]
 _LINE_WITHOUT_REASON: Final = len(b"HTTP/1.1 200\r\n")
 _LINE_AROUND_REASON: Final = len(b"HTTP/1.1 200 \r\n")
 _LINE_WITHOUT_CRLF: Final = len(b"HTTP/1.1 200")
-_CONNECTION_PREFIX: Final = len(b"Connection") + len(NAME_SEPARATOR)
 _TABLE: Final = fields_table(RESPONSE_FIELDS)
 # Placeholder for the exact memo (never returned: it starts empty).
 _NO_RESPONSE: Final = ResponseHead(0, b"", b"", (), False, NO_BODY)
@@ -55,8 +48,7 @@ class ResponseParser(MessageParser):
     declaration of the fields that decide a response (rsp.http1.head_fields).
     """
 
-    __slots__ = ("_cut", "_fast", "_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_near",
-                 "_vetted")
+    __slots__ = ("_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_near")
 
     def __init__(
         self,
@@ -67,13 +59,7 @@ class ResponseParser(MessageParser):
         memos: bool = True,
         declared: HeadFields = RESPONSE_FIELDS,
     ) -> None:
-        super().__init__(502, max_status_line, max_header_section, max_header_count, memos)
-        if declared.captured[: len(RESPONSE_FIELDS.captured)] != RESPONSE_FIELDS.captured:
-            raise ValueError("a response declaration must extend RESPONSE_FIELDS (its groups keep their numbers)")
-        # The fast-path expression embeds the field count limit (set at construction).
-        self._fast = fast_re(False, declared, max_header_count)
-        self._cut = cut_groups(self._fast, declared)
-        self._vetted = declared.vetted
+        super().__init__(502, max_status_line, max_header_section, max_header_count, memos, declared, RESPONSE_FIELDS)
         # Methods of the requests sent whose final response is still due, oldest first. A list: compiled,
         # append and pop(0) are native operations (a deque's methods are generic calls), and it holds one
         # entry per request pipelined on the connection: at most one in rsp (one exchange at a time).
@@ -161,16 +147,11 @@ class ResponseParser(MessageParser):
             transfer_encoding: _Field = groups[_TRANSFER_ENCODING]
             connection: _Field = groups[_CONNECTION]
             headers: Headers | None = None
-            # Where the section starts.
-            offset = pos + (_LINE_WITHOUT_REASON if reason is None else _LINE_AROUND_REASON + len(reason))
-            if groups[_KEEP_ALIVE] is None and transfer_encoding is None:
-                if connection is None:
-                    forwardable: bytes | None = raw
-                else:  # only the Connection line to leave out, the usual case
-                    cut = match.start(_CONNECTION + 1) - _CONNECTION_PREFIX - offset
-                    forwardable = raw[:cut] + raw[cut + _CONNECTION_PREFIX + len(connection) + len(CRLF) :]
-            else:
-                forwardable = without_lines(raw, offset, match, self._cut)
+            section = pos + (_LINE_WITHOUT_REASON if reason is None else _LINE_AROUND_REASON + len(reason))
+            forwardable: bytes | None = forwardable_section(
+                raw, section, match, connection, _CONNECTION + 1,
+                groups[_KEEP_ALIVE] is None and transfer_encoding is None, self._cut,
+            )
         else:
             general = self._general_fields(buf, pos)
             if general is None:
@@ -267,28 +248,11 @@ class ResponseParser(MessageParser):
             raise ProtocolError("unsupported HTTP version in response", 502)
         status = int(code)
 
-        content_length: _Field = None
-        transfer_encoding: _Field = None
-        connection: _Field = None
         headers: Headers = ()
+        content_length = transfer_encoding = connection = None
         if end != line_end:
-            start = line_end + 2
-            pairs = self._field_lines(buf, start, end, 502)
-            for name, value in pairs:
-                key = _TABLE.get(name.lower())
-                if key is None:
-                    continue
-                if key == CONTENT_LENGTH:
-                    if content_length is not None:
-                        raise ProtocolError("multiple Content-Length fields (RFC 9112 §6.3)", 502)
-                    content_length = value
-                elif key == TRANSFER_ENCODING:
-                    transfer_encoding = value if transfer_encoding is None else transfer_encoding + b", " + value
-                elif key == CONNECTION:
-                    connection = value if connection is None else connection + b", " + value
-                elif key == BAD:
-                    fields.raise_bad_line(buf, start, end + 2, 502)
-                elif key == LOOKALIKE:
-                    fields.raise_lookalike(name, 502)
-            headers = tuple(pairs)
+            # Host, Upgrade and Expect are not declared for responses: the table leaves them None.
+            headers, _, content_length, transfer_encoding, connection, _, _ = self._declared_fields(
+                buf, line_end + 2, end, _TABLE, 502
+            )
         return version, status, reason, headers, content_length, transfer_encoding, connection, end + 4
