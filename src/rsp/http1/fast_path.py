@@ -50,29 +50,37 @@ def again_name(field: bytes) -> str:
     return "again_" + group_name(field)
 
 
-def _any_separator(parts: list[bytes]) -> bytes:
-    return b"[-_]".join(re.escape(part) for part in parts)
-
-
 def _lookalike(parts: list[bytes]) -> bytes:
-    """An expression for the spellings of the name whose "-"-separated parts these are with at least one "_"."""
-    first = re.escape(parts[0])
+    """An expression for the spellings with at least one "_" of the name whose "-"-separated parts (as
+    expressions) these are."""
     if len(parts) == 2:
-        return first + b"_" + re.escape(parts[1])
-    return first + b"(?:_" + _any_separator(parts[1:]) + b"|-" + _lookalike(parts[1:]) + b")"
+        return parts[0] + b"_" + parts[1]
+    return parts[0] + b"(?:_" + b"[-_]".join(parts[1:]) + b"|-" + _lookalike(parts[1:]) + b")"
+
+
+def _spellings(declared: HeadFields) -> list[bytes]:
+    """The refused names as expressions: each refused name, and the spellings of the look-alike targets
+    with "_" (rsp.http1.fields.LOOKALIKE_TARGETS; with "-" too when refused). Targets that differ only in
+    their last part share one expression (`x[-_]forwarded[-_](?:for|proto|host)`): one branch to try."""
+    spellings = [re.escape(name) for name in declared.refused if name not in fields.LOOKALIKE_TARGETS]
+    families: dict[tuple[tuple[bytes, ...], bool], list[bytes]] = {}
+    for name in fields.LOOKALIKE_TARGETS:
+        *first, last = name.split(b"-")
+        families.setdefault((tuple(first), name in declared.refused), []).append(last)
+    for (leading, refused), lasts in families.items():
+        last = re.escape(lasts[0]) if len(lasts) == 1 else b"(?:%s)" % b"|".join(re.escape(x) for x in lasts)
+        parts = [re.escape(part) for part in leading] + [last]
+        spellings.append(b"[-_]".join(parts) if refused else _lookalike(parts))
+    return spellings
 
 
 def fast_head_re(start: bytes, declared: HeadFields, max_count: int) -> re.Pattern[bytes]:
     """The fast-path expression for heads whose start line `start` matches (its groups come first), with at
-    most `max_count` field lines: then the section, the refused flag, and per captured name its "again"
-    flag and its value."""
+    most `max_count` field lines: then the section, per captured name its "again" flag and its value,
+    then the refused flag."""
     group = re.compile(start).groups + 1  # the section
-    refused_group = group + 1
-    group = refused_group
-    refused = [re.escape(name) for name in declared.refused]
-    refused += [_lookalike(name.split(b"-")) for name in fields.LOOKALIKE_TARGETS]
-    branches = [rb"(?P<%s>(?i:%s)):[^\r]*+\r\n" % (REFUSED.encode(), b"|".join(refused))]
-    flags = [refused_group]
+    branches = []
+    flags = []
     initials = {name[:1] for name in declared.refused + fields.LOOKALIKE_TARGETS}
     for name in declared.captured:
         flags.append(group + 1)
@@ -81,6 +89,11 @@ def fast_head_re(start: bytes, declared: HeadFields, max_count: int) -> re.Patte
         branches.append(rb"(?i:%s): (?(%d)(?P<%s>)%s|(?P<%s>%s))\r\n" % (
             re.escape(name), group, again_name(name).encode(), value, group_name(name).encode(), value))
         initials.add(name[:1])
+    # The refused branch comes last: the captured lines, far more common, are tried first.
+    group += 1
+    flags.append(group)
+    refused_group = group
+    branches.append(rb"(?P<%s>(?i:%s)):[^\r]*+\r\n" % (REFUSED.encode(), b"|".join(_spellings(declared))))
     guard = b"".join(sorted(initials | {initial.upper() for initial in initials}))
     line = rb"(?=[^%s])%s|%s|%s" % (guard, _CANONICAL_LINE, b"|".join(branches), _CANONICAL_LINE)
     fail_if_flagged = b"".join(rb"(?(%d)(?!))" % flag for flag in flags)
