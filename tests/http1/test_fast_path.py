@@ -97,7 +97,8 @@ VALUES = {
     b"transfer-encoding": ([b"chunked", b"Chunked"], [b"gzip, chunked", b"chunked, gzip", b"identity", b",chunked"]),
     b"connection": (
         [b"keep-alive", b"close", b"Upgrade", b"keep-alive, Upgrade", b"Close", b"TE", b"keep-alive, close"],
-        [b"close, X-Secret", b"host", b"a b", b"Content-Length", b", ,"],
+        [b"close, X-Secret", b"host", b"a b", b"Content-Length", b", ,", b"keep-alive, Forwarded",
+         b"X-Forwarded-For, TE"],
     ),
     b"keep-alive": ([b"timeout=5", b"max=100"], []),
     b"upgrade": ([b"websocket", b"WebSocket, h2c"], [b"h2c", b"TLS/1.2"]),

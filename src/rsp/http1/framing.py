@@ -14,7 +14,7 @@ from rsp.http1 import fields
 from rsp.http1.events import END_OF_MESSAGE, Data, EndOfMessage, Event, Framing, Headers
 from rsp.http1.fast_path import cut_groups, fast_re
 from rsp.http1.fields import FIELD_LINE_RE
-from rsp.http1.grammar import CHUNK_LINE_RE, FORBIDDEN_TRAILERS
+from rsp.http1.grammar import CHUNK_LINE_RE, CR, CRLF, END_OF_HEAD, FORBIDDEN_TRAILERS, LF
 from rsp.http1.head_fields import (
     BAD,
     CONNECTION,
@@ -179,12 +179,12 @@ class MessageParser:
                         new = end
                 elif state == CHUNK_END:
                     if end - pos < 2:
-                        if buf[pos] != 13:
+                        if buf[pos] != CR:
                             raise ProtocolError("chunk data not followed by CRLF (RFC 9112 §7.1)", self._status)
                         break
-                    if buf[pos] != 13 or buf[pos + 1] != 10:
+                    if buf[pos] != CR or buf[pos + 1] != LF:
                         raise ProtocolError("chunk data not followed by CRLF (RFC 9112 §7.1)", self._status)
-                    new = pos + 2
+                    new = pos + len(CRLF)
                     self._state = CHUNK_HEAD
                 elif state == TRAILERS:
                     new = self._trailers(buf, pos, events)
@@ -317,7 +317,7 @@ class MessageParser:
         crlf = buf.count(b"\r\n", pos)
         if buf.count(b"\n", pos) != crlf:
             raise ProtocolError("bare LF line ending (RFC 9112 §2.2)", self._status)
-        if buf.count(b"\r", pos) - crlf > (buf[-1] == 13):  # a CR at the very end may still get its LF
+        if buf.count(b"\r", pos) - crlf > (buf[-1] == CR):  # a CR at the very end may still get its LF
             raise ProtocolError("bare CR in head (RFC 9112 §2.2)", self._status)
         if line_end >= 0:
             self._check_start_line(buf, pos, line_end)
@@ -366,7 +366,7 @@ class MessageParser:
             return pos
         if lf - pos > MAX_CHUNK_LINE:
             raise ProtocolError("chunk header line too long", status)
-        if lf == pos or buf[lf - 1] != 13:
+        if lf == pos or buf[lf - 1] != CR:
             raise ProtocolError("chunk header not terminated by CRLF (RFC 9112 §7.1)", status)
         match = CHUNK_LINE_RE.fullmatch(buf, pos, lf - 1)
         if match is None:
@@ -382,22 +382,22 @@ class MessageParser:
     def _trailers(self, buf: bytes, pos: int, events: list[Event]) -> int:
         status = self._status
         if len(buf) - pos < 2:
-            if buf[pos] == 10:
+            if buf[pos] == LF:
                 raise ProtocolError("bare LF after last chunk (RFC 9112 §7.1)", status)
             return pos
-        if buf[pos] == 13:
-            if buf[pos + 1] != 10:
+        if buf[pos] == CR:
+            if buf[pos + 1] != LF:
                 raise ProtocolError("bare CR after last chunk (RFC 9112 §7.1)", status)
             self._end_message(events, END_OF_MESSAGE)
-            return pos + 2
-        end = buf.find(b"\r\n\r\n", pos)
+            return pos + len(CRLF)
+        end = buf.find(END_OF_HEAD, pos)
         if end < 0:
             if len(buf) - pos > MAX_TRAILER_SECTION:
                 raise ProtocolError("trailer section too large", self._too_large_status())
             crlf = buf.count(b"\r\n", pos)
             if buf.count(b"\n", pos) != crlf:
                 raise ProtocolError("bare LF in trailer section (RFC 9112 §2.2)", status)
-            if buf.count(b"\r", pos) - crlf > (buf[-1] == 13):
+            if buf.count(b"\r", pos) - crlf > (buf[-1] == CR):
                 raise ProtocolError("bare CR in trailer section (RFC 9112 §2.2)", status)
             if buf.count(b"\r\n", pos) > MAX_TRAILER_COUNT:
                 raise ProtocolError("too many trailer fields", self._too_large_status())
@@ -409,4 +409,4 @@ class MessageParser:
             if name.lower() in FORBIDDEN_TRAILERS:
                 raise ProtocolError(f"{name.decode()} is not allowed in trailers (RFC 9110 §6.5.1)", status)
         self._end_message(events, EndOfMessage(tuple(pairs)))
-        return end + 4
+        return end + len(END_OF_HEAD)

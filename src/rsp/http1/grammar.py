@@ -47,6 +47,10 @@ HEAD_METHOD: Final = b"HEAD"
 V11: Final = b"1.1"
 V10: Final = b"1.0"
 CRLF: Final = b"\r\n"
+END_OF_HEAD: Final = b"\r\n\r\n"  # the last line's CRLF and the empty line
+CR: Final = 13
+LF: Final = 10
+SLASH: Final = 47  # the first byte of an origin-form target
 # A field line on the fast path is `Name: value\r\n`: the bytes around its value.
 NAME_SEPARATOR: Final = b": "
 

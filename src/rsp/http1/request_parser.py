@@ -8,7 +8,18 @@ from rsp.errors import ProtocolError
 from rsp.http1.events import END_OF_MESSAGE, NO_BODY, Event, Framing, Headers, RequestHead
 from rsp.http1.fast_path import REQUEST_GROUP, SECTION, forwardable_section
 from rsp.http1.framing import CLOSED, HEAD, PAUSED, MessageParser
-from rsp.http1.grammar import CONNECT, CRLF, REQUEST_LINE_RE, TARGET_RE, V10, V11, bad_request_line
+from rsp.http1.grammar import (
+    CONNECT,
+    CR,
+    CRLF,
+    END_OF_HEAD,
+    REQUEST_LINE_RE,
+    SLASH,
+    TARGET_RE,
+    V10,
+    V11,
+    bad_request_line,
+)
 from rsp.http1.head_fields import (
     REQUEST_FIELDS,
     HeadFields,
@@ -94,9 +105,9 @@ class RequestParser(MessageParser):
 
     def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
         # RFC 9112 §2.2: a server SHOULD ignore at least one empty line received before the request-line.
-        if buf[pos] == 13:
+        if buf[pos] == CR:
             while buf.startswith(CRLF, pos):
-                pos += 2
+                pos += len(CRLF)
             if pos == len(buf):
                 return pos
         last = self._last_head
@@ -166,7 +177,7 @@ class RequestParser(MessageParser):
             self._last_head = buf[pos:end]
             self._last_event = head
             self._last_after = after
-            if raw and target[0] == 47 and after == HEAD:
+            if raw and target[0] == SLASH and after == HEAD:
                 self._near_prefix = method + b" "
                 self._near_event = head
                 self._near_after = buf[pos + len(method) + 1 + len(target) : end]
@@ -200,7 +211,7 @@ class RequestParser(MessageParser):
             return -1
         after = self._near_after
         end = space + len(after)
-        if end > len(buf) or buf[space:end] != after or buf[start] != 47:
+        if end > len(buf) or buf[space:end] != after or buf[start] != SLASH:
             return -1
         if TARGET_RE.fullmatch(buf, start, space) is None:
             return -1
@@ -222,7 +233,7 @@ class RequestParser(MessageParser):
         Connection, Upgrade, Expect, and the position after the head); list fields sent on several lines
         are joined with ", ", and of several Expect lines a 100-continue one is kept.
         """
-        end = buf.find(b"\r\n\r\n", pos)
+        end = buf.find(END_OF_HEAD, pos)
         if end < 0:
             if pos < len(buf):
                 self._incomplete_head(buf, pos)
@@ -243,9 +254,9 @@ class RequestParser(MessageParser):
         host = content_length = transfer_encoding = connection = upgrade = expect = None
         if end != line_end:
             headers, host, content_length, transfer_encoding, connection, upgrade, expect = self._declared_fields(
-                buf, line_end + 2, end, _TABLE, 431
+                buf, line_end + len(CRLF), end, _TABLE, 431
             )
         return (
             method, target, version, headers, host, content_length, transfer_encoding, connection, upgrade, expect,
-            end + 4,
+            end + len(END_OF_HEAD),
         )

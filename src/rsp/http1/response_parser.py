@@ -8,7 +8,7 @@ from rsp.errors import ProtocolError
 from rsp.http1.events import END_OF_MESSAGE, NO_BODY, Data, EndOfMessage, Event, Framing, Headers, ResponseHead
 from rsp.http1.fast_path import RESPONSE_GROUP, SECTION, forwardable_section
 from rsp.http1.framing import CLOSED, HEAD, PAUSED, UNTIL_CLOSE, MessageParser
-from rsp.http1.grammar import CONNECT, CRLF, STATUS_CODES, STATUS_LINE_RE, V10, V11
+from rsp.http1.grammar import CONNECT, CR, CRLF, END_OF_HEAD, STATUS_CODES, STATUS_LINE_RE, V10, V11
 from rsp.http1.head_fields import (
     RESPONSE_FIELDS,
     HeadFields,
@@ -106,9 +106,9 @@ class ResponseParser(MessageParser):
     def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
         # Empty lines before a status line are skipped as before a request line (RFC 9112 §2.2): some
         # servers send a CRLF after a body.
-        if buf[pos] == 13:
+        if buf[pos] == CR:
             while buf.startswith(CRLF, pos):
-                pos += 2
+                pos += len(CRLF)
             if pos == len(buf):
                 return pos
         methods = self._methods
@@ -228,7 +228,7 @@ class ResponseParser(MessageParser):
         reason, headers, then the declared fields' values: Content-Length, Transfer-Encoding, Connection,
         and the position after the head).
         """
-        end = buf.find(b"\r\n\r\n", pos)
+        end = buf.find(END_OF_HEAD, pos)
         if end < 0:
             if pos < len(buf):
                 self._incomplete_head(buf, pos)
@@ -253,6 +253,8 @@ class ResponseParser(MessageParser):
         if end != line_end:
             # Host, Upgrade and Expect are not declared for responses: the table leaves them None.
             headers, _, content_length, transfer_encoding, connection, _, _ = self._declared_fields(
-                buf, line_end + 2, end, _TABLE, 502
+                buf, line_end + len(CRLF), end, _TABLE, 502
             )
-        return version, status, reason, headers, content_length, transfer_encoding, connection, end + 4
+        return (
+            version, status, reason, headers, content_length, transfer_encoding, connection, end + len(END_OF_HEAD)
+        )
