@@ -154,6 +154,13 @@ class MessageParser:
             end = len(buf)
             while pos < end:
                 if state == HEAD:
+                    if buf[pos] == CR:
+                        # RFC 9112 §2.2: a server SHOULD ignore at least one empty line received before the
+                        # request-line; responses too (some servers send a CRLF after a body).
+                        while buf.startswith(CRLF, pos):
+                            pos += len(CRLF)
+                        if pos == end:
+                            break
                     new = self._head(buf, pos, events)
                 elif state == LENGTH:
                     remaining = self._remaining
@@ -276,6 +283,13 @@ class MessageParser:
             elif key == BAD:
                 fields.raise_bad_line(buf, start, end + 2, status)
         return tuple(pairs), host, content_length, transfer_encoding, connection, upgrade, expect
+
+    def _head_end(self, buf: bytes, pos: int) -> int:
+        """Where the head at `pos` ends (its last CRLF), or -1 after checking what has arrived of it."""
+        end = buf.find(END_OF_HEAD, pos)
+        if end < 0 and pos < len(buf):
+            self._incomplete_head(buf, pos)
+        return end
 
     def _check_partial_size(self, size: int) -> None:
         """Refuse an incomplete line or section that already exceeds its limit."""

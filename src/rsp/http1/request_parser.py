@@ -10,7 +10,6 @@ from rsp.http1.fast_path import REQUEST_GROUP, SECTION, forwardable_section
 from rsp.http1.framing import CLOSED, HEAD, PAUSED, MessageParser
 from rsp.http1.grammar import (
     CONNECT,
-    CR,
     CRLF,
     END_OF_HEAD,
     REQUEST_LINE_RE,
@@ -104,12 +103,6 @@ class RequestParser(MessageParser):
             raise ProtocolError("HTTP version not supported", 505)
 
     def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
-        # RFC 9112 §2.2: a server SHOULD ignore at least one empty line received before the request-line.
-        if buf[pos] == CR:
-            while buf.startswith(CRLF, pos):
-                pos += len(CRLF)
-            if pos == len(buf):
-                return pos
         last = self._last_head
         if last and starts_with(buf, last, pos):  # the previous head again: the same bytes, the same event
             head = self._last_event
@@ -233,10 +226,8 @@ class RequestParser(MessageParser):
         Connection, Upgrade, Expect, and the position after the head); list fields sent on several lines
         are joined with ", ", and of several Expect lines a 100-continue one is kept.
         """
-        end = buf.find(END_OF_HEAD, pos)
+        end = self._head_end(buf, pos)
         if end < 0:
-            if pos < len(buf):
-                self._incomplete_head(buf, pos)
             return None
         line_end = buf.find(CRLF, pos)
         if line_end - pos > self.max_start_line:

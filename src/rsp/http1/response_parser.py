@@ -8,7 +8,7 @@ from rsp.errors import ProtocolError
 from rsp.http1.events import END_OF_MESSAGE, NO_BODY, Data, EndOfMessage, Event, Framing, Headers, ResponseHead
 from rsp.http1.fast_path import RESPONSE_GROUP, SECTION, forwardable_section
 from rsp.http1.framing import CLOSED, HEAD, PAUSED, UNTIL_CLOSE, MessageParser
-from rsp.http1.grammar import CONNECT, CR, CRLF, END_OF_HEAD, STATUS_CODES, STATUS_LINE_RE, V10, V11
+from rsp.http1.grammar import CONNECT, CRLF, END_OF_HEAD, STATUS_CODES, STATUS_LINE_RE, V10, V11
 from rsp.http1.head_fields import (
     RESPONSE_FIELDS,
     HeadFields,
@@ -104,13 +104,6 @@ class ResponseParser(MessageParser):
             raise ProtocolError("unsupported HTTP version in response", 502)
 
     def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
-        # Empty lines before a status line are skipped as before a request line (RFC 9112 §2.2): some
-        # servers send a CRLF after a body.
-        if buf[pos] == CR:
-            while buf.startswith(CRLF, pos):
-                pos += len(CRLF)
-            if pos == len(buf):
-                return pos
         methods = self._methods
         if not methods:
             match = None
@@ -228,10 +221,8 @@ class ResponseParser(MessageParser):
         reason, headers, then the declared fields' values: Content-Length, Transfer-Encoding, Connection,
         and the position after the head).
         """
-        end = buf.find(END_OF_HEAD, pos)
+        end = self._head_end(buf, pos)
         if end < 0:
-            if pos < len(buf):
-                self._incomplete_head(buf, pos)
             return None
         if not self._methods:
             raise ProtocolError("response without a request", 502)
