@@ -7,7 +7,7 @@ from typing import Final
 from rsp.errors import ProtocolError
 from rsp.http1.events import END_OF_MESSAGE, NO_BODY, Data, EndOfMessage, Event, Framing, Headers, ResponseHead
 from rsp.http1.fast_path import RESPONSE_GROUP, SECTION, forwardable_section
-from rsp.http1.framing import CLOSED, HEAD, PAUSED, UNTIL_CLOSE, MessageParser
+from rsp.http1.framing import CLOSED, DONE, HEAD, PAUSED, UNTIL_CLOSE, MessageParser
 from rsp.http1.grammar import CONNECT, CRLF, END_OF_HEAD, STATUS_CODES, STATUS_LINE_RE, V10, V11
 from rsp.http1.head_fields import (
     RESPONSE_FIELDS,
@@ -43,12 +43,15 @@ class ResponseParser(MessageParser):
     """Parses the responses a backend sends on one connection. Every error carries 502.
 
     The body of a response depends on the request it answers (RFC 9112 §6.3): call `expect(method)` for
-    every request forwarded on the connection, in order. A response nobody asked for is an error.
+    every request forwarded on the connection, in order. Bytes that arrive when no response is due (a
+    backend answering HEAD with a body, or talking out of turn) are not parsed: the responses completed
+    before them are returned as usual, parsing stops, and `unsolicited` counts those bytes, so that the
+    I/O layer forwards what was complete and closes the connection.
     memos=False turns the parser's memos off (for the differential tests); `declared` may extend the
     declaration of the fields that decide a response (rsp.http1.head_fields).
     """
 
-    __slots__ = ("_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_near")
+    __slots__ = ("_last_after", "_last_event", "_last_head", "_last_method", "_methods", "_near", "unsolicited")
 
     def __init__(
         self,
@@ -71,6 +74,8 @@ class ResponseParser(MessageParser):
         self._last_event = _NO_RESPONSE
         self._last_after = HEAD
         self._near = NearMemo(declared.never_volatile)
+        # Bytes received when no response was due (see the class docstring); 0 while the stream is sound.
+        self.unsolicited = 0
 
     def expect(self, method: bytes) -> None:
         """A request with this method was sent; its response comes after those already expected."""
@@ -106,22 +111,26 @@ class ResponseParser(MessageParser):
     def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
         methods = self._methods
         if not methods:
-            match = None
-        else:
-            last = self._last_head
-            if self._near.values:
-                # Heads whose values change (a Date, a request id): the exact memo would compare a whole head
-                # in vain every time; the near memo also answers an identical head.
-                if methods[0] == self._last_method:
-                    near = self._near_head(buf, pos, events)
-                    if near >= 0:
-                        return near
-            elif last and methods[0] == self._last_method and starts_with(buf, last, pos):
-                # The previous final response again, to the same method: the same event.
-                head = self._last_event
-                events.append(head)
-                return self._final_body(buf, pos + len(last), head.body, events, self._last_after)
-            match = self._fast.match(buf, pos)
+            # Every response asked for is complete: these bytes answer nothing. A HEAD response's body is
+            # the usual case (RFC 9112 §6.3 rule 1: a HEAD response has no content whatever its fields
+            # say). Nothing after them can be framed with confidence, so parsing stops here.
+            self.unsolicited = len(buf) - pos
+            self._state = DONE
+            return len(buf)
+        last = self._last_head
+        if self._near.values:
+            # Heads whose values change (a Date, a request id): the exact memo would compare a whole head
+            # in vain every time; the near memo also answers an identical head.
+            if methods[0] == self._last_method:
+                near = self._near_head(buf, pos, events)
+                if near >= 0:
+                    return near
+        elif last and methods[0] == self._last_method and starts_with(buf, last, pos):
+            # The previous final response again, to the same method: the same event.
+            head = self._last_event
+            events.append(head)
+            return self._final_body(buf, pos + len(last), head.body, events, self._last_after)
+        match = self._fast.match(buf, pos)
         if match is not None:
             groups = match.groups()
             reason: bytes | None = groups[_REASON]
@@ -224,8 +233,6 @@ class ResponseParser(MessageParser):
         end = self._head_end(buf, pos)
         if end < 0:
             return None
-        if not self._methods:
-            raise ProtocolError("response without a request", 502)
         line_end = buf.find(CRLF, pos)
         if line_end - pos > self.max_start_line:
             raise ProtocolError("status line too long", 502)
