@@ -48,8 +48,8 @@ REPO = BENCH_DIR.parent
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 DEFAULT_RSP_CMD = "{python} -m rsp {config}"
 
-# Full and --quick defaults. Full: ~10 s runs x 3 repetitions, as in the measurements of docs/performance.md; quick: enough
-# to see that everything works and get rough ratios in about a minute per target.
+# Full and --quick defaults. Full: ~10 s runs x 3 repetitions, as in the measurements of docs/performance.md;
+# quick: enough to see that everything works and get rough ratios in about a minute per target.
 FULL = {"duration": 10, "reps": 3, "ab_requests": 100_000}
 QUICK = {"duration": 3, "reps": 2, "ab_requests": 20_000}
 WARMUP_SECONDS = 1  # one short wrk run per target before measuring: first-connection and import costs
