@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lib import LOOPBACK, MIB
 
-SMALL_BODY_SIZE = 97  # bytes: the "small response" of the prototypes measured in DESIGN.md
+SMALL_BODY_SIZE = 97  # bytes: the "small response" of the prototypes measured before rsp (docs/performance.md)
 LARGE_BODY_SIZE = MIB
 SMALL_PATH = "/small"
 LARGE_PATH = "/1m"

@@ -151,7 +151,7 @@ LEGEND = """\
 - other load: machine busy time (/proc/stat) minus this benchmark's own processes during the run, in cores;
   above ~0.1 the figures are noisy, because the load generator, backend and proxy already fill both cores.
 - A÷B ratios are medians of per-repetition ratios (A and B ran back to back in each repetition).
-  "efficiency B÷A" is B's CPU per unit over A's: above 1.00x A is cheaper (the convention of DESIGN.md).
+  "efficiency B÷A" is B's CPU per unit over A's: above 1.00x A is cheaper (the convention of docs/performance.md).
 - p50 added vs direct: the target's median latency minus direct-to-nginx's, same repetition.
 """
 

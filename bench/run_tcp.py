@@ -1,9 +1,9 @@
 """Benchmark rsp against HAProxy (and nginx, and direct-to-backend) on loopback; print ratios.
 
-    /work/main/.venv/bin/python bench/run_tcp.py [--quick] [--reps N] [--duration S] [--scenario tcp|http|lb]
+    .venv/bin/python bench/run_tcp.py [--quick] [--reps N] [--duration S] [--scenario tcp|http|lb]
 
 The figure that matters on a 2-core box is the proxy's CPU time per request (or per MiB), not raw req/s:
-wrk plus the backend saturate one core at about the rate the proxy saturates the other (DESIGN.md).
+wrk plus the backend saturate one core at about the rate the proxy saturates the other (docs/performance.md, "Method").
 Everything started here is stopped in `finally`, also on Ctrl-C or SIGTERM. See bench/README.md.
 """
 
@@ -48,8 +48,8 @@ REPO = BENCH_DIR.parent
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 DEFAULT_RSP_CMD = "{python} -m rsp {config}"
 
-# Full and --quick defaults. Full: ~10 s runs x 3 repetitions, as in DESIGN.md's measurements; quick: enough
-# to see that everything works and get rough ratios in about a minute per target.
+# Full and --quick defaults. Full: ~10 s runs x 3 repetitions, as in the measurements of docs/performance.md;
+# quick: enough to see that everything works and get rough ratios in about a minute per target.
 FULL = {"duration": 10, "reps": 3, "ab_requests": 100_000}
 QUICK = {"duration": 3, "reps": 2, "ab_requests": 20_000}
 WARMUP_SECONDS = 1  # one short wrk run per target before measuring: first-connection and import costs

@@ -9,26 +9,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import sys
 from collections.abc import Sequence
 
 from rsp import __version__
-from rsp.admin.socket_server import admin_request
+from rsp.admin.socket_server import admin_request, reply_is_error
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError
 from rsp.logs import get_logger, setup_logging
 from rsp.native import build_description
+from rsp.preflight import check_startable
 from rsp.server import Server
-from rsp.transport.event_loop import RspEventLoop, has_epoll
+from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
 
 DESCRIPTION = """\
 rsp: a reverse proxy and load balancer that never loses a byte, configured in Lua.
 
 Examples:
   rsp examples/quickstart.lua          run with a config (Ctrl-C or SIGTERM stops gracefully)
-  rsp --check examples/quickstart.lua  validate a config and exit 0 (ok) or 1 (error), like nginx -t
+  rsp --check examples/quickstart.lua  validate a config, resolve its backends and try its binds, then exit
+                                       0 (ok) or 1 (error, naming file:line and key), like nginx -t
 
 Smallest config (the original rsp form):
   listenPort = 8000
@@ -44,37 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rsp", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("config", nargs="?", help="path to the Lua config file")
-    parser.add_argument("-c", "--check", action="store_true", help="validate the config and exit (0 ok, 1 error)")
+    parser.add_argument("-c", "--check", action="store_true",
+                        help="validate the config, resolve its hosts, try its binds and exit (0 ok, 1 error)")
     parser.add_argument("-V", "--version", action="version", version=f"rsp {__version__} ({build_description()})")
     parser.add_argument("--admin", metavar="SOCKET",
                         help="send a runtime command to a running rsp, e.g. rsp --admin /run/rsp.sock show backends")
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
-
-
-# RSP_LOOP picks the event loop: "rsp" (the default where epoll exists: rsp.transport.event_loop, whose
-# iteration and socket dispatch are compiled), "uvloop", or "asyncio" (the standard library's).
-LOOP_ENV = "RSP_LOOP"
-LOOP_CHOICES = ("rsp", "uvloop", "asyncio")
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The loop RSP_LOOP names; by default rsp's own on Linux, else uvloop when importable, else asyncio's."""
-    choice = os.environ.get(LOOP_ENV, "")
-    if choice and choice not in LOOP_CHOICES:
-        raise ConfigError(f"{LOOP_ENV}={choice!r}: expected one of {', '.join(LOOP_CHOICES)}")
-    if choice in ("", "rsp") and has_epoll():
-        return RspEventLoop()
-    if choice in ("", "rsp", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                raise ConfigError(f"{LOOP_ENV}=uvloop: uvloop is not installed") from None
-        else:
-            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            return loop
-    return asyncio.new_event_loop()
 
 
 def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
@@ -86,7 +63,9 @@ def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, objec
 
 def run(config: Config) -> None:
     logger = setup_logging(config.log_level)
-    loop = new_event_loop()
+    loop, choice = loop_from_environment()
+    if choice.reason:
+        logger.warning("%s", choice.reason)
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(log_loop_exception)
     try:
@@ -96,7 +75,7 @@ def run(config: Config) -> None:
         gc.collect()
         gc.freeze()
         logger.info("rsp %s (%s) running with %s (config %s)", __version__, build_description(),
-                    "rsp's epoll loop" if isinstance(loop, RspEventLoop) else type(loop).__module__, config.path)
+                    "rsp's epoll loop" if choice.kind == LOOP_RSP else type(loop).__module__, config.path)
         loop.run_until_complete(server.wait_stopped())
     finally:
         loop.close()
@@ -107,11 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.admin:
         words = ([args.config] if args.config else []) + list(args.command)
         try:
-            print(admin_request(args.admin, " ".join(words) or "help"))
+            reply = admin_request(args.admin, " ".join(words) or "help")
         except OSError as exc:
             print(f"rsp: cannot reach admin socket {args.admin}: {exc.strerror or exc}", file=sys.stderr)
             return 1
-        return 0
+        print(reply)
+        return 1 if reply_is_error(reply) else 0
     if args.command:
         print(f"rsp: error: unexpected arguments: {' '.join(args.command)} (try: rsp --help)", file=sys.stderr)
         return 1
@@ -125,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error parsing config file: {exc}", file=sys.stderr)
         return 1
     if args.check:
+        try:
+            check_startable(config)
+        except ConfigError as exc:
+            print(f"rsp: check failed: {exc}", file=sys.stderr)
+            return 1
         print(f"configuration file {args.config} test is successful")
         return 0
     try:

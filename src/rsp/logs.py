@@ -1,6 +1,7 @@
 """Log output: one line per event on stderr, each prefixed `[YYYY-MM-DD HH:MM:SS.ffffff +zzzz] `.
 
-The timestamp format is the original rsp's (local time with microseconds and the UTC offset).
+The timestamp format is the original rsp's (local time with microseconds and the UTC offset); the startup
+lines on stdout carry the same prefix (`stamped`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,18 @@ from datetime import datetime
 LOGGER_NAME = "rsp"
 
 
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %z"
+
+
+def stamped(message: str, when: float | None = None) -> str:
+    """`[timestamp] message`, the timestamp of `when` (a time.time() value; now when None)."""
+    moment = datetime.now() if when is None else datetime.fromtimestamp(when)
+    return f"[{moment.astimezone().strftime(TIMESTAMP_FORMAT)}] {message}"
+
+
 class TimestampFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created).astimezone().strftime("%Y-%m-%d %H:%M:%S.%f %z")
-        text = f"[{stamp}] {record.getMessage()}"
+        text = stamped(record.getMessage(), record.created)
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

@@ -12,11 +12,11 @@ import socket
 import sys
 from typing import Final, TextIO
 
-from rsp.admin.socket_server import start_admin_socket
+from rsp.admin.socket_server import AdminSocket, start_admin_socket
 from rsp.config.model import Config
 from rsp.errors import StartupError
 from rsp.health.checker import HealthChecker
-from rsp.logs import get_logger
+from rsp.logs import get_logger, stamped
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
@@ -48,7 +48,7 @@ class Server:
         self._stopped: asyncio.Future[None] | None = None
         self._draining = False
         self._drain_deadline = 0.0
-        self.admin: asyncio.AbstractServer | None = None
+        self.admin: AdminSocket | None = None
         self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
         self.access_log: AccessLog | None = None
@@ -97,7 +97,7 @@ class Server:
             self.loop.add_signal_handler(sig, self.request_shutdown, sig)
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
         for port in self.ports:
-            self.out.write(f"Started.  Listening on port {port}.\n")
+            self.out.write(stamped(f"Started.  Listening on port {port}.") + "\n")
         self.out.flush()
 
     @property

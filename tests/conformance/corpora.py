@@ -1,4 +1,8 @@
-"""Loaders for the three HTTP/1.1 conformance corpora in /work/shared/conformance (see its README.md).
+"""Loaders for the three HTTP/1.1 conformance corpora vendored in tests/conformance/corpora/ (see its README.md).
+
+Every loader first checks the vendored files against `corpora/SHA256SUMS` (`verify_corpora()`): a file
+missing, truncated or changed, or a fixture file the manifest does not list, raises CorpusError naming it,
+so a run without the corpora fails instead of passing on fewer cases.
 
 - aws/http-desync-guardian YAML: `load_desync_guardian()` -> DesyncCase (a request built from the
   structured case, plus its expected tier: Compliant, Acceptable, Ambiguous, Severe).
@@ -24,18 +28,28 @@ Choices made when turning the corpora into bytes, each needed because the corpus
 from __future__ import annotations
 
 import codecs
+import functools
+import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-CORPUS_DIR = Path(os.environ.get("RSP_CONFORMANCE_DIR", "/work/shared/conformance"))
+CORPUS_DIR = Path(__file__).resolve().parent / "corpora"
 DESYNC_DIR = CORPUS_DIR / "http-desync-guardian"
 LLHTTP_DIR = CORPUS_DIR / "llhttp"
 TROPHIES = CORPUS_DIR / "http-garden" / "TROPHIES.md"
+# `sha256sum` format: "<hex digest>  <path relative to CORPUS_DIR>", one line per vendored fixture file.
+MANIFEST = CORPUS_DIR / "SHA256SUMS"
+# The fixture files the loaders read (everything else in CORPUS_DIR is documentation and licences).
+FIXTURE_PATTERNS = (
+    "http-desync-guardian/*.yaml",
+    "llhttp/request/*.md",
+    "llhttp/response/*.md",
+    "http-garden/TROPHIES.md",
+)
 
 # Bodies longer than this are not generated (the "64-bits overflow" case asks for 2**64 bytes).
 MAX_GENERATED_BODY = 8 * 1024 * 1024
@@ -44,8 +58,48 @@ MAX_GENERATED_BODY = 8 * 1024 * 1024
 TIERS = ("Compliant", "Acceptable", "Ambiguous", "Severe")
 
 
-def available() -> bool:
-    return DESYNC_DIR.is_dir() and LLHTTP_DIR.is_dir() and TROPHIES.is_file()
+class CorpusError(Exception):
+    """The vendored corpora are not as the manifest lists them."""
+
+
+def manifest_problems(corpus_dir: Path) -> list[str]:
+    """What differs between `corpus_dir` and its SHA256SUMS: missing, changed and unlisted fixture files."""
+    manifest = corpus_dir / MANIFEST.name
+    if not manifest.is_file():
+        return [f"{manifest.name} is missing"]
+    problems: list[str] = []
+    listed: set[str] = set()
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.partition("  ")
+        listed.add(name)
+        path = corpus_dir / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            problems.append(f"{name} differs from the copy recorded in {manifest.name} (truncated or edited?)")
+    for pattern in FIXTURE_PATTERNS:
+        for path in sorted(corpus_dir.glob(pattern)):
+            name = path.relative_to(corpus_dir).as_posix()
+            if name not in listed:
+                problems.append(f"{name} is not listed in {manifest.name}")
+    return problems
+
+
+def check_corpora(corpus_dir: Path) -> None:
+    """Raise CorpusError unless every fixture file of `corpus_dir` is present and as its manifest records."""
+    problems = manifest_problems(corpus_dir)
+    if problems:
+        raise CorpusError(
+            f"the conformance corpora in {corpus_dir} are incomplete: " + "; ".join(problems)
+            + ". Restore them from git (git checkout -- tests/conformance/corpora) or refresh them as"
+            " tests/conformance/corpora/README.md describes."
+        )
+
+
+@functools.cache
+def verify_corpora() -> None:
+    """check_corpora() on the vendored copy, once per process (every loader calls it first)."""
+    check_corpora(CORPUS_DIR)
 
 
 # -- http-desync-guardian -------------------------------------------------------------------------------
@@ -92,6 +146,7 @@ def build_desync_request(method: str, uri: str, version: str, headers: list[tupl
 def load_desync_guardian() -> list[DesyncCase]:
     """Every case, once: single-case.yaml repeats a case of ambiguous.yaml (it is the upstream's
     debugging slot), so identical cases are kept once, which gives the 158 the corpus README counts."""
+    verify_corpora()
     cases: list[DesyncCase] = []
     seen: set[tuple[object, ...]] = set()
     for path in sorted(DESYNC_DIR.glob("*.yaml")):
@@ -283,6 +338,7 @@ def _parse_llhttp_file(path: Path, relative: str) -> list[LlhttpCase]:
 
 def load_llhttp(kind: str) -> list[LlhttpCase]:
     """Every fixture of llhttp/test/<kind> ("request" or "response"), in file order."""
+    verify_corpora()
     cases: list[LlhttpCase] = []
     for path in sorted((LLHTTP_DIR / kind).glob("*.md")):
         cases.extend(_parse_llhttp_file(path, f"{kind}/{path.name}"))
@@ -319,6 +375,7 @@ _PAYLOAD_RE = re.compile(r"^\s*- Payload: (.*)$")
 
 
 def load_trophies() -> list[Trophy]:
+    verify_corpora()
     trophies: list[Trophy] = []
     section = ""
     number = 0

@@ -1,16 +1,93 @@
 """The three conformance corpora, loaded and run through rsp.http1's parsers (see harness.py for rules).
 
-Run with `-s` to see the per-corpus summary table; the test asserts zero hard failures.
+Run with `-s` to see the per-corpus summary table; the test asserts zero hard failures. The first tests
+check the vendored copy itself: every file present and unchanged, and the counts its README states.
 """
 
 from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 
 from conformance import corpora, harness
 
-pytestmark = pytest.mark.skipif(not corpora.available(), reason="conformance corpora not found")
+# What tests/conformance/corpora/README.md states, corpus -> (fixture files, cases the loaders yield).
+README_COUNTS = {
+    "http-desync-guardian": (10, 158),
+    "llhttp/request": (13, 166),
+    "llhttp/response": (9, 85),
+    "http-garden": (1, 79),
+}
 
+
+def test_the_vendored_corpora_are_complete_and_unchanged() -> None:
+    assert corpora.manifest_problems(corpora.CORPUS_DIR) == []
+    corpora.verify_corpora()
+
+
+def test_the_corpora_readme_states_the_counts_the_loaders_find() -> None:
+    readme = (corpora.CORPUS_DIR / "README.md").read_text(encoding="utf-8")
+    stated = {
+        name: (int(files), int(cases))
+        for name, files, cases in re.findall(r"(?m)^\| `([\w/-]+)/` \| (\d+) \| (\d+) \|", readme)
+    }
+    assert stated == README_COUNTS
+    files = {
+        "http-desync-guardian": len(list(corpora.DESYNC_DIR.glob("*.yaml"))),
+        "llhttp/request": len(list((corpora.LLHTTP_DIR / "request").glob("*.md"))),
+        "llhttp/response": len(list((corpora.LLHTTP_DIR / "response").glob("*.md"))),
+        "http-garden": int(corpora.TROPHIES.is_file()),
+    }
+    cases = {
+        "http-desync-guardian": len(corpora.load_desync_guardian()),
+        "llhttp/request": len(corpora.load_llhttp("request")),
+        "llhttp/response": len(corpora.load_llhttp("response")),
+        "http-garden": len(corpora.load_trophies()),
+    }
+    assert {name: (files[name], cases[name]) for name in files} == README_COUNTS
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "corpora"
+    shutil.copytree(corpora.CORPUS_DIR, copy)
+    return copy
+
+
+def test_a_copy_of_the_corpora_passes_the_check(corpus_copy: Path) -> None:
+    assert corpora.manifest_problems(corpus_copy) == []
+    corpora.check_corpora(corpus_copy)
+
+
+def test_a_missing_corpus_file_fails_the_check_by_name(corpus_copy: Path) -> None:
+    (corpus_copy / "http-desync-guardian" / "severe.yaml").unlink()
+    with pytest.raises(corpora.CorpusError, match=r"http-desync-guardian/severe\.yaml is missing"):
+        corpora.check_corpora(corpus_copy)
+
+
+def test_a_truncated_corpus_file_fails_the_check(corpus_copy: Path) -> None:
+    trophies = corpus_copy / "http-garden" / "TROPHIES.md"
+    trophies.write_bytes(trophies.read_bytes()[:1000])
+    assert corpora.manifest_problems(corpus_copy) == [
+        "http-garden/TROPHIES.md differs from the copy recorded in SHA256SUMS (truncated or edited?)"
+    ]
+
+
+def test_a_missing_folder_or_manifest_fails_the_check(corpus_copy: Path) -> None:
+    shutil.rmtree(corpus_copy / "llhttp")
+    problems = corpora.manifest_problems(corpus_copy)
+    assert len(problems) == 22 and all(p.startswith("llhttp/") and p.endswith(" is missing") for p in problems)
+    (corpus_copy / "SHA256SUMS").unlink()
+    with pytest.raises(corpora.CorpusError, match="SHA256SUMS is missing"):
+        corpora.check_corpora(corpus_copy)
+
+
+def test_an_unlisted_fixture_file_fails_the_check(corpus_copy: Path) -> None:
+    (corpus_copy / "llhttp" / "request" / "extra.md").write_text("# extra\n", encoding="utf-8")
+    assert corpora.manifest_problems(corpus_copy) == ["llhttp/request/extra.md is not listed in SHA256SUMS"]
 
 def test_desync_guardian_loads_158_cases_with_their_tiers() -> None:
     cases = corpora.load_desync_guardian()

@@ -1,6 +1,6 @@
 """The replay machinery on real loopback sockets: RecordingBackend, replay() and its verdicts.
 
-rsp's HTTP mode is judged end to end by the last test (skipped where `rsp.proxy.http_proxy` cannot be imported).
+rsp's HTTP mode is judged end to end by the last test.
 The others put a deliberately naive relay in front of the backend to show that the verdict catches
 what it must: a relay that passes bytes through verbatim forwards TE+CL and duplicate Content-Length
 (invalid forwarded HTTP), and a relay that hands the client only the first response shows more requests
@@ -153,14 +153,6 @@ def test_replay_flags_more_requests_forwarded_than_answered(backend: RecordingBa
     assert verdict.problems == ("backends received 2 requests, the client got 1 answers",)
 
 
-def http_mode_available() -> bool:
-    try:
-        import rsp.proxy.http_proxy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _http_config(port: int, backend_port: int) -> str:
     return (
         f'listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http", pool = "web" }} }}\n'
@@ -168,8 +160,6 @@ def _http_config(port: int, backend_port: int) -> str:
     )
 
 
-@pytest.mark.skipif(not http_mode_available(), reason="HTTP mode not available")
-@pytest.mark.skipif(not corpora.available(), reason="conformance corpora not found")
 def test_rsp_forwards_no_smuggling_from_the_corpora(
     backend: RecordingBackend, run_rsp: Callable[..., Any], free_port: Callable[..., int]
 ) -> None:

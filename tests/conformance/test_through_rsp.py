@@ -20,14 +20,6 @@ from conformance.replay import Verdict, replay
 from conformance.through_rsp import EITHER, FORWARD, NOT_APPLICABLE, REFUSE, Case, Shards, classify
 
 
-def http_mode_available() -> bool:
-    try:
-        import rsp.proxy.http_proxy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def verdict(*statuses: int, forwarded: int = 0, problems: tuple[str, ...] = (), closed: bool = True) -> Verdict:
     answered = sum(1 for status in statuses if status >= 200)
     return Verdict(not problems, problems, forwarded, answered, statuses, (), closed)
@@ -114,7 +106,6 @@ def test_prose_payloads_are_not_applicable() -> None:
     assert classify(Case("http-garden", "made-up", None, NOT_APPLICABLE, 0), None).verdict == "n/a"
 
 
-@pytest.mark.skipif(not corpora.available(), reason="conformance corpora not found")
 def test_every_case_has_an_expectation() -> None:
     cases = through_rsp.all_cases()
     by_corpus = {corpus: [c for c in cases if c.corpus == corpus] for corpus in dict.fromkeys(c.corpus for c in cases)}
@@ -139,8 +130,6 @@ def shards() -> Iterator[Shards]:
         yield started
 
 
-@pytest.mark.skipif(not http_mode_available(), reason="HTTP mode not available")
-@pytest.mark.skipif(not corpora.available(), reason="conformance corpora not found")
 def test_the_whole_corpus_through_rsp_has_no_hard_failure(
     shards: Shards, run_rsp: Callable[..., Any], free_port: Callable[..., int]
 ) -> None:

@@ -107,7 +107,7 @@ def test_the_near_memo_is_used_for_a_changing_request_id_and_date() -> None:
     # fresh parse would have made its own reason bytes).
     assert seen[3] is not seen[2] and seen[3].reason is seen[2].reason
     # Armed after the second head (the request id line), widened by the third (the Date line).
-    assert len(parser._near_values) == 2
+    assert len(parser._near.values) == 2
     # A changed Content-Length is never taken from the memo: the body is 6 bytes now.
     longer = third.replace(b"Content-Length: 5", b"Content-Length: 6") + b"!"
     assert result(parser, longer) == result(ResponseParser(), longer)

@@ -193,6 +193,27 @@ def test_refused_with_502(raw: bytes, message: str) -> None:
     assert info.value.status == 502 and message in str(info.value), str(info.value)
 
 
-def test_a_response_nobody_asked_for_is_refused() -> None:
-    with pytest.raises(ProtocolError, match="response without a request"):
-        ResponseParser().feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+def test_a_response_nobody_asked_for_is_not_parsed_and_counted() -> None:
+    parser = ResponseParser()
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") == []
+    assert parser.unsolicited == len(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert not parser.idle
+    assert parser.feed(b"HTTP/1.1 200 OK\r\n\r\n") == []  # parsing stopped for good
+
+
+def test_a_head_response_with_a_body_keeps_the_response_and_counts_the_stray_bytes() -> None:
+    """A backend bug: the body of a GET sent after a HEAD response (RFC 9112 §6.3 rule 1)."""
+    parser = ResponseParser()
+    parser.expect(b"HEAD")
+    events = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+    assert [type(e).__name__ for e in events] == ["ResponseHead", "EndOfMessage"]
+    head = events[0]
+    assert isinstance(head, ResponseHead) and head.status == 200 and head.body.kind == "none"
+    assert parser.unsolicited == 5 and parser.pending == 0 and not parser.idle
+
+
+def test_a_sound_stream_has_no_unsolicited_bytes() -> None:
+    parser = ResponseParser()
+    parser.expect(b"HEAD")
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+    assert parser.unsolicited == 0 and parser.idle

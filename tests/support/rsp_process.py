@@ -1,7 +1,7 @@
 """Run rsp as a black box: `sys.executable -m rsp [ARGS] CONFIG.lua` in its own session.
 
 `RspProcess` captures stdout and stderr line by line on reader threads, knows the ports from the
-`Started.  Listening on port N.` lines, measures the resident memory of the process tree, and always
+`[timestamp] Started.  Listening on port N.` lines, measures the resident memory of the process tree, and always
 stops: SIGTERM to the main process, then SIGKILL to its whole process group after a bound (rsp may
 fork workers; they share the group because the process starts a new session).
 
@@ -23,15 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-STARTED_RE = re.compile(r"^Started\.  Listening on port (\d+)\.$")
-LOG_LINE_RE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} [+-]\d{4}\] ")
-# Python start-up plus uvloop and lupa imports take ~0.5 s here; a loaded 2-core machine can be 10x slower.
+# The timestamp every log line and startup line starts with (rsp.logs.TIMESTAMP_FORMAT in brackets).
+TIMESTAMP_RE = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} [+-]\d{4}\]"
+STARTED_RE = re.compile(rf"^{TIMESTAMP_RE} Started\.  Listening on port (\d+)\.$")
+LOG_LINE_RE = re.compile(rf"^{TIMESTAMP_RE} ")
+# Python start-up plus uvloop and lupa imports take well under a second; a loaded 2-core machine can be
+# many times slower.
 START_TIMEOUT = 15.0
 # After SIGTERM with no live connections rsp should exit at once; this bounds a wedged process.
 STOP_TIMEOUT = 5.0
 # A run_cli() child whose process tree grows beyond this is killed: no config should get anywhere near it.
 CLI_RSS_GUARD_KIB = 1536 * 1024
 CLI_POLL = 0.05
+
+
+# A wrapper for run_cli: the command runs in a network namespace of its own with only loopback, so a name
+# lookup that goes past /etc/hosts fails at once and sends no packet off the machine (needs root).
+OFFLINE = ("unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "offline")
 
 
 class RspStartError(AssertionError):
@@ -262,11 +270,13 @@ class CliResult:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def run_cli(*args: str, timeout: float = 20.0, rss_guard_kib: int = CLI_RSS_GUARD_KIB) -> CliResult:
-    """Run `python -m rsp ARGS` to completion; kill it (and report why) past `timeout` or the RSS guard."""
+def run_cli(*args: str, timeout: float = 20.0, rss_guard_kib: int = CLI_RSS_GUARD_KIB,
+            wrapper: tuple[str, ...] = ()) -> CliResult:
+    """Run `python -m rsp ARGS` to completion; kill it (and report why) past `timeout` or the RSS guard.
+    `wrapper` is a command that runs it (e.g. in a namespace, see OFFLINE)."""
     start = time.monotonic()
     proc = subprocess.Popen(
-        rsp_command(*args),
+        [*wrapper, *rsp_command(*args)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

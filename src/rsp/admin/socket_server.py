@@ -1,10 +1,15 @@
-"""The runtime API's Unix socket: read one command line, write the JSON reply, close."""
+"""The runtime API's Unix socket: read one command line, write the JSON reply, close.
+
+The socket file is removed on a clean stop; `rsp --admin` (admin_request, reply_is_error) is the client.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import stat
 from collections.abc import Mapping
 from typing import cast
 
@@ -39,13 +44,39 @@ class _AdminProtocol(asyncio.Protocol):
         return None
 
 
-async def start_admin_socket(path: str, pools: Mapping[str, PoolRuntime]) -> asyncio.AbstractServer:
+class AdminSocket:
+    """The listening admin socket; `close` also removes its file, if the file is still the one it created."""
+
+    def __init__(self, server: asyncio.AbstractServer, path: str) -> None:
+        self.server = server
+        self.path = path
+        self.inode = _inode(path)
+
+    def close(self) -> None:
+        self.server.close()
+        # Another rsp may have started on the same path since (it unlinks a stale socket first): its file
+        # has another inode and stays.
+        if self.inode is not None and _inode(self.path) == self.inode:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the socket file at `path`, None when there is none."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISSOCK(info.st_mode) else None
+
+
+async def start_admin_socket(path: str, pools: Mapping[str, PoolRuntime]) -> AdminSocket:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a stale socket from a previous run
     loop = asyncio.get_running_loop()
     server = await loop.create_unix_server(lambda: _AdminProtocol(pools), path)
     os.chmod(path, 0o600)  # the runtime API can drain backends: owner only
-    return server
+    return AdminSocket(server, path)
 
 
 def admin_request(path: str, command: str, timeout: float = 5.0) -> str:
@@ -60,3 +91,12 @@ def admin_request(path: str, command: str, timeout: float = 5.0) -> str:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks).decode()
+
+
+def reply_is_error(reply: str) -> bool:
+    """Whether a reply is the {"error": ...} document `execute` answers a failed command with."""
+    try:
+        document = json.loads(reply)
+    except ValueError:
+        return True  # not a reply rsp writes
+    return isinstance(document, dict) and "error" in document

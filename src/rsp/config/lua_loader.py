@@ -2,8 +2,8 @@
 
 Two forms are accepted. The original rsp globals (`listenPort`, `backendAddress`, `backendPort`, strings or
 numbers) describe one listener and a pool of one backend. The richer form has `listen`, `backends` and `pools`.
-Every error names the file, the Lua line of the top-level key where known, and the key; unknown keys are
-errors so that typos never pass silently.
+Every error names the file, the Lua line of the entry at fault (rsp.config.key_lines) and its key path;
+unknown keys are errors so that typos never pass silently.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from rsp.config import model
+from rsp.config.key_lines import key_lines, line_of
 from rsp.errors import ConfigError
 from rsp.lua.runtime import LuaChunkError, run_config_chunk
 
@@ -35,8 +36,7 @@ class _Ctx:
         self.lines = lines
 
     def fail(self, key: str, message: str) -> NoReturn:
-        top = key.split(".", 1)[0].split("[", 1)[0]
-        raise ConfigError(message, path=self.path, line=self.lines.get(top), key=key)
+        raise ConfigError(message, path=self.path, line=line_of(self.lines, key), key=key)
 
 
 def load_config(path: str) -> model.Config:
@@ -57,7 +57,10 @@ def parse_config(source: str, path: str) -> model.Config:
     except LuaChunkError as exc:
         # Lua's message already reads "path:line: what"; keep it as it is.
         raise ConfigError(exc.message) from exc
-    return build_config(chunk.globals, _Ctx(path, chunk.lines))
+    # The runtime knows the line of every global (where its statement ends); the source text knows the line
+    # of each entry, and of each global's name.
+    lines = {**chunk.lines, **key_lines(source)}
+    return build_config(chunk.globals, _Ctx(path, lines))
 
 
 def build_config(g: Mapping[str, Any], ctx: _Ctx) -> model.Config:
@@ -84,9 +87,9 @@ def build_config(g: Mapping[str, Any], ctx: _Ctx) -> model.Config:
         if "backends" in g or "pools" in g:
             ctx.fail("backendAddress", "use either backendAddress/backendPort or backends/pools, not both")
         pools[DEFAULT_POOL] = model.Pool(
-            DEFAULT_POOL, (model.Backend(b_host, b_port),), connect_timeout=timeouts.connect
+            DEFAULT_POOL, (model.Backend(b_host, b_port, key="backendAddress"),), connect_timeout=timeouts.connect
         )
-        listeners.append(model.Listener(host, port, DEFAULT_POOL))
+        listeners.append(model.Listener(host, port, DEFAULT_POOL, key="listenPort"))
     elif "listenAddress" in g:
         ctx.fail("listenAddress", "listenAddress needs listenPort (or use the listen list)")
 
@@ -142,6 +145,7 @@ def build_config(g: Mapping[str, Any], ctx: _Ctx) -> model.Config:
         low_water=low,
         admin_socket=admin,
         log_level=level,
+        lines=dict(ctx.lines),
     )
 
 
@@ -212,7 +216,7 @@ def _listener(item: Any, key: str, ctx: _Ctx) -> model.Listener:
     host = _host(_str_or_num(f.get("address", DEFAULT_LISTEN_ADDRESS), f"{key}.address", ctx), f"{key}.address", ctx)
     mode = _choice(f.get("mode", "tcp"), model.MODES, f"{key}.mode", ctx)
     pool = _string(f.get("pool", DEFAULT_POOL), f"{key}.pool", ctx)
-    return model.Listener(host, port, pool, mode)
+    return model.Listener(host, port, pool, mode, key=key)
 
 
 def _pool(name: str, spec: Any, key: str, ctx: _Ctx, timeouts: model.Timeouts) -> model.Pool:
@@ -273,7 +277,7 @@ def _backends(value: Any, key: str, ctx: _Ctx) -> tuple[model.Backend, ...]:
         k = f"{key}[{i}]"
         if isinstance(item, str):
             host, port = _split_host_port(item, k, ctx)
-            out.append(model.Backend(host, port))
+            out.append(model.Backend(host, port, key=k))
             continue
         f = _fields(item, k, ctx, {"address", "port", "weight", "max_conns", "backup", "name"})
         if "address" not in f:
@@ -291,6 +295,7 @@ def _backends(value: Any, key: str, ctx: _Ctx) -> tuple[model.Backend, ...]:
             max_conns=_int(f.get("max_conns", 0), f"{k}.max_conns", ctx, minimum=0),
             backup=_bool(f.get("backup", False), f"{k}.backup", ctx),
             name=_string(f.get("name", ""), f"{k}.name", ctx),
+            key=k,
         ))
     names = [b.name for b in out if b.name]
     if len(names) != len(set(names)):

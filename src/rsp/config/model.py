@@ -46,6 +46,8 @@ class Backend:
     max_conns: int = 0  # 0: no limit
     backup: bool = False
     name: str = ""
+    # The config key it was read from (`pools.web.backends[2]`), for errors found after loading.
+    key: str = field(default="", compare=False)
 
     @property
     def address(self) -> str:
@@ -90,6 +92,8 @@ class Listener:
     port: int
     pool: str
     mode: str = "tcp"  # one of MODES
+    # The config key it was read from (`listen[1]`), for errors found after loading.
+    key: str = field(default="", compare=False)
 
     @property
     def address(self) -> str:
@@ -109,9 +113,9 @@ DEFAULT_RESPONSE_TIMEOUT = 60.0
 DEFAULT_KEEPALIVE_TIMEOUT = 60.0
 # nginx client_max_body_size defaults to 1 MiB; a hosting platform uploads more, so 100 MiB.
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
-# Upstream keep-alive pool. nginx's documented `keepalive 32` made 8% of requests open a new backend
-# connection under 50 concurrent clients (measured); HAProxy keeps idle connections without a count
-# limit. 256 per backend covers that load and still bounds the fds an idle pool can hold.
+# Upstream keep-alive pool. nginx's documented `keepalive 32` still made a share of requests open a new
+# backend connection under 50 concurrent clients (see docs/performance.md); HAProxy keeps idle connections
+# without a count limit. 256 per backend covers that load and still bounds the fds an idle pool can hold.
 # keepalive_requests 1000 and keepalive_timeout 60 s are nginx's defaults.
 DEFAULT_POOL_MAX_IDLE = 256
 DEFAULT_POOL_IDLE_TIMEOUT = 60.0
@@ -165,6 +169,8 @@ class Config:
     log_level: str = "info"
     routes: tuple[Route, ...] = ()
     http: HttpSettings = field(default_factory=HttpSettings)
+    # {key path: Lua line} of the file's entries (rsp.config.key_lines), for errors found after loading.
+    lines: dict[str, int] = field(default_factory=dict, compare=False)
 
     def pool_for(self, listener: Listener) -> Pool:
         return self.pools[listener.pool]

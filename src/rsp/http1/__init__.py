@@ -1,4 +1,4 @@
-"""Sans-IO HTTP/1.1: bytes in -> events out (parser), events in -> bytes out (forward, errors_page).
+"""Sans-IO HTTP/1.1: bytes in -> events out (parser), events in -> bytes out (forward, error_pages).
 
 No asyncio and no sockets here; the I/O layer feeds received bytes to a parser and writes the bytes the
 helpers build. See rsp/http1/README.md for the API and the strictness rules.

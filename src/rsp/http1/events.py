@@ -177,8 +177,9 @@ class ResponseHead(_Head):
 # Both default to b"" / None, which is what a head built by hand (or `head.rebuilt()`) holds.
 #
 # The heads are plain classes, not dataclasses: compiled with mypyc (see native_modules.txt) a class with
-# `Final` attributes is built in about 0.1 us and its attributes are read-only from Python, where a frozen
-# dataclass costs about 0.9 us (its __init__ goes through object.__setattr__ once per field).
+# `Final` attributes is built natively and its attributes are read-only from Python, where a frozen
+# dataclass's __init__ goes through object.__setattr__ once per field, several times the cost (see
+# docs/performance.md).
 
 
 class Data:

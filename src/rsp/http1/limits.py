@@ -48,7 +48,7 @@ MAX_CHUNK_SIZE_DIGITS: Final = 15
 MAX_CHUNK_LINE: Final = 16 * 1024
 
 # Heads a parser remembers to answer the same bytes again with the same event (its one-head memo, see
-# parser._MessageParser). The repeated heads it is for -- load generators, health checks, polling clients,
+# framing.MessageParser). The repeated heads it is for -- load generators, health checks, polling clients,
 # a backend's answers to them -- are a few hundred bytes. The bound keeps what an idle keep-alive
 # connection holds small (the memo keeps the head's bytes and event alive until the next head) whatever
 # the header limits above allow.

@@ -12,8 +12,8 @@ from typing import Any
 
 import lupa.lua54 as lupa
 
-# A real config runs a few thousand instructions; 50 million is ~0.5 s of Lua on this class of machine,
-# far above any honest config and short enough that `while true do end` fails fast.
+# A real config runs a few thousand instructions; 50 million is far above any honest config and still a
+# fraction of a second of Lua, so that `while true do end` fails fast.
 MAX_CONFIG_INSTRUCTIONS = 50_000_000
 # The count hook fires every this many VM instructions; small enough for a prompt stop, large enough
 # that the hook costs nothing measurable.

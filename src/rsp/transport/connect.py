@@ -36,7 +36,8 @@ class UpstreamConnect:
         if err in (errno.EINPROGRESS, errno.EAGAIN):
             # On loopback (and often on a LAN) the handshake has finished by now: the SYN/SYN-ACK were
             # processed in this very call's softirq. Asking costs two cheap syscalls; waiting for
-            # writability costs a poll handle (ioctl + epoll_ctl calls) and a loop turn.
+            # writability costs a poll handle (ioctl + epoll_ctl calls) and a loop turn (see
+            # docs/performance.md, "New connections").
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err == 0:
                 try:

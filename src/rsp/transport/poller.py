@@ -2,8 +2,8 @@
 
 Why: on uvloop every readiness event of a socket runs through libuv's poll handle, a Handle, a context switch
 of contextvars, the GIL taken back for the callback and a Python-level call of a bound method; with a small
-keep-alive request that is two events per request, about 0.7 us of the proxy's 6 us of user CPU (perf,
-`wrk -c50`). Here the loop iteration itself is compiled (native_modules.txt): one `epoll.poll` per
+keep-alive request that is two events per request, a noticeable share of the proxy's CPU (figures in
+docs/performance.md). Here the loop iteration itself is compiled (native_modules.txt): one `epoll.poll` per
 iteration, and each event of an rsp socket is a native method call on its `Watcher`.
 
 Two ways to register: asyncio's shape (`add_reader`/`add_writer` per descriptor, level-triggered; the TCP
@@ -42,8 +42,8 @@ EDGE_WRITE: Final = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
 _monotonic: Final = time.monotonic
 # Events taken per epoll_wait. More wait in the kernel's ready list for the next call, which then does
 # not sleep (nothing is lost, edge-triggered or not). select.epoll allocates 12 bytes per slot on every
-# call: 40 slots stay within Python's small-object allocator (512 bytes); a busy iteration here serves
-# 2-3 events (wrk -c50).
+# call: 40 slots stay within Python's small-object allocator (512 bytes), and a busy iteration serves far
+# fewer events than that (docs/performance.md).
 MAX_EVENTS: Final = 40
 # asyncio's own limits (base_events.py): never sleep longer than a day; purge cancelled timers when more
 # than half of at least 100 are cancelled.

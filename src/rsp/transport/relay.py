@@ -28,11 +28,12 @@ from rsp.logs import get_logger
 from rsp.transport.poller import Io, Watcher, io_for
 
 # A read at least this large means a bulk transfer, where splice's zero-copy path wins; below it the two
-# extra fds and the pipe set-up cost more than the copy saves (DESIGN.md measurements: splice does not
-# help small messages).
+# extra fds and the pipe set-up cost more than the copy saves (splice does not help small messages: see
+# docs/performance.md).
 SPLICE_SWITCH_BYTES: Final = 64 * 1024
-# Pipe capacity for spliced directions: 1 MiB measured best for 1 MiB bodies (0.50 ms CPU/MiB vs 0.62
-# copying, DESIGN.md); it is kernel memory, not counted in our RSS, and within the default pipe-max-size.
+# Pipe capacity for spliced directions: the size that made 1 MiB bodies cheapest, cheaper than copying
+# (see docs/performance.md); it is kernel memory, not counted in our RSS, and within the default
+# pipe-max-size.
 SPLICE_PIPE_SIZE: Final = 1024 * 1024
 F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _SPLICE_FLAGS: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)

@@ -3,8 +3,8 @@
 Why not uvloop's transports: compiled (native_modules.txt), the protocols call this class's methods as
 native calls, where every call into a uvloop transport goes through Python's generic method lookup; reads
 and writes are `recv`/`send` on the socket, with no per-read buffer juggling in between, and a new backend
-connection needs no Task. Measured with `wrk -c50` on a small keep-alive request (utime from /proc, the
-same nginx behind): about 1.5-2 us less user CPU per request than on uvloop's transports (8.5 -> 6.7 us).
+connection needs no Task. Together that costs less user CPU per request than uvloop's transports (see
+docs/performance.md).
 
 The contract is asyncio's (https://docs.python.org/3/library/asyncio-protocol.html), for the methods
 listed here:

@@ -1,0 +1,88 @@
+"""`rsp --check`'s second half: what start would ask of the system, tried and undone (like `nginx -t`).
+
+A config can be valid and still fail to start: a listen port already in use, a backend host name that does
+not resolve, an admin socket or an access log in a directory that does not exist. `check_startable` does each of those
+exactly as the server's start does (the same functions: rsp.transport.listener.bind_listener, with its
+SO_REUSEADDR, and rsp.proxy.pools.resolve_backend), then closes what it opened, and names the file, the line
+and the key of the entry at fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from typing import Final, NoReturn
+
+from rsp.config.key_lines import line_of
+from rsp.config.model import Config
+from rsp.errors import ConfigError, StartupError
+from rsp.proxy.pools import resolve_backend
+from rsp.transport.listener import bind_listener
+
+ADMIN_SOCKET_KEY: Final = "admin_socket"
+ACCESS_LOG_KEY: Final = "http.access_log_path"
+# sockaddr_un.sun_path on Linux holds 108 bytes including the terminating NUL (unix(7)).
+UNIX_PATH_MAX: Final = 108
+# The probe socket bound beside the admin socket's path: its own name, so that a running rsp's socket at
+# that path is left alone.
+PROBE_SUFFIX: Final = ".rsp-check"
+
+
+def check_startable(config: Config) -> None:
+    """Bind every listener (all at once, as start holds them), resolve every backend (health checks connect
+    to the same hosts), bind a socket where the admin socket would go and open the access log file; close
+    them all. Raises ConfigError."""
+    sockets: list[socket.socket] = []
+    try:
+        for listener in config.listeners:
+            try:
+                sockets.append(bind_listener(listener.host, listener.port))
+            except StartupError as exc:
+                _fail(config, listener.key, str(exc))
+        for pool in config.pools.values():
+            for backend in pool.backends:
+                try:
+                    resolve_backend(backend)
+                except StartupError as exc:
+                    _fail(config, backend.key, str(exc))
+        if config.admin_socket:
+            _probe_admin_socket(config)
+        _open_access_log(config)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _probe_admin_socket(config: Config) -> None:
+    path = config.admin_socket
+    if len(os.fsencode(path)) >= UNIX_PATH_MAX:
+        _fail(config, ADMIN_SOCKET_KEY, f"{path}: longer than a Unix socket path may be ({UNIX_PATH_MAX - 1} bytes)")
+    if os.path.isdir(path):
+        _fail(config, ADMIN_SOCKET_KEY, f"{path}: is a directory")
+    probe = os.path.join(os.path.dirname(path) or ".", f"{PROBE_SUFFIX}-{os.getpid()}")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(probe)
+        except OSError as exc:
+            _fail(config, ADMIN_SOCKET_KEY, f"cannot open admin socket {path}: {exc.strerror or exc}")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(probe)
+
+
+def _open_access_log(config: Config) -> None:
+    """Start opens the access log file for appending when an HTTP listener logs to one (as `nginx -t`, this
+    creates it when missing)."""
+    http = config.http
+    if not http.access_log_path or http.access_log == "off" or all(lst.mode != "http" for lst in config.listeners):
+        return
+    try:
+        with open(http.access_log_path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        _fail(config, ACCESS_LOG_KEY, f"cannot open {http.access_log_path}: {exc.strerror or exc}")
+
+
+def _fail(config: Config, key: str, message: str) -> NoReturn:
+    raise ConfigError(f"{key}: {message}" if key else message, path=config.path, line=line_of(config.lines, key),
+                      key=key)
