@@ -235,6 +235,27 @@ def test_garbage_from_backend_gives_502_and_the_connection_is_not_reused(start_b
     assert after.status == 200 and after.body.startswith(b"b GET /after conn=1 "), after
 
 
+def test_head_answered_with_a_body_is_forwarded_and_that_connection_closed(start_backend: Start,
+                                                                           run_rsp: Run) -> None:
+    """A backend bug: a HEAD response followed by a body. The client gets the complete response (its head,
+    no body) on a connection that stays usable; the backend connection is closed and the stray bytes logged."""
+    default = describe("b")
+
+    def handler(req: ReceivedRequest) -> Reply:
+        if req.method == "HEAD":
+            return Reply(raw=b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        return default(req)
+
+    backend = start_backend(HttpBackend, handler, name="b")
+    rsp = run_rsp(http_config(free_port(), [backend.port]))
+    with HttpConn(rsp.port) as conn:
+        head = conn.request("HEAD", "/h")
+        assert head.status == 200 and head.body == b"", head
+        after = conn.request("GET", "/after")
+    assert after.status == 200 and after.body.startswith(b"b GET /after conn=1 "), after  # a new connection
+    assert rsp.wait_for_stderr(r"sent 5 bytes after a complete response", timeout=5.0), rsp.stderr_text
+
+
 # -- client timeouts -----------------------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -196,3 +196,20 @@ def test_a_refused_request_reaches_no_backend(make_session: Make) -> None:
     client.send(b"GET /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n")
     assert status_of(client.take()) == 400
     assert client.lost and not s.connector.attempts
+
+
+def test_a_body_after_a_head_response_is_dropped_with_its_connection(make_session: Make) -> None:
+    """A backend that answers HEAD with a body (a backend bug): the client gets the complete response and
+    keeps its connection; the backend connection, whose framing is lost, is closed, never pooled."""
+    s = make_session()
+    client = s.client()
+    backend = s.open(client, b"HEAD /a HTTP/1.1\r\nHost: example\r\n\r\n")
+    backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+    out = client.take()
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\n")  # no body, no 502
+    assert b"Content-Length: 5\r\n" in out
+    assert backend.lost and not s.idle_upstreams()
+    assert not client.closing
+    fresh = s.open(client, GET_A)  # the next request gets a new backend connection
+    fresh.send(OK_A)
+    assert client.take().endswith(b"A")

@@ -258,9 +258,16 @@ class Exchange:
         self.upstream = None
         now = client.proxy.now()  # once for the idle pool and the client's next deadline
         if upstream is not None:
-            # Never pool a connection whose parser is paused (a protocol switch) or mid-message.
+            stray = upstream.parser.unsolicited
+            if stray:
+                # Bytes after a complete response that nothing asked for (a backend answering HEAD with a
+                # body, RFC 9112 §6.3): the client has its whole response; that connection's framing is lost.
+                get_logger().warning("backend %s sent %d bytes after a complete response to %s %s; closing "
+                                     "that connection", upstream.record.label, stray,
+                                     self.head.method.decode("latin-1"), self.head.target.decode("latin-1")[:200])
+            # Never pool a connection whose parser is paused (a protocol switch), mid-message or lost.
             reusable = (head is not None and head.keep_alive and self.request_done and not upstream.closed
-                        and upstream.parser.pending == 0 and not upstream.parser.paused)
+                        and upstream.parser.pending == 0 and not upstream.parser.paused and not stray)
             if reusable:
                 upstream.pool.put(upstream, now)  # its backend's idle pool
             else:
