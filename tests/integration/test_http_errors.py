@@ -216,18 +216,24 @@ def test_silent_backend_gives_504_after_response_timeout(start_backend: Start, r
     assert 0.8 <= waited < WIRED_BOUND, f"504 after {waited:.2f} s with response_timeout = 1"
 
 
-def test_garbage_from_backend_gives_502_and_the_connection_is_not_reused(start_backend: Start,
-                                                                          run_rsp: Run) -> None:
+def backend_answering(start_backend: Start, run_rsp: Run, odd: Callable[[ReceivedRequest], bool],
+                      raw: bytes) -> RspProcess:
+    """rsp in front of a backend "b" that answers the requests `odd` picks with `raw` bytes (and keeps its
+    connection open), the others as describe("b")."""
     default = describe("b")
 
     def handler(req: ReceivedRequest) -> Reply:
-        if req.target == "/garbage":
-            # Not a status line, and the backend keeps the connection open: rsp must not wait for more.
-            return Reply(raw=b"SSH-2.0-OpenSSH_9.2p1 Debian\r\nthis is not http\r\n\r\n")
-        return default(req)
+        return Reply(raw=raw) if odd(req) else default(req)
 
     backend = start_backend(HttpBackend, handler, name="b")
-    rsp = run_rsp(http_config(free_port(), [backend.port]))
+    return run_rsp(http_config(free_port(), [backend.port]))
+
+
+def test_garbage_from_backend_gives_502_and_the_connection_is_not_reused(start_backend: Start,
+                                                                          run_rsp: Run) -> None:
+    # Not a status line, and the backend keeps the connection open: rsp must not wait for more.
+    rsp = backend_answering(start_backend, run_rsp, lambda req: req.target == "/garbage",
+                            b"SSH-2.0-OpenSSH_9.2p1 Debian\r\nthis is not http\r\n\r\n")
     started = time.monotonic()
     assert_error_response(get(rsp.port, "/garbage"), {502})
     assert time.monotonic() - started < 5.0
@@ -239,15 +245,8 @@ def test_head_answered_with_a_body_is_forwarded_and_that_connection_closed(start
                                                                            run_rsp: Run) -> None:
     """A backend bug: a HEAD response followed by a body. The client gets the complete response (its head,
     no body) on a connection that stays usable; the backend connection is closed and the stray bytes logged."""
-    default = describe("b")
-
-    def handler(req: ReceivedRequest) -> Reply:
-        if req.method == "HEAD":
-            return Reply(raw=b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
-        return default(req)
-
-    backend = start_backend(HttpBackend, handler, name="b")
-    rsp = run_rsp(http_config(free_port(), [backend.port]))
+    rsp = backend_answering(start_backend, run_rsp, lambda req: req.method == "HEAD",
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
     with HttpConn(rsp.port) as conn:
         head = conn.request("HEAD", "/h")
         assert head.status == 200 and head.body == b"", head
