@@ -13,7 +13,8 @@ from typing import Any
 
 from rsp.config.lua_loader import parse_config
 from rsp.proxy.access_log import AccessLog
-from rsp.proxy.http_proxy import ClientConnection, HttpProxy
+from rsp.proxy.client import ClientConnection
+from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.http_upstream import UpstreamConnection
 from rsp.proxy.pools import PoolRuntime
 from rsp.transport.event_loop import RspEventLoop

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from rsp.http1 import forward
@@ -188,3 +192,76 @@ def test_empty_data_is_no_chunk_and_last_chunk_carries_trailers() -> None:
     assert forward.encode_chunk(b"") == b""
     assert forward.last_chunk() == forward.LAST_CHUNK == b"0\r\n\r\n"
     assert forward.last_chunk(((b"X-Sum", b"1"), (b"Y", b""))) == b"0\r\nX-Sum: 1\r\nY: \r\n\r\n"
+
+
+# -- the declared inputs of forwarding (the key of rsp.proxy.reply_cache) ------------------------------------
+
+
+def parameter_names(function: Callable[..., object]) -> list[str]:
+    return [name for name in inspect.signature(function).parameters if name != "self"]
+
+
+def test_forwarding_reads_a_head_and_one_context() -> None:
+    """The proxy's caches key on a head and a context: a new input of forwarding must be a context field
+    (then the caches key on it), never another parameter."""
+    assert parameter_names(forward.forward_request) == ["head", "context"]
+    assert parameter_names(forward.forward_response) == ["head", "context"]
+
+
+def test_the_keyword_form_of_request_head_is_the_context() -> None:
+    assert parameter_names(forward.request_head) == ["head", *parameter_names(forward.RequestContext)]
+
+
+def test_a_response_context_is_compared_on_every_field() -> None:
+    from rsp.proxy.reply_cache import ResponseHeadCache
+
+    fields = parameter_names(forward.ResponseContext)
+    assert parameter_names(forward.ResponseContext.matches) == fields
+    assert parameter_names(ResponseHeadCache.head_bytes) == ["head", *fields]
+
+
+# One value per field and another one, for contexts that differ in one field only.
+REQUEST_CONTEXT_VALUES: dict[str, tuple[object, object]] = {
+    "client_ip": ("192.0.2.1", "192.0.2.2"), "trusted": (False, True), "forwarded": (False, True),
+    "via": (True, False), "proto": (b"http", b"https"), "tunnel": (None, False), "close": (False, True),
+    "fallback_host": (b"", b"fb"),
+}
+RESPONSE_CONTEXT_VALUES: dict[str, tuple[object, object]] = {
+    "request_version": (b"1.1", b"1.0"), "request_keep_alive": (True, False), "close": (False, True),
+    "via": (False, True), "upgrade": (False, True),
+}
+
+
+CONTEXTS: list[tuple[Callable[..., object], dict[str, tuple[object, object]], str]] = [
+    *((forward.RequestContext, REQUEST_CONTEXT_VALUES, field) for field in REQUEST_CONTEXT_VALUES),
+    *((forward.ResponseContext, RESPONSE_CONTEXT_VALUES, field) for field in RESPONSE_CONTEXT_VALUES),
+]
+
+
+@pytest.mark.parametrize(("context_class", "values", "field"), CONTEXTS, ids=[c[2] for c in CONTEXTS])
+def test_contexts_differing_in_one_field_are_not_the_same(context_class: Callable[..., object],
+                                                          values: dict[str, tuple[object, object]],
+                                                          field: str) -> None:
+    assert set(values) == set(parameter_names(context_class))  # every field has its two values here
+    base = {name: pair[0] for name, pair in values.items()}
+    a: Any = context_class(**base)
+    b: Any = context_class(**{**base, field: values[field][1]})
+    assert a.same(context_class(**base))
+    assert not a.same(b) and not b.same(a)
+
+
+def test_forward_response_is_response_head_with_its_own_framing() -> None:
+    get10 = request(b"GET / HTTP/1.0\r\n\r\n")
+    for raw in (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 02\r\n\r\n"):
+        head = response(raw)
+        for close in (False, True):
+            reply = forward.forward_response(head, forward.ResponseContext(b"1.0", get10.keep_alive, close, True))
+            chunked, keep = forward.response_framing(head, get10, close=close)
+            assert (reply.chunked, reply.keep_alive) == (chunked, keep)
+            assert reply.data == forward.response_head(head, request=get10, keep_alive=keep, chunked=chunked, via=True)
+            if head.forwardable is not None:
+                assert reply.data == reply.prefix + head.forwardable + reply.suffix
+            else:
+                assert reply.prefix == reply.suffix == b""

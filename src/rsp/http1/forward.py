@@ -49,6 +49,45 @@ VIA_PSEUDONYM: Final = b"rsp"
 _VIA_LINES: Final = {version: b"Via: " + version + b" " + VIA_PSEUDONYM + b"\r\n" for version in (b"1.0", b"1.1")}
 
 
+class RequestContext:
+    """Everything `forward_request` reads besides the request head: the output is a function of the head
+    and this, so a cache of forwarded heads keys on both (rsp.proxy.reply_cache). A new input of
+    forward_request must be a field here (tests/http1/test_forward.py checks the signatures).
+
+    client_ip: the peer address as the socket reports it (no port); b"unknown" is written for "".
+    trusted: the peer is a trusted proxy: its X-Forwarded-For / Forwarded are extended and its
+        X-Forwarded-Proto / -Host kept; otherwise all four are replaced by what rsp saw.
+    forwarded: also write RFC 7239 Forwarded. via: write `Via: <version> rsp`.
+    proto: X-Forwarded-Proto and Forwarded proto of the listener (b"http" or b"https").
+    tunnel: forward the protocol switch (Upgrade + Connection: upgrade); None: when `head.upgrade`.
+    close: ask the backend to close after this request; by default its connection stays reusable.
+    fallback_host: Host to send when the request has none (HTTP/1.0); Host is mandatory in the
+        HTTP/1.1 request rsp sends (RFC 9112 §3.2), and b"" is a valid empty Host.
+    """
+
+    __slots__ = ("client_ip", "close", "fallback_host", "forwarded", "proto", "trusted", "tunnel", "via")
+
+    def __init__(self, client_ip: str, trusted: bool = False, forwarded: bool = False, via: bool = True,
+                 proto: bytes = b"http", tunnel: bool | None = None, close: bool = False,
+                 fallback_host: bytes = b"") -> None:
+        self.client_ip: Final = client_ip
+        self.trusted: Final = trusted
+        self.forwarded: Final = forwarded
+        self.via: Final = via
+        self.proto: Final = proto
+        self.tunnel: Final = tunnel
+        self.close: Final = close
+        self.fallback_host: Final = fallback_host
+
+    def same(self, other: RequestContext) -> bool:
+        """Every field equal (by value)."""
+        return self is other or (
+            self.client_ip == other.client_ip and self.trusted == other.trusted
+            and self.forwarded == other.forwarded and self.via == other.via and self.proto == other.proto
+            and self.tunnel == other.tunnel and self.close == other.close
+            and self.fallback_host == other.fallback_host)
+
+
 def request_head(
     head: RequestHead,
     client_ip: str,
@@ -61,20 +100,25 @@ def request_head(
     close: bool = False,
     fallback_host: bytes = b"",
 ) -> bytes:
-    """The request head to send to the backend (HTTP/1.1).
+    """forward_request() with the context's fields as arguments (see RequestContext)."""
+    return forward_request(head, RequestContext(client_ip, trusted, forwarded, via, proto, tunnel, close,
+                                                fallback_host))
 
-    client_ip: the peer address as the socket reports it (no port); b"unknown" is written for "".
-    trusted: the peer is a trusted proxy: its X-Forwarded-For / Forwarded are extended and its
-        X-Forwarded-Proto / -Host kept; otherwise all four are replaced by what rsp saw.
-    forwarded: also write RFC 7239 Forwarded. via: write `Via: <version> rsp`.
-    proto: X-Forwarded-Proto and Forwarded proto of the listener (b"http" or b"https").
-    tunnel: forward the protocol switch (Upgrade + Connection: upgrade); by default when `head.upgrade`.
-    close: ask the backend to close after this request; by default its connection stays reusable.
-    fallback_host: Host to send when the request has none (HTTP/1.0); Host is mandatory in the
-        HTTP/1.1 request rsp sends (RFC 9112 §3.2), and b"" is a valid empty Host.
+
+def forward_request(head: RequestHead, context: RequestContext) -> bytes:
+    """The request head to send to the backend (HTTP/1.1), for `head` received in `context`.
+
     The body goes after it framed as `head.body`: Data bytes as they are for "length", through
     `encode_chunk()` and `last_chunk()` for "chunked".
     """
+    client_ip = context.client_ip
+    trusted = context.trusted
+    forwarded = context.forwarded
+    via = context.via
+    proto = context.proto
+    tunnel = context.tunnel
+    close = context.close
+    fallback_host = context.fallback_host
     target = head.target
     verbatim = head.forwardable
     if verbatim is not None and target[0] == 47 and head.upgrade is None and not forwarded:
@@ -205,6 +249,72 @@ def _is_token(value: bytes) -> bool:
 _TCHARS: Final = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
+class ResponseContext:
+    """Everything `forward_response` reads besides the response head: the facts of the request it answers
+    and rsp's own choices. The output is a function of the head and this, so a cache of forwarded
+    responses keys on both (rsp.proxy.reply_cache). A new input of forward_response must be a field here
+    (tests/http1/test_forward.py checks the signatures).
+
+    request_version, request_keep_alive: the request's (RequestHead.version, .keep_alive).
+    close: rsp closes the client connection after this response (draining, or the request body is not
+        complete). via: write `Via: <version> rsp`. upgrade: the connection switches protocols (101).
+    """
+
+    __slots__ = ("close", "request_keep_alive", "request_version", "upgrade", "via")
+
+    def __init__(self, request_version: bytes, request_keep_alive: bool, close: bool = False, via: bool = False,
+                 upgrade: bool = False) -> None:
+        self.request_version: Final = request_version
+        self.request_keep_alive: Final = request_keep_alive
+        self.close: Final = close
+        self.via: Final = via
+        self.upgrade: Final = upgrade
+
+    def matches(self, request_version: bytes, request_keep_alive: bool, close: bool, via: bool,
+                upgrade: bool) -> bool:
+        """Every field equal (by value) to these; compares without building a context."""
+        version = self.request_version
+        return ((version is request_version or version == request_version)
+                and self.request_keep_alive == request_keep_alive and self.close == close and self.via == via
+                and self.upgrade == upgrade)
+
+    def same(self, other: ResponseContext) -> bool:
+        return self is other or self.matches(other.request_version, other.request_keep_alive, other.close,
+                                             other.via, other.upgrade)
+
+
+class Reply:
+    """What forward_response gives: the framing of the body toward the client and the head's bytes.
+
+    chunked: the body goes through encode_chunk()/last_chunk(). keep_alive: the client connection stays
+    open after this response. data: the head to write. prefix, suffix: what goes before and after
+    `head.forwardable` in `data` (b"" when the head has none, or on an upgrade): two heads with the same
+    status line, version and framing get the same parts for the same context, whatever their fields.
+    """
+
+    __slots__ = ("chunked", "data", "keep_alive", "prefix", "suffix")
+
+    def __init__(self, chunked: bool, keep_alive: bool, data: bytes, prefix: bytes, suffix: bytes) -> None:
+        self.chunked: Final = chunked
+        self.keep_alive: Final = keep_alive
+        self.data: Final = data
+        self.prefix: Final = prefix
+        self.suffix: Final = suffix
+
+
+def forward_response(head: ResponseHead, context: ResponseContext) -> Reply:
+    """The response head to send to the client (always an HTTP/1.1 status line, RFC 9110 §2.5) and the
+    framing of its body, for `head` answering a request in `context`."""
+    version = context.request_version
+    chunked, keep_alive = _framing(head, version, context.request_keep_alive, context.close)
+    verbatim = head.forwardable
+    if verbatim is not None and not context.upgrade:
+        prefix, suffix = _parts(head, version, keep_alive, chunked, context.via)
+        return Reply(chunked, keep_alive, b"".join((prefix, verbatim, suffix)), prefix, suffix)
+    return Reply(chunked, keep_alive, _rebuilt_head(head, version, keep_alive, chunked, context.via, context.upgrade),
+                 b"", b"")
+
+
 def response_head(
     head: ResponseHead,
     *,
@@ -214,7 +324,7 @@ def response_head(
     via: bool = False,
     upgrade: bool = False,
 ) -> bytes:
-    """The response head to send to the client (always an HTTP/1.1 status line, RFC 9110 §2.5).
+    """The response head with a framing chosen by the caller (forward_response chooses it itself).
 
     request: the request it answers. keep_alive: whether the client connection stays open after this
         response (`Connection: close` is written when not; `Connection: keep-alive` for an HTTP/1.0
@@ -223,14 +333,19 @@ def response_head(
         is written; never for an HTTP/1.0 client, which cannot read it, RFC 9112 §7).
     upgrade: the connection switches protocols (101): the backend's Upgrade is kept with
         `Connection: upgrade`.
-    `response_framing()` gives the usual choice of `chunked` and `keep_alive`.
     """
     verbatim = head.forwardable
     if verbatim is not None and not upgrade:
         # Field lines the parser vouched for (see ResponseHead.forwardable), in one step; the general code
-        # below writes the same bytes.
-        prefix, suffix = verbatim_parts(head, request=request, keep_alive=keep_alive, chunked=chunked, via=via)
+        # writes the same bytes.
+        prefix, suffix = _parts(head, request.version, keep_alive, chunked, via)
         return b"".join((prefix, verbatim, suffix))
+    return _rebuilt_head(head, request.version, keep_alive, chunked, via, upgrade)
+
+
+def _rebuilt_head(head: ResponseHead, request_version: bytes, keep_alive: bool, chunked: bool, via: bool,
+                  upgrade: bool) -> bytes:
+    """response_head() from `head.headers`, line by line."""
     status = head.status
     code = _STATUS_BYTES.get(status) or str(status).encode("ascii")
     parts = [b"HTTP/1.1 ", code, b" ", head.reason, b"\r\n"]
@@ -262,7 +377,7 @@ def response_head(
     elif status >= 200:
         if not keep_alive:
             append(b"Connection: close\r\n")
-        elif request.version != b"1.1":
+        elif request_version != b"1.1":
             append(b"Connection: keep-alive\r\n")
     if via:
         append(_VIA_LINES.get(head.version) or b"Via: " + head.version + b" " + VIA_PSEUDONYM + b"\r\n")
@@ -276,15 +391,19 @@ _STATUS_BYTES: Final = {status: str(status).encode("ascii") for status in range(
 def verbatim_parts(head: ResponseHead, *, request: RequestHead, keep_alive: bool, chunked: bool,
                    via: bool = False) -> tuple[bytes, bytes]:
     """What goes before and after `head.forwardable` in response_head() (not for upgrades): the status
-    line, then Transfer-Encoding, Connection and Via as response_head() decides them. Two heads with the
-    same status, reason and version get the same parts for the same request, whatever their fields."""
+    line, then Transfer-Encoding, Connection and Via as response_head() decides them."""
+    return _parts(head, request.version, keep_alive, chunked, via)
+
+
+def _parts(head: ResponseHead, request_version: bytes, keep_alive: bool, chunked: bool,
+           via: bool) -> tuple[bytes, bytes]:
     status = head.status
     code = _STATUS_BYTES.get(status) or str(status).encode("ascii")
     if status < 200:
         connection = b""
     elif not keep_alive:
         connection = b"Connection: close\r\n"
-    elif request.version != b"1.1":
+    elif request_version != b"1.1":
         connection = b"Connection: keep-alive\r\n"
     else:
         connection = b""
@@ -305,13 +424,17 @@ def response_framing(head: ResponseHead, request: RequestHead, *, close: bool = 
     outlives a backend that closes), to an HTTP/1.0 client close-delimited. The client connection stays
     open when the request allowed it, rsp does not want to `close`, and the body is not close-delimited.
     """
+    return _framing(head, request.version, request.keep_alive, close)
+
+
+def _framing(head: ResponseHead, request_version: bytes, request_keep_alive: bool, close: bool) -> tuple[bool, bool]:
     kind = head.body.kind
     if head.status < 200:
         return False, True
-    client_11 = request.version == b"1.1"
+    client_11 = request_version == b"1.1"
     chunked = client_11 and (kind == "chunked" or kind == "close")
     until_close = (kind == "chunked" or kind == "close") and not client_11
-    return chunked, request.keep_alive and not close and not until_close
+    return chunked, request_keep_alive and not close and not until_close
 
 
 def encode_chunk(data: bytes) -> bytes:

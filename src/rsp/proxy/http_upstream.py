@@ -13,44 +13,38 @@ from typing import TYPE_CHECKING, cast
 from rsp.errors import ProtocolError
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
 from rsp.http1.parser import ResponseParser
+from rsp.proxy.reply_cache import ResponseHeadCache
+from rsp.proxy.session_io import Transport, write
 from rsp.proxy.waits import WAIT_STREAM
-from rsp.transport.stream import NativeProtocol, SocketStream
+from rsp.transport.stream import NativeProtocol
 from rsp.upstream.records import BackendRecord
 
 if TYPE_CHECKING:
-    from rsp.proxy.http_proxy import Exchange
+    from rsp.proxy.exchange import Exchange
 
 
 
 class UpstreamConnection(NativeProtocol):
-    __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "reply_bytes",
-                 "reply_chunked", "reply_for", "reply_keep", "reply_prefix", "reply_suffix", "reply_variant",
-                 "requests", "transport")
+    __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "replies", "requests",
+                 "transport")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, record: BackendRecord, pool: IdlePool) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, record: BackendRecord, pool: IdlePool,
+                 caches: bool = True) -> None:
         self.loop = loop
         self.record = record
         self.pool = pool
-        self.transport: SocketStream | None = None
+        self.transport: Transport | None = None
         self.exchange: Exchange | None = None
         self.parser = ResponseParser()
         self.requests = 0
         self.idle_since = 0.0
         self.closed = False
-        # The last response head sent on to a client, for which kind of request, and what was sent: its
-        # framing, its bytes, and the parts around its `forwardable` (b"" when it had none). See
-        # Exchange.on_head.
-        self.reply_for: ResponseHead | None = None
-        self.reply_variant = 0
-        self.reply_chunked = False
-        self.reply_keep = False
-        self.reply_bytes = b""
-        self.reply_prefix = b""
-        self.reply_suffix = b""
+        # The last response head sent on to a client and its bytes (Exchange.on_head).
+        self.replies = ResponseHeadCache(caches)
 
     # -- the stream's protocol (asyncio.Protocol's callbacks) ----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(SocketStream, transport)
+        self.transport = cast(Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         exchange = self.exchange
@@ -130,7 +124,7 @@ class UpstreamConnection(NativeProtocol):
     # -- used by the exchange ------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            write(self.transport, data)
 
     def write_eof(self) -> None:
         """Half-close toward the backend (tunnels): flushed after what is queued."""

@@ -1,0 +1,353 @@
+"""HTTP mode's client side: one client connection, its pipelining, its timeouts and its output.
+
+Requests are answered in order and one at a time: a request head that arrives while an exchange is in
+flight waits, with what follows it, in `backlog` (RFC 9112 §9.3.2), and reading pauses meanwhile. What the
+connection waits for (`wait`, rsp.proxy.waits) decides which timeout its `deadline` is; HttpProxy.tick()
+calls on_timeout() once the deadline passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Final, cast
+
+from rsp.errors import ProtocolError
+from rsp.http1.error_pages import error_response
+from rsp.http1.events import Data, EndOfMessage, Event, RequestHead
+from rsp.http1.forward import RequestContext
+from rsp.http1.parser import RequestParser
+from rsp.logs import get_logger
+from rsp.proxy.exchange import Exchange
+from rsp.proxy.reply_cache import RequestHeadCache
+from rsp.proxy.session_io import Transport, is_closing, write, writelines
+from rsp.proxy.waits import WAIT_BODY, WAIT_HEAD, WAIT_KEEPALIVE, WAIT_RESPONSE, WAIT_STREAM
+from rsp.transport.stream import NativeProtocol
+
+if TYPE_CHECKING:
+    from rsp.proxy.http_proxy import HttpProxy
+
+# Corked writes whose last piece is at most this size are joined into one buffer (a copy of a few KiB
+# costs less than writev's per-iovec work); larger bodies go out with writelines, copy-free.
+JOIN_LIMIT: Final = 16 * 1024
+# The context of a connection not connected yet (replaced in connection_made).
+_NO_CONTEXT: Final = RequestContext("")
+
+
+class ClientConnection(NativeProtocol):
+    """One client connection in HTTP mode."""
+
+    __slots__ = ("backlog", "client_eof", "client_ip", "closing", "context", "corked", "deadline", "exchange",
+                 "forwarded", "parser", "paused_pipeline", "paused_upstream", "peer", "pending_error", "proxy",
+                 "requests", "transport", "tunnel_mode", "wait")
+
+    def __init__(self, proxy: HttpProxy) -> None:
+        self.proxy = proxy
+        self.transport: Transport | None = None
+        self.parser = RequestParser()
+        self.backlog: list[Event] = []
+        self.exchange: Exchange | None = None
+        self.pending_error: ProtocolError | None = None
+        self.closing = False
+        self.client_eof = False
+        self.tunnel_mode = False
+        self.paused_pipeline = False
+        self.paused_upstream = False
+        self.requests = 0
+        self.corked: list[bytes] | None = None
+        self.peer: tuple[object, ...] = ()
+        self.client_ip = ""
+        self.context = _NO_CONTEXT  # what forwarding its requests reads besides their heads
+        self.wait = WAIT_HEAD
+        self.deadline = 0.0
+        # The last request head forwarded and its bytes: a keep-alive client repeats its head.
+        self.forwarded = RequestHeadCache(proxy.caches)
+
+    # -- the stream's protocol (asyncio.Protocol's callbacks) ----------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = t = cast(Transport, transport)
+        self.peer = t.peer
+        self.client_ip = str(self.peer[0]) if self.peer else ""
+        self.context = self.proxy.request_context(self.client_ip)
+        self.proxy.connections.add(self)
+        self.set_wait(WAIT_HEAD, self.proxy.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel_mode:
+            exchange = self.exchange
+            if exchange is not None and exchange.upstream is not None:
+                exchange.upstream.write(data)
+            return
+        if self.closing:
+            return
+        was_idle = self.wait == WAIT_KEEPALIVE
+        try:
+            events = self.parser.feed(data)
+        except ProtocolError as exc:
+            self.refuse(exc)
+            return
+        if self.backlog:
+            self.backlog.extend(events)
+            self.process()
+        elif events:
+            self.run_events(events)
+        if was_idle and self.wait == WAIT_KEEPALIVE and not self.closing:
+            # The next request has begun and its head is not complete yet: the whole head must now arrive
+            # within header_timeout. (A head that arrived whole started its exchange, with its own wait.)
+            self.set_wait(WAIT_HEAD, self.proxy.header_timeout)
+
+    def eof_received(self) -> bool | None:
+        if self.tunnel_mode:
+            exchange = self.exchange
+            if exchange is not None and exchange.upstream is not None:
+                exchange.upstream.write_eof()
+            return True
+        self.client_eof = True
+        try:
+            events = self.parser.feed(b"")
+        except ProtocolError as exc:
+            self.refuse(exc)
+            return True
+        self.backlog.extend(events)
+        self.process()
+        # The client will send nothing more. Finish the exchange in progress (a half-closed client still
+        # gets its response), then close.
+        if self.exchange is None and not self.backlog:
+            self.close()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.proxy.connections.discard(self)
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.client_gone()
+        self.exchange = None
+        # The stream refers to us: dropping it breaks the cycle, so both are freed now by reference
+        # counting instead of by the cyclic garbage collector (see docs/performance.md).
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        exchange = self.exchange
+        if exchange is not None and exchange.upstream is not None:
+            exchange.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        exchange = self.exchange
+        if exchange is not None and exchange.upstream is not None:
+            exchange.upstream.resume_reading()
+
+    # -- event processing ----------------------------------------------------------------------------
+    def process(self) -> None:
+        """Run the events that waited (pipelined requests behind the one just answered)."""
+        events = self.backlog
+        self.backlog = []
+        self.run_events(events)
+        if not self.backlog and self.paused_pipeline and not self.closing:
+            self.paused_pipeline = False
+            self._update_reading()
+
+    def run_events(self, events: list[Event]) -> None:
+        """Dispatch events in order. A request head that arrives while another exchange is in flight waits,
+        with everything after it, in the backlog (pipelining), and reading pauses meanwhile."""
+        for i, event in enumerate(events):
+            if self.closing:
+                return
+            kind = type(event)
+            if kind is RequestHead:
+                if self.exchange is not None:
+                    self.backlog.extend(events[i:])
+                    self._pause_pipeline()  # bounded memory: the client waits for the current response
+                    return
+                self.start_exchange(cast(RequestHead, event))
+                continue
+            exchange = self.exchange
+            if exchange is None:
+                continue  # body events of a request already answered with an error
+            if kind is Data:
+                exchange.request_data(cast(Data, event).data)
+            else:
+                exchange.request_end(cast(EndOfMessage, event))
+
+    def start_exchange(self, head: RequestHead) -> None:
+        proxy = self.proxy
+        self.requests += 1
+        if head.method == b"CONNECT":
+            # A tunnel to any host:port is a forward proxy's job (RFC 9110 §9.3.6); a reverse proxy that
+            # forwarded it would open tunnels through its backends. 501: not a method we implement.
+            self.refuse(ProtocolError("CONNECT is not supported: rsp is a reverse proxy", 501))
+            return
+        if head.body.kind == "length" and head.body.length > proxy.max_body_size:
+            self.refuse(ProtocolError(f"request body of {head.body.length} bytes is over the limit", 413))
+            return
+        if head.body.kind == "length" or head.body.kind == "chunked":
+            self.set_wait(WAIT_BODY, proxy.body_timeout)
+        else:
+            self.set_wait(WAIT_RESPONSE, proxy.response_timeout)
+        pool_name = proxy.router.pool_for(head.host, head.target, head.method)
+        exchange = Exchange(self, head, proxy.pools[pool_name])
+        self.exchange = exchange
+        exchange.start()
+
+    def exchange_done(self, exchange: Exchange, keep_alive: bool, now: float) -> None:
+        """The response is complete on the wire (queued on our transport); `now` is the proxy's clock."""
+        if self.exchange is not exchange:
+            return
+        self.exchange = None
+        if self.pending_error is not None:
+            error, self.pending_error = self.pending_error, None
+            self.refuse(error)
+            return
+        if not keep_alive or self.proxy.draining or self.client_eof:
+            self.close()
+            return
+        if self.parser.paused:
+            # The request asked to switch protocols and the backend declined: what the client sent after
+            # it is HTTP after all.
+            try:
+                self.backlog.extend(self.parser.resume())
+            except ProtocolError as exc:
+                self.refuse(exc)
+                return
+        if self.parser.idle:
+            self.wait = WAIT_KEEPALIVE
+            timeout = self.proxy.keepalive_timeout
+        else:
+            self.wait = WAIT_HEAD
+            timeout = self.proxy.header_timeout
+        self.deadline = now + timeout if timeout else 0.0
+        if self.backlog:
+            self.process()
+
+    def refuse(self, error: ProtocolError) -> None:
+        """Answer a request we will not forward, then close (the stream can no longer be trusted)."""
+        exchange = self.exchange
+        if exchange is not None and (exchange.response_started or exchange.request_done):
+            # The error belongs to a later request: the one in flight was forwarded whole, so it gets its
+            # own response first, then this answer (responses in order, RFC 9112 §9.3.2).
+            self.pending_error = error
+            self.closing_after_exchange()
+            return
+        if self.exchange is not None:
+            self.exchange.abandon()
+            self.exchange = None
+        get_logger().info("client %s: %d %s", self.client_ip, error.status, error)
+        self.proxy.access_log.refused(self.client_ip, error.status)
+        self.send_and_close(error_response(error.status))
+
+    def closing_after_exchange(self) -> None:
+        self.paused_pipeline = True
+        self._update_reading()
+
+    def send_and_close(self, data: bytes) -> None:
+        self.backlog.clear()
+        self.write(data)  # behind anything corked: a response being written goes out first
+        self.close()
+
+    # -- timeouts ------------------------------------------------------------------------------------
+    def set_wait(self, wait: int, timeout: float) -> None:
+        self.wait = wait
+        self.deadline = self.proxy.now() + timeout if timeout else 0.0
+
+    def on_timeout(self) -> None:
+        wait = self.wait
+        self.deadline = 0.0
+        if wait == WAIT_KEEPALIVE:
+            self.close()
+        elif wait == WAIT_HEAD:
+            if self.parser.idle and self.requests:
+                self.close()  # an idle keep-alive connection, not a slow request
+            else:
+                self.refuse(ProtocolError("request head not received in time", 408))
+        elif wait == WAIT_BODY:
+            exchange = self.exchange
+            if exchange is not None and exchange.response_started:
+                exchange.fail_hard("client body timeout")
+            else:
+                self.refuse(ProtocolError("request body not received in time", 408))
+        elif wait in (WAIT_RESPONSE, WAIT_STREAM) and self.exchange is not None:
+            self.exchange.upstream_timeout()
+
+    # -- flow control --------------------------------------------------------------------------------
+    def pause_reading(self) -> None:
+        self.paused_upstream = True
+        self._update_reading()
+
+    def resume_reading(self) -> None:
+        self.paused_upstream = False
+        self._update_reading()
+
+    def _pause_pipeline(self) -> None:
+        if not self.paused_pipeline:
+            self.paused_pipeline = True
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or is_closing(transport):
+            return
+        if self.paused_pipeline or self.paused_upstream:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    # -- output --------------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        corked = self.corked
+        if corked is not None:
+            corked.append(data)
+            return
+        transport = self.transport
+        if transport is not None:
+            write(transport, data)  # ignored once the transport is closing
+
+    def cork(self) -> None:
+        """Collect writes until uncork(): a response head and its body leave in one writev, not two sends
+        (each send is a system call, see docs/performance.md)."""
+        if self.corked is None:
+            self.corked = []
+
+    def uncork(self) -> None:
+        out = self.corked
+        self.corked = None
+        if out:
+            transport = self.transport
+            if transport is not None:  # writes are ignored once it is closing
+                if len(out) == 1:
+                    write(transport, out[0])
+                elif len(out[-1]) <= JOIN_LIMIT:
+                    write(transport, b"".join(out))  # one small copy beats writev's iovec set-up
+                else:
+                    writelines(transport, out)
+
+    def is_idle(self) -> bool:
+        return self.exchange is None and not self.backlog
+
+    def close(self) -> None:
+        """Close after flushing what is queued (the stream flushes on close)."""
+        self.uncork()
+        self.closing = True
+        self.deadline = 0.0
+        transport = self.transport
+        if transport is not None and not is_closing(transport):
+            transport.close()
+
+    def abort(self) -> None:
+        self.closing = True
+        self.corked = None
+        if self.exchange is not None:
+            self.exchange.abandon()
+            self.exchange = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- tunnel (WebSocket after 101) -----------------------------------------------------------------
+    def tunnel_to_client(self, data: bytes) -> None:
+        self.write(data)
+
+    def tunnel_eof_from_upstream(self) -> None:
+        transport = self.transport
+        if transport is not None and not is_closing(transport):
+            transport.write_eof()
+
+    def tunnel_closed(self) -> None:
+        self.close()

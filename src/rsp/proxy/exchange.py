@@ -1,0 +1,427 @@
+"""HTTP mode's exchange: one request and its response, from routing to the last byte.
+
+Pick a backend (its pool's balancer), take an idle connection to it or open one (HttpProxy.open_upstream),
+send the head (and the body as it comes), forward the response, and return the backend connection to its
+idle pool when the response is complete and both sides allow it.
+
+Failures before any response byte reached the client are answered with a status (502 bad gateway, 503 no
+backend, 504 timeout); after, the client connection is closed, the only honest signal left. A request
+whose backend connection dies before any response byte is sent again when that is safe: idempotent method
+(RFC 9110 §9.2.2), no request body (whose bytes are not kept), no response byte received (RFC 9112
+§9.3.1). A kept-alive connection the backend had closed is retried once on a fresh connection to the same
+backend (routine, not a failure); any other such death counts as a failure of that backend (passive
+health hears of it) and the request goes to another backend, within the pool's `retries`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Final
+
+from rsp.errors import ProtocolError
+from rsp.http1 import forward
+from rsp.http1.error_pages import error_response
+from rsp.http1.events import EndOfMessage, RequestHead, ResponseHead
+from rsp.logs import get_logger
+from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
+from rsp.upstream.records import BackendRecord
+
+if TYPE_CHECKING:
+    from rsp.proxy.client import ClientConnection
+    from rsp.proxy.http_upstream import UpstreamConnection
+
+# RFC 9110 §9.2.2: methods whose repetition has the same effect; only these are retried (and only without
+# a body, whose bytes we do not keep).
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+# Request body bytes held while the backend connection is being opened, before the client is paused.
+CONNECT_BUFFER_LIMIT: Final = 256 * 1024
+
+# What an exchange excludes from its first pick: nothing (a list is made only when a backend fails).
+_NO_RECORDS: Final[tuple[BackendRecord, ...]] = ()
+
+
+class Exchange:
+    """One request and its response, from routing to the last byte."""
+
+    __slots__ = ("body_sent", "buffer", "buffered", "client", "head", "heard", "interim", "keep_client", "pool",
+                 "record", "request_done", "response_chunked", "response_head", "response_started", "retried_fresh",
+                 "reused", "sent_bytes", "started", "status", "tried", "tunnel", "upstream", "upstream_started")
+
+    def __init__(self, client: ClientConnection, head: RequestHead, pool: PoolRuntime) -> None:
+        self.client = client
+        self.head = head
+        self.pool = pool
+        self.record: BackendRecord | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.tried: list[BackendRecord] | None = None  # the backends that failed this request, when any
+        self.buffer: list[bytes] | None = [client.forwarded.forward(head, client.context)]
+        self.buffered = 0
+        self.body_sent = 0
+        self.request_done = head.body.kind == "none"
+        self.response_head: ResponseHead | None = None
+        self.response_started = False
+        self.response_chunked = False
+        self.keep_client = head.keep_alive
+        self.reused = False
+        self.retried_fresh = False
+        self.tunnel = False
+        self.interim = False
+        self.heard = False  # a response head (even interim) came from the backend
+        self.status = 0
+        self.sent_bytes = 0
+        # Only the access log reads these times.
+        self.started = client.proxy.clock() if client.proxy.access_log.enabled else 0.0
+        self.upstream_started = 0.0
+
+    # -- backend selection and connection -------------------------------------------------------------
+    def start(self) -> None:
+        self._pick_and_connect(fresh=False)
+
+    def _pick_and_connect(self, fresh: bool) -> None:
+        pool = self.pool
+        key = self._hash_key() if pool.wants_key else None
+        record = pool.pick(key, self.tried or _NO_RECORDS)
+        if record is None:
+            if self.tried:
+                self.answer_error(502, "every backend tried failed")
+            else:
+                self.answer_error(503, f"no backend available in pool {pool.name}")
+            return
+        self.record = record
+        record.active += 1
+        record.total += 1
+        if self.client.proxy.access_log.enabled:
+            self.upstream_started = self.client.proxy.clock()
+        conn = None if fresh else self.client.proxy.idle_pools[record].take()
+        if conn is not None:
+            self.attach(conn, reused=True)
+        else:
+            self.client.proxy.open_upstream(self, record, pool)
+
+    def _hash_key(self) -> bytes:
+        spec = self.pool.spec
+        if spec.hash_key == "uri":
+            return self.head.target
+        if spec.hash_key in ("header", "cookie"):
+            wanted = spec.hash_name.lower().encode() if spec.hash_key == "header" else b"cookie"
+            for name, value in self.head.headers:
+                if name.lower() == wanted:
+                    if spec.hash_key == "header":
+                        return value
+                    for part in value.split(b";"):
+                        k, _, v = part.strip().partition(b"=")
+                        if k == spec.hash_name.encode():
+                            return v
+            return b""
+        return self.client.client_ip.encode()
+
+    def connect_failed(self, record: BackendRecord, reason: str) -> None:
+        record.active -= 1
+        self.pool.traffic_failed(record, reason)
+        get_logger().warning("backend %s connect failed for client %s: %s", record.label,
+                             self.client.client_ip, reason)
+        if self.client.closing or self.client.exchange is not self:
+            return
+        if self.tried is None:
+            self.tried = []
+        self.tried.append(record)
+        self.record = None
+        if len(self.tried) <= self.pool.spec.retries:
+            self._pick_and_connect(fresh=False)
+        elif reason == "connect timeout":
+            self.answer_error(504, "backend connect timeout")
+        else:
+            self.answer_error(502, f"backend connect failed: {reason}")
+
+    def attach(self, conn: UpstreamConnection, reused: bool) -> None:
+        if self.client.closing or self.client.exchange is not self:
+            # The client went away while we connected: keep the fresh connection for someone else.
+            if self.record is not None:
+                self.record.active -= 1
+                self.client.proxy.idle_pools[self.record].put(conn, self.client.proxy.now())
+            return
+        # Passive health hears of success at the response head, not at connect: a backend that accepts
+        # connections but answers garbage must still be ejected.
+        self.reused = reused
+        self.upstream = conn
+        conn.exchange = self
+        conn.requests += 1
+        conn.parser.expect(self.head.method)
+        buffer = self.buffer
+        self.buffer = None
+        if buffer:
+            conn.write(b"".join(buffer))
+        if self.client.paused_upstream:
+            self.client.resume_reading()  # the connect buffer is flushed
+
+    # -- request body ---------------------------------------------------------------------------------
+    def request_data(self, data: bytes) -> None:
+        client = self.client
+        self.body_sent += len(data)
+        if self.body_sent > client.proxy.max_body_size:
+            client.refuse(ProtocolError("request body is over the limit", 413))
+            return
+        if client.wait == WAIT_BODY:
+            client.deadline = client.proxy.now() + client.proxy.body_timeout
+        out = forward.encode_chunk(data) if self.head.body.kind == "chunked" else data
+        if self.buffer is not None:
+            self.buffer.append(out)
+            self.buffered += len(out)
+            if self.buffered > CONNECT_BUFFER_LIMIT:
+                client.pause_reading()
+        elif self.upstream is not None:
+            self.upstream.write(out)
+
+    def request_end(self, end: EndOfMessage) -> None:
+        self.request_done = True
+        if self.head.body.kind == "chunked":
+            tail = forward.last_chunk(end.trailers)
+            if self.buffer is not None:
+                self.buffer.append(tail)
+            elif self.upstream is not None:
+                self.upstream.write(tail)
+        client = self.client
+        if self.response_head is None and client.wait == WAIT_BODY:
+            client.set_wait(WAIT_RESPONSE, client.proxy.response_timeout)
+
+    # -- response -------------------------------------------------------------------------------------
+    def on_data(self, data: bytes) -> None:
+        client = self.client
+        self.sent_bytes += len(data)
+        client.write(forward.encode_chunk(data) if self.response_chunked else data)
+
+    def on_end(self, end: EndOfMessage) -> None:
+        if self.interim:
+            self.interim = False  # the end of a 1xx: the final response is still to come
+        elif not self.tunnel:
+            self._response_end(end)
+
+    def on_head(self, head: ResponseHead) -> None:
+        client = self.client
+        self.heard = True
+        status = head.status
+        if status < 200 and status != 101:
+            # Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients only (RFC 9110 §15.2).
+            self.interim = True
+            if self.head.version == b"1.1":
+                client.write(self._uncached_head(head, upgrade=False))
+            return
+        if status == 101:
+            if self.head.upgrade is None:
+                self.upstream_failed("101 Switching Protocols to a request that asked for no upgrade",
+                                     protocol_error=True)
+                return
+            self._begin_tunnel(head)
+            return
+        self.response_head = head
+        self.status = status
+        self.response_started = True
+        if self.record is not None and self.pool.outliers is not None:
+            self.pool.traffic_ok(self.record)
+        # Backend answered before the request body ended: the client stream cannot be resynced.
+        close = client.proxy.draining or not self.request_done
+        request = self.head
+        upstream = self.upstream
+        via = client.proxy.via
+        if upstream is not None:
+            # A backend repeats its response head: its connection keeps the last one it sent on.
+            cache = upstream.replies
+            out = cache.head_bytes(head, request.version, request.keep_alive, close, via, False)
+            reply = cache.reply
+            assert reply is not None
+        else:
+            reply = forward.forward_response(head, forward.ResponseContext(request.version, request.keep_alive,
+                                                                           close, via, False))
+            out = reply.data
+        chunked = reply.chunked
+        keep = reply.keep_alive
+        self.response_chunked = chunked
+        self.keep_client = keep
+        # The response timeout now counts inactivity: UpstreamConnection.data_received sets the deadline
+        # once per read, after its events (most small responses end in the read that began them).
+        client.wait = WAIT_STREAM
+        client.write(out)
+
+    def _uncached_head(self, head: ResponseHead, upgrade: bool) -> bytes:
+        """The bytes of an interim (1xx) or 101 head, which no cache keeps."""
+        request = self.head
+        context = forward.ResponseContext(request.version, request.keep_alive, False, self.client.proxy.via, upgrade)
+        return forward.forward_response(head, context).data
+
+    def _response_end(self, end: EndOfMessage) -> None:
+        client = self.client
+        if self.response_chunked:
+            client.write(forward.last_chunk(end.trailers))
+        upstream = self.upstream
+        head = self.response_head
+        self.upstream = None
+        now = client.proxy.now()  # once for the idle pool and the client's next deadline
+        if upstream is not None:
+            stray = upstream.parser.unsolicited
+            if stray:
+                # Bytes after a complete response that nothing asked for (a backend answering HEAD with a
+                # body, RFC 9112 §6.3): the client has its whole response; that connection's framing is lost.
+                get_logger().warning("backend %s sent %d bytes after a complete response to %s %s; closing "
+                                     "that connection", upstream.record.label, stray,
+                                     self.head.method.decode("latin-1"), self.head.target.decode("latin-1")[:200])
+            # Never pool a connection whose parser is paused (a protocol switch), mid-message or lost.
+            reusable = (head is not None and head.keep_alive and self.request_done and not upstream.closed
+                        and upstream.parser.pending == 0 and not upstream.parser.paused and not stray)
+            if reusable:
+                upstream.pool.put(upstream, now)  # its backend's idle pool
+            else:
+                upstream.close()
+        self._finish()
+        client.exchange_done(self, self.keep_client, now)
+
+    def _begin_tunnel(self, head: ResponseHead) -> None:
+        client = self.client
+        self.tunnel = True
+        self.status = 101
+        self.response_started = True
+        client.tunnel_mode = True
+        client.deadline = 0.0
+        client.wait = WAIT_NONE
+        client.write(self._uncached_head(head, upgrade=True))
+        upstream = self.upstream
+        assert upstream is not None
+        early = client.parser.take_trailing_data()
+        if early:
+            upstream.write(early)
+        trailing = upstream.parser.take_trailing_data()
+        if trailing:
+            client.write(trailing)
+        self._log()
+
+    # -- failures -------------------------------------------------------------------------------------
+    def upstream_failed(self, reason: str, protocol_error: bool = False) -> None:
+        client = self.client
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.abort() if protocol_error else upstream.close()
+        if client.exchange is not self:
+            return
+        record = self.record
+        # The connection died before any response byte (a reset or an EOF, not a protocol error).
+        silent = not self.heard and not protocol_error
+        stale = self.reused and silent
+        if record is not None and not stale:  # a kept-alive connection the backend closed is routine
+            self.pool.traffic_failed(record, reason)
+        if not self.response_started:
+            if silent and self.head.method in IDEMPOTENT and self.head.body.kind == "none":
+                if stale and not self.retried_fresh:
+                    # A kept-alive connection the backend had closed: try once more on a fresh one.
+                    self.retried_fresh = True
+                    self._resend(fresh=True)
+                    return
+                if record is not None and len(self.tried or _NO_RECORDS) < self.pool.spec.retries:
+                    # The backend failed this request: another one gets it (HAProxy's `option redispatch`).
+                    if self.tried is None:
+                        self.tried = []
+                    self.tried.append(record)
+                    self._resend(fresh=False)
+                    return
+            self.answer_error(502, reason)
+            return
+        get_logger().warning("backend failed mid-response for client %s: %s", client.client_ip, reason)
+        self.fail_hard(reason)
+
+    def _resend(self, fresh: bool) -> None:
+        """Send the request again (idempotent, no body): on a new connection to the same backend when
+        `fresh`, else to a backend not in `tried`."""
+        record = self.record
+        if record is not None:
+            record.active -= 1
+            self.record = None
+        client = self.client
+        self.buffer = [client.forwarded.forward(self.head, client.context)]
+        self._pick_and_connect(fresh=fresh)
+
+    def upstream_timeout(self) -> None:
+        if self.record is not None:
+            self.pool.traffic_failed(self.record, "response timeout")
+        if self.response_started:
+            self.fail_hard("backend read timeout")
+            return
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.abort()
+        self.answer_error(504, "backend response timeout")
+
+    def fail_hard(self, reason: str) -> None:
+        """Part of the response is on the wire: the only honest signal left is to close the client."""
+        self.status = self.status or 502
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.abort()
+        self._finish()
+        client = self.client
+        client.exchange = None
+        client.close()
+
+    def answer_error(self, status: int, reason: str) -> None:
+        """Answer `status` for the backend side's failure (no response byte was sent yet), then close."""
+        client = self.client
+        where = f" (backend {self.record.label})" if self.record is not None else ""
+        get_logger().warning("client %s: %d for %s %s%s: %s", client.client_ip, status,
+                             self.head.method.decode("latin-1"), self.head.target.decode("latin-1")[:200], where,
+                             reason)
+        self.status = status
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.abort()
+        self._finish()
+        client.exchange = None
+        client.send_and_close(error_response(status))
+
+    def client_gone(self) -> None:
+        """The client disconnected: drop the backend connection unless it is cleanly between messages."""
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            if self.tunnel:
+                upstream.close()
+            else:
+                upstream.abort()
+        if self.tunnel:
+            self._release()  # logged when the tunnel opened
+        else:
+            self.status = self.status or 499  # nginx's "client closed request"
+            self._finish()
+
+    def abandon(self) -> None:
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.abort()
+        self._finish()
+
+    def _release(self) -> None:
+        if self.record is not None:
+            self.record.active -= 1
+            self.record = None
+
+    def _finish(self) -> None:
+        record = self.record
+        if record is not None:
+            record.active -= 1
+            self.record = None
+            self._log(record)
+        else:
+            self._log(None)
+
+    def _log(self, record: BackendRecord | None = None) -> None:
+        proxy = self.client.proxy
+        if not proxy.access_log.enabled:
+            return
+        now = proxy.clock()
+        backend = record.spec.address if record is not None else (
+            self.record.spec.address if self.record is not None else "-")
+        proxy.access_log.request(self.client.client_ip, self.head, self.status, self.sent_bytes, backend,
+                                 now - self.upstream_started if self.upstream_started else -1.0,
+                                 now - self.started, time.time())

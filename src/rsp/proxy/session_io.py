@@ -1,0 +1,115 @@
+"""The narrow I/O interface of HTTP mode's session: what the client and backend protocols call on their
+transports, how the proxy opens a backend connection, and where it reads the time.
+
+The session (rsp.proxy.client, rsp.proxy.exchange, rsp.proxy.http_upstream) touches the outside world
+only through these three, so a test drives it with fakes (tests/proxy/fakes.py): a transport that records
+what is written, a connector that hands out such transports, and a clock the test advances. In
+production they are rsp's socket streams (rsp.transport.stream.SocketStream), `SocketConnector` below and
+the poller's per-iteration time (HttpProxy.now).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from rsp.transport.connect import UpstreamConnect
+from rsp.transport.stream import SocketStream, StreamProtocol
+
+if TYPE_CHECKING:
+    from rsp.proxy.pools import PoolRuntime
+    from rsp.upstream.records import BackendRecord
+
+# How a connection attempt ends: "" once the protocol has its transport (connection_made was called),
+# else the reason it failed ("connect timeout", "connection refused", ...).
+ConnectDone = Callable[[str], None]
+
+
+class Transport(Protocol):
+    """What the session calls on a connection: the subset of asyncio.Transport that SocketStream has.
+
+    write/writelines queue bytes (flushed on close, dropped on abort; ignored once closing, so callers
+    need not ask is_closing first); pause_reading/resume_reading stop
+    and restart data_received; write_eof half-closes (tunnels); is_closing is true once close or abort
+    was called. The transport calls back the protocol's connection_lost once it is closed.
+    """
+
+    @property
+    def peer(self) -> tuple[object, ...]: ...
+    def write(self, data: bytes) -> None: ...
+    def writelines(self, parts: list[bytes]) -> None: ...
+    def write_eof(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+# The calls made for every request go through these: on rsp's own stream (a compiled class) the call is
+# native; on any other transport (a test's fake) it is Python's method call. A Protocol-typed attribute
+# alone would make every call the generic one.
+def write(transport: Transport, data: bytes) -> None:
+    if isinstance(transport, SocketStream):
+        transport.write(data)
+    else:
+        transport.write(data)
+
+
+def writelines(transport: Transport, parts: list[bytes]) -> None:
+    if isinstance(transport, SocketStream):
+        transport.writelines(parts)
+    else:
+        transport.writelines(parts)
+
+
+def is_closing(transport: Transport) -> bool:
+    if isinstance(transport, SocketStream):
+        return transport.is_closing()
+    return transport.is_closing()
+
+
+class Connector(Protocol):
+    """Opens backend connections: `connect` starts one to `record` of `pool` for `protocol` and calls
+    `done` exactly once, later (never from inside `connect`): "" after protocol.connection_made, or the
+    reason it failed."""
+
+    def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone) -> None:
+        ...
+
+
+def start_stream(loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
+                 peer: tuple[object, ...], high_water: int, low_water: int) -> None:
+    """Run `protocol` on a connected socket (its connection_made is called now)."""
+    stream = SocketStream(loop, sock, protocol, peer)
+    stream.set_write_buffer_limits(high_water, low_water)
+    stream.start()
+
+
+class SocketConnector:
+    """The production connector: a non-blocking connect (rsp.transport.connect) and a socket stream."""
+
+    __slots__ = ("high_water", "loop", "low_water")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, high_water: int, low_water: int) -> None:
+        self.loop = loop
+        self.high_water = high_water
+        self.low_water = low_water
+
+    def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone) -> None:
+        family, sockaddr = pool.addresses[record.index]
+        try:
+            UpstreamConnect(self.loop, family, sockaddr, pool.spec.connect_timeout,
+                            lambda sock, err: self._connected(sock, err, protocol, done))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.loop.call_soon(done, reason)  # never re-enter the caller
+
+    def _connected(self, sock: socket.socket | None, err: str, protocol: StreamProtocol, done: ConnectDone) -> None:
+        if sock is None:
+            done(err)
+            return
+        start_stream(self.loop, sock, protocol, (), self.high_water, self.low_water)
+        done("")
