@@ -1,6 +1,6 @@
 """HTTP mode: one listener's proxy, the wiring of the session.
 
-Shape (DESIGN habit 1-3): the sans-IO parsers in `rsp.http1` turn bytes into events; the session reacts to
+Shape (docs/architecture.md, "HTTP mode"): the sans-IO parsers in `rsp.http1` turn bytes into events; the session reacts to
 events with writes on its transports. One `ClientConnection` per client (rsp.proxy.client), one `Exchange`
 per request (rsp.proxy.exchange), one `UpstreamConnection` (from the backend's idle pool, or new) per
 exchange (rsp.proxy.http_upstream). `HttpProxy` holds what they share: settings, routing, pools, the idle
