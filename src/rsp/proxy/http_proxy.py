@@ -1,10 +1,10 @@
 """HTTP mode: one listener's proxy, the wiring of the session.
 
-Shape (docs/architecture.md, "HTTP mode"): the sans-IO parsers in `rsp.http1` turn bytes into events; the session reacts to
-events with writes on its transports. One `ClientConnection` per client (rsp.proxy.client), one `Exchange`
-per request (rsp.proxy.exchange), one `UpstreamConnection` (from the backend's idle pool, or new) per
-exchange (rsp.proxy.http_upstream). `HttpProxy` holds what they share: settings, routing, pools, the idle
-pools, the live client connections, the clock and the connector (rsp.proxy.session_io).
+Shape (docs/architecture.md, "HTTP mode"): the sans-IO parsers in `rsp.http1` turn bytes into events; the
+session reacts to events with writes on its transports. One `ClientConnection` per client (rsp.proxy.client),
+one `Exchange` per request (rsp.proxy.exchange), one `UpstreamConnection` (from the backend's idle pool, or
+new) per exchange (rsp.proxy.http_upstream). `HttpProxy` holds what they share: settings, routing, pools, the
+idle pools, the live client connections, the clock and the connector (rsp.proxy.session_io).
 
 Rules that make it safe:
 - Requests are answered in order and one at a time per client connection: a pipelined request waits,

@@ -1,8 +1,8 @@
 """A pool at run time: its backend records, its balancer, its passive health, resolved addresses.
 
-This is where the siblings meet (docs/architecture.md: the layer above wires them): the balancer does not know about
-health, the outlier detector does not know about the balancer; the pool tells the balancer to refresh
-when the detector changes a backend's state.
+This is where the siblings meet (docs/architecture.md: the layer above wires them): the balancer does
+not know about health, the outlier detector does not know about the balancer; the pool tells the
+balancer to refresh when the detector changes a backend's state.
 """
 
 from __future__ import annotations
