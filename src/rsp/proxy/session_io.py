@@ -2,7 +2,7 @@
 transports, how the proxy opens a backend connection, and where it reads the time.
 
 The session (rsp.proxy.client, rsp.proxy.exchange, rsp.proxy.http_upstream) touches the outside world
-only through these three, so a test drives it with fakes (tests/proxy/fakes.py): a transport that records
+only through these three, so a test drives it with fakes (tests/support/fake_session.py): a transport that records
 what is written, a connector that hands out such transports, and a clock the test advances. In
 production they are rsp's socket streams (rsp.transport.stream.SocketStream), `SocketConnector` below and
 the poller's per-iteration time (HttpProxy.now).
