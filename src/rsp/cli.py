@@ -1,4 +1,4 @@
-"""Command line: `rsp CONFIG.lua`, `rsp --check CONFIG.lua`, `rsp --version`.
+"""Command line: `rsp CONFIG.lua`, `rsp --check CONFIG.lua`, `rsp --version`, `rsp SUBCOMMAND ...`.
 
 The only module that exits the process: library code raises `RspError` subclasses, mapped here to
 one line on stderr and exit status 1.
@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import sys
 from collections.abc import Sequence
 
 from rsp import __version__
 from rsp.admin.socket_server import admin_request, reply_is_error
+from rsp.commands import SUBCOMMANDS
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError
@@ -40,9 +42,17 @@ See README.md and docs/config.md for listeners, pools, load balancing and timeou
 """
 
 
+def subcommands_help() -> str:
+    if not SUBCOMMANDS:
+        return ""
+    lines = [f"  rsp {name:<10} {summary}" for name, (_, summary) in sorted(SUBCOMMANDS.items())]
+    return "\nSubcommands (rsp SUBCOMMAND --help for each):\n" + "\n".join(lines) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rsp", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="rsp", description=DESCRIPTION + subcommands_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", nargs="?", help="path to the Lua config file")
     parser.add_argument("-c", "--check", action="store_true",
@@ -81,8 +91,21 @@ def run(config: Config) -> None:
         loop.close()
 
 
+def run_subcommand(name: str, argv: list[str]) -> int:
+    module = importlib.import_module(f"rsp.commands.{SUBCOMMANDS[name][0]}")
+    try:
+        status: int = module.main(argv)
+    except RspError as exc:
+        print(f"rsp {name}: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in SUBCOMMANDS:
+        return run_subcommand(words[0], words[1:])
+    args = build_parser().parse_args(words)
     if args.admin:
         words = ([args.config] if args.config else []) + list(args.command)
         try:
