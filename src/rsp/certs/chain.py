@@ -342,9 +342,22 @@ def _cross_signed(certificate: x509.Certificate, everyone: Sequence[x509.Certifi
     return any(other.issuer != certificate.issuer and facts.same_entity(other, certificate) for other in everyone)
 
 
+# Why no path exists (diagnose_no_path's first element): a stable word for tools.
+NO_PATH_MISSING_INTERMEDIATE = "missing-intermediate"
+NO_PATH_UNTRUSTED_ROOT = "untrusted-root"
+NO_PATH_BAD_SIGNATURE = "bad-signature"
+NO_PATH_TOO_LONG = "too-long"
+
+
 def missing_link(leaf: x509.Certificate, candidates: Sequence[x509.Certificate],
                  roots: Sequence[x509.Certificate]) -> str:
-    """Why no path exists: walk up by issuer name until the walk stops, and say where and why."""
+    """Why no path exists, in a sentence."""
+    return diagnose_no_path(leaf, candidates, roots)[1]
+
+
+def diagnose_no_path(leaf: x509.Certificate, candidates: Sequence[x509.Certificate],
+                     roots: Sequence[x509.Certificate]) -> tuple[str, str]:
+    """(kind, sentence): walk up by issuer name until the walk stops, and say where and why."""
     everyone = [*_unique(candidates), *_unique(roots)]
     current = leaf
     seen = [leaf]
@@ -353,13 +366,16 @@ def missing_link(leaf: x509.Certificate, candidates: Sequence[x509.Certificate],
         subject = facts.subject_of(current)
         if not named:
             if facts.is_self_signed(current):
-                return f'no path to a trusted root: it ends at "{subject}", which is not a trusted root'
-            return (f'no path to a trusted root: no certificate for "{facts.issuer_of(current)}", the issuer of '
-                    f'"{subject}", in the bundle or the roots (a missing intermediate)')
+                return NO_PATH_UNTRUSTED_ROOT, (
+                    f'no path to a trusted root: it ends at "{subject}", which is not a trusted root')
+            return NO_PATH_MISSING_INTERMEDIATE, (
+                f'no path to a trusted root: no certificate for "{facts.issuer_of(current)}", the issuer of '
+                f'"{subject}", in the bundle or the roots (a missing intermediate)')
         signer = next((c for c in named if facts.signature_verifies(current, c)), None)
         if signer is None:
-            return (f'no path to a trusted root: the certificate named "{facts.issuer_of(current)}" does not '
-                    f'verify the signature on "{subject}" (a different key under the same name)')
+            return NO_PATH_BAD_SIGNATURE, (
+                f'no path to a trusted root: the certificate named "{facts.issuer_of(current)}" does not '
+                f'verify the signature on "{subject}" (a different key under the same name)')
         current = signer
         seen.append(current)
-    return f"no path to a trusted root within {MAX_PATH_LENGTH} certificates"
+    return NO_PATH_TOO_LONG, f"no path to a trusted root within {MAX_PATH_LENGTH} certificates"
