@@ -122,7 +122,7 @@ def _openssl_sign(subject: x509.Name, key: PrivateKey, issuer: Issued, *, ca: bo
         if dns_names:
             extensions.append("subjectAltName = " + ",".join(f"DNS:{n}" for n in dns_names))
         write("index.txt", b"")
-        write("serial", f"{x509.random_serial_number():X}\n")
+        write("serial", f"{x509.random_serial_number():040X}\n")  # openssl wants an even digit count
         config = write("ca.cnf", "\n".join([
             "[ca]", "default_ca = ca_section", "[ca_section]",
             f"database = {tmp}/index.txt", f"new_certs_dir = {tmp}", f"serial = {tmp}/serial",

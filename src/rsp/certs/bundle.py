@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 
 from rsp.errors import CertificateError
 
@@ -22,9 +24,9 @@ SYSTEM_ROOTS_FILE = "/etc/ssl/certs/ca-certificates.crt"
 MAX_ROOT_FILES = 5000
 
 # RFC 7468 §2: "-----BEGIN label-----" ... "-----END label-----". Any label, so that the other blocks of a
-# combined file can be skipped and a BEGIN without its END be reported.
+# combined file can be skipped; a body never holds another BEGIN, so a BEGIN without its END is reported.
 _PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END ([A-Z0-9 ]+)-----", re.DOTALL,
+    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n((?:(?!-----BEGIN ).)*?)-----END ([A-Z0-9 ]+)-----", re.DOTALL,
 )
 _BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 
@@ -52,7 +54,11 @@ def load_pem_certificates(data: bytes, source: str) -> list[x509.Certificate]:
         if label != b"CERTIFICATE":
             continue
         try:
-            certificates.append(x509.load_pem_x509_certificate(match.group(0)))
+            with warnings.catch_warnings():
+                # Real root stores hold certificates cryptography frowns on (a serial of 0 or below, against
+                # RFC 5280 §4.1.2.2); they still parse, and a warning per root would drown the report.
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                certificates.append(x509.load_pem_x509_certificate(match.group(0)))
         except ValueError as exc:
             raise CertificateError(f"{source}: PEM block {number} is not a valid certificate: {exc}") from None
     stray = _BEGIN.search(data, position)
