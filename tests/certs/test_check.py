@@ -49,6 +49,8 @@ def test_the_nss_bundle_passes_with_the_weak_cross_sign_flagged_as_unused(story:
     assert [c.role for c in report.certificates] == ["leaf", "unused", "intermediate"]
     assert report.certificates[1].signature_algorithm == "sha1WithRSAEncryption"
     assert report.certificates[1].signed_by == 'root "Old Root B"'
+    # Both #2 and #3 hold the key that signed the leaf: the one on the chosen path is named.
+    assert report.certificates[0].signed_by == "#3"
 
 
 def test_wrong_order(story: Story) -> None:

@@ -226,7 +226,7 @@ def _describe(index: int, certificate: x509.Certificate, bundle: Sequence[x509.C
         if der in path_ders:
             depth = path_ders.index(der)
             role = ROLE_LEAF if depth == 0 else ROLE_ROOT if depth == len(path_ders) - 1 else ROLE_INTERMEDIATE
-    signature, signed_by = _signature_status(certificate, bundle, roots)
+    signature, signed_by = _signature_status(certificate, bundle, roots, served)
     problem = facts.validity_problem(certificate, at)
     validity = "ok" if problem is None else "expired" if problem.startswith("expired") else "not yet valid"
     key_type, key_bits = facts.key_description(certificate)
@@ -240,10 +240,16 @@ def _describe(index: int, certificate: x509.Certificate, bundle: Sequence[x509.C
 
 
 def _signature_status(certificate: x509.Certificate, bundle: Sequence[x509.Certificate],
-                      roots: Sequence[x509.Certificate]) -> tuple[str, str]:
-    """Who verifies this certificate's signature: a bundle member (#n) or a trusted root."""
+                      roots: Sequence[x509.Certificate], served: chain.Path | None) -> tuple[str, str]:
+    """Who verifies this certificate's signature: its issuer on the served path, else a bundle member (#n) or
+    a trusted root. (A cross-signed twin holds the same key, so several may verify: the path's one is named.)"""
     if certificate.subject == certificate.issuer and facts.signature_verifies(certificate, certificate):
         return "self-signed", ""
+    path = list(served.certificates) if served is not None else []
+    if certificate in path[:-1]:
+        parent = path[path.index(certificate) + 1]
+        number = next((n for n, c in enumerate(bundle, start=1) if c == parent), None)
+        return "ok", f"#{number}" if number is not None else f'root "{facts.subject_of(parent)}"'
     named = False
     for number, other in enumerate(bundle, start=1):
         if other is not certificate and other.subject == certificate.issuer:

@@ -31,7 +31,8 @@ def render_text(report: CheckReport, *, colour: bool = False) -> str:
         verified = f"{c.signature} by {c.signed_by}" if c.signed_by else c.signature
         until = f"{c.not_after:%Y-%m-%d}" + ("" if c.validity == "ok" else f" ({c.validity})")
         rows.append((str(c.index), c.role, c.subject, c.issuer, f"{c.not_before:%Y-%m-%d}", until,
-                     f"{c.key_type} {c.key_bits}", c.signature_algorithm, verified))
+                     c.key_type if c.key_type.startswith(("EC ", "Ed")) else f"{c.key_type} {c.key_bits}",
+                     c.signature_algorithm, verified))
     widths = [max(len(row[i]) for row in (columns, *rows)) for i in range(len(columns))]
     lines = [header, ""]
     lines.append("  ".join(name.ljust(width) for name, width in zip(columns, widths, strict=True)).rstrip())
