@@ -39,9 +39,10 @@ MAX_SIGNATURE_CHECKS = 512
 POLICY_DEFAULT = "default"
 # Chrome's 2014-2015 SHA-1 sunset, announced in "Gradually sunsetting SHA-1", Google Online Security Blog,
 # 2014-09-05 (https://security.googleblog.com/2014/09/gradually-sunsetting-sha-1.html): from Chrome 41
-# (early 2015), a SHA-1 signature anywhere below the trust anchor of a chain whose leaf expires on or after
-# 2016-01-01 made the connection insecure; leaves expiring earlier were left alone. rsp reports the former
-# as a weak link and the latter as a warning.
+# (early 2015; 42 in practice), a SHA-1 signature anywhere in the chain below the trust anchor, with a leaf
+# expiring in 2016, showed "secure, but with minor errors", and with a leaf expiring in 2017 or later
+# "affirmatively insecure"; leaves expiring before 2016-01-01 were left alone. rsp counts any penalty:
+# a SHA-1 link is weak when the leaf expires on or after 2016-01-01, and only a warning before.
 POLICY_CHROME_SHA1_SUNSET = "chrome-sha1-sunset"
 POLICIES = (POLICY_DEFAULT, POLICY_CHROME_SHA1_SUNSET)
 SHA1_SUNSET = datetime(2016, 1, 1, tzinfo=UTC)
