@@ -75,8 +75,10 @@ def root(name: str, key: PrivateKey, *, not_before: datetime.datetime = EPOCH_20
 
 def issue(name: str, key: PrivateKey, *, issuer: Issued | None, ca: bool, digest: str = "sha256",
           not_before: datetime.datetime = EPOCH_2010, not_after: datetime.datetime = FAR_FUTURE,
-          dns_names: tuple[str, ...] = (), subject: x509.Name | None = None) -> Issued:
-    """A certificate for `key` named `name` (or `subject`), signed by `issuer` (None: self-signed)."""
+          dns_names: tuple[str, ...] = (), subject: x509.Name | None = None,
+          subject_key_id: bytes | None = None) -> Issued:
+    """A certificate for `key` named `name` (or `subject`), signed by `issuer` (None: self-signed).
+    `subject_key_id` forges the subject key identifier (default: derived from the key, RFC 5280 §4.2.1.2)."""
     subject = subject if subject is not None else cn(name)
     signer_key = issuer.key if issuer is not None else key
     issuer_name = issuer.name if issuer is not None else subject
@@ -89,7 +91,8 @@ def issue(name: str, key: PrivateKey, *, issuer: Issued | None, ca: bool, digest
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(not_before).not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+               .add_extension(x509.SubjectKeyIdentifier(subject_key_id) if subject_key_id is not None else
+                              x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()),
                               critical=False))
     if ca:

@@ -11,9 +11,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from conftest import AT, Story
+from rsp.certs import facts
 from rsp.certs.chain import (
     MAX_PATH_LENGTH,
     MAX_PATHS,
+    MAX_SIGNATURE_CHECKS,
     POLICY_CHROME_SHA1_SUNSET,
     choose_chain,
     path_serving_chain,
@@ -264,3 +266,41 @@ def test_intermediate_that_is_not_a_ca_is_a_problem(story: Story) -> None:
     choice = choose_chain(story.leaf.certificate, [not_ca.certificate], [story.root_a.certificate], at=AT)
     assert choice.best is not None
     assert choice.best.problems == ('"Intermediate 1" is used as an intermediate but is not a CA (basicConstraints)',)
+
+
+def test_signature_checks_are_bounded_in_search_and_diagnosis(story: Story, monkeypatch: pytest.MonkeyPatch) -> None:
+    impostor = ec_key("impostor-pool")
+    honest = [issue("Intermediate 1", impostor, issuer=story.root_a, ca=True).certificate
+              for _ in range(MAX_SIGNATURE_CHECKS + 20)]
+    # Impostors that also forge the key identifier the leaf's AKI names: the hint cannot help any more.
+    wanted = story.leaf.certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    assert wanted.key_identifier is not None
+    forged = [issue("Intermediate 1", impostor, issuer=story.root_a, ca=True,
+                    subject_key_id=wanted.key_identifier).certificate for _ in range(MAX_SIGNATURE_CHECKS + 20)]
+    calls = 0
+    real = facts.signature_verifies
+
+    def counting(child: x509.Certificate, parent: x509.Certificate) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(child, parent)
+
+    monkeypatch.setattr(facts, "signature_verifies", counting)
+    # The real intermediate comes last; the AKI/SKI hint puts it first among the honest impostors.
+    hinted = choose_chain(story.leaf.certificate, [*honest, story.i1.certificate], [story.root_a.certificate], at=AT)
+    assert hinted.best is not None and hinted.best.intermediates == (story.i1.certificate,)
+    assert calls == MAX_SIGNATURE_CHECKS and hinted.truncated  # every path is still sought, within the bound
+    calls = 0
+    choice = choose_chain(story.leaf.certificate, [*forged, story.i1.certificate], [story.root_a.certificate],
+                          at=AT)
+    assert calls == MAX_SIGNATURE_CHECKS
+    assert choice.truncated and choice.paths == () and choice.no_path == "search-bound"
+    assert choice.explanations[0] == (f"no path to a trusted root found within {MAX_SIGNATURE_CHECKS} signature "
+                                      'checks (too many certificates are named "Intermediate 1")')
+
+
+def test_no_path_kind(story: Story) -> None:
+    assert choose_chain(story.leaf.certificate, [], [story.root_a.certificate], at=AT).no_path == \
+        "missing-intermediate"
+    found = choose_chain(story.leaf.certificate, [story.i1.certificate], [story.root_a.certificate], at=AT)
+    assert found.no_path == ""

@@ -18,7 +18,7 @@ Pure: the moment validity is checked at is the `at` argument; nothing here reads
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,8 +32,9 @@ from rsp.errors import CertificateError
 MAX_PATH_LENGTH = 8
 # Paths kept. Each cross-signed CA on the way doubles the count; 64 is six independent cross-signs.
 MAX_PATHS = 64
-# Signature verifications in one search (Go allows 100 per chain build). Each costs ~50 us (ECDSA) to
-# ~1 ms (RSA 4096), so 512 keeps the worst case well under a second.
+# Signature verifications in one search, the diagnosis of a missing path included (Go allows 100 per chain
+# build). One costs 60-150 us here (RSA 2048, RSA 4096, ECDSA P-256: bench/cert_chain.py), so a hostile pool
+# of same-named certificates costs at most about 0.1-0.2 s, while 512 leaves room for 64 paths.
 MAX_SIGNATURE_CHECKS = 512
 
 POLICY_DEFAULT = "default"
@@ -100,6 +101,7 @@ class ChainChoice:
     paths: tuple[Path, ...]
     explanations: tuple[str, ...]
     truncated: bool = False
+    no_path: str = ""  # when `paths` is empty, why: one of the NO_PATH_* words (explanations[0] says it in full)
 
 
 def choose_chain(leaf: x509.Certificate, candidates: Sequence[x509.Certificate], roots: Sequence[x509.Certificate],
@@ -119,12 +121,17 @@ def choose_chain(leaf: x509.Certificate, candidates: Sequence[x509.Certificate],
     if best is not None:
         paths.remove(best)
         paths.insert(0, best)
-    explanations = explain(best, paths, search.pool, search.roots) if paths else (
-        missing_link(leaf, candidates, roots),)
+    no_path = ""
+    if paths:
+        explanations = explain(best, paths, search.pool, search.roots)
+    else:
+        no_path, sentence = diagnose_no_path(leaf, candidates, roots, verifies=search.verifies)
+        explanations = (sentence,)
     if search.truncated:
         explanations += (f"the search stopped at a bound ({MAX_PATHS} paths or {MAX_SIGNATURE_CHECKS} signature "
                          "checks): more paths may exist",)
-    return ChainChoice(best=best, paths=tuple(paths), explanations=explanations, truncated=search.truncated)
+    return ChainChoice(best=best, paths=tuple(paths), explanations=explanations, truncated=search.truncated,
+                       no_path=no_path)
 
 
 def serving_chain(choice: ChainChoice) -> tuple[x509.Certificate, ...]:
@@ -233,25 +240,26 @@ class _Search:
             if len(self.found) >= MAX_PATHS:
                 self.truncated = True
                 return
-            if not _already_in(root, current) and self._verifies(child, root):
+            if not _already_in(root, current) and self.verifies(child, root):
                 self.found.append((*current, root))
         if len(current) + 2 > MAX_PATH_LENGTH:  # one more intermediate and a root would not fit
             return
         for parent in _parents_by_name(child, self.pool):
-            if len(self.found) >= MAX_PATHS:
+            if len(self.found) >= MAX_PATHS or self.checks >= MAX_SIGNATURE_CHECKS:
                 self.truncated = True
                 return
-            if not _already_in(parent, current) and self._verifies(child, parent):
+            if not _already_in(parent, current) and self.verifies(child, parent):
                 self._extend([*current, parent])
 
-    def _verifies(self, child: x509.Certificate, parent: x509.Certificate) -> bool:
+    def verifies(self, child: x509.Certificate, parent: x509.Certificate) -> bool | None:
+        """Does `parent`'s key verify `child`'s signature? None once MAX_SIGNATURE_CHECKS are spent."""
         key = (id(child), id(parent))
         known = self.verified.get(key)
         if known is not None:
             return known
         if self.checks >= MAX_SIGNATURE_CHECKS:
             self.truncated = True
-            return False
+            return None
         self.checks += 1
         result = facts.signature_verifies(child, parent)
         self.verified[key] = result
@@ -348,6 +356,7 @@ NO_PATH_MISSING_INTERMEDIATE = "missing-intermediate"
 NO_PATH_UNTRUSTED_ROOT = "untrusted-root"
 NO_PATH_BAD_SIGNATURE = "bad-signature"
 NO_PATH_TOO_LONG = "too-long"
+NO_PATH_BOUND = "search-bound"
 
 
 def missing_link(leaf: x509.Certificate, candidates: Sequence[x509.Certificate],
@@ -357,8 +366,15 @@ def missing_link(leaf: x509.Certificate, candidates: Sequence[x509.Certificate],
 
 
 def diagnose_no_path(leaf: x509.Certificate, candidates: Sequence[x509.Certificate],
-                     roots: Sequence[x509.Certificate]) -> tuple[str, str]:
-    """(kind, sentence): walk up by issuer name until the walk stops, and say where and why."""
+                     roots: Sequence[x509.Certificate], *,
+                     verifies: Callable[[x509.Certificate, x509.Certificate], bool | None] | None = None,
+                     ) -> tuple[str, str]:
+    """(kind, sentence): walk up by issuer name until the walk stops, and say where and why.
+
+    `verifies` is a search's memoised, budgeted signature check (None: a fresh one): a diagnosis after a
+    search costs no signature check the search already made, and never more than MAX_SIGNATURE_CHECKS.
+    """
+    check = verifies if verifies is not None else _Search(leaf, (), ()).verifies
     everyone = [*_unique(candidates), *_unique(roots)]
     current = leaf
     seen = [leaf]
@@ -372,7 +388,15 @@ def diagnose_no_path(leaf: x509.Certificate, candidates: Sequence[x509.Certifica
             return NO_PATH_MISSING_INTERMEDIATE, (
                 f'no path to a trusted root: no certificate for "{facts.issuer_of(current)}", the issuer of '
                 f'"{subject}", in the bundle or the roots (a missing intermediate)')
-        signer = next((c for c in named if facts.signature_verifies(current, c)), None)
+        signer = None
+        for candidate in named:
+            verdict = check(current, candidate)
+            if verdict is None:
+                return NO_PATH_BOUND, (f"no path to a trusted root found within {MAX_SIGNATURE_CHECKS} signature "
+                                       f'checks (too many certificates are named "{facts.issuer_of(current)}")')
+            if verdict:
+                signer = candidate
+                break
         if signer is None:
             return NO_PATH_BAD_SIGNATURE, (
                 f'no path to a trusted root: the certificate named "{facts.issuer_of(current)}" does not '

@@ -101,8 +101,9 @@ def check_bundle(bundle: Sequence[x509.Certificate], roots: Sequence[x509.Certif
     position = {_der(c): i for i, c in reversed(list(enumerate(bundle)))}
 
     if served is None:
-        kind, text = chain.diagnose_no_path(leaf, bundle, roots)
-        findings.append(Finding(ERROR, kind if kind != chain.NO_PATH_TOO_LONG else "no-path", text))
+        kind, text = choice.no_path, choice.explanations[0]
+        findings.append(Finding(ERROR, kind if kind not in (chain.NO_PATH_TOO_LONG, chain.NO_PATH_BOUND)
+                                else "no-path", text))
     else:
         findings.extend(_path_findings(served, position, at, policy, weak_everywhere=choice.best is None))
         findings.extend(_order_findings(bundle, served, position, leaf_index))
