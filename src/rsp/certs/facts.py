@@ -93,7 +93,10 @@ def signature_hash_name(certificate: x509.Certificate) -> str | None:
 def signature_description(certificate: x509.Certificate) -> str:
     """The signature algorithm's name as RFC 4055/5758 spell it: sha256WithRSAEncryption, ecdsa-with-SHA256."""
     oid = certificate.signature_algorithm_oid
-    return oid._name if oid._name != "Unknown OID" else oid.dotted_string
+    name = oid._name if oid._name != "Unknown OID" else oid.dotted_string
+    if oid == x509.oid.SignatureAlgorithmOID.RSASSA_PSS:
+        name += f" ({signature_hash_name(certificate)})"  # the hash is a parameter, not part of the OID (RFC 4055)
+    return name
 
 
 def signature_strength(certificate: x509.Certificate) -> int:
