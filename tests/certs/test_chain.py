@@ -304,3 +304,29 @@ def test_no_path_kind(story: Story) -> None:
         "missing-intermediate"
     found = choose_chain(story.leaf.certificate, [story.i1.certificate], [story.root_a.certificate], at=AT)
     assert found.no_path == ""
+
+
+def test_many_same_named_copies_are_bounded_and_the_short_path_survives() -> None:
+    """Five copies (same subject, key and issuer) at each of six levels: 5**6 partial paths. The search stops
+    at MAX_VISITS, and the short path through a trusted root is found first, bounds or not."""
+    copies = 5
+    levels = 6
+    keys = [ec_key(f"copies-{level}") for level in range(levels + 1)]
+    top = root("Copies Top", keys[levels])
+    pool: list[x509.Certificate] = []
+    above = top
+    for level in range(levels - 1, -1, -1):
+        made = [issue(f"Copies {level}", keys[level], issuer=above, ca=True) for _ in range(copies)]
+        pool.extend(m.certificate for m in made)
+        above = made[0]
+    leaf = issue("copies.example.test", ec_key("copies-leaf"), issuer=above, ca=False)
+    short_root = root("Short Root", ec_key("short-root"))
+    shortcut = issue("Copies 0", keys[0], issuer=short_root, ca=True)
+    choice = choose_chain(leaf.certificate, [*pool, shortcut.certificate], [short_root.certificate], at=AT)
+    assert choice.truncated
+    assert choice.best is not None
+    assert choice.best.certificates == (leaf.certificate, shortcut.certificate, short_root.certificate)
+    assert "partial paths" in choice.explanations[-1]
+    # Without the shortcut and with the top untrusted, nothing is found, and the walk still ends.
+    untrusted = choose_chain(leaf.certificate, pool, [short_root.certificate], at=AT)
+    assert untrusted.truncated and untrusted.paths == ()

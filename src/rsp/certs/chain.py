@@ -32,6 +32,10 @@ from rsp.errors import CertificateError
 MAX_PATH_LENGTH = 8
 # Paths kept. Each cross-signed CA on the way doubles the count; 64 is six independent cross-signs.
 MAX_PATHS = 64
+# Partial paths extended in one search. Memoised signature checks make a visit cheap (~20 us), but a pool
+# of many same-named, same-keyed copies multiplies them (5 copies at each of 7 levels: 78,125 partial
+# paths); 4096 visits is ~0.1 s and far above what a real bundle needs (tens).
+MAX_VISITS = 4096
 # Signature verifications in one search, the diagnosis of a missing path included (Go allows 100 per chain
 # build). One costs 60-150 us here (RSA 2048, RSA 4096, ECDSA P-256: bench/cert_chain.py), so a hostile pool
 # of same-named certificates costs at most about 0.1-0.2 s, while 512 leaves room for 64 paths.
@@ -128,8 +132,8 @@ def choose_chain(leaf: x509.Certificate, candidates: Sequence[x509.Certificate],
         no_path, sentence = diagnose_no_path(leaf, candidates, roots, verifies=search.verifies)
         explanations = (sentence,)
     if search.truncated:
-        explanations += (f"the search stopped at a bound ({MAX_PATHS} paths or {MAX_SIGNATURE_CHECKS} signature "
-                         "checks): more paths may exist",)
+        explanations += (f"the search stopped at a bound ({MAX_PATHS} paths, {MAX_SIGNATURE_CHECKS} signature "
+                         f"checks or {MAX_VISITS} partial paths): longer paths may exist",)
     return ChainChoice(best=best, paths=tuple(paths), explanations=explanations, truncated=search.truncated,
                        no_path=no_path)
 
@@ -212,7 +216,12 @@ def _strength_key(path: Path) -> tuple[int, ...]:
 
 
 class _Search:
-    """One depth-first enumeration, with its bounds and a memo of verified (child, parent) links."""
+    """One enumeration, shortest paths first, with its bounds and a memo of verified (child, parent) links.
+
+    Iterative deepening: all paths of 2 certificates, then of 3, ... up to MAX_PATH_LENGTH. When a bound
+    stops the search, the paths kept are the shortest ones, which are the ones the choice prefers. The
+    signature memo makes each deeper round cost no new signature check for links already seen.
+    """
 
     def __init__(self, leaf: x509.Certificate, candidates: Sequence[x509.Certificate],
                  roots: Sequence[x509.Certificate]) -> None:
@@ -224,32 +233,48 @@ class _Search:
         self.pool = [c for c in _unique(candidates) if _der(c) not in root_ders and _der(c) != leaf_der]
         self.root_ders = root_ders
         self.checks = 0
+        self.visits = 0
         self.truncated = False
         self.verified: dict[tuple[int, int], bool] = {}
+        self.parents: dict[tuple[int, bool], list[x509.Certificate]] = {}
         self.found: list[tuple[x509.Certificate, ...]] = []
 
     def run(self) -> list[tuple[x509.Certificate, ...]]:
         if _der(self.leaf) in self.root_ders:
             self.found.append((self.leaf,))
-        self._extend([self.leaf])
+        for length in range(2, MAX_PATH_LENGTH + 1):
+            self._extend([self.leaf], length)
+            if self._full():
+                break
         return self.found
 
-    def _extend(self, current: list[x509.Certificate]) -> None:
+    def _full(self) -> bool:
+        if len(self.found) >= MAX_PATHS or self.visits >= MAX_VISITS:
+            self.truncated = True
+            return True
+        return False
+
+    def _extend(self, current: list[x509.Certificate], length: int) -> None:
+        """Every path of exactly `length` certificates that starts with `current`."""
+        self.visits += 1
         child = current[-1]
-        for root in _parents_by_name(child, self.roots):
-            if len(self.found) >= MAX_PATHS:
-                self.truncated = True
+        last = len(current) + 1 == length
+        for parent in self._parents_of(child, roots=last):
+            if self._full():
                 return
-            if not _already_in(root, current) and self.verifies(child, root):
-                self.found.append((*current, root))
-        if len(current) + 2 > MAX_PATH_LENGTH:  # one more intermediate and a root would not fit
-            return
-        for parent in _parents_by_name(child, self.pool):
-            if len(self.found) >= MAX_PATHS or self.checks >= MAX_SIGNATURE_CHECKS:
-                self.truncated = True
-                return
-            if not _already_in(parent, current) and self.verifies(child, parent):
-                self._extend([*current, parent])
+            if _already_in(parent, current) or not self.verifies(child, parent):
+                continue
+            if last:
+                self.found.append((*current, parent))
+            else:
+                self._extend([*current, parent], length)
+
+    def _parents_of(self, child: x509.Certificate, *, roots: bool) -> list[x509.Certificate]:
+        key = (id(child), roots)
+        parents = self.parents.get(key)
+        if parents is None:
+            parents = self.parents[key] = _parents_by_name(child, self.roots if roots else self.pool)
+        return parents
 
     def verifies(self, child: x509.Certificate, parent: x509.Certificate) -> bool | None:
         """Does `parent`'s key verify `child`'s signature? None once MAX_SIGNATURE_CHECKS are spent."""
