@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 # RSA keys shorter than this are weak: NIST SP 800-131A disallowed 1024-bit RSA after 2013, and the
@@ -54,8 +55,6 @@ def fingerprint(certificate: x509.Certificate) -> str:
 
 def public_key_der(certificate: x509.Certificate) -> bytes:
     """The SubjectPublicKeyInfo bytes: two certificates with these equal hold the same key."""
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     return certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
