@@ -14,6 +14,7 @@ import pytest
 from cert_pki import pem_of
 
 from conftest import HOST, Story
+from rsp.commands.cert import parse_at
 
 AT_ARG = "2015-06-01"
 ATTIME = "1433116800"  # 2015-06-01T00:00:00Z, for openssl verify -attime
@@ -169,3 +170,16 @@ def test_bundle_refuses_when_every_path_is_weak(files: dict[str, str]) -> None:
     assert result.stdout == ""
     assert "rsp cert bundle: no usable chain:" in result.stderr
     assert 'has weak links: SHA-1 signature on "Intermediate 1"' in result.stderr
+
+
+def test_default_roots_are_the_system_store(files: dict[str, str]) -> None:
+    # The test hierarchy's Root A is in no system store: the same bundle that passes with --roots fails here.
+    result = rsp("cert", "check", files["good"], "--at", AT_ARG, "--json")
+    assert result.returncode == 1
+    assert [f["code"] for f in json.loads(result.stdout)["findings"]] == ["missing-intermediate"]
+
+
+def test_at_accepts_dates_times_and_offsets() -> None:
+    assert parse_at("2015-06-01").isoformat() == "2015-06-01T00:00:00+00:00"
+    assert parse_at("2015-06-01T02:30:00+02:00").isoformat() == "2015-06-01T00:30:00+00:00"
+    assert parse_at("2015-06-01T00:30:00Z").isoformat() == "2015-06-01T00:30:00+00:00"
