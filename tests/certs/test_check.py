@@ -70,6 +70,12 @@ def test_missing_intermediate(story: Story) -> None:
     assert report.certificates[0].signature == "issuer not found"
 
 
+def test_wrong_order_is_reported_even_without_a_path(story: Story) -> None:
+    report = check_bundle([story.i1.certificate, story.leaf.certificate], [story.root_b.certificate], at=AT)
+    assert codes(report) == ["missing-intermediate", "wrong-order"]
+    assert messages(report, "wrong-order") == ['the server\'s certificate "www.example.test" is #2; it must come first']
+
+
 def test_untrusted_root(story: Story) -> None:
     report = check_bundle([*good(story), story.root_a.certificate], [story.root_b.certificate], at=AT)
     assert codes(report, ERROR) == ["untrusted-root"]

@@ -104,6 +104,9 @@ def check_bundle(bundle: Sequence[x509.Certificate], roots: Sequence[x509.Certif
         kind, text = choice.no_path, choice.explanations[0]
         findings.append(Finding(ERROR, kind if kind not in (chain.NO_PATH_TOO_LONG, chain.NO_PATH_BOUND)
                                 else "no-path", text))
+        if leaf_index != 0:
+            findings.append(Finding(ERROR, "wrong-order", f'the server\'s certificate "{facts.subject_of(leaf)}" is '
+                                    f"#{leaf_index + 1}; it must come first", leaf_index + 1))
     else:
         findings.extend(_path_findings(served, position, at, policy, weak_everywhere=choice.best is None))
         findings.extend(_order_findings(bundle, served, position, leaf_index))
