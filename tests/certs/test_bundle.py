@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from cert_pki import pem_of
+from cert_story import Story
 from cryptography.hazmat.primitives import serialization
 
-from conftest import Story
 from rsp.certs.bundle import SYSTEM_ROOTS_FILE, load_pem_certificates, load_roots, read_certificates
 from rsp.errors import CertificateError
 

@@ -7,10 +7,10 @@ import itertools
 
 import pytest
 from cert_pki import Issued, cn, ec_key, issue, root, rsa_key
+from cert_story import AT, Story
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from conftest import AT, Story
 from rsp.certs import facts
 from rsp.certs.chain import (
     MAX_PATH_LENGTH,

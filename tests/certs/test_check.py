@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 
 from cert_pki import ec_key, issue, root, rsa_key
+from cert_story import AT, HOST, Story
 from cryptography import x509
 
-from conftest import AT, HOST, Story
 from rsp.certs.chain import POLICY_CHROME_SHA1_SUNSET
 from rsp.certs.check import ERROR, NOTE, WARNING, CheckReport, check_bundle, find_leaf
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from cert_pki import pem_of
+from cert_story import HOST, Story
 
-from conftest import HOST, Story
 from rsp.commands.cert import parse_at
 
 AT_ARG = "2015-06-01"

@@ -6,11 +6,11 @@ import datetime
 
 import pytest
 from cert_pki import cn, ec_key, issue, root, rsa_key
+from cert_story import Story
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, padding
 
-from conftest import Story
 from rsp.certs import facts
 
 UTC = datetime.UTC
