@@ -46,3 +46,10 @@ class SandboxError(RspError):
 
 class StartupError(RspError):
     """The server could not start: a port in use, an address that cannot be bound."""
+
+
+class CertificateError(RspError):
+    """A certificate file cannot be used: unreadable, not PEM, a block that does not parse, no certificate.
+
+    The message names the source (a file path) and, for a bad block, its number (1-based, in file order).
+    """

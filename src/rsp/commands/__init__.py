@@ -12,4 +12,5 @@ from typing import Final
 
 # name -> (module under rsp.commands, one line for `rsp --help`)
 SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "cert": ("cert", "check a certificate bundle, or write the chain to serve (rsp cert check|bundle)"),
 }
