@@ -46,3 +46,8 @@ class SandboxError(RspError):
 
 class StartupError(RspError):
     """The server could not start: a port in use, an address that cannot be bound."""
+
+
+class PamError(RspError):
+    """The PAM session module cannot do its job: a bad module argument, a pam.d file rsp will not edit, or a
+    namespace step that failed (the message is the reason the module logs)."""
