@@ -12,4 +12,5 @@ from typing import Final
 
 # name -> (module under rsp.commands, one line for `rsp --help`)
 SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "pam": ("pam", "install or remove pam_unshare (a private PID namespace per login) in /etc/pam.d"),
 }

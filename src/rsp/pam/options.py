@@ -89,3 +89,14 @@ def _with_exempt_users(options: UnshareOptions, value: str) -> UnshareOptions:
             raise PamError(f"exempt_users: {name!r} is not a user name")
     return replace(options, exempt_users=frozenset(names))
 
+
+
+def log_settings(words: Sequence[str]) -> tuple[str, int]:
+    """(syslog socket, log level) from the arguments even when another argument is bad, so that the reason
+    a line is refused reaches the log the line asks for; the defaults when these two are bad themselves."""
+    wanted = [word for word in words if word.partition("=")[0] in ("syslog_socket", "log_level")]
+    try:
+        options = parse_options(wanted)
+    except PamError:
+        options = UnshareOptions()
+    return options.syslog_socket, options.log_level

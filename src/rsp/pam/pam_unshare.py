@@ -32,7 +32,7 @@ from rsp.pam.namespace_session import (  # noqa: E402
     close_namespace_session,
     open_namespace_session,
 )
-from rsp.pam.options import DEFAULT_LOG_LEVEL, DEFAULT_SYSLOG_SOCKET, parse_options  # noqa: E402
+from rsp.pam.options import log_settings, parse_options  # noqa: E402
 from rsp.pam.syslog_line import SyslogSender  # noqa: E402
 
 # Return codes, <security/_pam_types.h> (Linux-PAM ABI).
@@ -55,12 +55,11 @@ _sessions: dict[int, NamespaceSession] = {}
 
 
 def pam_sm_open_session(pamh: PamHandle, flags: int, argv: list[str]) -> int:
-    log = SyslogSender(DEFAULT_SYSLOG_SOCKET, DEFAULT_LOG_LEVEL)
+    log = SyslogSender(*log_settings(argv[1:]))
     where = f"pam_unshare({pamh.service or '?'}:session)"
     user = "?"
     try:
         options = parse_options(argv[1:])
-        log = SyslogSender(options.syslog_socket, options.log_level)
         user = pamh.get_user(None) or ""
         if not user:
             raise PamError("no user name on the PAM handle")
@@ -86,12 +85,8 @@ def pam_sm_close_session(pamh: PamHandle, flags: int, argv: list[str]) -> int:
         close_namespace_session(session)
         return PAM_SUCCESS
     except Exception as exc:
-        try:
-            options = parse_options(argv[1:])
-            SyslogSender(options.syslog_socket, options.log_level).log(
-                syslog.LOG_ERR, f"pam_unshare({pamh.service or '?'}:session): close: {_describe(exc)}")
-        except PamError:
-            pass  # open parsed these arguments, so this does not happen
+        SyslogSender(*log_settings(argv[1:])).log(
+            syslog.LOG_ERR, f"pam_unshare({pamh.service or '?'}:session): close: {_describe(exc)}")
         return PAM_SESSION_ERR
 
 
