@@ -112,6 +112,23 @@ def test_session_sees_only_its_processes_and_the_host_is_unchanged(driver: Path,
     assert f"pam_unshare({service}:session): user nobody: private PID namespace" in logged[0]
 
 
+def test_nothing_propagates_to_a_host_whose_mounts_are_shared(driver: Path) -> None:
+    """systemd makes / shared; this machine's is private, so the host is simulated: the driver runs in a
+    mount namespace of its own whose mounts are shared (util-linux unshare), and that namespace's proc
+    mounts must be the same after the session (no unmount, no new proc mount propagated back)."""
+    show = "grep ' - proc ' /proc/self/mountinfo"
+    with pam_service(rules()) as service:
+        result = subprocess.run(
+            ["unshare", "--mount", "--propagation", "shared", "sh", "-c",
+             f"{show}; echo SPLIT; {driver} {service} nobody true; {show} || echo PROC_UNMOUNTED"],
+            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    before, _, after = result.stdout.partition("SPLIT\n")
+    assert "shared:" in before  # the simulated host's /proc is shared: a propagation would reach it
+    lines_after = [line for line in after.splitlines() if not line.startswith("driver: ")]
+    assert lines_after == before.splitlines()
+    assert "driver: open=0 Success" in after
+
 def test_init_reaps_orphans_and_the_session_end_kills_what_is_left(driver: Path) -> None:
     # An orphan (sleep 0.2 left by a shell that exits) is re-parented to the helper, which must reap it;
     # a background job still running at close dies with the namespace.
