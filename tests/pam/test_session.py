@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from support.pam_harness import (
     PAMD_DIR,
     PERMIT_RULES,
+    SESSION_TIMEOUT_S,
     SessionRun,
     SyslogCapture,
     build_driver,
@@ -151,6 +153,24 @@ def test_init_reaps_orphans_and_the_session_end_kills_what_is_left(driver: Path)
     assert run.report()["children_after_close"] == "none"
     assert not is_running(background[0]) or comm(background[0]) != "sleep"
 
+
+def test_a_login_program_that_dies_takes_the_namespace_with_it(driver: Path) -> None:
+    """No close_session at all (the login program is SIGKILLed): the session pipe's write end closes with
+    it, the helper sees EOF and exits, and the kernel kills the session's processes."""
+    with pam_service(rules()) as service:
+        run = SessionRun(driver, service, "nobody", ["sh", "-c", "echo READY; read line"])
+        try:
+            run.read_until("READY")
+            children = {comm(pid): pid for pid in host_children(run.proc.pid)}
+            run.proc.kill()
+            run.proc.wait(timeout=SESSION_TIMEOUT_S)
+            for pid in children.values():
+                deadline = time.monotonic() + SESSION_TIMEOUT_S
+                while is_running(pid) and status_field(pid, "State")[0] != "Z" and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert not is_running(pid) or status_field(pid, "State")[0] == "Z", comm(pid)
+        finally:
+            run.kill()
 
 @pytest.mark.parametrize(("user", "arguments"), [("root", ()), ("nobody", ("exempt_users=nobody,alice",))],
                          ids=["root-by-default", "listed"])

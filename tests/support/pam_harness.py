@@ -108,9 +108,13 @@ class SessionRun:
         return self.proc.returncode
 
     def kill(self) -> None:
+        """Stop the driver if it still runs and close the pipes (a test's finally)."""
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+        self.proc.wait(timeout=SESSION_TIMEOUT_S)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
 
     def report(self) -> dict[str, str]:
         """The driver's `driver: key=value` lines."""
