@@ -5,6 +5,7 @@ and from the host (/proc of the test process)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from rsp.cli import main
 from support.pam_harness import (
+    MODULE_PATH,
     PAMD_DIR,
     PERMIT_RULES,
     SESSION_TIMEOUT_S,
@@ -130,6 +133,23 @@ def test_nothing_propagates_to_a_host_whose_mounts_are_shared(driver: Path) -> N
     lines_after = [line for line in after.splitlines() if not line.startswith("driver: ")]
     assert lines_after == before.splitlines()
     assert "driver: open=0 Success" in after
+
+def test_su_with_the_line_rsp_pam_install_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """End to end with a real login program: `rsp pam install` edits a copy of /etc/pam.d/su, the copy is
+    bind-mounted over the real one in a mount namespace of the test's own (the host's file is untouched),
+    and `su` (session opened in su's process, shell forked and setuid there) runs the user's shell in it."""
+    shutil.copy2(PAMD_DIR / "su", tmp_path / "su")
+    assert main(["pam", "install", "--service", "su", "--pamd-dir", str(tmp_path)]) == 0
+    assert str(MODULE_PATH) in (tmp_path / "su").read_text()
+    capsys.readouterr()
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f"mount --bind {tmp_path / 'su'} {PAMD_DIR / 'su'} && "
+         "su -s /bin/sh nobody -c 'ps ax -o pid=,user=,comm=; echo END'"],
+        capture_output=True, text=True, timeout=30, cwd="/")
+    assert result.returncode == 0, result.stderr
+    processes = [line.split() for line in result.stdout.splitlines()[: result.stdout.splitlines().index("END")]]
+    assert processes == [["1", "root", "pam_unshare"], ["2", "nobody", "sh"], ["3", "nobody", "ps"]]
 
 def test_init_reaps_orphans_and_the_session_end_kills_what_is_left(driver: Path) -> None:
     # An orphan (sleep 0.2 left by a shell that exits) is re-parented to the helper, which must reap it;

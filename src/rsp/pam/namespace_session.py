@@ -59,7 +59,7 @@ def open_namespace_session(proc_options: str = "") -> NamespaceSession:
         host_pid_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         if os.readlink("/proc/self/ns/pid_for_children") != os.readlink("/proc/self/ns/pid"):
             raise PamError("this process already unshared its PID namespace (a session opened twice?)")
-        cwd = os.getcwd()
+        cwd = _cwd_or_root()
         try:
             syscalls.unshare(syscalls.CLONE_NEWPID)
         except OSError as exc:
@@ -79,22 +79,41 @@ def open_namespace_session(proc_options: str = "") -> NamespaceSession:
 
 
 def close_namespace_session(session: NamespaceSession) -> None:
-    """End the session: the helper exits (and with it the namespace), the caller goes back home."""
+    """End the session: the helper exits (and with it the namespace), the caller goes back home.
+
+    Every step is tried even when one fails (the caller must get home whatever happened to the helper);
+    the first failure is raised afterwards.
+    """
+    failures: list[BaseException] = []
     try:
         _stop_helper(session.helper_pidfd, session.session_fd)
-        cwd = _cwd_or_root()
+    except OSError as exc:
+        failures.append(exc)
+    cwd = _cwd_or_root()
+    try:
         syscalls.setns(session.host_mnt_fd, syscalls.CLONE_NEWNS)
         _change_directory(cwd)
+    except OSError as exc:
+        failures.append(PamError(f"setns back to the login's mount namespace: {exc.strerror}"))
+    try:
         syscalls.setns(session.host_pid_fd, syscalls.CLONE_NEWPID)
-    finally:
-        for fd in (session.helper_pidfd, session.host_mnt_fd, session.host_pid_fd):
-            os.close(fd)
+    except OSError as exc:
+        failures.append(PamError(f"setns back to the login's PID namespace: {exc.strerror}"))
+    for fd in (session.helper_pidfd, session.host_mnt_fd, session.host_pid_fd):
+        os.close(fd)
+    if failures:
+        raise failures[0]
 
 
 def _start_helper(proc_options: str, host_mnt_fd: int, host_pid_fd: int) -> NamespaceSession:
     ready_read, ready_write = os.pipe()  # both close-on-exec: the user's shell never holds them
     session_read, session_write = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (ready_read, ready_write, session_read, session_write):
+            os.close(fd)
+        raise
     if pid == 0:
         os.close(ready_read)
         os.close(session_write)
