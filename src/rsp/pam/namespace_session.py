@@ -22,8 +22,7 @@ from __future__ import annotations
 import os
 import select
 import signal
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from rsp.errors import PamError
 from rsp.linux import syscalls
@@ -37,8 +36,7 @@ HELPER_READY_TIMEOUT_S: Final = 10.0
 HELPER_EXIT_TIMEOUT_S: Final = 5.0
 
 
-@dataclass
-class NamespaceSession:
+class NamespaceSession(NamedTuple):
     """What close needs: the helper (pid and pidfd), the session pipe's write end, the way home."""
 
     helper_pid: int

@@ -6,11 +6,10 @@ reason is logged), because a typo in a security module's line must not silently 
 
 from __future__ import annotations
 
-import re
+import string
 import syslog
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, NamedTuple
 
 from rsp.errors import PamError
 
@@ -33,17 +32,15 @@ DEFAULT_LOG_LEVEL: Final = syslog.LOG_WARNING
 # Where syslog(3) writes; the `syslog_socket=` argument exists so that a test can read the lines.
 DEFAULT_SYSLOG_SOCKET: Final = "/dev/log"
 
-# A user name as useradd accepts it (Debian's default NAME_REGEX is stricter; this one only keeps separators
-# and spaces out of the list).
-_USER_NAME: Final = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.$-]*")
-# proc(5) mount options are comma-separated words like hidepid=invisible or subset=pid.
-_PROC_OPTIONS: Final = re.compile(r"[A-Za-z0-9_=,.-]*")
+# The characters of a user name as useradd accepts them (Debian's default NAME_REGEX is stricter; this only
+# keeps separators and spaces out of the list), and of proc(5) mount options (hidepid=invisible,subset=pid).
+_USER_NAME_CHARS: Final = frozenset(string.ascii_letters + string.digits + "_.$-")
+_PROC_OPTION_CHARS: Final = frozenset(string.ascii_letters + string.digits + "_=,.-")
 
 KNOWN_KEYS: Final = ("exempt_users", "log_level", "proc_options", "syslog_socket")
 
 
-@dataclass(frozen=True)
-class UnshareOptions:
+class UnshareOptions(NamedTuple):
     exempt_users: frozenset[str] = DEFAULT_EXEMPT_USERS
     log_level: int = DEFAULT_LOG_LEVEL
     # Extra data for the fresh proc mount (proc(5)), e.g. "subset=pid" to hide /proc/sys and friends.
@@ -70,24 +67,24 @@ def parse_options(words: Sequence[str]) -> UnshareOptions:
         level = LOG_LEVELS.get(values["log_level"].lower())
         if level is None:
             raise PamError(f"log_level={values['log_level']!r}: expected one of {', '.join(LOG_LEVELS)}")
-        options = replace(options, log_level=level)
+        options = options._replace(log_level=level)
     if "proc_options" in values:
-        if not _PROC_OPTIONS.fullmatch(values["proc_options"]):
+        if not set(values["proc_options"]) <= _PROC_OPTION_CHARS:
             raise PamError(f"proc_options={values['proc_options']!r}: expected comma-separated proc mount options")
-        options = replace(options, proc_options=values["proc_options"])
+        options = options._replace(proc_options=values["proc_options"])
     if "syslog_socket" in values:
         if not values["syslog_socket"].startswith("/"):
             raise PamError(f"syslog_socket={values['syslog_socket']!r}: expected an absolute path")
-        options = replace(options, syslog_socket=values["syslog_socket"])
+        options = options._replace(syslog_socket=values["syslog_socket"])
     return options
 
 
 def _with_exempt_users(options: UnshareOptions, value: str) -> UnshareOptions:
     names = [name for name in value.split(",") if name]
     for name in names:
-        if not _USER_NAME.fullmatch(name):
+        if not set(name) <= _USER_NAME_CHARS or name.startswith("-"):
             raise PamError(f"exempt_users: {name!r} is not a user name")
-    return replace(options, exempt_users=frozenset(names))
+    return options._replace(exempt_users=frozenset(names))
 
 
 
