@@ -264,3 +264,25 @@ def test_the_throw_away_service_file_is_removed_even_on_failure() -> None:
         assert (PAMD_DIR / service).is_file()
         raise RuntimeError("test body failed")
     assert not (PAMD_DIR / service).exists()
+
+
+def test_an_empty_exempt_list_namespaces_root_and_sessions_nest(driver: Path) -> None:
+    """`exempt_users=` namespaces root too; root's session then opens a session of its own (su inside an ssh
+    session), which gets a namespace nested in the first, and both close back to where they were."""
+    with pam_service(rules("exempt_users=")) as service:
+        run = SessionRun(driver, service, "root",
+                         [str(driver), service, "nobody", "sh", "-c", "ps ax -o pid=,stat=,comm=; echo END"])
+        try:
+            code = run.finish()
+        finally:
+            run.kill()
+    assert code == 0, run.stderr
+    processes = ps_lines(run.command_output())
+    assert {pid: name for pid, (_, name) in processes.items()} == {1: "pam_unshare", 2: "sh", 3: "ps"}
+    reports = [line for line in run.lines if line.startswith("driver: ")]
+    outer_before, inner_before = (line for line in reports if line.startswith("driver: ns_before="))
+    inner_after, outer_after = (line for line in reports if line.startswith("driver: ns_after_close="))  # inner first
+    assert inner_before != outer_before  # the inner login program runs in the outer session's namespaces
+    assert inner_after.split("=")[1] == inner_before.split("=")[1]
+    assert outer_after.split("=")[1] == outer_before.split("=")[1]
+    assert [line for line in reports if line.startswith("driver: open=")] == [f"driver: open={OPENED}"] * 2

@@ -51,6 +51,9 @@ def open_namespace_session(proc_options: str = "") -> NamespaceSession:
 
     Raises PamError with the reason; the caller is then in its own namespaces as before.
     """
+    if not os.path.exists("/proc/self/ns"):
+        # After an open, the caller sees the session's /proc, which does not show the caller itself.
+        raise PamError("/proc does not show this process: it already opened a session (or /proc is not mounted)")
     host_mnt_fd = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     host_pid_fd = -1
     try:
