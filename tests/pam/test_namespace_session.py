@@ -5,6 +5,7 @@ changing anything, a failure leaves the caller where it was, close brings it hom
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -29,7 +30,10 @@ def child_pid_in_namespace() -> int:
     os.close(write_fd)
     seen = int(os.read(read_fd, 32))
     os.close(read_fd)
-    os.waitpid(pid, 0)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # SIGCHLD ignored: the kernel reaped it
     return seen
 
 
@@ -54,8 +58,12 @@ def test_open_twice_is_refused_and_close_brings_the_caller_home() -> None:
     assert code == 0, output.decode()
 
 
-def test_a_failed_open_leaves_the_caller_where_it_was() -> None:
+@pytest.mark.parametrize("sigchld", [signal.SIG_DFL, signal.SIG_IGN], ids=["sigchld-default", "sigchld-ignored"])
+def test_a_failed_open_leaves_the_caller_where_it_was(sigchld: signal.Handlers) -> None:
+    # A login program that ignores SIGCHLD has its children reaped by the kernel: the failed helper may be
+    # gone before its pidfd is opened, and the reason must still come through.
     def body(out: int) -> int:
+        signal.signal(signal.SIGCHLD, sigchld)
         home = namespaces()
         cwd = os.getcwd()
         try:
@@ -72,3 +80,17 @@ def test_a_failed_open_leaves_the_caller_where_it_was() -> None:
     code, output = run_forked(body)
     assert code == 0, output.decode()
     assert output.startswith(b"namespace helper: mount a fresh /proc:")
+
+
+def test_open_and_close_in_a_login_program_that_ignores_sigchld() -> None:
+    def body(out: int) -> int:
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        home = namespaces()
+        session = open_namespace_session()
+        assert child_pid_in_namespace() == 2
+        close_namespace_session(session)  # the helper was reaped by the kernel: waitid's ECHILD is fine
+        assert namespaces() == home
+        return 0
+
+    code, output = run_forked(body)
+    assert code == 0, output.decode()

@@ -123,11 +123,15 @@ def _start_helper(proc_options: str, host_mnt_fd: int, host_pid_fd: int) -> Name
     os.close(session_read)
     try:
         pidfd = os.pidfd_open(pid)
-    except OSError:
+    except OSError as exc:
+        # Only if the helper is already gone and reaped: a login program that ignores SIGCHLD (the kernel
+        # reaps its children itself). Its report, if any, is still in the pipe.
+        report = os.read(ready_read, session_init.MAX_REPORT_BYTES)
         os.close(ready_read)
         os.close(session_write)
         _reap_pid(pid)
-        raise
+        reason = report.decode(errors="replace") if report != session_init.READY else exc.strerror
+        raise PamError(f"namespace helper: {reason or 'exited before /proc was mounted'}") from exc
     try:
         report = _read_report(ready_read)
         if report != session_init.READY:

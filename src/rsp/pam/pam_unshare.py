@@ -22,11 +22,19 @@ import sys
 import syslog
 from typing import Final, Protocol
 
+# The directory holding the `rsp` package: src/ of a checkout, or a virtualenv's site-packages. Appended,
+# not prepended: a site-packages directory first on the path could shadow the system Python's own modules
+# with the virtualenv's (built for another Python). The check below catches another `rsp` found earlier.
 _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if _SOURCE_ROOT not in sys.path:
-    sys.path.insert(0, _SOURCE_ROOT)
+    sys.path.append(_SOURCE_ROOT)
 
-from rsp.errors import PamError  # noqa: E402 - only importable once the path above is set
+import rsp  # noqa: E402 - only importable once the path above is set
+
+if os.path.dirname(os.path.dirname(os.path.abspath(rsp.__file__ or ""))) != _SOURCE_ROOT:
+    raise ImportError(f"pam_unshare: imported rsp from {rsp.__file__}, not from {_SOURCE_ROOT}")
+
+from rsp.errors import PamError  # noqa: E402
 from rsp.pam.namespace_session import (  # noqa: E402
     NamespaceSession,
     close_namespace_session,
