@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from rsp.pam import pam_unshare
 from rsp.pam.session_init import reap_children, wait_for_session_end
 
