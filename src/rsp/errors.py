@@ -53,3 +53,8 @@ class CertificateError(RspError):
 
     The message names the source (a file path) and, for a bad block, its number (1-based, in file order).
     """
+
+
+class PamError(RspError):
+    """The PAM session module cannot do its job: a bad module argument, a pam.d file rsp will not edit, or a
+    namespace step that failed (the message is the reason the module logs)."""

@@ -13,4 +13,5 @@ from typing import Final
 # name -> (module under rsp.commands, one line for `rsp --help`)
 SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "cert": ("cert", "check a certificate bundle, or write the chain to serve (rsp cert check|bundle)"),
+    "pam": ("pam", "install or remove pam_unshare (a private PID namespace per login) in /etc/pam.d"),
 }
