@@ -46,3 +46,7 @@ class SandboxError(RspError):
 
 class StartupError(RspError):
     """The server could not start: a port in use, an address that cannot be bound."""
+
+
+class RouteStoreError(RspError):
+    """The route store's Redis cannot be reached, or a route command's arguments are wrong (`rsp routes`)."""

@@ -12,4 +12,5 @@ from typing import Final
 
 # name -> (module under rsp.commands, one line for `rsp --help`)
 SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "routes": ("routes", "read and write the route table in Redis (route_store)"),
 }
