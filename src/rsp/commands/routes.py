@@ -114,6 +114,8 @@ def _host(words: list[str]) -> tuple[str, list[str]]:
     if not words:
         raise RouteStoreError("name a HOST")
     host = normalise_host(words[0])
+    if host == DEFAULT_HOST.lower():
+        host = DEFAULT_HOST  # the default route's key keeps the earlier router's spelling
     if not host or any(c in host for c in " *?[]"):
         raise RouteStoreError(f"{words[0]!r} is not a host name")
     return host, words[1:]

@@ -49,6 +49,9 @@ SWEEP_INTERVAL: Final = 0.5
 # skipped for this refresh, as a garbage member would be.
 RESOLVE_TIMEOUT: Final = 2.0
 
+# Bad members named in one log line (the count says how many there were).
+BAD_MEMBERS_SHOWN: Final = 5
+
 Route = tuple[tuple[Backend, ...], str]  # (backends, ROUTE_* source)
 
 
@@ -186,10 +189,13 @@ class RouteStore:
             self.bad.report(key, f"{type(reply).__name__}: {reply}")  # WRONGTYPE: not a set
             return ()
         out: list[Backend] = []
+        bad = [member for member in reply if parse_member(member) is None]
+        if bad:
+            shown = ", ".join(repr(m[:80]) for m in bad[:BAD_MEMBERS_SHOWN])
+            self.bad.report(key, f"{len(bad)} member(s) not address:port: {shown}")
         for member in reply:
             backend = parse_member(member)
             if backend is None:
-                self.bad.report(key, f"member {member[:80]!r} is not address:port")
                 continue
             if not _is_ip(backend.host):
                 resolved = await self._resolve(key, backend)
