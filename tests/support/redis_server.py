@@ -24,7 +24,9 @@ REDIS_START_TIMEOUT = 10.0  # a redis-server with nothing to load answers PING w
 
 
 class RedisServer:
-    def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, port: int | None = None, *, tls_ca: Path | None = None,
+                 tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+        """With the tls_* files: TLS only (`--port 0 --tls-port P`), clients unauthenticated."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is missing: run scripts/bootstrap (Debian package redis-server)")
@@ -32,25 +34,32 @@ class RedisServer:
         self.port = port or free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = (tls_ca, tls_cert, tls_key) if tls_ca and tls_cert and tls_key else None
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[0]}"
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--protected-mode", "no"]
+        if self.tls is not None:
+            ca, cert, key = self.tls
+            argv += ["--port", "0", "--tls-port", str(self.port), "--tls-ca-cert-file", str(ca),
+                     "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-auth-clients", "no"]
         if self.workdir is not None:
             argv += ["--dir", str(self.workdir)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + REDIS_START_TIMEOUT
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0, socket_connect_timeout=1.0)
+        client = self.client()
         try:
             while True:
                 try:
                     if client.ping():
                         return self
-                except redis.exceptions.ConnectionError:
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         self.stop()
                         raise RuntimeError(f"redis-server did not start on port {self.port}") from None
@@ -59,7 +68,7 @@ class RedisServer:
             client.close()
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, socket_timeout=5.0)
+        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5.0, socket_connect_timeout=1.0)
 
     def kill(self) -> None:
         """SIGKILL: a crash, not a shutdown (no goodbye to the clients)."""
