@@ -163,3 +163,10 @@ def test_route_store_errors_name_the_key(entry: str, key: str, message: str) -> 
     with pytest.raises(ConfigError) as info:
         parse_config(ROUTE_STORE_BASE + f"route_store = {entry}\n", "t.lua")
     assert info.value.key == key and message in info.value.message and info.value.line == 3
+
+
+def test_route_store_needs_an_http_listener() -> None:
+    source = ROUTE_STORE_BASE.replace('mode = "http", ', "") + 'route_store = { template = "web" }\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(source, "t.lua")
+    assert info.value.key == "route_store" and "no listener" in info.value.message

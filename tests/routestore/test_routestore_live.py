@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -218,3 +219,41 @@ def test_cli_reads_the_config(redis_server: RedisServer, tmp_path: pytest.TempPa
     assert result.returncode == 0, result.stderr
     assert "invalidation published on mine" in result.stdout
     assert redis_server.client().smembers("apps:x.test:backends") == {"10.0.0.1:80"}
+
+
+def backend_states(sock: str, pool: str) -> dict[str, str]:
+    result = run_cli("--admin", sock, "show", "backends")
+    assert result.returncode == 0, result.stderr
+    reply = json.loads(result.stdout)
+    return {b["address"]: f"{b['state']}/{b['last_check']}" for b in reply.get(pool, [])}
+
+
+@pytest.mark.parametrize("kind", ["active", "passive"])
+def test_template_health_checks_apply_to_redis_backends(run_rsp: Launch, redis_server: RedisServer, kind: str,
+                                                        named_backend: Callable[[str], HttpBackend]) -> None:
+    live, dead = named_backend("live"), free_port()  # nothing listens on `dead`
+    routes(redis_server, "set", "h.test", f"127.0.0.1:{live.port}", f"127.0.0.1:{dead}")
+    if kind == "active":
+        template = {"backends": ["127.0.0.1:1"], "passive_failures": 0,
+                    "health": {"kind": "tcp", "interval": 0.2, "timeout": 0.2, "rise": 1, "fall": 1}}
+    else:
+        template = {"backends": ["127.0.0.1:1"], "passive_failures": 1, "passive_cooldown": 60}
+    sock = f"/tmp/rsp-routestore-{free_port()}.sock"
+    settings = {"url": redis_server.url, "template": "tmpl"}
+    config = http_config(free_port(), ["127.0.0.1:1"], pools={"tmpl": template},
+                         extra=f"route_store = {lua(settings)}\nadmin_socket = \"{sock}\"\n")
+    rsp = run_rsp(config)
+    assert body_of(rsp.port, "h.test") == "live"
+    pool = "redis:" + ",".join(sorted(f"127.0.0.1:{p}" for p in (live.port, dead)))
+    deadline = time.monotonic() + 5.0
+    while True:
+        for _ in range(3):  # traffic: retries take the request to the live backend (and passive ejection hears)
+            assert body_of(rsp.port, "h.test") == "live"
+        states = backend_states(sock, pool)
+        if states.get(f"127.0.0.1:{dead}", "").startswith("down"):
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.1)
+    assert states[f"127.0.0.1:{live.port}"].startswith("up")
+    if kind == "active":
+        assert states[f"127.0.0.1:{dead}"] != "down/"  # the checker's verdict, with its last result

@@ -141,7 +141,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
             ctx.fail(f"routes[{i}].pool", f"routes[{i}] names pool '{route.pool}', which is not defined")
     return model.Config(
         routes=routes,
-        route_store=parse_route_store(g.get("route_store"), pools, ctx),
+        route_store=parse_route_store(g.get("route_store"), pools, listeners, ctx),
         http=_http(g.get("http", {}), "http", ctx),
         path=ctx.path,
         listeners=tuple(listeners),

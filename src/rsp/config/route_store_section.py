@@ -20,10 +20,13 @@ URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://")
 MISSING_STATUSES = (502, 503)
 
 
-def parse_route_store(value: Any, pools: dict[str, model.Pool], ctx: Ctx) -> model.RouteStore | None:
+def parse_route_store(value: Any, pools: dict[str, model.Pool], listeners: list[model.Listener],
+                      ctx: Ctx) -> model.RouteStore | None:
     if value is None:
         return None
     key = "route_store"
+    if not any(lst.mode == "http" for lst in listeners):
+        ctx.fail(key, "route_store routes HTTP requests by their Host: no listener has mode = \"http\"")
     f = fields(value, key, ctx, ALLOWED_KEYS)
     d = model.RouteStore()
     url = as_string(f.get("url", d.url), f"{key}.url", ctx)

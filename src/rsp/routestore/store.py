@@ -49,6 +49,8 @@ SWEEP_INTERVAL: Final = 0.5
 # skipped for this refresh, as a garbage member would be.
 RESOLVE_TIMEOUT: Final = 2.0
 
+# Failed lookups and refreshes are logged at most this often (a slow Redis would otherwise log per request).
+FAILURE_LOG_INTERVAL: Final = 10.0
 # Bad members named in one log line (the count says how many there were).
 BAD_MEMBERS_SHOWN: Final = 5
 
@@ -77,6 +79,8 @@ class RouteStore:
         self.refreshing: set[str] = set()
         self.again: set[str] = set()  # invalidated while their lookup was in flight: ask once more
         self.checkers: dict[str, HealthChecker] = {}
+        self.failure_logged = -FAILURE_LOG_INTERVAL
+        self.failures_unlogged = 0
         self._kick = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
@@ -128,7 +132,7 @@ class RouteStore:
         try:
             routes = await asyncio.wait_for(self._fetch([host]), self.settings.lookup_timeout)
         except (TimeoutError, RedisError, OSError) as exc:
-            self.log.warning("route store: lookup of %s failed (%s: %s)", host, type(exc).__name__, exc)
+            self._failed(f"lookup of {host}", exc)
         finally:
             waiters = self.waiting.pop(host, [])
         if routes is not None:
@@ -139,6 +143,18 @@ class RouteStore:
         for exchange in waiters:
             exchange.route_to(pool, self.settings.missing_status)
         self._recheck()
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """A lookup or refresh failed (slow Redis, a connection lost mid-command): one line per
+        FAILURE_LOG_INTERVAL, whatever the request rate."""
+        now = self.clock()
+        if now - self.failure_logged < FAILURE_LOG_INTERVAL:
+            self.failures_unlogged += 1
+            return
+        more = f" ({self.failures_unlogged} more since the last report)" if self.failures_unlogged else ""
+        self.log.warning("route store: %s failed (%s: %s)%s", what, type(exc).__name__, exc or "timeout", more)
+        self.failure_logged = now
+        self.failures_unlogged = 0
 
     def _default_pool(self) -> PoolRuntime | None:
         if not self.default_route:
@@ -294,7 +310,7 @@ class RouteStore:
                     batch = due[start: start + REFRESH_BATCH]
                     self._apply(await asyncio.wait_for(self._fetch(batch), self.settings.lookup_timeout))
             except (TimeoutError, RedisError, OSError) as exc:
-                self.log.warning("route store: refresh failed (%s: %s)", type(exc).__name__, exc)
+                self._failed("refresh", exc)
             self._recheck()
 
     # -- dynamic pools' wiring ------------------------------------------------------------------------------
