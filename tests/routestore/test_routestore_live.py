@@ -257,3 +257,14 @@ def test_template_health_checks_apply_to_redis_backends(run_rsp: Launch, redis_s
     assert states[f"127.0.0.1:{live.port}"].startswith("up")
     if kind == "active":
         assert states[f"127.0.0.1:{dead}"] != "down/"  # the checker's verdict, with its last result
+
+
+def test_a_body_sent_while_the_route_is_looked_up_reaches_the_backend(
+        run_rsp: Launch, redis_server: RedisServer, named_backend: Callable[[str], HttpBackend]) -> None:
+    a = named_backend("a")
+    routes(redis_server, "set", "post.test", f"127.0.0.1:{a.port}")
+    rsp = run_rsp(store_config(free_port(), redis_server))
+    body = b"x" * 100_000  # arrives while the first request for the host waits for its lookup
+    response = get(rsp.port, "/upload", host="post.test", method="POST", body=body)
+    assert response.status == 200 and response.body.startswith(b"a POST /upload ")
+    assert b"body=100000" in response.body
