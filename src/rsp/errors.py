@@ -58,3 +58,7 @@ class CertificateError(RspError):
 class PamError(RspError):
     """The PAM session module cannot do its job: a bad module argument, a pam.d file rsp will not edit, or a
     namespace step that failed (the message is the reason the module logs)."""
+
+
+class RouteStoreError(RspError):
+    """The route store's Redis cannot be reached, or a route command's arguments are wrong (`rsp routes`)."""

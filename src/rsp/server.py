@@ -10,7 +10,7 @@ import asyncio
 import signal
 import socket
 import sys
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 from rsp.admin.socket_server import AdminSocket, start_admin_socket
 from rsp.config.model import Config
@@ -23,6 +23,9 @@ from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
 from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
+
+if TYPE_CHECKING:
+    from rsp.routestore.store import RouteStore
 
 # Housekeeping period: idle timeouts are enforced to within one tick (HAProxy's timers are ms-precise,
 # nginx's to its timer resolution; a second is plenty for timeouts measured in minutes). Short timeouts
@@ -53,6 +56,7 @@ class Server:
         self.http_proxies: list[HttpProxy] = []
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.route_store: RouteStore | None = None
 
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -78,6 +82,13 @@ class Server:
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
             self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
+        if self.config.route_store is not None:
+            from rsp.routestore.store import RouteStore  # imports redis: only for configs that use it
+
+            store = self.config.route_store
+            self.route_store = RouteStore(store, self.config.pools[store.template], self.pools, self.http_proxies,
+                                          self.loop)
+            await self.route_store.start()
         if self.config.admin_socket:
             try:
                 self.admin = await start_admin_socket(self.config.admin_socket, self.pools)
@@ -168,6 +179,10 @@ class Server:
         if self.admin is not None:
             self.admin.close()
             self.admin = None
+        if self.route_store is not None:
+            stop_store = self.loop.create_task(self.route_store.stop())
+            self._background.add(stop_store)
+            stop_store.add_done_callback(self._background.discard)
         for checker in self.checkers:
             spawn_stop = self.loop.create_task(checker.stop())
             self._background.add(spawn_stop)

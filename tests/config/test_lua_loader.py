@@ -135,3 +135,38 @@ def test_no_standard_library() -> None:
 def test_python_bridge_is_not_reachable() -> None:
     # lupa registers a `python` global by default; the sandbox must not expose it.
     assert "unknown key" not in str(fails('x = python.builtins.open("/etc/passwd")'))
+
+
+# -- route_store (issue 14) ------------------------------------------------------------------------------
+
+ROUTE_STORE_BASE = ('listen = { { port = 8080, mode = "http", pool = "web" } }\n'
+                    'pools = { web = { backends = { "127.0.0.1:9000" } } }\n')
+
+
+def test_route_store_section() -> None:
+    config = parse_config(ROUTE_STORE_BASE + 'route_store = { url = "redis://10.0.0.5:6379/2", template = "web",'
+                          ' ttl = 2, missing_status = 502 }\n', "t.lua")
+    store = config.route_store
+    assert store is not None and store.url == "redis://10.0.0.5:6379/2" and store.template == "web"
+    assert store.ttl == 2.0 and store.missing_status == 502 and store.prefix == "hostnames:" and store.default
+    assert parse_config(ROUTE_STORE_BASE, "t.lua").route_store is None
+
+
+@pytest.mark.parametrize(("entry", "key", "message"), [
+    ('{ template = "nope" }', "route_store.template", "not defined"),
+    ('{ template = "web", url = "http://x" }', "route_store.url", "must start with"),
+    ('{ template = "web", missing_status = 404 }', "route_store.missing_status", "502 or 503"),
+    ('{ template = "web", ttl = 0 }', "route_store.ttl", "above 0"),
+    ('{ template = "web", tll = 1 }', "route_store.tll", "unknown key"),
+])
+def test_route_store_errors_name_the_key(entry: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(ROUTE_STORE_BASE + f"route_store = {entry}\n", "t.lua")
+    assert info.value.key == key and message in info.value.message and info.value.line == 3
+
+
+def test_route_store_needs_an_http_listener() -> None:
+    source = ROUTE_STORE_BASE.replace('mode = "http", ', "") + 'route_store = { template = "web" }\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(source, "t.lua")
+    assert info.value.key == "route_store" and "no listener" in info.value.message

@@ -29,6 +29,7 @@ from rsp.config.checks import (
     split_host_port,
 )
 from rsp.config.key_lines import key_lines
+from rsp.config.route_store_section import parse_route_store
 from rsp.errors import ConfigError
 from rsp.lua.runtime import LuaChunkError, run_config_chunk
 
@@ -38,7 +39,7 @@ LEGACY_KEYS = ("listenPort", "backendAddress", "backendPort", "listenAddress")
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0"
 TOP_LEVEL_KEYS = frozenset(
     {*LEGACY_KEYS, "listen", "backends", "pools", "timeouts", "buffer", "admin_socket", "log_level", "routes",
-     "http"}
+     "http", "route_store"}
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -140,6 +141,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
             ctx.fail(f"routes[{i}].pool", f"routes[{i}] names pool '{route.pool}', which is not defined")
     return model.Config(
         routes=routes,
+        route_store=parse_route_store(g.get("route_store"), pools, listeners, ctx),
         http=_http(g.get("http", {}), "http", ctx),
         path=ctx.path,
         listeners=tuple(listeners),

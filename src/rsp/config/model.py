@@ -157,6 +157,32 @@ class Timeouts:
     drain: float = DEFAULT_DRAIN_TIMEOUT
 
 
+# ---- route store (issue 14: a route table in Redis shared by many rsp machines; docs/routestore.md) ----
+# A known host is refreshed from Redis after this long even without a push invalidation: the safety net
+# for a missed pub/sub message or a write by another tool than `rsp routes`.
+DEFAULT_ROUTE_TTL = 5.0
+# A host Redis does not know is asked again after this long (or at once on an invalidation): bounds the
+# lookups a flood of unknown Host values can cause.
+DEFAULT_ROUTE_NEGATIVE_TTL = 1.0
+# How long a request for a host never seen waits for its one Redis lookup before it gets the default route
+# or the missing status: a healthy Redis answers in well under a millisecond on a LAN.
+DEFAULT_ROUTE_LOOKUP_TIMEOUT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStore:
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "hostnames:"  # keys are <prefix><host>:backends (the author's earlier router's schema)
+    template: str = "default"  # the pool whose settings dynamic pools copy
+    ttl: float = DEFAULT_ROUTE_TTL
+    negative_ttl: float = DEFAULT_ROUTE_NEGATIVE_TTL
+    lookup_timeout: float = DEFAULT_ROUTE_LOOKUP_TIMEOUT
+    channel: str = "rsp:routes"  # `rsp routes` publishes the changed host here ("*": everything)
+    default: bool = True  # use <prefix>httpDefault:backends for hosts with no key
+    # A host with no route and no default route: 503 (HAProxy's answer when no server is available).
+    missing_status: int = 503
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: str
@@ -169,6 +195,7 @@ class Config:
     log_level: str = "info"
     routes: tuple[Route, ...] = ()
     http: HttpSettings = field(default_factory=HttpSettings)
+    route_store: RouteStore | None = None  # None: no Redis routing
     # {key path: Lua line} of the file's entries (rsp.config.key_lines), for errors found after loading.
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 

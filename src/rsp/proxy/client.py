@@ -21,6 +21,7 @@ from rsp.proxy.exchange import Exchange
 from rsp.proxy.reply_cache import RequestHeadCache
 from rsp.proxy.session_io import Transport, is_closing, write, writelines
 from rsp.proxy.waits import WAIT_BODY, WAIT_HEAD, WAIT_KEEPALIVE, WAIT_RESPONSE, WAIT_STREAM
+from rsp.routes.router import host_only
 from rsp.transport.stream import NativeProtocol
 
 if TYPE_CHECKING:
@@ -183,10 +184,34 @@ class ClientConnection(NativeProtocol):
             self.set_wait(WAIT_BODY, proxy.body_timeout)
         else:
             self.set_wait(WAIT_RESPONSE, proxy.response_timeout)
-        pool_name = proxy.router.pool_for(head.host, head.target, head.method)
-        exchange = Exchange(self, head, proxy.pools[pool_name])
+        host_pools = proxy.host_pools
+        if host_pools is None:
+            pool = proxy.pools[proxy.router.pool_for(head.host, head.target, head.method)]
+        else:
+            # A route store: hosts no static rule matches are routed by it (rsp.routestore).
+            name = proxy.router.match(head.host, head.target, head.method)
+            if name is not None:
+                pool = proxy.pools[name]
+            else:
+                host = host_only(head.host)
+                found = host_pools.get(host)
+                if found is None:
+                    self._await_route(head, host)
+                    return
+                pool = found
+        exchange = Exchange(self, head, pool)
         self.exchange = exchange
         exchange.start()
+
+    def _await_route(self, head: RequestHead, host: str) -> None:
+        """A host the route store has no pool for yet: the exchange waits (its body is buffered as while
+        connecting) until the store calls Exchange.route_to, without blocking the loop."""
+        proxy = self.proxy
+        exchange = Exchange(self, head, proxy.pools[proxy.router.default])
+        self.exchange = exchange
+        lookup = proxy.host_lookup
+        assert lookup is not None
+        lookup(exchange, host)
 
     def exchange_done(self, exchange: Exchange, keep_alive: bool, now: float) -> None:
         """The response is complete on the wire (queued on our transport); `now` is the proxy's clock."""

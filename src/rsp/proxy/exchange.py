@@ -78,6 +78,17 @@ class Exchange:
     def start(self) -> None:
         self._pick_and_connect(fresh=False)
 
+    def route_to(self, pool: PoolRuntime | None, status: int) -> None:
+        """The route store decided for a request that waited for its host's route: go on with `pool`, or
+        answer `status` when there is no route. Nothing if the client left meanwhile."""
+        if self.client.closing or self.client.exchange is not self:
+            return
+        if pool is None:
+            self.answer_error(status, "no route for this host")
+            return
+        self.pool = pool
+        self.start()
+
     def _pick_and_connect(self, fresh: bool) -> None:
         pool = self.pool
         key = self._hash_key() if pool.wants_key else None

@@ -88,6 +88,10 @@ class HttpProxy:
         self.idle_pools: dict[BackendRecord, IdlePool] = {}
         self.trusted = tuple(ipaddress.ip_network(c, strict=False) for c in config.http.trusted_proxies)
         self.draining = False
+        # Set by a route store (rsp.routestore.store): host -> pool for hosts no static route matches (the
+        # hot path's one dict lookup), and the callback that routes a request for a host not in it yet.
+        self.host_pools: dict[str, PoolRuntime] | None = None
+        self.host_lookup: Callable[[Exchange, str], None] | None = None
         for pool in pools.values():
             for record in pool.records:
                 self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)

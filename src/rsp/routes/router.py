@@ -40,6 +40,13 @@ class Router:
     def pool_for(self, host: bytes, path: bytes, method: bytes) -> str:
         if not self.routes:
             return self.default
+        found = self.match(host, path, method)
+        return self.default if found is None else found
+
+    def match(self, host: bytes, path: bytes, method: bytes) -> str | None:
+        """The pool of the first rule that matches, None when none does (then a route store may decide)."""
+        if not self.routes:
+            return None
         name = host_only(host)
         path_text = path.decode("latin-1")
         method_text = method.decode("latin-1")
@@ -48,4 +55,4 @@ class Router:
                     and path_text.startswith(route.path_prefix)
                     and (not route.methods or method_text in route.methods)):
                 return route.pool
-        return self.default
+        return None

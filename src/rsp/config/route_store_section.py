@@ -1,0 +1,57 @@
+"""The `route_store` config section: a route table in Redis shared by many rsp machines (docs/routestore.md).
+
+    route_store = { url = "redis://127.0.0.1:6379/0", template = "web" }
+
+Every other key has a default (model.RouteStore). The template pool must exist: dynamic pools built from
+the Redis-supplied backends copy its algorithm, health check, retries, timeouts and passive ejection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rsp.config import model
+from rsp.config.checks import Ctx, as_bool, as_int, as_seconds, as_string, fields
+
+ALLOWED_KEYS = {"url", "prefix", "template", "ttl", "negative_ttl", "lookup_timeout", "channel", "default",
+                "missing_status"}
+# The URL schemes redis-py can connect to (and rsp's own spelling of a Sentinel deployment).
+URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://")
+MISSING_STATUSES = (502, 503)
+
+
+def parse_route_store(value: Any, pools: dict[str, model.Pool], listeners: list[model.Listener],
+                      ctx: Ctx) -> model.RouteStore | None:
+    if value is None:
+        return None
+    key = "route_store"
+    if not any(lst.mode == "http" for lst in listeners):
+        ctx.fail(key, "route_store routes HTTP requests by their Host: no listener has mode = \"http\"")
+    f = fields(value, key, ctx, ALLOWED_KEYS)
+    d = model.RouteStore()
+    url = as_string(f.get("url", d.url), f"{key}.url", ctx)
+    if not url.startswith(URL_SCHEMES):
+        ctx.fail(f"{key}.url", f"{key}.url must start with one of {', '.join(URL_SCHEMES)}, got {url!r}"
+                 " (Redis Cluster is not supported: redis-py's asyncio cluster client has no pub/sub)")
+    template = as_string(f.get("template", d.template), f"{key}.template", ctx)
+    if template not in pools:
+        ctx.fail(f"{key}.template", f"{key}.template names pool '{template}', which is not defined "
+                 "(the pool whose settings the Redis-supplied backends get)")
+    prefix = as_string(f.get("prefix", d.prefix), f"{key}.prefix", ctx)
+    channel = as_string(f.get("channel", d.channel), f"{key}.channel", ctx)
+    if not channel:
+        ctx.fail(f"{key}.channel", f"{key}.channel must not be empty")
+    status = as_int(f.get("missing_status", d.missing_status), f"{key}.missing_status", ctx)
+    if status not in MISSING_STATUSES:
+        ctx.fail(f"{key}.missing_status", f"{key}.missing_status must be 502 or 503, got {status}")
+    return model.RouteStore(
+        url=url,
+        prefix=prefix,
+        template=template,
+        ttl=as_seconds(f.get("ttl", d.ttl), f"{key}.ttl", ctx),
+        negative_ttl=as_seconds(f.get("negative_ttl", d.negative_ttl), f"{key}.negative_ttl", ctx),
+        lookup_timeout=as_seconds(f.get("lookup_timeout", d.lookup_timeout), f"{key}.lookup_timeout", ctx),
+        channel=channel,
+        default=as_bool(f.get("default", d.default), f"{key}.default", ctx),
+        missing_status=status,
+    )

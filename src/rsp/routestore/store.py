@@ -1,0 +1,345 @@
+"""RouteStore: Redis routes wired into HTTP mode.
+
+The hot path (rsp.proxy.client.ClientConnection.start_exchange) routes a host no static rule matches with
+one lookup in `host_pools`, a dict this store owns and every HTTP proxy shares: a known host costs a dict
+hit, never a Redis round trip. Everything else happens off the hot path, on the event loop:
+
+- a host not in `host_pools` calls `lookup`: a fresh negative entry answers the missing status at once;
+  otherwise the request waits for one Redis lookup, shared by every request for that host meanwhile
+  (coalesced) and bounded by `lookup_timeout`; then it is routed, or gets the default route, or the
+  missing status. With Redis down (an outage logged), a host never seen gets the last known default
+  route or the missing status without waiting.
+- the refresher task asks Redis again for entries past their TTL and, at once, for entries a push
+  invalidated (a message on the channel, which `rsp routes` publishes after each write); a reconnect
+  refreshes everything (pub/sub messages published during an outage are lost).
+- bad data (a garbage member, a key of the wrong type) is logged (rate-limited) and skipped.
+
+Keyspace notifications are not used: they need `notify-keyspace-events` set on the server (managed Redis
+often forbids it) and cost Redis work on every write of every key; writes by other tools than `rsp
+routes` are seen within `ttl` instead, or at once if the tool publishes the host on the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from redis.exceptions import RedisError
+
+from rsp.config.model import Backend, Pool
+from rsp.config.model import RouteStore as RouteStoreSettings
+from rsp.health.checker import HealthChecker
+from rsp.logs import get_logger
+from rsp.proxy.exchange import Exchange
+from rsp.proxy.http_proxy import HttpProxy
+from rsp.proxy.http_upstream import IdlePool
+from rsp.proxy.pools import PoolRuntime
+from rsp.routestore.bad_data import BadDataLog
+from rsp.routestore.cache import ROUTE_DEFAULT, ROUTE_HOST, ROUTE_MISSING, RouteCache
+from rsp.routestore.dynamic_pools import BackendSet, DynamicPools, backend_set
+from rsp.routestore.redis_link import REFRESH_BATCH, RedisLink, SetReply
+from rsp.routestore.schema import DEFAULT_HOST, INVALIDATE_ALL, backends_key, normalise_host, parse_member
+
+# How often the refresher wakes without a push: TTL expiry and pool retirement are checked this often.
+SWEEP_INTERVAL: Final = 0.5
+# Resolving a host name found in a member (loop.getaddrinfo, in a thread): a name that takes longer is
+# skipped for this refresh, as a garbage member would be.
+RESOLVE_TIMEOUT: Final = 2.0
+
+# Failed lookups and refreshes are logged at most this often (a slow Redis would otherwise log per request).
+FAILURE_LOG_INTERVAL: Final = 10.0
+# Bad members named in one log line (the count says how many there were).
+BAD_MEMBERS_SHOWN: Final = 5
+
+Route = tuple[tuple[Backend, ...], str]  # (backends, ROUTE_* source)
+
+
+class RouteStore:
+    def __init__(self, settings: RouteStoreSettings, template: Pool, pools: dict[str, PoolRuntime],
+                 proxies: Sequence[HttpProxy], loop: asyncio.AbstractEventLoop,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.settings = settings
+        self.loop = loop
+        self.clock: Callable[[], float] = clock if clock is not None else loop.time
+        self.log = get_logger()
+        self.proxies = list(proxies)
+        self.cache = RouteCache(settings.ttl, settings.negative_ttl, self.clock)
+        self.dynamic = DynamicPools(template, pools, self.clock, self._pool_created, self._pool_retired)
+        self.link = RedisLink(settings, self._message, self._connected, self.log.warning, self.clock)
+        self.bad = BadDataLog(self.log.warning, self.clock)
+        self.host_pools: dict[str, PoolRuntime] = {}  # the hot dict, shared with every HttpProxy
+        self.host_sets: dict[str, BackendSet] = {}  # the backend set each host's pool is, for release
+        self.default_route: tuple[Backend, ...] | None = None  # last known default, () when none
+        self.default_fetched = 0.0
+        self.default_stale = False
+        self.waiting: dict[str, list[Exchange]] = {}  # hosts being looked up -> requests waiting
+        self.refreshing: set[str] = set()
+        self.again: set[str] = set()  # invalidated while their lookup was in flight: ask once more
+        self.checkers: dict[str, HealthChecker] = {}
+        self.failure_logged = -FAILURE_LOG_INTERVAL
+        self.failures_unlogged = 0
+        self._kick = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._refresher: asyncio.Task[None] | None = None
+        for proxy in self.proxies:
+            proxy.host_pools = self.host_pools
+            proxy.host_lookup = self.lookup
+
+    # -- life -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.link.start()
+        self._refresher = self.loop.create_task(self._refresh_loop())
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *([self._refresher] if self._refresher else []), return_exceptions=True)
+        await self.link.stop()
+        await asyncio.gather(*(c.stop() for c in self.checkers.values()), return_exceptions=True)
+        self.checkers.clear()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = self.loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the request side -------------------------------------------------------------------------------
+    def lookup(self, exchange: Exchange, host: str) -> None:
+        """Route `exchange`, whose host is not in host_pools (HttpProxy.host_lookup)."""
+        entry = self.cache.get(host)
+        if entry is not None and entry.source == ROUTE_MISSING and (self.cache.is_fresh(entry) or not self.link.up):
+            exchange.route_to(None, self.settings.missing_status)
+            return
+        if not host or self.link.down_since is not None:
+            # No host to look up, or Redis is down: do not make the client wait for a lookup that cannot
+            # succeed; a host never seen gets the default route if one was ever known.
+            exchange.route_to(self._default_pool(), self.settings.missing_status)
+            return
+        waiters = self.waiting.get(host)
+        if waiters is not None:
+            waiters.append(exchange)  # coalesced with the lookup in flight
+            return
+        self.waiting[host] = [exchange]
+        self._spawn(self._lookup(host))
+
+    async def _lookup(self, host: str) -> None:
+        routes: dict[str, Route] | None = None
+        try:
+            routes = await asyncio.wait_for(self._fetch([host]), self.settings.lookup_timeout)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(f"lookup of {host}", exc)
+        finally:
+            waiters = self.waiting.pop(host, [])
+        if routes is not None:
+            self._apply(routes)
+        pool = self.host_pools.get(host)
+        if pool is None and routes is None:
+            pool = self._default_pool()  # the lookup failed: the default route if one is known
+        for exchange in waiters:
+            exchange.route_to(pool, self.settings.missing_status)
+        self._recheck()
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """A lookup or refresh failed (slow Redis, a connection lost mid-command): one line per
+        FAILURE_LOG_INTERVAL, whatever the request rate."""
+        now = self.clock()
+        if now - self.failure_logged < FAILURE_LOG_INTERVAL:
+            self.failures_unlogged += 1
+            return
+        more = f" ({self.failures_unlogged} more since the last report)" if self.failures_unlogged else ""
+        self.log.warning("route store: %s failed (%s: %s)%s", what, type(exc).__name__, exc or "timeout", more)
+        self.failure_logged = now
+        self.failures_unlogged = 0
+
+    def _default_pool(self) -> PoolRuntime | None:
+        if not self.default_route:
+            return None
+        return self.dynamic.by_set.get(backend_set(self.default_route))
+
+    # -- Redis's answers ----------------------------------------------------------------------------------
+    async def _fetch(self, hosts: list[str]) -> dict[str, Route]:
+        """Ask Redis for `hosts` (and the default route) in one round trip; parse, resolve, decide."""
+        prefix = self.settings.prefix
+        keys = [backends_key(prefix, h) for h in hosts]
+        if self.settings.default:
+            keys.append(backends_key(prefix, DEFAULT_HOST))
+        self.refreshing.update(hosts)
+        if self.settings.default:
+            self.default_stale = False  # a "*" arriving during this fetch sets it again
+        try:
+            replies = await self.link.fetch(keys)
+            parsed = [await self._backends(key, reply) for key, reply in zip(keys, replies, strict=True)]
+        finally:
+            self.refreshing.difference_update(hosts)
+        if self.settings.default:
+            default = parsed.pop()
+            self.default_fetched = self.clock()
+            if default != self.default_route:
+                self._set_default(default)
+        routes: dict[str, Route] = {}
+        for host, backends in zip(hosts, parsed, strict=True):
+            if backends:
+                routes[host] = (backends, ROUTE_HOST)
+            elif self.default_route:
+                routes[host] = (self.default_route, ROUTE_DEFAULT)
+            else:
+                routes[host] = ((), ROUTE_MISSING)
+        return routes
+
+    def _set_default(self, default: tuple[Backend, ...]) -> None:
+        """Keep a reference on the default route's pool, so that it exists for Redis outages."""
+        old = self.default_route
+        self.default_route = default
+        if default:
+            self.dynamic.acquire(backend_set(default))
+        if old:
+            self.dynamic.release(backend_set(old))
+
+    async def _backends(self, key: str, reply: SetReply) -> tuple[Backend, ...]:
+        if isinstance(reply, BaseException):
+            self.bad.report(key, f"{type(reply).__name__}: {reply}")  # WRONGTYPE: not a set
+            return ()
+        out: list[Backend] = []
+        bad = [member for member in reply if parse_member(member) is None]
+        if bad:
+            shown = ", ".join(repr(m[:80]) for m in bad[:BAD_MEMBERS_SHOWN])
+            self.bad.report(key, f"{len(bad)} member(s) not address:port: {shown}")
+        for member in reply:
+            backend = parse_member(member)
+            if backend is None:
+                continue
+            if not _is_ip(backend.host):
+                resolved = await self._resolve(key, backend)
+                if resolved is None:
+                    continue
+                backend = resolved
+            out.append(backend)
+        return tuple(out)
+
+    async def _resolve(self, key: str, backend: Backend) -> Backend | None:
+        """A member naming a host: resolved in a thread (never on the loop), like a static backend once."""
+        try:
+            infos = await asyncio.wait_for(
+                self.loop.getaddrinfo(backend.host, backend.port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            self.bad.report(key, f"cannot resolve {backend.address}: {exc}")
+            return None
+        address = str(infos[0][4][0])
+        return Backend(address, backend.port, name=backend.address)
+
+    def _apply(self, routes: dict[str, Route]) -> None:
+        for host, (backends, source) in routes.items():
+            for evicted in self.cache.put(host, backends, source):
+                self._unroute(evicted)
+            wanted = backend_set(backends)
+            if self.host_sets.get(host) == wanted:
+                continue
+            self._unroute(host)
+            if not wanted:
+                continue
+            pool = self.dynamic.acquire(wanted)
+            if pool is None:
+                self.bad.report(backends_key(self.settings.prefix, host),
+                                f"more than {self.dynamic.max_pools} distinct backend sets; host not routed")
+                continue
+            self.host_sets[host] = wanted
+            self.host_pools[host] = pool
+
+    def _unroute(self, host: str) -> None:
+        self.host_pools.pop(host, None)
+        old = self.host_sets.pop(host, None)
+        if old is not None:
+            self.dynamic.release(old)
+
+    # -- invalidation and refresh ------------------------------------------------------------------------
+    def _message(self, data: str) -> None:
+        """A pub/sub message: the host whose route changed, or "*"."""
+        if data == INVALIDATE_ALL:
+            self.cache.invalidate_all()
+            self.default_stale = True
+            self.again.update(self.refreshing)
+            self.again.update(self.waiting)
+        else:
+            host = normalise_host(data)
+            self.cache.invalidate(host)
+            if host in self.refreshing or host in self.waiting:
+                self.again.add(host)
+        self._kick.set()
+
+    def _connected(self) -> None:
+        self.cache.invalidate_all()
+        self.default_stale = True
+        self._kick.set()
+
+    def _default_due(self) -> bool:
+        """The default route is fetched with every lookup; alone when no lookup happened for a TTL (so that
+        it is known before a Redis outage) or when it changed."""
+        if not self.settings.default:
+            return False
+        return (self.default_route is None or self.default_stale
+                or self.clock() - self.default_fetched >= self.settings.ttl)
+
+    def _recheck(self) -> None:
+        """Hosts invalidated while their answer was in flight: that answer may predate the change."""
+        if self.again:
+            for host in self.again:
+                self.cache.invalidate(host)
+            self.again.clear()
+            self._kick.set()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._kick.wait(), SWEEP_INTERVAL)
+            except TimeoutError:
+                pass
+            self._kick.clear()
+            self.dynamic.retire_unused()
+            if not self.link.up:
+                continue
+            due = self.cache.due_hosts()
+            try:
+                if not due and self._default_due():
+                    await asyncio.wait_for(self._fetch([]), self.settings.lookup_timeout)
+                for start in range(0, len(due), REFRESH_BATCH):
+                    batch = due[start: start + REFRESH_BATCH]
+                    self._apply(await asyncio.wait_for(self._fetch(batch), self.settings.lookup_timeout))
+            except (TimeoutError, RedisError, OSError) as exc:
+                self._failed("refresh", exc)
+            self._recheck()
+
+    # -- dynamic pools' wiring ------------------------------------------------------------------------------
+    def _pool_created(self, pool: PoolRuntime) -> None:
+        for proxy in self.proxies:
+            for record in pool.records:
+                proxy.idle_pools[record] = IdlePool(proxy.settings.pool_max_idle, proxy.settings.pool_idle_timeout,
+                                                    proxy.settings.pool_max_requests)
+        if pool.spec.health.kind != "none":
+            checker = HealthChecker(pool.spec, pool.records, pool.health_changed, self.log.info)
+            checker.start()
+            self.checkers[pool.name] = checker
+        self.log.info("route store: pool %s created (template %s)", pool.name, self.settings.template)
+
+    def _pool_retired(self, pool: PoolRuntime) -> None:
+        for proxy in self.proxies:
+            for record in pool.records:
+                idle = proxy.idle_pools.pop(record, None)
+                if idle is not None:
+                    idle.close_all()
+        checker = self.checkers.pop(pool.name, None)
+        if checker is not None:
+            self._spawn(checker.stop())
+        self.log.info("route store: pool %s retired (no host routes to it)", pool.name)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
