@@ -46,3 +46,7 @@ class SandboxError(RspError):
 
 class StartupError(RspError):
     """The server could not start: a port in use, an address that cannot be bound."""
+
+
+class MetricsError(RspError):
+    """Metrics that cannot be combined (snapshots of workers with different histogram buckets)."""

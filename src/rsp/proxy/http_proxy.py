@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from rsp.config.model import Config, HttpSettings
 from rsp.http1.forward import RequestContext
+from rsp.metrics.counters import ListenerStats
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.client import ClientConnection
 from rsp.proxy.http_upstream import IdlePool, UpstreamConnection
@@ -88,6 +89,7 @@ class HttpProxy:
         self.idle_pools: dict[BackendRecord, IdlePool] = {}
         self.trusted = tuple(ipaddress.ip_network(c, strict=False) for c in config.http.trusted_proxies)
         self.draining = False
+        self.stats = ListenerStats()  # this listener's client side (rsp.metrics)
         for pool in pools.values():
             for record in pool.records:
                 self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)

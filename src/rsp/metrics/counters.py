@@ -1,0 +1,137 @@
+"""Per-process counters, kept as plain ints and floats in slotted objects created once.
+
+These sit on the hot path (compiled with mypyc, see native_modules.txt): a request adds to fields of an
+object it already holds (its backend record's `stats`, its pool's, its listener's), so counting costs a few
+native field updates, with no lock (one event loop per process), no dict lookup by label and no allocation.
+Reading them (rsp.metrics.snapshot) is the rare, slow side: a scrape or a stats page poll.
+
+Response codes are counted by class (1xx..5xx), like HAProxy's `hrsp_1xx`..`hrsp_5xx`; a request that got
+no response status at all (the client went away first: nginx's 499) is counted in `other`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Upper bounds (seconds) of the upstream response-time histogram, Prometheus `le` semantics: bucket i counts
+# observations <= RESPONSE_TIME_BUCKETS[i]; one more bucket holds the rest (+Inf). Prometheus's default
+# buckets (5 ms .. 10 s) plus 1 ms and 2.5 ms, because a proxy's backends on a LAN answer in a millisecond.
+RESPONSE_TIME_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BUCKET_COUNT: Final = 13  # len(RESPONSE_TIME_BUCKETS), a literal so that mypyc sees a constant
+
+STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+
+
+class StatusCounts:
+    """Responses by status class. One `count()` per response: a chain of int comparisons, one field add."""
+
+    __slots__ = ("c1xx", "c2xx", "c3xx", "c4xx", "c5xx", "other")
+
+    def __init__(self) -> None:
+        self.c1xx = 0
+        self.c2xx = 0
+        self.c3xx = 0
+        self.c4xx = 0
+        self.c5xx = 0
+        self.other = 0
+
+    def count(self, status: int) -> None:
+        if 200 <= status < 300:  # the usual case first
+            self.c2xx += 1
+        elif 300 <= status < 400:
+            self.c3xx += 1
+        elif 400 <= status < 500:
+            self.c4xx += 1
+        elif 500 <= status < 600:
+            self.c5xx += 1
+        elif 100 <= status < 200:
+            self.c1xx += 1
+        else:
+            self.other += 1
+
+    def as_dict(self) -> dict[str, int]:
+        return {"1xx": self.c1xx, "2xx": self.c2xx, "3xx": self.c3xx, "4xx": self.c4xx, "5xx": self.c5xx,
+                "other": self.other}
+
+
+class Histogram:
+    """A fixed-bucket histogram of seconds. `counts[i]` is the number of observations that fell in bucket i
+    alone (not cumulative: cumulating is the renderer's job, once per scrape instead of per observation)."""
+
+    __slots__ = ("count", "counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (_BUCKET_COUNT + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        i = 0
+        bounds = RESPONSE_TIME_BUCKETS
+        while i < _BUCKET_COUNT and seconds > bounds[i]:
+            i += 1
+        self.counts[i] += 1
+        self.total += seconds
+        self.count += 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {"bounds": list(RESPONSE_TIME_BUCKETS), "counts": list(self.counts), "sum": self.total,
+                "count": self.count}
+
+
+class BackendStats:
+    """What one process counted for one backend (held by its BackendRecord as `stats`).
+
+    bytes_sent / bytes_received: bytes written to and read from the backend (HTTP: heads and bodies as on
+    the wire; TCP: what the relay moved, added when the connection closes). checks_*: active health check
+    results; last_check_time: wall-clock time of the last one (0.0: none yet).
+    """
+
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "checks_fail",
+        "checks_ok",
+        "connect_failures",
+        "ejections",
+        "last_check_time",
+        "response_time",
+        "responses",
+    )
+
+    def __init__(self) -> None:
+        self.responses = StatusCounts()
+        self.response_time = Histogram()
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.connect_failures = 0
+        self.ejections = 0
+        self.checks_ok = 0
+        self.checks_fail = 0
+        self.last_check_time = 0.0
+
+
+class PoolStats:
+    """What one process counted for one pool: retries (a request or connection sent to another backend
+    after one failed it) and HTTP requests answered without any backend (503 none available, 502 after
+    every backend tried failed: no backend to count them on)."""
+
+    __slots__ = ("retries", "unserved")
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self.unserved = StatusCounts()
+
+
+class ListenerStats:
+    """What one process counted for one listener, the client side: connections accepted, bytes read from
+    and written to clients, and (HTTP) every response by class, including refusals that never reached a
+    pool (400, 408, 413, ...)."""
+
+    __slots__ = ("accepted", "bytes_received", "bytes_sent", "responses")
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.responses = StatusCounts()
