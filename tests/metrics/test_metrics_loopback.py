@@ -10,11 +10,11 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from stats_client import fetch, metrics, poll, stats_json, value
 from support.backends import EchoBackend
 from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import HttpConn, build_request, http_config, lua
 from support.rsp_process import RspProcess
+from support.stats_client import fetch, metrics, poll, stats_json, value
 
 REQUESTS = 20
 FAILING = 5  # of REQUESTS, answered 500 by the backend

@@ -10,7 +10,7 @@ from prometheus_client.samples import Sample
 
 from rsp.metrics.merge import merge
 from rsp.metrics.prometheus import escape_label, format_value, render
-from test_merge import backend, snap
+from support.snapshots import backend, snap
 
 MACHINE: dict[str, Any] = {"workers": [{"pid": 1}, {"pid": 2}], "reloads": 3, "worker_restarts": 1,
                            "last_reload": 1700.5, "started": 1600.0}

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request, sync_playwright
 
-from stats_client import poll, stats_json
 from support.backends import EchoBackend
 from support.http_backends import HttpBackend
 from support.http_client import get, http_config, lua
 from support.rsp_process import RspProcess
+from support.stats_client import poll, stats_json
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/bootstrap); never `playwright install`
 REFRESH = 1.0
@@ -82,7 +82,7 @@ def start_two_backend_rsp(run_rsp: Callable[..., RspProcess], start_backend: Cal
 
 def test_page_shows_a_killed_backend_down(browser: Browser, run_rsp: Callable[..., RspProcess],
                                           start_backend: Callable[..., Any], free_port: Callable[..., int]) -> None:
-    rsp, stats_port, web, doomed = start_two_backend_rsp(run_rsp, start_backend, free_port)
+    rsp, stats_port, _, doomed = start_two_backend_rsp(run_rsp, start_backend, free_port)
     page = browser.new_page()
     problems = PageProblems(page)
     try:

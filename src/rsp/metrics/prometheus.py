@@ -11,7 +11,7 @@ with `rsp_`; the list with their meaning is docs/metrics.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -176,7 +176,7 @@ def _backends(out: list[str], backends: list[tuple[str, Mapping[str, Any]]]) -> 
 
 
 def _each(out: list[str], rows: list[tuple[dict[str, str], Mapping[str, Any]]], name: str, kind: str,
-          help_text: str, value: Any) -> None:
+          help_text: str, value: Callable[[Mapping[str, Any]], float]) -> None:
     family = _Family(out, name, kind, help_text)
     for labels, item in rows:
         family.sample(labels, value(item))
