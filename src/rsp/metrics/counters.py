@@ -16,10 +16,13 @@ from typing import Final
 # Upper bounds (seconds) of the upstream response-time histogram, Prometheus `le` semantics: bucket i counts
 # observations <= RESPONSE_TIME_BUCKETS[i]; one more bucket holds the rest (+Inf). Prometheus's default
 # buckets (5 ms .. 10 s) plus 1 ms and 2.5 ms, because a proxy's backends on a LAN answer in a millisecond.
-RESPONSE_TIME_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The explicit type matters: compiled, a bare `Final = (...)` tuple is folded where indexed but left unset for
+# other reads ("value for final name was not set" from list(RESPONSE_TIME_BUCKETS), mypyc 2.4).
+RESPONSE_TIME_BUCKETS: Final[tuple[float, ...]] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BUCKET_COUNT: Final = 13  # len(RESPONSE_TIME_BUCKETS), a literal so that mypyc sees a constant
 
-STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+STATUS_CLASSES: Final[tuple[str, ...]] = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 
 
 class StatusCounts:
