@@ -42,8 +42,18 @@ def test_histogram_sums() -> None:
     assert hist.total == pytest.approx(0.206)
     snap = hist.as_dict()
     assert snap["bounds"] == list(RESPONSE_TIME_BUCKETS)
-    assert sum(snap["counts"]) == 3  # type: ignore[arg-type]
+    assert snap["counts"] == hist.counts and sum(hist.counts) == 3
 
 
 def test_buckets_are_increasing() -> None:
     assert list(RESPONSE_TIME_BUCKETS) == sorted(set(RESPONSE_TIME_BUCKETS))
+
+
+def test_histogram_chain_matches_the_bounds() -> None:
+    """observe()'s if-chain repeats RESPONSE_TIME_BUCKETS as literals (speed): every bound is checked here."""
+    for i, bound in enumerate(RESPONSE_TIME_BUCKETS):
+        for seconds, bucket in ((bound, i), (bound * 1.0001, i + 1)):
+            hist = Histogram()
+            hist.observe(seconds)
+            assert hist.counts.index(1) == bucket, (seconds, bucket)
+            assert len(hist.counts) == len(RESPONSE_TIME_BUCKETS) + 1

@@ -20,7 +20,6 @@ from typing import Final
 # other reads ("value for final name was not set" from list(RESPONSE_TIME_BUCKETS), mypyc 2.4).
 RESPONSE_TIME_BUCKETS: Final[tuple[float, ...]] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_BUCKET_COUNT: Final = 13  # len(RESPONSE_TIME_BUCKETS), a literal so that mypyc sees a constant
 
 STATUS_CLASSES: Final[tuple[str, ...]] = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 
@@ -58,27 +57,75 @@ class StatusCounts:
 
 
 class Histogram:
-    """A fixed-bucket histogram of seconds. `counts[i]` is the number of observations that fell in bucket i
-    alone (not cumulative: cumulating is the renderer's job, once per scrape instead of per observation)."""
+    """A fixed-bucket histogram of seconds (RESPONSE_TIME_BUCKETS). Each bucket is a field counting the
+    observations that fell in it alone (not cumulative: cumulating is the renderer's job, once per scrape).
 
-    __slots__ = ("count", "counts", "total")
+    Fields and an if-chain rather than a list and a loop: compiled, a field is a native int, while a list
+    holds boxed ints (a get, an allocating add and a set per observation: about 250 instructions more per
+    request under cachegrind). tests/metrics/test_counters.py checks the chain against RESPONSE_TIME_BUCKETS.
+    """
+
+    __slots__ = ("count", "le_0", "le_1", "le_2", "le_3", "le_4", "le_5", "le_6", "le_7", "le_8", "le_9", "le_10",
+                 "le_11", "le_12", "le_inf", "total")
 
     def __init__(self) -> None:
-        self.counts = [0] * (_BUCKET_COUNT + 1)
+        self.le_0 = 0
+        self.le_1 = 0
+        self.le_2 = 0
+        self.le_3 = 0
+        self.le_4 = 0
+        self.le_5 = 0
+        self.le_6 = 0
+        self.le_7 = 0
+        self.le_8 = 0
+        self.le_9 = 0
+        self.le_10 = 0
+        self.le_11 = 0
+        self.le_12 = 0
+        self.le_inf = 0
         self.total = 0.0
         self.count = 0
 
     def observe(self, seconds: float) -> None:
-        i = 0
-        bounds = RESPONSE_TIME_BUCKETS
-        while i < _BUCKET_COUNT and seconds > bounds[i]:
-            i += 1
-        self.counts[i] += 1
+        if seconds <= 0.001:
+            self.le_0 += 1
+        elif seconds <= 0.0025:
+            self.le_1 += 1
+        elif seconds <= 0.005:
+            self.le_2 += 1
+        elif seconds <= 0.01:
+            self.le_3 += 1
+        elif seconds <= 0.025:
+            self.le_4 += 1
+        elif seconds <= 0.05:
+            self.le_5 += 1
+        elif seconds <= 0.1:
+            self.le_6 += 1
+        elif seconds <= 0.25:
+            self.le_7 += 1
+        elif seconds <= 0.5:
+            self.le_8 += 1
+        elif seconds <= 1.0:
+            self.le_9 += 1
+        elif seconds <= 2.5:
+            self.le_10 += 1
+        elif seconds <= 5.0:
+            self.le_11 += 1
+        elif seconds <= 10.0:
+            self.le_12 += 1
+        else:
+            self.le_inf += 1
         self.total += seconds
         self.count += 1
 
+    @property
+    def counts(self) -> list[int]:
+        """Per bucket, in RESPONSE_TIME_BUCKETS order, then +Inf."""
+        return [self.le_0, self.le_1, self.le_2, self.le_3, self.le_4, self.le_5, self.le_6, self.le_7, self.le_8,
+                self.le_9, self.le_10, self.le_11, self.le_12, self.le_inf]
+
     def as_dict(self) -> dict[str, object]:
-        return {"bounds": list(RESPONSE_TIME_BUCKETS), "counts": list(self.counts), "sum": self.total,
+        return {"bounds": list(RESPONSE_TIME_BUCKETS), "counts": self.counts, "sum": self.total,
                 "count": self.count}
 
 

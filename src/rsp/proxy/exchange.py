@@ -422,7 +422,8 @@ class Exchange:
             self.record = None
             stats = record.stats
             stats.responses.count(self.status)
-            stats.response_time.observe(max(0.0, proxy.now() - self.upstream_started))
+            elapsed = proxy.now() - self.upstream_started
+            stats.response_time.observe(elapsed if elapsed > 0.0 else 0.0)
             self._log(record)
         else:
             self.pool.stats.unserved.count(self.status)
