@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -51,7 +52,6 @@ Machine = Callable[[], dict[str, Any]]
 
 def local_machine(started: float) -> Machine:
     """The machine facts of a single process (no master): one worker, no reloads, no restarts."""
-    import os
 
     def facts() -> dict[str, Any]:
         return {"workers": [{"pid": os.getpid(), "number": 0, "started": started}], "reloads": 0,
