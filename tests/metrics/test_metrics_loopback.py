@@ -155,3 +155,27 @@ def test_endpoint_http(run_rsp: Callable[..., RspProcess], start_backend: Callab
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert b"Connection: close" in answer
+
+
+def test_tcp_connect_failures_and_retries(run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any],
+                                          free_port: Callable[..., int]) -> None:
+    echo = start_backend(EchoBackend)
+    dead_port = free_port()
+    stats_port = free_port()
+    config = (f'listen = {{ {{ address = "127.0.0.1", port = {free_port()}, mode = "tcp", pool = "p" }} }}\n'
+              f'pools = {{ p = {{ backends = {{ "127.0.0.1:{dead_port}", "127.0.0.1:{echo.port}" }}, '
+              f'passive_failures = 10 }} }}\n'
+              f'stats = {{ listen = "127.0.0.1:{stats_port}" }}\n')
+    rsp = run_rsp(config)
+    connections = 4
+    for i in range(connections):
+        with socket.create_connection(("127.0.0.1", rsp.port), timeout=5.0) as sock:
+            sock.sendall(b"ping %d" % i)
+            assert sock.recv(100) == b"ping %d" % i
+    table = metrics(stats_port)
+    failures = value(table, "rsp_backend_connect_failures_total", pool="p", backend="p/1")
+    # Round robin sends every other connection to the dead backend first; each failure is retried on the echo.
+    assert failures == connections // 2
+    assert value(table, "rsp_pool_retries_total", pool="p") == failures
+    assert value(table, "rsp_backend_connections_total", pool="p", backend="p/2") == connections
+    assert value(table, "rsp_backend_connect_failures_total", pool="p", backend="p/2") == 0

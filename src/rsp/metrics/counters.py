@@ -5,8 +5,10 @@ object it already holds (its backend record's `stats`, its pool's, its listener'
 native field updates, with no lock (one event loop per process), no dict lookup by label and no allocation.
 Reading them (rsp.metrics.snapshot) is the rare, slow side: a scrape or a stats page poll.
 
-Response codes are counted by class (1xx..5xx), like HAProxy's `hrsp_1xx`..`hrsp_5xx`; a request that got
-no response status at all (the client went away first: nginx's 499) is counted in `other`.
+Response codes are counted by class (1xx..5xx), like HAProxy's `hrsp_1xx`..`hrsp_5xx`, with the status the
+access log shows: a client that left before its response counts as nginx's 499 (4xx). An exchange dropped
+with no status of its own (the rest of the request refused mid-way, which the refusal answers; rsp closing
+every connection at the end of a drain) is counted in `other`.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def _listeners(out: list[str], listeners: Iterable[Mapping[str, Any]]) -> None:
     http = [(labels, item) for labels, item in rows if item["mode"] == "http"]
     family = _Family(out, "rsp_listener_http_responses_total", "counter",
                      "HTTP responses to clients by status class, refusals before routing included "
-                     "(other: the client left before any status).")
+                     "(4xx includes 499, the client left first; other: dropped without a status).")
     for labels, item in http:
         for code in STATUS_LABELS:
             family.sample({**labels, "code": code}, item["responses"].get(code, 0))
@@ -126,7 +126,7 @@ def _backends(out: list[str], backends: list[tuple[str, Mapping[str, Any]]]) -> 
     rows = [({"pool": pool, "backend": b["name"]}, b) for pool, b in backends]
     family = _Family(out, "rsp_backend_http_requests_total", "counter",
                      "HTTP requests a backend was chosen for, by status class of the response the client got "
-                     "(other: the client left before any status).")
+                     "(4xx includes 499, the client left first; other: dropped without a status).")
     for labels, b in rows:
         for code in STATUS_LABELS:
             family.sample({**labels, "code": code}, b["responses"].get(code, 0))
