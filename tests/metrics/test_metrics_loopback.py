@@ -179,3 +179,43 @@ def test_tcp_connect_failures_and_retries(run_rsp: Callable[..., RspProcess], st
     assert value(table, "rsp_pool_retries_total", pool="p") == failures
     assert value(table, "rsp_backend_connections_total", pool="p", backend="p/2") == connections
     assert value(table, "rsp_backend_connect_failures_total", pool="p", backend="p/2") == 0
+
+
+def test_refusals_count_on_the_listener_only(run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any],
+                                             free_port: Callable[..., int]) -> None:
+    alive = start_backend(HttpBackend, name="b")
+    stats_port = free_port()
+    rsp = run_rsp(http_config(free_port(), [alive.port], extra=f'stats = {{ listen = "127.0.0.1:{stats_port}" }}'))
+    with HttpConn(rsp.port) as conn:  # a bare LF in the head: 400 before any routing
+        conn.send(b"GET / HTTP/1.1\nHost: a\r\n\r\n")
+        assert conn.read_response().status == 400
+    with HttpConn(rsp.port) as conn:
+        conn.send(build_request("GET", "/fine"))
+        assert conn.read_response().status == 200
+    listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "http"}
+    assert poll(lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0, 5.0)
+    table = metrics(stats_port)
+    assert value(table, "rsp_listener_http_responses_total", code="4xx", **listener) == 1
+    assert value(table, "rsp_listener_http_responses_total", code="2xx", **listener) == 1
+    backend = {"pool": "default", "backend": "default/1"}
+    assert value(table, "rsp_backend_http_requests_total", code="4xx", **backend) == 0
+    assert value(table, "rsp_backend_http_requests_total", code="2xx", **backend) == 1
+    assert value(table, "rsp_pool_unserved_http_requests_total", pool="default", code="4xx") == 0
+    assert alive.paths() == ["/fine"]
+
+
+def test_unserved_requests_count_on_the_pool(run_rsp: Callable[..., RspProcess],
+                                             free_port: Callable[..., int]) -> None:
+    stats_port = free_port()
+    rsp = run_rsp(http_config(free_port(), [free_port()], extra=f'stats = {{ listen = "127.0.0.1:{stats_port}" }}'))
+    with HttpConn(rsp.port) as conn:  # its only backend refuses: 502 with no backend left to count it on
+        conn.send(build_request("GET", "/"))
+        assert conn.read_response().status == 502
+    listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "http"}
+    assert poll(lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0, 5.0)
+    table = metrics(stats_port)
+    assert value(table, "rsp_pool_unserved_http_requests_total", pool="default", code="5xx") == 1
+    assert value(table, "rsp_listener_http_responses_total", code="5xx", **listener) == 1
+    backend = {"pool": "default", "backend": "default/1"}
+    assert value(table, "rsp_backend_connect_failures_total", **backend) == 1
+    assert value(table, "rsp_backend_http_requests_total", code="5xx", **backend) == 0
