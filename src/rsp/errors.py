@@ -62,3 +62,7 @@ class PamError(RspError):
 
 class RouteStoreError(RspError):
     """The route store's Redis cannot be reached, or a route command's arguments are wrong (`rsp routes`)."""
+
+
+class MetricsError(RspError):
+    """Metrics that cannot be combined (snapshots of workers with different histogram buckets)."""

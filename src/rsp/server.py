@@ -7,16 +7,20 @@ from one timer tick instead of a timer per connection: a connection costs no tim
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
+import time
 from typing import TYPE_CHECKING, Final, TextIO
 
 from rsp.admin.socket_server import AdminSocket, start_admin_socket
-from rsp.config.model import Config
+from rsp.config.model import Config, Listener
 from rsp.errors import StartupError
 from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger, stamped
+from rsp.metrics.endpoint import StatsEndpoint, local_machine
+from rsp.metrics.snapshot import snapshot
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
@@ -57,6 +61,10 @@ class Server:
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.route_store: RouteStore | None = None
+        # Metrics (rsp.metrics): each listener with its proxy, in config order; the stats endpoint.
+        self.listening: list[tuple[Listener, HttpProxy | TcpProxy]] = []
+        self.stats: StatsEndpoint | None = None
+        self.started = time.time()
 
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -77,10 +85,12 @@ class Server:
                     self.access_log = AccessLog(self.config.http.access_log, self.config.http.access_log_path)
                 http = HttpProxy(self.loop, self.config, self.pools, listener.pool, self.access_log)
                 self.http_proxies.append(http)
+                self.listening.append((listener, http))
                 self.acceptors.append(Acceptor(self.loop, sock, http.on_accept))
                 continue
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
+            self.listening.append((listener, proxy))
             self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
         if self.config.route_store is not None:
             from rsp.routestore.store import RouteStore  # imports redis: only for configs that use it
@@ -96,6 +106,8 @@ class Server:
                 for acceptor in self.acceptors:
                     acceptor.stop()
                 raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
+        if self.config.stats is not None:
+            await self._start_stats(self.config.stats.host, self.config.stats.port, self.config.stats.refresh)
         for pool in self.pools.values():
             if pool.spec.health.kind != "none":
                 checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
@@ -110,6 +122,25 @@ class Server:
         for port in self.ports:
             self.out.write(stamped(f"Started.  Listening on port {port}.") + "\n")
         self.out.flush()
+
+    async def _start_stats(self, host: str, port: int, refresh: float) -> None:
+        """Single process: the stats endpoint gathers this process's own snapshot."""
+
+        async def gather() -> list[dict[str, object]]:
+            return [snapshot(self)]
+
+        self.stats = StatsEndpoint(self.loop, host, port, gather, local_machine(self.started), refresh)
+        try:
+            await self.stats.start()
+        except OSError as exc:
+            self.stats = None
+            for acceptor in self.acceptors:
+                acceptor.stop()
+            if self.admin is not None:
+                self.admin.close()
+            why = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps strerror in a longer text
+            raise StartupError(f"cannot listen for stats on {host}:{port}: {why}") from exc
+        get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", host, self.stats.port)
 
     @property
     def ports(self) -> list[int]:
@@ -183,6 +214,9 @@ class Server:
             stop_store = self.loop.create_task(self.route_store.stop())
             self._background.add(stop_store)
             stop_store.add_done_callback(self._background.discard)
+        if self.stats is not None:
+            self.stats.close()
+            self.stats = None
         for checker in self.checkers:
             spawn_stop = self.loop.create_task(checker.stop())
             self._background.add(spawn_stop)

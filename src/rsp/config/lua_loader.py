@@ -30,6 +30,7 @@ from rsp.config.checks import (
 )
 from rsp.config.key_lines import key_lines
 from rsp.config.route_store_section import parse_route_store
+from rsp.config.stats_section import parse_stats
 from rsp.errors import ConfigError
 from rsp.lua.runtime import LuaChunkError, run_config_chunk
 
@@ -39,7 +40,7 @@ LEGACY_KEYS = ("listenPort", "backendAddress", "backendPort", "listenAddress")
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0"
 TOP_LEVEL_KEYS = frozenset(
     {*LEGACY_KEYS, "listen", "backends", "pools", "timeouts", "buffer", "admin_socket", "log_level", "routes",
-     "http", "route_store"}
+     "http", "route_store", "stats"}
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -151,6 +152,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
         low_water=low,
         admin_socket=admin,
         log_level=level,
+        stats=parse_stats(g.get("stats"), ctx, listeners),
         lines=dict(ctx.lines),
     )
 

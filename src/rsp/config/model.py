@@ -181,6 +181,23 @@ class RouteStore:
     default: bool = True  # use <prefix>httpDefault:backends for hosts with no key
     # A host with no route and no default route: 503 (HAProxy's answer when no server is available).
     missing_status: int = 503
+# -- Metrics and stats page (rsp.metrics, config/stats_section.py) -------------------------------------
+# Port 9100 is node_exporter's; it is what a Prometheus user expects to see next to a service, and the
+# loopback address keeps the page private until the operator chooses to expose it.
+DEFAULT_STATS_HOST = "127.0.0.1"
+DEFAULT_STATS_PORT = 9100
+# HAProxy's stats page refreshes on demand (`stats refresh`, often 5-10 s); 2 s makes a killed backend
+# show DOWN almost as soon as the health check sees it, for one small JSON request per viewer per 2 s.
+DEFAULT_STATS_REFRESH = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSettings:
+    """`stats = { listen = "127.0.0.1:9100", refresh = 2 }`: /metrics, the page at / and /stats.json."""
+
+    host: str = DEFAULT_STATS_HOST
+    port: int = DEFAULT_STATS_PORT
+    refresh: float = DEFAULT_STATS_REFRESH
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +213,7 @@ class Config:
     routes: tuple[Route, ...] = ()
     http: HttpSettings = field(default_factory=HttpSettings)
     route_store: RouteStore | None = None  # None: no Redis routing
+    stats: StatsSettings | None = None  # None: no metrics endpoint
     # {key path: Lua line} of the file's entries (rsp.config.key_lines), for errors found after loading.
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import traceback
 from collections.abc import Callable, Sequence
 
@@ -145,6 +146,12 @@ class HealthChecker:
     def observe(self, record: BackendRecord, ok: bool, reason: str) -> Transition | None:
         """Apply one probe result to `record` (public so the server can feed results of its own probes)."""
         record.last_check = reason
+        stats = record.stats
+        if ok:
+            stats.checks_ok += 1
+        else:
+            stats.checks_fail += 1
+        stats.last_check_time = time.time()  # wall clock: shown as a date on the stats page and in metrics
         policy = self._policies[record]
         actual = UP if record.up else DOWN
         if policy.state != actual:

@@ -70,9 +70,11 @@ class ClientConnection(NativeProtocol):
         self.client_ip = str(self.peer[0]) if self.peer else ""
         self.context = self.proxy.request_context(self.client_ip)
         self.proxy.connections.add(self)
+        self.proxy.stats.accepted += 1
         self.set_wait(WAIT_HEAD, self.proxy.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        self.proxy.stats.bytes_received += len(data)
         if self.tunnel_mode:
             exchange = self.exchange
             if exchange is not None and exchange.upstream is not None:
@@ -253,8 +255,10 @@ class ClientConnection(NativeProtocol):
             self.closing_after_exchange()
             return
         if self.exchange is not None:
-            self.exchange.abandon()
+            self.exchange.abandon()  # counted there, with no status ("other")
             self.exchange = None
+        else:
+            self.proxy.stats.responses.count(error.status)
         get_logger().info("client %s: %d %s", self.client_ip, error.status, error)
         self.proxy.access_log.refused(self.client_ip, error.status)
         self.send_and_close(error_response(error.status))
@@ -317,6 +321,7 @@ class ClientConnection(NativeProtocol):
 
     # -- output --------------------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
+        self.proxy.stats.bytes_sent += len(data)  # every byte to the client passes here (uncork too)
         corked = self.corked
         if corked is not None:
             corked.append(data)

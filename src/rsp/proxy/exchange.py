@@ -102,8 +102,9 @@ class Exchange:
         self.record = record
         record.active += 1
         record.total += 1
-        if self.client.proxy.access_log.enabled:
-            self.upstream_started = self.client.proxy.clock()
+        proxy = self.client.proxy
+        # The access log's exact clock when it is on; else the poller's, for the response-time histogram.
+        self.upstream_started = proxy.clock() if proxy.access_log.enabled else proxy.now()
         conn = None if fresh else self.client.proxy.idle_pools[record].take()
         if conn is not None:
             self.attach(conn, reused=True)
@@ -129,6 +130,7 @@ class Exchange:
 
     def connect_failed(self, record: BackendRecord, reason: str) -> None:
         record.active -= 1
+        record.stats.connect_failures += 1
         self.pool.traffic_failed(record, reason)
         get_logger().warning("backend %s connect failed for client %s: %s", record.label,
                              self.client.client_ip, reason)
@@ -139,6 +141,7 @@ class Exchange:
         self.tried.append(record)
         self.record = None
         if len(self.tried) <= self.pool.spec.retries:
+            self.pool.stats.retries += 1
             self._pick_and_connect(fresh=False)
         elif reason == "connect timeout":
             self.answer_error(504, "backend connect timeout")
@@ -295,6 +298,9 @@ class Exchange:
         client.deadline = 0.0
         client.wait = WAIT_NONE
         client.write(self._uncached_head(head, upgrade=True))
+        client.proxy.stats.responses.count(101)
+        if self.record is not None:
+            self.record.stats.responses.count(101)
         upstream = self.upstream
         assert upstream is not None
         early = client.parser.take_trailing_data()
@@ -332,6 +338,7 @@ class Exchange:
                     if self.tried is None:
                         self.tried = []
                     self.tried.append(record)
+                    self.pool.stats.retries += 1
                     self._resend(fresh=False)
                     return
             self.answer_error(502, reason)
@@ -419,11 +426,18 @@ class Exchange:
 
     def _finish(self) -> None:
         record = self.record
+        proxy = self.client.proxy
+        proxy.stats.responses.count(self.status)
         if record is not None:
             record.active -= 1
             self.record = None
+            stats = record.stats
+            stats.responses.count(self.status)
+            elapsed = proxy.now() - self.upstream_started
+            stats.response_time.observe(elapsed if elapsed > 0.0 else 0.0)
             self._log(record)
         else:
+            self.pool.stats.unserved.count(self.status)
             self._log(None)
 
     def _log(self, record: BackendRecord | None = None) -> None:

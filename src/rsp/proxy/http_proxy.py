@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from rsp.config.model import Config, HttpSettings
 from rsp.http1.forward import RequestContext
+from rsp.metrics.counters import ListenerStats
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.client import ClientConnection
 from rsp.proxy.http_upstream import IdlePool, UpstreamConnection
@@ -92,6 +93,7 @@ class HttpProxy:
         # hot path's one dict lookup), and the callback that routes a request for a host not in it yet.
         self.host_pools: dict[str, PoolRuntime] | None = None
         self.host_lookup: Callable[[Exchange, str], None] | None = None
+        self.stats = ListenerStats()  # this listener's client side (rsp.metrics)
         for pool in pools.values():
             for record in pool.records:
                 self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)

@@ -47,6 +47,7 @@ class UpstreamConnection(NativeProtocol):
         self.transport = cast(Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.record.stats.bytes_received += len(data)
         exchange = self.exchange
         if exchange is None:
             # Idle connection talking out of turn: framing is broken or the backend is closing.
@@ -124,6 +125,7 @@ class UpstreamConnection(NativeProtocol):
     # -- used by the exchange ------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
+            self.record.stats.bytes_sent += len(data)
             write(self.transport, data)
 
     def write_eof(self) -> None:

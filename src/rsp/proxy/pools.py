@@ -15,6 +15,7 @@ from rsp.config.model import Backend, Pool
 from rsp.errors import StartupError
 from rsp.health.passive import OutlierDetector
 from rsp.logs import get_logger
+from rsp.metrics.counters import PoolStats
 from rsp.upstream.records import BackendRecord, records_for
 
 
@@ -29,7 +30,7 @@ def resolve_backend(backend: Backend) -> tuple[int, tuple[object, ...]]:
 
 
 class PoolRuntime:
-    __slots__ = ("addresses", "balancer", "clock", "name", "outliers", "records", "spec", "wants_key")
+    __slots__ = ("addresses", "balancer", "clock", "name", "outliers", "records", "spec", "stats", "wants_key")
 
     def __init__(self, spec: Pool, clock: Callable[[], float]) -> None:
         self.spec = spec
@@ -39,6 +40,7 @@ class PoolRuntime:
         self.balancer = make_balancer(spec.algorithm, self.records)
         self.addresses = [resolve_backend(b) for b in spec.backends]
         self.wants_key = spec.algorithm == "hash"
+        self.stats = PoolStats()
         # With active checks configured, only they bring an ejected backend back (restore=False).
         self.outliers = (OutlierDetector(spec.passive_failures, spec.passive_cooldown, clock,
                                          restore=spec.health.kind == "none")
@@ -73,6 +75,7 @@ class PoolRuntime:
         if self.outliers is None:
             record.failures += 1  # otherwise the detector counts it
         elif self.outliers.record_failure(record):
+            record.stats.ejections += 1
             get_logger().warning("backend %s is DOWN (%d consecutive failures on traffic: %s)",
                                  record.label, self.spec.passive_failures, reason)
             self.balancer.update()

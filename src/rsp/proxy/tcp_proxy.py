@@ -11,6 +11,7 @@ import asyncio
 import socket
 
 from rsp.logs import get_logger
+from rsp.metrics.counters import ListenerStats
 from rsp.proxy.pools import PoolRuntime
 from rsp.transport.connect import UpstreamConnect
 from rsp.transport.relay import Relay, SharedBuffer
@@ -26,7 +27,7 @@ def peer_text(addr: tuple[object, ...]) -> str:
 class TcpProxy:
     """One listener's TCP proxying: its pool, its live relays."""
 
-    __slots__ = ("loop", "pool", "read_size", "relays", "sessions", "shared")
+    __slots__ = ("loop", "pool", "read_size", "relays", "sessions", "shared", "stats")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: PoolRuntime, shared: SharedBuffer,
                  read_size: int) -> None:
@@ -36,15 +37,23 @@ class TcpProxy:
         self.read_size = read_size
         self.relays: set[Relay] = set()
         self.sessions: set[TcpSession] = set()  # connecting, not yet relaying
+        # Bytes of live relays are added by rsp.metrics.snapshot; a relay adds its own here when it closes.
+        self.stats = ListenerStats()
 
     def on_accept(self, client: socket.socket, addr: tuple[object, ...]) -> None:
+        self.stats.accepted += 1
         TcpSession(self, client, addr).start()
 
     def relay_closed(self, relay: Relay) -> None:
         self.relays.discard(relay)
         record = relay.info
+        stats = self.stats
+        stats.bytes_received += relay.bytes_in
+        stats.bytes_sent += relay.bytes_out
         if isinstance(record, BackendRecord):
             record.active -= 1
+            record.stats.bytes_sent += relay.bytes_in
+            record.stats.bytes_received += relay.bytes_out
         reason = relay.reason
         if reason not in ("done", "shutdown"):
             get_logger().info("connection %s closed: %s", relay_label(relay), reason)
@@ -121,10 +130,12 @@ class TcpSession:
         pool = self.proxy.pool
         if upstream is None:
             record.active -= 1
+            record.stats.connect_failures += 1
             get_logger().warning("backend %s connect failed for client %s: %s",
                                  record.label, peer_text(self.addr), error)
             pool.traffic_failed(record, error)
             if len(self.tried) <= pool.spec.retries:
+                pool.stats.retries += 1
                 self._attempt()
             else:
                 get_logger().warning("client %s: giving up after %d connect attempts; closing",

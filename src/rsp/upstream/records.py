@@ -9,7 +9,8 @@ Who writes what:
 - the health checker (rsp.health.checker): `up` and `last_check`;
 - the outlier detector (rsp.health.passive): `up` and `failures` (the proxy reports failures to it and does
   not touch `failures` itself);
-- the runtime API: `draining` and `weight`.
+- the runtime API: `draining` and `weight`;
+- everyone above: the counters in `stats` (rsp.metrics.counters), which only rsp.metrics reads.
 Whoever changes `up`, `draining` or `weight` calls the pool balancer's `update()` afterwards.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Final
 
 from rsp.config.model import Backend, Pool
+from rsp.metrics.counters import BackendStats
 
 STATE_UP: Final = "up"
 STATE_DOWN: Final = "down"
@@ -37,6 +39,7 @@ class BackendRecord:
         "name",
         "pool",
         "spec",
+        "stats",
         "total",
         "up",
         "weight",
@@ -60,6 +63,7 @@ class BackendRecord:
         # The spec's limit as an attribute of this compiled class: every pick reads it, and the spec is an
         # interpreted dataclass (a generic attribute lookup). The spec is frozen, so the copy stays true.
         self.max_conns = spec.max_conns
+        self.stats = BackendStats()  # this process's counters (rsp.metrics)
 
     def available(self) -> bool:
         """May take a new connection now: up, not draining, and below its connection limit."""
