@@ -10,7 +10,7 @@ import asyncio
 import signal
 import socket
 import sys
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 from rsp.admin.socket_server import AdminSocket, start_admin_socket
 from rsp.config.model import Config
@@ -23,6 +23,9 @@ from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
 from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
+
+if TYPE_CHECKING:  # imported when a config has apps: pyroute2 costs start-up time otherwise
+    from rsp.sandbox.manager import AppManager
 
 # Housekeeping period: idle timeouts are enforced to within one tick (HAProxy's timers are ms-precise,
 # nginx's to its timer resolution; a second is plenty for timeouts measured in minutes). Short timeouts
@@ -53,6 +56,7 @@ class Server:
         self.http_proxies: list[HttpProxy] = []
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.apps: AppManager | None = None
 
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -85,6 +89,17 @@ class Server:
                 for acceptor in self.acceptors:
                     acceptor.stop()
                 raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
+        if config_apps := self.config.sandbox.apps:  # sandboxed apps (rsp.sandbox): started, joining pools when ready
+            from rsp.sandbox.manager import AppManager
+
+            self.apps = AppManager(self.config.sandbox, self.config.path, self.loop, self.pools)
+            try:
+                await self.apps.start()
+            except StartupError:
+                for acceptor in self.acceptors:
+                    acceptor.stop()
+                raise
+            get_logger().info("sandbox: %d app(s) starting", len(config_apps))
         for pool in self.pools.values():
             if pool.spec.health.kind != "none":
                 checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
@@ -109,7 +124,9 @@ class Server:
         assert self._stopped is not None
         await self._stopped
         if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+            for result in await asyncio.gather(*self._background, return_exceptions=True):
+                if isinstance(result, Exception):
+                    get_logger().error("while stopping: %s", result, exc_info=result)
 
     # -- housekeeping --------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -168,8 +185,11 @@ class Server:
         if self.admin is not None:
             self.admin.close()
             self.admin = None
-        for checker in self.checkers:
-            spawn_stop = self.loop.create_task(checker.stop())
+        stops = [checker.stop() for checker in self.checkers]
+        if self.apps is not None:
+            stops.append(self.apps.stop())
+        for stop in stops:
+            spawn_stop = self.loop.create_task(stop)
             self._background.add(spawn_stop)
             spawn_stop.add_done_callback(self._background.discard)
         if self._tick_handle is not None:

@@ -104,6 +104,24 @@ class PoolRuntime:
         record.weight = weight
         self.balancer.update()
 
+    # -- membership at run time (the app sandbox: an app joins when ready, leaves when it dies) ----------
+    def add_backend(self, backend: Backend) -> BackendRecord:
+        """A new backend, up, in rotation now. Its address slot is reused when the same address was in the
+        pool before (an app restarting), so a backend that comes and goes does not grow `addresses`."""
+        address = resolve_backend(backend)
+        index = self.addresses.index(address) if address in self.addresses else len(self.addresses)
+        if index == len(self.addresses):
+            self.addresses.append(address)
+        record = BackendRecord(backend, index, self.name)
+        self.records = (*self.records, record)
+        self.balancer = make_balancer(self.spec.algorithm, self.records)
+        return record
+
+    def remove_backend(self, record: BackendRecord) -> None:
+        """Out of rotation now; connections already open on it finish on their own."""
+        self.records = tuple(r for r in self.records if r is not record)
+        self.balancer = make_balancer(self.spec.algorithm, self.records)
+
     def find(self, name: str) -> BackendRecord | None:
         """By name, by address, or by 1-based position."""
         for record in self.records:
