@@ -23,6 +23,7 @@ from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
 from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
+from rsp.upstream.records import BackendRecord
 
 if TYPE_CHECKING:  # imported when a config has apps: pyroute2 costs start-up time otherwise
     from rsp.sandbox.manager import AppManager
@@ -92,7 +93,7 @@ class Server:
         if config_apps := self.config.sandbox.apps:  # sandboxed apps (rsp.sandbox): started, joining pools when ready
             from rsp.sandbox.manager import AppManager
 
-            self.apps = AppManager(self.config.sandbox, self.config.path, self.loop, self.pools)
+            self.apps = AppManager(self.config.sandbox, self.config.path, self.loop, self.pools, self._backend_changed)
             try:
                 await self.apps.start()
             except StartupError:
@@ -114,6 +115,14 @@ class Server:
         for port in self.ports:
             self.out.write(stamped(f"Started.  Listening on port {port}.") + "\n")
         self.out.flush()
+
+    def _backend_changed(self, record: BackendRecord, joined: bool) -> None:
+        """An app joined or left a pool (rsp.sandbox): the HTTP listeners keep an idle pool per backend."""
+        for http in self.http_proxies:
+            if joined:
+                http.backend_added(record)
+            else:
+                http.backend_removed(record)
 
     @property
     def ports(self) -> list[int]:

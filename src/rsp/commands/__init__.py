@@ -12,4 +12,5 @@ from typing import Final
 
 # name -> (module under rsp.commands, one line for `rsp --help`)
 SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "apps": ("apps", "the sandboxed apps of a running rsp: list, logs NAME, exec NAME -- CMD..."),
 }

@@ -46,7 +46,9 @@ MIN_LOG_BYTES: Final = 4096
 def parse_sandbox(g: Any, ctx: Ctx, pools: dict[str, model.Pool], listeners: list[model.Listener]) -> model.Sandbox:
     """Read the sandbox keys of the globals `g`; add the apps' pools to `pools` and the relayed forwards to
     `listeners`."""
-    apps = tuple(_app(name, spec, ctx) for name, spec in as_table(g.get("apps", {}), "apps", ctx).items())
+    # Sorted by name: Lua tables have no order, and an app's index decides its address.
+    apps = tuple(sorted((_app(name, spec, ctx) for name, spec in as_table(g.get("apps", {}), "apps", ctx).items()),
+                        key=lambda app: app.name))
     by_name = {app.name: app for app in apps}
     network = as_string(g.get("sandbox_network", model.DEFAULT_SANDBOX_NETWORK), "sandbox_network", ctx)
     try:

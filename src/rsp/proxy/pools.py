@@ -106,16 +106,19 @@ class PoolRuntime:
 
     # -- membership at run time (the app sandbox: an app joins when ready, leaves when it dies) ----------
     def add_backend(self, backend: Backend) -> BackendRecord:
-        """A new backend, up, in rotation now. Its address slot is reused when the same address was in the
-        pool before (an app restarting), so a backend that comes and goes does not grow `addresses`."""
-        address = resolve_backend(backend)
-        index = self.addresses.index(address) if address in self.addresses else len(self.addresses)
-        if index == len(self.addresses):
-            self.addresses.append(address)
-        record = BackendRecord(backend, index, self.name)
+        """A new backend, up, in rotation now."""
+        record = BackendRecord(backend, len(self.addresses), self.name)
+        self.addresses.append(resolve_backend(backend))
+        self.rejoin(record)
+        return record
+
+    def rejoin(self, record: BackendRecord) -> None:
+        """Put back a record this pool made (an app restarted at the same address): the same record, so
+        whatever is keyed by it (an HTTP listener's idle pool) is reused, not grown."""
+        record.up = True
+        record.failures = 0
         self.records = (*self.records, record)
         self.balancer = make_balancer(self.spec.algorithm, self.records)
-        return record
 
     def remove_backend(self, record: BackendRecord) -> None:
         """Out of rotation now; connections already open on it finish on their own."""

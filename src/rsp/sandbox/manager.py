@@ -15,6 +15,7 @@ import functools
 import os
 import pwd
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -54,14 +55,19 @@ class AppRuntime:
     pid: int | None = None
     restarts: int = 0
     started_at: float | None = None
-    members: list[tuple[PoolRuntime, BackendRecord]] = field(default_factory=list)
+    # One record per pool, made when the app is first ready and put back on each later readiness.
+    records: list[tuple[PoolRuntime, BackendRecord]] = field(default_factory=list)
+    joined: bool = False
     probe: asyncio.Task[None] | None = None
 
 
 class AppManager:
     def __init__(self, sandbox: Sandbox, config_path: str, loop: asyncio.AbstractEventLoop,
-                 pools: dict[str, PoolRuntime]) -> None:
+                 pools: dict[str, PoolRuntime],
+                 on_backend: Callable[[BackendRecord, bool], None] | None = None) -> None:
+        """`on_backend(record, joined)` hears of every join and leave (the HTTP listeners' idle pools)."""
         self.sandbox = sandbox
+        self.on_backend = on_backend
         self.loop = loop
         self.pools = pools
         self.tag = naming.instance_tag(config_path, sandbox.instance)
@@ -208,15 +214,28 @@ class AppManager:
         return True
 
     def _join_pools(self, rt: AppRuntime) -> None:
-        for name, port in rt.pools:
-            pool = self.pools[name]
-            record = pool.add_backend(Backend(rt.host, port, name=f"app:{rt.app.name}"))
-            rt.members.append((pool, record))
+        if rt.joined:
+            return
+        if not rt.records:
+            label = f"app:{rt.app.name}"
+            rt.records = [(self.pools[name], self.pools[name].add_backend(Backend(rt.host, port, name=label)))
+                          for name, port in rt.pools]
+        else:
+            for pool, record in rt.records:
+                pool.rejoin(record)
+        rt.joined = True
+        for _, record in rt.records:
+            if self.on_backend is not None:
+                self.on_backend(record, True)
 
     def _leave_pools(self, rt: AppRuntime) -> None:
-        for pool, record in rt.members:
+        if not rt.joined:
+            return
+        rt.joined = False
+        for pool, record in rt.records:
             pool.remove_backend(record)
-        rt.members.clear()
+            if self.on_backend is not None:
+                self.on_backend(record, False)
 
     # -- stop --------------------------------------------------------------------------------------------
     async def stop(self) -> None:
