@@ -15,6 +15,7 @@ import functools
 import os
 import pwd
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -97,7 +98,10 @@ class AppManager:
     async def start(self) -> None:
         """Check, remove leftovers, create the networks (netlink, in a thread: pyroute2's synchronous API
         runs an event loop of its own, and the proxy keeps serving meanwhile), then launch every app."""
+        began = time.monotonic()
         await asyncio.to_thread(self._prepare)
+        get_logger().info("sandbox %s: %d app network(s) ready in %.2f s", self.tag, len(self.apps),
+                          time.monotonic() - began)
         for rt in self.apps.values():
             self.supervisor.add(ChildSpec(rt.app.name, functools.partial(self._launch, rt), grace=rt.app.grace))
         self._write_state()
@@ -110,13 +114,14 @@ class AppManager:
         os.makedirs(os.path.join(self.directory, "logs"), exist_ok=True)
         index = 0
         try:
-            for app in self.sandbox.apps:
-                net = None
-                if app.sandbox:
-                    net = naming.app_net(self.tag, self.sandbox.network, index, app.name)
-                    index += 1
-                    network.create_app_network(net, forwarding=self.sandbox.forward_mode == "nat")
-                self.apps[app.name] = self._runtime(app, net)
+            with network.host_netlink() as host:
+                for app in self.sandbox.apps:
+                    net = None
+                    if app.sandbox:
+                        net = naming.app_net(self.tag, self.sandbox.network, index, app.name)
+                        index += 1
+                        network.create_app_network(net, forwarding=self.sandbox.forward_mode == "nat", host=host)
+                    self.apps[app.name] = self._runtime(app, net)
             if self.sandbox.forward_mode == "nat" and self.sandbox.forwards:
                 nat.apply(self.tag, self.sandbox.forwards, {name: rt.net for name, rt in self.apps.items()})
         except SandboxError as exc:

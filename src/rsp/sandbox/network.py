@@ -9,12 +9,16 @@ even on a machine that routes (ip_forward=1). NAT mode turns forwarding on for t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+from collections.abc import Iterator
+from typing import Any
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 
 from rsp.errors import SandboxError
+from rsp.linux import syscalls
 from rsp.sandbox.naming import AppNet
 
 NETNS_DIR = "/run/netns"
@@ -26,17 +30,75 @@ def set_forwarding(ifname: str, on: bool) -> None:
         f.write("1" if on else "0")
 
 
-def create_app_network(net: AppNet, *, forwarding: bool = False) -> None:
-    """Create the app's netns and veth pair, addresses, routes. Raises SandboxError (nothing left behind)."""
+@contextlib.contextmanager
+def thread_in_netns(path: str) -> Iterator[None]:
+    """Move the calling thread (only it: a network namespace is per thread) into the netns at `path`, and
+    back. Sockets created meanwhile (netlink ones included) belong to that namespace for their life."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        netns.create(net.netns)
-        with IPRoute() as ipr:
+        syscalls.enter_namespace(path, syscalls.CLONE_NEWNET)
+        try:
+            yield
+        finally:
+            syscalls.setns(home, syscalls.CLONE_NEWNET)
+    finally:
+        os.close(home)
+
+
+def host_netlink() -> Any:
+    """An IPRoute in the calling thread's namespace, to pass to several create_app_network calls."""
+    return IPRoute()
+
+
+def _prepare_netns_dir() -> None:
+    """/run/netns as a shared mount point, as `ip netns add` makes it, so that the bind mounts below show
+    in every mount namespace that sees /run/netns."""
+    os.makedirs(NETNS_DIR, exist_ok=True)
+    try:
+        syscalls.mount("", NETNS_DIR, "none", syscalls.MS_SHARED | syscalls.MS_REC)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+            raise
+        syscalls.mount(NETNS_DIR, NETNS_DIR, "none", syscalls.MS_BIND | syscalls.MS_REC)
+        syscalls.mount("", NETNS_DIR, "none", syscalls.MS_SHARED | syscalls.MS_REC)
+
+
+def create_netns(name: str) -> str:
+    """`ip netns add NAME` without a process: the calling thread unshares its network namespace, which is
+    bind-mounted on /run/netns/NAME (keeping it alive), then the thread returns to its own. Returns the path."""
+    _prepare_netns_dir()
+    path = os.path.join(NETNS_DIR, name)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444))
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.unshare(syscalls.CLONE_NEWNET)
+        try:
+            syscalls.mount("/proc/thread-self/ns/net", path, "none", syscalls.MS_BIND)
+        finally:
+            syscalls.setns(home, syscalls.CLONE_NEWNET)
+    except OSError:
+        os.unlink(path)
+        raise
+    finally:
+        os.close(home)
+    return path
+
+
+def create_app_network(net: AppNet, *, forwarding: bool = False, host: Any = None) -> None:
+    """Create the app's netns and veth pair, addresses, routes. Raises SandboxError (nothing left behind).
+
+    Call from a worker thread (the thread visits the namespace); `host` is an open IPRoute in the host's
+    namespace to reuse across apps."""
+    try:
+        path = create_netns(net.netns)
+        with contextlib.ExitStack() as stack:
+            ipr = host if host is not None else stack.enter_context(IPRoute())
             ipr.link("add", ifname=net.host_if, kind="veth", peer={"ifname": net.app_if, "net_ns_fd": net.netns})
             index = ipr.link_lookup(ifname=net.host_if)[0]
             ipr.addr("add", index=index, address=net.host_ip, prefixlen=net.prefixlen)
             set_forwarding(net.host_if, forwarding)
             ipr.link("set", index=index, state="up")
-        with IPRoute(netns=net.netns) as inside:
+        with thread_in_netns(path), IPRoute() as inside:
             inside.link("set", index=inside.link_lookup(ifname="lo")[0], state="up")
             index = inside.link_lookup(ifname=net.app_if)[0]
             inside.addr("add", index=index, address=net.app_ip, prefixlen=net.prefixlen)
@@ -65,8 +127,12 @@ def remove_link(ifname: str) -> None:
 
 
 def remove_netns(name: str) -> None:
-    if os.path.exists(os.path.join(NETNS_DIR, name)):
-        netns.remove(name)
+    """`ip netns del NAME`: unmount (the namespace ends when no process is left in it) and unlink."""
+    path = os.path.join(NETNS_DIR, name)
+    with contextlib.suppress(OSError):
+        syscalls.umount2(path, syscalls.MNT_DETACH)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def list_netns(prefix: str) -> list[str]:
