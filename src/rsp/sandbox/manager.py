@@ -37,6 +37,8 @@ PROBE_FIRST_DELAY: Final = 0.02
 PROBE_MAX_DELAY: Final = 0.25
 PROBE_CONNECT_TIMEOUT: Final = 1.0
 UNSANDBOXED_HOST: Final = "127.0.0.1"
+# State file writes are coalesced over this long: `rsp apps list` is read by people, at most ~20 writes/s.
+STATE_WRITE_DELAY: Final = 0.05
 
 STARTING = "starting"
 READY = "ready"
@@ -76,6 +78,7 @@ class AppManager:
         self.apps: dict[str, AppRuntime] = {}
         self.supervisor = Supervisor(loop, on_event=self._on_event)
         self._probes: set[asyncio.Task[None]] = set()
+        self._state_timer: asyncio.TimerHandle | None = None
 
     # -- start -------------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -251,6 +254,9 @@ class AppManager:
             self._leave_pools(rt)
             rt.log.close()
         await asyncio.to_thread(self.cleanup)
+        if self._state_timer is not None:
+            self._state_timer.cancel()
+            self._state_timer = None
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(self.directory, "state.json"))
 
@@ -263,6 +269,12 @@ class AppManager:
 
     # -- state -------------------------------------------------------------------------------------------
     def _write_state(self) -> None:
+        """Write the state file soon: the changes of one burst (50 apps starting) make one write."""
+        if self._state_timer is None:
+            self._state_timer = self.loop.call_later(STATE_WRITE_DELAY, self._flush_state)
+
+    def _flush_state(self) -> None:
+        self._state_timer = None
         apps = [AppState(name=rt.app.name, sandboxed=rt.net is not None, netns=rt.net.netns if rt.net else "",
                          address=f"{rt.host}:{rt.app.port}", pid=rt.pid, state=rt.state, restarts=rt.restarts,
                          started_at=rt.started_at, log=rt.log.path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final
 
 STATE_FILE: Final = "state.json"
@@ -31,7 +31,9 @@ def write_state(directory: str, rsp_pid: int, apps: list[AppState]) -> None:
     path = os.path.join(directory, STATE_FILE)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        json.dump({"rsp_pid": rsp_pid, "apps": [asdict(app) for app in apps]}, f, indent=1)
+        # One string, one write; fields by hand (dataclasses.asdict deep-copies, and is slow).
+        f.write(json.dumps({"rsp_pid": rsp_pid,
+                            "apps": [{name: getattr(app, name) for name in AppState.__slots__} for app in apps]}))
     os.replace(tmp, path)
 
 
