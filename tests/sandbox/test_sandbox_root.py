@@ -48,6 +48,8 @@ class Sandboxed:
             data = json.loads((self.state_dir / "state.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+        if self.proc.proc is None or data["rsp_pid"] != self.proc.proc.pid:
+            return {}  # an earlier (killed) run's file
         return {app["name"]: app for app in data["apps"]}
 
     def wait_ready(self, names: tuple[str, ...] = ("one", "two"), restarts: int = 0) -> dict[str, dict[str, object]]:
@@ -186,8 +188,10 @@ def test_a_killed_app_is_restarted_and_rejoins_the_pool(sandboxed: Callable[...,
     seen = {re.search(r"Hello from app (\w+)", http_get("127.0.0.1", box.ports["web"])).group(1)  # type: ignore[union-attr]
             for _ in range(6)}
     assert seen == {"one", "two"}
-    logs = box.apps_cmd("logs", "one")
-    assert "GET / HTTP/1.1" in logs.stdout
+    deadline = time.monotonic() + 10  # rsp copies the app's output to the file as it reads the pipe
+    while "GET / HTTP/1.1" not in (logs := box.apps_cmd("logs", "one").stdout) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "GET / HTTP/1.1" in logs
 
 
 def test_stopping_rsp_leaves_no_namespace_link_or_table(sandboxed: Callable[..., Sandboxed]) -> None:

@@ -27,7 +27,7 @@ from rsp.proxy.pools import PoolRuntime
 from rsp.sandbox import capabilities, naming, nat, network
 from rsp.sandbox.launcher import BASE_PATH, LaunchSpec, launch
 from rsp.sandbox.logfiles import READ_SIZE, RotatingLog
-from rsp.sandbox.state import AppState, write_state
+from rsp.sandbox.state import STATE_FILE, AppState, write_state
 from rsp.supervise import ChildInfo, ChildSpec, Supervisor
 from rsp.upstream.records import BackendRecord
 
@@ -79,6 +79,7 @@ class AppManager:
         self.supervisor = Supervisor(loop, on_event=self._on_event)
         self._probes: set[asyncio.Task[None]] = set()
         self._state_timer: asyncio.TimerHandle | None = None
+        self._stopping = False
 
     # -- start -------------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -115,6 +116,8 @@ class AppManager:
         if removed:
             get_logger().warning("sandbox %s: removed leftovers of an earlier run: %s", self.tag, ", ".join(removed))
         os.makedirs(os.path.join(self.directory, "logs"), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # a killed run's: its apps are gone
+            os.remove(os.path.join(self.directory, STATE_FILE))
         index = 0
         try:
             with network.host_netlink() as host:
@@ -191,7 +194,8 @@ class AppManager:
                 rt.probe = None
             self._leave_pools(rt)
             if event == "exited":
-                get_logger().warning("app %s %s", rt.app.name, info.last_exit)
+                log = get_logger().info if self._stopping else get_logger().warning
+                log("app %s %s", rt.app.name, info.last_exit)
             rt.state = {"restarting": RESTARTING, "stopped": STOPPED}.get(event, rt.state)
         self._write_state()
 
@@ -247,6 +251,7 @@ class AppManager:
 
     # -- stop --------------------------------------------------------------------------------------------
     async def stop(self) -> None:
+        self._stopping = True
         await self.supervisor.stop_all()
         for task in list(self._probes):
             task.cancel()
@@ -258,7 +263,7 @@ class AppManager:
             self._state_timer.cancel()
             self._state_timer = None
         with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(self.directory, "state.json"))
+            os.remove(os.path.join(self.directory, STATE_FILE))
 
     def cleanup(self) -> list[str]:
         """Remove every netns, veth and nftables table of this instance; returns what was there."""
