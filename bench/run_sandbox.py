@@ -32,7 +32,7 @@ TINY_TCP_APP = ("import os, socket; s = socket.socket(); s.setsockopt(socket.SOL
                 "s.bind(('0.0.0.0', int(os.environ['PORT']))); s.listen(64)\n"
                 "while True: s.accept()[0].close()")
 HTTP_APP = REPO / "bench" / "sandbox_http_app.py"
-READY_TIMEOUT = 120.0
+READY_TIMEOUT = 60.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -77,7 +77,9 @@ def wait_ready(state_file: Path, count: int, proc: subprocess.Popen[bytes]) -> N
         if len(apps) == count and all(app["state"] == "ready" for app in apps):
             return
         time.sleep(0.02)
-    raise SystemExit(f"not all {count} apps ready within {READY_TIMEOUT} s")
+    states = [app["state"] for app in apps]
+    raise SystemExit(f"not all {count} apps ready within {READY_TIMEOUT} s: {len(apps)} apps, "
+                     f"{states.count('ready')} ready")
 
 
 def bench_start_stop(workdir: Path, count: int) -> tuple[float, float]:

@@ -17,6 +17,7 @@ import pwd
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -100,14 +101,39 @@ class AppManager:
                 raise StartupError(f"{app.key}.dir: {app.dir} is not a directory")
 
     async def start(self) -> None:
-        """Check, remove leftovers, create the networks (netlink, in a thread: pyroute2's synchronous API
-        runs an event loop of its own, and the proxy keeps serving meanwhile), then launch every app."""
+        """Check, remove leftovers, then per app: create its network and launch it, so that one app starts
+        up while the next one's network is made. Netlink runs on one worker thread (pyroute2's synchronous
+        API runs an event loop of its own; the proxy keeps serving), and never while rsp forks."""
         began = time.monotonic()
-        await asyncio.to_thread(self._prepare)
-        get_logger().info("sandbox %s: %d app network(s) ready in %.2f s", self.tag, len(self.apps),
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsp-netlink")
+        try:
+            await self.loop.run_in_executor(executor, self._prepare)
+            host = await self.loop.run_in_executor(executor, network.host_netlink)
+            try:
+                index = 0
+                for app in self.sandbox.apps:
+                    net = None
+                    if app.sandbox:
+                        net = naming.app_net(self.tag, self.sandbox.network, index, app.name)
+                        index += 1
+                        await self.loop.run_in_executor(executor, functools.partial(
+                            network.create_app_network, net, forwarding=self.sandbox.forward_mode == "nat",
+                            host=host))
+                    rt = self.apps[app.name] = self._runtime(app, net)
+                    self.supervisor.add(ChildSpec(app.name, functools.partial(self._launch, rt), grace=app.grace))
+                if self.sandbox.forward_mode == "nat" and self.sandbox.forwards:
+                    await self.loop.run_in_executor(executor, functools.partial(
+                        nat.apply, self.tag, self.sandbox.forwards, {name: rt.net for name, rt in self.apps.items()}))
+            finally:
+                await self.loop.run_in_executor(executor, host.close)
+        except SandboxError as exc:
+            await self.supervisor.stop_all()
+            await self.loop.run_in_executor(executor, self.cleanup)
+            raise StartupError(str(exc)) from exc
+        finally:
+            executor.shutdown(wait=False)
+        get_logger().info("sandbox %s: %d app(s) launched in %.2f s", self.tag, len(self.apps),
                           time.monotonic() - began)
-        for rt in self.apps.values():
-            self.supervisor.add(ChildSpec(rt.app.name, functools.partial(self._launch, rt), grace=rt.app.grace))
         self._write_state()
 
     def _prepare(self) -> None:
@@ -118,21 +144,6 @@ class AppManager:
         os.makedirs(os.path.join(self.directory, "logs"), exist_ok=True)
         with contextlib.suppress(FileNotFoundError):  # a killed run's: its apps are gone
             os.remove(os.path.join(self.directory, STATE_FILE))
-        index = 0
-        try:
-            with network.host_netlink() as host:
-                for app in self.sandbox.apps:
-                    net = None
-                    if app.sandbox:
-                        net = naming.app_net(self.tag, self.sandbox.network, index, app.name)
-                        index += 1
-                        network.create_app_network(net, forwarding=self.sandbox.forward_mode == "nat", host=host)
-                    self.apps[app.name] = self._runtime(app, net)
-            if self.sandbox.forward_mode == "nat" and self.sandbox.forwards:
-                nat.apply(self.tag, self.sandbox.forwards, {name: rt.net for name, rt in self.apps.items()})
-        except SandboxError as exc:
-            self.cleanup()
-            raise StartupError(str(exc)) from exc
 
     def _runtime(self, app: App, net: naming.AppNet | None) -> AppRuntime:
         uid = gid = None
