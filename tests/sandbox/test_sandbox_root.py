@@ -279,3 +279,21 @@ def test_nat_mode_forwards_from_a_client_namespace_and_from_the_host(
     assert any(line.endswith(f"rsp_{box.tag}") for line in leftovers(box.tag))
     assert box.proc.stop(timeout=15) == 0
     assert leftovers(box.tag) == []
+
+
+def test_a_second_instance_on_the_same_range_is_refused_and_leaves_the_first_alone(
+        sandboxed: Callable[..., Sandboxed], tmp_path: Path) -> None:
+    box = sandboxed()
+    box.wait_ready()
+    other_tag = f"t{random.randrange(16**5):05x}"
+    ports = {"web": free_port(), "one": free_port(), "two": free_port()}
+    config = tmp_path / "other.lua"
+    config.write_text(app_config(other_tag, tmp_path / "run", box.network, ports))
+    try:
+        done = subprocess.run(rsp_command(str(config)), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert f"sandbox_network {box.network} is already routed here" in done.stderr, done.stderr
+        assert leftovers(other_tag) == []
+    finally:
+        force_cleanup(other_tag)
+    assert "Hello from app one" in http_get("127.0.0.1", box.ports["one"])

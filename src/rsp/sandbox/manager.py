@@ -141,6 +141,12 @@ class AppManager:
         removed = self.cleanup()
         if removed:
             get_logger().warning("sandbox %s: removed leftovers of an earlier run: %s", self.tag, ", ".join(removed))
+        if any(app.sandbox for app in self.sandbox.apps):
+            clash = network.overlapping_routes(self.sandbox.network, naming.link_prefix(self.tag))
+            if clash:
+                raise StartupError(f"sandbox_network {self.sandbox.network} is already routed here"
+                                   f" ({', '.join(clash)}); give this rsp another range (two rsp instances"
+                                   " need distinct ranges)")
         os.makedirs(os.path.join(self.directory, "logs"), exist_ok=True)
         with contextlib.suppress(FileNotFoundError):  # a killed run's: its apps are gone
             os.remove(os.path.join(self.directory, STATE_FILE))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import os
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -147,6 +149,25 @@ def list_links(prefix: str) -> list[str]:
     with IPRoute() as ipr:
         names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
     return sorted(str(name) for name in names if name and str(name).startswith(prefix))
+
+
+def overlapping_routes(network: str, own_prefix: str) -> list[str]:
+    """Routes of the main table inside `network` on links that are not this instance's (another rsp, a
+    VPN, a LAN): the apps' /30s would clash with them. The default route (/0) contains everything and is
+    not a clash."""
+    net = ipaddress.IPv4Network(network)
+    found: list[str] = []
+    with IPRoute() as ipr:
+        names = {link["index"]: str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()}
+        for route in ipr.get_routes(family=socket.AF_INET, table=254):
+            dst, length = route.get_attr("RTA_DST"), route["dst_len"]
+            if dst is None or length == 0:
+                continue
+            device = names.get(route.get_attr("RTA_OIF"), "?")
+            theirs = not device.startswith(own_prefix)
+            if theirs and net.overlaps(ipaddress.IPv4Network(f"{dst}/{length}", strict=False)):
+                found.append(f"{dst}/{length} dev {device}")
+    return found
 
 
 def remove_leftovers(netns_prefix: str, link_prefix: str) -> list[str]:
