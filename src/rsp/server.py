@@ -99,6 +99,8 @@ class Server:
             except StartupError:
                 for acceptor in self.acceptors:
                     acceptor.stop()
+                if self.admin is not None:
+                    self.admin.close()
                 raise
             get_logger().info("sandbox: %d app(s) starting", len(config_apps))
         for pool in self.pools.values():

@@ -22,6 +22,8 @@ class RotatingLog:
         self._size = os.fstat(self._fd).st_size
 
     def write(self, data: bytes) -> None:
+        if self._fd < 0:
+            return  # closed at stop: output still in the pipe afterwards is dropped
         while data:
             room = self.max_bytes - self._size
             if room <= 0:
