@@ -138,6 +138,12 @@ class Server:
             for result in await asyncio.gather(*self._background, return_exceptions=True):
                 if isinstance(result, Exception):
                     get_logger().error("while stopping: %s", result, exc_info=result)
+        if self.apps is not None:
+            self._remove_signal_handlers()
+
+    def _remove_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.remove_signal_handler(sig)
 
     # -- housekeeping --------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -206,8 +212,10 @@ class Server:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.remove_signal_handler(sig)
+        if self.apps is None:
+            self._remove_signal_handlers()
+        # else after the apps have stopped (wait_stopped): a second SIGTERM meanwhile (systemd, `timeout`)
+        # must not kill rsp half-way through removing the apps' namespaces.
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
         get_logger().info("stopped")

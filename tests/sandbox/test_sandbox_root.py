@@ -297,3 +297,13 @@ def test_a_second_instance_on_the_same_range_is_refused_and_leaves_the_first_alo
     finally:
         force_cleanup(other_tag)
     assert "Hello from app one" in http_get("127.0.0.1", box.ports["one"])
+
+
+def test_a_second_sigterm_while_stopping_still_removes_everything(sandboxed: Callable[..., Sandboxed]) -> None:
+    box = sandboxed()
+    box.wait_ready()
+    box.proc.signal(signal.SIGTERM)
+    time.sleep(0.01)
+    box.proc.signal(signal.SIGTERM)  # as `timeout` or an impatient operator would
+    assert box.proc.wait(20) == 0
+    assert leftovers(box.tag) == []
