@@ -27,6 +27,10 @@ from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
 from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
+from rsp.upstream.records import BackendRecord
+
+if TYPE_CHECKING:  # imported when a config has apps: pyroute2 costs start-up time otherwise
+    from rsp.sandbox.manager import AppManager
 
 if TYPE_CHECKING:
     from rsp.routestore.store import RouteStore
@@ -65,6 +69,7 @@ class Server:
         self.listening: list[tuple[Listener, HttpProxy | TcpProxy]] = []
         self.stats: StatsEndpoint | None = None
         self.started = time.time()
+        self.apps: AppManager | None = None
 
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -108,6 +113,19 @@ class Server:
                 raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
         if self.config.stats is not None:
             await self._start_stats(self.config.stats.host, self.config.stats.port, self.config.stats.refresh)
+        if config_apps := self.config.sandbox.apps:  # sandboxed apps (rsp.sandbox): started, joining pools when ready
+            from rsp.sandbox.manager import AppManager
+
+            self.apps = AppManager(self.config.sandbox, self.config.path, self.loop, self.pools, self._backend_changed)
+            try:
+                await self.apps.start()
+            except StartupError:
+                for acceptor in self.acceptors:
+                    acceptor.stop()
+                if self.admin is not None:
+                    self.admin.close()
+                raise
+            get_logger().info("sandbox: %d app(s) starting", len(config_apps))
         for pool in self.pools.values():
             if pool.spec.health.kind != "none":
                 checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
@@ -142,6 +160,14 @@ class Server:
             raise StartupError(f"cannot listen for stats on {host}:{port}: {why}") from exc
         get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", host, self.stats.port)
 
+    def _backend_changed(self, record: BackendRecord, joined: bool) -> None:
+        """An app joined or left a pool (rsp.sandbox): the HTTP listeners keep an idle pool per backend."""
+        for http in self.http_proxies:
+            if joined:
+                http.backend_added(record)
+            else:
+                http.backend_removed(record)
+
     @property
     def ports(self) -> list[int]:
         """Bound ports in the order of the config's listeners (one acceptor each, in that order)."""
@@ -151,7 +177,15 @@ class Server:
         assert self._stopped is not None
         await self._stopped
         if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+            for result in await asyncio.gather(*self._background, return_exceptions=True):
+                if isinstance(result, Exception):
+                    get_logger().error("while stopping: %s", result, exc_info=result)
+        if self.apps is not None:
+            self._remove_signal_handlers()
+
+    def _remove_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.remove_signal_handler(sig)
 
     # -- housekeeping --------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -210,22 +244,25 @@ class Server:
         if self.admin is not None:
             self.admin.close()
             self.admin = None
-        if self.route_store is not None:
-            stop_store = self.loop.create_task(self.route_store.stop())
-            self._background.add(stop_store)
-            stop_store.add_done_callback(self._background.discard)
         if self.stats is not None:
             self.stats.close()
             self.stats = None
-        for checker in self.checkers:
-            spawn_stop = self.loop.create_task(checker.stop())
+        stops = [checker.stop() for checker in self.checkers]
+        if self.route_store is not None:
+            stops.append(self.route_store.stop())
+        if self.apps is not None:
+            stops.append(self.apps.stop())
+        for stop in stops:
+            spawn_stop = self.loop.create_task(stop)
             self._background.add(spawn_stop)
             spawn_stop.add_done_callback(self._background.discard)
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.remove_signal_handler(sig)
+        if self.apps is None:
+            self._remove_signal_handlers()
+        # else after the apps have stopped (wait_stopped): a second SIGTERM meanwhile (systemd, `timeout`)
+        # must not kill rsp half-way through removing the apps' namespaces.
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
         get_logger().info("stopped")

@@ -169,3 +169,22 @@ _LIST_PROCS = "import os; print((sorted(int(p) for p in os.listdir('/proc') if p
 def _proc_mounts() -> list[str]:
     with open("/proc/self/mounts") as f:
         return sorted(line for line in f if " proc " in line)
+
+
+@needs_root
+def test_pid1_asking_to_die_with_its_parent_outside_the_namespace_keeps_running() -> None:
+    # In a new PID namespace getppid() is 0 (the parent is outside): that is not a dead parent.
+    def body(out: int) -> int:
+        parent = os.getpid()
+        syscalls.unshare(syscalls.CLONE_NEWPID)
+        init = os.fork()
+        if init == 0:
+            try:
+                pid1.die_with_parent(parent)
+                os.write(out, f"alive as {os.getpid()}".encode())
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(init, 0)
+        return pid1.exit_code(status)
+
+    assert run_forked(body) == (0, b"alive as 1")

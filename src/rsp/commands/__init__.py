@@ -15,4 +15,5 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "cert": ("cert", "check a certificate bundle, or write the chain to serve (rsp cert check|bundle)"),
     "pam": ("pam", "install or remove pam_unshare (a private PID namespace per login) in /etc/pam.d"),
     "routes": ("routes", "read and write the route table in Redis (route_store)"),
+    "apps": ("apps", "the sandboxed apps of a running rsp: list, logs NAME, exec NAME -- CMD..."),
 }

@@ -30,6 +30,7 @@ from rsp.config.checks import (
 )
 from rsp.config.key_lines import key_lines
 from rsp.config.route_store_section import parse_route_store
+from rsp.config.sandbox_section import SANDBOX_KEYS, parse_sandbox
 from rsp.config.stats_section import parse_stats
 from rsp.errors import ConfigError
 from rsp.lua.runtime import LuaChunkError, run_config_chunk
@@ -40,7 +41,7 @@ LEGACY_KEYS = ("listenPort", "backendAddress", "backendPort", "listenAddress")
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0"
 TOP_LEVEL_KEYS = frozenset(
     {*LEGACY_KEYS, "listen", "backends", "pools", "timeouts", "buffer", "admin_socket", "log_level", "routes",
-     "http", "route_store", "stats"}
+     "http", "route_store", "stats", *SANDBOX_KEYS}
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -113,6 +114,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
     if "listen" in g:
         for i, item in enumerate(as_list(g["listen"], "listen", ctx), start=1):
             listeners.append(_listener(item, f"listen[{i}]", ctx))
+    sandbox = parse_sandbox(g, ctx, pools, listeners)  # adds the apps' pools and the relayed forwards
     if not listeners:
         ctx.fail("listen", "no listener: set listenPort (with backendAddress and backendPort) or a listen list")
     if not pools:
@@ -144,6 +146,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
         routes=routes,
         route_store=parse_route_store(g.get("route_store"), pools, listeners, ctx),
         http=_http(g.get("http", {}), "http", ctx),
+        sandbox=sandbox,
         path=ctx.path,
         listeners=tuple(listeners),
         pools=pools,

@@ -181,6 +181,8 @@ class RouteStore:
     default: bool = True  # use <prefix>httpDefault:backends for hosts with no key
     # A host with no route and no default route: 503 (HAProxy's answer when no server is available).
     missing_status: int = 503
+
+
 # -- Metrics and stats page (rsp.metrics, config/stats_section.py) -------------------------------------
 # Port 9100 is node_exporter's; it is what a Prometheus user expects to see next to a service, and the
 # loopback address keeps the page private until the operator chooses to expose it.
@@ -200,6 +202,63 @@ class StatsSettings:
     refresh: float = DEFAULT_STATS_REFRESH
 
 
+# ---- Sandboxed apps (issue 12, rsp.sandbox; parsed in config/sandbox_section.py) ----------------------
+# Apps' subnets come from this range, one /30 each (host end .1, app end .2): 10.213/16 is private
+# (RFC 1918), rarely used by LANs or container runtimes (Docker takes 172.17/16, libvirt 192.168.122/24),
+# and holds 16384 apps.
+DEFAULT_SANDBOX_NETWORK = "10.213.0.0/16"
+# An app's stdout+stderr file is rotated (one previous file kept) when it reaches this size: bounded at
+# twice this per app, enough for the last few thousand lines of a chatty app.
+DEFAULT_APP_LOG_MAX_BYTES = 1024 * 1024
+# SIGTERM to SIGKILL: a web app finishes its requests in well under this.
+DEFAULT_APP_GRACE = 10.0
+# Where the apps' state file and logs go (a tmpfs on systemd machines, cleared at boot like the netns).
+DEFAULT_SANDBOX_RUNTIME_DIR = "/run/rsp"
+FORWARD_MODES = ("relay", "nat")
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """One app rsp starts and supervises, in its own network/PID/mount/UTS namespaces unless sandbox=false."""
+
+    name: str
+    command: tuple[str, ...]
+    port: int  # where the app listens (its namespace address, or 127.0.0.1 when unsandboxed)
+    pool: str = ""  # the pool it joins when ready ("" none)
+    dir: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+    user: str = ""  # "" keeps rsp's user
+    sandbox: bool = True
+    hostname: str = ""  # UTS hostname inside; "" = the app's name
+    log_max_bytes: int = DEFAULT_APP_LOG_MAX_BYTES
+    grace: float = DEFAULT_APP_GRACE
+    key: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A host port carried to an app's port: by rsp's TCP relay (pool `pool`) or by nftables DNAT."""
+
+    port: int
+    app: str
+    app_port: int
+    key: str = field(default="", compare=False)
+
+    @property
+    def pool(self) -> str:
+        return f"forward:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    apps: tuple[App, ...] = ()
+    network: str = DEFAULT_SANDBOX_NETWORK
+    instance: str = ""  # tag of this rsp's namespaces and links; "" = derived from the config path
+    forwards: tuple[Forward, ...] = ()
+    forward_mode: str = "relay"  # one of FORWARD_MODES
+    runtime_dir: str = DEFAULT_SANDBOX_RUNTIME_DIR
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: str
@@ -214,6 +273,7 @@ class Config:
     http: HttpSettings = field(default_factory=HttpSettings)
     route_store: RouteStore | None = None  # None: no Redis routing
     stats: StatsSettings | None = None  # None: no metrics endpoint
+    sandbox: Sandbox = field(default_factory=Sandbox)
     # {key path: Lua line} of the file's entries (rsp.config.key_lines), for errors found after loading.
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 

@@ -144,6 +144,18 @@ class HttpProxy:
         for pool in self.idle_pools.values():
             pool.close_all()
 
+    def backend_added(self, record: BackendRecord) -> None:
+        """A backend joined a pool at run time (rsp.sandbox): give it an idle pool, once."""
+        if record not in self.idle_pools:
+            s = self.settings
+            self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)
+
+    def backend_removed(self, record: BackendRecord) -> None:
+        """It left its pool: close its idle connections (the entry stays for exchanges still using it)."""
+        pool = self.idle_pools.get(record)
+        if pool is not None:
+            pool.close_all()
+
     # -- upstream connections -------------------------------------------------------------------------
     def open_upstream(self, exchange: Exchange, record: BackendRecord, pool: PoolRuntime) -> None:
         """Open a new connection to `record` for `exchange`, which hears of it through attach() or

@@ -107,6 +107,27 @@ class PoolRuntime:
         record.weight = weight
         self.balancer.update()
 
+    # -- membership at run time (the app sandbox: an app joins when ready, leaves when it dies) ----------
+    def add_backend(self, backend: Backend) -> BackendRecord:
+        """A new backend, up, in rotation now."""
+        record = BackendRecord(backend, len(self.addresses), self.name)
+        self.addresses.append(resolve_backend(backend))
+        self.rejoin(record)
+        return record
+
+    def rejoin(self, record: BackendRecord) -> None:
+        """Put back a record this pool made (an app restarted at the same address): the same record, so
+        whatever is keyed by it (an HTTP listener's idle pool) is reused, not grown."""
+        record.up = True
+        record.failures = 0
+        self.records = (*self.records, record)
+        self.balancer = make_balancer(self.spec.algorithm, self.records)
+
+    def remove_backend(self, record: BackendRecord) -> None:
+        """Out of rotation now; connections already open on it finish on their own."""
+        self.records = tuple(r for r in self.records if r is not record)
+        self.balancer = make_balancer(self.spec.algorithm, self.records)
+
     def find(self, name: str) -> BackendRecord | None:
         """By name, by address, or by 1-based position."""
         for record in self.records:
