@@ -29,11 +29,9 @@ from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
 from rsp.upstream.records import BackendRecord
 
-if TYPE_CHECKING:  # imported when a config has apps: pyroute2 costs start-up time otherwise
-    from rsp.sandbox.manager import AppManager
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported only for configs that use them: pyroute2 and redis cost start-up time otherwise
     from rsp.routestore.store import RouteStore
+    from rsp.sandbox.manager import AppManager
 
 # Housekeeping period: idle timeouts are enforced to within one tick (HAProxy's timers are ms-precise,
 # nginx's to its timer resolution; a second is plenty for timeouts measured in minutes). Short timeouts
