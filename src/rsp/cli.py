@@ -20,6 +20,7 @@ from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError
 from rsp.logs import get_logger, setup_logging
+from rsp.master.master import Master
 from rsp.native import build_description
 from rsp.preflight import check_startable
 from rsp.server import Server
@@ -72,20 +73,21 @@ def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, objec
 
 
 def run(config: Config) -> None:
-    logger = setup_logging(config.log_level)
+    logger = setup_logging(config.log_level, config.process.error_log)
     loop, choice = loop_from_environment()
     if choice.reason:
         logger.warning("%s", choice.reason)
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(log_loop_exception)
     try:
-        server = Server(config, loop)
+        server: Server | Master = Server(config, loop) if config.process.workers == 1 else Master(config, loop)
         loop.run_until_complete(server.start())
         # Everything allocated so far lives as long as the process: keep it out of the GC's scans.
         gc.collect()
         gc.freeze()
-        logger.info("rsp %s (%s) running with %s (config %s)", __version__, build_description(),
-                    "rsp's epoll loop" if choice.kind == LOOP_RSP else type(loop).__module__, config.path)
+        logger.info("rsp %s (%s) running with %s (config %s)%s", __version__, build_description(),
+                    "rsp's epoll loop" if choice.kind == LOOP_RSP else type(loop).__module__, config.path,
+                    f" as the master of {config.process.workers} workers" if isinstance(server, Master) else "")
         loop.run_until_complete(server.wait_stopped())
     finally:
         loop.close()

@@ -46,3 +46,7 @@ class SandboxError(RspError):
 
 class StartupError(RspError):
     """The server could not start: a port in use, an address that cannot be bound."""
+
+
+class ControlError(RspError):
+    """A message on the master<->worker control channel is not one rsp writes (rsp.master.control)."""

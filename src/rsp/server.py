@@ -10,6 +10,7 @@ import asyncio
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from typing import Final, TextIO
 
 from rsp.admin.socket_server import AdminSocket, start_admin_socket
@@ -23,6 +24,7 @@ from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
 from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
+from rsp.upstream.records import BackendRecord
 
 # Housekeeping period: idle timeouts are enforced to within one tick (HAProxy's timers are ms-precise,
 # nginx's to its timer resolution; a second is plenty for timeouts measured in minutes). Short timeouts
@@ -31,8 +33,14 @@ MAX_TICK: Final = 1.0
 
 
 class Server:
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, out: TextIO = sys.stdout) -> None:
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, out: TextIO = sys.stdout,
+                 listen_sockets: Sequence[socket.socket] | None = None, worker: bool = False) -> None:
+        """`worker`: a worker process under rsp.master, serving `listen_sockets` (bound by the master, one per
+        listener in config order). The master runs the health checks and the admin socket and prints the
+        Started lines, so a worker does none of these."""
         self.config = config
+        self.listen_sockets = list(listen_sockets) if listen_sockets is not None else None
+        self.worker = worker
         self.loop = loop
         self.out = out
         self.pools: dict[str, PoolRuntime] = {}
@@ -57,10 +65,11 @@ class Server:
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Bind every listener, then announce each. Raises StartupError (and binds nothing) on failure."""
-        sockets: list[socket.socket] = []
+        sockets: list[socket.socket] = list(self.listen_sockets or ())
         try:
-            for listener in self.config.listeners:
-                sockets.append(bind_listener(listener.host, listener.port))
+            if self.listen_sockets is None:
+                for listener in self.config.listeners:
+                    sockets.append(bind_listener(listener.host, listener.port))
             for name, spec in self.config.pools.items():
                 self.pools[name] = PoolRuntime(spec, self.loop.time)
         except StartupError:
@@ -78,7 +87,9 @@ class Server:
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
             self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
-        if self.config.admin_socket:
+        for pool in self.pools.values():
+            pool.on_backends_changed = self._backends_changed
+        if self.config.admin_socket and not self.worker:
             try:
                 self.admin = await start_admin_socket(self.config.admin_socket, self.pools)
             except OSError as exc:
@@ -86,7 +97,7 @@ class Server:
                     acceptor.stop()
                 raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
         for pool in self.pools.values():
-            if pool.spec.health.kind != "none":
+            if pool.spec.health.kind != "none" and not self.worker:
                 checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
                 checker.start()
                 self.checkers.append(checker)
@@ -96,6 +107,8 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.request_shutdown, sig)
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
+        if self.worker:
+            return
         for port in self.ports:
             self.out.write(stamped(f"Started.  Listening on port {port}.") + "\n")
         self.out.flush()
@@ -129,20 +142,27 @@ class Server:
     def live_connections(self) -> int:
         return sum(p.live_connections() for p in self.proxies) + sum(h.live_connections() for h in self.http_proxies)
 
-    def request_shutdown(self, sig: int | None = None) -> None:
-        """Stop accepting; let live connections finish up to the drain timeout."""
+    def _backends_changed(self, record: BackendRecord, added: bool) -> None:
+        for http in self.http_proxies:
+            http.backends_changed(record, added)
+
+    def request_shutdown(self, sig: int | None = None, *, grace: float | None = None, linger: float = 0.0,
+                         reason: str = "request") -> None:
+        """Stop accepting; let live connections finish up to the drain timeout (or `grace`); idle HTTP
+        keep-alive connections close now, or after `linger` seconds (HttpProxy.begin_drain)."""
         if self._draining:
             return
         self._draining = True
-        name = signal.Signals(sig).name if sig else "request"
+        name = signal.Signals(sig).name if sig else reason
         live = self.live_connections()
+        grace = self.config.timeouts.drain if grace is None else grace
         get_logger().info("%s received: no longer accepting; draining %d connection(s) for up to %.0f s",
-                          name, live, self.config.timeouts.drain)
+                          name, live, grace)
         for acceptor in self.acceptors:
             acceptor.stop()
         for http in self.http_proxies:
-            http.begin_drain()
-        self._drain_deadline = self.loop.time() + self.config.timeouts.drain
+            http.begin_drain(linger)
+        self._drain_deadline = self.loop.time() + grace
         # Check often while draining so that exit follows the last connection closely.
         self.tick_interval = min(self.tick_interval, 0.1)
         self._check_drained()

@@ -12,4 +12,6 @@ from typing import Final
 
 # name -> (module under rsp.commands, one line for `rsp --help`)
 SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "reload": ("reload", "reload a running rsp's config (through its admin socket), like SIGHUP to the master"),
+    "worker": ("worker", "internal: a worker process, started by rsp's master (workers = N)"),
 }

@@ -29,7 +29,8 @@ def resolve_backend(backend: Backend) -> tuple[int, tuple[object, ...]]:
 
 
 class PoolRuntime:
-    __slots__ = ("addresses", "balancer", "clock", "name", "outliers", "records", "spec", "wants_key")
+    __slots__ = ("addresses", "balancer", "clock", "name", "on_backends_changed", "on_eject", "outliers", "records",
+                 "spec", "wants_key")
 
     def __init__(self, spec: Pool, clock: Callable[[], float]) -> None:
         self.spec = spec
@@ -43,6 +44,11 @@ class PoolRuntime:
         self.outliers = (OutlierDetector(spec.passive_failures, spec.passive_cooldown, clock,
                                          restore=spec.health.kind == "none")
                          if spec.passive_failures > 0 else None)
+        # Set by the server: a backend added or removed at run time (the HTTP proxy keeps an idle pool per
+        # backend), and a passive ejection decided here (a worker reports it to the master, which tells
+        # the other workers: rsp.master).
+        self.on_backends_changed: Callable[[BackendRecord, bool], None] | None = None
+        self.on_eject: Callable[[BackendRecord], None] | None = None
 
     def pick(self, key: bytes | None, exclude: Sequence[BackendRecord]) -> BackendRecord | None:
         record = self.balancer.pick(key, exclude)
@@ -76,6 +82,16 @@ class PoolRuntime:
             get_logger().warning("backend %s is DOWN (%d consecutive failures on traffic: %s)",
                                  record.label, self.spec.passive_failures, reason)
             self.balancer.update()
+            if self.on_eject is not None:
+                self.on_eject(record)
+
+    def eject(self, record: BackendRecord) -> None:
+        """Another process ejected `record` on its traffic: take it out here too, for the same cool-down."""
+        if self.outliers is None or not record.up:
+            return
+        self.outliers.eject(record)
+        get_logger().info("backend %s is DOWN here too (passively ejected by another worker)", record.label)
+        self.balancer.update()
 
     def traffic_ok(self, record: BackendRecord) -> None:
         if self.outliers is not None:
@@ -103,6 +119,27 @@ class PoolRuntime:
     def set_weight(self, record: BackendRecord, weight: int) -> None:
         record.weight = weight
         self.balancer.update()
+
+    def add_backend(self, backend: Backend) -> BackendRecord:
+        """A backend added at run time (the runtime API's `add backend`). Its index is new and never reused,
+        so `addresses[record.index]` of a connection to a removed backend stays valid while it lives."""
+        record = BackendRecord(backend, len(self.addresses), self.name)
+        self.addresses.append(resolve_backend(backend))
+        self.records = (*self.records, record)
+        self.balancer = make_balancer(self.spec.algorithm, self.records)
+        if self.on_backends_changed is not None:
+            self.on_backends_changed(record, True)
+        return record
+
+    def remove_backend(self, record: BackendRecord) -> None:
+        """Take `record` out of the pool for good; its live connections finish on their own."""
+        remaining = tuple(r for r in self.records if r is not record)
+        if not remaining:
+            raise ValueError(f"pool {self.name} would have no backend left")
+        self.records = remaining
+        self.balancer = make_balancer(self.spec.algorithm, self.records)
+        if self.on_backends_changed is not None:
+            self.on_backends_changed(record, False)
 
     def find(self, name: str) -> BackendRecord | None:
         """By name, by address, or by 1-based position."""
