@@ -56,6 +56,7 @@ class Server:
         self._stopped: asyncio.Future[None] | None = None
         self._draining = False
         self._drain_deadline = 0.0
+        self._drain_linger = 0.0
         self.admin: AdminSocket | None = None
         self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
@@ -156,6 +157,7 @@ class Server:
         name = signal.Signals(sig).name if sig else reason
         live = self.live_connections()
         grace = self.config.timeouts.drain if grace is None else grace
+        self._drain_linger = linger
         get_logger().info("%s received: no longer accepting; draining %d connection(s) for up to %.0f s",
                           name, live, grace)
         for acceptor in self.acceptors:
@@ -169,6 +171,11 @@ class Server:
 
     def _check_drained(self) -> None:
         live = self.live_connections()
+        if self._drain_linger > 0.0:
+            # A reload: idle HTTP connections are held too, until their linger ends or their first request
+            # (accepted just before the stop, not read yet) is answered with `Connection: close`.
+            live += sum(len(h.connections) for h in self.http_proxies) - sum(h.live_connections()
+                                                                               for h in self.http_proxies)
         if live and self.loop.time() < self._drain_deadline:
             return
         if live:

@@ -33,7 +33,9 @@ def main(argv: list[str]) -> int:
         try:
             config = load_config(args.config)
         except ConfigError as exc:
-            print(f"rsp reload: {exc}", file=sys.stderr)
+            # The admin socket is named in the file that does not load: the master is not asked, and keeps
+            # the config it runs (it would refuse this one with the same error).
+            print(f"rsp reload: {exc} (nothing reloaded: the running config stays)", file=sys.stderr)
             return 1
         if not config.admin_socket:
             print(f"rsp reload: {args.config} sets no admin_socket; send SIGHUP to the master instead",

@@ -14,6 +14,7 @@ Messages (the "t" key names the type):
   worker -> master  ready                         the worker serves its listeners
                     ejected {pool, backend}       this worker's traffic ejected a backend
                     snapshot {id, data}           the reply to `snapshot`
+                    stopping                      the reply to `stop`: this worker accepts no more connections
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ SNAPSHOT: Final = "snapshot"
 REOPEN: Final = "reopen"
 READY: Final = "ready"
 EJECTED: Final = "ejected"
+STOPPING: Final = "stopping"
 
 
 def encode(message: Mapping[str, Any]) -> bytes:

@@ -42,6 +42,8 @@ from rsp.upstream.records import BackendRecord
 WORKER_READY_TIMEOUT: Final = 30.0
 # After a worker's own grace (drain or reload_grace) it gets this long to close what it held before SIGKILL.
 KILL_MARGIN: Final = 5.0
+# How long a reload waits for the old workers to confirm they accept no more (they do at once unless stuck).
+STOP_ACK_TIMEOUT: Final = 5.0
 # How long `show backends`, `show workers` and the stats endpoint wait for a worker's snapshot.
 SNAPSHOT_TIMEOUT: Final = 2.0
 
@@ -65,6 +67,7 @@ class WorkerHandle:
     channel: Channel
     ready: asyncio.Future[None]
     started: float
+    stopped_accepting: asyncio.Future[None] | None = None
 
 
 class Master:
@@ -214,6 +217,9 @@ class Master:
         kind = message["t"]
         if kind == control.READY and handle is not None and not handle.ready.done():
             handle.ready.set_result(None)
+        elif kind == control.STOPPING and handle is not None and handle.stopped_accepting is not None:
+            if not handle.stopped_accepting.done():
+                handle.stopped_accepting.set_result(None)
         elif kind == control.EJECTED:
             pool = self.pools.get(message["pool"])
             record = pool.find(message["backend"]) if pool is not None else None
@@ -229,6 +235,8 @@ class Master:
 
     def _channel_closed(self, name: str) -> None:
         handle = self.handles.get(name)
+        if handle is not None and handle.stopped_accepting is not None and not handle.stopped_accepting.done():
+            handle.stopped_accepting.set_result(None)
         if handle is not None and not handle.ready.done():
             handle.ready.set_exception(StartupError(f"{name} exited before it was ready"))
             handle.ready.exception()  # retrieved: a failed start is reported by _start_workers, not the loop
@@ -362,11 +370,18 @@ class Master:
             self.last_reload = time.time()
             grace = config.timeouts.reload_grace
             if old is not None:
+                acks = []
                 for name in old.names:
                     handle = self.handles.get(name)
-                    if handle is not None:
+                    if handle is not None and not handle.channel.closed:
+                        handle.stopped_accepting = self.loop.create_future()
+                        acks.append(handle.stopped_accepting)
                         handle.channel.send({"t": control.STOP, "grace": grace})
                 self._spawn(self._retire(old))
+                # Answer once the old workers accept no more: from then on, every new connection is the new
+                # config's. (A worker that dies meanwhile accepts nothing either: its exit ends the wait.)
+                if acks:
+                    await asyncio.wait(acks, timeout=STOP_ACK_TIMEOUT)
             get_logger().info("reload: generation %d serving with %d worker(s); the old ones finish what they "
                               "hold for up to %.0f s", generation.number, len(generation.names), grace)
             return {"ok": True, "generation": generation.number, "workers": self.workers_info()}
@@ -401,6 +416,9 @@ class Master:
         self._spawn(self._shutdown())
 
     async def _shutdown(self) -> None:
+        # The master's copies of the listening sockets go first: once every worker has closed its own (it
+        # does as it starts draining), a new connection is refused, as with one process.
+        self._close_listeners(set())
         for checker in self.checkers:
             await checker.stop()
         self.checkers.clear()
@@ -411,7 +429,6 @@ class Master:
             self._stats.close()
             self._stats = None
         await self.supervisor.stop_all()
-        self._close_listeners(set())
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             self.loop.remove_signal_handler(sig)
         get_logger().info("stopped")

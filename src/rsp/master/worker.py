@@ -71,6 +71,7 @@ class WorkerControl:
                 pool.eject(record)
         elif kind == control.STOP:
             server.request_shutdown(grace=float(message["grace"]), linger=RELOAD_IDLE_LINGER, reason="reload")
+            self.channel.send({"t": control.STOPPING})
         elif kind == control.SNAPSHOT:
             self.channel.send({"t": control.SNAPSHOT, "id": message["id"], "data": snapshot_of(server)})
         elif kind == control.REOPEN:
