@@ -23,6 +23,7 @@ from rsp.logs import get_logger, setup_logging
 from rsp.master.master import Master
 from rsp.native import build_description
 from rsp.preflight import check_startable
+from rsp.sd_notify import notify
 from rsp.server import Server
 from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
 
@@ -82,6 +83,7 @@ def run(config: Config) -> None:
     try:
         server: Server | Master = Server(config, loop) if config.process.workers == 1 else Master(config, loop)
         loop.run_until_complete(server.start())
+        notify("READY=1")
         # Everything allocated so far lives as long as the process: keep it out of the GC's scans.
         gc.collect()
         gc.freeze()

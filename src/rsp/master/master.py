@@ -33,6 +33,7 @@ from rsp.master.channel import Channel
 from rsp.master.reload_check import ListenKey, listen_key, prepare_reload
 from rsp.master.spawn import config_memfd, spawn_worker
 from rsp.proxy.pools import PoolRuntime
+from rsp.sd_notify import notify
 from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
 from rsp.transport.listener import bind_listener
 from rsp.upstream.records import BackendRecord
@@ -56,6 +57,7 @@ class Generation:
     config: Config
     config_fd: int
     sockets: list[socket.socket]  # in the config's listener order
+    pools: dict[str, PoolRuntime]  # the master's copy: what checks and the runtime API act on
     names: list[str] = field(default_factory=list)
 
 
@@ -100,17 +102,18 @@ class Master:
         try:
             for listener in self.config.listeners:
                 self.listening[listen_key(listener)] = bind_listener(listener.host, listener.port)
-            self._build_pools(self.config)
+            pools = self._build_pools(self.config)
         except StartupError:
             self._close_listeners(set())
             raise
-        generation = self._new_generation(self.config)
+        generation = self._new_generation(self.config, pools)
         try:
             await self._start_workers(generation)
         except StartupError:
             self._close_listeners(set())
             raise
         self.generation = generation
+        self.pools = pools
         if self.config.admin_socket:
             from rsp.master.machine_admin import start_machine_admin
 
@@ -135,10 +138,10 @@ class Master:
     async def wait_stopped(self) -> None:
         await self._stopped
 
-    def _build_pools(self, config: Config) -> None:
+    def _build_pools(self, config: Config) -> dict[str, PoolRuntime]:
         """The master's own copy of each pool: what the health checks and the runtime API act on, sent to
         the workers as state (rsp.master.backend_state)."""
-        self.pools = {name: PoolRuntime(spec, self.loop.time) for name, spec in config.pools.items()}
+        return {name: PoolRuntime(spec, self.loop.time) for name, spec in config.pools.items()}
 
     def _start_checkers(self) -> None:
         for pool in self.pools.values():
@@ -161,10 +164,10 @@ class Master:
         self.checkers.append(checker)
 
     # -- workers -------------------------------------------------------------------------------------
-    def _new_generation(self, config: Config) -> Generation:
+    def _new_generation(self, config: Config, pools: dict[str, PoolRuntime]) -> Generation:
         number = self.generation.number + 1 if self.generation is not None else 1
         sockets = [self.listening[listen_key(listener)] for listener in config.listeners]
-        return Generation(number, config, config_memfd(config), sockets)
+        return Generation(number, config, config_memfd(config), sockets, pools)
 
     async def _start_workers(self, generation: Generation) -> None:
         """Start the generation's workers and wait until each is ready; on failure stop them and raise."""
@@ -207,7 +210,7 @@ class Master:
                 # The worker died before it was ready and this is its restart: the start is failing.
                 previous.ready.set_exception(StartupError(f"{name} exited before it was ready"))
             self.handles[name] = handle
-            handle.channel.send({"t": control.BACKENDS, "pools": pools_state(self.pools)})
+            handle.channel.send({"t": control.BACKENDS, "pools": pools_state(generation.pools)})
             return pid
 
         return start
@@ -261,10 +264,15 @@ class Master:
         return self.generation is None or name not in self.generation.names
 
     def broadcast_state(self) -> None:
-        """Send the machine's backend state to every worker (after a check, drain, weight, add, remove)."""
+        """Send the machine's backend state to every worker of the current generation (after a check, drain,
+        weight, add, remove). Old workers finishing after a reload keep the state they had."""
+        if self.generation is None:
+            return
         state = {"t": control.BACKENDS, "pools": pools_state(self.pools)}
-        for handle in self.handles.values():
-            handle.channel.send(state)
+        for name in self.generation.names:
+            handle = self.handles.get(name)
+            if handle is not None:
+                handle.channel.send(state)
 
     async def gather_snapshots(self) -> list[dict[str, Any]]:
         """One snapshot per serving worker of the current generation (those that answer in time)."""
@@ -340,51 +348,56 @@ class Master:
         if self.stopping:
             return {"error": "shutting down"}
         async with self._reload_lock:
+            notify("RELOADING=1")
             try:
-                config, new_sockets = prepare_reload(self.config.path, self.listening)
-            except ConfigError as exc:
-                get_logger().error("reload refused, the running config stays: %s", exc)
-                return {"error": f"reload refused: {exc}"}
-            self.listening.update(new_sockets)
-            old = self.generation
-            generation = self._new_generation(config)
-            old_pools = self.pools
-            self._build_pools(config)
-            try:
-                await self._start_workers(generation)
-            except StartupError as exc:
-                self.pools = old_pools
-                for key, sock in new_sockets.items():
-                    sock.close()
-                    del self.listening[key]
-                get_logger().error("reload refused, the running config stays: %s", exc)
-                return {"error": f"reload refused: {exc}"}
-            self.generation = generation
-            self.config = config
-            for checker in self.checkers:
-                self._spawn(checker.stop())
-            self.checkers.clear()
-            self._start_checkers()
-            self.broadcast_state()
-            self.reloads += 1
-            self.last_reload = time.time()
-            grace = config.timeouts.reload_grace
-            if old is not None:
-                acks = []
-                for name in old.names:
-                    handle = self.handles.get(name)
-                    if handle is not None and not handle.channel.closed:
-                        handle.stopped_accepting = self.loop.create_future()
-                        acks.append(handle.stopped_accepting)
-                        handle.channel.send({"t": control.STOP, "grace": grace})
-                self._spawn(self._retire(old))
-                # Answer once the old workers accept no more: from then on, every new connection is the new
-                # config's. (A worker that dies meanwhile accepts nothing either: its exit ends the wait.)
-                if acks:
-                    await asyncio.wait(acks, timeout=STOP_ACK_TIMEOUT)
-            get_logger().info("reload: generation %d serving with %d worker(s); the old ones finish what they "
-                              "hold for up to %.0f s", generation.number, len(generation.names), grace)
-            return {"ok": True, "generation": generation.number, "workers": self.workers_info()}
+                return await self._reload()
+            finally:
+                notify("READY=1")
+
+    async def _reload(self) -> dict[str, Any]:
+        try:
+            config, new_sockets = prepare_reload(self.config.path, self.listening)
+        except ConfigError as exc:
+            get_logger().error("reload refused, the running config stays: %s", exc)
+            return {"error": f"reload refused: {exc}"}
+        self.listening.update(new_sockets)
+        old = self.generation
+        generation = self._new_generation(config, self._build_pools(config))
+        try:
+            await self._start_workers(generation)
+        except StartupError as exc:
+            for key, sock in new_sockets.items():
+                sock.close()
+                del self.listening[key]
+            get_logger().error("reload refused, the running config stays: %s", exc)
+            return {"error": f"reload refused: {exc}"}
+        self.generation = generation
+        self.pools = generation.pools
+        self.config = config
+        for checker in self.checkers:
+            self._spawn(checker.stop())
+        self.checkers.clear()
+        self._start_checkers()
+        self.broadcast_state()
+        self.reloads += 1
+        self.last_reload = time.time()
+        grace = config.timeouts.reload_grace
+        if old is not None:
+            acks = []
+            for name in old.names:
+                handle = self.handles.get(name)
+                if handle is not None and not handle.channel.closed:
+                    handle.stopped_accepting = self.loop.create_future()
+                    acks.append(handle.stopped_accepting)
+                    handle.channel.send({"t": control.STOP, "grace": grace})
+            self._spawn(self._retire(old))
+            # Answer once the old workers accept no more: from then on, every new connection is the new
+            # config's. (A worker that dies meanwhile accepts nothing either: its exit ends the wait.)
+            if acks:
+                await asyncio.wait(acks, timeout=STOP_ACK_TIMEOUT)
+        get_logger().info("reload: generation %d serving with %d worker(s); the old ones finish what they "
+                          "hold for up to %.0f s", generation.number, len(generation.names), grace)
+        return {"ok": True, "generation": generation.number, "workers": self.workers_info()}
 
     async def _retire(self, old: Generation) -> None:
         await asyncio.gather(*(self.supervisor.retire(name) for name in old.names))
@@ -411,6 +424,7 @@ class Master:
         if self.stopping:
             return
         self.stopping = True
+        notify("STOPPING=1")
         name = signal.Signals(sig).name if sig else "request"
         get_logger().info("%s received: stopping %d worker(s) gracefully", name, len(self.handles))
         self._spawn(self._shutdown())
