@@ -156,3 +156,30 @@ def test_sigusr1_reopens_the_log_files(run_rsp: Run, start_backend: Start, free_
         assert get(rsp.port, "/after").status == 200
     eventually(lambda: access.exists() and access.read_text().count("/after") == 6)
     assert "/after" not in (tmp_path / "access.log.1").read_text()
+
+
+def test_a_passive_ejection_in_one_worker_reaches_the_others(run_rsp: Run, start_backend: Start, free_port: Port,
+                                                             tmp_path: Path) -> None:
+    from support.backends import BackendServer
+
+    class Refusing(BackendServer):
+        """Accepts and closes at once: every request forwarded to it fails before any response byte."""
+
+        def handle(self, conn: object) -> None:
+            return
+
+    bad = start_backend(Refusing)
+    good = start_backend(HttpBackend, name="good")
+    sock = str(tmp_path / "admin.sock")
+    pools = {"default": {"backends": [f"127.0.0.1:{bad.port}", f"127.0.0.1:{good.port}"],
+                         "passive_failures": 2, "passive_cooldown": 60, "retries": 0}}
+    rsp = run_rsp(config(free_port(), Path(sock), [], pools=pools))
+    statuses = [get(rsp.port).status for _ in range(16)]
+    # Each worker counts its own strikes (2 here), so at most 2 x (2 - 1) + 1 = 3 failures before one of
+    # them ejects the backend; its ejection reaches the other worker at once: then every request succeeds.
+    assert 1 <= statuses.count(502) <= 3, statuses
+    assert statuses[-8:] == [200] * 8, statuses
+    assert rsp.wait_for_stderr(r"is DOWN \(2 consecutive failures on traffic", 5)
+    assert rsp.wait_for_stderr(r"DOWN here too \(passively ejected by another worker\)", 5)
+    states = {b["name"]: b["state"] for b in admin(sock, "show backends")["default"]}
+    assert states["default/1"] == "down"
