@@ -27,6 +27,8 @@ from rsp.sd_notify import notify
 from rsp.server import Server
 from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
 
+ADMIN_RELOAD_TIMEOUT = 60.0
+
 DESCRIPTION = """\
 rsp: a reverse proxy and load balancer that never loses a byte, configured in Lua.
 
@@ -113,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.admin:
         words = ([args.config] if args.config else []) + list(args.command)
         try:
-            reply = admin_request(args.admin, " ".join(words) or "help")
+            # A reload waits for its new workers to start: give it the time `rsp reload` gives it.
+            reply = admin_request(args.admin, " ".join(words) or "help",
+                                  timeout=ADMIN_RELOAD_TIMEOUT if words[:1] == ["reload"] else 5.0)
         except OSError as exc:
             print(f"rsp: cannot reach admin socket {args.admin}: {exc.strerror or exc}", file=sys.stderr)
             return 1

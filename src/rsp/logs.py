@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from rsp.logsink import LogSink
+from rsp.logsink import LogSink, reopen_all
 
 LOGGER_NAME = "rsp"
 
@@ -66,3 +66,10 @@ def setup_logging(level: str = "info", error_log: str = "") -> logging.Logger:
 
 def get_logger() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
+
+
+def reopen_logs() -> None:
+    """SIGUSR1: reopen every log file of this process (after logrotate moved them), and say so."""
+    for failure in reopen_all():
+        get_logger().error("cannot reopen log file %s", failure)
+    get_logger().info("SIGUSR1 received: log files reopened")

@@ -17,7 +17,7 @@ from rsp.admin.socket_server import AdminSocket, start_admin_socket
 from rsp.config.model import Config
 from rsp.errors import StartupError
 from rsp.health.checker import HealthChecker
-from rsp.logs import get_logger, stamped
+from rsp.logs import get_logger, reopen_logs, stamped
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
@@ -107,6 +107,8 @@ class Server:
         self._stopped = self.loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.request_shutdown, sig)
+        if not self.worker:  # a worker's USR1 is set by rsp.master.worker; the master's by the master
+            self.loop.add_signal_handler(signal.SIGUSR1, reopen_logs)
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
         if self.worker:
             return
@@ -202,7 +204,7 @@ class Server:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if self.worker else (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             self.loop.remove_signal_handler(sig)
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)

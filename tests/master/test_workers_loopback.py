@@ -183,3 +183,38 @@ def test_a_passive_ejection_in_one_worker_reaches_the_others(run_rsp: Run, start
     assert rsp.wait_for_stderr(r"DOWN here too \(passively ejected by another worker\)", 5)
     states = {b["name"]: b["state"] for b in admin(sock, "show backends")["default"]}
     assert states["default/1"] == "down"
+
+
+def test_sigusr1_reopens_the_access_log_of_a_single_process(run_rsp: Run, start_backend: Start, free_port: Port,
+                                                            tmp_path: Path) -> None:
+    a = start_backend(HttpBackend, name="a")
+    access = tmp_path / "access.log"
+    rsp = run_rsp(http_config(free_port(), [a.port], http={"access_log": "combined", "access_log_path": str(access)},
+                              extra="workers = 1"))
+    assert get(rsp.port, "/before").status == 200
+    eventually(lambda: "/before" in access.read_text())
+    access.rename(tmp_path / "access.log.1")
+    rsp.signal(signal.SIGUSR1)
+    assert rsp.wait_for_stderr("SIGUSR1 received: log files reopened", 5)
+    assert get(rsp.port, "/after").status == 200
+    eventually(lambda: access.exists() and "/after" in access.read_text())
+    assert rsp.alive
+
+
+def test_workers_exit_when_the_master_is_killed(run_rsp: Run, start_backend: Start, free_port: Port,
+                                                tmp_path: Path) -> None:
+    a = start_backend(HttpBackend, name="a")
+    sock = str(tmp_path / "admin.sock")
+    rsp = run_rsp(config(free_port(), Path(sock), [a.port]))
+    pids = serving_pids(sock)
+    os.kill(rsp.pid, signal.SIGKILL)
+    rsp.wait(10)
+
+    def gone(pid: int) -> bool:
+        try:
+            return "zombie" in Path(f"/proc/{pid}/status").read_text() or False
+        except FileNotFoundError:
+            return True
+
+    # A worker alone would never be reloaded nor restarted: it drains and exits on its own.
+    eventually(lambda: all(gone(pid) for pid in pids), timeout=15)

@@ -25,8 +25,7 @@ from rsp.admin.socket_server import AdminSocket
 from rsp.config.model import Config
 from rsp.errors import ConfigError, StartupError
 from rsp.health.checker import HealthChecker
-from rsp.logs import get_logger, stamped
-from rsp.logsink import reopen_all
+from rsp.logs import get_logger, reopen_logs, stamped
 from rsp.master import control
 from rsp.master.backend_state import pools_state
 from rsp.master.channel import Channel
@@ -412,11 +411,9 @@ class Master:
     # -- logs ----------------------------------------------------------------------------------------
     def reopen_logs(self) -> None:
         """SIGUSR1: reopen the master's log files and tell every worker to reopen theirs."""
-        for failure in reopen_all():
-            get_logger().error("cannot reopen log file %s", failure)
+        reopen_logs()
         for handle in self.handles.values():
             handle.channel.send({"t": control.REOPEN})
-        get_logger().info("SIGUSR1 received: log files reopened")
 
     # -- stop ----------------------------------------------------------------------------------------
     def request_shutdown(self, sig: int | None = None) -> None:

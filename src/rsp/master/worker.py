@@ -11,8 +11,7 @@ import signal
 import socket
 from typing import Any, Final
 
-from rsp.logs import get_logger, setup_logging
-from rsp.logsink import reopen_all
+from rsp.logs import get_logger, reopen_logs, setup_logging
 from rsp.master import control
 from rsp.master.backend_state import apply_pools_state
 from rsp.master.channel import Channel
@@ -82,11 +81,6 @@ class WorkerControl:
         finishes what it holds and exits like on SIGTERM."""
         if not self.server.loop.is_closed():
             self.server.request_shutdown(reason="master gone")
-
-
-def reopen_logs() -> None:
-    for failure in reopen_all():
-        get_logger().error("cannot reopen log file %s", failure)
 
 
 def run_worker() -> int:
