@@ -25,7 +25,18 @@ from pathlib import Path
 
 import configs
 import procstat
-from lib import LOOPBACK, WRK_SCRIPT, BenchError, Servers, ensure_tools, free_ports, parse_wrk, run_client, wrk_argv
+from lib import (
+    LOOPBACK,
+    WRK_SCRIPT,
+    BenchError,
+    Servers,
+    ensure_tools,
+    free_ports,
+    parse_wrk,
+    run_client,
+    stop_process,
+    wrk_argv,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -42,7 +53,7 @@ def haproxy_threads(haproxy_bin: str, tmp: Path, port: int, backend: int, thread
 
 
 def rsp_workers(tmp: Path, port: int, backend: int, workers: int, admin: Path) -> Path:
-    conf = configs.rsp_config(tmp, "rsp", port, [backend], "http")
+    conf = configs.rsp_config(tmp, f"rsp-{workers}", port, [backend], "http")
     conf.write_text(conf.read_text() + f'workers = {workers}\nadmin_socket = "{admin}"\n')
     return conf
 
@@ -66,6 +77,7 @@ def measure(wrk: str, script: Path, port: int, root: int, duration: int) -> tupl
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=10, help="seconds per throughput run (default 10)")
+    p.add_argument("--reps", type=int, default=2, help="interleaved throughput rounds (default 2)")
     p.add_argument("--reloads", type=int, default=20)
     p.add_argument("--idle", type=int, default=60, help="seconds of idleness for the master's CPU (default 60)")
     args = p.parse_args(argv)
@@ -76,7 +88,7 @@ def main(argv: list[str]) -> int:
         script.write_text(WRK_SCRIPT)
         servers = Servers(tmp)
         try:
-            backend_port, rsp_port, haproxy_port = free_ports(3)
+            backend_port, rsp_port, haproxy_port, single_port = free_ports(4)
             docroot = configs.write_docroot(tmp)
             servers.start("backend", configs.nginx_backend(tools["nginx"], tmp, "backend", backend_port, docroot),
                           backend_port)
@@ -86,14 +98,27 @@ def main(argv: list[str]) -> int:
             time.sleep(1.0)
             hap = servers.start("haproxy", haproxy_threads(tools["haproxy"], tmp, haproxy_port, backend_port, 2),
                                 haproxy_port)
-            print(f"1. HTTP small, keep-alive, wrk -c {CONNS}, {args.duration} s each")
-            figures = {}
-            for name, port, pid in (("rsp workers=2", rsp_port, rsp.pid), ("haproxy nbthread 2", haproxy_port,
-                                                                              hap.pid)):
-                rps, us, errors = measure(tools["wrk"], script, port, pid, args.duration)
-                figures[name] = us
-                print(f"   {name:<20} {rps:>9.0f} req/s  {us:>6.1f} us CPU/request  errors {errors}")
-            print(f"   CPU per request, rsp / haproxy: {figures['rsp workers=2'] / figures['haproxy nbthread 2']:.2f}x")
+            single_conf = rsp_workers(tmp, single_port, backend_port, 1, tmp / "admin-single.sock")
+            single = servers.start("rsp-single", [str(VENV_PYTHON), "-m", "rsp", str(single_conf)], single_port)
+            print(f"1. HTTP small, keep-alive, wrk -c {CONNS}, {args.duration} s each, {args.reps} interleaved rounds")
+            targets = (("rsp workers=2", rsp_port, rsp.pid), ("haproxy nbthread 2", haproxy_port, hap.pid),
+                       ("rsp workers=1", single_port, single.pid))
+            figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _, _ in targets}
+            for _ in range(args.reps):
+                for name, port, pid in targets:
+                    figures[name].append(measure(tools["wrk"], script, port, pid, args.duration))
+            best = {}
+            for name, runs in figures.items():
+                rps = max(r[0] for r in runs)
+                best[name] = min(r[1] for r in runs)
+                errors = sum(r[2] for r in runs)
+                print(f"   {name:<20} {rps:>9.0f} req/s  {best[name]:>6.1f} us CPU/request (best of {len(runs)})"
+                      f"  errors {errors}")
+            print(f"   CPU per request, rsp workers=2 / haproxy nbthread 2: "
+                  f"{best['rsp workers=2'] / best['haproxy nbthread 2']:.2f}x; "
+                  f"rsp workers=2 / rsp workers=1: {best['rsp workers=2'] / best['rsp workers=1']:.2f}x")
+            servers.started.remove(single)
+            stop_process(single.proc)
 
             print(f"2. {args.reloads} reloads under load (wrk -c {CONNS})")
             duration = int(args.reloads * (RELOAD_PAUSE + 1.5)) + 5
