@@ -3,7 +3,9 @@ it, a bad config refused with its error while the old one keeps serving, SIGHUP 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import signal
 import socket
 import subprocess
@@ -18,8 +20,8 @@ import pytest
 from master.load import Load
 from master.master_support import admin, eventually, serving_pids
 from support.backends import EchoBackend
-from support.http_backends import HttpBackend
-from support.http_client import get, http_config
+from support.http_backends import HttpBackend, ReceivedRequest, Reply
+from support.http_client import HttpConn, build_request, get, http_config
 
 Run = Callable[..., Any]
 Start = Callable[..., Any]
@@ -146,3 +148,42 @@ def test_sighup_reloads(run_rsp: Run, start_backend: Start, free_port: Port, tmp
     rsp.signal(signal.SIGHUP)
     assert rsp.wait_for_stderr(r"reload: generation 2 serving with 2 worker\(s\)", 30)
     assert {get(port).body.split()[0] for _ in range(6)} == {b"b"}
+
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+
+
+def test_a_websocket_stays_open_across_a_reload(run_rsp: Run, start_backend: Start, free_port: Port,
+                                                tmp_path: Path) -> None:
+    def handler(req: ReceivedRequest) -> Reply:
+        key = req.header("Sec-WebSocket-Key") or ""
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        return Reply(101, "Switching Protocols", [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                                  ("Sec-WebSocket-Accept", accept)], content_length=False,
+                     tunnel=True)
+
+    backend = start_backend(HttpBackend, handler, name="ws")
+    sock = str(tmp_path / "admin.sock")
+    port = free_port()
+    rsp = run_rsp(http_config(port, [backend.port], extra=f'workers = 2\nadmin_socket = "{sock}"'))
+    key = base64.b64encode(b"0123456789abcdef").decode()
+    upgrade = build_request("GET", "/ws", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                                                   ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13")])
+    with HttpConn(port) as ws:
+        ws.send(upgrade)
+        assert ws.read_response().status == 101
+        ws.send(b"before")
+        assert ws.read_exact(6) == b"before"
+        assert admin(sock, "reload")["ok"]
+        time.sleep(1.5)  # longer than the idle linger: a tunnel is not an idle keep-alive connection
+        ws.send(b"after the reload")
+        assert ws.read_exact(16) == b"after the reload"
+        finishing = [w for w in admin(sock, "show workers")["workers"] if w["role"].startswith("finishing")]
+        assert len(finishing) >= 1
+        ws.sock.shutdown(socket.SHUT_WR)
+        assert ws.wait_closed(5.0) == ("eof", b"")
+    # The tunnel ended (each side half-closed): its old worker holds nothing more and exits long before the
+    # 30 s reload_grace.
+    eventually(lambda: all(not w["role"].startswith("finishing")
+                           for w in admin(sock, "show workers")["workers"]), timeout=10)
+    assert rsp.alive
