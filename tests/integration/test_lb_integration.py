@@ -104,7 +104,8 @@ def test_weighted_round_robin_distribution(start_backend: Start, run_rsp: Run) -
     servers = [start_backend(NamedBackend, name) for name in ("a", "b", "c")]
     weights = {"a": 1, "b": 2, "c": 3}
     port = free_port()
-    run_rsp(pool_config(port, [backend_entry(s, weight=weights[s.name]) for s in servers]))
+    # workers = 1: the exact 10/20/30 is one balancer's rotation; with workers each has its own.
+    run_rsp(pool_config(port, [backend_entry(s, weight=weights[s.name]) for s in servers], extra="workers = 1"))
     counts = Counter(ask(port) for _ in range(60))
     assert counts == Counter({"a": 10, "b": 20, "c": 30})
 

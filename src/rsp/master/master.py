@@ -35,7 +35,6 @@ from rsp.proxy.pools import PoolRuntime
 from rsp.sd_notify import notify
 from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
 from rsp.transport.listener import bind_listener
-from rsp.upstream.records import BackendRecord
 
 # A worker imports rsp, reads its config and binds nothing: a second on an idle machine. A loaded 2-core
 # machine (tests run several at once) can be many times slower; past this a start or reload is refused.
@@ -154,11 +153,13 @@ class Master:
         if pool.spec.health.kind == "none":
             return
 
-        def changed(record: BackendRecord, transition: object) -> None:
-            pool.health_changed(record, transition)
+        def log_transition(message: str) -> None:
+            # The checker sets record.up, then logs, then calls back: the state goes to the workers before
+            # the line is written, so whoever reads "is DOWN" finds every worker already knowing it.
             self.broadcast_state()
+            get_logger().info("%s", message)
 
-        checker = HealthChecker(pool.spec, pool.records, changed, get_logger().info)
+        checker = HealthChecker(pool.spec, pool.records, pool.health_changed, log_transition)
         checker.start()
         self.checkers.append(checker)
 
