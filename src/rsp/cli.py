@@ -20,10 +20,14 @@ from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError
 from rsp.logs import get_logger, setup_logging
+from rsp.master.master import Master
 from rsp.native import build_description
 from rsp.preflight import check_startable
+from rsp.sd_notify import notify
 from rsp.server import Server
 from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
+
+ADMIN_RELOAD_TIMEOUT = 60.0
 
 DESCRIPTION = """\
 rsp: a reverse proxy and load balancer that never loses a byte, configured in Lua.
@@ -72,20 +76,22 @@ def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, objec
 
 
 def run(config: Config) -> None:
-    logger = setup_logging(config.log_level)
+    logger = setup_logging(config.log_level, config.process.error_log)
     loop, choice = loop_from_environment()
     if choice.reason:
         logger.warning("%s", choice.reason)
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(log_loop_exception)
     try:
-        server = Server(config, loop)
+        server: Server | Master = Server(config, loop) if config.process.workers == 1 else Master(config, loop)
         loop.run_until_complete(server.start())
+        notify("READY=1")
         # Everything allocated so far lives as long as the process: keep it out of the GC's scans.
         gc.collect()
         gc.freeze()
-        logger.info("rsp %s (%s) running with %s (config %s)", __version__, build_description(),
-                    "rsp's epoll loop" if choice.kind == LOOP_RSP else type(loop).__module__, config.path)
+        logger.info("rsp %s (%s) running with %s (config %s)%s", __version__, build_description(),
+                    "rsp's epoll loop" if choice.kind == LOOP_RSP else type(loop).__module__, config.path,
+                    f" as the master of {config.process.workers} workers" if isinstance(server, Master) else "")
         loop.run_until_complete(server.wait_stopped())
     finally:
         loop.close()
@@ -109,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.admin:
         words = ([args.config] if args.config else []) + list(args.command)
         try:
-            reply = admin_request(args.admin, " ".join(words) or "help")
+            # A reload waits for its new workers to start: give it the time `rsp reload` gives it.
+            reply = admin_request(args.admin, " ".join(words) or "help",
+                                  timeout=ADMIN_RELOAD_TIMEOUT if words[:1] == ["reload"] else 5.0)
         except OSError as exc:
             print(f"rsp: cannot reach admin socket {args.admin}: {exc.strerror or exc}", file=sys.stderr)
             return 1

@@ -66,3 +66,7 @@ class RouteStoreError(RspError):
 
 class MetricsError(RspError):
     """Metrics that cannot be combined (snapshots of workers with different histogram buckets)."""
+
+
+class ControlError(RspError):
+    """A message on the master<->worker control channel is not one rsp writes (rsp.master.control)."""

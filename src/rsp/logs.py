@@ -7,8 +7,9 @@ lines on stdout carry the same prefix (`stamped`).
 from __future__ import annotations
 
 import logging
-import sys
 from datetime import datetime
+
+from rsp.logsink import LogSink, reopen_all
 
 LOGGER_NAME = "rsp"
 
@@ -30,10 +31,32 @@ class TimestampFormatter(logging.Formatter):
         return text
 
 
-def setup_logging(level: str = "info") -> logging.Logger:
+class SinkHandler(logging.Handler):
+    """Log records to a LogSink: never blocks, drops (and counts) lines when the destination is stuck."""
+
+    def __init__(self, sink: LogSink) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sink.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.sink.close()
+        super().close()
+
+
+def setup_logging(level: str = "info", error_log: str = "") -> logging.Logger:
+    """rsp's log lines to `error_log` ("" = stderr), reopened by rsp.logsink.reopen_all()."""
     logger = logging.getLogger(LOGGER_NAME)
+    for old in logger.handlers:
+        old.close()
     logger.handlers.clear()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = SinkHandler(LogSink(error_log, 2, lambda count: stamped(
+        f"{count} log line(s) dropped: the log destination was not keeping up") + "\n"))
     handler.setFormatter(TimestampFormatter())
     logger.addHandler(handler)
     logger.setLevel(level.upper())
@@ -43,3 +66,10 @@ def setup_logging(level: str = "info") -> logging.Logger:
 
 def get_logger() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
+
+
+def reopen_logs() -> None:
+    """SIGUSR1: reopen every log file of this process (after logrotate moved them), and say so."""
+    for failure in reopen_all():
+        get_logger().error("cannot reopen log file %s", failure)
+    get_logger().info("SIGUSR1 received: log files reopened")

@@ -40,18 +40,30 @@ def check_startable(config: Config) -> None:
                 sockets.append(bind_listener(listener.host, listener.port))
             except StartupError as exc:
                 _fail(config, listener.key, str(exc))
-        for pool in config.pools.values():
-            for backend in pool.backends:
-                try:
-                    resolve_backend(backend)
-                except StartupError as exc:
-                    _fail(config, backend.key, str(exc))
-        if config.admin_socket:
-            _probe_admin_socket(config)
-        _open_access_log(config)
+        check_resolvable_and_files(config)
     finally:
         for sock in sockets:
             sock.close()
+
+
+def check_resolvable_and_files(config: Config) -> None:
+    """The checks that bind no listener (a reload keeps its listeners bound): every backend resolves, the
+    admin socket's place and the log files can be opened."""
+    for pool in config.pools.values():
+        for backend in pool.backends:
+            try:
+                resolve_backend(backend)
+            except StartupError as exc:
+                _fail(config, backend.key, str(exc))
+    if config.admin_socket:
+        _probe_admin_socket(config)
+    _open_access_log(config)
+    if config.process.error_log:
+        try:
+            with open(config.process.error_log, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            _fail(config, "error_log", f"cannot open {config.process.error_log}: {exc.strerror or exc}")
 
 
 def _probe_admin_socket(config: Config) -> None:

@@ -12,13 +12,14 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, TextIO
 
 from rsp.admin.socket_server import AdminSocket, start_admin_socket
 from rsp.config.model import Config, Listener
 from rsp.errors import StartupError
 from rsp.health.checker import HealthChecker
-from rsp.logs import get_logger, stamped
+from rsp.logs import get_logger, reopen_logs, stamped
 from rsp.metrics.endpoint import StatsEndpoint, local_machine
 from rsp.metrics.snapshot import snapshot
 from rsp.proxy.access_log import AccessLog
@@ -40,8 +41,14 @@ MAX_TICK: Final = 1.0
 
 
 class Server:
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, out: TextIO = sys.stdout) -> None:
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, out: TextIO = sys.stdout,
+                 listen_sockets: Sequence[socket.socket] | None = None, worker: bool = False) -> None:
+        """`worker`: a worker process under rsp.master, serving `listen_sockets` (bound by the master, one per
+        listener in config order). The master runs the health checks and the admin socket and prints the
+        Started lines, so a worker does none of these."""
         self.config = config
+        self.listen_sockets = list(listen_sockets) if listen_sockets is not None else None
+        self.worker = worker
         self.loop = loop
         self.out = out
         self.pools: dict[str, PoolRuntime] = {}
@@ -57,6 +64,7 @@ class Server:
         self._stopped: asyncio.Future[None] | None = None
         self._draining = False
         self._drain_deadline = 0.0
+        self._drain_linger = 0.0
         self.admin: AdminSocket | None = None
         self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
@@ -72,10 +80,11 @@ class Server:
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Bind every listener, then announce each. Raises StartupError (and binds nothing) on failure."""
-        sockets: list[socket.socket] = []
+        sockets: list[socket.socket] = list(self.listen_sockets or ())
         try:
-            for listener in self.config.listeners:
-                sockets.append(bind_listener(listener.host, listener.port))
+            if self.listen_sockets is None:
+                for listener in self.config.listeners:
+                    sockets.append(bind_listener(listener.host, listener.port))
             for name, spec in self.config.pools.items():
                 self.pools[name] = PoolRuntime(spec, self.loop.time)
         except StartupError:
@@ -95,6 +104,8 @@ class Server:
             self.proxies.append(proxy)
             self.listening.append((listener, proxy))
             self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
+        for pool in self.pools.values():
+            pool.on_backends_changed = self._backends_changed
         if self.config.route_store is not None:
             from rsp.routestore.store import RouteStore  # imports redis: only for configs that use it
 
@@ -102,19 +113,21 @@ class Server:
             self.route_store = RouteStore(store, self.config.pools[store.template], self.pools, self.http_proxies,
                                           self.loop)
             await self.route_store.start()
-        if self.config.admin_socket:
+        if self.config.admin_socket and not self.worker:
             try:
                 self.admin = await start_admin_socket(self.config.admin_socket, self.pools)
             except OSError as exc:
                 for acceptor in self.acceptors:
                     acceptor.stop()
                 raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
-        if self.config.stats is not None:
+        if self.config.stats is not None and not self.worker:  # with workers, the master serves it
             await self._start_stats(self.config.stats.host, self.config.stats.port, self.config.stats.refresh)
-        if config_apps := self.config.sandbox.apps:  # sandboxed apps (rsp.sandbox): started, joining pools when ready
+        # Sandboxed apps (rsp.sandbox): started, joining pools when ready; with workers, by the master.
+        if (config_apps := self.config.sandbox.apps) and not self.worker:
             from rsp.sandbox.manager import AppManager
 
-            self.apps = AppManager(self.config.sandbox, self.config.path, self.loop, self.pools, self._backend_changed)
+            # Joins and leaves reach the HTTP listeners through PoolRuntime.on_backends_changed.
+            self.apps = AppManager(self.config.sandbox, self.config.path, self.loop, self.pools)
             try:
                 await self.apps.start()
             except StartupError:
@@ -125,7 +138,7 @@ class Server:
                 raise
             get_logger().info("sandbox: %d app(s) starting", len(config_apps))
         for pool in self.pools.values():
-            if pool.spec.health.kind != "none":
+            if pool.spec.health.kind != "none" and not self.worker:
                 checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
                 checker.start()
                 self.checkers.append(checker)
@@ -134,7 +147,11 @@ class Server:
         self._stopped = self.loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.request_shutdown, sig)
+        if not self.worker:  # a worker's USR1 is set by rsp.master.worker; the master's by the master
+            self.loop.add_signal_handler(signal.SIGUSR1, reopen_logs)
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
+        if self.worker:
+            return
         for port in self.ports:
             self.out.write(stamped(f"Started.  Listening on port {port}.") + "\n")
         self.out.flush()
@@ -158,14 +175,6 @@ class Server:
             raise StartupError(f"cannot listen for stats on {host}:{port}: {why}") from exc
         get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", host, self.stats.port)
 
-    def _backend_changed(self, record: BackendRecord, joined: bool) -> None:
-        """An app joined or left a pool (rsp.sandbox): the HTTP listeners keep an idle pool per backend."""
-        for http in self.http_proxies:
-            if joined:
-                http.backend_added(record)
-            else:
-                http.backend_removed(record)
-
     @property
     def ports(self) -> list[int]:
         """Bound ports in the order of the config's listeners (one acceptor each, in that order)."""
@@ -182,7 +191,7 @@ class Server:
             self._remove_signal_handlers()
 
     def _remove_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if self.worker else (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             self.loop.remove_signal_handler(sig)
 
     # -- housekeeping --------------------------------------------------------------------------------
@@ -203,26 +212,39 @@ class Server:
     def live_connections(self) -> int:
         return sum(p.live_connections() for p in self.proxies) + sum(h.live_connections() for h in self.http_proxies)
 
-    def request_shutdown(self, sig: int | None = None) -> None:
-        """Stop accepting; let live connections finish up to the drain timeout."""
+    def _backends_changed(self, record: BackendRecord, added: bool) -> None:
+        for http in self.http_proxies:
+            http.backends_changed(record, added)
+
+    def request_shutdown(self, sig: int | None = None, *, grace: float | None = None, linger: float = 0.0,
+                         reason: str = "request") -> None:
+        """Stop accepting; let live connections finish up to the drain timeout (or `grace`); idle HTTP
+        keep-alive connections close now, or after `linger` seconds (HttpProxy.begin_drain)."""
         if self._draining:
             return
         self._draining = True
-        name = signal.Signals(sig).name if sig else "request"
+        name = signal.Signals(sig).name if sig else reason
         live = self.live_connections()
+        grace = self.config.timeouts.drain if grace is None else grace
+        self._drain_linger = linger
         get_logger().info("%s received: no longer accepting; draining %d connection(s) for up to %.0f s",
-                          name, live, self.config.timeouts.drain)
+                          name, live, grace)
         for acceptor in self.acceptors:
             acceptor.stop()
         for http in self.http_proxies:
-            http.begin_drain()
-        self._drain_deadline = self.loop.time() + self.config.timeouts.drain
+            http.begin_drain(linger)
+        self._drain_deadline = self.loop.time() + grace
         # Check often while draining so that exit follows the last connection closely.
         self.tick_interval = min(self.tick_interval, 0.1)
         self._check_drained()
 
     def _check_drained(self) -> None:
         live = self.live_connections()
+        if self._drain_linger > 0.0:
+            # A reload: idle HTTP connections are held too, until their linger ends or their first request
+            # (accepted just before the stop, not read yet) is answered with `Connection: close`.
+            live += sum(len(h.connections) for h in self.http_proxies) - sum(h.live_connections()
+                                                                               for h in self.http_proxies)
         if live and self.loop.time() < self._drain_deadline:
             return
         if live:

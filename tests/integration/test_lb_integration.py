@@ -104,7 +104,8 @@ def test_weighted_round_robin_distribution(start_backend: Start, run_rsp: Run) -
     servers = [start_backend(NamedBackend, name) for name in ("a", "b", "c")]
     weights = {"a": 1, "b": 2, "c": 3}
     port = free_port()
-    run_rsp(pool_config(port, [backend_entry(s, weight=weights[s.name]) for s in servers]))
+    # workers = 1: the exact 10/20/30 is one balancer's rotation; with workers each has its own.
+    run_rsp(pool_config(port, [backend_entry(s, weight=weights[s.name]) for s in servers], extra="workers = 1"))
     counts = Counter(ask(port) for _ in range(60))
     assert counts == Counter({"a": 10, "b": 20, "c": 30})
 
@@ -169,8 +170,10 @@ def test_killed_backend_goes_down_then_comes_back(start_backend: Start, run_rsp:
     port = free_port()
     sock_path = tmp_path / "admin.sock"
     interval, fall, rise = 0.2, 2, 2
+    # workers = 1: the exact 4/4 split below is one balancer's rotation; with workers each has its own
+    # (as nginx's workers do), and the health state they share is tested in tests/master.
     proc = run_rsp(pool_config(
-        port, [backend_entry(a), backend_entry(b)], admin_path=sock_path,
+        port, [backend_entry(a), backend_entry(b)], admin_path=sock_path, extra="workers = 1",
         health=f"{{ kind = 'tcp', interval = {interval}, timeout = 0.5, rise = {rise}, fall = {fall} }}"))
     b_port = b.port
     b.stop()
@@ -290,6 +293,9 @@ def test_http_mode_ejects_a_backend_that_answers_garbage(start_backend: Start, r
         f' {{ address = "127.0.0.1", port = {good.port}, name = "good" }} }},'
         f' passive_failures = 3, passive_cooldown = 60 }} }}\n'
         'http = { access_log = "off" }\n'
+        # One process: the exact count of strikes is one detector's. With workers each counts its own and an
+        # ejection reaches all (tests/master/test_workers_loopback.py).
+        "workers = 1\n"
     )
     statuses = [http_status(port) for _ in range(12)]
     assert statuses.count(502) == 3, statuses  # the bad backend's three strikes, then it is out

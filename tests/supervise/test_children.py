@@ -184,3 +184,18 @@ def test_names_are_unique_while_running() -> None:
         await sup.stop_all()
 
     run(scenario)
+
+
+def test_retire_waits_for_a_child_asked_to_stop_otherwise() -> None:
+    async def scenario(loop: asyncio.AbstractEventLoop) -> None:
+        sup = Supervisor(loop)
+        sup.add(ChildSpec("worker", spawner("import sys, time; time.sleep(0.3); sys.exit(4)"), grace=5.0,
+                          backoff=FAST))
+        # No signal: the child exits on its own (as a worker told to stop over its channel does).
+        assert await sup.retire("worker") == 4
+        await asyncio.sleep(0.2)
+        [info] = sup.info()
+        assert info.state == "stopped"
+        assert info.last_exit == "exited with status 4"
+
+    run(scenario)

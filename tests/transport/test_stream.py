@@ -479,6 +479,30 @@ def test_write_eof_after_queued_data_and_reading_goes_on(loop: asyncio.AbstractE
         h.close()
 
 
+@pytest.mark.parametrize("ours_first", [True, False])
+def test_both_directions_ended_closes_even_when_eof_answered_true(loop: asyncio.AbstractEventLoop,
+                                                                   ours_first: bool) -> None:
+    """A tunnel keeps its side open on the peer's EOF (eof_received -> True) and sends its own EOF later, or
+    the other way round: once both directions have ended nothing is left to carry, and the stream closes."""
+    h = Harness(loop, *nonblocking_pair(), protocol=Recorder(keep_open=True))
+    try:
+        if ours_first:
+            h.stream.write_eof()
+            assert h.drain(1.0) == (b"", "eof")
+            assert not h.lost()
+            h.peer.shutdown(socket.SHUT_WR)
+        else:
+            h.peer.shutdown(socket.SHUT_WR)
+            assert h.run_until(lambda: h.proto.count("eof"))
+            assert not h.lost()
+            h.stream.write_eof()
+        assert h.run_until(h.lost)
+        assert h.proto.names()[-1] == "lost" and h.proto.args("lost") == [None]
+        assert h.loop_errors == []
+    finally:
+        h.close()
+
+
 # -- reading: flow control ----------------------------------------------------------------------------
 
 def test_pause_reading_holds_data_and_eof_until_resumed(loop: asyncio.AbstractEventLoop) -> None:

@@ -6,6 +6,8 @@ Commands (one per connection, answered with one JSON document, like HAProxy's no
   drain POOL BACKEND                 no new connections; live ones finish (HAProxy `set server ... state drain`)
   ready POOL BACKEND                 back into rotation after drain
   set weight POOL BACKEND N          change a backend's weight (0: no new connections)
+  add backend POOL HOST:PORT [W]     a new backend (IP literal or a name resolved now), weight W (default 1)
+  remove backend POOL BACKEND        out of the pool for good; its live connections finish
 BACKEND is a backend's name, its address (host:port) or its 1-based position in the pool.
 """
 
@@ -15,6 +17,8 @@ import json
 from collections.abc import Mapping
 from typing import Final
 
+from rsp.config.model import Backend
+from rsp.errors import StartupError
 from rsp.proxy.pools import PoolRuntime
 from rsp.upstream.records import BackendRecord
 
@@ -27,7 +31,11 @@ HELP: Final = [
     "drain POOL BACKEND",
     "ready POOL BACKEND",
     "set weight POOL BACKEND N",
+    "add backend POOL HOST:PORT [WEIGHT]",
+    "remove backend POOL BACKEND",
 ]
+# HAProxy's and rsp's config limit for a weight.
+MAX_WEIGHT: Final = 256
 
 
 class CommandError(Exception):
@@ -60,11 +68,44 @@ def _dispatch(words: list[str], pools: Mapping[str, PoolRuntime]) -> object:
         case ["set", "weight", pool_name, backend, weight]:
             pool = _pool(pools, pool_name)
             record = _backend(pool, backend)
-            if not weight.isdigit() or int(weight) > 256:
-                raise CommandError("weight must be an integer from 0 to 256")
-            pool.set_weight(record, int(weight))
+            pool.set_weight(record, _weight(weight))
             return {"ok": True, "backend": record.snapshot()}
+        case ["add", "backend", pool_name, address, *rest] if len(rest) <= 1:
+            pool = _pool(pools, pool_name)
+            added = new_backend(pool, address, _weight(rest[0]) if rest else 1)
+            try:
+                record = pool.add_backend(added)
+            except StartupError as exc:
+                raise CommandError(str(exc)) from None
+            return {"ok": True, "backend": record.snapshot()}
+        case ["remove", "backend", pool_name, backend]:
+            pool = _pool(pools, pool_name)
+            record = _backend(pool, backend)
+            try:
+                pool.remove_backend(record)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+            return {"ok": True, "removed": record.snapshot()}
     raise CommandError(f"unknown command {' '.join(words)!r}; try 'help'")
+
+
+def new_backend(pool: PoolRuntime, address: str, weight: int) -> Backend:
+    """The Backend an `add backend` creates. It always gets an explicit name (`pool/N`, N never reused) so
+    that every worker process names it alike whatever it added or removed before."""
+    host, sep, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CommandError(f"backend address must be HOST:PORT (IPv6 in brackets), got {address!r}")
+    name = f"{pool.name}/{len(pool.addresses) + 1}"
+    if pool.find(name) is not None or any(r.spec.address == address for r in pool.records):
+        raise CommandError(f"pool {pool.name!r} already has a backend {address!r}")
+    return Backend(host, int(port), weight=weight, name=name, key="runtime")
+
+
+def _weight(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_WEIGHT:
+        raise CommandError(f"weight must be an integer from 0 to {MAX_WEIGHT}")
+    return int(text)
 
 
 def _pool(pools: Mapping[str, PoolRuntime], name: str) -> PoolRuntime:

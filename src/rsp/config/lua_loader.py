@@ -29,6 +29,7 @@ from rsp.config.checks import (
     split_host_port,
 )
 from rsp.config.key_lines import key_lines
+from rsp.config.process_section import PROCESS_KEYS, process_settings
 from rsp.config.route_store_section import parse_route_store
 from rsp.config.sandbox_section import SANDBOX_KEYS, parse_sandbox
 from rsp.config.stats_section import parse_stats
@@ -41,7 +42,7 @@ LEGACY_KEYS = ("listenPort", "backendAddress", "backendPort", "listenAddress")
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0"
 TOP_LEVEL_KEYS = frozenset(
     {*LEGACY_KEYS, "listen", "backends", "pools", "timeouts", "buffer", "admin_socket", "log_level", "routes",
-     "http", "route_store", "stats", *SANDBOX_KEYS}
+     "http", "route_store", "stats", *SANDBOX_KEYS, *PROCESS_KEYS}
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -156,6 +157,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
         admin_socket=admin,
         log_level=level,
         stats=parse_stats(g.get("stats"), ctx, listeners),
+        process=process_settings(g, ctx),
         lines=dict(ctx.lines),
     )
 
@@ -164,11 +166,13 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
 
 
 def _timeouts(value: Any, ctx: Ctx) -> model.Timeouts:
-    t = fields(value if value is not None else {}, "timeouts", ctx, {"connect", "idle", "drain"})
+    t = fields(value if value is not None else {}, "timeouts", ctx, {"connect", "idle", "drain", "reload_grace"})
     return model.Timeouts(
         connect=as_seconds(t.get("connect", model.DEFAULT_CONNECT_TIMEOUT), "timeouts.connect", ctx),
         idle=as_seconds(t.get("idle", model.DEFAULT_IDLE_TIMEOUT), "timeouts.idle", ctx),
         drain=as_seconds(t.get("drain", model.DEFAULT_DRAIN_TIMEOUT), "timeouts.drain", ctx, allow_zero=True),
+        reload_grace=as_seconds(t.get("reload_grace", model.DEFAULT_RELOAD_GRACE), "timeouts.reload_grace", ctx,
+                                allow_zero=True),
     )
 
 

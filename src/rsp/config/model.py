@@ -19,6 +19,9 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 # How long SIGTERM waits for live connections before closing them (nginx worker_shutdown_timeout style).
 DEFAULT_DRAIN_TIMEOUT = 30.0
+# How long the old workers of a reload finish what they hold (the issue's figure; nginx has no bound by
+# default, HAProxy's hard-stop-after is commonly tens of seconds).
+DEFAULT_RELOAD_GRACE = 30.0
 # Health checks: HAProxy's defaults (inter 2s, rise 2, fall 3); timeout defaults to the interval there,
 # we use 1 s so that a check always finishes before the next one starts.
 DEFAULT_CHECK_INTERVAL = 2.0
@@ -155,6 +158,21 @@ class Timeouts:
     connect: float = DEFAULT_CONNECT_TIMEOUT
     idle: float = DEFAULT_IDLE_TIMEOUT
     drain: float = DEFAULT_DRAIN_TIMEOUT
+    reload_grace: float = DEFAULT_RELOAD_GRACE  # old workers finish what they hold this long after a reload
+
+
+# ---- Worker processes and logs (rsp.master, rsp.config.process_section) -------------------------------
+# A worker is one process with one event loop: one per core uses the machine (nginx `worker_processes auto`).
+# The loader's default is os.cpu_count(); a Config built in code (tests) runs as one process.
+DEFAULT_WORKERS = 1
+# More workers than this is a typo, not a machine (and each holds its own upstream keep-alive pools).
+MAX_WORKERS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSettings:
+    workers: int = DEFAULT_WORKERS  # 1: today's single process, no master
+    error_log: str = ""  # the error log file ("" = stderr); reopened on SIGUSR1 like the access log
 
 
 # ---- route store (issue 14: a route table in Redis shared by many rsp machines; docs/routestore.md) ----
@@ -274,6 +292,7 @@ class Config:
     route_store: RouteStore | None = None  # None: no Redis routing
     stats: StatsSettings | None = None  # None: no metrics endpoint
     sandbox: Sandbox = field(default_factory=Sandbox)
+    process: ProcessSettings = field(default_factory=ProcessSettings)
     # {key path: Lua line} of the file's entries (rsp.config.key_lines), for errors found after loading.
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 

@@ -62,6 +62,12 @@ class OutlierDetector:
         self._ejected[record] = self._clock() + self.cooldown
         return True
 
+    def eject(self, record: BackendRecord) -> None:
+        """Eject `record` now, for the cool-down: the decision was made elsewhere (another worker's traffic)."""
+        self._consecutive.pop(record, None)
+        record.up = False
+        self._ejected[record] = self._clock() + self.cooldown
+
     def record_success(self, record: BackendRecord) -> None:
         """A connection to `record` succeeded: its failure run starts over."""
         if record in self._consecutive:

@@ -12,11 +12,11 @@ upstream time and the total time (seconds, millisecond precision; null when no b
 from __future__ import annotations
 
 import json
-import sys
 import time
-from typing import Final, TextIO
+from typing import Final
 
 from rsp.http1.events import RequestHead
+from rsp.logsink import LogSink
 
 # Flush early when this much is waiting, so a burst cannot grow the buffer without bound.
 FLUSH_BYTES: Final = 64 * 1024
@@ -27,9 +27,10 @@ class AccessLog:
 
     def __init__(self, fmt: str, path: str = "") -> None:
         self.fmt = fmt
-        self._out: TextIO | None = None
+        # Never blocks the proxy: a stuck destination costs dropped lines, counted (rsp.logsink).
+        self._out: LogSink | None = None
         if fmt != "off":
-            self._out = open(path, "a", encoding="utf-8") if path else sys.stdout  # noqa: SIM115
+            self._out = LogSink(path, 1)
         self._lines: list[str] = []
         self._buffered = 0
         self._stamp_second = -1
@@ -92,20 +93,19 @@ class AccessLog:
             self.flush()
 
     def flush(self) -> None:
-        if not self._lines or self._out is None:
+        if self._out is None:
+            return
+        if not self._lines:
+            self._out.flush()  # what a stuck destination left waiting
             return
         text = "\n".join(self._lines) + "\n"
         self._lines.clear()
         self._buffered = 0
-        try:
-            self._out.write(text)
-            self._out.flush()
-        except OSError:
-            pass  # a full disk or a closed pipe must not take the proxy down
+        self._out.write(text)  # never raises for a full disk or a closed pipe: the sink counts the loss
 
     def close(self) -> None:
         self.flush()
-        if self._out is not None and self._out is not sys.stdout:
+        if self._out is not None:
             self._out.close()
 
 

@@ -98,6 +98,17 @@ class HttpProxy:
             for record in pool.records:
                 self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)
 
+    def backends_changed(self, record: BackendRecord, added: bool) -> None:
+        """A backend was added or removed at run time (PoolRuntime.on_backends_changed): an added one gets its
+        idle pool; a removed one keeps it (a live exchange may still return a connection to it) but empty."""
+        s = self.settings
+        if added:
+            # A record can come back (an app of the sandbox restarted): it keeps its idle pool.
+            if record not in self.idle_pools:
+                self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)
+        elif record in self.idle_pools:
+            self.idle_pools[record].close_all()
+
     def is_trusted(self, ip: str) -> bool:
         if not self.trusted:
             return False
@@ -131,29 +142,26 @@ class HttpProxy:
     def live_connections(self) -> int:
         return sum(1 for c in self.connections if not c.is_idle())
 
-    def begin_drain(self) -> None:
-        """Stop keep-alive: idle clients are closed now, busy ones after their current response."""
+    def begin_drain(self, linger: float = 0.0) -> None:
+        """Stop keep-alive: busy clients are closed after their current response (sent with `Connection:
+        close`). Idle clients are closed now, or with `linger` (a reload) after `linger` more seconds of
+        idleness, and a connection accepted whose first request has not arrived yet is served: closing an
+        idle keep-alive connection races with a request the client may be sending on it (RFC 9112 §9.6), so
+        a reload gives clients that reuse their connections at once the time to do so and be told to close."""
         self.draining = True
+        deadline = self.now() + linger
         for conn in list(self.connections):
-            if conn.is_idle():
+            if not conn.is_idle():
+                continue
+            if linger <= 0.0:
                 conn.close()
+            elif conn.requests and (conn.deadline == 0.0 or conn.deadline > deadline):
+                conn.deadline = deadline
 
     def close_all(self) -> None:
         for conn in list(self.connections):
             conn.abort()
         for pool in self.idle_pools.values():
-            pool.close_all()
-
-    def backend_added(self, record: BackendRecord) -> None:
-        """A backend joined a pool at run time (rsp.sandbox): give it an idle pool, once."""
-        if record not in self.idle_pools:
-            s = self.settings
-            self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)
-
-    def backend_removed(self, record: BackendRecord) -> None:
-        """It left its pool: close its idle connections (the entry stays for exchanges still using it)."""
-        pool = self.idle_pools.get(record)
-        if pool is not None:
             pool.close_all()
 
     # -- upstream connections -------------------------------------------------------------------------

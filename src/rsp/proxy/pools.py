@@ -30,7 +30,8 @@ def resolve_backend(backend: Backend) -> tuple[int, tuple[object, ...]]:
 
 
 class PoolRuntime:
-    __slots__ = ("addresses", "balancer", "clock", "name", "outliers", "records", "spec", "stats", "wants_key")
+    __slots__ = ("addresses", "balancer", "clock", "name", "on_backends_changed", "on_eject", "outliers", "records",
+                 "spec", "stats", "wants_key")
 
     def __init__(self, spec: Pool, clock: Callable[[], float]) -> None:
         self.spec = spec
@@ -45,6 +46,11 @@ class PoolRuntime:
         self.outliers = (OutlierDetector(spec.passive_failures, spec.passive_cooldown, clock,
                                          restore=spec.health.kind == "none")
                          if spec.passive_failures > 0 else None)
+        # Set by the server: a backend added or removed at run time (the HTTP proxy keeps an idle pool per
+        # backend), and a passive ejection decided here (a worker reports it to the master, which tells
+        # the other workers: rsp.master).
+        self.on_backends_changed: Callable[[BackendRecord, bool], None] | None = None
+        self.on_eject: Callable[[BackendRecord], None] | None = None
 
     def pick(self, key: bytes | None, exclude: Sequence[BackendRecord]) -> BackendRecord | None:
         record = self.balancer.pick(key, exclude)
@@ -79,6 +85,16 @@ class PoolRuntime:
             get_logger().warning("backend %s is DOWN (%d consecutive failures on traffic: %s)",
                                  record.label, self.spec.passive_failures, reason)
             self.balancer.update()
+            if self.on_eject is not None:
+                self.on_eject(record)
+
+    def eject(self, record: BackendRecord) -> None:
+        """Another process ejected `record` on its traffic: take it out here too, for the same cool-down."""
+        if self.outliers is None or not record.up:
+            return
+        self.outliers.eject(record)
+        get_logger().info("backend %s is DOWN here too (passively ejected by another worker)", record.label)
+        self.balancer.update()
 
     def traffic_ok(self, record: BackendRecord) -> None:
         if self.outliers is not None:
@@ -107,9 +123,11 @@ class PoolRuntime:
         record.weight = weight
         self.balancer.update()
 
-    # -- membership at run time (the app sandbox: an app joins when ready, leaves when it dies) ----------
+    # -- membership at run time: the runtime API's `add backend`/`remove backend`, the master's backend state,
+    # an app of the sandbox joining when ready and leaving when it dies ----------------------------------
     def add_backend(self, backend: Backend) -> BackendRecord:
-        """A new backend, up, in rotation now."""
+        """A new backend, up, in rotation now. Its index is new and never reused, so `addresses[record.index]`
+        of a connection to a removed backend stays valid while it lives."""
         record = BackendRecord(backend, len(self.addresses), self.name)
         self.addresses.append(resolve_backend(backend))
         self.rejoin(record)
@@ -122,11 +140,19 @@ class PoolRuntime:
         record.failures = 0
         self.records = (*self.records, record)
         self.balancer = make_balancer(self.spec.algorithm, self.records)
+        if self.on_backends_changed is not None:
+            self.on_backends_changed(record, True)
 
-    def remove_backend(self, record: BackendRecord) -> None:
-        """Out of rotation now; connections already open on it finish on their own."""
-        self.records = tuple(r for r in self.records if r is not record)
+    def remove_backend(self, record: BackendRecord, *, allow_empty: bool = False) -> None:
+        """Out of rotation now; its live connections finish on their own. An operator's removal must leave
+        a backend (allow_empty=False); an app's pool is empty while the app is down."""
+        remaining = tuple(r for r in self.records if r is not record)
+        if not remaining and not allow_empty:
+            raise ValueError(f"pool {self.name} would have no backend left")
+        self.records = remaining
         self.balancer = make_balancer(self.spec.algorithm, self.records)
+        if self.on_backends_changed is not None:
+            self.on_backends_changed(record, False)
 
     def find(self, name: str) -> BackendRecord | None:
         """By name, by address, or by 1-based position."""

@@ -69,7 +69,8 @@ class AppManager:
     def __init__(self, sandbox: Sandbox, config_path: str, loop: asyncio.AbstractEventLoop,
                  pools: dict[str, PoolRuntime],
                  on_backend: Callable[[BackendRecord, bool], None] | None = None) -> None:
-        """`on_backend(record, joined)` hears of every join and leave (the HTTP listeners' idle pools)."""
+        """`on_backend(record, joined)` hears of every join and leave (in master mode: the workers, through the
+        backend state; in one process the pools tell the HTTP listeners themselves)."""
         self.sandbox = sandbox
         self.on_backend = on_backend
         self.loop = loop
@@ -248,7 +249,7 @@ class AppManager:
         if not rt.records:
             label = f"app:{rt.app.name}"
             rt.records = [(self.pools[name], self.pools[name].add_backend(Backend(rt.host, port, name=label)))
-                          for name, port in rt.pools]
+                          for name, port in rt.pools if name in self.pools]
         else:
             for pool, record in rt.records:
                 pool.rejoin(record)
@@ -257,12 +258,23 @@ class AppManager:
             if self.on_backend is not None:
                 self.on_backend(record, True)
 
+    def move_to(self, pools: dict[str, PoolRuntime]) -> None:
+        """A reload built new pools (rsp.master): the apps in rotation join them now, and later joins and
+        leaves act on them. An app whose pool the new config no longer has stays out of rotation."""
+        self.pools = pools
+        for rt in self.apps.values():
+            joined = rt.joined
+            rt.records = []
+            rt.joined = False
+            if joined:
+                self._join_pools(rt)
+
     def _leave_pools(self, rt: AppRuntime) -> None:
         if not rt.joined:
             return
         rt.joined = False
         for pool, record in rt.records:
-            pool.remove_backend(record)
+            pool.remove_backend(record, allow_empty=True)
             if self.on_backend is not None:
                 self.on_backend(record, False)
 

@@ -109,6 +109,14 @@ class Supervisor:
     async def stop(self, name: str) -> int | None:
         """SIGTERM the child, SIGKILL it after its grace, never restart it. Returns its exit code
         (negative: the signal that killed it, as `os.waitstatus_to_exitcode`), None if it was not running."""
+        return await self._stop(name, terminate=True)
+
+    async def retire(self, name: str) -> int | None:
+        """Like `stop`, for a child already asked to stop by other means (a message on its own channel): no
+        SIGTERM, no restart, SIGKILL if it is still there after its grace. Returns its exit code."""
+        return await self._stop(name, terminate=False)
+
+    async def _stop(self, name: str, *, terminate: bool) -> int | None:
         child = self._children.get(name)
         if child is None:
             raise KeyError(name)
@@ -122,7 +130,8 @@ class Supervisor:
             return None
         waiter: asyncio.Future[int | None] = self._loop.create_future()
         child.exit_waiters.append(waiter)
-        self._signal(pid, signal.SIGTERM)
+        if terminate:
+            self._signal(pid, signal.SIGTERM)
         if child.kill_timer is None:
             child.kill_timer = self._loop.call_later(child.spec.grace, self._kill, child, pid)
         return await waiter

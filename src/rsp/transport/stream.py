@@ -275,7 +275,9 @@ class SocketStream(Watcher):
         except Exception as exc:
             self._internal_error(exc)
             return
-        if not keep_open:
+        if not keep_open or self._eof_sent:
+            # Both directions have ended (a tunnel's half-closes, one from each side): nothing is left to
+            # carry, so the connection closes and connection_lost tells the protocol.
             self.close()
 
     def on_writable(self) -> None:
@@ -336,6 +338,9 @@ class SocketStream(Watcher):
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
             self._fail(exc)
+            return
+        if self._eof_received:
+            self.close()  # the peer had ended its direction already: both are done
 
     def _call(self, callback: Callable[[], None]) -> None:
         try:
