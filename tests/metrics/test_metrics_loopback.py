@@ -37,7 +37,9 @@ def test_http_traffic_matches_metrics(run_rsp: Callable[..., RspProcess], start_
     pools = {"web": {"backends": [f"127.0.0.1:{alive.port}", {"address": f"127.0.0.1:{dead_port}", "name": "dead"}],
                      "passive_failures": PASSIVE_FAILURES, "passive_cooldown": 300}}
     rsp = run_rsp(http_config(free_port(), [], pools=pools, pool="web",
-                              extra=f"stats = {lua({'listen': f'127.0.0.1:{stats_port}'})}"))
+                              # One process: each worker counts its own passive failures (docs/workers.md), and
+                              # this test checks the exact count; test_counters_summed_over_workers sums workers.
+                              extra=f"workers = 1\nstats = {lua({'listen': f'127.0.0.1:{stats_port}'})}"))
     sent_bytes = received_bytes = 0
     for i in range(REQUESTS):
         target = f"/fail/{i}" if i % (REQUESTS // FAILING) == 0 else f"/ok/{i}"
@@ -94,6 +96,31 @@ def test_http_traffic_matches_metrics(run_rsp: Callable[..., RspProcess], start_
     assert pool["backends"][0]["responses"]["5xx"] == FAILING
     assert pool["backends"][1]["state"] == "down"
     assert document["machine"]["workers"][0]["pid"] == rsp.pid
+
+
+def test_counters_summed_over_workers(run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any],
+                                      free_port: Callable[..., int]) -> None:
+    """workers = 2: the master's /metrics sums what each worker counted (new connections spread over both)."""
+    alive = start_backend(HttpBackend, lambda req: Reply(body=b"ok\n"), name="alive")
+    stats_port = free_port()
+    rsp = run_rsp(http_config(free_port(), [alive.port],
+                              extra=f"workers = 2\nstats = {lua({'listen': f'127.0.0.1:{stats_port}'})}"))
+    sent_bytes = 0
+    for i in range(REQUESTS):
+        request = build_request("GET", f"/{i}", headers=[("Connection", "close")])
+        with HttpConn(rsp.port) as conn:
+            conn.send(request)
+            assert conn.read_response().status == 200
+        sent_bytes += len(request)
+    listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "http"}
+    assert poll(lambda: value(metrics(stats_port), "rsp_listener_connections_total", **listener) == REQUESTS, 5.0)
+    table = metrics(stats_port)
+    assert value(table, "rsp_workers") == 2
+    assert value(table, "rsp_listener_received_bytes_total", **listener) == sent_bytes
+    assert value(table, "rsp_backend_http_requests_total", code="2xx", pool="default", backend="default/1") == REQUESTS
+    assert value(table, "rsp_backend_response_seconds_count", pool="default", backend="default/1") == REQUESTS
+    document = stats_json(stats_port)
+    assert len(document["machine"]["workers"]) == 2
 
 
 def test_tcp_bytes_counted_while_open(run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any],
@@ -165,7 +192,8 @@ def test_tcp_connect_failures_and_retries(run_rsp: Callable[..., RspProcess], st
     config = (f'listen = {{ {{ address = "127.0.0.1", port = {free_port()}, mode = "tcp", pool = "p" }} }}\n'
               f'pools = {{ p = {{ backends = {{ "127.0.0.1:{dead_port}", "127.0.0.1:{echo.port}" }}, '
               f'passive_failures = 10 }} }}\n'
-              f'stats = {{ listen = "127.0.0.1:{stats_port}" }}\n')
+              f'stats = {{ listen = "127.0.0.1:{stats_port}" }}\n'
+              'workers = 1\n')  # one round robin: with workers, each has its own rotation (docs/workers.md)
     rsp = run_rsp(config)
     connections = 4
     for i in range(connections):
