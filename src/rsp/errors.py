@@ -46,3 +46,7 @@ class SandboxError(RspError):
 
 class StartupError(RspError):
     """The server could not start: a port in use, an address that cannot be bound."""
+
+
+class ClientHelloError(RspError):
+    """The first bytes of a connection are not a well-formed TLS ClientHello (rsp.tls.client_hello)."""

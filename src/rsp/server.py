@@ -21,6 +21,7 @@ from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
+from rsp.tls_wiring import backend_tls_for, tcp_acceptor_for, tls_context_for
 from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
 
@@ -67,17 +68,26 @@ class Server:
             for sock in sockets:
                 sock.close()
             raise
-        for listener, sock in zip(self.config.listeners, sockets, strict=True):
+        try:  # TLS: certificates and CAs are read now (a pure function of the config: a reload rereads them)
+            backend_tls = backend_tls_for(self.config, self.pools)
+            tls_contexts = [tls_context_for(self.config, listener) for listener in self.config.listeners]
+        except Exception:
+            for sock in sockets:
+                sock.close()
+            raise
+        for listener, sock, tls in zip(self.config.listeners, sockets, tls_contexts, strict=True):
             if listener.mode == "http":
                 if self.access_log is None:
                     self.access_log = AccessLog(self.config.http.access_log, self.config.http.access_log_path)
-                http = HttpProxy(self.loop, self.config, self.pools, listener.pool, self.access_log)
+                http = HttpProxy(self.loop, self.config, self.pools, listener.pool, self.access_log, tls=tls,
+                                 backend_tls=backend_tls)
                 self.http_proxies.append(http)
                 self.acceptors.append(Acceptor(self.loop, sock, http.on_accept))
                 continue
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
-            self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
+            on_accept = tcp_acceptor_for(self.config, listener, proxy, tls, self.loop, self.pools)
+            self.acceptors.append(Acceptor(self.loop, sock, on_accept))
         if self.config.admin_socket:
             try:
                 self.admin = await start_admin_socket(self.config.admin_socket, self.pools)

@@ -1,0 +1,173 @@
+"""A TLS listener's contexts: one `ssl.SSLContext` per certificate, chosen by the client's SNI.
+
+`build_tls_server(config, listener_tls, alpn)` is a pure function of the config (and the files it names):
+call it again after a reload and the new certificates are served to new connections, while live ones
+keep theirs. Every failure is a ConfigError naming the file, line and key of the certificate at fault.
+
+Choice of certificate (RFC 6066 §3): the SNI name, lower-cased, matched exactly first, then as
+`*.parent` (one label, like RFC 6125 §6.4.3 wildcards and like the HTTP routes); a client without SNI,
+or with a name no certificate covers, gets the default certificate (the `default` name's, else the first).
+The switch happens in OpenSSL's servername callback by setting `ssl_object.context`: the handshake then
+continues with that context's certificate and key.
+
+Profile: Mozilla's server-side TLS "intermediate" configuration (guideline version in
+rsp.config.model.MOZILLA_GUIDELINE_VERSION): TLS 1.2 and 1.3, the TLS 1.2 cipher list of the guideline,
+the client's cipher order (the guideline's `ssl_prefer_server_ciphers off`: every listed suite is strong,
+and the client knows whether it has AES hardware), no compression (CRIME), no renegotiation.
+Session resumption: OpenSSL's server session cache and session tickets stay on (their defaults); each
+context gets the same session id context, so a session resumes on the certificate it was made with.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography import x509
+
+from rsp.config.checks import Ctx
+from rsp.config.model import Config, ListenerTls, TlsCertificate
+from rsp.logs import get_logger
+
+# A certificate that expires this soon gets a warning at start (issue 11; Let's Encrypt renews at 30 days).
+EXPIRY_WARNING_DAYS: Final = 30
+# ALPN for HTTP mode (RFC 7301): rsp speaks HTTP/1.1 only, so offering h2 would be a lie.
+HTTP_ALPN: Final = ("http/1.1",)
+_VERSIONS: Final = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+@dataclass(frozen=True)
+class ServedCertificate:
+    names: tuple[str, ...]
+    context: ssl.SSLContext
+    not_after: datetime.datetime
+
+
+class TlsServer:
+    """The contexts of one listener and the SNI choice between them."""
+
+    def __init__(self, served: list[ServedCertificate], default: ssl.SSLContext) -> None:
+        self.served = served
+        self.default = default
+        self.exact: dict[str, ssl.SSLContext] = {}
+        self.wildcard: dict[str, ssl.SSLContext] = {}  # "b.example" for "*.b.example"
+        for cert in served:
+            for name in cert.names:
+                if name.startswith("*."):
+                    self.wildcard.setdefault(name[2:], cert.context)
+                else:
+                    self.exact.setdefault(name, cert.context)
+        default.sni_callback = self._on_server_name
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        """The context new connections start with (its callback switches on SNI)."""
+        return self.default
+
+    def select(self, server_name: str | None) -> ssl.SSLContext:
+        if not server_name:
+            return self.default
+        name = server_name.lower().rstrip(".")
+        found = self.exact.get(name)
+        if found is not None:
+            return found
+        _, dot, parent = name.partition(".")
+        if dot:
+            found = self.wildcard.get(parent)
+            if found is not None:
+                return found
+        return self.default
+
+    def _on_server_name(self, tls: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
+                        context: ssl.SSLContext) -> int | None:
+        chosen = self.select(server_name)
+        if chosen is not context:
+            tls.context = chosen
+        return None
+
+
+def certificate_names(cert: x509.Certificate) -> tuple[str, ...]:
+    """The DNS names of the subjectAltName extension (RFC 6125 §6.4.4: not the CN when a SAN exists)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
+
+
+def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str, ...]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    versions = sorted(_VERSIONS[p] for p in spec.protocols)
+    context.minimum_version = versions[0]
+    context.maximum_version = versions[-1]
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    try:
+        context.set_ciphers(spec.ciphers)
+    except ssl.SSLError:
+        ctx.fail(f"{spec.key_path}.ciphers", f"{spec.key_path}.ciphers: OpenSSL accepts none of {spec.ciphers!r}")
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    try:
+        context.load_cert_chain(item.cert, item.key or None)
+    except FileNotFoundError as exc:
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {exc.filename}: {exc.strerror}")
+    except PermissionError as exc:
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {exc.filename}: {exc.strerror}")
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc):
+            ctx.fail(f"{item.key_path}.key", f"{item.key_path}: the key {item.key} does not match the certificate "
+                     f"{item.cert}")
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot load {item.cert} / {item.key or item.cert}: "
+                 f"{exc.reason or exc}")
+    if spec.client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        try:
+            context.load_verify_locations(cafile=spec.client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            ctx.fail(f"{spec.key_path}.client_ca", f"{spec.key_path}.client_ca: cannot load {spec.client_ca}: {exc}")
+    return context
+
+
+def _leaf(item: TlsCertificate, ctx: Ctx) -> x509.Certificate:
+    try:
+        with open(item.cert, "rb") as fh:
+            return x509.load_pem_x509_certificate(fh.read())
+    except OSError as exc:
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {item.cert}: {exc.strerror or exc}")
+    except ValueError as exc:
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: {item.cert} holds no PEM certificate: {exc}")
+
+
+def build_tls_server(config: Config, spec: ListenerTls, alpn: tuple[str, ...] = HTTP_ALPN,
+                     now: Callable[[], datetime.datetime] | None = None) -> TlsServer:
+    """Read the listener's certificates and build its contexts (see the module docstring)."""
+    ctx = Ctx(config.path, config.lines)
+    at = now() if now is not None else datetime.datetime.now(datetime.UTC)
+    served: list[ServedCertificate] = []
+    for item in spec.certificates:
+        leaf = _leaf(item, ctx)
+        names = item.names or certificate_names(leaf)
+        if not names:
+            ctx.fail(f"{item.key_path}.names", f"{item.key_path}: {item.cert} has no DNS name in its "
+                     "subjectAltName; give names = {...}")
+        context = _context(spec, item, ctx, alpn)
+        not_after = leaf.not_valid_after_utc
+        if not_after <= at:
+            get_logger().warning("%s: the certificate %s expired on %s", item.key_path, item.cert, not_after.date())
+        elif not_after - at <= datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+            get_logger().warning("%s: the certificate %s expires on %s (in %d days)", item.key_path, item.cert,
+                                 not_after.date(), (not_after - at).days)
+        served.append(ServedCertificate(names, context, not_after))
+    default = served[0]
+    if spec.default:
+        matches = [s for s in served if spec.default in s.names]
+        if not matches:
+            ctx.fail(f"{spec.key_path}.default", f"{spec.key_path}.default: no certificate is served for "
+                     f"{spec.default!r}")
+        default = matches[0]
+    # The default context answers every handshake first; it must not be shared with another name's entry
+    # whose callback would then be replaced, so its SNI callback is set once, by TlsServer.
+    return TlsServer(served, default.context)
