@@ -69,7 +69,10 @@ class TlsHttpBackend(HttpBackend):
             tls = self.context.wrap_socket(conn, server_side=True)
         except (ssl.SSLError, OSError):
             return  # a refused handshake is the test's subject, not a backend error
-        super().handle(tls)
+        try:
+            super().handle(tls)
+        finally:
+            tls.close()
 
 
 @pytest.fixture
