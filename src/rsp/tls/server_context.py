@@ -117,7 +117,8 @@ def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str,
     except PermissionError as exc:
         ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {exc.filename}: {exc.strerror}")
     except ssl.SSLError as exc:
-        if "KEY_VALUES_MISMATCH" in str(exc):
+        # OpenSSL's words for a key of the certificate's type but another pair, and for a key of another type.
+        if exc.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
             ctx.fail(f"{item.key_path}.key", f"{item.key_path}: the key {item.key} does not match the certificate "
                      f"{item.cert}")
         ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot load {item.cert} / {item.key or item.cert}: "

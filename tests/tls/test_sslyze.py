@@ -1,0 +1,52 @@
+"""sslyze grades rsp's TLS listener against Mozilla's "intermediate" configuration (it runs its scans and
+compares protocols, cipher suites, curves, certificate type and size with the guideline)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from support.http_backends import HttpBackend
+from support.rsp_process import RspProcess, free_port
+
+from .conftest import CertSet
+
+# The items sslyze's Mozilla checker reports (sslyze/mozilla_tls_profile/).
+MOZILLA_CHECKS = frozenset({
+    "tls_versions", "ciphersuites", "tls_curves", "certificate_types", "certificate_curves",
+    "certificate_signatures", "rsa_key_size", "maximum_certificate_lifespan", "certificate_path_validation",
+    "certificate_hostname_validation", "ocsp_stapling", "dh_param_size", "tls_vulnerability_renegotiation",
+    "tls_vulnerability_heartbleed", "tls_vulnerability_robot", "tls_vulnerability_openssl_ccs",
+    "tls_vulnerability_compression", "tls_vulnerability_fallback_scsv",
+})
+# sslyze opens a few dozen connections (one per protocol version and cipher suite it tries).
+SSLYZE_TIMEOUT = 180
+
+
+def test_listener_is_mozilla_intermediate(run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any],
+                                          certs: CertSet) -> None:
+    backend = start_backend(HttpBackend)
+    rsp = run_rsp(f"""
+listen = {{ {{ address = "127.0.0.1", port = {free_port()}, mode = "http", pool = "web",
+  tls = {{ certificates = {{ {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }} }} }} }} }}
+pools = {{ web = {{ backends = {{ "127.0.0.1:{backend.port}" }} }} }}
+http = {{ access_log = "off" }}
+""")
+    # host:port{ip}: the name is sent in SNI and checked against the certificate, the address is connected
+    # to (no name lookup).
+    out = subprocess.run(
+        [sys.executable, "-m", "sslyze", "--mozilla_config=intermediate", "--certinfo_ca_file", str(certs.ca.path),
+         f"a.example:{rsp.port}{{127.0.0.1}}"],
+        capture_output=True, timeout=SSLYZE_TIMEOUT, text=True)
+    report = out.stdout + out.stderr
+    problems = [line.strip() for line in report.splitlines() if line.strip().startswith("* ") and ":" in line
+                and line.strip()[2:].split(":")[0] in MOZILLA_CHECKS]
+    assert "Not compliant" not in report or problems, report
+    # The one known deviation: Python 3.11's ssl sets a single key-exchange group (set_ecdh_curve) and no
+    # group list, so rsp keeps OpenSSL's default list, which adds X448 and P-521 to the guideline's X25519,
+    # P-256 and P-384 (both strong; the guideline leaves them out for compatibility with old clients only).
+    allowed = "* tls_curves: TLS curves {'X448', 'secp521r1'} are supported, but should be rejected."
+    assert [p for p in problems if p != allowed] == [], report
+    assert "SCANS COMPLETED" in report, report
