@@ -50,3 +50,10 @@ class StartupError(RspError):
 
 class ClientHelloError(RspError):
     """The first bytes of a connection are not a well-formed TLS ClientHello (rsp.tls.client_hello)."""
+
+
+class CertificateError(RspError):
+    """A certificate file cannot be used: unreadable, not PEM, a block that does not parse, no certificate.
+
+    The message names the source (a file path) and, for a bad block, its number (1-based, in file order).
+    """
