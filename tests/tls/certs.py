@@ -18,6 +18,8 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 def new_key(kind: str) -> PrivateKey:
     if kind == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind == "rsa1024":  # a weak link (issue 11: RSA under 2048 bits)
+        return rsa.generate_private_key(public_exponent=65537, key_size=1024)
     return ec.generate_private_key(ec.SECP256R1())
 
 
@@ -53,12 +55,14 @@ def _write(directory: Path, stem: str, cert: x509.Certificate, key: PrivateKey) 
 class Authority:
     """A self-signed CA that issues leaves into `directory`."""
 
-    def __init__(self, directory: Path, name: str, kind: str = "ec") -> None:
+    def __init__(self, directory: Path, name: str, kind: str = "ec", parent: Authority | None = None) -> None:
         self.directory = directory
         self.key = new_key(kind)
         now = datetime.datetime.now(datetime.UTC)
+        issuer = parent.cert.subject if parent is not None else _name(name)
+        signer = parent.key if parent is not None else self.key
         self.cert = (
-            x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
+            x509.CertificateBuilder().subject_name(_name(name)).issuer_name(issuer)
             .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -66,7 +70,7 @@ class Authority:
                                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
                                          crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
-            .sign(self.key, hashes.SHA256())
+            .sign(signer, hashes.SHA256())
         )
         self.issued = _write(directory, name, self.cert, self.key)
 

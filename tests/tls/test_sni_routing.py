@@ -20,7 +20,7 @@ IO_TIMEOUT = 10.0
 
 
 def routing_config(port: int, a_port: int, b_port: int, default_port: int | None, timeout: float = 5) -> str:
-    default = f', sni_default = "plain"' if default_port else ""
+    default = ', sni_default = "plain"' if default_port else ""
     pools = f'plain = {{ backends = {{ "127.0.0.1:{default_port}" }} }},' if default_port else ""
     return f"""
 listen = {{ {{ address = "127.0.0.1", port = {port}, pool = "a",

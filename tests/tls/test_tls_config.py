@@ -16,6 +16,10 @@ from .certs import Authority
 from .conftest import CertSet
 
 
+def one_cert(cert: object, key: object, extra: str = "") -> str:
+    return f'{{ certificates = {{ {{ cert = "{cert}", key = "{key}" }} }}{extra} }}'
+
+
 def listener(certs: CertSet, tls: str, *, mode: str = "http") -> str:
     return f"""pools = {{ web = {{ backends = {{ "127.0.0.1:9" }} }} }}
 listen = {{
@@ -48,8 +52,7 @@ def error_of(source: str, build: bool = False) -> ConfigError:
 
 
 def test_key_not_matching_the_certificate(certs: CertSet) -> None:
-    err = error_of(listener(certs, f'{{ certificates = {{ {{ cert = "{certs.a.cert_path}", key = "{certs.b.key_path}" }} }} }}'),
-                   build=True)
+    err = error_of(listener(certs, one_cert(certs.a.cert_path, certs.b.key_path)), build=True)
     assert err.key == "listen[1].tls.certificates[1].key"
     assert err.line == 4 and err.path == "site.lua"
     assert "does not match" in err.message
@@ -75,19 +78,20 @@ def test_listener_tls_syntax(certs: CertSet, tls: str, key: str, words: str) -> 
 
 
 def test_default_must_be_served(certs: CertSet) -> None:
-    err = error_of(listener(certs, f'{{ certificates = {{ {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }} }}, '
-                                   'default = "other.example" }'), build=True)
+    err = error_of(listener(certs, one_cert(certs.a.cert_path, certs.a.key_path, ', default = "other.example"')),
+                   build=True)
     assert err.key == "listen[1].tls.default"
 
 
 def test_sni_routing_keys() -> None:
     base = 'pools = { a = { backends = { "127.0.0.1:9" } } }\n'
-    ok = parse_config(base + 'listen = { { port = 443, pool = "a", sni_routes = { { name = "*.X.example", pool = "a" } },'
-                      ' sni_default = "a", sni_timeout = 2 } }', "s.lua")
+    ok = parse_config(base + 'listen = { { port = 443, pool = "a", sni_routes = { { name = "*.X.example", '
+                      'pool = "a" } }, sni_default = "a", sni_timeout = 2 } }', "s.lua")
     routing = ok.tls.sni["listen[1]"]
     assert routing.routes[0].name == "*.x.example" and routing.default == "a" and routing.timeout == 2.0
     for listen, key in (
-        ('{ port = 443, pool = "a", sni_routes = { { name = "a.example", pool = "nope" } } }', "listen[1].sni_routes[1].pool"),
+        ('{ port = 443, pool = "a", sni_routes = { { name = "a.example", pool = "nope" } } }',
+         "listen[1].sni_routes[1].pool"),
         ('{ port = 443, pool = "a", sni_default = "nope" }', "listen[1].sni_default"),
         ('{ port = 443, mode = "http", pool = "a", sni_default = "a" }', "listen[1].sni_routes"),
         ('{ port = 443, pool = "a", sni_timeout = 1 }', "listen[1].sni_timeout"),
@@ -106,8 +110,7 @@ def test_pool_tls_keys() -> None:
 
 def test_expiry_warning(certs: CertSet, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     soon = Authority(tmp_path, "soon-ca").issue("soon", ["soon.example"], days=10)
-    config = parse_config(listener(certs, f'{{ certificates = {{ {{ cert = "{soon.cert_path}", key = "{soon.key_path}" }} }} }}'),
-                          "s.lua")
+    config = parse_config(listener(certs, one_cert(soon.cert_path, soon.key_path)), "s.lua")
     with caplog.at_level(logging.WARNING):
         build_tls_server(config, config.tls.listeners["listen[1]"])
     assert any("expires on" in r.getMessage() and "listen[1].tls.certificates[1]" in r.getMessage()

@@ -46,7 +46,7 @@ def site(run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any],
 ])
 def test_sni_picks_the_certificate_python_ssl(site: tuple[RspProcess, HttpBackend], certs: CertSet, name: str,
                                               expected: str) -> None:
-    rsp, backend = site
+    rsp, _backend = site
     context = client_context(certs.ca.path)
     context.check_hostname = False  # the unknown name gets the default certificate, which does not match it
     reply = tls_get(rsp.port, certs.ca.path, name, context=context)

@@ -21,7 +21,9 @@ context gets the same session id context, so a session resumes on the certificat
 from __future__ import annotations
 
 import datetime
+import os
 import ssl
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -31,6 +33,7 @@ from cryptography import x509
 from rsp.config.checks import Ctx
 from rsp.config.model import Config, ListenerTls, TlsCertificate
 from rsp.logs import get_logger
+from rsp.tls.served_chain import ChainPlan, plan_chain, read_roots
 
 # A certificate that expires this soon gets a warning at start (issue 11; Let's Encrypt renews at 30 days).
 EXPIRY_WARNING_DAYS: Final = 30
@@ -98,7 +101,24 @@ def certificate_names(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
 
 
-def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str, ...]) -> ssl.SSLContext:
+def _load_chain(context: ssl.SSLContext, item: TlsCertificate, plan: ChainPlan) -> None:
+    """The planned chain (rsp.tls.served_chain) and the key; `ssl` reads a chain only from a file, so a built
+    chain goes through a private temporary file (certificates only: the key is read from its own file)."""
+    key = item.key or item.cert
+    if plan.pem is None:
+        context.load_cert_chain(item.cert, key)
+        return
+    fd, path = tempfile.mkstemp(prefix="rsp-chain-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(plan.pem)
+        context.load_cert_chain(path, key)
+    finally:
+        os.unlink(path)
+
+
+def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str, ...],
+             plan: ChainPlan) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     versions = sorted(_VERSIONS[p] for p in spec.protocols)
     context.minimum_version = versions[0]
@@ -111,7 +131,7 @@ def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str,
     if alpn:
         context.set_alpn_protocols(list(alpn))
     try:
-        context.load_cert_chain(item.cert, item.key or None)
+        _load_chain(context, item, plan)
     except FileNotFoundError as exc:
         ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {exc.filename}: {exc.strerror}")
     except PermissionError as exc:
@@ -132,30 +152,21 @@ def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str,
     return context
 
 
-def _leaf(item: TlsCertificate, ctx: Ctx) -> x509.Certificate:
-    try:
-        with open(item.cert, "rb") as fh:
-            return x509.load_pem_x509_certificate(fh.read())
-    except OSError as exc:
-        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {item.cert}: {exc.strerror or exc}")
-    except ValueError as exc:
-        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: {item.cert} holds no PEM certificate: {exc}")
-
-
 def build_tls_server(config: Config, spec: ListenerTls, alpn: tuple[str, ...] = HTTP_ALPN,
                      now: Callable[[], datetime.datetime] | None = None) -> TlsServer:
     """Read the listener's certificates and build its contexts (see the module docstring)."""
     ctx = Ctx(config.path, config.lines)
     at = now() if now is not None else datetime.datetime.now(datetime.UTC)
     served: list[ServedCertificate] = []
+    roots = read_roots(spec, ctx)
     for item in spec.certificates:
-        leaf = _leaf(item, ctx)
-        names = item.names or certificate_names(leaf)
+        plan = plan_chain(spec, item, roots, at, ctx)
+        names = item.names or certificate_names(plan.leaf)
         if not names:
             ctx.fail(f"{item.key_path}.names", f"{item.key_path}: {item.cert} has no DNS name in its "
                      "subjectAltName; give names = {...}")
-        context = _context(spec, item, ctx, alpn)
-        not_after = leaf.not_valid_after_utc
+        context = _context(spec, item, ctx, alpn, plan)
+        not_after = plan.expires
         if not_after <= at:
             get_logger().warning("%s: the certificate %s expired on %s", item.key_path, item.cert, not_after.date())
         elif not_after - at <= datetime.timedelta(days=EXPIRY_WARNING_DAYS):
