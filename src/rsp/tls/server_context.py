@@ -117,6 +117,34 @@ def _load_chain(context: ssl.SSLContext, item: TlsCertificate, plan: ChainPlan) 
         os.unlink(path)
 
 
+# OpenSSL's refusals of a chain for its security level (Debian's default is level 2: RSA >= 2048 bits,
+# no SHA-1 signatures).
+_TOO_WEAK = ("CA_KEY_TOO_SMALL", "CA_MD_TOO_WEAK", "EE_KEY_TOO_SMALL")
+
+
+def _load_chain_at_level(context: ssl.SSLContext, spec: ListenerTls, item: TlsCertificate, plan: ChainPlan) -> None:
+    """Load the chain; with allow_weak_chain, a chain OpenSSL refuses at its security level is loaded at the
+    level it needs (1: RSA 1024; 0: SHA-1 or MD5 signatures), for this certificate's context only."""
+    try:
+        _load_chain(context, item, plan)
+        return
+    except ssl.SSLError as exc:
+        if not spec.allow_weak_chain or exc.reason not in _TOO_WEAK:
+            raise
+        failure = exc
+    for level in (1, 0):
+        context.set_ciphers(f"{spec.ciphers}:@SECLEVEL={level}")
+        try:
+            _load_chain(context, item, plan)
+        except ssl.SSLError as exc:
+            failure = exc
+            continue
+        get_logger().warning("%s: OpenSSL refused the chain at its security level (%s); allow_weak_chain: this "
+                             "certificate is served at security level %d", item.key_path, failure.reason, level)
+        return
+    raise failure
+
+
 def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str, ...],
              plan: ChainPlan) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -124,6 +152,8 @@ def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str,
     context.minimum_version = versions[0]
     context.maximum_version = versions[-1]
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    # Python sets server preference by default; the guideline leaves the choice to the client.
+    context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     try:
         context.set_ciphers(spec.ciphers)
     except ssl.SSLError:
@@ -131,7 +161,7 @@ def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str,
     if alpn:
         context.set_alpn_protocols(list(alpn))
     try:
-        _load_chain(context, item, plan)
+        _load_chain_at_level(context, spec, item, plan)
     except FileNotFoundError as exc:
         ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {exc.filename}: {exc.strerror}")
     except PermissionError as exc:
