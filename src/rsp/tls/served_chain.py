@@ -16,10 +16,12 @@ The expiry warning (EXPIRY_WARNING_DAYS) looks at the served path's earliest end
 from __future__ import annotations
 
 import datetime
+import warnings
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 
 from rsp.certs.bundle import load_pem_certificates, load_roots
 from rsp.certs.chain import choose_chain, path_serving_chain, serving_chain
@@ -39,7 +41,11 @@ class ChainPlan:
 def read_roots(spec: ListenerTls, ctx: Ctx) -> list[x509.Certificate]:
     """The listener's trust anchors for chain building; none (and no error) when the system has no store."""
     try:
-        return load_roots(spec.roots or None)
+        with warnings.catch_warnings():
+            # The system store holds roots with encoding quirks (a non-positive serial number) that cryptography
+            # warns about on every load: not the operator's problem, and not a reason to distrust the root.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return load_roots(spec.roots or None)
     except CertificateError as exc:
         if spec.roots:
             ctx.fail(f"{spec.key_path}.roots", f"{spec.key_path}.roots: {exc}")
