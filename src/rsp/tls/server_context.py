@@ -63,7 +63,8 @@ class TlsServer:
                     self.wildcard.setdefault(name[2:], cert.context)
                 else:
                     self.exact.setdefault(name, cert.context)
-        default.sni_callback = self._on_server_name
+        if len(served) > 1:  # one certificate: nothing to choose, no Python callback per handshake
+            default.sni_callback = self._on_server_name
 
     @property
     def context(self) -> ssl.SSLContext:

@@ -7,7 +7,7 @@ raise SSLWantRead/SSLWantWrite from inside recv/send, which fits neither the edg
 the write-buffer accounting of the streams.
 
 The byte path:
-- read: `recv(READ_SIZE)` -> incoming BIO -> `SSLObject.read()` until SSLWantReadError -> the protocol's
+- read: `recv_into(READ_SIZE)` -> incoming BIO -> `SSLObject.read()` until SSLWantReadError -> the protocol's
   `data_received` for each plaintext chunk (at most one TLS record, 16 KiB, each: RFC 8446 §5.1);
 - write: plaintext -> `SSLObject.write()` (encrypts into the outgoing BIO, always whole: a memory BIO
   never refuses) -> `send()` of what the BIO holds; what the socket does not take waits as ciphertext
@@ -31,7 +31,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from rsp.logs import get_logger
 from rsp.transport.poller import EDGE_HANGUP, EDGE_READ, EDGE_WRITE, Poller, Watcher, io_for
@@ -51,6 +51,20 @@ PLAINTEXT_READ: Final = 16 * 1024
 _WANT_READ: Final = ssl.SSLWantReadError
 _ZERO_RETURN: Final = ssl.SSLZeroReturnError
 
+# One process-wide receive buffer: each recv_into() is written into the incoming BIO (which copies it) before
+# the next one, so no bytes object is allocated per read.
+_RECV_BUFFER: Final = bytearray(READ_SIZE)
+_RECV_VIEW: Final = memoryview(_RECV_BUFFER)
+
+
+class _Engine(Protocol):
+    """The C object behind ssl.SSLObject (`_ssl._SSLSocket`): the calls made per read and write."""
+
+    def read(self, size: int) -> bytes: ...
+    def write(self, data: bytes) -> int: ...
+    def pending(self) -> int: ...
+    def do_handshake(self) -> None: ...
+
 
 class TlsStream(Watcher):
     """One TLS connection (server or client side) over a connected, non-blocking TCP socket."""
@@ -60,6 +74,7 @@ class TlsStream(Watcher):
         "_cipher",
         "_closing",
         "_done",
+        "_engine",
         "_eof_pending",
         "_eof_reported",
         "_eof_sent",
@@ -80,7 +95,7 @@ class TlsStream(Watcher):
         "_poller",
         "_protocol",
         "_reader",
-        "_recv",
+        "_recv_into",
         "_send",
         "_sock",
         "_socket_eof",
@@ -101,12 +116,15 @@ class TlsStream(Watcher):
         self._hangup = False
         self._sock = sock
         self._fd = sock.fileno()
-        self._recv: Callable[[int], bytes] = sock.recv
         self._send: Callable[[bytes], int] = sock.send
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._tls: ssl.SSLObject = context.wrap_bio(self._in, self._out, server_side=server_side,
                                                     server_hostname=server_hostname)
+        # ssl.SSLObject's read/write/pending/do_handshake are pure-Python wrappers (ssl.py) around the methods
+        # of the same names of its C object: called directly, each costs no interpreted frame.
+        self._engine: _Engine = getattr(self._tls, "_sslobj", None) or self._tls
+        self._recv_into: Callable[[memoryview], int] = sock.recv_into
         self._protocol = protocol
         self._on_data: Callable[[bytes], None] = protocol.data_received
         self.peer = peer
@@ -181,7 +199,7 @@ class TlsStream(Watcher):
         self._update_reader()
         # Plaintext OpenSSL already holds raises no socket event: hand it over from the next iteration
         # (never from inside the caller, which may be the other side's callback).
-        if self._handshaken and not self._closing and (self._tls.pending() or self._in.pending or self._socket_eof):
+        if self._handshaken and not self._closing and (self._engine.pending() or self._in.pending or self._socket_eof):
             self._loop.call_soon(self._decrypt)
 
     def write(self, data: bytes) -> None:
@@ -192,7 +210,7 @@ class TlsStream(Watcher):
             self._grew(len(data))
             return
         try:
-            self._tls.write(data)
+            self._engine.write(data)
         except ssl.SSLError as exc:
             self._fail(exc)
             return
@@ -250,26 +268,26 @@ class TlsStream(Watcher):
         edge = self._poller is not None
         for _ in range(limit):
             try:
-                data = self._recv(READ_SIZE)
+                n = self._recv_into(_RECV_VIEW)
             except (BlockingIOError, InterruptedError):
                 self._maybe_readable = False
                 return
             except OSError as exc:
                 self._fail(exc)
                 return
-            if len(data) == 0:
+            if n == 0:
                 self._maybe_readable = False
                 self._socket_eof = True
                 self._update_reader()
             else:
-                self._in.write(data)
+                self._in.write(_RECV_VIEW[:n])
             if self._handshaken:
                 self._decrypt()
             else:
                 self._handshake()
             if self._socket_eof or not edge:
                 return
-            if len(data) < READ_SIZE and not self._hangup:
+            if n < READ_SIZE and not self._hangup:
                 self._maybe_readable = False
                 return
             if not self._reader:
@@ -315,7 +333,7 @@ class TlsStream(Watcher):
     # -- TLS ------------------------------------------------------------------------------------------
     def _handshake(self) -> None:
         try:
-            self._tls.do_handshake()
+            self._engine.do_handshake()
         except _WANT_READ:
             self._flush()
             if self._socket_eof:
@@ -331,7 +349,7 @@ class TlsStream(Watcher):
             self._buffered -= sum(len(p) for p in plain)
             self._plain = []
             for part in plain:
-                self._tls.write(part)
+                self._engine.write(part)
         if self._eof_pending or self._closing:
             self._close_notify()
         self._flush()
@@ -342,11 +360,15 @@ class TlsStream(Watcher):
 
     def _decrypt(self) -> None:
         """Hand the plaintext OpenSSL can produce to the protocol, while reading is on."""
-        tls = self._tls
-        read = tls.read
+        engine = self._engine
+        incoming = self._in
         while not (self._paused or self._closing or self._done):
+            # Nothing new and nothing decrypted left: OpenSSL would only raise SSLWantReadError (an exception
+            # per read event saved). A partial record inside OpenSSL needs new bytes to complete anyway.
+            if not incoming.pending and not engine.pending():
+                break
             try:
-                data = read(PLAINTEXT_READ)
+                data = engine.read(PLAINTEXT_READ)
             except _WANT_READ:
                 break
             except _ZERO_RETURN:  # close_notify (RFC 8446 §6.1)
@@ -366,8 +388,8 @@ class TlsStream(Watcher):
                 return
         if self._out.pending:  # TLS 1.3 session tickets, key updates, the answer to a close_notify
             self._flush()
-        if (self._socket_eof and not (self._paused or self._closing or self._done) and not self._in.pending
-                and not tls.pending()):
+        if (self._socket_eof and not (self._paused or self._closing or self._done) and not incoming.pending
+                and not engine.pending()):
             self._end_of_data()
 
     def _end_of_data(self) -> None:
