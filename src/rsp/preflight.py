@@ -18,6 +18,8 @@ from rsp.config.key_lines import line_of
 from rsp.config.model import Config
 from rsp.errors import ConfigError, StartupError
 from rsp.proxy.pools import resolve_backend
+from rsp.tls.client_context import build_backend_context
+from rsp.tls.server_context import build_tls_server
 from rsp.transport.listener import bind_listener
 
 ADMIN_SOCKET_KEY: Final = "admin_socket"
@@ -49,6 +51,7 @@ def check_startable(config: Config) -> None:
         if config.admin_socket:
             _probe_admin_socket(config)
         _open_access_log(config)
+        _load_tls(config)
     finally:
         for sock in sockets:
             sock.close()
@@ -81,6 +84,15 @@ def _open_access_log(config: Config) -> None:
             pass
     except OSError as exc:
         _fail(config, ACCESS_LOG_KEY, f"cannot open {http.access_log_path}: {exc.strerror or exc}")
+
+
+def _load_tls(config: Config) -> None:
+    """Start reads every certificate, key, CA and roots file the TLS keys name and builds the served chains;
+    the check does the same (rsp.tls.server_context, rsp.tls.client_context raise ConfigErrors naming the key)."""
+    for spec in config.tls.listeners.values():
+        build_tls_server(config, spec)
+    for pool_tls in config.tls.pools.values():
+        build_backend_context(config, pool_tls)
 
 
 def _fail(config: Config, key: str, message: str) -> NoReturn:

@@ -115,3 +115,19 @@ def test_expiry_warning(certs: CertSet, tmp_path: Path, caplog: pytest.LogCaptur
         build_tls_server(config, config.tls.listeners["listen[1]"])
     assert any("expires on" in r.getMessage() and "listen[1].tls.certificates[1]" in r.getMessage()
                for r in caplog.records)
+
+
+def test_check_loads_the_certificates(certs: CertSet, tmp_path: Path) -> None:
+    """`rsp --check` (rsp.preflight) reads and matches certificates and keys as start does."""
+    from rsp.preflight import check_startable
+    from support.rsp_process import free_port
+
+    source = listener(certs, one_cert(certs.a.cert_path, certs.b.key_path)).replace("8443", str(free_port()))
+    with pytest.raises(ConfigError) as info:
+        check_startable(parse_config(source, "site.lua"))
+    assert info.value.key == "listen[1].tls.certificates[1].key"
+    pool = ('pools = { a = { backends = { "127.0.0.1:9" }, tls = { ca = "' + str(tmp_path / "none.pem") + '" } } }\n'
+            f'listen = {{ {{ port = {free_port()}, address = "127.0.0.1", mode = "http", pool = "a" }} }}')
+    with pytest.raises(ConfigError) as info:
+        check_startable(parse_config(pool, "site.lua"))
+    assert info.value.key == "pools.a.tls.ca"
