@@ -21,7 +21,7 @@ from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
-from rsp.tls_wiring import backend_tls_for, tcp_acceptor_for, tls_context_for
+from rsp.tls_wiring import TcpFront, backend_tls_for, tcp_acceptor_for, tls_context_for
 from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
 
@@ -52,6 +52,7 @@ class Server:
         self.admin: AdminSocket | None = None
         self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
+        self.tls_fronts: list[TcpFront] = []  # TCP listeners' TLS termination and SNI peeking
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -86,7 +87,9 @@ class Server:
                 continue
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
-            on_accept = tcp_acceptor_for(self.config, listener, proxy, tls, self.loop, self.pools)
+            on_accept, front = tcp_acceptor_for(self.config, listener, proxy, tls, self.loop, self.pools)
+            if front is not None:
+                self.tls_fronts.append(front)
             self.acceptors.append(Acceptor(self.loop, sock, on_accept))
         if self.config.admin_socket:
             try:
@@ -137,7 +140,8 @@ class Server:
 
     # -- stop ----------------------------------------------------------------------------------------
     def live_connections(self) -> int:
-        return sum(p.live_connections() for p in self.proxies) + sum(h.live_connections() for h in self.http_proxies)
+        return (sum(p.live_connections() for p in self.proxies) + sum(h.live_connections() for h in self.http_proxies)
+                + sum(f.live_connections() for f in self.tls_fronts))
 
     def request_shutdown(self, sig: int | None = None) -> None:
         """Stop accepting; let live connections finish up to the drain timeout."""
@@ -165,6 +169,8 @@ class Server:
             get_logger().warning("drain timeout: closing %d connection(s)", live)
             for proxy in self.proxies:
                 proxy.close_all("shutdown")
+            for front in self.tls_fronts:
+                front.close_all("shutdown")
             for http in self.http_proxies:
                 http.close_all()
         self._finish()

@@ -21,6 +21,8 @@ from rsp.tls.client_context import backend_server_name, build_backend_context
 from rsp.tls.server_context import HTTP_ALPN, build_tls_server
 
 AcceptHandler = Callable[[socket.socket, tuple[object, ...]], None]
+# What a TCP listener's TLS front holds besides the TcpProxy's sessions and relays (counted while draining).
+TcpFront = SniRouter | TlsTcpFront
 
 
 def tls_context_for(config: Config, listener: Listener) -> ssl.SSLContext | None:
@@ -42,11 +44,15 @@ def backend_tls_for(config: Config, pools: dict[str, PoolRuntime]) -> dict[str, 
 
 
 def tcp_acceptor_for(config: Config, listener: Listener, proxy: TcpProxy, tls: ssl.SSLContext | None,
-                     loop: asyncio.AbstractEventLoop, pools: dict[str, PoolRuntime]) -> AcceptHandler:
-    """What a TCP listener does with an accepted client: relay, route by SNI, or terminate TLS and relay."""
+                     loop: asyncio.AbstractEventLoop, pools: dict[str, PoolRuntime]) -> tuple[AcceptHandler,
+                                                                                              TcpFront | None]:
+    """What a TCP listener does with an accepted client: relay, route by SNI, or terminate TLS and relay;
+    and the front that holds connections of its own (None for a plain relay)."""
     routing = config.tls.sni.get(listener.key)
     if routing is not None:
-        return SniRouter(loop, routing, pools, proxy).on_accept
+        router = SniRouter(loop, routing, pools, proxy)
+        return router.on_accept, router
     if tls is not None:
-        return TlsTcpFront(loop, proxy.pool, tls, config.high_water, config.low_water).on_accept
-    return proxy.on_accept
+        front = TlsTcpFront(loop, proxy.pool, tls, config.high_water, config.low_water)
+        return front.on_accept, front
+    return proxy.on_accept, None

@@ -102,3 +102,27 @@ pools = {{ echo = {{ backends = {{ "127.0.0.1:{echo.port}" }} }} }}
             assert chunk
             got += chunk
         assert got == payload
+
+
+def test_sigterm_drains_a_terminated_tcp_connection(run_rsp: Callable[..., RspProcess],
+                                                    start_backend: Callable[..., Any], certs: CertSet) -> None:
+    import signal
+    import time
+
+    echo = start_backend(EchoBackend)
+    rsp = run_rsp(f"""
+listen = {{ {{ address = "127.0.0.1", port = {free_port()}, pool = "echo",
+  tls = {{ certificates = {{ {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }} }} }} }} }}
+pools = {{ echo = {{ backends = {{ "127.0.0.1:{echo.port}" }} }} }}
+timeouts = {{ drain = 10 }}
+""")
+    raw = socket.create_connection(("127.0.0.1", rsp.port), timeout=10)
+    with client_context(certs.ca.path, alpn=False).wrap_socket(raw, server_hostname="a.example") as tls:
+        tls.sendall(b"before\n")
+        assert tls.recv(100) == b"before\n"
+        rsp.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert rsp.alive  # the live TLS connection holds the drain open
+        tls.sendall(b"during the drain\n")
+        assert tls.recv(100) == b"during the drain\n"
+    assert rsp.wait(8.0) == 0  # the last connection gone, rsp exits

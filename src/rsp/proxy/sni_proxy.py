@@ -55,9 +55,12 @@ class SniRouter:
     def on_accept(self, client: socket.socket, addr: tuple[object, ...]) -> None:
         SniPeek(self, client, addr).start()
 
-    def close_all(self) -> None:
+    def live_connections(self) -> int:
+        return len(self.peeks)  # once routed, a connection is the TcpProxy's (its sessions and relays)
+
+    def close_all(self, reason: str) -> None:
         for peek in list(self.peeks):
-            peek.close("shutdown")
+            peek.close(reason)
 
 
 class SniPeek:

@@ -35,6 +35,18 @@ class TlsTcpFront:
         self.low_water = low_water
         self.live: set[TlsClientSide] = set()
 
+    def live_connections(self) -> int:
+        return len(self.live)
+
+    def close_all(self, reason: str) -> None:
+        """Drain timeout or shutdown: close every connection now (the server stops after this)."""
+        for side in list(self.live):
+            other = side.other
+            if other is not None and other.transport is not None:
+                other.transport.abort()
+            if side.transport is not None:
+                side.transport.abort()
+
     def on_accept(self, sock: socket.socket, addr: tuple[object, ...]) -> None:
         side = TlsClientSide(self, addr)
         stream = TlsStream(self.loop, sock, side, self.context, server_side=True, peer=addr)
