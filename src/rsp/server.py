@@ -100,7 +100,9 @@ class Server:
                 raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
         for pool in self.pools.values():
             if pool.spec.health.kind != "none":
-                checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
+                pool_tls = backend_tls.get(pool.name)
+                checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info,
+                                        (pool_tls.context, pool_tls.names) if pool_tls is not None else None)
                 checker.start()
                 self.checkers.append(checker)
         for acceptor in self.acceptors:

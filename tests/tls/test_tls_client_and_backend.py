@@ -126,3 +126,21 @@ timeouts = {{ drain = 10 }}
         tls.sendall(b"during the drain\n")
         assert tls.recv(100) == b"during the drain\n"
     assert rsp.wait(8.0) == 0  # the last connection gone, rsp exits
+
+
+def test_health_checks_speak_tls_to_a_tls_pool(run_rsp: Callable[..., RspProcess],
+                                                tls_backend: type[TlsHttpBackend], certs: CertSet) -> None:
+    import time
+
+    good = tls_backend(certs.backend, name="good")
+    health = 'health = { kind = "http", path = "/health", interval = 0.2, timeout = 1, rise = 1, fall = 1 }'
+    rsp = run_rsp(backend_tls_config(free_port(), good.port, f'tls = {{ ca = "{certs.backend_ca.path}" }}, {health}'))
+    deadline = time.monotonic() + 10
+    while "/health" not in good.paths() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "/health" in good.paths()  # the probe completed a verified handshake and an HTTP exchange
+    assert plain_get(rsp.port, "/app").startswith(b"HTTP/1.1 200 ")
+    # The same backend seen through the wrong CA: its checks fail, it is marked down, requests get 503.
+    wrong = run_rsp(backend_tls_config(free_port(), good.port, f'tls = {{ ca = "{certs.other_ca.path}" }}, {health}'))
+    assert wrong.wait_for_stderr("DOWN", 10.0) is not None, wrong.stderr_lines
+    assert plain_get(wrong.port).startswith(b"HTTP/1.1 503 ")
