@@ -131,6 +131,8 @@ class Server:
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
         for proxy in self.proxies:
             proxy.sweep_idle(self.config.timeouts.idle, self.tick_interval)
+        for front in self.tls_fronts:
+            front.sweep_idle(self.config.timeouts.idle, self.tick_interval)
         for http in self.http_proxies:
             http.tick()
         if self.access_log is not None:

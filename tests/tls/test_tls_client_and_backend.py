@@ -144,3 +144,29 @@ def test_health_checks_speak_tls_to_a_tls_pool(run_rsp: Callable[..., RspProcess
     wrong = run_rsp(backend_tls_config(free_port(), good.port, f'tls = {{ ca = "{certs.other_ca.path}" }}, {health}'))
     assert wrong.wait_for_stderr("DOWN", 10.0) is not None, wrong.stderr_lines
     assert plain_get(wrong.port).startswith(b"HTTP/1.1 503 ")
+
+
+def test_idle_timeout_closes_a_terminated_tcp_connection(run_rsp: Callable[..., RspProcess],
+                                                          start_backend: Callable[..., Any], certs: CertSet) -> None:
+    import time
+
+    echo = start_backend(EchoBackend)
+    rsp = run_rsp(f"""
+listen = {{ {{ address = "127.0.0.1", port = {free_port()}, pool = "echo",
+  tls = {{ certificates = {{ {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }} }} }} }} }}
+pools = {{ echo = {{ backends = {{ "127.0.0.1:{echo.port}" }} }} }}
+timeouts = {{ idle = 1 }}
+""")
+    raw = socket.create_connection(("127.0.0.1", rsp.port), timeout=10)
+    with client_context(certs.ca.path, alpn=False).wrap_socket(raw, server_hostname="a.example") as tls:
+        for _ in range(4):  # activity every 0.4 s keeps it open past the 1 s limit
+            tls.sendall(b"ping\n")
+            assert tls.recv(100) == b"ping\n"
+            time.sleep(0.4)
+        started = time.monotonic()
+        try:
+            closed = tls.recv(100) == b""  # then silence: rsp closes it
+        except (ConnectionError, ssl.SSLError):
+            closed = True
+        assert closed and time.monotonic() - started < 5
+    assert rsp.wait_for_stderr("idle timeout", 5.0) is not None

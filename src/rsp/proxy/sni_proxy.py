@@ -58,6 +58,9 @@ class SniRouter:
     def live_connections(self) -> int:
         return len(self.peeks)  # once routed, a connection is the TcpProxy's (its sessions and relays)
 
+    def sweep_idle(self, idle_limit: float, interval: float) -> None:
+        """Nothing to sweep: a peek has its own bound (sni_timeout); a routed connection is a TcpProxy relay."""
+
     def close_all(self, reason: str) -> None:
         for peek in list(self.peeks):
             peek.close(reason)

@@ -38,14 +38,23 @@ class TlsTcpFront:
     def live_connections(self) -> int:
         return len(self.live)
 
+    def sweep_idle(self, idle_limit: float, interval: float) -> None:
+        """TCP mode's idle timeout (TcpProxy.sweep_idle's rule): no byte either way for `idle_limit` seconds,
+        counted in housekeeping ticks of `interval` seconds, closes the connection."""
+        for side in list(self.live):
+            if side.activity != side.idle_seen:
+                side.idle_seen = side.activity
+                side.idle_ticks = 0
+                continue
+            side.idle_ticks += 1
+            if side.idle_ticks * interval >= idle_limit:
+                get_logger().info("connection %s closed: idle timeout", peer_text(side.addr))
+                side.abort_both()
+
     def close_all(self, reason: str) -> None:
         """Drain timeout or shutdown: close every connection now (the server stops after this)."""
         for side in list(self.live):
-            other = side.other
-            if other is not None and other.transport is not None:
-                other.transport.abort()
-            if side.transport is not None:
-                side.transport.abort()
+            side.abort_both()
 
     def on_accept(self, sock: socket.socket, addr: tuple[object, ...]) -> None:
         side = TlsClientSide(self, addr)
@@ -68,9 +77,13 @@ class _Side:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self.count_activity()
         other = self.other
         if other is not None and other.transport is not None:
             other.transport.write(data)
+
+    def count_activity(self) -> None:
+        pass
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -108,6 +121,19 @@ class TlsClientSide(_Side):
         self.tried: list[BackendRecord] = []
         self.record: BackendRecord | None = None
         self.attempt: UpstreamConnect | None = None
+        self.activity = 0  # reads either way, for the idle sweep (a counter, no timer per connection)
+        self.idle_seen = 0
+        self.idle_ticks = 0
+
+    def count_activity(self) -> None:
+        self.activity += 1
+
+    def abort_both(self) -> None:
+        other = self.other
+        if other is not None and other.transport is not None:
+            other.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -197,6 +223,9 @@ class BackendSide(_Side):
         super().__init__()
         self.other = client
         self.client = client
+
+    def count_activity(self) -> None:
+        self.client.activity += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.client._release()
