@@ -48,6 +48,10 @@ class StartupError(RspError):
     """The server could not start: a port in use, an address that cannot be bound."""
 
 
+class ClientHelloError(RspError):
+    """The first bytes of a connection are not a well-formed TLS ClientHello (rsp.tls.client_hello)."""
+
+
 class CertificateError(RspError):
     """A certificate file cannot be used: unreadable, not PEM, a block that does not parse, no certificate.
 

@@ -18,6 +18,8 @@ from rsp.config.key_lines import line_of
 from rsp.config.model import Config
 from rsp.errors import ConfigError, StartupError
 from rsp.proxy.pools import resolve_backend
+from rsp.tls.client_context import build_backend_context
+from rsp.tls.server_context import build_tls_server
 from rsp.transport.listener import bind_listener
 
 ADMIN_SOCKET_KEY: Final = "admin_socket"
@@ -48,7 +50,7 @@ def check_startable(config: Config) -> None:
 
 def check_resolvable_and_files(config: Config) -> None:
     """The checks that bind no listener (a reload keeps its listeners bound): every backend resolves, the
-    admin socket's place and the log files can be opened."""
+    admin socket's place and the log files can be opened, the TLS certificates, keys and CAs load."""
     for pool in config.pools.values():
         for backend in pool.backends:
             try:
@@ -64,6 +66,7 @@ def check_resolvable_and_files(config: Config) -> None:
                 pass
         except OSError as exc:
             _fail(config, "error_log", f"cannot open {config.process.error_log}: {exc.strerror or exc}")
+    _load_tls(config)
 
 
 def _probe_admin_socket(config: Config) -> None:
@@ -93,6 +96,15 @@ def _open_access_log(config: Config) -> None:
             pass
     except OSError as exc:
         _fail(config, ACCESS_LOG_KEY, f"cannot open {http.access_log_path}: {exc.strerror or exc}")
+
+
+def _load_tls(config: Config) -> None:
+    """Start reads every certificate, key, CA and roots file the TLS keys name and builds the served chains;
+    the check does the same (rsp.tls.server_context, rsp.tls.client_context raise ConfigErrors naming the key)."""
+    for spec in config.tls.listeners.values():
+        build_tls_server(config, spec)
+    for pool_tls in config.tls.pools.values():
+        build_backend_context(config, pool_tls)
 
 
 def _fail(config: Config, key: str, message: str) -> NoReturn:

@@ -26,6 +26,7 @@ from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
+from rsp.tls_wiring import TcpFront, backend_tls_for, tcp_acceptor_for, tls_context_for
 from rsp.transport.listener import Acceptor, bind_listener
 from rsp.transport.relay import SharedBuffer
 from rsp.upstream.records import BackendRecord
@@ -68,6 +69,7 @@ class Server:
         self.admin: AdminSocket | None = None
         self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
+        self.tls_fronts: list[TcpFront] = []  # TCP listeners' TLS termination and SNI peeking
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.route_store: RouteStore | None = None
@@ -91,11 +93,19 @@ class Server:
             for sock in sockets:
                 sock.close()
             raise
-        for listener, sock in zip(self.config.listeners, sockets, strict=True):
+        try:  # TLS: certificates and CAs are read now (a pure function of the config: a reload rereads them)
+            backend_tls = backend_tls_for(self.config, self.pools)
+            tls_contexts = [tls_context_for(self.config, listener) for listener in self.config.listeners]
+        except Exception:
+            for sock in sockets:
+                sock.close()
+            raise
+        for listener, sock, tls in zip(self.config.listeners, sockets, tls_contexts, strict=True):
             if listener.mode == "http":
                 if self.access_log is None:
                     self.access_log = AccessLog(self.config.http.access_log, self.config.http.access_log_path)
-                http = HttpProxy(self.loop, self.config, self.pools, listener.pool, self.access_log)
+                http = HttpProxy(self.loop, self.config, self.pools, listener.pool, self.access_log, tls=tls,
+                                 backend_tls=backend_tls)
                 self.http_proxies.append(http)
                 self.listening.append((listener, http))
                 self.acceptors.append(Acceptor(self.loop, sock, http.on_accept))
@@ -103,7 +113,10 @@ class Server:
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
             self.listening.append((listener, proxy))
-            self.acceptors.append(Acceptor(self.loop, sock, proxy.on_accept))
+            on_accept, front = tcp_acceptor_for(self.config, listener, proxy, tls, self.loop, self.pools)
+            if front is not None:
+                self.tls_fronts.append(front)
+            self.acceptors.append(Acceptor(self.loop, sock, on_accept))
         for pool in self.pools.values():
             pool.on_backends_changed = self._backends_changed
         if self.config.route_store is not None:
@@ -139,7 +152,9 @@ class Server:
             get_logger().info("sandbox: %d app(s) starting", len(config_apps))
         for pool in self.pools.values():
             if pool.spec.health.kind != "none" and not self.worker:
-                checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info)
+                pool_tls = backend_tls.get(pool.name)
+                checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info,
+                                        (pool_tls.context, pool_tls.names) if pool_tls is not None else None)
                 checker.start()
                 self.checkers.append(checker)
         for acceptor in self.acceptors:
@@ -199,6 +214,8 @@ class Server:
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
         for proxy in self.proxies:
             proxy.sweep_idle(self.config.timeouts.idle, self.tick_interval)
+        for front in self.tls_fronts:
+            front.sweep_idle(self.config.timeouts.idle, self.tick_interval)
         for http in self.http_proxies:
             http.tick()
         if self.access_log is not None:
@@ -210,7 +227,8 @@ class Server:
 
     # -- stop ----------------------------------------------------------------------------------------
     def live_connections(self) -> int:
-        return sum(p.live_connections() for p in self.proxies) + sum(h.live_connections() for h in self.http_proxies)
+        return (sum(p.live_connections() for p in self.proxies) + sum(h.live_connections() for h in self.http_proxies)
+                + sum(f.live_connections() for f in self.tls_fronts))
 
     def _backends_changed(self, record: BackendRecord, added: bool) -> None:
         for http in self.http_proxies:
@@ -251,6 +269,8 @@ class Server:
             get_logger().warning("drain timeout: closing %d connection(s)", live)
             for proxy in self.proxies:
                 proxy.close_all("shutdown")
+            for front in self.tls_fronts:
+                front.close_all("shutdown")
             for http in self.http_proxies:
                 http.close_all()
         self._finish()

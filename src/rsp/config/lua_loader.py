@@ -33,6 +33,7 @@ from rsp.config.process_section import PROCESS_KEYS, process_settings
 from rsp.config.route_store_section import parse_route_store
 from rsp.config.sandbox_section import SANDBOX_KEYS, parse_sandbox
 from rsp.config.stats_section import parse_stats
+from rsp.config.tls_section import LISTENER_TLS_KEYS, POOL_TLS_KEYS, tls_settings
 from rsp.errors import ConfigError
 from rsp.lua.runtime import LuaChunkError, run_config_chunk
 
@@ -159,6 +160,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
         stats=parse_stats(g.get("stats"), ctx, listeners),
         process=process_settings(g, ctx),
         lines=dict(ctx.lines),
+        tls=tls_settings(g, ctx, tuple(listeners), pools),
     )
 
 
@@ -224,7 +226,7 @@ def _http(value: Any, key: str, ctx: Ctx) -> model.HttpSettings:
 
 
 def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
-    f = fields(item, key, ctx, {"address", "port", "pool", "mode"})
+    f = fields(item, key, ctx, {"address", "port", "pool", "mode", *LISTENER_TLS_KEYS})
     if "port" not in f:
         ctx.fail(f"{key}.port", f"{key}.port is missing")
     port = as_port(as_str_or_num(f["port"], f"{key}.port", ctx), f"{key}.port", ctx)
@@ -237,7 +239,7 @@ def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
 
 def _pool(name: str, spec: Any, key: str, ctx: Ctx, timeouts: model.Timeouts) -> model.Pool:
     allowed = {"backends", "algorithm", "hash_key", "hash_name", "health", "connect_timeout", "retries",
-               "passive_failures", "passive_cooldown"}
+               "passive_failures", "passive_cooldown", *POOL_TLS_KEYS}
     f = fields(spec, key, ctx, allowed)
     if "backends" not in f:
         ctx.fail(f"{key}.backends", f"{key}.backends is missing")

@@ -277,6 +277,73 @@ class Sandbox:
     runtime_dir: str = DEFAULT_SANDBOX_RUNTIME_DIR
 
 
+# ---- TLS (issue 11): certificates on listeners, SNI routing without termination, TLS to backends ----------
+# Mozilla's server-side TLS guideline, version 5.7, "intermediate" profile
+# (https://ssl-config.mozilla.org/guidelines/5.7.json): TLS 1.2 and 1.3; for TLS 1.2 ECDHE with AES-GCM or
+# ChaCha20-Poly1305 only (TLS 1.3's suites are all acceptable and OpenSSL's defaults are kept).
+MOZILLA_GUIDELINE_VERSION = "5.7"
+MOZILLA_INTERMEDIATE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+)
+TLS_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+DEFAULT_TLS_PROTOCOLS = ("TLSv1.2", "TLSv1.3")
+# How long a TCP listener with SNI routes waits for a complete ClientHello: a real client sends it at once
+# after the TCP handshake; 5 s covers a slow mobile link and bounds what a silent client costs.
+DEFAULT_SNI_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TlsCertificate:
+    cert: str  # PEM file: the certificate, optionally followed by its chain
+    key: str  # PEM file of the private key ("" : the key is in the cert file)
+    names: tuple[str, ...] = ()  # served for these SNI names ("" : the certificate's SAN DNS names)
+    key_path: str = field(default="", compare=False)  # `listen[1].tls.certificates[2]`, for errors
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerTls:
+    certificates: tuple[TlsCertificate, ...]
+    default: str = ""  # the SNI name whose certificate a client without SNI gets ("": the first certificate)
+    client_ca: str = ""  # PEM file of CAs: clients must present a certificate they signed
+    protocols: tuple[str, ...] = DEFAULT_TLS_PROTOCOLS
+    ciphers: str = MOZILLA_INTERMEDIATE_CIPHERS  # OpenSSL cipher list for TLS 1.2
+    allow_weak_chain: bool = False
+    roots: str = ""  # trust anchors for building the served chain ("": the system's)
+    key_path: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SniRoute:
+    name: str  # "a.example" exact, "*.b.example" any subdomain (not the apex), like routes[].host
+    pool: str
+
+
+@dataclass(frozen=True, slots=True)
+class SniRouting:
+    routes: tuple[SniRoute, ...]
+    default: str = ""  # pool for a client without SNI, not speaking TLS, or matching no route; "": close
+    timeout: float = DEFAULT_SNI_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class PoolTls:
+    verify: bool = True
+    ca: str = ""  # PEM file of CAs to verify backends with ("": the system's)
+    sni: str = ""  # server_name sent and checked against the certificate ("": the backend's host if a name)
+    key_path: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """Per listener (by its config key, `listen[1]`) and per pool (by name)."""
+
+    listeners: dict[str, ListenerTls] = field(default_factory=dict)
+    sni: dict[str, SniRouting] = field(default_factory=dict)
+    pools: dict[str, PoolTls] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: str
@@ -293,6 +360,7 @@ class Config:
     stats: StatsSettings | None = None  # None: no metrics endpoint
     sandbox: Sandbox = field(default_factory=Sandbox)
     process: ProcessSettings = field(default_factory=ProcessSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     # {key path: Lua line} of the file's entries (rsp.config.key_lines), for errors found after loading.
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -87,8 +88,12 @@ class HealthChecker:
         records: Sequence[BackendRecord],
         on_change: Callable[[BackendRecord, Transition], None],
         log: Callable[[str], None],
+        tls: tuple[ssl.SSLContext, Sequence[str]] | None = None,
     ) -> None:
         self.pool = pool
+        # A pool with `tls`: probes speak TLS with the pool's context and each backend's name (by index), so a
+        # certificate that fails verification marks the backend down, as its 502s would.
+        self._tls = tls
         self.records = tuple(records)
         self._on_change = on_change
         self._log = log
@@ -179,9 +184,14 @@ class HealthChecker:
 
     async def _probe(self, record: BackendRecord) -> tuple[bool, str]:
         health = self.pool.health
-        reader, writer = await asyncio.open_connection(
-            record.spec.host, record.spec.port, limit=STATUS_LINE_LIMIT
-        )
+        tls = self._tls
+        if tls is None:
+            reader, writer = await asyncio.open_connection(record.spec.host, record.spec.port, limit=STATUS_LINE_LIMIT)
+        else:
+            context, names = tls
+            name = names[record.index] if record.index < len(names) else record.spec.host
+            reader, writer = await asyncio.open_connection(record.spec.host, record.spec.port, limit=STATUS_LINE_LIMIT,
+                                                           ssl=context, server_hostname=name)
         try:
             if health.kind != "http":
                 return True, OK

@@ -34,6 +34,7 @@ from rsp.master.spawn import config_memfd, spawn_worker
 from rsp.proxy.pools import PoolRuntime
 from rsp.sd_notify import notify
 from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
+from rsp.tls.client_context import backend_server_name, build_backend_context
 from rsp.transport.listener import bind_listener
 
 if TYPE_CHECKING:  # imported only when the config has apps (pyroute2 costs start-up time)
@@ -183,7 +184,12 @@ class Master:
             self.broadcast_state()
             get_logger().info("%s", message)
 
-        checker = HealthChecker(pool.spec, pool.records, pool.health_changed, log_transition)
+        tls = None
+        spec = self.config.tls.pools.get(pool.name)
+        if spec is not None:  # a pool reached over TLS is checked over TLS, as a single process does
+            names = [backend_server_name(spec, b) for b in pool.spec.backends]
+            tls = (build_backend_context(self.config, spec), names)
+        checker = HealthChecker(pool.spec, pool.records, pool.health_changed, log_transition, tls)
         checker.start()
         self.checkers.append(checker)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -33,7 +34,7 @@ from rsp.proxy.access_log import AccessLog
 from rsp.proxy.client import ClientConnection
 from rsp.proxy.http_upstream import IdlePool, UpstreamConnection
 from rsp.proxy.pools import PoolRuntime
-from rsp.proxy.session_io import Connector, SocketConnector, start_stream
+from rsp.proxy.session_io import BackendTls, Connector, SocketConnector, start_stream, start_tls_stream
 from rsp.routes.router import Router
 from rsp.transport.poller import poller_of
 from rsp.upstream.records import BackendRecord
@@ -41,8 +42,9 @@ from rsp.upstream.records import BackendRecord
 if TYPE_CHECKING:
     from rsp.proxy.exchange import Exchange
 
-# The X-Forwarded-Proto and Forwarded proto this listener writes (rsp listens in clear text).
+# The X-Forwarded-Proto and Forwarded proto a listener writes: in clear text, or with `tls`.
 LISTENER_PROTO = b"http"
+TLS_LISTENER_PROTO = b"https"
 
 
 class HttpProxy:
@@ -53,11 +55,14 @@ class HttpProxy:
     connector: how backend connections are opened (rsp.proxy.session_io.Connector); by default sockets.
     caches: the head-output caches (rsp.proxy.reply_cache); off only to compare their output with the
         uncached one (tests).
+    tls: the listener's TLS context (rsp.tls.server_context.TlsServer.context: SNI switches it per
+        connection); None for clear text. backend_tls: TLS to the pools that have it, by pool name.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, config: Config, pools: dict[str, PoolRuntime],
                  default_pool: str, access_log: AccessLog, *, clock: Callable[[], float] | None = None,
-                 connector: Connector | None = None, caches: bool = True) -> None:
+                 connector: Connector | None = None, caches: bool = True, tls: ssl.SSLContext | None = None,
+                 backend_tls: dict[str, BackendTls] | None = None) -> None:
         self.loop = loop
         # The exact clock (the access log's durations; tick() and now() without a poller). time.monotonic
         # is the clock asyncio's loops use; called directly it skips uvloop's loop.time() wrapper.
@@ -66,7 +71,9 @@ class HttpProxy:
         # now()). An injected clock replaces it.
         self.poller = poller_of(loop) if clock is None else None
         self.connector: Connector = connector if connector is not None else SocketConnector(
-            loop, config.high_water, config.low_water)
+            loop, config.high_water, config.low_water, backend_tls)
+        self.tls = tls
+        self.proto = TLS_LISTENER_PROTO if tls is not None else LISTENER_PROTO
         self.caches = caches
         self.config = config
         self.settings: HttpSettings = config.http
@@ -120,7 +127,7 @@ class HttpProxy:
 
     def request_context(self, client_ip: str) -> RequestContext:
         """What forwarding a request reads besides its head, for a client at `client_ip` (per connection)."""
-        return RequestContext(client_ip, self.is_trusted(client_ip), self.forwarded, self.via, LISTENER_PROTO)
+        return RequestContext(client_ip, self.is_trusted(client_ip), self.forwarded, self.via, self.proto)
 
     # -- housekeeping (called from the server's tick) -------------------------------------------------
     def now(self) -> float:
@@ -179,4 +186,9 @@ class HttpProxy:
 
     def on_accept(self, sock: socket.socket, peer: tuple[object, ...]) -> None:
         """A client connected (rsp.transport.listener.Acceptor, which set it non-blocking and TCP_NODELAY)."""
-        start_stream(self.loop, sock, ClientConnection(self), peer, self.high_water, self.low_water)
+        tls = self.tls
+        if tls is not None:
+            start_tls_stream(self.loop, sock, ClientConnection(self), peer, self.high_water, self.low_water, tls,
+                             server_side=True)
+        else:
+            start_stream(self.loop, sock, ClientConnection(self), peer, self.high_water, self.low_water)

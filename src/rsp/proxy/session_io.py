@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from rsp.transport.connect import UpstreamConnect
 from rsp.transport.stream import SocketStream, StreamProtocol
+from rsp.transport.tls_stream import TlsStream
 
 if TYPE_CHECKING:
     from rsp.proxy.pools import PoolRuntime
@@ -88,28 +90,60 @@ def start_stream(loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol:
     stream.start()
 
 
+def start_tls_stream(loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
+                     peer: tuple[object, ...], high_water: int, low_water: int, context: ssl.SSLContext, *,
+                     server_side: bool, server_hostname: str | None = None) -> None:
+    """Run `protocol` over TLS on a connected socket (connection_made now; writes wait for the handshake)."""
+    stream = TlsStream(loop, sock, protocol, context, server_side=server_side, server_hostname=server_hostname,
+                       peer=peer)
+    stream.set_write_buffer_limits(high_water, low_water)
+    stream.start()
+
+
+class BackendTls:
+    """How to speak TLS to one pool's backends: the client context and the name per backend (by index)."""
+
+    __slots__ = ("context", "names")
+
+    def __init__(self, context: ssl.SSLContext, names: list[str]) -> None:
+        self.context = context
+        self.names = names
+
+
 class SocketConnector:
-    """The production connector: a non-blocking connect (rsp.transport.connect) and a socket stream."""
+    """The production connector: a non-blocking connect (rsp.transport.connect) and a socket stream, or a
+    TLS stream for a pool in `backend_tls` (by pool name)."""
 
-    __slots__ = ("high_water", "loop", "low_water")
+    __slots__ = ("backend_tls", "high_water", "loop", "low_water")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, high_water: int, low_water: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, high_water: int, low_water: int,
+                 backend_tls: dict[str, BackendTls] | None = None) -> None:
         self.loop = loop
         self.high_water = high_water
         self.low_water = low_water
+        self.backend_tls: dict[str, BackendTls] = backend_tls if backend_tls is not None else {}
 
     def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone) -> None:
         family, sockaddr = pool.addresses[record.index]
+        tls = self.backend_tls.get(pool.name) if self.backend_tls else None
+        name = tls.names[record.index] if tls is not None else ""
         try:
             UpstreamConnect(self.loop, family, sockaddr, pool.spec.connect_timeout,
-                            lambda sock, err: self._connected(sock, err, protocol, done))
+                            lambda sock, err: self._connected(sock, err, protocol, done, tls, name))
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.loop.call_soon(done, reason)  # never re-enter the caller
 
-    def _connected(self, sock: socket.socket | None, err: str, protocol: StreamProtocol, done: ConnectDone) -> None:
+    def _connected(self, sock: socket.socket | None, err: str, protocol: StreamProtocol, done: ConnectDone,
+                   tls: BackendTls | None, name: str) -> None:
         if sock is None:
             done(err)
             return
-        start_stream(self.loop, sock, protocol, (), self.high_water, self.low_water)
+        if tls is not None:
+            # The request is queued until the handshake is done; a failed handshake (a certificate that
+            # does not verify) reaches the exchange as a connection lost before any response byte.
+            start_tls_stream(self.loop, sock, protocol, (), self.high_water, self.low_water, tls.context,
+                             server_side=False, server_hostname=name)
+        else:
+            start_stream(self.loop, sock, protocol, (), self.high_water, self.low_water)
         done("")

@@ -42,7 +42,14 @@ class TcpProxy:
 
     def on_accept(self, client: socket.socket, addr: tuple[object, ...]) -> None:
         self.stats.accepted += 1
-        TcpSession(self, client, addr).start()
+        TcpSession(self, client, addr, self.pool).start()
+
+    def start_routed(self, client: socket.socket, addr: tuple[object, ...], pool: PoolRuntime,
+                     preface: bytes) -> None:
+        """A client whose pool was chosen from its first bytes (SNI routing, rsp.proxy.sni_proxy): those
+        bytes, already read, reach the backend before anything else."""
+        self.stats.accepted += 1
+        TcpSession(self, client, addr, pool, preface).start()
 
     def relay_closed(self, relay: Relay) -> None:
         self.relays.discard(relay)
@@ -89,10 +96,13 @@ def relay_label(relay: Relay) -> str:
 class TcpSession:
     """From accept to relay: pick, connect, retry on another backend, or give up and close."""
 
-    __slots__ = ("addr", "attempt", "client", "proxy", "record", "tried")
+    __slots__ = ("addr", "attempt", "client", "pool", "preface", "proxy", "record", "tried")
 
-    def __init__(self, proxy: TcpProxy, client: socket.socket, addr: tuple[object, ...]) -> None:
+    def __init__(self, proxy: TcpProxy, client: socket.socket, addr: tuple[object, ...], pool: PoolRuntime,
+                 preface: bytes = b"") -> None:
         self.proxy = proxy
+        self.pool = pool
+        self.preface = preface
         self.client = client
         self.addr = addr
         self.tried: list[BackendRecord] = []
@@ -104,7 +114,7 @@ class TcpSession:
         self._attempt()
 
     def _attempt(self) -> None:
-        pool = self.proxy.pool
+        pool = self.pool
         key = str(self.addr[0]).encode() if pool.wants_key else None
         record = pool.pick(key, self.tried)
         if record is None:
@@ -127,7 +137,7 @@ class TcpSession:
         self.attempt = None
         record = self.record
         assert record is not None
-        pool = self.proxy.pool
+        pool = self.pool
         if upstream is None:
             record.active -= 1
             record.stats.connect_failures += 1
@@ -148,7 +158,7 @@ class TcpSession:
         relay = Relay(proxy.loop, self.client, upstream, proxy.shared, proxy.read_size, proxy.relay_closed,
                       record, self.addr)
         proxy.relays.add(relay)
-        relay.start()
+        relay.start(self.preface)
 
     def _give_up(self) -> None:
         self.proxy.sessions.discard(self)

@@ -89,6 +89,12 @@ class Pump(Watcher):
     def has_pending(self) -> bool:
         return self.pending is not None or self.piped > 0
 
+    def preload(self, data: bytes) -> None:
+        """Bytes read from the source before the relay began (a peeked TLS ClientHello, for SNI routing):
+        they are written first, and the source is read once they are."""
+        self.pending = memoryview(data)
+        self._wait_writable()
+
     def start_reading(self) -> None:
         if not self.reading and not self.eof:
             self.reading = True
@@ -297,8 +303,12 @@ class Relay:
         self.c2u = Pump(self, client, upstream, "client->backend", shared, read_size, SPLICE_AVAILABLE)
         self.u2c = Pump(self, upstream, client, "backend->client", shared, read_size, SPLICE_AVAILABLE)
 
-    def start(self) -> None:
-        self.c2u.start_reading()
+    def start(self, preface: bytes = b"") -> None:
+        """Start both directions; `preface` (bytes already read from the client) goes to the backend first."""
+        if preface:
+            self.c2u.preload(preface)
+        else:
+            self.c2u.start_reading()
         self.u2c.start_reading()
 
     @property

@@ -1,0 +1,216 @@
+"""A TLS listener's contexts: one `ssl.SSLContext` per certificate, chosen by the client's SNI.
+
+`build_tls_server(config, listener_tls, alpn)` is a pure function of the config (and the files it names):
+call it again after a reload and the new certificates are served to new connections, while live ones
+keep theirs. Every failure is a ConfigError naming the file, line and key of the certificate at fault.
+
+Choice of certificate (RFC 6066 §3): the SNI name, lower-cased, matched exactly first, then as
+`*.parent` (one label, like RFC 6125 §6.4.3 wildcards and like the HTTP routes); a client without SNI,
+or with a name no certificate covers, gets the default certificate (the `default` name's, else the first).
+The switch happens in OpenSSL's servername callback by setting `ssl_object.context`: the handshake then
+continues with that context's certificate and key.
+
+Profile: Mozilla's server-side TLS "intermediate" configuration (guideline version in
+rsp.config.model.MOZILLA_GUIDELINE_VERSION): TLS 1.2 and 1.3, the TLS 1.2 cipher list of the guideline,
+the client's cipher order (the guideline's `ssl_prefer_server_ciphers off`: every listed suite is strong,
+and the client knows whether it has AES hardware), no compression (CRIME), no renegotiation.
+Session resumption: OpenSSL's server session cache and session tickets stay on (their defaults); each
+context gets the same session id context, so a session resumes on the certificate it was made with.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography import x509
+
+from rsp.config.checks import Ctx
+from rsp.config.model import Config, ListenerTls, TlsCertificate
+from rsp.logs import get_logger
+from rsp.tls.served_chain import ChainPlan, plan_chain, read_roots
+
+# A certificate that expires this soon gets a warning at start (issue 11; Let's Encrypt renews at 30 days).
+EXPIRY_WARNING_DAYS: Final = 30
+# ALPN for HTTP mode (RFC 7301): rsp speaks HTTP/1.1 only, so offering h2 would be a lie.
+HTTP_ALPN: Final = ("http/1.1",)
+_VERSIONS: Final = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+@dataclass(frozen=True)
+class ServedCertificate:
+    names: tuple[str, ...]
+    context: ssl.SSLContext
+    not_after: datetime.datetime
+
+
+class TlsServer:
+    """The contexts of one listener and the SNI choice between them."""
+
+    def __init__(self, served: list[ServedCertificate], default: ssl.SSLContext) -> None:
+        self.served = served
+        self.default = default
+        self.exact: dict[str, ssl.SSLContext] = {}
+        self.wildcard: dict[str, ssl.SSLContext] = {}  # "b.example" for "*.b.example"
+        for cert in served:
+            for name in cert.names:
+                if name.startswith("*."):
+                    self.wildcard.setdefault(name[2:], cert.context)
+                else:
+                    self.exact.setdefault(name, cert.context)
+        if len(served) > 1:  # one certificate: nothing to choose, no Python callback per handshake
+            default.sni_callback = self._on_server_name
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        """The context new connections start with (its callback switches on SNI)."""
+        return self.default
+
+    def select(self, server_name: str | None) -> ssl.SSLContext:
+        if not server_name:
+            return self.default
+        name = server_name.lower().rstrip(".")
+        found = self.exact.get(name)
+        if found is not None:
+            return found
+        _, dot, parent = name.partition(".")
+        if dot:
+            found = self.wildcard.get(parent)
+            if found is not None:
+                return found
+        return self.default
+
+    def _on_server_name(self, tls: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
+                        context: ssl.SSLContext) -> int | None:
+        chosen = self.select(server_name)
+        if chosen is not context:
+            tls.context = chosen
+        return None
+
+
+def certificate_names(cert: x509.Certificate) -> tuple[str, ...]:
+    """The DNS names of the subjectAltName extension (RFC 6125 §6.4.4: not the CN when a SAN exists)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
+
+
+def _load_chain(context: ssl.SSLContext, item: TlsCertificate, plan: ChainPlan) -> None:
+    """The planned chain (rsp.tls.served_chain) and the key; `ssl` reads a chain only from a file, so a built
+    chain goes through a private temporary file (certificates only: the key is read from its own file)."""
+    key = item.key or item.cert
+    if plan.pem is None:
+        context.load_cert_chain(item.cert, key)
+        return
+    fd, path = tempfile.mkstemp(prefix="rsp-chain-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(plan.pem)
+        context.load_cert_chain(path, key)
+    finally:
+        os.unlink(path)
+
+
+# OpenSSL's refusals of a chain for its security level (Debian's default is level 2: RSA >= 2048 bits,
+# no SHA-1 signatures).
+_TOO_WEAK = ("CA_KEY_TOO_SMALL", "CA_MD_TOO_WEAK", "EE_KEY_TOO_SMALL")
+
+
+def _load_chain_at_level(context: ssl.SSLContext, spec: ListenerTls, item: TlsCertificate, plan: ChainPlan) -> None:
+    """Load the chain; with allow_weak_chain, a chain OpenSSL refuses at its security level is loaded at the
+    level it needs (1: RSA 1024; 0: SHA-1 or MD5 signatures), for this certificate's context only."""
+    try:
+        _load_chain(context, item, plan)
+        return
+    except ssl.SSLError as exc:
+        if not spec.allow_weak_chain or exc.reason not in _TOO_WEAK:
+            raise
+        failure = exc
+    for level in (1, 0):
+        context.set_ciphers(f"{spec.ciphers}:@SECLEVEL={level}")
+        try:
+            _load_chain(context, item, plan)
+        except ssl.SSLError as exc:
+            failure = exc
+            continue
+        get_logger().warning("%s: OpenSSL refused the chain at its security level (%s); allow_weak_chain: this "
+                             "certificate is served at security level %d", item.key_path, failure.reason, level)
+        return
+    raise failure
+
+
+def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str, ...],
+             plan: ChainPlan) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    versions = sorted(_VERSIONS[p] for p in spec.protocols)
+    context.minimum_version = versions[0]
+    context.maximum_version = versions[-1]
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    # Python sets server preference by default; the guideline leaves the choice to the client.
+    context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    try:
+        context.set_ciphers(spec.ciphers)
+    except ssl.SSLError:
+        ctx.fail(f"{spec.key_path}.ciphers", f"{spec.key_path}.ciphers: OpenSSL accepts none of {spec.ciphers!r}")
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    try:
+        _load_chain_at_level(context, spec, item, plan)
+    except FileNotFoundError as exc:
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {exc.filename}: {exc.strerror}")
+    except PermissionError as exc:
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {exc.filename}: {exc.strerror}")
+    except ssl.SSLError as exc:
+        # OpenSSL's words for a key of the certificate's type but another pair, and for a key of another type.
+        if exc.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
+            ctx.fail(f"{item.key_path}.key", f"{item.key_path}: the key {item.key} does not match the certificate "
+                     f"{item.cert}")
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot load {item.cert} / {item.key or item.cert}: "
+                 f"{exc.reason or exc}")
+    if spec.client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        try:
+            context.load_verify_locations(cafile=spec.client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            ctx.fail(f"{spec.key_path}.client_ca", f"{spec.key_path}.client_ca: cannot load {spec.client_ca}: {exc}")
+    return context
+
+
+def build_tls_server(config: Config, spec: ListenerTls, alpn: tuple[str, ...] = HTTP_ALPN,
+                     now: Callable[[], datetime.datetime] | None = None) -> TlsServer:
+    """Read the listener's certificates and build its contexts (see the module docstring)."""
+    ctx = Ctx(config.path, config.lines)
+    at = now() if now is not None else datetime.datetime.now(datetime.UTC)
+    served: list[ServedCertificate] = []
+    roots = read_roots(spec, ctx)
+    for item in spec.certificates:
+        plan = plan_chain(spec, item, roots, at, ctx)
+        names = item.names or certificate_names(plan.leaf)
+        if not names:
+            ctx.fail(f"{item.key_path}.names", f"{item.key_path}: {item.cert} has no DNS name in its "
+                     "subjectAltName; give names = {...}")
+        context = _context(spec, item, ctx, alpn, plan)
+        not_after = plan.expires
+        if not_after <= at:
+            get_logger().warning("%s: the certificate %s expired on %s", item.key_path, item.cert, not_after.date())
+        elif not_after - at <= datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+            get_logger().warning("%s: the certificate %s expires on %s (in %d days)", item.key_path, item.cert,
+                                 not_after.date(), (not_after - at).days)
+        served.append(ServedCertificate(names, context, not_after))
+    default = served[0]
+    if spec.default:
+        matches = [s for s in served if spec.default in s.names]
+        if not matches:
+            ctx.fail(f"{spec.key_path}.default", f"{spec.key_path}.default: no certificate is served for "
+                     f"{spec.default!r}")
+        default = matches[0]
+    # The default context answers every handshake first; it must not be shared with another name's entry
+    # whose callback would then be replaced, so its SNI callback is set once, by TlsServer.
+    return TlsServer(served, default.context)

@@ -1,0 +1,58 @@
+"""How server.py builds the TLS parts of a listener or pool from the config.
+
+Everything here is a function of the config (and the files it names): a reload that builds a new server
+from a new config rereads every certificate, key and CA, and new connections use them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+
+from rsp.config.model import Config, Listener
+from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.session_io import BackendTls
+from rsp.proxy.sni_proxy import SniRouter
+from rsp.proxy.tcp_proxy import TcpProxy
+from rsp.proxy.tls_tcp import TlsTcpFront
+from rsp.tls.client_context import backend_server_name, build_backend_context
+from rsp.tls.server_context import HTTP_ALPN, build_tls_server
+
+AcceptHandler = Callable[[socket.socket, tuple[object, ...]], None]
+# What a TCP listener's TLS front holds besides the TcpProxy's sessions and relays (counted while draining).
+TcpFront = SniRouter | TlsTcpFront
+
+
+def tls_context_for(config: Config, listener: Listener) -> ssl.SSLContext | None:
+    """The listener's TLS context (SNI picks the certificate per connection), None without `tls`."""
+    spec = config.tls.listeners.get(listener.key)
+    if spec is None:
+        return None
+    # ALPN: HTTP mode says http/1.1; a TCP listener relays whatever the client speaks, so it offers none.
+    return build_tls_server(config, spec, HTTP_ALPN if listener.mode == "http" else ()).context
+
+
+def backend_tls_for(config: Config, pools: dict[str, PoolRuntime]) -> dict[str, BackendTls]:
+    out: dict[str, BackendTls] = {}
+    for name, spec in config.tls.pools.items():
+        pool = pools[name]
+        names = [backend_server_name(spec, b) for b in pool.spec.backends]
+        out[name] = BackendTls(build_backend_context(config, spec), names)
+    return out
+
+
+def tcp_acceptor_for(config: Config, listener: Listener, proxy: TcpProxy, tls: ssl.SSLContext | None,
+                     loop: asyncio.AbstractEventLoop, pools: dict[str, PoolRuntime]) -> tuple[AcceptHandler,
+                                                                                              TcpFront | None]:
+    """What a TCP listener does with an accepted client: relay, route by SNI, or terminate TLS and relay;
+    and the front that holds connections of its own (None for a plain relay)."""
+    routing = config.tls.sni.get(listener.key)
+    if routing is not None:
+        router = SniRouter(loop, routing, pools, proxy)
+        return router.on_accept, router
+    if tls is not None:
+        front = TlsTcpFront(loop, proxy.pool, tls, config.high_water, config.low_water)
+        return front.on_accept, front
+    return proxy.on_accept, None
