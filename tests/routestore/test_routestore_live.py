@@ -22,10 +22,13 @@ Launch = Callable[..., RspProcess]
 
 
 def store_config(port: int, redis: RedisServer, **store: object) -> str:
-    """One HTTP listener whose static pool is unreachable: only the store can route a request."""
+    """One HTTP listener whose static pool is unreachable: only the store can route a request. One process
+    (`workers`): these tests count Redis commands and read dynamic pools through the admin socket, and each
+    worker has its own store (test_workers_share_the_store runs two)."""
+    workers = store.pop("workers", 1)
     settings: dict[str, object] = {"url": redis.url, "template": "default"}
     settings.update(store)
-    return http_config(port, ["127.0.0.1:1"], extra=f"route_store = {lua(settings)}")
+    return http_config(port, ["127.0.0.1:1"], extra=f"workers = {workers}\nroute_store = {lua(settings)}")
 
 
 def body_of(port: int, host: str) -> str:
@@ -102,6 +105,22 @@ def test_two_instances_see_a_change_within_a_second(run_rsp: Launch, redis_serve
     wait_until(first.port, "app.test", "b", PROPAGATION_BOUND)
     wait_until(second.port, "app.test", "b", PROPAGATION_BOUND - (time.monotonic() - changed))
     assert time.monotonic() - changed < PROPAGATION_BOUND
+
+
+def test_workers_share_the_store(run_rsp: Launch, redis_server: RedisServer,
+                                 named_backend: Callable[[str], HttpBackend]) -> None:
+    """workers = 2: each worker has its own cache and subscription, and a change reaches both in time."""
+    a, b = named_backend("a"), named_backend("b")
+    routes(redis_server, "set", "app.test", f"127.0.0.1:{a.port}")
+    rsp = run_rsp(store_config(free_port(), redis_server, ttl=60, workers=2))
+    # New connections spread over both workers' accept loops; every one is routed.
+    assert all(body_of(rsp.port, "app.test") == "a" for _ in range(10))
+    out = routes(redis_server, "set", "app.test", f"127.0.0.1:{b.port}")
+    changed = time.monotonic()
+    assert "2 subscriber(s)" in out  # one per worker
+    wait_until(rsp.port, "app.test", "b", PROPAGATION_BOUND)
+    time.sleep(max(0.0, PROPAGATION_BOUND - (time.monotonic() - changed)))
+    assert all(body_of(rsp.port, "app.test") == "b" for _ in range(10))
 
 
 def test_a_removed_host_stops_within_a_second(run_rsp: Launch, redis_server: RedisServer,
@@ -241,7 +260,8 @@ def test_template_health_checks_apply_to_redis_backends(run_rsp: Launch, redis_s
     sock = f"/tmp/rsp-routestore-{free_port()}.sock"
     settings = {"url": redis_server.url, "template": "tmpl"}
     config = http_config(free_port(), ["127.0.0.1:1"], pools={"tmpl": template},
-                         extra=f"route_store = {lua(settings)}\nadmin_socket = \"{sock}\"\n")
+                         # One process: the dynamic pools are read through the admin socket (module docstring).
+                         extra=f"workers = 1\nroute_store = {lua(settings)}\nadmin_socket = \"{sock}\"\n")
     rsp = run_rsp(config)
     assert body_of(rsp.port, "h.test") == "live"
     pool = "redis:" + ",".join(sorted(f"127.0.0.1:{p}" for p in (live.port, dead)))

@@ -37,6 +37,7 @@ def backend_tls_config(listen_port: int, backend_port: int, tls: str) -> str:
 listen = {{ {{ address = "127.0.0.1", port = {listen_port}, mode = "http", pool = "secure" }} }}
 pools = {{ secure = {{ backends = {{ "127.0.0.1:{backend_port}" }}, retries = 0, {tls} }} }}
 http = {{ access_log = "off" }}
+workers = 1 -- one process, one upstream keep-alive pool: the tests count the backend's TLS connections
 """
 
 
