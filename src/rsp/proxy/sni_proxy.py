@@ -19,6 +19,7 @@ from rsp.logs import get_logger
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy, peer_text
 from rsp.tls.client_hello import MAX_HELLO_BYTES, server_name
+from rsp.tls.names import NameTable
 from rsp.transport.poller import CallbackWatcher, Io, io_for
 
 
@@ -31,26 +32,16 @@ class SniRouter:
         self.io: Io = io_for(loop)
         self.proxy = proxy
         self.timeout = routing.timeout
-        self.exact: dict[str, PoolRuntime] = {}
-        self.wildcard: dict[str, PoolRuntime] = {}
+        self.names: NameTable[PoolRuntime] = NameTable()
         for route in routing.routes:
-            table, name = (self.wildcard, route.name[2:]) if route.name.startswith("*.") else (self.exact, route.name)
-            table.setdefault(name, pools[route.pool])
+            self.names.add(route.name, pools[route.pool])
         self.default = pools[routing.default] if routing.default else None
         self.peeks: set[SniPeek] = set()
 
     def choose(self, name: str) -> PoolRuntime | None:
         """The pool for server name `name` ("" : none was sent), or the default."""
-        if name:
-            found = self.exact.get(name)
-            if found is not None:
-                return found
-            _, dot, parent = name.partition(".")
-            if dot:
-                found = self.wildcard.get(parent)
-                if found is not None:
-                    return found
-        return self.default
+        found = self.names.lookup(name) if name else None
+        return found if found is not None else self.default
 
     def on_accept(self, client: socket.socket, addr: tuple[object, ...]) -> None:
         SniPeek(self, client, addr).start()

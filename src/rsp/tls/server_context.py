@@ -33,6 +33,7 @@ from cryptography import x509
 from rsp.config.checks import Ctx
 from rsp.config.model import Config, ListenerTls, TlsCertificate
 from rsp.logs import get_logger
+from rsp.tls.names import NameTable
 from rsp.tls.served_chain import ChainPlan, plan_chain, read_roots
 
 # A certificate that expires this soon gets a warning at start (issue 11; Let's Encrypt renews at 30 days).
@@ -55,14 +56,10 @@ class TlsServer:
     def __init__(self, served: list[ServedCertificate], default: ssl.SSLContext) -> None:
         self.served = served
         self.default = default
-        self.exact: dict[str, ssl.SSLContext] = {}
-        self.wildcard: dict[str, ssl.SSLContext] = {}  # "b.example" for "*.b.example"
+        self.names: NameTable[ssl.SSLContext] = NameTable()
         for cert in served:
             for name in cert.names:
-                if name.startswith("*."):
-                    self.wildcard.setdefault(name[2:], cert.context)
-                else:
-                    self.exact.setdefault(name, cert.context)
+                self.names.add(name, cert.context)
         if len(served) > 1:  # one certificate: nothing to choose, no Python callback per handshake
             default.sni_callback = self._on_server_name
 
@@ -74,16 +71,8 @@ class TlsServer:
     def select(self, server_name: str | None) -> ssl.SSLContext:
         if not server_name:
             return self.default
-        name = server_name.lower().rstrip(".")
-        found = self.exact.get(name)
-        if found is not None:
-            return found
-        _, dot, parent = name.partition(".")
-        if dot:
-            found = self.wildcard.get(parent)
-            if found is not None:
-                return found
-        return self.default
+        found = self.names.lookup(server_name)
+        return found if found is not None else self.default
 
     def _on_server_name(self, tls: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
                         context: ssl.SSLContext) -> int | None:
