@@ -38,7 +38,7 @@ def test_certificates_parsed_with_names_from_the_certificate(certs: CertSet) -> 
     assert [c.names for c in spec.certificates] == [(), ("extra.example",)]
     assert spec.protocols == ("TLSv1.2", "TLSv1.3")
     server = build_tls_server(config, spec)
-    assert set(server.exact) == {"a.example", "extra.example"}
+    assert set(server.names.exact) == {"a.example", "extra.example"}
     assert server.select("a.example") is server.served[0].context
     assert server.select(None) is server.default is server.served[1].context
 
