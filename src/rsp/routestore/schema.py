@@ -66,7 +66,7 @@ def parse_member(member: bytes | str) -> Backend | None:
         host, sep, port_text = text.rpartition(":")
         if not sep or not host or ":" in host:
             return None
-        if not _is_ip(host) and not _is_hostname(host):
+        if not is_ip(host) and not _is_hostname(host):
             return None
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         return None
@@ -77,7 +77,7 @@ def format_member(backend: Backend) -> str:
     return backend.address
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -22,7 +22,6 @@ routes` are seen within `ttl` instead, or at once if the tool publishes the host
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -41,7 +40,7 @@ from rsp.routestore.bad_data import BadDataLog
 from rsp.routestore.cache import ROUTE_DEFAULT, ROUTE_HOST, ROUTE_MISSING, RouteCache
 from rsp.routestore.dynamic_pools import BackendSet, DynamicPools, backend_set
 from rsp.routestore.redis_link import REFRESH_BATCH, RedisLink, SetReply
-from rsp.routestore.schema import DEFAULT_HOST, INVALIDATE_ALL, backends_key, normalise_host, parse_member
+from rsp.routestore.schema import DEFAULT_HOST, INVALIDATE_ALL, backends_key, is_ip, normalise_host, parse_member
 
 # How often the refresher wakes without a push: TTL expiry and pool retirement are checked this often.
 SWEEP_INTERVAL: Final = 0.5
@@ -213,7 +212,7 @@ class RouteStore:
             backend = parse_member(member)
             if backend is None:
                 continue
-            if not _is_ip(backend.host):
+            if not is_ip(backend.host):
                 resolved = await self._resolve(key, backend)
                 if resolved is None:
                     continue
@@ -335,11 +334,3 @@ class RouteStore:
         if checker is not None:
             self._spawn(checker.stop())
         self.log.info("route store: pool %s retired (no host routes to it)", pool.name)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
