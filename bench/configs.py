@@ -167,5 +167,8 @@ def rsp_config(tmp: Path, name: str, port: int, backends: Sequence[int], mode: s
     if mode == "http":
         # haproxy (no `log` line) and nginx (access_log off) log nothing here; neither does rsp.
         text += 'http = { access_log = "off" }\n'
+    # One process against HAProxy's `nbthread 1` and nginx's one worker: the comparison is per core.
+    # (rsp's default is a worker per core; bench/run_workers.py compares two workers with two threads.)
+    text += "workers = 1\n"
     conf.write_text(text)
     return conf

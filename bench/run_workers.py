@@ -54,7 +54,7 @@ def haproxy_threads(haproxy_bin: str, tmp: Path, port: int, backend: int, thread
 
 def rsp_workers(tmp: Path, port: int, backend: int, workers: int, admin: Path) -> Path:
     conf = configs.rsp_config(tmp, f"rsp-{workers}", port, [backend], "http")
-    conf.write_text(conf.read_text() + f'workers = {workers}\nadmin_socket = "{admin}"\n')
+    conf.write_text(conf.read_text().replace("workers = 1\n", "") + f'workers = {workers}\nadmin_socket = "{admin}"\n')
     return conf
 
 
