@@ -91,57 +91,42 @@ def _listeners(out: list[str], listeners: Iterable[Mapping[str, Any]]) -> None:
     rows = [({"listener": item["name"], "mode": item["mode"]}, item) for item in listeners]
     _each(out, rows, "rsp_listener_connections_total", "counter", "Client connections accepted.",
           lambda i: i["accepted"])
-    family = _Family(out, "rsp_listener_connections", "gauge",
-                     "Client connections open now: active (a request or a TCP relay in progress) or idle "
-                     "(HTTP keep-alive between requests).")
-    for labels, item in rows:
-        family.sample({**labels, "state": "active"}, item["active"])
-        family.sample({**labels, "state": "idle"}, item["idle"])
+    _active_idle(out, rows, "rsp_listener_connections",
+                 "Client connections open now: active (a request or a TCP relay in progress) or idle "
+                 "(HTTP keep-alive between requests).")
     _each(out, rows, "rsp_listener_received_bytes_total", "counter", "Bytes read from clients.",
           lambda i: i["bytes_received"])
     _each(out, rows, "rsp_listener_sent_bytes_total", "counter", "Bytes written to clients.",
           lambda i: i["bytes_sent"])
     http = [(labels, item) for labels, item in rows if item["mode"] == "http"]
-    family = _Family(out, "rsp_listener_http_responses_total", "counter",
+    _by_status_class(out, http, "rsp_listener_http_responses_total",
                      "HTTP responses to clients by status class, refusals before routing included "
-                     "(4xx includes 499, the client left first; other: dropped without a status).")
-    for labels, item in http:
-        for code in STATUS_LABELS:
-            family.sample({**labels, "code": code}, item["responses"].get(code, 0))
+                     "(4xx includes 499, the client left first; other: dropped without a status).", "responses")
 
 
 def _pools(out: list[str], pools: Iterable[Mapping[str, Any]]) -> None:
     rows = [({"pool": pool["name"]}, pool) for pool in pools]
     _each(out, rows, "rsp_pool_retries_total", "counter",
           "Requests or connections sent to another backend after one failed them.", lambda p: p["retries"])
-    family = _Family(out, "rsp_pool_unserved_http_requests_total", "counter",
+    _by_status_class(out, rows, "rsp_pool_unserved_http_requests_total",
                      "HTTP requests answered without a backend (none available, or every one tried failed), "
-                     "by status class.")
-    for labels, pool in rows:
-        for code in STATUS_LABELS:
-            family.sample({**labels, "code": code}, pool["unserved"].get(code, 0))
+                     "by status class.", "unserved")
 
 
 def _backends(out: list[str], backends: list[tuple[str, Mapping[str, Any]]]) -> None:
     rows = [({"pool": pool, "backend": b["name"]}, b) for pool, b in backends]
-    family = _Family(out, "rsp_backend_http_requests_total", "counter",
+    _by_status_class(out, rows, "rsp_backend_http_requests_total",
                      "HTTP requests a backend was chosen for, by status class of the response the client got "
-                     "(4xx includes 499, the client left first; other: dropped without a status).")
-    for labels, b in rows:
-        for code in STATUS_LABELS:
-            family.sample({**labels, "code": code}, b["responses"].get(code, 0))
+                     "(4xx includes 499, the client left first; other: dropped without a status).", "responses")
     family = _Family(out, "rsp_backend_state", "gauge",
                      "Backend state: 1 for the state it is in (up, down, drain), 0 for the others.")
     for labels, b in rows:
         for state in BACKEND_STATES:
             family.sample({**labels, "state": state}, 1 if b["state"] == state else 0)
     _each(out, rows, "rsp_backend_weight", "gauge", "Effective balancing weight.", lambda b: b["weight"])
-    family = _Family(out, "rsp_backend_connections", "gauge",
-                     "Backend connections: active (in use by a request or TCP relay, or opening) and idle "
-                     "(HTTP keep-alive pool).")
-    for labels, b in rows:
-        family.sample({**labels, "state": "active"}, b["active"])
-        family.sample({**labels, "state": "idle"}, b["idle"])
+    _active_idle(out, rows, "rsp_backend_connections",
+                 "Backend connections: active (in use by a request or TCP relay, or opening) and idle "
+                 "(HTTP keep-alive pool).")
     _each(out, rows, "rsp_backend_connections_total", "counter",
           "Times the backend was chosen for a request or a TCP connection.", lambda b: b["connections"])
     _each(out, rows, "rsp_backend_sent_bytes_total", "counter", "Bytes written to the backend.",
@@ -180,3 +165,21 @@ def _each(out: list[str], rows: list[tuple[dict[str, str], Mapping[str, Any]]], 
     family = _Family(out, name, kind, help_text)
     for labels, item in rows:
         family.sample(labels, value(item))
+
+
+def _by_status_class(out: list[str], rows: list[tuple[dict[str, str], Mapping[str, Any]]], name: str,
+                     help_text: str, field: str) -> None:
+    """A counter per status class (every class written, 0 when none was seen), from `item[field]`."""
+    family = _Family(out, name, "counter", help_text)
+    for labels, item in rows:
+        for code in STATUS_LABELS:
+            family.sample({**labels, "code": code}, item[field].get(code, 0))
+
+
+def _active_idle(out: list[str], rows: list[tuple[dict[str, str], Mapping[str, Any]]], name: str,
+                 help_text: str) -> None:
+    """A gauge of connections by state: `item["active"]` and `item["idle"]`."""
+    family = _Family(out, name, "gauge", help_text)
+    for labels, item in rows:
+        family.sample({**labels, "state": "active"}, item["active"])
+        family.sample({**labels, "state": "idle"}, item["idle"])
