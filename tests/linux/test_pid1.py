@@ -103,7 +103,7 @@ def _zombie_state(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return "zombie" if f.read().rsplit(")", 1)[1].split()[0] == "Z" else "alive"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped before the open, or between open and read (ESRCH)
         return "gone"
 
 
