@@ -87,9 +87,9 @@ def connect(url: str) -> redis.Redis:
                                "decode_responses": True}
     if url.startswith("redis+sentinel://"):
         sentinels, service, db, password = parse_sentinel_url(url)
-        manager = Sentinel(sentinels, socket_connect_timeout=CONNECT_TIMEOUT,  # type: ignore[no-untyped-call]
+        manager = Sentinel(sentinels, socket_connect_timeout=CONNECT_TIMEOUT,
                            socket_timeout=COMMAND_TIMEOUT)
-        client: redis.Redis = manager.master_for(service, db=db, password=password,  # type: ignore[no-untyped-call]
+        client: redis.Redis = manager.master_for(service, db=db, password=password,
                                                 **options)
         return client
     try:

@@ -67,7 +67,7 @@ def make_client(url: str, command_timeout: float) -> aioredis.Redis:
                                "health_check_interval": PUBSUB_HEALTH_INTERVAL}
     if url.startswith("redis+sentinel://"):
         sentinels, service, db, password = parse_sentinel_url(url)
-        sentinel = Sentinel(sentinels, socket_connect_timeout=CONNECT_TIMEOUT,  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(sentinels, socket_connect_timeout=CONNECT_TIMEOUT,
                             socket_timeout=command_timeout)
         client: aioredis.Redis = sentinel.master_for(service, db=db, password=password, **options)
         return client
@@ -158,7 +158,7 @@ class RedisLink:
                 self.lost(exc)
             finally:
                 try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 except (RedisError, OSError):
                     pass
             if self._stopping:

@@ -1,0 +1,171 @@
+"""The phases an exchange passes through, and the filter interface over them.
+
+An exchange (one request and its response) runs, in order (OpenResty's names, nginx's order):
+
+    rewrite        the request head may be changed (target, headers, method); routing reads the result
+    access         allow, deny, or answer locally (rate limits, auth, a cache hit)
+    balancer       once per try (again on retry): the pool, or one peer, for this try
+    header_filter  the response head, before it is sent (status, headers)
+    body_filter    each response body chunk, then the end (last=True); a filter may replace chunks
+    log            after the response is complete (or failed); nothing can change any more
+
+A filter is an object with a method per phase it needs; `phases_of` finds which it overrides, and the chain
+calls only those, so a config with no filters pays nothing per exchange. rsp's own features are filters on
+these phases too (routing in rewrite's end, X-Forwarded-* when the head is serialised, the route store in
+balancer), so a user's Lua sees the same order rsp's own features follow (docs/lua.md).
+
+What a request-phase method returns (the small vocabulary nginx, Envoy and mitmproxy share):
+- CONTINUE (None): go on to the next filter, then the next phase.
+- a LocalReply: answer now with it; the remaining request phases and the backend are skipped, the response
+  phases (header_filter, body_filter, log) still run over it.
+- SUSPEND: the filter started I/O (a Lua cosocket, a timer) and will call `exchange.resume()` (go on after
+  this filter) or `exchange.answer(reply)` later, on the loop; the exchange waits without blocking anything.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+from rsp.pipeline.messages import LocalReply, Request, Response
+
+REWRITE: Final = "rewrite"
+ACCESS: Final = "access"
+BALANCER: Final = "balancer"
+HEADER_FILTER: Final = "header_filter"
+BODY_FILTER: Final = "body_filter"
+LOG: Final = "log"
+PHASES: Final = (REWRITE, ACCESS, BALANCER, HEADER_FILTER, BODY_FILTER, LOG)
+REQUEST_PHASES: Final = (REWRITE, ACCESS, BALANCER)
+
+
+class Suspend:
+    """The marker a filter returns when it continues later (see the module docstring)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SUSPEND"
+
+
+SUSPEND: Final = Suspend()
+CONTINUE: Final = None
+Verdict = LocalReply | Suspend | None
+
+
+class ExchangeView(Protocol):
+    """What a filter sees of an exchange. The session implements it; tests implement it with a plain object.
+
+    request: the request head (change it in rewrite/access; `request.set` marks it changed).
+    response: the response head in header_filter and after (None before).
+    ctx: per-exchange scratch space shared by every filter and phase (OpenResty's ngx.ctx).
+    client_ip, client_port, server_port: the connection's addresses.
+    pool: the name of the pool the exchange goes to (set in rewrite/access/balancer to re-route).
+    peer: (host, port) set in balancer to send this try to one address instead of the pool's pick.
+    tries: how many tries failed so far (0 on the first balancer call); last_failure: why the last one
+        failed ("connect refused", "timeout", "bad response"), "" on the first.
+    more_tries: set in balancer to allow that many more tries than the pool's `retries`.
+    status: the final status (0 until known); upstream_addr / upstream_status: the last backend's.
+    started: when the request head was complete, on the exchange's clock; now(): that clock.
+    """
+
+    request: Request
+    response: Response | None
+    ctx: dict[str, object]
+    pool: str
+    peer: tuple[str, int] | None
+    more_tries: int
+
+    @property
+    def client_ip(self) -> str: ...
+    @property
+    def client_port(self) -> int: ...
+    @property
+    def server_port(self) -> int: ...
+    @property
+    def tries(self) -> int: ...
+    @property
+    def last_failure(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def upstream_addr(self) -> str: ...
+    @property
+    def upstream_status(self) -> int: ...
+    @property
+    def started(self) -> float: ...
+    def now(self) -> float: ...
+    def resume(self) -> None:
+        """Go on after the filter that returned SUSPEND (call on the loop, once)."""
+    def answer(self, reply: LocalReply) -> None:
+        """Answer locally after the filter that returned SUSPEND (call on the loop, once)."""
+
+
+class Filter:
+    """Base of every filter: override the phases you need (the others are never called).
+
+    Request phases return a Verdict. header_filter may change `exchange.response` (and its headers).
+    body_filter gets each body chunk and `last` (True once, with the final chunk, possibly b"") and returns
+    the bytes to pass on (b"" to hold them back, more to add); a filter that changes the body's length sets
+    `exchange.response.body_length = UNKNOWN_LENGTH` in header_filter. log returns nothing.
+    """
+
+    name = "filter"
+
+    def rewrite(self, exchange: ExchangeView) -> Verdict:
+        return CONTINUE
+
+    def access(self, exchange: ExchangeView) -> Verdict:
+        return CONTINUE
+
+    def balancer(self, exchange: ExchangeView) -> Verdict:
+        return CONTINUE
+
+    def header_filter(self, exchange: ExchangeView) -> Verdict:
+        return CONTINUE
+
+    def body_filter(self, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
+        return chunk
+
+    def log(self, exchange: ExchangeView) -> None:
+        return None
+
+
+def phases_of(flt: Filter) -> frozenset[str]:
+    """The phases `flt` overrides (the only ones the chain calls it for)."""
+    return frozenset(name for name in PHASES if getattr(type(flt), name) is not getattr(Filter, name))
+
+
+class Chain:
+    """The ordered filters of one listener (or route), indexed per phase. `empty` is the fast path's test:
+    an exchange with an empty chain runs exactly as before filters existed."""
+
+    __slots__ = ("by_phase", "empty", "filters")
+
+    def __init__(self, filters: list[Filter]) -> None:
+        self.filters = tuple(filters)
+        self.by_phase: dict[str, tuple[Filter, ...]] = {
+            phase: tuple(f for f in filters if phase in phases_of(f)) for phase in PHASES}
+        self.empty = not filters
+
+    def for_phase(self, phase: str) -> tuple[Filter, ...]:
+        return self.by_phase[phase]
+
+
+EMPTY_CHAIN: Final = Chain([])
+
+
+class Downstream(Protocol):
+    """The client side of one exchange, as the session sees it: what HTTP/1's ClientConnection and an HTTP/2
+    stream both implement. The session never writes wire bytes to a client itself.
+
+    send_head: the (final, or 1xx interim) response head; the codec frames it for its protocol.
+    send_data: a body chunk (already through body_filter). send_end: the end of the body, with trailers.
+    pause_upstream/resume_upstream: the client cannot take more now / can again (backpressure toward the
+    backend). reset: the exchange failed after the head was sent; the codec ends the stream abnormally
+    (HTTP/1 closes the connection, HTTP/2 sends RST_STREAM).
+    """
+
+    def send_head(self, response: Response) -> None: ...
+    def send_data(self, data: bytes) -> None: ...
+    def send_end(self, trailers: list[tuple[bytes, bytes]]) -> None: ...
+    def reset(self, reason: str) -> None: ...
