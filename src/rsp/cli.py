@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,11 +19,13 @@ from rsp.admin.socket_server import admin_request, reply_is_error
 from rsp.commands import SUBCOMMANDS
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
-from rsp.errors import ConfigError, RspError
+from rsp.errors import ConfigError, RspError, StartupError
 from rsp.logs import get_logger, setup_logging
 from rsp.master.master import Master
 from rsp.native import build_description
+from rsp.pidfile import remove_pid_file, running_master, write_pid_file
 from rsp.preflight import check_startable
+from rsp.proctitle import master_title, set_title
 from rsp.sd_notify import notify
 from rsp.server import Server
 from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
@@ -76,14 +79,20 @@ def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, objec
 
 
 def run(config: Config) -> None:
+    set_title(master_title(os.path.abspath(config.path)))
     logger = setup_logging(config.log_level, config.process.error_log)
     loop, choice = loop_from_environment()
     if choice.reason:
         logger.warning("%s", choice.reason)
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(log_loop_exception)
+    pid_file = config.process.pid_file
     try:
         server: Server | Master = Server(config, loop) if config.process.workers == 1 else Master(config, loop)
+        if pid_file:  # before the Started lines: whoever sees them finds the pid file (removed if start fails)
+            if (other := running_master(pid_file)) is not None:
+                raise StartupError(f"pid_file {pid_file}: rsp is already running as pid {other}")
+            write_pid_file(pid_file)
         loop.run_until_complete(server.start())
         notify("READY=1")
         # Everything allocated so far lives as long as the process: keep it out of the GC's scans.
@@ -94,6 +103,8 @@ def run(config: Config) -> None:
                     f" as the master of {config.process.workers} workers" if isinstance(server, Master) else "")
         loop.run_until_complete(server.wait_stopped())
     finally:
+        if pid_file:
+            remove_pid_file(pid_file)
         loop.close()
 
 

@@ -24,6 +24,7 @@ from rsp.transport.listener import bind_listener
 
 ADMIN_SOCKET_KEY: Final = "admin_socket"
 ACCESS_LOG_KEY: Final = "http.access_log_path"
+PID_FILE_KEY: Final = "pid_file"
 # sockaddr_un.sun_path on Linux holds 108 bytes including the terminating NUL (unix(7)).
 UNIX_PATH_MAX: Final = 108
 # The probe socket bound beside the admin socket's path: its own name, so that a running rsp's socket at
@@ -66,7 +67,24 @@ def check_resolvable_and_files(config: Config) -> None:
                 pass
         except OSError as exc:
             _fail(config, "error_log", f"cannot open {config.process.error_log}: {exc.strerror or exc}")
+    if config.process.pid_file:
+        _probe_pid_file(config)
     _load_tls(config)
+
+
+def _probe_pid_file(config: Config) -> None:
+    """Start writes the pid file by rename from a file beside it: try creating one there."""
+    path = config.process.pid_file
+    if os.path.isdir(path):
+        _fail(config, PID_FILE_KEY, f"{path}: is a directory")
+    probe = f"{path}.{os.getpid()}{PROBE_SUFFIX}"
+    try:
+        with open(probe, "w", encoding="ascii"):
+            pass
+    except OSError as exc:
+        _fail(config, PID_FILE_KEY, f"cannot write {path}: {exc.strerror or exc}")
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def _probe_admin_socket(config: Config) -> None:

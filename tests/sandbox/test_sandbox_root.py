@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from rsp.proctitle import title_of
 from support.native_build import REPO_ROOT
 from support.rsp_process import RspProcess, free_port, rsp_command
 
@@ -192,6 +193,21 @@ def test_a_killed_app_is_restarted_and_rejoins_the_pool(sandboxed: Callable[...,
     while "GET / HTTP/1.1" not in (logs := box.apps_cmd("logs", "one").stdout) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "GET / HTTP/1.1" in logs
+
+
+def test_launchers_and_inits_are_titled_with_their_app_and_rsp_as_the_master(
+        sandboxed: Callable[..., Sandboxed]) -> None:
+    """`pgrep -f '^rsp: master'` finds rsp alone; the apps' launchers and inits say whose they are."""
+    box = sandboxed()
+    state = box.wait_ready()
+    assert title_of(box.proc.pid) == f"rsp: master {box.config}"
+    for name in ("one", "two"):
+        launcher = int(str(state[name]["pid"]))
+        init = int(Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()[0])
+        assert title_of(launcher) == f"rsp: app {name}"
+        assert title_of(init) == f"rsp: app {name} init"
+    masters = subprocess.run(["pgrep", "-f", f"^rsp: master {box.config}$"], capture_output=True, text=True)
+    assert masters.stdout.split() == [str(box.proc.pid)]
 
 
 def test_stopping_rsp_leaves_no_namespace_link_or_table(sandboxed: Callable[..., Sandboxed]) -> None:

@@ -173,6 +173,7 @@ MAX_WORKERS = 256
 class ProcessSettings:
     workers: int = DEFAULT_WORKERS  # 1: today's single process, no master
     error_log: str = ""  # the error log file ("" = stderr); reopened on SIGUSR1 like the access log
+    pid_file: str = ""  # the master's pid, written once it serves, removed at a clean stop ("" = none)
 
 
 # ---- route store (issue 14: a route table in Redis shared by many rsp machines; docs/routestore.md) ----

@@ -1,5 +1,5 @@
 """The process keys: `workers = N` (worker processes under a master; default: one per core) and
-`error_log = "PATH"` (rsp's own log lines; default stderr)."""
+`error_log = "PATH"` (rsp's own log lines; default stderr), `pid_file = "PATH"` (the master's pid, rsp.pidfile)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Final
 from rsp.config import model
 from rsp.config.checks import Ctx, as_int, as_string
 
-PROCESS_KEYS: Final = ("workers", "error_log")
+PROCESS_KEYS: Final = ("workers", "error_log", "pid_file")
 
 
 def default_workers() -> int:
@@ -25,4 +25,5 @@ def process_settings(g: Mapping[str, Any], ctx: Ctx) -> model.ProcessSettings:
     workers = as_int(g.get("workers", min(default_workers(), model.MAX_WORKERS)), "workers", ctx,
                      minimum=1, maximum=model.MAX_WORKERS)
     error_log = as_string(g.get("error_log", ""), "error_log", ctx)
-    return model.ProcessSettings(workers=workers, error_log=error_log)
+    pid_file = as_string(g.get("pid_file", ""), "pid_file", ctx)
+    return model.ProcessSettings(workers=workers, error_log=error_log, pid_file=pid_file)

@@ -16,6 +16,7 @@ from rsp.master import control
 from rsp.master.backend_state import apply_pools_state
 from rsp.master.channel import Channel
 from rsp.master.spawn import WORKER_ENV, WorkerFds, read_config
+from rsp.proctitle import PREFIX, set_title
 from rsp.server import Server
 from rsp.transport.event_loop import loop_from_environment
 from rsp.upstream.records import BackendRecord
@@ -69,6 +70,7 @@ class WorkerControl:
             if pool is not None and record is not None:
                 pool.eject(record)
         elif kind == control.STOP:
+            set_title(f"{PREFIX}{self.name} finishing (reload)")
             server.request_shutdown(grace=float(message["grace"]), linger=RELOAD_IDLE_LINGER, reason="reload")
             self.channel.send({"t": control.STOPPING})
         elif kind == control.SNAPSHOT:
@@ -86,6 +88,7 @@ class WorkerControl:
 def run_worker() -> int:
     """`rsp worker`: started by the master only (its descriptors are named in RSP_WORKER)."""
     fds = WorkerFds.from_env(os.environ[WORKER_ENV])
+    set_title(f"{PREFIX}{fds.name}")
     config = read_config(fds.config)
     os.close(fds.config)
     os.environ.pop(WORKER_ENV, None)

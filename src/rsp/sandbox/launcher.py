@@ -1,8 +1,9 @@
 """Start one app: the fork chain into its namespaces.
 
-    rsp --fork--> launcher: joins the app's netns, unshare(NEWPID | NEWNS | NEWUTS), waits for PID 1 and
-                  passes signals on (the pid the Supervisor watches and signals)
-        --fork--> PID 1 of the new PID namespace: private mounts, fresh /proc, hostname; rsp.linux.pid1
+    rsp --fork--> launcher, titled `rsp: app NAME`: joins the app's netns, unshare(NEWPID | NEWNS | NEWUTS),
+                  waits for PID 1 and passes signals on (the pid the Supervisor watches and signals)
+        --fork--> PID 1 of the new PID namespace, `rsp: app NAME init`: private mounts, fresh /proc, hostname;
+                  rsp.linux.pid1
             --fork--> the app: its user, dir and environment; exec
 
 `unshare(CLONE_NEWPID)` moves only the children of the caller, hence the launcher between rsp and PID 1: the
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from rsp.linux import pid1, syscalls
+from rsp.proctitle import PREFIX, set_title
 
 # The environment an app starts from (plus HOME, its `env` and PORT/APP_NAME): not rsp's, which may hold
 # anything of the operator's shell.
@@ -52,6 +54,7 @@ def launch(spec: LaunchSpec, output_fd: int) -> int:
         return pid
     code = pid1.EXEC_FAILED
     try:
+        set_title(f"{PREFIX}app {spec.name}")
         _prepare_child(parent, output_fd)
         if not spec.netns_path:
             pid1.reset_signals_for_exec()
@@ -85,6 +88,7 @@ def _launch_sandboxed(spec: LaunchSpec) -> int:
         code = pid1.EXEC_FAILED
         try:
             pid1.die_with_parent(launcher)
+            set_title(f"{PREFIX}app {spec.name} init")
             pid1.make_mounts_private()
             pid1.mount_fresh_proc()
             syscalls.sethostname(spec.hostname)
