@@ -144,14 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"Error parsing config file: {exc}", file=sys.stderr)
+        print(f"rsp: {exc}", file=sys.stderr)
         return 1
     if args.check:
         try:
-            check_startable(config)
+            notes = check_startable(config)
         except ConfigError as exc:
-            print(f"rsp: check failed: {exc}", file=sys.stderr)
+            print(f"rsp: {exc}", file=sys.stderr)
             return 1
+        for note in notes:
+            print(f"rsp: {note}", file=sys.stderr)
         print(f"configuration file {args.config} test is successful")
         return 0
     try:

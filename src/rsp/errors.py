@@ -22,10 +22,15 @@ class ConfigError(RspError):
         super().__init__(self.render())
 
     def render(self) -> str:
+        """`FILE:LINE: key: message`, the one format of every config error (the key is left out when the
+        message names it already: `FILE:3: unknown key 'listenPrt'`)."""
+        message = self.message
+        if self.key and self.key not in message:
+            message = f"{self.key}: {message}"
         where = self.path
         if where and self.line is not None:
             where = f"{where}:{self.line}"
-        return f"{where}: {self.message}" if where else self.message
+        return f"{where}: {message}" if where else message
 
 
 class ProtocolError(RspError):

@@ -1,15 +1,18 @@
 """`rsp --check`'s second half: what start would ask of the system, tried and undone (like `nginx -t`).
 
-A config can be valid and still fail to start: a listen port already in use, a backend host name that does
-not resolve, an admin socket or an access log in a directory that does not exist. `check_startable` does each of those
-exactly as the server's start does (the same functions: rsp.transport.listener.bind_listener, with its
-SO_REUSEADDR, and rsp.proxy.pools.resolve_backend), then closes what it opened, and names the file, the line
-and the key of the entry at fault.
+A config can be valid and still fail to start: a listen port (or the stats listener's) already in use, a
+backend host name that does not resolve, an admin socket or an access log in a directory that does not
+exist. `check_startable` does each of those exactly as the server's start does (the same functions:
+rsp.transport.listener.bind_listener, with its SO_REUSEADDR, and rsp.proxy.pools.resolve_backend), then
+closes what it opened, and names the file, the line and the key of the entry at fault. An address held by
+this config's own running rsp (rsp.running) is fine: the edit, check, reload routine works while rsp runs.
+Start itself binds through `bind_configured`, so a busy port at start reads as it does here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 from typing import Final, NoReturn
@@ -18,6 +21,7 @@ from rsp.config.key_lines import line_of
 from rsp.config.model import Config
 from rsp.errors import ConfigError, StartupError
 from rsp.proxy.pools import resolve_backend
+from rsp.running import held_by, running_instance
 from rsp.tls.client_context import build_backend_context
 from rsp.tls.server_context import build_tls_server
 from rsp.transport.listener import bind_listener
@@ -25,6 +29,7 @@ from rsp.transport.listener import bind_listener
 ADMIN_SOCKET_KEY: Final = "admin_socket"
 ACCESS_LOG_KEY: Final = "http.access_log_path"
 PID_FILE_KEY: Final = "pid_file"
+STATS_KEY: Final = "stats.listen"
 # sockaddr_un.sun_path on Linux holds 108 bytes including the terminating NUL (unix(7)).
 UNIX_PATH_MAX: Final = 108
 # The probe socket bound beside the admin socket's path: its own name, so that a running rsp's socket at
@@ -32,21 +37,50 @@ UNIX_PATH_MAX: Final = 108
 PROBE_SUFFIX: Final = ".rsp-check"
 
 
-def check_startable(config: Config) -> None:
-    """Bind every listener (all at once, as start holds them), resolve every backend (health checks connect
-    to the same hosts), bind a socket where the admin socket would go and open the access log file; close
-    them all. Raises ConfigError."""
+def check_startable(config: Config) -> list[str]:
+    """Bind every listener and the stats listener (all at once, as start holds them), resolve every backend
+    (health checks connect to the same hosts), bind a socket where the admin socket would go and open the
+    log files; close them all. An address in use by this config's own running rsp is fine (a reload keeps
+    its socket): it is returned as a note. Raises ConfigError."""
     sockets: list[socket.socket] = []
+    notes: list[str] = []
+    running = _Running(config)
+    binds = [(listener.key, listener.host, listener.port) for listener in config.listeners]
+    if config.stats is not None:
+        binds.append((STATS_KEY, config.stats.host, config.stats.port))
     try:
-        for listener in config.listeners:
+        for key, host, port in binds:
             try:
-                sockets.append(bind_listener(listener.host, listener.port))
+                sockets.append(bind_listener(host, port))
             except StartupError as exc:
-                _fail(config, listener.key, str(exc))
+                pid = running.pid() if _address_in_use(exc) else None
+                if pid is None or not held_by(pid, host, port):
+                    _fail(config, key, str(exc))
+                notes.append(f"{host}:{port} is held by this config's running rsp (pid {pid}): a reload keeps it")
         check_resolvable_and_files(config)
     finally:
         for sock in sockets:
             sock.close()
+    return notes
+
+
+class _Running:
+    """The config's running rsp, looked up once and only when an address is found in use."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.looked = False
+        self.found: int | None = None
+
+    def pid(self) -> int | None:
+        if not self.looked:
+            self.looked = True
+            self.found = running_instance(self.config.path, self.config.process.pid_file, self.config.admin_socket)
+        return self.found
+
+
+def _address_in_use(exc: StartupError) -> bool:
+    return isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.EADDRINUSE
 
 
 def check_resolvable_and_files(config: Config) -> None:
@@ -123,6 +157,28 @@ def _load_tls(config: Config) -> None:
         build_tls_server(config, spec)
     for pool_tls in config.tls.pools.values():
         build_backend_context(config, pool_tls)
+
+
+def located(config: Config, key: str, message: str) -> StartupError:
+    """A start failure caused by one config entry, in the format of every config error (`FILE:LINE: key:
+    message`, rsp.errors.ConfigError.render): a busy port at start reads as it does in `rsp --check`."""
+    return StartupError(ConfigError(message, path=config.path, line=line_of(config.lines, key), key=key).render())
+
+
+def bind_configured(config: Config, key: str, host: str, port: int) -> socket.socket:
+    """rsp.transport.listener.bind_listener for the config entry `key`; its error names file, line and key."""
+    try:
+        return bind_listener(host, port)
+    except StartupError as exc:
+        raise located(config, key, str(exc)) from exc.__cause__
+
+
+def stats_bind_error(config: Config, host: str, port: int, exc: OSError) -> StartupError:
+    """The stats listener's bind failure, located; asyncio's OSError says `error while attempting to bind on
+    address ('127.0.0.1', 9100): ...`: only the errno's own words are kept."""
+    why = "address already in use" if exc.errno == errno.EADDRINUSE else (
+        os.strerror(exc.errno) if exc.errno else str(exc))
+    return located(config, STATS_KEY, f"cannot listen for stats on {host}:{port}: {why}")
 
 
 def _fail(config: Config, key: str, message: str) -> NoReturn:

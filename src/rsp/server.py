@@ -7,7 +7,6 @@ from one timer tick instead of a timer per connection: a connection costs no tim
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -22,12 +21,13 @@ from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger, reopen_logs, stamped
 from rsp.metrics.endpoint import StatsEndpoint, local_machine
 from rsp.metrics.snapshot import snapshot
+from rsp.preflight import bind_configured, stats_bind_error
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
 from rsp.tls_wiring import TcpFront, backend_tls_for, tcp_acceptor_for, tls_context_for
-from rsp.transport.listener import Acceptor, bind_listener
+from rsp.transport.listener import Acceptor
 from rsp.transport.relay import SharedBuffer
 from rsp.upstream.records import BackendRecord
 
@@ -86,7 +86,7 @@ class Server:
         try:
             if self.listen_sockets is None:
                 for listener in self.config.listeners:
-                    sockets.append(bind_listener(listener.host, listener.port))
+                    sockets.append(bind_configured(self.config, listener.key, listener.host, listener.port))
             for name, spec in self.config.pools.items():
                 self.pools[name] = PoolRuntime(spec, self.loop.time)
         except StartupError:
@@ -186,8 +186,7 @@ class Server:
                 acceptor.stop()
             if self.admin is not None:
                 self.admin.close()
-            why = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps strerror in a longer text
-            raise StartupError(f"cannot listen for stats on {host}:{port}: {why}") from exc
+            raise stats_bind_error(self.config, host, port, exc) from exc
         get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", host, self.stats.port)
 
     @property

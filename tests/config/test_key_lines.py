@@ -72,7 +72,7 @@ def test_an_unknown_key_in_a_multi_line_table_is_reported_at_its_own_line() -> N
                 "  },\n"
                 "}\n")
     assert err.line == 4, str(err)  # the typo's line (the statement ends on line 7)
-    assert str(err).startswith("/etc/rsp/test.lua:4: unknown key 'adress' in listen[1]")
+    assert str(err).startswith("/etc/rsp/test.lua:4: listen[1].adress: unknown key 'adress' in listen[1]")
 
 
 def test_a_typo_on_the_third_line_of_a_table() -> None:

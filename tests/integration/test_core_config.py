@@ -44,7 +44,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert result.returncode == 1, result
     assert result.stdout == ""
     assert _error_line(result.stderr_lines) == (
-        f"Error parsing config file: cannot open {missing}: No such file or directory"
+        f"rsp: cannot open {missing}: No such file or directory"
     )
 
 
@@ -53,7 +53,7 @@ def test_lua_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     result = run_cli(str(path))
     assert result.returncode == 1, result
     line = _error_line(result.stderr_lines)
-    assert line.startswith("Error parsing config file: "), line
+    assert line.startswith("rsp: "), line
     assert f"{path}:2:" in line, line
 
 
@@ -62,7 +62,7 @@ def test_listen_port_of_wrong_type(tmp_path: Path) -> None:
     result = run_cli(str(path))
     assert result.returncode == 1, result
     assert _error_line(result.stderr_lines) == (
-        f"Error parsing config file: {path}:2: listenPort must be a string or number"
+        f"rsp: {path}:2: listenPort must be a string or number"
     )
 
 
@@ -71,7 +71,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     result = run_cli(str(path))
     assert result.returncode == 1, result
     line = _error_line(result.stderr_lines)
-    assert line.startswith(f"Error parsing config file: {path}:3: unknown key 'listenPrt'"), line
+    assert line.startswith(f"rsp: {path}:3: unknown key 'listenPrt'"), line
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_runaway_config_stops_with_an_error(tmp_path: Path, source: str) -> None
     assert result.returncode == 1, result
     assert result.elapsed < RUNAWAY_CONFIG_DEADLINE, f"took {result.elapsed:.1f} s to stop"
     line = _error_line(result.stderr_lines)
-    assert line.startswith("Error parsing config file: "), line
+    assert line.startswith("rsp: "), line
     # The full path is checked by the syntax-error test; here it is enough that the file is named.
     assert path.name in line, line
 
@@ -139,7 +139,7 @@ listen = {{
     assert result.returncode == 1, result
     assert "test is successful" not in result.stdout
     assert _error_line(result.stderr_lines) == (
-        f"rsp: check failed: {path}:4: listen[2]: cannot listen on 127.0.0.1:{port}: address already in use")
+        f"rsp: {path}:4: listen[2]: cannot listen on 127.0.0.1:{port}: address already in use")
 
 
 def test_check_fails_on_two_listeners_that_start_could_not_bind_together(
@@ -153,7 +153,7 @@ listen = {{
 """)
     result = run_cli("--check", str(path))
     assert result.returncode == 1, result
-    assert _error_line(result.stderr_lines).startswith(f"rsp: check failed: {path}:4: listen[2]: "), result.stderr
+    assert _error_line(result.stderr_lines).startswith(f"rsp: {path}:4: listen[2]: "), result.stderr
 
 
 @pytest.mark.root
@@ -172,7 +172,7 @@ backends = {{
     assert result.returncode == 1, result
     line = _error_line(result.stderr_lines)
     assert line.startswith(
-        f"rsp: check failed: {path}:6: backends[2]: cannot resolve backend backend.invalid:9001: "), line
+        f"rsp: {path}:6: backends[2]: cannot resolve backend backend.invalid:9001: "), line
     assert result.elapsed < RESOLVE_FAILS_WITHIN, result.elapsed
 
 
@@ -187,7 +187,7 @@ http = {{
 """)
     result = run_cli("--check", str(path))
     assert result.returncode == 1, result
-    assert _error_line(result.stderr_lines) == (f"rsp: check failed: {path}:5: http.access_log_path: cannot open "
+    assert _error_line(result.stderr_lines) == (f"rsp: {path}:5: http.access_log_path: cannot open "
                                                 f"{log}: No such file or directory")
 
 
@@ -195,7 +195,7 @@ def test_check_fails_on_an_admin_socket_in_a_missing_directory(tmp_path: Path, f
     path = _write(tmp_path, legacy_config(free_port(), 9000, extra=f'admin_socket = "{tmp_path}/nodir/rsp.sock"'))
     result = run_cli("--check", str(path))
     assert result.returncode == 1, result
-    assert _error_line(result.stderr_lines) == (f"rsp: check failed: {path}:5: admin_socket: cannot open admin "
+    assert _error_line(result.stderr_lines) == (f"rsp: {path}:5: admin_socket: cannot open admin "
                                                 f"socket {tmp_path}/nodir/rsp.sock: No such file or directory")
 
 
@@ -205,7 +205,7 @@ def test_check_rejects_an_invalid_config(tmp_path: Path) -> None:
     assert result.returncode == 1, result
     assert "test is successful" not in result.stdout
     line = _error_line(result.stderr_lines)
-    assert line.startswith(f"Error parsing config file: {path}:3: "), line
+    assert line.startswith(f"rsp: {path}:3: "), line
     assert "backendPort" in line
 
 

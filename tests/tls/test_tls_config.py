@@ -131,3 +131,12 @@ def test_check_loads_the_certificates(certs: CertSet, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         check_startable(parse_config(pool, "site.lua"))
     assert info.value.key == "pools.a.tls.ca"
+
+
+def test_a_missing_key_file_is_named_with_its_path_and_key(certs: CertSet, tmp_path: Path) -> None:
+    """OpenSSL's load_cert_chain reports no file name: the error must still say which file (not `None`)."""
+    missing = tmp_path / "gone.key"
+    err = error_of(listener(certs, one_cert(certs.a.cert_path, missing)), build=True)
+    assert err.key == "listen[1].tls.certificates[1].key" and err.line == 4
+    assert str(err) == (f"site.lua:4: listen[1].tls.certificates[1].key: cannot read {missing}: "
+                        "No such file or directory")

@@ -31,11 +31,11 @@ from rsp.master.backend_state import pools_state
 from rsp.master.channel import Channel
 from rsp.master.reload_check import ListenKey, listen_key, prepare_reload
 from rsp.master.spawn import config_memfd, spawn_worker
+from rsp.preflight import bind_configured, stats_bind_error
 from rsp.proxy.pools import PoolRuntime
 from rsp.sd_notify import notify
 from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
 from rsp.tls.client_context import backend_server_name, build_backend_context
-from rsp.transport.listener import bind_listener
 
 if TYPE_CHECKING:  # imported only when the config has apps (pyroute2 costs start-up time)
     from rsp.sandbox.manager import AppManager
@@ -104,7 +104,8 @@ class Master:
         """Bind, start the workers and wait until each serves, then announce each listener."""
         try:
             for listener in self.config.listeners:
-                self.listening[listen_key(listener)] = bind_listener(listener.host, listener.port)
+                self.listening[listen_key(listener)] = bind_configured(self.config, listener.key, listener.host,
+                                                                       listener.port)
             pools = self._build_pools(self.config)
         except StartupError:
             self._close_listeners(set())
@@ -126,7 +127,14 @@ class Master:
                 await self.supervisor.stop_all()
                 self._close_listeners(set())
                 raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
-        await self._start_stats()
+        try:
+            await self._start_stats()
+        except StartupError:  # the workers serve already: stop them, as a failed admin socket does
+            if self.admin is not None:
+                self.admin.close()
+            await self.supervisor.stop_all()
+            self._close_listeners(set())
+            raise
         await self._start_apps()
         self._start_checkers()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -361,7 +369,7 @@ class Master:
         try:
             await self._stats.start()
         except OSError as exc:
-            raise StartupError(f"cannot listen for stats on {settings.host}:{settings.port}: {exc.strerror}") from exc
+            raise stats_bind_error(self.config, settings.host, settings.port, exc) from exc
         get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", settings.host, self._stats.port)
 
     async def gather_metrics(self) -> list[dict[str, Any]]:

@@ -135,6 +135,14 @@ def _load_chain_at_level(context: ssl.SSLContext, spec: ListenerTls, item: TlsCe
     raise failure
 
 
+def _unreadable(item: TlsCertificate) -> str:
+    """The file of `item` that cannot be read (the key, unless the certificate went since it was planned)."""
+    for path in (item.cert, item.key):
+        if path and not os.access(path, os.R_OK):
+            return path
+    return item.key or item.cert
+
+
 def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str, ...],
              plan: ChainPlan) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -152,10 +160,11 @@ def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str,
         context.set_alpn_protocols(list(alpn))
     try:
         _load_chain_at_level(context, spec, item, plan)
-    except FileNotFoundError as exc:
-        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {exc.filename}: {exc.strerror}")
-    except PermissionError as exc:
-        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot read {exc.filename}: {exc.strerror}")
+    except (FileNotFoundError, PermissionError) as exc:
+        # SSLContext.load_cert_chain leaves `filename` unset (it said "cannot read None"): find the file.
+        unread = exc.filename or _unreadable(item)
+        which = "cert" if unread == item.cert else "key"
+        ctx.fail(f"{item.key_path}.{which}", f"{item.key_path}.{which}: cannot read {unread}: {exc.strerror}")
     except ssl.SSLError as exc:
         # OpenSSL's words for a key of the certificate's type but another pair, and for a key of another type.
         if exc.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
