@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from rsp import __version__
-from rsp.admin.socket_server import admin_request, reply_is_error
+from rsp.admin.socket_server import admin_request, remove_stale_socket, reply_is_error
 from rsp.commands import SUBCOMMANDS
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
@@ -24,7 +24,7 @@ from rsp.logs import get_logger, setup_logging
 from rsp.master.master import Master
 from rsp.native import build_description
 from rsp.pidfile import remove_pid_file, running_master, write_pid_file
-from rsp.preflight import check_startable
+from rsp.preflight import admin_socket_error, check_startable
 from rsp.proctitle import master_title, set_title
 from rsp.sd_notify import notify
 from rsp.server import Server
@@ -87,6 +87,11 @@ def run(config: Config) -> None:
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(log_loop_exception)
     pid_file = config.process.pid_file
+    if config.admin_socket:  # before anything starts: a live rsp's socket is never taken
+        try:
+            remove_stale_socket(config.admin_socket)
+        except StartupError as exc:
+            raise admin_socket_error(config, exc) from None
     try:
         server: Server | Master = Server(config, loop) if config.process.workers == 1 else Master(config, loop)
         if pid_file:  # before the Started lines: whoever sees them finds the pid file (removed if start fails)

@@ -22,10 +22,10 @@ class ConfigError(RspError):
         super().__init__(self.render())
 
     def render(self) -> str:
-        """`FILE:LINE: key: message`, the one format of every config error (the key is left out when the
-        message names it already: `FILE:3: unknown key 'listenPrt'`)."""
+        """`FILE:LINE: key: message`, the one format of every config error (the key is not repeated when the
+        message starts with it: `FILE:2: listen[1].port must be a port number`)."""
         message = self.message
-        if self.key and self.key not in message:
+        if self.key and not message.startswith(self.key):
             message = f"{self.key}: {message}"
         where = self.path
         if where and self.line is not None:

@@ -20,8 +20,9 @@ from typing import Final, NoReturn
 from rsp.config.key_lines import line_of
 from rsp.config.model import Config
 from rsp.errors import ConfigError, StartupError
+from rsp.proctitle import master_title, title_of
 from rsp.proxy.pools import resolve_backend
-from rsp.running import held_by, running_instance
+from rsp.running import held_by, peer_pid, running_instance
 from rsp.tls.client_context import build_backend_context
 from rsp.tls.server_context import build_tls_server
 from rsp.transport.listener import bind_listener
@@ -127,6 +128,10 @@ def _probe_admin_socket(config: Config) -> None:
         _fail(config, ADMIN_SOCKET_KEY, f"{path}: longer than a Unix socket path may be ({UNIX_PATH_MAX - 1} bytes)")
     if os.path.isdir(path):
         _fail(config, ADMIN_SOCKET_KEY, f"{path}: is a directory")
+    if os.path.exists(path) and (pid := peer_pid(path)) is not None and title_of(pid) != master_title(
+            os.path.abspath(config.path)):
+        _fail(config, ADMIN_SOCKET_KEY, f"cannot open admin socket {path}: another running process answers on it "
+                                        f"(pid {pid}: {title_of(pid) or '?'})")
     probe = os.path.join(os.path.dirname(path) or ".", f"{PROBE_SUFFIX}-{os.getpid()}")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
@@ -171,6 +176,13 @@ def bind_configured(config: Config, key: str, host: str, port: int) -> socket.so
         return bind_listener(host, port)
     except StartupError as exc:
         raise located(config, key, str(exc)) from exc.__cause__
+
+
+def admin_socket_error(config: Config, exc: OSError | StartupError) -> StartupError:
+    """The admin socket's failure at start, located (a live rsp answering on it, or the bind's errno)."""
+    message = str(exc) if isinstance(exc, StartupError) else (
+        f"cannot open admin socket {config.admin_socket}: {exc.strerror or exc}")
+    return located(config, ADMIN_SOCKET_KEY, message)
 
 
 def stats_bind_error(config: Config, host: str, port: int, exc: OSError) -> StartupError:

@@ -46,9 +46,10 @@ def running_instance(config_path: str, pid_file: str = "", admin_socket: str = "
     """The pid of the rsp master that runs `config_path` now, or None."""
     if pid_file and (pid := running_master(pid_file)) is not None:
         return pid
-    if admin_socket and (pid := peer_pid(admin_socket)) is not None and pid != os.getpid():
-        return pid
     wanted = master_title(os.path.abspath(config_path))
+    # The admin socket's peer counts only if it runs this config (another config may share the path).
+    if admin_socket and (pid := peer_pid(admin_socket)) is not None and title_of(pid) == wanted:
+        return pid
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid() and title_of(int(entry)) == wanted:
             return int(entry)

@@ -21,7 +21,7 @@ from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger, reopen_logs, stamped
 from rsp.metrics.endpoint import StatsEndpoint, local_machine
 from rsp.metrics.snapshot import snapshot
-from rsp.preflight import bind_configured, stats_bind_error
+from rsp.preflight import admin_socket_error, bind_configured, stats_bind_error
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
@@ -129,10 +129,10 @@ class Server:
         if self.config.admin_socket and not self.worker:
             try:
                 self.admin = await start_admin_socket(self.config.admin_socket, self.pools)
-            except OSError as exc:
+            except (OSError, StartupError) as exc:
                 for acceptor in self.acceptors:
                     acceptor.stop()
-                raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
+                raise admin_socket_error(self.config, exc) from exc
         if self.config.stats is not None and not self.worker:  # with workers, the master serves it
             await self._start_stats(self.config.stats.host, self.config.stats.port, self.config.stats.refresh)
         # Sandboxed apps (rsp.sandbox): started, joining pools when ready; with workers, by the master.

@@ -71,7 +71,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     result = run_cli(str(path))
     assert result.returncode == 1, result
     line = _error_line(result.stderr_lines)
-    assert line.startswith(f"rsp: {path}:3: unknown key 'listenPrt'"), line
+    assert line.startswith(f"rsp: {path}:3: listenPrt: unknown key 'listenPrt'"), line
 
 
 @pytest.mark.parametrize(

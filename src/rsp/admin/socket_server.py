@@ -1,6 +1,7 @@
 """The runtime API's Unix socket: read one command line, write the JSON reply, close.
 
-The socket file is removed on a clean stop; `rsp --admin` (admin_request, reply_is_error) is the client.
+The socket file is removed on a clean stop; at start, only a stale one is removed (remove_stale_socket: never
+the socket of a live rsp). `rsp --admin` (admin_request, reply_is_error) is the client.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from collections.abc import Mapping
 from typing import cast
 
 from rsp.admin.commands import MAX_COMMAND_BYTES, execute
+from rsp.errors import StartupError
 from rsp.logs import get_logger
+from rsp.proctitle import title_of
 from rsp.proxy.pools import PoolRuntime
+from rsp.running import peer_pid
 
 
 class _AdminProtocol(asyncio.Protocol):
@@ -70,9 +74,27 @@ def _inode(path: str) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino) if stat.S_ISSOCK(info.st_mode) else None
 
 
-async def start_admin_socket(path: str, pools: Mapping[str, PoolRuntime]) -> AdminSocket:
+def remove_stale_socket(path: str) -> None:
+    """Make room for the admin socket at `path`: remove a socket file nobody answers on (a run that was
+    killed); refuse (StartupError) when a live process answers on it (a running rsp would lose its runtime
+    API and `rsp reload`) or when the path is not a socket (nobody's socket to remove)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise StartupError(f"cannot open admin socket {path}: the path exists and is not a socket (not removed)")
+    pid = peer_pid(path)
+    if pid is not None:
+        title = title_of(pid) or "?"
+        raise StartupError(f"cannot open admin socket {path}: a running process answers on it (pid {pid}: "
+                           f"{title}); stop it or choose another admin_socket")
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)  # a stale socket from a previous run
+        os.unlink(path)
+
+
+async def start_admin_socket(path: str, pools: Mapping[str, PoolRuntime]) -> AdminSocket:
+    remove_stale_socket(path)  # refuses when a live rsp answers on it
     loop = asyncio.get_running_loop()
     server = await loop.create_unix_server(lambda: _AdminProtocol(pools), path)
     os.chmod(path, 0o600)  # the runtime API can drain backends: owner only

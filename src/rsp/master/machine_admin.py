@@ -9,13 +9,12 @@ the master's own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 from typing import TYPE_CHECKING, Any, Final
 
 from rsp.admin.commands import HELP, MAX_COMMAND_BYTES, execute
-from rsp.admin.socket_server import AdminSocket
+from rsp.admin.socket_server import AdminSocket, remove_stale_socket
 from rsp.logs import get_logger
 
 if TYPE_CHECKING:
@@ -75,12 +74,13 @@ def add_worker_counters(document: dict[str, list[dict[str, Any]]],
 
 
 async def start_machine_admin(path: str, master: Master) -> AdminSocket:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)  # a stale socket from a previous run
+    remove_stale_socket(path)  # refuses when a live rsp answers on it
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             raw = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
+            if not raw:  # a liveness probe (rsp.admin.socket_server.remove_stale_socket): connected, said nothing
+                return
             line = raw[:MAX_COMMAND_BYTES].decode("utf-8", "replace").strip()
             get_logger().info("admin command: %s", line)
             writer.write((await answer(line, master)).encode() + b"\n")

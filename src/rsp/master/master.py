@@ -31,7 +31,7 @@ from rsp.master.backend_state import pools_state
 from rsp.master.channel import Channel
 from rsp.master.reload_check import ListenKey, listen_key, prepare_reload
 from rsp.master.spawn import config_memfd, spawn_worker
-from rsp.preflight import bind_configured, stats_bind_error
+from rsp.preflight import admin_socket_error, bind_configured, stats_bind_error
 from rsp.proxy.pools import PoolRuntime
 from rsp.sd_notify import notify
 from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
@@ -123,10 +123,10 @@ class Master:
 
             try:
                 self.admin = await start_machine_admin(self.config.admin_socket, self)
-            except OSError as exc:
+            except (OSError, StartupError) as exc:
                 await self.supervisor.stop_all()
                 self._close_listeners(set())
-                raise StartupError(f"cannot open admin socket {self.config.admin_socket}: {exc.strerror}") from exc
+                raise admin_socket_error(self.config, exc) from exc
         try:
             await self._start_stats()
         except StartupError:  # the workers serve already: stop them, as a failed admin socket does
