@@ -23,6 +23,8 @@ from rsp.proctitle import master_title, title_of
 
 # /proc/net/tcp's `st` column for a listening socket (include/net/tcp_states.h: TCP_LISTEN = 10).
 TCP_LISTEN_STATE: Final = "0A"
+# /proc/net/unix's Flags bit of a listening socket (__SO_ACCEPTCON in include/linux/net.h).
+UNIX_ACCEPTING: Final = 0x10000
 # How long a liveness probe of an admin socket waits for the connection.
 PROBE_TIMEOUT: Final = 1.0
 # struct ucred {pid_t pid; uid_t uid; gid_t gid;} (unix(7) SO_PEERCRED)
@@ -100,3 +102,17 @@ def held_by(pid: int, host: str, port: int) -> bool:
     """Whether process `pid` holds the socket listening on host:port."""
     inodes = listening_inodes(host, port)
     return bool(inodes) and bool(inodes & _socket_inodes(pid))
+
+
+def unix_listening_paths(pid: int) -> list[str]:
+    """The paths of the Unix sockets process `pid` listens on (/proc/net/unix, flag __SO_ACCEPTCON): the
+    admin socket of a running rsp whose config no longer loads."""
+    inodes = _socket_inodes(pid)
+    paths: list[str] = []
+    with contextlib.suppress(OSError), open("/proc/net/unix", encoding="utf-8", errors="replace") as fh:
+        next(fh, None)
+        for line in fh:
+            cols = line.split()
+            if len(cols) >= 8 and int(cols[3], 16) & UNIX_ACCEPTING and int(cols[6]) in inodes:
+                paths.append(cols[7])
+    return paths

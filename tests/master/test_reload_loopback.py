@@ -121,7 +121,7 @@ def test_a_bad_config_is_refused_and_the_old_one_keeps_serving(run_rsp: Run, sta
     assert done.returncode == 1
     assert "reload refused" in done.stderr and f"{path}:6" in done.stderr and "timeouts.idle" in done.stderr
     assert rsp.wait_for_stderr("reload refused, the running config stays", 5)
-    # Given the file, `rsp reload` finds the error itself (the socket's name is in the broken file).
+    # Given the file that does not load, `rsp reload` asks the running rsp of that file, which refuses it.
     done = reload_cli(str(path))
     assert done.returncode == 1 and "timeouts.idle" in done.stderr and "running config stays" in done.stderr
     # A config that loads but cannot start (a listener on a port in use) is refused too.

@@ -2,7 +2,11 @@
 
 The master validates the file again (as `rsp --check` does, except the listeners it already holds); a bad
 file is refused with its error (exit 1) and the running config keeps serving. Given a CONFIG, the admin
-socket named in it is used. Equivalent to `kill -HUP MASTER_PID`, but with the answer.
+socket named in it is used; when that file does not load, the running rsp of CONFIG (found by its process
+title) is asked through the socket it listens on, so that it refuses and logs the refusal as for any other
+trigger. Equivalent to `kill -HUP MASTER_PID`, but with the answer; what the reload keeps as it was (a changed
+admin_socket, error_log, pid_file or apps; a stats address that cannot be bound) is named in the reply
+(`not_applied`) and on stderr.
 """
 
 from __future__ import annotations
@@ -15,9 +19,19 @@ from typing import Final
 from rsp.admin.socket_server import admin_request, reply_is_error
 from rsp.config.lua_loader import load_config
 from rsp.errors import ConfigError
+from rsp.running import running_instance, unix_listening_paths
 
 # A reload waits for its new workers to start (the master gives them up to 30 s) before it answers.
 RELOAD_TIMEOUT: Final = 60.0
+
+
+def running_admin_socket(config_path: str) -> str | None:
+    """The admin socket of the rsp that runs `config_path` (found by its process title), if any."""
+    pid = running_instance(config_path)
+    if pid is None:
+        return None
+    paths = unix_listening_paths(pid)
+    return paths[0] if paths else None
 
 
 def main(argv: list[str]) -> int:
@@ -33,15 +47,19 @@ def main(argv: list[str]) -> int:
         try:
             config = load_config(args.config)
         except ConfigError as exc:
-            # The admin socket is named in the file that does not load: the master is not asked, and keeps
-            # the config it runs (it would refuse this one with the same error).
-            print(f"rsp reload: {exc} (nothing reloaded: the running config stays)", file=sys.stderr)
-            return 1
-        if not config.admin_socket:
-            print(f"rsp reload: {args.config} sets no admin_socket; send SIGHUP to the master instead",
-                  file=sys.stderr)
-            return 1
-        socket_path = config.admin_socket
+            # The admin socket is named in the file that does not load: ask the running rsp of this config
+            # through the socket it listens on, so that it refuses (and logs the refusal) as for any trigger.
+            running = running_admin_socket(args.config)
+            if running is None:
+                print(f"rsp reload: {exc} (nothing reloaded: the running config stays)", file=sys.stderr)
+                return 1
+            socket_path = running
+        else:
+            if not config.admin_socket:
+                print(f"rsp reload: {args.config} sets no admin_socket; send SIGHUP to the master instead",
+                      file=sys.stderr)
+                return 1
+            socket_path = config.admin_socket
     try:
         reply = admin_request(socket_path, "reload", timeout=RELOAD_TIMEOUT)
     except OSError as exc:
@@ -55,4 +73,10 @@ def main(argv: list[str]) -> int:
         print(f"rsp reload: {message}", file=sys.stderr)
         return 1
     print(reply.strip())
+    try:
+        kept = json.loads(reply).get("not_applied", [])
+    except (ValueError, AttributeError):
+        kept = []
+    for note in kept:
+        print(f"rsp reload: not applied: {note}", file=sys.stderr)
     return 0

@@ -29,7 +29,7 @@ from rsp.logs import get_logger, reopen_logs, stamped
 from rsp.master import control
 from rsp.master.backend_state import pools_state
 from rsp.master.channel import Channel
-from rsp.master.reload_check import ListenKey, listen_key, prepare_reload
+from rsp.master.reload_check import ListenKey, kept_settings, listen_key, prepare_reload
 from rsp.master.spawn import config_memfd, spawn_worker
 from rsp.preflight import admin_socket_error, bind_configured, stats_bind_error
 from rsp.proxy.pools import PoolRuntime
@@ -354,10 +354,11 @@ class Master:
         return {"workers": workers, "reloads": self.reloads, "worker_restarts": self.worker_restarts,
                 "last_reload": self.last_reload, "started": self.started}
 
-    async def _start_stats(self) -> None:
+    async def _start_stats(self, config: Config | None = None) -> None:
         """The stats endpoint of rsp.metrics, in the master, gathering every worker's snapshot; when the
         build has rsp.metrics and the config a `stats` section."""
-        settings = getattr(self.config, "stats", None)
+        config = config or self.config
+        settings = getattr(config, "stats", None)
         if settings is None:
             return
         import importlib
@@ -369,11 +370,29 @@ class Master:
         try:
             await self._stats.start()
         except OSError as exc:
-            raise stats_bind_error(self.config, settings.host, settings.port, exc) from exc
+            self._stats = None
+            raise stats_bind_error(config, settings.host, settings.port, exc) from exc
         get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", settings.host, self._stats.port)
 
     async def gather_metrics(self) -> list[dict[str, Any]]:
         return [s["metrics"] for s in await self.gather_snapshots() if s.get("metrics")]
+
+    async def _reload_stats(self, old: Config, new: Config) -> list[str]:
+        """Apply a changed `stats` section at reload: the endpoint moves (or starts, or stops). When the new
+        address cannot be bound, the old endpoint stays and the reply says so."""
+        if old.stats == new.stats:
+            return []
+        previous = self._stats
+        if previous is not None:
+            previous.close()  # first: the new address may be the old one (a changed refresh)
+            self._stats = None
+        try:
+            await self._start_stats(new)
+        except StartupError as exc:
+            if previous is not None:
+                await self._start_stats(old)
+            return [f"stats not applied, the old endpoint stays: {exc}"]
+        return []
 
     # -- reload --------------------------------------------------------------------------------------
     def _reload_signal(self) -> None:
@@ -397,7 +416,7 @@ class Master:
             config, new_sockets = prepare_reload(self.config.path, self.listening)
         except ConfigError as exc:
             get_logger().error("reload refused, the running config stays: %s", exc)
-            return {"error": f"reload refused: {exc}"}
+            return {"error": f"reload refused, the running config stays: {exc}"}
         self.listening.update(new_sockets)
         old = self.generation
         generation = self._new_generation(config, self._build_pools(config))
@@ -408,11 +427,14 @@ class Master:
                 sock.close()
                 del self.listening[key]
             get_logger().error("reload refused, the running config stays: %s", exc)
-            return {"error": f"reload refused: {exc}"}
+            return {"error": f"reload refused, the running config stays: {exc}"}
         self.generation = generation
         self.pools = generation.pools
         if self.apps is not None:
             self.apps.move_to(self.pools)  # the apps are not reloaded: they join the new generation's pools
+        not_applied = [*await self._reload_stats(self.config, config), *kept_settings(self.config, config)]
+        for note in not_applied:
+            get_logger().warning("reload: %s", note)
         self.config = config
         for checker in self.checkers:
             self._spawn(checker.stop())
@@ -437,7 +459,10 @@ class Master:
                 await asyncio.wait(acks, timeout=STOP_ACK_TIMEOUT)
         get_logger().info("reload: generation %d serving with %d worker(s); the old ones finish what they "
                           "hold for up to %.0f s", generation.number, len(generation.names), grace)
-        return {"ok": True, "generation": generation.number, "workers": self.workers_info()}
+        reply: dict[str, Any] = {"ok": True, "generation": generation.number, "workers": self.workers_info()}
+        if not_applied:
+            reply["not_applied"] = not_applied
+        return reply
 
     async def _retire(self, old: Generation) -> None:
         await asyncio.gather(*(self.supervisor.retire(name) for name in old.names))

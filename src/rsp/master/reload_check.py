@@ -5,6 +5,8 @@ master keeps. A new listener is bound here for real, and kept if the reload goes
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from typing import Final
 
 from rsp.config.key_lines import line_of
 from rsp.config.lua_loader import load_config
@@ -37,3 +39,19 @@ def prepare_reload(path: str, bound: dict[ListenKey, socket.socket]) -> tuple[Co
         raise ConfigError(str(exc), path=config.path, line=line_of(config.lines, listener.key),
                           key=listener.key) from exc
     return config, new
+
+
+# What a reload does not apply: set once per machine at start, kept until rsp restarts. (The listeners,
+# pools, routes, TLS, timeouts and workers are the new generation's; `stats` is applied by the master.)
+KEPT_AT_RELOAD: Final[tuple[tuple[str, Callable[[Config], object]], ...]] = (
+    ("admin_socket", lambda c: c.admin_socket),
+    ("error_log", lambda c: c.process.error_log),
+    ("pid_file", lambda c: c.process.pid_file),
+    ("apps", lambda c: c.sandbox),
+)
+
+
+def kept_settings(old: Config, new: Config) -> list[str]:
+    """One line per changed setting that the reload keeps as it was, for the reply and the log."""
+    return [f"{key} changed but is kept as it was until rsp restarts" for key, value in KEPT_AT_RELOAD
+            if value(old) != value(new)]
