@@ -1,4 +1,4 @@
-"""Command line: `rsp CONFIG.lua`, `rsp --check CONFIG.lua`, `rsp --version`, `rsp SUBCOMMAND ...`.
+"""Command line: `rsp [-c] CONFIG.lua`, `rsp --check|-t [-c] CONFIG.lua`, `rsp --version`, `rsp SUBCOMMAND ...`.
 
 The only module that exits the process: library code raises `RspError` subclasses, mapped here to
 one line on stderr and exit status 1.
@@ -15,12 +15,15 @@ import sys
 from collections.abc import Sequence
 
 from rsp import __version__
-from rsp.admin.socket_server import admin_request, remove_stale_socket, reply_is_error
+from rsp.admin.socket_server import remove_stale_socket
 from rsp.commands import SUBCOMMANDS
+from rsp.commands.admin import send as send_admin
+from rsp.commands.config_arg import CONFIG_ENV, add_config_option, chosen_config
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError, StartupError
 from rsp.logs import get_logger, setup_logging
+from rsp.master.machine_admin import MACHINE_HELP
 from rsp.master.master import Master
 from rsp.native import build_description
 from rsp.pidfile import remove_pid_file, running_master, write_pid_file
@@ -30,15 +33,20 @@ from rsp.sd_notify import notify
 from rsp.server import Server
 from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
 
-ADMIN_RELOAD_TIMEOUT = 60.0
-
 DESCRIPTION = """\
 rsp: a reverse proxy and load balancer that never loses a byte, configured in Lua.
 
+Every command names its config the same way: -c CONFIG (or --config), default $RSP_CONFIG, else
+/etc/rsp/rsp.lua; rsp, rsp --check and rsp reload take it as a plain argument too.
+
 Examples:
-  rsp examples/quickstart.lua          run with a config (Ctrl-C or SIGTERM stops gracefully)
+  rsp examples/quickstart.lua          run with a config (Ctrl-C or SIGTERM stops gracefully); = rsp -c FILE
   rsp --check examples/quickstart.lua  validate a config, resolve its backends and try its binds, then exit
-                                       0 (ok) or 1 (error, naming file:line and key), like nginx -t
+                                       0 (ok) or 1 (error, naming file:line and key), like nginx -t (-t)
+  rsp reload -c /etc/rsp/rsp.lua       reload the running rsp of that config, with the verdict
+  rsp admin -c /etc/rsp/rsp.lua show backends
+                                       a runtime command through the config's admin_socket (or
+                                       rsp --admin SOCKET COMMAND...)
 
 Smallest config (the original rsp form):
   listenPort = 8000
@@ -56,13 +64,22 @@ def subcommands_help() -> str:
     return "\nSubcommands (rsp SUBCOMMAND --help for each):\n" + "\n".join(lines) + "\n"
 
 
+def admin_commands_help() -> str:
+    """The runtime API's commands (rsp.master.machine_admin.MACHINE_HELP: with workers; `show workers` and
+    `reload` need a master)."""
+    lines = [f"  {command}" for command in MACHINE_HELP]
+    return "\nRuntime commands (rsp admin [-c CONFIG] COMMAND, or rsp --admin SOCKET COMMAND):\n" + \
+        "\n".join(lines) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rsp", description=DESCRIPTION + subcommands_help(),
+        prog="rsp", description=DESCRIPTION + subcommands_help() + admin_commands_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", nargs="?", help="path to the Lua config file")
-    parser.add_argument("-c", "--check", action="store_true",
+    parser.add_argument("config_file", nargs="?", metavar="CONFIG", help="the Lua config file (= -c CONFIG)")
+    add_config_option(parser)
+    parser.add_argument("-t", "--check", action="store_true",
                         help="validate the config, resolve its hosts, try its binds and exit (0 ok, 1 error)")
     parser.add_argument("-V", "--version", action="version", version=f"rsp {__version__} ({build_description()})")
     parser.add_argument("--admin", metavar="SOCKET",
@@ -127,27 +144,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words and words[0] in SUBCOMMANDS:
         return run_subcommand(words[0], words[1:])
-    args = build_parser().parse_args(words)
+    parser = build_parser()
+    args = parser.parse_args(words)
     if args.admin:
-        words = ([args.config] if args.config else []) + list(args.command)
-        try:
-            # A reload waits for its new workers to start: give it the time `rsp reload` gives it.
-            reply = admin_request(args.admin, " ".join(words) or "help",
-                                  timeout=ADMIN_RELOAD_TIMEOUT if words[:1] == ["reload"] else 5.0)
-        except OSError as exc:
-            print(f"rsp: cannot reach admin socket {args.admin}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
-        print(reply)
-        return 1 if reply_is_error(reply) else 0
+        return send_admin(args.admin, ([args.config_file] if args.config_file else []) + list(args.command))
     if args.command:
         print(f"rsp: error: unexpected arguments: {' '.join(args.command)} (try: rsp --help)", file=sys.stderr)
         return 1
-    if not args.config:
-        build_parser().print_usage(sys.stderr)
-        print("rsp: error: a config file is required (try: rsp --help)", file=sys.stderr)
+    path = chosen_config(parser, args.config, args.config_file)
+    if not (args.config or args.config_file) and not os.path.exists(path):
+        parser.print_usage(sys.stderr)
+        print(f"rsp: error: no config given and {path} does not exist (rsp CONFIG.lua, -c CONFIG or "
+              f"{CONFIG_ENV}=CONFIG; try: rsp --help)", file=sys.stderr)
         return 1
     try:
-        config = load_config(args.config)
+        config = load_config(path)
     except ConfigError as exc:
         print(f"rsp: {exc}", file=sys.stderr)
         return 1
@@ -159,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         for note in notes:
             print(f"rsp: {note}", file=sys.stderr)
-        print(f"configuration file {args.config} test is successful")
+        print(f"configuration file {path} test is successful")
         return 0
     try:
         run(config)

@@ -72,6 +72,7 @@ def test_a_config_that_does_not_load_is_refused_and_logged_by_the_running_rsp(
     config.write_text(config.read_text() + "listenPrt = 1\n")
     result = reload_cli(str(config))
     assert result.returncode == 1
-    assert result.stderr.startswith(f"rsp reload: reload refused, the running config stays: {config}:6: listenPrt: unknown key"), result.stderr
+    assert result.stderr.startswith(f"rsp reload: reload refused, the running config stays: {config}:6: "
+                                    "listenPrt: unknown key"), result.stderr
     assert rsp.wait_for_stderr(rf"reload refused, the running config stays: {config}:6: listenPrt", 10) is not None
     assert rsp.alive

@@ -2,6 +2,7 @@
 
 Commands (one per connection, answered with one JSON document, like HAProxy's non-interactive stats socket):
   help                               the list below
+  show                               what can be shown (in one process: backends)
   show backends [POOL]               every backend's state, counters and last check
   drain POOL BACKEND                 no new connections; live ones finish (HAProxy `set server ... state drain`)
   ready POOL BACKEND                 back into rotation after drain
@@ -27,6 +28,7 @@ MAX_COMMAND_BYTES: Final = 4096
 
 HELP: Final = [
     "help",
+    "show",
     "show backends [POOL]",
     "drain POOL BACKEND",
     "ready POOL BACKEND",
@@ -34,6 +36,8 @@ HELP: Final = [
     "add backend POOL HOST:PORT [WEIGHT]",
     "remove backend POOL BACKEND",
 ]
+# What `show` can show in one process (the master adds `workers`); `show` alone lists it.
+SHOWABLE: Final = ("backends [POOL]",)
 # HAProxy's and rsp's config limit for a weight.
 MAX_WEIGHT: Final = 256
 
@@ -55,6 +59,8 @@ def _dispatch(words: list[str], pools: Mapping[str, PoolRuntime]) -> object:
     match words:
         case [] | ["help"]:
             return {"commands": HELP}
+        case ["show"] | ["show", _, *_] if words[1:2] != ["backends"]:
+            return _show_choices(words, SHOWABLE)
         case ["show", "backends"]:
             return {name: [r.snapshot() for r in pool.records] for name, pool in pools.items()}
         case ["show", "backends", pool_name]:
@@ -87,6 +93,21 @@ def _dispatch(words: list[str], pools: Mapping[str, PoolRuntime]) -> object:
                 raise CommandError(str(exc)) from None
             return {"ok": True, "removed": record.snapshot()}
     raise CommandError(f"unknown command {' '.join(words)!r}; try 'help'")
+
+
+def _show_choices(words: list[str], showable: tuple[str, ...]) -> object:
+    """`show` alone: what can be shown; `show NONSENSE`: the same, as an error."""
+    if len(words) == 1:
+        return {"show": list(showable)}
+    raise CommandError(f"cannot show {' '.join(words[1:])!r}; show {' | '.join(showable)}")
+
+
+def show_choices(line: str, showable: tuple[str, ...]) -> str:
+    """`execute`'s JSON for a `show` the master answers itself (rsp.master.machine_admin)."""
+    try:
+        return json.dumps(_show_choices(line.split(), showable), indent=1)
+    except CommandError as exc:
+        return json.dumps({"error": str(exc)})
 
 
 def new_backend(pool: PoolRuntime, address: str, weight: int) -> Backend:

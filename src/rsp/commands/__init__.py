@@ -12,10 +12,11 @@ from typing import Final
 
 # name -> (module under rsp.commands, one line for `rsp --help`)
 SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "admin": ("admin", "a runtime command to a running rsp through its config's admin_socket (list below)"),
     "cert": ("cert", "check a certificate bundle, or write the chain to serve (rsp cert check|bundle)"),
     "pam": ("pam", "install or remove pam_unshare (a private PID namespace per login) in /etc/pam.d"),
-    "routes": ("routes", "read and write the route table in Redis (route_store)"),
-    "apps": ("apps", "the sandboxed apps of a running rsp: list, logs NAME, exec NAME -- CMD..."),
+    "routes": ("routes", "read and write the route table in Redis (route_store): rsp routes -c CONFIG list"),
+    "apps": ("apps", "the sandboxed apps of a running rsp: rsp apps -c CONFIG list|logs NAME|exec NAME -- CMD"),
     "reload": ("reload", "reload a running rsp's config (through its admin socket), like SIGHUP to the master"),
     "worker": ("worker", "internal: a worker process, started by rsp's master (workers = N)"),
 }

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+from rsp.commands.config_arg import add_config_option, chosen_config
 from rsp.config.lua_loader import load_config
 from rsp.errors import SandboxError
 from rsp.sandbox import naming
@@ -25,7 +26,7 @@ EXEC_NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rsp apps", description="the sandboxed apps of a running rsp")
-    parser.add_argument("-c", "--config", required=True, help="the config file the running rsp was started with")
+    add_config_option(parser)
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="name, namespace, address, pid, state, restarts, uptime")
     logs = sub.add_parser("logs", help="an app's captured stdout and stderr")
@@ -37,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.config = chosen_config(parser, args.config)
     config = load_config(args.config)
     tag = naming.instance_tag(config.path, config.sandbox.instance)
     directory = naming.runtime_dir(config.sandbox.runtime_dir, tag)

@@ -1,4 +1,4 @@
-"""`rsp reload [--admin SOCK | CONFIG]`: ask a running rsp to reload its config and wait for the verdict.
+"""`rsp reload [-c CONFIG | CONFIG | --admin SOCK]`: ask a running rsp to reload its config and wait for the verdict.
 
 The master validates the file again (as `rsp --check` does, except the listeners it already holds); a bad
 file is refused with its error (exit 1) and the running config keeps serving. Given a CONFIG, the admin
@@ -17,6 +17,7 @@ import sys
 from typing import Final
 
 from rsp.admin.socket_server import admin_request, reply_is_error
+from rsp.commands.config_arg import add_config_option, chosen_config
 from rsp.config.lua_loader import load_config
 from rsp.errors import ConfigError
 from rsp.running import running_instance, unix_listening_paths
@@ -37,13 +38,13 @@ def running_admin_socket(config_path: str) -> str | None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="rsp reload", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--admin", metavar="SOCKET", help="the running rsp's admin socket")
-    parser.add_argument("config", nargs="?", help="the config whose admin_socket to use")
+    add_config_option(parser)
+    parser.add_argument("--admin", metavar="SOCKET", help="the running rsp's admin socket (default: the config's)")
+    parser.add_argument("config_file", nargs="?", metavar="CONFIG", help="= -c CONFIG")
     args = parser.parse_args(argv)
     socket_path = args.admin
     if not socket_path:
-        if not args.config:
-            parser.error("give --admin SOCKET or the CONFIG file (its admin_socket is used)")
+        args.config = chosen_config(parser, args.config, args.config_file)
         try:
             config = load_config(args.config)
         except ConfigError as exc:

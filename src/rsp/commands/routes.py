@@ -10,12 +10,14 @@ running rsp sharing the table routes by the new value within moments instead of 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import redis
 from redis.exceptions import RedisError
 from redis.sentinel import Sentinel
 
+from rsp.commands.config_arg import CONFIG_ENV, DEFAULT_CONFIG, default_config
 from rsp.config.lua_loader import load_config
 from rsp.config.model import RouteStore
 from rsp.errors import RouteStoreError
@@ -36,7 +38,7 @@ COMMAND_TIMEOUT = 5.0
 SCAN_COUNT = 1000
 
 USAGE = """\
-rsp routes [--redis URL | --config CONFIG.lua] COMMAND
+rsp routes [--redis URL | -c CONFIG.lua] COMMAND
 
   list                        every host and its backends
   show HOST                   one host's backends (or what it falls back to)
@@ -52,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--redis", metavar="URL", help="Redis URL (default: the config's route_store.url)")
-    where.add_argument("--config", metavar="CONFIG", help="a Lua config whose route_store to use")
+    where.add_argument("-c", "--config", metavar="CONFIG",
+                       help=f"a Lua config whose route_store to use (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG} "
+                            "when it exists, else the defaults below)")
     parser.add_argument("--prefix", help="key prefix (default: hostnames: or the config's)")
     parser.add_argument("--channel", help="invalidation channel (default: rsp:routes or the config's)")
     parser.add_argument("command", choices=("list", "show", "set", "add", "remove", "default"))
@@ -63,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     settings = RouteStore()
+    if not args.config and not args.redis and os.path.exists(default_config()):
+        args.config = default_config()
     if args.config:
         config = load_config(args.config)
         if config.route_store is None:

@@ -13,7 +13,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Final
 
-from rsp.admin.commands import HELP, MAX_COMMAND_BYTES, execute
+from rsp.admin.commands import HELP, MAX_COMMAND_BYTES, SHOWABLE, execute, show_choices
 from rsp.admin.socket_server import AdminSocket, remove_stale_socket
 from rsp.logs import get_logger
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rsp.master.master import Master
 
 MACHINE_HELP: Final = [*HELP, "show workers", "reload"]
+MACHINE_SHOWABLE: Final = (*SHOWABLE, "workers")
 # Commands that change backend state: after them the master sends the new state to every worker.
 MUTATING: Final = frozenset({"drain", "ready", "set", "add", "remove"})
 # A reload waits for its new workers (rsp.master.master.WORKER_READY_TIMEOUT) before it answers.
@@ -33,6 +34,8 @@ async def answer(line: str, master: Master) -> str:
     match words:
         case [] | ["help"]:
             return json.dumps({"commands": MACHINE_HELP}, indent=1)
+        case ["show"] | ["show", _, *_] if words[1:2] not in (["workers"], ["backends"]):
+            return show_choices(line, MACHINE_SHOWABLE)
         case ["show", "workers"]:
             return json.dumps({"workers": master.workers_info(), "reloads": master.reloads,
                                "worker_restarts": master.worker_restarts, "last_reload": master.last_reload,
