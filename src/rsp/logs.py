@@ -24,8 +24,15 @@ def stamped(message: str, when: float | None = None) -> str:
 
 
 class TimestampFormatter(logging.Formatter):
+    """`[timestamp] message`, or `[timestamp] TAG: message` in a process that names itself (a worker:
+    `worker 2.1: ...`, worker 1 of generation 2), so that lines from several processes can be told apart."""
+
+    def __init__(self, tag: str = "") -> None:
+        super().__init__()
+        self.prefix = f"{tag}: " if tag else ""
+
     def format(self, record: logging.LogRecord) -> str:
-        text = stamped(record.getMessage(), record.created)
+        text = stamped(self.prefix + record.getMessage(), record.created)
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
@@ -49,15 +56,16 @@ class SinkHandler(logging.Handler):
         super().close()
 
 
-def setup_logging(level: str = "info", error_log: str = "") -> logging.Logger:
-    """rsp's log lines to `error_log` ("" = stderr), reopened by rsp.logsink.reopen_all()."""
+def setup_logging(level: str = "info", error_log: str = "", tag: str = "") -> logging.Logger:
+    """rsp's log lines to `error_log` ("" = stderr), reopened by rsp.logsink.reopen_all(); each line names
+    `tag` (a worker's name) when given."""
     logger = logging.getLogger(LOGGER_NAME)
     for old in logger.handlers:
         old.close()
     logger.handlers.clear()
     handler = SinkHandler(LogSink(error_log, 2, lambda count: stamped(
         f"{count} log line(s) dropped: the log destination was not keeping up") + "\n"))
-    handler.setFormatter(TimestampFormatter())
+    handler.setFormatter(TimestampFormatter(tag))
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False

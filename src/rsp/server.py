@@ -304,4 +304,4 @@ class Server:
         # must not kill rsp half-way through removing the apps' namespaces.
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
-        get_logger().info("stopped")
+        get_logger().info("stopped" if self.worker else "rsp stopped")  # a worker's line names the worker

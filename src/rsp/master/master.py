@@ -466,6 +466,8 @@ class Master:
 
     async def _retire(self, old: Generation) -> None:
         await asyncio.gather(*(self.supervisor.retire(name) for name in old.names))
+        get_logger().info("generation %d stopped: its %d worker(s) finished after the reload", old.number,
+                          len(old.names))
         os.close(old.config_fd)
         if self.generation is not None:
             self._close_listeners({listen_key(lst) for lst in self.generation.config.listeners})
@@ -511,7 +513,8 @@ class Master:
             self.apps = None
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             self.loop.remove_signal_handler(sig)
-        get_logger().info("stopped")
+        get_logger().info("rsp stopped (master pid %d, generation %d and its workers)", os.getpid(),
+                          self.generation.number if self.generation is not None else 0)
         if not self._stopped.done():
             self._stopped.set_result(None)
 

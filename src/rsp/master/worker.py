@@ -92,7 +92,7 @@ def run_worker() -> int:
     config = read_config(fds.config)
     os.close(fds.config)
     os.environ.pop(WORKER_ENV, None)
-    setup_logging(config.log_level, config.process.error_log)
+    setup_logging(config.log_level, config.process.error_log, tag=fds.name)  # lines read `worker 2.1: ...`
     # The terminal's hang-up and a logrotate USR1 sent to the whole group must not kill a worker (their
     # default action): the master decides about reloads, and USR1 reopens this worker's logs too.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
