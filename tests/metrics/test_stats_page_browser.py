@@ -90,6 +90,9 @@ def test_page_shows_a_killed_backend_down(browser: Browser, run_rsp: Callable[..
         page.wait_for_selector('tr[data-backend="web/1"]', timeout=10_000)
         assert state_of(page, 0) == "UP"
         assert state_of(page, 1) == "UP"
+        # Counters restart at each reload: the page says since when it counts (no reload yet: the start).
+        since = page.locator("#since").text_content()
+        assert since is not None and since.startswith("start, ") and since.endswith(" ago"), since
         # The hostile name is text, not markup.
         assert row(page, 1).locator("td.name").text_content() == HOSTILE_NAME
         assert row(page, 1).get_attribute("data-backend") == HOSTILE_NAME

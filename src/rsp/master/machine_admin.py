@@ -49,9 +49,18 @@ async def answer(line: str, master: Master) -> str:
                 return reply
             return json.dumps(add_worker_counters(document, await master.gather_snapshots()), indent=1)
     reply = execute(line, master.pools)
-    if words and words[0] in MUTATING and "error" not in json.loads(reply):
+    document = json.loads(reply)
+    if words and words[0] in MUTATING and "error" not in document:
+        # The reply's backend shows the workers' counters, as `show backends` does (the master's own copy
+        # of a record counts nothing): gathered before the change reaches the workers (a removed backend's
+        # totals are still there).
+        pool_name = words[1] if words[0] in ("drain", "ready") else words[2]
+        for key in ("backend", "removed"):
+            if key in document:
+                add_worker_counters({pool_name: [document[key]]}, await master.gather_snapshots())
+                reply = json.dumps(document, indent=1)
         if words[0] in ("add", "remove"):
-            master.start_checker(master.pools[words[2]])
+            master.start_checker(master.pools[pool_name])
         master.broadcast_state()
     return reply
 

@@ -80,6 +80,8 @@ tr.st-drain td { background-color: #fff6dc; }
   <span>workers <b id="workers">-</b></span>
   <span>reloads <b id="reloads">-</b></span>
   <span>last reload <b id="last-reload">never</b></span>
+  <span title="Every reload starts new workers: counters restart from zero, as HAProxy's do">counting since
+    <b id="since">-</b></span>
   <span>worker restarts <b id="restarts">-</b></span>
 </header>
 <main>
@@ -226,6 +228,9 @@ function render(data) {
   document.getElementById("restarts").textContent = String(m.worker_restarts);
   document.getElementById("last-reload").textContent =
     m.last_reload ? ago(Math.max(0, now - m.last_reload)) + " ago" : "never";
+  document.getElementById("since").textContent = m.last_reload
+    ? "the last reload, " + ago(Math.max(0, now - m.last_reload)) + " ago"
+    : "start, " + ago(Math.max(0, now - m.started)) + " ago";
   let requests = 0;
   for (const l of s.listeners) requests += l.mode === "http" ? total(l.responses) : l.accepted;
   const dt = previous ? now - previous.time : 0;
