@@ -51,3 +51,55 @@ sandbox_runtime_dir = "{tmp_path}"
     wait_for(lambda: state().get("state") == "ready" and int(str(state().get("restarts"))) >= 1)
     reply = get(proc.port)
     assert reply.status == 200 and reply.body.startswith(b"Hello from app solo")
+
+
+def test_relative_dir_and_command_resolve_against_the_config_folder_and_a_clean_stop_leaves_nothing(
+        tmp_path: Path, free_port: Callable[[], int]) -> None:
+    """Started from another directory, an app's relative `dir` and `./program` are the config file's; at a
+    clean stop the runtime dir is left empty."""
+    site = tmp_path / "site"
+    (site / "app").mkdir(parents=True)
+    program = site / "app" / "serve"
+    program.write_text(f"#!{sys.executable}\n" + Path(HELLO).read_text())
+    program.chmod(0o755)
+    runtime = tmp_path / "run"
+    web, app_port = free_port(), free_port()
+    config = site / "rsp.lua"
+    config.write_text(f"""
+listen = {{ {{ address = "127.0.0.1", port = {web}, pool = "web", mode = "http" }} }}
+apps = {{ rel = {{ command = {{ "./serve" }}, dir = "app", port = {app_port}, pool = "web", sandbox = false,
+                  env = {{ APP_NAME = "rel" }} }} }}
+sandbox_instance = "r{os.getpid() % 100000}"
+sandbox_runtime_dir = "{runtime}"
+""")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = RspProcess(config)
+    proc.cwd = str(elsewhere)
+    try:
+        proc.start(1, timeout=30)
+        wait_for(lambda: get(proc.port).status == 200)
+        assert get(proc.port).body.startswith(b"Hello from app rel")
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        proc.stop()
+    assert list(runtime.iterdir()) == []
+
+
+def test_an_app_that_exits_at_once_gets_its_last_output_lines_in_rsps_log(
+        run_rsp: Callable[..., RspProcess], tmp_path: Path, free_port: Callable[[], int]) -> None:
+    crash = "import sys; print('starting'); print('ModuleNotFoundError: no module named nope', file=sys.stderr); " \
+            "sys.exit(3)"
+    proc = run_rsp(f"""
+listen = {{ {{ address = "127.0.0.1", port = {free_port()}, pool = "web", mode = "http" }} }}
+apps = {{ bad = {{ command = {{ "{sys.executable}", "-c", "{crash}" }}, port = {free_port()}, pool = "web",
+                  sandbox = false }} }}
+sandbox_instance = "b{os.getpid() % 100000}"
+sandbox_runtime_dir = "{tmp_path}"
+""", timeout=30)
+    line = proc.wait_for_stderr(r"app bad exited with status 3 before it was ready; its last 2 line\(s\) of output",
+                                timeout=20)
+    assert line is not None, proc.stderr_text
+    assert proc.wait_for_stderr(r"app bad> ModuleNotFoundError: no module named nope$", timeout=5), proc.stderr_text
+    assert proc.wait_for_stderr(r"app bad> starting$", timeout=5)

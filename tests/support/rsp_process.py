@@ -126,6 +126,7 @@ class RspProcess:
     def __init__(self, config_path: Path | str, *args: str) -> None:
         self.config_path = str(config_path)
         self.args = args
+        self.cwd: str | None = None  # the directory rsp is started from (None: the test's)
         self.proc: subprocess.Popen[str] | None = None
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
@@ -144,6 +145,7 @@ class RspProcess:
             text=True,
             start_new_session=True,
             env=_child_env(),
+            cwd=self.cwd,
         )
         assert self.proc.stdout is not None and self.proc.stderr is not None
         for stream, sink in ((self.proc.stdout, self.stdout_lines), (self.proc.stderr, self.stderr_lines)):

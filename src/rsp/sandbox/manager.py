@@ -38,6 +38,10 @@ PROBE_FIRST_DELAY: Final = 0.02
 PROBE_MAX_DELAY: Final = 0.25
 PROBE_CONNECT_TIMEOUT: Final = 1.0
 UNSANDBOXED_HOST: Final = "127.0.0.1"
+# An app that exits before it is ready gets this many of its last output lines in rsp's log; the pipe is
+# drained first with at most this many reads (a pipe holds 64 KiB: one read, more only if it kept writing).
+EARLY_EXIT_LINES: Final = 5
+EARLY_EXIT_READS: Final = 16
 # State file writes are coalesced over this long: `rsp apps list` is read by people, at most ~20 writes/s.
 STATE_WRITE_DELAY: Final = 0.05
 
@@ -61,6 +65,7 @@ class AppRuntime:
     started_at: float | None = None
     # One record per pool, made when the app is first ready and put back on each later readiness.
     records: list[tuple[PoolRuntime, BackendRecord]] = field(default_factory=list)
+    output_fd: int = -1  # the read end of the output pipe of the current launch (-1: none, or closed)
     joined: bool = False
     probe: asyncio.Task[None] | None = None
 
@@ -76,6 +81,9 @@ class AppManager:
         self.loop = loop
         self.pools = pools
         self.tag = naming.instance_tag(config_path, sandbox.instance)
+        # Relative paths in an app (`dir`, a `command` with a slash) are the config file's, as nginx's are
+        # its prefix's: the config works whatever directory rsp is started from.
+        self.base_dir = os.path.dirname(os.path.abspath(config_path))
         self.directory = naming.runtime_dir(sandbox.runtime_dir, self.tag)
         self.apps: dict[str, AppRuntime] = {}
         self.supervisor = Supervisor(loop, on_event=self._on_event)
@@ -98,8 +106,8 @@ class AppManager:
                     pwd.getpwnam(app.user)
                 except KeyError:
                     raise StartupError(f"{app.key}.user: no such user {app.user!r}") from None
-            if app.dir and not os.path.isdir(app.dir):
-                raise StartupError(f"{app.key}.dir: {app.dir} is not a directory")
+            if app.dir and not os.path.isdir(self.app_dir(app)):
+                raise StartupError(f"{app.key}.dir: {self.app_dir(app)} is not a directory")
 
     async def start(self) -> None:
         """Check, remove leftovers, then per app: create its network and launch it, so that one app starts
@@ -162,7 +170,12 @@ class AppManager:
             groups = tuple(os.getgrouplist(app.user, entry.pw_gid))
         env = {"PATH": BASE_PATH, "HOME": home, "LANG": "C.UTF-8", "APP_NAME": app.name, "PORT": str(app.port)}
         env.update(app.env)
-        spec = LaunchSpec(name=app.name, argv=app.command, env=env, cwd=app.dir, uid=uid, gid=gid, groups=groups,
+        cwd = self.app_dir(app)
+        program = app.command[0]
+        if "/" in program and not os.path.isabs(program):  # a bare name is looked up in PATH, as a shell does
+            program = os.path.join(cwd, program)
+        spec = LaunchSpec(name=app.name, argv=(program, *app.command[1:]), env=env, cwd=cwd, uid=uid, gid=gid,
+                          groups=groups,
                           netns_path=os.path.join(network.NETNS_DIR, net.netns) if net else "",
                           hostname=app.hostname or app.name)
         pools = [(app.pool, app.port)] if app.pool else []
@@ -170,6 +183,10 @@ class AppManager:
             pools += [(fwd.pool, fwd.app_port) for fwd in self.sandbox.forwards if fwd.app == app.name]
         log = RotatingLog(os.path.join(self.directory, "logs", f"{app.name}.log"), app.log_max_bytes)
         return AppRuntime(app, net, net.app_ip if net else UNSANDBOXED_HOST, spec, log, pools)
+
+    def app_dir(self, app: App) -> str:
+        """The app's working directory: its `dir`, relative to the config file's folder; that folder if unset."""
+        return os.path.join(self.base_dir, app.dir) if app.dir else self.base_dir
 
     def _launch(self, rt: AppRuntime) -> int:
         read_fd, write_fd = os.pipe()
@@ -181,21 +198,28 @@ class AppManager:
         finally:
             os.close(write_fd)
         os.set_blocking(read_fd, False)
+        rt.output_fd = read_fd
         self.loop.add_reader(read_fd, self._read_output, rt, read_fd)
         return pid
 
-    def _read_output(self, rt: AppRuntime, fd: int) -> None:
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
+    def _read_output(self, rt: AppRuntime, fd: int, limit: int = 1) -> None:
+        """Copy up to `limit` reads of the app's output to its log; at EOF stop watching the pipe."""
+        for _ in range(limit):
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                break
             rt.log.write(data)
+        else:
             return
         self.loop.remove_reader(fd)  # EOF: the app and its launcher are gone
         os.close(fd)
+        if rt.output_fd == fd:
+            rt.output_fd = -1
 
     # -- events ------------------------------------------------------------------------------------------
     def _on_event(self, event: str, info: ChildInfo) -> None:
@@ -213,9 +237,25 @@ class AppManager:
             self._leave_pools(rt)
             if event == "exited":
                 log = get_logger().info if self._stopping else get_logger().warning
-                log("app %s %s", rt.app.name, info.last_exit)
+                if rt.state == STARTING and not self._stopping:
+                    self._log_early_exit(rt, info.last_exit or "exited")
+                else:
+                    log("app %s %s", rt.app.name, info.last_exit)
             rt.state = {"restarting": RESTARTING, "stopped": STOPPED}.get(event, rt.state)
         self._write_state()
+
+    def _log_early_exit(self, rt: AppRuntime, how: str) -> None:
+        """An app that exits before it was ever ready (a typo in its command, a missing module): its last
+        lines of output go to rsp's log with the exit, where the operator looks first."""
+        if rt.output_fd >= 0:  # what is still in the pipe: the app is gone, so the pipe ends soon
+            self._read_output(rt, rt.output_fd, limit=EARLY_EXIT_READS)
+        lines = rt.log.tail(EARLY_EXIT_LINES)
+        logger = get_logger()
+        logger.warning("app %s %s before it was ready; %s", rt.app.name, how,
+                       f"its last {len(lines)} line(s) of output (all: rsp apps logs {rt.app.name}):" if lines
+                       else "it wrote nothing")
+        for line in lines:
+            logger.warning("app %s> %s", rt.app.name, line)
 
     async def _probe(self, rt: AppRuntime, pid: int | None) -> None:
         delay = PROBE_FIRST_DELAY
@@ -293,6 +333,19 @@ class AppManager:
             self._state_timer = None
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(self.directory, STATE_FILE))
+        self._remove_runtime_files()
+
+    def _remove_runtime_files(self) -> None:
+        """A clean stop leaves nothing under the runtime dir: the apps' logs, the logs folder and this
+        instance's folder go (only rsp's own files: anything else found there stays, and so does its folder)."""
+        logs = os.path.join(self.directory, "logs")
+        for rt in self.apps.values():
+            for path in (rt.log.path, rt.log.path + ".1"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        for folder in (logs, self.directory):
+            with contextlib.suppress(OSError):  # not empty: someone else's file
+                os.rmdir(folder)
 
     def cleanup(self) -> list[str]:
         """Remove every netns, veth and nftables table of this instance; returns what was there."""
