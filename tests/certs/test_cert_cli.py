@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from cert_pki import pem_of
+from cert_pki import EPOCH_2010, FAR_FUTURE, cn, ec_key, pem_of
 from cert_story import HOST, Story
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from rsp.commands.cert import parse_at
 
@@ -183,3 +185,43 @@ def test_at_accepts_dates_times_and_offsets() -> None:
     assert parse_at("2015-06-01").isoformat() == "2015-06-01T00:00:00+00:00"
     assert parse_at("2015-06-01T02:30:00+02:00").isoformat() == "2015-06-01T00:30:00+00:00"
     assert parse_at("2015-06-01T00:30:00Z").isoformat() == "2015-06-01T00:30:00+00:00"
+
+
+def root_with_a_zero_authority_serial() -> x509.Certificate:
+    """A self-signed root whose authorityKeyIdentifier names serial 0 (RFC 5280 §4.1.2.2 wants it positive),
+    as some roots of Debian's trust store do: cryptography warns when its extensions are first read."""
+    key = ec_key("odd-root")
+    name = cn("Odd Root")
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(5).not_valid_before(EPOCH_2010).not_valid_after(FAR_FUTURE)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.AuthorityKeyIdentifier(b"odd", [x509.DirectoryName(name)], 0), critical=False)
+            .sign(key, hashes.SHA256()))
+
+
+def test_a_bundle_of_roots_is_recognised_and_said_so(story: Story, files: dict[str, str]) -> None:
+    result = rsp("cert", "check", files["roots"], "--at", AT_ARG)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{files['roots']}: a bundle of 2 root certificates (a trust store), not a "
+                                    "server's chain")
+    assert f"rsp cert check SITE.pem --roots {files['roots']}" in result.stdout
+    assert "leaf" not in result.stdout and "sent for nothing" not in result.stdout
+    document = json.loads(rsp("cert", "check", files["roots"], "--at", AT_ARG, "--json").stdout)
+    assert document["kind"] == "roots" and document["roots"] == 2 and document["not_valid_now"] == []
+
+
+def test_a_certificate_cryptography_warns_about_prints_no_warning(story: Story, tmp_path: Path) -> None:
+    odd = tmp_path / "odd.pem"
+    odd.write_bytes(pem_of(root_with_a_zero_authority_serial(), story.root_b))
+    result = rsp("cert", "check", str(odd), "--at", AT_ARG)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr  # no CryptographyDeprecationWarning with a source path
+    assert "a bundle of 2 root certificates" in result.stdout
+
+
+def test_the_systems_trust_store_is_a_bundle_of_roots_without_warnings() -> None:
+    store = "/etc/ssl/certs/ca-certificates.crt"  # Debian's ca-certificates (a dependency of openssl here)
+    result = rsp("cert", "check", store)
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert result.stdout.startswith(f"{store}: a bundle of ")

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rsp.certs import chain
 from rsp.certs.bundle import load_roots, read_certificates
 from rsp.certs.check import check_bundle, find_leaf
-from rsp.certs.render import render_json, render_text
+from rsp.certs.render import JSON_VERSION, render_json, render_text
+from rsp.certs.roots import is_root_bundle, quiet_parse_warnings, render_roots_json, render_roots_text, roots_report
 from rsp.errors import CertificateError
 
 EXIT_OK = 0
@@ -103,12 +104,22 @@ def main(argv: list[str]) -> int:
         return EXIT_UNUSABLE
     except _Done as done:
         return done.status
+    with quiet_parse_warnings():
+        return run(args, at)
+
+
+def run(args: argparse.Namespace, at: datetime) -> int:
     try:
         certificates = read_certificates(args.bundle)
         roots = load_roots(args.roots)
     except CertificateError as exc:
         print(f"rsp cert {args.action}: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
+    if args.action == "check" and is_root_bundle(certificates):
+        report_roots = roots_report(certificates, at=at, source=args.bundle)
+        sys.stdout.write(render_roots_json(report_roots, JSON_VERSION) if args.json
+                         else render_roots_text(report_roots))
+        return EXIT_OK
     if args.action == "check":
         report = check_bundle(certificates, roots, at=at, host=args.host, policy=args.policy, source=args.bundle)
         sys.stdout.write(render_json(report) if args.json else render_text(report, colour=use_colour()))
