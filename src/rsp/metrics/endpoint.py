@@ -19,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any, Final
 
 from rsp.errors import ProtocolError
@@ -42,9 +43,17 @@ PAGE_HEADERS: Final = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
 )
-REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-                  413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
-                  500: "Internal Server Error", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
+# Reason phrases are http.HTTPStatus's, except the two RFC 9110 renamed (§15.5.14, §15.5.15) that Python
+# spells the old way before 3.13 ("Request Entity Too Large", "Request-URI Too Long").
+RFC9110_RENAMED: Final = {413: "Content Too Large", 414: "URI Too Long"}
+
+
+def reason(status: int) -> str:
+    """The reason phrase of `status` (RFC 9110 §15; a client ignores it, RFC 9112 §4)."""
+    try:
+        return RFC9110_RENAMED.get(status) or HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 Gather = Callable[[], Awaitable[list[dict[str, Any]]]]
 Machine = Callable[[], dict[str, Any]]
@@ -156,7 +165,7 @@ async def read_head(reader: asyncio.StreamReader) -> RequestHead | None:
 
 def response(status: int, content_type: str, body: bytes, method: bytes = b"GET",
              extra: tuple[tuple[str, str], ...] = ()) -> bytes:
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}", f"Content-Type: {content_type}",
+    lines = [f"HTTP/1.1 {status} {reason(status)}", f"Content-Type: {content_type}",
              f"Content-Length: {len(body)}", "Cache-Control: no-store", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in extra]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
