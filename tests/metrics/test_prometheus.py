@@ -1,4 +1,5 @@
-"""render(): text format 0.0.4 read back with prometheus_client's own parser (pure, no I/O)."""
+"""render() (a prometheus-client custom collector): text format 0.0.4 read back with prometheus_client's own
+parser (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from rsp.metrics.merge import merge
-from rsp.metrics.prometheus import escape_label, format_value, render
+from rsp.metrics.prometheus import render
 from support.snapshots import backend, snap
 
 MACHINE: dict[str, Any] = {"workers": [{"pid": 1}, {"pid": 2}], "reloads": 3, "worker_restarts": 1,
@@ -96,11 +97,3 @@ def test_label_escaping_reads_back() -> None:
     assert 'backend="we\\"ird\\\\name\\nline <b>"' in text
     table = samples(text)
     assert value(table, "rsp_backend_http_requests_total", pool="web", backend=nasty, code="2xx") == 2
-
-
-def test_escape_and_format_helpers() -> None:
-    assert escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
-    assert format_value(3) == "3"
-    assert format_value(True) == "1"
-    assert format_value(float("inf")) == "+Inf"
-    assert format_value(0.25) == "0.25"
