@@ -27,7 +27,7 @@ from rsp.master.machine_admin import MACHINE_HELP
 from rsp.master.master import Master
 from rsp.native import build_description
 from rsp.pidfile import remove_pid_file, running_master, write_pid_file
-from rsp.preflight import admin_socket_error, check_startable
+from rsp.preflight import admin_socket_error, check_startable, located
 from rsp.proctitle import master_title, set_title
 from rsp.sd_notify import notify
 from rsp.server import Server
@@ -174,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         run(config)
+    except StartupError as exc:  # one caused by a config entry is located like a config error
+        print(f"rsp: {located(config, exc.key, str(exc)) if exc.key else exc}", file=sys.stderr)
+        return 1
     except RspError as exc:
         print(f"rsp: {exc}", file=sys.stderr)
         return 1

@@ -50,7 +50,12 @@ class SandboxError(RspError):
 
 
 class StartupError(RspError):
-    """The server could not start: a port in use, an address that cannot be bound."""
+    """The server could not start: a port in use, an address that cannot be bound. `key`, when a config
+    entry is at fault, lets rsp.cli name its file and line (rsp.preflight.located)."""
+
+    def __init__(self, message: str = "", *, key: str = "") -> None:
+        self.key = key
+        super().__init__(message)
 
 
 class ClientHelloError(RspError):

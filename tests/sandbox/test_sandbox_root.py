@@ -248,6 +248,8 @@ def test_without_the_capabilities_rsp_refuses_naming_the_capability_and_the_app(
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert "apps.one" in done.stderr and "CAP_SYS_ADMIN" in done.stderr and "CAP_NET_ADMIN" in done.stderr
+    # Located like every config error: the file, the app's line, its key.
+    assert done.stderr.splitlines()[-1].startswith(f"rsp: {config}:4: apps.one: sandboxed apps need"), done.stderr
     assert leftovers(tag) == []
 
 

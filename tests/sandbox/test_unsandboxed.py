@@ -12,7 +12,7 @@ from pathlib import Path
 
 from support.http_client import get
 from support.native_build import REPO_ROOT
-from support.rsp_process import RspProcess, free_port
+from support.rsp_process import RspProcess, free_port, run_cli
 
 HELLO = str(Path(REPO_ROOT) / "examples" / "apps" / "hello.py")
 
@@ -103,3 +103,17 @@ sandbox_runtime_dir = "{tmp_path}"
     assert line is not None, proc.stderr_text
     assert proc.wait_for_stderr(r"app bad> ModuleNotFoundError: no module named nope$", timeout=5), proc.stderr_text
     assert proc.wait_for_stderr(r"app bad> starting$", timeout=5)
+
+
+def test_an_apps_missing_dir_is_located_like_a_config_error(tmp_path: Path, free_port: Callable[[], int]) -> None:
+    config = tmp_path / "rsp.lua"
+    config.write_text(f"""listen = {{ {{ address = "127.0.0.1", port = {free_port()}, pool = "web", mode = "http" }} }}
+apps = {{
+  gone = {{ command = {{ "./x" }}, dir = "nowhere", port = {free_port()}, pool = "web", sandbox = false }},
+}}
+sandbox_runtime_dir = "{tmp_path}"
+""")
+    result = run_cli(str(config))
+    assert result.returncode == 1
+    assert result.stderr_lines[-1] == (f"rsp: {config}:3: apps.gone.dir: {tmp_path / 'nowhere'} is not a "
+                                       "directory"), result.stderr

@@ -98,16 +98,17 @@ class AppManager:
         if sandboxed:
             missing = capabilities.missing_here()
             if missing:
-                raise StartupError(f"{sandboxed[0].key}: sandboxed apps need {' and '.join(missing)}; run rsp as"
+                raise StartupError(key=sandboxed[0].key, message=f"{sandboxed[0].key}: sandboxed apps need "
+                                   f"{' and '.join(missing)}; run rsp as"
                                    f" root, or set sandbox = false on the app to run it unsandboxed")
         for app in self.sandbox.apps:
             if app.user:
                 try:
                     pwd.getpwnam(app.user)
                 except KeyError:
-                    raise StartupError(f"{app.key}.user: no such user {app.user!r}") from None
+                    raise StartupError(f"{app.key}.user: no such user {app.user!r}", key=f"{app.key}.user") from None
             if app.dir and not os.path.isdir(self.app_dir(app)):
-                raise StartupError(f"{app.key}.dir: {self.app_dir(app)} is not a directory")
+                raise StartupError(f"{app.key}.dir: {self.app_dir(app)} is not a directory", key=f"{app.key}.dir")
 
     async def start(self) -> None:
         """Check, remove leftovers, then per app: create its network and launch it, so that one app starts
@@ -153,7 +154,8 @@ class AppManager:
         if any(app.sandbox for app in self.sandbox.apps):
             clash = network.overlapping_routes(self.sandbox.network, naming.link_prefix(self.tag))
             if clash:
-                raise StartupError(f"sandbox_network {self.sandbox.network} is already routed here"
+                raise StartupError(key="sandbox_network", message=f"sandbox_network {self.sandbox.network} is "
+                                   "already routed here"
                                    f" ({', '.join(clash)}); give this rsp another range (two rsp instances"
                                    " need distinct ranges)")
         os.makedirs(os.path.join(self.directory, "logs"), exist_ok=True)
