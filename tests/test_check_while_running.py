@@ -4,14 +4,20 @@ tried too. Real rsp processes on loopback."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.backends import EchoBackend
-from support.rsp_process import run_cli
+from support.rsp_process import RspProcess, rsp_command, run_cli
 
 
 @contextmanager
@@ -76,3 +82,30 @@ def test_a_single_process_without_pid_file_or_admin_socket_is_found_by_its_title
     check = run_cli("--check", rsp.config_path)
     assert check.returncode == 0, check.stderr
     assert f"127.0.0.1:{port} is held by this config's running rsp (pid {rsp.pid})" in check.stderr
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="starts rsp as root and checks as the user nobody")
+def test_a_user_who_cannot_see_the_running_rsps_sockets_is_told_why(
+        start_backend: Callable[..., Any], free_port: Callable[..., int]) -> None:
+    backend = start_backend(EchoBackend)
+    folder = Path(tempfile.mkdtemp(prefix="rsp-check-"))
+    try:
+        folder.chmod(0o755)  # nobody reads the config; rsp (root) runs it
+        config = folder / "rsp.lua"
+        port = free_port()
+        config.write_text(config_text([port], backend.port, free_port(), "workers = 1"))
+        config.chmod(0o644)
+        rsp = RspProcess(config).start()
+        try:
+            check = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                    *rsp_command("--check", str(config))],
+                                   capture_output=True, text=True, timeout=60, check=False)
+        finally:
+            rsp.stop()
+        assert check.returncode == 1
+        assert check.stderr.strip() == (
+            f"rsp: {config}:2: listen[1]: cannot listen on 127.0.0.1:{port}: address already in use (this config's "
+            f"rsp runs as pid {rsp.pid}, whose sockets this user cannot inspect: check as its user or as root)")
+    finally:
+        shutil.rmtree(folder)

@@ -22,7 +22,7 @@ from rsp.config.model import Config
 from rsp.errors import ConfigError, StartupError
 from rsp.proctitle import master_title, title_of
 from rsp.proxy.pools import resolve_backend
-from rsp.running import held_by, peer_pid, running_instance
+from rsp.running import can_inspect, held_by, peer_pid, running_instance
 from rsp.tls.client_context import build_backend_context
 from rsp.tls.server_context import build_tls_server
 from rsp.transport.listener import bind_listener
@@ -56,7 +56,10 @@ def check_startable(config: Config) -> list[str]:
             except StartupError as exc:
                 pid = running.pid() if _address_in_use(exc) else None
                 if pid is None or not held_by(pid, host, port):
-                    _fail(config, key, str(exc))
+                    hint = "" if pid is None or can_inspect(pid) else (
+                        f" (this config's rsp runs as pid {pid}, whose sockets this user cannot inspect: check "
+                        "as its user or as root)")
+                    _fail(config, key, f"{exc}{hint}")
                 notes.append(f"{host}:{port} is held by this config's running rsp (pid {pid}): a reload keeps it")
         check_resolvable_and_files(config)
     finally:

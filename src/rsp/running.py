@@ -98,6 +98,15 @@ def listening_inodes(host: str, port: int) -> set[int]:
     return found
 
 
+def can_inspect(pid: int) -> bool:
+    """Whether this process may list `pid`'s descriptors (its own user's, or root: ptrace access mode)."""
+    try:
+        os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    return True
+
+
 def held_by(pid: int, host: str, port: int) -> bool:
     """Whether process `pid` holds the socket listening on host:port."""
     inodes = listening_inodes(host, port)
