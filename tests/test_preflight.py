@@ -38,3 +38,16 @@ def test_a_running_rsps_socket_at_the_path_is_left_alone(tmp_path: Path) -> None
         check_startable(parse_config(config_with_admin(str(admin)), "c.lua"))
         assert admin.stat().st_ino == inode
     assert sorted(p.name for p in tmp_path.iterdir()) == ["admin.sock"]
+
+
+def test_a_pid_file_in_a_missing_directory_is_named_with_its_line(tmp_path: Path) -> None:
+    source = (f'listenAddress = "127.0.0.1"\nlistenPort = {free_port()}\nbackendAddress = "127.0.0.1"\n'
+              f'backendPort = 9000\npid_file = "{tmp_path / "none" / "rsp.pid"}"\n')
+    with pytest.raises(ConfigError) as info:
+        check_startable(parse_config(source, "c.lua"))
+    assert (info.value.line, info.value.key) == (5, "pid_file")
+    missing = tmp_path / "none" / "rsp.pid"
+    assert str(info.value) == f"c.lua:5: pid_file: cannot write {missing}: No such file or directory"
+    writable = source.replace(str(tmp_path / "none" / "rsp.pid"), str(tmp_path / "rsp.pid"))
+    check_startable(parse_config(writable, "c.lua"))
+    assert list(tmp_path.iterdir()) == []  # the probe beside it is removed
