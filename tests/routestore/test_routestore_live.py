@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -11,7 +13,7 @@ import pytest
 from support.http_backends import HttpBackend
 from support.http_client import ResponseError, get, http_config, lua
 from support.redis_server import RedisServer
-from support.rsp_process import RspProcess, free_port, run_cli
+from support.rsp_process import RspProcess, free_port, rsp_command, run_cli
 
 # The issue's bound for a change to be live on every node. Pushes arrive in milliseconds on loopback; the
 # margin (a busy 2-core test machine) is the rest of the second, so the assertion is a behaviour bound.
@@ -288,3 +290,18 @@ def test_a_body_sent_while_the_route_is_looked_up_reaches_the_backend(
     response = get(rsp.port, "/upload", host="post.test", method="POST", body=body)
     assert response.status == 200 and response.body.startswith(b"a POST /upload ")
     assert b"body=100000" in response.body
+
+
+def test_cli_takes_dash_c_and_the_default_config(redis_server: RedisServer, tmp_path: pytest.TempPathFactory) -> None:
+    """`rsp routes -c CONFIG` as every command names its config; with no -c nor --redis, $RSP_CONFIG's
+    route_store is used."""
+    path = f"{tmp_path}/rsp.lua"
+    with open(path, "w") as fh:
+        fh.write(store_config(free_port(), redis_server, prefix="apps:", channel="mine"))
+    result = run_cli("routes", "-c", path, "set", "y.test", "10.0.0.2:80")
+    assert result.returncode == 0, result.stderr
+    env = {**os.environ, "RSP_CONFIG": path}
+    listed = subprocess.run(rsp_command("routes", "show", "y.test"), capture_output=True, text=True, timeout=30,
+                            env=env, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert "10.0.0.2:80" in listed.stdout

@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--redis", metavar="URL", help="Redis URL (default: the config's route_store.url)")
     where.add_argument("-c", "--config", metavar="CONFIG",
-                       help=f"a Lua config whose route_store to use (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG} "
-                            "when it exists, else the defaults below)")
+                       help=f"a Lua config whose route_store to use (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG}, "
+                            "when it exists and has a route_store; else the defaults below)")
     parser.add_argument("--prefix", help="key prefix (default: hostnames: or the config's)")
     parser.add_argument("--channel", help="invalidation channel (default: rsp:routes or the config's)")
     parser.add_argument("command", choices=("list", "show", "set", "add", "remove", "default"))
@@ -67,13 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     settings = RouteStore()
-    if not args.config and not args.redis and os.path.exists(default_config()):
-        args.config = default_config()
     if args.config:
         config = load_config(args.config)
         if config.route_store is None:
             raise RouteStoreError(f"{args.config} has no route_store section")
         settings = config.route_store
+    elif not args.redis and os.path.exists(default_config()):
+        # The default config counts only when it has a route_store: without one, the defaults below apply.
+        default = load_config(default_config())
+        settings = default.route_store or settings
     url = args.redis or settings.url
     prefix = settings.prefix if args.prefix is None else args.prefix
     channel = args.channel or settings.channel
