@@ -1,7 +1,7 @@
 """Why rsp keeps its own RFC 6125 matcher (rsp.certs.hostname) rather than pyca's service-identity.
 
 Evaluated against service-identity 26.1.0 (`verify_certificate_hostname` / `verify_certificate_ip_address`)
-on the same certificates (the comparison script and its output are in docs/certs.md). The two agree on the
+on the same certificates (the results: the table in docs/certs.md). The two agree on the
 matching rules themselves, the first table below. They differ where `rsp cert check`'s job differs from a
 client's yes-or-no: the second table is each case where rsp must answer otherwise, with what service-identity
 does. Together with service-identity's extra dependency (attrs) for about 30 lines, that decides it: rsp
