@@ -30,7 +30,7 @@ SECONDS_PER_YEAR: Final = 365.25 * 86400
 
 
 def _epoch(year: int, month: int, day: int, hour: int, minute: int, second: int) -> float | None:
-    if not (1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60 and second < 61):
+    if year < 1 or not (1 <= day <= calendar.monthrange(year, month)[1] and hour < 24 and minute < 60 and second < 61):
         return None
     return float(calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0)))
 
@@ -43,7 +43,7 @@ def parse_http_date(value: bytes, now: float) -> float | None:
         return _epoch(int(m[3]), _MONTHS[m[2]], int(m[1]), int(m[4]), int(m[5]), int(m[6]))
     m = ASCTIME_DATE.fullmatch(value)
     if m:
-        return _epoch(int(m[7]), _MONTHS[m[1]], int(m[2]), int(m[3]), int(m[4]), int(m[5]))
+        return _epoch(int(m[6]), _MONTHS[m[1]], int(m[2]), int(m[3]), int(m[4]), int(m[5]))
     m = RFC850_DATE.fullmatch(value)
     if m:
         this_year = 1970 + int(now // SECONDS_PER_YEAR)

@@ -19,7 +19,7 @@ more. Eviction is approximate LRU: a hit moves an entry to the young end only wh
 LRU_INTERVAL (Varnish's `lru_interval` does the same, default 2 s), so most hits never take the write lock.
 
 Fork: an LMDB environment must not be used across fork(); each process opens its own on first use
-(`_env()` compares the pid), so a master may build the filter and its workers use it.
+(`_env()` compares the pid), so a parent may build the filter and the processes it forks use it.
 """
 
 from __future__ import annotations
@@ -85,7 +85,12 @@ class CacheStore:
     def _env(self) -> lmdb.Environment:
         if self._handle is not None and self._pid == os.getpid():
             return self._handle
-        # After fork the parent's handle must not be touched, not even closed (LMDB's documentation).
+        if self._handle is not None:
+            # Inherited across fork: LMDB forbids using it here. py-lmdb's close() in the child releases the
+            # handle without touching the parent's reader slots or locks (tests/cache/test_store.py checks
+            # that the parent's open read transaction survives), and lets this process open its own.
+            self._handle.close()
+            self._handle = None
         try:
             env = lmdb.open(self.path, subdir=False, map_size=self.size, max_dbs=MAX_DBS, sync=False,
                             metasync=False, readahead=False, meminit=False, mode=0o600)
