@@ -28,14 +28,15 @@ import hashlib
 import os
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Final
 
 import lmdb
 
 from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode
 from rsp.cache.vary import variant_key
-from rsp.errors import StartupError
+from rsp.errors import CacheStoreError, StartupError
 
 # Share of the map the entries' charged bytes may use (see the module docstring).
 DATA_FRACTION: Final = 0.6
@@ -58,6 +59,16 @@ def _charge(key: bytes, value: bytes | memoryview) -> int:
     if n <= INLINE_LIMIT:
         return n + ENTRY_OVERHEAD
     return -(-(n + 16) // PAGE) * PAGE + ENTRY_OVERHEAD
+
+
+@contextmanager
+def _failures(what: str) -> Iterator[None]:
+    """LMDB errors at run time (a full disk under `path`, a damaged file) as one typed error the filter
+    catches: the exchange then goes on without the cache."""
+    try:
+        yield
+    except lmdb.Error as exc:
+        raise CacheStoreError(f"cache store {what}: {exc}") from exc
 
 
 def object_key(url: bytes, secondary: bytes) -> bytes:
@@ -112,6 +123,10 @@ class CacheStore:
 
     def lookup(self, url: bytes) -> list[StoredResponse]:
         """Every stored variant of `url` (its stamp filled in). Unreadable entries are skipped."""
+        with _failures("read"):
+            return self._lookup(url)
+
+    def _lookup(self, url: bytes) -> list[StoredResponse]:
         env = self._env()
         prefix = hashlib.sha256(url).digest()[:PREFIX]
         out: list[StoredResponse] = []
@@ -171,6 +186,10 @@ class CacheStore:
 
     def put(self, entry: StoredResponse) -> bool:
         """Store (or replace) the variant; False when it cannot fit at all."""
+        with _failures("write"):
+            return self._put(entry)
+
+    def _put(self, entry: StoredResponse) -> bool:
         key = object_key(entry.url, variant_key(entry.selecting))
         entry.stamp = self._stamp()
         value = encode(entry)
@@ -204,6 +223,10 @@ class CacheStore:
 
     def touch(self, entry: StoredResponse) -> None:
         """A hit: move the entry to the young end of the LRU, at most once per LRU_INTERVAL."""
+        with _failures("write"):
+            self._touch(entry)
+
+    def _touch(self, entry: StoredResponse) -> None:
         now = self._stamp()
         if now - entry.stamp < LRU_INTERVAL * 1_000_000:
             return
@@ -220,6 +243,10 @@ class CacheStore:
 
     def delete(self, url: bytes) -> int:
         """Remove every variant of `url`; how many there were."""
+        with _failures("write"):
+            return self._delete(url)
+
+    def _delete(self, url: bytes) -> int:
         prefix = hashlib.sha256(url).digest()[:PREFIX]
         removed = 0
         with self._env().begin(write=True) as txn:

@@ -1,0 +1,285 @@
+"""CacheFilter: the response cache as a filter on the request pipeline's phases (rsp.pipeline.phases).
+
+    access         look the request up; a fresh (or acceptably stale) hit answers with a LocalReply (304 when
+                   the client's own conditional matches); a stale entry with validators turns the request
+                   into a conditional one (RFC 9111 §4.3.1); only-if-cached without a usable entry is 504
+    header_filter  a 304 to our validation: the stored response, freshened (§4.3.4), replaces it; otherwise
+                   decide whether the response may be stored (§3) and start collecting its body; an unsafe
+                   method's non-error response invalidates (§4.4)
+    body_filter    collect up to max_object and store at the end; after a freshening 304, emit the stored body
+
+The per-exchange state lives in `exchange.ctx["cache"]`. Times come from `clock` (wall-clock seconds, the
+same in every process sharing the store). A store failure (CacheStoreError) never fails an exchange: it goes
+on as if there were no cache, and the error is logged once per process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+from rsp.cache.conditional import CLIENT_VALIDATORS, not_modified, not_modified_headers, origin_only, validators
+from rsp.cache.directives import CacheControl, parse_cache_control, request_cache_control
+from rsp.cache.entry import MUST_REVALIDATE, NO_CACHE, StoredResponse, primary_key
+from rsp.cache.freshen import head_contradicts, merge_headers, selects
+from rsp.cache.freshness import current_age, freshness_lifetime, initial_age
+from rsp.cache.invalidation import SAFE_METHODS, invalidated
+from rsp.cache.reuse import FRESH, VALIDATE, reuse
+from rsp.cache.storable import refusal
+from rsp.cache.store import CacheStore
+from rsp.cache.vary import matches, selecting, vary_names
+from rsp.config.model import CacheSettings
+from rsp.errors import CacheStoreError
+from rsp.logs import get_logger
+from rsp.pipeline.messages import Header, LocalReply, header_values
+from rsp.pipeline.phases import ExchangeView, Filter, Verdict
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+CTX_KEY: Final = "cache"
+# What the X-Cache-like header says (docs/cache.md).
+HIT: Final = b"HIT"  # a fresh stored response
+STALE: Final = b"STALE"  # a stale one the client accepted (max-stale)
+MISS: Final = b"MISS"  # fetched from the backend (stored or not)
+REVALIDATED: Final = b"REVALIDATED"  # a stale one the backend confirmed with 304
+BYPASS: Final = b"BYPASS"  # not looked up: a precondition only the origin can evaluate
+# Exchange kinds.
+_LOOKED_UP: Final = 0  # answered locally (hit, 304, 504): nothing to do in the response phases
+_MISS: Final = 1
+_REVALIDATE: Final = 2
+_FRESHENED: Final = 3
+_BYPASS: Final = 4
+_INVALIDATE: Final = 5
+# Fields never stored: Age is computed on every hit (§4.2.3), Content-Length is the codec's (from the
+# stored body), Set-Cookie belongs to the one client whose request fetched the response.
+NOT_STORED: Final = frozenset({b"age", b"content-length", b"set-cookie"})
+
+_log = get_logger()
+
+
+class _State:
+    __slots__ = ("body", "chunks", "client", "entry", "kind", "pending", "request_cc", "request_time", "size",
+                 "url")
+
+    def __init__(self, kind: int, url: bytes, request_cc: CacheControl, request_time: float) -> None:
+        self.kind = kind
+        self.url = url
+        self.request_cc = request_cc
+        self.request_time = request_time
+        self.entry: StoredResponse | None = None  # the stored response being revalidated
+        self.client: list[Header] = []  # the client's own validators, set aside while we validate
+        self.pending: StoredResponse | None = None  # the response being collected for the store
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.body = b""  # what body_filter emits after a freshening 304
+
+
+def response_flags(cc: CacheControl) -> int:
+    flags = 0
+    if cc.must_revalidate or cc.proxy_revalidate or cc.s_maxage is not None:  # §4.2.4: never serve stale
+        flags |= MUST_REVALIDATE
+    if cc.no_cache:
+        flags |= NO_CACHE
+    return flags
+
+
+class CacheFilter(Filter):
+    name = "cache"
+
+    def __init__(self, settings: CacheSettings, store: CacheStore, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.header = settings.header.lower().encode() if settings.header else b""
+        self._failed = False
+
+    # ---- request side -------------------------------------------------------------------------------------
+
+    def access(self, exchange: ExchangeView) -> Verdict:
+        request = exchange.request
+        url = primary_key(request.scheme, request.authority, request.target)
+        now = self.clock()
+        if request.method not in (b"GET", b"HEAD"):
+            if request.method not in SAFE_METHODS:
+                exchange.ctx[CTX_KEY] = _State(_INVALIDATE, url, CacheControl(), now)
+            return None
+        request_cc = request_cache_control(header_values(request.headers, b"cache-control"),
+                                           header_values(request.headers, b"pragma"))
+        state = _State(_MISS, url, request_cc, now)
+        exchange.ctx[CTX_KEY] = state
+        if origin_only(request.headers):
+            state.kind = _BYPASS
+            return None
+        entry = self._select(url, request.headers)
+        if entry is None:
+            return self._gateway_timeout(state) if request_cc.only_if_cached else None
+        age = current_age(entry.initial_age, entry.response_time, now)
+        use = reuse(entry.flags, entry.lifetime, age, request_cc)
+        if use != VALIDATE:
+            state.kind = _LOOKED_UP
+            self._guard(self.store.touch, entry)
+            return self._answer(entry, request.method, request.headers, age, HIT if use == FRESH else STALE)
+        if request_cc.only_if_cached:  # §5.2.1.7: it would need the origin
+            return self._gateway_timeout(state)
+        checks = validators(entry.headers)
+        if not checks:
+            return None  # cannot be validated: fetched in full, and the new response replaces it
+        state.kind = _REVALIDATE
+        state.entry = entry
+        state.client = [(name, value) for name in CLIENT_VALIDATORS
+                        for value in header_values(request.headers, name)]
+        for name in CLIENT_VALIDATORS:
+            request.set(name, None)
+        for name, value in checks:
+            request.set(name, value)
+        return None
+
+    def _select(self, url: bytes, request_headers: list[Header]) -> StoredResponse | None:
+        """The most recent stored variant whose selecting fields match the request (§4.1)."""
+        entries = self._guard(self.store.lookup, url) or []
+        found = [e for e in entries if matches(e.selecting, request_headers)]
+        return max(found, key=lambda e: e.response_time) if found else None
+
+    def _answer(self, entry: StoredResponse, method: bytes, request_headers: list[Header], age: float,
+                label: bytes) -> LocalReply:
+        if not_modified(method, request_headers, entry.headers, entry.response_time):
+            headers, status, body = not_modified_headers(entry.headers), 304, b""
+        else:
+            headers, status, body = list(entry.headers), entry.status, entry.body
+        headers.append((b"age", str(int(age)).encode()))  # §5.1: on every response from the cache
+        if self.header:
+            headers.append((self.header, label))
+        reply = LocalReply(status, headers, body)
+        reply.response.reason = entry.reason if status == entry.status else b""
+        return reply
+
+    def _gateway_timeout(self, state: _State) -> LocalReply:
+        state.kind = _LOOKED_UP
+        headers: list[Header] = [(b"content-type", b"text/plain")]
+        if self.header:
+            headers.append((self.header, MISS))
+        return LocalReply(504, headers, b"504 Gateway Timeout: not in the cache (only-if-cached)\n")
+
+    # ---- response side ------------------------------------------------------------------------------------
+
+    def header_filter(self, exchange: ExchangeView) -> Verdict:
+        state = exchange.ctx.get(CTX_KEY)
+        response = exchange.response
+        if not isinstance(state, _State) or response is None or state.kind == _LOOKED_UP:
+            return None
+        request = exchange.request
+        if state.kind == _INVALIDATE:
+            for url in invalidated(request.method, response.status, request.scheme, request.authority,
+                                   request.target, response.headers):
+                self._guard(self.store.delete, url)
+            return None
+        now = self.clock()
+        label = BYPASS if state.kind == _BYPASS else MISS
+        entry = state.entry
+        if state.kind == _REVALIDATE and entry is not None:
+            if response.status == 304 and selects(entry.headers, response.headers):
+                self._freshen(exchange, state, entry, now)
+                return None
+            if response.status == 304 or (request.method == b"HEAD" and response.status == 200
+                                          and head_contradicts(entry.headers, len(entry.body), response.headers)):
+                self._guard(self.store.delete, state.url)  # §4.3.4 / §4.3.5: the stored one is out of date
+            elif request.method == b"HEAD" and response.status == 200:
+                self._update(state, entry, response.headers, now)  # §4.3.5: freshen from the HEAD
+            state.kind = _MISS
+        if state.kind == _MISS:
+            self._consider(exchange, state, now)
+        if self.header:
+            response.set(self.header, label)
+        return None
+
+    def _stored_headers(self, headers: list[Header], cc: CacheControl) -> list[Header]:
+        drop = NOT_STORED | cc.no_cache_fields | cc.private_fields | {self.header}
+        return [(k, v) for k, v in headers if k.lower() not in drop]
+
+    def _consider(self, exchange: ExchangeView, state: _State, now: float) -> None:
+        request, response = exchange.request, exchange.response
+        assert response is not None
+        cc = parse_cache_control(header_values(response.headers, b"cache-control"))
+        lifetime = freshness_lifetime(response.status, response.headers, cc, now, self.settings.heuristic)
+        why = refusal(request.method, response.status, request.headers, state.request_cc, response.headers, cc,
+                      lifetime, cookies=self.settings.cookies)
+        if why is not None or response.body_length > self.settings.max_object:
+            return
+        names = vary_names(response.headers) or ()
+        state.pending = StoredResponse(
+            state.url, response.status, self._stored_headers(response.headers, cc), b"", reason=response.reason,
+            selecting=selecting(request.headers, names), request_time=state.request_time, response_time=now,
+            initial_age=initial_age(response.headers, state.request_time, now), lifetime=lifetime,
+            flags=response_flags(cc))
+
+    def _update(self, state: _State, entry: StoredResponse, newer: list[Header], now: float) -> StoredResponse:
+        """The stored response with `newer`'s fields (§3.2) and new times, written back."""
+        old_cc = parse_cache_control(header_values(entry.headers, b"cache-control"))
+        merged = merge_headers(entry.headers, newer, old_cc.no_cache_fields | old_cc.private_fields | NOT_STORED
+                               | {self.header})
+        cc = parse_cache_control(header_values(merged, b"cache-control"))
+        fresh = StoredResponse(
+            entry.url, entry.status, merged, entry.body, reason=entry.reason, selecting=entry.selecting,
+            request_time=state.request_time, response_time=now,
+            initial_age=initial_age(newer, state.request_time, now),
+            lifetime=freshness_lifetime(entry.status, merged, cc, now, self.settings.heuristic),
+            flags=response_flags(cc))
+        if cc.no_store or cc.private:
+            self._guard(self.store.delete, entry.url)
+        else:
+            self._guard(self.store.put, fresh)
+        return fresh
+
+    def _freshen(self, exchange: ExchangeView, state: _State, entry: StoredResponse, now: float) -> None:
+        """§4.3.4: the 304 confirmed the stored response; the client gets it, freshened (or a 304 of its own
+        when its set-aside conditional matches the freshened response)."""
+        response = exchange.response
+        assert response is not None
+        fresh = self._update(state, entry, response.headers, now)
+        method = exchange.request.method
+        age = str(int(current_age(fresh.initial_age, now, now))).encode()
+        if state.client and not_modified(method, state.client, fresh.headers, now):
+            headers, state.body = not_modified_headers(fresh.headers), b""
+            response.body_length = 0
+        else:
+            response.status, response.reason, headers = fresh.status, fresh.reason, list(fresh.headers)
+            response.body_length = len(fresh.body)
+            state.body = fresh.body if method != b"HEAD" else b""
+        headers.append((b"age", age))
+        if self.header:
+            headers.append((self.header, REVALIDATED))
+        response.headers = headers
+        response.changed = True
+        state.kind = _FRESHENED
+
+    def body_filter(self, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
+        state = exchange.ctx.get(CTX_KEY)
+        if not isinstance(state, _State):
+            return chunk
+        if state.kind == _FRESHENED:
+            return state.body if last else b""  # a 304 has no content of its own
+        pending = state.pending
+        if pending is not None:
+            state.size += len(chunk)
+            if state.size > self.settings.max_object:  # too big after all (length unknown in advance)
+                state.pending, state.chunks = None, []
+            else:
+                if chunk:
+                    state.chunks.append(chunk)
+                if last:
+                    pending.body = b"".join(state.chunks)
+                    state.pending, state.chunks = None, []
+                    self._guard(self.store.put, pending)
+        return chunk
+
+    # ---- store failures -----------------------------------------------------------------------------------
+
+    def _guard(self, call: Callable[[_T], _R], arg: _T) -> _R | None:
+        try:
+            return call(arg)
+        except CacheStoreError as exc:
+            if not self._failed:
+                _log.error("%s; going on without the cache", exc)
+                self._failed = True
+            return None
