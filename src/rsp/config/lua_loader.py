@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rsp.config import model
+from rsp.config.cache_section import check_cache_uses, parse_caches
 from rsp.config.checks import (
     Ctx,
     as_bool,
@@ -28,7 +29,6 @@ from rsp.config.checks import (
     fields,
     split_host_port,
 )
-from rsp.config.cache_section import check_cache_uses, parse_caches
 from rsp.config.key_lines import key_lines
 from rsp.config.process_section import PROCESS_KEYS, process_settings
 from rsp.config.route_store_section import parse_route_store
