@@ -364,3 +364,20 @@ def test_a_second_filter_on_the_same_file_sees_the_entry(store: CacheStore, cloc
     h = make(other, clock, static())
     assert xcache(h.run()[0]) == b"HIT" and h.seen == []
     other.close()
+
+
+def test_of_two_matching_variants_the_most_recent_answers(store: CacheStore, clock: Clock) -> None:
+    """§4.1: two stored responses with different Vary lists both match; the newer one is used."""
+    def by_accept(request: Request) -> tuple[int, list[Header], bytes]:
+        return 200, [(b"Cache-Control", b"max-age=60"), (b"Vary", b"Accept")], b"older"
+
+    def by_language(request: Request) -> tuple[int, list[Header], bytes]:
+        return 200, [(b"Cache-Control", b"max-age=60"), (b"Vary", b"Accept-Language")], b"newer"
+
+    headers: list[Header] = [(b"Accept", b"text/html"), (b"Accept-Language", b"fr")]
+    make(store, clock, by_accept).run(headers=headers)
+    clock.t += 1
+    make(store, clock, by_language).run(headers=[*headers, (b"Cache-Control", b"no-cache")])
+    assert len(store.lookup(b"http://example.com/a")) == 2
+    response, body = make(store, clock, by_accept).run(headers=headers)
+    assert (xcache(response), body) == (b"HIT", b"newer")
