@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Final
 
 from rsp.cache.cache_filter import CacheFilter
+from rsp.cache.selector import CacheSelector
 from rsp.cache.store import CacheStore
-from rsp.config.model import CacheSettings, Config
+from rsp.config.model import CacheSettings, Config, Listener
+from rsp.pipeline.phases import Filter
 
 SHM_DIR: Final = "/dev/shm"
 
@@ -55,5 +58,23 @@ def cache_filter(config: Config, name: str) -> CacheFilter:
 
 
 def filters_by_name(config: Config) -> dict[str, CacheFilter]:
-    """One filter per configured cache (the pipeline's hook puts them in the chains that name them)."""
+    """One filter per configured cache."""
     return {name: cache_filter(config, name) for name in config.caches}
+
+
+def cache_filters_for(config: Config) -> Callable[[Listener], list[Filter]]:
+    """The cache's part of each HTTP listener's filter chain (rsp.server.Server's `filters_for`): nothing
+    when neither the listener nor a route names a cache (the listener keeps its filter-free fast path), the
+    listener's CacheFilter when no route names one, else a CacheSelector over the routes."""
+    filters = filters_by_name(config)
+
+    def for_listener(listener: Listener) -> list[Filter]:
+        if listener.mode != "http":
+            return []
+        default = filters[listener.cache] if listener.cache else None
+        if not any(route.cache for route in config.routes):
+            return [default] if default is not None else []
+        routed = tuple((route, filters[route.cache] if route.cache else default) for route in config.routes)
+        return [CacheSelector(routed, default)]
+
+    return for_listener
