@@ -93,7 +93,11 @@ class Request:
         return header_get(self.headers, name)
 
     def set(self, name: bytes, value: bytes | None) -> None:
+        """Replace (or with None remove) field `name` (lower-case) and mark the request changed. Setting
+        b"host" sets `authority` too: HTTP/1 sends the authority as its Host field (RFC 9112 §3.2)."""
         header_set(self.headers, name, value)
+        if name == b"host" and value is not None:
+            self.authority = value
         self.changed = True
 
     def __repr__(self) -> str:
