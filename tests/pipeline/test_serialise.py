@@ -97,7 +97,7 @@ def test_a_changed_target_and_host_are_written_with_the_original_host_as_x_forwa
     req.set(b"host", b"backend.local")
     req.set(b"x-added", b"1")
     assert serialise_request(req, head, forward.RequestContext("192.0.2.7")).split(b"\r\n") == [
-        b"GET /internal/a HTTP/1.1", b"host: backend.local", b"Accept: */*", b"x-added: 1",
+        b"GET /internal/a HTTP/1.1", b"Host: backend.local", b"Accept: */*", b"x-added: 1",
         b"X-Forwarded-For: 192.0.2.7", b"X-Forwarded-Proto: http", b"X-Forwarded-Host: public.example",
         b"Via: 1.1 rsp", b"", b""]
 
