@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from rsp import __version__
 from rsp.admin.socket_server import admin_request, reply_is_error
+from rsp.cache.hook import cache_hook
 from rsp.commands import SUBCOMMANDS
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
@@ -83,7 +84,8 @@ def run(config: Config) -> None:
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(log_loop_exception)
     try:
-        server: Server | Master = Server(config, loop) if config.process.workers == 1 else Master(config, loop)
+        server: Server | Master = (Server(config, loop, filters_for=cache_hook(config))
+                                   if config.process.workers == 1 else Master(config, loop))
         loop.run_until_complete(server.start())
         notify("READY=1")
         # Everything allocated so far lives as long as the process: keep it out of the GC's scans.

@@ -102,17 +102,22 @@ class CacheStore:
             # that the parent's open read transaction survives), and lets this process open its own.
             self._handle.close()
             self._handle = None
-        try:
-            env = lmdb.open(self.path, subdir=False, map_size=self.size, max_dbs=MAX_DBS, sync=False,
-                            metasync=False, readahead=False, meminit=False, mode=0o600)
-            self._objects = env.open_db(b"objects")
-            self._lru = env.open_db(b"lru")
-            self._meta = env.open_db(b"meta")
-            env.reader_check()  # free the reader slots of dead processes (a killed worker)
-        except lmdb.Error as exc:
-            raise StartupError(f"cannot open the cache store {self.path}: {exc}") from exc
+        env = lmdb.open(self.path, subdir=False, map_size=self.size, max_dbs=MAX_DBS, sync=False,
+                        metasync=False, readahead=False, meminit=False, mode=0o600)
+        self._objects = env.open_db(b"objects")
+        self._lru = env.open_db(b"lru")
+        self._meta = env.open_db(b"meta")
+        env.reader_check()  # free the reader slots of dead processes (a killed worker)
         self._handle, self._pid = env, os.getpid()
         return env
+
+    def open(self) -> None:
+        """Open the environment now (at a process's start), so that a bad `path` stops the start with the
+        reason instead of failing the first request."""
+        try:
+            self._env()
+        except lmdb.Error as exc:
+            raise StartupError(f"cannot open the cache store {self.path}: {exc}") from exc
 
     def close(self) -> None:
         if self._handle is not None and self._pid == os.getpid():

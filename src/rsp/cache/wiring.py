@@ -58,8 +58,11 @@ def cache_filter(config: Config, name: str) -> CacheFilter:
 
 
 def filters_by_name(config: Config) -> dict[str, CacheFilter]:
-    """One filter per configured cache."""
-    return {name: cache_filter(config, name) for name in config.caches}
+    """One filter per configured cache, its store opened in this process (StartupError when it cannot be)."""
+    filters = {name: cache_filter(config, name) for name in config.caches}
+    for flt in filters.values():
+        flt.store.open()
+    return filters
 
 
 def cache_filters_for(config: Config) -> Callable[[Listener], list[Filter]]:
