@@ -1,0 +1,122 @@
+"""The response cache on a running rsp with two workers, a counting backend and real clients: a response one
+process fetched is a hit in the others (many connections, then new worker processes after a kill and after a
+reload), revalidation with a 304 reaches the backend as a conditional request, and the size bound holds for
+the machine while both workers write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from master.master_support import admin, eventually, serving_pids
+from support.http_backends import HttpBackend, ReceivedRequest, Reply
+from support.http_client import get
+
+Run = Callable[..., Any]
+Start = Callable[..., Any]
+Port = Callable[..., int]
+# Enough connections that with two workers accepting from one queue both serve some (and a hit in either is
+# what the backend's count shows).
+CONNECTIONS = 40
+BIG = 100 * 1024
+
+
+def cached_handler(req: ReceivedRequest) -> Reply:
+    """max-age=300 pages with an ETag; /big/* are 100 KiB; a conditional request for the ETag gets 304."""
+    if req.header("If-None-Match") == '"v1"':
+        return Reply(status=304, reason="Not Modified", headers=[("ETag", '"v1"'), ("Cache-Control", "max-age=300")],
+                     content_length=False)
+    if req.target.startswith("/short"):
+        return Reply(headers=[("Cache-Control", "max-age=1"), ("ETag", '"v1"')], body=b"short-lived\n")
+    body = b"b" * BIG if req.target.startswith("/big/") else f"page {req.target}\n".encode()
+    return Reply(headers=[("Content-Type", "text/plain"), ("Cache-Control", "max-age=300"), ("ETag", '"v1"')],
+                 body=body)
+
+
+def config(port: int, backend: int, store: Path, sock: str, size: str = "16m", extra: str = "") -> str:
+    return (f'listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http", cache = "pages" }} }}\n'
+            f'backends = {{ "127.0.0.1:{backend}" }}\n'
+            'http = { access_log = "off" }\n'
+            f'caches = {{ pages = {{ size = "{size}", path = "{store}" }} }}\n'
+            f'workers = 2\nadmin_socket = "{sock}"\n{extra}')
+
+
+def hits(backend: HttpBackend, target: str) -> int:
+    return sum(1 for r in backend.requests if r.target == target)
+
+
+def test_a_response_fetched_by_one_worker_is_a_hit_in_every_worker(run_rsp: Run, start_backend: Start,
+                                                                   free_port: Port, tmp_path: Path) -> None:
+    backend = start_backend(HttpBackend, handler=cached_handler)
+    sock = str(tmp_path / "admin.sock")
+    port = free_port()
+    rsp = run_rsp(config(port, backend.port, tmp_path / "pages.lmdb", sock))
+    first = get(port, "/page")
+    assert (first.status, first.header("X-Cache"), first.body) == (200, "MISS", b"page /page\n")
+    labels = [get(port, "/page").header("X-Cache") for _ in range(CONNECTIONS)]
+    assert labels == ["HIT"] * CONNECTIONS
+    assert hits(backend, "/page") == 1
+    later = get(port, "/page")
+    assert later.header("Age") is not None and later.header("ETag") == '"v1"'
+
+    # New processes: both workers killed, the supervisor starts two others; they find the entry.
+    old = serving_pids(sock)
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    eventually(lambda: len(set(serving_pids(sock)) - set(old)) == 2, timeout=30)
+    assert get(port, "/page").header("X-Cache") == "HIT"
+
+    # A reload (a changed config: new workers) keeps the entries too.
+    Path(rsp.config_path).write_text(config(port, backend.port, tmp_path / "pages.lmdb", sock,
+                                            extra="log_level = \"info\"\n"))
+    reply = admin(sock, "reload")
+    assert reply.get("ok"), reply
+    assert get(port, "/page").header("X-Cache") == "HIT"
+    assert hits(backend, "/page") == 1
+
+
+def test_revalidation_reaches_the_backend_as_a_conditional_request(run_rsp: Run, start_backend: Start,
+                                                                    free_port: Port, tmp_path: Path) -> None:
+    backend = start_backend(HttpBackend, handler=cached_handler)
+    port = free_port()
+    run_rsp(config(port, backend.port, tmp_path / "pages.lmdb", str(tmp_path / "admin.sock")))
+    assert get(port, "/short").header("X-Cache") == "MISS"
+    eventually(lambda: get(port, "/short", headers=[("Cache-Control", "max-age=0")]).header("X-Cache")
+               == "REVALIDATED", timeout=10)
+    conditional = [r for r in backend.requests if r.target == "/short" and r.header("If-None-Match") == '"v1"']
+    assert conditional, "the backend saw no conditional request"
+    again = get(port, "/short", headers=[("Cache-Control", "max-age=0")])
+    assert (again.status, again.body) == (200, b"short-lived\n")
+    mine = get(port, "/short", headers=[("If-None-Match", '"v1"')])
+    assert (mine.status, mine.body) == (304, b"")
+
+
+def test_the_size_bound_holds_with_both_workers_writing(run_rsp: Run, start_backend: Start, free_port: Port,
+                                                        tmp_path: Path) -> None:
+    backend = start_backend(HttpBackend, handler=cached_handler)
+    port = free_port()
+    store = tmp_path / "small.lmdb"
+    run_rsp(config(port, backend.port, store, str(tmp_path / "admin.sock"), size="2m"))
+    errors: list[str] = []
+
+    def client(offset: int) -> None:
+        for i in range(offset, 60, 2):
+            response = get(port, f"/big/{i}")
+            if response.status != 200 or len(response.body) != BIG:
+                errors.append(f"/big/{i}: {response.status} {len(response.body)}")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert os.path.getsize(store) <= 2 * 1024 * 1024
+    # The most recent objects are there; the first ones were evicted to make room.
+    assert get(port, "/big/59").header("X-Cache") == "HIT"
+    assert get(port, "/big/0").header("X-Cache") == "MISS"
+    assert hits(backend, "/big/0") == 2
