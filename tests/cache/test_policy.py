@@ -66,6 +66,17 @@ def test_set_cookie_only_when_configured() -> None:
     assert refusal(response, cookies=True) is None
 
 
+def test_request_cookie_needs_explicit_freshness_unless_configured() -> None:
+    """rsp's choice (like Varnish): a response to a request with Cookie is stored only when the origin gave
+    it an explicit lifetime or public."""
+    cookie = [(b"cookie", b"session=1")]
+    validated = [(b"last-modified", b"Sun, 06 Nov 1994 08:49:37 GMT")]
+    assert refusal(validated, cookie, lifetime=0) == storable.COOKIE
+    assert refusal(validated, cookie, lifetime=0, cookies=True) is None
+    assert refusal([(b"cache-control", b"max-age=60")], cookie) is None
+    assert refusal([(b"cache-control", b"public"), *validated], cookie, lifetime=0) is None
+
+
 def test_vary_star_is_not_stored() -> None:
     assert refusal([(b"cache-control", b"max-age=60"), (b"vary", b"Accept, *")]) == storable.VARY_STAR
 

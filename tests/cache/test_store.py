@@ -150,3 +150,21 @@ def test_entries_survive_closing_and_reopening(tmp_path: Path) -> None:
     again = CacheStore(path, 4 * MIB)
     assert [e.body for e in again.lookup(b"http://a/kept")] == [b"still here"]
     again.close()
+
+
+def test_a_damaged_file_is_replaced_by_an_empty_store(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.lmdb"
+    path.write_bytes(b"not an lmdb file " * 1000)
+    store = CacheStore(str(path), 4 * MIB)
+    store.open()
+    assert store.lookup(b"http://a/x") == []
+    assert store.put(entry(b"http://a/x"))
+    store.close()
+
+
+def test_an_unusable_path_stops_the_start(tmp_path: Path) -> None:
+    from rsp.errors import StartupError
+
+    store = CacheStore(str(tmp_path / "missing-dir" / "c.lmdb"), 4 * MIB)
+    with pytest.raises(StartupError, match="missing-dir"):
+        store.open()

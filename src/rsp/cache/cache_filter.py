@@ -32,7 +32,7 @@ from rsp.cache.vary import matches, selecting, vary_names
 from rsp.config.model import CacheSettings
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
-from rsp.pipeline.messages import Header, LocalReply, header_values
+from rsp.pipeline.messages import Header, LocalReply, header_set, header_values
 from rsp.pipeline.phases import ExchangeView, Filter, Verdict
 
 _T = TypeVar("_T")
@@ -92,6 +92,7 @@ class CacheFilter(Filter):
         self.store = store
         self.clock = clock
         self.header = settings.header.lower().encode() if settings.header else b""
+        self.spelt = settings.header.encode()  # as configured, on the wire
         self._failed = False
 
     # ---- request side -------------------------------------------------------------------------------------
@@ -147,18 +148,18 @@ class CacheFilter(Filter):
             headers, status, body = not_modified_headers(entry.headers), 304, b""
         else:
             headers, status, body = list(entry.headers), entry.status, entry.body
-        headers.append((b"age", str(int(age)).encode()))  # §5.1: on every response from the cache
+        headers.append((b"Age", str(int(age)).encode()))  # §5.1: on every response from the cache
         if self.header:
-            headers.append((self.header, label))
+            headers.append((self.spelt, label))
         reply = LocalReply(status, headers, body)
         reply.response.reason = entry.reason if status == entry.status else b""
         return reply
 
     def _gateway_timeout(self, state: _State) -> LocalReply:
         state.kind = _LOOKED_UP
-        headers: list[Header] = [(b"content-type", b"text/plain")]
+        headers: list[Header] = [(b"Content-Type", b"text/plain")]
         if self.header:
-            headers.append((self.header, MISS))
+            headers.append((self.spelt, MISS))
         return LocalReply(504, headers, b"504 Gateway Timeout: not in the cache (only-if-cached)\n")
 
     # ---- response side ------------------------------------------------------------------------------------
@@ -190,7 +191,9 @@ class CacheFilter(Filter):
         if state.kind == _MISS:
             self._consider(exchange, state, now)
         if self.header:
-            response.set(self.header, label)
+            header_set(response.headers, self.header, None)
+            response.headers.append((self.spelt, label))
+            response.changed = True
         return None
 
     def _stored_headers(self, headers: list[Header], cc: CacheControl) -> list[Header]:
@@ -246,9 +249,9 @@ class CacheFilter(Filter):
             response.status, response.reason, headers = fresh.status, fresh.reason, list(fresh.headers)
             response.body_length = len(fresh.body)
             state.body = fresh.body if method != b"HEAD" else b""
-        headers.append((b"age", age))
+        headers.append((b"Age", age))
         if self.header:
-            headers.append((self.header, REVALIDATED))
+            headers.append((self.spelt, REVALIDATED))
         response.headers = headers
         response.changed = True
         state.kind = _FRESHENED

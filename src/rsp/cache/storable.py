@@ -28,6 +28,7 @@ NO_STORE: Final = "no-store"
 PRIVATE: Final = "private"
 AUTHORIZATION: Final = "authorization"
 SET_COOKIE: Final = "set-cookie"
+COOKIE: Final = "cookie-without-explicit-freshness"
 VARY_STAR: Final = "vary-star"
 USELESS: Final = "stale-without-validator"
 
@@ -36,7 +37,8 @@ def refusal(method: bytes, status: int, request_headers: list[Header], request_c
             response_headers: list[Header], response_cc: CacheControl, lifetime: float, *,
             cookies: bool) -> str | None:
     """None when the response may be stored, else why not. `lifetime` is its freshness lifetime (0 when it
-    has none); `cookies`: the cache is configured to store responses that set cookies."""
+    has none); `cookies`: the cache is configured to store responses that set cookies, and responses to requests with
+    cookies that carry no explicit freshness."""
     if method not in STORED_METHODS:
         return NOT_GET
     if status < 200 or status in NEVER_STORED:
@@ -48,8 +50,15 @@ def refusal(method: bytes, status: int, request_headers: list[Header], request_c
     if header_get(request_headers, b"authorization") is not None and not (
             response_cc.must_revalidate or response_cc.public or response_cc.s_maxage is not None):
         return AUTHORIZATION  # §3.5
-    if header_get(response_headers, b"set-cookie") is not None and not cookies:
-        return SET_COOKIE
+    if not cookies:
+        if header_get(response_headers, b"set-cookie") is not None:
+            return SET_COOKIE
+        # rsp's choice, like Varnish's builtin VCL: a response to a request with cookies is likely made for
+        # that user; store it only when the origin said so explicitly (a page merely "cacheable by default"
+        # and revalidated by Last-Modified would otherwise reach another user on a 304).
+        if header_get(request_headers, b"cookie") is not None and not (
+                has_explicit_expiration(response_headers, response_cc) or response_cc.public):
+            return COOKIE
     names = vary_names(response_headers)
     if names is None:  # Vary: * never matches a later request (§4.1): storing it serves nobody
         return VARY_STAR

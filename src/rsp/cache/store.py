@@ -24,6 +24,7 @@ Fork: an LMDB environment must not be used across fork(); each process opens its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -37,6 +38,7 @@ import lmdb
 from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode
 from rsp.cache.vary import variant_key
 from rsp.errors import CacheStoreError, StartupError
+from rsp.logs import get_logger
 
 # Share of the map the entries' charged bytes may use (see the module docstring).
 DATA_FRACTION: Final = 0.6
@@ -51,6 +53,7 @@ FULL_EVICT_SHARE: Final = 0.125
 PREFIX: Final = 16
 MAX_DBS: Final = 3
 _USED: Final = b"used"
+_log = get_logger()
 _STAMP: Final = struct.Struct(">Q")
 
 
@@ -114,6 +117,21 @@ class CacheStore:
     def open(self) -> None:
         """Open the environment now (at a process's start), so that a bad `path` stops the start with the
         reason instead of failing the first request."""
+        try:
+            self._env()
+        except (lmdb.CorruptedError, lmdb.InvalidError, lmdb.VersionMismatchError) as exc:
+            # A damaged or foreign file (a machine crash with a disk `path`: writes are not synced, it is a
+            # cache): start afresh rather than refuse to start.
+            _log.warning("cache store %s is unusable (%s): starting with an empty store", self.path, exc)
+            self._handle = None
+            for name in (self.path, self.path + "-lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
+            self._open_or_fail()
+        except lmdb.Error as exc:
+            raise StartupError(f"cannot open the cache store {self.path}: {exc}") from exc
+
+    def _open_or_fail(self) -> None:
         try:
             self._env()
         except lmdb.Error as exc:
