@@ -168,3 +168,10 @@ def test_an_unusable_path_stops_the_start(tmp_path: Path) -> None:
     store = CacheStore(str(tmp_path / "missing-dir" / "c.lmdb"), 4 * MIB)
     with pytest.raises(StartupError, match="missing-dir"):
         store.open()
+
+
+def test_a_field_with_lf_or_nul_is_not_stored(store: CacheStore) -> None:
+    bad = entry(b"http://a/bad")
+    bad.headers.append((b"x-bad", b"a\nb"))
+    assert not store.put(bad)
+    assert store.lookup(b"http://a/bad") == []

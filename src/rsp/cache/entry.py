@@ -19,10 +19,14 @@ MAGIC: Final = b"RSC1"
 MUST_REVALIDATE: Final = 1  # must-revalidate, proxy-revalidate or s-maxage (§4.2.4, §5.2.2.2, §5.2.2.8)
 NO_CACHE: Final = 2  # unqualified no-cache: every reuse is validated first (§5.2.2.4)
 
-# magic, status, flags, request_time, response_time, initial_age, lifetime, stamp
-_FIXED: Final = struct.Struct("<4sHIddddQ")
-_LEN: Final = struct.Struct("<I")
-_ABSENT: Final = 0xFFFFFFFF
+# magic, status, flags, request_time, response_time, initial_age, lifetime, stamp, then the lengths of the
+# five variable parts: url, reason, headers, selecting, body.
+_FIXED: Final = struct.Struct("<4sHIddddQIIIII")
+# Field lines joined with LF, name and value split by NUL: neither byte can occur in a field (RFC 9110 §5.5,
+# and rsp's parser refuses both), so one C-level split decodes them. A selecting value is \x01value, or
+# \x00 for an absent field.
+_LINE: Final = b"\n"
+_SPLIT: Final = b"\x00"
 
 
 class CorruptEntry(ValueError):
@@ -60,73 +64,62 @@ class StoredResponse:
         return f"StoredResponse({self.url!r}, {self.status}, {len(self.body)} bytes, life {self.lifetime})"
 
 
-def _blob(out: bytearray, data: bytes | None) -> None:
-    out += _LEN.pack(_ABSENT if data is None else len(data))
-    if data is not None:
-        out += data
+def _clean(data: bytes) -> bool:
+    return b"\n" not in data and b"\x00" not in data
 
 
 def encode(entry: StoredResponse) -> bytes:
-    out = bytearray(_FIXED.pack(MAGIC, entry.status, entry.flags, entry.request_time, entry.response_time,
-                                entry.initial_age, entry.lifetime, entry.stamp))
-    _blob(out, entry.url)
-    _blob(out, entry.reason)
-    out += _LEN.pack(len(entry.headers))
+    """The entry's bytes; ValueError when a field holds LF or NUL (no parsed message does; such a response is
+    simply not stored)."""
     for name, value in entry.headers:
-        _blob(out, name)
-        _blob(out, value)
-    out += _LEN.pack(len(entry.selecting))
+        if not (_clean(name) and _clean(value)):
+            raise ValueError("a header field holds LF or NUL")
     for name, maybe in entry.selecting:
-        _blob(out, name)
-        _blob(out, maybe)
-    _blob(out, entry.body)
-    return bytes(out)
+        if not (_clean(name) and (maybe is None or _clean(maybe))):
+            raise ValueError("a selecting field holds LF or NUL")
+    headers = _LINE.join(name + _SPLIT + value for name, value in entry.headers)
+    selecting = _LINE.join(name + _SPLIT + (b"\x00" if maybe is None else b"\x01" + maybe)
+                           for name, maybe in entry.selecting)
+    head = _FIXED.pack(MAGIC, entry.status, entry.flags, entry.request_time, entry.response_time,
+                       entry.initial_age, entry.lifetime, entry.stamp, len(entry.url), len(entry.reason),
+                       len(headers), len(selecting), len(entry.body))
+    return b"".join((head, entry.url, entry.reason, headers, selecting, entry.body))
 
 
-class _Reader:
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def count(self) -> int:
-        if self.pos + 4 > len(self.data):
-            raise CorruptEntry("truncated entry")
-        (n,) = _LEN.unpack_from(self.data, self.pos)
-        self.pos += 4
-        return int(n)
-
-    def blob(self) -> bytes | None:
-        n = self.count()
-        if n == _ABSENT:
-            return None
-        if self.pos + n > len(self.data):
-            raise CorruptEntry("truncated entry")
-        value = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return value
-
-    def some(self) -> bytes:
-        value = self.blob()
-        if value is None:
-            raise CorruptEntry("missing field")
-        return value
+def _pairs(blob: bytes) -> list[tuple[bytes, bytes]]:
+    if not blob:
+        return []
+    out = []
+    for line in blob.split(_LINE):
+        name, sep, value = line.partition(_SPLIT)
+        if not sep:
+            raise CorruptEntry("a field line without its separator")
+        out.append((name, value))
+    return out
 
 
-def decode(data: bytes) -> StoredResponse:
-    if len(data) < _FIXED.size or data[:4] != MAGIC:
+def decode(data: bytes | memoryview) -> StoredResponse:
+    """An entry from its bytes, or from LMDB's buffer (then every part is copied out once, the body included,
+    while the read transaction is still open)."""
+    if len(data) < _FIXED.size or bytes(data[:4]) != MAGIC:
         raise CorruptEntry("not an rsp cache entry")
-    _, status, flags, request_time, response_time, initial_age, lifetime, stamp = _FIXED.unpack_from(data)
-    r = _Reader(data)
-    r.pos = _FIXED.size
-    url = r.some()
-    reason = r.some()
-    headers = [(r.some(), r.some()) for _ in range(r.count())]
-    selecting = tuple((r.some(), r.blob()) for _ in range(r.count()))
-    body = r.some()
-    if r.pos != len(data):
-        raise CorruptEntry("trailing bytes")
-    return StoredResponse(url, status, headers, body, reason=reason, selecting=selecting,
-                          request_time=request_time, response_time=response_time, initial_age=initial_age,
-                          lifetime=lifetime, flags=flags, stamp=stamp)
+    (_, status, flags, request_time, response_time, initial_age, lifetime, stamp, n_url, n_reason, n_headers,
+     n_selecting, n_body) = _FIXED.unpack_from(data)
+    a = _FIXED.size
+    b = a + n_url
+    c = b + n_reason
+    d = c + n_headers
+    e = d + n_selecting
+    if e + n_body != len(data):
+        raise CorruptEntry("lengths do not add up")
+    selecting: list[tuple[bytes, bytes | None]] = []
+    for name, value in _pairs(bytes(data[d:e])):
+        if value[:1] == b"\x00":
+            selecting.append((name, None))
+        elif value[:1] == b"\x01":
+            selecting.append((name, value[1:]))
+        else:
+            raise CorruptEntry("a selecting value without its marker")
+    return StoredResponse(bytes(data[a:b]), status, _pairs(bytes(data[c:d])), bytes(data[e:]), reason=bytes(data[b:c]),
+                          selecting=tuple(selecting), request_time=request_time, response_time=response_time,
+                          initial_age=initial_age, lifetime=lifetime, flags=flags, stamp=stamp)

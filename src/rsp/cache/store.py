@@ -153,12 +153,12 @@ class CacheStore:
         env = self._env()
         prefix = hashlib.sha256(url).digest()[:PREFIX]
         out: list[StoredResponse] = []
-        with env.begin() as txn:
+        with env.begin(buffers=True) as txn:  # values as views of the map: decode copies each part once
             cursor = txn.cursor(self._objects)
             if not cursor.set_range(prefix):
                 return out
             for key, value in cursor:
-                if not key.startswith(prefix):
+                if bytes(key[:PREFIX]) != prefix:
                     break
                 try:
                     entry = decode(value)
@@ -166,7 +166,7 @@ class CacheStore:
                     continue
                 if entry.url != url:
                     continue
-                raw = txn.get(key, db=self._meta)
+                raw = txn.get(bytes(key), db=self._meta)
                 entry.stamp = _STAMP.unpack(raw)[0] if raw is not None else 0
                 out.append(entry)
         return out
@@ -215,7 +215,10 @@ class CacheStore:
     def _put(self, entry: StoredResponse) -> bool:
         key = object_key(entry.url, variant_key(entry.selecting))
         entry.stamp = self._stamp()
-        value = encode(entry)
+        try:
+            value = encode(entry)
+        except ValueError:
+            return False  # a field no parsed message has (LF or NUL): not storable
         need = _charge(key, value)
         if need > self.budget:
             return False
