@@ -35,12 +35,23 @@ def _epoch(year: int, month: int, day: int, hour: int, minute: int, second: int)
     return float(calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0)))
 
 
+# IMF-fixdate results, which depend on nothing but the text: a backend repeats its Last-Modified on every
+# response and its Date for a second. Bounded: emptied when full.
+_FIXDATES: dict[bytes, float | None] = {}
+FIXDATE_MEMO_SIZE: Final = 1024
+
+
 def parse_http_date(value: bytes, now: float) -> float | None:
     """Seconds since the epoch, or None when `value` is not an HTTP-date. `now` resolves rfc850's year."""
     value = value.strip(b" \t")
+    if value in _FIXDATES:
+        return _FIXDATES[value]
     m = IMF_FIXDATE.fullmatch(value)
     if m:
-        return _epoch(int(m[3]), _MONTHS[m[2]], int(m[1]), int(m[4]), int(m[5]), int(m[6]))
+        if len(_FIXDATES) >= FIXDATE_MEMO_SIZE:
+            _FIXDATES.clear()
+        result = _FIXDATES[value] = _epoch(int(m[3]), _MONTHS[m[2]], int(m[1]), int(m[4]), int(m[5]), int(m[6]))
+        return result
     m = ASCTIME_DATE.fullmatch(value)
     if m:
         return _epoch(int(m[6]), _MONTHS[m[1]], int(m[2]), int(m[3]), int(m[4]), int(m[5]))

@@ -64,19 +64,13 @@ class StoredResponse:
         return f"StoredResponse({self.url!r}, {self.status}, {len(self.body)} bytes, life {self.lifetime})"
 
 
-def _clean(data: bytes) -> bool:
-    return b"\n" not in data and b"\x00" not in data
-
-
 def encode(entry: StoredResponse) -> bytes:
     """The entry's bytes; ValueError when a field holds LF or NUL (no parsed message does; such a response is
     simply not stored)."""
-    for name, value in entry.headers:
-        if not (_clean(name) and _clean(value)):
-            raise ValueError("a header field holds LF or NUL")
-    for name, maybe in entry.selecting:
-        if not (_clean(name) and (maybe is None or _clean(maybe))):
-            raise ValueError("a selecting field holds LF or NUL")
+    fields = b"".join([*(name + value for name, value in entry.headers),
+                       *(name + (maybe or b"") for name, maybe in entry.selecting)])
+    if b"\n" in fields or b"\x00" in fields:
+        raise ValueError("a field holds LF or NUL")
     headers = _LINE.join(name + _SPLIT + value for name, value in entry.headers)
     selecting = _LINE.join(name + _SPLIT + (b"\x00" if maybe is None else b"\x01" + maybe)
                            for name, maybe in entry.selecting)
