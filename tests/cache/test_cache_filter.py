@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rsp.cache.cache_filter import CacheFilter
 from rsp.cache.dates import format_http_date
@@ -381,3 +383,66 @@ def test_of_two_matching_variants_the_most_recent_answers(store: CacheStore, clo
     assert len(store.lookup(b"http://example.com/a")) == 2
     response, body = make(store, clock, by_accept).run(headers=headers)
     assert (xcache(response), body) == (b"HIT", b"newer")
+
+
+def test_head_confirming_the_stored_response_freshens_it(store: CacheStore, clock: Clock) -> None:
+    """§4.3.5: a 200 to HEAD with the same validators updates the stored headers (and its freshness)."""
+    def origin(request: Request) -> tuple[int, list[Header], bytes]:
+        if request.method == b"HEAD":
+            return 200, [(b"ETag", b'"1"'), (b"Cache-Control", b"max-age=100"), (b"X-Seen", b"head")], b""
+        return 200, [(b"ETag", b'"1"'), (b"Cache-Control", b"max-age=5")], b"abc"
+
+    h = make(store, clock, origin)
+    h.run()
+    clock.t += 10
+    h.run(method=b"HEAD")
+    clock.t += 50
+    response, body = h.run()
+    assert (xcache(response), body) == (b"HIT", b"abc")
+    assert header_get(response.headers, b"x-seen") == b"head"
+
+
+def test_a_304_naming_another_response_drops_the_stored_one(store: CacheStore, clock: Clock) -> None:
+    """§4.3.4: the 304's strong ETag does not match the stored response's."""
+    def origin(request: Request) -> tuple[int, list[Header], bytes]:
+        if request.get(b"if-none-match"):
+            return 304, [(b"ETag", b'"other"')], b""
+        return 200, [(b"ETag", b'"1"'), (b"Cache-Control", b"max-age=5")], b"abc"
+
+    h = make(store, clock, origin)
+    h.run()
+    clock.t += 10
+    response, _ = h.run()
+    assert response.status == 304 and xcache(response) == b"MISS"
+    assert store.lookup(b"http://example.com/a") == []
+
+
+def test_request_no_store_is_served_but_never_stored(store: CacheStore, clock: Clock) -> None:
+    h = make(store, clock, static())
+    h.run(headers=[(b"Cache-Control", b"no-store")])
+    assert store.lookup(b"http://example.com/a") == []
+    h.run()
+    response, _ = h.run(headers=[(b"Cache-Control", b"no-store")])
+    assert xcache(response) == b"HIT"  # §5.2.1.5 forbids storing, not answering from the store
+
+
+_FIELD_VALUES = st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"").replace(b"\x00", b""))
+_NAMES = st.sampled_from([b"cache-control", b"expires", b"date", b"age", b"etag", b"last-modified", b"vary",
+                          b"pragma", b"if-none-match", b"if-modified-since", b"authorization", b"set-cookie",
+                          b"accept", b"x-other"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_NAMES, _FIELD_VALUES), max_size=6), st.lists(st.tuples(_NAMES, _FIELD_VALUES), max_size=6),
+       st.sampled_from([200, 203, 301, 304, 404, 500]), st.integers(0, 400))
+def test_any_fields_never_make_the_filter_raise(store: CacheStore, clock: Clock, request_fields: list[Header],
+                                                response_fields: list[Header], status: int, later: int) -> None:
+    """A filter that raises answers 500: whatever the fields, every phase completes, twice (store, reuse)."""
+    def origin(request: Request) -> tuple[int, list[Header], bytes]:
+        return status, list(response_fields), b"" if status == 304 else b"body"
+
+    h = make(store, clock, origin)
+    for _ in range(2):
+        response, _ = h.run(target=b"/fuzz", headers=list(request_fields))
+        assert response.status in (status, 200, 304, 504)
+        clock.t += later

@@ -175,3 +175,19 @@ def test_a_field_with_lf_or_nul_is_not_stored(store: CacheStore) -> None:
     bad.headers.append((b"x-bad", b"a\nb"))
     assert not store.put(bad)
     assert store.lookup(b"http://a/bad") == []
+
+
+def test_variants_of_one_uri_are_bounded_oldest_first(tmp_path: Path) -> None:
+    from rsp.cache.store import MAX_VARIANTS
+
+    clock = Clock()
+    store = CacheStore(str(tmp_path / "v.lmdb"), 8 * MIB, clock=clock)
+    for i in range(MAX_VARIANTS + 3):
+        clock.t += 1
+        assert store.put(entry(b"http://a/ua", f"agent {i}".encode(), ((b"user-agent", f"ua{i}".encode()),)))
+    bodies = {e.body for e in store.lookup(b"http://a/ua")}
+    assert len(bodies) == MAX_VARIANTS
+    assert b"agent 0" not in bodies and f"agent {MAX_VARIANTS + 2}".encode() in bodies
+    store.put(entry(b"http://a/other"))
+    assert store.lookup(b"http://a/other")  # other URIs are not touched
+    store.close()

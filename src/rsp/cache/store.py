@@ -51,6 +51,9 @@ LRU_INTERVAL: Final = 2.0
 # When LMDB says the map is full despite the accounting: free this share of the budget, then retry once.
 FULL_EVICT_SHARE: Final = 0.125
 PREFIX: Final = 16
+# Variants kept per URI: a `Vary: User-Agent` would otherwise make one URI thousands of entries, each read on
+# every lookup of it. The oldest variant makes room (Varnish has no bound and warns about this Vary).
+MAX_VARIANTS: Final = 16
 MAX_DBS: Final = 3
 _USED: Final = b"used"
 _log = get_logger()
@@ -185,7 +188,7 @@ class CacheStore:
     def _stamp(self) -> int:
         return int(self.clock() * 1_000_000)
 
-    def _remove(self, txn: lmdb.Transaction, key: bytes, value: bytes) -> int:
+    def _remove(self, txn: lmdb.Transaction, key: bytes, value: bytes | memoryview) -> int:
         raw = txn.get(key, db=self._meta)
         if raw is not None:
             txn.delete(bytes(raw) + key, db=self._lru)
@@ -230,6 +233,8 @@ class CacheStore:
                     old = txn.get(key, db=self._objects)
                     if old is not None:
                         used -= self._remove(txn, key, old)
+                    elif entry.selecting:
+                        used = self._trim_variants(txn, key[:PREFIX], used)
                     if attempt:
                         used = self._evict(txn, used, int(self.budget * (1 - FULL_EVICT_SHARE)) - need)
                     used = self._evict(txn, used, self.budget - need)
@@ -242,6 +247,26 @@ class CacheStore:
             except lmdb.MapFullError:
                 continue
         return False
+
+    def _trim_variants(self, txn: lmdb.Transaction, prefix: bytes, used: int) -> int:
+        """Before a new variant of a URI is added: remove its oldest variants beyond MAX_VARIANTS - 1."""
+        cursor = txn.cursor(self._objects)
+        variants: list[tuple[bytes, bytes, int]] = []  # (stamp, key, charge)
+        if cursor.set_range(prefix):
+            for key, value in cursor:
+                if bytes(key[:PREFIX]) != prefix:
+                    break
+                raw = txn.get(key, db=self._meta)
+                key_bytes = bytes(key)
+                variants.append((bytes(raw) if raw is not None else b"", key_bytes, _charge(key_bytes, value)))
+        variants.sort()
+        for _, doomed, charge in variants[:max(0, len(variants) - MAX_VARIANTS + 1)]:
+            stored = txn.get(doomed, db=self._objects)
+            if stored is not None:
+                self._remove(txn, doomed, stored)
+                used -= charge
+                self.evicted += 1
+        return max(used, 0)
 
     def _get_used(self, txn: lmdb.Transaction) -> int:
         raw = txn.get(_USED, db=self._meta)
