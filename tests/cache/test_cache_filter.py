@@ -426,6 +426,7 @@ def test_request_no_store_is_served_but_never_stored(store: CacheStore, clock: C
     assert xcache(response) == b"HIT"  # §5.2.1.5 forbids storing, not answering from the store
 
 
+_fuzz_targets: list[bytes] = []
 _FIELD_VALUES = st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"").replace(b"\x00", b""))
 _NAMES = st.sampled_from([b"cache-control", b"expires", b"date", b"age", b"etag", b"last-modified", b"vary",
                           b"pragma", b"if-none-match", b"if-modified-since", b"authorization", b"set-cookie",
@@ -442,7 +443,66 @@ def test_any_fields_never_make_the_filter_raise(store: CacheStore, clock: Clock,
         return status, list(response_fields), b"" if status == 304 else b"body"
 
     h = make(store, clock, origin)
+    _fuzz_targets.append(b"/fuzz/%d" % len(_fuzz_targets))  # a URI of its own: examples share the store
     for _ in range(2):
-        response, _ = h.run(target=b"/fuzz", headers=list(request_fields))
-        assert response.status in (status, 200, 304, 504)
+        response, _ = h.run(target=_fuzz_targets[-1], headers=list(request_fields))
+        assert response.status in (status, 304, 504)
         clock.t += later
+
+
+def failing_after_first(cc: bytes) -> Origin:
+    calls = [0]
+
+    def origin(request: Request) -> tuple[int, list[Header], bytes]:
+        calls[0] += 1
+        if calls[0] == 1:
+            return 200, [(b"Cache-Control", cc), (b"ETag", b'"s"')], b"kept"
+        return 503, [(b"Content-Type", b"text/plain")], b"backend down"
+    return origin
+
+
+def test_stale_if_error_stands_in_for_a_backend_error(store: CacheStore, clock: Clock) -> None:
+    """RFC 5861 §4."""
+    h = make(store, clock, failing_after_first(b"max-age=5, stale-if-error=60"))
+    h.run()
+    clock.t += 30
+    response, body = h.run()
+    assert (response.status, body, xcache(response)) == (200, b"kept", b"STALE")
+    assert header_get(response.headers, b"age") == b"30" and response.body_length == 4
+    clock.t += 60  # past stale-if-error
+    response, body = h.run()
+    assert (response.status, body) == (503, b"backend down")
+
+
+def test_without_stale_if_error_or_grace_the_error_is_passed_on(store: CacheStore, clock: Clock) -> None:
+    h = make(store, clock, failing_after_first(b"max-age=5"))
+    h.run()
+    clock.t += 30
+    assert h.run()[0].status == 503
+
+
+def test_configured_grace_and_request_stale_if_error(store: CacheStore, clock: Clock) -> None:
+    graced = make(store, clock, failing_after_first(b"max-age=5"), grace=100.0)
+    graced.run(target=b"/g")
+    clock.t += 30
+    assert xcache(graced.run(target=b"/g")[0]) == b"STALE"
+    asked = make(store, clock, failing_after_first(b"max-age=5"))
+    asked.run(target=b"/r")
+    clock.t += 30
+    response, _ = asked.run(target=b"/r", headers=[(b"Cache-Control", b"stale-if-error=60")])
+    assert xcache(response) == b"STALE"
+
+
+def test_must_revalidate_forbids_stale_on_error(store: CacheStore, clock: Clock) -> None:
+    h = make(store, clock, failing_after_first(b"max-age=5, must-revalidate, stale-if-error=60"), grace=100.0)
+    h.run()
+    clock.t += 30
+    assert h.run()[0].status == 503
+
+
+def test_stale_on_error_answers_a_matching_conditional_with_304(store: CacheStore, clock: Clock) -> None:
+    h = make(store, clock, failing_after_first(b"max-age=5, stale-if-error=60"))
+    h.run()
+    clock.t += 30
+    response, body = h.run(headers=[(b"If-None-Match", b'"s"')])
+    assert (response.status, body, xcache(response)) == (304, b"", b"STALE")

@@ -71,3 +71,11 @@ def test_route_naming_an_undefined_cache() -> None:
         parse_config(BASE + 'caches = { pages = {} }\nroutes = {\n  { pool = "default", cache = "nope" } }\n',
                      "rsp.lua")
     assert (info.value.key, info.value.line) == ("routes[1].cache", 5)
+
+
+def test_grace_seconds() -> None:
+    config = parse_config(BASE + "caches = { pages = { grace = 30 } }\n", "rsp.lua")
+    assert config.caches["pages"].grace == 30.0
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE + "caches = { pages = { grace = -1 } }\n", "rsp.lua")
+    assert info.value.key == "caches.pages.grace"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,19 @@ def test_the_size_bound_holds_with_both_workers_writing(run_rsp: Run, start_back
     assert get(port, "/big/59").header("X-Cache") == "HIT"
     assert get(port, "/big/0").header("X-Cache") == "MISS"
     assert hits(backend, "/big/0") == 2
+
+
+def test_a_stale_entry_stands_in_while_the_backend_is_down(run_rsp: Run, start_backend: Start, free_port: Port,
+                                                           tmp_path: Path) -> None:
+    def handler(req: ReceivedRequest) -> Reply:
+        return Reply(headers=[("Cache-Control", "max-age=1, stale-if-error=300")], body=b"last good\n")
+
+    backend = start_backend(HttpBackend, handler=handler)
+    port = free_port()
+    run_rsp(config(port, backend.port, tmp_path / "pages.lmdb", str(tmp_path / "admin.sock")))
+    assert get(port, "/grace").header("X-Cache") == "MISS"
+    backend.stop()
+    time.sleep(1.5)  # past max-age=1: the entry is stale, and the backend refuses connections
+    response = get(port, "/grace")
+    assert (response.status, response.body, response.header("X-Cache")) == (200, b"last good\n", "STALE")
+    assert get(port, "/never-stored").status in (502, 503)

@@ -40,10 +40,12 @@ _R = TypeVar("_R")
 CTX_KEY: Final = "cache"
 # What the X-Cache-like header says (docs/cache.md).
 HIT: Final = b"HIT"  # a fresh stored response
-STALE: Final = b"STALE"  # a stale one the client accepted (max-stale)
+STALE: Final = b"STALE"  # a stale one: the client accepted it (max-stale) or it stands in for a backend error
 MISS: Final = b"MISS"  # fetched from the backend (stored or not)
 REVALIDATED: Final = b"REVALIDATED"  # a stale one the backend confirmed with 304
 BYPASS: Final = b"BYPASS"  # not looked up: a precondition only the origin can evaluate
+# A backend's (or rsp's own 502/503/504) answer a stale response may stand in for (RFC 5861 §4: "an error").
+ERROR_STATUSES: Final = frozenset({500, 502, 503, 504})
 # Exchange kinds.
 _LOOKED_UP: Final = 0  # answered locally (hit, 304, 504): nothing to do in the response phases
 _MISS: Final = 1
@@ -123,11 +125,11 @@ class CacheFilter(Filter):
             return self._answer(entry, request.method, request.headers, age, HIT if use == FRESH else STALE)
         if request_cc.only_if_cached:  # §5.2.1.7: it would need the origin
             return self._gateway_timeout(state)
+        state.entry = entry  # kept for stale-if-error / grace, should the backend fail
         checks = validators(entry.headers)
         if not checks:
             return None  # cannot be validated: fetched in full, and the new response replaces it
         state.kind = _REVALIDATE
-        state.entry = entry
         state.client = [(name, value) for name in CLIENT_VALIDATORS
                         for value in header_values(request.headers, name)]
         for name in CLIENT_VALIDATORS:
@@ -178,6 +180,13 @@ class CacheFilter(Filter):
         now = self.clock()
         label = BYPASS if state.kind == _BYPASS else MISS
         entry = state.entry
+        if entry is not None and response.status in ERROR_STATUSES:
+            age = self._stale_on_error(state, entry, now)
+            if age is not None:
+                # While revalidating, the request carries our validators: the client's are set aside.
+                conditional = state.client if state.kind == _REVALIDATE else request.headers
+                self._replace(exchange, state, entry, age, conditional, STALE)
+                return None
         if state.kind == _REVALIDATE and entry is not None:
             if response.status == 304 and selects(entry.headers, response.headers):
                 self._freshen(exchange, state, entry, now)
@@ -240,21 +249,40 @@ class CacheFilter(Filter):
         response = exchange.response
         assert response is not None
         fresh = self._update(state, entry, response.headers, now)
+        self._replace(exchange, state, fresh, current_age(fresh.initial_age, now, now), state.client, REVALIDATED)
+
+    def _replace(self, exchange: ExchangeView, state: _State, stored: StoredResponse, age: float,
+                 conditional: list[Header], label: bytes) -> None:
+        """The response becomes `stored` (its body emitted by body_filter), or a 304 when the client's
+        `conditional` fields match it."""
+        response = exchange.response
+        assert response is not None
         method = exchange.request.method
-        age = str(int(current_age(fresh.initial_age, now, now))).encode()
-        if state.client and not_modified(method, state.client, fresh.headers, now):
-            headers, state.body = not_modified_headers(fresh.headers), b""
+        if conditional and not_modified(method, conditional, stored.headers, stored.response_time):
+            response.status, response.reason = 304, b""
+            headers, state.body = not_modified_headers(stored.headers), b""
             response.body_length = 0
         else:
-            response.status, response.reason, headers = fresh.status, fresh.reason, list(fresh.headers)
-            response.body_length = len(fresh.body)
-            state.body = fresh.body if method != b"HEAD" else b""
-        headers.append((b"Age", age))
+            response.status, response.reason, headers = stored.status, stored.reason, list(stored.headers)
+            response.body_length = len(stored.body)
+            state.body = stored.body if method != b"HEAD" else b""
+        headers.append((b"Age", str(int(age)).encode()))
         if self.header:
-            headers.append((self.spelt, REVALIDATED))
+            headers.append((self.spelt, label))
         response.headers = headers
         response.changed = True
         state.kind = _FRESHENED
+
+    def _stale_on_error(self, state: _State, entry: StoredResponse, now: float) -> float | None:
+        """The stored response's age when it may stand in for a backend error (RFC 5861 §4 stale-if-error,
+        from the response or the request, or the configured grace), else None. must-revalidate,
+        proxy-revalidate and s-maxage forbid it (RFC 9111 §4.2.4)."""
+        if entry.flags & MUST_REVALIDATE:
+            return None
+        stored_cc = parse_cache_control(header_values(entry.headers, b"cache-control"))
+        allowed = max(stored_cc.stale_if_error or 0, state.request_cc.stale_if_error or 0, self.settings.grace)
+        age = current_age(entry.initial_age, entry.response_time, now)
+        return age if allowed > 0 and age - entry.lifetime <= allowed else None
 
     def body_filter(self, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
         state = exchange.ctx.get(CTX_KEY)

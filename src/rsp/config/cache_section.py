@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from rsp.config import model
-from rsp.config.checks import Ctx, as_bool, as_int, as_string, as_table, fields
+from rsp.config.checks import Ctx, as_bool, as_int, as_seconds, as_string, as_table, fields
 
-CACHE_KEYS: Final = {"size", "path", "max_object", "heuristic", "cookies", "header"}
+CACHE_KEYS: Final = {"size", "path", "max_object", "heuristic", "cookies", "header", "grace"}
 # Below 1 MiB LMDB's own pages take a large share of the map and nothing useful fits.
 MIN_CACHE_SIZE: Final = 1024 * 1024
 # The map is address space reserved in every worker: 1 TiB is far above any cache rsp's RAM or disk holds
@@ -70,7 +70,8 @@ def parse_caches(value: Any, ctx: Ctx) -> dict[str, model.CacheSettings]:
             name=name, size=size, path=path, max_object=max_object,
             heuristic=as_bool(f.get("heuristic", d.heuristic), f"{key}.heuristic", ctx),
             cookies=as_bool(f.get("cookies", d.cookies), f"{key}.cookies", ctx),
-            header=header, key=key)
+            header=header, grace=as_seconds(f.get("grace", d.grace), f"{key}.grace", ctx, allow_zero=True),
+            key=key)
     paths = [c.path for c in out.values() if c.path]
     if len(paths) != len(set(paths)):
         ctx.fail("caches", "two caches have the same path: each cache needs its own store file")
