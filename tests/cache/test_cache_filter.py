@@ -506,3 +506,24 @@ def test_stale_on_error_answers_a_matching_conditional_with_304(store: CacheStor
     clock.t += 30
     response, body = h.run(headers=[(b"If-None-Match", b'"s"')])
     assert (response.status, body, xcache(response)) == (304, b"", b"STALE")
+
+
+def test_purge_from_a_configured_address_removes_every_variant(store: CacheStore, clock: Clock) -> None:
+    def origin(request: Request) -> tuple[int, list[Header], bytes]:
+        return 200, [(b"Cache-Control", b"max-age=60"), (b"Vary", b"Accept")], request.get(b"accept") or b"-"
+
+    h = make(store, clock, origin, purge=("127.0.0.0/8",))
+    h.run(headers=[(b"Accept", b"a")])
+    h.run(headers=[(b"Accept", b"b")])
+    response, body = h.run(method=b"PURGE")
+    assert (response.status, body) == (200, b"purged 2\n")
+    assert store.lookup(b"http://example.com/a") == []
+    assert h.run(method=b"PURGE")[0].status == 404
+    assert all(r.method != b"PURGE" for r in h.seen)  # answered by rsp, never forwarded
+
+
+def test_purge_from_elsewhere_is_refused(store: CacheStore, clock: Clock) -> None:
+    h = make(store, clock, static(), purge=("10.0.0.0/8",))
+    h.run()
+    assert h.run(method=b"PURGE")[0].status == 405  # the harness's client is 127.0.0.1
+    assert xcache(h.run()[0]) == b"HIT"

@@ -79,3 +79,11 @@ def test_grace_seconds() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(BASE + "caches = { pages = { grace = -1 } }\n", "rsp.lua")
     assert info.value.key == "caches.pages.grace"
+
+
+def test_purge_addresses() -> None:
+    config = parse_config(BASE + 'caches = { pages = { purge = { "127.0.0.1", "10.0.0.0/8", "::1" } } }\n', "r.lua")
+    assert config.caches["pages"].purge == ("127.0.0.1", "10.0.0.0/8", "::1")
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE + 'caches = { pages = { purge = { "127.0.0.1", "nowhere" } } }\n', "r.lua")
+    assert (info.value.key, info.value.line) == ("caches.pages.purge[2]", 3)

@@ -137,3 +137,18 @@ def test_a_stale_entry_stands_in_while_the_backend_is_down(run_rsp: Run, start_b
     response = get(port, "/grace")
     assert (response.status, response.body, response.header("X-Cache")) == (200, b"last good\n", "STALE")
     assert get(port, "/never-stored").status in (502, 503)
+
+
+def test_purge_is_seen_by_every_worker(run_rsp: Run, start_backend: Start, free_port: Port, tmp_path: Path) -> None:
+    backend = start_backend(HttpBackend, handler=cached_handler)
+    port = free_port()
+    text = config(port, backend.port, tmp_path / "pages.lmdb", str(tmp_path / "admin.sock"))
+    run_rsp(text.replace(f'path = "{tmp_path / "pages.lmdb"}"', f'path = "{tmp_path / "pages.lmdb"}", '
+                                                                'purge = { "127.0.0.1" }'))
+    get(port, "/p")
+    assert [get(port, "/p").header("X-Cache") for _ in range(10)] == ["HIT"] * 10
+    purged = get(port, "/p", method="PURGE")
+    assert (purged.status, purged.body) == (200, b"purged 1\n")
+    labels = [get(port, "/p").header("X-Cache") for _ in range(10)]
+    assert labels == ["MISS"] + ["HIT"] * 9
+    assert hits(backend, "/p") == 2

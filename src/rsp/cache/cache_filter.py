@@ -15,6 +15,7 @@ on as if there were no cache, and the error is logged once per process.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Final, TypeVar
@@ -44,6 +45,8 @@ STALE: Final = b"STALE"  # a stale one: the client accepted it (max-stale) or it
 MISS: Final = b"MISS"  # fetched from the backend (stored or not)
 REVALIDATED: Final = b"REVALIDATED"  # a stale one the backend confirmed with 304
 BYPASS: Final = b"BYPASS"  # not looked up: a precondition only the origin can evaluate
+# The method that removes a URI from the cache (Varnish's, nginx's ngx_cache_purge, Squid's).
+PURGE: Final = b"PURGE"
 # A backend's (or rsp's own 502/503/504) answer a stale response may stand in for (RFC 5861 §4: "an error").
 ERROR_STATUSES: Final = frozenset({500, 502, 503, 504})
 # Exchange kinds.
@@ -95,6 +98,7 @@ class CacheFilter(Filter):
         self.clock = clock
         self.header = settings.header.lower().encode() if settings.header else b""
         self.spelt = settings.header.encode()  # as configured, on the wire
+        self.purgers = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in settings.purge)
         self._failed = False
 
     # ---- request side -------------------------------------------------------------------------------------
@@ -104,6 +108,8 @@ class CacheFilter(Filter):
         url = primary_key(request.scheme, request.authority, request.target)
         now = self.clock()
         if request.method not in (b"GET", b"HEAD"):
+            if request.method == PURGE and self.purgers:
+                return self._purge(exchange, url)
             if request.method not in SAFE_METHODS:
                 exchange.ctx[CTX_KEY] = _State(_INVALIDATE, url, CacheControl(), now)
             return None
@@ -137,6 +143,20 @@ class CacheFilter(Filter):
         for name, value in checks:
             request.set(name, value)
         return None
+
+    def _purge(self, exchange: ExchangeView, url: bytes) -> LocalReply:
+        """PURGE from a configured address removes every variant of the URI, in the store every worker uses
+        (Varnish's usual `purge` VCL: 200 when done, 405 for anyone else; 404 when nothing was stored)."""
+        exchange.ctx[CTX_KEY] = _State(_LOOKED_UP, url, CacheControl(), 0.0)
+        try:
+            client = ipaddress.ip_address(exchange.client_ip)
+        except ValueError:
+            client = None
+        if client is None or not any(client in net for net in self.purgers):
+            return LocalReply(405, [(b"Content-Type", b"text/plain")], b"PURGE is not allowed from here\n")
+        removed = self._guard(self.store.delete, url) or 0
+        status, text = (200, b"purged %d\n" % removed) if removed else (404, b"not in the cache\n")
+        return LocalReply(status, [(b"Content-Type", b"text/plain")], text)
 
     def _select(self, url: bytes, request_headers: list[Header]) -> StoredResponse | None:
         """The most recent stored variant whose selecting fields match the request (§4.1)."""

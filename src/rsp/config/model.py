@@ -368,6 +368,7 @@ class CacheSettings:
     cookies: bool = False  # store responses that carry Set-Cookie (the Set-Cookie lines themselves never)
     header: str = DEFAULT_CACHE_HEADER  # the response header naming HIT/MISS/...; "" adds none
     grace: float = 0.0  # seconds past freshness a stored response may stand in for a backend error
+    purge: tuple[str, ...] = ()  # addresses/CIDRs whose PURGE requests remove a URI ("": PURGE is forwarded)
     key: str = field(default="", compare=False)
 
 
