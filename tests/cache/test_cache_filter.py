@@ -10,12 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsp.cache.cache_filter import CacheFilter
+from rsp.cache.cache_filter import LOCK_HOLD, POLL_FIRST, CacheFilter
 from rsp.cache.dates import format_http_date
-from rsp.cache.store import CacheStore
+from rsp.cache.entry import StoredResponse
+from rsp.cache.store import CLAIMED, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import Header, LocalReply, Request, Response, header_get
-from rsp.pipeline.phases import Chain, Filter
+from rsp.pipeline.phases import SUSPEND, Chain, Filter
+from support.forked import run_forked
 
 T0 = 1_800_000_000.0
 
@@ -41,15 +43,17 @@ class Exchange:
         self.client_ip, self.client_port, self.server_port = "127.0.0.1", 40000, 8080
         self.tries, self.last_failure, self.status = 0, "", 0
         self.upstream_addr, self.upstream_status, self.started = "", 0, 0.0
+        self.resumed = 0
+        self.answers: list[LocalReply] = []
 
     def now(self) -> float:
         return 0.0
 
     def resume(self) -> None:
-        raise AssertionError("the cache never suspends")
+        self.resumed += 1
 
     def answer(self, reply: LocalReply) -> None:
-        raise AssertionError("the cache never suspends")
+        self.answers.append(reply)
 
 
 Origin = Callable[[Request], tuple[int, list[Header], bytes]]
@@ -87,6 +91,8 @@ class Harness:
             for flt in self.chain.for_phase("body_filter"):
                 piece = flt.body_filter(ex, piece, i == len(pieces) - 1)
             out += piece
+        for flt in self.chain.for_phase("log"):
+            flt.log(ex)
         if method == b"HEAD":
             out = b""
         return ex.response, out
@@ -527,3 +533,99 @@ def test_purge_from_elsewhere_is_refused(store: CacheStore, clock: Clock) -> Non
     h.run()
     assert h.run(method=b"PURGE")[0].status == 405  # the harness's client is 127.0.0.1
     assert xcache(h.run()[0]) == b"HIT"
+
+
+# ---- coalescing ----------------------------------------------------------------------------------------------
+
+class Timers:
+    """call_later for the filter: callbacks run when the test says so."""
+
+    def __init__(self) -> None:
+        self.due: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.due.append((delay, callback))
+
+    def run(self) -> None:
+        due, self.due = self.due, []
+        for _, callback in due:
+            callback()
+
+
+def start(flt: CacheFilter, target: bytes = b"/c") -> tuple[Exchange, object]:
+    ex = Exchange(Request(b"GET", b"http", b"example.com", target, []))
+    return ex, flt.access(ex)
+
+
+def finish(flt: CacheFilter, ex: Exchange, status: int, headers: list[Header], body: bytes) -> None:
+    ex.response = Response(status, headers, len(body))
+    flt.header_filter(ex)
+    flt.body_filter(ex, body, True)
+    flt.log(ex)
+
+
+def test_concurrent_misses_wait_for_one_fetch_and_get_its_response(store: CacheStore, clock: Clock) -> None:
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    fetcher, verdict = start(flt)
+    assert verdict is None  # goes to the backend, holding the URI
+    waiters = [start(flt) for _ in range(5)]
+    assert all(v is SUSPEND for _, v in waiters)
+    timers.run()  # the fetch is still under way: they poll again, later
+    assert len(timers.due) == 5 and all(not ex.answers and not ex.resumed for ex, _ in waiters)
+    assert timers.due[0][0] > POLL_FIRST
+    finish(flt, fetcher, 200, [(b"Cache-Control", b"max-age=60")], b"once")
+    timers.run()
+    for ex, _ in waiters:
+        (reply,) = ex.answers
+        assert (reply.response.status, reply.body) == (200, b"once") and not ex.resumed
+    assert start(flt)[1] is not None  # afterwards: a plain hit
+
+
+def test_waiters_go_to_the_backend_when_the_response_cannot_be_stored(store: CacheStore, clock: Clock) -> None:
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    fetcher, _ = start(flt)
+    waiter, verdict = start(flt)
+    assert verdict is SUSPEND
+    finish(flt, fetcher, 200, [(b"Cache-Control", b"private")], b"mine")
+    timers.run()
+    assert (waiter.resumed, waiter.answers) == (1, [])
+    # The URI is marked PASS for a while: later misses do not wait for each other.
+    _, v1 = start(flt)
+    _, v2 = start(flt)
+    assert v1 is None and v2 is None and not timers.due
+
+
+def test_a_failed_fetch_releases_its_waiters(store: CacheStore, clock: Clock) -> None:
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    fetcher, _ = start(flt)
+    waiter, _ = start(flt)
+    flt.log(fetcher)  # the backend failed before any response: only log runs
+    timers.run()
+    assert waiter.resumed == 1
+
+
+def test_a_waiter_gives_up_after_lock_hold(store: CacheStore, clock: Clock) -> None:
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    start(flt)  # a fetch that never ends (a hung backend)
+    waiter, _ = start(flt)
+    clock.t += LOCK_HOLD + 0.1
+    timers.run()
+    assert waiter.resumed == 1
+
+
+def test_a_fetch_in_another_process_is_waited_for(store: CacheStore, clock: Clock) -> None:
+    """The mark is in the store: a claim made by another process makes this one's miss wait."""
+    code, _ = run_forked(lambda fd: 0 if store.claim(b"http://example.com/c", clock.t, LOCK_HOLD) == CLAIMED else 1)
+    assert code == 0
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    waiter, verdict = start(flt)
+    assert verdict is SUSPEND
+    store.put(StoredResponse(b"http://example.com/c", 200, [], b"from the other worker", response_time=clock.t,
+                             lifetime=60.0))
+    timers.run()
+    assert [r.body for r in waiter.answers] == [b"from the other worker"]

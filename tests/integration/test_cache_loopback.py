@@ -152,3 +152,28 @@ def test_purge_is_seen_by_every_worker(run_rsp: Run, start_backend: Start, free_
     labels = [get(port, "/p").header("X-Cache") for _ in range(10)]
     assert labels == ["MISS"] + ["HIT"] * 9
     assert hits(backend, "/p") == 2
+
+
+def test_concurrent_misses_make_one_backend_request_across_workers(run_rsp: Run, start_backend: Start,
+                                                                   free_port: Port, tmp_path: Path) -> None:
+    def slow(req: ReceivedRequest) -> Reply:
+        return Reply(headers=[("Cache-Control", "max-age=300")], body=b"slow page\n", delay=0.5)
+
+    backend = start_backend(HttpBackend, handler=slow)
+    port = free_port()
+    run_rsp(config(port, backend.port, tmp_path / "pages.lmdb", str(tmp_path / "admin.sock")))
+    results: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        response = get(port, "/slow")
+        with lock:
+            results.append((response.status, response.body))
+
+    threads = [threading.Thread(target=client) for _ in range(CONNECTIONS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [(200, b"slow page\n")] * CONNECTIONS
+    assert hits(backend, "/slow") == 1

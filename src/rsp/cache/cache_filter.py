@@ -15,6 +15,7 @@ on as if there were no cache, and the error is logged once per process.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import Callable
@@ -28,15 +29,14 @@ from rsp.cache.freshness import current_age, freshness_lifetime, initial_age
 from rsp.cache.invalidation import SAFE_METHODS, invalidated
 from rsp.cache.reuse import FRESH, VALIDATE, reuse
 from rsp.cache.storable import refusal
-from rsp.cache.store import CacheStore
+from rsp.cache.store import BUSY, CLAIMED, CacheStore
 from rsp.cache.vary import matches, selecting, vary_names
 from rsp.config.model import CacheSettings
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, LocalReply, header_set, header_values
-from rsp.pipeline.phases import ExchangeView, Filter, Verdict
+from rsp.pipeline.phases import SUSPEND, ExchangeView, Filter, Verdict
 
-_T = TypeVar("_T")
 _R = TypeVar("_R")
 CTX_KEY: Final = "cache"
 # What the X-Cache-like header says (docs/cache.md).
@@ -45,6 +45,15 @@ STALE: Final = b"STALE"  # a stale one: the client accepted it (max-stale) or it
 MISS: Final = b"MISS"  # fetched from the backend (stored or not)
 REVALIDATED: Final = b"REVALIDATED"  # a stale one the backend confirmed with 304
 BYPASS: Final = b"BYPASS"  # not looked up: a precondition only the origin can evaluate
+# Coalescing (one fetch per URI per machine, like nginx's proxy_cache_lock and Varnish's waiting list): a miss
+# that finds another fetch of its URI under way waits for it, polling the store (the fetch may be in another
+# worker) from POLL_FIRST to POLL_MAX apart, at most LOCK_HOLD (nginx's proxy_cache_lock_timeout, 5 s); then
+# it goes to the backend itself. A fetch whose response cannot be stored marks its URI PASS for PASS_TTL, so
+# that the requests after it go to the backend side by side instead of one after the other.
+LOCK_HOLD: Final = 5.0
+PASS_TTL: Final = 10.0
+POLL_FIRST: Final = 0.005
+POLL_MAX: Final = 0.05
 # The method that removes a URI from the cache (Varnish's, nginx's ngx_cache_purge, Squid's).
 PURGE: Final = b"PURGE"
 # A backend's (or rsp's own 502/503/504) answer a stale response may stand in for (RFC 5861 §4: "an error").
@@ -56,6 +65,7 @@ _REVALIDATE: Final = 2
 _FRESHENED: Final = 3
 _BYPASS: Final = 4
 _INVALIDATE: Final = 5
+_WAITING: Final = 6  # suspended until another fetch of the URI ends
 # Fields never stored: Age is computed on every hit (§4.2.3), Content-Length is the codec's (from the
 # stored body), Set-Cookie belongs to the one client whose request fetched the response.
 NOT_STORED: Final = frozenset({b"age", b"content-length", b"set-cookie"})
@@ -64,8 +74,8 @@ _log = get_logger()
 
 
 class _State:
-    __slots__ = ("body", "chunks", "client", "entry", "kind", "pending", "request_cc", "request_time", "size",
-                 "url")
+    __slots__ = ("body", "chunks", "client", "deadline", "delay", "entry", "kind", "locked", "pending", "request_cc",
+                 "request_time", "size", "url")
 
     def __init__(self, kind: int, url: bytes, request_cc: CacheControl, request_time: float) -> None:
         self.kind = kind
@@ -78,6 +88,9 @@ class _State:
         self.chunks: list[bytes] = []
         self.size = 0
         self.body = b""  # what body_filter emits after a freshening 304
+        self.locked = False  # this exchange holds the URI's fetch (store.claim)
+        self.deadline = 0.0  # while _WAITING: when to stop waiting
+        self.delay = POLL_FIRST
 
 
 def response_flags(cc: CacheControl) -> int:
@@ -92,7 +105,10 @@ def response_flags(cc: CacheControl) -> int:
 class CacheFilter(Filter):
     name = "cache"
 
-    def __init__(self, settings: CacheSettings, store: CacheStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: CacheSettings, store: CacheStore, clock: Callable[[], float] = time.time,
+                 call_later: Callable[[float, Callable[[], None]], object] | None = None) -> None:
+        """`call_later(delay, callback)`: the timer a waiting miss polls with (the running loop's by default;
+        tests pass their own)."""
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -100,6 +116,7 @@ class CacheFilter(Filter):
         self.spelt = settings.header.encode()  # as configured, on the wire
         self.purgers = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in settings.purge)
         self._failed = False
+        self._call_later = call_later
 
     # ---- request side -------------------------------------------------------------------------------------
 
@@ -122,12 +139,12 @@ class CacheFilter(Filter):
             return None
         entry = self._select(url, request.headers)
         if entry is None:
-            return self._gateway_timeout(state) if request_cc.only_if_cached else None
+            return self._gateway_timeout(state) if request_cc.only_if_cached else self._coalesce(exchange, state, now)
         age = current_age(entry.initial_age, entry.response_time, now)
         use = reuse(entry.flags, entry.lifetime, age, request_cc)
         if use != VALIDATE:
             state.kind = _LOOKED_UP
-            self._guard(self.store.touch, entry)
+            self._safely(lambda: self.store.touch(entry))
             return self._answer(entry, request.method, request.headers, age, HIT if use == FRESH else STALE)
         if request_cc.only_if_cached:  # §5.2.1.7: it would need the origin
             return self._gateway_timeout(state)
@@ -144,6 +161,54 @@ class CacheFilter(Filter):
             request.set(name, value)
         return None
 
+    def _coalesce(self, exchange: ExchangeView, state: _State, now: float) -> Verdict:
+        """A miss: fetch it (holding the URI's mark), or wait for the fetch under way."""
+        if exchange.request.method != b"GET" or state.request_cc.no_store:
+            return None  # nothing another request could reuse: no reason to wait or to make others wait
+        claim = self._safely(lambda: self.store.claim(state.url, now, LOCK_HOLD))
+        if claim == CLAIMED:
+            state.locked = True
+            return None
+        if claim != BUSY:
+            return None  # PASS, or the store failed
+        state.kind = _WAITING
+        state.deadline = now + LOCK_HOLD
+        self._wait(exchange, state)
+        return SUSPEND
+
+    def _wait(self, exchange: ExchangeView, state: _State) -> None:
+        call_later = self._call_later or asyncio.get_running_loop().call_later
+        call_later(state.delay, lambda: self._poll(exchange, state))
+
+    def _poll(self, exchange: ExchangeView, state: _State) -> None:
+        """A waiting miss, on the loop: answer from the store once the fetch stored its response; go to the
+        backend once the fetch ended without storing, or after LOCK_HOLD; else wait a little longer."""
+        try:
+            now = self.clock()
+            request = exchange.request
+            entry = self._select(state.url, request.headers)
+            if entry is not None:
+                age = current_age(entry.initial_age, entry.response_time, now)
+                use = reuse(entry.flags, entry.lifetime, age, state.request_cc)
+                if use != VALIDATE:
+                    state.kind = _LOOKED_UP
+                    exchange.answer(self._answer(entry, request.method, request.headers, age,
+                                                 HIT if use == FRESH else STALE))
+                    return
+            if now < state.deadline and self._safely(lambda: self.store.mark(state.url, now)) == BUSY:
+                state.delay = min(state.delay * 2, POLL_MAX)
+                self._wait(exchange, state)
+                return
+        except Exception as exc:  # a loop callback: nothing above would answer the client, so go on below
+            _log.error("cache: waiting for a fetch of %r failed: %s: %s", state.url, type(exc).__name__, exc)
+        state.kind = _MISS
+        exchange.resume()
+
+    def _unlock(self, state: _State, pass_for: float) -> None:
+        if state.locked:
+            state.locked = False
+            self._safely(lambda: self.store.release(state.url, self.clock(), pass_for))
+
     def _purge(self, exchange: ExchangeView, url: bytes) -> LocalReply:
         """PURGE from a configured address removes every variant of the URI, in the store every worker uses
         (Varnish's usual `purge` VCL: 200 when done, 405 for anyone else; 404 when nothing was stored)."""
@@ -154,13 +219,13 @@ class CacheFilter(Filter):
             client = None
         if client is None or not any(client in net for net in self.purgers):
             return LocalReply(405, [(b"Content-Type", b"text/plain")], b"PURGE is not allowed from here\n")
-        removed = self._guard(self.store.delete, url) or 0
+        removed = self._safely(lambda: self.store.delete(url)) or 0
         status, text = (200, b"purged %d\n" % removed) if removed else (404, b"not in the cache\n")
         return LocalReply(status, [(b"Content-Type", b"text/plain")], text)
 
     def _select(self, url: bytes, request_headers: list[Header]) -> StoredResponse | None:
         """The most recent stored variant whose selecting fields match the request (§4.1)."""
-        entries = self._guard(self.store.lookup, url) or []
+        entries = self._safely(lambda: self.store.lookup(url)) or []
         found = [e for e in entries if matches(e.selecting, request_headers)]
         return max(found, key=lambda e: e.response_time) if found else None
 
@@ -195,7 +260,7 @@ class CacheFilter(Filter):
         if state.kind == _INVALIDATE:
             for url in invalidated(request.method, response.status, request.scheme, request.authority,
                                    request.target, response.headers):
-                self._guard(self.store.delete, url)
+                self._delete(url)
             return None
         now = self.clock()
         label = BYPASS if state.kind == _BYPASS else MISS
@@ -213,12 +278,14 @@ class CacheFilter(Filter):
                 return None
             if response.status == 304 or (request.method == b"HEAD" and response.status == 200
                                           and head_contradicts(entry.headers, len(entry.body), response.headers)):
-                self._guard(self.store.delete, state.url)  # §4.3.4 / §4.3.5: the stored one is out of date
+                self._safely(lambda: self.store.delete(state.url))  # §4.3.4 / §4.3.5: the stored one is out of date
             elif request.method == b"HEAD" and response.status == 200:
                 self._update(state, entry, response.headers, now)  # §4.3.5: freshen from the HEAD
             state.kind = _MISS
         if state.kind == _MISS:
             self._consider(exchange, state, now)
+            if state.pending is None:  # not stored: the waiters go to the backend (side by side from now on)
+                self._unlock(state, PASS_TTL if response.status < 500 else 0.0)
         if self.header:
             header_set(response.headers, self.header, None)
             response.headers.append((self.spelt, label))
@@ -258,9 +325,9 @@ class CacheFilter(Filter):
             lifetime=freshness_lifetime(entry.status, merged, cc, now, self.settings.heuristic),
             flags=response_flags(cc))
         if cc.no_store or cc.private:
-            self._guard(self.store.delete, entry.url)
+            self._safely(lambda: self.store.delete(entry.url))
         else:
-            self._guard(self.store.put, fresh)
+            self._safely(lambda: self.store.put(fresh))
         return fresh
 
     def _freshen(self, exchange: ExchangeView, state: _State, entry: StoredResponse, now: float) -> None:
@@ -315,20 +382,32 @@ class CacheFilter(Filter):
             state.size += len(chunk)
             if state.size > self.settings.max_object:  # too big after all (length unknown in advance)
                 state.pending, state.chunks = None, []
+                self._unlock(state, PASS_TTL)
             else:
                 if chunk:
                     state.chunks.append(chunk)
                 if last:
                     pending.body = b"".join(state.chunks)
                     state.pending, state.chunks = None, []
-                    self._guard(self.store.put, pending)
+                    self._safely(lambda: self.store.put(pending))
+                    self._unlock(state, 0.0)
         return chunk
+
+    def log(self, exchange: ExchangeView) -> None:
+        """The exchange is over: a fetch that never reached its end (the backend failed, the client left)
+        gives its URI back to the waiters."""
+        state = exchange.ctx.get(CTX_KEY)
+        if isinstance(state, _State) and state.locked:
+            self._unlock(state, 0.0)
 
     # ---- store failures -----------------------------------------------------------------------------------
 
-    def _guard(self, call: Callable[[_T], _R], arg: _T) -> _R | None:
+    def _delete(self, url: bytes) -> None:
+        self._safely(lambda: self.store.delete(url))
+
+    def _safely(self, call: Callable[[], _R]) -> _R | None:
         try:
-            return call(arg)
+            return call()
         except CacheStoreError as exc:
             if not self._failed:
                 _log.error("%s; going on without the cache", exc)

@@ -50,3 +50,8 @@ class CacheSelector(Filter):
     def body_filter(self, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
         flt = exchange.ctx.get(SELECTED)
         return flt.body_filter(exchange, chunk, last) if isinstance(flt, CacheFilter) else chunk
+
+    def log(self, exchange: ExchangeView) -> None:
+        flt = exchange.ctx.get(SELECTED)
+        if isinstance(flt, CacheFilter):
+            flt.log(exchange)

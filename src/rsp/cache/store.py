@@ -56,6 +56,13 @@ PREFIX: Final = 16
 MAX_VARIANTS: Final = 16
 MAX_DBS: Final = 3
 _USED: Final = b"used"
+# Coalescing markers in `meta`, per URI: "L:" + 16 bytes of its hash -> kind (1 byte) + until (8-byte float).
+_MARK: Final = b"L:"
+_MARK_VALUE: Final = struct.Struct("<Bd")
+NO_MARK: Final = 0
+BUSY: Final = 1  # a fetch of this URI is under way (somewhere on the machine) until `until`
+PASS: Final = 2  # its last response could not be stored: don't wait for fetches of it until `until`
+CLAIMED: Final = 3  # claim(): this caller now holds the fetch
 _log = get_logger()
 _STAMP: Final = struct.Struct(">Q")
 
@@ -291,6 +298,40 @@ class CacheStore:
             txn.put(stamp + key, b"", db=self._lru)
             txn.put(key, stamp, db=self._meta)
         entry.stamp = now
+
+    # ---- coalescing markers (rsp.cache.cache_filter: one fetch per URI per machine) -------------------------
+
+    def claim(self, url: bytes, now: float, hold: float) -> int:
+        """CLAIMED (the caller fetches; the mark holds for `hold` seconds at most, so a fetcher that dies
+        never blocks the URI for longer), or BUSY / PASS when another caller's mark is in force."""
+        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        with _failures("write"), self._env().begin(write=True) as txn:
+            raw = txn.get(key, db=self._meta)
+            if raw is not None:
+                kind, until = _MARK_VALUE.unpack(raw)
+                if until > now:
+                    return int(kind)
+            txn.put(key, _MARK_VALUE.pack(BUSY, now + hold), db=self._meta)
+        return CLAIMED
+
+    def mark(self, url: bytes, now: float) -> int:
+        """NO_MARK, BUSY or PASS for `url` now (a read: waiters poll this)."""
+        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        with _failures("read"), self._env().begin() as txn:
+            raw = txn.get(key, db=self._meta)
+        if raw is None:
+            return NO_MARK
+        kind, until = _MARK_VALUE.unpack(raw)
+        return int(kind) if until > now else NO_MARK
+
+    def release(self, url: bytes, now: float, pass_for: float = 0.0) -> None:
+        """The fetch is over: remove the mark, or turn it into PASS for `pass_for` seconds."""
+        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        with _failures("write"), self._env().begin(write=True) as txn:
+            if pass_for > 0:
+                txn.put(key, _MARK_VALUE.pack(PASS, now + pass_for), db=self._meta)
+            else:
+                txn.delete(key, db=self._meta)
 
     def delete(self, url: bytes) -> int:
         """Remove every variant of `url`; how many there were."""
