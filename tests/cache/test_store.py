@@ -191,3 +191,19 @@ def test_variants_of_one_uri_are_bounded_oldest_first(tmp_path: Path) -> None:
     store.put(entry(b"http://a/other"))
     assert store.lookup(b"http://a/other")  # other URIs are not touched
     store.close()
+
+
+def test_coalescing_marks(store: CacheStore) -> None:
+    from rsp.cache.store import BUSY, CLAIMED, NO_MARK, PASS
+
+    url = b"http://a/m"
+    assert store.mark(url, 100.0) == NO_MARK
+    assert store.claim(url, 100.0, 5.0) == CLAIMED
+    assert store.claim(url, 101.0, 5.0) == BUSY and store.mark(url, 101.0) == BUSY
+    assert store.claim(url, 106.0, 5.0) == CLAIMED  # the first holder's time ran out
+    assert store.put(entry(url), unmark=True)
+    assert store.mark(url, 106.0) == NO_MARK  # removed with the put, in its transaction
+    store.claim(url, 110.0, 5.0)
+    store.release(url, 110.0, pass_for=10.0)
+    assert store.mark(url, 115.0) == PASS and store.claim(url, 115.0, 5.0) == PASS
+    assert store.mark(url, 121.0) == NO_MARK

@@ -389,8 +389,9 @@ class CacheFilter(Filter):
                 if last:
                     pending.body = b"".join(state.chunks)
                     state.pending, state.chunks = None, []
-                    self._safely(lambda: self.store.put(pending))
-                    self._unlock(state, 0.0)
+                    unmark, state.locked = state.locked, False
+                    if self._safely(lambda: self.store.put(pending, unmark)) is None:
+                        self._safely(lambda: self.store.release(pending.url, self.clock()))
         return chunk
 
     def log(self, exchange: ExchangeView) -> None:

@@ -217,12 +217,16 @@ class CacheStore:
                 self.evicted += 1
         return max(used, 0)
 
-    def put(self, entry: StoredResponse) -> bool:
-        """Store (or replace) the variant; False when it cannot fit at all."""
+    def put(self, entry: StoredResponse, unmark: bool = False) -> bool:
+        """Store (or replace) the variant; False when it cannot fit at all. `unmark`: remove the URI's
+        coalescing mark in the same transaction (the fetch that held it is done)."""
         with _failures("write"):
-            return self._put(entry)
+            stored = self._put(entry, unmark)
+        if unmark and not stored:
+            self.release(entry.url, self.clock())
+        return stored
 
-    def _put(self, entry: StoredResponse) -> bool:
+    def _put(self, entry: StoredResponse, unmark: bool) -> bool:
         key = object_key(entry.url, variant_key(entry.selecting))
         entry.stamp = self._stamp()
         try:
@@ -250,6 +254,8 @@ class CacheStore:
                     txn.put(stamp + key, b"", db=self._lru)
                     txn.put(key, stamp, db=self._meta)
                     txn.put(_USED, _STAMP.pack(used + need), db=self._meta)
+                    if unmark:
+                        txn.delete(_MARK + key[:PREFIX], db=self._meta)
                 return True
             except lmdb.MapFullError:
                 continue
