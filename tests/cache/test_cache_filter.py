@@ -629,3 +629,17 @@ def test_a_fetch_in_another_process_is_waited_for(store: CacheStore, clock: Cloc
                              lifetime=60.0))
     timers.run()
     assert [r.body for r in waiter.answers] == [b"from the other worker"]
+
+
+def test_counters_follow_what_happened(store: CacheStore, clock: Clock) -> None:
+    flt = CacheFilter(CacheSettings("t", purge=("127.0.0.1",)), store, clock)
+    h = Harness(flt, static(extra=[(b"ETag", b'"e"')]))
+    h.run()
+    h.run()
+    h.run(headers=[(b"If-None-Match", b'"e"')])
+    h.run(headers=[(b"If-Match", b'"e"')])
+    h.run(method=b"PURGE")
+    figures = flt.figures()
+    assert {k: figures[k] for k in ("hits", "misses", "bypass", "stored", "purged", "stale", "revalidated")} == {
+        "hits": 2, "misses": 1, "bypass": 1, "stored": 1, "purged": 1, "stale": 0, "revalidated": 0}
+    assert figures["store"] == {"evicted_here": 0, "bytes": 0, "entries": 0, "budget": store.budget}

@@ -28,6 +28,7 @@ from rsp.cache.freshen import head_contradicts, merge_headers, selects
 from rsp.cache.freshness import current_age, freshness_lifetime, initial_age
 from rsp.cache.invalidation import SAFE_METHODS, invalidated
 from rsp.cache.reuse import FRESH, VALIDATE, reuse
+from rsp.cache.stats import CacheStats
 from rsp.cache.storable import refusal
 from rsp.cache.store import BUSY, CLAIMED, CacheStore
 from rsp.cache.vary import matches, selecting, vary_names
@@ -117,6 +118,7 @@ class CacheFilter(Filter):
         self.purgers = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in settings.purge)
         self._failed = False
         self._call_later = call_later
+        self.stats = CacheStats()
 
     # ---- request side -------------------------------------------------------------------------------------
 
@@ -192,6 +194,7 @@ class CacheFilter(Filter):
                 use = reuse(entry.flags, entry.lifetime, age, state.request_cc)
                 if use != VALIDATE:
                     state.kind = _LOOKED_UP
+                    self.stats.coalesced += 1
                     exchange.answer(self._answer(entry, request.method, request.headers, age,
                                                  HIT if use == FRESH else STALE))
                     return
@@ -220,6 +223,7 @@ class CacheFilter(Filter):
         if client is None or not any(client in net for net in self.purgers):
             return LocalReply(405, [(b"Content-Type", b"text/plain")], b"PURGE is not allowed from here\n")
         removed = self._safely(lambda: self.store.delete(url)) or 0
+        self.stats.purged += removed
         status, text = (200, b"purged %d\n" % removed) if removed else (404, b"not in the cache\n")
         return LocalReply(status, [(b"Content-Type", b"text/plain")], text)
 
@@ -231,6 +235,10 @@ class CacheFilter(Filter):
 
     def _answer(self, entry: StoredResponse, method: bytes, request_headers: list[Header], age: float,
                 label: bytes) -> LocalReply:
+        if label == HIT:
+            self.stats.hits += 1
+        else:
+            self.stats.stale += 1
         if not_modified(method, request_headers, entry.headers, entry.response_time):
             headers, status, body = not_modified_headers(entry.headers), 304, b""
         else:
@@ -286,6 +294,10 @@ class CacheFilter(Filter):
             self._consider(exchange, state, now)
             if state.pending is None:  # not stored: the waiters go to the backend (side by side from now on)
                 self._unlock(state, PASS_TTL if response.status < 500 else 0.0)
+        if label == MISS:
+            self.stats.misses += 1
+        else:
+            self.stats.bypass += 1
         if self.header:
             header_set(response.headers, self.header, None)
             response.headers.append((self.spelt, label))
@@ -356,6 +368,10 @@ class CacheFilter(Filter):
         headers.append((b"Age", str(int(age)).encode()))
         if self.header:
             headers.append((self.spelt, label))
+        if label == REVALIDATED:
+            self.stats.revalidated += 1
+        else:
+            self.stats.stale += 1
         response.headers = headers
         response.changed = True
         state.kind = _FRESHENED
@@ -390,9 +406,21 @@ class CacheFilter(Filter):
                     pending.body = b"".join(state.chunks)
                     state.pending, state.chunks = None, []
                     unmark, state.locked = state.locked, False
-                    if self._safely(lambda: self.store.put(pending, unmark)) is None:
+                    done = self._safely(lambda: self.store.put(pending, unmark))
+                    self.stats.stored += 1 if done else 0
+                    if done is None:
                         self._safely(lambda: self.store.release(pending.url, self.clock()))
         return chunk
+
+    def figures(self) -> dict[str, object]:
+        """This process's counters (summed over workers they make the machine's) and the store's machine-wide
+        figures under "store" (the same in every worker: take one, never a sum)."""
+        store: dict[str, object] = {"evicted_here": self.store.evicted}
+        try:
+            store.update(bytes=self.store.used(), entries=self.store.count(), budget=self.store.budget)
+        except Exception as exc:  # a figure must not fail a scrape; say why instead
+            store["error"] = f"{type(exc).__name__}: {exc}"
+        return {"name": self.settings.name, **self.stats.as_dict(), "store": store}
 
     def log(self, exchange: ExchangeView) -> None:
         """The exchange is over: a fetch that never reached its end (the backend failed, the client left)
