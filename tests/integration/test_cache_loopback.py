@@ -5,8 +5,11 @@ the machine while both workers write."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -177,3 +180,17 @@ def test_concurrent_misses_make_one_backend_request_across_workers(run_rsp: Run,
         t.join(30)
     assert results == [(200, b"slow page\n")] * CONNECTIONS
     assert hits(backend, "/slow") == 1
+
+
+def test_rsp_cache_ban_applies_to_the_running_workers(run_rsp: Run, start_backend: Start, free_port: Port,
+                                                      tmp_path: Path) -> None:
+    backend = start_backend(HttpBackend, handler=cached_handler)
+    port = free_port()
+    rsp = run_rsp(config(port, backend.port, tmp_path / "pages.lmdb", str(tmp_path / "admin.sock")))
+    for target in ("/static/a", "/static/b", "/page"):
+        get(port, target)
+    done = subprocess.run([sys.executable, "-m", "rsp", "cache", "ban", rsp.config_path, "--prefix",
+                           "http://example.com/static/"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"pages": {"banned": 2}}
+    assert [get(port, t).header("X-Cache") for t in ("/static/a", "/static/b", "/page")] == ["MISS", "MISS", "HIT"]

@@ -35,7 +35,7 @@ from typing import Final
 
 import lmdb
 
-from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode
+from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode, url_of
 from rsp.cache.vary import variant_key
 from rsp.errors import CacheStoreError, StartupError
 from rsp.logs import get_logger
@@ -338,6 +338,27 @@ class CacheStore:
                 txn.put(key, _MARK_VALUE.pack(PASS, now + pass_for), db=self._meta)
             else:
                 txn.delete(key, db=self._meta)
+
+    def ban(self, matches: Callable[[bytes], bool]) -> int:
+        """Remove every entry whose URI `matches` (a prefix, a regex: `rsp cache ban`); how many. One write
+        transaction over the whole store: an operator's command, not a request path."""
+        removed = 0
+        with _failures("write"), self._env().begin(write=True) as txn:
+            used = self._get_used(txn)
+            doomed: list[tuple[bytes, bytes]] = []
+            for key, value in txn.cursor(self._objects):
+                try:
+                    banned = matches(url_of(value))
+                except CorruptEntry:
+                    banned = True
+                if banned:
+                    doomed.append((bytes(key), bytes(value)))
+            for key, value in doomed:
+                used -= self._remove(txn, key, value)
+                removed += 1
+            if removed:
+                txn.put(_USED, _STAMP.pack(max(used, 0)), db=self._meta)
+        return removed
 
     def delete(self, url: bytes) -> int:
         """Remove every variant of `url`; how many there were."""
