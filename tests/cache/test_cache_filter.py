@@ -643,3 +643,14 @@ def test_counters_follow_what_happened(store: CacheStore, clock: Clock) -> None:
     assert {k: figures[k] for k in ("hits", "misses", "bypass", "stored", "purged", "stale", "revalidated")} == {
         "hits": 2, "misses": 1, "bypass": 1, "stored": 1, "purged": 1, "stale": 0, "revalidated": 0}
     assert figures["store"] == {"evicted_here": 0, "bytes": 0, "entries": 0, "budget": store.budget}
+
+
+def test_a_conditional_or_range_miss_neither_holds_nor_waits(store: CacheStore, clock: Clock) -> None:
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    fetcher, _ = start(flt)
+    for name, value in ((b"If-None-Match", b'"x"'), (b"Range", b"bytes=0-1")):
+        ex = Exchange(Request(b"GET", b"http", b"example.com", b"/c", [(name, value)]))
+        assert flt.access(ex) is None  # goes to the backend at once, beside the fetch
+    finish(flt, fetcher, 200, [(b"Cache-Control", b"max-age=60")], b"x")
+    assert start(flt)[1] is not None

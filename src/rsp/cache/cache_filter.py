@@ -7,6 +7,11 @@
                    decide whether the response may be stored (§3) and start collecting its body; an unsafe
                    method's non-error response invalidates (§4.4)
     body_filter    collect up to max_object and store at the end; after a freshening 304, emit the stored body
+    log            give a coalesced URI back when its fetch failed
+
+Also: concurrent misses for one URI wait for one fetch (SUSPEND, polling the store: it may be another
+worker's fetch); a stale response stands in for a backend error within stale-if-error or the configured
+grace (RFC 5861 §4); PURGE from the configured addresses removes a URI.
 
 The per-exchange state lives in `exchange.ctx["cache"]`. Times come from `clock` (wall-clock seconds, the
 same in every process sharing the store). A store failure (CacheStoreError) never fails an exchange: it goes
@@ -55,6 +60,9 @@ LOCK_HOLD: Final = 5.0
 PASS_TTL: Final = 10.0
 POLL_FIRST: Final = 0.005
 POLL_MAX: Final = 0.05
+# Request fields whose answer is likely one no other request can use (a 304 to the client's own validator,
+# a 206 for its range): such a miss neither waits for nor holds its URI's fetch.
+UNSHARED_ANSWERS: Final = (b"if-none-match", b"if-modified-since", b"range")
 # The method that removes a URI from the cache (Varnish's, nginx's ngx_cache_purge, Squid's).
 PURGE: Final = b"PURGE"
 # A backend's (or rsp's own 502/503/504) answer a stale response may stand in for (RFC 5861 §4: "an error").
@@ -165,7 +173,9 @@ class CacheFilter(Filter):
 
     def _coalesce(self, exchange: ExchangeView, state: _State, now: float) -> Verdict:
         """A miss: fetch it (holding the URI's mark), or wait for the fetch under way."""
-        if exchange.request.method != b"GET" or state.request_cc.no_store:
+        request = exchange.request
+        if request.method != b"GET" or state.request_cc.no_store or any(
+                request.get(name) is not None for name in UNSHARED_ANSWERS):
             return None  # nothing another request could reuse: no reason to wait or to make others wait
         claim = self._safely(lambda: self.store.claim(state.url, now, LOCK_HOLD))
         if claim == CLAIMED:
