@@ -418,8 +418,13 @@ def test_a_304_naming_another_response_drops_the_stored_one(store: CacheStore, c
     h = make(store, clock, origin)
     h.run()
     clock.t += 10
-    response, _ = h.run()
-    assert response.status == 304 and xcache(response) == b"MISS"
+    response, body = h.run()  # an unconditional request cannot be answered 304
+    assert (response.status, xcache(response)) == (502, b"MISS") and body.startswith(b"502 Bad Gateway")
+    assert store.lookup(b"http://example.com/a") == []
+    h.run()
+    clock.t += 10
+    response, _ = h.run(headers=[(b"If-None-Match", b'"other"')])  # the client's own conditional: its 304
+    assert (response.status, xcache(response)) == (304, b"MISS")
     assert store.lookup(b"http://example.com/a") == []
 
 

@@ -294,6 +294,12 @@ class CacheFilter(Filter):
             if response.status == 304 and selects(entry.headers, response.headers):
                 self._freshen(exchange, state, entry, now)
                 return None
+            if response.status == 304 and not state.client:
+                # §4.3.4: a 304 naming another response than the one we validated: the stored one is out of
+                # date, and a 304 is no answer to the client's unconditional request (we cannot repeat it).
+                self._safely(lambda: self.store.delete(state.url))
+                self._bad_gateway(exchange, state)
+                return None
             if response.status == 304 or (request.method == b"HEAD" and response.status == 200
                                           and head_contradicts(entry.headers, len(entry.body), response.headers)):
                 self._safely(lambda: self.store.delete(state.url))  # §4.3.4 / §4.3.5: the stored one is out of date
@@ -313,6 +319,19 @@ class CacheFilter(Filter):
             response.headers.append((self.spelt, label))
             response.changed = True
         return None
+
+    def _bad_gateway(self, exchange: ExchangeView, state: _State) -> None:
+        response = exchange.response
+        assert response is not None
+        body = b"502 Bad Gateway: the backend answered 304 for another response than the stored one\n"
+        response.status, response.reason = 502, b""
+        response.headers = [(b"Content-Type", b"text/plain"), (b"Cache-Control", b"no-store")]
+        if self.header:
+            response.headers.append((self.spelt, MISS))
+        response.body_length = len(body)
+        response.changed = True
+        state.body = body if exchange.request.method != b"HEAD" else b""
+        state.kind = _FRESHENED  # body_filter emits state.body
 
     def _stored_headers(self, headers: list[Header], cc: CacheControl) -> list[Header]:
         drop = NOT_STORED | cc.no_cache_fields | cc.private_fields | {self.header}
