@@ -26,7 +26,14 @@ import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from rsp.cache.conditional import CLIENT_VALIDATORS, not_modified, not_modified_headers, origin_only, validators
+from rsp.cache.conditional import (
+    CLIENT_VALIDATORS,
+    ORIGIN_ONLY,
+    not_modified,
+    not_modified_headers,
+    origin_only,
+    validators,
+)
 from rsp.cache.directives import CacheControl, parse_cache_control, request_cache_control
 from rsp.cache.entry import MUST_REVALIDATE, NO_CACHE, StoredResponse, primary_key
 from rsp.cache.freshen import head_contradicts, merge_headers, selects
@@ -60,6 +67,9 @@ LOCK_HOLD: Final = 5.0
 PASS_TTL: Final = 10.0
 POLL_FIRST: Final = 0.005
 POLL_MAX: Final = 0.05
+# The request fields request_cache_control reads; without them a request has no directives (shared, read-only).
+REQUEST_DIRECTIVE_FIELDS: Final = frozenset({b"cache-control", b"pragma"})
+NO_DIRECTIVES: Final = CacheControl()
 # Request fields whose answer is likely one no other request can use (a 304 to the client's own validator,
 # a 206 for its range): such a miss neither waits for nor holds its URI's fetch.
 UNSHARED_ANSWERS: Final = (b"if-none-match", b"if-modified-since", b"range")
@@ -140,11 +150,13 @@ class CacheFilter(Filter):
             if request.method not in SAFE_METHODS:
                 exchange.ctx[CTX_KEY] = _State(_INVALIDATE, url, CacheControl(), now)
             return None
-        request_cc = request_cache_control(header_values(request.headers, b"cache-control"),
-                                           header_values(request.headers, b"pragma"))
+        present = {name.lower() for name, _ in request.headers}  # one pass, then set tests instead of scans
+        request_cc = (request_cache_control(header_values(request.headers, b"cache-control"),
+                                            header_values(request.headers, b"pragma"))
+                      if not present.isdisjoint(REQUEST_DIRECTIVE_FIELDS) else NO_DIRECTIVES)
         state = _State(_MISS, url, request_cc, now)
         exchange.ctx[CTX_KEY] = state
-        if origin_only(request.headers):
+        if not present.isdisjoint(ORIGIN_ONLY) and origin_only(request.headers):
             state.kind = _BYPASS
             return None
         entry = self._select(url, request.headers)
@@ -249,7 +261,8 @@ class CacheFilter(Filter):
             self.stats.hits += 1
         else:
             self.stats.stale += 1
-        if not_modified(method, request_headers, entry.headers, entry.response_time):
+        if any(name.lower() in CLIENT_VALIDATORS for name, _ in request_headers) and not_modified(
+                method, request_headers, entry.headers, entry.response_time):
             headers, status, body = not_modified_headers(entry.headers), 304, b""
         else:
             headers, status, body = list(entry.headers), entry.status, entry.body

@@ -159,8 +159,10 @@ class CacheStore:
 
     def lookup(self, url: bytes) -> list[StoredResponse]:
         """Every stored variant of `url` (its stamp filled in). Unreadable entries are skipped."""
-        with _failures("read"):
+        try:  # not _failures(): this runs on every request, and a context manager costs more than the read
             return self._lookup(url)
+        except lmdb.Error as exc:
+            raise CacheStoreError(f"cache store read: {exc}") from exc
 
     def _lookup(self, url: bytes) -> list[StoredResponse]:
         env = self._env()
@@ -290,13 +292,13 @@ class CacheStore:
 
     def touch(self, entry: StoredResponse) -> None:
         """A hit: move the entry to the young end of the LRU, at most once per LRU_INTERVAL."""
-        with _failures("write"):
-            self._touch(entry)
-
-    def _touch(self, entry: StoredResponse) -> None:
         now = self._stamp()
         if now - entry.stamp < LRU_INTERVAL * 1_000_000:
-            return
+            return  # the usual case: no write at all
+        with _failures("write"):
+            self._touch(entry, now)
+
+    def _touch(self, entry: StoredResponse, now: int) -> None:
         key = object_key(entry.url, variant_key(entry.selecting))
         with self._env().begin(write=True) as txn:
             raw = txn.get(key, db=self._meta)
