@@ -194,3 +194,21 @@ def test_rsp_cache_ban_applies_to_the_running_workers(run_rsp: Run, start_backen
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"pages": {"banned": 2}}
     assert [get(port, t).header("X-Cache") for t in ("/static/a", "/static/b", "/page")] == ["MISS", "MISS", "HIT"]
+
+
+def test_a_route_cache_applies_to_its_route_only(run_rsp: Run, start_backend: Start, free_port: Port,
+                                                 tmp_path: Path) -> None:
+    backend = start_backend(HttpBackend, handler=cached_handler)
+    port = free_port()
+    text = (f'listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http" }} }}\n'
+            f'backends = {{ "127.0.0.1:{backend.port}" }}\nhttp = {{ access_log = "off" }}\n'
+            f'caches = {{ assets = {{ size = "4m", path = "{tmp_path / "assets.lmdb"}" }} }}\n'
+            'routes = { { path = "/static/", pool = "default", cache = "assets" }, { path = "/", pool = "default" } }\n'
+            "workers = 1\n")
+    run_rsp(text)
+    assert [get(port, "/static/app.js").header("X-Cache") for _ in range(3)] == ["MISS", "HIT", "HIT"]
+    assert [get(port, "/page").header("X-Cache") for _ in range(2)] == [None, None]
+    assert hits(backend, "/static/app.js") == 1 and hits(backend, "/page") == 2
+    head = get(port, "/static/app.js", method="HEAD")
+    assert (head.status, head.body, head.header("X-Cache"), head.header("Content-Length")) == (
+        200, b"", "HIT", str(len(b"page /static/app.js\n")))
