@@ -87,3 +87,13 @@ def test_purge_addresses() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(BASE + 'caches = { pages = { purge = { "127.0.0.1", "nowhere" } } }\n', "r.lua")
     assert (info.value.key, info.value.line) == ("caches.pages.purge[2]", 3)
+
+
+def test_the_example_config_loads() -> None:
+    from pathlib import Path
+
+    from rsp.config.lua_loader import load_config
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "cache.lua"
+    config = load_config(str(example))
+    assert config.listeners[0].cache == "pages" and config.caches["pages"].grace == 30.0
