@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from rsp import __version__
 from rsp.admin.socket_server import remove_stale_socket
+from rsp.cache.hook import cache_hook
 from rsp.commands import SUBCOMMANDS
 from rsp.commands.admin import send as send_admin
 from rsp.commands.config_arg import CONFIG_ENV, add_config_option, chosen_config
@@ -110,7 +111,8 @@ def run(config: Config) -> None:
         except StartupError as exc:
             raise admin_socket_error(config, exc) from None
     try:
-        server: Server | Master = Server(config, loop) if config.process.workers == 1 else Master(config, loop)
+        server: Server | Master = (Server(config, loop, filters_for=cache_hook(config))
+                                   if config.process.workers == 1 else Master(config, loop))
         if pid_file:  # before the Started lines: whoever sees them finds the pid file (removed if start fails)
             if (other := running_master(pid_file)) is not None:
                 raise StartupError(f"pid_file {pid_file}: rsp is already running as pid {other}")

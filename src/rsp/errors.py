@@ -84,3 +84,8 @@ class MetricsError(RspError):
 
 class ControlError(RspError):
     """A message on the master<->worker control channel is not one rsp writes (rsp.master.control)."""
+
+
+class CacheStoreError(RspError):
+    """The response cache's store failed (an LMDB error other than a full map, rsp.cache.store): the cache
+    then passes the exchange through as if it were not there."""

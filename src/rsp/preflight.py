@@ -108,6 +108,24 @@ def check_resolvable_and_files(config: Config) -> None:
     if config.process.pid_file:
         _probe_pid_file(config)
     _load_tls(config)
+    _check_cache_paths(config)
+
+
+def _check_cache_paths(config: Config) -> None:
+    """A cache's `path` must be a file rsp can create or write, in a directory that exists (start opens the
+    LMDB file there, and its lock file beside it). Nothing is created: a running rsp may be using the file."""
+    for cache in config.caches.values():
+        if not cache.path:
+            continue  # memory-backed: /dev/shm or the temporary directory
+        key = f"{cache.key or 'caches.' + cache.name}.path"
+        folder = os.path.dirname(cache.path) or "."
+        if not os.path.isdir(folder):
+            _fail(config, key, f"{cache.path}: the directory {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            _fail(config, key, f"{cache.path}: the directory {folder} is not writable (the store and its lock "
+                               "file go there)")
+        if os.path.exists(cache.path) and (not os.path.isfile(cache.path) or not os.access(cache.path, os.W_OK)):
+            _fail(config, key, f"{cache.path}: exists and is not a writable file")
 
 
 def _probe_pid_file(config: Config) -> None:

@@ -17,6 +17,8 @@ SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "pam": ("pam", "install or remove pam_unshare (a private PID namespace per login) in /etc/pam.d"),
     "routes": ("routes", "read and write the route table in Redis (route_store): rsp routes -c CONFIG list"),
     "apps": ("apps", "the sandboxed apps of a running rsp: rsp apps -c CONFIG list|logs NAME|exec NAME -- CMD"),
+    "cache": ("cache",
+              "purge or ban URLs in the response cache, or show its size (rsp cache -c CONFIG purge|ban|stats)"),
     "reload": ("reload", "reload a running rsp's config (through its admin socket), like SIGHUP to the master"),
     "worker": ("worker", "internal: a worker process, started by rsp's master (workers = N)"),
 }

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rsp.config import model
+from rsp.config.cache_section import check_cache_uses, parse_caches
 from rsp.config.checks import (
     Ctx,
     as_bool,
@@ -43,7 +44,7 @@ LEGACY_KEYS = ("listenPort", "backendAddress", "backendPort", "listenAddress")
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0"
 TOP_LEVEL_KEYS = frozenset(
     {*LEGACY_KEYS, "listen", "backends", "pools", "timeouts", "buffer", "admin_socket", "log_level", "routes",
-     "http", "route_store", "stats", *SANDBOX_KEYS, *PROCESS_KEYS}
+     "http", "route_store", "stats", "caches", *SANDBOX_KEYS, *PROCESS_KEYS}
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -144,6 +145,8 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
     for i, route in enumerate(routes, start=1):
         if route.pool not in pools:
             ctx.fail(f"routes[{i}].pool", f"routes[{i}] names pool '{route.pool}', which is not defined")
+    caches = parse_caches(g.get("caches"), ctx)
+    check_cache_uses(caches, listeners, routes, ctx)
     return model.Config(
         routes=routes,
         route_store=parse_route_store(g.get("route_store"), pools, listeners, ctx),
@@ -161,6 +164,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
         process=process_settings(g, ctx),
         lines=dict(ctx.lines),
         tls=tls_settings(g, ctx, tuple(listeners), pools),
+        caches=caches,
     )
 
 
@@ -179,7 +183,7 @@ def _timeouts(value: Any, ctx: Ctx) -> model.Timeouts:
 
 
 def _route(item: Any, key: str, ctx: Ctx) -> model.Route:
-    f = fields(item, key, ctx, {"host", "path", "methods", "pool"})
+    f = fields(item, key, ctx, {"host", "path", "methods", "pool", "cache"})
     if "pool" not in f:
         ctx.fail(f"{key}.pool", f"{key}.pool is missing")
     host = as_string(f.get("host", ""), f"{key}.host", ctx).lower()
@@ -190,7 +194,8 @@ def _route(item: Any, key: str, ctx: Ctx) -> model.Route:
         ctx.fail(f"{key}.path", f"{key}.path must start with '/'")
     methods = frozenset(as_string(m, f"{key}.methods", ctx).upper()
                         for m in as_list(f.get("methods", {}), f"{key}.methods", ctx))
-    return model.Route(pool=as_string(f["pool"], f"{key}.pool", ctx), host=host, path_prefix=path, methods=methods)
+    return model.Route(pool=as_string(f["pool"], f"{key}.pool", ctx), host=host, path_prefix=path, methods=methods,
+                       cache=as_string(f.get("cache", ""), f"{key}.cache", ctx))
 
 
 def _http(value: Any, key: str, ctx: Ctx) -> model.HttpSettings:
@@ -226,7 +231,7 @@ def _http(value: Any, key: str, ctx: Ctx) -> model.HttpSettings:
 
 
 def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
-    f = fields(item, key, ctx, {"address", "port", "pool", "mode", *LISTENER_TLS_KEYS})
+    f = fields(item, key, ctx, {"address", "port", "pool", "mode", "cache", *LISTENER_TLS_KEYS})
     if "port" not in f:
         ctx.fail(f"{key}.port", f"{key}.port is missing")
     port = as_port(as_str_or_num(f["port"], f"{key}.port", ctx), f"{key}.port", ctx)
@@ -234,7 +239,8 @@ def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
     host = as_host(address, f"{key}.address", ctx)
     mode = as_choice(f.get("mode", "tcp"), model.MODES, f"{key}.mode", ctx)
     pool = as_string(f.get("pool", DEFAULT_POOL), f"{key}.pool", ctx)
-    return model.Listener(host, port, pool, mode, key=key)
+    cache = as_string(f.get("cache", ""), f"{key}.cache", ctx)
+    return model.Listener(host, port, pool, mode, cache=cache, key=key)
 
 
 def _pool(name: str, spec: Any, key: str, ctx: Ctx, timeouts: model.Timeouts) -> model.Pool:

@@ -95,6 +95,7 @@ class Listener:
     port: int
     pool: str
     mode: str = "tcp"  # one of MODES
+    cache: str = ""  # the name of a `caches` entry that stores this HTTP listener's responses ("" none)
     # The config key it was read from (`listen[1]`), for errors found after loading.
     key: str = field(default="", compare=False)
 
@@ -134,6 +135,7 @@ class Route:
     host: str = ""  # "" any; "example.com" exact; "*.example.com" any subdomain (not the apex)
     path_prefix: str = ""  # "" any
     methods: frozenset[str] = frozenset()  # empty: any
+    cache: str = ""  # the `caches` entry for this route's responses ("" : the listener's, if any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +347,32 @@ class TlsSettings:
     pools: dict[str, PoolTls] = field(default_factory=dict)
 
 
+# ---- Response cache (issue 21, rsp.cache; parsed in config/cache_section.py; docs/cache.md) ---------------
+# The issue's example size; Varnish's default malloc storage is 100 MiB, nginx's keys_zone needs a max_size.
+DEFAULT_CACHE_SIZE = 256 * 1024 * 1024
+# An object above this is passed through, not stored (nginx has no default bound, Varnish stores anything
+# that fits; 8 MiB keeps one object from evicting a large share of a small cache).
+DEFAULT_CACHE_MAX_OBJECT = 8 * 1024 * 1024
+# Varnish and most CDNs say X-Cache: HIT / MISS; nginx users write $upstream_cache_status into one.
+DEFAULT_CACHE_HEADER = "X-Cache"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """`caches = { NAME = { size = "256m", path = nil, max_object = "8m", heuristic = false, ... } }`."""
+
+    name: str
+    size: int = DEFAULT_CACHE_SIZE  # bytes: the store's file never grows past it
+    path: str = ""  # the LMDB file; "": a memory-backed file (/dev/shm) named after the config and the cache
+    max_object: int = DEFAULT_CACHE_MAX_OBJECT
+    heuristic: bool = False  # heuristic freshness (RFC 9111 §4.2.2) for responses without an explicit one
+    cookies: bool = False  # store responses that carry Set-Cookie (the Set-Cookie lines themselves never)
+    header: str = DEFAULT_CACHE_HEADER  # the response header naming HIT/MISS/...; "" adds none
+    grace: float = 0.0  # seconds past freshness a stored response may stand in for a backend error
+    purge: tuple[str, ...] = ()  # addresses/CIDRs whose PURGE requests remove a URI ("": PURGE is forwarded)
+    key: str = field(default="", compare=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: str
@@ -362,6 +390,7 @@ class Config:
     sandbox: Sandbox = field(default_factory=Sandbox)
     process: ProcessSettings = field(default_factory=ProcessSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    caches: dict[str, CacheSettings] = field(default_factory=dict)
     # {key path: Lua line} of the file's entries (rsp.config.key_lines), for errors found after loading.
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 

@@ -11,6 +11,7 @@ import signal
 import socket
 from typing import Any, Final
 
+from rsp.cache.hook import cache_hook
 from rsp.logs import get_logger, reopen_logs, setup_logging
 from rsp.master import control
 from rsp.master.backend_state import apply_pools_state
@@ -102,7 +103,7 @@ def run_worker() -> int:
     loop.add_signal_handler(signal.SIGUSR1, reopen_logs)
     try:
         sockets = [socket.socket(fileno=fd) for fd in fds.listen]
-        server = Server(config, loop, listen_sockets=sockets, worker=True)
+        server = Server(config, loop, listen_sockets=sockets, worker=True, filters_for=cache_hook(config))
         loop.run_until_complete(server.start())
         worker_control = WorkerControl(server, socket.socket(fileno=fds.control), fds.name)
         worker_control.channel.send({"t": control.READY})

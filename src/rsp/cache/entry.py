@@ -1,0 +1,127 @@
+"""A stored response and its byte format in the store.
+
+Keys (RFC 9111 §2): the primary key is the target URI (scheme, authority, origin-form target) and is the same
+for every method (a HEAD is answered from a stored GET); the secondary key is the Vary selecting values
+(rsp.cache.vary). The value is one self-describing byte string: a fixed header then length-prefixed fields,
+so a worker reads an entry another worker wrote without any shared Python state.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from rsp.cache.vary import Selecting
+from rsp.pipeline.messages import Header
+
+MAGIC: Final = b"RSC1"
+# flags
+MUST_REVALIDATE: Final = 1  # must-revalidate, proxy-revalidate or s-maxage (§4.2.4, §5.2.2.2, §5.2.2.8)
+NO_CACHE: Final = 2  # unqualified no-cache: every reuse is validated first (§5.2.2.4)
+
+# magic, status, flags, request_time, response_time, initial_age, lifetime, stamp, then the lengths of the
+# five variable parts: url, reason, headers, selecting, body.
+_FIXED: Final = struct.Struct("<4sHIddddQIIIII")
+# Field lines joined with LF, name and value split by NUL: neither byte can occur in a field (RFC 9110 §5.5,
+# and rsp's parser refuses both), so one C-level split decodes them. A selecting value is \x01value, or
+# \x00 for an absent field.
+_LINE: Final = b"\n"
+_SPLIT: Final = b"\x00"
+
+
+class CorruptEntry(ValueError):
+    """Bytes in the store that are not an entry this code wrote (another version, a torn write)."""
+
+
+def primary_key(scheme: bytes, authority: bytes, target: bytes) -> bytes:
+    """scheme://authority/target with scheme and host lower-cased (RFC 9110 §4.2.3 normalisation)."""
+    return scheme.lower() + b"://" + authority.lower() + target
+
+
+class StoredResponse:
+    """One stored response (a variant of one URI). Times are POSIX seconds (see rsp.cache.freshness)."""
+
+    __slots__ = ("body", "flags", "headers", "initial_age", "lifetime", "reason", "request_time", "response_time",
+                 "selecting", "stamp", "status", "url")
+
+    def __init__(self, url: bytes, status: int, headers: list[Header], body: bytes, *, reason: bytes = b"",
+                 selecting: Selecting = (), request_time: float = 0.0, response_time: float = 0.0,
+                 initial_age: float = 0.0, lifetime: float = 0.0, flags: int = 0, stamp: int = 0) -> None:
+        self.url = url
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.selecting = selecting
+        self.request_time = request_time
+        self.response_time = response_time
+        self.initial_age = initial_age
+        self.lifetime = lifetime
+        self.flags = flags
+        self.stamp = stamp  # the LRU position, set by the store
+
+    def __repr__(self) -> str:
+        return f"StoredResponse({self.url!r}, {self.status}, {len(self.body)} bytes, life {self.lifetime})"
+
+
+def encode(entry: StoredResponse) -> bytes:
+    """The entry's bytes; ValueError when a field holds LF or NUL (no parsed message does; such a response is
+    simply not stored)."""
+    fields = b"".join([*(name + value for name, value in entry.headers),
+                       *(name + (maybe or b"") for name, maybe in entry.selecting)])
+    if b"\n" in fields or b"\x00" in fields:
+        raise ValueError("a field holds LF or NUL")
+    headers = _LINE.join(name + _SPLIT + value for name, value in entry.headers)
+    selecting = _LINE.join(name + _SPLIT + (b"\x00" if maybe is None else b"\x01" + maybe)
+                           for name, maybe in entry.selecting)
+    head = _FIXED.pack(MAGIC, entry.status, entry.flags, entry.request_time, entry.response_time,
+                       entry.initial_age, entry.lifetime, entry.stamp, len(entry.url), len(entry.reason),
+                       len(headers), len(selecting), len(entry.body))
+    return b"".join((head, entry.url, entry.reason, headers, selecting, entry.body))
+
+
+def _pairs(blob: bytes) -> list[tuple[bytes, bytes]]:
+    if not blob:
+        return []
+    out = []
+    for line in blob.split(_LINE):
+        name, sep, value = line.partition(_SPLIT)
+        if not sep:
+            raise CorruptEntry("a field line without its separator")
+        out.append((name, value))
+    return out
+
+
+def decode(data: bytes | memoryview) -> StoredResponse:
+    """An entry from its bytes, or from LMDB's buffer (then every part is copied out once, the body included,
+    while the read transaction is still open)."""
+    if len(data) < _FIXED.size or bytes(data[:4]) != MAGIC:
+        raise CorruptEntry("not an rsp cache entry")
+    (_, status, flags, request_time, response_time, initial_age, lifetime, stamp, n_url, n_reason, n_headers,
+     n_selecting, n_body) = _FIXED.unpack_from(data)
+    a = _FIXED.size
+    b = a + n_url
+    c = b + n_reason
+    d = c + n_headers
+    e = d + n_selecting
+    if e + n_body != len(data):
+        raise CorruptEntry("lengths do not add up")
+    selecting: list[tuple[bytes, bytes | None]] = []
+    for name, value in _pairs(bytes(data[d:e])):
+        if value[:1] == b"\x00":
+            selecting.append((name, None))
+        elif value[:1] == b"\x01":
+            selecting.append((name, value[1:]))
+        else:
+            raise CorruptEntry("a selecting value without its marker")
+    return StoredResponse(bytes(data[a:b]), status, _pairs(bytes(data[c:d])), bytes(data[e:]), reason=bytes(data[b:c]),
+                          selecting=tuple(selecting), request_time=request_time, response_time=response_time,
+                          initial_age=initial_age, lifetime=lifetime, flags=flags, stamp=stamp)
+
+
+def url_of(data: bytes | memoryview) -> bytes:
+    """Only the URI of an encoded entry (a ban scans every entry: no need to decode the rest)."""
+    if len(data) < _FIXED.size or bytes(data[:4]) != MAGIC:
+        raise CorruptEntry("not an rsp cache entry")
+    n_url = _FIXED.unpack_from(data)[8]
+    return bytes(data[_FIXED.size:_FIXED.size + n_url])

@@ -1,0 +1,395 @@
+"""The cache's store: one LMDB environment per configured cache, shared by every process on the machine.
+
+Why LMDB: every worker maps the same file, readers never block (MVCC), one writer at a time across processes
+(its lock file), and a crash of one worker leaves the data intact; so a response stored by one worker is a
+hit in every other, the size bound is the file's, and entries survive a worker restart and a reload.
+
+Layout, in three named databases of the one environment:
+- `objects`: objkey -> encoded StoredResponse (rsp.cache.entry). objkey = 16 bytes of SHA-256(primary key) +
+  8 bytes of SHA-256(secondary key), so every variant of a URI shares a 16-byte prefix (one range scan finds
+  them) and keys stay under LMDB's 511-byte limit however long the URI; the entry holds its full URI, and a
+  prefix collision is checked against it.
+- `lru`: stamp (8 bytes, big-endian microseconds) + objkey -> b"": oldest first, the eviction order.
+- `meta`: b"used" -> the bytes charged for everything stored; objkey -> its stamp (to find its `lru` row).
+
+Size: `map_size` is the configured size, so the file can never grow past it; stored entries are charged
+their page-rounded size and kept under DATA_FRACTION of it (B-tree pages, copy-on-write and the freelist need
+the rest); if LMDB still reports the map full, a batch of the oldest entries is evicted and the put tried once
+more. Eviction is approximate LRU: a hit moves an entry to the young end only when its stamp is older than
+LRU_INTERVAL (Varnish's `lru_interval` does the same, default 2 s), so most hits never take the write lock.
+
+Fork: an LMDB environment must not be used across fork(); each process opens its own on first use
+(`_env()` compares the pid), so a parent may build the filter and the processes it forks use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Final
+
+import lmdb
+
+from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode, url_of
+from rsp.cache.vary import variant_key
+from rsp.errors import CacheStoreError, StartupError
+from rsp.logs import get_logger
+
+# Share of the map the entries' charged bytes may use (see the module docstring).
+DATA_FRACTION: Final = 0.6
+# LMDB's page: a value bigger than about half a page goes to its own run of overflow pages.
+PAGE: Final = 4096
+INLINE_LIMIT: Final = PAGE // 2 - 64
+# Per-entry bookkeeping: the node headers, the lru row and the stamp row.
+ENTRY_OVERHEAD: Final = 160
+LRU_INTERVAL: Final = 2.0
+# When LMDB says the map is full despite the accounting: free this share of the budget, then retry once.
+FULL_EVICT_SHARE: Final = 0.125
+PREFIX: Final = 16
+# Variants kept per URI: a `Vary: User-Agent` would otherwise make one URI thousands of entries, each read on
+# every lookup of it. The oldest variant makes room (Varnish has no bound and warns about this Vary).
+MAX_VARIANTS: Final = 16
+MAX_DBS: Final = 3
+_USED: Final = b"used"
+# Coalescing markers in `meta`, per URI: "L:" + 16 bytes of its hash -> kind (1 byte) + until (8-byte float).
+_MARK: Final = b"L:"
+_MARK_VALUE: Final = struct.Struct("<Bd")
+NO_MARK: Final = 0
+BUSY: Final = 1  # a fetch of this URI is under way (somewhere on the machine) until `until`
+PASS: Final = 2  # its last response could not be stored: don't wait for fetches of it until `until`
+CLAIMED: Final = 3  # claim(): this caller now holds the fetch
+_log = get_logger()
+_STAMP: Final = struct.Struct(">Q")
+
+
+def _charge(key: bytes, value: bytes | memoryview) -> int:
+    n = len(key) + len(value)
+    if n <= INLINE_LIMIT:
+        return n + ENTRY_OVERHEAD
+    return -(-(n + 16) // PAGE) * PAGE + ENTRY_OVERHEAD
+
+
+@contextmanager
+def _failures(what: str) -> Iterator[None]:
+    """LMDB errors at run time (a full disk under `path`, a damaged file) as one typed error the filter
+    catches: the exchange then goes on without the cache."""
+    try:
+        yield
+    except lmdb.Error as exc:
+        raise CacheStoreError(f"cache store {what}: {exc}") from exc
+
+
+def object_key(url: bytes, secondary: bytes) -> bytes:
+    return hashlib.sha256(url).digest()[:PREFIX] + hashlib.sha256(secondary).digest()[:8]
+
+
+class CacheStore:
+    """One cache's LMDB environment. `size`: the map size and so the file's bound (bytes). `clock`: wall
+    clock seconds (injected in tests)."""
+
+    def __init__(self, path: str, size: int, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.size = size
+        self.budget = int(size * DATA_FRACTION)
+        self.clock = clock
+        self._pid = -1
+        self._handle: lmdb.Environment | None = None
+        self._objects: lmdb._Database | None = None
+        self._lru: lmdb._Database | None = None
+        self._meta: lmdb._Database | None = None
+        self.evicted = 0  # entries this process evicted (for metrics)
+
+    # ---- environment ------------------------------------------------------------------------------------
+
+    def _env(self) -> lmdb.Environment:
+        if self._handle is not None and self._pid == os.getpid():
+            return self._handle
+        if self._handle is not None:
+            # Inherited across fork: LMDB forbids using it here. py-lmdb's close() in the child releases the
+            # handle without touching the parent's reader slots or locks (tests/cache/test_store.py checks
+            # that the parent's open read transaction survives), and lets this process open its own.
+            self._handle.close()
+            self._handle = None
+        # writemap: commits write into the map instead of through pwrite (half the cost of a small write
+        # transaction, measured); its risk, a stray write into the map, is a C bug's, not Python's. Not synced:
+        # it is a cache (a machine crash may tear a disk-backed file; open() then starts afresh).
+        env = lmdb.open(self.path, subdir=False, map_size=self.size, max_dbs=MAX_DBS, sync=False,
+                        metasync=False, readahead=False, meminit=False, writemap=True, mode=0o600)
+        self._objects = env.open_db(b"objects")
+        self._lru = env.open_db(b"lru")
+        self._meta = env.open_db(b"meta")
+        env.reader_check()  # free the reader slots of dead processes (a killed worker)
+        self._handle, self._pid = env, os.getpid()
+        return env
+
+    def open(self) -> None:
+        """Open the environment now (at a process's start), so that a bad `path` stops the start with the
+        reason instead of failing the first request."""
+        try:
+            self._env()
+        except (lmdb.CorruptedError, lmdb.InvalidError, lmdb.VersionMismatchError) as exc:
+            # A damaged or foreign file (a machine crash with a disk `path`: writes are not synced, it is a
+            # cache): start afresh rather than refuse to start.
+            _log.warning("cache store %s is unusable (%s): starting with an empty store", self.path, exc)
+            self._handle = None
+            for name in (self.path, self.path + "-lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
+            self._open_or_fail()
+        except lmdb.Error as exc:
+            raise StartupError(f"cannot open the cache store {self.path}: {exc}") from exc
+
+    def _open_or_fail(self) -> None:
+        try:
+            self._env()
+        except lmdb.Error as exc:
+            raise StartupError(f"cannot open the cache store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._handle is not None and self._pid == os.getpid():
+            self._handle.close()
+        self._handle = None
+
+    # ---- reads --------------------------------------------------------------------------------------------
+
+    def lookup(self, url: bytes) -> list[StoredResponse]:
+        """Every stored variant of `url` (its stamp filled in). Unreadable entries are skipped."""
+        try:  # not _failures(): this runs on every request, and a context manager costs more than the read
+            return self._lookup(url)
+        except lmdb.Error as exc:
+            raise CacheStoreError(f"cache store read: {exc}") from exc
+
+    def _lookup(self, url: bytes) -> list[StoredResponse]:
+        env = self._env()
+        prefix = hashlib.sha256(url).digest()[:PREFIX]
+        out: list[StoredResponse] = []
+        with env.begin(buffers=True) as txn:  # values as views of the map: decode copies each part once
+            cursor = txn.cursor(self._objects)
+            if not cursor.set_range(prefix):
+                return out
+            for key, value in cursor:
+                if bytes(key[:PREFIX]) != prefix:
+                    break
+                try:
+                    entry = decode(value)
+                except CorruptEntry:
+                    continue
+                if entry.url != url:
+                    continue
+                raw = txn.get(bytes(key), db=self._meta)
+                entry.stamp = _STAMP.unpack(raw)[0] if raw is not None else 0
+                out.append(entry)
+        return out
+
+    def used(self) -> int:
+        with self._env().begin() as txn:
+            raw = txn.get(_USED, db=self._meta)
+        return _STAMP.unpack(raw)[0] if raw is not None else 0
+
+    def count(self) -> int:
+        with self._env().begin() as txn:
+            return int(txn.stat(self._objects)["entries"])
+
+    # ---- writes -------------------------------------------------------------------------------------------
+
+    def _stamp(self) -> int:
+        return int(self.clock() * 1_000_000)
+
+    def _remove(self, txn: lmdb.Transaction, key: bytes, value: bytes | memoryview) -> int:
+        raw = txn.get(key, db=self._meta)
+        if raw is not None:
+            txn.delete(bytes(raw) + key, db=self._lru)
+            txn.delete(key, db=self._meta)
+        txn.delete(key, db=self._objects)
+        return _charge(key, value)
+
+    def _evict(self, txn: lmdb.Transaction, used: int, target: int) -> int:
+        cursor = txn.cursor(self._lru)
+        while used > target and cursor.first():
+            lru_key = cursor.key()
+            key = bytes(lru_key[_STAMP.size:])
+            value = txn.get(key, db=self._objects)
+            cursor.delete()
+            txn.delete(key, db=self._meta)
+            if value is not None:
+                txn.delete(key, db=self._objects)
+                used -= _charge(key, value)
+                self.evicted += 1
+        return max(used, 0)
+
+    def put(self, entry: StoredResponse, unmark: bool = False) -> bool:
+        """Store (or replace) the variant; False when it cannot fit at all. `unmark`: remove the URI's
+        coalescing mark in the same transaction (the fetch that held it is done)."""
+        with _failures("write"):
+            stored = self._put(entry, unmark)
+        if unmark and not stored:
+            self.release(entry.url, self.clock())
+        return stored
+
+    def _put(self, entry: StoredResponse, unmark: bool) -> bool:
+        key = object_key(entry.url, variant_key(entry.selecting))
+        entry.stamp = self._stamp()
+        try:
+            value = encode(entry)
+        except ValueError:
+            return False  # a field no parsed message has (LF or NUL): not storable
+        need = _charge(key, value)
+        if need > self.budget:
+            return False
+        env = self._env()
+        for attempt in range(2):
+            try:
+                with env.begin(write=True) as txn:
+                    used = self._get_used(txn)
+                    old = txn.get(key, db=self._objects)
+                    if old is not None:
+                        used -= self._remove(txn, key, old)
+                    elif entry.selecting:
+                        used = self._trim_variants(txn, key[:PREFIX], used)
+                    if attempt:
+                        used = self._evict(txn, used, int(self.budget * (1 - FULL_EVICT_SHARE)) - need)
+                    used = self._evict(txn, used, self.budget - need)
+                    stamp = _STAMP.pack(entry.stamp)
+                    txn.put(key, value, db=self._objects)
+                    txn.put(stamp + key, b"", db=self._lru)
+                    txn.put(key, stamp, db=self._meta)
+                    txn.put(_USED, _STAMP.pack(used + need), db=self._meta)
+                    if unmark:
+                        txn.delete(_MARK + key[:PREFIX], db=self._meta)
+                return True
+            except lmdb.MapFullError:
+                continue
+        return False
+
+    def _trim_variants(self, txn: lmdb.Transaction, prefix: bytes, used: int) -> int:
+        """Before a new variant of a URI is added: remove its oldest variants beyond MAX_VARIANTS - 1."""
+        cursor = txn.cursor(self._objects)
+        variants: list[tuple[bytes, bytes, int]] = []  # (stamp, key, charge)
+        if cursor.set_range(prefix):
+            for key, value in cursor:
+                if bytes(key[:PREFIX]) != prefix:
+                    break
+                raw = txn.get(key, db=self._meta)
+                key_bytes = bytes(key)
+                variants.append((bytes(raw) if raw is not None else b"", key_bytes, _charge(key_bytes, value)))
+        variants.sort()
+        for _, doomed, charge in variants[:max(0, len(variants) - MAX_VARIANTS + 1)]:
+            stored = txn.get(doomed, db=self._objects)
+            if stored is not None:
+                self._remove(txn, doomed, stored)
+                used -= charge
+                self.evicted += 1
+        return max(used, 0)
+
+    def _get_used(self, txn: lmdb.Transaction) -> int:
+        raw = txn.get(_USED, db=self._meta)
+        return _STAMP.unpack(raw)[0] if raw is not None else 0
+
+    def touch(self, entry: StoredResponse) -> None:
+        """A hit: move the entry to the young end of the LRU, at most once per LRU_INTERVAL."""
+        now = self._stamp()
+        if now - entry.stamp < LRU_INTERVAL * 1_000_000:
+            return  # the usual case: no write at all
+        with _failures("write"):
+            self._touch(entry, now)
+
+    def _touch(self, entry: StoredResponse, now: int) -> None:
+        key = object_key(entry.url, variant_key(entry.selecting))
+        with self._env().begin(write=True) as txn:
+            raw = txn.get(key, db=self._meta)
+            if raw is None:  # evicted or replaced meanwhile
+                return
+            txn.delete(bytes(raw) + key, db=self._lru)
+            stamp = _STAMP.pack(now)
+            txn.put(stamp + key, b"", db=self._lru)
+            txn.put(key, stamp, db=self._meta)
+        entry.stamp = now
+
+    # ---- coalescing markers (rsp.cache.cache_filter: one fetch per URI per machine) -------------------------
+
+    def claim(self, url: bytes, now: float, hold: float) -> int:
+        """CLAIMED (the caller fetches; the mark holds for `hold` seconds at most, so a fetcher that dies
+        never blocks the URI for longer), or BUSY / PASS when another caller's mark is in force."""
+        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        with _failures("write"), self._env().begin(write=True) as txn:
+            raw = txn.get(key, db=self._meta)
+            if raw is not None:
+                kind, until = _MARK_VALUE.unpack(raw)
+                if until > now:
+                    return int(kind)
+            txn.put(key, _MARK_VALUE.pack(BUSY, now + hold), db=self._meta)
+        return CLAIMED
+
+    def mark(self, url: bytes, now: float) -> int:
+        """NO_MARK, BUSY or PASS for `url` now (a read: waiters poll this)."""
+        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        with _failures("read"), self._env().begin() as txn:
+            raw = txn.get(key, db=self._meta)
+        if raw is None:
+            return NO_MARK
+        kind, until = _MARK_VALUE.unpack(raw)
+        return int(kind) if until > now else NO_MARK
+
+    def release(self, url: bytes, now: float, pass_for: float = 0.0) -> None:
+        """The fetch is over: remove the mark, or turn it into PASS for `pass_for` seconds."""
+        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        with _failures("write"), self._env().begin(write=True) as txn:
+            if pass_for > 0:
+                txn.put(key, _MARK_VALUE.pack(PASS, now + pass_for), db=self._meta)
+            else:
+                txn.delete(key, db=self._meta)
+
+    def ban(self, matches: Callable[[bytes], bool]) -> int:
+        """Remove every entry whose URI `matches` (a prefix, a regex: `rsp cache ban`); how many. One write
+        transaction over the whole store: an operator's command, not a request path."""
+        removed = 0
+        with _failures("write"), self._env().begin(write=True) as txn:
+            used = self._get_used(txn)
+            doomed: list[tuple[bytes, bytes]] = []
+            for key, value in txn.cursor(self._objects):
+                try:
+                    banned = matches(url_of(value))
+                except CorruptEntry:
+                    banned = True
+                if banned:
+                    doomed.append((bytes(key), bytes(value)))
+            for key, value in doomed:
+                used -= self._remove(txn, key, value)
+                removed += 1
+            if removed:
+                txn.put(_USED, _STAMP.pack(max(used, 0)), db=self._meta)
+        return removed
+
+    def delete(self, url: bytes) -> int:
+        """Remove every variant of `url`; how many there were."""
+        with _failures("write"):
+            return self._delete(url)
+
+    def _delete(self, url: bytes) -> int:
+        prefix = hashlib.sha256(url).digest()[:PREFIX]
+        removed = 0
+        with self._env().begin(write=True) as txn:
+            used = self._get_used(txn)
+            cursor = txn.cursor(self._objects)
+            doomed: list[tuple[bytes, bytes]] = []
+            if cursor.set_range(prefix):
+                for key, value in cursor:
+                    if not key.startswith(prefix):
+                        break
+                    try:
+                        same = decode(value).url == url
+                    except CorruptEntry:
+                        same = True  # unreadable: drop it while we are here
+                    if same:
+                        doomed.append((key, value))
+            for key, value in doomed:
+                used -= self._remove(txn, key, value)
+                removed += 1
+            if removed:
+                txn.put(_USED, _STAMP.pack(max(used, 0)), db=self._meta)
+        return removed

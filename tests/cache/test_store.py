@@ -1,0 +1,209 @@
+"""The LMDB store: round trip, variants, delete, LRU eviction under the size bound, and two real processes
+sharing one store (a fork opens its own environment)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode
+from rsp.cache.store import LRU_INTERVAL, CacheStore
+from support.forked import run_forked
+
+MIB = 1024 * 1024
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def entry(url: bytes, body: bytes = b"hello", selecting: tuple[tuple[bytes, bytes | None], ...] = ()
+          ) -> StoredResponse:
+    return StoredResponse(url, 200, [(b"content-type", b"text/plain"), (b"etag", b'"1"')], body,
+                          selecting=selecting, request_time=1.0, response_time=2.0, initial_age=3.0,
+                          lifetime=60.0, flags=1)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CacheStore:
+    s = CacheStore(str(tmp_path / "c.lmdb"), 4 * MIB, clock=Clock())
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_entry_bytes_round_trip() -> None:
+    e = entry(b"http://a/x", b"\x00body", ((b"accept", None), (b"accept-encoding", b"gzip")))
+    back = decode(encode(e))
+    assert (back.url, back.status, back.headers, back.body, back.selecting, back.lifetime, back.flags,
+            back.initial_age) == (e.url, 200, e.headers, b"\x00body", e.selecting, 60.0, 1, 3.0)
+    with pytest.raises(CorruptEntry):
+        decode(encode(e)[:-1])
+    with pytest.raises(CorruptEntry):
+        decode(b"XXXX" + encode(e)[4:])
+
+
+def test_put_lookup_replace_delete(store: CacheStore) -> None:
+    assert store.lookup(b"http://a/x") == []
+    assert store.put(entry(b"http://a/x", b"one"))
+    assert store.put(entry(b"http://a/y", b"other"))
+    assert [e.body for e in store.lookup(b"http://a/x")] == [b"one"]
+    assert store.put(entry(b"http://a/x", b"two"))  # same variant: replaced
+    assert [e.body for e in store.lookup(b"http://a/x")] == [b"two"]
+    assert store.count() == 2
+    assert store.delete(b"http://a/x") == 1
+    assert store.lookup(b"http://a/x") == [] and store.count() == 1
+
+
+def test_variants_share_a_uri(store: CacheStore) -> None:
+    store.put(entry(b"http://a/v", b"gz", ((b"accept-encoding", b"gzip"),)))
+    store.put(entry(b"http://a/v", b"br", ((b"accept-encoding", b"br"),)))
+    assert sorted(e.body for e in store.lookup(b"http://a/v")) == [b"br", b"gz"]
+    assert store.delete(b"http://a/v") == 2
+
+
+def test_eviction_keeps_the_budget_and_drops_least_recently_used(tmp_path: Path) -> None:
+    clock = Clock()
+    store = CacheStore(str(tmp_path / "small.lmdb"), 1 * MIB, clock=clock)
+    body = b"x" * 100_000
+    capacity = store.budget // len(body)  # about 6 entries of 100 kB in 60% of 1 MiB
+    for i in range(capacity + 3):
+        clock.t += 1
+        assert store.put(entry(f"http://a/{i}".encode(), body))
+        if i == capacity - 2:
+            # a hit on entry 0 long enough after it was stored moves it to the young end
+            clock.t += LRU_INTERVAL
+            store.touch(store.lookup(b"http://a/0")[0])
+        assert store.used() <= store.budget
+    assert store.lookup(b"http://a/0"), "the touched entry survived"
+    assert not store.lookup(b"http://a/1"), "the oldest untouched entry was evicted"
+    assert store.lookup(f"http://a/{capacity + 2}".encode())
+    assert store.evicted > 0
+    assert os.path.getsize(tmp_path / "small.lmdb") <= 1 * MIB
+    store.close()
+
+
+def test_object_bigger_than_the_budget_is_refused(tmp_path: Path) -> None:
+    store = CacheStore(str(tmp_path / "tiny.lmdb"), 1 * MIB)
+    assert not store.put(entry(b"http://a/big", b"x" * MIB))
+    assert store.lookup(b"http://a/big") == []
+    store.close()
+
+
+def test_a_forked_process_reads_and_writes_the_same_store(store: CacheStore) -> None:
+    store.put(entry(b"http://a/parent", b"from parent"))
+    held = store._env().begin()  # a read transaction the parent holds across the child's reopen
+
+    def child(fd: int) -> int:
+        # The child opens its own environment (the pid changed); it sees the parent's entry and adds one.
+        found = store.lookup(b"http://a/parent")
+        os.write(fd, found[0].body if found else b"missing")
+        store.put(entry(b"http://a/child", b"from child"))
+        return 0
+
+    code, out = run_forked(child)
+    assert (code, out) == (0, b"from parent")
+    assert [e.body for e in store.lookup(b"http://a/child")] == [b"from child"]
+    assert held.stat(store._objects)["entries"] == 1  # the parent's snapshot still reads
+    held.abort()
+
+
+def test_two_processes_writing_concurrently_keep_the_bound(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.lmdb")
+    store = CacheStore(path, 2 * MIB)
+
+    def writer(tag: str):  # type: ignore[no-untyped-def]
+        def body(fd: int) -> int:
+            for i in range(200):
+                store.put(entry(f"http://a/{tag}{i}".encode(), b"y" * 20_000))
+            return 0
+        return body
+
+    pid_out = [run_forked(writer(t)) for t in ("a",)]  # one at a time from the test, one alongside below
+    second = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from rsp.cache.store import CacheStore; from rsp.cache.entry import StoredResponse\n"
+        f"s = CacheStore({path!r}, {2 * MIB})\n"
+        "for i in range(200):\n"
+        "    s.put(StoredResponse(b'http://a/b%d' % i, 200, [], b'z' * 20000, lifetime=60.0))\n"
+        "print(len(s.lookup(b'http://a/b199')))\n")], stdout=subprocess.PIPE, env={**os.environ})
+    code, _ = run_forked(writer("c"))
+    out, _ = second.communicate(timeout=60)
+    assert pid_out[0][0] == 0 and code == 0 and second.returncode == 0 and out.strip() == b"1"
+    assert store.used() <= store.budget
+    assert os.path.getsize(path) <= 2 * MIB
+    assert store.lookup(b"http://a/b199") or store.lookup(b"http://a/c199")
+    store.close()
+
+
+def test_entries_survive_closing_and_reopening(tmp_path: Path) -> None:
+    path = str(tmp_path / "keep.lmdb")
+    first = CacheStore(path, 4 * MIB)
+    first.put(entry(b"http://a/kept", b"still here"))
+    first.close()
+    again = CacheStore(path, 4 * MIB)
+    assert [e.body for e in again.lookup(b"http://a/kept")] == [b"still here"]
+    again.close()
+
+
+def test_a_damaged_file_is_replaced_by_an_empty_store(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.lmdb"
+    path.write_bytes(b"not an lmdb file " * 1000)
+    store = CacheStore(str(path), 4 * MIB)
+    store.open()
+    assert store.lookup(b"http://a/x") == []
+    assert store.put(entry(b"http://a/x"))
+    store.close()
+
+
+def test_an_unusable_path_stops_the_start(tmp_path: Path) -> None:
+    from rsp.errors import StartupError
+
+    store = CacheStore(str(tmp_path / "missing-dir" / "c.lmdb"), 4 * MIB)
+    with pytest.raises(StartupError, match="missing-dir"):
+        store.open()
+
+
+def test_a_field_with_lf_or_nul_is_not_stored(store: CacheStore) -> None:
+    bad = entry(b"http://a/bad")
+    bad.headers.append((b"x-bad", b"a\nb"))
+    assert not store.put(bad)
+    assert store.lookup(b"http://a/bad") == []
+
+
+def test_variants_of_one_uri_are_bounded_oldest_first(tmp_path: Path) -> None:
+    from rsp.cache.store import MAX_VARIANTS
+
+    clock = Clock()
+    store = CacheStore(str(tmp_path / "v.lmdb"), 8 * MIB, clock=clock)
+    for i in range(MAX_VARIANTS + 3):
+        clock.t += 1
+        assert store.put(entry(b"http://a/ua", f"agent {i}".encode(), ((b"user-agent", f"ua{i}".encode()),)))
+    bodies = {e.body for e in store.lookup(b"http://a/ua")}
+    assert len(bodies) == MAX_VARIANTS
+    assert b"agent 0" not in bodies and f"agent {MAX_VARIANTS + 2}".encode() in bodies
+    store.put(entry(b"http://a/other"))
+    assert store.lookup(b"http://a/other")  # other URIs are not touched
+    store.close()
+
+
+def test_coalescing_marks(store: CacheStore) -> None:
+    from rsp.cache.store import BUSY, CLAIMED, NO_MARK, PASS
+
+    url = b"http://a/m"
+    assert store.mark(url, 100.0) == NO_MARK
+    assert store.claim(url, 100.0, 5.0) == CLAIMED
+    assert store.claim(url, 101.0, 5.0) == BUSY and store.mark(url, 101.0) == BUSY
+    assert store.claim(url, 106.0, 5.0) == CLAIMED  # the first holder's time ran out
+    assert store.put(entry(url), unmark=True)
+    assert store.mark(url, 106.0) == NO_MARK  # removed with the put, in its transaction
+    store.claim(url, 110.0, 5.0)
+    store.release(url, 110.0, pass_for=10.0)
+    assert store.mark(url, 115.0) == PASS and store.claim(url, 115.0, 5.0) == PASS
+    assert store.mark(url, 121.0) == NO_MARK
