@@ -21,13 +21,13 @@ from hyperframe.frame import (
     SettingsFrame,
     WindowUpdateFrame,
 )
-from support.h2_peer import FakeClock, H2Peer
 
 from rsp.config.model import Http2Settings
 from rsp.http2 import codes
 from rsp.http2.events import ConnectionEnded, RequestOpened, StreamCancelled
 from rsp.http2.server import ServerConnection
 from rsp.pipeline.messages import Response
+from support.h2_peer import FakeClock, H2Peer
 
 REQUEST = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"example.test"), (b":path", b"/")]
 
@@ -71,7 +71,7 @@ def test_streams_beyond_the_advertised_limit_are_refused_and_the_others_served()
 def test_advertised_limit_is_in_the_server_settings() -> None:
     srv, _ = server(max_concurrent_streams=7)
     peer = H2Peer(srv)
-    settings = [f for f in peer.frames if isinstance(f, SettingsFrame) and "ACK" not in f.flags][0]
+    settings = next(f for f in peer.frames if isinstance(f, SettingsFrame) and "ACK" not in f.flags)
     assert settings.settings[SettingsFrame.MAX_CONCURRENT_STREAMS] == 7
     assert settings.settings[SettingsFrame.ENABLE_PUSH] == 0
 
@@ -171,7 +171,7 @@ def test_hpack_bomb_is_stopped_by_the_decoded_header_list_size() -> None:
     # One 4000-byte field in the dynamic table, then a block of 1-byte references to it: 60 bytes that
     # decode to 240 KB (CVE-2016-6581).
     big = hpack.Encoder()
-    first = big.encode(REQUEST + [(b"x-bomb", b"a" * 4000)])
+    first = big.encode([*REQUEST, (b"x-bomb", b"a" * 4000)])
     peer.raw(HeadersFrame(1, data=first, flags=["END_HEADERS", "END_STREAM"]))
     assert opened(peer) == [1]
     index = 62  # the newest dynamic-table entry
@@ -221,7 +221,7 @@ FLOODS = {"settings": "max_settings", "ping": "max_pings", "priority": "max_prio
 
 @pytest.mark.parametrize("kind", sorted(FLOODS))
 def test_control_frame_flood_ends_the_connection_at_its_budget(kind: str) -> None:
-    srv, clock = server()
+    srv, _ = server()
     peer = H2Peer(srv, learn_settings=False)
     if "data" in kind:
         peer.request(1, end=False)  # a stream with a body the flood is sent on

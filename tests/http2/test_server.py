@@ -7,7 +7,6 @@ import dataclasses
 
 import h2.events as h2e
 from hyperframe.frame import GoAwayFrame, PingFrame, WindowUpdateFrame
-from support.h2_peer import FakeClock, H2Peer
 
 from rsp.config.model import Http2Settings
 from rsp.http2 import codes
@@ -21,6 +20,7 @@ from rsp.http2.events import (
 )
 from rsp.http2.server import ServerConnection
 from rsp.pipeline.messages import UNKNOWN_LENGTH, Response
+from support.h2_peer import FakeClock, H2Peer
 
 
 def server(**limits: object) -> tuple[ServerConnection, FakeClock]:
