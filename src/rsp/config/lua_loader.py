@@ -28,6 +28,7 @@ from rsp.config.checks import (
     fields,
     split_host_port,
 )
+from rsp.config.http2_section import parse_http2
 from rsp.config.key_lines import key_lines
 from rsp.config.process_section import PROCESS_KEYS, process_settings
 from rsp.config.route_store_section import parse_route_store
@@ -226,7 +227,7 @@ def _http(value: Any, key: str, ctx: Ctx) -> model.HttpSettings:
 
 
 def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
-    f = fields(item, key, ctx, {"address", "port", "pool", "mode", *LISTENER_TLS_KEYS})
+    f = fields(item, key, ctx, {"address", "port", "pool", "mode", "http2", *LISTENER_TLS_KEYS})
     if "port" not in f:
         ctx.fail(f"{key}.port", f"{key}.port is missing")
     port = as_port(as_str_or_num(f["port"], f"{key}.port", ctx), f"{key}.port", ctx)
@@ -234,7 +235,8 @@ def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
     host = as_host(address, f"{key}.address", ctx)
     mode = as_choice(f.get("mode", "tcp"), model.MODES, f"{key}.mode", ctx)
     pool = as_string(f.get("pool", DEFAULT_POOL), f"{key}.pool", ctx)
-    return model.Listener(host, port, pool, mode, key=key)
+    http2 = parse_http2(f.get("http2"), f"{key}.http2", ctx, mode, tls="tls" in f)
+    return model.Listener(host, port, pool, mode, http2=http2, key=key)
 
 
 def _pool(name: str, spec: Any, key: str, ctx: Ctx, timeouts: model.Timeouts) -> model.Pool:
