@@ -20,6 +20,7 @@ Rules that make it safe:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import socket
 import ssl
@@ -27,9 +28,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from rsp.config.model import Config, HttpSettings
+from rsp.config.model import Backend, Config, HealthCheck, HttpSettings
 from rsp.http1.forward import RequestContext
 from rsp.metrics.counters import ListenerStats
+from rsp.pipeline.phases import EMPTY_CHAIN, Chain
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.client import ClientConnection
 from rsp.proxy.http_upstream import IdlePool, UpstreamConnection
@@ -45,6 +47,9 @@ if TYPE_CHECKING:
 # The X-Forwarded-Proto and Forwarded proto a listener writes: in clear text, or with `tls`.
 LISTENER_PROTO = b"http"
 TLS_LISTENER_PROTO = b"https"
+# Peers a balancer filter chose outside their pool (FilterRun._pick) keep a pool of their own, for their idle
+# connections; at most this many, the oldest forgotten first.
+MAX_PEER_POOLS = 256
 
 
 class HttpProxy:
@@ -57,13 +62,21 @@ class HttpProxy:
         uncached one (tests).
     tls: the listener's TLS context (rsp.tls.server_context.TlsServer.context: SNI switches it per
         connection); None for clear text. backend_tls: TLS to the pools that have it, by pool name.
+    chain: the listener's filters (rsp.pipeline.phases.Chain); none by default, and then no exchange
+        builds a Request, a Response or a FilterRun: the session runs as it did before filters existed.
+    server_port: the listener's port, as filters see it (ExchangeView.server_port).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, config: Config, pools: dict[str, PoolRuntime],
                  default_pool: str, access_log: AccessLog, *, clock: Callable[[], float] | None = None,
                  connector: Connector | None = None, caches: bool = True, tls: ssl.SSLContext | None = None,
-                 backend_tls: dict[str, BackendTls] | None = None) -> None:
+                 backend_tls: dict[str, BackendTls] | None = None, chain: Chain | None = None,
+                 server_port: int = 0) -> None:
         self.loop = loop
+        self.chain: Chain = chain if chain is not None else EMPTY_CHAIN
+        self.filtered = not self.chain.empty  # the one test an exchange makes for filters
+        self.server_port = server_port
+        self.peer_pools: dict[tuple[str, str, int], tuple[PoolRuntime, BackendRecord]] = {}
         # The exact clock (the access log's durations; tick() and now() without a poller). time.monotonic
         # is the clock asyncio's loops use; called directly it skips uvloop's loop.time() wrapper.
         self.clock: Callable[[], float] = clock if clock is not None else time.monotonic
@@ -183,6 +196,32 @@ class HttpProxy:
             exchange.connect_failed(record, err)
         else:
             exchange.attach(conn, reused=False)
+
+    def peer_backend(self, pool: PoolRuntime, host: str, port: int) -> tuple[PoolRuntime, BackendRecord]:
+        """The pool and backend record for a peer a balancer filter chose: the pool's own backend at that
+        address, or a one-backend pool with the pool's settings (and an idle pool of its own)."""
+        for record in pool.records:
+            if record.spec.host == host and record.spec.port == port:
+                return pool, record
+        key = (pool.name, host, port)
+        found = self.peer_pools.get(key)
+        if found is not None:
+            return found
+        backend = Backend(host, port)
+        spec = dataclasses.replace(pool.spec, name=f"{pool.name}@{backend.address}", backends=(backend,),
+                                   health=HealthCheck())
+        runtime = PoolRuntime(spec, pool.clock)
+        record = runtime.records[0]
+        if len(self.peer_pools) >= MAX_PEER_POOLS:
+            oldest = next(iter(self.peer_pools))
+            _, old_record = self.peer_pools.pop(oldest)
+            idle = self.idle_pools.pop(old_record, None)
+            if idle is not None:
+                idle.close_all()
+        s = self.settings
+        self.idle_pools[record] = IdlePool(s.pool_max_idle, s.pool_idle_timeout, s.pool_max_requests)
+        self.peer_pools[key] = (runtime, record)
+        return runtime, record
 
     def on_accept(self, sock: socket.socket, peer: tuple[object, ...]) -> None:
         """A client connected (rsp.transport.listener.Acceptor, which set it non-blocking and TCP_NODELAY)."""
