@@ -24,6 +24,7 @@ from rsp.metrics.endpoint import StatsEndpoint, local_machine
 from rsp.metrics.snapshot import snapshot
 from rsp.pipeline.phases import Chain, Filter
 from rsp.proxy.access_log import AccessLog
+from rsp.proxy.h2_front import Http2Front
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
@@ -114,7 +115,9 @@ class Server:
                                  server_port=sock.getsockname()[1])
                 self.http_proxies.append(http)
                 self.listening.append((listener, http))
-                self.acceptors.append(Acceptor(self.loop, sock, http.on_accept))
+                # With `http2`, the first read chooses HTTP/2 or HTTP/1.1 (rsp.proxy.h2_front).
+                accept = Http2Front(http, listener.http2).on_accept if listener.http2 is not None else http.on_accept
+                self.acceptors.append(Acceptor(self.loop, sock, accept))
                 continue
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)

@@ -41,7 +41,7 @@ _SECONDS_KEYS: Final = ("flood_interval", "idle_timeout", "send_timeout", "heade
 # the client-side protocol that runs its streams as pipeline exchanges lands with the pipeline's exchange
 # API (issue 22). Until then a config asking for HTTP/2 is refused at load time rather than offering h2 in
 # ALPN that nothing would speak.
-HTTP2_SERVED: Final = False
+HTTP2_SERVED: Final = True
 
 
 def parse_http2(value: Any, key: str, ctx: Ctx, mode: str, tls: bool) -> Http2Settings | None:
