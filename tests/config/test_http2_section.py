@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import rsp.config.http2_section as http2_section
 from rsp.config.lua_loader import parse_config
 from rsp.config.model import Http2Settings
 from rsp.errors import ConfigError
@@ -17,12 +16,6 @@ def listener(extra: str) -> str:
     return 'listen = { { address = "127.0.0.1", port = 8080, mode = "http", ' + extra + " } }" + TAIL
 
 
-@pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http2_section, "HTTP2_SERVED", True)
-
-
-@pytest.mark.usefixtures("served")
 def test_prior_knowledge_and_limits() -> None:
     config = parse_config(listener('http2 = "prior-knowledge"'), "rsp.lua")
     assert config.listeners[0].http2 == Http2Settings(mode="prior-knowledge")
@@ -34,13 +27,11 @@ def test_prior_knowledge_and_limits() -> None:
     assert h2.initial_window_size == Http2Settings().initial_window_size
 
 
-@pytest.mark.usefixtures("served")
 def test_off_by_default_and_false_is_off() -> None:
     assert parse_config(listener(""), "rsp.lua").listeners[0].http2 is None
     assert parse_config(listener("http2 = false"), "rsp.lua").listeners[0].http2 is None
 
 
-@pytest.mark.usefixtures("served")
 @pytest.mark.parametrize(("extra", "key"), [
     ("http2 = true", "listen[1].http2"),  # ALPN needs tls
     ('http2 = "yes"', "listen[1].http2"),
@@ -55,16 +46,10 @@ def test_errors_name_line_and_key(extra: str, key: str) -> None:
     assert info.value.line == 1
 
 
-def test_a_tcp_listener_cannot_have_http2(served: None) -> None:
+def test_a_tcp_listener_cannot_have_http2() -> None:
     text = 'listen = { { address = "127.0.0.1", port = 8080, http2 = "prior-knowledge" } }' + TAIL
     with pytest.raises(ConfigError, match='needs mode = "http"'):
         parse_config(text, "rsp.lua")
-
-
-def test_until_the_streams_are_wired_http2_is_refused_at_load() -> None:
-    with pytest.raises(ConfigError, match="does not serve HTTP/2 yet") as info:
-        parse_config(listener('http2 = "prior-knowledge"'), "rsp.lua")
-    assert info.value.key == "listen[1].http2"
 
 
 def test_alpn_offers_h2_first_only_with_http2() -> None:

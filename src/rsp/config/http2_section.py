@@ -37,11 +37,6 @@ _INT_KEYS: Final = {
 }
 _SECONDS_KEYS: Final = ("flood_interval", "idle_timeout", "send_timeout", "header_timeout")
 
-# Whether this build serves HTTP/2 on a listener. The sans-IO connection (rsp.http2.server) is complete;
-# the client-side protocol that runs its streams as pipeline exchanges lands with the pipeline's exchange
-# API (issue 22). Until then a config asking for HTTP/2 is refused at load time rather than offering h2 in
-# ALPN that nothing would speak.
-HTTP2_SERVED: Final = True
 
 
 def parse_http2(value: Any, key: str, ctx: Ctx, mode: str, tls: bool) -> Http2Settings | None:
@@ -73,6 +68,4 @@ def parse_http2(value: Any, key: str, ctx: Ctx, mode: str, tls: bool) -> Http2Se
                       "http2 = \"prior-knowledge\"")
     if settings.mode == "prior-knowledge" and tls:
         ctx.fail(key, f"{key} = \"prior-knowledge\" is for a plain listener; with tls, use http2 = true (ALPN)")
-    if not HTTP2_SERVED:
-        ctx.fail(key, f"{key}: this build does not serve HTTP/2 yet (docs/http2.md, 'Status')")
     return settings

@@ -1,0 +1,158 @@
+"""rsp's HTTP/2 listener, black box: curl and an h2 client through rsp to HTTP/1.1 backends on loopback.
+
+The contract tests at the end run the same HTTP behaviours over HTTP/1.1 and HTTP/2 on one listener
+(`http2 = "prior-knowledge"` serves both): routing by Host, X-Forwarded-For, 502 on a dead backend, a
+large body both ways.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from support.h2_client import H2Client
+from support.http_backends import HttpBackend, ReceivedRequest, Reply
+from support.http_client import HttpConn, http_config
+from support.payload import payload
+from support.rsp_process import RspProcess, free_port
+
+Start = Callable[..., Any]
+Run = Callable[..., RspProcess]
+PRIOR = 'mode = "http", http2 = "prior-knowledge",'
+
+
+def h2_config(backends: list[int | str], **kwargs: Any) -> str:
+    return http_config(free_port(), backends, **kwargs).replace('mode = "http",', PRIOR) + "workers = 1\n"
+
+
+def test_curl_with_prior_knowledge_through_rsp(start_backend: Start, run_rsp: Run) -> None:
+    backend = start_backend(HttpBackend, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}",
+                          f"http://127.0.0.1:{rsp.port}/hello?x=1"], capture_output=True, timeout=20, check=True)
+    body, _, status = out.stdout.rpartition(b"\n")
+    assert status == b"2 200", out
+    assert body.startswith(b"b GET /hello?x=1 "), body
+    # The backend got HTTP/1.1 with the Host curl's :authority named.
+    request = backend.requests[0]
+    assert request.header("host") == f"127.0.0.1:{rsp.port}"
+
+
+def test_http1_keeps_working_on_the_same_listener(start_backend: Start, run_rsp: Run) -> None:
+    backend = start_backend(HttpBackend, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    with HttpConn(rsp.port) as conn:
+        response = conn.request("GET", "/h1")
+        assert response.status == 200 and response.body.startswith(b"b GET /h1 "), response
+    with H2Client(rsp.port) as client:
+        (response2,) = client.exchange([("GET", "/h2", [], b"")])
+    assert response2.status == 200 and response2.body.startswith(b"b GET /h2 "), response2
+
+
+def test_many_concurrent_streams_on_one_connection(start_backend: Start, run_rsp: Run) -> None:
+    backend = start_backend(HttpBackend, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    with H2Client(rsp.port) as client:
+        responses = client.exchange([("GET", f"/s{i}", [], b"") for i in range(60)])
+    assert [r.status for r in responses] == [200] * 60
+    assert sorted(r.body.split(b" ")[2] for r in responses) == sorted(f"/s{i}".encode() for i in range(60))
+    assert sorted(backend.paths()) == sorted(f"/s{i}" for i in range(60))
+
+
+def test_request_body_streams_to_the_backend_with_flow_control(start_backend: Start, run_rsp: Run) -> None:
+    backend = start_backend(HttpBackend, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    body = payload(3 * 1024 * 1024)  # 48 windows of 64 KiB: only WINDOW_UPDATEs let it through
+    with H2Client(rsp.port, timeout=30) as client:
+        with_length, chunked = client.exchange([
+            ("POST", "/upload", [("content-length", str(len(body)))], body),
+            ("PUT", "/chunked", [], body[:100_000]),  # no content-length: chunked to the backend
+        ])
+    assert with_length.status == 200 and with_length.body.endswith(f"body={len(body)}\n".encode()), with_length
+    assert chunked.status == 200 and chunked.body.endswith(b"body=100000\n"), chunked
+    received = {r.target: r.body for r in backend.requests}
+    assert received["/upload"] == body and received["/chunked"] == body[:100_000]
+
+
+def test_head_and_response_trailers_and_hop_by_hop_fields(start_backend: Start, run_rsp: Run) -> None:
+    def handler(req: ReceivedRequest) -> Reply:
+        return Reply(headers=[("Content-Type", "text/plain"), ("Keep-Alive", "timeout=5")], body=b"abc",
+                     send_body=req.method != "HEAD")
+
+    backend = start_backend(HttpBackend, handler=handler, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    with H2Client(rsp.port) as client:
+        get, head = client.exchange([("GET", "/g", [], b""), ("HEAD", "/h", [], b"")])
+    assert get.body == b"abc" and "keep-alive" not in get.headers and "connection" not in get.headers
+    assert head.status == 200 and head.body == b"" and head.ended
+
+
+# ---- the same contract over HTTP/1.1 and HTTP/2 --------------------------------------------------------------
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+
+
+def ask(protocol: str, port: int, method: str, path: str, headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"", authority: str = "") -> Answer:
+    headers = headers or []
+    if protocol == "h2":
+        with H2Client(port, timeout=30, authority=authority) as client:
+            (r,) = client.exchange([(method, path, headers, body)])
+        return Answer(r.status, r.body)
+    with HttpConn(port) as conn:
+        r1 = conn.request(method, path, host=authority or "example.com", headers=headers, body=body)
+    return Answer(r1.status, r1.body)
+
+
+PROTOCOLS = pytest.mark.parametrize("protocol", ["http/1.1", "h2"])
+
+
+@PROTOCOLS
+def test_contract_routing_by_host(protocol: str, start_backend: Start, run_rsp: Run) -> None:
+    a = start_backend(HttpBackend, name="a")
+    b = start_backend(HttpBackend, name="b")
+    rsp = run_rsp(h2_config([], pools={"pa": {"backends": [f"127.0.0.1:{a.port}"]},
+                                       "pb": {"backends": [f"127.0.0.1:{b.port}"]}},
+                            routes=[{"host": "b.example", "pool": "pb"}], pool="pa"))
+    assert ask(protocol, rsp.port, "GET", "/r", authority="b.example").body.startswith(b"b GET /r ")
+    assert ask(protocol, rsp.port, "GET", "/r", authority="other.example").body.startswith(b"a GET /r ")
+
+
+@PROTOCOLS
+def test_contract_x_forwarded_for(protocol: str, start_backend: Start, run_rsp: Run) -> None:
+    backend = start_backend(HttpBackend, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    assert ask(protocol, rsp.port, "GET", "/xff").status == 200
+    request = backend.requests[0]
+    assert request.header("x-forwarded-for") == "127.0.0.1"
+    assert request.header("x-forwarded-proto") == "http"
+
+
+@PROTOCOLS
+def test_contract_502_when_the_backend_is_down(protocol: str, run_rsp: Run) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    rsp = run_rsp(h2_config([dead]))
+    assert ask(protocol, rsp.port, "GET", "/dead").status == 502
+
+
+@PROTOCOLS
+def test_contract_large_bodies_both_ways(protocol: str, start_backend: Start, run_rsp: Run) -> None:
+    big = payload(2 * 1024 * 1024)
+
+    def handler(req: ReceivedRequest) -> Reply:
+        return Reply(headers=[("Content-Type", "application/octet-stream")], body=req.body)  # echo
+
+    backend = start_backend(HttpBackend, handler=handler, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    answer = ask(protocol, rsp.port, "POST", "/echo", headers=[("content-length", str(len(big)))], body=big)
+    assert answer.status == 200 and answer.body == big
