@@ -73,6 +73,7 @@ class Server:
         self.admin: AdminSocket | None = None
         self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
+        self.h2_fronts: list[Http2Front] = []  # the HTTP/2 connections of listeners with `http2`
         self.tls_fronts: list[TcpFront] = []  # TCP listeners' TLS termination and SNI peeking
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -116,7 +117,11 @@ class Server:
                 self.http_proxies.append(http)
                 self.listening.append((listener, http))
                 # With `http2`, the first read chooses HTTP/2 or HTTP/1.1 (rsp.proxy.h2_front).
-                accept = Http2Front(http, listener.http2).on_accept if listener.http2 is not None else http.on_accept
+                accept = http.on_accept
+                if listener.http2 is not None:
+                    h2_front = Http2Front(http, listener.http2)
+                    self.h2_fronts.append(h2_front)
+                    accept = h2_front.on_accept
                 self.acceptors.append(Acceptor(self.loop, sock, accept))
                 continue
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
@@ -237,7 +242,8 @@ class Server:
     # -- stop ----------------------------------------------------------------------------------------
     def live_connections(self) -> int:
         return (sum(p.live_connections() for p in self.proxies) + sum(h.live_connections() for h in self.http_proxies)
-                + sum(f.live_connections() for f in self.tls_fronts))
+                + sum(f.live_connections() for f in self.tls_fronts)
+                + sum(f.live_connections() for f in self.h2_fronts))
 
     def _backends_changed(self, record: BackendRecord, added: bool) -> None:
         for http in self.http_proxies:
@@ -260,6 +266,8 @@ class Server:
             acceptor.stop()
         for http in self.http_proxies:
             http.begin_drain(linger)
+        for front in self.h2_fronts:
+            front.begin_drain()
         self._drain_deadline = self.loop.time() + grace
         # Check often while draining so that exit follows the last connection closely.
         self.tick_interval = min(self.tick_interval, 0.1)
@@ -282,6 +290,8 @@ class Server:
                 front.close_all("shutdown")
             for http in self.http_proxies:
                 http.close_all()
+            for h2_front in self.h2_fronts:
+                h2_front.close_all()
         self._finish()
 
     def _finish(self) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import h2.config
 import h2.connection
 import h2.events
+from hyperframe.frame import Frame, GoAwayFrame
 
 Headers = list[tuple[str, str]]
 
@@ -47,7 +48,8 @@ class H2Client:
         self.conn.initiate_connection()
         self.conn.increment_flow_control_window(2**30)  # the client never holds the server back
         self.sock.sendall(self.conn.data_to_send())
-        self.goaway: h2.events.ConnectionTerminated | None = None
+        self.goaways: list[GoAwayFrame] = []
+        self._partial = b""
 
     def __enter__(self) -> H2Client:
         return self
@@ -77,10 +79,30 @@ class H2Client:
             data = self.sock.recv(65536)
             if not data:
                 break
-            for event in self.conn.receive_data(data):
+            for event in self.conn.receive_data(self._without_goaway(data)):
                 self._on_event(event, out)
             self._send_bodies(bodies)
         return list(out.values())
+
+    def _without_goaway(self, data: bytes) -> bytes:
+        """The bytes without GOAWAY frames (kept in `goaways`): h2's client stops reading at a GOAWAY, where
+        a graceful one (RFC 9113 §6.8) still has a PING and the responses in flight behind it."""
+        buf = self._partial + data
+        kept = []
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + length:
+                break
+            frame, buf = buf[:9 + length], buf[9 + length:]
+            if frame[3] == 0x7:
+                goaway, _ = Frame.parse_frame_header(memoryview(frame[:9]))
+                goaway.parse_body(memoryview(frame[9:]))
+                assert isinstance(goaway, GoAwayFrame)
+                self.goaways.append(goaway)
+            else:
+                kept.append(frame)
+        self._partial = buf
+        return b"".join(kept)
 
     def _send_bodies(self, bodies: dict[int, bytes]) -> None:
         """Send what the windows allow of each pending body (the rest after the next WINDOW_UPDATE)."""
@@ -115,5 +137,3 @@ class H2Client:
             response.ended = True
         elif isinstance(event, h2.events.StreamReset) and response is not None:
             response.reset = int(event.error_code or 0)
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self.goaway = event

@@ -58,7 +58,8 @@ class ProtocolChoice:
                 return
             h2 = verdict == HTTP2
             data, self.first = self.first, b""
-        chosen = Http2Session(front.proxy, front.settings, front.proxy.proto) if h2 else ClientConnection(front.proxy)
+        chosen = (Http2Session(front.proxy, front.settings, front.proxy.proto, front.sessions) if h2
+                  else ClientConnection(front.proxy))
         self.chosen = chosen
         chosen.connection_made(transport)
         chosen.data_received(data)
@@ -91,6 +92,20 @@ class Http2Front:
     def __init__(self, proxy: HttpProxy, settings: Http2Settings) -> None:
         self.proxy = proxy
         self.settings = settings
+        # The HTTP/2 connections open (their streams' exchanges are in proxy.connections, as HTTP/1's).
+        self.sessions: set[Http2Session] = set()
+
+    def begin_drain(self) -> None:
+        """Stop and reload: every HTTP/2 connection sends its graceful GOAWAY now (rsp.http2.server.drain)."""
+        for session in list(self.sessions):
+            session.drain()
+
+    def live_connections(self) -> int:
+        return len(self.sessions)
+
+    def close_all(self) -> None:
+        for session in list(self.sessions):
+            session.abort()
 
     def on_accept(self, sock: socket.socket, peer: tuple[object, ...]) -> None:
         proxy = self.proxy

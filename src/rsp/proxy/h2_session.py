@@ -221,8 +221,11 @@ class H2Stream:
 class Http2Session:
     """One client connection speaking HTTP/2 (chosen by ALPN or the preface, rsp.proxy.h2_front)."""
 
-    def __init__(self, proxy: HttpProxy, settings: Http2Settings, scheme: bytes) -> None:
+    def __init__(self, proxy: HttpProxy, settings: Http2Settings, scheme: bytes,
+                 live: set[Http2Session] | None = None) -> None:
+        """`live`: the set of its listener's sessions (rsp.proxy.h2_front), which it leaves when closed."""
         self.proxy = proxy
+        self.live = live if live is not None else set()
         self.loop = proxy.loop
         self.conn = ServerConnection(settings, proxy.clock, scheme)
         self.streams: dict[int, H2Stream] = {}
@@ -236,6 +239,7 @@ class Http2Session:
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = t = cast(Transport, transport)
         self.peer = t.peer
+        self.live.add(self)
         self.flush()
         self.timer = self.loop.call_later(TICK_INTERVAL, self.on_tick)
 
@@ -250,6 +254,7 @@ class Http2Session:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.live.discard(self)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -304,6 +309,18 @@ class Http2Session:
         self.streams.pop(stream.id, None)
         if self.conn.closing:
             self.close()
+
+    def drain(self) -> None:
+        """Graceful shutdown (stop, reload): GOAWAY now; streams in flight finish, then the connection ends."""
+        if not self.closed:
+            self.conn.drain()
+            self.flush()
+
+    def abort(self) -> None:
+        """The drain timeout passed: close now."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
 
     def on_tick(self) -> None:
         self.timer = None
