@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from configs import LARGE_PATH, SMALL_PATH, haproxy, nginx_backend, nginx_argv, rsp_config, write_docroot
+from configs import LARGE_PATH, SMALL_PATH, haproxy, nginx_argv, nginx_backend, rsp_config, write_docroot
 from lib import BenchError, Servers, free_ports, run_client
 from procstat import tree_seconds
 
