@@ -92,6 +92,45 @@ def test_head_and_response_trailers_and_hop_by_hop_fields(start_backend: Start, 
     assert head.status == 200 and head.body == b"" and head.ended
 
 
+def test_a_10_mib_download_through_a_small_window(start_backend: Start, run_rsp: Run) -> None:
+    big = payload(10 * 1024 * 1024)
+
+    def handler(req: ReceivedRequest) -> Reply:
+        return Reply(headers=[("Content-Type", "application/octet-stream")], body=big)
+
+    backend = start_backend(HttpBackend, handler=handler, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    # 16 KiB windows (stream and connection): 640 WINDOW_UPDATE round trips; rsp holds the rest back.
+    with H2Client(rsp.port, timeout=60, window=16384) as client:
+        (download,) = client.exchange([("GET", "/big", [], b"")])
+    assert download.status == 200 and len(download.body) == len(big) and download.body == big
+
+
+def test_response_trailers_and_interim_responses_pass_through(start_backend: Start, run_rsp: Run) -> None:
+    def handler(req: ReceivedRequest) -> Reply:
+        if req.target == "/trailers":
+            return Reply(raw=b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+                             b"5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n")
+        return Reply(raw=b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    backend = start_backend(HttpBackend, handler=handler, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    with H2Client(rsp.port) as client:
+        trailers, hints = client.exchange([("GET", "/trailers", [("te", "trailers")], b""), ("GET", "/hints", [], b"")])
+    assert trailers.body == b"hello" and trailers.trailers == {"x-sum": "42"}, trailers
+    assert hints.informational == [103] and hints.status == 200 and hints.body == b"ok", hints
+
+
+def test_nghttp_client(start_backend: Start, run_rsp: Run) -> None:
+    backend = start_backend(HttpBackend, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    urls = [f"http://127.0.0.1:{rsp.port}/n{i}" for i in range(5)]
+    out = subprocess.run(["nghttp", "-n", "--stat", *urls], capture_output=True, timeout=30, check=True)
+    assert sorted(backend.paths()) == [f"/n{i}" for i in range(5)], out
+    assert out.stdout.count(b" 200 ") == 5, out.stdout
+
+
 # ---- the same contract over HTTP/1.1 and HTTP/2 --------------------------------------------------------------
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 from hyperframe.frame import Frame, GoAwayFrame
 
 Headers = list[tuple[str, str]]
@@ -32,12 +33,15 @@ class H2Response:
     body: bytes = b""
     trailers: dict[str, str] = field(default_factory=dict)
     reset: int | None = None  # the RST_STREAM error code, when the stream was reset
+    informational: list[int] = field(default_factory=list)  # the statuses of 1xx heads before the final one
     ended: bool = False
 
 
 class H2Client:
     def __init__(self, port: int, tls: ssl.SSLContext | None = None, server_name: str = "localhost",
-                 timeout: float = 10.0, authority: str = "") -> None:
+                 timeout: float = 10.0, authority: str = "", window: int = 0) -> None:
+        """`window`: the client's SETTINGS_INITIAL_WINDOW_SIZE and connection window (0: the defaults, and
+        the connection window opened wide)."""
         raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock: socket.socket = tls.wrap_socket(raw, server_hostname=server_name) if tls else raw
         self.alpn = self.sock.selected_alpn_protocol() if isinstance(self.sock, ssl.SSLSocket) else None
@@ -45,8 +49,12 @@ class H2Client:
         self.authority = authority or f"127.0.0.1:{port}"
         self.scheme = "https" if tls else "http"
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        if window:
+            self.conn.local_settings = h2.settings.Settings(
+                client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
         self.conn.initiate_connection()
-        self.conn.increment_flow_control_window(2**30)  # the client never holds the server back
+        if not window:
+            self.conn.increment_flow_control_window(2**30)  # the client never holds the server back
         self.sock.sendall(self.conn.data_to_send())
         self.goaways: list[GoAwayFrame] = []
         self._partial = b""
@@ -128,6 +136,8 @@ class H2Client:
             headers = dict(event.headers or [])
             response.status = int(headers.pop(":status"))
             response.headers = headers
+        elif isinstance(event, h2.events.InformationalResponseReceived) and response is not None:
+            response.informational.append(int(dict(event.headers or [])[":status"]))
         elif isinstance(event, h2.events.DataReceived) and response is not None:
             response.body += event.data or b""
             self.conn.acknowledge_received_data(event.flow_controlled_length or 0, sid)

@@ -124,6 +124,7 @@ class H2Stream:
         self.parser = ResponseParser()
         self.parser.expect(request.method)
         self.head_sent = False
+        self.interim = False  # the head being parsed is a 1xx one
         self.done = False  # the response ended or the stream was reset
         self.unacked = 0  # request-body bytes fed while the ClientConnection was not reading
         self.transport = StreamTransport(self, session.peer)
@@ -164,9 +165,13 @@ class H2Stream:
             if isinstance(event, Data):
                 self.send_data(event.data)
             elif isinstance(event, ResponseHead):
+                self.interim = event.status < 200
                 self.send_head(response_of(event))
             elif isinstance(event, EndOfMessage):
-                self.send_end(list(event.trailers))
+                if self.interim:
+                    self.interim = False  # the end of a 1xx head: the final response follows (RFC 9110 §15.2)
+                else:
+                    self.send_end(list(event.trailers))
 
     def send_head(self, response: Response) -> None:
         if not self.done:
