@@ -100,7 +100,6 @@ class FrameGate:
                 continue
             if n - pos < codes.FRAME_HEADER_SIZE:
                 self._head += data[pos:]
-                kept = [] if kept is None else kept
                 break
             start = pos
             length = int.from_bytes(data[pos:pos + 3], "big")
@@ -117,8 +116,8 @@ class FrameGate:
                 keep_from = pos
                 if not length:
                     self._end_goaway()
-        if kept is None and not self._divert:
-            return data
+        if kept is None and not keep_from and not self._divert and not self._head:
+            return data  # the common case: nothing diverted, nothing held
         if kept is None:
             kept = []
         end = n - len(self._head)
