@@ -14,12 +14,12 @@ from hyperframe.frame import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.h2_peer import FakeClock
 
 from rsp.config.model import Http2Settings
 from rsp.http2.codes import PREFACE
 from rsp.http2.flood import FloodMeter, budgets
 from rsp.http2.frame_gate import FrameGate
+from support.h2_peer import FakeClock
 
 FRAMES: list[Frame] = [
     SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 1000}),
