@@ -351,3 +351,31 @@ def test_a_connection_with_a_stream_in_flight_is_not_idle() -> None:
     clock.advance(Http2Settings().idle_timeout * 2)
     assert not srv.tick()
     assert not srv.closing
+
+
+# ---- DATA on closed streams (CVE-2019-9514: each would be answered with RST_STREAM) ----------------------------
+
+def test_data_on_a_reset_stream_is_bounded() -> None:
+    srv, _ = server()
+    peer = H2Peer(srv, learn_settings=False)
+    peer.request(1, end=False)
+    peer.raw(RstStreamFrame(1, error_code=codes.CANCEL))
+    sent = 0
+    while not peer.ended() and sent < 10_000:
+        peer.raw(DataFrame(1, data=b"x"))
+        sent += 1
+    assert sent == Http2Settings().max_closed_stream_data + 1
+    goaway = peer.goaway()
+    assert goaway is not None and goaway.error_code == codes.ENHANCE_YOUR_CALM
+
+
+def test_an_early_response_asks_the_client_to_stop_its_body_without_error() -> None:
+    srv, _ = server()
+    peer = H2Peer(srv)
+    peer.request(1, end=False, method="POST")
+    peer.client.send_data(1, b"part of a large upload")
+    peer.flush()
+    srv.send_head(1, Response(413, []))
+    srv.send_end(1, [])
+    peer.read()
+    assert peer.resets() == {1: codes.NO_ERROR}  # RFC 9113 §8.1

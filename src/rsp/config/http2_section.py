@@ -34,6 +34,7 @@ _INT_KEYS: Final = {
     "max_empty_data": (1, 2**31 - 1),
     "max_window_updates": (1, 2**31 - 1),
     "max_unknown_frames": (1, 2**31 - 1),
+    "max_closed_stream_data": (1, 2**31 - 1),
 }
 _SECONDS_KEYS: Final = ("flood_interval", "idle_timeout", "send_timeout", "header_timeout")
 

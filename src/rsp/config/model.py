@@ -123,6 +123,9 @@ DEFAULT_H2_MAX_PRIORITY = 1024
 DEFAULT_H2_MAX_EMPTY_DATA = 64
 DEFAULT_H2_MAX_WINDOW_UPDATES = 4096
 DEFAULT_H2_MAX_UNKNOWN_FRAMES = 64
+# DATA frames on streams already closed (reset): h2 answers each with RST_STREAM (CVE-2019-9514's
+# amplification). Legitimate ones are the few in flight when a stream was reset.
+DEFAULT_H2_MAX_CLOSED_STREAM_DATA = 1024
 # A connection with no stream open for this long is closed with GOAWAY (nginx keepalive_timeout 75 s,
 # which HTTP/2 uses since nginx 1.19.7; rsp's HTTP/1 keepalive_timeout is 60 s).
 DEFAULT_H2_IDLE_TIMEOUT = 60.0
@@ -156,6 +159,7 @@ class Http2Settings:
     max_empty_data: int = DEFAULT_H2_MAX_EMPTY_DATA
     max_window_updates: int = DEFAULT_H2_MAX_WINDOW_UPDATES
     max_unknown_frames: int = DEFAULT_H2_MAX_UNKNOWN_FRAMES
+    max_closed_stream_data: int = DEFAULT_H2_MAX_CLOSED_STREAM_DATA
     idle_timeout: float = DEFAULT_H2_IDLE_TIMEOUT
     send_timeout: float = DEFAULT_H2_SEND_TIMEOUT
     header_timeout: float = DEFAULT_H2_HEADER_TIMEOUT

@@ -22,6 +22,7 @@ PRIORITY_FRAMES: Final = "priority"
 EMPTY_DATA_FRAMES: Final = "empty data"
 WINDOW_UPDATE_FRAMES: Final = "window update"
 UNKNOWN_FRAMES: Final = "unknown"
+CLOSED_STREAM_DATA: Final = "data on closed streams"
 RESETS: Final = "stream resets"
 
 
@@ -34,6 +35,7 @@ def budgets(settings: Http2Settings) -> dict[str, int]:
         EMPTY_DATA_FRAMES: settings.max_empty_data,
         WINDOW_UPDATE_FRAMES: settings.max_window_updates,
         UNKNOWN_FRAMES: settings.max_unknown_frames,
+        CLOSED_STREAM_DATA: settings.max_closed_stream_data,
         RESETS: settings.max_resets,
     }
 

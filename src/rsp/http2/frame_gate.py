@@ -24,6 +24,7 @@ from rsp.config.model import Http2Settings
 from rsp.errors import Http2ConnectionError
 from rsp.http2 import codes
 from rsp.http2.flood import (
+    CLOSED_STREAM_DATA,
     EMPTY_DATA_FRAMES,
     PING_FRAMES,
     PRIORITY_FRAMES,
@@ -46,10 +47,13 @@ class FrameGate:
 
     __slots__ = ("_block_bytes", "_block_frames", "_clock", "_divert", "_goaway", "_head", "_in_block",
                  "_left", "_max_block", "_max_block_frames", "_max_frame", "_meter", "_pad_check",
-                 "_preface_left", "block_started", "goaways")
+                 "_preface_left", "_stream_closed", "block_started", "goaways")
 
     def __init__(self, settings: Http2Settings, meter: FloodMeter, clock: Callable[[], float],
-                 preface: bool = True) -> None:
+                 preface: bool = True, stream_closed: Callable[[int], bool] | None = None) -> None:
+        """`stream_closed(id)`: whether a DATA frame on that stream would land on a closed stream (h2 would
+        answer it with RST_STREAM); None: not counted."""
+        self._stream_closed = stream_closed
         self._max_frame = settings.max_frame_size
         self._max_block = settings.max_header_block_size
         self._max_block_frames = settings.max_header_frames
@@ -105,6 +109,9 @@ class FrameGate:
             length = int.from_bytes(data[pos:pos + 3], "big")
             kind = data[pos + 3]
             flags = data[pos + 4]
+            if kind == codes.DATA and self._stream_closed is not None and \
+                    self._stream_closed(int.from_bytes(data[pos + 5:pos + 9], "big") & codes.MAX_STREAM_ID):
+                self._meter.hit(CLOSED_STREAM_DATA)
             pos += codes.FRAME_HEADER_SIZE
             self._left = length
             if self._on_header(length, kind, flags):

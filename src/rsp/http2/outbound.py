@@ -32,7 +32,7 @@ class Stream:
     """
 
     __slots__ = ("blocked_since", "end", "head_sent", "id", "paused", "pending", "pending_bytes", "request",
-                 "trailers", "unacked")
+                 "request_ended", "trailers", "unacked")
 
     def __init__(self, stream_id: int, request: Request) -> None:
         self.id = stream_id
@@ -45,6 +45,7 @@ class Stream:
         self.paused = False
         self.blocked_since: float | None = None
         self.unacked = 0
+        self.request_ended = False  # the client's END_STREAM came
 
     def take(self, window: int) -> bytes:
         """Up to `window` bytes from the front of the pending data (window > 0, pending not empty)."""

@@ -56,8 +56,8 @@ class ServerConnection:
         self._clock = clock
         self._scheme = scheme
         self._meter = FloodMeter(budgets(settings), settings.flood_interval, clock)
-        self._gate = FrameGate(settings, self._meter, clock)
         self._h2: H2Connection = new_h2_connection(settings)
+        self._gate = FrameGate(settings, self._meter, clock, stream_closed=self._stream_closed)
         self._out = bytearray()  # frames rsp serialises itself (GOAWAY), in order with h2's
         self._streams: dict[int, Stream] = {}  # streams whose response has not ended
         self._waiting: dict[int, Stream] = {}  # streams with data the window or socket holds back
@@ -97,6 +97,11 @@ class ServerConnection:
         self._maybe_finished(events)
         return events
 
+    def _stream_closed(self, stream_id: int) -> bool:
+        """A DATA frame on `stream_id` lands on a stream already closed: one rsp or the client reset, or
+        refused (not one whose request body is still open, nor an idle one: that is h2's protocol error)."""
+        return stream_id not in self._streams and 0 < stream_id <= self._h2.highest_inbound_stream_id
+
     def _on_h2_event(self, ev: h2e.Event, events: list[Event]) -> None:
         if isinstance(ev, h2e.DataReceived):
             self._on_data(ev, events)
@@ -111,6 +116,7 @@ class ServerConnection:
             except MalformedRequest as exc:
                 self._refuse(stream.id, codes.PROTOCOL_ERROR, events, str(exc))
                 return
+            stream.request_ended = True
             events.append(RequestEnded(stream.id, trailers))
         elif isinstance(ev, h2e.StreamReset):
             self._on_reset(ev, events)
@@ -141,6 +147,7 @@ class ServerConnection:
         self._opened += 1
         events.append(RequestOpened(sid, request))
         if ended:
+            stream.request_ended = True
             events.append(RequestEnded(sid, []))
         if self._opened >= self._settings.max_streams_per_connection and self._last_stream is None:
             # nginx's keepalive_requests: this connection has served its share; finish and let the client
@@ -177,6 +184,7 @@ class ServerConnection:
             stream.unacked += len(data)
             events.append(RequestData(sid, data))
         if ev.stream_ended is not None:
+            stream.request_ended = True
             events.append(RequestEnded(sid, []))
 
     def _on_reset(self, ev: h2e.StreamReset, events: list[Event]) -> None:
@@ -320,6 +328,10 @@ class ServerConnection:
         self._waiting.pop(stream.id, None)
         self._paused.pop(stream.id, None)
         self._release(stream)
+        if not stream.request_ended:
+            # The response is complete before the request (a 413, a redirect): ask the client to stop
+            # sending its body, without error (RFC 9113 §8.1).
+            self._h2.reset_stream(stream.id, codes.NO_ERROR)
 
     def _release(self, stream: Stream) -> None:
         """A stream is over: its unsent data and its unacknowledged request bytes are let go."""
