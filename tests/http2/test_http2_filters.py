@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration.test_http_filters import Gate, config_for, serve
 
+from integration.test_http_filters import Gate, config_for, serve
 from support.h2_client import H2Client
 from support.http_backends import HttpBackend
 
