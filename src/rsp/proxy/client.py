@@ -9,7 +9,7 @@ calls on_timeout() once the deadline passed.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, cast
 
 from rsp.errors import ProtocolError
 from rsp.http1.error_pages import error_response
@@ -21,13 +21,11 @@ from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, Response
 from rsp.proxy.exchange import Exchange
 from rsp.proxy.reply_cache import RequestHeadCache
+from rsp.proxy.session_api import ClientSide, ExchangeSide
 from rsp.proxy.session_io import Transport, is_closing, write, writelines
+from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_HEAD, WAIT_KEEPALIVE, WAIT_RESPONSE, WAIT_STREAM
 from rsp.routes.router import host_only
-from rsp.transport.stream import NativeProtocol
-
-if TYPE_CHECKING:
-    from rsp.proxy.http_proxy import HttpProxy
 
 # Corked writes whose last piece is at most this size are joined into one buffer (a copy of a few KiB
 # costs less than writev's per-iovec work); larger bodies go out with writelines, copy-free.
@@ -36,19 +34,18 @@ JOIN_LIMIT: Final = 16 * 1024
 _NO_CONTEXT: Final = RequestContext("")
 
 
-class ClientConnection(NativeProtocol):
-    """One client connection in HTTP mode."""
+class ClientConnection(ClientSide):
+    """One client connection in HTTP mode (what the rest of the session sees of it: ClientSide)."""
 
-    __slots__ = ("backlog", "client_eof", "client_ip", "closing", "context", "corked", "deadline", "exchange",
-                 "forwarded", "parser", "paused_pipeline", "paused_upstream", "peer", "pending_error", "proxy",
-                 "reply_chunked", "reply_keep_alive", "requests", "transport", "tunnel_mode", "wait")
+    __slots__ = ("backlog", "client_eof", "corked", "paused_pipeline", "pending_error", "proxy", "reply_chunked",
+                 "transport")
 
-    def __init__(self, proxy: HttpProxy) -> None:
+    def __init__(self, proxy: SessionState) -> None:
         self.proxy = proxy
         self.transport: Transport | None = None
         self.parser = RequestParser()
         self.backlog: list[Event] = []
-        self.exchange: Exchange | None = None
+        self.exchange: ExchangeSide | None = None
         self.pending_error: ProtocolError | None = None
         self.closing = False
         self.client_eof = False
@@ -194,7 +191,7 @@ class ClientConnection(NativeProtocol):
             self.set_wait(WAIT_RESPONSE, proxy.response_timeout)
         if proxy.filtered:
             # The listener has filters: the exchange runs its phases, routing among them (after rewrite).
-            exchange = Exchange(self, head, proxy.pools[proxy.router.default], filtered=True)
+            exchange = Exchange(self, proxy, head, proxy.pools[proxy.router.default], filtered=True)
             self.exchange = exchange
             exchange.start()
             return
@@ -213,7 +210,7 @@ class ClientConnection(NativeProtocol):
                     self._await_route(head, host)
                     return
                 pool = found
-        exchange = Exchange(self, head, pool)
+        exchange = Exchange(self, proxy, head, pool)
         self.exchange = exchange
         exchange.start()
 
@@ -221,13 +218,13 @@ class ClientConnection(NativeProtocol):
         """A host the route store has no pool for yet: the exchange waits (its body is buffered as while
         connecting) until the store calls Exchange.route_to, without blocking the loop."""
         proxy = self.proxy
-        exchange = Exchange(self, head, proxy.pools[proxy.router.default])
+        exchange = Exchange(self, proxy, head, proxy.pools[proxy.router.default])
         self.exchange = exchange
         lookup = proxy.host_lookup
         assert lookup is not None
         lookup(exchange, host)
 
-    def exchange_done(self, exchange: Exchange, keep_alive: bool, now: float) -> None:
+    def exchange_done(self, exchange: ExchangeSide, keep_alive: bool, now: float) -> None:
         """The response is complete on the wire (queued on our transport); `now` is the proxy's clock."""
         if self.exchange is not exchange:
             return
@@ -288,6 +285,10 @@ class ClientConnection(NativeProtocol):
     def set_wait(self, wait: int, timeout: float) -> None:
         self.wait = wait
         self.deadline = self.proxy.now() + timeout if timeout else 0.0
+
+    def stream_continues(self) -> None:
+        proxy = self.proxy
+        self.deadline = proxy.now() + proxy.response_timeout
 
     def on_timeout(self) -> None:
         wait = self.wait

@@ -16,7 +16,7 @@ health hears of it) and the request goes to another backend, within the pool's `
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from rsp.errors import ProtocolError
 from rsp.http1 import forward
@@ -26,12 +26,10 @@ from rsp.logs import get_logger
 from rsp.pipeline.messages import Response
 from rsp.proxy.filter_run import FilterRun
 from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.session_api import ClientSide, ExchangeSide, UpstreamSide
+from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
 from rsp.upstream.records import BackendRecord
-
-if TYPE_CHECKING:
-    from rsp.proxy.client import ClientConnection
-    from rsp.proxy.http_upstream import UpstreamConnection
 
 # RFC 9110 §9.2.2: methods whose repetition has the same effect; only these are retried (and only without
 # a body, whose bytes we do not keep).
@@ -43,22 +41,39 @@ CONNECT_BUFFER_LIMIT: Final = 256 * 1024
 _NO_RECORDS: Final[tuple[BackendRecord, ...]] = ()
 
 
-class Exchange:
-    """One request and its response, from routing to the last byte."""
+class Exchange(ExchangeSide):
+    """One request and its response, from routing to the last byte. Its client connection and its backend
+    connection are a ClientSide and an UpstreamSide (rsp.proxy.session_api); `proxy` is what the listener's
+    session shares."""
 
-    __slots__ = ("body_sent", "buffer", "buffered", "client", "extra_tries", "head", "heard", "interim", "keep_client",
-                 "last_failure", "pool", "record", "request_done", "response_chunked", "response_head",
-                 "response_started", "retried_fresh", "reused", "run", "sent_bytes", "started", "status", "tried",
-                 "tunnel", "upstream", "upstream_started")
+    __slots__ = (
+        "body_sent",
+        "buffered",
+        "heard",
+        "interim",
+        "keep_client",
+        "proxy",
+        "record",
+        "response_chunked",
+        "response_head",
+        "retried_fresh",
+        "reused",
+        "run",
+        "sent_bytes",
+        "started",
+        "upstream_started",
+    )
 
-    def __init__(self, client: ClientConnection, head: RequestHead, pool: PoolRuntime, filtered: bool = False) -> None:
+    def __init__(self, client: ClientSide, proxy: SessionState, head: RequestHead, pool: PoolRuntime,
+                 filtered: bool = False) -> None:
         """`filtered`: the listener has filters (HttpProxy.chain): the exchange runs its phases (self.run),
         and its head is forwarded once they decided it; else it is forwarded as it came, now."""
         self.client = client
+        self.proxy = proxy
         self.head = head
         self.pool = pool
         self.record: BackendRecord | None = None
-        self.upstream: UpstreamConnection | None = None
+        self.upstream: UpstreamSide | None = None
         self.tried: list[BackendRecord] | None = None  # the backends that failed this request, when any
         # The forwarded head, then the body as it comes, until the backend connection is ready. With filters,
         # the head's place is kept until the request phases are done (FilterRun._pick fills it).
@@ -78,11 +93,11 @@ class Exchange:
         self.status = 0
         self.sent_bytes = 0
         # Only the access log reads these times.
-        self.started = client.proxy.clock() if client.proxy.access_log.enabled else 0.0
+        self.started = self.proxy.clock() if self.proxy.access_log.enabled else 0.0
         self.upstream_started = 0.0
         self.extra_tries = 0  # tries a balancer filter allowed beyond the pool's retries
         self.last_failure = ""  # why the last try failed (the balancer filters read it)
-        self.run: FilterRun | None = FilterRun(self, client.proxy.chain, client.proxy.proto) if filtered else None
+        self.run: FilterRun | None = FilterRun(self, proxy) if filtered else None
 
     # -- backend selection and connection -------------------------------------------------------------
     def start(self) -> None:
@@ -133,14 +148,14 @@ class Exchange:
             self.run.connected_to(record.spec.address)
         record.active += 1
         record.total += 1
-        proxy = self.client.proxy
+        proxy = self.proxy
         # The access log's exact clock when it is on; else the poller's, for the response-time histogram.
         self.upstream_started = proxy.clock() if proxy.access_log.enabled else proxy.now()
-        conn = None if fresh else self.client.proxy.idle_pools[record].take()
+        conn = None if fresh else self.proxy.idle_pools[record].take()
         if conn is not None:
             self.attach(conn, reused=True)
         else:
-            self.client.proxy.open_upstream(self, record, self.pool)
+            self.proxy.open_upstream(self, record, self.pool)
 
     def _hash_key(self) -> bytes:
         spec = self.pool.spec
@@ -180,12 +195,12 @@ class Exchange:
         else:
             self.answer_error(502, f"backend connect failed: {reason}")
 
-    def attach(self, conn: UpstreamConnection, reused: bool) -> None:
+    def attach(self, conn: UpstreamSide, reused: bool) -> None:
         if self.client.closing or self.client.exchange is not self:
             # The client went away while we connected: keep the fresh connection for someone else.
             if self.record is not None:
                 self.record.active -= 1
-                self.client.proxy.idle_pools[self.record].put(conn, self.client.proxy.now())
+                conn.release(self.proxy.now())
             return
         # Passive health hears of success at the response head, not at connect: a backend that accepts
         # connections but answers garbage must still be ejected.
@@ -205,11 +220,11 @@ class Exchange:
     def request_data(self, data: bytes) -> None:
         client = self.client
         self.body_sent += len(data)
-        if self.body_sent > client.proxy.max_body_size:
+        if self.body_sent > self.proxy.max_body_size:
             client.refuse(ProtocolError("request body is over the limit", 413))
             return
         if client.wait == WAIT_BODY:
-            client.deadline = client.proxy.now() + client.proxy.body_timeout
+            client.deadline = self.proxy.now() + self.proxy.body_timeout
         out = forward.encode_chunk(data) if self.head.body.kind == "chunked" else data
         if self.buffer is not None:
             self.buffer.append(out)
@@ -229,7 +244,7 @@ class Exchange:
                 self.upstream.write(tail)
         client = self.client
         if self.response_head is None and client.wait == WAIT_BODY:
-            client.set_wait(WAIT_RESPONSE, client.proxy.response_timeout)
+            client.set_wait(WAIT_RESPONSE, self.proxy.response_timeout)
 
     # -- response -------------------------------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
@@ -280,10 +295,10 @@ class Exchange:
             self._filtered_head(head)
             return
         # Backend answered before the request body ended: the client stream cannot be resynced.
-        close = client.proxy.draining or not self.request_done
+        close = self.proxy.draining or not self.request_done
         request = self.head
         upstream = self.upstream
-        via = client.proxy.via
+        via = self.proxy.via
         if upstream is not None:
             # A backend repeats its response head: its connection keeps the last one it sent on.
             cache = upstream.replies
@@ -333,7 +348,7 @@ class Exchange:
             self.sent_bytes += len(body)
             client.send_data(body)
         client.send_end([])
-        now = client.proxy.now()
+        now = self.proxy.now()
         self._finish()
         client.exchange_done(self, self.keep_client, now)
 
@@ -347,7 +362,7 @@ class Exchange:
     def _uncached_head(self, head: ResponseHead, upgrade: bool) -> bytes:
         """The bytes of an interim (1xx) or 101 head, which no cache keeps."""
         request = self.head
-        context = forward.ResponseContext(request.version, request.keep_alive, False, self.client.proxy.via, upgrade)
+        context = forward.ResponseContext(request.version, request.keep_alive, False, self.proxy.via, upgrade)
         return forward.forward_response(head, context).data
 
     def _response_end(self, end: EndOfMessage) -> None:
@@ -366,7 +381,7 @@ class Exchange:
         upstream = self.upstream
         head = self.response_head
         self.upstream = None
-        now = client.proxy.now()  # once for the idle pool and the client's next deadline
+        now = self.proxy.now()  # once for the idle pool and the client's next deadline
         if upstream is not None:
             stray = upstream.parser.unsolicited
             if stray:
@@ -379,7 +394,7 @@ class Exchange:
             reusable = (head is not None and head.keep_alive and self.request_done and not upstream.closed
                         and upstream.parser.pending == 0 and not upstream.parser.paused and not stray)
             if reusable:
-                upstream.pool.put(upstream, now)  # its backend's idle pool
+                upstream.release(now)  # to its backend's idle pool
             else:
                 upstream.close()
         self._finish()
@@ -394,7 +409,7 @@ class Exchange:
         client.deadline = 0.0
         client.wait = WAIT_NONE
         client.write(self._uncached_head(head, upgrade=True))
-        client.proxy.stats.responses.count(101)
+        self.proxy.stats.responses.count(101)
         if self.record is not None:
             self.record.stats.responses.count(101)
         upstream = self.upstream
@@ -531,7 +546,7 @@ class Exchange:
 
     def _finish(self) -> None:
         record = self.record
-        proxy = self.client.proxy
+        proxy = self.proxy
         proxy.stats.responses.count(self.status)
         if record is not None:
             record.active -= 1
@@ -546,7 +561,7 @@ class Exchange:
             self._log(None)
 
     def _log(self, record: BackendRecord | None = None) -> None:
-        proxy = self.client.proxy
+        proxy = self.proxy
         if self.run is not None:
             self.run.log_phase()
         if not proxy.access_log.enabled:

@@ -20,19 +20,18 @@ client connection is reset): a filter's bug never takes the worker down.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from rsp.http1.error_pages import error_response
 from rsp.http1.events import ResponseHead
 from rsp.http1.serialise import local_response, request_of, response_of, serialise_request
 from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, LocalReply, Request, Response
-from rsp.pipeline.phases import ACCESS, BALANCER, BODY_FILTER, HEADER_FILTER, LOG, REWRITE, Chain, Filter, Suspend
+from rsp.pipeline.phases import ACCESS, BALANCER, BODY_FILTER, HEADER_FILTER, LOG, REWRITE, Filter, Suspend
+from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.session_api import ExchangeSide
+from rsp.proxy.session_state import SessionState
 from rsp.routes.router import host_only
-
-if TYPE_CHECKING:
-    from rsp.proxy.exchange import Exchange
-    from rsp.proxy.pools import PoolRuntime
 
 # Where a run is (`stage`): in a request phase, waiting for the route store, past the request phases
 # (connecting or streaming), or done (answered locally, finished, or failed).
@@ -59,11 +58,12 @@ def _response_key(response: Response) -> tuple[object, ...]:
 class FilterRun:
     """The ExchangeView of one exchange (rsp.pipeline.phases.ExchangeView) and where it is in its phases."""
 
-    def __init__(self, exchange: Exchange, chain: Chain, scheme: bytes) -> None:
+    def __init__(self, exchange: ExchangeSide, proxy: SessionState) -> None:
         self.exchange = exchange
-        self.chain = chain
+        self.proxy = proxy
+        self.chain = proxy.chain
         head = exchange.head
-        self.request: Request = request_of(head, scheme)
+        self.request: Request = request_of(head, proxy.proto)
         self._request_was = _request_key(self.request)
         self.response: Response | None = None
         self.ctx: dict[str, object] = {}
@@ -71,7 +71,6 @@ class FilterRun:
         self.peer: tuple[str, int] | None = None
         self.more_tries = 0
         client = exchange.client
-        proxy = client.proxy
         self._clock = proxy.clock
         self.started = proxy.clock()
         peer = client.peer
@@ -168,7 +167,7 @@ class FilterRun:
         """rsp's routing, after the rewrite filters: the pool for the request as they left it. False when the
         route store has to look the host up first (it calls routed())."""
         exchange = self.exchange
-        proxy = exchange.client.proxy
+        proxy = self.proxy
         request = self.request
         name = proxy.router.match(request.authority, request.target, request.method)
         if name is None:
@@ -220,7 +219,7 @@ class FilterRun:
         exchange = self.exchange
         if name == exchange.pool.name:
             return exchange.pool
-        pool = exchange.client.proxy.pools.get(name)
+        pool = self.proxy.pools.get(name)
         if pool is None:
             self._fail_request(f"a filter chose pool {name!r}, which does not exist")
         return pool
@@ -240,7 +239,7 @@ class FilterRun:
                 # As OpenResty's set_current_peer: an address, not a name (no resolving on the loop).
                 self._fail_request(f"a filter chose peer {peer[0]!r}, which is not an IP address")
                 return
-            pool, record = exchange.client.proxy.peer_backend(pool, peer[0], int(peer[1]))
+            pool, record = self.proxy.peer_backend(pool, peer[0], int(peer[1]))
             exchange.pool = pool
             self._fill_head()
             exchange.connect_record(record, fresh=False)
