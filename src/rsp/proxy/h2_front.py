@@ -25,7 +25,7 @@ from rsp.proxy.session_io import start_stream, start_tls_stream
 from rsp.transport.stream import StreamProtocol
 
 if TYPE_CHECKING:
-    from rsp.proxy.http_proxy import HttpProxy
+    from rsp.proxy.session_state import SessionState
 
 
 class ProtocolChoice:
@@ -89,7 +89,7 @@ class ProtocolChoice:
 class Http2Front:
     """Accepts for one HTTP listener with `http2` (in place of HttpProxy.on_accept)."""
 
-    def __init__(self, proxy: HttpProxy, settings: Http2Settings) -> None:
+    def __init__(self, proxy: SessionState, settings: Http2Settings) -> None:
         self.proxy = proxy
         self.settings = settings
         # The HTTP/2 connections open (their streams' exchanges are in proxy.connections, as HTTP/1's).

@@ -45,7 +45,7 @@ from rsp.proxy.client import ClientConnection
 from rsp.proxy.session_io import Transport
 
 if TYPE_CHECKING:
-    from rsp.proxy.http_proxy import HttpProxy
+    from rsp.proxy.session_state import SessionState
 
 log = get_logger()
 
@@ -226,7 +226,7 @@ class H2Stream:
 class Http2Session:
     """One client connection speaking HTTP/2 (chosen by ALPN or the preface, rsp.proxy.h2_front)."""
 
-    def __init__(self, proxy: HttpProxy, settings: Http2Settings, scheme: bytes,
+    def __init__(self, proxy: SessionState, settings: Http2Settings, scheme: bytes,
                  live: set[Http2Session] | None = None) -> None:
         """`live`: the set of its listener's sessions (rsp.proxy.h2_front), which it leaves when closed."""
         self.proxy = proxy
