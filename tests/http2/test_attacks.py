@@ -310,6 +310,10 @@ def test_a_connection_whose_window_stays_shut_is_closed_after_the_send_timeout()
     events = srv.tick()
     assert any(isinstance(e, ConnectionEnded) for e in events)
     assert srv.closing
+    peer.learn = False
+    peer.read()
+    goaway = peer.goaway()
+    assert goaway is not None and goaway.error_code == codes.ENHANCE_YOUR_CALM
 
 
 def test_a_client_that_does_not_read_its_socket_is_closed_after_the_send_timeout() -> None:

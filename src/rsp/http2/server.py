@@ -368,7 +368,7 @@ class ServerConnection:
             if stream.blocked_since is not None and now - stream.blocked_since >= s.send_timeout:
                 if self._h2.outbound_flow_control_window <= 0:
                     # The whole connection's window is shut: nothing moves for any stream.
-                    self._abort(codes.FLOW_CONTROL_ERROR, "send timeout: connection window closed", events)
+                    self._abort(codes.ENHANCE_YOUR_CALM, "send timeout: connection window closed", events)
                     return events
                 self.reset(stream.id, code=codes.CANCEL)
                 events.append(StreamCancelled(stream.id, codes.CANCEL, "send timeout: stream window closed"))
