@@ -20,6 +20,7 @@ from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import HttpConn, http_config
 from support.payload import payload
 from support.rsp_process import RspProcess, free_port
+from support.stats_client import metrics, poll, stats_json, value
 
 Start = Callable[..., Any]
 Run = Callable[..., RspProcess]
@@ -195,3 +196,23 @@ def test_contract_large_bodies_both_ways(protocol: str, start_backend: Start, ru
     rsp = run_rsp(h2_config([backend.port]))
     answer = ask(protocol, rsp.port, "POST", "/echo", headers=[("content-length", str(len(big)))], body=big)
     assert answer.status == 200 and answer.body == big
+
+
+def test_metrics_count_http2_connections_and_streams(start_backend: Start, run_rsp: Run) -> None:
+    backend = start_backend(HttpBackend, name="b")
+    stats_port = free_port()
+    rsp = run_rsp(h2_config([backend.port], extra=f'stats = {{ listen = "127.0.0.1:{stats_port}" }}'))
+    with H2Client(rsp.port) as client:
+        responses = client.exchange([("GET", f"/m{i}", [], b"") for i in range(3)])
+    assert [r.status for r in responses] == [200] * 3
+    with HttpConn(rsp.port) as conn:
+        assert conn.request("GET", "/h1").status == 200
+    listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "http"}
+    assert poll(lambda: value(metrics(stats_port), "rsp_listener_http_responses_total", code="2xx", **listener) == 4,
+                5.0)
+    table = metrics(stats_port)
+    assert value(table, "rsp_listener_connections_total", **listener) == 2  # one HTTP/2, one HTTP/1.1
+    assert value(table, "rsp_listener_http2_connections_total", **listener) == 1
+    assert value(table, "rsp_listener_http2_streams_total", **listener) == 3
+    listed = stats_json(stats_port)["stats"]["listeners"][0]
+    assert (listed["http2_connections"], listed["http2_streams"]) == (1, 3)

@@ -98,6 +98,12 @@ def _listeners(out: list[str], listeners: Iterable[Mapping[str, Any]]) -> None:
           lambda i: i["bytes_received"])
     _each(out, rows, "rsp_listener_sent_bytes_total", "counter", "Bytes written to clients.",
           lambda i: i["bytes_sent"])
+    _each(out, rows, "rsp_listener_http2_connections_total", "counter",
+          "Client connections accepted that spoke HTTP/2 (ALPN h2 or prior knowledge).",
+          lambda i: i.get("http2_connections", 0))
+    _each(out, rows, "rsp_listener_http2_streams_total", "counter",
+          "HTTP/2 streams clients opened and rsp served (one request each; refused ones not counted).",
+          lambda i: i.get("http2_streams", 0))
     http = [(labels, item) for labels, item in rows if item["mode"] == "http"]
     _by_status_class(out, http, "rsp_listener_http_responses_total",
                      "HTTP responses to clients by status class, refusals before routing included "

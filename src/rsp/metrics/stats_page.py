@@ -94,7 +94,7 @@ tr.st-drain td { background-color: #fff6dc; }
   <section>
     <h2>Listeners</h2>
     <table id="listeners"><thead><tr><th>Listener</th><th>Mode</th><th>Pool</th><th>Active</th><th>Idle</th>
-      <th>Accepted</th><th>Bytes in</th><th>Bytes out</th><th>2xx</th><th>4xx</th><th>5xx</th></tr></thead>
+      <th>Accepted</th><th>HTTP/2</th><th>H2 streams</th><th>Bytes in</th><th>Bytes out</th><th>2xx</th><th>4xx</th><th>5xx</th></tr></thead>
       <tbody></tbody></table>
   </section>
   <div id="pools"></div>
@@ -158,6 +158,8 @@ function renderListeners(listeners) {
     cell(row, "Active", l.active);
     cell(row, "Idle", l.idle);
     cell(row, "Accepted", l.accepted);
+    cell(row, "HTTP/2", l.http2_connections || 0);
+    cell(row, "H2 streams", l.http2_streams || 0);
     cell(row, "Bytes in", bytes(l.bytes_received));
     cell(row, "Bytes out", bytes(l.bytes_sent));
     cell(row, "2xx", l.responses["2xx"]);

@@ -130,6 +130,9 @@ class H2Stream:
         self.transport = StreamTransport(self, session.peer)
         self.client = ClientConnection(session.proxy)
         self.client.connection_made(cast(asyncio.BaseTransport, self.transport))
+        stats = session.proxy.stats
+        stats.accepted -= 1  # the bridge's connection is not a client connection (counted as a stream)
+        stats.http2_streams += 1
 
     # -- the request ----------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -245,6 +248,9 @@ class Http2Session:
         self.transport = t = cast(Transport, transport)
         self.peer = t.peer
         self.live.add(self)
+        stats = self.proxy.stats
+        stats.accepted += 1  # ClientConnection counts HTTP/1 ones; this one chose HTTP/2 instead
+        stats.http2_connections += 1
         self.flush()
         self.timer = self.loop.call_later(TICK_INTERVAL, self.on_tick)
 
