@@ -94,7 +94,8 @@ tr.st-drain td { background-color: #fff6dc; }
   <section>
     <h2>Listeners</h2>
     <table id="listeners"><thead><tr><th>Listener</th><th>Mode</th><th>Pool</th><th>Active</th><th>Idle</th>
-      <th>Accepted</th><th>HTTP/2</th><th>H2 streams</th><th>Bytes in</th><th>Bytes out</th><th>2xx</th><th>4xx</th><th>5xx</th></tr></thead>
+      <th>Accepted</th><th>HTTP/2</th><th>H2 streams</th><th>Bytes in</th><th>Bytes out</th><th>2xx</th><th>4xx</th>
+      <th>5xx</th></tr></thead>
       <tbody></tbody></table>
   </section>
   <div id="pools"></div>
