@@ -92,8 +92,23 @@ def test_rapid_reset_ends_the_connection_with_enhance_your_calm() -> None:
     goaway = peer.goaway()
     assert goaway is not None and goaway.error_code == codes.ENHANCE_YOUR_CALM
     assert sent == Http2Settings().max_resets + 1  # the bound, not the client, decided when it stopped
-    cancelled = [e for e in peer.events if isinstance(e, StreamCancelled)]
-    assert len(cancelled) == sent  # every exchange the client started was cancelled, none left running
+    # A stream opened and reset within one read never reaches the pipeline (no exchange started for it);
+    # every one that did reach it was cancelled: none is left running.
+    started = set(opened(peer))
+    cancelled = {e.stream_id for e in peer.events if isinstance(e, StreamCancelled)}
+    assert started <= cancelled
+    assert len(started) <= 1  # at most the last one, whose reset ended the connection
+
+
+def test_a_stream_opened_and_reset_in_one_read_never_starts_an_exchange() -> None:
+    srv, _ = server()
+    peer = H2Peer(srv, learn_settings=False)
+    events = peer.raw(HeadersFrame(1, data=encoded_request(), flags=["END_HEADERS", "END_STREAM"]),
+                      RstStreamFrame(1, error_code=codes.CANCEL))
+    assert events == []
+    events = peer.raw(HeadersFrame(3, data=encoded_request(), flags=["END_HEADERS", "END_STREAM"]))
+    assert [type(e).__name__ for e in events] == ["RequestOpened", "RequestEnded"]
+    assert [type(e).__name__ for e in peer.raw(RstStreamFrame(3, error_code=codes.CANCEL))] == ["StreamCancelled"]
 
 
 def test_resets_under_the_budget_per_interval_are_allowed() -> None:

@@ -95,6 +95,8 @@ class ServerConnection:
             self._on_goaway(payload, events)
         self._gate.goaways.clear()
         self._maybe_finished(events)
+        if any(isinstance(e, StreamCancelled) for e in events):
+            return _without_stillborn(events)
         return events
 
     def _stream_closed(self, stream_id: int) -> bool:
@@ -441,3 +443,15 @@ class ServerConnection:
 
     def request_of(self, stream_id: int) -> Stream | None:
         return self._streams.get(stream_id)
+
+
+def _without_stillborn(events: list[Event]) -> list[Event]:
+    """The events less those of streams opened and cancelled within the same read: the exchange would start
+    (a backend connection, maybe) only to be cancelled at once, which is what rapid reset (CVE-2023-44487)
+    makes a server do. The reset still counted against the budget; nothing else needs to hear of it."""
+    opened = {e.stream_id for e in events if isinstance(e, RequestOpened)}
+    stillborn = {e.stream_id for e in events if isinstance(e, StreamCancelled) and e.stream_id in opened}
+    if not stillborn:
+        return events
+    return [e for e in events if isinstance(e, ConnectionEnded) or getattr(e, "stream_id", 0) not in stillborn]
+
