@@ -97,9 +97,14 @@ def test_malformed_requests_are_stream_errors_and_the_connection_stays() -> None
     peer.request(3, extra=[("te", "gzip")])
     peer.request(5, extra=[("host", "other.test")])  # differs from :authority
     peer.request(7, extra=[("transfer-encoding", "chunked")])
-    assert peer.resets() == {1: codes.PROTOCOL_ERROR, 3: codes.PROTOCOL_ERROR, 5: codes.PROTOCOL_ERROR,
-                             7: codes.PROTOCOL_ERROR}
-    events = peer.request(9, extra=[("te", "trailers")])
+    peer.request(9, extra=[("X-Upper", "case")])  # upper-case field names are malformed (§8.2.1)
+    peer.client.send_headers(11, [(":method", "GET"), (":scheme", "https"), (":authority", "u:p@example.test"),
+                                  (":path", "/")], end_stream=True)
+    peer.client.send_headers(13, [(":method", "GET"), (":path", "/"), (":scheme", "https"),
+                                  ("accept", "*/*"), (":authority", "late.example")], end_stream=True)
+    peer.flush()
+    assert peer.resets() == dict.fromkeys((1, 3, 5, 7, 9, 11, 13), codes.PROTOCOL_ERROR)
+    events = peer.request(15, extra=[("te", "trailers")])
     assert isinstance(events[0], RequestOpened)
     assert not peer.ended()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.settings
 from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
 
 from rsp.http2.events import ConnectionEnded, Event

@@ -87,6 +87,8 @@ def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> R
         raise MalformedRequest(":scheme and :path are required (RFC 9113 §8.3.1)")
     if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
         raise MalformedRequest(":path must be origin-form, or '*' for OPTIONS (RFC 9113 §8.3.1)")
+    if authority is not None and b"@" in authority:
+        raise MalformedRequest(":authority with userinfo (RFC 9113 §8.3.1)")
     if authority is not None and host is not None and host != authority:
         # "A server SHOULD treat a request as malformed if it contains a Host header field that identifies
         # an entity that differs from the entity in the :authority pseudo-header field" (§8.3.1).
