@@ -107,6 +107,26 @@ def test_a_10_mib_download_through_a_small_window(start_backend: Start, run_rsp:
     assert download.status == 200 and len(download.body) == len(big) and download.body == big
 
 
+def test_a_stream_whose_client_does_not_read_does_not_stall_the_others(start_backend: Start, run_rsp: Run) -> None:
+    big = payload(4 * 1024 * 1024)
+
+    def handler(req: ReceivedRequest) -> Reply:
+        return Reply(body=big if req.target == "/slow" else b"quick")
+
+    backend = start_backend(HttpBackend, handler=handler, name="b")
+    rsp = run_rsp(h2_config([backend.port]))
+    with H2Client(rsp.port, timeout=30) as client:
+        slow, *quick = client.exchange([("GET", "/slow", [], b"")] + [("GET", f"/q{i}", [], b"") for i in range(20)],
+                                       hold=frozenset({0}))
+        # Later requests on the same connection are served too while /slow waits.
+        (later,) = client.exchange([("GET", "/later", [], b"")])
+    assert all(r.status == 200 and r.body == b"quick" for r in quick)
+    assert later.body == b"quick"
+    # The slow stream got at most its window's worth (SETTINGS_INITIAL_WINDOW_SIZE) by then, and no end; rsp
+    # holds the rest back and stops reading its backend (the backpressure of docs/http2.md).
+    assert slow.status == 200 and 0 < len(slow.body) <= 65535 and not slow.ended
+
+
 def test_response_trailers_and_interim_responses_pass_through(start_backend: Start, run_rsp: Run) -> None:
     def handler(req: ReceivedRequest) -> Reply:
         if req.target == "/trailers":

@@ -68,8 +68,12 @@ class H2Client:
     def close(self) -> None:
         self.sock.close()
 
-    def exchange(self, requests: list[tuple[str, str, Headers, bytes]]) -> list[H2Response]:
+    def exchange(self, requests: list[tuple[str, str, Headers, bytes]],
+                 hold: frozenset[int] = frozenset()) -> list[H2Response]:
+        """`hold`: indexes of requests whose stream window the client never reopens (a slow reader): their
+        responses are returned as far as they got once every other stream has ended."""
         out: dict[int, H2Response] = {}
+        self.held: set[int] = set()
         bodies: dict[int, bytes] = {}
         for method, path, headers, body in requests:
             sid = self.conn.get_next_available_stream_id()
@@ -77,11 +81,13 @@ class H2Client:
                       (":path", path), *headers]
             self.conn.send_headers(sid, fields, end_stream=not body)
             out[sid] = H2Response(sid)
+            if len(out) - 1 in hold:
+                self.held.add(sid)
             if body:
                 bodies[sid] = body
         self._send_bodies(bodies)
         deadline = time.monotonic() + self.timeout
-        while not all(r.ended or r.reset is not None for r in out.values()):
+        while not all(r.ended or r.reset is not None for r in out.values() if r.stream_id not in self.held):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"streams not finished: {[r for r in out.values() if not r.ended]}")
             data = self.sock.recv(65536)
@@ -140,7 +146,11 @@ class H2Client:
             response.informational.append(int(dict(event.headers or [])[":status"]))
         elif isinstance(event, h2.events.DataReceived) and response is not None:
             response.body += event.data or b""
-            self.conn.acknowledge_received_data(event.flow_controlled_length or 0, sid)
+            if sid in self.held:
+                # Only the connection's window reopens: the other streams must not wait for this one.
+                self.conn.increment_flow_control_window(event.flow_controlled_length or 0)
+            else:
+                self.conn.acknowledge_received_data(event.flow_controlled_length or 0, sid)
         elif isinstance(event, h2.events.TrailersReceived) and response is not None:
             response.trailers = dict(event.headers or [])
         elif isinstance(event, h2.events.StreamEnded) and response is not None:
