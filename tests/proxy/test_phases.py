@@ -406,3 +406,21 @@ def test_routing_after_rewrite_waits_for_the_route_store_and_answers_through_the
     protocol_of(other).exchange.route_to(None, 404)
     assert other.take().startswith(b"HTTP/1.1 404 Not Found\r\n")
     assert recorder.seen[-1][:2] == ("log", 404)
+
+
+class Grow(Filter):
+    """Changes the body's length without saying so in header_filter: a filter's bug."""
+
+    def body_filter(self, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
+        return chunk + chunk
+
+
+def test_a_body_filter_that_breaks_the_declared_length_resets_the_client(make_session: Make) -> None:
+    s = make_session(filters=[Grow()])
+    client = s.client()
+    backend = s.open(client, GET_X)
+    backend.send(OK_5)
+    received = client.take()
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 5\r\n" in received
+    assert not received.endswith(b"hellohello")  # never more than the length the client was told
+    assert client.closing
