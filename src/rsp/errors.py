@@ -89,3 +89,12 @@ class ControlError(RspError):
 class CacheStoreError(RspError):
     """The response cache's store failed (an LMDB error other than a full map, rsp.cache.store): the cache
     then passes the exchange through as if it were not there."""
+
+
+class Http2ConnectionError(ProtocolError):
+    """An HTTP/2 client broke the protocol or a limit in a way that ends its connection (RFC 9113 §5.4.1):
+    `error_code` is the GOAWAY error code to send (rsp.http2.codes), the message says which limit or rule."""
+
+    def __init__(self, message: str, error_code: int) -> None:
+        self.error_code = error_code
+        super().__init__(message, 400)

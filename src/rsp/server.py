@@ -24,6 +24,7 @@ from rsp.metrics.snapshot import snapshot
 from rsp.pipeline.phases import Chain, Filter
 from rsp.preflight import admin_socket_error, bind_configured, stats_bind_error
 from rsp.proxy.access_log import AccessLog
+from rsp.proxy.h2_front import Http2Front
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import TcpProxy
@@ -72,6 +73,7 @@ class Server:
         self.admin: AdminSocket | None = None
         self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
+        self.h2_fronts: list[Http2Front] = []  # the HTTP/2 connections of listeners with `http2`
         self.tls_fronts: list[TcpFront] = []  # TCP listeners' TLS termination and SNI peeking
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -114,7 +116,13 @@ class Server:
                                  server_port=sock.getsockname()[1])
                 self.http_proxies.append(http)
                 self.listening.append((listener, http))
-                self.acceptors.append(Acceptor(self.loop, sock, http.on_accept))
+                # With `http2`, the first read chooses HTTP/2 or HTTP/1.1 (rsp.proxy.h2_front).
+                accept = http.on_accept
+                if listener.http2 is not None:
+                    h2_front = Http2Front(http, listener.http2)
+                    self.h2_fronts.append(h2_front)
+                    accept = h2_front.on_accept
+                self.acceptors.append(Acceptor(self.loop, sock, accept))
                 continue
             proxy = TcpProxy(self.loop, self.pools[listener.pool], self.shared, self.config.high_water)
             self.proxies.append(proxy)
@@ -233,7 +241,8 @@ class Server:
     # -- stop ----------------------------------------------------------------------------------------
     def live_connections(self) -> int:
         return (sum(p.live_connections() for p in self.proxies) + sum(h.live_connections() for h in self.http_proxies)
-                + sum(f.live_connections() for f in self.tls_fronts))
+                + sum(f.live_connections() for f in self.tls_fronts)
+                + sum(f.live_connections() for f in self.h2_fronts))
 
     def _backends_changed(self, record: BackendRecord, added: bool) -> None:
         for http in self.http_proxies:
@@ -256,6 +265,8 @@ class Server:
             acceptor.stop()
         for http in self.http_proxies:
             http.begin_drain(linger)
+        for front in self.h2_fronts:
+            front.begin_drain()
         self._drain_deadline = self.loop.time() + grace
         # Check often while draining so that exit follows the last connection closely.
         self.tick_interval = min(self.tick_interval, 0.1)
@@ -278,6 +289,8 @@ class Server:
                 front.close_all("shutdown")
             for http in self.http_proxies:
                 http.close_all()
+            for h2_front in self.h2_fronts:
+                h2_front.close_all()
         self._finish()
 
     def _finish(self) -> None:

@@ -18,7 +18,7 @@ from rsp.proxy.sni_proxy import SniRouter
 from rsp.proxy.tcp_proxy import TcpProxy
 from rsp.proxy.tls_tcp import TlsTcpFront
 from rsp.tls.client_context import backend_server_name, build_backend_context
-from rsp.tls.server_context import HTTP_ALPN, build_tls_server
+from rsp.tls.server_context import build_tls_server, listener_alpn
 
 AcceptHandler = Callable[[socket.socket, tuple[object, ...]], None]
 # What a TCP listener's TLS front holds besides the TcpProxy's sessions and relays (counted while draining).
@@ -30,8 +30,8 @@ def tls_context_for(config: Config, listener: Listener) -> ssl.SSLContext | None
     spec = config.tls.listeners.get(listener.key)
     if spec is None:
         return None
-    # ALPN: HTTP mode says http/1.1; a TCP listener relays whatever the client speaks, so it offers none.
-    return build_tls_server(config, spec, HTTP_ALPN if listener.mode == "http" else ()).context
+    http2 = listener.http2 is not None and listener.http2.mode == "alpn"
+    return build_tls_server(config, spec, listener_alpn(listener.mode, http2)).context
 
 
 def backend_tls_for(config: Config, pools: dict[str, PoolRuntime]) -> dict[str, BackendTls]:

@@ -83,7 +83,9 @@ def test_format_lines() -> None:
             if kind == "counter":
                 assert name.endswith("_total")
         elif not line.startswith("# HELP "):
-            assert re.fullmatch(r'rsp_[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? \S+', line), line
+            # Metric names may hold digits after the first character (rsp_listener_http2_*), as Prometheus's
+            # grammar [a-zA-Z_:][a-zA-Z0-9_:]* allows.
+            assert re.fullmatch(r'rsp_[a-z0-9_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? \S+', line), line
     # Every family is declared once.
     assert len(names) == sum(1 for line in text.splitlines() if line.startswith("# TYPE "))
     # No backend checked yet: no last-check timestamp invented.

@@ -29,6 +29,7 @@ from rsp.config.checks import (
     fields,
     split_host_port,
 )
+from rsp.config.http2_section import parse_http2
 from rsp.config.key_lines import key_lines
 from rsp.config.process_section import PROCESS_KEYS, process_settings
 from rsp.config.route_store_section import parse_route_store
@@ -231,7 +232,7 @@ def _http(value: Any, key: str, ctx: Ctx) -> model.HttpSettings:
 
 
 def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
-    f = fields(item, key, ctx, {"address", "port", "pool", "mode", "cache", *LISTENER_TLS_KEYS})
+    f = fields(item, key, ctx, {"address", "port", "pool", "mode", "cache", "http2", *LISTENER_TLS_KEYS})
     if "port" not in f:
         ctx.fail(f"{key}.port", f"{key}.port is missing")
     port = as_port(as_str_or_num(f["port"], f"{key}.port", ctx), f"{key}.port", ctx)
@@ -240,7 +241,8 @@ def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
     mode = as_choice(f.get("mode", "tcp"), model.MODES, f"{key}.mode", ctx)
     pool = as_string(f.get("pool", DEFAULT_POOL), f"{key}.pool", ctx)
     cache = as_string(f.get("cache", ""), f"{key}.cache", ctx)
-    return model.Listener(host, port, pool, mode, cache=cache, key=key)
+    http2 = parse_http2(f.get("http2"), f"{key}.http2", ctx, mode, tls="tls" in f)
+    return model.Listener(host, port, pool, mode, cache=cache, http2=http2, key=key)
 
 
 def _pool(name: str, spec: Any, key: str, ctx: Ctx, timeouts: model.Timeouts) -> model.Pool:

@@ -89,6 +89,89 @@ class Pool:
     passive_cooldown: float = DEFAULT_PASSIVE_COOLDOWN
 
 
+# ---- HTTP/2 to clients (rsp.http2, docs/http2.md) -------------------------------------------------------
+# Each limit bounds one resource or one attack; where each default comes from is in docs/http2.md.
+HTTP2_MODES = ("alpn", "prior-knowledge")
+# SETTINGS_MAX_CONCURRENT_STREAMS: nginx http2_max_concurrent_streams 128 (HAProxy 100; RFC 9113 §6.5.2
+# recommends no less than 100). Streams beyond it are refused with REFUSED_STREAM (§5.1.2).
+DEFAULT_H2_MAX_CONCURRENT_STREAMS = 128
+# SETTINGS_INITIAL_WINDOW_SIZE: the RFC's 65535 (HAProxy's tune.h2.initial-window-size, nginx's 64 KiB
+# http2_body_preread_size): what one stream's request body may hold in rsp before the backend takes it.
+DEFAULT_H2_INITIAL_WINDOW = 65535
+# SETTINGS_MAX_FRAME_SIZE: the RFC minimum and default 16384 (HAProxy tune.h2.max-frame-size).
+DEFAULT_H2_MAX_FRAME_SIZE = 16384
+# SETTINGS_HEADER_TABLE_SIZE: the RFC default 4096 (HAProxy tune.h2.header-table-size, nginx's fixed table).
+DEFAULT_H2_HEADER_TABLE_SIZE = 4096
+# SETTINGS_MAX_HEADER_LIST_SIZE (decoded, RFC 9113 §6.5.2 counting 32 bytes per field): 64 KiB, the
+# HTTP/1 header section cap (HttpSettings) and h2's own default; Envoy max_request_headers_kb is 60.
+DEFAULT_H2_MAX_HEADER_LIST = 64 * 1024
+# The encoded header block, HEADERS + CONTINUATION frames with their 9-byte frame headers, counted before
+# any decoding (CONTINUATION flood, CVE-2024-27316 family), and the frames one block may span.
+DEFAULT_H2_MAX_HEADER_BLOCK = 64 * 1024
+DEFAULT_H2_MAX_HEADER_FRAMES = 32
+# Streams per connection, then a graceful GOAWAY: nginx keepalive_requests 1000.
+DEFAULT_H2_MAX_STREAMS_PER_CONNECTION = 1000
+# Frame floods are counted per interval of this many seconds; past a limit the connection ends with
+# GOAWAY ENHANCE_YOUR_CALM (RFC 9113 §5.4.1, §7). See docs/http2.md for each figure's reasoning.
+DEFAULT_H2_FLOOD_INTERVAL = 10.0
+# Rapid reset (CVE-2023-44487): streams reset by the client before their response ended, plus streams
+# refused, per interval.
+DEFAULT_H2_MAX_RESETS = 200
+DEFAULT_H2_MAX_SETTINGS = 32
+DEFAULT_H2_MAX_PINGS = 64
+DEFAULT_H2_MAX_PRIORITY = 1024
+DEFAULT_H2_MAX_EMPTY_DATA = 64
+DEFAULT_H2_MAX_WINDOW_UPDATES = 4096
+DEFAULT_H2_MAX_UNKNOWN_FRAMES = 64
+# DATA frames on streams already closed (reset): h2 answers each with RST_STREAM (CVE-2019-9514's
+# amplification). Legitimate ones are the few in flight when a stream was reset.
+DEFAULT_H2_MAX_CLOSED_STREAM_DATA = 1024
+# A connection with no stream open for this long is closed with GOAWAY (nginx keepalive_timeout 75 s,
+# which HTTP/2 uses since nginx 1.19.7; rsp's HTTP/1 keepalive_timeout is 60 s).
+DEFAULT_H2_IDLE_TIMEOUT = 60.0
+# Response data that the client's flow-control window (or socket) keeps from moving this long: the stream
+# is reset, or the connection closed when the whole connection is stuck (nginx send_timeout 60 s).
+DEFAULT_H2_SEND_TIMEOUT = 60.0
+# A header block started and not finished in this long closes the connection (slowloris over HTTP/2);
+# rsp's HTTP/1 header_timeout.
+DEFAULT_H2_HEADER_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Http2Settings:
+    """HTTP/2 on one listener: `mode` is "alpn" (TLS listeners offer h2 then http/1.1) or "prior-knowledge"
+    (a plain listener that also takes the HTTP/2 connection preface); the rest are its limits."""
+
+    mode: str = "alpn"  # one of HTTP2_MODES
+    max_concurrent_streams: int = DEFAULT_H2_MAX_CONCURRENT_STREAMS
+    initial_window_size: int = DEFAULT_H2_INITIAL_WINDOW
+    max_frame_size: int = DEFAULT_H2_MAX_FRAME_SIZE
+    header_table_size: int = DEFAULT_H2_HEADER_TABLE_SIZE
+    max_header_list_size: int = DEFAULT_H2_MAX_HEADER_LIST
+    max_header_block_size: int = DEFAULT_H2_MAX_HEADER_BLOCK
+    max_header_frames: int = DEFAULT_H2_MAX_HEADER_FRAMES
+    max_streams_per_connection: int = DEFAULT_H2_MAX_STREAMS_PER_CONNECTION
+    flood_interval: float = DEFAULT_H2_FLOOD_INTERVAL
+    max_resets: int = DEFAULT_H2_MAX_RESETS
+    max_settings: int = DEFAULT_H2_MAX_SETTINGS
+    max_pings: int = DEFAULT_H2_MAX_PINGS
+    max_priority: int = DEFAULT_H2_MAX_PRIORITY
+    max_empty_data: int = DEFAULT_H2_MAX_EMPTY_DATA
+    max_window_updates: int = DEFAULT_H2_MAX_WINDOW_UPDATES
+    max_unknown_frames: int = DEFAULT_H2_MAX_UNKNOWN_FRAMES
+    max_closed_stream_data: int = DEFAULT_H2_MAX_CLOSED_STREAM_DATA
+    idle_timeout: float = DEFAULT_H2_IDLE_TIMEOUT
+    send_timeout: float = DEFAULT_H2_SEND_TIMEOUT
+    header_timeout: float = DEFAULT_H2_HEADER_TIMEOUT
+
+    @property
+    def connection_window(self) -> int:
+        """The connection's receive window: every stream's whole window at once, so that request bodies
+        held for slow backends never stall the other streams (RFC 9113 §5.2.1); it is also the bound on
+        request-body bytes one connection holds."""
+        return self.max_concurrent_streams * self.initial_window_size
+
+
 @dataclass(frozen=True, slots=True)
 class Listener:
     host: str
@@ -96,6 +179,7 @@ class Listener:
     pool: str
     mode: str = "tcp"  # one of MODES
     cache: str = ""  # the name of a `caches` entry that stores this HTTP listener's responses ("" none)
+    http2: Http2Settings | None = None  # None: HTTP/1 only (the default, see docs/http2.md)
     # The config key it was read from (`listen[1]`), for errors found after loading.
     key: str = field(default="", compare=False)
 

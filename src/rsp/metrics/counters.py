@@ -178,12 +178,15 @@ class PoolStats:
 class ListenerStats:
     """What one process counted for one listener, the client side: connections accepted, bytes read from
     and written to clients, and (HTTP) every response by class, including refusals that never reached a
-    pool (400, 408, 413, ...)."""
+    pool (400, 408, 413, ...). http2_connections / http2_streams: of the connections accepted, those that
+    spoke HTTP/2, and the streams they opened (each stream is one request)."""
 
-    __slots__ = ("accepted", "bytes_received", "bytes_sent", "responses")
+    __slots__ = ("accepted", "bytes_received", "bytes_sent", "http2_connections", "http2_streams", "responses")
 
     def __init__(self) -> None:
         self.accepted = 0
+        self.http2_connections = 0
+        self.http2_streams = 0
         self.bytes_received = 0
         self.bytes_sent = 0
         self.responses = StatusCounts()

@@ -95,6 +95,12 @@ def _listeners(rows: list[Row]) -> Iterator[Metric]:
                 lambda i: i["bytes_received"])
     yield _each(rows, "counter", "rsp_listener_sent_bytes_total", "Bytes written to clients.",
                 lambda i: i["bytes_sent"])
+    yield _each(rows, "counter", "rsp_listener_http2_connections_total",
+                "Client connections accepted that spoke HTTP/2 (ALPN h2 or prior knowledge).",
+                lambda i: i.get("http2_connections", 0))
+    yield _each(rows, "counter", "rsp_listener_http2_streams_total",
+                "HTTP/2 streams clients opened and rsp served (one request each; refused ones not counted).",
+                lambda i: i.get("http2_streams", 0))
     http = [(labels, item) for labels, item in rows if item["mode"] == "http"]
     yield _by_status_class(http, "rsp_listener_http_responses_total",
                            "HTTP responses to clients by status class, refusals before routing included "

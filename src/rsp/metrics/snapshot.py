@@ -66,7 +66,8 @@ def _listener(name: str, mode: str, pool: str, proxy: HttpProxy | TcpProxy) -> d
             received += relay.bytes_in
             sent += relay.bytes_out
     return {"name": name, "mode": mode, "pool": pool, "accepted": stats.accepted, "active": active, "idle": idle,
-            "bytes_received": received, "bytes_sent": sent, "responses": stats.responses.as_dict()}
+            "bytes_received": received, "bytes_sent": sent, "responses": stats.responses.as_dict(),
+            "http2_connections": stats.http2_connections, "http2_streams": stats.http2_streams}
 
 
 def _backend(record: BackendRecord, idle: int, live: tuple[int, int], check_kind: str) -> dict[str, Any]:

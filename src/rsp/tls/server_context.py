@@ -40,6 +40,17 @@ from rsp.tls.served_chain import ChainPlan, plan_chain, read_roots
 EXPIRY_WARNING_DAYS: Final = 30
 # ALPN for HTTP mode (RFC 7301): rsp speaks HTTP/1.1 only, so offering h2 would be a lie.
 HTTP_ALPN: Final = ("http/1.1",)
+# An HTTP listener with `http2 = true`: h2 first, so a client offering both gets HTTP/2 (RFC 9113 §3.2;
+# RFC 7301 §3.2: the server picks, in its own order of preference), http/1.1 for the others.
+H2_ALPN: Final = ("h2", "http/1.1")
+
+
+def listener_alpn(mode: str, http2: bool) -> tuple[str, ...]:
+    """What a listener offers in ALPN: an HTTP listener http/1.1 (and h2 first with `http2 = true`); a TCP
+    listener relays whatever the client speaks, so it offers none."""
+    if mode != "http":
+        return ()
+    return H2_ALPN if http2 else HTTP_ALPN
 _VERSIONS: Final = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 
 

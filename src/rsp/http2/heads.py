@@ -1,0 +1,141 @@
+"""HTTP/2 header lists <-> rsp.pipeline's Request and Response (RFC 9113 §8).
+
+h2 runs with its own header validation off (its failures are connection errors; a malformed request is a
+stream error, RFC 9113 §8.1.1), so every rule of §8.2 and §8.3 a request must follow is checked here, and a
+request that breaks one raises MalformedRequest: the connection resets that stream with PROTOCOL_ERROR.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from rsp.errors import ProtocolError
+from rsp.pipeline.messages import NO_BODY, UNKNOWN_LENGTH, Header, Request, Response
+
+# Connection-specific fields (RFC 9113 §8.2.2): a request carrying one is malformed, and a response never
+# carries one (RFC 9110 §7.6.1 lists them; Proxy-Connection and Keep-Alive are their legacy spellings).
+CONNECTION_SPECIFIC: Final = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                                        b"upgrade"})
+REQUEST_PSEUDO: Final = frozenset({b":method", b":scheme", b":authority", b":path"})
+# A field name: lower-case token characters only (§8.2.1: upper case is malformed in HTTP/2).
+_NAME_OK: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
+# A field value: no NUL, CR or LF, no leading or trailing space or tab (§8.2.1).
+_VALUE_BAD: Final = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+
+
+class MalformedRequest(ProtocolError):
+    """A request or trailer section that breaks RFC 9113 §8 (a stream error of type PROTOCOL_ERROR)."""
+
+
+def _check_field(name: bytes, value: bytes) -> None:
+    if not _NAME_OK.match(name):
+        raise MalformedRequest(f"field name {name[:40]!r} is not a lower-case token (RFC 9113 §8.2.1)")
+    if _VALUE_BAD.search(value):
+        raise MalformedRequest(f"field {name!r} has a value with NUL, CR, LF or edge whitespace (§8.2.1)")
+    if name in CONNECTION_SPECIFIC:
+        raise MalformedRequest(f"connection-specific field {name!r} (RFC 9113 §8.2.2)")
+    if name == b"te" and value.lower() != b"trailers":
+        raise MalformedRequest("TE other than 'trailers' (RFC 9113 §8.2.2)")
+
+
+def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> Request:
+    """The Request for a HEADERS block's decoded fields (RFC 9113 §8.3.1). `ended`: END_STREAM was set (no
+    body). Raises MalformedRequest."""
+    pseudo: dict[bytes, bytes] = {}
+    headers: list[Header] = []
+    cookies: list[bytes] = []
+    host: bytes | None = None
+    content_length: bytes | None = None
+    for name, value in fields:
+        if name[:1] == b":":
+            # Pseudo-header fields come first, once each, only the request ones (§8.3).
+            if headers or cookies or host is not None:
+                raise MalformedRequest(f"pseudo-header {name!r} after a regular field (RFC 9113 §8.3)")
+            if name not in REQUEST_PSEUDO:
+                raise MalformedRequest(f"pseudo-header {name!r} is not a request one (RFC 9113 §8.3.1)")
+            if name in pseudo:
+                raise MalformedRequest(f"pseudo-header {name!r} twice (RFC 9113 §8.3)")
+            if _VALUE_BAD.search(value):
+                raise MalformedRequest(f"pseudo-header {name!r} has a bad value (RFC 9113 §8.2.1)")
+            pseudo[name] = value
+            continue
+        _check_field(name, value)
+        if name == b"cookie":
+            # Cookie may arrive split into one field per crumb (§8.2.3); HTTP/1 wants one line.
+            cookies.append(value)
+            continue
+        if name == b"host":
+            if host is not None:
+                raise MalformedRequest("two Host fields (RFC 9110 §7.2)")
+            host = value
+        elif name == b"content-length":
+            if content_length is not None and content_length != value:
+                raise MalformedRequest("differing Content-Length fields (RFC 9110 §8.6)")
+            content_length = value
+        headers.append((name, value))
+    method = pseudo.get(b":method")
+    if not method:
+        raise MalformedRequest(":method missing (RFC 9113 §8.3.1)")
+    authority = pseudo.get(b":authority")
+    if method == b"CONNECT":
+        # CONNECT (§8.5) would tunnel bytes over a stream; rsp's pipeline has no tunnel for it.
+        raise MalformedRequest("CONNECT is not supported over HTTP/2", status=501)
+    scheme = pseudo.get(b":scheme")
+    path = pseudo.get(b":path")
+    if not scheme or not path:
+        raise MalformedRequest(":scheme and :path are required (RFC 9113 §8.3.1)")
+    if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
+        raise MalformedRequest(":path must be origin-form, or '*' for OPTIONS (RFC 9113 §8.3.1)")
+    if authority is not None and b"@" in authority:
+        raise MalformedRequest(":authority with userinfo (RFC 9113 §8.3.1)")
+    if authority is not None and host is not None and host != authority:
+        # "A server SHOULD treat a request as malformed if it contains a Host header field that identifies
+        # an entity that differs from the entity in the :authority pseudo-header field" (§8.3.1).
+        raise MalformedRequest("Host differs from :authority (RFC 9113 §8.3.1)")
+    if authority is None:
+        authority = host if host is not None else b""
+    elif host is None:
+        # An intermediary forwarding to HTTP/1.1 creates Host from :authority (§8.3.1); first, as HTTP/1
+        # clients send it (RFC 9110 §7.2).
+        headers.insert(0, (b"host", authority))
+    if cookies:
+        headers.append((b"cookie", b"; ".join(cookies)))
+    if ended:
+        body_length = NO_BODY
+    elif content_length is not None:
+        if not content_length.isdigit():
+            raise MalformedRequest("Content-Length is not a number (RFC 9110 §8.6)")
+        body_length = int(content_length)
+    else:
+        body_length = UNKNOWN_LENGTH
+    if ended and content_length is not None and content_length.isdigit() and int(content_length) != 0:
+        raise MalformedRequest("Content-Length without DATA frames (RFC 9113 §8.1.1)")
+    return Request(method, scheme or scheme_default, authority, path, headers, version=b"2",
+                   body_length=body_length)
+
+
+def check_trailers(fields: list[Header]) -> list[Header]:
+    """A request's trailer section: no pseudo-headers (RFC 9113 §8.1), the field rules of §8.2."""
+    for name, value in fields:
+        if name[:1] == b":":
+            raise MalformedRequest(f"pseudo-header {name!r} in trailers (RFC 9113 §8.1)")
+        _check_field(name, value)
+    return fields
+
+
+def response_fields(response: Response) -> list[Header]:
+    """The header list of a response head (RFC 9113 §8.3.2): :status first, names lower-cased (§8.2.1),
+    connection-specific fields left out (§8.2.2)."""
+    out: list[Header] = [(b":status", b"%d" % response.status)]
+    for name, value in response.headers:
+        low = name.lower()
+        if low in CONNECTION_SPECIFIC or low == b"te":
+            continue
+        out.append((low, value))
+    return out
+
+
+def trailer_fields(trailers: list[Header]) -> list[Header]:
+    """A response's trailers as HTTP/2 fields: lower-case, no connection-specific ones."""
+    return [(name.lower(), value) for name, value in trailers if name.lower() not in CONNECTION_SPECIFIC]
