@@ -80,7 +80,7 @@ def test_stats_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     out = run(["-c", str(config), "stats"], capsys)
     assert out["pages"]["entries"] == 5 and out["pages"]["bytes"] > 0
     with pytest.raises(ConfigError):
-        main(["stats", str(config), "--cache", "nope"])
+        main(["-c", str(config), "stats", "--cache", "nope"])
     with pytest.raises(ConfigError):
         url_key("/relative")
     store.close()
@@ -104,5 +104,5 @@ def test_no_store_is_created_by_the_command(tmp_path: Path) -> None:
                       'backends = { "127.0.0.1:9000" }\n'
                       f'caches = {{ pages = {{ path = "{tmp_path}/never.lmdb" }} }}\n')
     with pytest.raises(ConfigError, match="no store"):
-        main(["stats", str(config)])
+        main(["-c", str(config), "stats"])
     assert not (tmp_path / "never.lmdb").exists()
