@@ -424,3 +424,25 @@ def test_a_body_filter_that_breaks_the_declared_length_resets_the_client(make_se
     assert received.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 5\r\n" in received
     assert not received.endswith(b"hellohello")  # never more than the length the client was told
     assert client.closing
+
+
+class LogOnly(Filter):
+    """Only log: the response takes the direct path, and log still sees it."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int, bytes | None]] = []
+
+    def log(self, exchange: ExchangeView) -> None:
+        response = exchange.response
+        self.seen.append((exchange.status, exchange.upstream_status,
+                          response.get(b"server") if response is not None else None))
+
+
+def test_log_sees_the_response_that_took_the_direct_path(make_session: Make) -> None:
+    log = LogOnly()
+    s = make_session(filters=[log])
+    client = s.client()
+    _, received = s.serve(client, GET_X, OK_5)
+    assert received == b"HTTP/1.1 200 OK\r\nServer: s\r\nX-Remove: 1\r\nContent-Length: 5\r\nVia: 1.1 rsp\r\n\r\nhello"
+    assert protocol_of(client).exchange is None
+    assert log.seen == [(200, 200, b"s")]

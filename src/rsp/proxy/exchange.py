@@ -301,9 +301,12 @@ class Exchange(ExchangeSide):
         self.response_started = True
         if self.record is not None and self.pool.outliers is not None:
             self.pool.traffic_ok(self.record)
-        if self.downstream:
-            self._filtered_head(head)
-            return
+        run = self.run
+        if run is not None:
+            if self.downstream:
+                self._filtered_head(head)
+                return
+            run.direct_head(head)
         # Backend answered before the request body ended: the client stream cannot be resynced.
         close = self.proxy.draining or not self.request_done
         request = self.head
