@@ -115,7 +115,8 @@ class LuaEngine:
         self.shared = shared
         self.package_path = top.package_path if top is not None else ()
         self.lua = LUPA.LuaRuntime(register_eval=False, register_builtins=False, encoding=None,
-                                   attribute_filter=_deny_attributes, max_memory=memory_limit)
+                                   attribute_filter=_deny_attributes, max_memory=memory_limit,
+                                   unpack_returned_tuples=True)
         self.lua.execute(_JIT_OFF.encode())
         self.cosockets = Cosockets(self)
         self.bridge = Bridge(self, clock)

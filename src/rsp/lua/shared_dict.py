@@ -254,25 +254,19 @@ class SharedStore:
 
     def flush_expired(self, name: str, limit: int = 0) -> int:
         now = self.clock()
-        removed = 0
         with self.env.begin(write=True) as txn:
             db = self.dbs[name]
-            used = self._used(txn, name)
-            cursor = txn.cursor(db=db)
-            found = cursor.first()
-            while found:
-                key, raw = bytes(cursor.key()), bytes(cursor.value())
-                _, _, expires = _decode(raw)
+            doomed: list[tuple[bytes, int]] = []
+            for key, raw in txn.cursor(db=db):
+                expires = _decode(bytes(raw))[2]
                 if expires and expires <= now:
-                    used -= _cost(key, len(raw))
-                    removed += 1
-                    found = cursor.delete()
-                    if limit and removed >= limit:
+                    doomed.append((bytes(key), len(raw)))
+                    if limit and len(doomed) >= limit:
                         break
-                else:
-                    found = cursor.next()
-            self._set_used(txn, name, max(0, used))
-        return removed
+            for key, size in doomed:
+                txn.delete(key, db=db)
+            self._set_used(txn, name, self._used(txn, name) - sum(_cost(k, n) for k, n in doomed))
+        return len(doomed)
 
     # ---- bookkeeping --------------------------------------------------------------------------------------
 
@@ -289,16 +283,16 @@ class SharedStore:
         db = self.dbs[name]
         freed = 0
         for only_expired in (True, False):
-            cursor = txn.cursor(db=db)
-            found = cursor.first()
-            while found and freed < need:
-                key, raw = bytes(cursor.key()), bytes(cursor.value())
-                expires = _decode(raw)[2]
+            doomed: list[bytes] = []
+            for key, raw in txn.cursor(db=db):
+                if freed >= need:
+                    break
+                expires = _decode(bytes(raw))[2]
                 if key != keep and (not only_expired or (expires and expires <= now)):
                     freed += _cost(key, len(raw))
-                    found = cursor.delete()
-                else:
-                    found = cursor.next()
+                    doomed.append(bytes(key))
+            for key in doomed:
+                txn.delete(key, db=db)
             if freed >= need:
                 break
         return used - freed, True
