@@ -13,6 +13,7 @@ handler sets them (milliseconds, as settimeout takes them).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -148,7 +149,9 @@ class Cosockets:
             waiter.done(None, b"timeout")
             return
         except (OSError, ValueError, UnicodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            # OpenResty's words: the system's message for the errno ("connection refused")
+            errno = exc.errno if isinstance(exc, OSError) else None
+            reason = os.strerror(errno) if errno else str(exc)
             waiter.done(None, reason.lower().encode())
             return
         sock.protocol = protocol
