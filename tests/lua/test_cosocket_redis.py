@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.lua_exchange import FakeExchange
-from support.redis_server import RedisServer
 
 from rsp.pipeline.messages import LocalReply
 from rsp.pipeline.phases import SUSPEND
+from support.lua_exchange import FakeExchange
+from support.redis_server import RedisServer
 
 VENDOR = Path(__file__).parent / "vendor" / "lua-resty-redis" / "lib"
 WAIT_LIMIT = 5.0  # seconds a test waits for a suspended handler: loopback Redis answers in well under 1 ms
@@ -76,7 +76,7 @@ def test_tcp_connect_refused_and_receive_patterns(lua, loop, redis) -> None:  # 
         local out = { tostring(ok), err }
         s = ngx.socket.tcp()
         s:settimeout(1000)
-        assert(s:connect("127.0.0.1", %d))
+        assert(s:connect("127.0.0.1", PORT))
         assert(s:send({ "PING\\r\\n", "ECHO ", 5, "\\r\\n" }))
         out[#out + 1] = s:receive("*l")
         out[#out + 1] = s:receive(2)
@@ -84,7 +84,7 @@ def test_tcp_connect_refused_and_receive_patterns(lua, loop, redis) -> None:  # 
         out[#out + 1] = s:receive()
         s:close()
         ngx.print(table.concat(out, "|"))
-    end }""" % redis.port, loop=loop)
+    end }""".replace("PORT", str(redis.port)), loop=loop)
     ex = FakeExchange()
     assert flt.access(ex) is SUSPEND
     wait_for(loop, lambda: bool(ex.answers))
@@ -92,22 +92,23 @@ def test_tcp_connect_refused_and_receive_patterns(lua, loop, redis) -> None:  # 
 
 
 def redis_filter(lua, loop, phase: str, port: int):  # type: ignore[no-untyped-def]
-    return lua.filter("""{ package_path = "%s/?.lua", %s = function()
+    use = ('require("ngx.balancer").set_current_peer(ip, tonumber(port))' if phase == "balancer"
+           else 'ngx.req.set_header("X-Backend", backend)')
+    return lua.filter("""{ package_path = "VENDOR/?.lua", PHASE = function()
         local redis = require "resty.redis"
         local red = redis:new()
         red:set_timeout(1000)
-        local ok, err = red:connect("127.0.0.1", %d)
+        local ok, err = red:connect("127.0.0.1", PORT)
         if not ok then ngx.log(ngx.ERR, "redis: ", err) return ngx.exit(503) end
         local host = ngx.var.host
         local backend, err = red:get("backend:" .. host)
         if backend == ngx.null or not backend then return ngx.exit(404) end
         ngx.ctx.reused = red:get_reused_times()
         red:set_keepalive(10000, 10)
-        local ip, port = backend:match("^(.-):(%%d+)$")
-        %s
-    end }""" % (VENDOR, phase, port,
-                'require("ngx.balancer").set_current_peer(ip, tonumber(port))' if phase == "balancer"
-                else 'ngx.req.set_header("X-Backend", backend)'), loop=loop)
+        local ip, port = backend:match("^(.-):(%d+)$")
+        USE
+    end }""".replace("VENDOR", str(VENDOR)).replace("PHASE", phase).replace("PORT", str(port)).replace("USE", use),
+        loop=loop)
 
 
 def test_lua_resty_redis_from_balancer(lua, loop, redis) -> None:  # type: ignore[no-untyped-def]

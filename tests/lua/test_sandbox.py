@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.lua_exchange import FakeExchange
 
 from rsp.pipeline.messages import LocalReply
+from support.lua_exchange import FakeExchange
 
 
 def run(lua, body: str, **kw: object) -> LocalReply | None:  # type: ignore[no-untyped-def]

@@ -6,10 +6,9 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from support.lua_exchange import FakeExchange
-
 from rsp.lua.shared_dict import SharedStore, default_store_dir, prepare_store
 from rsp.pipeline.messages import LocalReply
+from support.lua_exchange import FakeExchange
 
 INCREMENTS = 2000
 

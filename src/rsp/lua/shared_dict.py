@@ -263,7 +263,7 @@ class SharedStore:
                     doomed.append((bytes(key), len(raw)))
                     if limit and len(doomed) >= limit:
                         break
-            for key, size in doomed:
+            for key, _size in doomed:
                 txn.delete(key, db=db)
             self._set_used(txn, name, self._used(txn, name) - sum(_cost(k, n) for k, n in doomed))
         return len(doomed)
@@ -289,7 +289,7 @@ class SharedStore:
                     break
                 expires = _decode(bytes(raw))[2]
                 if key != keep and (not only_expired or (expires and expires <= now)):
-                    freed += _cost(key, len(raw))
+                    freed += _cost(bytes(key), len(raw))
                     doomed.append(bytes(key))
             for key in doomed:
                 txn.delete(key, db=db)
