@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, TextIO
 
 from rsp.admin.socket_server import AdminSocket, start_admin_socket
@@ -22,6 +22,7 @@ from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger, reopen_logs, stamped
 from rsp.metrics.endpoint import StatsEndpoint, local_machine
 from rsp.metrics.snapshot import snapshot
+from rsp.pipeline.phases import Chain, Filter
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
@@ -43,10 +44,12 @@ MAX_TICK: Final = 1.0
 
 class Server:
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, out: TextIO = sys.stdout,
-                 listen_sockets: Sequence[socket.socket] | None = None, worker: bool = False) -> None:
+                 listen_sockets: Sequence[socket.socket] | None = None, worker: bool = False,
+                 filters_for: Callable[[Listener], list[Filter]] | None = None) -> None:
         """`worker`: a worker process under rsp.master, serving `listen_sockets` (bound by the master, one per
         listener in config order). The master runs the health checks and the admin socket and prints the
-        Started lines, so a worker does none of these."""
+        Started lines, so a worker does none of these. `filters_for`: the filters of each HTTP listener, in
+        order (rsp.pipeline.phases; called once per listener at start); none by default."""
         self.config = config
         self.listen_sockets = list(listen_sockets) if listen_sockets is not None else None
         self.worker = worker
@@ -78,6 +81,7 @@ class Server:
         self.stats: StatsEndpoint | None = None
         self.started = time.time()
         self.apps: AppManager | None = None
+        self.filters_for = filters_for
 
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -104,8 +108,10 @@ class Server:
             if listener.mode == "http":
                 if self.access_log is None:
                     self.access_log = AccessLog(self.config.http.access_log, self.config.http.access_log_path)
+                filters = self.filters_for(listener) if self.filters_for is not None else []
                 http = HttpProxy(self.loop, self.config, self.pools, listener.pool, self.access_log, tls=tls,
-                                 backend_tls=backend_tls)
+                                 backend_tls=backend_tls, chain=Chain(filters) if filters else None,
+                                 server_port=sock.getsockname()[1])
                 self.http_proxies.append(http)
                 self.listening.append((listener, http))
                 self.acceptors.append(Acceptor(self.loop, sock, http.on_accept))

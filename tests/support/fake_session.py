@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rsp.config.lua_loader import parse_config
+from rsp.pipeline.phases import Chain, Filter
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.client import ClientConnection
 from rsp.proxy.http_proxy import HttpProxy
@@ -184,21 +185,24 @@ class FakeConnector:
 
 
 class FakeSession:
-    """An HttpProxy on fakes; `http` and `pool` are Lua table bodies added to the config."""
+    """An HttpProxy on fakes; `http` and `pool` are Lua table bodies added to the config, `pools` more
+    entries of its pools table, `extra` more top-level lines (routes); `filters` the listener's chain."""
 
-    def __init__(self, backends: int = 1, http: str = "", pool: str = "", caches: bool = True) -> None:
+    def __init__(self, backends: int = 1, http: str = "", pool: str = "", caches: bool = True, pools: str = "",
+                 extra: str = "", filters: list[Filter] | None = None) -> None:
         addresses = ", ".join(f'"127.0.0.1:{port}"' for port in BACKEND_PORTS[:backends])
         config = parse_config(
             'listen = {{ port = 8080, mode = "http" }}\n'
-            f'pools = {{ default = {{ backends = {{ {addresses} }}, {pool} }} }}\n'
-            f'http = {{ access_log = "off", {http} }}\n', "fake_session.lua")
+            f'pools = {{ default = {{ backends = {{ {addresses} }}, {pool} }}, {pools} }}\n'
+            f'http = {{ access_log = "off", {http} }}\n{extra}\n', "fake_session.lua")
         self.clock = FakeClock()
         self.turns = Turns()
         self.connector = FakeConnector(self.turns)
         self.pools = {name: PoolRuntime(spec, self.clock) for name, spec in config.pools.items()}
         self.loop = asyncio.new_event_loop()  # never run: the fakes do not use it
         self.proxy = HttpProxy(self.loop, config, self.pools, "default", AccessLog("off"), clock=self.clock,
-                               connector=self.connector, caches=caches)
+                               connector=self.connector, caches=caches,
+                               chain=Chain(filters) if filters is not None else None, server_port=8080)
         self.settings = config.http
 
     def close(self) -> None:

@@ -206,26 +206,37 @@ def forward_request(head: RequestHead, context: RequestContext) -> bytes:
     elif close:
         append(b"Connection: close\r\n")
 
+    proxy_fields(parts, context, head.host, head.version, prior_xff, prior_xfp, prior_xfh, prior_forwarded)
+    return b"".join(parts)
+
+
+def proxy_fields(parts: list[bytes], context: RequestContext, host: bytes, version: bytes, prior_xff: list[bytes],
+                 prior_xfp: bytes, prior_xfh: bytes, prior_forwarded: list[bytes]) -> None:
+    """Append what rsp adds to every forwarded request head after its fields, and the empty line:
+    X-Forwarded-For / -Proto / -Host, Forwarded, Via. `host` is the authority the client asked for, `version`
+    the client's HTTP version; the priors are what a trusted peer sent (empty from an untrusted one).
+    Shared by forward_request and rsp.http1.serialise (a head a filter changed)."""
+    client_ip = context.client_ip
+    proto = context.proto
     peer = client_ip.encode("ascii") if client_ip else b"unknown"
     if prior_xff:
         prior_xff.append(peer)
         xff = b", ".join(prior_xff)
     else:
         xff = peer
-    host = prior_xfh or head.host
-    if host:
+    forwarded_host = prior_xfh or host
+    if forwarded_host:
         parts += (b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: ", prior_xfp or proto, b"\r\nX-Forwarded-Host: ",
-                  host, b"\r\n")
+                  forwarded_host, b"\r\n")
     else:
         parts += (b"X-Forwarded-For: ", xff, b"\r\nX-Forwarded-Proto: ", prior_xfp or proto, b"\r\n")
-    if forwarded:
-        prior_forwarded.append(forwarded_element(peer, head.host, proto))
+    if context.forwarded:
+        prior_forwarded.append(forwarded_element(peer, host, proto))
     if prior_forwarded:
         parts += (b"Forwarded: ", b", ".join(prior_forwarded), b"\r\n")
-    if via:
-        append(_VIA_LINES.get(head.version) or b"Via: " + head.version + b" " + VIA_PSEUDONYM + b"\r\n")
-    append(b"\r\n")
-    return b"".join(parts)
+    if context.via:
+        parts.append(_VIA_LINES.get(version) or b"Via: " + version + b" " + VIA_PSEUDONYM + b"\r\n")
+    parts.append(b"\r\n")
 
 
 def _decimal(value: bytes) -> bytes:

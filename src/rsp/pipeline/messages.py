@@ -38,18 +38,20 @@ def header_values(headers: list[Header], name: bytes) -> list[bytes]:
 
 
 def header_set(headers: list[Header], name: bytes, value: bytes | None) -> None:
-    """Replace every line of field `name` (lower-case) with one line `value`, kept where the first line was,
-    or remove them all when `value` is None."""
+    """Replace every line of field `name` (lower-case) with one line `value`, kept where the first line was
+    and spelt as it was (a new field is appended as `name`), or remove them all when `value` is None."""
     first = -1
+    spelt = name
     kept: list[Header] = []
     for key, old in headers:
         if key.lower() == name:
             if first < 0:
                 first = len(kept)
+                spelt = key
             continue
         kept.append((key, old))
     if value is not None:
-        kept.insert(first if first >= 0 else len(kept), (name, value))
+        kept.insert(first if first >= 0 else len(kept), (spelt, value))
     headers[:] = kept
 
 
@@ -93,7 +95,11 @@ class Request:
         return header_get(self.headers, name)
 
     def set(self, name: bytes, value: bytes | None) -> None:
+        """Replace (or with None remove) field `name` (lower-case) and mark the request changed. Setting
+        b"host" sets `authority` too: HTTP/1 sends the authority as its Host field (RFC 9112 §3.2)."""
         header_set(self.headers, name, value)
+        if name == b"host" and value is not None:
+            self.authority = value
         self.changed = True
 
     def __repr__(self) -> str:
@@ -103,9 +109,10 @@ class Request:
 
 class Response:
     """A response head (RFC 9110 §15): status, reason (HTTP/1 only; b"" means the standard phrase), header
-    lines without connection-specific fields, body_length as for Request. `changed` as for Request."""
+    lines without connection-specific fields, body_length as for Request. `changed` as for Request (the session
+    also compares status, reason, fields and body_length with what they were and sets it itself)."""
 
-    __slots__ = ("body_length", "changed", "headers", "reason", "status")
+    __slots__ = ("body_length", "changed", "headers", "origin", "reason", "status")
 
     def __init__(self, status: int, headers: list[Header], body_length: int = UNKNOWN_LENGTH,
                  reason: bytes = b"") -> None:
@@ -114,6 +121,9 @@ class Response:
         self.body_length = body_length
         self.reason = reason
         self.changed = False
+        # The codec's own parsed head this response was made from (HTTP/1's ResponseHead), or None: while
+        # `changed` is False the codec may write that head's bytes as they came instead of serialising.
+        self.origin: object | None = None
 
     def get(self, name: bytes) -> bytes | None:
         return header_get(self.headers, name)

@@ -9,23 +9,23 @@ calls on_timeout() once the deadline passed.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, cast
 
 from rsp.errors import ProtocolError
 from rsp.http1.error_pages import error_response
-from rsp.http1.events import Data, EndOfMessage, Event, RequestHead
-from rsp.http1.forward import RequestContext
+from rsp.http1.events import Data, EndOfMessage, Event, RequestHead, ResponseHead
+from rsp.http1.forward import RequestContext, ResponseContext, encode_chunk, forward_response, last_chunk
 from rsp.http1.parser import RequestParser
+from rsp.http1.serialise import serialise_response
 from rsp.logs import get_logger
+from rsp.pipeline.messages import Header, Response
 from rsp.proxy.exchange import Exchange
 from rsp.proxy.reply_cache import RequestHeadCache
+from rsp.proxy.session_api import ClientSide, ExchangeSide
 from rsp.proxy.session_io import Transport, is_closing, write, writelines
+from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_HEAD, WAIT_KEEPALIVE, WAIT_RESPONSE, WAIT_STREAM
 from rsp.routes.router import host_only
-from rsp.transport.stream import NativeProtocol
-
-if TYPE_CHECKING:
-    from rsp.proxy.http_proxy import HttpProxy
 
 # Corked writes whose last piece is at most this size are joined into one buffer (a copy of a few KiB
 # costs less than writev's per-iovec work); larger bodies go out with writelines, copy-free.
@@ -34,19 +34,18 @@ JOIN_LIMIT: Final = 16 * 1024
 _NO_CONTEXT: Final = RequestContext("")
 
 
-class ClientConnection(NativeProtocol):
-    """One client connection in HTTP mode."""
+class ClientConnection(ClientSide):
+    """One client connection in HTTP mode (what the rest of the session sees of it: ClientSide)."""
 
-    __slots__ = ("backlog", "client_eof", "client_ip", "closing", "context", "corked", "deadline", "exchange",
-                 "forwarded", "parser", "paused_pipeline", "paused_upstream", "peer", "pending_error", "proxy",
-                 "requests", "transport", "tunnel_mode", "wait")
+    __slots__ = ("backlog", "client_eof", "corked", "paused_pipeline", "pending_error", "proxy", "reply_chunked",
+                 "transport")
 
-    def __init__(self, proxy: HttpProxy) -> None:
+    def __init__(self, proxy: SessionState) -> None:
         self.proxy = proxy
         self.transport: Transport | None = None
         self.parser = RequestParser()
         self.backlog: list[Event] = []
-        self.exchange: Exchange | None = None
+        self.exchange: ExchangeSide | None = None
         self.pending_error: ProtocolError | None = None
         self.closing = False
         self.client_eof = False
@@ -62,6 +61,10 @@ class ClientConnection(NativeProtocol):
         self.deadline = 0.0
         # The last request head forwarded and its bytes: a keep-alive client repeats its head.
         self.forwarded = RequestHeadCache(proxy.caches)
+        # The framing of the response being sent through the Downstream interface (send_head): chunked, and
+        # whether the connection stays open after it. Only exchanges with filters use it.
+        self.reply_chunked = False
+        self.reply_keep_alive = False
 
     # -- the stream's protocol (asyncio.Protocol's callbacks) ----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -186,6 +189,12 @@ class ClientConnection(NativeProtocol):
             self.set_wait(WAIT_BODY, proxy.body_timeout)
         else:
             self.set_wait(WAIT_RESPONSE, proxy.response_timeout)
+        if proxy.filtered:
+            # The listener has filters: the exchange runs its phases, routing among them (after rewrite).
+            exchange = Exchange(self, proxy, head, proxy.pools[proxy.router.default], filtered=True)
+            self.exchange = exchange
+            exchange.start()
+            return
         host_pools = proxy.host_pools
         if host_pools is None:
             pool = proxy.pools[proxy.router.pool_for(head.host, head.target, head.method)]
@@ -201,7 +210,7 @@ class ClientConnection(NativeProtocol):
                     self._await_route(head, host)
                     return
                 pool = found
-        exchange = Exchange(self, head, pool)
+        exchange = Exchange(self, proxy, head, pool)
         self.exchange = exchange
         exchange.start()
 
@@ -209,13 +218,13 @@ class ClientConnection(NativeProtocol):
         """A host the route store has no pool for yet: the exchange waits (its body is buffered as while
         connecting) until the store calls Exchange.route_to, without blocking the loop."""
         proxy = self.proxy
-        exchange = Exchange(self, head, proxy.pools[proxy.router.default])
+        exchange = Exchange(self, proxy, head, proxy.pools[proxy.router.default])
         self.exchange = exchange
         lookup = proxy.host_lookup
         assert lookup is not None
         lookup(exchange, host)
 
-    def exchange_done(self, exchange: Exchange, keep_alive: bool, now: float) -> None:
+    def exchange_done(self, exchange: ExchangeSide, keep_alive: bool, now: float) -> None:
         """The response is complete on the wire (queued on our transport); `now` is the proxy's clock."""
         if self.exchange is not exchange:
             return
@@ -276,6 +285,10 @@ class ClientConnection(NativeProtocol):
     def set_wait(self, wait: int, timeout: float) -> None:
         self.wait = wait
         self.deadline = self.proxy.now() + timeout if timeout else 0.0
+
+    def stream_continues(self) -> None:
+        proxy = self.proxy
+        self.deadline = proxy.now() + proxy.response_timeout
 
     def on_timeout(self) -> None:
         wait = self.wait
@@ -369,6 +382,53 @@ class ClientConnection(NativeProtocol):
             self.exchange = None
         if self.transport is not None:
             self.transport.abort()
+
+    # -- Downstream (rsp.pipeline.phases): how an exchange with filters writes its response -------------
+    def send_head(self, response: Response, close: bool = False) -> None:
+        """The response head (or a 1xx interim one) for the current exchange, framed for HTTP/1.1 (RFC 9112 §6):
+        the verbatim bytes of the backend's head when no filter changed it (the head cache of its backend
+        connection), else rsp.http1.serialise. `close`: close the connection after this response."""
+        exchange = self.exchange
+        if exchange is None:
+            return
+        request = exchange.head
+        origin = response.origin
+        if response.status < 200:
+            if request.version == b"1.1" and isinstance(origin, ResponseHead):  # RFC 9110 §15.2
+                self.write(forward_response(origin, ResponseContext(request.version, request.keep_alive, False,
+                                                                    self.proxy.via)).data)
+            return
+        close = close or self.proxy.draining or not exchange.request_done
+        upstream = exchange.upstream
+        if not response.changed and isinstance(origin, ResponseHead):
+            if upstream is not None:
+                cache = upstream.replies
+                out = cache.head_bytes(origin, request.version, request.keep_alive, close, self.proxy.via, False)
+                reply = cache.reply
+                assert reply is not None
+            else:
+                reply = forward_response(origin, ResponseContext(request.version, request.keep_alive, close,
+                                                                 self.proxy.via))
+                out = reply.data
+        else:
+            version = origin.version if isinstance(origin, ResponseHead) else b"1.1"
+            reply = serialise_response(response, ResponseContext(request.version, request.keep_alive, close,
+                                                                 self.proxy.via and origin is not None), version)
+            out = reply.data
+        self.reply_chunked = reply.chunked
+        self.reply_keep_alive = reply.keep_alive
+        self.write(out)
+
+    def send_data(self, data: bytes) -> None:
+        self.write(encode_chunk(data) if self.reply_chunked else data)
+
+    def send_end(self, trailers: list[Header]) -> None:
+        if self.reply_chunked:
+            self.write(last_chunk(tuple(trailers)))
+
+    def reset(self, reason: str) -> None:
+        """The exchange failed after its head was sent: HTTP/1 can only close the connection."""
+        self.close()
 
     # -- tunnel (WebSocket after 101) -----------------------------------------------------------------
     def tunnel_to_client(self, data: bytes) -> None:

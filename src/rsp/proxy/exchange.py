@@ -16,20 +16,20 @@ health hears of it) and the request goes to another backend, within the pool's `
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from rsp.errors import ProtocolError
 from rsp.http1 import forward
 from rsp.http1.error_pages import error_response
 from rsp.http1.events import EndOfMessage, RequestHead, ResponseHead
 from rsp.logs import get_logger
+from rsp.pipeline.messages import Response
+from rsp.proxy.filter_run import FilterRun
 from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.session_api import ClientSide, ExchangeSide, UpstreamSide
+from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
 from rsp.upstream.records import BackendRecord
-
-if TYPE_CHECKING:
-    from rsp.proxy.client import ClientConnection
-    from rsp.proxy.http_upstream import UpstreamConnection
 
 # RFC 9110 §9.2.2: methods whose repetition has the same effect; only these are retried (and only without
 # a body, whose bytes we do not keep).
@@ -41,21 +41,43 @@ CONNECT_BUFFER_LIMIT: Final = 256 * 1024
 _NO_RECORDS: Final[tuple[BackendRecord, ...]] = ()
 
 
-class Exchange:
-    """One request and its response, from routing to the last byte."""
+class Exchange(ExchangeSide):
+    """One request and its response, from routing to the last byte. Its client connection and its backend
+    connection are a ClientSide and an UpstreamSide (rsp.proxy.session_api); `proxy` is what the listener's
+    session shares."""
 
-    __slots__ = ("body_sent", "buffer", "buffered", "client", "head", "heard", "interim", "keep_client", "pool",
-                 "record", "request_done", "response_chunked", "response_head", "response_started", "retried_fresh",
-                 "reused", "sent_bytes", "started", "status", "tried", "tunnel", "upstream", "upstream_started")
+    __slots__ = (
+        "body_sent",
+        "buffered",
+        "heard",
+        "interim",
+        "keep_client",
+        "proxy",
+        "record",
+        "response_chunked",
+        "response_head",
+        "retried_fresh",
+        "reused",
+        "run",
+        "sent_bytes",
+        "started",
+        "upstream_started",
+    )
 
-    def __init__(self, client: ClientConnection, head: RequestHead, pool: PoolRuntime) -> None:
+    def __init__(self, client: ClientSide, proxy: SessionState, head: RequestHead, pool: PoolRuntime,
+                 filtered: bool = False) -> None:
+        """`filtered`: the listener has filters (HttpProxy.chain): the exchange runs its phases (self.run),
+        and its head is forwarded once they decided it; else it is forwarded as it came, now."""
         self.client = client
+        self.proxy = proxy
         self.head = head
         self.pool = pool
         self.record: BackendRecord | None = None
-        self.upstream: UpstreamConnection | None = None
+        self.upstream: UpstreamSide | None = None
         self.tried: list[BackendRecord] | None = None  # the backends that failed this request, when any
-        self.buffer: list[bytes] | None = [client.forwarded.forward(head, client.context)]
+        # The forwarded head, then the body as it comes, until the backend connection is ready. With filters,
+        # the head's place is kept until the request phases are done (FilterRun._pick fills it).
+        self.buffer: list[bytes] | None = [b""] if filtered else [client.forwarded.forward(head, client.context)]
         self.buffered = 0
         self.body_sent = 0
         self.request_done = head.body.kind == "none"
@@ -71,17 +93,27 @@ class Exchange:
         self.status = 0
         self.sent_bytes = 0
         # Only the access log reads these times.
-        self.started = client.proxy.clock() if client.proxy.access_log.enabled else 0.0
+        self.started = self.proxy.clock() if self.proxy.access_log.enabled else 0.0
         self.upstream_started = 0.0
+        self.extra_tries = 0  # tries a balancer filter allowed beyond the pool's retries
+        self.last_failure = ""  # why the last try failed (the balancer filters read it)
+        self.run: FilterRun | None = FilterRun(self, proxy) if filtered else None
 
     # -- backend selection and connection -------------------------------------------------------------
     def start(self) -> None:
-        self._pick_and_connect(fresh=False)
+        run = self.run
+        if run is not None:
+            run.begin()  # rewrite, routing, access, balancer; then pick_from_pool or connect_record
+        else:
+            self._pick_and_connect(fresh=False)
 
     def route_to(self, pool: PoolRuntime | None, status: int) -> None:
         """The route store decided for a request that waited for its host's route: go on with `pool`, or
         answer `status` when there is no route. Nothing if the client left meanwhile."""
         if self.client.closing or self.client.exchange is not self:
+            return
+        if self.run is not None:
+            self.run.routed(pool, status)
             return
         if pool is None:
             self.answer_error(status, "no route for this host")
@@ -90,6 +122,14 @@ class Exchange:
         self.start()
 
     def _pick_and_connect(self, fresh: bool) -> None:
+        run = self.run
+        if run is not None and not fresh:
+            run.next_try()  # the balancer filters see every try
+            return
+        self.pick_from_pool(fresh)
+
+    def pick_from_pool(self, fresh: bool) -> None:
+        """This try's backend from the pool's balancer (excluding those that failed this request)."""
         pool = self.pool
         key = self._hash_key() if pool.wants_key else None
         record = pool.pick(key, self.tried or _NO_RECORDS)
@@ -99,17 +139,23 @@ class Exchange:
             else:
                 self.answer_error(503, f"no backend available in pool {pool.name}")
             return
+        self.connect_record(record, fresh)
+
+    def connect_record(self, record: BackendRecord, fresh: bool) -> None:
+        """Send this try to `record` (of self.pool): an idle connection to it, unless `fresh`, or a new one."""
         self.record = record
+        if self.run is not None:
+            self.run.connected_to(record.spec.address)
         record.active += 1
         record.total += 1
-        proxy = self.client.proxy
+        proxy = self.proxy
         # The access log's exact clock when it is on; else the poller's, for the response-time histogram.
         self.upstream_started = proxy.clock() if proxy.access_log.enabled else proxy.now()
-        conn = None if fresh else self.client.proxy.idle_pools[record].take()
+        conn = None if fresh else self.proxy.idle_pools[record].take()
         if conn is not None:
             self.attach(conn, reused=True)
         else:
-            self.client.proxy.open_upstream(self, record, pool)
+            self.proxy.open_upstream(self, record, self.pool)
 
     def _hash_key(self) -> bytes:
         spec = self.pool.spec
@@ -140,7 +186,8 @@ class Exchange:
             self.tried = []
         self.tried.append(record)
         self.record = None
-        if len(self.tried) <= self.pool.spec.retries:
+        self.last_failure = reason
+        if len(self.tried) <= self.pool.spec.retries + self.extra_tries:
             self.pool.stats.retries += 1
             self._pick_and_connect(fresh=False)
         elif reason == "connect timeout":
@@ -148,12 +195,12 @@ class Exchange:
         else:
             self.answer_error(502, f"backend connect failed: {reason}")
 
-    def attach(self, conn: UpstreamConnection, reused: bool) -> None:
+    def attach(self, conn: UpstreamSide, reused: bool) -> None:
         if self.client.closing or self.client.exchange is not self:
             # The client went away while we connected: keep the fresh connection for someone else.
             if self.record is not None:
                 self.record.active -= 1
-                self.client.proxy.idle_pools[self.record].put(conn, self.client.proxy.now())
+                conn.release(self.proxy.now())
             return
         # Passive health hears of success at the response head, not at connect: a backend that accepts
         # connections but answers garbage must still be ejected.
@@ -173,11 +220,11 @@ class Exchange:
     def request_data(self, data: bytes) -> None:
         client = self.client
         self.body_sent += len(data)
-        if self.body_sent > client.proxy.max_body_size:
+        if self.body_sent > self.proxy.max_body_size:
             client.refuse(ProtocolError("request body is over the limit", 413))
             return
         if client.wait == WAIT_BODY:
-            client.deadline = client.proxy.now() + client.proxy.body_timeout
+            client.deadline = self.proxy.now() + self.proxy.body_timeout
         out = forward.encode_chunk(data) if self.head.body.kind == "chunked" else data
         if self.buffer is not None:
             self.buffer.append(out)
@@ -197,11 +244,18 @@ class Exchange:
                 self.upstream.write(tail)
         client = self.client
         if self.response_head is None and client.wait == WAIT_BODY:
-            client.set_wait(WAIT_RESPONSE, client.proxy.response_timeout)
+            client.set_wait(WAIT_RESPONSE, self.proxy.response_timeout)
 
     # -- response -------------------------------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
         client = self.client
+        run = self.run
+        if run is not None:
+            out = run.body_phase(data, False)
+            if out:
+                self.sent_bytes += len(out)
+                client.send_data(out)
+            return
         self.sent_bytes += len(data)
         client.write(forward.encode_chunk(data) if self.response_chunked else data)
 
@@ -218,7 +272,11 @@ class Exchange:
         if status < 200 and status != 101:
             # Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients only (RFC 9110 §15.2).
             self.interim = True
-            if self.head.version == b"1.1":
+            if self.run is not None:
+                interim = Response(status, [], 0, head.reason)
+                interim.origin = head
+                client.send_head(interim)
+            elif self.head.version == b"1.1":
                 client.write(self._uncached_head(head, upgrade=False))
             return
         if status == 101:
@@ -233,11 +291,14 @@ class Exchange:
         self.response_started = True
         if self.record is not None and self.pool.outliers is not None:
             self.pool.traffic_ok(self.record)
+        if self.run is not None:
+            self._filtered_head(head)
+            return
         # Backend answered before the request body ended: the client stream cannot be resynced.
-        close = client.proxy.draining or not self.request_done
+        close = self.proxy.draining or not self.request_done
         request = self.head
         upstream = self.upstream
-        via = client.proxy.via
+        via = self.proxy.via
         if upstream is not None:
             # A backend repeats its response head: its connection keeps the last one it sent on.
             cache = upstream.replies
@@ -257,20 +318,70 @@ class Exchange:
         client.wait = WAIT_STREAM
         client.write(out)
 
+    def _filtered_head(self, head: ResponseHead) -> None:
+        """The backend's response head through header_filter, then to the client through its Downstream."""
+        run = self.run
+        assert run is not None
+        response = run.backend_head(head)
+        if response is None:
+            return  # a filter failed: answered 500 instead
+        self.status = response.status
+        client = self.client
+        client.wait = WAIT_STREAM  # as in on_head
+        client.send_head(response)
+        self.keep_client = client.reply_keep_alive
+
+    def local_head(self, response: Response, close: bool) -> None:
+        """The head of a local reply (a filter's answer or rsp's error page) to the client; `close` the
+        connection after it."""
+        self.abort_response()
+        self.status = response.status
+        self.response_started = True
+        client = self.client
+        client.send_head(response, close)
+        self.keep_client = client.reply_keep_alive and not close
+
+    def local_end(self, body: bytes) -> None:
+        """The body of a local reply (after body_filter) and its end: the exchange is complete."""
+        client = self.client
+        if body:
+            self.sent_bytes += len(body)
+            client.send_data(body)
+        client.send_end([])
+        now = self.proxy.now()
+        self._finish()
+        client.exchange_done(self, self.keep_client, now)
+
+    def abort_response(self) -> None:
+        """Drop the backend connection (its response is not sent: a local reply replaces it)."""
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.abort()
+
     def _uncached_head(self, head: ResponseHead, upgrade: bool) -> bytes:
         """The bytes of an interim (1xx) or 101 head, which no cache keeps."""
         request = self.head
-        context = forward.ResponseContext(request.version, request.keep_alive, False, self.client.proxy.via, upgrade)
+        context = forward.ResponseContext(request.version, request.keep_alive, False, self.proxy.via, upgrade)
         return forward.forward_response(head, context).data
 
     def _response_end(self, end: EndOfMessage) -> None:
         client = self.client
-        if self.response_chunked:
+        run = self.run
+        if run is not None:
+            out = run.body_phase(b"", True)
+            if out is None:
+                return  # a filter failed: the client connection was reset
+            if out:
+                self.sent_bytes += len(out)
+                client.send_data(out)
+            client.send_end(list(end.trailers))
+        elif self.response_chunked:
             client.write(forward.last_chunk(end.trailers))
         upstream = self.upstream
         head = self.response_head
         self.upstream = None
-        now = client.proxy.now()  # once for the idle pool and the client's next deadline
+        now = self.proxy.now()  # once for the idle pool and the client's next deadline
         if upstream is not None:
             stray = upstream.parser.unsolicited
             if stray:
@@ -283,7 +394,7 @@ class Exchange:
             reusable = (head is not None and head.keep_alive and self.request_done and not upstream.closed
                         and upstream.parser.pending == 0 and not upstream.parser.paused and not stray)
             if reusable:
-                upstream.pool.put(upstream, now)  # its backend's idle pool
+                upstream.release(now)  # to its backend's idle pool
             else:
                 upstream.close()
         self._finish()
@@ -298,7 +409,7 @@ class Exchange:
         client.deadline = 0.0
         client.wait = WAIT_NONE
         client.write(self._uncached_head(head, upgrade=True))
-        client.proxy.stats.responses.count(101)
+        self.proxy.stats.responses.count(101)
         if self.record is not None:
             self.record.stats.responses.count(101)
         upstream = self.upstream
@@ -321,6 +432,7 @@ class Exchange:
         if client.exchange is not self:
             return
         record = self.record
+        self.last_failure = reason
         # The connection died before any response byte (a reset or an EOF, not a protocol error).
         silent = not self.heard and not protocol_error
         stale = self.reused and silent
@@ -333,7 +445,7 @@ class Exchange:
                     self.retried_fresh = True
                     self._resend(fresh=True)
                     return
-                if record is not None and len(self.tried or _NO_RECORDS) < self.pool.spec.retries:
+                if record is not None and len(self.tried or _NO_RECORDS) < self.pool.spec.retries + self.extra_tries:
                     # The backend failed this request: another one gets it (HAProxy's `option redispatch`).
                     if self.tried is None:
                         self.tried = []
@@ -354,7 +466,8 @@ class Exchange:
             record.active -= 1
             self.record = None
         client = self.client
-        self.buffer = [client.forwarded.forward(self.head, client.context)]
+        run = self.run
+        self.buffer = [run.head_bytes() if run is not None else client.forwarded.forward(self.head, client.context)]
         self._pick_and_connect(fresh=fresh)
 
     def upstream_timeout(self) -> None:
@@ -379,7 +492,10 @@ class Exchange:
         self._finish()
         client = self.client
         client.exchange = None
-        client.close()
+        if self.run is not None:
+            client.reset(reason)
+        else:
+            client.close()
 
     def answer_error(self, status: int, reason: str) -> None:
         """Answer `status` for the backend side's failure (no response byte was sent yet), then close."""
@@ -389,6 +505,10 @@ class Exchange:
                              self.head.method.decode("latin-1"), self.head.target.decode("latin-1")[:200], where,
                              reason)
         self.status = status
+        run = self.run
+        if run is not None and not self.response_started:
+            run.answer_error(status)
+            return
         upstream = self.upstream
         self.upstream = None
         if upstream is not None:
@@ -426,7 +546,7 @@ class Exchange:
 
     def _finish(self) -> None:
         record = self.record
-        proxy = self.client.proxy
+        proxy = self.proxy
         proxy.stats.responses.count(self.status)
         if record is not None:
             record.active -= 1
@@ -441,7 +561,9 @@ class Exchange:
             self._log(None)
 
     def _log(self, record: BackendRecord | None = None) -> None:
-        proxy = self.client.proxy
+        proxy = self.proxy
+        if self.run is not None:
+            self.run.log_phase()
         if not proxy.access_log.enabled:
             return
         now = proxy.clock()

@@ -8,25 +8,22 @@ closed it or broke framing, so it is dropped, never reused.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from rsp.errors import ProtocolError
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
 from rsp.http1.parser import ResponseParser
 from rsp.proxy.reply_cache import ResponseHeadCache
+from rsp.proxy.session_api import ExchangeSide, UpstreamSide
 from rsp.proxy.session_io import Transport, write
 from rsp.proxy.waits import WAIT_STREAM
-from rsp.transport.stream import NativeProtocol
 from rsp.upstream.records import BackendRecord
 
-if TYPE_CHECKING:
-    from rsp.proxy.exchange import Exchange
 
+class UpstreamConnection(UpstreamSide):
+    """One connection to a backend; the exchange it serves is an ExchangeSide (rsp.proxy.session_api)."""
 
-
-class UpstreamConnection(NativeProtocol):
-    __slots__ = ("closed", "exchange", "idle_since", "loop", "parser", "pool", "record", "replies", "requests",
-                 "transport")
+    __slots__ = ("idle_since", "loop", "pool", "transport")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, record: BackendRecord, pool: IdlePool,
                  caches: bool = True) -> None:
@@ -34,7 +31,7 @@ class UpstreamConnection(NativeProtocol):
         self.record = record
         self.pool = pool
         self.transport: Transport | None = None
-        self.exchange: Exchange | None = None
+        self.exchange: ExchangeSide | None = None
         self.parser = ResponseParser()
         self.requests = 0
         self.idle_since = 0.0
@@ -78,9 +75,7 @@ class UpstreamConnection(NativeProtocol):
         finally:
             client.uncork()
         if self.exchange is exchange and client.wait == WAIT_STREAM:
-            # The response is still coming: the backend has response_timeout from now for its next bytes.
-            proxy = client.proxy
-            client.deadline = proxy.now() + proxy.response_timeout
+            client.stream_continues()  # the response is still coming
 
     def eof_received(self) -> bool | None:
         exchange = self.exchange
@@ -127,6 +122,9 @@ class UpstreamConnection(NativeProtocol):
         if self.transport is not None and not self.closed:
             self.record.stats.bytes_sent += len(data)
             write(self.transport, data)
+
+    def release(self, now: float) -> None:
+        self.pool.put(self, now)
 
     def write_eof(self) -> None:
         """Half-close toward the backend (tunnels): flushed after what is queued."""

@@ -32,10 +32,10 @@ from rsp.config.model import Backend, Pool
 from rsp.config.model import RouteStore as RouteStoreSettings
 from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger
-from rsp.proxy.exchange import Exchange
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.http_upstream import IdlePool
 from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.session_api import ExchangeSide
 from rsp.routestore.bad_data import BadDataLog
 from rsp.routestore.cache import ROUTE_DEFAULT, ROUTE_HOST, ROUTE_MISSING, RouteCache
 from rsp.routestore.dynamic_pools import BackendSet, DynamicPools, backend_set
@@ -74,7 +74,7 @@ class RouteStore:
         self.default_route: tuple[Backend, ...] | None = None  # last known default, () when none
         self.default_fetched = 0.0
         self.default_stale = False
-        self.waiting: dict[str, list[Exchange]] = {}  # hosts being looked up -> requests waiting
+        self.waiting: dict[str, list[ExchangeSide]] = {}  # hosts being looked up -> requests waiting
         self.refreshing: set[str] = set()
         self.again: set[str] = set()  # invalidated while their lookup was in flight: ask once more
         self.checkers: dict[str, HealthChecker] = {}
@@ -108,7 +108,7 @@ class RouteStore:
         task.add_done_callback(self._tasks.discard)
 
     # -- the request side -------------------------------------------------------------------------------
-    def lookup(self, exchange: Exchange, host: str) -> None:
+    def lookup(self, exchange: ExchangeSide, host: str) -> None:
         """Route `exchange`, whose host is not in host_pools (HttpProxy.host_lookup)."""
         entry = self.cache.get(host)
         if entry is not None and entry.source == ROUTE_MISSING and (self.cache.is_fresh(entry) or not self.link.up):

@@ -1,0 +1,210 @@
+"""HTTP/1's edge of the request pipeline: heads into protocol-neutral messages (rsp.pipeline.messages), and a
+message a filter changed back into HTTP/1 bytes.
+
+`request_of` / `response_of` make a Request / Response from a parsed head (only when a listener has filters:
+an exchange without filters never builds one). `serialise_request` / `serialise_response` are the one place
+a changed message becomes a head again: they recompute the framing from `body_length` (RFC 9112 §6), never
+from what a filter left in the fields, and apply what rsp adds to every forwarded head (X-Forwarded-*,
+Forwarded, Via, Connection), the same way `forward.forward_request` / `forward.forward_response` do for a
+head nobody changed. A message nobody changed serialises to exactly the bytes those give
+(tests/http1/test_serialise.py), so whether a filter touched a head decides only which function runs.
+
+What the head caches (rsp.proxy.reply_cache) key on is the parsed head; a changed message is not a parsed
+head, so it never goes through them: the session calls these functions instead (see docs/architecture.md,
+"The request pipeline").
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Final
+
+from rsp.http1.events import Headers, RequestHead, ResponseHead
+from rsp.http1.forward import (
+    _VIA_LINES,
+    HOP_BY_HOP,
+    VIA_PSEUDONYM,
+    Reply,
+    RequestContext,
+    ResponseContext,
+    _decimal,
+    proxy_fields,
+)
+from rsp.pipeline.messages import NO_BODY, UNKNOWN_LENGTH, Header, Request, Response
+
+_HOST: Final = b"host"
+_CONTENT_LENGTH: Final = b"content-length"
+_XFF: Final = b"x-forwarded-for"
+_XFP: Final = b"x-forwarded-proto"
+_XFH: Final = b"x-forwarded-host"
+_FORWARDED: Final = b"forwarded"
+_REBUILT: Final = frozenset((_XFF, _XFP, _XFH, _FORWARDED))
+# Statuses whose responses never have content (RFC 9110 §15.2, §15.3.5, §15.4.5): no framing field is
+# written for them, whatever body_length says.
+_NO_CONTENT: Final = frozenset((204, 304))
+_PHRASES: Final = {int(s): s.phrase.encode("ascii") for s in HTTPStatus}
+
+
+def body_length_of(kind: str, length: int) -> int:
+    """A Framing (kind, length) as a `body_length`: a byte count, NO_BODY, or UNKNOWN_LENGTH."""
+    if kind == "length":
+        return length
+    if kind == "none":
+        return NO_BODY
+    return UNKNOWN_LENGTH
+
+
+def _end_to_end(headers: Headers, connection: tuple[bytes, ...]) -> list[Header]:
+    """The field lines without the connection-specific ones (RFC 9110 §7.6.1): the hop-by-hop fields and
+    every field the Connection field names."""
+    drop = HOP_BY_HOP.union(connection) if connection else HOP_BY_HOP
+    return [(name, value) for name, value in headers if name.lower() not in drop]
+
+
+def origin_target(head: RequestHead) -> bytes:
+    """The request target in origin-form: an absolute-form target loses its scheme and authority
+    (RFC 9112 §3.2.2), as forward.forward_request writes it."""
+    target = head.target
+    if target[:1] == b"/" or target == b"*" or head.method == b"CONNECT":
+        return target
+    rest = target[target.index(b"://") + 3 + len(head.host):]
+    return rest if rest[:1] == b"/" else b"/" + rest
+
+
+def request_of(head: RequestHead, scheme: bytes) -> Request:
+    """The neutral request for a parsed head received over `scheme` (b"http" or b"https")."""
+    return Request(head.method, scheme, head.host, origin_target(head), _end_to_end(head.headers, head.connection),
+                   head.version, body_length_of(head.body.kind, head.body.length))
+
+
+def response_of(head: ResponseHead) -> Response:
+    """The neutral response for a parsed response head."""
+    return Response(head.status, _end_to_end(head.headers, head.connection),
+                    body_length_of(head.body.kind, head.body.length), head.reason)
+
+
+def serialise_request(request: Request, head: RequestHead, context: RequestContext) -> bytes:
+    """The HTTP/1.1 head to send to the backend for `request`, which a filter may have changed; `head` is the
+    head it was made from (its version, protocol switch and Host as the client sent them) and `context` what
+    forwarding reads besides (rsp.http1.forward.RequestContext). The body follows framed as `body_length`
+    says: a count (Content-Length), NO_BODY (Content-Length: 0 only when a Content-Length line was there), or
+    UNKNOWN_LENGTH (chunked: the session chunks the body). Host is `request.authority`, where the first Host
+    line was (RFC 9112 §3.2: mandatory in HTTP/1.1). Connection-specific fields in `request.headers` are
+    dropped (a filter cannot change framing through them), and X-Forwarded-* / Forwarded follow the trust
+    rule of forward_request."""
+    parts = [request.method, b" ", request.target, b" HTTP/1.1\r\n"]
+    append = parts.append
+    trusted = context.trusted
+    prior_xff: list[bytes] = []
+    prior_xfp = prior_xfh = b""
+    prior_forwarded: list[bytes] = []
+    length = request.body_length
+    saw_host = saw_length = False
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP:
+            continue
+        if lowered in _REBUILT:
+            if trusted:
+                if lowered == _XFF:
+                    prior_xff.append(value)
+                elif lowered == _FORWARDED:
+                    prior_forwarded.append(value)
+                elif lowered == _XFP:
+                    prior_xfp = value
+                else:
+                    prior_xfh = value
+            continue
+        if lowered == _HOST:
+            if saw_host:
+                continue  # one Host (RFC 9112 §3.2)
+            saw_host = True
+            value = request.authority
+        elif lowered == _CONTENT_LENGTH:
+            if saw_length or length == UNKNOWN_LENGTH:
+                continue
+            saw_length = True
+            value = b"%d" % length if length > 0 else b"0"
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
+    if not saw_host:
+        append(b"Host: ")
+        append(request.authority or context.fallback_host)
+        append(b"\r\n")
+    if length > 0 and not saw_length:
+        append(b"Content-Length: %d\r\n" % length)
+    elif length == UNKNOWN_LENGTH:
+        append(b"Transfer-Encoding: chunked\r\n")
+    tunnel = context.tunnel if context.tunnel is not None else head.upgrade is not None
+    if tunnel and head.upgrade is not None:
+        append(b"Upgrade: ")
+        append(head.upgrade)
+        append(b"\r\nConnection: upgrade\r\n")
+    elif context.close:
+        append(b"Connection: close\r\n")
+    proxy_fields(parts, context, head.host, head.version, prior_xff, prior_xfp, prior_xfh, prior_forwarded)
+    return b"".join(parts)
+
+
+def serialise_response(response: Response, context: ResponseContext, version: bytes = b"1.1") -> Reply:
+    """The HTTP/1.1 response head for `response` (changed by a filter, or made by rsp: a LocalReply) and the
+    framing of its body toward the client, answering a request in `context`; `version` is the backend's
+    (for Via; b"1.1" for a local reply).
+
+    Framing from body_length (RFC 9112 §6.1-§6.3): a count is Content-Length; UNKNOWN_LENGTH is chunked for
+    an HTTP/1.1 client and until-close for an HTTP/1.0 one (which then cannot keep the connection); NO_BODY
+    keeps the Content-Length lines the response has, in decimal (a response to HEAD and a 304 carry the
+    representation's length, RFC 9110 §8.6). 1xx, 204 and 304 get no framing field. b"" as reason is the
+    standard phrase."""
+    status = response.status
+    length = response.body_length
+    client_11 = context.request_version == b"1.1"
+    framed = status >= 200 and status not in _NO_CONTENT
+    chunked = framed and length == UNKNOWN_LENGTH and client_11
+    until_close = framed and length == UNKNOWN_LENGTH and not client_11
+    keep_alive = status < 200 or (context.request_keep_alive and not context.close and not until_close)
+    reason = response.reason or _PHRASES.get(status, b"")
+    parts = [b"HTTP/1.1 %d " % status, reason, b"\r\n"]
+    append = parts.append
+    saw_length = False
+    for name, value in response.headers:
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP:
+            continue
+        if lowered == _CONTENT_LENGTH:
+            if saw_length or (framed and length == UNKNOWN_LENGTH) or status < 200:
+                continue
+            saw_length = True
+            value = b"%d" % length if framed and length > 0 else _decimal(value)
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
+    if framed and length > 0 and not saw_length:
+        append(b"Content-Length: %d\r\n" % length)
+    if chunked:
+        append(b"Transfer-Encoding: chunked\r\n")
+    if context.upgrade:
+        append(b"Connection: upgrade\r\n")
+    elif status >= 200:
+        if not keep_alive:
+            append(b"Connection: close\r\n")
+        elif not client_11:
+            append(b"Connection: keep-alive\r\n")
+    if context.via:
+        append(_VIA_LINES.get(version) or b"Via: " + version + b" " + VIA_PSEUDONYM + b"\r\n")
+    append(b"\r\n")
+    return Reply(chunked, keep_alive, b"".join(parts), b"", b"")
+
+
+def local_response(status: int, headers: list[Header], body: bytes, head_request: bool) -> Response:
+    """The head of a local reply (LocalReply, an error page) with Content-Length from its body (RFC 9110
+    §8.6; kept for HEAD, whose body is not sent, RFC 9110 §9.3.2). The caller sends the body unless
+    `head_request`."""
+    response = Response(status, headers, NO_BODY if head_request or not body else len(body))
+    if status >= 200 and status not in _NO_CONTENT:
+        response.set(_CONTENT_LENGTH, b"%d" % len(body))
+    response.changed = False
+    return response

@@ -1,0 +1,373 @@
+"""One exchange's run through a listener's filter chain (rsp.pipeline.phases): the ExchangeView its filters see.
+
+Only an exchange on a listener with filters has one (HttpProxy.filtered); without filters the exchange
+runs as before the pipeline existed and no Request, Response or run is ever built.
+
+The order, and where rsp's own steps sit among the filters (docs/architecture.md, "The request pipeline"):
+
+    rewrite filters -> routing (Host, path, method of the possibly rewritten request; the route store) ->
+    access filters -> [per try: balancer filters -> pick (the pool's balancer, or the filter's peer) ->
+    the head serialised (forward_request, or serialise_request when a filter changed it) -> connect] ->
+    header_filter -> body_filter per chunk, then last=True -> log
+
+A request phase's filter may answer (a LocalReply: the remaining request phases and the backend are
+skipped; the response phases run over the reply) or SUSPEND: the run remembers where it stopped and the
+exchange waits, its client's body buffered as while connecting, until the filter calls resume() or
+answer(), on the loop. A filter that raises is logged and answered 500 (or, once the response began, the
+client connection is reset): a filter's bug never takes the worker down.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+from rsp.http1.error_pages import error_response
+from rsp.http1.events import ResponseHead
+from rsp.http1.serialise import local_response, request_of, response_of, serialise_request
+from rsp.logs import get_logger
+from rsp.pipeline.messages import Header, LocalReply, Request, Response
+from rsp.pipeline.phases import ACCESS, BALANCER, BODY_FILTER, HEADER_FILTER, LOG, REWRITE, Filter, Suspend
+from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.session_api import ExchangeSide
+from rsp.proxy.session_state import SessionState
+from rsp.routes.router import host_only
+
+# Where a run is (`stage`): in a request phase, waiting for the route store, past the request phases
+# (connecting or streaming), or done (answered locally, finished, or failed).
+_IN_REWRITE: Final = 0
+_IN_ACCESS: Final = 1
+_IN_BALANCER: Final = 2
+_ROUTING: Final = 3
+_FORWARDING: Final = 4
+_DONE: Final = 5
+_STAGE_PHASE: Final = {_IN_REWRITE: REWRITE, _IN_ACCESS: ACCESS, _IN_BALANCER: BALANCER}
+# rsp's own error pages as local replies: what error_pages writes, less its Connection line (the codec
+# decides it).
+_ERROR_FIELDS: Final = ((b"Content-Type", b"text/html"), (b"Cache-Control", b"no-store"))
+
+
+def _request_key(request: Request) -> tuple[object, ...]:
+    return (request.method, request.authority, request.target, tuple(request.headers), request.body_length)
+
+
+def _response_key(response: Response) -> tuple[object, ...]:
+    return (response.status, response.reason, tuple(response.headers), response.body_length)
+
+
+class FilterRun:
+    """The ExchangeView of one exchange (rsp.pipeline.phases.ExchangeView) and where it is in its phases."""
+
+    def __init__(self, exchange: ExchangeSide, proxy: SessionState) -> None:
+        self.exchange = exchange
+        self.proxy = proxy
+        self.chain = proxy.chain
+        head = exchange.head
+        self.request: Request = request_of(head, proxy.proto)
+        self._request_was = _request_key(self.request)
+        self.response: Response | None = None
+        self.ctx: dict[str, object] = {}
+        self.pool = exchange.pool.name
+        self.peer: tuple[str, int] | None = None
+        self.more_tries = 0
+        client = exchange.client
+        self._clock = proxy.clock
+        self.started = proxy.clock()
+        peer = client.peer
+        self.client_ip = client.client_ip
+        self.client_port = int(peer[1]) if len(peer) > 1 and isinstance(peer[1], int) else 0
+        self.server_port = proxy.server_port
+        self.upstream_addr = ""
+        self.upstream_status = 0
+        self.stage = _IN_REWRITE
+        self.index = 0  # the next filter of the current request phase
+        self.logged = False
+        self.failed = False  # a filter raised: no filter runs again for this exchange but log
+
+    # -- ExchangeView ---------------------------------------------------------------------------------
+    @property
+    def tries(self) -> int:
+        return len(self.exchange.tried or ())
+
+    @property
+    def last_failure(self) -> str:
+        return self.exchange.last_failure
+
+    @property
+    def status(self) -> int:
+        return self.exchange.status
+
+    def now(self) -> float:
+        return self._clock()
+
+    def resume(self) -> None:
+        """Go on after the filter that returned SUSPEND."""
+        if self.stage in _STAGE_PHASE and self._current():
+            self._run_request_phases()
+
+    def answer(self, reply: LocalReply) -> None:
+        """Answer with `reply` after the filter that returned SUSPEND."""
+        if self.stage in _STAGE_PHASE and self._current():
+            self.stage = _DONE
+            self.send_local(reply, close=False)
+
+    # -- the request phases ---------------------------------------------------------------------------
+    def begin(self) -> None:
+        self._run_request_phases()
+
+    def _current(self) -> bool:
+        """The exchange is still its client's current one (the client may have left while a filter waited)."""
+        exchange = self.exchange
+        return not exchange.client.closing and exchange.client.exchange is exchange
+
+    def _run_request_phases(self) -> None:
+        """Run filters from (stage, index) on, with routing after rewrite and the pick after balancer, until
+        the exchange connects, a filter answers or a filter suspends."""
+        while True:
+            stage = self.stage
+            filters = self.chain.for_phase(_STAGE_PHASE[stage])
+            while self.index < len(filters):
+                flt = filters[self.index]
+                self.index += 1
+                try:
+                    verdict = self._call(flt, stage)
+                except Exception as exc:  # a filter's bug must not take the worker down
+                    self._filter_failed(flt, _STAGE_PHASE[stage], exc)
+                    return
+                if verdict is None:
+                    continue
+                if isinstance(verdict, Suspend):
+                    return  # resume() or answer() goes on
+                self.stage = _DONE
+                self.send_local(verdict, close=False)
+                return
+            self.index = 0
+            if stage == _IN_REWRITE:
+                self.stage = _IN_ACCESS
+                if not self._route():
+                    return
+            elif stage == _IN_ACCESS:
+                if not self._request_ready():
+                    return
+                self.stage = _IN_BALANCER
+                self.peer = None
+            else:
+                self.stage = _FORWARDING
+                self._pick()
+                return
+
+    def _call(self, flt: Filter, stage: int) -> LocalReply | Suspend | None:
+        if stage == _IN_REWRITE:
+            return flt.rewrite(self)
+        if stage == _IN_ACCESS:
+            return flt.access(self)
+        return flt.balancer(self)
+
+    def _route(self) -> bool:
+        """rsp's routing, after the rewrite filters: the pool for the request as they left it. False when the
+        route store has to look the host up first (it calls routed())."""
+        exchange = self.exchange
+        proxy = self.proxy
+        request = self.request
+        name = proxy.router.match(request.authority, request.target, request.method)
+        if name is None:
+            host_pools = proxy.host_pools
+            if host_pools is not None:
+                host = host_only(request.authority)
+                found = host_pools.get(host)
+                if found is None:
+                    lookup = proxy.host_lookup
+                    assert lookup is not None
+                    self.stage = _ROUTING
+                    lookup(exchange, host)
+                    return False
+                self._set_pool(found)
+                return True
+            name = proxy.router.default
+        self.pool = name
+        return True
+
+    def routed(self, pool: PoolRuntime | None, status: int) -> None:
+        """The route store's answer for a request that waited for its host (Exchange.route_to)."""
+        if self.stage != _ROUTING:
+            return
+        if pool is None:
+            self.stage = _DONE
+            self.exchange.answer_error(status, "no route for this host")
+            return
+        self._set_pool(pool)
+        self.stage = _IN_ACCESS
+        self.index = 0
+        self._run_request_phases()
+
+    def _set_pool(self, pool: PoolRuntime) -> None:
+        self.pool = pool.name
+        self.exchange.pool = pool
+
+    def _request_ready(self) -> bool:
+        """After access: mark the request changed when it is, and refuse what a filter may not change."""
+        request = self.request
+        if not request.changed and _request_key(request) != self._request_was:
+            request.changed = True
+        if request.body_length != self._request_was[4]:
+            # The body comes from the client as it was framed; nothing here re-frames it.
+            self._fail_request("a filter changed the request's body_length")
+            return False
+        return True
+
+    def _pool_named(self, name: str) -> PoolRuntime | None:
+        exchange = self.exchange
+        if name == exchange.pool.name:
+            return exchange.pool
+        pool = self.proxy.pools.get(name)
+        if pool is None:
+            self._fail_request(f"a filter chose pool {name!r}, which does not exist")
+        return pool
+
+    def _pick(self) -> None:
+        """After the balancer filters: this try's backend, the filter's peer or the pool's pick."""
+        exchange = self.exchange
+        pool = self._pool_named(self.pool)
+        if pool is None:
+            return
+        exchange.extra_tries = self.more_tries
+        peer = self.peer
+        if peer is not None:
+            try:
+                ipaddress.ip_address(peer[0])
+            except ValueError:
+                # As OpenResty's set_current_peer: an address, not a name (no resolving on the loop).
+                self._fail_request(f"a filter chose peer {peer[0]!r}, which is not an IP address")
+                return
+            pool, record = self.proxy.peer_backend(pool, peer[0], int(peer[1]))
+            exchange.pool = pool
+            self._fill_head()
+            exchange.connect_record(record, fresh=False)
+            return
+        exchange.pool = pool
+        self._fill_head()
+        exchange.pick_from_pool(fresh=False)
+
+    def _fill_head(self) -> None:
+        """The forwarded head in the place the exchange kept for it in its connect buffer."""
+        buffer = self.exchange.buffer
+        if buffer is not None:
+            buffer[0] = self.head_bytes()
+
+    def head_bytes(self) -> bytes:
+        """The request head for the backend: the cached forwarded head when no filter changed it."""
+        exchange = self.exchange
+        client = exchange.client
+        request = self.request
+        if not request.changed and _request_key(request) != self._request_was:
+            request.changed = True  # a balancer filter changed it
+        if request.changed:
+            return serialise_request(self.request, exchange.head, client.context)
+        return client.forwarded.forward(exchange.head, client.context)
+
+    def next_try(self) -> None:
+        """A retry (Exchange._pick_and_connect): the balancer filters again, seeing tries and last_failure."""
+        self.stage = _IN_BALANCER
+        self.index = 0
+        self.peer = None
+        self._run_request_phases()
+
+    def answer_error(self, status: int) -> None:
+        """rsp's own error answer (502/503/504, no route) for this exchange, through the response phases."""
+        self.stage = _DONE
+        self.send_local(error_reply(status), close=True)
+
+    def connected_to(self, address: str) -> None:
+        self.upstream_addr = address
+
+    def _fail_request(self, reason: str) -> None:
+        get_logger().error("client %s: %s", self.client_ip, reason)
+        self.stage = _DONE
+        self.send_local(error_reply(500), close=True)
+
+    def _filter_failed(self, flt: Filter, phase: str, exc: Exception) -> None:
+        """A request-phase filter raised: answer 500 (its other phases are skipped)."""
+        get_logger().error("filter %s failed in %s: %s: %s", flt.name, phase, type(exc).__name__, exc)
+        self.failed = True
+        self.stage = _DONE
+        self.send_local(error_reply(500), close=True)
+
+    # -- the response phases --------------------------------------------------------------------------
+    def send_local(self, reply: LocalReply, close: bool) -> None:
+        """Answer with `reply` through header_filter and body_filter (a filter's answer, or an error)."""
+        exchange = self.exchange
+        head_request = exchange.head.method == b"HEAD"
+        response = self.header_phase(local_response(reply.response.status, reply.response.headers, reply.body,
+                                                    head_request))
+        if response is None:
+            return
+        exchange.local_head(response, close)
+        out = self.body_phase(reply.body if not head_request else b"", True)
+        if out is not None:
+            exchange.local_end(out)
+
+    def backend_head(self, head: ResponseHead) -> Response | None:
+        """The backend's response head through header_filter: the response to send, or None when a filter
+        failed (the exchange was answered 500 instead)."""
+        self.upstream_status = head.status
+        response = response_of(head)
+        response.origin = head
+        return self.header_phase(response)
+
+    def header_phase(self, response: Response) -> Response | None:
+        """`response` through the header filters: what to send, or None when one failed (answered 500)."""
+        self.response = response
+        if self.failed:
+            return response  # the 500 for a failed filter: no filter runs over it
+        status, reason = response.status, response.reason
+        was = _response_key(response)
+        for flt in self.chain.for_phase(HEADER_FILTER):
+            try:
+                flt.header_filter(self)
+            except Exception as exc:  # see _filter_failed
+                get_logger().error("filter %s failed in header_filter: %s: %s", flt.name, type(exc).__name__, exc)
+                self.failed = True
+                self.stage = _DONE
+                self.exchange.abort_response()
+                self.send_local(error_reply(500), close=True)
+                return None
+        # A filter may have put another Response in its place (its fields are then all new).
+        response = self.response if self.response is not None else response
+        if not response.changed and (response is not self.response or _response_key(response) != was):
+            response.changed = True
+        if response.status != status and response.reason is reason:
+            response.reason = b""  # the phrase of the new status
+        return response
+
+    def body_phase(self, chunk: bytes, last: bool) -> bytes | None:
+        """`chunk` through the body filters (None when one failed: the client connection was reset)."""
+        if self.failed:
+            return chunk
+        for flt in self.chain.for_phase(BODY_FILTER):
+            try:
+                chunk = flt.body_filter(self, chunk, last)
+            except Exception as exc:  # see _filter_failed
+                get_logger().error("filter %s failed in body_filter: %s: %s", flt.name, type(exc).__name__, exc)
+                self.failed = True
+                self.exchange.fail_hard(f"filter {flt.name} failed in body_filter")
+                return None
+        return chunk
+
+    def log_phase(self) -> None:
+        if self.logged:
+            return
+        self.logged = True
+        self.stage = _DONE
+        for flt in self.chain.for_phase(LOG):
+            try:
+                flt.log(self)
+            except Exception as exc:  # see _filter_failed
+                get_logger().error("filter %s failed in log: %s: %s", flt.name, type(exc).__name__, exc)
+
+
+def error_reply(status: int) -> LocalReply:
+    """rsp's error page for `status` as a local reply."""
+    page = error_response(status)
+    body = page[page.index(b"\r\n\r\n") + 4:]
+    headers: list[Header] = list(_ERROR_FIELDS)
+    return LocalReply(status, headers, body)

@@ -1,0 +1,142 @@
+"""rsp.http1.serialise: heads into neutral messages and changed messages back into HTTP/1 heads. An
+unchanged message gives the bytes forward.py gives for its head; a change recomputes the framing."""
+
+from __future__ import annotations
+
+import pytest
+
+from rsp.http1 import forward
+from rsp.http1.events import RequestHead, ResponseHead
+from rsp.http1.parser import RequestParser, ResponseParser
+from rsp.http1.serialise import (
+    local_response,
+    request_of,
+    response_of,
+    serialise_request,
+    serialise_response,
+)
+from rsp.pipeline.messages import NO_BODY, UNKNOWN_LENGTH
+
+
+def request(raw: bytes) -> RequestHead:
+    head = RequestParser().feed(raw)[0]
+    assert isinstance(head, RequestHead)
+    return head
+
+
+def response(raw: bytes, method: bytes = b"GET") -> ResponseHead:
+    parser = ResponseParser()
+    parser.expect(method)
+    head = parser.feed(raw)[0]
+    assert isinstance(head, ResponseHead)
+    return head
+
+
+REQUESTS = [
+    b"GET /p?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n",
+    b"GET /p HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\n"
+    b"X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nVia: 1.0 up\r\n\r\n",
+    b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n",
+    b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET http://example.com:8080/abs?x HTTP/1.1\r\nHost: other\r\n\r\n",
+    b"GET /old HTTP/1.0\r\n\r\n",
+    b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+]
+CONTEXTS = [
+    forward.RequestContext("192.0.2.7"),
+    forward.RequestContext("10.0.0.2", trusted=True, forwarded=True, via=False, proto=b"https"),
+    forward.RequestContext("2001:db8::1", forwarded=True, close=True),
+]
+
+
+@pytest.mark.parametrize("raw", REQUESTS)
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_an_unchanged_request_serialises_as_forward_request_writes_it(raw: bytes,
+                                                                       context: forward.RequestContext) -> None:
+    head = request(raw)
+    assert serialise_request(request_of(head, b"http"), head, context) == forward.forward_request(head, context)
+
+
+RESPONSES = [
+    (b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 3\r\n\r\n", b"GET"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n\r\n", b"GET"),
+    (b"HTTP/1.0 200 OK\r\nServer: s\r\n\r\n", b"GET"),
+    (b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 12\r\n\r\n", b"GET"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", b"HEAD"),
+    (b"HTTP/1.1 204 No Content\r\nKeep-Alive: timeout=5\r\n\r\n", b"GET"),
+]
+
+
+@pytest.mark.parametrize(("raw", "method"), RESPONSES)
+@pytest.mark.parametrize(("version", "keep", "close", "via"),
+                         [(b"1.1", True, False, True), (b"1.0", True, False, False), (b"1.1", False, True, False)])
+def test_an_unchanged_response_serialises_as_forward_response_writes_it(raw: bytes, method: bytes, version: bytes,
+                                                                         keep: bool, close: bool, via: bool) -> None:
+    head = response(raw, method)
+    context = forward.ResponseContext(version, keep, close, via)
+    ours = serialise_response(response_of(head), context, head.version)
+    theirs = forward.forward_response(head, context)
+    assert (ours.data, ours.chunked, ours.keep_alive) == (theirs.data, theirs.chunked, theirs.keep_alive)
+
+
+def test_the_neutral_request_has_no_connection_specific_fields_and_an_origin_form_target() -> None:
+    head = request(b"GET http://example.com/a?b HTTP/1.1\r\nHost: x\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n"
+                   b"TE: trailers\r\nAccept: */*\r\n\r\n")
+    req = request_of(head, b"https")
+    assert (req.method, req.scheme, req.authority, req.target, req.path, req.query) == (
+        b"GET", b"https", b"example.com", b"/a?b", b"/a", b"b")
+    assert req.headers == [(b"Host", b"x"), (b"Accept", b"*/*")]
+    assert not req.changed
+
+
+def test_a_changed_target_and_host_are_written_with_the_original_host_as_x_forwarded_host() -> None:
+    head = request(b"GET /a HTTP/1.1\r\nHost: public.example\r\nAccept: */*\r\n\r\n")
+    req = request_of(head, b"http")
+    req.target = b"/internal/a"
+    req.set(b"host", b"backend.local")
+    req.set(b"x-added", b"1")
+    assert serialise_request(req, head, forward.RequestContext("192.0.2.7")).split(b"\r\n") == [
+        b"GET /internal/a HTTP/1.1", b"Host: backend.local", b"Accept: */*", b"x-added: 1",
+        b"X-Forwarded-For: 192.0.2.7", b"X-Forwarded-Proto: http", b"X-Forwarded-Host: public.example",
+        b"Via: 1.1 rsp", b"", b""]
+
+
+def test_framing_comes_from_body_length_not_from_what_a_filter_left_in_the_fields() -> None:
+    head = request(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
+    req = request_of(head, b"http")
+    req.headers.append((b"Transfer-Encoding", b"gzip"))  # connection-specific: never forwarded
+    req.headers.append((b"Content-Length", b"99"))  # a second length: dropped
+    out = serialise_request(req, head, forward.RequestContext("192.0.2.7", via=False))
+    assert out.count(b"Content-Length: 5\r\n") == 1 and b"99" not in out and b"Transfer-Encoding" not in out
+    req.body_length = UNKNOWN_LENGTH
+    out = serialise_request(req, head, forward.RequestContext("192.0.2.7", via=False))
+    assert b"Content-Length" not in out and b"Transfer-Encoding: chunked\r\n" in out
+    req.set(b"content-length", None)
+    req.body_length = 12
+    assert b"Content-Length: 12\r\n" in serialise_request(req, head, forward.RequestContext("192.0.2.7"))
+
+
+def test_a_response_whose_length_a_filter_made_unknown_is_chunked_or_closed() -> None:
+    head = response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nServer: s\r\n\r\n")
+    res = response_of(head)
+    res.body_length = UNKNOWN_LENGTH
+    res.status = 201
+    res.reason = b""  # the standard phrase
+    res.set(b"x-filter", b"yes")
+    reply = serialise_response(res, forward.ResponseContext(b"1.1", True), head.version)
+    assert reply.chunked and reply.keep_alive
+    assert reply.data == (b"HTTP/1.1 201 Created\r\nServer: s\r\nx-filter: yes\r\nTransfer-Encoding: chunked\r\n"
+                          b"\r\n")
+    reply = serialise_response(res, forward.ResponseContext(b"1.0", True), head.version)
+    assert not reply.chunked and not reply.keep_alive and b"Connection: close\r\n" in reply.data
+
+
+def test_a_local_reply_has_its_length_also_for_head_and_none_for_204() -> None:
+    ctx = forward.ResponseContext(b"1.1", True)
+    assert serialise_response(local_response(403, [], b"denied", False), ctx).data == (
+        b"HTTP/1.1 403 Forbidden\r\ncontent-length: 6\r\n\r\n")
+    head_reply = local_response(200, [(b"Content-Type", b"text/plain")], b"hello", True)
+    assert head_reply.body_length == NO_BODY
+    assert b"content-length: 5\r\n" in serialise_response(head_reply, ctx).data
+    assert serialise_response(local_response(204, [], b"", False), ctx).data == b"HTTP/1.1 204 No Content\r\n\r\n"
