@@ -20,6 +20,8 @@ from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError
 from rsp.logs import get_logger, setup_logging
+from rsp.lua.compile import runtime_description
+from rsp.lua_wiring import lua_filters, prepare_shared
 from rsp.master.master import Master
 from rsp.native import build_description
 from rsp.preflight import check_startable
@@ -61,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", nargs="?", help="path to the Lua config file")
     parser.add_argument("-c", "--check", action="store_true",
                         help="validate the config, resolve its hosts, try its binds and exit (0 ok, 1 error)")
-    parser.add_argument("-V", "--version", action="version", version=f"rsp {__version__} ({build_description()})")
+    version = f"rsp {__version__} ({build_description()}; Lua handlers: {runtime_description()})"
+    parser.add_argument("-V", "--version", action="version", version=version)
     parser.add_argument("--admin", metavar="SOCKET",
                         help="send a runtime command to a running rsp, e.g. rsp --admin /run/rsp.sock show backends")
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -83,7 +86,12 @@ def run(config: Config) -> None:
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(log_loop_exception)
     try:
-        server: Server | Master = Server(config, loop) if config.process.workers == 1 else Master(config, loop)
+        server: Server | Master
+        if config.process.workers == 1:
+            prepare_shared(config, fresh=True)
+            server = Server(config, loop, filters_for=lua_filters(config, loop))
+        else:
+            server = Master(config, loop)
         loop.run_until_complete(server.start())
         notify("READY=1")
         # Everything allocated so far lives as long as the process: keep it out of the GC's scans.

@@ -193,7 +193,7 @@ def _route(item: Any, key: str, ctx: Ctx) -> model.Route:
     methods = frozenset(as_string(m, f"{key}.methods", ctx).upper()
                         for m in as_list(f.get("methods", {}), f"{key}.methods", ctx))
     return model.Route(pool=as_string(f["pool"], f"{key}.pool", ctx), host=host, path_prefix=path, methods=methods,
-                       lua=parse_lua(f.get("lua"), f"{key}.lua", ctx, ctx.source, top_level=False))
+                       lua=parse_lua(f.get("lua"), f"{key}.lua", ctx, ctx.source, top_level=False, on_route=True))
 
 
 def _http(value: Any, key: str, ctx: Ctx) -> model.HttpSettings:

@@ -40,12 +40,16 @@ MIN_SHARED_SIZE: Final = 8 * 1024
 _DICT_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def parse_lua(value: Any, key: str, ctx: Ctx, source: str, *, top_level: bool) -> LuaSettings | None:
+def parse_lua(value: Any, key: str, ctx: Ctx, source: str, *, top_level: bool,
+              on_route: bool = False) -> LuaSettings | None:
     """A `lua` table (None when absent). `source` is the config file's text (for functions written in it)."""
     if value is None:
         return None
     allowed = set(LUA_KEYS) if top_level else set(EXCHANGE_PHASES)
     table = as_table(value, key, ctx)
+    if on_route and "rewrite" in table:
+        ctx.fail(f"{key}.rewrite", f"{key}.rewrite: a route is chosen after rewrite (rewrite may change what "
+                                   "routing reads); put the rewrite handler on the listener or the top level")
     for k in table:
         if k in TOP_LEVEL_ONLY and not top_level:
             ctx.fail(f"{key}.{k}", f"{key}.{k}: '{k}' belongs in the top-level lua table (it is per machine)")

@@ -204,7 +204,9 @@ class LuaEngine:
             result = resume()
         except LUPA.LuaMemoryError:
             self.lua.execute(b"collectgarbage()")
-            return _Failure("not enough memory: the handler exceeded the worker's Lua memory limit")
+            where = compiled.handler
+            return _Failure(f"{where.path}:{where.line}: not enough memory: the handler exceeded the worker's Lua "
+                            "memory limit")
         except LUPA.LuaError as exc:
             return _Failure(self.restore(str(exc)))
         finally:
@@ -214,8 +216,13 @@ class LuaEngine:
             return _Done()
         if kind in (b"error", b"budget"):
             message = self.restore(bytes(result[3]).decode("utf-8", "replace"))
+            del co, result  # the dead coroutine holds what it allocated: let the collector have it
             if "not enough memory" in message:
                 self.lua.execute(b"collectgarbage()")
+                if message.startswith("not enough memory"):
+                    # LuaJIT leaves no position on an allocation failure: name the handler's own first line
+                    where = compiled.handler
+                    message = f"{where.path}:{where.line}: {message} (in the handler starting at this line)"
                 message += ": the handler exceeded the worker's Lua memory limit"
             return _Failure(message)
         if kind == b"exit":

@@ -479,7 +479,21 @@ local function step(co, budget, ...)
   local left = remaining
   remaining = math.huge
   if not r[1] then
-    return co, left, budget_hit and "budget" or "error", tostring(r[2])
+    local message = tostring(r[2])
+    if message == "not enough memory" then
+      -- an allocation failure carries no position: take it from the dead coroutine's stack
+      pcall(function()
+        for level = 0, 20 do
+          local info = getinfo(co, level, "Sl")
+          if not info then break end
+          if info.what ~= "C" and (info.currentline or 0) > 0 then
+            message = info.short_src .. ":" .. tostring(info.currentline) .. ": " .. message
+            break
+          end
+        end
+      end)
+    end
+    return co, left, budget_hit and "budget" or "error", message
   end
   if co_status(co) == "dead" then return co, left, "done" end
   if r[2] ~= OP then return co, left, "error", "a handler yielded outside ngx's API (coroutine.yield)" end

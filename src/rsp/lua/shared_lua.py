@@ -50,8 +50,10 @@ def shared_call(engine: LuaEngine, op: str, name: str, args: tuple[Any, ...]) ->
         value, flags, stale = store.get(name, _key(_arg(args, 0)), stale=op == "get_stale")
         if value is None:
             return (None,)
-        result: tuple[Any, ...] = (_out(value), flags or None)
-        return (*result, stale) if op == "get_stale" else result
+        if op == "get_stale":
+            return (_out(value), flags or None, stale)
+        # OpenResty leaves flags out when they are 0
+        return (_out(value), flags) if flags else (_out(value),)
     if op in ("set", "safe_set", "add", "safe_add", "replace"):
         mode = {"set": "set", "safe_set": "set", "add": "add", "safe_add": "add", "replace": "replace"}[op]
         ok, err, forcible = store.store(name, _key(_arg(args, 0)), _value(_arg(args, 1)),
