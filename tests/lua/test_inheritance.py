@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from support.lua_exchange import FakeExchange
-
 from rsp.lua_wiring import lua_filters
 from rsp.pipeline.messages import LocalReply
 from rsp.pipeline.phases import phases_of
+from support.lua_exchange import FakeExchange
 
 
 def test_route_over_listener_over_top(lua) -> None:  # type: ignore[no-untyped-def]
