@@ -59,7 +59,8 @@ def lua_filters(config: Config, loop: asyncio.AbstractEventLoop, *, worker_id: i
         return None
     top = config.lua
     shared = SharedStore(store_dir(config), dict(top.shared)) if top is not None and top.shared else None
-    engine = LuaEngine(top, shared=shared, loop=loop, worker_id=worker_id, worker_count=config.process.workers)
+    engine = LuaEngine(top, shared=shared, loop=loop, worker_id=worker_id, worker_count=config.process.workers,
+                       pools=frozenset(config.pools))
     if top is not None:
         # OpenResty runs init in the master before the fork; rsp's workers do not share a Lua state, so each
         # runs it, then init_worker (docs/lua.md).

@@ -229,3 +229,16 @@ def test_set_current_peer_outside_balancer_fails(lua) -> None:  # type: ignore[n
     reply = lua.filter("{ access = function() require('ngx.balancer').set_current_peer('1.2.3.4', 80) end }"
                        ).access(FakeExchange())
     assert isinstance(reply, LocalReply) and reply.response.status == 500
+
+
+def test_rsp_pool_variable(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ access = function()
+        local before = ngx.var.rsp_pool
+        ngx.var.rsp_pool = "canary"
+        if ngx.var.arg_bad then ngx.var.rsp_pool = "nope" end
+        ngx.ctx.before = before
+    end }""", pools=frozenset({"default", "canary"}))
+    ex = FakeExchange()
+    assert flt.access(ex) is None and ex.pool == "canary"
+    bad = flt.access(FakeExchange(b"/?bad=1"))
+    assert isinstance(bad, LocalReply) and bad.response.status == 500

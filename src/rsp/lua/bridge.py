@@ -83,6 +83,17 @@ class Bridge:
         return variable(state.exchange, name)
 
     def var_set(self, name: bytes, value: bytes | None) -> None:
+        if name == b"rsp_pool":
+            # rsp's own variable: the pool this exchange goes to (nginx would `set $upstream` and proxy_pass it)
+            state = self._exchange_state("ngx.var.rsp_pool")
+            assert state.exchange is not None
+            if state.phase not in REQUEST_PHASES:
+                raise ScriptError(f"ngx.var.rsp_pool cannot be changed in {state.phase}")
+            pool = (value or b"").decode("utf-8", "replace")
+            if self.engine.pools is not None and pool not in self.engine.pools:
+                raise ScriptError(f"no pool named '{pool}' (ngx.var.rsp_pool)")
+            state.exchange.pool = pool
+            return
         raise ScriptError(f"variable \"{name.decode('latin-1')}\" cannot be changed in rsp")
 
     def ctx(self) -> Any:

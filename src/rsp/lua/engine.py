@@ -98,12 +98,13 @@ class LuaEngine:
     def __init__(self, top: LuaSettings | None, *, budget: int = DEFAULT_INSTRUCTION_BUDGET,
                  memory_limit: int = DEFAULT_MEMORY_LIMIT, shared: Any = None,
                  loop: asyncio.AbstractEventLoop | None = None, worker_id: int = 0, worker_count: int = 1,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, pools: frozenset[str] | None = None) -> None:
         # Imported here: bridge imports this module's Waiter and CallState.
         from rsp.lua.bridge import Bridge
         from rsp.lua.cosocket import Cosockets
 
         self.top = top
+        self.pools = pools  # the config's pool names, for ngx.var.rsp_pool (None: not checked)
         self.budget = budget
         self.loop = loop
         self.worker_id = worker_id

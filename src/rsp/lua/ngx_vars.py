@@ -73,6 +73,7 @@ _SIMPLE: Final[dict[bytes, Callable[[ExchangeView], bytes | None]]] = {
     b"content_length": _content_length,
     b"content_type": lambda ex: ex.request.get(b"content-type"),
     b"http_host": lambda ex: ex.request.authority,
+    b"rsp_pool": lambda ex: ex.pool.encode("utf-8"),
 }
 
 
