@@ -112,8 +112,10 @@ class SharedStore:
         self.bounds = dict(dicts)
         self.clock = clock
         try:
+            # No fsync per commit (sync, metasync): ngx.shared is volatile like nginx's shared memory; what
+            # matters is that every process sees every commit at once, which LMDB's shared map gives.
             self.env = lmdb.open(path, map_size=map_size(dicts), max_dbs=len(dicts) + 1, max_readers=MAX_READERS,
-                                 create=False)
+                                 create=False, sync=False, metasync=False)
         except (OSError, lmdb.Error) as exc:
             raise SharedDictError(f"cannot open the shared dictionaries at {path}: {exc}") from exc
         self.dbs = {name: self.env.open_db(name.encode()) for name in dicts}
