@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.lua_exchange import FakeExchange
 
 from rsp.config.lua_loader import load_config
 from rsp.lua_wiring import lua_filters, prepare_shared
 from rsp.pipeline.messages import LocalReply, Response
 from rsp.pipeline.phases import Filter
+from support.lua_exchange import FakeExchange
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "lua"
 CONFIGS = sorted(p.name for p in EXAMPLES.glob("*.lua"))
