@@ -177,7 +177,7 @@ class LuaEngine:
         """init / init_worker: run to the end now (no exchange; ngx.timer may start work that waits)."""
         compiled = self.compile(handler)
         state = CallState(None, handler.phase)
-        outcome = self._step(state, compiled, lambda: self._start(compiled.function, self.budget))
+        outcome = self._step(state, compiled, self._start, compiled.function, self.budget)
         if isinstance(outcome, _Failure):
             raise ScriptError(outcome.message)
 
@@ -186,23 +186,23 @@ class LuaEngine:
         """Run one request-phase handler for `exchange`: CONTINUE, a LocalReply, or SUSPEND."""
         if state is None:
             state = CallState(exchange, phase)
-        outcome = self._step(state, compiled, lambda: self._start(compiled.function, self.budget))
+        outcome = self._step(state, compiled, self._start, compiled.function, self.budget)
         return self._verdict(outcome, state, compiled, exchange, suspended=False)
 
     def run_sync(self, compiled: Compiled, state: CallState) -> Verdict:
         """header_filter, body_filter, log: the handler may not wait (OpenResty forbids it there too)."""
-        outcome = self._step(state, compiled, lambda: self._start(compiled.function, self.budget))
+        outcome = self._step(state, compiled, self._start, compiled.function, self.budget)
         if isinstance(outcome, _Wait):
             self._fail(compiled, state, f"ngx API that waits (ngx.sleep, cosockets) is disabled in {state.phase}")
             return LocalReply(ERROR_STATUS) if state.phase == "header_filter" else CONTINUE
         return self._verdict(outcome, state, compiled, state.exchange, suspended=False)
 
-    def _step(self, state: CallState, compiled: Compiled, resume: Callable[[], Any]) -> _Outcome:
+    def _step(self, state: CallState, compiled: Compiled, call: Any, *args: Any) -> _Outcome:
         previous = self.current
         self.current = state
         self.pending = None
         try:
-            result = resume()
+            result = call(*args)
         except LUPA.LuaMemoryError:
             self.lua.execute(b"collectgarbage()")
             where = compiled.handler
@@ -212,11 +212,11 @@ class LuaEngine:
             return _Failure(self.restore(str(exc)))
         finally:
             self.current = previous
-        co, _left, kind = result[0], result[1], bytes(result[2])
-        if kind == b"done":
-            return _Done()
+        if result == b"done":
+            return _DONE
+        kind, co = bytes(result[0]), result[1]
         if kind in (b"error", b"budget"):
-            message = self.restore(bytes(result[3]).decode("utf-8", "replace"))
+            message = self.restore(bytes(result[2]).decode("utf-8", "replace"))
             del co, result  # the dead coroutine holds what it allocated: let the collector have it
             if "not enough memory" in message:
                 self.lua.execute(b"collectgarbage()")
@@ -227,7 +227,7 @@ class LuaEngine:
                 message += ": the handler exceeded the worker's Lua memory limit"
             return _Failure(message)
         if kind == b"exit":
-            status = result[3]
+            status = result[2]
             return _Exit(int(status) if isinstance(status, int | float) else 0)
         if kind == b"wait":
             waiter = self.pending
@@ -257,7 +257,7 @@ class LuaEngine:
     def _continue_now(self, co: Any, values: tuple[Any, ...], state: CallState, compiled: Compiled,
                       exchange: ExchangeView | None, suspended: bool) -> Verdict:
         packed = self.driver[b"pack"](*values)
-        outcome = self._step(state, compiled, lambda: self._resume_lua(co, self.budget, packed))
+        outcome = self._step(state, compiled, self._resume_lua, co, self.budget, packed)
         return self._verdict(outcome, state, compiled, exchange, suspended=suspended)
 
     def _continue(self, co: Any, values: tuple[Any, ...], state: CallState, compiled: Compiled,
@@ -310,8 +310,7 @@ class LuaEngine:
             else:
                 self.timers -= 1
             state = CallState(None, "timer")
-            outcome = self._step(state, compiled, lambda: self._start(function, self.budget, False,
-                                                                      *_unpack(args)))
+            outcome = self._step(state, compiled, self._start, function, self.budget, False, *_unpack(args))
             self._verdict(outcome, state, compiled, None, suspended=False)
 
         loop.call_later(delay, fire)
@@ -354,3 +353,4 @@ class _Wait:
 
 
 _Outcome = _Done | _Failure | _Exit | _Wait
+_DONE: Final = _Done()

@@ -54,9 +54,13 @@ local function pack(...) return {n = select("#", ...), ...} end
 local env = {}
 local loaded = {}
 
+-- LuaJIT's hooks belong to the whole state: set once, the hook counts every coroutine. Lua 5.4's belong to
+-- each coroutine: set on each.
+local GLOBAL_HOOK = jit ~= nil
+if GLOBAL_HOOK then sethook(hook, "", HOOK_EVERY) end
 local function new_coroutine(fn)
   local co = co_create(fn)
-  sethook(co, hook, "", HOOK_EVERY)
+  if not GLOBAL_HOOK then sethook(co, hook, "", HOOK_EVERY) end
   return co
 end
 
@@ -472,16 +476,15 @@ function driver.compile(text, token, kind)
 end
 
 -- run or resume: returns the coroutine, then "done" | "error" | "budget" | op..., then values
-local function step(co, budget, ...)
-  remaining = budget
-  budget_hit = false
-  local r = pack(co_resume(co, ...))
-  local left = remaining
+-- run or resume: "done" alone (the common case, no table made), or (kind, coroutine, values...): kind
+-- "error" | "budget" (then the message), or the operation the handler waits on ("exit", "wait")
+local function finish(co, ok, first, ...)
   remaining = math.huge
-  if not r[1] then
-    local message = tostring(r[2])
+  if not ok then
+    local message = tostring(first)
     if message == "not enough memory" then
-      -- an allocation failure carries no position: take it from the dead coroutine's stack
+      -- an allocation failure carries no position: take it from the dead coroutine's stack (Lua 5.4 keeps
+      -- it; LuaJIT does not, and the engine names the handler's first line instead)
       pcall(function()
         for level = 0, 20 do
           local info = getinfo(co, level, "Sl")
@@ -493,11 +496,17 @@ local function step(co, budget, ...)
         end
       end)
     end
-    return co, left, budget_hit and "budget" or "error", message
+    return budget_hit and "budget" or "error", co, message
   end
-  if co_status(co) == "dead" then return co, left, "done" end
-  if r[2] ~= OP then return co, left, "error", "a handler yielded outside ngx's API (coroutine.yield)" end
-  return co, left, unpack(r, 3, r.n)
+  if co_status(co) == "dead" then return "done" end
+  if first ~= OP then return "error", co, "a handler yielded outside ngx's API (coroutine.yield)" end
+  return ..., co, select(2, ...)
+end
+
+local function step(co, budget, ...)
+  remaining = budget
+  budget_hit = false
+  return finish(co, co_resume(co, ...))
 end
 
 function driver.start(fn, budget, ...)
