@@ -21,6 +21,7 @@ from rsp.lua import ngx_text
 from rsp.lua.compile import LUPA
 from rsp.lua.engine import CallState, Waiter
 from rsp.lua.ngx_vars import variable
+from rsp.lua.shared_lua import shared_call
 from rsp.pipeline.messages import UNKNOWN_LENGTH, header_set, header_values
 
 if TYPE_CHECKING:
@@ -532,7 +533,6 @@ class Bridge:
         return store is not None and store.has(name.decode("ascii", "replace"))
 
     def shared(self, op: bytes, name: bytes, *args: Any) -> tuple[Any, ...]:
-        from rsp.lua.shared_lua import shared_call
         return shared_call(self.engine, op.decode("ascii"), name.decode("ascii"), args)
 
     # ---- cosockets --------------------------------------------------------------------------------------
