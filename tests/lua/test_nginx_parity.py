@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from support.rsp_process import RspProcess
 
 PARITY = Path(__file__).resolve().parent / "parity"
