@@ -131,3 +131,40 @@ def test_redis_balancer(run_rsp: Callable[..., RspProcess], start_backend: Any, 
         assert get(port, "/z", host="none.example")[0] == 404
     finally:
         redis.stop()
+
+
+def test_reload_runs_the_new_code_and_keeps_shared(run_rsp: Callable[..., RspProcess], start_backend: Any,
+                                                   free_port: Callable[[], int], tmp_path: Path) -> None:
+    from rsp.admin.socket_server import admin_request
+
+    backend = start_backend(HttpBackend)
+    port = free_port()
+    sock = str(tmp_path / "admin.sock")
+
+    def text(version: str) -> str:
+        return config(port, backend.port, """{ shared = { s = "64k" }, shared_dir = "shared", access = function()
+            ngx.say("VERSION ", (ngx.shared.s:incr("n", 1, 0))) end }""".replace("VERSION", version),
+                      extra=f'admin_socket = "{sock}"\n')
+
+    rsp = run_rsp(text("old"))
+    assert get(port, "/")[2] == b"old 1\n"
+    Path(rsp.config_path).write_text(text("new"))
+    assert '"ok"' in admin_request(sock, "reload", timeout=60)
+    # new connections reach the new workers: the new handler, the same dictionary
+    assert get(port, "/")[2] == b"new 2\n"
+
+
+def test_body_filter_changes_the_body(run_rsp: Callable[..., RspProcess], start_backend: Any,
+                                      free_port: Callable[[], int]) -> None:
+    backend = start_backend(HttpBackend, name="lower")
+    port = free_port()
+    run_rsp(config(port, backend.port, """{
+      header_filter = function() ngx.header["Content-Length"] = nil; ngx.header["X-Filtered"] = "1" end,
+      body_filter = function()
+        ngx.arg[1] = string.upper(ngx.arg[1])
+        if ngx.arg[2] then ngx.arg[1] = ngx.arg[1] .. "<END>" end
+      end,
+    }"""))
+    status, headers, body = get(port, "/path")
+    assert status == 200 and headers["x-filtered"] == "1"
+    assert body.startswith(b"LOWER GET /PATH") and body.endswith(b"<END>")

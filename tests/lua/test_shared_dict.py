@@ -159,5 +159,5 @@ def test_ngx_shared_api(lua) -> None:  # type: ignore[no-untyped-def]
     end }""")
     reply = flt.access(FakeExchange())
     assert isinstance(reply, LocalReply)
-    assert reply.body == (b"true nil false x 3 false exists false true true nil false 15 nil false 16 nil false "
+    assert reply.body == (b"true nil false x 3 false exists false true true nil false 15 nil false 16 "
                           b"nil not found 0 true 30 nil a,n 1048576 nil nil")

@@ -74,7 +74,8 @@ def shared_call(engine: LuaEngine, op: str, name: str, args: tuple[Any, ...]) ->
                                         None if init is None else float(init), float(_arg(args, 3, 0)))
         if new is None:
             return (None, err.encode())
-        return (_number(new), None, forcible)
+        # as resty.core: (value, nil, forcible) when called with init, the value alone otherwise
+        return (_number(new), None, forcible) if init is not None else (_number(new),)
     if op == "ttl":
         left = store.ttl(name, _key(_arg(args, 0)))
         return (None, b"not found") if left is None else (_number(round(left, 3)),)
