@@ -144,3 +144,15 @@ def test_redis_down_answers_503(lua, loop, redis) -> None:  # type: ignore[no-un
     assert flt.access(ex) is SUSPEND
     wait_for(loop, lambda: bool(ex.answers))
     assert ex.answers[0].response.status == 503
+
+
+def test_a_handlers_open_cosockets_are_closed_when_it_ends(lua, loop, redis) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ access = function()
+        local s = ngx.socket.tcp()
+        assert(s:connect("127.0.0.1", PORT))
+        ngx.ctx.sock = s
+    end }""".replace("PORT", str(redis.port)), loop=loop)
+    ex = FakeExchange()
+    assert flt.access(ex) is SUSPEND
+    wait_for(loop, lambda: ex.resumed == 1)
+    assert not lua.engines[0].cosockets.sockets  # closed, not leaked

@@ -103,3 +103,14 @@ def test_waiting_is_refused_where_openresty_refuses_it(lua, caplog) -> None:  # 
     flt = lua.filter("{ log = function() ngx.sleep(1) end }")
     assert flt.log(FakeExchange()) is None
     assert any("ngx.sleep is disabled in log" in r.getMessage() for r in caplog.records)
+
+
+def test_error_in_header_filter_raises_for_the_pipelines_500(lua, caplog) -> None:  # type: ignore[no-untyped-def]
+    from rsp.errors import ScriptError
+    from rsp.pipeline.messages import Response
+    flt = lua.filter("{ header_filter = function()\n  error('bad header')\nend }")
+    ex = FakeExchange()
+    ex.response = Response(200, [])
+    with pytest.raises(ScriptError):
+        flt.header_filter(ex)
+    assert any("rsp.lua:4: bad header" in r.getMessage() for r in caplog.records)

@@ -98,7 +98,18 @@ class Cosockets:
         handle = self.next_handle
         self.next_handle += 1
         self.sockets[handle] = Cosocket(handle)
+        state = self.engine.current
+        if state is not None:
+            if state.sockets is None:
+                state.sockets = []
+            state.sockets.append(handle)
         return handle
+
+    def close_handles(self, handles: list[int]) -> None:
+        for handle in handles:
+            sock = self.sockets.get(handle)
+            if sock is not None:
+                self._close(sock)
 
     def call(self, op: str, handle: int, args: tuple[Any, ...]) -> Any:
         sock = self.sockets.get(handle)

@@ -66,7 +66,7 @@ class CallState:
     """What one handler call sees through the ngx API: the exchange (None in a timer), the phase, and what the
     handler has said so far (output, status and headers of a local reply; the body chunk in body_filter)."""
 
-    __slots__ = ("chunk", "exchange", "last", "output", "phase", "reply_headers", "reply_status")
+    __slots__ = ("chunk", "exchange", "last", "output", "phase", "reply_headers", "reply_status", "sockets")
 
     def __init__(self, exchange: ExchangeView | None, phase: str) -> None:
         self.exchange = exchange
@@ -76,6 +76,7 @@ class CallState:
         self.reply_headers: list[tuple[bytes, bytes]] = []
         self.chunk = b""
         self.last = False
+        self.sockets: list[int] | None = None  # cosockets this call opened: closed when it ends
 
 
 class Compiled:
@@ -239,6 +240,11 @@ class LuaEngine:
 
     def _verdict(self, outcome: _Outcome, state: CallState, compiled: Compiled, exchange: ExchangeView | None,
                  *, suspended: bool) -> Verdict:
+        if state.sockets and not isinstance(outcome, _Wait):
+            # OpenResty closes a request's cosockets when it ends; rsp when the handler that opened them ends
+            # (the ones given back with setkeepalive are in the pool by then, not here)
+            self.cosockets.close_handles(state.sockets)
+            state.sockets = None
         if isinstance(outcome, _Wait):
             outcome.waiter.callback = lambda values: self._continue(outcome.co, values, state, compiled, exchange)
             if outcome.waiter.result is not None:
@@ -263,7 +269,11 @@ class LuaEngine:
     def _continue(self, co: Any, values: tuple[Any, ...], state: CallState, compiled: Compiled,
                   exchange: ExchangeView | None) -> None:
         """The I/O a suspended handler waited for is done: resume it, then tell the exchange."""
-        verdict = self._continue_now(co, values, state, compiled, exchange, True)
+        try:
+            verdict = self._continue_now(co, values, state, compiled, exchange, True)
+        except Exception as exc:  # a bug of ours must not leave the exchange waiting forever
+            self._fail(compiled, state, f"internal error: {type(exc).__name__}: {exc}")
+            verdict = LocalReply(ERROR_STATUS)
         if verdict is SUSPEND or exchange is None:
             return
         if isinstance(verdict, LocalReply):

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 from rsp.config.model import LuaSettings
+from rsp.errors import ScriptError
 from rsp.lua.engine import CallState, Compiled, LuaEngine
+from rsp.pipeline.messages import LocalReply
 from rsp.pipeline.phases import CONTINUE, PHASES, ExchangeView, Filter, Verdict
 
 # Where a routed filter keeps the index of the route an exchange matched (found once, after rewrite).
@@ -62,7 +64,14 @@ def _balancer(self: LuaFilter, exchange: ExchangeView) -> Verdict:
 
 def _header_filter(self: LuaFilter, exchange: ExchangeView) -> Verdict:
     handler = self.handler(exchange, "header_filter")
-    return CONTINUE if handler is None else self.engine.run_sync(handler, CallState(exchange, "header_filter"))
+    if handler is None:
+        return CONTINUE
+    verdict = self.engine.run_sync(handler, CallState(exchange, "header_filter"))
+    if isinstance(verdict, LocalReply) and verdict.response.status >= 500:
+        # The head is not sent yet: the pipeline answers 500 for a header_filter that raises (the engine has
+        # logged the Lua error with its file and line).
+        raise ScriptError(f"Lua header_filter failed ({handler.handler.key or handler.handler.path})")
+    return CONTINUE
 
 
 def _body_filter(self: LuaFilter, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
