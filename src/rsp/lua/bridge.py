@@ -78,10 +78,14 @@ class Bridge:
 
     # ---- variables, ctx, status, output, log ----------------------------------------------------------
 
-    def var(self, name: bytes) -> bytes | None:
-        state = self._exchange_state("ngx.var")
-        assert state.exchange is not None
-        return variable(state.exchange, name)
+    def var(self, name: Any) -> bytes | None:
+        # per request and per variable: the shortest path (no helper calls)
+        state = self.engine.current
+        exchange = state.exchange if state is not None else None
+        if exchange is None:
+            self._exchange_state("ngx.var")  # raises the error that says where
+            return None
+        return variable(exchange, name if isinstance(name, bytes) else _text(name))
 
     def var_set(self, name: bytes, value: bytes | None) -> None:
         if name == b"rsp_pool":

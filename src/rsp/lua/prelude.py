@@ -181,8 +181,9 @@ function ngx.log(level, ...)
   B.log(level, where, render(...))
 end
 
+local B_var = B.var
 ngx.var = setmetatable({}, {
-  __index = function(_, name) return B.var(tostring(name)) end,
+  __index = function(_, name) return B_var(name) end,
   __newindex = function(_, name, value) B.var_set(tostring(name), value ~= nil and tostring(value) or nil) end,
 })
 
