@@ -4,6 +4,8 @@ libnginx-mod-http-lua) when it is installed.
 
     .venv/bin/python bench/run_lua.py [--duration 5] [--reps 2] [--no-nginx]
 
+`pyfilter` is rsp with one Python access filter that does nothing (bench/rsp_noop_filter.py): the pipeline's
+own cost of a filter, apart from Lua's.
 One nginx backend on loopback (/small, 97 bytes), wrk -c CONNS keep-alive, rsp with workers = 1 (per core, as
 nginx's one worker). The handler files are bench/lua/*.lua, used unchanged by both (rsp: `lua = { access =
 "FILE" }`; nginx: access_by_lua_file). Targets (issue 19): empty access within 1.25x of no Lua, routing within
@@ -29,7 +31,7 @@ HANDLERS = BENCH_DIR / "lua"
 CONNS = 20
 WARMUP_SECONDS = 1
 NGINX_LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
-CASES = {"none": None, "empty": "empty.lua", "routing": "routing.lua", "incr": "incr.lua"}
+CASES = {"none": None, "pyfilter": None, "empty": "empty.lua", "routing": "routing.lua", "incr": "incr.lua"}
 TARGETS = {"empty": 1.25, "routing": 1.5, "incr": 1.6}  # x rsp with no Lua
 
 
@@ -89,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         for case, handler in CASES.items():
             name = f"rsp-{case}"
             path = rsp_config(tmp, name, port_of[name], backend, handler)
-            procs[name] = servers.start(name, [str(PYTHON), "-m", "rsp", str(path)], port_of[name])
+            # pyfilter: the same config as none, run with one Python filter that does nothing (the pipeline's
+            # own cost of having a filter at all)
+            entry = [str(BENCH_DIR / "rsp_noop_filter.py")] if case == "pyfilter" else ["-m", "rsp"]
+            procs[name] = servers.start(name, [str(PYTHON), *entry, str(path)], port_of[name])
             if with_nginx and handler is not None:
                 nname = f"nginx-{case}"
                 procs[nname] = servers.start(nname, nginx_lua(tools["nginx"], tmp, nname, port_of[nname], backend,
@@ -120,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {min(cpu[name]):.1f} | {', '.join(f'{v:.1f}' for v in cpu[name])} | "
                   f"{max(rps[name]):.0f} |")
         base = min(cpu["rsp-none"])
-        print()
+        print(f"\nrsp with a Python filter that does nothing: {min(cpu['rsp-pyfilter']) / base:.2f}x rsp with no "
+              "filter (the pipeline's share of the figures below)")
         for case, target in TARGETS.items():
             ratio = min(cpu[f"rsp-{case}"]) / base
             line = f"rsp {case}: {ratio:.2f}x rsp with no Lua (target within {target}x)"
