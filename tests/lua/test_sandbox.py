@@ -48,14 +48,16 @@ def test_require_only_from_package_path(lua, tmp_path: Path) -> None:  # type: i
 
 
 def test_runaway_loop_answers_500_and_names_the_line(lua, caplog) -> None:  # type: ignore[no-untyped-def]
-    flt = lua.filter("{ access = function()\n  local n = 0\n  while true do n = n + 1 end\nend }", budget=1_000_000)
-    reply = flt.access(FakeExchange())
+    flt = lua.filter("{ access = function()\n  local n = 0\n  while ngx.var.arg_loop do n = n + 1 end\n"
+                     "  ngx.say('fine')\nend }", budget=1_000_000)
+    reply = flt.access(FakeExchange(b"/?loop=1"))
     assert isinstance(reply, LocalReply) and reply.response.status == 500
     message = " ".join(r.getMessage() for r in caplog.records)
     assert "rsp.lua:5: handler exceeded its instruction budget" in message
-    # the runtime still serves the next call
-    ok = lua.filter("{ access = function() ngx.say('fine') end }").access(FakeExchange())
-    assert isinstance(ok, LocalReply) and ok.body == b"fine\n"
+    # the same runtime serves the next call, with a fresh budget
+    for _ in range(3):
+        ok = flt.access(FakeExchange())
+        assert isinstance(ok, LocalReply) and ok.body == b"fine\n"
 
 
 def test_budget_is_per_call(lua) -> None:  # type: ignore[no-untyped-def]
@@ -114,3 +116,17 @@ def test_error_in_header_filter_raises_for_the_pipelines_500(lua, caplog) -> Non
     with pytest.raises(ScriptError):
         flt.header_filter(ex)
     assert any("rsp.lua:4: bad header" in r.getMessage() for r in caplog.records)
+
+
+def test_a_pcall_cannot_swallow_the_budget(lua, caplog) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("{ access = function()\n  while true do\n    pcall(function() while true do end end)\n"
+                     "    local co = coroutine.create(function() while true do end end)\n"
+                     "    coroutine.resume(co)\n  end\nend }", budget=1_000_000)
+    reply = flt.access(FakeExchange())
+    assert isinstance(reply, LocalReply) and reply.response.status == 500
+    assert any("rsp.lua:5: handler exceeded its instruction budget" in r.getMessage() for r in caplog.records)
+    # the same runtime serves the next call, with its full budget again
+    after = lua.engines[0].run(lua.engines[0].compile(lua.config(
+        "{ access = function() local n = 0 for i = 1, 200000 do n = n + 1 end ngx.print(n) end }").lua.handlers[0]),
+        FakeExchange(), "access")
+    assert isinstance(after, LocalReply) and after.body == b"200000"

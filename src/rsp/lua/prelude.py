@@ -36,15 +36,26 @@ local null = newproxy and newproxy(false) or setmetatable({}, {__tostring = func
 -- the budget of the handler that runs now (math.huge while none does)
 local remaining = math.huge
 local budget_hit = false
-local function hook()
+local budget_message = "handler exceeded its instruction budget"
+local hook
+hook = function()
+  -- only handlers (and the coroutines they make) are counted: never the driver between two steps, which
+  -- runs on the main thread (LuaJIT's hook is global)
+  local co, main = co_running()
+  if co == nil or main then return end
+  if budget_hit then
+    -- a pcall caught the first error: fail again at every instruction until the error leaves the handler
+    error(budget_message, 0)
+  end
   remaining = remaining - HOOK_EVERY
   if remaining < 0 then
-    remaining = math.huge
     budget_hit = true
     local info = getinfo(2, "Sl")
     local where = info and (info.short_src .. ":" .. tostring(info.currentline)) or "?"
-    error(where .. ": handler exceeded its instruction budget (" .. tostring(opts.budget) ..
-          " instructions): does it loop forever?", 0)
+    budget_message = where .. ": handler exceeded its instruction budget (" .. tostring(opts.budget) ..
+                     " instructions): does it loop forever?"
+    if jit then sethook(hook, "", 1) else sethook(co_running(), hook, "", 1) end
+    error(budget_message, 0)
   end
 end
 
@@ -481,6 +492,7 @@ end
 -- "error" | "budget" (then the message), or the operation the handler waits on ("exit", "wait")
 local function finish(co, ok, first, ...)
   remaining = math.huge
+  if budget_hit and jit then sethook(hook, "", HOOK_EVERY) end
   if not ok then
     local message = tostring(first)
     if message == "not enough memory" then
@@ -497,6 +509,7 @@ local function finish(co, ok, first, ...)
         end
       end)
     end
+    if budget_hit then message = budget_message end  -- the first error, not a later one a pcall rethrew
     return budget_hit and "budget" or "error", co, message
   end
   if co_status(co) == "dead" then return "done" end
