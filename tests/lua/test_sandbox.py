@@ -130,3 +130,9 @@ def test_a_pcall_cannot_swallow_the_budget(lua, caplog) -> None:  # type: ignore
         "{ access = function() local n = 0 for i = 1, 200000 do n = n + 1 end ngx.print(n) end }").lua.handlers[0]),
         FakeExchange(), "access")
     assert isinstance(after, LocalReply) and after.body == b"200000"
+
+
+def test_printing_in_a_loop_is_bounded(lua, caplog) -> None:  # type: ignore[no-untyped-def]
+    reply = run(lua, "for i = 1, 1e6 do ngx.print(string.rep('x', 1e6)) end", budget=10 ** 12)
+    assert reply is not None and reply.response.status == 500
+    assert any("exceeds 16777216 bytes" in r.getMessage() for r in caplog.records)

@@ -34,6 +34,9 @@ _LEVEL_NAMES: Final = ("stderr", "emerg", "alert", "crit", "error", "warn", "not
 # cjson refuses deeper nesting (its default encode_max_depth / decode_max_depth is 1000).
 MAX_JSON_DEPTH: Final = 1000
 REQUEST_PHASES: Final = frozenset({"rewrite", "access", "balancer"})
+# A local answer is held whole before it is sent (rsp has no streamed ngx.print): its bound, so that a handler
+# printing in a loop fails instead of filling the worker's memory outside the Lua heap's cap.
+MAX_OUTPUT: Final = 16 * 1024 * 1024
 
 log = logging.getLogger("rsp.lua")
 
@@ -143,6 +146,9 @@ class Bridge:
         if state.phase not in REQUEST_PHASES:
             raise ScriptError(f"ngx.say / ngx.print are not allowed in {state.phase}")
         state.output.append(data)
+        state.output_size += len(data)
+        if state.output_size > MAX_OUTPUT:
+            raise ScriptError(f"ngx.say / ngx.print: the answer exceeds {MAX_OUTPUT} bytes")
 
     def log(self, level: Any, where: bytes, message: bytes) -> None:
         index = int(level) if isinstance(level, int | float) and 0 <= level < len(_LEVELS) else 4

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT: Final = 60.0  # seconds: lua_socket_*_timeout's default
 DEFAULT_POOL_SIZE: Final = 30  # lua_socket_pool_size's default
 DEFAULT_KEEPALIVE: Final = 60.0  # lua_socket_keepalive_timeout's default, seconds
+# What one cosocket buffers before the handler reads it (receive("*a") of a huge reply): past it the connection
+# is closed and the read fails, instead of the worker's memory growing outside the Lua heap's cap.
+MAX_BUFFER: Final = 16 * 1024 * 1024
 
 
 class _Protocol(asyncio.Protocol):
@@ -43,6 +46,10 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if len(self.buffer) > MAX_BUFFER and self.transport is not None:
+            self.buffer.clear()
+            self.eof = True
+            self.transport.close()
         if self.on_change is not None:
             self.on_change()
 

@@ -66,12 +66,14 @@ class CallState:
     """What one handler call sees through the ngx API: the exchange (None in a timer), the phase, and what the
     handler has said so far (output, status and headers of a local reply; the body chunk in body_filter)."""
 
-    __slots__ = ("chunk", "exchange", "last", "output", "phase", "reply_headers", "reply_status", "sockets")
+    __slots__ = ("chunk", "exchange", "last", "output", "output_size", "phase", "reply_headers", "reply_status",
+                 "sockets")
 
     def __init__(self, exchange: ExchangeView | None, phase: str) -> None:
         self.exchange = exchange
         self.phase = phase
         self.output: list[bytes] = []
+        self.output_size = 0
         self.reply_status = 0
         self.reply_headers: list[tuple[bytes, bytes]] = []
         self.chunk = b""
