@@ -49,6 +49,7 @@ class Exchange(ExchangeSide):
     __slots__ = (
         "body_sent",
         "buffered",
+        "downstream",
         "heard",
         "interim",
         "keep_client",
@@ -98,6 +99,9 @@ class Exchange(ExchangeSide):
         self.extra_tries = 0  # tries a balancer filter allowed beyond the pool's retries
         self.last_failure = ""  # why the last try failed (the balancer filters read it)
         self.run: FilterRun | None = FilterRun(self, proxy) if filtered else None
+        # The response goes through the response phases and the client's Downstream interface (header or body
+        # filters, or a local reply); else by the direct writes of the head cache.
+        self.downstream = filtered and proxy.response_filtered
 
     # -- backend selection and connection -------------------------------------------------------------
     def start(self) -> None:
@@ -145,7 +149,7 @@ class Exchange(ExchangeSide):
         """Send this try to `record` (of self.pool): an idle connection to it, unless `fresh`, or a new one."""
         self.record = record
         if self.run is not None:
-            self.run.connected_to(record.spec.address)
+            self.run.connected_to(record)
         record.active += 1
         record.total += 1
         proxy = self.proxy
@@ -249,8 +253,9 @@ class Exchange(ExchangeSide):
     # -- response -------------------------------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
         client = self.client
-        run = self.run
-        if run is not None:
+        if self.downstream:
+            run = self.run
+            assert run is not None
             out = run.body_phase(data, False)
             if out:
                 self.sent_bytes += len(out)
@@ -272,7 +277,7 @@ class Exchange(ExchangeSide):
         if status < 200 and status != 101:
             # Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients only (RFC 9110 §15.2).
             self.interim = True
-            if self.run is not None:
+            if self.downstream:
                 interim = Response(status, [], 0, head.reason)
                 interim.origin = head
                 client.send_head(interim)
@@ -291,7 +296,7 @@ class Exchange(ExchangeSide):
         self.response_started = True
         if self.record is not None and self.pool.outliers is not None:
             self.pool.traffic_ok(self.record)
-        if self.run is not None:
+        if self.downstream:
             self._filtered_head(head)
             return
         # Backend answered before the request body ended: the client stream cannot be resynced.
@@ -337,6 +342,7 @@ class Exchange(ExchangeSide):
         self.abort_response()
         self.status = response.status
         self.response_started = True
+        self.downstream = True
         client = self.client
         client.send_head(response, close)
         self.keep_client = client.reply_keep_alive and not close
@@ -367,8 +373,9 @@ class Exchange(ExchangeSide):
 
     def _response_end(self, end: EndOfMessage) -> None:
         client = self.client
-        run = self.run
-        if run is not None:
+        if self.downstream:
+            run = self.run
+            assert run is not None
             out = run.body_phase(b"", True)
             if out is None:
                 return  # a filter failed: the client connection was reset
@@ -489,10 +496,11 @@ class Exchange(ExchangeSide):
         self.upstream = None
         if upstream is not None:
             upstream.abort()
+        filtered = self.run is not None
         self._finish()
         client = self.client
         client.exchange = None
-        if self.run is not None:
+        if filtered:
             client.reset(reason)
         else:
             client.close()
@@ -562,8 +570,12 @@ class Exchange(ExchangeSide):
 
     def _log(self, record: BackendRecord | None = None) -> None:
         proxy = self.proxy
-        if self.run is not None:
-            self.run.log_phase()
+        run = self.run
+        if run is not None:
+            run.log_phase()
+            # The run refers to the exchange: dropping the exchange's reference breaks the cycle, so both are
+            # freed by reference counting, not by the cyclic garbage collector (docs/performance.md).
+            self.run = None
         if not proxy.access_log.enabled:
             return
         now = proxy.clock()

@@ -27,11 +27,12 @@ from rsp.http1.events import ResponseHead
 from rsp.http1.serialise import local_response, request_of, response_of, serialise_request
 from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, LocalReply, Request, Response
-from rsp.pipeline.phases import ACCESS, BALANCER, BODY_FILTER, HEADER_FILTER, LOG, REWRITE, Filter, Suspend
+from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, Filter, Suspend, Verdict
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ExchangeSide
 from rsp.proxy.session_state import SessionState
 from rsp.routes.router import host_only
+from rsp.upstream.records import BackendRecord
 
 # Where a run is (`stage`): in a request phase, waiting for the route store, past the request phases
 # (connecting or streaming), or done (answered locally, finished, or failed).
@@ -56,35 +57,80 @@ def _response_key(response: Response) -> tuple[object, ...]:
 
 
 class FilterRun:
-    """The ExchangeView of one exchange (rsp.pipeline.phases.ExchangeView) and where it is in its phases."""
+    """The ExchangeView of one exchange (rsp.pipeline.phases.ExchangeView) and where it is in its phases.
+
+    What no filter asks for is never built: the Request on first access of `request` (routing and the
+    forwarded head use the parsed head until then), the Response only when the chain has header or body
+    filters (otherwise the response goes out by the exchange's direct path, head cache and all)."""
+
+    __slots__ = ("_ctx", "_record", "_request", "_request_was", "exchange", "failed", "index", "logged", "more_tries",
+                 "peer", "pool", "proxy", "response", "stage", "started", "suspended", "upstream_status")
 
     def __init__(self, exchange: ExchangeSide, proxy: SessionState) -> None:
         self.exchange = exchange
         self.proxy = proxy
-        self.chain = proxy.chain
-        head = exchange.head
-        self.request: Request = request_of(head, proxy.proto)
-        self._request_was = _request_key(self.request)
+        self._request: Request | None = None
+        self._request_was: tuple[object, ...] = ()
         self.response: Response | None = None
-        self.ctx: dict[str, object] = {}
+        self._ctx: dict[str, object] | None = None
         self.pool = exchange.pool.name
         self.peer: tuple[str, int] | None = None
         self.more_tries = 0
-        client = exchange.client
-        self._clock = proxy.clock
-        self.started = proxy.clock()
-        peer = client.peer
-        self.client_ip = client.client_ip
-        self.client_port = int(peer[1]) if len(peer) > 1 and isinstance(peer[1], int) else 0
-        self.server_port = proxy.server_port
-        self.upstream_addr = ""
+        # The loop iteration's time, as nginx's cached time that $request_time starts from; now() is exact.
+        self.started = proxy.now()
+        self._record: BackendRecord | None = None  # the backend of the last try
         self.upstream_status = 0
         self.stage = _IN_REWRITE
         self.index = 0  # the next filter of the current request phase
+        self.suspended = False
         self.logged = False
         self.failed = False  # a filter raised: no filter runs again for this exchange but log
 
     # -- ExchangeView ---------------------------------------------------------------------------------
+    @property
+    def request(self) -> Request:
+        request = self._request
+        if request is None:
+            request = self._request = request_of(self.exchange.head, self.proxy.proto)
+            self._request_was = _request_key(request)
+        return request
+
+    @request.setter
+    def request(self, request: Request) -> None:
+        self.request  # noqa: B018 -- the original, to compare with
+        self._request = request
+        request.changed = True
+
+    @property
+    def ctx(self) -> dict[str, object]:
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._ctx = {}
+        return ctx
+
+    @ctx.setter
+    def ctx(self, ctx: dict[str, object]) -> None:
+        self._ctx = ctx
+
+    @property
+    def upstream_addr(self) -> str:
+        record = self._record
+        return record.spec.address if record is not None else ""
+
+    @property
+    def client_ip(self) -> str:
+        return self.exchange.client.client_ip
+
+    @property
+    def client_port(self) -> int:
+        peer = self.exchange.client.peer
+        port = peer[1] if len(peer) > 1 else 0
+        return port if isinstance(port, int) else 0
+
+    @property
+    def server_port(self) -> int:
+        return self.proxy.server_port
+
     @property
     def tries(self) -> int:
         return len(self.exchange.tried or ())
@@ -98,16 +144,18 @@ class FilterRun:
         return self.exchange.status
 
     def now(self) -> float:
-        return self._clock()
+        return self.proxy.clock()
 
     def resume(self) -> None:
         """Go on after the filter that returned SUSPEND."""
-        if self.stage in _STAGE_PHASE and self._current():
+        if self.suspended and self._current():
+            self.suspended = False
             self._run_request_phases()
 
     def answer(self, reply: LocalReply) -> None:
         """Answer with `reply` after the filter that returned SUSPEND."""
-        if self.stage in _STAGE_PHASE and self._current():
+        if self.suspended and self._current():
+            self.suspended = False
             self.stage = _DONE
             self.send_local(reply, close=False)
 
@@ -120,12 +168,20 @@ class FilterRun:
         exchange = self.exchange
         return not exchange.client.closing and exchange.client.exchange is exchange
 
+    def _filters(self, stage: int) -> tuple[Filter, ...]:
+        proxy = self.proxy
+        if stage == _IN_REWRITE:
+            return proxy.rewrite_filters
+        if stage == _IN_ACCESS:
+            return proxy.access_filters
+        return proxy.balancer_filters
+
     def _run_request_phases(self) -> None:
         """Run filters from (stage, index) on, with routing after rewrite and the pick after balancer, until
         the exchange connects, a filter answers or a filter suspends."""
         while True:
             stage = self.stage
-            filters = self.chain.for_phase(_STAGE_PHASE[stage])
+            filters = self._filters(stage)
             while self.index < len(filters):
                 flt = filters[self.index]
                 self.index += 1
@@ -137,6 +193,7 @@ class FilterRun:
                 if verdict is None:
                     continue
                 if isinstance(verdict, Suspend):
+                    self.suspended = True
                     return  # resume() or answer() goes on
                 self.stage = _DONE
                 self.send_local(verdict, close=False)
@@ -156,7 +213,7 @@ class FilterRun:
                 self._pick()
                 return
 
-    def _call(self, flt: Filter, stage: int) -> LocalReply | Suspend | None:
+    def _call(self, flt: Filter, stage: int) -> Verdict:
         if stage == _IN_REWRITE:
             return flt.rewrite(self)
         if stage == _IN_ACCESS:
@@ -168,12 +225,17 @@ class FilterRun:
         route store has to look the host up first (it calls routed())."""
         exchange = self.exchange
         proxy = self.proxy
-        request = self.request
-        name = proxy.router.match(request.authority, request.target, request.method)
+        request = self._request
+        if request is not None:
+            authority, target, method = request.authority, request.target, request.method
+        else:  # no filter asked for the request: as the parser gave it
+            head = exchange.head
+            authority, target, method = head.host, head.target, head.method
+        name = proxy.router.match(authority, target, method)
         if name is None:
             host_pools = proxy.host_pools
             if host_pools is not None:
-                host = host_only(request.authority)
+                host = host_only(authority)
                 found = host_pools.get(host)
                 if found is None:
                     lookup = proxy.host_lookup
@@ -206,7 +268,9 @@ class FilterRun:
 
     def _request_ready(self) -> bool:
         """After access: mark the request changed when it is, and refuse what a filter may not change."""
-        request = self.request
+        request = self._request
+        if request is None:
+            return True
         if not request.changed and _request_key(request) != self._request_was:
             request.changed = True
         if request.body_length != self._request_was[4]:
@@ -258,11 +322,12 @@ class FilterRun:
         """The request head for the backend: the cached forwarded head when no filter changed it."""
         exchange = self.exchange
         client = exchange.client
-        request = self.request
-        if not request.changed and _request_key(request) != self._request_was:
-            request.changed = True  # a balancer filter changed it
-        if request.changed:
-            return serialise_request(self.request, exchange.head, client.context)
+        request = self._request
+        if request is not None:
+            if not request.changed and _request_key(request) != self._request_was:
+                request.changed = True  # a balancer filter changed it
+            if request.changed:
+                return serialise_request(request, exchange.head, client.context)
         return client.forwarded.forward(exchange.head, client.context)
 
     def next_try(self) -> None:
@@ -277,11 +342,11 @@ class FilterRun:
         self.stage = _DONE
         self.send_local(error_reply(status), close=True)
 
-    def connected_to(self, address: str) -> None:
-        self.upstream_addr = address
+    def connected_to(self, record: BackendRecord) -> None:
+        self._record = record
 
     def _fail_request(self, reason: str) -> None:
-        get_logger().error("client %s: %s", self.client_ip, reason)
+        get_logger().error("client %s: %s", self.exchange.client.client_ip, reason)
         self.stage = _DONE
         self.send_local(error_reply(500), close=True)
 
@@ -321,7 +386,7 @@ class FilterRun:
             return response  # the 500 for a failed filter: no filter runs over it
         status, reason = response.status, response.reason
         was = _response_key(response)
-        for flt in self.chain.for_phase(HEADER_FILTER):
+        for flt in self.proxy.header_filters:
             try:
                 flt.header_filter(self)
             except Exception as exc:  # see _filter_failed
@@ -343,7 +408,7 @@ class FilterRun:
         """`chunk` through the body filters (None when one failed: the client connection was reset)."""
         if self.failed:
             return chunk
-        for flt in self.chain.for_phase(BODY_FILTER):
+        for flt in self.proxy.body_filters:
             try:
                 chunk = flt.body_filter(self, chunk, last)
             except Exception as exc:  # see _filter_failed
@@ -358,7 +423,7 @@ class FilterRun:
             return
         self.logged = True
         self.stage = _DONE
-        for flt in self.chain.for_phase(LOG):
+        for flt in self.proxy.log_filters:
             try:
                 flt.log(self)
             except Exception as exc:  # see _filter_failed

@@ -18,7 +18,17 @@ from collections.abc import Callable
 from rsp.config.model import Backend, Config, HealthCheck, HttpSettings
 from rsp.http1.forward import RequestContext
 from rsp.metrics.counters import ListenerStats
-from rsp.pipeline.phases import EMPTY_CHAIN, Chain
+from rsp.pipeline.phases import (
+    ACCESS,
+    BALANCER,
+    BODY_FILTER,
+    EMPTY_CHAIN,
+    HEADER_FILTER,
+    LOG,
+    REWRITE,
+    Chain,
+    Filter,
+)
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_upstream import IdlePool, UpstreamConnection
 from rsp.proxy.pools import PoolRuntime
@@ -59,6 +69,16 @@ class SessionState:
         self.loop = loop
         self.chain: Chain = chain if chain is not None else EMPTY_CHAIN
         self.filtered = not self.chain.empty  # the one test an exchange makes for filters
+        # The chain per phase, as tuples on this (compiled) class: what an exchange's filter run reads.
+        phase = self.chain.for_phase
+        self.rewrite_filters: tuple[Filter, ...] = phase(REWRITE)
+        self.access_filters: tuple[Filter, ...] = phase(ACCESS)
+        self.balancer_filters: tuple[Filter, ...] = phase(BALANCER)
+        self.header_filters: tuple[Filter, ...] = phase(HEADER_FILTER)
+        self.body_filters: tuple[Filter, ...] = phase(BODY_FILTER)
+        self.log_filters: tuple[Filter, ...] = phase(LOG)
+        # Whether responses go through the phases (and the Downstream interface); else by the direct path.
+        self.response_filtered = bool(self.header_filters or self.body_filters)
         self.server_port = server_port
         self.peer_pools: dict[tuple[str, str, int], tuple[PoolRuntime, BackendRecord]] = {}
         # The exact clock (the access log's durations; tick() and now() without a poller). time.monotonic
