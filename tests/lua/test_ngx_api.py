@@ -242,3 +242,20 @@ def test_rsp_pool_variable(lua) -> None:  # type: ignore[no-untyped-def]
     assert flt.access(ex) is None and ex.pool == "canary"
     bad = flt.access(FakeExchange(b"/?bad=1"))
     assert isinstance(bad, LocalReply) and bad.response.status == 500
+
+
+def test_the_lua54_fallback_runs_the_same_api(lua) -> None:  # type: ignore[no-untyped-def]
+    # Where lupa has no LuaJIT, the workers run Lua 5.4: the prelude, the driver and the budget work there too.
+    import lupa.lua54
+
+    flt = lua.filter("""{ shared = { d = "64k" }, access = function()
+        local m = ngx.re.match("a42", [[(\\d+)]])
+        local n = ngx.shared.d:incr("n", 1, 0)
+        ngx.say(ngx.var.uri, " ", m[1], " ", n, " ", require("cjson").encode({ 1, 2 }))
+    end }""", lupa_module=lupa.lua54)
+    reply = flt.access(FakeExchange(b"/x"))
+    assert isinstance(reply, LocalReply) and reply.body == b"/x 42 1 [1,2]\n"
+    assert lua.engines[-1].lua.lua_version == (5, 4)
+    runaway = lua.filter("{ access = function() while true do end end }", lupa_module=lupa.lua54, budget=100_000)
+    stopped = runaway.access(FakeExchange())
+    assert isinstance(stopped, LocalReply) and stopped.response.status == 500

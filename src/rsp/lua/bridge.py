@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from rsp.errors import ScriptError
 from rsp.lua import ngx_text
-from rsp.lua.compile import LUPA
 from rsp.lua.engine import CallState, Waiter
 from rsp.lua.ngx_vars import variable
 from rsp.lua.shared_lua import shared_call
@@ -188,7 +187,7 @@ class Bridge:
     def _values(self, value: Any) -> list[bytes]:
         if value is None:
             return []
-        if LUPA.lua_type(value) == "table":
+        if self.engine.lupa.lua_type(value) == "table":
             return [_text(value[i]) for i in range(1, len(value) + 1)]
         return [_text(value)]
 
@@ -358,7 +357,7 @@ class Bridge:
             name, value = items[i][1], items[i][2]
             if isinstance(value, bool):
                 pairs.append((name, value))
-            elif LUPA.lua_type(value) == "table":
+            elif self.engine.lupa.lua_type(value) == "table":
                 pairs.append((name, [value[j] for j in range(1, len(value) + 1)]))
             else:
                 pairs.append((name, value))
@@ -425,7 +424,7 @@ class Bridge:
     def _to_json(self, value: Any, depth: int) -> Any:
         if depth > MAX_JSON_DEPTH:
             raise ValueError("excessive nesting")
-        kind = LUPA.lua_type(value)
+        kind = self.engine.lupa.lua_type(value)
         if kind == "table":
             keys = list(value.keys())
             if keys and all(isinstance(k, int) and not isinstance(k, bool) for k in keys) and \
@@ -512,7 +511,7 @@ class Bridge:
         return self.wait_marker
 
     def timer(self, delay: Any, function: Any, every: bool, args: Any) -> tuple[Any, ...]:
-        if LUPA.lua_type(function) != "function":
+        if self.engine.lupa.lua_type(function) != "function":
             return (None, b"bad argument #2: function expected")
         if every and float(delay) <= 0:
             return (None, b"bad argument #1: delay must be above 0 for ngx.timer.every")

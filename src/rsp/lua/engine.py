@@ -101,7 +101,8 @@ class LuaEngine:
     def __init__(self, top: LuaSettings | None, *, budget: int = DEFAULT_INSTRUCTION_BUDGET,
                  memory_limit: int = DEFAULT_MEMORY_LIMIT, shared: Any = None,
                  loop: asyncio.AbstractEventLoop | None = None, worker_id: int = 0, worker_count: int = 1,
-                 clock: Callable[[], float] | None = None, pools: frozenset[str] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, pools: frozenset[str] | None = None,
+                 lupa_module: Any = None) -> None:
         # Imported here: bridge imports this module's Waiter and CallState.
         from rsp.lua.bridge import Bridge
         from rsp.lua.cosocket import Cosockets
@@ -118,7 +119,9 @@ class LuaEngine:
         self._token_of: dict[str, str] = {}
         self.shared = shared
         self.package_path = top.package_path if top is not None else ()
-        self.lua = LUPA.LuaRuntime(register_eval=False, register_builtins=False, encoding=None,
+        # lupa_module: tests run the engine on Lua 5.4 too (the fallback where lupa has no LuaJIT)
+        self.lupa = lupa_module or LUPA
+        self.lua = self.lupa.LuaRuntime(register_eval=False, register_builtins=False, encoding=None,
                                    attribute_filter=_deny_attributes, max_memory=memory_limit,
                                    unpack_returned_tuples=True)
         self.lua.execute(_JIT_OFF.encode())
@@ -206,12 +209,12 @@ class LuaEngine:
         self.pending = None
         try:
             result = call(*args)
-        except LUPA.LuaMemoryError:
+        except self.lupa.LuaMemoryError:
             self.lua.execute(b"collectgarbage()")
             where = compiled.handler
             return _Failure(f"{where.path}:{where.line}: not enough memory: the handler exceeded the worker's Lua "
                             "memory limit")
-        except LUPA.LuaError as exc:
+        except self.lupa.LuaError as exc:
             return _Failure(self.restore(str(exc)))
         finally:
             self.current = previous

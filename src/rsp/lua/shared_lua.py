@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rsp.errors import ScriptError
-from rsp.lua.compile import LUPA
 
 if TYPE_CHECKING:
     from rsp.lua.engine import LuaEngine
@@ -22,10 +21,10 @@ def _key(value: Any) -> bytes:
     raise ScriptError("bad argument #1 to a shared dictionary: the key must be a string")
 
 
-def _value(value: Any) -> Value | None:
+def _value(value: Any, engine: LuaEngine) -> Value | None:
     if value is None or isinstance(value, bytes | bool | int | float):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    raise ScriptError(f"bad value type for a shared dictionary: {LUPA.lua_type(value) or type(value).__name__}")
+    raise ScriptError(f"bad value type for a shared dictionary: {engine.lupa.lua_type(value) or type(value).__name__}")
 
 
 def _number(value: float | None) -> Any:
@@ -56,7 +55,7 @@ def shared_call(engine: LuaEngine, op: str, name: str, args: tuple[Any, ...]) ->
         return (_out(value), flags) if flags else (_out(value),)
     if op in ("set", "safe_set", "add", "safe_add", "replace"):
         mode = {"set": "set", "safe_set": "set", "add": "add", "safe_add": "add", "replace": "replace"}[op]
-        ok, err, forcible = store.store(name, _key(_arg(args, 0)), _value(_arg(args, 1)),
+        ok, err, forcible = store.store(name, _key(_arg(args, 0)), _value(_arg(args, 1), engine),
                                         float(_arg(args, 2, 0)), int(_arg(args, 3, 0)), mode=mode,
                                         safe=op.startswith("safe_"))
         if op.startswith("safe_"):
