@@ -198,16 +198,21 @@ ngx.var = setmetatable({}, {
   __newindex = function(_, name, value) B.var_set(tostring(name), value ~= nil and tostring(value) or nil) end,
 })
 
-local ctx_key = {}
+-- ngx.ctx of the exchange that runs now, fetched once per step (the driver forgets it at every step, since
+-- the next step may be another exchange's)
+local step_ctx = nil
 setmetatable(ngx, {
   __index = function(_, k)
-    if k == "ctx" then return B.ctx() end
+    if k == "ctx" then
+      if step_ctx == nil then step_ctx = B.ctx() end
+      return step_ctx
+    end
     if k == "status" then return B.status_get() end
     if k == "is_subrequest" then return false end
     return nil
   end,
   __newindex = function(t, k, v)
-    if k == "ctx" then B.ctx_set(v) return end
+    if k == "ctx" then B.ctx_set(v) step_ctx = v return end
     if k == "status" then B.status_set(tonumber(v)) return end
     rawset(t, k, v)
   end,
@@ -520,6 +525,7 @@ end
 local function step(co, budget, ...)
   remaining = budget
   budget_hit = false
+  step_ctx = nil
   return finish(co, co_resume(co, ...))
 end
 
