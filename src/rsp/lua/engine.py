@@ -127,7 +127,9 @@ class LuaEngine:
         self.lua.execute(_JIT_OFF.encode())
         self.cosockets = Cosockets(self)
         self.bridge = Bridge(self, clock)
-        setup = self.lua.execute(b"return function(...) " + PRELUDE.encode() + b" end")
+        # named "=<rsp>" so that positions inside it are told apart from the handlers' (the budget's message
+        # names the handler's line, not the ngx function it was in)
+        setup = self.lua.eval(b"function(src) return assert(load(src, '=<rsp>')) end")(PRELUDE.encode())
         opts = self.lua.table_from({b"hook_every": HOOK_EVERY, b"budget": budget,
                                     b"package_path": ";".join(self.package_path).encode()})
         self.driver = setup(self.bridge.table(), opts)
@@ -136,6 +138,7 @@ class LuaEngine:
         self._compile = self.driver[b"compile"]
         self.null = self.driver[b"null"]
         self.new_table = self.driver[b"new_table"]
+        self._collect_lua = self.lua.eval(b"function() collectgarbage() end")
         self._compiled: dict[tuple[str, str, int, str], Compiled] = {}
         self.timers = 0
 
@@ -210,7 +213,7 @@ class LuaEngine:
         try:
             result = call(*args)
         except self.lupa.LuaMemoryError:
-            self.lua.execute(b"collectgarbage()")
+            self._collect()
             where = compiled.handler
             return _Failure(f"{where.path}:{where.line}: not enough memory: the handler exceeded the worker's Lua "
                             "memory limit")
@@ -225,7 +228,7 @@ class LuaEngine:
             message = self.restore(bytes(result[2]).decode("utf-8", "replace"))
             del co, result  # the dead coroutine holds what it allocated: let the collector have it
             if "not enough memory" in message:
-                self.lua.execute(b"collectgarbage()")
+                self._collect()
                 if message.startswith("not enough memory"):
                     # LuaJIT leaves no position on an allocation failure: name the handler's own first line
                     where = compiled.handler
@@ -242,6 +245,14 @@ class LuaEngine:
                 return _Failure("internal: a wait without an operation")
             return _Wait(co, waiter)
         return _Failure(f"internal: unknown operation {kind!r}")
+
+    def _collect(self) -> None:
+        """A full collection after a handler hit the memory cap (a function made at start: compiling a chunk
+        now could itself fail for memory)."""
+        try:
+            self._collect_lua()
+        except self.lupa.LuaError:
+            log.warning("lua: the collection after a memory error failed; the runtime stays near its cap")
 
     def _verdict(self, outcome: _Outcome, state: CallState, compiled: Compiled, exchange: ExchangeView | None,
                  *, suspended: bool) -> Verdict:

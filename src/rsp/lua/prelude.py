@@ -50,8 +50,16 @@ hook = function()
   remaining = remaining - HOOK_EVERY
   if remaining < 0 then
     budget_hit = true
-    local info = getinfo(2, "Sl")
-    local where = info and (info.short_src .. ":" .. tostring(info.currentline)) or "?"
+    -- the innermost frame of the handler's own code: not rsp's ngx functions, not C
+    local where = "?"
+    for level = 2, 50 do
+      local info = getinfo(level, "Sl")
+      if not info then break end
+      if info.what ~= "C" and info.source ~= "=<rsp>" then
+        where = info.short_src .. ":" .. tostring(info.currentline)
+        break
+      end
+    end
     budget_message = where .. ": handler exceeded its instruction budget (" .. tostring(opts.budget) ..
                      " instructions): does it loop forever?"
     if jit then sethook(hook, "", 1) else sethook(co_running(), hook, "", 1) end
