@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -34,6 +35,8 @@ HOOK_EVERY: Final = 1000
 # The Lua heap of one worker: lupa's allocator refuses more (an allocation beyond it fails with "not enough
 # memory" in the handler that asked, which gets a 500).
 DEFAULT_MEMORY_LIMIT: Final = 256 * 1024 * 1024
+# "path:line: " at the start of a Lua error message
+_POSITION: Final = re.compile(r"^\S+:\d+: ")
 # Where an exchange keeps its Lua state in ExchangeView.ctx (shared by every filter: a namespaced key).
 CTX_KEY: Final = "rsp.lua"
 ERROR_STATUS: Final = 500
@@ -234,6 +237,11 @@ class LuaEngine:
                     where = compiled.handler
                     message = f"{where.path}:{where.line}: {message} (in the handler starting at this line)"
                 message += ": the handler exceeded the worker's Lua memory limit"
+            elif not _POSITION.match(message):
+                # raised by the Python half of an ngx function: Lua gives no position; name the handler's
+                # first line (the error text names the ngx function)
+                where = compiled.handler
+                message = f"{where.path}:{where.line}: {message} (in the handler starting at this line)"
             return _Failure(message)
         if kind == b"exit":
             status = result[2]
