@@ -222,7 +222,8 @@ def test_balancer_module(lua) -> None:  # type: ignore[no-untyped-def]
     assert ex.ctx["rsp.lua.timeouts"] == (1, 2, 3)
     ex.tries_value, ex.last_failure_value = 1, "connect refused"
     assert flt.balancer(ex) is None
-    assert "rsp.lua.ctx" in ex.ctx
+    failure = lua.engines[0].lua.eval(b"function(t) return t.failure end")(ex.ctx["rsp.lua.ctx"])
+    assert failure == b"failed502"
 
 
 def test_set_current_peer_outside_balancer_fails(lua) -> None:  # type: ignore[no-untyped-def]
@@ -259,3 +260,18 @@ def test_the_lua54_fallback_runs_the_same_api(lua) -> None:  # type: ignore[no-u
     runaway = lua.filter("{ access = function() while true do end end }", lupa_module=lupa.lua54, budget=100_000)
     stopped = runaway.access(FakeExchange())
     assert isinstance(stopped, LocalReply) and stopped.response.status == 500
+
+
+def test_log_phase_sees_the_outcome(lua) -> None:  # type: ignore[no-untyped-def]
+    from rsp.pipeline.messages import Response
+    flt = lua.filter("""{ shared = { stats = "64k" }, log = function()
+        ngx.shared.stats:incr(ngx.var.status .. " " .. ngx.var.upstream_addr, 1, 0)
+        ngx.shared.stats:set("last", ngx.var.request_time)
+    end }""")
+    ex = FakeExchange()
+    ex.response = Response(502, [])
+    ex.status_value, ex.upstream_addr_value, ex.clock = 502, "127.0.0.1:9000", 1000.5
+    assert flt.log(ex) is None
+    store = lua.stores[0]
+    assert store.get("stats", b"502 127.0.0.1:9000")[0] == 1
+    assert store.get("stats", b"last")[0] == b"0.500"
