@@ -141,5 +141,5 @@ def test_printing_in_a_loop_is_bounded(lua, caplog) -> None:  # type: ignore[no-
 def test_an_error_from_an_ngx_function_names_the_handler(lua, caplog) -> None:  # type: ignore[no-untyped-def]
     reply = run(lua, "local x = 1\nrequire('ngx.balancer').set_current_peer('1.2.3.4', 80)")
     assert reply is not None and reply.response.status == 500
-    assert any("rsp.lua:3: ngx.balancer.set_current_peer is only allowed in balancer" in r.getMessage()
+    assert any("rsp.lua:5: ngx.balancer.set_current_peer is only allowed in balancer" in r.getMessage()
                for r in caplog.records)

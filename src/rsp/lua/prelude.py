@@ -69,6 +69,31 @@ end
 
 local function pack(...) return {n = select("#", ...), ...} end
 
+-- An error raised by the Python half of an ngx function carries no Lua position: every bridge function is
+-- called through `checked`, which names the handler's own line (the innermost frame outside rsp's code).
+local function where()
+  for level = 2, 50 do
+    local info = getinfo(level, "Sl")
+    if not info then break end
+    if info.what ~= "C" and info.source ~= "=<rsp>" then
+      return info.short_src .. ":" .. tostring(info.currentline) .. ": "
+    end
+  end
+  return ""
+end
+local function checked(ok, ...)
+  if ok then return ... end
+  error(where() .. tostring((...)), 0)
+end
+do
+  local raw = B
+  B = {}
+  for name, f in pairs(raw) do
+    if name == "wait_marker" then B[name] = f
+    else B[name] = function(...) return checked(pcall(f, ...)) end end
+  end
+end
+
 -- ---- the sandbox ----------------------------------------------------------------------------------------
 local env = {}
 local loaded = {}
