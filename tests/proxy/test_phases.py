@@ -381,3 +381,68 @@ def test_filters_that_change_nothing_change_no_byte(make_session: Make) -> None:
     plain = make_session()
     filtered = make_session(filters=[Recorder()])
     assert _replay(filtered, filtered.client()) == _replay(plain, plain.client())
+
+
+def test_routing_after_rewrite_waits_for_the_route_store_and_answers_through_the_response_phases(
+        make_session: Make) -> None:
+    recorder = Recorder()
+    s = make_session(filters=[Rewrite(host=b"dynamic.example"), recorder])
+    waiting: list[tuple[object, str]] = []
+    s.proxy.host_pools = {}
+    s.proxy.host_lookup = lambda exchange, host: waiting.append((exchange, host))
+    client = s.client()
+    client.send(GET_X)
+    assert [host for _, host in waiting] == ["dynamic.example"]  # the rewritten host is looked up
+    assert recorder.phases() == ["rewrite"] and not s.connector.attempts
+    exchange = protocol_of(client).exchange
+    exchange.route_to(s.pools["default"], 404)
+    assert recorder.phases() == ["rewrite", "access", "balancer"]
+    backend = s.accept()
+    assert b"\r\nHost: dynamic.example\r\n" in backend.take()
+    backend.send(OK_5)
+    assert client.take().endswith(b"hello")
+    other = s.client()
+    other.send(GET_X)
+    protocol_of(other).exchange.route_to(None, 404)
+    assert other.take().startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert recorder.seen[-1][:2] == ("log", 404)
+
+
+class Grow(Filter):
+    """Changes the body's length without saying so in header_filter: a filter's bug."""
+
+    def body_filter(self, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
+        return chunk + chunk
+
+
+def test_a_body_filter_that_breaks_the_declared_length_resets_the_client(make_session: Make) -> None:
+    s = make_session(filters=[Grow()])
+    client = s.client()
+    backend = s.open(client, GET_X)
+    backend.send(OK_5)
+    received = client.take()
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: 5\r\n" in received
+    assert not received.endswith(b"hellohello")  # never more than the length the client was told
+    assert client.closing
+
+
+class LogOnly(Filter):
+    """Only log: the response takes the direct path, and log still sees it."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int, bytes | None]] = []
+
+    def log(self, exchange: ExchangeView) -> None:
+        response = exchange.response
+        self.seen.append((exchange.status, exchange.upstream_status,
+                          response.get(b"server") if response is not None else None))
+
+
+def test_log_sees_the_response_that_took_the_direct_path(make_session: Make) -> None:
+    log = LogOnly()
+    s = make_session(filters=[log])
+    client = s.client()
+    _, received = s.serve(client, GET_X, OK_5)
+    assert received == b"HTTP/1.1 200 OK\r\nServer: s\r\nX-Remove: 1\r\nContent-Length: 5\r\nVia: 1.1 rsp\r\n\r\nhello"
+    assert protocol_of(client).exchange is None
+    assert log.seen == [(200, 200, b"s")]

@@ -10,9 +10,12 @@ An exchange (one request and its response) runs, in order (OpenResty's names, ng
     log            after the response is complete (or failed); nothing can change any more
 
 A filter is an object with a method per phase it needs; `phases_of` finds which it overrides, and the chain
-calls only those, so a config with no filters pays nothing per exchange. rsp's own features are filters on
-these phases too (routing in rewrite's end, X-Forwarded-* when the head is serialised, the route store in
-balancer), so a user's Lua sees the same order rsp's own features follow (docs/lua.md).
+calls only those, so a config with no filters pays nothing per exchange. rsp's own steps sit at fixed places
+among the filters, so a user's Lua sees the same order rsp's own features follow (docs/lua.md): routing and
+the route store right after the rewrite filters (a rewritten Host or path re-routes), the pool's balancer
+after the balancer filters (unless one chose a peer), X-Forwarded-*/Forwarded/Via when the head is
+serialised. The session that runs this is rsp.proxy.filter_run (docs/architecture.md, "The request
+pipeline"); a listener's Chain is read once, when its HttpProxy is built.
 
 What a request-phase method returns (the small vocabulary nginx, Envoy and mitmproxy share):
 - CONTINUE (None): go on to the next filter, then the next phase.
@@ -65,7 +68,8 @@ class ExchangeView(Protocol):
         failed ("connect refused", "timeout", "bad response"), "" on the first.
     more_tries: set in balancer to allow that many more tries than the pool's `retries`.
     status: the final status (0 until known); upstream_addr / upstream_status: the last backend's.
-    started: when the request head was complete, on the exchange's clock; now(): that clock.
+    started: when the request head was complete, on the exchange's clock (the loop iteration's time, as
+        nginx's cached time); now(): that clock, read now.
     """
 
     request: Request

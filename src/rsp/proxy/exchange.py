@@ -53,6 +53,7 @@ class Exchange(ExchangeSide):
         "heard",
         "interim",
         "keep_client",
+        "length_due",
         "proxy",
         "record",
         "response_chunked",
@@ -102,6 +103,7 @@ class Exchange(ExchangeSide):
         # The response goes through the response phases and the client's Downstream interface (header or body
         # filters, or a local reply); else by the direct writes of the head cache.
         self.downstream = filtered and proxy.response_filtered
+        self.length_due = -1  # with filters: the Content-Length the client was sent, when it was one
 
     # -- backend selection and connection -------------------------------------------------------------
     def start(self) -> None:
@@ -259,6 +261,9 @@ class Exchange(ExchangeSide):
             out = run.body_phase(data, False)
             if out:
                 self.sent_bytes += len(out)
+                if 0 <= self.length_due < self.sent_bytes:
+                    self._length_broken()
+                    return
                 client.send_data(out)
             return
         self.sent_bytes += len(data)
@@ -296,9 +301,12 @@ class Exchange(ExchangeSide):
         self.response_started = True
         if self.record is not None and self.pool.outliers is not None:
             self.pool.traffic_ok(self.record)
-        if self.downstream:
-            self._filtered_head(head)
-            return
+        run = self.run
+        if run is not None:
+            if self.downstream:
+                self._filtered_head(head)
+                return
+            run.direct_head(head)
         # Backend answered before the request body ended: the client stream cannot be resynced.
         close = self.proxy.draining or not self.request_done
         request = self.head
@@ -331,10 +339,19 @@ class Exchange(ExchangeSide):
         if response is None:
             return  # a filter failed: answered 500 instead
         self.status = response.status
+        self.length_due = response.body_length if response.body_length > 0 else -1
         client = self.client
         client.wait = WAIT_STREAM  # as in on_head
         client.send_head(response)
         self.keep_client = client.reply_keep_alive
+
+    def _length_broken(self) -> None:
+        """A body filter changed the length of a body sent with Content-Length (it should have set
+        body_length = UNKNOWN_LENGTH in header_filter): the client cannot find the end; reset it."""
+        get_logger().error("client %s: the body filters sent %d bytes of a body of Content-Length %d (a filter "
+                           "that changes the length sets response.body_length = UNKNOWN_LENGTH in header_filter)",
+                           self.client.client_ip, self.sent_bytes, self.length_due)
+        self.fail_hard("body filter changed the length")
 
     def local_head(self, response: Response, close: bool) -> None:
         """The head of a local reply (a filter's answer or rsp's error page) to the client; `close` the
@@ -382,6 +399,9 @@ class Exchange(ExchangeSide):
             if out:
                 self.sent_bytes += len(out)
                 client.send_data(out)
+            if self.length_due >= 0 and self.sent_bytes != self.length_due:
+                self._length_broken()
+                return
             client.send_end(list(end.trailers))
         elif self.response_chunked:
             client.write(forward.last_chunk(end.trailers))

@@ -63,15 +63,36 @@ class FilterRun:
     forwarded head use the parsed head until then), the Response only when the chain has header or body
     filters (otherwise the response goes out by the exchange's direct path, head cache and all)."""
 
-    __slots__ = ("_ctx", "_record", "_request", "_request_was", "exchange", "failed", "index", "logged", "more_tries",
-                 "peer", "pool", "proxy", "response", "stage", "started", "suspended", "upstream_status")
+    __slots__ = (
+        "_ctx",
+        "_record",
+        "_request",
+        "_request_was",
+        "_response",
+        "_response_head",
+        "exchange",
+        "failed",
+        "index",
+        "logged",
+        "more_tries",
+        "peer",
+        "pool",
+        "proxy",
+        "stage",
+        "started",
+        "suspended",
+        "upstream_status",
+    )
 
     def __init__(self, exchange: ExchangeSide, proxy: SessionState) -> None:
         self.exchange = exchange
         self.proxy = proxy
         self._request: Request | None = None
         self._request_was: tuple[object, ...] = ()
-        self.response: Response | None = None
+        self._response: Response | None = None
+        # The backend's head when the response took the direct path (no header or body filter): `response`
+        # is made from it if a filter asks (log), after the fact.
+        self._response_head: ResponseHead | None = None
         self._ctx: dict[str, object] | None = None
         self.pool = exchange.pool.name
         self.peer: tuple[str, int] | None = None
@@ -100,6 +121,17 @@ class FilterRun:
         self.request  # noqa: B018 -- the original, to compare with
         self._request = request
         request.changed = True
+
+    @property
+    def response(self) -> Response | None:
+        response = self._response
+        if response is None and self._response_head is not None:
+            response = self._response = response_of(self._response_head)
+        return response
+
+    @response.setter
+    def response(self, response: Response | None) -> None:
+        self._response = response
 
     @property
     def ctx(self) -> dict[str, object]:
@@ -375,15 +407,21 @@ class FilterRun:
         """The backend's response head through header_filter: the response to send, or None when a filter
         failed (the exchange was answered 500 instead)."""
         self.upstream_status = head.status
+        self._response_head = None
         response = response_of(head)
         response.origin = head
         return self.header_phase(response)
 
+    def direct_head(self, head: ResponseHead) -> None:
+        """The backend's response head went to the client by the direct path (no header or body filter)."""
+        self.upstream_status = head.status
+        self._response_head = head
+
     def header_phase(self, response: Response) -> Response | None:
         """`response` through the header filters: what to send, or None when one failed (answered 500)."""
         self.response = response
-        if self.failed:
-            return response  # the 500 for a failed filter: no filter runs over it
+        if self.failed or not self.proxy.header_filters:
+            return response  # (the 500 for a failed filter: no filter runs over it)
         status, reason = response.status, response.reason
         was = _response_key(response)
         for flt in self.proxy.header_filters:
@@ -397,8 +435,11 @@ class FilterRun:
                 self.send_local(error_reply(500), close=True)
                 return None
         # A filter may have put another Response in its place (its fields are then all new).
-        response = self.response if self.response is not None else response
-        if not response.changed and (response is not self.response or _response_key(response) != was):
+        replaced = self._response
+        if replaced is not None and replaced is not response:
+            response = replaced
+            response.changed = True
+        if not response.changed and _response_key(response) != was:
             response.changed = True
         if response.status != status and response.reason is reason:
             response.reason = b""  # the phrase of the new status
