@@ -570,7 +570,6 @@ function driver.resume(co, budget, values)
 end
 function driver.pack(...) return pack(...) end
 function driver.new_table() return {} end
-function driver.header_table(list) return header_table(list, false) end
 
 return driver
 """
