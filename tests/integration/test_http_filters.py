@@ -3,6 +3,7 @@ programmatically (Server(filters_for=...)), real backends and a real client."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import signal
@@ -15,7 +16,7 @@ import pytest
 from rsp.config.lua_loader import parse_config
 from rsp.config.model import Listener
 from rsp.pipeline.messages import UNKNOWN_LENGTH, LocalReply
-from rsp.pipeline.phases import ExchangeView, Filter, Verdict
+from rsp.pipeline.phases import SUSPEND, ExchangeView, Filter, Verdict
 from rsp.server import Server
 from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.listener import bind_listener
@@ -153,3 +154,35 @@ def test_a_filter_that_changes_nothing_forwards_what_no_filter_forwards(backend:
                 assert response.status == 200
         heads.append(backend.requests[-1].head)
     assert heads[0] == heads[1]
+
+
+class LaterToPeer(Filter):
+    """access waits for a timer of the loop (SUSPEND, then resume); balancer sends the request to a peer
+    outside the pool."""
+
+    def __init__(self, peer_port: int) -> None:
+        self.peer_port = peer_port
+
+    def access(self, exchange: ExchangeView) -> Verdict:
+        asyncio.get_running_loop().call_later(0.01, exchange.resume)
+        return SUSPEND
+
+    def balancer(self, exchange: ExchangeView) -> Verdict:
+        exchange.peer = ("127.0.0.1", self.peer_port)
+        return None
+
+
+def test_suspend_resumed_by_a_loop_timer_and_a_peer_outside_the_pool(backend: HttpBackend) -> None:
+    peer = HttpBackend(name="peer")
+    peer.start()
+    try:
+        for port in serve(config_for(backend), [LaterToPeer(peer.port)]):
+            with HttpConn(port) as conn:
+                for _ in range(2):
+                    response = conn.request("POST", "/p", body=b"payload")
+                    assert response.status == 200 and response.body.startswith(b"peer ")
+        assert [r.body for r in peer.requests] == [b"payload", b"payload"]
+        assert peer.accepted == 1  # the peer's connection was kept for the second request
+        assert not backend.requests
+    finally:
+        peer.stop()

@@ -4,7 +4,10 @@ unchanged message gives the bytes forward.py gives for its head; a change recomp
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from rsp.errors import ProtocolError
 from rsp.http1 import forward
 from rsp.http1.events import RequestHead, ResponseHead
 from rsp.http1.parser import RequestParser, ResponseParser
@@ -140,3 +143,61 @@ def test_a_local_reply_has_its_length_also_for_head_and_none_for_204() -> None:
     assert head_reply.body_length == NO_BODY
     assert b"content-length: 5\r\n" in serialise_response(head_reply, ctx).data
     assert serialise_response(local_response(204, [], b"", False), ctx).data == b"HTTP/1.1 204 No Content\r\n\r\n"
+
+
+# Field lines that exercise what forwarding rewrites or drops; a head is a few of them in any order.
+INTERESTING_LINES = [
+    b"Host: example.com", b"Host: other", b"Content-Length: 5", b"Content-Length: 005", b"Transfer-Encoding: chunked",
+    b"Connection: close", b"Connection: keep-alive, X-Hop", b"Connection: Upgrade", b"Upgrade: websocket",
+    b"X-Hop: 1", b"Keep-Alive: timeout=5", b"TE: trailers", b"Trailer: X", b"Proxy-Connection: keep-alive",
+    b"X-Forwarded-For: 1.1.1.1", b"X-Forwarded-Proto: https", b"X-Forwarded-Host: h", b"Forwarded: for=1.1.1.1",
+    b"Via: 1.0 up", b"Accept: */*", b"accept:  text/html  ", b"Expect: 100-continue", b"Cookie: a=b",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([b"GET", b"POST", b"HEAD", b"OPTIONS"]),
+       st.sampled_from([b"/", b"/a?b=c", b"http://example.com:8080/x", b"*"]),
+       st.sampled_from([b"1.1", b"1.0"]),
+       st.lists(st.sampled_from(INTERESTING_LINES), max_size=6),
+       st.sampled_from(CONTEXTS))
+def test_any_accepted_unchanged_request_serialises_as_forward_request_writes_it(
+        method: bytes, target: bytes, version: bytes, lines: list[bytes], context: forward.RequestContext) -> None:
+    raw = b"%s %s HTTP/%s\r\n%s\r\n" % (method, target, version, b"".join(line + b"\r\n" for line in lines))
+    try:
+        events = RequestParser().feed(raw)
+    except ProtocolError:
+        return  # refused: nothing is forwarded
+    head = events[0]
+    assert isinstance(head, RequestHead)
+    assert serialise_request(request_of(head, b"http"), head, context) == forward.forward_request(head, context)
+
+
+RESPONSE_LINES = [
+    b"Content-Length: 3", b"Content-Length: 03", b"Transfer-Encoding: chunked", b"Connection: close",
+    b"Connection: keep-alive, X-Hop", b"X-Hop: 1", b"Keep-Alive: timeout=5", b"Server: s", b"ETag: \"x\"",
+    b"set-cookie:  a=b  ", b"Trailer: X", b"Proxy-Connection: close",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([b"GET", b"HEAD"]), st.sampled_from([b"200 OK", b"204 No Content", b"304 Not Modified",
+                                                             b"404 Not Found", b"103 Early Hints"]),
+       st.sampled_from([b"1.1", b"1.0"]), st.lists(st.sampled_from(RESPONSE_LINES), max_size=5),
+       st.sampled_from([(b"1.1", True, False, True), (b"1.0", True, False, False), (b"1.1", False, True, False)]))
+def test_any_accepted_unchanged_response_serialises_as_forward_response_writes_it(
+        method: bytes, status_line: bytes, version: bytes, lines: list[bytes],
+        context_args: tuple[bytes, bool, bool, bool]) -> None:
+    raw = b"HTTP/%s %s\r\n%s\r\n" % (version, status_line, b"".join(line + b"\r\n" for line in lines))
+    parser = ResponseParser()
+    parser.expect(method)
+    try:
+        events = parser.feed(raw)
+    except ProtocolError:
+        return
+    head = events[0]
+    assert isinstance(head, ResponseHead)
+    context = forward.ResponseContext(*context_args)
+    ours = serialise_response(response_of(head), context, head.version)
+    theirs = forward.forward_response(head, context)
+    assert (ours.data, ours.chunked, ours.keep_alive) == (theirs.data, theirs.chunked, theirs.keep_alive)

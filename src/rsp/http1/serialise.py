@@ -174,7 +174,7 @@ def serialise_response(response: Response, context: ResponseContext, version: by
         if lowered in HOP_BY_HOP:
             continue
         if lowered == _CONTENT_LENGTH:
-            if saw_length or (framed and length == UNKNOWN_LENGTH) or status < 200:
+            if saw_length or (framed and length == UNKNOWN_LENGTH):
                 continue
             saw_length = True
             value = b"%d" % length if framed and length > 0 else _decimal(value)

@@ -65,7 +65,8 @@ class Request:
     version: b"1.0", b"1.1" or b"2": the client's protocol, which some decisions read (RFC 9110 §6.2).
     body_length: NO_BODY, a byte count, or UNKNOWN_LENGTH.
     changed: set by whoever edits the head (the filter helpers do): the codec then serialises it anew instead
-        of reusing the bytes that arrived (the verbatim-bytes fast path, docs/performance.md).
+        of reusing the bytes that arrived (the verbatim-bytes fast path, docs/performance.md). The session
+        also sets it when the method, authority, target, fields or body_length differ from what they were.
     """
 
     __slots__ = ("authority", "body_length", "changed", "headers", "method", "scheme", "target", "version")

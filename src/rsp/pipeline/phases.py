@@ -160,7 +160,9 @@ EMPTY_CHAIN: Final = Chain([])
 
 class Downstream(Protocol):
     """The client side of one exchange, as the session sees it: what HTTP/1's ClientConnection and an HTTP/2
-    stream both implement. The session never writes wire bytes to a client itself.
+    stream both implement. A response that goes through the response phases (the listener has header or
+    body filters, or the answer is local) is written only through these; without them, HTTP/1 keeps its
+    direct path (the byte-for-byte head cache and direct writes, docs/architecture.md "The request pipeline").
 
     send_head: the (final, or 1xx interim) response head; the codec frames it for its protocol.
     send_data: a body chunk (already through body_filter). send_end: the end of the body, with trailers.
