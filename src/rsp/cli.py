@@ -16,14 +16,16 @@ from collections.abc import Sequence
 
 from rsp import __version__
 from rsp.admin.socket_server import remove_stale_socket
-from rsp.cache.hook import cache_hook
 from rsp.commands import SUBCOMMANDS
 from rsp.commands.admin import send as send_admin
 from rsp.commands.config_arg import CONFIG_ENV, add_config_option, chosen_config
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError, StartupError
+from rsp.filter_wiring import filters_for
 from rsp.logs import get_logger, setup_logging
+from rsp.lua.compile import runtime_description
+from rsp.lua_wiring import prepare_shared
 from rsp.master.machine_admin import MACHINE_HELP
 from rsp.master.master import Master
 from rsp.native import build_description
@@ -82,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_option(parser)
     parser.add_argument("-t", "--check", action="store_true",
                         help="validate the config, resolve its hosts, try its binds and exit (0 ok, 1 error)")
-    parser.add_argument("-V", "--version", action="version", version=f"rsp {__version__} ({build_description()})")
+    version = f"rsp {__version__} ({build_description()}; Lua handlers: {runtime_description()})"
+    parser.add_argument("-V", "--version", action="version", version=version)
     parser.add_argument("--admin", metavar="SOCKET",
                         help="send a runtime command to a running rsp, e.g. rsp --admin /run/rsp.sock show backends")
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -111,8 +114,12 @@ def run(config: Config) -> None:
         except StartupError as exc:
             raise admin_socket_error(config, exc) from None
     try:
-        server: Server | Master = (Server(config, loop, filters_for=cache_hook(config))
-                                   if config.process.workers == 1 else Master(config, loop))
+        server: Server | Master
+        if config.process.workers == 1:
+            prepare_shared(config, fresh=True)
+            server = Server(config, loop, filters_for=filters_for(config, loop))
+        else:
+            server = Master(config, loop)
         if pid_file:  # before the Started lines: whoever sees them finds the pid file (removed if start fails)
             if (other := running_master(pid_file)) is not None:
                 raise StartupError(f"pid_file {pid_file}: rsp is already running as pid {other}")

@@ -18,9 +18,10 @@ from rsp.errors import ConfigError
 class Ctx:
     """Where we are in the file, to build errors that name file, line and key."""
 
-    def __init__(self, path: str, lines: Mapping[str, int]) -> None:
+    def __init__(self, path: str, lines: Mapping[str, int], source: str = "") -> None:
         self.path = path
         self.lines = lines
+        self.source = source  # the file's text (the Lua section finds the handlers written in it)
 
     def fail(self, key: str, message: str) -> NoReturn:
         raise ConfigError(message, path=self.path, line=line_of(self.lines, key), key=key)

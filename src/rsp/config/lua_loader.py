@@ -31,6 +31,7 @@ from rsp.config.checks import (
 )
 from rsp.config.http2_section import parse_http2
 from rsp.config.key_lines import key_lines
+from rsp.config.lua_section import parse_lua
 from rsp.config.process_section import PROCESS_KEYS, process_settings
 from rsp.config.route_store_section import parse_route_store
 from rsp.config.sandbox_section import SANDBOX_KEYS, parse_sandbox
@@ -45,7 +46,7 @@ LEGACY_KEYS = ("listenPort", "backendAddress", "backendPort", "listenAddress")
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0"
 TOP_LEVEL_KEYS = frozenset(
     {*LEGACY_KEYS, "listen", "backends", "pools", "timeouts", "buffer", "admin_socket", "log_level", "routes",
-     "http", "route_store", "stats", "caches", *SANDBOX_KEYS, *PROCESS_KEYS}
+     "http", "route_store", "stats", "caches", "lua", *SANDBOX_KEYS, *PROCESS_KEYS}
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -71,7 +72,7 @@ def parse_config(source: str, path: str) -> model.Config:
     # The runtime knows the line of every global (where its statement ends); the source text knows the line
     # of each entry, and of each global's name.
     lines = {**chunk.lines, **key_lines(source)}
-    return build_config(chunk.globals, Ctx(path, lines))
+    return build_config(chunk.globals, Ctx(path, lines, source))
 
 
 def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
@@ -166,6 +167,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
         lines=dict(ctx.lines),
         tls=tls_settings(g, ctx, tuple(listeners), pools),
         caches=caches,
+        lua=parse_lua(g.get("lua"), "lua", ctx, ctx.source, top_level=True),
     )
 
 
@@ -184,7 +186,7 @@ def _timeouts(value: Any, ctx: Ctx) -> model.Timeouts:
 
 
 def _route(item: Any, key: str, ctx: Ctx) -> model.Route:
-    f = fields(item, key, ctx, {"host", "path", "methods", "pool", "cache"})
+    f = fields(item, key, ctx, {"host", "path", "methods", "pool", "cache", "lua"})
     if "pool" not in f:
         ctx.fail(f"{key}.pool", f"{key}.pool is missing")
     host = as_string(f.get("host", ""), f"{key}.host", ctx).lower()
@@ -196,7 +198,8 @@ def _route(item: Any, key: str, ctx: Ctx) -> model.Route:
     methods = frozenset(as_string(m, f"{key}.methods", ctx).upper()
                         for m in as_list(f.get("methods", {}), f"{key}.methods", ctx))
     return model.Route(pool=as_string(f["pool"], f"{key}.pool", ctx), host=host, path_prefix=path, methods=methods,
-                       cache=as_string(f.get("cache", ""), f"{key}.cache", ctx))
+                       cache=as_string(f.get("cache", ""), f"{key}.cache", ctx),
+                       lua=parse_lua(f.get("lua"), f"{key}.lua", ctx, ctx.source, top_level=False, on_route=True))
 
 
 def _http(value: Any, key: str, ctx: Ctx) -> model.HttpSettings:
@@ -232,7 +235,7 @@ def _http(value: Any, key: str, ctx: Ctx) -> model.HttpSettings:
 
 
 def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
-    f = fields(item, key, ctx, {"address", "port", "pool", "mode", "cache", "http2", *LISTENER_TLS_KEYS})
+    f = fields(item, key, ctx, {"address", "port", "pool", "mode", "cache", "http2", "lua", *LISTENER_TLS_KEYS})
     if "port" not in f:
         ctx.fail(f"{key}.port", f"{key}.port is missing")
     port = as_port(as_str_or_num(f["port"], f"{key}.port", ctx), f"{key}.port", ctx)
@@ -242,7 +245,10 @@ def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
     pool = as_string(f.get("pool", DEFAULT_POOL), f"{key}.pool", ctx)
     cache = as_string(f.get("cache", ""), f"{key}.cache", ctx)
     http2 = parse_http2(f.get("http2"), f"{key}.http2", ctx, mode, tls="tls" in f)
-    return model.Listener(host, port, pool, mode, cache=cache, http2=http2, key=key)
+    lua = parse_lua(f.get("lua"), f"{key}.lua", ctx, ctx.source, top_level=False)
+    if lua is not None and mode != "http":
+        ctx.fail(f"{key}.lua", f"{key}.lua: Lua handlers run on HTTP listeners (mode = 'http')")
+    return model.Listener(host, port, pool, mode, cache=cache, http2=http2, key=key, lua=lua)
 
 
 def _pool(name: str, spec: Any, key: str, ctx: Ctx, timeouts: model.Timeouts) -> model.Pool:

@@ -41,6 +41,41 @@ MODES = ("tcp", "http")
 CHECK_KINDS = ("none", "tcp", "http")
 
 
+# ---- Lua in the phases (issue 19, rsp.lua; parsed in config/lua_section.py) ---------------------------
+@dataclass(frozen=True, slots=True)
+class LuaHandler:
+    """One phase's handler, as Lua source text: what survives the trip to a worker (a Lua function cannot be
+    pickled). kind "function": `source` is a function expression written in the config file, padded with
+    newlines so that its first line is `line` (errors then name the config's own lines); kind "file": `source`
+    is the file's chunk, run as the handler's body (OpenResty's *_by_lua_file)."""
+
+    phase: str
+    kind: str  # "function" | "file"
+    source: str
+    path: str  # the file the source came from (the config, or the handler's file)
+    line: int  # where the handler starts in `path`
+    key: str = field(default="", compare=False)  # `lua.access`, `listen[1].lua.balancer`
+
+
+@dataclass(frozen=True, slots=True)
+class LuaSettings:
+    """A `lua = { ... }` table: the handlers it names, per phase; at the top level also the shared dictionaries
+    (name, byte bound), the package path (absolute `?` patterns) and where the dictionaries live. Tuples, not
+    dicts, so that a Listener or Route holding one stays hashable."""
+
+    handlers: tuple[LuaHandler, ...]
+    shared: tuple[tuple[str, int], ...] = ()
+    package_path: tuple[str, ...] = ()
+    shared_dir: str = ""  # "" = derived from the config path under the runtime dir (rsp.lua.shared_dict)
+    key: str = field(default="", compare=False)
+
+    def handler(self, phase: str) -> LuaHandler | None:
+        for handler in self.handlers:
+            if handler.phase == phase:
+                return handler
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Backend:
     host: str
@@ -182,6 +217,7 @@ class Listener:
     http2: Http2Settings | None = None  # None: HTTP/1 only (the default, see docs/http2.md)
     # The config key it was read from (`listen[1]`), for errors found after loading.
     key: str = field(default="", compare=False)
+    lua: LuaSettings | None = None  # this listener's Lua handlers (config/lua_section.py); None: none
 
     @property
     def address(self) -> str:
@@ -220,6 +256,7 @@ class Route:
     path_prefix: str = ""  # "" any
     methods: frozenset[str] = frozenset()  # empty: any
     cache: str = ""  # the `caches` entry for this route's responses ("" : the listener's, if any)
+    lua: LuaSettings | None = None  # this route's Lua handlers (config/lua_section.py); None: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,6 +512,7 @@ class Config:
     process: ProcessSettings = field(default_factory=ProcessSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     caches: dict[str, CacheSettings] = field(default_factory=dict)
+    lua: LuaSettings | None = None  # the top level's Lua handlers, dictionaries and package path; None: none
     # {key path: Lua line} of the file's entries (rsp.config.key_lines), for errors found after loading.
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 

@@ -62,6 +62,41 @@ class ChunkResult:
     lines: dict[str, int]
 
 
+class ConfigFunction:
+    """A function the config defined, callable as before, with what rsp.lua.function_source needs to find its
+    text again: the lines it spans, the names of its upvalues (anything but _ENV is a config local it would
+    lose in a worker), and its stripped bytecode (to tell apart two functions written on one line)."""
+
+    __slots__ = ("dump", "function", "last_line", "line", "upvalues")
+
+    def __init__(self, function: Any, line: int, last_line: int, upvalues: tuple[str, ...], dump: bytes) -> None:
+        self.function = function
+        self.line = line
+        self.last_line = last_line
+        self.upvalues = upvalues
+        self.dump = dump
+
+    def __call__(self, *args: Any) -> Any:
+        return self.function(*args)
+
+    def __repr__(self) -> str:
+        return f"ConfigFunction(lines {self.line}-{self.last_line})"
+
+
+# The facts a ConfigFunction carries, read in the config's own runtime.
+_DESCRIBE = """
+return function(f)
+  local info = debug.getinfo(f, 'Su')
+  local names = {}
+  for i = 1, info.nups do names[i] = (debug.getupvalue(f, i)) end
+  local ok, dump = pcall(string.dump, f, true)
+  -- as hex: the runtime decodes strings as UTF-8, and bytecode is not text
+  local hex = ok and dump:gsub('.', function(c) return string.format('%02x', c:byte()) end) or ''
+  return info.linedefined, info.lastlinedefined, names, hex
+end
+"""
+
+
 class LuaChunkError(Exception):
     """The chunk failed to compile or run; `message` is Lua's own text (it names chunk and line)."""
 
@@ -74,11 +109,16 @@ def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
     raise AttributeError("Python attribute access is disabled in rsp's Lua sandbox")
 
 
-def lua_to_python(value: Any) -> Any:
-    """Convert Lua values to Python: tables become dicts (keys as Lua gave them), functions stay callables."""
+def lua_to_python(value: Any, describe: Any = None) -> Any:
+    """Convert Lua values to Python: tables become dicts (keys as Lua gave them), functions stay callables
+    (ConfigFunction, when `describe` is the runtime's _DESCRIBE)."""
     kind = lupa.lua_type(value)
     if kind == "table":
-        return {k: lua_to_python(v) for k, v in value.items()}
+        return {k: lua_to_python(v, describe) for k, v in value.items()}
+    if kind == "function" and describe is not None:
+        line, last, names, dump = describe(value)
+        upvalues = tuple(str(names[i]) for i in range(1, len(names) + 1))
+        return ConfigFunction(value, int(line), int(last), upvalues, bytes.fromhex(str(dump)))
     return value
 
 
@@ -91,6 +131,7 @@ def run_config_chunk(source: str, chunkname: str) -> ChunkResult:
         max_memory=MAX_CONFIG_MEMORY,
     )
     try:
+        describe = lua.execute(_DESCRIBE)
         runner = lua.execute(_RUNNER)
         result = runner(source, "=" + CHUNK_TOKEN, MAX_CONFIG_INSTRUCTIONS, HOOK_EVERY)
     except lupa.LuaMemoryError as exc:
@@ -104,6 +145,6 @@ def run_config_chunk(source: str, chunkname: str) -> ChunkResult:
             message = f"{chunkname}: config exceeded its memory limit ({MAX_CONFIG_MEMORY} bytes)"
         raise LuaChunkError(message)
     env, lines = result[1], result[2]
-    py_globals = {str(k): lua_to_python(v) for k, v in env.items()}
+    py_globals = {str(k): lua_to_python(v, describe) for k, v in env.items()}
     py_lines = {str(k): int(v) for k, v in lines.items()}
     return ChunkResult(py_globals, py_lines)

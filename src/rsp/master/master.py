@@ -26,6 +26,7 @@ from rsp.config.model import Config
 from rsp.errors import ConfigError, StartupError
 from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger, reopen_logs, stamped
+from rsp.lua_wiring import prepare_shared
 from rsp.master import control
 from rsp.master.backend_state import pools_state
 from rsp.master.channel import Channel
@@ -112,6 +113,7 @@ class Master:
             raise
         generation = self._new_generation(self.config, pools)
         try:
+            prepare_shared(self.config, fresh=True)  # before any worker opens it (rsp.lua_wiring)
             await self._start_workers(generation)
         except StartupError:
             self._close_listeners(set())
@@ -421,6 +423,7 @@ class Master:
         old = self.generation
         generation = self._new_generation(config, self._build_pools(config))
         try:
+            prepare_shared(config, fresh=False)  # ngx.shared keeps its values across a reload, as nginx's zones
             await self._start_workers(generation)
         except StartupError as exc:
             for key, sock in new_sockets.items():

@@ -11,7 +11,7 @@ import signal
 import socket
 from typing import Any, Final
 
-from rsp.cache.hook import cache_hook
+from rsp.filter_wiring import filters_for
 from rsp.logs import get_logger, reopen_logs, setup_logging
 from rsp.master import control
 from rsp.master.backend_state import apply_pools_state
@@ -103,7 +103,10 @@ def run_worker() -> int:
     loop.add_signal_handler(signal.SIGUSR1, reopen_logs)
     try:
         sockets = [socket.socket(fileno=fd) for fd in fds.listen]
-        server = Server(config, loop, listen_sockets=sockets, worker=True, filters_for=cache_hook(config))
+        # the worker's own Lua runtime and shared-dictionary handle, made after the fork (rsp.lua_wiring)
+        worker_id = int(fds.name.rsplit(".", 1)[-1]) if fds.name.rsplit(".", 1)[-1].isdigit() else 0
+        server = Server(config, loop, listen_sockets=sockets, worker=True,
+                        filters_for=filters_for(config, loop, worker_id=worker_id))
         loop.run_until_complete(server.start())
         worker_control = WorkerControl(server, socket.socket(fileno=fds.control), fds.name)
         worker_control.channel.send({"t": control.READY})

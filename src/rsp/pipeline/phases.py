@@ -139,16 +139,26 @@ def phases_of(flt: Filter) -> frozenset[str]:
     return frozenset(name for name in PHASES if getattr(type(flt), name) is not getattr(Filter, name))
 
 
+# The phases that see the response: they run the chain backwards, as Envoy's encoder filters do, so the filter
+# nearest the backend (last in the list) sees the backend's response first and the first filter sees what the
+# client gets. A response cache listed after a Lua handler thus stores what the backend sent, and the Lua
+# header_filter runs on cache hits too (rsp.filter_wiring).
+RESPONSE_PHASES: Final = (HEADER_FILTER, BODY_FILTER)
+
+
 class Chain:
-    """The ordered filters of one listener (or route), indexed per phase. `empty` is the fast path's test:
-    an exchange with an empty chain runs exactly as before filters existed."""
+    """The ordered filters of one listener (or route), indexed per phase: request phases and log in list
+    order, response phases (RESPONSE_PHASES) in reverse. `empty` is the fast path's test: an exchange with an
+    empty chain runs exactly as before filters existed."""
 
     __slots__ = ("by_phase", "empty", "filters")
 
     def __init__(self, filters: list[Filter]) -> None:
         self.filters = tuple(filters)
-        self.by_phase: dict[str, tuple[Filter, ...]] = {
-            phase: tuple(f for f in filters if phase in phases_of(f)) for phase in PHASES}
+        self.by_phase: dict[str, tuple[Filter, ...]] = {}
+        for phase in PHASES:
+            ordered = reversed(filters) if phase in RESPONSE_PHASES else iter(filters)
+            self.by_phase[phase] = tuple(f for f in ordered if phase in phases_of(f))
         self.empty = not filters
 
     def for_phase(self, phase: str) -> tuple[Filter, ...]:

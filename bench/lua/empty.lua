@@ -1,0 +1,1 @@
+-- an empty access handler: what running a Lua phase costs

@@ -1,0 +1,113 @@
+"""ngx.var: nginx's variables computed from an exchange (plain Python, no Lua).
+
+Values are what nginx gives: strings (bytes here), or None (nil) when the variable has no value. The
+prefixed families follow nginx: `arg_NAME` (the raw, undecoded query argument), `http_NAME` (a request header,
+`_` for `-`, case-insensitive; several lines joined with ", "), `cookie_NAME`, `sent_http_NAME` (a response
+header, once there is a response).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+from urllib.parse import unquote_to_bytes
+
+from rsp.pipeline.messages import header_values
+from rsp.pipeline.phases import ExchangeView
+
+
+def _host(ex: ExchangeView) -> bytes:
+    """nginx's $host: the Host without its port, lower-cased (RFC 9110 §4.2.3: the host is case-insensitive)."""
+    authority = ex.request.authority
+    if authority.startswith(b"["):
+        return authority[:authority.find(b"]") + 1].lower()
+    return authority.rsplit(b":", 1)[0].lower() if b":" in authority else authority.lower()
+
+
+def _uri(ex: ExchangeView) -> bytes:
+    """nginx's $uri: the path, percent-decoded (nginx also merges slashes and resolves dot segments; rsp does
+    not rewrite the path, so neither does $uri)."""
+    return unquote_to_bytes(ex.request.path)
+
+
+def _request_time(ex: ExchangeView) -> bytes:
+    return f"{max(0.0, ex.now() - ex.started):.3f}".encode("ascii")
+
+
+def _status(ex: ExchangeView) -> bytes | None:
+    if ex.status:
+        return str(ex.status).encode("ascii")
+    if ex.response is not None:
+        return str(ex.response.status).encode("ascii")
+    return None
+
+
+def _upstream_status(ex: ExchangeView) -> bytes | None:
+    return str(ex.upstream_status).encode("ascii") if ex.upstream_status else None
+
+
+def _content_length(ex: ExchangeView) -> bytes | None:
+    return ex.request.get(b"content-length")
+
+
+_SIMPLE: Final[dict[bytes, Callable[[ExchangeView], bytes | None]]] = {
+    b"host": _host,
+    b"uri": _uri,
+    b"document_uri": _uri,
+    b"request_uri": lambda ex: ex.request.target,
+    b"args": lambda ex: ex.request.query or None,
+    b"query_string": lambda ex: ex.request.query or None,
+    b"is_args": lambda ex: b"?" if ex.request.query else b"",
+    b"remote_addr": lambda ex: ex.client_ip.encode("ascii"),
+    b"binary_remote_addr": lambda ex: ex.client_ip.encode("ascii"),
+    b"remote_port": lambda ex: str(ex.client_port).encode("ascii"),
+    b"server_port": lambda ex: str(ex.server_port).encode("ascii"),
+    b"scheme": lambda ex: ex.request.scheme,
+    b"https": lambda ex: b"on" if ex.request.scheme == b"https" else b"",
+    b"request_method": lambda ex: ex.request.method,
+    b"server_protocol": lambda ex: b"HTTP/" + (b"2.0" if ex.request.version == b"2" else ex.request.version),
+    b"status": _status,
+    b"upstream_addr": lambda ex: ex.upstream_addr.encode("ascii") or None,
+    b"upstream_status": _upstream_status,
+    b"request_time": _request_time,
+    b"content_length": _content_length,
+    b"content_type": lambda ex: ex.request.get(b"content-type"),
+    b"http_host": lambda ex: ex.request.authority,
+    b"rsp_pool": lambda ex: ex.pool.encode("utf-8"),
+}
+
+
+def _cookie(ex: ExchangeView, name: bytes) -> bytes | None:
+    for line in header_values(ex.request.headers, b"cookie"):
+        for pair in line.split(b";"):
+            key, eq, value = pair.strip().partition(b"=")
+            if eq and key == name:
+                return value
+    return None
+
+
+def _arg(ex: ExchangeView, name: bytes) -> bytes | None:
+    lowered = name.lower()
+    for part in ex.request.query.split(b"&"):
+        key, _, value = part.partition(b"=")
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def variable(ex: ExchangeView, name: bytes) -> bytes | None:
+    """The value of nginx variable `name` for `ex` (None: no value)."""
+    simple = _SIMPLE.get(name)
+    if simple is not None:
+        return simple(ex)
+    if name.startswith(b"http_"):
+        values = header_values(ex.request.headers, name[5:].replace(b"_", b"-").lower())
+        return b", ".join(values) if values else None
+    if name.startswith(b"arg_"):
+        return _arg(ex, name[4:])
+    if name.startswith(b"cookie_"):
+        return _cookie(ex, name[7:])
+    if name.startswith(b"sent_http_") and ex.response is not None:
+        values = header_values(ex.response.headers, name[10:].replace(b"_", b"-").lower())
+        return b", ".join(values) if values else None
+    return None

@@ -1,0 +1,95 @@
+"""ngx.shared.DICT's methods, as OpenResty returns them, over rsp.lua.shared_dict's store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rsp.errors import ScriptError
+
+if TYPE_CHECKING:
+    from rsp.lua.engine import LuaEngine
+    from rsp.lua.shared_dict import Value
+
+
+def _key(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        if not value:
+            raise ScriptError("bad argument #1 to a shared dictionary: the key is empty")
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(int(value) if float(value).is_integer() else value).encode("ascii")
+    raise ScriptError("bad argument #1 to a shared dictionary: the key must be a string")
+
+
+def _value(value: Any, engine: LuaEngine) -> Value | None:
+    if value is None or isinstance(value, bytes | bool | int | float):
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    raise ScriptError(f"bad value type for a shared dictionary: {engine.lupa.lua_type(value) or type(value).__name__}")
+
+
+def _number(value: float | None) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)
+    return value
+
+
+def _arg(args: tuple[Any, ...], index: int, default: Any = None) -> Any:
+    return args[index] if len(args) > index and args[index] is not None else default
+
+
+def _out(value: Value | None) -> Any:
+    return _number(value) if isinstance(value, float) else value
+
+
+def shared_call(engine: LuaEngine, op: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    store = engine.shared
+    if store is None or not store.has(name):
+        raise ScriptError(f"no shared dictionary '{name}' (declare it in lua.shared)")
+    if op in ("get", "get_stale"):
+        value, flags, stale = store.get(name, _key(_arg(args, 0)), stale=op == "get_stale")
+        if value is None:
+            return (None,)
+        if op == "get_stale":
+            return (_out(value), flags or None, stale)
+        # OpenResty leaves flags out when they are 0
+        return (_out(value), flags) if flags else (_out(value),)
+    if op in ("set", "safe_set", "add", "safe_add", "replace"):
+        mode = {"set": "set", "safe_set": "set", "add": "add", "safe_add": "add", "replace": "replace"}[op]
+        ok, err, forcible = store.store(name, _key(_arg(args, 0)), _value(_arg(args, 1), engine),
+                                        float(_arg(args, 2, 0)), int(_arg(args, 3, 0)), mode=mode,
+                                        safe=op.startswith("safe_"))
+        if op.startswith("safe_"):
+            return (True,) if ok else (None, err.encode())
+        return (ok, err.encode() if err else None, forcible)
+    if op == "delete":
+        store.store(name, _key(_arg(args, 0)), None)
+        return ()
+    if op == "incr":
+        delta = _arg(args, 1)
+        if not isinstance(delta, int | float) or isinstance(delta, bool):
+            return (None, b"not a number")
+        init = _arg(args, 2)
+        new, err, forcible = store.incr(name, _key(_arg(args, 0)), float(delta),
+                                        None if init is None else float(init), float(_arg(args, 3, 0)))
+        if new is None:
+            return (None, err.encode())
+        # as resty.core: (value, nil, forcible) when called with init, the value alone otherwise
+        return (_number(new), None, forcible) if init is not None else (_number(new),)
+    if op == "ttl":
+        left = store.ttl(name, _key(_arg(args, 0)))
+        return (None, b"not found") if left is None else (_number(round(left, 3)),)
+    if op == "expire":
+        return (True,) if store.expire(name, _key(_arg(args, 0)), float(_arg(args, 1, 0))) else \
+            (None, b"not found")
+    if op == "flush_all":
+        store.flush_all(name)
+        return ()
+    if op == "flush_expired":
+        return (store.flush_expired(name, int(_arg(args, 0, 0))),)
+    if op == "get_keys":
+        return (engine.lua.table_from(store.keys(name, int(_arg(args, 0, 1024)))),)
+    if op == "capacity":
+        return (store.bounds[name],)
+    if op == "free_space":
+        return (max(0, store.bounds[name] - store.used(name)),)
+    raise ScriptError(f"unknown shared dictionary method {op}")
