@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rsp.http1.error_pages import CONTINUE_100, REASONS, error_response
+from rsp.http1.error_pages import CONTINUE_100, error_response
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
 from rsp.http1.parser import ResponseParser
+from rsp.http1.reasons import reason
 
 STATUSES = [400, 408, 413, 414, 431, 501, 502, 503, 504, 505]
 
@@ -24,7 +25,7 @@ def read(raw: bytes, method: bytes = b"GET") -> tuple[ResponseHead, bytes]:
 def test_error_response_is_complete_and_closes(status: int, html: bool) -> None:
     raw = error_response(status, html=html)
     head, body = read(raw)
-    assert (head.status, head.reason.decode()) == (status, REASONS[status])
+    assert (head.status, head.reason.decode()) == (status, reason(status))
     assert not head.keep_alive and head.connection == (b"close",)
     assert head.body.length == len(body) and str(status).encode() in body
     assert dict(head.headers)[b"Content-Type"] == (b"text/html" if html else b"text/plain")

@@ -1,5 +1,6 @@
 """The stats page comes from a package data file (rsp/metrics/stats_page.html, shipped by pyproject's
-package-data), and the endpoint's reason phrases from http.HTTPStatus (but RFC 9110's two renamed ones)."""
+package-data), and the reason phrases (rsp.http1.reasons: the endpoint's and the error pages') from
+http.HTTPStatus (but RFC 9110's two renamed ones)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import tomllib
 from http import HTTPStatus
 from pathlib import Path
 
-from rsp.metrics.endpoint import RFC9110_RENAMED, reason, response
+from rsp.http1.error_pages import error_response
+from rsp.http1.reasons import RFC9110_RENAMED, reason
+from rsp.metrics.endpoint import response
 from rsp.metrics.stats_page import HISTORY_SECONDS, PAGE_FILE, page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,3 +32,6 @@ def test_reason_phrases_are_http_statuss_but_rfc_9110s_renamed_two() -> None:
     assert reason(413) == "Content Too Large" and reason(414) == "URI Too Long"
     assert reason(599) == "Error"
     assert response(405, "text/plain", b"").startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    # one table: the error pages say the same phrases as the stats endpoint
+    assert error_response(413).startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert error_response(502).startswith(b"HTTP/1.1 502 Bad Gateway\r\n")

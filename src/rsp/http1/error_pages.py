@@ -7,29 +7,16 @@ at import; answering costs a dictionary lookup.
 
 from __future__ import annotations
 
-# Reason phrases (RFC 9110 §15; RFC 6585 §5 for 431).
-REASONS: dict[int, str] = {
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    417: "Expectation Failed",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-    505: "HTTP Version Not Supported",
-}
+from rsp.http1.reasons import reason
+
+# The statuses rsp answers by itself (their phrases: rsp.http1.reasons).
+ERROR_STATUSES: tuple[int, ...] = (400, 403, 404, 408, 413, 414, 417, 431, 500, 501, 502, 503, 504, 505)
 
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def _build(status: int, html: bool, head_only: bool) -> bytes:
-    title = f"{status} {REASONS.get(status, 'Error')}"
+    title = f"{status} {reason(status)}"
     if html:
         body = (
             f"<html>\r\n<head><title>{title}</title></head>\r\n"
@@ -53,7 +40,7 @@ def _build(status: int, html: bool, head_only: bool) -> bytes:
 
 _CACHE: dict[tuple[int, bool, bool], bytes] = {
     (status, html, head_only): _build(status, html, head_only)
-    for status in REASONS
+    for status in ERROR_STATUSES
     for html in (True, False)
     for head_only in (True, False)
 }

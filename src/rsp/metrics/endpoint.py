@@ -19,12 +19,12 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any, Final
 
 from rsp.errors import ProtocolError
 from rsp.http1.events import RequestHead
 from rsp.http1.parser import RequestParser
+from rsp.http1.reasons import reason
 from rsp.logs import get_logger
 from rsp.metrics.merge import merge
 from rsp.metrics.prometheus import CONTENT_TYPE, render
@@ -43,17 +43,6 @@ PAGE_HEADERS: Final = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
 )
-# Reason phrases are http.HTTPStatus's, except the two RFC 9110 renamed (§15.5.14, §15.5.15) that Python
-# spells the old way before 3.13 ("Request Entity Too Large", "Request-URI Too Long").
-RFC9110_RENAMED: Final = {413: "Content Too Large", 414: "URI Too Long"}
-
-
-def reason(status: int) -> str:
-    """The reason phrase of `status` (RFC 9110 §15; a client ignores it, RFC 9112 §4)."""
-    try:
-        return RFC9110_RENAMED.get(status) or HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
 
 Gather = Callable[[], Awaitable[list[dict[str, Any]]]]
 Machine = Callable[[], dict[str, Any]]
