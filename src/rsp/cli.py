@@ -24,7 +24,6 @@ from rsp.master.master import Master
 from rsp.native import build_description
 from rsp.preflight import check_startable
 from rsp.sd_notify import notify
-from rsp.server import Server
 from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
 
 ADMIN_RELOAD_TIMEOUT = 60.0
@@ -83,7 +82,9 @@ def run(config: Config) -> None:
     asyncio.set_event_loop(loop)
     loop.set_exception_handler(log_loop_exception)
     try:
-        server: Server | Master = Server(config, loop) if config.process.workers == 1 else Master(config, loop)
+        # One model for any number of workers (docs/architecture.md, "Where state lives"): the master owns what
+        # is one per machine, and serves through its workers, even when there is one.
+        server = Master(config, loop)
         loop.run_until_complete(server.start())
         notify("READY=1")
         # Everything allocated so far lives as long as the process: keep it out of the GC's scans.
@@ -91,7 +92,7 @@ def run(config: Config) -> None:
         gc.freeze()
         logger.info("rsp %s (%s) running with %s (config %s)%s", __version__, build_description(),
                     "rsp's epoll loop" if choice.kind == LOOP_RSP else type(loop).__module__, config.path,
-                    f" as the master of {config.process.workers} workers" if isinstance(server, Master) else "")
+                    f" as the master of {config.process.workers} worker(s)")
         loop.run_until_complete(server.wait_stopped())
     finally:
         loop.close()

@@ -31,10 +31,10 @@ from rsp.master.backend_state import pools_state
 from rsp.master.channel import Channel
 from rsp.master.reload_check import ListenKey, listen_key, prepare_reload
 from rsp.master.spawn import config_memfd, spawn_worker
-from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.pools import PoolRuntime, check_tls
 from rsp.sd_notify import notify
 from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
-from rsp.tls.client_context import backend_server_name, build_backend_context
+from rsp.tls_wiring import pools_for
 from rsp.transport.listener import bind_listener
 
 if TYPE_CHECKING:  # imported only when the config has apps (pyroute2 costs start-up time)
@@ -164,7 +164,7 @@ class Master:
     def _build_pools(self, config: Config) -> dict[str, PoolRuntime]:
         """The master's own copy of each pool: what the health checks and the runtime API act on, sent to
         the workers as state (rsp.master.backend_state)."""
-        return {name: PoolRuntime(spec, self.loop.time) for name, spec in config.pools.items()}
+        return pools_for(config, self.loop.time)
 
     def _start_checkers(self) -> None:
         for pool in self.pools.values():
@@ -184,12 +184,7 @@ class Master:
             self.broadcast_state()
             get_logger().info("%s", message)
 
-        tls = None
-        spec = self.config.tls.pools.get(pool.name)
-        if spec is not None:  # a pool reached over TLS is checked over TLS, as a single process does
-            names = [backend_server_name(spec, b) for b in pool.spec.backends]
-            tls = (build_backend_context(self.config, spec), names)
-        checker = HealthChecker(pool.spec, pool.records, pool.health_changed, log_transition, tls)
+        checker = HealthChecker(pool.spec, pool.records, pool.health_changed, log_transition, check_tls(pool))
         checker.start()
         self.checkers.append(checker)
 
@@ -365,7 +360,12 @@ class Master:
         get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", settings.host, self._stats.port)
 
     async def gather_metrics(self) -> list[dict[str, Any]]:
-        return [s["metrics"] for s in await self.gather_snapshots() if s.get("metrics")]
+        """Every worker's metrics snapshot, with the machine's health-check results (the master's checks) in
+        each: the workers count traffic, the master checks."""
+        from rsp.metrics.snapshot import health, with_health
+
+        checks = health(self.pools)
+        return [with_health(s["metrics"], checks) for s in await self.gather_snapshots() if s.get("metrics")]
 
     # -- reload --------------------------------------------------------------------------------------
     def _reload_signal(self) -> None:

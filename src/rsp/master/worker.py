@@ -40,7 +40,7 @@ def snapshot_of(server: Server) -> dict[str, Any]:
         metrics = importlib.import_module("rsp.metrics.snapshot")
     except ImportError:
         return doc  # a build without rsp.metrics: the backend counters above are all there is
-    doc["metrics"] = metrics.snapshot(server)
+    doc["metrics"] = metrics.snapshot(server.listening, server.pools)
     return doc
 
 
@@ -99,7 +99,7 @@ def run_worker() -> int:
     loop.add_signal_handler(signal.SIGUSR1, reopen_logs)
     try:
         sockets = [socket.socket(fileno=fd) for fd in fds.listen]
-        server = Server(config, loop, listen_sockets=sockets, worker=True)
+        server = Server(config, loop, sockets)
         loop.run_until_complete(server.start())
         worker_control = WorkerControl(server, socket.socket(fileno=fds.control), fds.name)
         worker_control.channel.send({"t": control.READY})

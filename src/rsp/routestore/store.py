@@ -35,7 +35,7 @@ from rsp.logs import get_logger
 from rsp.proxy.exchange import Exchange
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.http_upstream import IdlePool
-from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.pools import PoolRuntime, check_tls
 from rsp.routestore.bad_data import BadDataLog
 from rsp.routestore.cache import ROUTE_DEFAULT, ROUTE_HOST, ROUTE_MISSING, RouteCache
 from rsp.routestore.dynamic_pools import BackendSet, DynamicPools, backend_set
@@ -66,7 +66,9 @@ class RouteStore:
         self.log = get_logger()
         self.proxies = list(proxies)
         self.cache = RouteCache(settings.ttl, settings.negative_ttl, self.clock)
-        self.dynamic = DynamicPools(template, pools, self.clock, self._pool_created, self._pool_retired)
+        template_runtime = pools.get(template.name)
+        self.dynamic = DynamicPools(template, pools, self.clock, self._pool_created, self._pool_retired,
+                                    tls=template_runtime.tls if template_runtime is not None else None)
         self.link = RedisLink(settings, self._message, self._connected, self.log.warning, self.clock)
         self.bad = BadDataLog(self.log.warning, self.clock)
         self.host_pools: dict[str, PoolRuntime] = {}  # the hot dict, shared with every HttpProxy
@@ -319,7 +321,7 @@ class RouteStore:
                 proxy.idle_pools[record] = IdlePool(proxy.settings.pool_max_idle, proxy.settings.pool_idle_timeout,
                                                     proxy.settings.pool_max_requests)
         if pool.spec.health.kind != "none":
-            checker = HealthChecker(pool.spec, pool.records, pool.health_changed, self.log.info)
+            checker = HealthChecker(pool.spec, pool.records, pool.health_changed, self.log.info, check_tls(pool))
             checker.start()
             self.checkers[pool.name] = checker
         self.log.info("route store: pool %s created (template %s)", pool.name, self.settings.template)
