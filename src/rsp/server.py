@@ -28,8 +28,8 @@ from rsp.transport.listener import Acceptor
 from rsp.transport.relay import SharedBuffer
 from rsp.upstream.records import BackendRecord
 
-if TYPE_CHECKING:  # imported only for configs that use it: redis costs start-up time otherwise
-    from rsp.routestore.store import RouteStore
+if TYPE_CHECKING:
+    from rsp.routestore.client import RouteClient
 
 # Housekeeping period: idle timeouts are enforced to within one tick (HAProxy's timers are ms-precise,
 # nginx's to its timer resolution; a second is plenty for timeouts measured in minutes). Short timeouts
@@ -62,7 +62,7 @@ class Server:
         self.tls_fronts: list[TcpFront] = []  # TCP listeners' TLS termination and SNI peeking
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self.route_store: RouteStore | None = None
+        self.route_store: RouteClient | None = None  # the machine's routes, asked of the master
         # Metrics (rsp.metrics): each listener with its proxy, in config order.
         self.listening: list[tuple[Listener, HttpProxy | TcpProxy]] = []
         self.started = time.time()
@@ -92,12 +92,12 @@ class Server:
         for pool in self.pools.values():
             pool.on_backends_changed = self._backends_changed
         if self.config.route_store is not None:
-            from rsp.routestore.store import RouteStore  # imports redis: only for configs that use it
+            from rsp.routestore.client import RouteClient
 
             store = self.config.route_store
-            self.route_store = RouteStore(store, self.config.pools[store.template], self.pools, self.http_proxies,
-                                          self.loop)
-            await self.route_store.start()
+            self.route_store = RouteClient(store, self.config.pools[store.template], self.pools, self.http_proxies,
+                                           self.loop)
+            self.route_store.start()
         for acceptor in self.acceptors:
             acceptor.start()
         self._stopped = self.loop.create_future()

@@ -37,7 +37,8 @@ from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
 from rsp.tls_wiring import pools_for
 from rsp.transport.listener import bind_listener
 
-if TYPE_CHECKING:  # imported only when the config has apps (pyroute2 costs start-up time)
+if TYPE_CHECKING:  # imported only when the config has them (pyroute2 and redis cost start-up time)
+    from rsp.master.machine_routes import MachineRoutes
     from rsp.sandbox.manager import AppManager
 
 # A worker imports rsp, reads its config and binds nothing: a second on an idle machine. A loaded 2-core
@@ -98,6 +99,7 @@ class Master:
         self._background: set[asyncio.Task[Any]] = set()
         self._stats: Any = None
         self.apps: AppManager | None = None
+        self.routes: MachineRoutes | None = None  # the route store, once per machine
 
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -109,11 +111,14 @@ class Master:
         except StartupError:
             self._close_listeners(set())
             raise
+        await self._start_routes(self.config, pools)
         generation = self._new_generation(self.config, pools)
         try:
             await self._start_workers(generation)
         except StartupError:
             self._close_listeners(set())
+            if self.routes is not None:
+                await self.routes.stop()
             raise
         self.generation = generation
         self.pools = pools
@@ -160,6 +165,31 @@ class Master:
             await self.supervisor.stop_all()
             self._close_listeners(set())
             raise
+
+    async def _start_routes(self, config: Config, pools: dict[str, PoolRuntime]) -> None:
+        """The route store of `config`, on `pools` (its Redis-supplied pools join them); the one before stops."""
+        old, self.routes = self.routes, None
+        if old is not None:
+            self._spawn(old.stop())
+        if config.route_store is None:
+            return
+        from rsp.master.machine_routes import MachineRoutes  # imports redis: only for configs that use it
+
+        def health_changed(message: str) -> None:
+            self.broadcast_state()
+            get_logger().info("%s", message)
+
+        self.routes = MachineRoutes(config, pools, self.loop, self._send_to, self._send_all, health_changed)
+        await self.routes.start()
+
+    def _send_to(self, name: str, message: dict[str, Any]) -> None:
+        handle = self.handles.get(name)
+        if handle is not None:
+            handle.channel.send(message)
+
+    def _send_all(self, message: dict[str, Any]) -> None:
+        for handle in self.handles.values():
+            handle.channel.send(message)
 
     def _build_pools(self, config: Config) -> dict[str, PoolRuntime]:
         """The master's own copy of each pool: what the health checks and the runtime API act on, sent to
@@ -256,6 +286,11 @@ class Master:
             for other in self.handles.values():
                 if other.name != name:
                     other.channel.send({"t": control.EJECT, "pool": message["pool"], "backend": message["backend"]})
+        elif kind == control.LOOKUP:
+            if self.routes is not None:
+                self.routes.lookup(name, str(message["host"]))
+            else:
+                self._send_to(name, {"t": control.ROUTE, "host": message["host"], "backends": []})
         elif kind == control.SNAPSHOT:
             waiter = self._snapshots.pop(int(message["id"]), None)
             if waiter is not None and not waiter.done():
@@ -403,6 +438,7 @@ class Master:
             return {"error": f"reload refused: {exc}"}
         self.generation = generation
         self.pools = generation.pools
+        await self._start_routes(config, self.pools)
         if self.apps is not None:
             self.apps.move_to(self.pools)  # the apps are not reloaded: they join the new generation's pools
         self.config = config
@@ -466,6 +502,9 @@ class Master:
         for checker in self.checkers:
             await checker.stop()
         self.checkers.clear()
+        if self.routes is not None:
+            await self.routes.stop()
+            self.routes = None
         if self.admin is not None:
             self.admin.close()
             self.admin = None

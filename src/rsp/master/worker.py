@@ -53,6 +53,11 @@ class WorkerControl:
         self.channel = Channel(server.loop, sock, "master", self.on_message, self.on_master_gone)
         for pool in server.pools.values():
             pool.on_eject = self.ejected
+        routes = server.route_store
+        if routes is not None:  # the machine's route store is the master's: questions go there
+            routes.on_eject = self.ejected
+            routes.apply_state = apply_pools_state
+            routes.connect(lambda host: self.channel.send({"t": control.LOOKUP, "host": host}))
 
     def ejected(self, record: BackendRecord) -> None:
         self.channel.send({"t": control.EJECTED, "pool": record.pool, "backend": record.name})
@@ -75,6 +80,10 @@ class WorkerControl:
             self.channel.send({"t": control.SNAPSHOT, "id": message["id"], "data": snapshot_of(server)})
         elif kind == control.REOPEN:
             reopen_logs()
+        elif kind == control.ROUTE and server.route_store is not None:
+            server.route_store.answered(message)
+        elif kind == control.ROUTED and server.route_store is not None:
+            server.route_store.changed(message)
 
     def on_master_gone(self) -> None:
         """The master exited (or was killed): a worker alone would never be reloaded or restarted, so it

@@ -1,4 +1,10 @@
-"""RouteStore: Redis routes wired into HTTP mode.
+"""RouteStore: Redis routes, once per machine (in the master; the workers ask it: rsp.routestore.client).
+
+The master's store owns the Redis link, the route table and its cache, the Redis-supplied pools and their
+health checks. A worker's lookup reaches `lookup` through the master (a `RouteWaiter` answers it on the
+control channel); every change of a host's route is told to `on_route` (the master pushes it to every
+worker). So a host the machine has served is known to every worker, with Redis down too. The text below
+describes the store's own rules (written when each worker had its own store, and still true of this one):
 
 The hot path (rsp.proxy.client.ClientConnection.start_exchange) routes a host no static rule matches with
 one lookup in `host_pools`, a dict this store owns and every HTTP proxy shares: a known host costs a dict
@@ -24,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from redis.exceptions import RedisError
 
@@ -32,7 +38,6 @@ from rsp.config.model import Backend, Pool
 from rsp.config.model import RouteStore as RouteStoreSettings
 from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger
-from rsp.proxy.exchange import Exchange
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.http_upstream import IdlePool
 from rsp.proxy.pools import PoolRuntime, check_tls
@@ -56,11 +61,23 @@ BAD_MEMBERS_SHOWN: Final = 5
 Route = tuple[tuple[Backend, ...], str]  # (backends, ROUTE_* source)
 
 
+class RouteWaiter(Protocol):
+    """What waits for a lookup: a request (rsp.proxy.exchange.Exchange) or a worker's question."""
+
+    def route_to(self, pool: PoolRuntime | None, status: int) -> None: ...
+
+
 class RouteStore:
     def __init__(self, settings: RouteStoreSettings, template: Pool, pools: dict[str, PoolRuntime],
                  proxies: Sequence[HttpProxy], loop: asyncio.AbstractEventLoop,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 on_route: Callable[[str, BackendSet], None] | None = None,
+                 on_health: Callable[[str], None] | None = None) -> None:
+        """`on_route(host, backends)`: the host's route changed (() when it has none any more); `on_health`:
+        an active check changed a Redis-supplied backend's state (the line to log)."""
         self.settings = settings
+        self.on_route = on_route
+        self.on_health = on_health
         self.loop = loop
         self.clock: Callable[[], float] = clock if clock is not None else loop.time
         self.log = get_logger()
@@ -76,7 +93,7 @@ class RouteStore:
         self.default_route: tuple[Backend, ...] | None = None  # last known default, () when none
         self.default_fetched = 0.0
         self.default_stale = False
-        self.waiting: dict[str, list[Exchange]] = {}  # hosts being looked up -> requests waiting
+        self.waiting: dict[str, list[RouteWaiter]] = {}  # hosts being looked up -> requests waiting
         self.refreshing: set[str] = set()
         self.again: set[str] = set()  # invalidated while their lookup was in flight: ask once more
         self.checkers: dict[str, HealthChecker] = {}
@@ -110,7 +127,7 @@ class RouteStore:
         task.add_done_callback(self._tasks.discard)
 
     # -- the request side -------------------------------------------------------------------------------
-    def lookup(self, exchange: Exchange, host: str) -> None:
+    def lookup(self, exchange: RouteWaiter, host: str) -> None:
         """Route `exchange`, whose host is not in host_pools (HttpProxy.host_lookup)."""
         entry = self.cache.get(host)
         if entry is not None and entry.source == ROUTE_MISSING and (self.cache.is_fresh(entry) or not self.link.up):
@@ -250,12 +267,16 @@ class RouteStore:
                 continue
             self.host_sets[host] = wanted
             self.host_pools[host] = pool
+            if self.on_route is not None:
+                self.on_route(host, wanted)
 
     def _unroute(self, host: str) -> None:
         self.host_pools.pop(host, None)
         old = self.host_sets.pop(host, None)
         if old is not None:
             self.dynamic.release(old)
+            if self.on_route is not None:
+                self.on_route(host, ())
 
     # -- invalidation and refresh ------------------------------------------------------------------------
     def _message(self, data: str) -> None:
@@ -321,7 +342,8 @@ class RouteStore:
                 proxy.idle_pools[record] = IdlePool(proxy.settings.pool_max_idle, proxy.settings.pool_idle_timeout,
                                                     proxy.settings.pool_max_requests)
         if pool.spec.health.kind != "none":
-            checker = HealthChecker(pool.spec, pool.records, pool.health_changed, self.log.info, check_tls(pool))
+            checker = HealthChecker(pool.spec, pool.records, pool.health_changed, self.on_health or self.log.info,
+                                    check_tls(pool))
             checker.start()
             self.checkers[pool.name] = checker
         self.log.info("route store: pool %s created (template %s)", pool.name, self.settings.template)
