@@ -22,6 +22,7 @@ from rsp.logs import get_logger
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.sni_proxy import SniRouter
 from rsp.proxy.tcp_proxy import TcpProxy
 from rsp.tls_wiring import TcpFront, pools_for, tcp_acceptor_for, tls_context_for
 from rsp.transport.listener import Acceptor
@@ -97,6 +98,9 @@ class Server:
             store = self.config.route_store
             self.route_store = RouteClient(store, self.config.pools[store.template], self.pools, self.http_proxies,
                                            self.loop)
+            for front in self.tls_fronts:
+                if isinstance(front, SniRouter):
+                    front.routes = self.route_store  # SNI routing reads the store too
             self.route_store.start()
         for acceptor in self.acceptors:
             acceptor.start()

@@ -144,9 +144,10 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
     for i, route in enumerate(routes, start=1):
         if route.pool not in pools:
             ctx.fail(f"routes[{i}].pool", f"routes[{i}] names pool '{route.pool}', which is not defined")
+    tls = tls_settings(g, ctx, tuple(listeners), pools)
     return model.Config(
         routes=routes,
-        route_store=parse_route_store(g.get("route_store"), pools, listeners, ctx),
+        route_store=parse_route_store(g.get("route_store"), pools, listeners, ctx, bool(tls.sni)),
         http=_http(g.get("http", {}), "http", ctx),
         sandbox=sandbox,
         path=ctx.path,
@@ -160,7 +161,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
         stats=parse_stats(g.get("stats"), ctx, listeners),
         process=process_settings(g, ctx),
         lines=dict(ctx.lines),
-        tls=tls_settings(g, ctx, tuple(listeners), pools),
+        tls=tls,
     )
 
 

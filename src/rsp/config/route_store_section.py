@@ -21,12 +21,14 @@ MISSING_STATUSES = (502, 503)
 
 
 def parse_route_store(value: Any, pools: dict[str, model.Pool], listeners: list[model.Listener],
-                      ctx: Ctx) -> model.RouteStore | None:
+                      ctx: Ctx, sni_routing: bool = False) -> model.RouteStore | None:
+    """`sni_routing`: a TCP listener routes by SNI (it reads the store too: rsp.proxy.sni_proxy)."""
     if value is None:
         return None
     key = "route_store"
-    if not any(lst.mode == "http" for lst in listeners):
-        ctx.fail(key, "route_store routes HTTP requests by their Host: no listener has mode = \"http\"")
+    if not sni_routing and not any(lst.mode == "http" for lst in listeners):
+        ctx.fail(key, "route_store routes HTTP requests by their Host and TLS connections by their server name: "
+                      "no listener has mode = \"http\" or sni_routes")
     f = fields(value, key, ctx, ALLOWED_KEYS)
     d = model.RouteStore()
     url = as_string(f.get("url", d.url), f"{key}.url", ctx)

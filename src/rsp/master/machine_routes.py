@@ -65,7 +65,7 @@ class MachineRoutes:
 
     def answer(self, worker: str, host: str, pool: PoolRuntime | None, status: int) -> None:
         message: dict[str, Any] = {"t": control.ROUTE, "host": host, "status": status, "backends": [],
-                                   "cached": False}
+                                   "cached": False, "source": self._source(host)}
         if pool is not None:
             message["backends"] = encode_backends(pool.spec.backends)
             message["cached"] = self.store.host_pools.get(host) is pool
@@ -74,4 +74,10 @@ class MachineRoutes:
 
     def _changed(self, host: str, backends: BackendSet) -> None:
         get_logger().debug("route store: %s -> %s", host, ", ".join(b.label for b in backends) or "no route")
-        self.broadcast({"t": control.ROUTED, "host": host, "backends": encode_backends(backends)})
+        self.broadcast({"t": control.ROUTED, "host": host, "backends": encode_backends(backends),
+                        "source": self._source(host)})
+
+    def _source(self, host: str) -> str:
+        """Where the machine's answer for `host` comes from: its own key, the default route, or none."""
+        entry = self.store.cache.get(host)
+        return entry.source if entry is not None else ""

@@ -10,21 +10,25 @@ of a route the master sees (a refresh, a push, a TTL expiry) reaches every worke
 the machine has served keeps being served by every worker while Redis is down.
 
 A question the master does not answer within `lookup_timeout` plus ANSWER_MARGIN gets the missing status.
+
+SNI routing (rsp.proxy.sni_proxy) asks through `lookup_tls`: the name's own route, else the TLS default
+(`httpsDefault`), never the HTTP default.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from rsp.config.model import Backend, Pool
 from rsp.config.model import RouteStore as RouteStoreSettings
-from rsp.proxy.exchange import Exchange
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.http_upstream import IdlePool
 from rsp.proxy.pools import PoolRuntime
+from rsp.routestore.cache import ROUTE_HOST
 from rsp.routestore.dynamic_pools import BackendSet, DynamicPools, backend_set
+from rsp.routestore.schema import TLS_DEFAULT_HOST
 from rsp.upstream.records import BackendRecord
 
 # The master answers from its cache at once, or after its own Redis lookup (bounded by lookup_timeout).
@@ -34,6 +38,32 @@ SWEEP_INTERVAL: Final = 0.5
 
 Ask = Callable[[str], None]
 ApplyState = Callable[[Mapping[str, PoolRuntime], Mapping[str, Any]], object]
+
+
+class Waiter(Protocol):
+    """What waits for an answer: a request (rsp.proxy.exchange.Exchange) or an SNI lookup."""
+
+    def route_to(self, pool: PoolRuntime | None, status: int) -> None: ...
+
+
+class _TlsLookup:
+    """A server name's route for SNI routing: its own, else the TLS default's."""
+
+    __slots__ = ("client", "done", "host")
+
+    def __init__(self, client: RouteClient, name: str, done: Callable[[PoolRuntime | None], None]) -> None:
+        self.client = client
+        self.host = name
+        self.done = done
+
+    def route_to(self, pool: PoolRuntime | None, status: int) -> None:
+        if pool is not None and self.client.host_sources.get(self.host) == ROUTE_HOST:
+            self.done(pool)
+        elif self.host != TLS_DEFAULT_HOST:
+            self.host = TLS_DEFAULT_HOST
+            self.client.lookup_tls(TLS_DEFAULT_HOST, self.done)
+        else:
+            self.done(None)
 
 
 def encode_backends(backends: Sequence[Backend]) -> list[list[object]]:
@@ -57,7 +87,8 @@ class RouteClient:
                                     tls=template_runtime.tls if template_runtime is not None else None)
         self.host_pools: dict[str, PoolRuntime] = {}  # the hot dict, shared with every HttpProxy
         self.host_sets: dict[str, BackendSet] = {}
-        self.waiting: dict[str, list[Exchange]] = {}
+        self.host_sources: dict[str, str] = {}  # where each answer came from (a ROUTE_* of the master's cache)
+        self.waiting: dict[str, list[Waiter]] = {}
         self.asked_at: dict[str, float] = {}
         self.unasked: list[str] = []  # asked before the channel to the master was connected
         self.ask: Ask | None = None
@@ -85,7 +116,19 @@ class RouteClient:
             self._route_waiters(host, None)
 
     # -- the request side -------------------------------------------------------------------------------
-    def lookup(self, exchange: Exchange, host: str) -> None:
+    def lookup_tls(self, name: str, done: Callable[[PoolRuntime | None], None]) -> None:
+        """SNI routing: `done(pool)` with `name`'s own route, else the TLS default's, else None."""
+        pool = self.host_pools.get(name)
+        if pool is not None and self.host_sources.get(name) == ROUTE_HOST:
+            done(pool)
+            return
+        question = _TlsLookup(self, name, done)
+        if name == TLS_DEFAULT_HOST and pool is not None:
+            question.route_to(pool, self.settings.missing_status)
+            return
+        self.lookup(question, name)
+
+    def lookup(self, exchange: Waiter, host: str) -> None:
         """Route `exchange`, whose host is not in host_pools (HttpProxy.host_lookup): ask the master."""
         waiters = self.waiting.get(host)
         if waiters is not None:
@@ -115,6 +158,7 @@ class RouteClient:
                     self.dynamic.release(wanted)
             if pool is not None and message.get("state") and self.apply_state is not None:
                 self.apply_state(self.dynamic.pools, {pool.name: message["state"]})
+        self.host_sources[host] = str(message.get("source", ""))
         self._route_waiters(host, pool, int(message.get("status", self.settings.missing_status)))
 
     def changed(self, message: Mapping[str, Any]) -> None:
@@ -123,6 +167,7 @@ class RouteClient:
         items = message.get("backends") or []
         if items:
             self._route(host, decode_backends(items))
+            self.host_sources[host] = str(message.get("source", ""))
         else:
             self._unroute(host)
 
@@ -143,6 +188,7 @@ class RouteClient:
 
     def _unroute(self, host: str) -> None:
         self.host_pools.pop(host, None)
+        self.host_sources.pop(host, None)
         old = self.host_sets.pop(host, None)
         if old is not None:
             self.dynamic.release(old)

@@ -45,7 +45,15 @@ from rsp.routestore.bad_data import BadDataLog
 from rsp.routestore.cache import ROUTE_DEFAULT, ROUTE_HOST, ROUTE_MISSING, RouteCache
 from rsp.routestore.dynamic_pools import BackendSet, DynamicPools, backend_set
 from rsp.routestore.redis_link import REFRESH_BATCH, RedisLink, SetReply
-from rsp.routestore.schema import DEFAULT_HOST, INVALIDATE_ALL, backends_key, is_ip, normalise_host, parse_member
+from rsp.routestore.schema import (
+    DEFAULT_HOST,
+    INVALIDATE_ALL,
+    TLS_DEFAULT_HOST,
+    backends_key,
+    is_ip,
+    normalise_host,
+    parse_member,
+)
 
 # How often the refresher wakes without a push: TTL expiry and pool retirement are checked this often.
 SWEEP_INTERVAL: Final = 0.5
@@ -287,7 +295,8 @@ class RouteStore:
             self.again.update(self.refreshing)
             self.again.update(self.waiting)
         else:
-            host = normalise_host(data)
+            # The TLS default's key keeps its case (schema.TLS_DEFAULT_HOST); a host's is lower case.
+            host = data if data == TLS_DEFAULT_HOST else normalise_host(data)
             self.cache.invalidate(host)
             if host in self.refreshing or host in self.waiting:
                 self.again.add(host)
