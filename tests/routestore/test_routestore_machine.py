@@ -90,3 +90,26 @@ def test_a_route_written_by_another_tool_is_live_within_a_second(run_rsp: Launch
     assert body_of(rsp.port, "new.test") == "a"  # a host asked for the first time is looked up anyway
     client.delete("hostnames:new.test:backends")
     wait_until(rsp.port, "new.test", "status 503", PROPAGATION_BOUND)
+
+
+@WORKERS
+def test_a_config_with_only_a_route_store_needs_no_placeholder_backend(
+        run_rsp: Launch, redis_server: RedisServer, named_backend: Callable[[str], HttpBackend], workers: int) -> None:
+    a = named_backend("a")
+    routes(redis_server, "set", "only.test", f"127.0.0.1:{a.port}")
+    port = free_port()
+    rsp = run_rsp(f'listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http" }} }}\n'
+                  f'http = {{ access_log = "off" }}\nworkers = {workers}\n'
+                  f"route_store = {lua({'url': redis_server.url})}\n")  # no backends, no pools: the defaults
+    assert body_of(rsp.port, "only.test") == "a"
+    assert body_of(rsp.port, "nowhere.test") == "status 503"
+
+
+def test_the_template_pool_may_leave_out_backends(run_rsp: Launch, redis_server: RedisServer,
+                                                  named_backend: Callable[[str], HttpBackend]) -> None:
+    a = named_backend("a")
+    routes(redis_server, "set", "tmpl.test", f"127.0.0.1:{a.port}")
+    pools = {"apps": {"algorithm": "leastconn", "retries": 0}}  # settings only: the backends are Redis's
+    rsp = run_rsp(http_config(free_port(), [], pools=pools, pool="apps",
+                              extra=f"workers = 1\nroute_store = {lua({'url': redis_server.url, 'template': 'apps'})}"))
+    assert body_of(rsp.port, "tmpl.test") == "a"

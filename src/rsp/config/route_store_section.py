@@ -2,8 +2,10 @@
 
     route_store = { url = "redis://127.0.0.1:6379/0", template = "web" }
 
-Every other key has a default (model.RouteStore). The template pool must exist: dynamic pools built from
-the Redis-supplied backends copy its algorithm, health check, retries, timeouts and passive ejection.
+Every other key has a default (model.RouteStore). Dynamic pools built from the Redis-supplied backends copy
+the template pool's algorithm, health check, retries, timeouts, passive ejection and TLS; a template that
+names no defined pool is one of the defaults with no backend of its own (`add_template_pool`), so a config
+whose only backends are the store's needs no placeholder backend.
 """
 
 from __future__ import annotations
@@ -18,6 +20,23 @@ ALLOWED_KEYS = {"url", "prefix", "template", "ttl", "negative_ttl", "lookup_time
 # The URL schemes redis-py can connect to (and rsp's own spelling of a Sentinel deployment).
 URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://")
 MISSING_STATUSES = (502, 503)
+
+
+def store_template(value: Any) -> str | None:
+    """The template pool `route_store` names (None without a usable section: parse_route_store says why)."""
+    if not isinstance(value, dict):
+        return None
+    template = value.get("template", model.RouteStore().template)
+    return template if isinstance(template, str) else None
+
+
+def add_template_pool(value: Any, pools: dict[str, model.Pool], timeouts: model.Timeouts) -> None:
+    """A listener whose only backends come from the store needs no placeholder backend: when the template
+    names no defined pool, it is a pool of the defaults with no backend of its own (its hosts' pools get
+    their backends from Redis; a request the store cannot route gets the missing status)."""
+    template = store_template(value)
+    if template is not None and template not in pools:
+        pools[template] = model.Pool(template, (), connect_timeout=timeouts.connect)
 
 
 def parse_route_store(value: Any, pools: dict[str, model.Pool], listeners: list[model.Listener],
