@@ -3,9 +3,9 @@
     route_store = { url = "redis://127.0.0.1:6379/0", template = "web" }
 
 Every other key has a default (model.RouteStore). Dynamic pools built from the Redis-supplied backends copy
-the template pool's algorithm, health check, retries, timeouts, passive ejection and TLS; a template that
-names no defined pool is one of the defaults with no backend of its own (`add_template_pool`), so a config
-whose only backends are the store's needs no placeholder backend.
+the template pool's algorithm, health check, retries, timeouts, passive ejection and TLS; a template
+left unnamed, with no pool of the default name, is one of the defaults with no backend of its own
+(`add_template_pool`), so a config whose only backends are the store's needs no placeholder backend.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ def store_template(value: Any) -> str | None:
 
 
 def add_template_pool(value: Any, pools: dict[str, model.Pool], timeouts: model.Timeouts) -> None:
-    """A listener whose only backends come from the store needs no placeholder backend: when the template
-    names no defined pool, it is a pool of the defaults with no backend of its own (its hosts' pools get
-    their backends from Redis; a request the store cannot route gets the missing status)."""
+    """A listener whose only backends come from the store needs no placeholder backend: without a `template`
+    key and a pool of the default template's name, that pool is one of the defaults with no backend of its
+    own (its hosts' pools get their backends from Redis; a request the store cannot route gets the missing
+    status). A template named explicitly must be defined (a typo is an error, not an empty pool)."""
     template = store_template(value)
-    if template is not None and template not in pools:
+    if template is not None and isinstance(value, dict) and "template" not in value and template not in pools:
         pools[template] = model.Pool(template, (), connect_timeout=timeouts.connect)
 
 
