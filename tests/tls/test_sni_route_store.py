@@ -7,8 +7,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -20,15 +19,6 @@ from .conftest import CertSet, TlsHttpBackend, client_context
 
 IO_TIMEOUT = 10.0
 PROPAGATION_BOUND = 1.0  # a published change is live within this (docs/routestore.md)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def tls_get(port: int, context: ssl.SSLContext, name: str) -> bytes:

@@ -3,26 +3,14 @@ with the template's CA and name (rsp.routestore.dynamic_pools, rsp.proxy.pools.B
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from support.http_client import get, http_config, lua
 from support.redis_server import RedisServer
 from support.rsp_process import RspProcess, free_port
 
 from .conftest import CertSet, TlsHttpBackend
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_redis_supplied_pool_gets_the_template_tls(run_rsp: Callable[..., RspProcess], redis_server: RedisServer,

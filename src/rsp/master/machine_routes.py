@@ -47,7 +47,7 @@ class MachineRoutes:
         assert settings is not None
         self.send = send
         self.broadcast = broadcast
-        self.store = RouteStore(settings, config.pools[settings.template], pools, [], loop,
+        self.store = RouteStore(settings, config.pools[settings.template], pools, loop,
                                 on_route=self._changed, on_health=health_changed)
 
     async def start(self) -> None:

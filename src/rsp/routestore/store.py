@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from redis.exceptions import RedisError
@@ -38,8 +38,6 @@ from rsp.config.model import Backend, Pool
 from rsp.config.model import RouteStore as RouteStoreSettings
 from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger
-from rsp.proxy.http_proxy import HttpProxy
-from rsp.proxy.http_upstream import IdlePool
 from rsp.proxy.pools import PoolRuntime, check_tls
 from rsp.routestore.bad_data import BadDataLog
 from rsp.routestore.cache import ROUTE_DEFAULT, ROUTE_HOST, ROUTE_MISSING, RouteCache
@@ -77,7 +75,7 @@ class RouteWaiter(Protocol):
 
 class RouteStore:
     def __init__(self, settings: RouteStoreSettings, template: Pool, pools: dict[str, PoolRuntime],
-                 proxies: Sequence[HttpProxy], loop: asyncio.AbstractEventLoop,
+                 loop: asyncio.AbstractEventLoop,
                  clock: Callable[[], float] | None = None,
                  on_route: Callable[[str, BackendSet], None] | None = None,
                  on_health: Callable[[str], None] | None = None) -> None:
@@ -89,14 +87,13 @@ class RouteStore:
         self.loop = loop
         self.clock: Callable[[], float] = clock if clock is not None else loop.time
         self.log = get_logger()
-        self.proxies = list(proxies)
         self.cache = RouteCache(settings.ttl, settings.negative_ttl, self.clock)
         template_runtime = pools.get(template.name)
         self.dynamic = DynamicPools(template, pools, self.clock, self._pool_created, self._pool_retired,
                                     tls=template_runtime.tls if template_runtime is not None else None)
         self.link = RedisLink(settings, self._message, self._connected, self.log.warning, self.clock)
         self.bad = BadDataLog(self.log.warning, self.clock)
-        self.host_pools: dict[str, PoolRuntime] = {}  # the hot dict, shared with every HttpProxy
+        self.host_pools: dict[str, PoolRuntime] = {}  # host -> the pool of its route: what the machine knows
         self.host_sets: dict[str, BackendSet] = {}  # the backend set each host's pool is, for release
         self.default_route: tuple[Backend, ...] | None = None  # last known default, () when none
         self.default_fetched = 0.0
@@ -110,9 +107,6 @@ class RouteStore:
         self._kick = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
-        for proxy in self.proxies:
-            proxy.host_pools = self.host_pools
-            proxy.host_lookup = self.lookup
 
     # -- life -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -136,7 +130,7 @@ class RouteStore:
 
     # -- the request side -------------------------------------------------------------------------------
     def lookup(self, exchange: RouteWaiter, host: str) -> None:
-        """Route `exchange`, whose host is not in host_pools (HttpProxy.host_lookup)."""
+        """Route `exchange` (a worker's question: rsp.master.machine_routes), whose host is not in host_pools."""
         entry = self.cache.get(host)
         if entry is not None and entry.source == ROUTE_MISSING and (self.cache.is_fresh(entry) or not self.link.up):
             exchange.route_to(None, self.settings.missing_status)
@@ -346,10 +340,6 @@ class RouteStore:
 
     # -- dynamic pools' wiring ------------------------------------------------------------------------------
     def _pool_created(self, pool: PoolRuntime) -> None:
-        for proxy in self.proxies:
-            for record in pool.records:
-                proxy.idle_pools[record] = IdlePool(proxy.settings.pool_max_idle, proxy.settings.pool_idle_timeout,
-                                                    proxy.settings.pool_max_requests)
         if pool.spec.health.kind != "none":
             checker = HealthChecker(pool.spec, pool.records, pool.health_changed, self.on_health or self.log.info,
                                     check_tls(pool))
@@ -358,11 +348,6 @@ class RouteStore:
         self.log.info("route store: pool %s created (template %s)", pool.name, self.settings.template)
 
     def _pool_retired(self, pool: PoolRuntime) -> None:
-        for proxy in self.proxies:
-            for record in pool.records:
-                idle = proxy.idle_pools.pop(record, None)
-                if idle is not None:
-                    idle.close_all()
         checker = self.checkers.pop(pool.name, None)
         if checker is not None:
             self._spawn(checker.stop())

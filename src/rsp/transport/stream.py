@@ -288,12 +288,8 @@ class SocketStream(Watcher):
         for now (EAGAIN), at the end of data, or after a failure (each handled here)."""
         try:
             data = self._recv(READ_SIZE)
-        except (BlockingIOError, InterruptedError):
-            self._maybe_readable = False
-            return 0
         except OSError as exc:
-            self._fail(exc)
-            return 0
+            return self._read_failed(exc)
         if len(data) == 0:
             self._maybe_readable = False
             self._on_end_of_data()
@@ -308,6 +304,15 @@ class SocketStream(Watcher):
             self._internal_error(exc)
             return 0
         return len(data)
+
+    @final
+    def _read_failed(self, exc: OSError) -> int:
+        """A read raised: nothing more for now (EAGAIN), or the connection is gone. `_receive`'s 0."""
+        if isinstance(exc, (BlockingIOError, InterruptedError)):
+            self._maybe_readable = False
+        else:
+            self._fail(exc)
+        return 0
 
     @final
     def _on_end_of_data(self) -> None:

@@ -135,12 +135,8 @@ class TlsStream(SocketStream):
     def _receive(self) -> int:
         try:
             n = self._recv_into(_RECV_VIEW)
-        except (BlockingIOError, InterruptedError):
-            self._maybe_readable = False
-            return 0
         except OSError as exc:
-            self._fail(exc)
-            return 0
+            return self._read_failed(exc)
         if n == 0:
             self._maybe_readable = False
             self._eof_received = True  # the socket's end; the protocol hears of it after the plaintext before it
