@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from master.master_support import admin, eventually
+from rsp.admin.commands import MAX_COMMAND_BYTES
 from support.http_backends import HttpBackend
 from support.http_client import get, http_config, lua
 from support.stats_client import metrics, stats_json, value
@@ -85,3 +87,16 @@ def test_admin_reload_and_one_set_of_commands(run_rsp: Run, start_backend: Start
     serving = [w for w in admin(sock, "show workers")["workers"] if w["role"] == "serving"]
     assert len(serving) == workers
     assert admin(sock, "no such command")["error"]
+
+
+@WORKERS
+def test_one_admin_server_answers_an_overlong_line_and_survives_a_silent_client(
+        run_rsp: Run, start_backend: Start, free_port: Port, tmp_path: Path, workers: int) -> None:
+    a = start_backend(HttpBackend, name="a")
+    sock = str(tmp_path / "admin.sock")
+    run_rsp(http_config(free_port(), [a.port], extra=f'workers = {workers}\nadmin_socket = "{sock}"'))
+    with socket.socket(socket.AF_UNIX) as silent:  # connects, sends nothing, goes away
+        silent.connect(sock)
+    reply = admin(sock, "show backends " + "x" * (3 * MAX_COMMAND_BYTES))
+    assert "error" in reply  # the line's start is the command: an unknown pool, answered, not dropped
+    assert admin(sock, "show backends")["default"][0]["state"] == "up"

@@ -58,11 +58,10 @@ async def start_admin_socket(path: str, answer: Answer) -> AdminSocket:
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            try:
-                raw = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
-            except ValueError:  # a line over the limit: take its start, as the command's words come first
-                raw = await reader.read(MAX_COMMAND_BYTES)
-            line = raw[:MAX_COMMAND_BYTES].decode("utf-8", "replace").strip()
+            raw = await asyncio.wait_for(read_command(reader), READ_TIMEOUT)
+            if not raw:
+                return  # connected and went away: nothing to answer
+            line = raw.decode("utf-8", "replace").strip()
             get_logger().info("admin command: %s", line)
             writer.write((await answer(line)).encode() + b"\n")
             await writer.drain()
@@ -71,9 +70,21 @@ async def start_admin_socket(path: str, answer: Answer) -> AdminSocket:
         finally:
             writer.close()
 
-    server = await asyncio.start_unix_server(client, path, limit=MAX_COMMAND_BYTES * 2)
+    server = await asyncio.start_unix_server(client, path)
     os.chmod(path, 0o600)  # the runtime API can drain backends and reload: owner only
     return AdminSocket(server, path)
+
+
+async def read_command(reader: asyncio.StreamReader) -> bytes:
+    """The command line: up to the first newline, the end of the client's data, or MAX_COMMAND_BYTES (a
+    longer line is cut there and answered: its words come first)."""
+    data = b""
+    while b"\n" not in data and len(data) < MAX_COMMAND_BYTES:
+        chunk = await reader.read(MAX_COMMAND_BYTES)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0][:MAX_COMMAND_BYTES]
 
 
 def admin_request(path: str, command: str, timeout: float = 5.0) -> str:
