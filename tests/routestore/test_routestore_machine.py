@@ -113,3 +113,18 @@ def test_the_template_pool_may_leave_out_backends(run_rsp: Launch, redis_server:
     rsp = run_rsp(http_config(free_port(), [], pools=pools, pool="apps",
                               extra=f"workers = 1\nroute_store = {lua({'url': redis_server.url, 'template': 'apps'})}"))
     assert body_of(rsp.port, "tmpl.test") == "a"
+
+
+@WORKERS
+def test_a_reload_keeps_the_routes_the_machine_knows_with_redis_down(
+        run_rsp: Launch, redis_server: RedisServer, named_backend: Callable[[str], HttpBackend], workers: int) -> None:
+    a = named_backend("a")
+    routes(redis_server, "set", "kept.test", f"127.0.0.1:{a.port}")
+    sock = f"/tmp/rsp-routestore-{free_port()}.sock"
+    rsp = run_rsp(store_config(free_port(), redis_server, workers=workers) + f'admin_socket = "{sock}"\n')
+    assert body_of(rsp.port, "kept.test") == "a"
+    redis_server.kill()
+    assert rsp.wait_for_stderr("unreachable", 5.0) is not None
+    result = run_cli("reload", "--admin", sock)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [body_of(rsp.port, "kept.test") for _ in range(2 * workers)] == ["a"] * (2 * workers)

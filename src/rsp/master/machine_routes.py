@@ -50,7 +50,10 @@ class MachineRoutes:
         self.store = RouteStore(settings, config.pools[settings.template], pools, loop,
                                 on_route=self._changed, on_health=health_changed)
 
-    async def start(self) -> None:
+    async def start(self, previous: MachineRoutes | None = None) -> None:
+        """`previous`: the store of the config before a reload, whose routes this one starts from."""
+        if previous is not None:
+            self.store.adopt(previous.store)
         await self.store.start()
 
     async def stop(self) -> None:

@@ -166,13 +166,13 @@ class Master:
             self._close_listeners(set())
             raise
 
-    async def _start_routes(self, config: Config, pools: dict[str, PoolRuntime]) -> None:
-        """The route store of `config`, on `pools` (its Redis-supplied pools join them); the one before stops."""
+    async def _start_routes(self, config: Config, pools: dict[str, PoolRuntime]) -> MachineRoutes | None:
+        """The route store of `config`, on `pools` (its Redis-supplied pools join them), from the routes the
+        one before knew (a reload); it answers the workers from now on. Returns the one before (to stop, or
+        to put back if the reload fails)."""
         old, self.routes = self.routes, None
-        if old is not None:
-            self._spawn(old.stop())
         if config.route_store is None:
-            return
+            return old
         from rsp.master.machine_routes import MachineRoutes  # imports redis: only for configs that use it
 
         def health_changed(message: str) -> None:
@@ -180,7 +180,8 @@ class Master:
             get_logger().info("%s", message)
 
         self.routes = MachineRoutes(config, pools, self.loop, self._send_to, self._send_all, health_changed)
-        await self.routes.start()
+        await self.routes.start(old)
+        return old
 
     def _send_to(self, name: str, message: dict[str, Any]) -> None:
         handle = self.handles.get(name)
@@ -428,17 +429,23 @@ class Master:
         self.listening.update(new_sockets)
         old = self.generation
         generation = self._new_generation(config, self._build_pools(config))
+        # The new store first: the new workers ask it, and it starts from what the machine knows.
+        old_routes = await self._start_routes(config, generation.pools)
         try:
             await self._start_workers(generation)
         except StartupError as exc:
             for key, sock in new_sockets.items():
                 sock.close()
                 del self.listening[key]
+            if self.routes is not None:
+                self._spawn(self.routes.stop())
+            self.routes = old_routes
             get_logger().error("reload refused, the running config stays: %s", exc)
             return {"error": f"reload refused: {exc}"}
+        if old_routes is not None:
+            self._spawn(old_routes.stop())
         self.generation = generation
         self.pools = generation.pools
-        await self._start_routes(config, self.pools)
         if self.apps is not None:
             self.apps.move_to(self.pools)  # the apps are not reloaded: they join the new generation's pools
         self.config = config

@@ -123,6 +123,21 @@ class RouteStore:
         await asyncio.gather(*(c.stop() for c in self.checkers.values()), return_exceptions=True)
         self.checkers.clear()
 
+    def adopt(self, old: RouteStore) -> None:
+        """Start from what `old` (the store of the config before a reload) knew: every host keeps its route,
+        with Redis down too, on this store's pools; each is asked again at once (the prefix or the template
+        may have changed)."""
+        if old.default_route is not None:
+            self._set_default(old.default_route)
+        routes: dict[str, Route] = {}
+        for host in old.cache:
+            entry = old.cache.get(host)
+            if entry is not None:
+                routes[host] = (entry.backends, entry.source)
+        self._apply(routes)
+        self.cache.invalidate_all()
+        self._kick.set()
+
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = self.loop.create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
