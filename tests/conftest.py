@@ -6,6 +6,7 @@
   every process is stopped at teardown (SIGTERM, then SIGKILL of its process group).
 - `start_backend(cls, *args, **kwargs)`  -> a started backend from support.backends, stopped at teardown
 - `echo_backend`, `sized_backend`        -> ready-made started backends
+- `redis_server`                          -> a real redis-server on loopback, one per test (support.redis_server)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(_NATIVE_PROBLEM, returncode=3)
 
 from support.backends import BackendServer, EchoBackend, SizedBackend  # noqa: E402
+from support.redis_server import RedisServer  # noqa: E402
 from support.rsp_process import RspProcess  # noqa: E402
 from support.rsp_process import free_port as _free_port  # noqa: E402
 
@@ -93,3 +95,12 @@ def echo_backend() -> Iterator[EchoBackend]:
 def sized_backend() -> Iterator[SizedBackend]:
     with SizedBackend() as server:
         yield server
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -22,10 +22,8 @@ from rsp.commands.config_arg import CONFIG_ENV, add_config_option, chosen_config
 from rsp.config.lua_loader import load_config
 from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError, StartupError
-from rsp.filter_wiring import filters_for
 from rsp.logs import get_logger, setup_logging
 from rsp.lua.compile import runtime_description
-from rsp.lua_wiring import prepare_shared
 from rsp.master.machine_admin import MACHINE_HELP
 from rsp.master.master import Master
 from rsp.native import build_description
@@ -33,7 +31,6 @@ from rsp.pidfile import remove_pid_file, running_master, write_pid_file
 from rsp.preflight import admin_socket_error, check_startable, located
 from rsp.proctitle import master_title, set_title
 from rsp.sd_notify import notify
-from rsp.server import Server
 from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
 
 DESCRIPTION = """\
@@ -114,12 +111,9 @@ def run(config: Config) -> None:
         except StartupError as exc:
             raise admin_socket_error(config, exc) from None
     try:
-        server: Server | Master
-        if config.process.workers == 1:
-            prepare_shared(config, fresh=True)
-            server = Server(config, loop, filters_for=filters_for(config, loop))
-        else:
-            server = Master(config, loop)
+        # One model for any number of workers (docs/architecture.md, "Where state lives"): the master owns what
+        # is one per machine, and serves through its workers, even when there is one.
+        server = Master(config, loop)
         if pid_file:  # before the Started lines: whoever sees them finds the pid file (removed if start fails)
             if (other := running_master(pid_file)) is not None:
                 raise StartupError(f"pid_file {pid_file}: rsp is already running as pid {other}")
@@ -131,7 +125,7 @@ def run(config: Config) -> None:
         gc.freeze()
         logger.info("rsp %s (%s) running with %s (config %s)%s", __version__, build_description(),
                     "rsp's epoll loop" if choice.kind == LOOP_RSP else type(loop).__module__, config.path,
-                    f" as the master of {config.process.workers} workers" if isinstance(server, Master) else "")
+                    f" as the master of {config.process.workers} worker(s)")
         loop.run_until_complete(server.wait_stopped())
     finally:
         if pid_file:

@@ -1,7 +1,11 @@
-"""The server: binds listeners, wires pools to proxies, runs periodic housekeeping, stops gracefully.
+"""One worker's server: serves the listening sockets the master bound, wires pools to proxies, runs periodic
+housekeeping, stops gracefully.
 
-One process, one event loop. Housekeeping (idle timeouts, passive-health cool-downs, drain progress) runs
-from one timer tick instead of a timer per connection: a connection costs no timer while it lives.
+What is one per machine (health checks, the admin socket, the stats endpoint, the sandboxed apps, reload) is
+the master's (rsp.master), with one worker or many; the worker learns of it through its control channel
+(docs/architecture.md, "Where state lives"). One process, one event loop. Housekeeping (idle timeouts,
+passive-health cool-downs, drain progress) runs from one timer tick instead of a timer per connection: a
+connection costs no timer while it lives.
 """
 
 from __future__ import annotations
@@ -9,33 +13,26 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Final
 
-from rsp.admin.socket_server import AdminSocket, start_admin_socket
 from rsp.config.model import Config, Listener
-from rsp.errors import StartupError
-from rsp.health.checker import HealthChecker
-from rsp.logs import get_logger, reopen_logs, stamped
-from rsp.metrics.endpoint import StatsEndpoint, local_machine
-from rsp.metrics.snapshot import snapshot
+from rsp.logs import get_logger
 from rsp.pipeline.phases import Chain, Filter
-from rsp.preflight import admin_socket_error, bind_configured, stats_bind_error
 from rsp.proxy.access_log import AccessLog
 from rsp.proxy.h2_front import Http2Front
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.sni_proxy import SniRouter
 from rsp.proxy.tcp_proxy import TcpProxy
-from rsp.tls_wiring import TcpFront, backend_tls_for, tcp_acceptor_for, tls_context_for
+from rsp.tls_wiring import TcpFront, pools_for, tcp_acceptor_for, tls_context_for
 from rsp.transport.listener import Acceptor
 from rsp.transport.relay import SharedBuffer
 from rsp.upstream.records import BackendRecord
 
-if TYPE_CHECKING:  # imported only for configs that use them: pyroute2 and redis cost start-up time otherwise
-    from rsp.routestore.store import RouteStore
-    from rsp.sandbox.manager import AppManager
+if TYPE_CHECKING:
+    from rsp.routestore.client import RouteClient
 
 # Housekeeping period: idle timeouts are enforced to within one tick (HAProxy's timers are ms-precise,
 # nginx's to its timer resolution; a second is plenty for timeouts measured in minutes). Short timeouts
@@ -44,18 +41,13 @@ MAX_TICK: Final = 1.0
 
 
 class Server:
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, out: TextIO = sys.stdout,
-                 listen_sockets: Sequence[socket.socket] | None = None, worker: bool = False,
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop, listen_sockets: Sequence[socket.socket],
                  filters_for: Callable[[Listener], list[Filter]] | None = None) -> None:
-        """`worker`: a worker process under rsp.master, serving `listen_sockets` (bound by the master, one per
-        listener in config order). The master runs the health checks and the admin socket and prints the
-        Started lines, so a worker does none of these. `filters_for`: the filters of each HTTP listener, in
-        order (rsp.pipeline.phases; called once per listener at start); none by default."""
+        """`listen_sockets`: bound by the master, one per listener in config order. `filters_for`: the filters
+        of each HTTP listener, in order (rsp.filter_wiring; called once per listener at start); none by default."""
         self.config = config
-        self.listen_sockets = list(listen_sockets) if listen_sockets is not None else None
-        self.worker = worker
+        self.listen_sockets = list(listen_sockets)
         self.loop = loop
-        self.out = out
         self.pools: dict[str, PoolRuntime] = {}
         self.proxies: list[TcpProxy] = []
         self.acceptors: list[Acceptor] = []
@@ -70,50 +62,30 @@ class Server:
         self._draining = False
         self._drain_deadline = 0.0
         self._drain_linger = 0.0
-        self.admin: AdminSocket | None = None
-        self.checkers: list[HealthChecker] = []
         self.http_proxies: list[HttpProxy] = []
         self.h2_fronts: list[Http2Front] = []  # the HTTP/2 connections of listeners with `http2`
         self.tls_fronts: list[TcpFront] = []  # TCP listeners' TLS termination and SNI peeking
         self.access_log: AccessLog | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self.route_store: RouteStore | None = None
-        # Metrics (rsp.metrics): each listener with its proxy, in config order; the stats endpoint.
+        self.route_store: RouteClient | None = None  # the machine's routes, asked of the master
+        # Metrics (rsp.metrics): each listener with its proxy, in config order.
         self.listening: list[tuple[Listener, HttpProxy | TcpProxy]] = []
-        self.stats: StatsEndpoint | None = None
         self.started = time.time()
-        self.apps: AppManager | None = None
         self.filters_for = filters_for
 
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Bind every listener, then announce each. Raises StartupError (and binds nothing) on failure."""
-        sockets: list[socket.socket] = list(self.listen_sockets or ())
-        try:
-            if self.listen_sockets is None:
-                for listener in self.config.listeners:
-                    sockets.append(bind_configured(self.config, listener.key, listener.host, listener.port))
-            for name, spec in self.config.pools.items():
-                self.pools[name] = PoolRuntime(spec, self.loop.time)
-        except StartupError:
-            for sock in sockets:
-                sock.close()
-            raise
-        try:  # TLS: certificates and CAs are read now (a pure function of the config: a reload rereads them)
-            backend_tls = backend_tls_for(self.config, self.pools)
-            tls_contexts = [tls_context_for(self.config, listener) for listener in self.config.listeners]
-        except Exception:
-            for sock in sockets:
-                sock.close()
-            raise
-        for listener, sock, tls in zip(self.config.listeners, sockets, tls_contexts, strict=True):
+        """Build the proxies on the listening sockets and start accepting."""
+        # TLS: certificates and CAs are read now (a pure function of the config: a reload rereads them)
+        self.pools.update(pools_for(self.config, self.loop.time))
+        tls_contexts = [tls_context_for(self.config, listener) for listener in self.config.listeners]
+        for listener, sock, tls in zip(self.config.listeners, self.listen_sockets, tls_contexts, strict=True):
             if listener.mode == "http":
                 if self.access_log is None:
                     self.access_log = AccessLog(self.config.http.access_log, self.config.http.access_log_path)
                 filters = self.filters_for(listener) if self.filters_for is not None else []
                 http = HttpProxy(self.loop, self.config, self.pools, listener.pool, self.access_log, tls=tls,
-                                 backend_tls=backend_tls, chain=Chain(filters) if filters else None,
-                                 server_port=sock.getsockname()[1])
+                                 chain=Chain(filters) if filters else None, server_port=sock.getsockname()[1])
                 self.http_proxies.append(http)
                 self.listening.append((listener, http))
                 # With `http2`, the first read chooses HTTP/2 or HTTP/1.1 (rsp.proxy.h2_front).
@@ -134,74 +106,21 @@ class Server:
         for pool in self.pools.values():
             pool.on_backends_changed = self._backends_changed
         if self.config.route_store is not None:
-            from rsp.routestore.store import RouteStore  # imports redis: only for configs that use it
+            from rsp.routestore.client import RouteClient
 
             store = self.config.route_store
-            self.route_store = RouteStore(store, self.config.pools[store.template], self.pools, self.http_proxies,
-                                          self.loop)
-            await self.route_store.start()
-        if self.config.admin_socket and not self.worker:
-            try:
-                self.admin = await start_admin_socket(self.config.admin_socket, self.pools)
-            except (OSError, StartupError) as exc:
-                for acceptor in self.acceptors:
-                    acceptor.stop()
-                raise admin_socket_error(self.config, exc) from exc
-        if self.config.stats is not None and not self.worker:  # with workers, the master serves it
-            await self._start_stats(self.config.stats.host, self.config.stats.port, self.config.stats.refresh)
-        # Sandboxed apps (rsp.sandbox): started, joining pools when ready; with workers, by the master.
-        if (config_apps := self.config.sandbox.apps) and not self.worker:
-            from rsp.sandbox.manager import AppManager
-
-            # Joins and leaves reach the HTTP listeners through PoolRuntime.on_backends_changed.
-            self.apps = AppManager(self.config.sandbox, self.config.path, self.loop, self.pools)
-            try:
-                await self.apps.start()
-            except StartupError:
-                for acceptor in self.acceptors:
-                    acceptor.stop()
-                if self.admin is not None:
-                    self.admin.close()
-                raise
-            get_logger().info("sandbox: %d app(s) starting", len(config_apps))
-        for pool in self.pools.values():
-            if pool.spec.health.kind != "none" and not self.worker:
-                pool_tls = backend_tls.get(pool.name)
-                checker = HealthChecker(pool.spec, pool.records, pool.health_changed, get_logger().info,
-                                        (pool_tls.context, pool_tls.names) if pool_tls is not None else None)
-                checker.start()
-                self.checkers.append(checker)
+            self.route_store = RouteClient(store, self.config.pools[store.template], self.pools, self.http_proxies,
+                                           self.loop)
+            for front in self.tls_fronts:
+                if isinstance(front, SniRouter):
+                    front.routes = self.route_store  # SNI routing reads the store too
+            self.route_store.start()
         for acceptor in self.acceptors:
             acceptor.start()
         self._stopped = self.loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.request_shutdown, sig)
-        if not self.worker:  # a worker's USR1 is set by rsp.master.worker; the master's by the master
-            self.loop.add_signal_handler(signal.SIGUSR1, reopen_logs)
         self._tick_handle = self.loop.call_later(self.tick_interval, self._tick)
-        if self.worker:
-            return
-        for port in self.ports:
-            self.out.write(stamped(f"Started.  Listening on port {port}.") + "\n")
-        self.out.flush()
-
-    async def _start_stats(self, host: str, port: int, refresh: float) -> None:
-        """Single process: the stats endpoint gathers this process's own snapshot."""
-
-        async def gather() -> list[dict[str, object]]:
-            return [snapshot(self)]
-
-        self.stats = StatsEndpoint(self.loop, host, port, gather, local_machine(self.started), refresh)
-        try:
-            await self.stats.start()
-        except OSError as exc:
-            self.stats = None
-            for acceptor in self.acceptors:
-                acceptor.stop()
-            if self.admin is not None:
-                self.admin.close()
-            raise stats_bind_error(self.config, host, port, exc) from exc
-        get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", host, self.stats.port)
 
     @property
     def ports(self) -> list[int]:
@@ -215,11 +134,9 @@ class Server:
             for result in await asyncio.gather(*self._background, return_exceptions=True):
                 if isinstance(result, Exception):
                     get_logger().error("while stopping: %s", result, exc_info=result)
-        if self.apps is not None:
-            self._remove_signal_handlers()
 
     def _remove_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT) if self.worker else (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.remove_signal_handler(sig)
 
     # -- housekeeping --------------------------------------------------------------------------------
@@ -299,17 +216,9 @@ class Server:
                 pool.close_all()
         if self.access_log is not None:
             self.access_log.close()
-        if self.admin is not None:
-            self.admin.close()
-            self.admin = None
-        if self.stats is not None:
-            self.stats.close()
-            self.stats = None
-        stops = [checker.stop() for checker in self.checkers]
+        stops = []
         if self.route_store is not None:
             stops.append(self.route_store.stop())
-        if self.apps is not None:
-            stops.append(self.apps.stop())
         for stop in stops:
             spawn_stop = self.loop.create_task(stop)
             self._background.add(spawn_stop)
@@ -317,10 +226,7 @@ class Server:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
-        if self.apps is None:
-            self._remove_signal_handlers()
-        # else after the apps have stopped (wait_stopped): a second SIGTERM meanwhile (systemd, `timeout`)
-        # must not kill rsp half-way through removing the apps' namespaces.
+        self._remove_signal_handlers()
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
-        get_logger().info("stopped" if self.worker else "rsp stopped")  # a worker's line names the worker
+        get_logger().info("stopped")

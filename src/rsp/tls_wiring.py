@@ -12,12 +12,11 @@ import ssl
 from collections.abc import Callable
 
 from rsp.config.model import Config, Listener
-from rsp.proxy.pools import PoolRuntime
-from rsp.proxy.session_io import BackendTls
+from rsp.proxy.pools import BackendTls, PoolRuntime
 from rsp.proxy.sni_proxy import SniRouter
 from rsp.proxy.tcp_proxy import TcpProxy
 from rsp.proxy.tls_tcp import TlsTcpFront
-from rsp.tls.client_context import backend_server_name, build_backend_context
+from rsp.tls.client_context import build_backend_context
 from rsp.tls.server_context import build_tls_server, listener_alpn
 
 AcceptHandler = Callable[[socket.socket, tuple[object, ...]], None]
@@ -34,13 +33,16 @@ def tls_context_for(config: Config, listener: Listener) -> ssl.SSLContext | None
     return build_tls_server(config, spec, listener_alpn(listener.mode, http2)).context
 
 
-def backend_tls_for(config: Config, pools: dict[str, PoolRuntime]) -> dict[str, BackendTls]:
-    out: dict[str, BackendTls] = {}
-    for name, spec in config.tls.pools.items():
-        pool = pools[name]
-        names = [backend_server_name(spec, b) for b in pool.spec.backends]
-        out[name] = BackendTls(build_backend_context(config, spec), names)
-    return out
+def backend_tls_for(config: Config) -> dict[str, BackendTls]:
+    """The TLS of each pool that has `tls`, by pool name: given to its PoolRuntime when it is built (and, by
+    the route store, to the pools built from it as a template)."""
+    return {name: BackendTls(build_backend_context(config, spec), spec) for name, spec in config.tls.pools.items()}
+
+
+def pools_for(config: Config, clock: Callable[[], float]) -> dict[str, PoolRuntime]:
+    """Every pool of the config at run time, each with its TLS."""
+    tls = backend_tls_for(config)
+    return {name: PoolRuntime(spec, clock, tls.get(name)) for name, spec in config.pools.items()}
 
 
 def tcp_acceptor_for(config: Config, listener: Listener, proxy: TcpProxy, tls: ssl.SSLContext | None,

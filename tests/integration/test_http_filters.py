@@ -53,14 +53,14 @@ def serve(config_text: str, filters: list[Filter]) -> Iterator[int]:
             def filters_for(listener: Listener) -> list[Filter]:
                 return filters
 
-            with open(os.devnull, "w") as out:
-                # Bound here on a free port (the config's port is a placeholder; a config refuses port 0).
-                sock = bind_listener("127.0.0.1", 0)
-                server = Server(config, loop, out=out, listen_sockets=[sock], filters_for=filters_for)
-                loop.run_until_complete(server.start())
-                os.write(write_fd, b"%d\n" % server.ports[0])
-                os.close(write_fd)
-                loop.run_until_complete(server.wait_stopped())
+            # Bound here on a free port (the config's port is a placeholder; a config refuses port 0). The
+            # worker's Server alone: the filters are Python objects, which the master cannot hand a worker.
+            sock = bind_listener("127.0.0.1", 0)
+            server = Server(config, loop, [sock], filters_for=filters_for)
+            loop.run_until_complete(server.start())
+            os.write(write_fd, b"%d\n" % server.ports[0])
+            os.close(write_fd)
+            loop.run_until_complete(server.wait_stopped())
             code = 0
         except BaseException:
             traceback.print_exc()  # the child's failure, in the test's captured output

@@ -194,7 +194,9 @@ def test_drain_and_ready_through_the_runtime_api(start_backend: Start, run_rsp: 
     b = start_backend(NamedBackend, "b")
     port = free_port()
     sock_path = tmp_path / "admin.sock"
-    run_rsp(pool_config(port, [backend_entry(a), backend_entry(b)], admin_path=sock_path))
+    # workers = 1: the two held connections take a and b only under one balancer's rotation (each worker has
+    # its own, docs/workers.md); the runtime API itself is the master's with any number.
+    run_rsp(pool_config(port, [backend_entry(a), backend_entry(b)], admin_path=sock_path, extra="workers = 1"))
     live = [hold(port) for _ in range(2)]
     try:
         reply = admin(sock_path, "drain default b")

@@ -1,4 +1,4 @@
-"""merge(): counters and gauges summed, states by majority (ties: first), last check the latest (pure)."""
+"""merge(): counters and gauges summed, states by majority (ties: first), health results the machine's (pure)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from rsp.errors import MetricsError
 from rsp.metrics.merge import majority, merge
+from rsp.metrics.snapshot import with_health
 from support.snapshots import backend, snap
 
 
@@ -50,12 +51,22 @@ def test_state_by_majority_and_first_on_tie() -> None:
     assert majority(["x", "y", "y", "x", "z"]) == "x"
 
 
-def test_last_check_is_the_most_recent() -> None:
-    merged = merge([snap(1, [backend("a", last="ok", last_time=50.0)]),
-                    snap(2, [backend("a", last="connection refused", last_time=60.0)]),
-                    snap(3, [backend("a", last="", last_time=None)])])
-    b = merged["pools"][0]["backends"][0]
+def test_health_results_are_the_machines_not_summed() -> None:
+    """Checks run once per machine (the master): its results, put into every worker's snapshot, are taken
+    as they are; summing them would count each check once per worker."""
+    checks = {"web": {"a": {"checks_ok": 7, "checks_fail": 2, "last_check": "connection refused",
+                            "last_check_time": 60.0}}}
+    workers = [with_health(snap(pid, [backend("a", ok=3)]), checks) for pid in (1, 2, 3)]
+    b = merge(workers)["pools"][0]["backends"][0]
+    assert (b["checks_ok"], b["checks_fail"]) == (7, 2)
     assert (b["last_check"], b["last_check_time"]) == ("connection refused", 60.0)
+    assert b["responses"]["2xx"] == 9  # traffic is still summed
+
+
+def test_with_health_leaves_unknown_backends_alone() -> None:
+    one = with_health(snap(1, [backend("a", ok=1), backend("b", ok=2)]), {"web": {"a": {"checks_ok": 5}}})
+    a, b = one["pools"][0]["backends"]
+    assert a["checks_ok"] == 5 and b["checks_ok"] == 2
 
 
 def test_backends_reported_by_some_workers_only() -> None:

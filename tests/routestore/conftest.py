@@ -1,23 +1,12 @@
-"""Fixtures of the route store's tests: a real redis-server per test and HTTP backends that say their name."""
+"""Fixtures of the route store's tests: HTTP backends that say their name (`redis_server`: tests/conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from support.http_backends import HttpBackend
-from support.redis_server import RedisServer
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def store() -> Iterator[Store]:
     loop = asyncio.new_event_loop()
     template = Pool("default", (Backend("127.0.0.1", 1),))
     try:
-        yield Store(RouteStore(url="redis://127.0.0.1:1/0", ttl=5.0), template, {}, [], loop, clock=Clock())
+        yield Store(RouteStore(url="redis://127.0.0.1:1/0", ttl=5.0), template, {}, loop, clock=Clock())
     finally:
         loop.close()
 

@@ -53,7 +53,7 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
 def make_store(**settings: Any) -> tuple[Store, FakeLink]:
     loop = asyncio.get_running_loop()
     store = Store(RouteStore(url="redis://127.0.0.1:1/0", **settings), Pool("default", (Backend("127.0.0.1", 1),)),
-                  {}, [], loop)
+                  {}, loop)
     link = FakeLink(store.link)
     store.link = link  # type: ignore[assignment]
     return store, link

@@ -151,3 +151,21 @@ def test_handshake_failure_reaches_the_protocol(loop: asyncio.AbstractEventLoop,
     assert isinstance(client.lost[0], ssl.SSLCertVerificationError)
     assert isinstance(server.lost[0], ssl.SSLError)  # the client's alert
     assert server.data == bytearray()
+
+
+@pytest.mark.parametrize("server_first", [True, False])
+def test_both_directions_ended_closes_even_when_eof_answered_true(loop: asyncio.AbstractEventLoop, certs: CertSet,
+                                                                   server_first: bool) -> None:
+    """A tunnel (WebSocket between a TLS listener and a TLS pool) keeps its side open on the peer's end and
+    ends its own later: once both directions have ended the stream closes, as the plain stream does."""
+    server, client = pair(loop, certs)  # both answer eof_received with True (keep open)
+    assert client.transport is not None and server.transport is not None
+    first, second = (server, client) if server_first else (client, server)
+    assert first.transport is not None and second.transport is not None
+    first.transport.write(b"last words")
+    first.transport.write_eof()
+    assert run_until(loop, lambda: second.events == ["eof"] and bytes(second.data) == b"last words")
+    assert not first.lost and not second.lost
+    second.transport.write_eof()
+    assert run_until(loop, lambda: first.lost and second.lost)
+    assert first.lost == [None] and second.lost == [None]

@@ -1,5 +1,10 @@
 """SocketStream on real non-blocking sockets: asyncio's Transport/Protocol contract for the methods it has.
 
+The contract tests run against both streams (the `variant` fixture, tests/transport/conftest.py): the plain
+SocketStream, and TlsStream against a TLS peer (support.tls_peer.TlsPeer), which shares SocketStream's
+readiness, flow control, half-close and close-after-flush code. The tests that put raw bytes on the socket
+(`fill_kernel_buffers`) or count exact read sizes stay plain-only: TLS frames and encrypts those bytes.
+
 Most tests use an AF_UNIX socketpair; the reset tests use a TCP pair on 127.0.0.1 (a reset is a TCP
 thing: SO_LINGER on with a zero timeout makes close() send RST). The protocol is a plain recorder; every
 loop run is bounded in time, and every socket is closed in `finally`.
@@ -22,7 +27,13 @@ from rsp.logs import LOGGER_NAME
 from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.poller import EDGE_EVENTS
 from rsp.transport.stream import READ_SIZE, SocketStream
+from rsp.transport.tls_stream import TlsStream
 from support.sockets import nonblocking_pair
+from support.tls_peer import TlsPeer
+from transport.conftest import StreamVariant
+
+PLAIN = StreamVariant("plain")
+CLOSE_NOTIFY_BYTES = 24
 
 HIGH = 64 * 1024
 LOW = 16 * 1024
@@ -157,21 +168,49 @@ class Harness:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, ours: socket.socket, peer: socket.socket,
                  protocol: Recorder | None = None, peername: tuple[object, ...] = ("198.51.100.7", 4321),
-                 start: bool = True) -> None:
+                 start: bool = True, variant: StreamVariant = PLAIN) -> None:
         self.loop = loop
         self.ours = ours
-        self.peer = peer
+        self.peer: socket.socket | TlsPeer = peer
         self.fd = ours.fileno()
         self.proto = Recorder() if protocol is None else protocol
         # Anything reaching the loop's exception handler is a bug the stream let escape.
         self.loop_errors: list[dict[str, object]] = []
         loop.set_exception_handler(lambda _loop, context: self.loop_errors.append(context))
-        self.stream = SocketStream(loop, ours, self.proto, peername)
+        self.tls_peer: TlsPeer | None = None
+        # Bytes a stream queues when its direction ends: TLS 1.3's close_notify record (5-byte header, the
+        # 2-byte alert and its content type, a 16-byte tag: RFC 8446 §5.2, §6.1); nothing for a plain one.
+        self.ending_bytes = CLOSE_NOTIFY_BYTES if variant.kind == "tls" else 0
+        if variant.kind == "tls":
+            assert variant.server is not None and variant.client is not None
+            self.stream: SocketStream = TlsStream(loop, ours, self.proto, variant.server, server_side=True,
+                                                  peer=peername)
+            self.tls_peer = self.peer = TlsPeer(peer, variant.client, "stream.test")
+        else:
+            self.stream = SocketStream(loop, ours, self.proto, peername)
         if start:
-            self.stream.start()
+            self.start()
+
+    def start(self) -> None:
+        """Start the stream; a TLS one is run until its handshake is done, so that the tests start from
+        the same place on both variants (a connected stream)."""
+        self.stream.start()
+        if self.tls_peer is not None and not self.stream.is_closing():
+            stream = self.stream
+            assert isinstance(stream, TlsStream)
+            assert self.run_until(lambda: stream.tls.version() is not None)
 
     def run(self, seconds: float) -> None:
-        self.loop.run_until_complete(asyncio.sleep(seconds))
+        if self.tls_peer is None:
+            self.loop.run_until_complete(asyncio.sleep(seconds))
+            return
+        deadline = time.monotonic() + seconds
+        while True:  # the TLS peer moves its bytes between loop iterations
+            self.tls_peer.pump()
+            self.loop.run_until_complete(asyncio.sleep(min(0.001, seconds)))
+            if time.monotonic() >= deadline:
+                break
+        self.tls_peer.pump()
 
     def run_until(self, condition: Callable[[], object], limit: float = 3.0) -> bool:
         deadline = time.monotonic() + limit
@@ -215,8 +254,8 @@ class Harness:
 # -- start, reading -----------------------------------------------------------------------------------
 
 def test_start_calls_connection_made_then_delivers_a_large_payload_in_order(
-        loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *nonblocking_pair(), start=False)
+        loop: asyncio.AbstractEventLoop, variant: StreamVariant) -> None:
+    h = Harness(loop, *nonblocking_pair(), start=False, variant=variant)
     try:
         assert h.proto.calls == []
         h.stream.start()
@@ -241,10 +280,10 @@ def test_start_calls_connection_made_then_delivers_a_large_payload_in_order(
         h.close()
 
 
-def test_close_inside_connection_made_reads_nothing(loop: asyncio.AbstractEventLoop) -> None:
+def test_close_inside_connection_made_reads_nothing(loop: asyncio.AbstractEventLoop, variant: StreamVariant) -> None:
     ours, peer = nonblocking_pair()
     peer.sendall(b"never read")
-    h = Harness(loop, ours, peer, start=False)
+    h = Harness(loop, ours, peer, start=False, variant=variant)
     try:
         h.proto.hooks["made"] = h.stream.close
         h.stream.start()
@@ -260,8 +299,9 @@ def test_close_inside_connection_made_reads_nothing(loop: asyncio.AbstractEventL
 
 # -- peer EOF -----------------------------------------------------------------------------------------
 
-def test_peer_eof_with_default_answer_closes_in_a_later_iteration(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *nonblocking_pair())
+def test_peer_eof_with_default_answer_closes_in_a_later_iteration(loop: asyncio.AbstractEventLoop,
+                                                                  variant: StreamVariant) -> None:
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
     try:
         # A callback scheduled from inside eof_received runs before connection_lost: the stream closed
         # after eof_received returned, and connection_lost was scheduled, not called from inside.
@@ -281,8 +321,9 @@ def test_peer_eof_with_default_answer_closes_in_a_later_iteration(loop: asyncio.
         h.close()
 
 
-def test_peer_eof_answered_true_keeps_our_side_writable(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *nonblocking_pair(), protocol=Recorder(keep_open=True))
+def test_peer_eof_answered_true_keeps_our_side_writable(loop: asyncio.AbstractEventLoop,
+                                                        variant: StreamVariant) -> None:
+    h = Harness(loop, *nonblocking_pair(), protocol=Recorder(keep_open=True), variant=variant)
     try:
         h.peer.shutdown(socket.SHUT_WR)
         assert h.run_until(lambda: h.proto.count("eof"))
@@ -302,8 +343,9 @@ def test_peer_eof_answered_true_keeps_our_side_writable(loop: asyncio.AbstractEv
 
 # -- writing: flow control ----------------------------------------------------------------------------
 
-def test_write_buffer_limits_pause_once_and_resume_once(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *nonblocking_pair())
+def test_write_buffer_limits_pause_once_and_resume_once(loop: asyncio.AbstractEventLoop,
+                                                        variant: StreamVariant) -> None:
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
     try:
         h.stream.set_write_buffer_limits(high=HIGH, low=LOW)
         blob = os.urandom(4 * MIB)
@@ -379,8 +421,8 @@ def test_more_queued_writes_than_iov_max_still_arrive(loop: asyncio.AbstractEven
 
 # -- close, abort, write_eof --------------------------------------------------------------------------
 
-def test_close_sends_everything_queued_then_eof(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *nonblocking_pair())
+def test_close_sends_everything_queued_then_eof(loop: asyncio.AbstractEventLoop, variant: StreamVariant) -> None:
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
     try:
         blob = os.urandom(MIB)
         h.stream.write(blob)
@@ -391,7 +433,7 @@ def test_close_sends_everything_queued_then_eof(loop: asyncio.AbstractEventLoop)
         assert not h.lost()  # never from inside close()
         h.stream.write(b"after close")  # ignored, no exception
         h.stream.close()
-        assert h.stream.get_write_buffer_size() == queued
+        assert h.stream.get_write_buffer_size() in (queued, queued + h.ending_bytes)
         h.run(0.05)
         assert not h.lost()  # still waiting for the peer to take what is queued
         assert h.drain(5.0) == (blob, "eof")
@@ -408,8 +450,8 @@ def test_close_sends_everything_queued_then_eof(loop: asyncio.AbstractEventLoop)
         h.close()
 
 
-def test_close_stops_reading_at_once(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *nonblocking_pair())
+def test_close_stops_reading_at_once(loop: asyncio.AbstractEventLoop, variant: StreamVariant) -> None:
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
     try:
         blob = os.urandom(MIB)
         h.stream.write(blob)
@@ -418,8 +460,10 @@ def test_close_stops_reading_at_once(loop: asyncio.AbstractEventLoop) -> None:
         h.run(0.05)
         assert h.proto.names() == ["made", "pause"]
         # The peer still gets everything; the bytes it sent were never read, so closing our end makes the
-        # kernel report ECONNRESET to the peer instead of EOF (AF_UNIX, like TCP's RST in that case).
-        assert h.drain(5.0) == (blob, "reset")
+        # kernel report ECONNRESET to the peer instead of EOF (AF_UNIX, like TCP's RST in that case). A TLS
+        # peer reads the stream's close_notify (a clean end) after the data, before the reset.
+        got, end = h.drain(5.0)
+        assert got == blob and end in (("reset",) if h.tls_peer is None else ("eof", "reset"))
         assert h.run_until(h.lost)
         assert h.proto.names() == ["made", "pause", "resume", "lost"] and h.proto.args("lost") == [None]
         assert h.loop_errors == []
@@ -427,8 +471,8 @@ def test_close_stops_reading_at_once(loop: asyncio.AbstractEventLoop) -> None:
         h.close()
 
 
-def test_abort_drops_what_is_queued(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *nonblocking_pair())
+def test_abort_drops_what_is_queued(loop: asyncio.AbstractEventLoop, variant: StreamVariant) -> None:
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
     try:
         blob = os.urandom(MIB)
         h.stream.write(blob)
@@ -441,8 +485,12 @@ def test_abort_drops_what_is_queued(loop: asyncio.AbstractEventLoop) -> None:
         assert not h.lost()
         h.stream.write(b"after abort")  # ignored, no exception
         assert_unregistered(loop, h.fd)
-        # The peer gets what the kernel had taken before the abort, then EOF: the queue is gone.
-        assert h.drain(3.0) == (blob[:len(blob) - queued], "eof")
+        # The peer gets what the kernel had taken before the abort, then EOF: the queue is gone. (TLS: the
+        # queue holds ciphertext, so the plaintext lost is about, not exactly, `queued` bytes.)
+        got, end = h.drain(3.0)
+        assert end == "eof" and blob.startswith(got) and len(got) <= len(blob) - queued + h.ending_bytes
+        if h.tls_peer is None:
+            assert got == blob[:len(blob) - queued]
         assert h.run_until(h.lost)
         h.stream.abort()
         h.run(0.05)
@@ -453,8 +501,9 @@ def test_abort_drops_what_is_queued(loop: asyncio.AbstractEventLoop) -> None:
 
 
 @pytest.mark.parametrize("size", [0, 16, 512 * 1024])
-def test_write_eof_after_queued_data_and_reading_goes_on(loop: asyncio.AbstractEventLoop, size: int) -> None:
-    h = Harness(loop, *nonblocking_pair())
+def test_write_eof_after_queued_data_and_reading_goes_on(loop: asyncio.AbstractEventLoop,
+                                                         variant: StreamVariant, size: int) -> None:
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
     try:
         assert h.stream.can_write_eof() is True
         blob = os.urandom(size)
@@ -463,7 +512,7 @@ def test_write_eof_after_queued_data_and_reading_goes_on(loop: asyncio.AbstractE
         assert (queued > 0) == (size > 100_000)
         h.stream.write_eof()
         h.stream.write(b"after write_eof")  # ignored, no exception (asyncio's transports raise here)
-        assert h.stream.get_write_buffer_size() == queued
+        assert h.stream.get_write_buffer_size() in (queued, queued + h.ending_bytes)
         assert not h.stream.is_closing()
         h.peer.sendall(b"reply")
         assert h.run_until(lambda: h.proto.data == b"reply")
@@ -481,10 +530,11 @@ def test_write_eof_after_queued_data_and_reading_goes_on(loop: asyncio.AbstractE
 
 @pytest.mark.parametrize("ours_first", [True, False])
 def test_both_directions_ended_closes_even_when_eof_answered_true(loop: asyncio.AbstractEventLoop,
+                                                                  variant: StreamVariant,
                                                                    ours_first: bool) -> None:
     """A tunnel keeps its side open on the peer's EOF (eof_received -> True) and sends its own EOF later, or
     the other way round: once both directions have ended nothing is left to carry, and the stream closes."""
-    h = Harness(loop, *nonblocking_pair(), protocol=Recorder(keep_open=True))
+    h = Harness(loop, *nonblocking_pair(), protocol=Recorder(keep_open=True), variant=variant)
     try:
         if ours_first:
             h.stream.write_eof()
@@ -505,8 +555,9 @@ def test_both_directions_ended_closes_even_when_eof_answered_true(loop: asyncio.
 
 # -- reading: flow control ----------------------------------------------------------------------------
 
-def test_pause_reading_holds_data_and_eof_until_resumed(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *nonblocking_pair())
+def test_pause_reading_holds_data_and_eof_until_resumed(loop: asyncio.AbstractEventLoop,
+                                                        variant: StreamVariant) -> None:
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
     try:
         h.stream.pause_reading()
         h.peer.sendall(b"sent while paused")
@@ -522,8 +573,9 @@ def test_pause_reading_holds_data_and_eof_until_resumed(loop: asyncio.AbstractEv
         h.close()
 
 
-def test_pausing_inside_data_received_takes_one_read_per_resume(loop: asyncio.AbstractEventLoop) -> None:
-    h = Harness(loop, *nonblocking_pair())
+def test_pausing_inside_data_received_takes_one_read_per_resume(loop: asyncio.AbstractEventLoop,
+                                                                variant: StreamVariant) -> None:
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
     try:
         h.proto.hooks["data"] = h.stream.pause_reading
         blob = os.urandom(192 * 1024)
@@ -561,11 +613,11 @@ class _Records(logging.Handler):
 
 @pytest.mark.parametrize("where", ["data", "eof", "pause", "resume"])
 def test_a_bug_in_a_protocol_callback_aborts_the_stream_and_is_logged(
-        loop: asyncio.AbstractEventLoop, where: str) -> None:
+        loop: asyncio.AbstractEventLoop, variant: StreamVariant, where: str) -> None:
     logger = logging.getLogger(LOGGER_NAME)
     records = _Records()
     logger.addHandler(records)  # on the logger itself: setup_logging() turns propagation off
-    h = Harness(loop, *nonblocking_pair())
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
     try:
         def bug() -> None:
             raise RuntimeError(f"bug in {where}")
@@ -604,9 +656,9 @@ def test_a_bug_in_a_protocol_callback_aborts_the_stream_and_is_logged(
 
 # -- peer reset (TCP) -----------------------------------------------------------------------------------
 
-def test_peer_reset_while_reading(loop: asyncio.AbstractEventLoop) -> None:
+def test_peer_reset_while_reading(loop: asyncio.AbstractEventLoop, variant: StreamVariant) -> None:
     ours, peer, address = tcp_pair()
-    h = Harness(loop, ours, peer, peername=address)
+    h = Harness(loop, ours, peer, peername=address, variant=variant)
     try:
         h.run(0.02)
         reset(h.peer)
@@ -622,9 +674,9 @@ def test_peer_reset_while_reading(loop: asyncio.AbstractEventLoop) -> None:
 
 
 @pytest.mark.parametrize("closing", [False, True], ids=["open", "after-close"])
-def test_peer_reset_with_data_queued(loop: asyncio.AbstractEventLoop, closing: bool) -> None:
+def test_peer_reset_with_data_queued(loop: asyncio.AbstractEventLoop, variant: StreamVariant, closing: bool) -> None:
     ours, peer, address = tcp_pair(small_buffers=True)
-    h = Harness(loop, ours, peer, peername=address)
+    h = Harness(loop, ours, peer, peername=address, variant=variant)
     try:
         h.stream.write(os.urandom(4 * MIB))
         h.run(0.05)
@@ -647,9 +699,10 @@ def test_peer_reset_with_data_queued(loop: asyncio.AbstractEventLoop, closing: b
         h.close()
 
 
-def test_peer_reset_while_idle_is_found_by_the_next_write(loop: asyncio.AbstractEventLoop) -> None:
+def test_peer_reset_while_idle_is_found_by_the_next_write(loop: asyncio.AbstractEventLoop,
+                                                          variant: StreamVariant) -> None:
     ours, peer, address = tcp_pair()
-    h = Harness(loop, ours, peer, peername=address)
+    h = Harness(loop, ours, peer, peername=address, variant=variant)
     try:
         h.stream.pause_reading()  # nothing registered: the reset goes unnoticed for now
         reset(h.peer)
@@ -670,10 +723,10 @@ def test_peer_reset_while_idle_is_found_by_the_next_write(loop: asyncio.Abstract
 
 # -- extra info -----------------------------------------------------------------------------------------
 
-def test_extra_info(loop: asyncio.AbstractEventLoop) -> None:
+def test_extra_info(loop: asyncio.AbstractEventLoop, variant: StreamVariant) -> None:
     ours, peer, address = tcp_pair()
-    h = Harness(loop, ours, peer, peername=address)
-    anonymous = Harness(loop, *nonblocking_pair(), peername=())
+    h = Harness(loop, ours, peer, peername=address, variant=variant)
+    anonymous = Harness(loop, *nonblocking_pair(), peername=(), variant=variant)
     try:
         assert h.stream.get_extra_info("peername") == address == peer.getsockname()
         assert h.stream.get_extra_info("sockname") == ours.getsockname()

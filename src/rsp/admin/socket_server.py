@@ -1,4 +1,5 @@
-"""The runtime API's Unix socket: read one command line, write the JSON reply, close.
+"""The runtime API's Unix socket: read one command line, write the JSON reply, close. One server, the
+master's, in every process mode; what the commands do is rsp.master.machine_admin's.
 
 The socket file is removed on a clean stop; at start, only a stale one is removed (remove_stale_socket: never
 the socket of a live rsp). `rsp --admin` (admin_request, reply_is_error) is the client.
@@ -11,41 +12,20 @@ import contextlib
 import json
 import os
 import stat
-from collections.abc import Mapping
-from typing import cast
+from collections.abc import Awaitable, Callable
+from typing import Final
 
-from rsp.admin.commands import MAX_COMMAND_BYTES, execute
+from rsp.admin.commands import MAX_COMMAND_BYTES
 from rsp.errors import StartupError
 from rsp.logs import get_logger
 from rsp.proctitle import title_of
-from rsp.proxy.pools import PoolRuntime
 from rsp.running import peer_pid
 
-
-class _AdminProtocol(asyncio.Protocol):
-    def __init__(self, pools: Mapping[str, PoolRuntime]) -> None:
-        self.pools = pools
-        self.buf = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.buf += data
-        if b"\n" not in self.buf and len(self.buf) < MAX_COMMAND_BYTES:
-            return
-        line = self.buf.split(b"\n", 1)[0][:MAX_COMMAND_BYTES].decode("utf-8", "replace").strip()
-        get_logger().info("admin command: %s", line)
-        self.transport.write(execute(line, self.pools).encode() + b"\n")
-        self.transport.close()
-
-    def eof_received(self) -> bool | None:
-        if self.buf and self.transport is not None and not self.transport.is_closing():
-            self.data_received(b"\n")
-        return None
+# A reload waits for its new workers (rsp.master.master.WORKER_READY_TIMEOUT) before it answers; a client
+# that has not sent its line within this is dropped.
+READ_TIMEOUT: Final = 10.0
+# One command line in, its JSON reply out.
+Answer = Callable[[str], Awaitable[str]]
 
 
 class AdminSocket:
@@ -93,12 +73,40 @@ def remove_stale_socket(path: str) -> None:
         os.unlink(path)
 
 
-async def start_admin_socket(path: str, pools: Mapping[str, PoolRuntime]) -> AdminSocket:
+async def start_admin_socket(path: str, answer: Answer) -> AdminSocket:
+    """The one admin server (the master's, with one worker or many): each connection sends one command
+    line, gets `answer(line)` back, and is closed."""
     remove_stale_socket(path)  # refuses when a live rsp answers on it
-    loop = asyncio.get_running_loop()
-    server = await loop.create_unix_server(lambda: _AdminProtocol(pools), path)
-    os.chmod(path, 0o600)  # the runtime API can drain backends: owner only
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            raw = await asyncio.wait_for(read_command(reader), READ_TIMEOUT)
+            if not raw:
+                return  # connected and went away: nothing to answer
+            line = raw.decode("utf-8", "replace").strip()
+            get_logger().info("admin command: %s", line)
+            writer.write((await answer(line)).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, OSError):
+            pass  # the client went away or never sent its line: nothing to answer
+        finally:
+            writer.close()
+
+    server = await asyncio.start_unix_server(client, path)
+    os.chmod(path, 0o600)  # the runtime API can drain backends and reload: owner only
     return AdminSocket(server, path)
+
+
+async def read_command(reader: asyncio.StreamReader) -> bytes:
+    """The command line: up to the first newline, the end of the client's data, or MAX_COMMAND_BYTES (a
+    longer line is cut there and answered: its words come first)."""
+    data = b""
+    while b"\n" not in data and len(data) < MAX_COMMAND_BYTES:
+        chunk = await reader.read(MAX_COMMAND_BYTES)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0][:MAX_COMMAND_BYTES]
 
 
 def admin_request(path: str, command: str, timeout: float = 5.0) -> str:

@@ -33,7 +33,7 @@ from rsp.config.http2_section import parse_http2
 from rsp.config.key_lines import key_lines
 from rsp.config.lua_section import parse_lua
 from rsp.config.process_section import PROCESS_KEYS, process_settings
-from rsp.config.route_store_section import parse_route_store
+from rsp.config.route_store_section import add_template_pool, parse_route_store, store_template
 from rsp.config.sandbox_section import SANDBOX_KEYS, parse_sandbox
 from rsp.config.stats_section import parse_stats
 from rsp.config.tls_section import LISTENER_TLS_KEYS, POOL_TLS_KEYS, tls_settings
@@ -109,17 +109,20 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
         backends = _backends(g["backends"], "backends", ctx)
         pools[DEFAULT_POOL] = model.Pool(DEFAULT_POOL, backends, connect_timeout=timeouts.connect)
     if "pools" in g:
+        template = store_template(g.get("route_store"))
         for name, spec in as_table(g["pools"], "pools", ctx).items():
             if not isinstance(name, str):
                 ctx.fail("pools", f"pool names must be strings, got {name!r}")
             if name in pools:
                 ctx.fail(f"pools.{name}", f"pool '{name}' is defined twice")
-            pools[name] = _pool(name, spec, f"pools.{name}", ctx, timeouts)
+            # The route store's template may leave out `backends`: its hosts' backends come from Redis.
+            pools[name] = _pool(name, spec, f"pools.{name}", ctx, timeouts, backends_needed=name != template)
 
     if "listen" in g:
         for i, item in enumerate(as_list(g["listen"], "listen", ctx), start=1):
             listeners.append(_listener(item, f"listen[{i}]", ctx))
     sandbox = parse_sandbox(g, ctx, pools, listeners)  # adds the apps' pools and the relayed forwards
+    add_template_pool(g.get("route_store"), pools, timeouts)  # a store needs no placeholder backend
     if not listeners:
         ctx.fail("listen", "no listener: set listenPort (with backendAddress and backendPort) or a listen list")
     if not pools:
@@ -149,9 +152,10 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
             ctx.fail(f"routes[{i}].pool", f"routes[{i}] names pool '{route.pool}', which is not defined")
     caches = parse_caches(g.get("caches"), ctx)
     check_cache_uses(caches, listeners, routes, ctx)
+    tls = tls_settings(g, ctx, tuple(listeners), pools)
     return model.Config(
         routes=routes,
-        route_store=parse_route_store(g.get("route_store"), pools, listeners, ctx),
+        route_store=parse_route_store(g.get("route_store"), pools, listeners, ctx, bool(tls.sni)),
         http=_http(g.get("http", {}), "http", ctx),
         sandbox=sandbox,
         path=ctx.path,
@@ -165,7 +169,7 @@ def build_config(g: Mapping[str, Any], ctx: Ctx) -> model.Config:
         stats=parse_stats(g.get("stats"), ctx, listeners),
         process=process_settings(g, ctx),
         lines=dict(ctx.lines),
-        tls=tls_settings(g, ctx, tuple(listeners), pools),
+        tls=tls,
         caches=caches,
         lua=parse_lua(g.get("lua"), "lua", ctx, ctx.source, top_level=True),
     )
@@ -251,11 +255,12 @@ def _listener(item: Any, key: str, ctx: Ctx) -> model.Listener:
     return model.Listener(host, port, pool, mode, cache=cache, http2=http2, key=key, lua=lua)
 
 
-def _pool(name: str, spec: Any, key: str, ctx: Ctx, timeouts: model.Timeouts) -> model.Pool:
+def _pool(name: str, spec: Any, key: str, ctx: Ctx, timeouts: model.Timeouts,
+          backends_needed: bool = True) -> model.Pool:
     allowed = {"backends", "algorithm", "hash_key", "hash_name", "health", "connect_timeout", "retries",
                "passive_failures", "passive_cooldown", *POOL_TLS_KEYS}
     f = fields(spec, key, ctx, allowed)
-    if "backends" not in f:
+    if "backends" not in f and backends_needed:
         ctx.fail(f"{key}.backends", f"{key}.backends is missing")
     hash_key = as_choice(f.get("hash_key", "source"), model.HASH_KEYS, f"{key}.hash_key", ctx)
     hash_name = as_string(f.get("hash_name", ""), f"{key}.hash_name", ctx)
@@ -263,7 +268,7 @@ def _pool(name: str, spec: Any, key: str, ctx: Ctx, timeouts: model.Timeouts) ->
         ctx.fail(f"{key}.hash_name", f"{key}.hash_name is needed when hash_key is '{hash_key}'")
     return model.Pool(
         name=name,
-        backends=_backends(f["backends"], f"{key}.backends", ctx),
+        backends=_backends(f["backends"], f"{key}.backends", ctx) if "backends" in f else (),
         algorithm=as_choice(f.get("algorithm", "roundrobin"), model.ALGORITHMS, f"{key}.algorithm", ctx),
         hash_key=hash_key,
         hash_name=hash_name,

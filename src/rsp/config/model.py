@@ -294,7 +294,7 @@ MAX_WORKERS = 256
 
 @dataclass(frozen=True, slots=True)
 class ProcessSettings:
-    workers: int = DEFAULT_WORKERS  # 1: today's single process, no master
+    workers: int = DEFAULT_WORKERS  # worker processes under the master (1 too: one model, docs/workers.md)
     error_log: str = ""  # the error log file ("" = stderr); reopened on SIGUSR1 like the access log
     pid_file: str = ""  # the master's pid, written once it serves, removed at a clean stop ("" = none)
 

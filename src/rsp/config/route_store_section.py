@@ -2,8 +2,10 @@
 
     route_store = { url = "redis://127.0.0.1:6379/0", template = "web" }
 
-Every other key has a default (model.RouteStore). The template pool must exist: dynamic pools built from
-the Redis-supplied backends copy its algorithm, health check, retries, timeouts and passive ejection.
+Every other key has a default (model.RouteStore). Dynamic pools built from the Redis-supplied backends copy
+the template pool's algorithm, health check, retries, timeouts, passive ejection and TLS; a template
+left unnamed, with no pool of the default name, is one of the defaults with no backend of its own
+(`add_template_pool`), so a config whose only backends are the store's needs no placeholder backend.
 """
 
 from __future__ import annotations
@@ -20,13 +22,33 @@ URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://")
 MISSING_STATUSES = (502, 503)
 
 
+def store_template(value: Any) -> str | None:
+    """The template pool `route_store` names (None without a usable section: parse_route_store says why)."""
+    if not isinstance(value, dict):
+        return None
+    template = value.get("template", model.RouteStore().template)
+    return template if isinstance(template, str) else None
+
+
+def add_template_pool(value: Any, pools: dict[str, model.Pool], timeouts: model.Timeouts) -> None:
+    """A listener whose only backends come from the store needs no placeholder backend: without a `template`
+    key and a pool of the default template's name, that pool is one of the defaults with no backend of its
+    own (its hosts' pools get their backends from Redis; a request the store cannot route gets the missing
+    status). A template named explicitly must be defined (a typo is an error, not an empty pool)."""
+    template = store_template(value)
+    if template is not None and isinstance(value, dict) and "template" not in value and template not in pools:
+        pools[template] = model.Pool(template, (), connect_timeout=timeouts.connect)
+
+
 def parse_route_store(value: Any, pools: dict[str, model.Pool], listeners: list[model.Listener],
-                      ctx: Ctx) -> model.RouteStore | None:
+                      ctx: Ctx, sni_routing: bool = False) -> model.RouteStore | None:
+    """`sni_routing`: a TCP listener routes by SNI (it reads the store too: rsp.proxy.sni_proxy)."""
     if value is None:
         return None
     key = "route_store"
-    if not any(lst.mode == "http" for lst in listeners):
-        ctx.fail(key, "route_store routes HTTP requests by their Host: no listener has mode = \"http\"")
+    if not sni_routing and not any(lst.mode == "http" for lst in listeners):
+        ctx.fail(key, "route_store routes HTTP requests by their Host and TLS connections by their server name: "
+                      "no listener has mode = \"http\" or sni_routes")
     f = fields(value, key, ctx, ALLOWED_KEYS)
     d = model.RouteStore()
     url = as_string(f.get("url", d.url), f"{key}.url", ctx)

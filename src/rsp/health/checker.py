@@ -33,7 +33,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from rsp.config.model import Pool
+from rsp.config.model import Backend, Pool
 from rsp.health.policy import DOWN, UP, RiseFall, Transition
 from rsp.upstream.records import BackendRecord
 
@@ -47,6 +47,9 @@ OK = "ok"
 TIMEOUT = "timeout"
 INVALID_RESPONSE = "invalid response"
 CLOSED = "connection closed"
+
+# A pool reached over TLS: the client context and the name (SNI, certificate check) of a backend.
+CheckTls = tuple[ssl.SSLContext, Callable[[Backend], str]]
 
 
 def parse_status(line: bytes) -> int | None:
@@ -88,10 +91,10 @@ class HealthChecker:
         records: Sequence[BackendRecord],
         on_change: Callable[[BackendRecord, Transition], None],
         log: Callable[[str], None],
-        tls: tuple[ssl.SSLContext, Sequence[str]] | None = None,
+        tls: CheckTls | None = None,
     ) -> None:
         self.pool = pool
-        # A pool with `tls`: probes speak TLS with the pool's context and each backend's name (by index), so a
+        # A pool with `tls`: probes speak TLS with the pool's context and each backend's name, so a
         # certificate that fails verification marks the backend down, as its 502s would.
         self._tls = tls
         self.records = tuple(records)
@@ -188,8 +191,8 @@ class HealthChecker:
         if tls is None:
             reader, writer = await asyncio.open_connection(record.spec.host, record.spec.port, limit=STATUS_LINE_LIMIT)
         else:
-            context, names = tls
-            name = names[record.index] if record.index < len(names) else record.spec.host
+            context, name_for = tls
+            name = name_for(record.spec)
             reader, writer = await asyncio.open_connection(record.spec.host, record.spec.port, limit=STATUS_LINE_LIMIT,
                                                            ssl=context, server_hostname=name)
         try:

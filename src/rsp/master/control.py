@@ -11,10 +11,13 @@ Messages (the "t" key names the type):
                     stop {grace}                  stop accepting, finish what you hold for `grace` s (reload)
                     snapshot {id}                 reply with your counters
                     reopen                        reopen the log files (SIGUSR1)
+                    route {host, backends, status, cached, state}  the answer to `lookup`
+                    routed {host, backends}       the machine's route of `host` changed ([]: it has none)
   worker -> master  ready                         the worker serves its listeners
                     ejected {pool, backend}       this worker's traffic ejected a backend
                     snapshot {id, data}           the reply to `snapshot`
                     stopping                      the reply to `stop`: this worker accepts no more connections
+                    lookup {host}                 a request for a host this worker has no route for
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ REOPEN: Final = "reopen"
 READY: Final = "ready"
 EJECTED: Final = "ejected"
 STOPPING: Final = "stopping"
+LOOKUP: Final = "lookup"
+ROUTE: Final = "route"
+ROUTED: Final = "routed"
 
 
 def encode(message: Mapping[str, Any]) -> bytes:

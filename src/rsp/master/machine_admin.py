@@ -1,4 +1,4 @@
-"""The runtime API in master mode: the admin socket answers for the whole machine.
+"""The runtime API: the admin socket answers for the whole machine (with one worker or many).
 
 `drain`, `ready`, `set weight`, `add backend` and `remove backend` act on the master's pools (the same pure
 commands as one process: rsp.admin.commands) and the resulting state goes to every worker. `show backends`
@@ -8,14 +8,12 @@ the master's own.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from typing import TYPE_CHECKING, Any, Final
 
-from rsp.admin.commands import HELP, MAX_COMMAND_BYTES, SHOWABLE, execute, show_choices
-from rsp.admin.socket_server import AdminSocket, remove_stale_socket
-from rsp.logs import get_logger
+from rsp.admin.commands import HELP, SHOWABLE, execute, show_choices
+from rsp.admin.socket_server import AdminSocket, start_admin_socket
 
 if TYPE_CHECKING:
     from rsp.master.master import Master
@@ -24,8 +22,6 @@ MACHINE_HELP: Final = [*HELP, "show workers", "reload"]
 MACHINE_SHOWABLE: Final = (*SHOWABLE, "workers")
 # Commands that change backend state: after them the master sends the new state to every worker.
 MUTATING: Final = frozenset({"drain", "ready", "set", "add", "remove"})
-# A reload waits for its new workers (rsp.master.master.WORKER_READY_TIMEOUT) before it answers.
-READ_TIMEOUT: Final = 10.0
 COUNTERS: Final = ("active", "total", "failures")
 
 
@@ -86,22 +82,7 @@ def add_worker_counters(document: dict[str, list[dict[str, Any]]],
 
 
 async def start_machine_admin(path: str, master: Master) -> AdminSocket:
-    remove_stale_socket(path)  # refuses when a live rsp answers on it
+    async def reply(line: str) -> str:
+        return await answer(line, master)
 
-    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            raw = await asyncio.wait_for(reader.readline(), READ_TIMEOUT)
-            if not raw:  # a liveness probe (rsp.admin.socket_server.remove_stale_socket): connected, said nothing
-                return
-            line = raw[:MAX_COMMAND_BYTES].decode("utf-8", "replace").strip()
-            get_logger().info("admin command: %s", line)
-            writer.write((await answer(line, master)).encode() + b"\n")
-            await writer.drain()
-        except (TimeoutError, OSError, ValueError):  # ValueError: a line over the limit
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_unix_server(client, path, limit=MAX_COMMAND_BYTES * 2)
-    os.chmod(path, 0o600)  # the runtime API can drain backends and reload: owner only
-    return AdminSocket(server, path)
+    return await start_admin_socket(path, reply)

@@ -33,12 +33,13 @@ from rsp.master.channel import Channel
 from rsp.master.reload_check import ListenKey, kept_settings, listen_key, prepare_reload
 from rsp.master.spawn import config_memfd, spawn_worker
 from rsp.preflight import admin_socket_error, bind_configured, stats_bind_error
-from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.pools import PoolRuntime, check_tls
 from rsp.sd_notify import notify
 from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
-from rsp.tls.client_context import backend_server_name, build_backend_context
+from rsp.tls_wiring import pools_for
 
-if TYPE_CHECKING:  # imported only when the config has apps (pyroute2 costs start-up time)
+if TYPE_CHECKING:  # imported only when the config has them (pyroute2 and redis cost start-up time)
+    from rsp.master.machine_routes import MachineRoutes
     from rsp.sandbox.manager import AppManager
 
 # A worker imports rsp, reads its config and binds nothing: a second on an idle machine. A loaded 2-core
@@ -99,6 +100,7 @@ class Master:
         self._background: set[asyncio.Task[Any]] = set()
         self._stats: Any = None
         self.apps: AppManager | None = None
+        self.routes: MachineRoutes | None = None  # the route store, once per machine
 
     # -- start ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -111,12 +113,15 @@ class Master:
         except StartupError:
             self._close_listeners(set())
             raise
+        await self._start_routes(self.config, pools)
         generation = self._new_generation(self.config, pools)
         try:
             prepare_shared(self.config, fresh=True)  # before any worker opens it (rsp.lua_wiring)
             await self._start_workers(generation)
         except StartupError:
             self._close_listeners(set())
+            if self.routes is not None:
+                await self.routes.stop()
             raise
         self.generation = generation
         self.pools = pools
@@ -171,10 +176,36 @@ class Master:
             self._close_listeners(set())
             raise
 
+    async def _start_routes(self, config: Config, pools: dict[str, PoolRuntime]) -> MachineRoutes | None:
+        """The route store of `config`, on `pools` (its Redis-supplied pools join them), from the routes the
+        one before knew (a reload); it answers the workers from now on. Returns the one before (to stop, or
+        to put back if the reload fails)."""
+        old, self.routes = self.routes, None
+        if config.route_store is None:
+            return old
+        from rsp.master.machine_routes import MachineRoutes  # imports redis: only for configs that use it
+
+        def health_changed(message: str) -> None:
+            self.broadcast_state()
+            get_logger().info("%s", message)
+
+        self.routes = MachineRoutes(config, pools, self.loop, self._send_to, self._send_all, health_changed)
+        await self.routes.start(old)
+        return old
+
+    def _send_to(self, name: str, message: dict[str, Any]) -> None:
+        handle = self.handles.get(name)
+        if handle is not None:
+            handle.channel.send(message)
+
+    def _send_all(self, message: dict[str, Any]) -> None:
+        for handle in self.handles.values():
+            handle.channel.send(message)
+
     def _build_pools(self, config: Config) -> dict[str, PoolRuntime]:
         """The master's own copy of each pool: what the health checks and the runtime API act on, sent to
         the workers as state (rsp.master.backend_state)."""
-        return {name: PoolRuntime(spec, self.loop.time) for name, spec in config.pools.items()}
+        return pools_for(config, self.loop.time)
 
     def _start_checkers(self) -> None:
         for pool in self.pools.values():
@@ -194,12 +225,7 @@ class Master:
             self.broadcast_state()
             get_logger().info("%s", message)
 
-        tls = None
-        spec = self.config.tls.pools.get(pool.name)
-        if spec is not None:  # a pool reached over TLS is checked over TLS, as a single process does
-            names = [backend_server_name(spec, b) for b in pool.spec.backends]
-            tls = (build_backend_context(self.config, spec), names)
-        checker = HealthChecker(pool.spec, pool.records, pool.health_changed, log_transition, tls)
+        checker = HealthChecker(pool.spec, pool.records, pool.health_changed, log_transition, check_tls(pool))
         checker.start()
         self.checkers.append(checker)
 
@@ -271,6 +297,11 @@ class Master:
             for other in self.handles.values():
                 if other.name != name:
                     other.channel.send({"t": control.EJECT, "pool": message["pool"], "backend": message["backend"]})
+        elif kind == control.LOOKUP:
+            if self.routes is not None:
+                self.routes.lookup(name, str(message["host"]))
+            else:
+                self._send_to(name, {"t": control.ROUTE, "host": message["host"], "backends": []})
         elif kind == control.SNAPSHOT:
             waiter = self._snapshots.pop(int(message["id"]), None)
             if waiter is not None and not waiter.done():
@@ -377,7 +408,12 @@ class Master:
         get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", settings.host, self._stats.port)
 
     async def gather_metrics(self) -> list[dict[str, Any]]:
-        return [s["metrics"] for s in await self.gather_snapshots() if s.get("metrics")]
+        """Every worker's metrics snapshot, with the machine's health-check results (the master's checks) in
+        each: the workers count traffic, the master checks."""
+        from rsp.metrics.snapshot import health, with_health
+
+        checks = health(self.pools)
+        return [with_health(s["metrics"], checks) for s in await self.gather_snapshots() if s.get("metrics")]
 
     async def _reload_stats(self, old: Config, new: Config) -> list[str]:
         """Apply a changed `stats` section at reload: the endpoint moves (or starts, or stops). When the new
@@ -422,6 +458,8 @@ class Master:
         self.listening.update(new_sockets)
         old = self.generation
         generation = self._new_generation(config, self._build_pools(config))
+        # The new store first: the new workers ask it, and it starts from what the machine knows.
+        old_routes = await self._start_routes(config, generation.pools)
         try:
             prepare_shared(config, fresh=False)  # ngx.shared keeps its values across a reload, as nginx's zones
             await self._start_workers(generation)
@@ -429,8 +467,13 @@ class Master:
             for key, sock in new_sockets.items():
                 sock.close()
                 del self.listening[key]
+            if self.routes is not None:
+                self._spawn(self.routes.stop())
+            self.routes = old_routes
             get_logger().error("reload refused, the running config stays: %s", exc)
             return {"error": f"reload refused, the running config stays: {exc}"}
+        if old_routes is not None:
+            self._spawn(old_routes.stop())
         self.generation = generation
         self.pools = generation.pools
         if self.apps is not None:
@@ -504,6 +547,9 @@ class Master:
         for checker in self.checkers:
             await checker.stop()
         self.checkers.clear()
+        if self.routes is not None:
+            await self.routes.stop()
+            self.routes = None
         if self.admin is not None:
             self.admin.close()
             self.admin = None

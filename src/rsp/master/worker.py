@@ -42,7 +42,7 @@ def snapshot_of(server: Server) -> dict[str, Any]:
         metrics = importlib.import_module("rsp.metrics.snapshot")
     except ImportError:
         return doc  # a build without rsp.metrics: the backend counters above are all there is
-    doc["metrics"] = metrics.snapshot(server)
+    doc["metrics"] = metrics.snapshot(server.listening, server.pools)
     return doc
 
 
@@ -55,6 +55,11 @@ class WorkerControl:
         self.channel = Channel(server.loop, sock, "master", self.on_message, self.on_master_gone)
         for pool in server.pools.values():
             pool.on_eject = self.ejected
+        routes = server.route_store
+        if routes is not None:  # the machine's route store is the master's: questions go there
+            routes.on_eject = self.ejected
+            routes.apply_state = apply_pools_state
+            routes.connect(lambda host: self.channel.send({"t": control.LOOKUP, "host": host}))
 
     def ejected(self, record: BackendRecord) -> None:
         self.channel.send({"t": control.EJECTED, "pool": record.pool, "backend": record.name})
@@ -78,6 +83,10 @@ class WorkerControl:
             self.channel.send({"t": control.SNAPSHOT, "id": message["id"], "data": snapshot_of(server)})
         elif kind == control.REOPEN:
             reopen_logs()
+        elif kind == control.ROUTE and server.route_store is not None:
+            server.route_store.answered(message)
+        elif kind == control.ROUTED and server.route_store is not None:
+            server.route_store.changed(message)
 
     def on_master_gone(self) -> None:
         """The master exited (or was killed): a worker alone would never be reloaded or restarted, so it
@@ -105,8 +114,7 @@ def run_worker() -> int:
         sockets = [socket.socket(fileno=fd) for fd in fds.listen]
         # the worker's own Lua runtime and shared-dictionary handle, made after the fork (rsp.lua_wiring)
         worker_id = int(fds.name.rsplit(".", 1)[-1]) if fds.name.rsplit(".", 1)[-1].isdigit() else 0
-        server = Server(config, loop, listen_sockets=sockets, worker=True,
-                        filters_for=filters_for(config, loop, worker_id=worker_id))
+        server = Server(config, loop, sockets, filters_for=filters_for(config, loop, worker_id=worker_id))
         loop.run_until_complete(server.start())
         worker_control = WorkerControl(server, socket.socket(fileno=fds.control), fds.name)
         worker_control.channel.send({"t": control.READY})

@@ -8,7 +8,7 @@ headers GET would, without the body (RFC 9110 §9.3.2); 404 for any other path. 
 
 `gather()` returns one snapshot per worker (rsp.metrics.snapshot's dict), `machine()` the machine facts
 (`workers`, `reloads`, `worker_restarts`, `last_reload`, `started`); the master passes functions that ask
-its workers, a single process passes its own. This server runs on the event loop of the process that owns
+its workers (with one worker or many). This server runs on the event loop of the process that owns
 it, off the proxy's hot path.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -46,16 +45,6 @@ PAGE_HEADERS: Final = (
 
 Gather = Callable[[], Awaitable[list[dict[str, Any]]]]
 Machine = Callable[[], dict[str, Any]]
-
-
-def local_machine(started: float) -> Machine:
-    """The machine facts of a single process (no master): one worker, no reloads, no restarts."""
-
-    def facts() -> dict[str, Any]:
-        return {"workers": [{"pid": os.getpid(), "number": 0, "started": started}], "reloads": 0,
-                "worker_restarts": 0, "last_reload": None, "started": started}
-
-    return facts
 
 
 class StatsEndpoint:

@@ -9,7 +9,8 @@ Pure: dicts in (rsp.metrics.snapshot's shape), a dict out of the same shape, inp
   on a tie, the first worker's (in the order given: the master lists workers by their number). Health checks
   run once per machine and their result reaches every worker, so the workers agree except for the moment a
   change is on its way; the majority shows what most of the traffic sees meanwhile.
-- A backend's last check is the most recent one any worker reports (its text and its time together).
+- A backend's health-check results (counts, last check and its time) are one per machine: the master puts
+  its own into every worker's snapshot (rsp.metrics.snapshot.with_health), and they are taken as they are.
 - Listeners, pools and backends are matched by name, kept in the order they first appear; one that only
   some workers report (during a reload) is merged over those.
 """
@@ -18,15 +19,16 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 from rsp.errors import MetricsError
 
 # The per-backend fields taken by majority rather than summed.
 VOTED_FIELDS = ("state", "weight", "backup")
-# Fields that describe rather than count: taken from the first report.
-_KEPT = frozenset({"name", "address", "mode", "pool", "algorithm", "health_check", "last_check",
-                   "last_check_time", *VOTED_FIELDS})
+# A backend's fields that only the master's health checks write: one per machine.
+HEALTH_FIELDS: Final = ("checks_ok", "checks_fail", "last_check", "last_check_time")
+# Fields that describe rather than count, or that are one per machine: taken from the first report.
+_KEPT = frozenset({"name", "address", "mode", "pool", "algorithm", "health_check", *HEALTH_FIELDS, *VOTED_FIELDS})
 
 
 def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
@@ -55,9 +57,6 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
                 else:
                     merged = backends[key]
                     _sum_into(merged, backend)
-                    if (backend.get("last_check_time") or 0) > (merged.get("last_check_time") or 0):
-                        merged["last_check"] = backend.get("last_check", "")
-                        merged["last_check_time"] = backend["last_check_time"]
                 for f in VOTED_FIELDS:
                     votes[key][f].append(backend.get(f))
     for key, fields in votes.items():

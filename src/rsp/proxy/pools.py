@@ -8,14 +8,17 @@ balancer to refresh when the detector changes a backend's state.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Callable, Sequence
 
 from rsp.balance.registry import make_balancer
-from rsp.config.model import Backend, Pool
+from rsp.config.model import Backend, Pool, PoolTls
 from rsp.errors import StartupError
+from rsp.health.checker import CheckTls
 from rsp.health.passive import OutlierDetector
 from rsp.logs import get_logger
 from rsp.metrics.counters import PoolStats
+from rsp.tls.client_context import backend_server_name
 from rsp.upstream.records import BackendRecord, records_for
 
 
@@ -29,12 +32,39 @@ def resolve_backend(backend: Backend) -> tuple[int, tuple[object, ...]]:
     return family, sockaddr
 
 
+class BackendTls:
+    """How a pool speaks TLS to its backends: one client context, and the name each backend is sent (SNI) and
+    checked against, derived from the backend itself, so a backend added at run time, an app that joins or a
+    Redis-supplied pool built from a TLS template gets its name like a configured one."""
+
+    __slots__ = ("context", "names", "spec")
+
+    def __init__(self, context: ssl.SSLContext, spec: PoolTls) -> None:
+        self.context = context
+        self.spec = spec
+        self.names: dict[Backend, str] = {}  # memo: the name needs an address parse
+
+    def name_for(self, backend: Backend) -> str:
+        name = self.names.get(backend)
+        if name is None:
+            name = self.names[backend] = backend_server_name(self.spec, backend)
+        return name
+
+
+def check_tls(pool: PoolRuntime) -> CheckTls | None:
+    """How the active checks of `pool` speak TLS: as its traffic does (None: clear text)."""
+    return (pool.tls.context, pool.tls.name_for) if pool.tls is not None else None
+
+
 class PoolRuntime:
     __slots__ = ("addresses", "balancer", "clock", "name", "on_backends_changed", "on_eject", "outliers", "records",
-                 "spec", "stats", "wants_key")
+                 "spec", "stats", "tls", "wants_key")
 
-    def __init__(self, spec: Pool, clock: Callable[[], float]) -> None:
+    def __init__(self, spec: Pool, clock: Callable[[], float], tls: BackendTls | None = None) -> None:
+        """`tls`: how to reach the backends over TLS (None: clear text); built from the config by
+        rsp.tls_wiring, shared by the pools built from the same settings."""
         self.spec = spec
+        self.tls = tls
         self.name = spec.name
         self.clock = clock
         self.records = records_for(spec)

@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from rsp.proxy.pools import BackendTls
 from rsp.transport.connect import UpstreamConnect
 from rsp.transport.stream import SocketStream, StreamProtocol
 from rsp.transport.tls_stream import TlsStream
@@ -23,6 +24,8 @@ from rsp.transport.tls_stream import TlsStream
 if TYPE_CHECKING:
     from rsp.proxy.pools import PoolRuntime
     from rsp.upstream.records import BackendRecord
+
+__all__ = ["BackendTls", "Connector", "SocketConnector", "Transport", "start_stream", "start_tls_stream"]
 
 # How a connection attempt ends: "" once the protocol has its transport (connection_made was called),
 # else the reason it failed ("connect timeout", "connection refused", ...).
@@ -100,19 +103,10 @@ def start_tls_stream(loop: asyncio.AbstractEventLoop, sock: socket.socket, proto
     stream.start()
 
 
-class BackendTls:
-    """How to speak TLS to one pool's backends: the client context and the name per backend (by index)."""
-
-    __slots__ = ("context", "names")
-
-    def __init__(self, context: ssl.SSLContext, names: list[str]) -> None:
-        self.context = context
-        self.names = names
-
-
 class SocketConnector:
     """The production connector: a non-blocking connect (rsp.transport.connect) and a socket stream, or a
-    TLS stream for a pool in `backend_tls` (by pool name)."""
+    TLS stream for a pool that has `tls` (PoolRuntime.tls). `backend_tls` is not read any more (the pool
+    carries its TLS): kept until HttpProxy stops passing it."""
 
     __slots__ = ("backend_tls", "high_water", "loop", "low_water")
 
@@ -125,8 +119,8 @@ class SocketConnector:
 
     def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone) -> None:
         family, sockaddr = pool.addresses[record.index]
-        tls = self.backend_tls.get(pool.name) if self.backend_tls else None
-        name = tls.names[record.index] if tls is not None else ""
+        tls = pool.tls
+        name = tls.name_for(record.spec) if tls is not None else ""
         try:
             UpstreamConnect(self.loop, family, sockaddr, pool.spec.connect_timeout,
                             lambda sock, err: self._connected(sock, err, protocol, done, tls, name))

@@ -4,7 +4,9 @@ session is end to end: rsp never holds a key).
 
 Bounded: at most MAX_HELLO_BYTES are read (rsp.tls.client_hello), and a client that has not sent a complete
 ClientHello within the listener's `sni_timeout` is closed. Names match like the HTTP routes' hosts:
-exact first, then `*.parent` for one more label. No server name, bytes that are not TLS, or a name no
+exact first, then `*.parent` for one more label. With a route store (`routes`), a name no static route
+has is looked up there (`hostnames:<name>:backends`, then `httpsDefault`, as the seed's router did; never
+the HTTP default), within the same `sni_timeout`. No server name, bytes that are not TLS, or a name no
 route has: the `sni_default` pool, else the connection is closed.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
+from typing import Protocol
 
 from rsp.config.model import SniRouting
 from rsp.errors import ClientHelloError
@@ -21,6 +25,12 @@ from rsp.proxy.tcp_proxy import TcpProxy, peer_text
 from rsp.tls.client_hello import MAX_HELLO_BYTES, server_name
 from rsp.tls.names import NameTable
 from rsp.transport.poller import CallbackWatcher, Io, io_for
+
+
+class NameRoutes(Protocol):
+    """The route store's side SNI routing uses (rsp.routestore.client.RouteClient.lookup_tls)."""
+
+    def lookup_tls(self, name: str, done: Callable[[PoolRuntime | None], None]) -> None: ...
 
 
 class SniRouter:
@@ -37,6 +47,7 @@ class SniRouter:
             self.names.add(route.name, pools[route.pool])
         self.default = pools[routing.default] if routing.default else None
         self.peeks: set[SniPeek] = set()
+        self.routes: NameRoutes | None = None  # set by the server when the config has a route store
 
     def choose(self, name: str) -> PoolRuntime | None:
         """The pool for server name `name` ("" : none was sent), or the default."""
@@ -68,10 +79,13 @@ class SniPeek:
         self.data = b""
         self.watcher = CallbackWatcher(readable=self.on_readable)
         self.timer: asyncio.TimerHandle | None = None
+        self.reading = False
+        self.done = False
 
     def start(self) -> None:
         self.router.peeks.add(self)
         self.router.io.add_reader(self.fd, self.watcher)
+        self.reading = True
         self.timer = self.router.loop.call_later(self.router.timeout, self.close, "no ClientHello in time")
 
     def on_readable(self) -> None:
@@ -95,7 +109,17 @@ class SniPeek:
             self.route(name, "")
 
     def route(self, name: str, why: str) -> None:
-        pool = self.router.choose(name)
+        router = self.router
+        found = router.names.lookup(name) if name else None
+        if found is None and name and router.routes is not None:
+            self._stop_reading()  # the ClientHello is read; sni_timeout bounds the lookup too
+            router.routes.lookup_tls(name, lambda pool: self.routed(name, pool or router.default, why))
+            return
+        self.routed(name, found or router.default, why)
+
+    def routed(self, name: str, pool: PoolRuntime | None, why: str) -> None:
+        if self.done:
+            return  # closed meanwhile (sni_timeout, drain)
         if pool is None:
             self.close(why or f"no route for server name {name!r}")
             return
@@ -105,13 +129,21 @@ class SniPeek:
         self.router.proxy.start_routed(self.client, self.addr, pool, self.data)
 
     def close(self, why: str) -> None:
+        if self.done:
+            return
         get_logger().info("client %s: %s; closing", peer_text(self.addr), why)
         self._stop()
         self.client.close()
 
+    def _stop_reading(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.router.io.remove_reader(self.fd)
+
     def _stop(self) -> None:
+        self.done = True
         self.router.peeks.discard(self)
-        self.router.io.remove_reader(self.fd)
+        self._stop_reading()
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

@@ -3,7 +3,10 @@
 The client side is a TlsStream, the backend side a SocketStream; two small protocols join them with the
 relay's guarantees (docs/architecture.md, "TCP mode"): flow control (a side whose write buffer passes the
 high-water mark pauses reading on the other side), half-close (end of data from one side becomes
-close_notify/shutdown on the other, and the other direction keeps flowing), close after flush. The
+close_notify/shutdown on the other, and the other direction keeps flowing), close after flush. The last
+two are the streams' own rules (rsp.transport.stream, one implementation for both): a stream flushes
+before it shuts or closes, and closes itself once both of its directions have ended, so the protocols
+here only pass each end on. The
 backend is picked and connected once the handshake has begun; a failed connect tries another backend up
 to the pool's `retries`, and the client's bytes wait meanwhile (reading paused).
 """
@@ -89,10 +92,7 @@ class _Side:
         self.eof = True
         other = self.other
         if other is not None and other.transport is not None:
-            other.transport.write_eof()  # after what is queued for it
-            if other.closed or other.eof:  # both directions ended: close both once flushed
-                other.transport.close()
-                return False
+            other.transport.write_eof()  # after what is queued for it; the stream closes once both have ended
         return True  # half-close: keep sending the other way
 
     def connection_lost(self, exc: Exception | None) -> None:

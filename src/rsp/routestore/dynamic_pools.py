@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Final
 
 from rsp.config.model import Backend, Pool
-from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.pools import BackendTls, PoolRuntime
 
 # An unreferenced pool lives this long: a route flapping back to the same set keeps its health state and
 # its idle connections; longer would only hold file descriptors for sets no route names.
@@ -41,12 +41,15 @@ def pool_name(backends: BackendSet) -> str:
 
 
 class DynamicPools:
-    """on_created/on_retired: the wiring (idle pools, health checkers) the server attaches to a pool."""
+    """on_created/on_retired: the wiring (idle pools, health checkers) the server attaches to a pool. `tls`:
+    the template pool's, given to every pool built from it (its backends are reached as the template's are)."""
 
     def __init__(self, template: Pool, pools: dict[str, PoolRuntime], clock: Callable[[], float],
                  on_created: Callable[[PoolRuntime], None], on_retired: Callable[[PoolRuntime], None],
-                 max_pools: int = MAX_DYNAMIC_POOLS, retire_after: float = RETIRE_AFTER) -> None:
+                 max_pools: int = MAX_DYNAMIC_POOLS, retire_after: float = RETIRE_AFTER,
+                 tls: BackendTls | None = None) -> None:
         self.template = template
+        self.tls = tls
         self.pools = pools
         self.clock = clock
         self.on_created = on_created
@@ -71,7 +74,7 @@ class DynamicPools:
             name = pool_name(backends)
             spec = dataclasses.replace(self.template, name=name, backends=backends)
             # Backends here are IP literals (the store resolved names first): no DNS on the loop.
-            pool = PoolRuntime(spec, self.clock)
+            pool = PoolRuntime(spec, self.clock, self.tls)
             self.by_set[backends] = pool
             self.refs[backends] = 0
             self.pools[name] = pool

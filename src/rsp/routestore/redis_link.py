@@ -7,6 +7,13 @@ once (not per retry, not per request), retries with exponential backoff, and log
 outage's length. Messages published while the subscription was down are lost (pub/sub does not queue), so
 each (re)connection calls `on_connected`, which refreshes every cached route.
 
+Writes by other tools: besides the channel, the link subscribes to the keyspace notifications of the
+route keys (`__keyspace@DB__:PREFIX*`, https://redis.io/docs/latest/develop/use/keyspace-notifications/).
+They are opt-in on the Redis side (`notify-keyspace-events Kgs`: set commands and DEL; or `KA`): where
+the operator turned them on, a route written by any tool (a control panel's own SADD) invalidates the host
+at once; where not (managed Redis may forbid CONFIG SET), nothing arrives and the TTL stays the safety net.
+rsp never runs CONFIG SET itself.
+
 URLs: redis://, rediss:// (TLS), unix:// through redis-py's `from_url`; `redis+sentinel://h1:p1,h2:p2/
 service[/db]` through redis-py's Sentinel client (it asks the sentinels for the service's master and
 follows a failover). Redis Cluster is refused by the config: redis-py's asyncio cluster client has no
@@ -26,6 +33,7 @@ from redis.exceptions import RedisError
 
 from rsp.config.model import RouteStore
 from rsp.errors import ConfigError
+from rsp.routestore.schema import DEFAULT_HOST, INVALIDATE_ALL, host_of_key
 
 # Reconnect backoff: the first retry soon (a restart of Redis takes well under a second), then doubling to
 # a ceiling that keeps recovery within a couple of seconds of Redis's return without hammering a dead host.
@@ -90,6 +98,12 @@ class RedisLink:
         self.ever_up = False
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.db = int(self.client.connection_pool.connection_kwargs.get("db", 0) or 0)
+
+    def host_written(self, channel: str, keyspace: str) -> str | None:
+        """The host whose route key a keyspace notification names (INVALIDATE_ALL for the default route)."""
+        host = host_of_key(self.settings.prefix, channel[len(keyspace):]) if channel.startswith(keyspace) else None
+        return INVALIDATE_ALL if host == DEFAULT_HOST else host
 
     # -- lookups --------------------------------------------------------------------------------------
     async def fetch(self, keys: list[str]) -> list[SetReply]:
@@ -146,14 +160,22 @@ class RedisLink:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.settings.channel)
+                keyspace = f"__keyspace@{self.db}__:"
+                await pubsub.psubscribe(f"{keyspace}{self.settings.prefix}*")
                 await self.client.ping()
                 backoff = INITIAL_BACKOFF
                 self._recovered()
                 while not self._stopping:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PUBSUB_POLL)
-                    if message is not None and message.get("type") == "message":
+                    if message is None:
+                        continue
+                    if message.get("type") == "message":
                         data = message.get("data")
                         self.on_message(data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data))
+                    elif message.get("type") == "pmessage":
+                        host = self.host_written(_text(message.get("channel")), keyspace)
+                        if host is not None:
+                            self.on_message(host)
             except (RedisError, OSError) as exc:
                 self.lost(exc)
             finally:
@@ -165,3 +187,7 @@ class RedisLink:
                 break
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -15,7 +15,7 @@ from typing import Final
 from rsp.config.model import Backend
 
 DEFAULT_HOST: Final = "httpDefault"
-# The TLS listeners' default (reserved: rsp has no TLS listener yet; the name is the earlier router's).
+# The default route of SNI routing (rsp.proxy.sni_proxy through rsp.routestore.client.lookup_tls).
 TLS_DEFAULT_HOST: Final = "httpsDefault"
 KEY_SUFFIX: Final = ":backends"
 INVALIDATE_ALL: Final = "*"

@@ -1,4 +1,10 @@
-"""RouteStore: Redis routes wired into HTTP mode.
+"""RouteStore: Redis routes, once per machine (in the master; the workers ask it: rsp.routestore.client).
+
+The master's store owns the Redis link, the route table and its cache, the Redis-supplied pools and their
+health checks. A worker's lookup reaches `lookup` through the master (a `RouteWaiter` answers it on the
+control channel); every change of a host's route is told to `on_route` (the master pushes it to every
+worker). So a host the machine has served is known to every worker, with Redis down too. The text below
+describes the store's own rules (written when each worker had its own store, and still true of this one):
 
 The hot path (rsp.proxy.client.ClientConnection.start_exchange) routes a host no static rule matches with
 one lookup in `host_pools`, a dict this store owns and every HTTP proxy shares: a known host costs a dict
@@ -23,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Callable
+from typing import Final, Protocol
 
 from redis.exceptions import RedisError
 
@@ -32,15 +38,20 @@ from rsp.config.model import Backend, Pool
 from rsp.config.model import RouteStore as RouteStoreSettings
 from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger
-from rsp.proxy.http_proxy import HttpProxy
-from rsp.proxy.http_upstream import IdlePool
-from rsp.proxy.pools import PoolRuntime
-from rsp.proxy.session_api import ExchangeSide
+from rsp.proxy.pools import PoolRuntime, check_tls
 from rsp.routestore.bad_data import BadDataLog
 from rsp.routestore.cache import ROUTE_DEFAULT, ROUTE_HOST, ROUTE_MISSING, RouteCache
 from rsp.routestore.dynamic_pools import BackendSet, DynamicPools, backend_set
 from rsp.routestore.redis_link import REFRESH_BATCH, RedisLink, SetReply
-from rsp.routestore.schema import DEFAULT_HOST, INVALIDATE_ALL, backends_key, is_ip, normalise_host, parse_member
+from rsp.routestore.schema import (
+    DEFAULT_HOST,
+    INVALIDATE_ALL,
+    TLS_DEFAULT_HOST,
+    backends_key,
+    is_ip,
+    normalise_host,
+    parse_member,
+)
 
 # How often the refresher wakes without a push: TTL expiry and pool retirement are checked this often.
 SWEEP_INTERVAL: Final = 0.5
@@ -56,25 +67,38 @@ BAD_MEMBERS_SHOWN: Final = 5
 Route = tuple[tuple[Backend, ...], str]  # (backends, ROUTE_* source)
 
 
+class RouteWaiter(Protocol):
+    """What waits for a lookup: a request (rsp.proxy.exchange.Exchange) or a worker's question."""
+
+    def route_to(self, pool: PoolRuntime | None, status: int) -> None: ...
+
+
 class RouteStore:
     def __init__(self, settings: RouteStoreSettings, template: Pool, pools: dict[str, PoolRuntime],
-                 proxies: Sequence[HttpProxy], loop: asyncio.AbstractEventLoop,
-                 clock: Callable[[], float] | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop,
+                 clock: Callable[[], float] | None = None,
+                 on_route: Callable[[str, BackendSet], None] | None = None,
+                 on_health: Callable[[str], None] | None = None) -> None:
+        """`on_route(host, backends)`: the host's route changed (() when it has none any more); `on_health`:
+        an active check changed a Redis-supplied backend's state (the line to log)."""
         self.settings = settings
+        self.on_route = on_route
+        self.on_health = on_health
         self.loop = loop
         self.clock: Callable[[], float] = clock if clock is not None else loop.time
         self.log = get_logger()
-        self.proxies = list(proxies)
         self.cache = RouteCache(settings.ttl, settings.negative_ttl, self.clock)
-        self.dynamic = DynamicPools(template, pools, self.clock, self._pool_created, self._pool_retired)
+        template_runtime = pools.get(template.name)
+        self.dynamic = DynamicPools(template, pools, self.clock, self._pool_created, self._pool_retired,
+                                    tls=template_runtime.tls if template_runtime is not None else None)
         self.link = RedisLink(settings, self._message, self._connected, self.log.warning, self.clock)
         self.bad = BadDataLog(self.log.warning, self.clock)
-        self.host_pools: dict[str, PoolRuntime] = {}  # the hot dict, shared with every HttpProxy
+        self.host_pools: dict[str, PoolRuntime] = {}  # host -> the pool of its route: what the machine knows
         self.host_sets: dict[str, BackendSet] = {}  # the backend set each host's pool is, for release
         self.default_route: tuple[Backend, ...] | None = None  # last known default, () when none
         self.default_fetched = 0.0
         self.default_stale = False
-        self.waiting: dict[str, list[ExchangeSide]] = {}  # hosts being looked up -> requests waiting
+        self.waiting: dict[str, list[RouteWaiter]] = {}  # hosts being looked up -> requests waiting
         self.refreshing: set[str] = set()
         self.again: set[str] = set()  # invalidated while their lookup was in flight: ask once more
         self.checkers: dict[str, HealthChecker] = {}
@@ -83,9 +107,6 @@ class RouteStore:
         self._kick = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
-        for proxy in self.proxies:
-            proxy.host_pools = self.host_pools
-            proxy.host_lookup = self.lookup
 
     # -- life -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,14 +123,29 @@ class RouteStore:
         await asyncio.gather(*(c.stop() for c in self.checkers.values()), return_exceptions=True)
         self.checkers.clear()
 
+    def adopt(self, old: RouteStore) -> None:
+        """Start from what `old` (the store of the config before a reload) knew: every host keeps its route,
+        with Redis down too, on this store's pools; each is asked again at once (the prefix or the template
+        may have changed)."""
+        if old.default_route is not None:
+            self._set_default(old.default_route)
+        routes: dict[str, Route] = {}
+        for host in old.cache:
+            entry = old.cache.get(host)
+            if entry is not None:
+                routes[host] = (entry.backends, entry.source)
+        self._apply(routes)
+        self.cache.invalidate_all()
+        self._kick.set()
+
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = self.loop.create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     # -- the request side -------------------------------------------------------------------------------
-    def lookup(self, exchange: ExchangeSide, host: str) -> None:
-        """Route `exchange`, whose host is not in host_pools (HttpProxy.host_lookup)."""
+    def lookup(self, exchange: RouteWaiter, host: str) -> None:
+        """Route `exchange` (a worker's question: rsp.master.machine_routes), whose host is not in host_pools."""
         entry = self.cache.get(host)
         if entry is not None and entry.source == ROUTE_MISSING and (self.cache.is_fresh(entry) or not self.link.up):
             exchange.route_to(None, self.settings.missing_status)
@@ -248,12 +284,16 @@ class RouteStore:
                 continue
             self.host_sets[host] = wanted
             self.host_pools[host] = pool
+            if self.on_route is not None:
+                self.on_route(host, wanted)
 
     def _unroute(self, host: str) -> None:
         self.host_pools.pop(host, None)
         old = self.host_sets.pop(host, None)
         if old is not None:
             self.dynamic.release(old)
+            if self.on_route is not None:
+                self.on_route(host, ())
 
     # -- invalidation and refresh ------------------------------------------------------------------------
     def _message(self, data: str) -> None:
@@ -264,7 +304,8 @@ class RouteStore:
             self.again.update(self.refreshing)
             self.again.update(self.waiting)
         else:
-            host = normalise_host(data)
+            # The TLS default's key keeps its case (schema.TLS_DEFAULT_HOST); a host's is lower case.
+            host = data if data == TLS_DEFAULT_HOST else normalise_host(data)
             self.cache.invalidate(host)
             if host in self.refreshing or host in self.waiting:
                 self.again.add(host)
@@ -314,22 +355,14 @@ class RouteStore:
 
     # -- dynamic pools' wiring ------------------------------------------------------------------------------
     def _pool_created(self, pool: PoolRuntime) -> None:
-        for proxy in self.proxies:
-            for record in pool.records:
-                proxy.idle_pools[record] = IdlePool(proxy.settings.pool_max_idle, proxy.settings.pool_idle_timeout,
-                                                    proxy.settings.pool_max_requests)
         if pool.spec.health.kind != "none":
-            checker = HealthChecker(pool.spec, pool.records, pool.health_changed, self.log.info)
+            checker = HealthChecker(pool.spec, pool.records, pool.health_changed, self.on_health or self.log.info,
+                                    check_tls(pool))
             checker.start()
             self.checkers[pool.name] = checker
         self.log.info("route store: pool %s created (template %s)", pool.name, self.settings.template)
 
     def _pool_retired(self, pool: PoolRuntime) -> None:
-        for proxy in self.proxies:
-            for record in pool.records:
-                idle = proxy.idle_pools.pop(record, None)
-                if idle is not None:
-                    idle.close_all()
         checker = self.checkers.pop(pool.name, None)
         if checker is not None:
             self._spawn(checker.stop())

@@ -19,6 +19,12 @@ listed here:
 A bug in a protocol callback closes that stream (logged) instead of leaving a level-triggered descriptor
 spinning the loop.
 
+One implementation for both byte sources: readiness, flow control (write-buffer marks, pause/resume
+reading), half-close ("close once both directions have ended") and close after flush live here, once.
+rsp.transport.tls_stream.TlsStream derives from SocketStream and replaces only where bytes come from and
+go to (`_receive`, `write`: through OpenSSL's memory BIOs) and what ends a direction on the wire
+(`_ending`: close_notify). The hooks are native method calls when compiled (one per read, none per byte).
+
 Two ways to hear of readiness (rsp.transport.poller): on rsp's own loop the socket is watched
 edge-triggered (`on_edge`: registered once, read until a short read, EAGAIN or end of data, at most
 MAX_EDGE_READS per edge, the rest deferred to the next iteration; a pause only stops reading, and a resume
@@ -31,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import ClassVar, Final, Protocol, final
 
 from rsp.logs import get_logger
 from rsp.transport.poller import EDGE_HANGUP, EDGE_READ, EDGE_WRITE, Poller, Watcher, io_for
@@ -73,10 +79,12 @@ class NativeProtocol:
 class SocketStream(Watcher):
     """One connected, non-blocking TCP socket driven by the loop's reader/writer callbacks."""
 
-    __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_received", "_eof_sent", "_fd",
-                 "_hangup", "_high", "_io", "_loop", "_low", "_maybe_readable", "_native", "_on_data", "_on_eof",
-                 "_on_lost", "_on_pause", "_on_resume", "_paused", "_poller", "_protocol", "_reader", "_recv",
-                 "_send", "_sock", "_writer", "_writing_paused", "peer")
+    KIND: ClassVar[str] = "connection"  # how the log names it
+
+    __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_ready", "_eof_received",
+                 "_eof_sent", "_fd", "_hangup", "_held", "_high", "_io", "_loop", "_low", "_maybe_readable", "_native",
+                 "_on_data", "_on_eof", "_on_lost", "_on_pause", "_on_resume", "_paused", "_peer_ended", "_poller",
+                 "_protocol", "_reader", "_recv", "_send", "_sock", "_writer", "_writing_paused", "peer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
                  peer: tuple[object, ...] = ()) -> None:
@@ -105,7 +113,9 @@ class SocketStream(Watcher):
         self._on_pause: Callable[[], None] = protocol.pause_writing
         self._on_resume: Callable[[], None] = protocol.resume_writing
         self.peer = peer
-        self._buffer: list[bytes] = []
+        self._buffer: list[bytes] = []  # bytes for the socket that it has not taken yet
+        # Bytes written before the stream can encrypt them (TLS: before its handshake); counted in _buffered.
+        self._held: list[bytes] = []
         self._buffered = 0
         self._high = DEFAULT_HIGH_WATER
         self._low = DEFAULT_LOW_WATER
@@ -113,8 +123,11 @@ class SocketStream(Watcher):
         self._writer = False  # waiting to write (a writer callback is registered, in level mode)
         self._paused = False  # the protocol asked to stop reading
         self._writing_paused = False  # we told the protocol to stop writing
-        self._eof_received = False
+        self._eof_received = False  # the socket's read side has ended: nothing more is read from it
+        self._peer_ended = False  # the protocol was told (eof_received): the peer's direction has ended
         self._eof_pending = False  # write_eof() asked for, sent once the buffer is empty
+        # write_eof may shut the socket's write side once the buffer is empty (TLS: once close_notify is queued)
+        self._eof_ready = True
         self._eof_sent = False
         self._closing = False
         self._done = False  # the socket is closed and connection_lost is scheduled
@@ -122,12 +135,17 @@ class SocketStream(Watcher):
     def start(self) -> None:
         """Tell the protocol it is connected, then start reading."""
         self._protocol.connection_made(self)  # type: ignore[arg-type]  # the subset of Transport it uses
-        if self._poller is not None and not self._done:
+        if self._done:
+            return
+        if self._poller is not None:
             # Registered even when closing: the queued bytes still need EPOLLOUT edges. Data already
             # waiting is reported by the first epoll_wait (registration checks the current state).
             self._poller.watch(self._fd, self)
-        if not self._closing:
-            self._update_reader()
+        self._update_reader()
+        self._started()
+
+    def _started(self) -> None:
+        """After start(): what the byte source does first (TLS: its handshake)."""
 
     # -- asyncio.Transport, the subset HTTP mode uses -------------------------------------------------
     def get_extra_info(self, name: str, default: object = None) -> object:
@@ -166,6 +184,11 @@ class SocketStream(Watcher):
     def write(self, data: bytes) -> None:
         if self._closing or self._eof_pending or len(data) == 0:
             return
+        self._send_or_queue(data)
+
+    @final
+    def _send_or_queue(self, data: bytes) -> None:
+        """Send `data` now if nothing waits before it; queue what the socket does not take."""
         if not self._buffer:
             try:
                 sent = self._send(data)
@@ -181,7 +204,11 @@ class SocketStream(Watcher):
                 self._io.add_writer(self._fd, self)
             self._writer = True  # (edge mode: the socket's next EPOLLOUT edge flushes)
         self._buffer.append(data)
-        self._buffered += len(data)
+        self._grew(len(data))
+
+    @final
+    def _grew(self, n: int) -> None:
+        self._buffered += n
         if self._buffered > self._high and not self._writing_paused:
             self._writing_paused = True
             self._call(self._on_pause)
@@ -194,7 +221,8 @@ class SocketStream(Watcher):
         if self._closing or self._eof_pending:
             return
         self._eof_pending = True
-        if not self._buffer:
+        self._ending()
+        if self._eof_ready and not self._buffer:
             self._shutdown_write()
 
     def close(self) -> None:
@@ -204,13 +232,18 @@ class SocketStream(Watcher):
         self._closing = True
         self._paused = True
         self._update_reader()
+        self._ending()
         if not self._buffer:
             self._finish(None)
+
+    def _ending(self) -> None:
+        """Our direction ends (write_eof or close): what the byte source sends first (TLS: close_notify)."""
 
     def abort(self) -> None:
         """Close now; what is queued is dropped."""
         self._closing = True
         self._buffer.clear()
+        self._held.clear()
         self._buffered = 0
         self._finish(None)
 
@@ -230,33 +263,16 @@ class SocketStream(Watcher):
         if events & EDGE_WRITE and self._writer and not self._done:
             self.on_writable()
 
+    @final
     def _read(self, limit: int) -> None:
         edge = self._poller is not None
         for _ in range(limit):
-            try:
-                data = self._recv(READ_SIZE)
-            except (BlockingIOError, InterruptedError):
-                self._maybe_readable = False
-                return
-            except OSError as exc:
-                self._fail(exc)
-                return
-            if len(data) == 0:
-                self._maybe_readable = False
-                self._on_end_of_data()
-                return
-            native = self._native
-            try:
-                if native is not None:
-                    native.data_received(data)
-                else:
-                    self._on_data(data)
-            except Exception as exc:  # a bug in the protocol: close this stream, keep the loop sane
-                self._internal_error(exc)
-                return
+            n = self._receive()
+            if n <= 0:
+                return  # nothing more for now, the end of data, or a failure: each handled by _receive
             if not edge:
                 return
-            if len(data) < READ_SIZE and not self._hangup:
+            if n < READ_SIZE and not self._hangup:
                 # A short read took all the socket had (TCP hands over what is queued, up to the size
                 # asked); data that arrives later raises a new edge.
                 self._maybe_readable = False
@@ -267,7 +283,43 @@ class SocketStream(Watcher):
         if poller is not None:
             poller.defer(self)  # more to read: after the other sockets of this iteration have had a turn
 
+    def _receive(self) -> int:
+        """One read from the socket, handed to the protocol: the bytes read, 0 when there is nothing more
+        for now (EAGAIN), at the end of data, or after a failure (each handled here)."""
+        try:
+            data = self._recv(READ_SIZE)
+        except OSError as exc:
+            return self._read_failed(exc)
+        if len(data) == 0:
+            self._maybe_readable = False
+            self._on_end_of_data()
+            return 0
+        native = self._native
+        try:
+            if native is not None:
+                native.data_received(data)
+            else:
+                self._on_data(data)
+        except Exception as exc:  # a bug in the protocol: close this stream, keep the loop sane
+            self._internal_error(exc)
+            return 0
+        return len(data)
+
+    @final
+    def _read_failed(self, exc: OSError) -> int:
+        """A read raised: nothing more for now (EAGAIN), or the connection is gone. `_receive`'s 0."""
+        if isinstance(exc, (BlockingIOError, InterruptedError)):
+            self._maybe_readable = False
+        else:
+            self._fail(exc)
+        return 0
+
+    @final
     def _on_end_of_data(self) -> None:
+        """The peer's direction has ended (TLS: close_notify, or the socket's end without one)."""
+        if self._peer_ended:
+            return
+        self._peer_ended = True
         self._eof_received = True
         self._update_reader()
         try:
@@ -280,6 +332,7 @@ class SocketStream(Watcher):
             # carry, so the connection closes and connection_lost tells the protocol.
             self.close()
 
+    @final
     def on_writable(self) -> None:
         buffer = self._buffer
         if not buffer:
@@ -311,10 +364,11 @@ class SocketStream(Watcher):
             self._writer = False
         if self._closing:
             self._finish(None)
-        elif self._eof_pending:
+        elif self._eof_pending and self._eof_ready:
             self._shutdown_write()
 
     # -- internals ------------------------------------------------------------------------------------
+    @final
     def _update_reader(self) -> None:
         want = not (self._paused or self._closing or self._eof_received or self._done)
         if want != self._reader:
@@ -330,6 +384,7 @@ class SocketStream(Watcher):
                 self._io.remove_reader(self._fd)
             self._reader = want
 
+    @final
     def _shutdown_write(self) -> None:
         if self._eof_sent or self._done:
             return
@@ -339,7 +394,7 @@ class SocketStream(Watcher):
         except OSError as exc:
             self._fail(exc)
             return
-        if self._eof_received:
+        if self._peer_ended:
             self.close()  # the peer had ended its direction already: both are done
 
     def _call(self, callback: Callable[[], None]) -> None:
@@ -349,14 +404,15 @@ class SocketStream(Watcher):
             self._internal_error(exc)
 
     def _internal_error(self, exc: Exception) -> None:
-        get_logger().error("internal error on connection %s: %s: %s", self.peer, type(exc).__name__, exc,
+        get_logger().error("internal error on %s %s: %s: %s", self.KIND, self.peer, type(exc).__name__, exc,
                            exc_info=exc)
         self.abort()
 
-    def _fail(self, exc: OSError) -> None:
-        """A socket error (reset, broken pipe): the connection is gone."""
+    def _fail(self, exc: Exception) -> None:
+        """A socket error (reset, broken pipe), or TLS's: the connection is gone."""
         self._closing = True
         self._buffer.clear()
+        self._held.clear()
         self._buffered = 0
         self._finish(exc)
 

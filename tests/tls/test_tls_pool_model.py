@@ -1,0 +1,41 @@
+"""TLS belongs to the pool (rsp.proxy.pools.BackendTls), not to a table of names by position: a backend added
+at run time to a TLS pool is reached over TLS with its own name, with one worker or many."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rsp.admin.socket_server import admin_request
+from support.rsp_process import RspProcess, free_port
+
+from .conftest import CertSet, TlsHttpBackend
+from .test_tls_client_and_backend import plain_get
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_backend_added_at_run_time_to_a_tls_pool(run_rsp: Callable[..., RspProcess],
+                                                 tls_backend: type[TlsHttpBackend], certs: CertSet,
+                                                 tmp_path: Path, workers: int) -> None:
+    first = tls_backend(certs.backend, name="first")
+    added = tls_backend(certs.backend, name="added")
+    sock = str(tmp_path / "admin.sock")
+    rsp = run_rsp(f"""
+listen = {{ {{ address = "127.0.0.1", port = {free_port()}, mode = "http", pool = "secure" }} }}
+pools = {{ secure = {{ backends = {{ "127.0.0.1:{first.port}" }}, retries = 0,
+                      tls = {{ ca = "{certs.backend_ca.path}", sni = "backend.test" }} }} }}
+http = {{ access_log = "off" }}
+admin_socket = "{sock}"
+workers = {workers}
+""")
+    assert plain_get(rsp.port, "/before").startswith(b"HTTP/1.1 200 ")
+    assert "error" not in json.loads(admin_request(sock, f"add backend secure 127.0.0.1:{added.port}"))
+    assert "error" not in json.loads(admin_request(sock, "drain secure 1"))
+    for i in range(2 * workers):  # the drain reaches every worker before the reply: each now picks `added`
+        reply = plain_get(rsp.port, f"/after{i}")
+        assert reply.startswith(b"HTTP/1.1 200 "), reply
+        assert f"added GET /after{i}".encode() in reply
+    assert added.server_names and set(added.server_names) == {"backend.test"}
