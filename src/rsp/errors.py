@@ -51,10 +51,13 @@ class SandboxError(RspError):
 
 class StartupError(RspError):
     """The server could not start: a port in use, an address that cannot be bound. `key`, when a config
-    entry is at fault, lets rsp.cli name its file and line (rsp.preflight.located)."""
+    entry is at fault, lets rsp.cli name its file and line (rsp.preflight.located). `errno`: the system
+    call's error number when one failed (0 otherwise): callers test it rather than `__cause__`, which a
+    compiled raise does not set."""
 
-    def __init__(self, message: str = "", *, key: str = "") -> None:
+    def __init__(self, message: str = "", *, key: str = "", errno: int = 0) -> None:
         self.key = key
+        self.errno = errno
         super().__init__(message)
 
 

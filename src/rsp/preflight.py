@@ -84,7 +84,7 @@ class _Running:
 
 
 def _address_in_use(exc: StartupError) -> bool:
-    return isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.EADDRINUSE
+    return exc.errno == errno.EADDRINUSE
 
 
 def check_resolvable_and_files(config: Config) -> None:

@@ -49,7 +49,7 @@ def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.s
         sock.close()
         what = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         shown = f"[{host}]" if ":" in host else host
-        raise StartupError(f"cannot listen on {shown}:{port}: {what}") from exc
+        raise StartupError(f"cannot listen on {shown}:{port}: {what}", errno=exc.errno or 0) from exc
     return sock
 
 
