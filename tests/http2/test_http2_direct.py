@@ -50,6 +50,7 @@ def test_an_http2_request_reaches_filters_and_the_access_log_as_version_2(backen
         with H2Client(port) as client:
             get, post = client.exchange([("GET", "/a?b=c", [], b""), ("POST", "/up", [], b"x" * 3000)])
     assert get.status == 200 and post.status == 200
+    assert get.headers.get("via") == "1.1 rsp"  # what rsp received from the backend (RFC 9110 §7.6.3)
     assert sorted(seen.read_text().splitlines()) == sorted(
         [f"2 GET 127.0.0.1:{port} /a?b=c 200", f"2 POST 127.0.0.1:{port} /up 200"])
     lines = access.read_text().splitlines()

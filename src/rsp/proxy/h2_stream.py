@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from rsp.errors import ProtocolError
-from rsp.http1.events import EndOfMessage
+from rsp.http1.events import EndOfMessage, ResponseHead
+from rsp.http1.forward import VIA_PSEUDONYM
 from rsp.http1.serialise import local_response
 from rsp.http2.server import ServerConnection
 from rsp.logs import get_logger
@@ -116,9 +117,16 @@ class H2Stream(ClientSide):
 
     # -- Downstream -----------------------------------------------------------------------------------
     def send_head(self, response: Response, close: bool = False) -> None:
-        if not self.done:
-            self.conn.send_head(self.id, response)
-            self.owner.flush_soon()
+        if self.done:
+            return
+        origin = response.origin
+        if self.proxy.via and isinstance(origin, ResponseHead):
+            # The backend's response passed through rsp over HTTP/`version` (RFC 9110 §7.6.3), as HTTP/1
+            # clients are told (rsp.http1.forward); a copy, so that filters' log phase sees what they left.
+            via = (b"via", origin.version + b" " + VIA_PSEUDONYM)
+            response = Response(response.status, [*response.headers, via], response.body_length, response.reason)
+        self.conn.send_head(self.id, response)
+        self.owner.flush_soon()
 
     def send_data(self, data: bytes) -> None:
         if self.done:
@@ -216,7 +224,7 @@ class H2Stream(ClientSide):
                 exchange.fail_hard("client body timeout")
             else:
                 self.refuse(ProtocolError("request body not received in time", 408))
-        elif (wait == WAIT_RESPONSE or wait == WAIT_STREAM) and exchange is not None:
+        elif wait in (WAIT_RESPONSE, WAIT_STREAM) and exchange is not None:
             exchange.upstream_timeout()
 
     def is_idle(self) -> bool:
