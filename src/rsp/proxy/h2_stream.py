@@ -91,7 +91,7 @@ class H2Stream(ClientSide):
         exchange = self.exchange
         if exchange is not None:
             exchange.request_data(data)
-        elif not self.done:
+        else:
             self.conn.acknowledge(self.id, len(data))  # answered already: the bytes are dropped
 
     def end(self, trailers: list[Header]) -> None:
