@@ -3,8 +3,9 @@ with no HTTP/1 head built and parsed again on the way: filters and the access lo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,8 @@ from integration.test_http_filters import serve
 from rsp.pipeline.phases import ExchangeView, Filter
 from support.h2_client import H2Client
 from support.http_backends import HttpBackend
+from support.http_client import http_config
+from support.rsp_process import RspProcess, free_port
 
 
 class VersionLog(Filter):
@@ -57,3 +60,17 @@ def test_an_http2_request_reaches_filters_and_the_access_log_as_version_2(backen
     assert len(lines) == 2 and all('HTTP/2" 200' in line for line in lines), lines
     # The backend got HTTP/1.1, the body framed from the request's length (RFC 9112 §7.1 / §6.2).
     assert sorted((r.target, len(r.body)) for r in backend.requests) == [("/a?b=c", 0), ("/up", 3000)]
+
+
+def test_lua_sees_http2_in_ngx_var(start_backend: Callable[..., Any], run_rsp: Callable[..., RspProcess]) -> None:
+    backend = start_backend(HttpBackend, name="b")
+    prior = 'mode = "http", http2 = "prior-knowledge",'
+    config = (http_config(free_port(), [backend.port]).replace('mode = "http",', prior) + "workers = 1\n"
+              + 'lua = { access = function()\n'
+              + '          if ngx.var.uri == "/v" then return ngx.say(ngx.var.server_protocol) end end,\n'
+              + '        header_filter = function() ngx.header["X-Protocol"] = ngx.var.server_protocol end }\n')
+    rsp = run_rsp(config)
+    with H2Client(rsp.port) as client:
+        local, proxied = client.exchange([("GET", "/v", [], b""), ("GET", "/p", [], b"")])
+    assert local.status == 200 and local.body == b"HTTP/2.0\n"
+    assert proxied.status == 200 and proxied.headers.get("x-protocol") == "HTTP/2.0"
