@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 import pytest
 
 from rsp.config.model import Http2Settings
@@ -125,3 +126,21 @@ def test_a_backend_that_dies_mid_response_resets_only_that_stream(session: FakeS
     assert [e.stream_id for e in events if isinstance(e, h2.events.StreamReset)] == [1]
     assert [e.stream_id for e in events if isinstance(e, h2.events.StreamEnded)] == [3]
     assert sorted(pair.owner.done) == [1, 3]
+
+
+def test_a_backend_paused_by_a_slow_stream_reads_again_once_back_in_its_pool(session: FakeSession) -> None:
+    pair = Pair(session)
+    pair.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1024})
+    pair.to_server()
+    pair.to_client()
+    pair.client.send_headers(1, [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"),
+                                 (b":path", b"/big")], end_stream=True)
+    pair.to_server()
+    backend = session.accept()
+    backend.take()
+    size = 200 * 1024  # more than the stream's output high-water mark: the connection cannot take it all now
+    backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"z" * size)
+    # The whole response was read (it came in one read), so the exchange is over and its connection idle,
+    # though the stream paused the backend's reading while the client's window was closed.
+    assert session.idle_upstreams() and pair.owner.done == [1]
+    assert backend.reading  # an idle connection must see its backend's close

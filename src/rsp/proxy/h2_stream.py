@@ -31,7 +31,7 @@ from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, Request, Response
 from rsp.proxy.exchange import exchange_for_request
 from rsp.proxy.filter_run import error_reply
-from rsp.proxy.session_api import ClientSide, ExchangeSide
+from rsp.proxy.session_api import ClientSide, ExchangeSide, UpstreamSide
 from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
 
@@ -48,7 +48,7 @@ class StreamOwner(Protocol):
 class H2Stream(ClientSide):
     """One stream: its Request into an Exchange, the exchange's response onto the HTTP/2 connection."""
 
-    __slots__ = ("conn", "done", "head_request", "id", "owner", "proxy", "unacked")
+    __slots__ = ("conn", "done", "head_request", "id", "owner", "paused_backend", "proxy", "unacked")
 
     def __init__(self, owner: StreamOwner, conn: ServerConnection, proxy: SessionState, stream_id: int,
                  peer: tuple[object, ...]) -> None:
@@ -69,6 +69,8 @@ class H2Stream(ClientSide):
         self.done = False  # the response ended or the stream was reset
         self.head_request = False
         self.unacked = 0  # request-body bytes written to the backend while the exchange asked for no more
+        # The backend connection whose reading this stream paused (its response outran the client's window).
+        self.paused_backend: UpstreamSide | None = None
         proxy.stats.http2_streams += 1
 
     # -- the request (from Http2Session's events) -----------------------------------------------------
@@ -101,9 +103,10 @@ class H2Stream(ClientSide):
 
     def writable(self) -> None:
         """The connection took the response bytes that paused the backend's reading (StreamWritable)."""
-        exchange = self.exchange
-        if exchange is not None and exchange.upstream is not None:
-            exchange.upstream.resume_reading()
+        backend = self.paused_backend
+        if backend is not None:
+            self.paused_backend = None
+            backend.resume_reading()
 
     def cancelled(self) -> None:
         """The client reset the stream, a limit did, or the connection ended: the exchange stops."""
@@ -133,8 +136,10 @@ class H2Stream(ClientSide):
             return
         if not self.conn.send_data(self.id, data):
             exchange = self.exchange
-            if exchange is not None and exchange.upstream is not None:
-                exchange.upstream.pause_reading()  # until StreamWritable
+            upstream = exchange.upstream if exchange is not None else None
+            if upstream is not None:
+                upstream.pause_reading()  # until StreamWritable
+                self.paused_backend = upstream
         self.owner.flush_soon()
 
     def send_end(self, trailers: list[Header]) -> None:
@@ -189,6 +194,12 @@ class H2Stream(ClientSide):
 
     def _over(self) -> None:
         """The stream's exchange is over (answered, reset or cancelled): off the proxy's lists."""
+        backend = self.paused_backend
+        if backend is not None:
+            # The response's last bytes paused it and it went back to its idle pool (or closed): an idle
+            # connection reads, or a backend's close would go unseen and the next exchange on it would hang.
+            self.paused_backend = None
+            backend.resume_reading()
         if not self.closing:
             self.closing = True
             self.deadline = 0.0
