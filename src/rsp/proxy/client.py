@@ -21,7 +21,7 @@ from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, Response
 from rsp.proxy.exchange import Exchange
 from rsp.proxy.reply_cache import RequestHeadCache
-from rsp.proxy.session_api import ClientSide, ExchangeSide
+from rsp.proxy.session_api import ExchangeSide, Http1ClientSide
 from rsp.proxy.session_io import Transport, is_closing, write, writelines
 from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_HEAD, WAIT_KEEPALIVE, WAIT_RESPONSE, WAIT_STREAM
@@ -34,8 +34,9 @@ JOIN_LIMIT: Final = 16 * 1024
 _NO_CONTEXT: Final = RequestContext("")
 
 
-class ClientConnection(ClientSide):
-    """One client connection in HTTP mode (what the rest of the session sees of it: ClientSide)."""
+class ClientConnection(Http1ClientSide):
+    """One HTTP/1 client connection in HTTP mode (what the rest of the session sees of it: ClientSide, and
+    Http1ClientSide for what only HTTP/1 has)."""
 
     __slots__ = ("backlog", "client_eof", "corked", "paused_pipeline", "pending_error", "proxy", "reply_chunked",
                  "transport")

@@ -21,12 +21,12 @@ from typing import Final
 from rsp.errors import ProtocolError
 from rsp.http1 import forward
 from rsp.http1.error_pages import error_response
-from rsp.http1.events import EndOfMessage, RequestHead, ResponseHead
+from rsp.http1.events import CHUNKED, NO_BODY, EndOfMessage, Framing, RequestHead, ResponseHead
 from rsp.logs import get_logger
-from rsp.pipeline.messages import Response
+from rsp.pipeline.messages import UNKNOWN_LENGTH, Request, Response
 from rsp.proxy.filter_run import FilterRun
 from rsp.proxy.pools import PoolRuntime
-from rsp.proxy.session_api import ClientSide, ExchangeSide, UpstreamSide
+from rsp.proxy.session_api import ClientSide, ExchangeSide, Http1ClientSide, UpstreamSide
 from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
 from rsp.upstream.records import BackendRecord
@@ -67,10 +67,14 @@ class Exchange(ExchangeSide):
     )
 
     def __init__(self, client: ClientSide, proxy: SessionState, head: RequestHead, pool: PoolRuntime,
-                 filtered: bool = False) -> None:
+                 filtered: bool = False, request: Request | None = None) -> None:
         """`filtered`: the listener has filters (HttpProxy.chain): the exchange runs its phases (self.run),
-        and its head is forwarded once they decided it; else it is forwarded as it came, now."""
+        and its head is forwarded once they decided it; else it is forwarded as it came, now (HTTP/1 only).
+        `request`: the neutral request an HTTP/2 stream made (exchange_for_request), which the filter run
+        serialises for the backend (rsp.http1.serialise) instead of forwarding HTTP/1 bytes."""
         self.client = client
+        h1 = client if isinstance(client, Http1ClientSide) else None
+        self.h1 = h1
         self.proxy = proxy
         self.head = head
         self.pool = pool
@@ -79,7 +83,11 @@ class Exchange(ExchangeSide):
         self.tried: list[BackendRecord] | None = None  # the backends that failed this request, when any
         # The forwarded head, then the body as it comes, until the backend connection is ready. With filters,
         # the head's place is kept until the request phases are done (FilterRun._pick fills it).
-        self.buffer: list[bytes] | None = [b""] if filtered else [client.forwarded.forward(head, client.context)]
+        if filtered:
+            self.buffer: list[bytes] | None = [b""]
+        else:
+            assert h1 is not None
+            self.buffer = [h1.forwarded.forward(head, client.context)]
         self.buffered = 0
         self.body_sent = 0
         self.request_done = head.body.kind == "none"
@@ -99,10 +107,10 @@ class Exchange(ExchangeSide):
         self.upstream_started = 0.0
         self.extra_tries = 0  # tries a balancer filter allowed beyond the pool's retries
         self.last_failure = ""  # why the last try failed (the balancer filters read it)
-        self.run: FilterRun | None = FilterRun(self, proxy) if filtered else None
+        self.run: FilterRun | None = FilterRun(self, proxy, request) if filtered else None
         # The response goes through the response phases and the client's Downstream interface (header or body
-        # filters, or a local reply); else by the direct writes of the head cache.
-        self.downstream = filtered and proxy.response_filtered
+        # filters, a local reply, or a client that is not HTTP/1); else by the direct writes of the head cache.
+        self.downstream = filtered and (proxy.response_filtered or h1 is None)
         self.length_due = -1  # with filters: the Content-Length the client was sent, when it was one
 
     # -- backend selection and connection -------------------------------------------------------------
@@ -219,6 +227,8 @@ class Exchange(ExchangeSide):
         self.buffer = None
         if buffer:
             conn.write(b"".join(buffer))
+            if self.body_sent:
+                self.client.body_written(self.body_sent)  # the body that waited for the connection
         if self.client.paused_upstream:
             self.client.resume_reading()  # the connect buffer is flushed
 
@@ -239,6 +249,7 @@ class Exchange(ExchangeSide):
                 client.pause_reading()
         elif self.upstream is not None:
             self.upstream.write(out)
+            client.body_written(len(data))
 
     def request_end(self, end: EndOfMessage) -> None:
         self.request_done = True
@@ -254,7 +265,6 @@ class Exchange(ExchangeSide):
 
     # -- response -------------------------------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
-        client = self.client
         if self.downstream:
             run = self.run
             assert run is not None
@@ -264,10 +274,12 @@ class Exchange(ExchangeSide):
                 if 0 <= self.length_due < self.sent_bytes:
                     self._length_broken()
                     return
-                client.send_data(out)
+                self.client.send_data(out)
             return
+        h1 = self.h1
+        assert h1 is not None  # the direct path is HTTP/1's only
         self.sent_bytes += len(data)
-        client.write(forward.encode_chunk(data) if self.response_chunked else data)
+        h1.write(forward.encode_chunk(data) if self.response_chunked else data)
 
     def on_end(self, end: EndOfMessage) -> None:
         if self.interim:
@@ -286,8 +298,8 @@ class Exchange(ExchangeSide):
                 interim = Response(status, [], 0, head.reason)
                 interim.origin = head
                 client.send_head(interim)
-            elif self.head.version == b"1.1":
-                client.write(self._uncached_head(head, upgrade=False))
+            elif self.head.version == b"1.1" and self.h1 is not None:
+                self.h1.write(self._uncached_head(head, upgrade=False))
             return
         if status == 101:
             if self.head.upgrade is None:
@@ -329,7 +341,9 @@ class Exchange(ExchangeSide):
         # The response timeout now counts inactivity: UpstreamConnection.data_received sets the deadline
         # once per read, after its events (most small responses end in the read that began them).
         client.wait = WAIT_STREAM
-        client.write(out)
+        h1 = self.h1
+        assert h1 is not None  # (a client of another protocol has self.downstream set)
+        h1.write(out)
 
     def _filtered_head(self, head: ResponseHead) -> None:
         """The backend's response head through header_filter, then to the client through its Downstream."""
@@ -403,8 +417,8 @@ class Exchange(ExchangeSide):
                 self._length_broken()
                 return
             client.send_end(list(end.trailers))
-        elif self.response_chunked:
-            client.write(forward.last_chunk(end.trailers))
+        elif self.response_chunked and self.h1 is not None:
+            self.h1.write(forward.last_chunk(end.trailers))
         upstream = self.upstream
         head = self.response_head
         self.upstream = None
@@ -428,7 +442,8 @@ class Exchange(ExchangeSide):
         client.exchange_done(self, self.keep_client, now)
 
     def _begin_tunnel(self, head: ResponseHead) -> None:
-        client = self.client
+        client = self.h1
+        assert client is not None  # only HTTP/1 requests ask for an upgrade
         self.tunnel = True
         self.status = 101
         self.response_started = True
@@ -492,9 +507,13 @@ class Exchange(ExchangeSide):
         if record is not None:
             record.active -= 1
             self.record = None
-        client = self.client
         run = self.run
-        self.buffer = [run.head_bytes() if run is not None else client.forwarded.forward(self.head, client.context)]
+        if run is not None:
+            self.buffer = [run.head_bytes()]
+        else:
+            h1 = self.h1
+            assert h1 is not None
+            self.buffer = [h1.forwarded.forward(self.head, h1.context)]
         self._pick_and_connect(fresh=fresh)
 
     def upstream_timeout(self) -> None:
@@ -543,7 +562,10 @@ class Exchange(ExchangeSide):
             upstream.abort()
         self._finish()
         client.exchange = None
-        client.send_and_close(error_response(status))
+        if self.h1 is not None:
+            self.h1.send_and_close(error_response(status))
+        else:
+            client.reset(reason)
 
     def client_gone(self) -> None:
         """The client disconnected: drop the backend connection unless it is cleanly between messages."""
@@ -604,3 +626,18 @@ class Exchange(ExchangeSide):
         proxy.access_log.request(self.client.client_ip, self.head, self.status, self.sent_bytes, backend,
                                  now - self.upstream_started if self.upstream_started else -1.0,
                                  now - self.started, time.time())
+
+
+def exchange_for_request(client: ClientSide, proxy: SessionState, request: Request) -> Exchange:
+    """An exchange for a neutral request (an HTTP/2 stream's, rsp.http2.heads), its response written through
+    `client`'s Downstream methods. No HTTP/1 bytes are made or parsed for it: the head the exchange reads
+    (method, target, version b"2", Host, framing) is built from `request`, and the filter run serialises
+    `request` for the backend (rsp.http1.serialise.serialise_request), the framing recomputed from
+    `body_length`: a count as Content-Length, a body of unknown length chunked (RFC 9112 §7.1). It always
+    runs the phases (routing is among them), so the response goes through the codec's Downstream."""
+    length = request.body_length
+    body = CHUNKED if length == UNKNOWN_LENGTH else (Framing("length", length) if length > 0 else NO_BODY)
+    head = RequestHead(request.method, request.target, request.version, tuple(request.headers), True, body,
+                       host=request.authority)
+    exchange = Exchange(client, proxy, head, proxy.pools[proxy.router.default], filtered=True, request=request)
+    return exchange

@@ -84,11 +84,13 @@ class FilterRun:
         "upstream_status",
     )
 
-    def __init__(self, exchange: ExchangeSide, proxy: SessionState) -> None:
+    def __init__(self, exchange: ExchangeSide, proxy: SessionState, request: Request | None = None) -> None:
+        """`request`: the neutral request the client's codec made (HTTP/2), else None (made from the parsed
+        HTTP/1 head when a filter asks)."""
         self.exchange = exchange
         self.proxy = proxy
-        self._request: Request | None = None
-        self._request_was: tuple[object, ...] = ()
+        self._request = request
+        self._request_was: tuple[object, ...] = _request_key(request) if request is not None else ()
         self._response: Response | None = None
         # The backend's head when the response took the direct path (no header or body filter): `response`
         # is made from it if a filter asks (log), after the fact.
@@ -353,14 +355,15 @@ class FilterRun:
     def head_bytes(self) -> bytes:
         """The request head for the backend: the cached forwarded head when no filter changed it."""
         exchange = self.exchange
-        client = exchange.client
+        h1 = exchange.h1
         request = self._request
         if request is not None:
             if not request.changed and _request_key(request) != self._request_was:
                 request.changed = True  # a balancer filter changed it
-            if request.changed:
-                return serialise_request(request, exchange.head, client.context)
-        return client.forwarded.forward(exchange.head, client.context)
+            if request.changed or h1 is None:  # (a request of another protocol has no HTTP/1 bytes to reuse)
+                return serialise_request(request, exchange.head, exchange.client.context)
+        assert h1 is not None
+        return h1.forwarded.forward(exchange.head, h1.context)
 
     def next_try(self) -> None:
         """A retry (Exchange._pick_and_connect): the balancer filters again, seeing tries and last_failure."""

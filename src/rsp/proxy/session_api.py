@@ -2,10 +2,11 @@
 
     http_proxy -> client -> exchange -> filter_run -> session_state -> http_upstream -> session_api -> session_io
 
-A part names another part it does not create only through one of these three bases: the client connection
-as the exchange, its backend connection and the proxy see it (`ClientSide`); the exchange as the client,
+A part names another part it does not create only through one of these bases: the client side of an exchange
+as the exchange, its backend connection and the proxy see it (`ClientSide`, protocol-neutral; an HTTP/1
+connection's own parts in `Http1ClientSide`); the exchange as the client,
 the backend connection and the route store see it (`ExchangeSide`); the backend connection as the exchange
-sees it (`UpstreamSide`). `ClientConnection`, `Exchange` and `UpstreamConnection` derive from them.
+sees it (`UpstreamSide`). `ClientConnection`, `H2Stream`, `Exchange` and `UpstreamConnection` derive from them.
 
 They are base classes, not typing Protocols, on purpose: compiled (native_modules.txt), a call through a base
 is the same native vtable call as through the concrete class and an attribute the same struct field, where a
@@ -27,14 +28,17 @@ from rsp.upstream.records import BackendRecord
 
 
 class ClientSide(NativeProtocol):
-    """One client connection, as the rest of the session sees it (rsp.proxy.client.ClientConnection).
+    """The client side of one exchange, whatever its protocol, as the exchange, its backend connection and the
+    proxy see it: an HTTP/1 client connection (Http1ClientSide, rsp.proxy.client.ClientConnection) or one
+    HTTP/2 stream (rsp.proxy.h2_stream.H2Stream).
 
-    Besides the attributes below it is the Downstream of its exchanges (rsp.pipeline.phases.Downstream:
-    send_head, send_data, send_end, reset), which exchanges with filters write through.
+    It is the Downstream of its exchanges (rsp.pipeline.phases.Downstream: send_head, send_data, send_end,
+    reset): an exchange whose response goes through the response phases, and every exchange of an HTTP/2
+    stream, writes its response only through these; the codec frames it for its protocol.
     """
 
-    __slots__ = ("client_ip", "closing", "context", "deadline", "exchange", "forwarded", "parser", "paused_upstream",
-                 "peer", "reply_keep_alive", "requests", "tunnel_mode", "wait")
+    __slots__ = ("client_ip", "closing", "context", "deadline", "exchange", "paused_upstream", "peer",
+                 "reply_keep_alive", "requests", "wait")
 
     client_ip: str
     peer: tuple[object, ...]
@@ -42,23 +46,17 @@ class ClientSide(NativeProtocol):
     wait: int
     deadline: float
     paused_upstream: bool
-    tunnel_mode: bool
     reply_keep_alive: bool
     requests: int  # requests received on this connection
     exchange: ExchangeSide | None
-    forwarded: RequestHeadCache
-    context: RequestContext
-    parser: RequestParser
+    context: RequestContext  # what forwarding a request to a backend reads besides its head
 
-    # -- output ---------------------------------------------------------------------------------------
-    def write(self, data: bytes) -> None:
-        raise NotImplementedError
-
+    # -- output (Downstream) --------------------------------------------------------------------------
     def cork(self) -> None:
-        raise NotImplementedError
+        """Collect writes until uncork() (a codec that batches its output by itself needs nothing here)."""
 
     def uncork(self) -> None:
-        raise NotImplementedError
+        """Send what cork() collected."""
 
     def send_head(self, response: Response, close: bool = False) -> None:
         raise NotImplementedError
@@ -72,11 +70,8 @@ class ClientSide(NativeProtocol):
     def reset(self, reason: str) -> None:
         raise NotImplementedError
 
-    def send_and_close(self, data: bytes) -> None:
-        raise NotImplementedError
-
     def refuse(self, error: ProtocolError) -> None:
-        """Answer a request rsp will not forward with the error's status, then close."""
+        """Answer a request rsp will not forward with the error's status (HTTP/1 then closes)."""
         raise NotImplementedError
 
     # -- the exchange's life --------------------------------------------------------------------------
@@ -91,10 +86,15 @@ class ClientSide(NativeProtocol):
         raise NotImplementedError
 
     def pause_reading(self) -> None:
+        """Send no more request body for now (the backend side is not taking it)."""
         raise NotImplementedError
 
     def resume_reading(self) -> None:
         raise NotImplementedError
+
+    def body_written(self, size: int) -> None:
+        """`size` request-body bytes went to the backend connection. HTTP/2 gives the client that much flow
+        control credit back (WINDOW_UPDATE, RFC 9113 §6.9); HTTP/1's reading needs nothing."""
 
     # -- the proxy's housekeeping ---------------------------------------------------------------------
     def on_timeout(self) -> None:
@@ -109,7 +109,7 @@ class ClientSide(NativeProtocol):
     def abort(self) -> None:
         raise NotImplementedError
 
-    # -- tunnel (WebSocket after 101) -----------------------------------------------------------------
+    # -- tunnel (WebSocket after 101; HTTP/1 only, an HTTP/2 request never asks for an upgrade) ----------
     def tunnel_to_client(self, data: bytes) -> None:
         raise NotImplementedError
 
@@ -117,6 +117,24 @@ class ClientSide(NativeProtocol):
         raise NotImplementedError
 
     def tunnel_closed(self) -> None:
+        raise NotImplementedError
+
+
+class Http1ClientSide(ClientSide):
+    """What only an HTTP/1 client connection has: its parser (a tunnel takes its trailing bytes), the cache
+    of its last forwarded head (a keep-alive client repeats its head), the tunnel mode, and writes of HTTP/1
+    bytes (the direct path of an exchange without response filters, error pages)."""
+
+    __slots__ = ("forwarded", "parser", "tunnel_mode")
+
+    tunnel_mode: bool
+    forwarded: RequestHeadCache
+    parser: RequestParser
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def send_and_close(self, data: bytes) -> None:
         raise NotImplementedError
 
 
@@ -159,11 +177,12 @@ class ExchangeSide:
     """One exchange, as its client connection, its backend connection, its filter run (rsp.proxy.filter_run)
     and the route store see it (rsp.proxy.exchange.Exchange)."""
 
-    __slots__ = ("buffer", "client", "extra_tries", "head", "last_failure", "pool", "request_done", "response_started",
-                 "status", "tried", "tunnel", "upstream")
+    __slots__ = ("buffer", "client", "extra_tries", "h1", "head", "last_failure", "pool", "request_done",
+                 "response_started", "status", "tried", "tunnel", "upstream")
 
     client: ClientSide
-    head: RequestHead
+    h1: Http1ClientSide | None  # the client when it is an HTTP/1 connection (the direct path writes to it)
+    head: RequestHead  # an HTTP/2 stream's is built from its Request (rsp.proxy.exchange.exchange_for_request)
     pool: PoolRuntime
     upstream: UpstreamSide | None
     tunnel: bool

@@ -1,0 +1,254 @@
+"""One HTTP/2 stream as the client side of an exchange (rsp.proxy.session_api.ClientSide).
+
+    RequestOpened (a Request from the pseudo-headers, rsp.http2.heads) -> H2Stream.begin -> an Exchange made
+    for that Request (rsp.proxy.exchange.exchange_for_request): routing, filters, pools, retries, error
+    pages, access log, exactly as for an HTTP/1 client; the request head serialised for the HTTP/1 backend
+    by rsp.http1.serialise
+    the exchange's response -> send_head / send_data / send_end / reset (the Downstream interface,
+    rsp.pipeline.phases) -> HEADERS / DATA / RST_STREAM frames on the stream (rsp.http2.server)
+
+No HTTP/1 bytes are made or parsed for the client's side of it.
+
+Flow control both ways: a response chunk the connection cannot take yet (send_data returned False) pauses
+the backend's reading until StreamWritable; request-body bytes are acknowledged to the client (WINDOW_UPDATE,
+RFC 9113 §6.9) when the exchange wrote them to the backend connection (body_written), and held back while
+the exchange asked for no more (pause_reading: the backend side is not taking them).
+
+Compiled with the session (native_modules.txt): it derives from the compiled ClientSide, and a compiled
+class has no interpreted subclasses.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from rsp.errors import ProtocolError
+from rsp.http1.events import EndOfMessage, ResponseHead
+from rsp.http1.forward import VIA_PSEUDONYM
+from rsp.http1.serialise import local_response
+from rsp.http2.server import ServerConnection
+from rsp.logs import get_logger
+from rsp.pipeline.messages import Header, Request, Response
+from rsp.proxy.exchange import exchange_for_request
+from rsp.proxy.filter_run import error_reply
+from rsp.proxy.session_api import ClientSide, ExchangeSide, UpstreamSide
+from rsp.proxy.session_state import SessionState
+from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
+
+log = get_logger()
+
+
+class StreamOwner(Protocol):
+    """What a stream needs of its HTTP/2 connection (rsp.proxy.h2_session.Http2Session)."""
+
+    def flush_soon(self) -> None: ...
+    def stream_done(self, stream_id: int) -> None: ...
+
+
+class H2Stream(ClientSide):
+    """One stream: its Request into an Exchange, the exchange's response onto the HTTP/2 connection."""
+
+    __slots__ = ("conn", "done", "head_request", "id", "owner", "paused_backend", "proxy", "unacked")
+
+    def __init__(self, owner: StreamOwner, conn: ServerConnection, proxy: SessionState, stream_id: int,
+                 peer: tuple[object, ...]) -> None:
+        self.owner = owner
+        self.conn = conn
+        self.proxy = proxy
+        self.id = stream_id
+        self.peer = peer
+        self.client_ip = str(peer[0]) if peer else ""
+        self.context = proxy.request_context(self.client_ip)
+        self.closing = False
+        self.exchange: ExchangeSide | None = None
+        self.wait = WAIT_NONE
+        self.deadline = 0.0
+        self.paused_upstream = False
+        self.reply_keep_alive = True  # (a stream's end never closes its connection)
+        self.requests = 1
+        self.done = False  # the response ended or the stream was reset
+        self.head_request = False
+        self.unacked = 0  # request-body bytes written to the backend while the exchange asked for no more
+        # The backend connection whose reading this stream paused (its response outran the client's window).
+        self.paused_backend: UpstreamSide | None = None
+        proxy.stats.http2_streams += 1
+
+    # -- the request (from Http2Session's events) -----------------------------------------------------
+    def begin(self, request: Request) -> None:
+        proxy = self.proxy
+        proxy.connections.add(self)  # the proxy's tick checks its deadline, drain and stop see it
+        self.head_request = request.method == b"HEAD"
+        if request.body_length > proxy.max_body_size:
+            self.refuse(ProtocolError(f"request body of {request.body_length} bytes is over the limit", 413))
+            return
+        if request.body_length:
+            self.set_wait(WAIT_BODY, proxy.body_timeout)
+        else:
+            self.set_wait(WAIT_RESPONSE, proxy.response_timeout)
+        exchange = exchange_for_request(self, proxy, request)
+        self.exchange = exchange
+        exchange.start()
+
+    def body(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.request_data(data)
+        else:
+            self.conn.acknowledge(self.id, len(data))  # answered already: the bytes are dropped
+
+    def end(self, trailers: list[Header]) -> None:
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.request_end(EndOfMessage(tuple(trailers)))
+
+    def writable(self) -> None:
+        """The connection took the response bytes that paused the backend's reading (StreamWritable)."""
+        backend = self.paused_backend
+        if backend is not None:
+            self.paused_backend = None
+            backend.resume_reading()
+
+    def cancelled(self) -> None:
+        """The client reset the stream, a limit did, or the connection ended: the exchange stops."""
+        if self.closing:
+            return
+        self._over()
+        exchange = self.exchange
+        self.exchange = None
+        if exchange is not None:
+            exchange.client_gone()
+
+    # -- Downstream -----------------------------------------------------------------------------------
+    def send_head(self, response: Response, close: bool = False) -> None:
+        if self.done:
+            return
+        origin = response.origin
+        if self.proxy.via and isinstance(origin, ResponseHead):
+            # The backend's response passed through rsp over HTTP/`version` (RFC 9110 §7.6.3), as HTTP/1
+            # clients are told (rsp.http1.forward); a copy, so that filters' log phase sees what they left.
+            via = (b"via", origin.version + b" " + VIA_PSEUDONYM)
+            response = Response(response.status, [*response.headers, via], response.body_length, response.reason)
+        self.conn.send_head(self.id, response)
+        self.owner.flush_soon()
+
+    def send_data(self, data: bytes) -> None:
+        if self.done:
+            return
+        if not self.conn.send_data(self.id, data):
+            exchange = self.exchange
+            upstream = exchange.upstream if exchange is not None else None
+            if upstream is not None:
+                upstream.pause_reading()  # until StreamWritable
+                self.paused_backend = upstream
+        self.owner.flush_soon()
+
+    def send_end(self, trailers: list[Header]) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.conn.send_end(self.id, trailers)
+        self.owner.flush_soon()
+
+    def reset(self, reason: str) -> None:
+        """The exchange failed after its head was sent (or before, with no way to answer): RST_STREAM."""
+        if not self.done:
+            self.done = True
+            self.conn.reset(self.id, reason)
+            self.owner.flush_soon()
+        self._over()
+
+    def refuse(self, error: ProtocolError) -> None:
+        """Answer a request rsp will not forward with the error's status (the stream only; the connection
+        goes on), or reset the stream when its response already began."""
+        exchange = self.exchange
+        self.exchange = None
+        if exchange is not None:
+            exchange.abandon()  # counted there, with no status ("other")
+            if exchange.response_started:
+                self.reset(str(error))
+                return
+        else:
+            self.proxy.stats.responses.count(error.status)
+        log.info("client %s: %d %s", self.client_ip, error.status, error)
+        self.proxy.access_log.refused(self.client_ip, error.status)
+        reply = error_reply(error.status)
+        self.send_head(local_response(error.status, reply.response.headers, reply.body, self.head_request))
+        if not self.head_request:
+            self.send_data(reply.body)
+        self.send_end([])
+        self._over()
+
+    # -- the exchange's life --------------------------------------------------------------------------
+    def set_wait(self, wait: int, timeout: float) -> None:
+        self.wait = wait
+        self.deadline = self.proxy.now() + timeout if timeout else 0.0
+
+    def stream_continues(self) -> None:
+        proxy = self.proxy
+        self.deadline = proxy.now() + proxy.response_timeout
+
+    def exchange_done(self, exchange: ExchangeSide, keep_alive: bool, now: float) -> None:
+        if self.exchange is exchange:
+            self.exchange = None
+        self._over()
+
+    def _over(self) -> None:
+        """The stream's exchange is over (answered, reset or cancelled): off the proxy's lists."""
+        backend = self.paused_backend
+        if backend is not None:
+            # The response's last bytes paused it and it went back to its idle pool (or closed): an idle
+            # connection reads, or a backend's close would go unseen and the next exchange on it would hang.
+            self.paused_backend = None
+            backend.resume_reading()
+        if not self.closing:
+            self.closing = True
+            self.deadline = 0.0
+            self.proxy.connections.discard(self)
+            self.owner.stream_done(self.id)
+
+    def pause_reading(self) -> None:
+        self.paused_upstream = True
+
+    def resume_reading(self) -> None:
+        self.paused_upstream = False
+        unacked = self.unacked
+        if unacked:
+            self.unacked = 0
+            if not self.done:
+                self.conn.acknowledge(self.id, unacked)
+                self.owner.flush_soon()
+
+    def body_written(self, size: int) -> None:
+        if self.paused_upstream:
+            self.unacked += size
+        elif not self.done:
+            self.conn.acknowledge(self.id, size)
+            self.owner.flush_soon()
+
+    # -- the proxy's housekeeping ---------------------------------------------------------------------
+    def on_timeout(self) -> None:
+        wait = self.wait
+        self.deadline = 0.0
+        exchange = self.exchange
+        if wait == WAIT_BODY:
+            if exchange is not None and exchange.response_started:
+                exchange.fail_hard("client body timeout")
+            else:
+                self.refuse(ProtocolError("request body not received in time", 408))
+        elif wait in (WAIT_RESPONSE, WAIT_STREAM) and exchange is not None:
+            exchange.upstream_timeout()
+
+    def is_idle(self) -> bool:
+        return self.exchange is None
+
+    def close(self) -> None:
+        if not self.done:
+            self.reset("closed")
+        self._over()
+
+    def abort(self) -> None:
+        exchange = self.exchange
+        self.exchange = None
+        if exchange is not None:
+            exchange.abandon()
+        self.reset("aborted")
