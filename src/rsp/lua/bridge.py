@@ -185,6 +185,8 @@ class Bridge:
         target.extend((key, v) for v in values)
 
     def _values(self, value: Any) -> list[bytes]:
+        if isinstance(value, bytes):
+            return [value]  # the common case, without asking Lua for the value's type
         if value is None:
             return []
         if self.engine.lupa.lua_type(value) == "table":
@@ -273,10 +275,14 @@ class Bridge:
             raise ScriptError(f"ngx.req.set_header is not allowed in {state.phase}")
         key = name.lower().replace(b"_", b"-")
         values = self._values(value)
-        ex.request.set(key, None)
-        ex.request.headers.extend((key, v) for v in values)
-        if key == b"host" and values:
-            ex.request.authority = values[0]
+        request = ex.request
+        if len(values) == 1:
+            request.set(key, values[0])  # in place of the first line, as nginx replaces a header
+        else:
+            request.set(key, None)
+            request.headers.extend((key, v) for v in values)
+            if key == b"host" and values:
+                request.authority = values[0]
 
     def req_body(self) -> None:
         # The pipeline's ExchangeView does not expose the request body (docs/lua.md): nil, as OpenResty
@@ -502,7 +508,7 @@ class Bridge:
 
     def sleep(self, seconds: Any) -> Any:
         state = self._state()
-        if state.phase not in (*REQUEST_PHASES, "timer"):
+        if state.phase not in REQUEST_PHASES and state.phase != "timer":
             raise ScriptError(f"ngx.sleep is disabled in {state.phase}")
         waiter = Waiter()
         loop = self.engine.loop or _running_loop()
