@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from rsp.errors import ScriptError
 from rsp.lua import ngx_text
 from rsp.lua.engine import CallState, Waiter
-from rsp.lua.ngx_vars import variable
+from rsp.lua.ngx_vars import snapshot, variable
 from rsp.lua.shared_lua import shared_call
 from rsp.pipeline.messages import UNKNOWN_LENGTH, header_set, header_values
 
@@ -88,6 +88,15 @@ class Bridge:
             self._exchange_state("ngx.var")  # raises the error that says where
             return None
         return variable(exchange, name if isinstance(name, bytes) else _text(name))
+
+    def var_snapshot(self) -> tuple[bytes | None, ...]:
+        """ngx_vars.SNAPSHOT's values, as many Lua values (the prelude keeps them for the step)."""
+        state = self.engine.current
+        exchange = state.exchange if state is not None else None
+        if exchange is None:
+            self._exchange_state("ngx.var")  # raises the error that says where
+            return ()
+        return snapshot(exchange)
 
     def var_set(self, name: bytes, value: bytes | None) -> None:
         if name == b"rsp_pool":
