@@ -39,6 +39,31 @@ def test_ngx_var(lua) -> None:  # type: ignore[no-untyped-def]
                    "upstream_status": "201", "request_time": "1.250"}
 
 
+def test_ngx_var_snapshot_follows_request_changes(lua) -> None:  # type: ignore[no-untyped-def]
+    """The variables ngx.var serves from one snapshot per step are read anew after every ngx.req change, and in
+    the next phase after a change made outside Lua."""
+    flt = lua.filter("""{ rewrite = function()
+        local before = ngx.var.uri .. " " .. ngx.var.host .. " " .. tostring(ngx.var.args) .. " " ..
+                       ngx.var.request_method
+        ngx.req.set_uri("/moved")
+        local uri = ngx.var.uri
+        ngx.req.set_uri_args("k=v")
+        local args = ngx.var.args .. " " .. ngx.var.request_uri
+        ngx.req.set_header("Host", "Other.example")
+        local host = ngx.var.host .. " " .. ngx.var.http_host
+        ngx.req.set_method(ngx.HTTP_POST)
+        ngx.ctx.seen = table.concat({before, uri, args, host, ngx.var.request_method}, "|")
+      end,
+      access = function() ngx.say(ngx.ctx.seen, "|", ngx.var.uri, "|", ngx.var.host) end }""")
+    ex = FakeExchange(b"/start", authority=b"First.example")
+    assert flt.rewrite(ex) is None
+    ex.request.target = b"/python?x=1"  # a Python filter's change between the phases
+    reply = flt.access(ex)
+    assert isinstance(reply, LocalReply)
+    assert reply.body == (b"/start first.example nil GET|/moved|k=v /moved?k=v|other.example Other.example|POST|"
+                          b"/python|other.example\n")
+
+
 def test_ngx_ctx_is_per_exchange_and_shared_across_phases(lua) -> None:  # type: ignore[no-untyped-def]
     flt = lua.filter("""{ rewrite = function() ngx.ctx.n = (ngx.ctx.n or 0) + 1 end,
                          access = function() ngx.ctx.n = ngx.ctx.n + 10; ngx.say(ngx.ctx.n) end }""")

@@ -88,6 +88,18 @@ def object_key(url: bytes, secondary: bytes) -> bytes:
     return hashlib.sha256(url).digest()[:PREFIX] + hashlib.sha256(secondary).digest()[:8]
 
 
+# This process's id, kept current across fork: the store asks on every lookup whether its handle was inherited
+# across a fork, and os.getpid() is a system call.
+_PROCESS: Final = [os.getpid()]
+
+
+def _forked() -> None:
+    _PROCESS[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class CacheStore:
     """One cache's LMDB environment. `size`: the map size and so the file's bound (bytes). `clock`: wall
     clock seconds (injected in tests)."""
@@ -107,7 +119,7 @@ class CacheStore:
     # ---- environment ------------------------------------------------------------------------------------
 
     def _env(self) -> lmdb.Environment:
-        if self._handle is not None and self._pid == os.getpid():
+        if self._handle is not None and self._pid == _PROCESS[0]:
             return self._handle
         if self._handle is not None:
             # Inherited across fork: LMDB forbids using it here. py-lmdb's close() in the child releases the
@@ -124,7 +136,7 @@ class CacheStore:
         self._lru = env.open_db(b"lru")
         self._meta = env.open_db(b"meta")
         env.reader_check()  # free the reader slots of dead processes (a killed worker)
-        self._handle, self._pid = env, os.getpid()
+        self._handle, self._pid = env, _PROCESS[0]
         return env
 
     def open(self) -> None:
@@ -151,7 +163,7 @@ class CacheStore:
             raise StartupError(f"cannot open the cache store {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        if self._handle is not None and self._pid == os.getpid():
+        if self._handle is not None and self._pid == _PROCESS[0]:
             self._handle.close()
         self._handle = None
 

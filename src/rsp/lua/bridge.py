@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from rsp.errors import ScriptError
 from rsp.lua import ngx_text
 from rsp.lua.engine import CallState, Waiter
-from rsp.lua.ngx_vars import variable
+from rsp.lua.ngx_vars import snapshot, variable
 from rsp.lua.shared_lua import shared_call
 from rsp.pipeline.messages import UNKNOWN_LENGTH, header_set, header_values
 
@@ -88,6 +88,15 @@ class Bridge:
             self._exchange_state("ngx.var")  # raises the error that says where
             return None
         return variable(exchange, name if isinstance(name, bytes) else _text(name))
+
+    def var_snapshot(self) -> tuple[bytes | None, ...]:
+        """ngx_vars.SNAPSHOT's values, as many Lua values (the prelude keeps them for the step)."""
+        state = self.engine.current
+        exchange = state.exchange if state is not None else None
+        if exchange is None:
+            self._exchange_state("ngx.var")  # raises the error that says where
+            return ()
+        return snapshot(exchange)
 
     def var_set(self, name: bytes, value: bytes | None) -> None:
         if name == b"rsp_pool":
@@ -185,6 +194,8 @@ class Bridge:
         target.extend((key, v) for v in values)
 
     def _values(self, value: Any) -> list[bytes]:
+        if isinstance(value, bytes):
+            return [value]  # the common case, without asking Lua for the value's type
         if value is None:
             return []
         if self.engine.lupa.lua_type(value) == "table":
@@ -273,10 +284,14 @@ class Bridge:
             raise ScriptError(f"ngx.req.set_header is not allowed in {state.phase}")
         key = name.lower().replace(b"_", b"-")
         values = self._values(value)
-        ex.request.set(key, None)
-        ex.request.headers.extend((key, v) for v in values)
-        if key == b"host" and values:
-            ex.request.authority = values[0]
+        request = ex.request
+        if len(values) == 1:
+            request.set(key, values[0])  # in place of the first line, as nginx replaces a header
+        else:
+            request.set(key, None)
+            request.headers.extend((key, v) for v in values)
+            if key == b"host" and values:
+                request.authority = values[0]
 
     def req_body(self) -> None:
         # The pipeline's ExchangeView does not expose the request body (docs/lua.md): nil, as OpenResty
@@ -502,7 +517,7 @@ class Bridge:
 
     def sleep(self, seconds: Any) -> Any:
         state = self._state()
-        if state.phase not in (*REQUEST_PHASES, "timer"):
+        if state.phase not in REQUEST_PHASES and state.phase != "timer":
             raise ScriptError(f"ngx.sleep is disabled in {state.phase}")
         waiter = Waiter()
         loop = self.engine.loop or _running_loop()

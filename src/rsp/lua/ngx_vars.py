@@ -19,15 +19,18 @@ from rsp.pipeline.phases import ExchangeView
 def _host(ex: ExchangeView) -> bytes:
     """nginx's $host: the Host without its port, lower-cased (RFC 9110 §4.2.3: the host is case-insensitive)."""
     authority = ex.request.authority
-    if authority.startswith(b"["):
+    if authority[:1] == b"[":
         return authority[:authority.find(b"]") + 1].lower()
-    return authority.rsplit(b":", 1)[0].lower() if b":" in authority else authority.lower()
+    colon = authority.rfind(b":")
+    return (authority if colon < 0 else authority[:colon]).lower()
 
 
 def _uri(ex: ExchangeView) -> bytes:
     """nginx's $uri: the path, percent-decoded (nginx also merges slashes and resolves dot segments; rsp does
     not rewrite the path, so neither does $uri)."""
-    return unquote_to_bytes(ex.request.path)
+    path = ex.request.path
+    # unquote_to_bytes costs more than the rest of a variable read: most paths have nothing to decode
+    return unquote_to_bytes(path) if b"%" in path else path
 
 
 def _request_time(ex: ExchangeView) -> bytes:
@@ -75,6 +78,19 @@ _SIMPLE: Final[dict[bytes, Callable[[ExchangeView], bytes | None]]] = {
     b"http_host": lambda ex: ex.request.authority,
     b"rsp_pool": lambda ex: ex.pool.encode("utf-8"),
 }
+
+
+# The variables rsp.lua.prelude's ngx.var takes from one bridge call per step (`snapshot`), in the order of
+# its SNAPSHOT table: the ones handlers read most, cheap to compute, fixed while the request is unchanged.
+SNAPSHOT: Final = (b"uri", b"host", b"args", b"request_uri", b"request_method", b"scheme", b"remote_addr",
+                   b"http_host")
+
+
+def snapshot(ex: ExchangeView) -> tuple[bytes | None, ...]:
+    """The values of SNAPSHOT's variables for `ex`, in its order."""
+    request = ex.request
+    return (_uri(ex), _host(ex), request.query or None, request.target, request.method, request.scheme,
+            ex.client_ip.encode("ascii"), request.authority)
 
 
 def _cookie(ex: ExchangeView, name: bytes) -> bytes | None:

@@ -225,10 +225,30 @@ function ngx.log(level, ...)
   B.log(level, where, render(...))
 end
 
-local B_var = B.var
+local B_var, B_vars = B.var, B.var_snapshot
+-- The request's most read variables (rsp.lua.ngx_vars.SNAPSHOT, in its order) come from one Python call per
+-- step, made at the first read of any of them: a call into Python costs more than computing a variable.
+-- Every ngx.req change, and every step (a step may be another exchange's, or follow a Python filter's change),
+-- drops the snapshot; the other variables (status, request_time, upstream_*, http_*, ...) are read each time.
+local SNAPSHOT = {uri = 1, document_uri = 1, host = 2, args = 3, query_string = 3, request_uri = 4,
+                  request_method = 5, scheme = 6, remote_addr = 7, http_host = 8}
+local step_vars = nil
+local function vars_changed() step_vars = nil end
 ngx.var = setmetatable({}, {
-  __index = function(_, name) return B_var(name) end,
-  __newindex = function(_, name, value) B.var_set(tostring(name), value ~= nil and tostring(value) or nil) end,
+  __index = function(_, name)
+    local i = SNAPSHOT[name]
+    if i == nil then return B_var(name) end
+    local values = step_vars
+    if values == nil then
+      values = {B_vars()}
+      step_vars = values
+    end
+    return values[i]
+  end,
+  __newindex = function(_, name, value)
+    step_vars = nil
+    B.var_set(tostring(name), value ~= nil and tostring(value) or nil)
+  end,
 })
 
 -- ngx.ctx of the exchange that runs now, fetched once per step (the driver forgets it at every step, since
@@ -296,28 +316,31 @@ local req = {}
 ngx.req = req
 function req.get_method() return B.req_method() end
 function req.set_method(m)
-  if type(m) == "string" then B.req_set_method(m) return end
+  if type(m) == "string" then vars_changed() B.req_set_method(m) return end
   error("bad method: pass ngx.HTTP_GET and the like (strings in rsp)", 2)
 end
 function req.http_version() return B.req_version() end
 function req.get_uri_args(max) return B.decode_args(B.req_query(), max or 100) end
 function req.set_uri_args(args)
   if type(args) == "table" then args = ngx.encode_args(args) end
+  vars_changed()
   B.req_set_query(tostring(args))
 end
 function req.set_uri(uri, jump)
   if jump then error("ngx.req.set_uri with jump = true is not supported: rsp routes after rewrite anyway", 2) end
+  vars_changed()
   B.req_set_path(tostring(uri))
 end
 function req.get_headers(max, raw) return header_table(B.req_headers(), raw) end
 function req.set_header(name, value)
+  vars_changed()
   if type(value) == "table" then
     local list = {}
     for i = 1, #value do list[i] = tostring(value[i]) end
     B.req_set_header(tostring(name), list)
   else B.req_set_header(tostring(name), value ~= nil and tostring(value) or nil) end
 end
-function req.clear_header(name) B.req_set_header(tostring(name), nil) end
+function req.clear_header(name) vars_changed() B.req_set_header(tostring(name), nil) end
 function req.read_body() return nil end
 function req.get_body_data() return B.req_body() end
 function req.discard_body() return nil end
@@ -559,6 +582,7 @@ local function step(co, budget, ...)
   remaining = budget
   budget_hit = false
   step_ctx = nil
+  step_vars = nil
   return finish(co, co_resume(co, ...))
 end
 

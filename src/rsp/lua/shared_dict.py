@@ -231,6 +231,11 @@ class SharedStore:
                 expires = now + init_ttl if init_ttl and init_ttl > 0 else 0.0
             new = current + delta
             raw = _encode(new, flags, expires)
+            if old is not None and len(old) == len(raw):
+                # the usual incr: a number replaced by a number, the bytes in use unchanged (no __meta read
+                # or write: one get and one put in the transaction)
+                txn.put(key, raw, db=db)
+                return new, "", False
             used = self._used(txn, name) - (_cost(key, len(old)) if old is not None else 0)
             cost = _cost(key, len(raw))
             forcible = False

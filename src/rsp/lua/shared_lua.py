@@ -45,6 +45,17 @@ def shared_call(engine: LuaEngine, op: str, name: str, args: tuple[Any, ...]) ->
     store = engine.shared
     if store is None or not store.has(name):
         raise ScriptError(f"no shared dictionary '{name}' (declare it in lua.shared)")
+    if op == "incr":  # first: the per-request counter is the hot call
+        delta = _arg(args, 1)
+        if not isinstance(delta, int | float) or isinstance(delta, bool):
+            return (None, b"not a number")
+        init = _arg(args, 2)
+        new, err, forcible = store.incr(name, _key(_arg(args, 0)), float(delta),
+                                        None if init is None else float(init), float(_arg(args, 3, 0)))
+        if new is None:
+            return (None, err.encode())
+        # as resty.core: (value, nil, forcible) when called with init, the value alone otherwise
+        return (_number(new), None, forcible) if init is not None else (_number(new),)
     if op in ("get", "get_stale"):
         value, flags, stale = store.get(name, _key(_arg(args, 0)), stale=op == "get_stale")
         if value is None:
@@ -64,17 +75,6 @@ def shared_call(engine: LuaEngine, op: str, name: str, args: tuple[Any, ...]) ->
     if op == "delete":
         store.store(name, _key(_arg(args, 0)), None)
         return ()
-    if op == "incr":
-        delta = _arg(args, 1)
-        if not isinstance(delta, int | float) or isinstance(delta, bool):
-            return (None, b"not a number")
-        init = _arg(args, 2)
-        new, err, forcible = store.incr(name, _key(_arg(args, 0)), float(delta),
-                                        None if init is None else float(init), float(_arg(args, 3, 0)))
-        if new is None:
-            return (None, err.encode())
-        # as resty.core: (value, nil, forcible) when called with init, the value alone otherwise
-        return (_number(new), None, forcible) if init is not None else (_number(new),)
     if op == "ttl":
         left = store.ttl(name, _key(_arg(args, 0)))
         return (None, b"not found") if left is None else (_number(round(left, 3)),)
