@@ -21,10 +21,11 @@ from typing import Final
 from rsp.errors import ProtocolError
 from rsp.http1 import forward
 from rsp.http1.error_pages import error_response
-from rsp.http1.events import CHUNKED, NO_BODY, EndOfMessage, Framing, RequestHead, ResponseHead
+from rsp.http1.events import EndOfMessage, RequestHead, ResponseHead
 from rsp.logs import get_logger
-from rsp.pipeline.messages import UNKNOWN_LENGTH, Request, Response
+from rsp.pipeline.messages import Request, Response
 from rsp.proxy.filter_run import FilterRun
+from rsp.proxy.hash_key import balance_key
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ClientSide, ExchangeSide, Http1ClientSide, UpstreamSide
 from rsp.proxy.session_state import SessionState
@@ -145,7 +146,7 @@ class Exchange(ExchangeSide):
     def pick_from_pool(self, fresh: bool) -> None:
         """This try's backend from the pool's balancer (excluding those that failed this request)."""
         pool = self.pool
-        key = self._hash_key() if pool.wants_key else None
+        key = balance_key(self.pool.spec, self.head, self.client.client_ip) if pool.wants_key else None
         record = pool.pick(key, self.tried or _NO_RECORDS)
         if record is None:
             if self.tried:
@@ -170,23 +171,6 @@ class Exchange(ExchangeSide):
             self.attach(conn, reused=True)
         else:
             self.proxy.open_upstream(self, record, self.pool)
-
-    def _hash_key(self) -> bytes:
-        spec = self.pool.spec
-        if spec.hash_key == "uri":
-            return self.head.target
-        if spec.hash_key in ("header", "cookie"):
-            wanted = spec.hash_name.lower().encode() if spec.hash_key == "header" else b"cookie"
-            for name, value in self.head.headers:
-                if name.lower() == wanted:
-                    if spec.hash_key == "header":
-                        return value
-                    for part in value.split(b";"):
-                        k, _, v = part.strip().partition(b"=")
-                        if k == spec.hash_name.encode():
-                            return v
-            return b""
-        return self.client.client_ip.encode()
 
     def connect_failed(self, record: BackendRecord, reason: str) -> None:
         record.active -= 1
@@ -627,17 +611,3 @@ class Exchange(ExchangeSide):
                                  now - self.upstream_started if self.upstream_started else -1.0,
                                  now - self.started, time.time())
 
-
-def exchange_for_request(client: ClientSide, proxy: SessionState, request: Request) -> Exchange:
-    """An exchange for a neutral request (an HTTP/2 stream's, rsp.http2.heads), its response written through
-    `client`'s Downstream methods. No HTTP/1 bytes are made or parsed for it: the head the exchange reads
-    (method, target, version b"2", Host, framing) is built from `request`, and the filter run serialises
-    `request` for the backend (rsp.http1.serialise.serialise_request), the framing recomputed from
-    `body_length`: a count as Content-Length, a body of unknown length chunked (RFC 9112 §7.1). It always
-    runs the phases (routing is among them), so the response goes through the codec's Downstream."""
-    length = request.body_length
-    body = CHUNKED if length == UNKNOWN_LENGTH else (Framing("length", length) if length > 0 else NO_BODY)
-    head = RequestHead(request.method, request.target, request.version, tuple(request.headers), True, body,
-                       host=request.authority)
-    exchange = Exchange(client, proxy, head, proxy.pools[proxy.router.default], filtered=True, request=request)
-    return exchange

@@ -1,7 +1,7 @@
 """One HTTP/2 stream as the client side of an exchange (rsp.proxy.session_api.ClientSide).
 
     RequestOpened (a Request from the pseudo-headers, rsp.http2.heads) -> H2Stream.begin -> an Exchange made
-    for that Request (rsp.proxy.exchange.exchange_for_request): routing, filters, pools, retries, error
+    for that Request (rsp.proxy.h2_stream.exchange_for_request): routing, filters, pools, retries, error
     pages, access log, exactly as for an HTTP/1 client; the request head serialised for the HTTP/1 backend
     by rsp.http1.serialise
     the exchange's response -> send_head / send_data / send_end / reset (the Downstream interface,
@@ -23,13 +23,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from rsp.errors import ProtocolError
-from rsp.http1.events import EndOfMessage, ResponseHead
+from rsp.http1.events import CHUNKED, NO_BODY, EndOfMessage, Framing, RequestHead, ResponseHead
 from rsp.http1.forward import VIA_PSEUDONYM
 from rsp.http1.serialise import local_response
 from rsp.http2.server import ServerConnection
 from rsp.logs import get_logger
-from rsp.pipeline.messages import Header, Request, Response
-from rsp.proxy.exchange import exchange_for_request
+from rsp.pipeline.messages import UNKNOWN_LENGTH, Header, Request, Response
+from rsp.proxy.exchange import Exchange
 from rsp.proxy.filter_run import error_reply
 from rsp.proxy.session_api import ClientSide, ExchangeSide, UpstreamSide
 from rsp.proxy.session_state import SessionState
@@ -252,3 +252,18 @@ class H2Stream(ClientSide):
         if exchange is not None:
             exchange.abandon()
         self.reset("aborted")
+
+
+def exchange_for_request(client: ClientSide, proxy: SessionState, request: Request) -> Exchange:
+    """An exchange for a neutral request (an HTTP/2 stream's, rsp.http2.heads), its response written through
+    `client`'s Downstream methods. No HTTP/1 bytes are made or parsed for it: the head the exchange reads
+    (method, target, version b"2", Host, framing) is built from `request`, and the filter run serialises
+    `request` for the backend (rsp.http1.serialise.serialise_request), the framing recomputed from
+    `body_length`: a count as Content-Length, a body of unknown length chunked (RFC 9112 §7.1). It always
+    runs the phases (routing is among them), so the response goes through the codec's Downstream."""
+    length = request.body_length
+    body = CHUNKED if length == UNKNOWN_LENGTH else (Framing("length", length) if length > 0 else NO_BODY)
+    head = RequestHead(request.method, request.target, request.version, tuple(request.headers), True, body,
+                       host=request.authority)
+    exchange = Exchange(client, proxy, head, proxy.pools[proxy.router.default], filtered=True, request=request)
+    return exchange

@@ -182,7 +182,7 @@ class ExchangeSide:
 
     client: ClientSide
     h1: Http1ClientSide | None  # the client when it is an HTTP/1 connection (the direct path writes to it)
-    head: RequestHead  # an HTTP/2 stream's is built from its Request (rsp.proxy.exchange.exchange_for_request)
+    head: RequestHead  # an HTTP/2 stream's is built from its Request (rsp.proxy.h2_stream.exchange_for_request)
     pool: PoolRuntime
     upstream: UpstreamSide | None
     tunnel: bool
