@@ -40,7 +40,7 @@ AB_TIMEOUT = 600.0
 STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)\s*$")
 
 
-def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int) -> list[str]:
+def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc_threshold: int) -> list[str]:
     if target == "haproxy":
         argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, [backend], "http")
         cfg = Path(argv[-1])
@@ -48,6 +48,9 @@ def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int) ->
         return argv
     conf = configs.rsp_config(tmp, "rsp", port, [backend], "http")
     conf.write_text(conf.read_text().replace("workers = 1", f"workers = {workers}"))
+    if gc_threshold:  # an experiment without editing src/: the GC's first threshold set before rsp starts
+        return [sys.executable, "-c", f"import gc, sys; gc.set_threshold({gc_threshold}); "
+                "from rsp.cli import main; sys.exit(main(sys.argv[1:]))", str(conf)]
     return [sys.executable, "-m", "rsp", str(conf)]
 
 
@@ -89,7 +92,7 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> tuple[Counter
         docroot = configs.write_docroot(tmp)
         servers.start("backend", configs.nginx_backend(shutil.which("nginx") or "nginx", tmp, "backend",
                                                       backend, docroot), backend)
-        argv = wrap(opts.count, proxy_argv(opts.target, tmp, port, backend, opts.workers), out)
+        argv = wrap(opts.count, proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold), out)
         old = lib.READY_TIMEOUT
         lib.READY_TIMEOUT = READY_SECONDS_UNDER_VALGRIND
         try:
@@ -121,6 +124,7 @@ def main() -> None:
     ap.add_argument("--count", choices=("syscalls", "instr", "cpu"), default="syscalls")
     ap.add_argument("--workers", type=int, default=1, help="rsp workers / HAProxy nbthread")
     ap.add_argument("--conns", type=int, default=50, help="ab -c")
+    ap.add_argument("--gc-threshold", type=int, default=0, help="rsp: gc.set_threshold(N) before start-up")
     ap.add_argument("--small", type=int, default=200, help="requests of the baseline run")
     ap.add_argument("--large", type=int, default=2200, help="requests of the measured run")
     opts = ap.parse_args()
@@ -130,7 +134,8 @@ def main() -> None:
             runs.append(one_run(opts, n, Path(d)))
     (c1, e1, v1), (c2, e2, v2) = runs
     per = opts.large - opts.small
-    label = f"{opts.target} workers={opts.workers} ab -c{opts.conns}, marginal over {per} requests"
+    gc_note = f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else ""
+    label = f"{opts.target} workers={opts.workers}{gc_note} ab -c{opts.conns}, marginal over {per} requests"
     if opts.count == "syscalls":
         print(f"{label}: system calls per request (errors per request)")
         names = sorted(set(c2) | set(c1), key=lambda k: -(c2[k] - c1[k]))
