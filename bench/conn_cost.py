@@ -19,6 +19,7 @@ Every process is stopped by pid; only 127.0.0.1 is used.
 from __future__ import annotations
 
 import argparse
+import http.client
 import re
 import shutil
 import sys
@@ -83,6 +84,25 @@ def read_instructions(prefix: Path) -> int:
     return total
 
 
+def wait_answers(port: int, count: int) -> None:
+    """Until `count` requests in a row, each on a new connection, got a response (every worker is up)."""
+    deadline = time.monotonic() + READY_SECONDS_UNDER_VALGRIND
+    ok = 0
+    while ok < count:
+        if time.monotonic() > deadline:
+            raise lib.BenchError(f"the proxy on port {port} did not answer within {READY_SECONDS_UNDER_VALGRIND} s")
+        conn = http.client.HTTPConnection(lib.LOOPBACK, port, timeout=READY_SECONDS_UNDER_VALGRIND)
+        try:
+            conn.request("GET", configs.SMALL_PATH)
+            conn.getresponse().read()
+            ok += 1
+        except OSError:
+            ok = 0
+            time.sleep(0.5)
+        finally:
+            conn.close()
+
+
 def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> tuple[Counter[str], Counter[str], float]:
     """Start backend and proxy, run warm-up + `requests`, stop; returns (calls, errors, cpu or instr)."""
     servers = lib.Servers(tmp)
@@ -99,9 +119,10 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> tuple[Counter
             proxy = servers.start("proxy", argv, port, cwd=ROOT)
         finally:
             lib.READY_TIMEOUT = old
-        time.sleep(1.0 if opts.count != "instr" else 5.0)  # every worker listening
-        before = procstat.tree_seconds([proxy.pid])
         url = f"http://{lib.LOOPBACK}:{port}{configs.SMALL_PATH}"
+        # The master binds the port before its workers have started (slow under valgrind): wait for answers.
+        wait_answers(port, opts.workers * 4)
+        before = procstat.tree_seconds([proxy.pid])
         text = lib.run_client(lib.ab_argv(shutil.which("ab") or "ab", url, requests, opts.conns), AB_TIMEOUT)
         result = lib.parse_ab(text)
         if result.errors:
