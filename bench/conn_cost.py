@@ -13,6 +13,8 @@ imports and shutdown cancel out:
     .venv/bin/python bench/conn_cost.py --target haproxy --count instr
 
 ab opens a new connection per request (no -k): this is the table's "new connection per request" figure.
+`--load wrk --conns 1000 --small 5 --large 15` counts keep-alive requests instead (wrk runs for that many
+seconds; the requests it completed in each run are the divisor).
 Every process is stopped by pid; only 127.0.0.1 is used.
 """
 
@@ -103,8 +105,12 @@ def wait_answers(port: int, count: int) -> None:
             conn.close()
 
 
-def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> tuple[Counter[str], Counter[str], float]:
-    """Start backend and proxy, run warm-up + `requests`, stop; returns (calls, errors, cpu or instr)."""
+Run = tuple[Counter[str], Counter[str], float, int]
+
+
+def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
+    """Start backend and proxy, run `requests` (--load wrk: seconds), stop; returns (calls, errors, cpu or
+    instructions, requests served)."""
     servers = lib.Servers(tmp)
     out = tmp / f"count-{requests}"
     port, backend = lib.free_ports(2)
@@ -123,20 +129,26 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> tuple[Counter
         # The master binds the port before its workers have started (slow under valgrind): wait for answers.
         wait_answers(port, opts.workers * 4)
         before = procstat.tree_seconds([proxy.pid])
-        text = lib.run_client(lib.ab_argv(shutil.which("ab") or "ab", url, requests, opts.conns), AB_TIMEOUT)
-        result = lib.parse_ab(text)
+        if opts.load == "wrk":  # keep-alive: `requests` is the duration in seconds
+            script = tmp / "report.lua"
+            script.write_text(lib.WRK_SCRIPT)
+            argv = lib.wrk_argv(shutil.which("wrk") or "wrk", script, url, opts.conns, requests)
+            result = lib.parse_wrk(lib.run_client(argv, AB_TIMEOUT))
+        else:
+            result = lib.parse_ab(lib.run_client(lib.ab_argv(shutil.which("ab") or "ab", url, requests,
+                                                             opts.conns), AB_TIMEOUT))
         if result.errors:
-            print(f"  ab reported {result.errors} errors", file=sys.stderr)
+            print(f"  {opts.load} reported {result.errors} errors", file=sys.stderr)
         after = procstat.tree_seconds([proxy.pid])
         cpu = sum(after.values()) - sum(before.values())
     finally:
         servers.stop_all()
     if opts.count == "syscalls":
         calls, errors = read_syscalls(out)
-        return calls, errors, cpu
+        return calls, errors, cpu, result.requests
     if opts.count == "instr":
-        return Counter(), Counter(), float(read_instructions(out))
-    return Counter(), Counter(), cpu
+        return Counter(), Counter(), float(read_instructions(out)), result.requests
+    return Counter(), Counter(), cpu, result.requests
 
 
 def main() -> None:
@@ -146,17 +158,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="rsp workers / HAProxy nbthread")
     ap.add_argument("--conns", type=int, default=50, help="ab -c")
     ap.add_argument("--gc-threshold", type=int, default=0, help="rsp: gc.set_threshold(N) before start-up")
-    ap.add_argument("--small", type=int, default=200, help="requests of the baseline run")
-    ap.add_argument("--large", type=int, default=2200, help="requests of the measured run")
+    ap.add_argument("--small", type=int, default=200, help="requests of the baseline run (wrk: seconds)")
+    ap.add_argument("--large", type=int, default=2200, help="requests of the measured run (wrk: seconds)")
+    ap.add_argument("--load", choices=("ab", "wrk"), default="ab",
+                    help="ab: a new connection per request; wrk: keep-alive (wrk -t1 -cN for --small/--large s)")
     opts = ap.parse_args()
     runs = []
     for n in (opts.small, opts.large):
         with tempfile.TemporaryDirectory(prefix="rsp-conncost-") as d:
             runs.append(one_run(opts, n, Path(d)))
-    (c1, e1, v1), (c2, e2, v2) = runs
-    per = opts.large - opts.small
+    (c1, e1, v1, n1), (c2, e2, v2, n2) = runs
+    per = n2 - n1
     gc_note = f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else ""
-    label = f"{opts.target} workers={opts.workers}{gc_note} ab -c{opts.conns}, marginal over {per} requests"
+    label = f"{opts.target} workers={opts.workers}{gc_note} {opts.load} -c{opts.conns}, marginal over {per} requests"
     if opts.count == "syscalls":
         print(f"{label}: system calls per request (errors per request)")
         names = sorted(set(c2) | set(c1), key=lambda k: -(c2[k] - c1[k]))
