@@ -73,7 +73,8 @@ def read_syscalls(out: Path) -> tuple[Counter[str], Counter[str]]:
         m = STRACE_ROW.match(line)
         if m and m.group(3) != "total":
             calls[m.group(3)] += int(m.group(1))
-            errors[m.group(3)] += int(m.group(2) or 0)
+            if m.group(2):
+                errors[m.group(3)] += int(m.group(2))
     return calls, errors
 
 
