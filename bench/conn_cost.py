@@ -177,10 +177,10 @@ def main() -> None:
         names = sorted(set(c2) | set(c1), key=lambda k: -(c2[k] - c1[k]))
         total = sum(c2.values()) - sum(c1.values())
         for name in names:
-            d = (c2[name] - c1[name]) / per
-            if abs(d) >= 0.005:
+            delta = (c2[name] - c1[name]) / per
+            if abs(delta) >= 0.005:
                 err = (e2[name] - e1[name]) / per
-                print(f"  {name:<16} {d:7.2f}" + (f"  ({err:.2f} errors)" if err >= 0.005 else ""))
+                print(f"  {name:<16} {delta:7.2f}" + (f"  ({err:.2f} errors)" if err >= 0.005 else ""))
         print(f"  {'total':<16} {total / per:7.2f}")
     elif opts.count == "instr":
         print(f"{label}: {(v2 - v1) / per:,.0f} instructions per request")
