@@ -83,12 +83,29 @@ def haproxy_argv(tmp: Path, port: int, backends: list[int], routes: int) -> list
     return argv
 
 
+def user_system_seconds(root: int) -> tuple[float, float]:
+    """User and system CPU seconds of `root`'s process tree (reaped children included), from /proc."""
+    user = system = 0
+    for pid in procstat.tree_pids(root, procstat._read_all()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue  # exited since the listing
+        fields = text[text.rindex(")") + 2 :].split()
+        utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+        user += utime + cutime
+        system += stime + cstime
+    return user / procstat.CLK_TCK, system / procstat.CLK_TCK
+
+
 STARTERS: dict[str, Callable[[Path, int, list[int], int], list[str]]] = {"rsp": rsp_argv, "haproxy": haproxy_argv}
 
 
 def cpu_per_request(servers: lib.Servers, name: str, argv: list[str], port: int, conns: int, duration: int,
-                    script: Path, host_header: str) -> float:
-    """Start the proxy, warm it up, run wrk once, stop it; returns µs of CPU per request."""
+                    script: Path, host_header: str) -> tuple[float, float]:
+    """Start the proxy, warm it up, run wrk once, stop it; returns µs of CPU per request and the kernel's
+    share of it (system time: loopback TCP, epoll)."""
     proxy = servers.start(name, argv, port, cwd=ROOT)
     try:
         url = f"http://{lib.LOOPBACK}:{port}{configs.SMALL_PATH}"
@@ -96,16 +113,17 @@ def cpu_per_request(servers: lib.Servers, name: str, argv: list[str], port: int,
         base = lib.wrk_argv(wrk, script, url, conns, WARMUP_SECONDS)
         head = ["-H", f"Host: {host_header}"]
         lib.run_client([*base[:-1], *head, base[-1]], timeout=WARMUP_SECONDS + 60)
-        before = procstat.tree_seconds([proxy.pid])
+        user0, system0 = user_system_seconds(proxy.pid)
         run = lib.wrk_argv(wrk, script, url, conns, duration)
         result = lib.parse_wrk(lib.run_client([*run[:-1], *head, run[-1]], timeout=duration + 60))
-        after = procstat.tree_seconds([proxy.pid])
+        user1, system1 = user_system_seconds(proxy.pid)
     finally:
         lib.stop_process(proxy.proc)
         servers.started.remove(proxy)
     if result.errors or not result.requests:
         print(f"  {name}: {result.errors} errors in {result.requests} requests", file=sys.stderr)
-    return (sum(after.values()) - sum(before.values())) / max(result.requests, 1) * 1e6
+    cpu = (user1 - user0) + (system1 - system0)
+    return cpu / max(result.requests, 1) * 1e6, (system1 - system0) / cpu if cpu else 0.0
 
 
 def main() -> None:
@@ -135,6 +153,7 @@ def main() -> None:
             servers.start("backend", nginx_multi_port(tmp, backend_ports, docroot), backend_ports[0])
             for dim in opts.dims.split(","):
                 figures: dict[tuple[str, int], list[float]] = {}
+                kernel: dict[tuple[str, int], list[float]] = {}
                 for _ in range(reps):
                     for size in sizes[dim]:
                         for target in targets:
@@ -142,23 +161,26 @@ def main() -> None:
                             routes = size if dim == "routes" else 0
                             conns = size if dim == "conns" else DEFAULT_CONNS
                             argv = STARTERS[target](tmp, port, backend_ports[:n_backends], routes)
-                            us = cpu_per_request(servers, target, argv, port, conns, duration, script,
-                                                 host(routes) if routes else "bench")
+                            us, system = cpu_per_request(servers, target, argv, port, conns, duration, script,
+                                                         host(routes) if routes else "bench")
                             figures.setdefault((target, size), []).append(us)
-                            print(f"  {dim}={size} {target}: {us:.1f} us/req", file=sys.stderr)
+                            kernel.setdefault((target, size), []).append(system)
+                            print(f"  {dim}={size} {target}: {us:.1f} us/req, {system:.0%} system",
+                                  file=sys.stderr)
                 for target in targets:
                     smallest = statistics.median(figures[(target, sizes[dim][0])])
                     for size in sizes[dim]:
                         us = statistics.median(figures[(target, size)])
-                        rows.append(f"| {dim} | {size} | {target} | {us:.1f} | {us / smallest:.2f}x |")
+                        system = statistics.median(kernel[(target, size)])
+                        rows.append(f"| {dim} | {size} | {target} | {us:.1f} | {us / smallest:.2f}x | {system:.0%} |")
         finally:
             servers.stop_all()
     elapsed = time.monotonic() - started
     other = (procstat.machine_busy_seconds() - busy_before) / elapsed
     print(f"\nscale: {duration} s runs, {reps} repetition(s), median; machine busy {other:.2f} cores on average "
           "(this run's own processes included)\n")
-    print("| dimension | size | target | CPU µs/request | x smallest |")
-    print("|---|--:|---|--:|--:|")
+    print("| dimension | size | target | CPU µs/request | x smallest | system share |")
+    print("|---|--:|---|--:|--:|--:|")
     print("\n".join(rows))
 
 
