@@ -43,14 +43,18 @@ AB_TIMEOUT = 600.0
 STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)\s*$")
 
 
-def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc_threshold: int) -> list[str]:
+def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc_threshold: int,
+               rsp_http: str = "") -> list[str]:
     if target == "haproxy":
         argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, [backend], "http")
         cfg = Path(argv[-1])
         cfg.write_text(cfg.read_text().replace("nbthread 1", f"nbthread {workers}"))
         return argv
     conf = configs.rsp_config(tmp, "rsp", port, [backend], "http")
-    conf.write_text(conf.read_text().replace("workers = 1", f"workers = {workers}"))
+    text = conf.read_text().replace("workers = 1", f"workers = {workers}")
+    if rsp_http:  # more keys of rsp's `http` table, e.g. "pool_max_idle = 2000"
+        text = text.replace('access_log = "off"', f'access_log = "off", {rsp_http}')
+    conf.write_text(text)
     if gc_threshold:  # an experiment without editing src/: the GC's first threshold set before rsp starts
         return [sys.executable, "-c", f"import gc, sys; gc.set_threshold({gc_threshold}); "
                 "from rsp.cli import main; sys.exit(main(sys.argv[1:]))", str(conf)]
@@ -119,7 +123,8 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
         docroot = configs.write_docroot(tmp)
         servers.start("backend", configs.nginx_backend(shutil.which("nginx") or "nginx", tmp, "backend",
                                                       backend, docroot), backend)
-        argv = wrap(opts.count, proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold), out)
+        inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http)
+        argv = wrap(opts.count, inner, out)
         old = lib.READY_TIMEOUT
         lib.READY_TIMEOUT = READY_SECONDS_UNDER_VALGRIND
         try:
@@ -158,6 +163,7 @@ def main() -> None:
     ap.add_argument("--count", choices=("syscalls", "instr", "cpu"), default="syscalls")
     ap.add_argument("--workers", type=int, default=1, help="rsp workers / HAProxy nbthread")
     ap.add_argument("--conns", type=int, default=50, help="ab -c")
+    ap.add_argument("--rsp-http", default="", help='rsp: more keys of its http table, e.g. "pool_max_idle = 2000"')
     ap.add_argument("--gc-threshold", type=int, default=0, help="rsp: gc.set_threshold(N) before start-up")
     ap.add_argument("--small", type=int, default=200, help="requests of the baseline run (wrk: seconds)")
     ap.add_argument("--large", type=int, default=2200, help="requests of the measured run (wrk: seconds)")
@@ -170,7 +176,8 @@ def main() -> None:
             runs.append(one_run(opts, n, Path(d)))
     (c1, e1, v1, n1), (c2, e2, v2, n2) = runs
     per = n2 - n1
-    gc_note = f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else ""
+    gc_note = (f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else "") + (
+        f" http {{{opts.rsp_http}}}" if opts.rsp_http else "")
     label = f"{opts.target} workers={opts.workers}{gc_note} {opts.load} -c{opts.conns}, marginal over {per} requests"
     if opts.count == "syscalls":
         print(f"{label}: system calls per request (errors per request)")

@@ -58,11 +58,14 @@ def nginx_multi_port(tmp: Path, ports: list[int], docroot: Path) -> list[str]:
     return argv
 
 
+RSP_HTTP_EXTRA = ""  # --rsp-http: more keys of rsp's http table, e.g. "pool_max_idle = 2000"
+
+
 def rsp_argv(tmp: Path, port: int, backends: list[int], routes: int) -> list[str]:
     addrs = ", ".join(f'"{lib.LOOPBACK}:{p}"' for p in backends)
     text = (f'listen = {{ {{ address = "{lib.LOOPBACK}", port = {port}, mode = "http" }} }}\n'
             f'pools = {{ default = {{ algorithm = "roundrobin", backends = {{ {addrs} }} }} }}\n'
-            'http = { access_log = "off" }\nworkers = 1\n')
+            f'http = {{ access_log = "off"{", " + RSP_HTTP_EXTRA if RSP_HTTP_EXTRA else ""} }}\nworkers = 1\n')
     if routes:
         rules = ",\n  ".join(f'{{ host = "{host(i)}", pool = "default" }}' for i in range(1, routes + 1))
         text += f"routes = {{\n  {rules}\n}}\n"
@@ -133,7 +136,10 @@ def main() -> None:
     ap.add_argument("--targets", default="rsp,haproxy")
     ap.add_argument("--duration", type=int, default=0, help="seconds per run (default 8, quick 3)")
     ap.add_argument("--reps", type=int, default=0, help="repetitions, median reported (default 3, quick 1)")
+    ap.add_argument("--rsp-http", default="", help='more keys of rsp\'s http table, e.g. "pool_max_idle = 2000"')
     opts = ap.parse_args()
+    global RSP_HTTP_EXTRA
+    RSP_HTTP_EXTRA = opts.rsp_http
     duration = opts.duration or (3 if opts.quick else 8)
     reps = opts.reps or (1 if opts.quick else 3)
     sizes = QUICK_SIZES if opts.quick else SIZES
