@@ -3,6 +3,7 @@
     .venv/bin/python bench/scale.py --quick        # sizes 1/10/100 (connections 10/100/1000), 3 s runs, 1 repetition
     .venv/bin/python bench/scale.py                # adds routes 1000, 8 s runs, 3 repetitions (median)
     .venv/bin/python bench/scale.py --dims routes --targets rsp
+    .venv/bin/python bench/scale.py --startup      # rsp's start-up with 1,000 backends and 1,000 routes
 
 Each dimension grows tenfold while everything else stays as in `bench/run_tcp.py --scenario http`
 (HTTP mode, the 97-byte /small from nginx, `workers = 1` against `nbthread 1`: the comparison is per core):
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -129,6 +131,28 @@ def cpu_per_request(servers: lib.Servers, name: str, argv: list[str], port: int,
     return cpu / max(result.requests, 1) * 1e6, (system1 - system0) / cpu if cpu else 0.0
 
 
+def startup_times(tmp: Path) -> None:
+    """Seconds from starting rsp until its port accepts, and of `rsp --check`, with 1 or 1,000 backends and
+    0 or 1,000 routes (the backends' ports need not be open: nothing connects to them before a request)."""
+    print("| backends | routes | accepting after | rsp --check |")
+    print("|--:|--:|--:|--:|")
+    for n_backends, routes in ((1, 0), (1000, 0), (1, 1000), (1000, 1000)):
+        port, first = lib.free_ports(2)
+        argv = rsp_argv(tmp, port, list(range(first, first + n_backends)), routes)
+        servers = lib.Servers(tmp)
+        started = time.monotonic()
+        try:
+            servers.start("rsp", argv, port, cwd=ROOT)
+            ready = time.monotonic() - started
+        finally:
+            servers.stop_all()
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "rsp", "--check", argv[-1]], capture_output=True, cwd=ROOT,
+                       timeout=lib.READY_TIMEOUT, check=False)
+        check = time.monotonic() - started
+        print(f"| {n_backends} | {routes} | {ready:.2f} s | {check:.2f} s |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, 3 s runs, one repetition")
@@ -137,7 +161,12 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=0, help="seconds per run (default 8, quick 3)")
     ap.add_argument("--reps", type=int, default=0, help="repetitions, median reported (default 3, quick 1)")
     ap.add_argument("--rsp-http", default="", help='more keys of rsp\'s http table, e.g. "pool_max_idle = 2000"')
+    ap.add_argument("--startup", action="store_true", help="only rsp's start-up time with 1,000 backends/routes")
     opts = ap.parse_args()
+    if opts.startup:
+        with tempfile.TemporaryDirectory(prefix="rsp-scale-") as d:
+            startup_times(Path(d))
+        return
     global RSP_HTTP_EXTRA
     RSP_HTTP_EXTRA = opts.rsp_http
     duration = opts.duration or (3 if opts.quick else 8)
