@@ -1,0 +1,199 @@
+"""What one new connection costs a proxy, counted so that a loaded machine does not change the figure.
+
+Starts the benchmark's nginx backend and one proxy (rsp in HTTP mode with `--workers N`, or HAProxy in
+`mode http` with `nbthread N`) under a counting wrapper, sends `ab -c C -n A` and then `ab -c C -n B`
+through it, and reports the MARGINAL cost per request, (count(B) - count(A)) / (B - A), so start-up,
+imports and shutdown cancel out:
+
+    --count syscalls   strace -f -c: system calls per request, by name (accept4, epoll_wait, EAGAIN...)
+    --count instr      valgrind --tool=cachegrind (no cache simulation): CPU instructions per request
+    --count cpu        utime+stime of the proxy's process tree per request (wall-clock sensitive)
+
+    .venv/bin/python bench/conn_cost.py --target rsp --count syscalls --workers 2
+    .venv/bin/python bench/conn_cost.py --target haproxy --count instr
+
+ab opens a new connection per request (no -k): this is the table's "new connection per request" figure.
+`--load wrk --conns 1000 --small 5 --large 15` counts keep-alive requests instead (wrk runs for that many
+seconds; the requests it completed in each run are the divisor).
+Every process is stopped by pid; only 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import configs
+import lib
+import procstat
+
+ROOT = Path(__file__).resolve().parent.parent
+# valgrind slows the proxy about 50-fold: give it time to start and ab time to finish.
+READY_SECONDS_UNDER_VALGRIND = 300.0
+AB_TIMEOUT = 600.0
+STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)\s*$")
+
+
+def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc_threshold: int,
+               rsp_http: str = "") -> list[str]:
+    if target == "haproxy":
+        argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, [backend], "http")
+        cfg = Path(argv[-1])
+        cfg.write_text(cfg.read_text().replace("nbthread 1", f"nbthread {workers}"))
+        return argv
+    conf = configs.rsp_config(tmp, "rsp", port, [backend], "http")
+    text = conf.read_text().replace("workers = 1", f"workers = {workers}")
+    if rsp_http:  # more keys of rsp's `http` table, e.g. "pool_max_idle = 2000"
+        text = text.replace('access_log = "off"', f'access_log = "off", {rsp_http}')
+    conf.write_text(text)
+    if gc_threshold:  # an experiment without editing src/: the GC's first threshold set before rsp starts
+        return [sys.executable, "-c", f"import gc, sys; gc.set_threshold({gc_threshold}); "
+                "from rsp.cli import main; sys.exit(main(sys.argv[1:]))", str(conf)]
+    return [sys.executable, "-m", "rsp", str(conf)]
+
+
+def wrap(count: str, argv: list[str], out: Path) -> list[str]:
+    if count == "syscalls":
+        return ["strace", "-f", "-c", "-o", str(out), *argv]
+    if count == "instr":
+        return ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
+                f"--cachegrind-out-file={out}.%p", *argv]
+    return argv
+
+
+def read_syscalls(out: Path) -> tuple[Counter[str], Counter[str]]:
+    calls: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    for line in out.read_text().splitlines():
+        m = STRACE_ROW.match(line)
+        if m and m.group(3) != "total":
+            calls[m.group(3)] += int(m.group(1))
+            if m.group(2):
+                errors[m.group(3)] += int(m.group(2))
+    return calls, errors
+
+
+def read_instructions(prefix: Path) -> int:
+    total = 0
+    for f in prefix.parent.glob(prefix.name + ".*"):
+        for line in f.read_text().splitlines():
+            if line.startswith("summary:"):
+                total += int(line.split()[1])
+    return total
+
+
+def wait_answers(port: int, count: int) -> None:
+    """Until `count` requests in a row, each on a new connection, got a response (every worker is up)."""
+    deadline = time.monotonic() + READY_SECONDS_UNDER_VALGRIND
+    ok = 0
+    while ok < count:
+        if time.monotonic() > deadline:
+            raise lib.BenchError(f"the proxy on port {port} did not answer within {READY_SECONDS_UNDER_VALGRIND} s")
+        conn = http.client.HTTPConnection(lib.LOOPBACK, port, timeout=READY_SECONDS_UNDER_VALGRIND)
+        try:
+            conn.request("GET", configs.SMALL_PATH)
+            conn.getresponse().read()
+            ok += 1
+        except OSError:
+            ok = 0
+            time.sleep(0.5)
+        finally:
+            conn.close()
+
+
+Run = tuple[Counter[str], Counter[str], float, int]
+
+
+def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
+    """Start backend and proxy, run `requests` (--load wrk: seconds), stop; returns (calls, errors, cpu or
+    instructions, requests served)."""
+    servers = lib.Servers(tmp)
+    out = tmp / f"count-{requests}"
+    port, backend = lib.free_ports(2)
+    try:
+        docroot = configs.write_docroot(tmp)
+        servers.start("backend", configs.nginx_backend(shutil.which("nginx") or "nginx", tmp, "backend",
+                                                      backend, docroot), backend)
+        inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http)
+        argv = wrap(opts.count, inner, out)
+        old = lib.READY_TIMEOUT
+        lib.READY_TIMEOUT = READY_SECONDS_UNDER_VALGRIND
+        try:
+            proxy = servers.start("proxy", argv, port, cwd=ROOT)
+        finally:
+            lib.READY_TIMEOUT = old
+        url = f"http://{lib.LOOPBACK}:{port}{configs.SMALL_PATH}"
+        # The master binds the port before its workers have started (slow under valgrind): wait for answers.
+        wait_answers(port, opts.workers * 4)
+        before = procstat.tree_seconds([proxy.pid])
+        if opts.load == "wrk":  # keep-alive: `requests` is the duration in seconds
+            script = tmp / "report.lua"
+            script.write_text(lib.WRK_SCRIPT)
+            argv = lib.wrk_argv(shutil.which("wrk") or "wrk", script, url, opts.conns, requests)
+            result = lib.parse_wrk(lib.run_client(argv, AB_TIMEOUT))
+        else:
+            result = lib.parse_ab(lib.run_client(lib.ab_argv(shutil.which("ab") or "ab", url, requests,
+                                                             opts.conns), AB_TIMEOUT))
+        if result.errors:
+            print(f"  {opts.load} reported {result.errors} errors", file=sys.stderr)
+        after = procstat.tree_seconds([proxy.pid])
+        cpu = sum(after.values()) - sum(before.values())
+    finally:
+        servers.stop_all()
+    if opts.count == "syscalls":
+        calls, errors = read_syscalls(out)
+        return calls, errors, cpu, result.requests
+    if opts.count == "instr":
+        return Counter(), Counter(), float(read_instructions(out)), result.requests
+    return Counter(), Counter(), cpu, result.requests
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--target", choices=("rsp", "haproxy"), default="rsp")
+    ap.add_argument("--count", choices=("syscalls", "instr", "cpu"), default="syscalls")
+    ap.add_argument("--workers", type=int, default=1, help="rsp workers / HAProxy nbthread")
+    ap.add_argument("--conns", type=int, default=50, help="ab -c")
+    ap.add_argument("--rsp-http", default="", help='rsp: more keys of its http table, e.g. "pool_max_idle = 2000"')
+    ap.add_argument("--gc-threshold", type=int, default=0, help="rsp: gc.set_threshold(N) before start-up")
+    ap.add_argument("--small", type=int, default=200, help="requests of the baseline run (wrk: seconds)")
+    ap.add_argument("--large", type=int, default=2200, help="requests of the measured run (wrk: seconds)")
+    ap.add_argument("--load", choices=("ab", "wrk"), default="ab",
+                    help="ab: a new connection per request; wrk: keep-alive (wrk -t1 -cN for --small/--large s)")
+    opts = ap.parse_args()
+    runs = []
+    for n in (opts.small, opts.large):
+        with tempfile.TemporaryDirectory(prefix="rsp-conncost-") as d:
+            runs.append(one_run(opts, n, Path(d)))
+    (c1, e1, v1, n1), (c2, e2, v2, n2) = runs
+    per = n2 - n1
+    gc_note = (f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else "") + (
+        f" http {{{opts.rsp_http}}}" if opts.rsp_http else "")
+    label = f"{opts.target} workers={opts.workers}{gc_note} {opts.load} -c{opts.conns}, marginal over {per} requests"
+    if opts.count == "syscalls":
+        print(f"{label}: system calls per request (errors per request)")
+        names = sorted(set(c2) | set(c1), key=lambda k: -(c2[k] - c1[k]))
+        total = sum(c2.values()) - sum(c1.values())
+        for name in names:
+            delta = (c2[name] - c1[name]) / per
+            if abs(delta) >= 0.005:
+                err = (e2[name] - e1[name]) / per
+                print(f"  {name:<16} {delta:7.2f}" + (f"  ({err:.2f} errors)" if err >= 0.005 else ""))
+        print(f"  {'total':<16} {total / per:7.2f}")
+    elif opts.count == "instr":
+        print(f"{label}: {(v2 - v1) / per:,.0f} instructions per request")
+    else:
+        print(f"{label}: {(v2 - v1) / per * 1e6:.1f} us CPU per request")
+
+
+if __name__ == "__main__":
+    main()
