@@ -20,14 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline_cost import I_REFS_RE, REQUEST, RESPONSE, CountingSocket
+from pipeline_cost import REQUEST, RESPONSE, cachegrind_instructions, wire_session
 
 HERE = Path(__file__).resolve().parent
 FEW = 300
@@ -62,12 +59,9 @@ def chain_for(name: str, loop: asyncio.AbstractEventLoop, tmp: str) -> dict[str,
 def workload(n: int, chain: str) -> None:
     from rsp.config.lua_loader import parse_config
     from rsp.proxy.access_log import AccessLog
-    from rsp.proxy.client import ClientConnection
     from rsp.proxy.http_proxy import HttpProxy
-    from rsp.proxy.http_upstream import UpstreamConnection
     from rsp.proxy.pools import PoolRuntime
     from rsp.transport.event_loop import RspEventLoop
-    from rsp.transport.stream import SocketStream
 
     loop = RspEventLoop()
     asyncio.set_event_loop(loop)
@@ -77,21 +71,7 @@ def workload(n: int, chain: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         extra = chain_for(chain, loop, tmp)
         proxy = HttpProxy(loop, cfg, pools, "default", AccessLog("off"), **extra)
-        record = pools["default"].records[0]
-        idle = proxy.idle_pools[record]
-
-        def stream(protocol: Any) -> tuple[SocketStream, CountingSocket]:
-            sock = CountingSocket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            s = SocketStream(loop, sock, protocol, ("127.0.0.1", 40000))
-            protocol.connection_made(s)
-            return s, sock
-
-        upstream = UpstreamConnection(loop, record, idle)
-        _, upstream_sock = stream(upstream)
-        idle.put(upstream, loop.time())
-        client = ClientConnection(proxy)
-        client_stream, client_sock = stream(client)
+        client, client_stream, client_sock, upstream, upstream_sock = wire_session(loop, proxy)
         for _ in range(n):
             client.data_received(REQUEST)
             upstream.data_received(RESPONSE)
@@ -103,15 +83,7 @@ def workload(n: int, chain: str) -> None:
 
 def instructions(n: int, chain: str) -> int:
     env = dict(os.environ, PYTHONHASHSEED="0")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/cg.out",
-             sys.executable, __file__, "--workload", str(n), "--chain", chain],
-            env=env, capture_output=True, text=True, check=True)
-    found = I_REFS_RE.search(out.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    return cachegrind_instructions([__file__, "--workload", str(n), "--chain", chain], env)
 
 
 def main() -> None:

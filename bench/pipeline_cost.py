@@ -57,16 +57,50 @@ class CountingSocket(socket.socket):
         return len(data)
 
 
+def wire_session(loop: Any, proxy: Any, socket_class: type[CountingSocket] = CountingSocket) -> tuple[Any, ...]:
+    """A client connection and one idle backend connection of `proxy`'s default pool, each on a real
+    SocketStream over a `socket_class` socket: (client, its stream, its socket, upstream, its socket). The
+    workloads of pipeline_cost, lua_cost and cache_cost drive this same session."""
+    from rsp.proxy.client import ClientConnection
+    from rsp.proxy.http_upstream import UpstreamConnection
+    from rsp.transport.stream import SocketStream
+
+    def stream(protocol: Any) -> tuple[SocketStream, CountingSocket]:
+        sock = socket_class(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        s = SocketStream(loop, sock, protocol, ("127.0.0.1", 40000))
+        protocol.connection_made(s)
+        return s, sock
+
+    record = proxy.pools["default"].records[0]
+    idle = proxy.idle_pools[record]
+    upstream = UpstreamConnection(loop, record, idle)
+    _, upstream_sock = stream(upstream)
+    idle.put(upstream, loop.time())
+    client = ClientConnection(proxy)
+    client_stream, client_sock = stream(client)
+    return client, client_stream, client_sock, upstream, upstream_sock
+
+
+def cachegrind_instructions(argv: list[str], env: dict[str, str]) -> int:
+    """The instructions valgrind's cachegrind counts for `python argv...` (the whole run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/cg.out",
+             sys.executable, *argv], env=env, capture_output=True, text=True, check=True)
+    found = I_REFS_RE.search(out.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
 def workload(n: int, filters: str, heads: str) -> None:
     """n requests through the HTTP path of whichever rsp is on sys.path."""
     from rsp.config.lua_loader import parse_config
     from rsp.proxy.access_log import AccessLog
-    from rsp.proxy.client import ClientConnection
     from rsp.proxy.http_proxy import HttpProxy
-    from rsp.proxy.http_upstream import UpstreamConnection
     from rsp.proxy.pools import PoolRuntime
     from rsp.transport.event_loop import RspEventLoop
-    from rsp.transport.stream import SocketStream
 
     loop = RspEventLoop()
     asyncio.set_event_loop(loop)
@@ -83,21 +117,7 @@ def workload(n: int, filters: str, heads: str) -> None:
 
         extra["chain"] = Chain([EmptyAccess()])
     proxy = HttpProxy(loop, cfg, pools, "default", AccessLog("off"), **extra)
-    record = pools["default"].records[0]
-    idle = proxy.idle_pools[record]
-
-    def stream(protocol: Any) -> tuple[SocketStream, CountingSocket]:
-        sock = CountingSocket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        s = SocketStream(loop, sock, protocol, ("127.0.0.1", 40000))
-        protocol.connection_made(s)
-        return s, sock
-
-    upstream = UpstreamConnection(loop, record, idle)
-    _, upstream_sock = stream(upstream)
-    idle.put(upstream, loop.time())
-    client = ClientConnection(proxy)
-    client_stream, client_sock = stream(client)
+    client, client_stream, client_sock, upstream, upstream_sock = wire_session(loop, proxy)
     if heads == "identical":
         pairs = [(REQUEST, RESPONSE)] * DISTINCT
     else:
@@ -113,15 +133,7 @@ def workload(n: int, filters: str, heads: str) -> None:
 def instructions(src: str, n: int, filters: str, heads: str) -> int:
     """Instructions valgrind counts for one workload run with `src` first on the path."""
     env = dict(os.environ, PYTHONPATH=src, PYTHONHASHSEED="0", RSP_EXPECT_COMPILED="1")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/cg.out",
-             sys.executable, __file__, "--workload", str(n), "--filters", filters, "--heads", heads],
-            env=env, capture_output=True, text=True, check=True)
-    found = I_REFS_RE.search(out.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
+    return cachegrind_instructions([__file__, "--workload", str(n), "--filters", filters, "--heads", heads], env)
 
 
 def per_request(src: str, filters: str, heads: str) -> float:
