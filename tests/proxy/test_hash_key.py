@@ -10,7 +10,8 @@ from rsp.proxy.hash_key import balance_key
 
 HEAD = RequestHead(b"GET", b"/a?b=1", b"1.1", ((b"Host", b"x"), (b"X-User", b"alice"), (b"X-User", b"bob"),
                                                 (b"Cookie", b"theme=dark; sid=42")), True, NO_BODY, host=b"x")
-POOL = parse_config('listen = { { port = 8080, mode = "http" } }\nbackends = { "127.0.0.1:9000" }\n', "k.lua").pools["default"]
+CONFIG = 'listen = { { port = 8080, mode = "http" } }\nbackends = { "127.0.0.1:9000" }\n'
+POOL = parse_config(CONFIG, "k.lua").pools["default"]
 
 
 def key(hash_key: str, hash_name: str = "") -> bytes:
