@@ -191,7 +191,7 @@ ROUTE_CASES = [
     ("api.example.com", "GET", "/v2/users", "default"),  # path prefix does not match
     ("other.example.com", "GET", "/v1/users", "default"),
     ("x.apps.example.com", "GET", "/", "apps"),
-    ("a.b.apps.example.com", "DELETE", "/thing", "apps"),
+    ("a.b.apps.example.com", "DELETE", "/thing", "default"),  # one label only (docs/config.md)
     ("apps.example.com", "GET", "/", "default"),  # the wildcard does not match the apex
     ("xapps.example.com", "GET", "/", "default"),
 ]

@@ -55,6 +55,18 @@ class Load:
             total.examples += r.examples[:3]
         return total
 
+    def served(self) -> int:
+        """Requests answered so far (each client thread only adds to its own count)."""
+        return sum(r.ok for r in self.results)
+
+    def wait_served(self, more: int, timeout: float = 30.0) -> None:
+        """Wait until `more` requests beyond those answered now are answered: the load is flowing."""
+        target = self.served() + more
+        deadline = time.monotonic() + timeout
+        while self.served() < target:
+            assert time.monotonic() < deadline, f"load stalled at {self.served()} of {target} requests"
+            time.sleep(0.01)
+
     def _client(self, result: LoadResult) -> None:
         conn: HttpConn | None = None
         for _ in range(MAX_REQUESTS_PER_CLIENT):

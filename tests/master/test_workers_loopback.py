@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,14 @@ from typing import Any
 from master.master_support import admin, eventually, serving_pids
 from support.http_backends import HttpBackend
 from support.http_client import get, http_config
+from support.stats_client import stats_json
 
 Run = Callable[..., Any]
 Start = Callable[..., Any]
 Port = Callable[..., int]
 # Two workers whatever the machine: the tests are about what one per machine means.
 WORKERS = "workers = 2"
+ENOUGH_CHECKS = 6  # with a checker per worker, the backend would have seen at least twice as many
 
 
 def config(port: int, sock: Path, backends: list[int], extra: str = "", pools: dict[str, object] | None = None,
@@ -69,22 +70,29 @@ def test_a_killed_worker_is_restarted_with_its_status_logged(run_rsp: Run, start
 
 def test_health_is_checked_once_per_machine(run_rsp: Run, start_backend: Start, free_port: Port,
                                             tmp_path: Path) -> None:
+    """Every check the backend receives is one the machine counted: a checker per worker would send
+    `workers` times as many as the master's count. Counts, not a rate over wall-clock time."""
     backend = start_backend(HttpBackend, name="a")
-    interval = 0.2
+    stats_port = free_port()
     pools = {"default": {"backends": [f"127.0.0.1:{backend.port}"],
-                         "health": {"kind": "http", "path": "/health", "interval": interval, "timeout": 1}}}
-    rsp = run_rsp(config(free_port(), tmp_path / "admin.sock", [], pools=pools))
+                         "health": {"kind": "http", "path": "/health", "interval": 0.2, "timeout": 1}}}
+    rsp = run_rsp(config(free_port(), tmp_path / "admin.sock", [], pools=pools,
+                         extra=f'stats = {{ listen = "127.0.0.1:{stats_port}" }}'))
 
-    def checks() -> int:
+    def counted() -> int:
+        (pool,) = stats_json(stats_port)["stats"]["pools"]
+        return int(pool["backends"][0]["checks_ok"])
+
+    def received() -> int:
         return sum(1 for path in backend.paths() if path == "/health")
 
-    time.sleep(0.5)
-    first, began = checks(), time.monotonic()
-    time.sleep(3.0)
-    counted, elapsed = checks() - first, time.monotonic() - began
-    once = elapsed / interval
-    # One checker per machine makes about `once` checks; one per worker would make twice as many.
-    assert 0.5 * once <= counted <= 1.4 * once, (counted, once)
+    eventually(lambda: counted() >= ENOUGH_CHECKS, timeout=30)
+    before = counted()
+    seen = received()
+    after = counted()
+    # Each counted check reached the backend first; at most one more is on its way (one checker, one
+    # check at a time per backend).
+    assert before <= seen <= after + 1, (before, seen, after)
     assert rsp.alive
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import syslog
 import time
 from pathlib import Path
+
+import pytest
 
 from rsp.pam.syslog_line import MAX_MESSAGE_BYTES, SyslogSender, format_line
 
@@ -39,5 +42,30 @@ def test_sender_filters_by_level(tmp_path: Path) -> None:
         assert extra == b""
 
 
-def test_a_missing_daemon_loses_the_line_quietly(tmp_path: Path) -> None:
-    SyslogSender(str(tmp_path / "absent.sock"), syslog.LOG_DEBUG).log(syslog.LOG_ERR, "nobody listens")
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_missing_daemon_loses_the_line_quietly(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A log failure never fails a login: no exception, nothing written to the login program's stdout or
+    stderr, no descriptor left open, nothing created at the address; the next line reaches a daemon that has
+    started since (the sender is not left broken)."""
+    path = tmp_path / "log.sock"
+    sender = SyslogSender(str(path), syslog.LOG_DEBUG)
+    before = open_descriptors()
+    sender.log(syslog.LOG_ERR, "nobody listens")  # raises nothing
+    assert open_descriptors() == before
+    assert not path.exists()
+    assert capfd.readouterr() == ("", "")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(str(path))
+        daemon.settimeout(5)
+        sender.log(syslog.LOG_ERR, "now someone does")
+        assert daemon.recv(4096).endswith(b": now someone does")
+
+
+def test_an_address_that_is_not_a_syslog_socket_loses_the_line_quietly(tmp_path: Path) -> None:
+    sender = SyslogSender(str(tmp_path), syslog.LOG_DEBUG)  # a directory: sendto fails with an OSError
+    before = open_descriptors()
+    sender.log(syslog.LOG_ERR, "lost")
+    assert open_descriptors() == before

@@ -28,7 +28,7 @@ ROUTER = Router(
         (b"api.example.com", b"/v1/items", b"GET", "api"),
         (b"api.example.com", b"/v2", b"POST", "api"),
         (b"one.apps.example.com", b"/", b"GET", "tenants"),
-        (b"a.b.apps.example.com", b"/", b"GET", "tenants"),
+        (b"a.b.apps.example.com", b"/", b"GET", "web"),  # one label only (rsp.server_names)
         (b"apps.example.com", b"/", b"GET", "web"),  # the wildcard does not match the apex
         (b"evilapps.example.com", b"/", b"GET", "web"),
         (b"www.example.com", b"/static/app.js", b"GET", "static"),

@@ -15,4 +15,5 @@ def test_exact_then_one_label_wildcard_never_the_apex() -> None:
     assert table.lookup("x.b.example") == "wild"
     assert table.lookup("b.example") is None  # the apex is not covered by its wildcard
     assert table.lookup("y.x.b.example") is None  # one label only
+    assert table.lookup(".b.example") is None  # an empty label is no label (rsp.server_names)
     assert table.lookup("other.example") is None

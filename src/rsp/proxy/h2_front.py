@@ -22,6 +22,7 @@ from rsp.http2.preface import HTTP2, UNDECIDED, sniff
 from rsp.proxy.client import ClientConnection
 from rsp.proxy.h2_session import Http2Session
 from rsp.proxy.session_io import start_stream, start_tls_stream
+from rsp.transport.plain_on_tls import HTTP_PLAIN_GUARD
 from rsp.transport.stream import StreamProtocol
 
 if TYPE_CHECKING:
@@ -112,6 +113,6 @@ class Http2Front:
         protocol = ProtocolChoice(self)
         if proxy.tls is not None:
             start_tls_stream(proxy.loop, sock, protocol, peer, proxy.high_water, proxy.low_water, proxy.tls,
-                             server_side=True)
+                             server_side=True, plain_guard=HTTP_PLAIN_GUARD)
         else:
             start_stream(proxy.loop, sock, protocol, peer, proxy.high_water, proxy.low_water)

@@ -24,6 +24,7 @@ import socket
 from rsp.proxy.client import ClientConnection
 from rsp.proxy.session_io import start_stream, start_tls_stream
 from rsp.proxy.session_state import LISTENER_PROTO, MAX_PEER_POOLS, TLS_LISTENER_PROTO, SessionState
+from rsp.transport.plain_on_tls import HTTP_PLAIN_GUARD
 
 __all__ = ["LISTENER_PROTO", "MAX_PEER_POOLS", "TLS_LISTENER_PROTO", "HttpProxy"]
 
@@ -72,6 +73,6 @@ class HttpProxy(SessionState):
         tls = self.tls
         if tls is not None:
             start_tls_stream(self.loop, sock, ClientConnection(self), peer, self.high_water, self.low_water, tls,
-                             server_side=True)
+                             server_side=True, plain_guard=HTTP_PLAIN_GUARD)
         else:
             start_stream(self.loop, sock, ClientConnection(self), peer, self.high_water, self.low_water)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rsp.proxy.pools import BackendTls
 from rsp.transport.connect import UpstreamConnect
+from rsp.transport.plain_on_tls import PlainHttpGuard
 from rsp.transport.stream import SocketStream, StreamProtocol
 from rsp.transport.tls_stream import TlsStream
 
@@ -95,10 +96,12 @@ def start_stream(loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol:
 
 def start_tls_stream(loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
                      peer: tuple[object, ...], high_water: int, low_water: int, context: ssl.SSLContext, *,
-                     server_side: bool, server_hostname: str | None = None) -> None:
-    """Run `protocol` over TLS on a connected socket (connection_made now; writes wait for the handshake)."""
+                     server_side: bool, server_hostname: str | None = None,
+                     plain_guard: PlainHttpGuard | None = None) -> None:
+    """Run `protocol` over TLS on a connected socket (connection_made now; writes wait for the handshake).
+    A listener passes `plain_guard`: plain HTTP sent to it is answered by the guard instead."""
     stream = TlsStream(loop, sock, protocol, context, server_side=server_side, server_hostname=server_hostname,
-                       peer=peer)
+                       peer=peer, plain_guard=plain_guard)
     stream.set_write_buffer_limits(high_water, low_water)
     stream.start()
 

@@ -21,6 +21,7 @@ from rsp.logs import get_logger
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.tcp_proxy import peer_text
 from rsp.transport.connect import UpstreamConnect
+from rsp.transport.plain_on_tls import TCP_PLAIN_GUARD
 from rsp.transport.stream import SocketStream
 from rsp.transport.tls_stream import TlsStream
 from rsp.upstream.records import BackendRecord
@@ -61,7 +62,8 @@ class TlsTcpFront:
 
     def on_accept(self, sock: socket.socket, addr: tuple[object, ...]) -> None:
         side = TlsClientSide(self, addr)
-        stream = TlsStream(self.loop, sock, side, self.context, server_side=True, peer=addr)
+        stream = TlsStream(self.loop, sock, side, self.context, server_side=True, peer=addr,
+                           plain_guard=TCP_PLAIN_GUARD)
         stream.set_write_buffer_limits(self.high_water, self.low_water)
         stream.start()
 

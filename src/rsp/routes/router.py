@@ -2,8 +2,9 @@
 
 Rules are tried in order, first match wins (HAProxy `use_backend` order; nginx's server_name/location
 precedence is subtler, but an ordered list is what a person can read and predict). A rule's host is exact
-(`example.com`) or a leading wildcard (`*.example.com`, which matches any subdomain but not the apex, as in
-nginx). Host comparison ignores case and a port suffix (RFC 9110 §4.2.3: host is case-insensitive).
+(`example.com`) or a leading wildcard (`*.example.com`: exactly one label, never the apex; the certificate
+rule, shared with SNI routing: rsp.server_names). Host comparison ignores case and a port suffix (RFC 9110
+§4.2.3: host is case-insensitive).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rsp.config.model import Route
+from rsp.server_names import name_matches
 
 
 def host_only(host: bytes) -> str:
@@ -25,9 +27,7 @@ def host_only(host: bytes) -> str:
 def host_matches(rule_host: str, host: str) -> bool:
     if not rule_host:
         return True
-    if rule_host.startswith("*."):
-        return host.endswith(rule_host[1:]) and len(host) > len(rule_host) - 1
-    return host == rule_host
+    return name_matches(rule_host, host)
 
 
 class Router:

@@ -2,12 +2,15 @@
 
 One rule for both users of SNI, the certificate choice (rsp.tls.server_context) and SNI routing
 (rsp.proxy.sni_proxy): RFC 6066 §3's host name, lower-cased and without a trailing dot, matched like an
-RFC 6125 §6.4.3 wildcard (the `*` stands for exactly one label, never the apex) and like the HTTP routes.
+RFC 6125 §6.4.3 wildcard (the `*` stands for exactly one label, never the apex), the rule of the HTTP routes
+too (rsp.server_names, which both follow).
 """
 
 from __future__ import annotations
 
 from typing import Generic, TypeVar
+
+from rsp.server_names import normalise_name, parent_of, wildcard_parent
 
 T = TypeVar("T")
 
@@ -20,16 +23,17 @@ class NameTable(Generic[T]):
         self.wildcard: dict[str, T] = {}
 
     def add(self, name: str, value: T) -> None:
-        name = name.lower().rstrip(".")
-        if name.startswith("*."):
-            self.wildcard.setdefault(name[2:], value)
+        name = normalise_name(name)
+        parent = wildcard_parent(name)
+        if parent is not None:
+            self.wildcard.setdefault(parent, value)
         else:
             self.exact.setdefault(name, value)
 
     def lookup(self, server_name: str) -> T | None:
-        name = server_name.lower().rstrip(".")
+        name = normalise_name(server_name)
         found = self.exact.get(name)
         if found is not None:
             return found
-        _, dot, parent = name.partition(".")
-        return self.wildcard.get(parent) if dot else None
+        parent = parent_of(name)
+        return self.wildcard.get(parent) if parent is not None else None
