@@ -113,7 +113,9 @@ def test_weighted_round_robin_distribution(start_backend: Start, run_rsp: Run) -
 def test_leastconn_sends_new_connections_to_the_idle_backend(start_backend: Start, run_rsp: Run) -> None:
     servers = [start_backend(NamedBackend, name) for name in ("a", "b")]
     port = free_port()
-    run_rsp(pool_config(port, [backend_entry(s) for s in servers], algorithm="leastconn"))
+    # workers = 1: "the idle backend" is one balancer's view; with workers each counts only its own
+    # connections (as nginx's least_conn does per worker, docs/workers.md).
+    run_rsp(pool_config(port, [backend_entry(s) for s in servers], algorithm="leastconn", extra="workers = 1"))
     held = [hold(port) for _ in range(2)]
     try:
         assert sorted(name for _, name in held) == ["a", "b"]
