@@ -15,7 +15,6 @@ health hears of it) and the request goes to another backend, within the pool's `
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 from rsp.errors import ProtocolError
@@ -26,6 +25,7 @@ from rsp.logs import get_logger
 from rsp.pipeline.messages import Request, Response
 from rsp.proxy.filter_run import FilterRun
 from rsp.proxy.hash_key import balance_key
+from rsp.proxy.outcome import count_outcome, log_access
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ClientSide, ExchangeSide, Http1ClientSide, UpstreamSide
 from rsp.proxy.session_state import SessionState
@@ -580,34 +580,18 @@ class Exchange(ExchangeSide):
 
     def _finish(self) -> None:
         record = self.record
-        proxy = self.proxy
-        proxy.stats.responses.count(self.status)
         if record is not None:
             record.active -= 1
             self.record = None
-            stats = record.stats
-            stats.responses.count(self.status)
-            elapsed = proxy.now() - self.upstream_started
-            stats.response_time.observe(elapsed if elapsed > 0.0 else 0.0)
-            self._log(record)
-        else:
-            self.pool.stats.unserved.count(self.status)
-            self._log(None)
+        count_outcome(self.proxy, self.pool, record, self.status, self.upstream_started)
+        self._log(record)
 
     def _log(self, record: BackendRecord | None = None) -> None:
-        proxy = self.proxy
         run = self.run
         if run is not None:
             run.log_phase()
             # The run refers to the exchange: dropping the exchange's reference breaks the cycle, so both are
             # freed by reference counting, not by the cyclic garbage collector (docs/performance.md).
             self.run = None
-        if not proxy.access_log.enabled:
-            return
-        now = proxy.clock()
-        backend = record.spec.address if record is not None else (
-            self.record.spec.address if self.record is not None else "-")
-        proxy.access_log.request(self.client.client_ip, self.head, self.status, self.sent_bytes, backend,
-                                 now - self.upstream_started if self.upstream_started else -1.0,
-                                 now - self.started, time.time())
-
+        log_access(self.proxy, self.client.client_ip, self.head, self.status, self.sent_bytes,
+                   record if record is not None else self.record, self.upstream_started, self.started)
