@@ -45,6 +45,7 @@ class Exchange:
         self.upstream_addr, self.upstream_status, self.started = "", 0, 0.0
         self.resumed = 0
         self.answers: list[LocalReply] = []
+        self.backgrounds: list[tuple[Request, dict[str, object]]] = []  # requests a filter started
 
     def now(self) -> float:
         return 0.0
@@ -54,6 +55,9 @@ class Exchange:
 
     def answer(self, reply: LocalReply) -> None:
         self.answers.append(reply)
+
+    def background(self, request: Request, ctx: dict[str, object]) -> None:
+        self.backgrounds.append((request, ctx))
 
 
 Origin = Callable[[Request], tuple[int, list[Header], bytes]]

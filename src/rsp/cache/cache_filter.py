@@ -39,7 +39,7 @@ from rsp.cache.entry import MUST_REVALIDATE, NO_CACHE, StoredResponse, primary_k
 from rsp.cache.freshen import head_contradicts, merge_headers, selects
 from rsp.cache.freshness import current_age, freshness_lifetime, initial_age
 from rsp.cache.invalidation import SAFE_METHODS, invalidated
-from rsp.cache.reuse import FRESH, VALIDATE, reuse
+from rsp.cache.reuse import FRESH, VALIDATE, reuse, while_revalidating
 from rsp.cache.stats import CacheStats
 from rsp.cache.storable import refusal
 from rsp.cache.store import BUSY, CLAIMED, CacheStore
@@ -47,7 +47,7 @@ from rsp.cache.vary import matches, selecting, vary_names
 from rsp.config.model import CacheSettings
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
-from rsp.pipeline.messages import Header, LocalReply, header_set, header_values
+from rsp.pipeline.messages import Header, LocalReply, Request, header_set, header_values
 from rsp.pipeline.phases import SUSPEND, ExchangeView, Filter, Verdict
 
 _R = TypeVar("_R")
@@ -93,8 +93,8 @@ _log = get_logger()
 
 
 class _State:
-    __slots__ = ("body", "chunks", "client", "deadline", "delay", "entry", "kind", "locked", "pending", "request_cc",
-                 "request_time", "size", "url")
+    __slots__ = ("background", "body", "chunks", "client", "deadline", "delay", "entry", "kind", "locked", "pending",
+                 "request_cc", "request_time", "size", "url")
 
     def __init__(self, kind: int, url: bytes, request_cc: CacheControl, request_time: float) -> None:
         self.kind = kind
@@ -110,6 +110,7 @@ class _State:
         self.locked = False  # this exchange holds the URI's fetch (store.claim)
         self.deadline = 0.0  # while _WAITING: when to stop waiting
         self.delay = POLL_FIRST
+        self.background = False  # the state of a background refresh this filter started (stale-while-revalidate)
 
 
 def response_flags(cc: CacheControl) -> int:
@@ -142,6 +143,9 @@ class CacheFilter(Filter):
 
     def access(self, exchange: ExchangeView) -> Verdict:
         request = exchange.request
+        seeded = exchange.ctx.get(CTX_KEY)
+        if isinstance(seeded, _State) and seeded.background:
+            return None  # a refresh this filter started: already decided (_refresh)
         url = primary_key(request.scheme, request.authority, request.target)
         now = self.clock()
         if request.method not in (b"GET", b"HEAD"):
@@ -171,6 +175,10 @@ class CacheFilter(Filter):
         if request_cc.only_if_cached:  # §5.2.1.7: it would need the origin
             return self._gateway_timeout(state)
         state.entry = entry  # kept for stale-if-error / grace, should the backend fail
+        if self._refresh(exchange, state, entry, age, now):
+            state.kind = _LOOKED_UP
+            self._safely(lambda: self.store.touch(entry))
+            return self._answer(entry, request.method, request.headers, age, STALE)
         checks = validators(entry.headers)
         if not checks:
             return None  # cannot be validated: fetched in full, and the new response replaces it
@@ -182,6 +190,38 @@ class CacheFilter(Filter):
         for name, value in checks:
             request.set(name, value)
         return None
+
+    def _refresh(self, exchange: ExchangeView, state: _State, entry: StoredResponse, age: float, now: float) -> bool:
+        """Stale-while-revalidate (RFC 5861 §3, or the configured grace): True when the stale `entry` may
+        answer now. Then one background fetch per machine refreshes it: this exchange starts one when it can
+        claim the URI (the claim coalesces it with ordinary misses of the URI, in every worker), else a fetch
+        is under way already (or the last response was not storable, or the store failed: served stale all
+        the same)."""
+        stored_cc = parse_cache_control(header_values(entry.headers, b"cache-control"))
+        window = max(stored_cc.stale_while_revalidate or 0, self.settings.grace)
+        if not while_revalidating(entry.flags, entry.lifetime, age, state.request_cc, window):
+            return False
+        if self._safely(lambda: self.store.claim(state.url, now, LOCK_HOLD)) == CLAIMED:
+            refresh = _State(_MISS, state.url, state.request_cc, now)
+            refresh.background = refresh.locked = True
+            refresh.entry = entry  # stale-if-error / grace still apply to the refresh
+            request = exchange.request
+            # A GET (a HEAD's refresh too: the body is what is stored), without what only this client's answer
+            # could use (its validators, its range); ours when the entry has them (§4.3.1).
+            headers = [(name, value) for name, value in request.headers
+                       if name.lower() not in CLIENT_VALIDATORS and name.lower() != b"range"]
+            checks = validators(entry.headers)
+            if checks:
+                refresh.kind = _REVALIDATE
+                headers.extend(checks)
+            fetch = Request(b"GET", request.scheme, request.authority, request.target, headers, request.version)
+            try:
+                exchange.background(fetch, {CTX_KEY: refresh})
+            except Exception as exc:  # no way to start it here: served stale all the same, the URI given back
+                _log.error("cache: cannot refresh %r in the background: %s: %s", state.url, type(exc).__name__,
+                           exc)
+                self._unlock(refresh, 0.0)
+        return True
 
     def _coalesce(self, exchange: ExchangeView, state: _State, now: float) -> Verdict:
         """A miss: fetch it (holding the URI's mark), or wait for the fetch under way."""

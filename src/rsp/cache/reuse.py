@@ -29,3 +29,17 @@ def reuse(flags: int, lifetime: float, age: float, request_cc: CacheControl) -> 
     if request_cc.max_stale is not None and age - lifetime <= request_cc.max_stale:  # §5.2.1.2
         return STALE_OK
     return VALIDATE
+
+
+def while_revalidating(flags: int, lifetime: float, age: float, request_cc: CacheControl, window: float) -> bool:
+    """May a stale stored response answer now while a background fetch revalidates it? RFC 5861 §3
+    (`stale-while-revalidate=window`, or the configured grace: Varnish's grace serves stale while it fetches):
+    within `window` seconds past its freshness, unless the response must be revalidated first (no-cache,
+    must-revalidate, proxy-revalidate, s-maxage: RFC 9111 §4.2.4, §5.2.2.4) or the request asks for a fresher
+    one than stored (no-cache, max-age, min-fresh: §5.2.1), which a stale answer would not honour."""
+    if window <= 0 or flags & (MUST_REVALIDATE | NO_CACHE):
+        return False
+    if request_cc.no_cache or request_cc.max_age is not None or request_cc.min_fresh is not None:
+        return False
+    staleness = age - lifetime
+    return 0 <= staleness <= window

@@ -489,7 +489,8 @@ class CacheSettings:
     heuristic: bool = False  # heuristic freshness (RFC 9111 §4.2.2) for responses without an explicit one
     cookies: bool = False  # store responses that carry Set-Cookie (the Set-Cookie lines themselves never)
     header: str = DEFAULT_CACHE_HEADER  # the response header naming HIT/MISS/...; "" adds none
-    grace: float = 0.0  # seconds past freshness a stored response may stand in for a backend error
+    grace: float = 0.0  # seconds past freshness a stored response may be served: while a background fetch
+    # refreshes it, or in place of a backend error (Varnish's grace)
     purge: tuple[str, ...] = ()  # addresses/CIDRs whose PURGE requests remove a URI ("": PURGE is forwarded)
     key: str = field(default="", compare=False)
 

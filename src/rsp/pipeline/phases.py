@@ -102,6 +102,11 @@ class ExchangeView(Protocol):
         """Go on after the filter that returned SUSPEND (call on the loop, once)."""
     def answer(self, reply: LocalReply) -> None:
         """Answer locally after the filter that returned SUSPEND (call on the loop, once)."""
+    def background(self, request: Request, ctx: dict[str, object]) -> None:
+        """Start `request` as an exchange of its own on this listener, on the loop's next iteration, with `ctx`
+        as its ctx: every phase and filter, routing and the pools as for a client's request, but no client
+        waits for it and its response, once through the filters, goes nowhere (a cache's background refresh;
+        rsp.proxy.background)."""
 
 
 class Filter:

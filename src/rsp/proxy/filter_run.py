@@ -180,6 +180,10 @@ class FilterRun:
     def now(self) -> float:
         return self.proxy.clock()
 
+    def background(self, request: Request, ctx: dict[str, object]) -> None:
+        """Start `request` on this listener with no client (rsp.proxy.background), from this client's address."""
+        self.proxy.background(request, ctx, self.exchange.client.client_ip)
+
     def resume(self) -> None:
         """Go on after the filter that returned SUSPEND."""
         if self.suspended and self._current():

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import socket
 
+from rsp.pipeline.messages import Request
+from rsp.proxy.background import start_background
 from rsp.proxy.client import ClientConnection
 from rsp.proxy.session_io import start_stream, start_tls_stream
 from rsp.proxy.session_state import LISTENER_PROTO, MAX_PEER_POOLS, TLS_LISTENER_PROTO, SessionState
@@ -32,6 +34,9 @@ __all__ = ["LISTENER_PROTO", "MAX_PEER_POOLS", "TLS_LISTENER_PROTO", "HttpProxy"
 class HttpProxy(SessionState):
     """One HTTP listener: what its session shares (SessionState, with the constructor's arguments), accept,
     the housekeeping tick, drain."""
+
+    def background(self, request: Request, ctx: dict[str, object], client_ip: str) -> None:
+        start_background(self, request, ctx, client_ip)
 
     # -- housekeeping (called from the server's tick) -------------------------------------------------
     def tick(self) -> None:

@@ -16,8 +16,10 @@ import time
 from collections.abc import Callable
 
 from rsp.config.model import Backend, Config, HealthCheck, HttpSettings
+from rsp.errors import RspError
 from rsp.http1.forward import RequestContext
 from rsp.metrics.counters import ListenerStats
+from rsp.pipeline.messages import Request
 from rsp.pipeline.phases import (
     ACCESS,
     BALANCER,
@@ -145,6 +147,11 @@ class SessionState:
     def request_context(self, client_ip: str) -> RequestContext:
         """What forwarding a request reads besides its head, for a client at `client_ip` (per connection)."""
         return RequestContext(client_ip, self.is_trusted(client_ip), self.forwarded, self.via, self.proto)
+
+    def background(self, request: Request, ctx: dict[str, object], client_ip: str) -> None:
+        """Start `request` as an exchange with no client (ExchangeView.background): HttpProxy does
+        (rsp.proxy.background); a bare session has no listener to run it on."""
+        raise RspError("this session cannot start background requests")
 
     def now(self) -> float:
         """The clock of timeouts and idle pools: on rsp's loop, time.monotonic() read once per loop

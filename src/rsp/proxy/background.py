@@ -1,0 +1,146 @@
+"""Background requests: an exchange a filter starts for itself, with no client waiting for its response.
+
+A filter calls `ExchangeView.background(request, ctx)` (rsp.pipeline.phases); the session (FilterRun) hands it
+to its listener (HttpProxy.background), which starts it here, on the next loop iteration, as an exchange of
+its own: every phase and filter of the listener, routing, the pools and their idle connections, retries,
+timeouts and error answers, exactly as a client's request (rsp.proxy.h2_stream.exchange_for_request makes the
+exchange from the neutral Request, as for an HTTP/2 stream). Its client side is a `BackgroundClient`: a
+ClientSide whose Downstream writes go nowhere, so the filters see the response (the cache stores it) and
+nothing is sent. It is what nginx's `proxy_cache_background_update` subrequest and Varnish's background
+fetch are to their caches.
+
+Lua's cosockets (rsp.lua.cosocket) open sockets of their own and speak whatever the handler writes; a
+background request instead goes through the pipeline, so a backend's pool, balancing, health and TLS apply.
+
+It counts and logs as a request from the address of the client whose exchange started it (its access log
+line and X-Forwarded-For say that client), and a drain waits for it like for any live exchange.
+Compiled with the session (native_modules.txt): it derives from the compiled ClientSide.
+"""
+
+from __future__ import annotations
+
+from rsp.errors import ProtocolError
+from rsp.logs import get_logger
+from rsp.pipeline.messages import Header, Request, Response
+from rsp.proxy.h2_stream import exchange_for_request
+from rsp.proxy.session_api import ClientSide, ExchangeSide
+from rsp.proxy.session_state import SessionState
+from rsp.proxy.waits import WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
+
+log = get_logger()
+
+
+class BackgroundClient(ClientSide):
+    """The client side of a background exchange: it takes the response and drops it."""
+
+    __slots__ = ("ctx", "proxy", "request")
+
+    def __init__(self, proxy: SessionState, request: Request, ctx: dict[str, object], client_ip: str) -> None:
+        self.proxy = proxy
+        self.request = request
+        self.ctx = ctx
+        self.client_ip = client_ip
+        self.peer = (client_ip, 0)
+        self.context = proxy.request_context(client_ip)
+        self.closing = False
+        self.exchange: ExchangeSide | None = None
+        self.wait = WAIT_NONE
+        self.deadline = 0.0
+        self.paused_upstream = False
+        self.reply_keep_alive = True
+        self.requests = 1
+
+    def start(self) -> None:
+        """Run the exchange (a loop callback: the exchange that asked for it has gone on meanwhile)."""
+        proxy = self.proxy
+        if proxy.draining:
+            return  # stopping: nothing new starts
+        proxy.connections.add(self)  # the proxy's tick checks the response timeout; drain waits for it
+        self.set_wait(WAIT_RESPONSE, proxy.response_timeout)
+        exchange = exchange_for_request(self, proxy, self.request)
+        run = exchange.run
+        assert run is not None  # exchange_for_request always runs the phases
+        run.ctx = self.ctx
+        self.exchange = exchange
+        exchange.start()
+
+    # -- Downstream: the response goes nowhere --------------------------------------------------------
+    def send_head(self, response: Response, close: bool = False) -> None:
+        return None
+
+    def send_data(self, data: bytes) -> None:
+        return None
+
+    def send_end(self, trailers: list[Header]) -> None:
+        return None
+
+    def reset(self, reason: str) -> None:
+        self._over()
+
+    def refuse(self, error: ProtocolError) -> None:
+        log.info("background request %r refused: %s", self.request, error)
+        exchange = self.exchange
+        self.exchange = None
+        if exchange is not None:
+            exchange.abandon()
+        self._over()
+
+    # -- the exchange's life --------------------------------------------------------------------------
+    def set_wait(self, wait: int, timeout: float) -> None:
+        self.wait = wait
+        self.deadline = self.proxy.now() + timeout if timeout else 0.0
+
+    def stream_continues(self) -> None:
+        self.deadline = self.proxy.now() + self.proxy.response_timeout
+
+    def exchange_done(self, exchange: ExchangeSide, keep_alive: bool, now: float) -> None:
+        if self.exchange is exchange:
+            self.exchange = None
+        self._over()
+
+    def _over(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.deadline = 0.0
+            self.proxy.connections.discard(self)
+
+    def pause_reading(self) -> None:
+        return None  # no request body to hold back
+
+    def resume_reading(self) -> None:
+        return None
+
+    # -- the proxy's housekeeping ---------------------------------------------------------------------
+    def on_timeout(self) -> None:
+        self.deadline = 0.0
+        exchange = self.exchange
+        if self.wait in (WAIT_RESPONSE, WAIT_STREAM) and exchange is not None:
+            exchange.upstream_timeout()
+
+    def is_idle(self) -> bool:
+        return self.exchange is None
+
+    def close(self) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        exchange = self.exchange
+        self.exchange = None
+        if exchange is not None:
+            exchange.abandon()
+        self._over()
+
+    # -- tunnel: a background request asks for no upgrade ---------------------------------------------
+    def tunnel_to_client(self, data: bytes) -> None:
+        return None
+
+    def tunnel_eof_from_upstream(self) -> None:
+        return None
+
+    def tunnel_closed(self) -> None:
+        return None
+
+
+def start_background(proxy: SessionState, request: Request, ctx: dict[str, object], client_ip: str) -> None:
+    """Start `request` as a background exchange of `proxy` on the loop's next iteration, `ctx` its ctx."""
+    proxy.loop.call_soon(BackgroundClient(proxy, request, ctx, client_ip).start)
