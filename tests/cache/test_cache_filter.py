@@ -46,6 +46,10 @@ class Exchange:
         self.resumed = 0
         self.answers: list[LocalReply] = []
         self.backgrounds: list[tuple[Request, dict[str, object]]] = []  # requests a filter started
+        self.head: Response | None = None  # a streamed answer: its head, its body parts, its end or reset
+        self.parts: list[bytes] = []
+        self.ended = False
+        self.reset = ""
 
     def now(self) -> float:
         return 0.0
@@ -58,6 +62,18 @@ class Exchange:
 
     def background(self, request: Request, ctx: dict[str, object]) -> None:
         self.backgrounds.append((request, ctx))
+
+    def answer_head(self, response: Response) -> None:
+        assert self.head is None
+        self.head = response
+
+    def answer_data(self, chunk: bytes, last: bool) -> None:
+        assert self.head is not None and not self.ended
+        self.parts.append(chunk)
+        self.ended = last
+
+    def answer_reset(self, reason: str) -> None:
+        self.reset = reason
 
 
 Origin = Callable[[Request], tuple[int, list[Header], bytes]]
@@ -574,21 +590,36 @@ def finish(flt: CacheFilter, ex: Exchange, status: int, headers: list[Header], b
 
 
 def test_concurrent_misses_wait_for_one_fetch_and_get_its_response(store: CacheStore, clock: Clock) -> None:
+    """Waiters in the fetcher's process get its response streamed (test_coalesced_streaming.py has more)."""
     timers = Timers()
     flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
     fetcher, verdict = start(flt)
     assert verdict is None  # goes to the backend, holding the URI
     waiters = [start(flt) for _ in range(5)]
+    assert all(v is SUSPEND for _, v in waiters) and not timers.due  # nothing to poll: the fetch is here
+    finish(flt, fetcher, 200, [(b"Cache-Control", b"max-age=60")], b"once")
+    for ex, _ in waiters:
+        assert ex.head is not None and ex.head.status == 200 and xcache(ex.head) == b"HIT"
+        assert (b"".join(ex.parts), ex.ended, ex.resumed) == (b"once", True, 0)
+    assert flt.stats.coalesced == 5
+    assert start(flt)[1] is not None  # afterwards: a plain hit
+
+
+def test_misses_wait_for_a_fetch_in_another_process_by_polling(store: CacheStore, clock: Clock) -> None:
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    assert store.claim(b"http://example.com/c", clock.t, LOCK_HOLD) == CLAIMED  # as another worker would
+    waiters = [start(flt) for _ in range(5)]
     assert all(v is SUSPEND for _, v in waiters)
     timers.run()  # the fetch is still under way: they poll again, later
     assert len(timers.due) == 5 and all(not ex.answers and not ex.resumed for ex, _ in waiters)
     assert timers.due[0][0] > POLL_FIRST
-    finish(flt, fetcher, 200, [(b"Cache-Control", b"max-age=60")], b"once")
+    store.put(StoredResponse(b"http://example.com/c", 200, [], b"once", response_time=clock.t, lifetime=60.0),
+              True)
     timers.run()
     for ex, _ in waiters:
         (reply,) = ex.answers
         assert (reply.response.status, reply.body) == (200, b"once") and not ex.resumed
-    assert start(flt)[1] is not None  # afterwards: a plain hit
 
 
 def test_waiters_go_to_the_backend_when_the_response_cannot_be_stored(store: CacheStore, clock: Clock) -> None:
@@ -617,9 +648,10 @@ def test_a_failed_fetch_releases_its_waiters(store: CacheStore, clock: Clock) ->
 
 
 def test_a_waiter_gives_up_after_lock_hold(store: CacheStore, clock: Clock) -> None:
+    """On another process's fetch (one in this process ends by its own response timeout, and releases)."""
     timers = Timers()
     flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
-    start(flt)  # a fetch that never ends (a hung backend)
+    store.claim(b"http://example.com/c", clock.t, LOCK_HOLD)  # a fetch that never ends (a hung backend)
     waiter, _ = start(flt)
     clock.t += LOCK_HOLD + 0.1
     timers.run()

@@ -44,10 +44,11 @@ from rsp.cache.stats import CacheStats
 from rsp.cache.storable import refusal
 from rsp.cache.store import BUSY, CLAIMED, CacheStore
 from rsp.cache.vary import matches, selecting, vary_names
+from rsp.cache.waiting_list import Admit, WaitingList
 from rsp.config.model import CacheSettings
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
-from rsp.pipeline.messages import Header, LocalReply, Request, header_set, header_values
+from rsp.pipeline.messages import Header, LocalReply, Request, Response, header_set, header_values
 from rsp.pipeline.phases import SUSPEND, ExchangeView, Filter, Verdict
 
 _R = TypeVar("_R")
@@ -93,8 +94,8 @@ _log = get_logger()
 
 
 class _State:
-    __slots__ = ("background", "body", "chunks", "client", "deadline", "delay", "entry", "kind", "locked", "pending",
-                 "request_cc", "request_time", "size", "url")
+    __slots__ = ("background", "body", "chunks", "client", "deadline", "delay", "entry", "fetching", "kind", "locked",
+                 "pending", "request_cc", "request_time", "size", "url")
 
     def __init__(self, kind: int, url: bytes, request_cc: CacheControl, request_time: float) -> None:
         self.kind = kind
@@ -111,6 +112,7 @@ class _State:
         self.deadline = 0.0  # while _WAITING: when to stop waiting
         self.delay = POLL_FIRST
         self.background = False  # the state of a background refresh this filter started (stale-while-revalidate)
+        self.fetching = False  # this exchange's fetch has a waiting list in this process (self.waiting)
 
 
 def response_flags(cc: CacheControl) -> int:
@@ -138,6 +140,7 @@ class CacheFilter(Filter):
         self._failed = False
         self._call_later = call_later
         self.stats = CacheStats()
+        self.waiting = WaitingList(self._release, lambda callback: self._later(0.0, callback))
 
     # ---- request side -------------------------------------------------------------------------------------
 
@@ -229,20 +232,54 @@ class CacheFilter(Filter):
         if request.method != b"GET" or state.request_cc.no_store or any(
                 request.get(name) is not None for name in UNSHARED_ANSWERS):
             return None  # nothing another request could reuse: no reason to wait or to make others wait
+        if self.waiting.join(state.url, exchange):
+            state.kind = _WAITING
+            return SUSPEND  # a fetch in this process: its response streams to us (rsp.cache.waiting_list)
         claim = self._safely(lambda: self.store.claim(state.url, now, LOCK_HOLD))
         if claim == CLAIMED:
-            state.locked = True
+            state.locked = state.fetching = True
+            self.waiting.open(state.url)
             return None
         if claim != BUSY:
             return None  # PASS, or the store failed
-        state.kind = _WAITING
+        state.kind = _WAITING  # a fetch in another process: poll the store for its complete response
         state.deadline = now + LOCK_HOLD
         self._wait(exchange, state)
         return SUSPEND
 
-    def _wait(self, exchange: ExchangeView, state: _State) -> None:
+    def _later(self, delay: float, callback: Callable[[], None]) -> None:
         call_later = self._call_later or asyncio.get_running_loop().call_later
-        call_later(state.delay, lambda: self._poll(exchange, state))
+        call_later(delay, callback)
+
+    def _wait(self, exchange: ExchangeView, state: _State) -> None:
+        self._later(state.delay, lambda: self._poll(exchange, state))
+
+    def _release(self, exchange: ExchangeView) -> None:
+        """A waiter the fetch in this process does not answer: to the backend itself."""
+        state = exchange.ctx.get(CTX_KEY)
+        if isinstance(state, _State):
+            state.kind = _MISS
+        exchange.resume()
+
+    def _admit(self, pending: StoredResponse, body_length: int) -> Admit:
+        """The head a waiter gets of the response being fetched, or None when it cannot use it (its Vary
+        selecting fields differ, its request directives want a fresher one): a HIT, as from the store."""
+        def admit(exchange: ExchangeView) -> Response | None:
+            state = exchange.ctx.get(CTX_KEY)
+            if not isinstance(state, _State) or not matches(pending.selecting, exchange.request.headers):
+                return None
+            age = current_age(pending.initial_age, pending.response_time, self.clock())
+            if reuse(pending.flags, pending.lifetime, age, state.request_cc) == VALIDATE:
+                return None
+            state.kind = _LOOKED_UP
+            self.stats.coalesced += 1
+            self.stats.hits += 1
+            headers = list(pending.headers)
+            headers.append((b"Age", str(int(age)).encode()))
+            if self.header:
+                headers.append((self.spelt, HIT))
+            return Response(pending.status, headers, body_length, pending.reason)
+        return admit
 
     def _poll(self, exchange: ExchangeView, state: _State) -> None:
         """A waiting miss, on the loop: answer from the store once the fetch stored its response; go to the
@@ -361,8 +398,14 @@ class CacheFilter(Filter):
             state.kind = _MISS
         if state.kind == _MISS:
             self._consider(exchange, state, now)
-            if state.pending is None:  # not stored: the waiters go to the backend (side by side from now on)
+            pending = state.pending
+            if pending is None:  # not stored: the waiters go to the backend (side by side from now on)
                 self._unlock(state, PASS_TTL if response.status < 500 else 0.0)
+                if state.fetching:
+                    state.fetching = False
+                    self.waiting.close(state.url)
+            elif state.fetching:
+                self.waiting.start(state.url, self._admit(pending, response.body_length))
         if label == MISS:
             self.stats.misses += 1
         else:
@@ -476,6 +519,9 @@ class CacheFilter(Filter):
         if state.kind == _FRESHENED:
             return state.body if last else b""  # a 304 has no content of its own
         pending = state.pending
+        if state.fetching:  # the waiters in this process get each part as it comes
+            self.waiting.data(state.url, chunk, pending is not None and state.size + len(chunk)
+                              <= self.settings.max_object)
         if pending is not None:
             state.size += len(chunk)
             if state.size > self.settings.max_object:  # too big after all (length unknown in advance)
@@ -492,6 +538,9 @@ class CacheFilter(Filter):
                     self.stats.stored += 1 if done else 0
                     if done is None:
                         self._safely(lambda: self.store.release(pending.url, self.clock()))
+        if last and state.fetching:
+            state.fetching = False
+            self.waiting.end(state.url)
         return chunk
 
     def figures(self) -> dict[str, object]:
@@ -508,8 +557,12 @@ class CacheFilter(Filter):
         """The exchange is over: a fetch that never reached its end (the backend failed, the client left)
         gives its URI back to the waiters."""
         state = exchange.ctx.get(CTX_KEY)
-        if isinstance(state, _State) and state.locked:
-            self._unlock(state, 0.0)
+        if isinstance(state, _State):
+            if state.fetching:  # the fetch failed: its waiters in this process go on without it
+                state.fetching = False
+                self.waiting.close(state.url)
+            if state.locked:
+                self._unlock(state, 0.0)
 
     # ---- store failures -----------------------------------------------------------------------------------
 

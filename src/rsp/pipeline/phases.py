@@ -102,6 +102,13 @@ class ExchangeView(Protocol):
         """Go on after the filter that returned SUSPEND (call on the loop, once)."""
     def answer(self, reply: LocalReply) -> None:
         """Answer locally after the filter that returned SUSPEND (call on the loop, once)."""
+    def answer_head(self, response: Response) -> None:
+        """Answer with `response` after the filter that returned SUSPEND (call on the loop, once), its body
+        to follow by answer_data as it comes (a cache's waiting list streaming another exchange's fetch)."""
+    def answer_data(self, chunk: bytes, last: bool) -> None:
+        """A part of the body of the answer answer_head began; `last` once, with the final part (may be b"")."""
+    def answer_reset(self, reason: str) -> None:
+        """The answer answer_head began cannot be finished: reset the client as after a backend failure."""
     def background(self, request: Request, ctx: dict[str, object]) -> None:
         """Start `request` as an exchange of its own on this listener, on the loop's next iteration, with `ctx`
         as its ctx: every phase and filter, routing and the pools as for a client's request, but no client

@@ -373,6 +373,14 @@ class Exchange(ExchangeSide):
         self._finish()
         client.exchange_done(self, self.keep_client, now)
 
+    def local_data(self, data: bytes) -> None:
+        """A part of a streamed local reply's body (FilterRun.answer_data): the client's stream deadline moves."""
+        client = self.client
+        client.stream_continues()
+        if data:
+            self.sent_bytes += len(data)
+            client.send_data(data)
+
     def abort_response(self) -> None:
         """Drop the backend connection (its response is not sent: a local reply replaces it)."""
         upstream = self.upstream

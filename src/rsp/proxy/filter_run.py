@@ -31,6 +31,7 @@ from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, Filter, Suspend, Verd
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ExchangeSide
 from rsp.proxy.session_state import SessionState
+from rsp.proxy.waits import WAIT_STREAM
 from rsp.routes.router import host_only
 from rsp.upstream.records import BackendRecord
 
@@ -80,6 +81,7 @@ class FilterRun:
         "proxy",
         "stage",
         "started",
+        "streamed",
         "suspended",
         "upstream_status",
     )
@@ -106,6 +108,7 @@ class FilterRun:
         self.stage = _IN_REWRITE
         self.index = 0  # the next filter of the current request phase
         self.suspended = False
+        self.streamed = False  # answer_head began an answer whose body answer_data sends
         self.logged = False
         self.failed = False  # a filter raised: no filter runs again for this exchange but log
 
@@ -196,6 +199,41 @@ class FilterRun:
             self.suspended = False
             self.stage = _DONE
             self.send_local(reply, close=False)
+
+    def answer_head(self, response: Response) -> None:
+        """Answer with `response` after the filter that returned SUSPEND, its body to come by answer_data."""
+        if self.suspended and self._current():
+            self.suspended = False
+            self.stage = _DONE
+            self.streamed = True
+            out = self.header_phase(response)
+            if out is None:
+                self.streamed = False
+                return
+            exchange = self.exchange
+            exchange.local_head(out, False)
+            exchange.client.wait = WAIT_STREAM  # its deadline now moves with every part (local_data)
+
+    def answer_data(self, chunk: bytes, last: bool) -> None:
+        """A part of the body of the answer answer_head began (`last`: the end, with the final part)."""
+        if not self.streamed or not self._current():
+            self.streamed = False
+            return
+        out = self.body_phase(chunk, last)
+        if out is None:
+            self.streamed = False  # a filter failed: the client connection was reset
+            return
+        if last:
+            self.streamed = False
+            self.exchange.local_end(out)
+        else:
+            self.exchange.local_data(out)
+
+    def answer_reset(self, reason: str) -> None:
+        """The answer answer_head began cannot be finished: the client learns as from a backend's failure."""
+        if self.streamed and self._current():
+            self.streamed = False
+            self.exchange.fail_hard(reason)
 
     # -- the request phases ---------------------------------------------------------------------------
     def begin(self) -> None:

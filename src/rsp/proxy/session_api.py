@@ -256,5 +256,9 @@ class ExchangeSide:
     def local_end(self, body: bytes) -> None:
         raise NotImplementedError
 
+    def local_data(self, data: bytes) -> None:
+        """A part of a local reply's body sent as it comes (a streamed answer, FilterRun.answer_head)."""
+        raise NotImplementedError
+
     def abort_response(self) -> None:
         raise NotImplementedError

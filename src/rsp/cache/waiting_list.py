@@ -1,0 +1,131 @@
+"""The waiting list of a fetch in this process: the misses of its URI that wait for it get its response as it
+streams (Varnish's waiting list streams the busy object to its waiters).
+
+A miss that claims its URI (CacheFilter._coalesce) opens a `Fetch` here; a later miss of the URI in the same
+process joins it instead of polling the store. When the fetcher's response head shows it may be stored, every
+waiter that can use it (its Vary selecting fields match, its request directives accept it: `admit`) is
+answered with its head at once (ExchangeView.answer_head) and then gets each body part as the fetcher's
+exchange receives it (answer_data), so a waiter's client sees the first bytes of a large or slow response
+when the fetcher's client does. A waiter that cannot use it, or every waiter when the response may not be
+stored, is `released` (it goes to the backend itself). A waiter that joins after the head gets it and the
+body so far at once, while the body so far is kept (up to max_object, as the store collects it); past that it
+is released. A fetch that fails after the head resets its streaming waiters' clients, as the fetcher's
+own client is reset.
+
+Other processes cannot see a partly received response (the store holds complete entries only), so a miss
+there waits for the complete object, polling the store (CacheFilter._poll).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rsp.pipeline.messages import Response
+from rsp.pipeline.phases import ExchangeView
+
+# What the filter gives: the head a waiter gets (None: it cannot use this response), and what to do with a
+# waiter the fetch does not answer (send it to the backend).
+Admit = Callable[[ExchangeView], Response | None]
+Release = Callable[[ExchangeView], None]
+
+
+class Fetch:
+    """One fetch in this process and the exchanges waiting for it."""
+
+    __slots__ = ("admit", "body", "replayable", "streaming", "waiting")
+
+    def __init__(self) -> None:
+        self.waiting: list[ExchangeView] = []  # joined, no head yet
+        self.streaming: list[ExchangeView] = []  # answered with the head, getting the body as it comes
+        self.admit: Admit | None = None  # set once the fetcher's response may be shared (started)
+        self.body: list[bytes] = []  # the body so far, for a waiter that joins after the head
+        self.replayable = True  # False once the body so far was dropped (over max_object)
+
+
+class WaitingList:
+    """The fetches in this process that other exchanges wait for, by URI. `release(exchange)`: send a waiter
+    to the backend itself. `call_soon(callback)`: run on the loop later (a waiter that joins after the head
+    is answered after its access phase returned SUSPEND)."""
+
+    __slots__ = ("call_soon", "fetches", "release")
+
+    def __init__(self, release: Release, call_soon: Callable[[Callable[[], None]], object]) -> None:
+        self.fetches: dict[bytes, Fetch] = {}
+        self.release = release
+        self.call_soon = call_soon
+
+    def open(self, url: bytes) -> None:
+        """This process's exchange holds the fetch of `url` (it claimed the URI)."""
+        self.fetches[url] = Fetch()
+
+    def join(self, url: bytes, exchange: ExchangeView) -> bool:
+        """Wait for this process's fetch of `url`, if there is one (the caller then returns SUSPEND)."""
+        fetch = self.fetches.get(url)
+        if fetch is None:
+            return False
+        if fetch.admit is None:
+            fetch.waiting.append(exchange)
+        else:
+            self.call_soon(lambda: self._late(fetch, exchange))
+        return True
+
+    def _late(self, fetch: Fetch, exchange: ExchangeView) -> None:
+        admit = fetch.admit
+        head = admit(exchange) if admit is not None and fetch.replayable else None
+        if head is None:
+            self.release(exchange)
+            return
+        exchange.answer_head(head)
+        exchange.answer_data(b"".join(fetch.body), False)
+        fetch.streaming.append(exchange)
+
+    def start(self, url: bytes, admit: Admit) -> None:
+        """The fetcher's response may be stored: its head to every waiter that can use it."""
+        fetch = self.fetches.get(url)
+        if fetch is None:
+            return
+        fetch.admit = admit
+        waiting, fetch.waiting = fetch.waiting, []
+        for exchange in waiting:
+            head = admit(exchange)
+            if head is None:
+                self.release(exchange)
+            else:
+                exchange.answer_head(head)
+                fetch.streaming.append(exchange)
+
+    def data(self, url: bytes, chunk: bytes, keep: bool) -> None:
+        """A part of the fetcher's body; `keep`: the store still collects it (else late joiners cannot be
+        given the body so far)."""
+        fetch = self.fetches.get(url)
+        if fetch is None:
+            return
+        if keep and fetch.replayable:
+            if chunk:
+                fetch.body.append(chunk)
+        else:
+            fetch.replayable, fetch.body = False, []
+        if chunk:
+            for exchange in fetch.streaming:
+                exchange.answer_data(chunk, False)
+
+    def end(self, url: bytes) -> None:
+        """The fetcher's body is complete: so are its streaming waiters'."""
+        fetch = self.fetches.pop(url, None)
+        if fetch is None:
+            return
+        for exchange in fetch.streaming:
+            exchange.answer_data(b"", True)
+        for exchange in fetch.waiting:  # (none once started; kept for safety)
+            self.release(exchange)
+
+    def close(self, url: bytes) -> None:
+        """The fetch ended without a shareable response, or failed: waiters without a head go to the backend,
+        streaming ones are reset."""
+        fetch = self.fetches.pop(url, None)
+        if fetch is None:
+            return
+        for exchange in fetch.waiting:
+            self.release(exchange)
+        for exchange in fetch.streaming:
+            exchange.answer_reset("the fetch this response streamed from failed")
