@@ -35,7 +35,9 @@ from rsp.cache.conditional import (
     validators,
 )
 from rsp.cache.directives import CacheControl, parse_cache_control, request_cache_control
-from rsp.cache.entry import MUST_REVALIDATE, NO_CACHE, StoredResponse, primary_key
+from rsp.cache.entry import MUST_REVALIDATE, StoredResponse, primary_key
+from rsp.cache.exchange_state import POLL_FIRST as POLL_FIRST  # (with the other coalescing figures, below)
+from rsp.cache.exchange_state import ExchangeState, response_flags, steer
 from rsp.cache.freshen import head_contradicts, merge_headers, selects
 from rsp.cache.freshness import current_age, freshness_lifetime, initial_age
 from rsp.cache.invalidation import SAFE_METHODS, invalidated
@@ -48,6 +50,7 @@ from rsp.cache.waiting_list import Admit, WaitingList
 from rsp.config.model import CacheSettings
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
+from rsp.pipeline.cache_vars import CACHE_KEY, CTX_CACHE_VARS
 from rsp.pipeline.messages import Header, LocalReply, Request, Response, header_set, header_values
 from rsp.pipeline.phases import SUSPEND, ExchangeView, Filter, Verdict
 
@@ -66,7 +69,6 @@ BYPASS: Final = b"BYPASS"  # not looked up: a precondition only the origin can e
 # that the requests after it go to the backend side by side instead of one after the other.
 LOCK_HOLD: Final = 5.0
 PASS_TTL: Final = 10.0
-POLL_FIRST: Final = 0.005
 POLL_MAX: Final = 0.05
 # The request fields request_cache_control reads; without them a request has no directives (shared, read-only).
 REQUEST_DIRECTIVE_FIELDS: Final = frozenset({b"cache-control", b"pragma"})
@@ -93,37 +95,6 @@ NOT_STORED: Final = frozenset({b"age", b"content-length", b"set-cookie"})
 _log = get_logger()
 
 
-class _State:
-    __slots__ = ("background", "body", "chunks", "client", "deadline", "delay", "entry", "fetching", "kind", "locked",
-                 "pending", "request_cc", "request_time", "size", "url")
-
-    def __init__(self, kind: int, url: bytes, request_cc: CacheControl, request_time: float) -> None:
-        self.kind = kind
-        self.url = url
-        self.request_cc = request_cc
-        self.request_time = request_time
-        self.entry: StoredResponse | None = None  # the stored response being revalidated
-        self.client: list[Header] = []  # the client's own validators, set aside while we validate
-        self.pending: StoredResponse | None = None  # the response being collected for the store
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.body = b""  # what body_filter emits after a freshening 304
-        self.locked = False  # this exchange holds the URI's fetch (store.claim)
-        self.deadline = 0.0  # while _WAITING: when to stop waiting
-        self.delay = POLL_FIRST
-        self.background = False  # the state of a background refresh this filter started (stale-while-revalidate)
-        self.fetching = False  # this exchange's fetch has a waiting list in this process (self.waiting)
-
-
-def response_flags(cc: CacheControl) -> int:
-    flags = 0
-    if cc.must_revalidate or cc.proxy_revalidate or cc.s_maxage is not None:  # §4.2.4: never serve stale
-        flags |= MUST_REVALIDATE
-    if cc.no_cache:
-        flags |= NO_CACHE
-    return flags
-
-
 class CacheFilter(Filter):
     name = "cache"
 
@@ -146,26 +117,33 @@ class CacheFilter(Filter):
 
     def access(self, exchange: ExchangeView) -> Verdict:
         request = exchange.request
-        seeded = exchange.ctx.get(CTX_KEY)
-        if isinstance(seeded, _State) and seeded.background:
+        ctx = exchange.ctx
+        seeded = ctx.get(CTX_KEY)
+        if isinstance(seeded, ExchangeState) and seeded.background:
             return None  # a refresh this filter started: already decided (_refresh)
-        url = primary_key(request.scheme, request.authority, request.target)
+        steered = ctx.get(CTX_CACHE_VARS)  # what a Lua handler set (ngx.var.rsp_cache_*), usually nothing
+        key = steered.get(CACHE_KEY) if isinstance(steered, dict) else None
+        url = key if key is not None else primary_key(request.scheme, request.authority, request.target)
         now = self.clock()
         if request.method not in (b"GET", b"HEAD"):
             if request.method == PURGE and self.purgers:
                 return self._purge(exchange, url)
             if request.method not in SAFE_METHODS:
-                exchange.ctx[CTX_KEY] = _State(_INVALIDATE, url, CacheControl(), now)
+                exchange.ctx[CTX_KEY] = ExchangeState(_INVALIDATE, url, CacheControl(), now)
             return None
         present = {name.lower() for name, _ in request.headers}  # one pass, then set tests instead of scans
         request_cc = (request_cache_control(header_values(request.headers, b"cache-control"),
                                             header_values(request.headers, b"pragma"))
                       if not present.isdisjoint(REQUEST_DIRECTIVE_FIELDS) else NO_DIRECTIVES)
-        state = _State(_MISS, url, request_cc, now)
-        exchange.ctx[CTX_KEY] = state
+        state = ExchangeState(_MISS, url, request_cc, now)
+        ctx[CTX_KEY] = state
         if not present.isdisjoint(ORIGIN_ONLY) and origin_only(request.headers):
             state.kind = _BYPASS
             return None
+        if isinstance(steered, dict):
+            steer(state, steered)
+            if state.bypassed:
+                return None  # to the backend without a lookup (the response may still be stored)
         entry = self._select(url, request.headers)
         if entry is None:
             return self._gateway_timeout(state) if request_cc.only_if_cached else self._coalesce(exchange, state, now)
@@ -194,7 +172,8 @@ class CacheFilter(Filter):
             request.set(name, value)
         return None
 
-    def _refresh(self, exchange: ExchangeView, state: _State, entry: StoredResponse, age: float, now: float) -> bool:
+    def _refresh(self, exchange: ExchangeView, state: ExchangeState, entry: StoredResponse, age: float,
+                 now: float) -> bool:
         """Stale-while-revalidate (RFC 5861 §3, or the configured grace): True when the stale `entry` may
         answer now. Then one background fetch per machine refreshes it: this exchange starts one when it can
         claim the URI (the claim coalesces it with ordinary misses of the URI, in every worker), else a fetch
@@ -205,8 +184,9 @@ class CacheFilter(Filter):
         if not while_revalidating(entry.flags, entry.lifetime, age, state.request_cc, window):
             return False
         if self._safely(lambda: self.store.claim(state.url, now, LOCK_HOLD)) == CLAIMED:
-            refresh = _State(_MISS, state.url, state.request_cc, now)
+            refresh = ExchangeState(_MISS, state.url, state.request_cc, now)
             refresh.background = refresh.locked = True
+            refresh.no_store, refresh.ttl = state.no_store, state.ttl
             refresh.entry = entry  # stale-if-error / grace still apply to the refresh
             request = exchange.request
             # A GET (a HEAD's refresh too: the body is what is stored), without what only this client's answer
@@ -226,10 +206,10 @@ class CacheFilter(Filter):
                 self._unlock(refresh, 0.0)
         return True
 
-    def _coalesce(self, exchange: ExchangeView, state: _State, now: float) -> Verdict:
+    def _coalesce(self, exchange: ExchangeView, state: ExchangeState, now: float) -> Verdict:
         """A miss: fetch it (holding the URI's mark), or wait for the fetch under way."""
         request = exchange.request
-        if request.method != b"GET" or state.request_cc.no_store or any(
+        if request.method != b"GET" or state.request_cc.no_store or state.no_store or any(
                 request.get(name) is not None for name in UNSHARED_ANSWERS):
             return None  # nothing another request could reuse: no reason to wait or to make others wait
         if self.waiting.join(state.url, exchange):
@@ -251,13 +231,13 @@ class CacheFilter(Filter):
         call_later = self._call_later or asyncio.get_running_loop().call_later
         call_later(delay, callback)
 
-    def _wait(self, exchange: ExchangeView, state: _State) -> None:
+    def _wait(self, exchange: ExchangeView, state: ExchangeState) -> None:
         self._later(state.delay, lambda: self._poll(exchange, state))
 
     def _release(self, exchange: ExchangeView) -> None:
         """A waiter the fetch in this process does not answer: to the backend itself."""
         state = exchange.ctx.get(CTX_KEY)
-        if isinstance(state, _State):
+        if isinstance(state, ExchangeState):
             state.kind = _MISS
         exchange.resume()
 
@@ -266,7 +246,7 @@ class CacheFilter(Filter):
         selecting fields differ, its request directives want a fresher one): a HIT, as from the store."""
         def admit(exchange: ExchangeView) -> Response | None:
             state = exchange.ctx.get(CTX_KEY)
-            if not isinstance(state, _State) or not matches(pending.selecting, exchange.request.headers):
+            if not isinstance(state, ExchangeState) or not matches(pending.selecting, exchange.request.headers):
                 return None
             age = current_age(pending.initial_age, pending.response_time, self.clock())
             if reuse(pending.flags, pending.lifetime, age, state.request_cc) == VALIDATE:
@@ -281,7 +261,7 @@ class CacheFilter(Filter):
             return Response(pending.status, headers, body_length, pending.reason)
         return admit
 
-    def _poll(self, exchange: ExchangeView, state: _State) -> None:
+    def _poll(self, exchange: ExchangeView, state: ExchangeState) -> None:
         """A waiting miss, on the loop: answer from the store once the fetch stored its response; go to the
         backend once the fetch ended without storing, or after LOCK_HOLD; else wait a little longer."""
         try:
@@ -306,7 +286,7 @@ class CacheFilter(Filter):
         state.kind = _MISS
         exchange.resume()
 
-    def _unlock(self, state: _State, pass_for: float) -> None:
+    def _unlock(self, state: ExchangeState, pass_for: float) -> None:
         if state.locked:
             state.locked = False
             self._safely(lambda: self.store.release(state.url, self.clock(), pass_for))
@@ -314,7 +294,7 @@ class CacheFilter(Filter):
     def _purge(self, exchange: ExchangeView, url: bytes) -> LocalReply:
         """PURGE from a configured address removes every variant of the URI, in the store every worker uses
         (Varnish's usual `purge` VCL: 200 when done, 405 for anyone else; 404 when nothing was stored)."""
-        exchange.ctx[CTX_KEY] = _State(_LOOKED_UP, url, CacheControl(), 0.0)
+        exchange.ctx[CTX_KEY] = ExchangeState(_LOOKED_UP, url, CacheControl(), 0.0)
         try:
             client = ipaddress.ip_address(exchange.client_ip)
         except ValueError:
@@ -350,7 +330,7 @@ class CacheFilter(Filter):
         reply.response.reason = entry.reason if status == entry.status else b""
         return reply
 
-    def _gateway_timeout(self, state: _State) -> LocalReply:
+    def _gateway_timeout(self, state: ExchangeState) -> LocalReply:
         state.kind = _LOOKED_UP
         headers: list[Header] = [(b"Content-Type", b"text/plain")]
         if self.header:
@@ -362,7 +342,7 @@ class CacheFilter(Filter):
     def header_filter(self, exchange: ExchangeView) -> Verdict:
         state = exchange.ctx.get(CTX_KEY)
         response = exchange.response
-        if not isinstance(state, _State) or response is None or state.kind == _LOOKED_UP:
+        if not isinstance(state, ExchangeState) or response is None or state.kind == _LOOKED_UP:
             return None
         request = exchange.request
         if state.kind == _INVALIDATE:
@@ -371,7 +351,7 @@ class CacheFilter(Filter):
                 self._delete(url)
             return None
         now = self.clock()
-        label = BYPASS if state.kind == _BYPASS else MISS
+        label = BYPASS if state.kind == _BYPASS or state.bypassed else MISS
         entry = state.entry
         if entry is not None and response.status in ERROR_STATUSES:
             age = self._stale_on_error(state, entry, now)
@@ -416,7 +396,7 @@ class CacheFilter(Filter):
             response.changed = True
         return None
 
-    def _bad_gateway(self, exchange: ExchangeView, state: _State) -> None:
+    def _bad_gateway(self, exchange: ExchangeView, state: ExchangeState) -> None:
         response = exchange.response
         assert response is not None
         body = b"502 Bad Gateway: the backend answered 304 for another response than the stored one\n"
@@ -433,11 +413,14 @@ class CacheFilter(Filter):
         drop = NOT_STORED | cc.no_cache_fields | cc.private_fields | {self.header}
         return [(k, v) for k, v in headers if k.lower() not in drop]
 
-    def _consider(self, exchange: ExchangeView, state: _State, now: float) -> None:
+    def _consider(self, exchange: ExchangeView, state: ExchangeState, now: float) -> None:
         request, response = exchange.request, exchange.response
         assert response is not None
         cc = parse_cache_control(header_values(response.headers, b"cache-control"))
-        lifetime = freshness_lifetime(response.status, response.headers, cc, now, self.settings.heuristic)
+        if state.no_store:
+            return
+        lifetime = (state.ttl if state.ttl is not None
+                    else freshness_lifetime(response.status, response.headers, cc, now, self.settings.heuristic))
         why = refusal(request.method, response.status, request.headers, state.request_cc, response.headers, cc,
                       lifetime, cookies=self.settings.cookies)
         if why is not None or response.body_length > self.settings.max_object:
@@ -449,7 +432,7 @@ class CacheFilter(Filter):
             initial_age=initial_age(response.headers, state.request_time, now), lifetime=lifetime,
             flags=response_flags(cc))
 
-    def _update(self, state: _State, entry: StoredResponse, newer: list[Header], now: float) -> StoredResponse:
+    def _update(self, state: ExchangeState, entry: StoredResponse, newer: list[Header], now: float) -> StoredResponse:
         """The stored response with `newer`'s fields (§3.2) and new times, written back."""
         old_cc = parse_cache_control(header_values(entry.headers, b"cache-control"))
         merged = merge_headers(entry.headers, newer, old_cc.no_cache_fields | old_cc.private_fields | NOT_STORED
@@ -459,7 +442,8 @@ class CacheFilter(Filter):
             entry.url, entry.status, merged, entry.body, reason=entry.reason, selecting=entry.selecting,
             request_time=state.request_time, response_time=now,
             initial_age=initial_age(newer, state.request_time, now),
-            lifetime=freshness_lifetime(entry.status, merged, cc, now, self.settings.heuristic),
+            lifetime=(state.ttl if state.ttl is not None
+                      else freshness_lifetime(entry.status, merged, cc, now, self.settings.heuristic)),
             flags=response_flags(cc))
         if cc.no_store or cc.private:
             self._safely(lambda: self.store.delete(entry.url))
@@ -467,7 +451,7 @@ class CacheFilter(Filter):
             self._safely(lambda: self.store.put(fresh))
         return fresh
 
-    def _freshen(self, exchange: ExchangeView, state: _State, entry: StoredResponse, now: float) -> None:
+    def _freshen(self, exchange: ExchangeView, state: ExchangeState, entry: StoredResponse, now: float) -> None:
         """§4.3.4: the 304 confirmed the stored response; the client gets it, freshened (or a 304 of its own
         when its set-aside conditional matches the freshened response)."""
         response = exchange.response
@@ -475,7 +459,7 @@ class CacheFilter(Filter):
         fresh = self._update(state, entry, response.headers, now)
         self._replace(exchange, state, fresh, current_age(fresh.initial_age, now, now), state.client, REVALIDATED)
 
-    def _replace(self, exchange: ExchangeView, state: _State, stored: StoredResponse, age: float,
+    def _replace(self, exchange: ExchangeView, state: ExchangeState, stored: StoredResponse, age: float,
                  conditional: list[Header], label: bytes) -> None:
         """The response becomes `stored` (its body emitted by body_filter), or a 304 when the client's
         `conditional` fields match it."""
@@ -501,7 +485,7 @@ class CacheFilter(Filter):
         response.changed = True
         state.kind = _FRESHENED
 
-    def _stale_on_error(self, state: _State, entry: StoredResponse, now: float) -> float | None:
+    def _stale_on_error(self, state: ExchangeState, entry: StoredResponse, now: float) -> float | None:
         """The stored response's age when it may stand in for a backend error (RFC 5861 §4 stale-if-error,
         from the response or the request, or the configured grace), else None. must-revalidate,
         proxy-revalidate and s-maxage forbid it (RFC 9111 §4.2.4)."""
@@ -514,7 +498,7 @@ class CacheFilter(Filter):
 
     def body_filter(self, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
         state = exchange.ctx.get(CTX_KEY)
-        if not isinstance(state, _State):
+        if not isinstance(state, ExchangeState):
             return chunk
         if state.kind == _FRESHENED:
             return state.body if last else b""  # a 304 has no content of its own
@@ -557,7 +541,7 @@ class CacheFilter(Filter):
         """The exchange is over: a fetch that never reached its end (the backend failed, the client left)
         gives its URI back to the waiters."""
         state = exchange.ctx.get(CTX_KEY)
-        if isinstance(state, _State):
+        if isinstance(state, ExchangeState):
             if state.fetching:  # the fetch failed: its waiters in this process go on without it
                 state.fetching = False
                 self.waiting.close(state.url)

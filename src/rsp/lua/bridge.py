@@ -21,6 +21,7 @@ from rsp.lua import ngx_text
 from rsp.lua.engine import CallState, Waiter
 from rsp.lua.ngx_vars import snapshot, variable
 from rsp.lua.shared_lua import shared_call
+from rsp.pipeline.cache_vars import CACHE_VARIABLES, cache_var, set_cache_var
 from rsp.pipeline.messages import UNKNOWN_LENGTH, header_set, header_values
 
 if TYPE_CHECKING:
@@ -87,7 +88,10 @@ class Bridge:
         if exchange is None:
             self._exchange_state("ngx.var")  # raises the error that says where
             return None
-        return variable(exchange, name if isinstance(name, bytes) else _text(name))
+        key = name if isinstance(name, bytes) else _text(name)
+        if key in CACHE_VARIABLES:  # rsp's own, for the response cache (rsp.pipeline.cache_vars)
+            return cache_var(exchange.ctx, key)
+        return variable(exchange, key)
 
     def var_snapshot(self) -> tuple[bytes | None, ...]:
         """ngx_vars.SNAPSHOT's values, as many Lua values (the prelude keeps them for the step)."""
@@ -109,6 +113,13 @@ class Bridge:
             if self.engine.pools is not None and pool not in self.engine.pools:
                 raise ScriptError(f"no pool named '{pool}' (ngx.var.rsp_pool)")
             state.exchange.pool = pool
+            return
+        if name in CACHE_VARIABLES:  # rsp's own, for the response cache (rsp.pipeline.cache_vars)
+            state = self._exchange_state(f"ngx.var.{name.decode('latin-1')}")
+            assert state.exchange is not None
+            error = set_cache_var(state.exchange.ctx, state.phase, name, value)
+            if error is not None:
+                raise ScriptError(error)
             return
         raise ScriptError(f"variable \"{name.decode('latin-1')}\" cannot be changed in rsp")
 
