@@ -9,9 +9,13 @@
     body_filter    collect up to max_object and store at the end; after a freshening 304, emit the stored body
     log            give a coalesced URI back when its fetch failed
 
-Also: concurrent misses for one URI wait for one fetch (SUSPEND, polling the store: it may be another
-worker's fetch); a stale response stands in for a backend error within stale-if-error or the configured
-grace (RFC 5861 §4); PURGE from the configured addresses removes a URI.
+Also: concurrent misses for one URI wait for one fetch (SUSPEND): in this process they join its waiting list
+and get the response as it streams (rsp.cache.waiting_list), else they poll the store for another worker's;
+a stale response within stale-while-revalidate or the configured grace is served at once while one background
+request refreshes it (RFC 5861 §3, ExchangeView.background), and stands in for a backend error within
+stale-if-error or grace (RFC 5861 §4); PURGE from the configured addresses removes a URI; a Lua handler's
+ngx.var.rsp_cache_key / _bypass / _no_store / _ttl steer the key, the lookup, storing and the lifetime
+(rsp.pipeline.cache_vars).
 
 The per-exchange state lives in `exchange.ctx["cache"]`. Times come from `clock` (wall-clock seconds, the
 same in every process sharing the store). A store failure (CacheStoreError) never fails an exchange: it goes
