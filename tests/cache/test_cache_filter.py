@@ -596,12 +596,15 @@ def test_concurrent_misses_wait_for_one_fetch_and_get_its_response(store: CacheS
     fetcher, verdict = start(flt)
     assert verdict is None  # goes to the backend, holding the URI
     waiters = [start(flt) for _ in range(5)]
-    assert all(v is SUSPEND for _, v in waiters) and not timers.due  # nothing to poll: the fetch is here
+    assert all(v is SUSPEND for _, v in waiters)  # nothing to poll: the fetch is here
+    assert [delay for delay, _ in timers.due] == [LOCK_HOLD] * 5  # but none waits for its head for ever
     finish(flt, fetcher, 200, [(b"Cache-Control", b"max-age=60")], b"once")
     for ex, _ in waiters:
         assert ex.head is not None and ex.head.status == 200 and xcache(ex.head) == b"HIT"
         assert (b"".join(ex.parts), ex.ended, ex.resumed) == (b"once", True, 0)
     assert flt.stats.coalesced == 5
+    timers.run()  # their give-up timers: too late, nothing happens
+    assert all(ex.resumed == 0 for ex, _ in waiters)
     assert start(flt)[1] is not None  # afterwards: a plain hit
 
 

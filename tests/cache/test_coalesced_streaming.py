@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cache.test_cache_filter import Clock, Exchange, Timers, xcache
-from rsp.cache.cache_filter import CacheFilter
+from rsp.cache.cache_filter import LOCK_HOLD, CacheFilter
 from rsp.cache.store import NO_MARK, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import UNKNOWN_LENGTH, Header, Request, Response, header_get
@@ -62,7 +62,20 @@ def test_waiters_get_each_part_as_the_fetch_receives_it(store: CacheStore, clock
     for ex, _ in waiters:
         assert (b"".join(ex.parts), ex.ended, ex.resumed, ex.reset) == (b"first second", True, 0, "")
     assert [e.body for e in store.lookup(URL)] == [b"first second"]
-    assert store.mark(URL, clock.t) == NO_MARK and not timers.due
+    assert store.mark(URL, clock.t) == NO_MARK
+
+
+def test_a_waiter_gives_up_when_the_fetch_has_no_head_after_lock_hold(store: CacheStore, clock: Clock) -> None:
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    fetcher, _ = miss(flt)
+    waiter, _ = miss(flt)
+    ((delay, _),) = timers.due
+    assert delay == LOCK_HOLD
+    timers.run()  # a slow backend: no head yet
+    assert (waiter.head, waiter.resumed) == (None, 1)
+    head(flt, fetcher, [(b"Cache-Control", b"max-age=60")])  # the fetch goes on without it
+    assert waiter.head is None
 
 
 def test_a_waiter_that_joins_late_gets_the_body_so_far_then_the_rest(store: CacheStore, clock: Clock) -> None:

@@ -115,7 +115,7 @@ class CacheFilter(Filter):
         self._failed = False
         self._call_later = call_later
         self.stats = CacheStats()
-        self.waiting = WaitingList(self._release, lambda callback: self._later(0.0, callback))
+        self.waiting = WaitingList(self._release, self._later, LOCK_HOLD)
 
     # ---- request side -------------------------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ exchange receives it (answer_data), so a waiter's client sees the first bytes of
 when the fetcher's client does. A waiter that cannot use it, or every waiter when the response may not be
 stored, is `released` (it goes to the backend itself). A waiter that joins after the head gets it and the
 body so far at once, while the body so far is kept (up to max_object, as the store collects it); past that it
-is released. A fetch that fails after the head resets its streaming waiters' clients, as the fetcher's
-own client is reset.
+is released. A waiter still without a head after `hold` seconds gives up and is released (nginx's
+proxy_cache_lock_timeout, as a waiter on another process's fetch does). A fetch that fails after the head
+resets its streaming waiters' clients, as the fetcher's own client is reset.
 
 Other processes cannot see a partly received response (the store holds complete entries only), so a miss
 there waits for the complete object, polling the store (CacheFilter._poll).
@@ -44,15 +45,17 @@ class Fetch:
 
 class WaitingList:
     """The fetches in this process that other exchanges wait for, by URI. `release(exchange)`: send a waiter
-    to the backend itself. `call_soon(callback)`: run on the loop later (a waiter that joins after the head
-    is answered after its access phase returned SUSPEND)."""
+    to the backend itself. `call_later(delay, callback)`: run on the loop later (a waiter that joins after the
+    head is answered after its access phase returned SUSPEND; a waiter gives up after `hold` seconds)."""
 
-    __slots__ = ("call_soon", "fetches", "release")
+    __slots__ = ("call_later", "fetches", "hold", "release")
 
-    def __init__(self, release: Release, call_soon: Callable[[Callable[[], None]], object]) -> None:
+    def __init__(self, release: Release, call_later: Callable[[float, Callable[[], None]], object],
+                 hold: float) -> None:
         self.fetches: dict[bytes, Fetch] = {}
         self.release = release
-        self.call_soon = call_soon
+        self.call_later = call_later
+        self.hold = hold
 
     def open(self, url: bytes) -> None:
         """This process's exchange holds the fetch of `url` (it claimed the URI)."""
@@ -65,9 +68,15 @@ class WaitingList:
             return False
         if fetch.admit is None:
             fetch.waiting.append(exchange)
+            self.call_later(self.hold, lambda: self._give_up(fetch, exchange))
         else:
-            self.call_soon(lambda: self._late(fetch, exchange))
+            self.call_later(0.0, lambda: self._late(fetch, exchange))
         return True
+
+    def _give_up(self, fetch: Fetch, exchange: ExchangeView) -> None:
+        if exchange in fetch.waiting:  # still no head: to the backend itself
+            fetch.waiting.remove(exchange)
+            self.release(exchange)
 
     def _late(self, fetch: Fetch, exchange: ExchangeView) -> None:
         admit = fetch.admit
@@ -116,7 +125,8 @@ class WaitingList:
             return
         for exchange in fetch.streaming:
             exchange.answer_data(b"", True)
-        for exchange in fetch.waiting:  # (none once started; kept for safety)
+        waiting, fetch.waiting = fetch.waiting, []  # (none once started; kept for safety)
+        for exchange in waiting:
             self.release(exchange)
 
     def close(self, url: bytes) -> None:
@@ -125,7 +135,8 @@ class WaitingList:
         fetch = self.fetches.pop(url, None)
         if fetch is None:
             return
-        for exchange in fetch.waiting:
+        waiting, fetch.waiting = fetch.waiting, []  # (their give-up timers then find nothing to do)
+        for exchange in waiting:
             self.release(exchange)
         for exchange in fetch.streaming:
             exchange.answer_reset("the fetch this response streamed from failed")
