@@ -12,6 +12,7 @@ from rsp.cache.cache_filter import CacheFilter
 from rsp.cache.directives import CacheControl, parse_cache_control
 from rsp.cache.entry import MUST_REVALIDATE, NO_CACHE
 from rsp.cache.reuse import while_revalidating
+from rsp.cache.selector import CacheSelector
 from rsp.cache.store import BUSY, CLAIMED, NO_MARK, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import Header, LocalReply, Request, Response, header_get
@@ -194,3 +195,32 @@ def test_the_decision() -> None:
     for asked in (b"no-cache", b"max-age=0", b"min-fresh=5"):  # §5.2.1: the client wants fresher
         assert not while_revalidating(0, 10.0, 15.0, parse_cache_control([asked]), 60.0)
     assert while_revalidating(0, 10.0, 15.0, parse_cache_control([b"max-stale=1"]), 60.0)
+
+
+def test_a_route_cache_refresh_reaches_its_filter_without_an_access_phase(store: CacheStore, clock: Clock) -> None:
+    """A background request runs no access filters, where a CacheSelector picks the route's cache: the
+    refresh's ctx names the filter."""
+    flt = make(store, clock)
+    selector = CacheSelector((), flt)
+    origin, calls = versions(b"max-age=10, stale-while-revalidate=60")
+    seen: list[Request] = []
+    ex = Exchange(get())
+    selector.access(ex)
+    ex.response = Response(200, [(b"Cache-Control", b"max-age=10, stale-while-revalidate=60"),
+                                 (b"ETag", b'"v1"')], 2)
+    selector.header_filter(ex)
+    selector.body_filter(ex, b"v1", True)
+    selector.log(ex)
+    calls[0] = 1
+    clock.t += 20
+    stale = Exchange(get())
+    assert isinstance(selector.access(stale), LocalReply)
+    refresh, ctx = stale.backgrounds[0]
+    background = Exchange(refresh)
+    background.ctx = ctx  # (no access phase)
+    background.response = Response(304, [(b"Cache-Control", b"max-age=100"), (b"ETag", b'"v1"')], 0)
+    selector.header_filter(background)
+    selector.body_filter(background, b"", True)
+    selector.log(background)
+    _, response, _ = run(flt, origin, seen, get())
+    assert xcache(response) == b"HIT" and header_get(response.headers, b"cache-control") == b"max-age=100"

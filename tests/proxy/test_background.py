@@ -26,14 +26,26 @@ class Refresher(Filter):
     """Starts a background GET /bg (ctx {"bg": True}) from every client request's access; records what its
     phases see of the background one."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: bytes = b"/bg") -> None:
+        self.target = target
         self.seen: list[tuple[str, object]] = []
+
+    def rewrite(self, exchange: ExchangeView) -> Verdict:
+        if exchange.ctx.get("bg"):
+            self.seen.append(("rewrite", exchange.request.target))
+        return None
 
     def access(self, exchange: ExchangeView) -> Verdict:
         if exchange.ctx.get("bg"):
             self.seen.append(("access", exchange.request.target))
             return None
-        exchange.background(Request(b"GET", b"http", b"example", b"/bg", [(b"X-Why", b"refresh")]), {"bg": True})
+        request = Request(b"GET", b"http", b"example", self.target, [(b"X-Why", b"refresh")])
+        exchange.background(request, {"bg": True})
+        return None
+
+    def balancer(self, exchange: ExchangeView) -> Verdict:
+        if exchange.ctx.get("bg"):
+            self.seen.append(("balancer", exchange.pool))
         return None
 
     def header_filter(self, exchange: ExchangeView) -> Verdict:
@@ -63,7 +75,9 @@ def test_a_background_request_runs_the_pipeline_and_reaches_no_client(make_sessi
     assert forwarded.startswith(b"GET /bg HTTP/1.1\r\n") and b"X-Why: refresh" in forwarded
     assert b"X-Forwarded-For: 192.0.2.33" in forwarded  # the client whose exchange started it
     backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew")
-    assert refresher.seen == [("access", b"/bg"), ("header_filter", 200), ("body_filter", b"new"),
+    # Neither rewrite nor access runs for it (it is the filter's own, as given); the balancer and response
+    # phases do.
+    assert refresher.seen == [("balancer", "default"), ("header_filter", 200), ("body_filter", b"new"),
                               ("body_filter", b""), ("log", 200)]
     assert client.take() == b""  # the client got its own response only
     assert s.proxy.connections == {client.protocol}  # the background exchange is gone
@@ -80,6 +94,17 @@ def test_a_background_request_has_the_response_timeout(make_session: Make) -> No
     s.advance(s.settings.response_timeout + 1)
     assert refresher.seen[-1] == ("log", 504)
     assert not any(isinstance(c, BackgroundClient) for c in s.proxy.connections)
+
+
+def test_a_background_request_is_routed(make_session: Make) -> None:
+    refresher = Refresher(target=b"/api/bg")
+    s = make_session(filters=[refresher], pools='api = { backends = { "127.0.0.1:9201" } }',
+                     extra='routes = { { path = "/api/", pool = "api" } }')
+    client = s.client()
+    s.serve(client, GET_X, OK_5)
+    loop_turn(s)
+    attempt = s.connector.pending()[0]
+    assert attempt.record.spec.port == 9201 and refresher.seen == [("balancer", "api")]
 
 
 def test_nothing_starts_while_draining(make_session: Make) -> None:

@@ -60,6 +60,9 @@ from rsp.pipeline.phases import SUSPEND, ExchangeView, Filter, Verdict
 
 _R = TypeVar("_R")
 CTX_KEY: Final = "cache"
+# The ctx entry naming the filter of an exchange when a CacheSelector chose it (rsp.cache.selector); a
+# background refresh carries it, since no access phase (where the selector chooses) runs for one.
+SELECTED: Final = "cache.filter"
 # What the X-Cache-like header says (docs/cache.md).
 HIT: Final = b"HIT"  # a fresh stored response
 STALE: Final = b"STALE"  # a stale one: the client accepted it (max-stale) or it stands in for a backend error
@@ -203,7 +206,7 @@ class CacheFilter(Filter):
                 headers.extend(checks)
             fetch = Request(b"GET", request.scheme, request.authority, request.target, headers, request.version)
             try:
-                exchange.background(fetch, {CTX_KEY: refresh})
+                exchange.background(fetch, {CTX_KEY: refresh, SELECTED: self})
             except Exception as exc:  # no way to start it here: served stale all the same, the URI given back
                 _log.error("cache: cannot refresh %r in the background: %s: %s", state.url, type(exc).__name__,
                            exc)

@@ -8,14 +8,12 @@ and hands every phase of the exchange to that route's CacheFilter (or the listen
 
 from __future__ import annotations
 
-from typing import Final
-
-from rsp.cache.cache_filter import CacheFilter
+from rsp.cache.cache_filter import SELECTED, CacheFilter
 from rsp.config.model import Route
 from rsp.pipeline.phases import ExchangeView, Filter, Verdict
 from rsp.routes.router import host_matches, host_only
 
-SELECTED: Final = "cache.filter"
+__all__ = ["SELECTED", "CacheSelector"]
 
 
 class CacheSelector(Filter):

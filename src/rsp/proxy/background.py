@@ -2,12 +2,14 @@
 
 A filter calls `ExchangeView.background(request, ctx)` (rsp.pipeline.phases); the session (FilterRun) hands it
 to its listener (HttpProxy.background), which starts it here, on the next loop iteration, as an exchange of
-its own: every phase and filter of the listener, routing, the pools and their idle connections, retries,
-timeouts and error answers, exactly as a client's request (rsp.proxy.h2_stream.exchange_for_request makes the
-exchange from the neutral Request, as for an HTTP/2 stream). Its client side is a `BackgroundClient`: a
-ClientSide whose Downstream writes go nowhere, so the filters see the response (the cache stores it) and
-nothing is sent. It is what nginx's `proxy_cache_background_update` subrequest and Varnish's background
-fetch are to their caches.
+its own: routing, the balancer filters, the pools and their idle connections, retries, timeouts and error
+answers, the response phases and log, as a client's request (rsp.proxy.h2_stream.exchange_for_request makes
+the exchange from the neutral Request, as for an HTTP/2 stream). The rewrite and access filters do not run
+(FilterRun.begin_background): the filter gives the request as it should go, already rewritten, and a request
+of its own needs no admission (nginx runs no access handlers for a subrequest either). Its client side is a
+`BackgroundClient`: a ClientSide whose Downstream writes go nowhere, so the filters see the response (the
+cache stores it) and nothing is sent. It is what nginx's `proxy_cache_background_update` subrequest and
+Varnish's background fetch are to their caches.
 
 Lua's cosockets (rsp.lua.cosocket) open sockets of their own and speak whatever the handler writes; a
 background request instead goes through the pipeline, so a backend's pool, balancing, health and TLS apply.
@@ -62,7 +64,7 @@ class BackgroundClient(ClientSide):
         assert run is not None  # exchange_for_request always runs the phases
         run.ctx = self.ctx
         self.exchange = exchange
-        exchange.start()
+        run.begin_background()  # routing on, without the rewrite and access filters
 
     # -- Downstream: the response goes nowhere --------------------------------------------------------
     def send_head(self, response: Response, close: bool = False) -> None:

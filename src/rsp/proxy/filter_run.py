@@ -74,6 +74,7 @@ class FilterRun:
         "exchange",
         "failed",
         "index",
+        "is_background",
         "logged",
         "more_tries",
         "peer",
@@ -109,6 +110,7 @@ class FilterRun:
         self.index = 0  # the next filter of the current request phase
         self.suspended = False
         self.streamed = False  # answer_head began an answer whose body answer_data sends
+        self.is_background = False  # a filter's own request, with no client (begin_background)
         self.logged = False
         self.failed = False  # a filter raised: no filter runs again for this exchange but log
 
@@ -239,6 +241,17 @@ class FilterRun:
     def begin(self) -> None:
         self._run_request_phases()
 
+    def begin_background(self) -> None:
+        """A background request (rsp.proxy.background): the filter that made it gave it as it should go (its
+        rewrite done), and it is that filter's own, so neither the rewrite nor the access filters run (nginx
+        runs no access handlers for a subrequest); routing, the balancer filters, the response phases and
+        log do."""
+        self.is_background = True
+        self.stage = _IN_ACCESS
+        self.index = len(self.proxy.access_filters)
+        if self._route():
+            self._run_request_phases()
+
     def _current(self) -> bool:
         """The exchange is still its client's current one (the client may have left while a filter waited)."""
         exchange = self.exchange
@@ -335,7 +348,7 @@ class FilterRun:
             return
         self._set_pool(pool)
         self.stage = _IN_ACCESS
-        self.index = 0
+        self.index = len(self.proxy.access_filters) if self.is_background else 0
         self._run_request_phases()
 
     def _set_pool(self, pool: PoolRuntime) -> None:
