@@ -111,10 +111,10 @@ class ExchangeView(Protocol):
         """The answer answer_head began cannot be finished: reset the client as after a backend failure."""
     def background(self, request: Request, ctx: dict[str, object]) -> None:
         """Start `request` as an exchange of its own on this listener, on the loop's next iteration, with `ctx`
-        as its ctx: routing, the balancer filters, the pools, the response phases and log as for a client's
-        request, but not the rewrite and access filters (`request` is given as it should go); no client waits
-        for it and its response, once through the filters, goes nowhere (a cache's background refresh;
-        rsp.proxy.background)."""
+        as its ctx, to the pool this exchange goes to: the balancer filters, the pool, the response phases and
+        log as for a client's request, but not the rewrite and access filters nor routing (`request` is given
+        as it should go); no client waits for it and its response, once through the filters, goes nowhere (a
+        cache's background refresh; rsp.proxy.background)."""
 
 
 class Filter:

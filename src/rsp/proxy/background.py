@@ -2,11 +2,12 @@
 
 A filter calls `ExchangeView.background(request, ctx)` (rsp.pipeline.phases); the session (FilterRun) hands it
 to its listener (HttpProxy.background), which starts it here, on the next loop iteration, as an exchange of
-its own: routing, the balancer filters, the pools and their idle connections, retries, timeouts and error
-answers, the response phases and log, as a client's request (rsp.proxy.h2_stream.exchange_for_request makes
-the exchange from the neutral Request, as for an HTTP/2 stream). The rewrite and access filters do not run
-(FilterRun.begin_background): the filter gives the request as it should go, already rewritten, and a request
-of its own needs no admission (nginx runs no access handlers for a subrequest either). Its client side is a
+its own, to the pool the starting exchange goes to: the balancer filters, the pools and their idle
+connections, retries, timeouts and error answers, the response phases and log, as a client's request
+(rsp.proxy.h2_stream.exchange_for_request makes the exchange from the neutral Request, as for an HTTP/2
+stream). The rewrite and access filters and routing do not run again (FilterRun.begin_background): the filter
+gives the request as it should go, already rewritten and routed, and a request of its own needs no admission
+(nginx runs no access handlers for a subrequest either). Its client side is a
 `BackgroundClient`: a ClientSide whose Downstream writes go nowhere, so the filters see the response (the
 cache stores it) and nothing is sent. It is what nginx's `proxy_cache_background_update` subrequest and
 Varnish's background fetch are to their caches.
@@ -25,6 +26,7 @@ from rsp.errors import ProtocolError
 from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, Request, Response
 from rsp.proxy.h2_stream import exchange_for_request
+from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ClientSide, ExchangeSide
 from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
@@ -35,12 +37,15 @@ log = get_logger()
 class BackgroundClient(ClientSide):
     """The client side of a background exchange: it takes the response and drops it."""
 
-    __slots__ = ("ctx", "proxy", "request")
+    __slots__ = ("ctx", "pool", "pool_name", "proxy", "request")
 
-    def __init__(self, proxy: SessionState, request: Request, ctx: dict[str, object], client_ip: str) -> None:
+    def __init__(self, proxy: SessionState, request: Request, ctx: dict[str, object], client_ip: str,
+                 pool: PoolRuntime, pool_name: str) -> None:
         self.proxy = proxy
         self.request = request
         self.ctx = ctx
+        self.pool = pool
+        self.pool_name = pool_name
         self.client_ip = client_ip
         self.peer = (client_ip, 0)
         self.context = proxy.request_context(client_ip)
@@ -64,7 +69,7 @@ class BackgroundClient(ClientSide):
         assert run is not None  # exchange_for_request always runs the phases
         run.ctx = self.ctx
         self.exchange = exchange
-        run.begin_background()  # routing on, without the rewrite and access filters
+        run.begin_background(self.pool, self.pool_name)  # from the balancer filters on
 
     # -- Downstream: the response goes nowhere --------------------------------------------------------
     def send_head(self, response: Response, close: bool = False) -> None:
@@ -143,6 +148,8 @@ class BackgroundClient(ClientSide):
         return None
 
 
-def start_background(proxy: SessionState, request: Request, ctx: dict[str, object], client_ip: str) -> None:
-    """Start `request` as a background exchange of `proxy` on the loop's next iteration, `ctx` its ctx."""
-    proxy.loop.call_soon(BackgroundClient(proxy, request, ctx, client_ip).start)
+def start_background(proxy: SessionState, request: Request, ctx: dict[str, object], client_ip: str,
+                     pool: PoolRuntime, pool_name: str) -> None:
+    """Start `request` as a background exchange of `proxy` to `pool` (named `pool_name` by the filters) on the
+    loop's next iteration, `ctx` its ctx."""
+    proxy.loop.call_soon(BackgroundClient(proxy, request, ctx, client_ip, pool, pool_name).start)

@@ -74,7 +74,6 @@ class FilterRun:
         "exchange",
         "failed",
         "index",
-        "is_background",
         "logged",
         "more_tries",
         "peer",
@@ -110,7 +109,6 @@ class FilterRun:
         self.index = 0  # the next filter of the current request phase
         self.suspended = False
         self.streamed = False  # answer_head began an answer whose body answer_data sends
-        self.is_background = False  # a filter's own request, with no client (begin_background)
         self.logged = False
         self.failed = False  # a filter raised: no filter runs again for this exchange but log
 
@@ -186,8 +184,10 @@ class FilterRun:
         return self.proxy.clock()
 
     def background(self, request: Request, ctx: dict[str, object]) -> None:
-        """Start `request` on this listener with no client (rsp.proxy.background), from this client's address."""
-        self.proxy.background(request, ctx, self.exchange.client.client_ip)
+        """Start `request` on this listener with no client (rsp.proxy.background), from this client's address,
+        to the pool this exchange goes to now (routing and the filters so far decided it)."""
+        exchange = self.exchange
+        self.proxy.background(request, ctx, exchange.client.client_ip, exchange.pool, self.pool)
 
     def resume(self) -> None:
         """Go on after the filter that returned SUSPEND."""
@@ -241,16 +241,17 @@ class FilterRun:
     def begin(self) -> None:
         self._run_request_phases()
 
-    def begin_background(self) -> None:
-        """A background request (rsp.proxy.background): the filter that made it gave it as it should go (its
-        rewrite done), and it is that filter's own, so neither the rewrite nor the access filters run (nginx
-        runs no access handlers for a subrequest); routing, the balancer filters, the response phases and
-        log do."""
-        self.is_background = True
-        self.stage = _IN_ACCESS
-        self.index = len(self.proxy.access_filters)
-        if self._route():
-            self._run_request_phases()
+    def begin_background(self, pool: PoolRuntime, pool_name: str) -> None:
+        """A background request (rsp.proxy.background) to `pool`, the pool of the exchange whose filter made
+        it: that filter gave it as it should go (rewritten, routed), and it is the filter's own, so neither the
+        rewrite nor the access filters run (nginx runs no access handlers for a subrequest), nor routing; the
+        balancer filters, the response phases and log do."""
+        self._set_pool(pool)
+        self.pool = pool_name
+        self.stage = _IN_BALANCER
+        self.index = 0
+        self.peer = None
+        self._run_request_phases()
 
     def _current(self) -> bool:
         """The exchange is still its client's current one (the client may have left while a filter waited)."""
@@ -348,7 +349,7 @@ class FilterRun:
             return
         self._set_pool(pool)
         self.stage = _IN_ACCESS
-        self.index = len(self.proxy.access_filters) if self.is_background else 0
+        self.index = 0
         self._run_request_phases()
 
     def _set_pool(self, pool: PoolRuntime) -> None:

@@ -24,6 +24,7 @@ import socket
 from rsp.pipeline.messages import Request
 from rsp.proxy.background import start_background
 from rsp.proxy.client import ClientConnection
+from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_io import start_stream, start_tls_stream
 from rsp.proxy.session_state import LISTENER_PROTO, MAX_PEER_POOLS, TLS_LISTENER_PROTO, SessionState
 from rsp.transport.plain_on_tls import HTTP_PLAIN_GUARD
@@ -35,8 +36,9 @@ class HttpProxy(SessionState):
     """One HTTP listener: what its session shares (SessionState, with the constructor's arguments), accept,
     the housekeeping tick, drain."""
 
-    def background(self, request: Request, ctx: dict[str, object], client_ip: str) -> None:
-        start_background(self, request, ctx, client_ip)
+    def background(self, request: Request, ctx: dict[str, object], client_ip: str, pool: PoolRuntime,
+                   pool_name: str) -> None:
+        start_background(self, request, ctx, client_ip, pool, pool_name)
 
     # -- housekeeping (called from the server's tick) -------------------------------------------------
     def tick(self) -> None:

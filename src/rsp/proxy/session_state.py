@@ -148,8 +148,9 @@ class SessionState:
         """What forwarding a request reads besides its head, for a client at `client_ip` (per connection)."""
         return RequestContext(client_ip, self.is_trusted(client_ip), self.forwarded, self.via, self.proto)
 
-    def background(self, request: Request, ctx: dict[str, object], client_ip: str) -> None:
-        """Start `request` as an exchange with no client (ExchangeView.background): HttpProxy does
+    def background(self, request: Request, ctx: dict[str, object], client_ip: str, pool: PoolRuntime,
+                   pool_name: str) -> None:
+        """Start `request` as an exchange with no client, to `pool` (ExchangeView.background): HttpProxy does
         (rsp.proxy.background); a bare session has no listener to run it on."""
         raise RspError("this session cannot start background requests")
 
