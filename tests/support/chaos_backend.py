@@ -115,8 +115,7 @@ class ChaosBackend:
         try:
             while await self._one(reader, writer):
                 pass
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
-                ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
             self._writers.discard(writer)
@@ -148,7 +147,7 @@ class ChaosBackend:
         if phase == STALL:
             try:
                 await asyncio.wait_for(reader.read(1), STALL_HOLD)  # until rsp gives up (EOF) or the hold ends
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             return False
         if phase == CUT:

@@ -111,7 +111,7 @@ class ChaosClient:
         except ConnectionRefusedError:
             attempt.outcome = "connect_refused"
             return
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             attempt.outcome, attempt.detail = "connect_error", repr(exc)
             return
         conn = self.conn
@@ -121,7 +121,7 @@ class ChaosClient:
             conn.writer.write(self._head(attempt, method, size, body))
             await conn.writer.drain()
             attempt.outcome, keep = await asyncio.wait_for(self._response(conn, attempt, method), CLIENT_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             attempt.outcome = "timeout"
         except ConnectionResetError:
             attempt.outcome = "reset"
@@ -165,7 +165,7 @@ class ChaosClient:
         """A fresh connection, left early on purpose (the kept connection is not spoiled)."""
         try:
             conn = await self._open()
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             attempt.outcome = "aborted"
             return
         attempt.conn_opened = conn.opened
@@ -179,7 +179,7 @@ class ChaosClient:
                 await conn.writer.drain()
                 await asyncio.wait_for(conn.reader.read(1024), CLIENT_TIMEOUT)
             await conn.writer.drain()
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
         finally:
             conn.close()

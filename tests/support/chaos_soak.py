@@ -33,14 +33,17 @@ ADDED: Final = "d"  # the backend added and removed at run time
 # rsp's settings for the soak. The response timeout ends a stalled request well before the client gives up;
 # health checks and the passive cooldown decide how soon rsp sees a backend come back (the judge's settle).
 RESPONSE_TIMEOUT: Final = 3
-HEALTH: Final = {"kind": "http", "interval": 1, "timeout": 2, "rise": 2, "fall": 2, "path": "/health"}
+HEALTH_INTERVAL: Final = 1
+HEALTH_TIMEOUT: Final = 2
+HEALTH_RISE: Final = 2
+HEALTH: Final = {"kind": "http", "interval": HEALTH_INTERVAL, "timeout": HEALTH_TIMEOUT, "rise": HEALTH_RISE,
+                 "fall": 2, "path": "/health"}
 PASSIVE_COOLDOWN: Final = 2
 RETRIES: Final = 3  # every other backend of four may be tried
 RELOAD_GRACE: Final = 10  # old workers finish within this; longer than a stalled request lasts
 # rise x interval + the check's timeout (a check started just before the recovery), plus one interval of
 # slack for a loaded machine; at least the passive cooldown.
-SETTLE: Final = max(HEALTH["rise"] * HEALTH["interval"] + HEALTH["timeout"] + HEALTH["interval"],  # type: ignore[operator]
-                    PASSIVE_COOLDOWN)
+SETTLE: Final = max(HEALTH_RISE * HEALTH_INTERVAL + HEALTH_TIMEOUT + HEALTH_INTERVAL, PASSIVE_COOLDOWN)
 WARMUP: Final = 3.0  # traffic before the start figures are taken (first requests allocate caches)
 EXIT_RE: Final = re.compile(r"worker (\S+) \(pid (\d+)\) (killed by signal (\d+)|exited with status (\d+))")
 ADMIN_TIMEOUT: Final = 60.0
