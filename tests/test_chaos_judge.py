@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from support.chaos_backend import OK, RESET, SLOW, STALL, Receipt, Span, phase_at
 from support.chaos_client import Attempt
-from support.chaos_judge import (BACKEND_FAILED_IT, NO_HEALTHY, NOT_IDEMPOTENT, VIOLATION, WORKER_KILLED, Member,
-                                 explain, judge)
+from support.chaos_judge import (
+    BACKEND_FAILED_IT,
+    NO_HEALTHY,
+    NOT_IDEMPOTENT,
+    VIOLATION,
+    WORKER_KILLED,
+    Member,
+    explain,
+    judge,
+)
 
 SETTLE = 5.0
 INF = float("inf")

@@ -28,6 +28,7 @@ from rsp.health.checker import HealthChecker
 from rsp.logs import get_logger, reopen_logs, stamped
 from rsp.lua_wiring import prepare_shared
 from rsp.master import control
+from rsp.master.app_pools import AppPools
 from rsp.master.backend_state import pools_state
 from rsp.master.channel import Channel
 from rsp.master.reload_check import ListenKey, kept_settings, listen_key, prepare_reload
@@ -100,6 +101,7 @@ class Master:
         self._background: set[asyncio.Task[Any]] = set()
         self._stats: Any = None
         self.apps: AppManager | None = None
+        self.app_pools: AppPools | None = None  # the apps' backends in the pools, joined as they are ready
         self.routes: MachineRoutes | None = None  # the route store, once per machine
 
     # -- start ---------------------------------------------------------------------------------------
@@ -164,8 +166,8 @@ class Master:
             return
         from rsp.sandbox.manager import AppManager
 
-        self.apps = AppManager(self.config.sandbox, self.config.path, self.loop, self.pools,
-                               lambda record, joined: self.broadcast_state())
+        self.app_pools = AppPools(self.pools, self.broadcast_state)
+        self.apps = AppManager(self.config.sandbox, self.config.path, self.loop, self.app_pools)
         try:
             await self.apps.start()
         except StartupError:
@@ -476,8 +478,8 @@ class Master:
             self._spawn(old_routes.stop())
         self.generation = generation
         self.pools = generation.pools
-        if self.apps is not None:
-            self.apps.move_to(self.pools)  # the apps are not reloaded: they join the new generation's pools
+        if self.app_pools is not None:
+            self.app_pools.move_to(self.pools)  # the apps are not reloaded: they join the new generation's pools
         not_applied = [*await self._reload_stats(self.config, config), *kept_settings(self.config, config)]
         for note in not_applied:
             get_logger().warning("reload: %s", note)
