@@ -249,6 +249,7 @@ class Master:
         except (TimeoutError, StartupError) as exc:
             why = str(exc) or f"not ready within {WORKER_READY_TIMEOUT:.0f} s"
             await asyncio.gather(*(self.supervisor.stop(name) for name in generation.names))
+            self._forget(generation)
             os.close(generation.config_fd)
             raise StartupError(f"workers of generation {generation.number} did not start: {why}") from None
 
@@ -514,11 +515,19 @@ class Master:
 
     async def _retire(self, old: Generation) -> None:
         await asyncio.gather(*(self.supervisor.retire(name) for name in old.names))
+        self._forget(old)
         get_logger().info("generation %d stopped: its %d worker(s) finished after the reload", old.number,
                           len(old.names))
         os.close(old.config_fd)
         if self.generation is not None:
             self._close_listeners({listen_key(lst) for lst in self.generation.config.listeners})
+
+    def _forget(self, generation: Generation) -> None:
+        """A stopped generation's workers leave the supervisor's records: each record's starter holds the
+        generation (its config and pools), which would otherwise live as long as the master, reload after
+        reload (the chaos soak saw the master grow by ~23 KiB per reload)."""
+        for name in generation.names:
+            self.supervisor.forget(name)
 
     def _close_listeners(self, keep: set[ListenKey]) -> None:
         for key in [k for k in self.listening if k not in keep]:
