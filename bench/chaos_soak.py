@@ -39,12 +39,17 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="the backends' schedules and the clients' choices")
     parser.add_argument("--reload-every", type=float, default=30.0)
     parser.add_argument("--kill-every", type=float, default=60.0)
+    parser.add_argument("--log", default="", help="write rsp's error log here (default: a file in /tmp, "
+                        "named at the end)")
     args = parser.parse_args()
     settings = SoakSettings(minutes=args.minutes, workers=args.workers, clients=args.clients, seed=args.seed,
                             reload_every=args.reload_every, kill_every=args.kill_every)
     with tempfile.TemporaryDirectory(prefix="rsp-chaos-") as tmp:
         report = asyncio.run(run_soak(settings, Path(tmp), free_port()))
     print("\n".join(report_lines(report)))
+    log = Path(args.log) if args.log else Path(tempfile.gettempdir()) / f"rsp-chaos-soak-{os.getpid()}.log"
+    log.write_text("\n".join(report.log_lines) + "\n")
+    print(f"rsp's error log: {log}")
     return 0 if report.clean else 1
 
 

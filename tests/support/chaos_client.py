@@ -89,9 +89,12 @@ class ChaosClient:
                 self.conn.close()
 
     async def _open(self) -> _Conn:
+        # The connection's time is when connecting began: the handshake may complete (and a worker accept
+        # it) well before this loop, busy with other clients, sees it done.
+        began = self.now()
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", self.port, limit=2 * BIG_BODY), CLIENT_TIMEOUT)
-        return _Conn(reader, writer, self.now())
+        return _Conn(reader, writer, began)
 
     def _head(self, attempt: Attempt, method: str, size: int, body: bytes = b"") -> bytes:
         lines = [f"{method} /chaos/{attempt.rid} HTTP/1.1", "Host: chaos.test",

@@ -5,9 +5,10 @@ request, in this order (the first that applies explains it):
 
 1. it was aborted by its client on purpose: not a failure;
 2. not idempotent (POST): rsp may not retry it (RFC 9110 §9.2.2), not judged;
-3. a worker was SIGKILLed while its connection was open (opened before the kill, ended after it): a
-   connection on a killed process dies with it (which worker held it is not known, so this may also excuse
-   a connection the other worker held);
+3. a worker was SIGKILLed while its connection was open: the connection began connecting before the
+   killed worker was gone, and the request ended after the SIGKILL was sent. A connection on a killed
+   process dies with it (which worker held it is not known, so this may also excuse a connection the other
+   worker held). A kill is the window from sending SIGKILL to the process being gone, as the soak saw it;
 4. a backend that received it stalled it or cut its response: rsp retries only before any response byte
    and never after a response timeout (the backend may have acted on it), so the user sees that backend's
    failure;
@@ -65,12 +66,12 @@ def healthy_backend_existed(attempt: Attempt, schedules: Mapping[str, Sequence[S
 
 
 def explain(attempt: Attempt, schedules: Mapping[str, Sequence[Span]], members: Sequence[Member],
-            kills: Sequence[float], receipts: Mapping[str, Sequence[Receipt]], settle: float) -> str:
+            kills: Sequence[tuple[float, float]], receipts: Mapping[str, Sequence[Receipt]], settle: float) -> str:
     if attempt.outcome == WRONG_BODY:
         return VIOLATION
     if not attempt.idempotent:
         return NOT_IDEMPOTENT
-    if any(attempt.conn_opened <= k <= attempt.end for k in kills):
+    if any(sent <= attempt.end and attempt.conn_opened <= gone for sent, gone in kills):
         return WORKER_KILLED
     if any(r.phase in (STALL, CUT) for r in receipts.get(attempt.rid, ())):
         return BACKEND_FAILED_IT
@@ -80,7 +81,8 @@ def explain(attempt: Attempt, schedules: Mapping[str, Sequence[Span]], members: 
 
 
 def judge(attempts: Sequence[Attempt], schedules: Mapping[str, Sequence[Span]], members: Sequence[Member],
-          kills: Sequence[float], receipts: Mapping[str, Sequence[Receipt]], settle: float) -> Verdict:
+          kills: Sequence[tuple[float, float]], receipts: Mapping[str, Sequence[Receipt]],
+          settle: float) -> Verdict:
     verdict = Verdict(attempted=len(attempts))
     for attempt in attempts:
         if attempt.aborted:

@@ -47,6 +47,7 @@ SETTLE: Final = max(HEALTH_RISE * HEALTH_INTERVAL + HEALTH_TIMEOUT + HEALTH_INTE
 WARMUP: Final = 3.0  # traffic before the start figures are taken (first requests allocate caches)
 EXIT_RE: Final = re.compile(r"worker (\S+) \(pid (\d+)\) (killed by signal (\d+)|exited with status (\d+))")
 ADMIN_TIMEOUT: Final = 60.0
+KILL_WAIT: Final = 5.0  # a SIGKILLed process is gone within this, even on a loaded machine
 
 
 @dataclass
@@ -88,10 +89,25 @@ class SoakReport:
     clean_exits: int = 0
     tracebacks: int = 0
     master_exit: int | None = None
+    exits_at_stop: list[str] = field(default_factory=list)  # during rsp's own stop (SIGTERM) at the end
+    log_lines: list[str] = field(default_factory=list)  # rsp's error log (stderr), for a post-mortem
 
     @property
     def clean(self) -> bool:
         return not (self.verdict.violations or self.unexpected_exits or self.tracebacks or self.master_exit)
+
+
+async def gone(pid: int) -> None:
+    """Until `pid` is dead (a zombie the master has not reaped yet counts as dead), at most KILL_WAIT."""
+    deadline = asyncio.get_running_loop().time() + KILL_WAIT
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rpartition(")")[2].split()[0] in ("Z", "X"):
+                    return
+        except OSError:
+            return
+        await asyncio.sleep(0.005)
 
 
 def proc_figures(pid: int, role: str) -> ProcFigures:
@@ -121,7 +137,7 @@ class Soak:
         self.rng = random.Random(settings.seed)
         self.attempts: list[Attempt] = []
         self.members: list[Member] = []
-        self.kill_times: list[float] = []
+        self.kill_windows: list[tuple[float, float]] = []  # (SIGKILL sent, process gone)
         self.origin = 0.0
         self.rsp: RspProcess | None = None
         self.backends: dict[str, ChaosBackend] = {}
@@ -166,6 +182,7 @@ class Soak:
             await asyncio.sleep(1.0)
             report.end_procs = await self.processes()
         finally:
+            stop_at = len(rsp.stderr_lines)  # exits logged from here on are rsp's own stop, judged apart
             report.master_exit = await asyncio.to_thread(rsp.stop, 15.0)
             for backend in backends.values():
                 await backend.stop()
@@ -175,8 +192,10 @@ class Soak:
                 receipts.setdefault(rid, []).extend(seen)
             report.phases_handled[backend.name] = dict(backend.handled)
         schedules = {name: b.spans for name, b in backends.items()}
-        report.verdict = judge(self.attempts, schedules, self.members, self.kill_times, receipts, SETTLE)
-        self.read_exits(report, rsp.stderr_lines)
+        report.verdict = judge(self.attempts, schedules, self.members, self.kill_windows, receipts, SETTLE)
+        report.log_lines = list(rsp.stderr_lines)
+        self.read_exits(report, rsp.stderr_lines[:stop_at])
+        report.exits_at_stop = [line for line in rsp.stderr_lines[stop_at:] if EXIT_RE.search(line)]
         return report
 
     async def processes(self) -> list[ProcFigures]:
@@ -227,9 +246,11 @@ class Soak:
             serving = [w["pid"] for w in info["workers"] if w["role"] == "serving" and w["state"] == "running"]
             if serving:
                 pid = self.rng.choice(serving)
-                self.kill_times.append(self.now())
+                sent = self.now()
                 os.kill(pid, signal.SIGKILL)
-                self.report.kills.append((self.now(), pid))
+                await gone(pid)
+                self.kill_windows.append((sent, self.now()))
+                self.report.kills.append((sent, pid))
             k += 1
 
     async def churn(self) -> None:
@@ -318,6 +339,9 @@ def report_lines(report: SoakReport) -> list[str]:
         f"worker exits: {report.expected_kill_exits} from the soak's SIGKILLs, {report.clean_exits} clean "
         f"(status 0, retired by a reload), unexpected: {len(report.unexpected_exits)}",
         *(f"    {line}" for line in report.unexpected_exits[:20]),
+        f"worker exits during rsp's own stop at the end (SIGTERM, a reload or restart may be under way): "
+        f"{len(report.exits_at_stop)}",
+        *(f"    {line}" for line in report.exits_at_stop[:10]),
         f"tracebacks in rsp's log: {report.tracebacks}; master exit status: {report.master_exit}",
         f"verdict: {'CLEAN' if report.clean else 'PROBLEMS FOUND'}",
     ]
