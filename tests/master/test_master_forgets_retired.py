@@ -1,5 +1,5 @@
 """The master forgets the workers a reload retired (found by the chaos soak: its resident memory grew with
-every reload). Each retired worker's supervision record held its starter, and with it the whole old
+every reload), and names the workers a reload is starting. Each retired worker's supervision record held its starter, and with it the whole old
 generation (config, pools, backend records), for as long as the master lived. In-process master, real
 worker processes on loopback."""
 
@@ -32,7 +32,17 @@ def test_a_reload_leaves_no_record_of_the_retired_workers_and_frees_the_old_gene
         try:
             assert master.generation is not None
             first = weakref.ref(master.generation)
-            for _ in range(RELOADS):
+            reloading = asyncio.ensure_future(master.reload())
+            # While the reload's workers start, `show workers` calls them what they are (found by the chaos
+            # soak: they read "finishing (old generation)").
+            deadline = time.monotonic() + SETTLE_TIMEOUT
+            roles: dict[str, str] = {}
+            while "worker 2.1" not in roles and not reloading.done() and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+                roles = {w["name"]: w["role"] for w in master.workers_info()}
+            assert roles == {"worker 1.1": "serving", "worker 2.1": "starting (new generation)"}
+            assert (await reloading).get("ok")
+            for _ in range(RELOADS - 1):
                 assert (await master.reload()).get("ok")
             # The old workers have nothing to finish: they exit soon after each reload (an event, bounded).
             deadline = time.monotonic() + SETTLE_TIMEOUT

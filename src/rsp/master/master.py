@@ -371,15 +371,22 @@ class Master:
 
     def workers_info(self) -> list[dict[str, Any]]:
         current = self.generation.names if self.generation is not None else []
+        number = self.generation.number if self.generation is not None else 0
         out = []
         for info in self.supervisor.info():
             if info.state == "stopped" and info.name not in current:
                 continue
             handle = self.handles.get(info.name)
-            out.append({"name": info.name, "pid": info.pid, "state": info.state,
-                        "role": "serving" if info.name in current else "finishing (old generation)",
+            generation = handle.generation if handle is not None else None
+            if info.name in current:
+                role = "serving"
+            elif generation is not None and generation > number:  # a reload's workers, not ready yet
+                role = "starting (new generation)"
+            else:
+                role = "finishing (old generation)"
+            out.append({"name": info.name, "pid": info.pid, "state": info.state, "role": role,
                         "restarts": info.restarts, "started": info.started_at, "last_exit": info.last_exit,
-                        "generation": handle.generation if handle is not None else None})
+                        "generation": generation})
         return out
 
     def machine(self) -> dict[str, Any]:
