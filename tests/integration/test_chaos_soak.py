@@ -30,3 +30,4 @@ def test_a_short_chaos_soak_fails_no_idempotent_request_while_a_backend_is_healt
     assert report.kills and report.expected_kill_exits == len(report.kills), text
     assert report.churn and all(c[2] == "ok" for c in report.churn), text
     assert not report.unexpected_exits and report.tracebacks == 0 and report.master_exit == 0, text
+    assert not report.event_errors and report.clean, text

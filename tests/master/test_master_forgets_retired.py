@@ -1,7 +1,7 @@
 """The master forgets the workers a reload retired (found by the chaos soak: its resident memory grew with
-every reload), and names the workers a reload is starting. Each retired worker's supervision record held its starter, and with it the whole old
-generation (config, pools, backend records), for as long as the master lived. In-process master, real
-worker processes on loopback."""
+every reload), and names the workers a reload is starting. Each retired worker's supervision record held its
+starter, and with it the whole old generation (config, pools, backend records), for as long as the master
+lived. In-process master, real worker processes on loopback."""
 
 from __future__ import annotations
 

@@ -89,12 +89,14 @@ class SoakReport:
     clean_exits: int = 0
     tracebacks: int = 0
     master_exit: int | None = None
+    event_errors: list[str] = field(default_factory=list)  # a reload, kill, churn or client task that raised
     exits_at_stop: list[str] = field(default_factory=list)  # during rsp's own stop (SIGTERM) at the end
     log_lines: list[str] = field(default_factory=list)  # rsp's error log (stderr), for a post-mortem
 
     @property
     def clean(self) -> bool:
-        return not (self.verdict.violations or self.unexpected_exits or self.tracebacks or self.master_exit)
+        return not (self.verdict.violations or self.unexpected_exits or self.tracebacks or self.master_exit
+                    or self.event_errors)
 
 
 async def gone(pid: int) -> None:
@@ -155,19 +157,19 @@ class Soak:
         s = self.settings
         self.origin = asyncio.get_running_loop().time()
         horizon = s.seconds + RELOAD_GRACE + CLIENT_TIMEOUT + STALL_HOLD
-        backends = self.backends = {name: ChaosBackend(name, draw_schedule(random.Random(f"{s.seed}-{name}"), horizon),
-                                       self.origin, seed=self.rng.randrange(1 << 30))
-                    for name in (*BACKENDS, ADDED)}
-        for backend in backends.values():
-            await backend.start()
+        backends = self.backends = {
+            name: ChaosBackend(name, draw_schedule(random.Random(f"{s.seed}-{name}"), horizon), self.origin,
+                               seed=self.rng.randrange(1 << 30))
+            for name in (*BACKENDS, ADDED)}
         self.members = [Member(name, float("-inf"), float("inf")) for name in BACKENDS]
-        config = self.workdir / "soak.lua"
-        config.write_text(soak_config(self.port, {n: backends[n].port for n in BACKENDS}, s.workers,
-                                      self.admin_path))
-        self.rsp = rsp = RspProcess(config)
-        await asyncio.to_thread(rsp.start, 1, 60.0)
         report = self.report = SoakReport(s, Verdict(), {})
+        self.rsp = rsp = RspProcess(self.workdir / "soak.lua")
         try:
+            for backend in backends.values():
+                await backend.start()
+            (self.workdir / "soak.lua").write_text(soak_config(self.port, {n: backends[n].port for n in BACKENDS},
+                                                               s.workers, self.admin_path))
+            await asyncio.to_thread(rsp.start, 1, 60.0)
             clients = [ChaosClient(i, self.port, s.seed * 1000 + i, self.origin, self.attempts)
                        for i in range(s.clients)]
             client_tasks = [asyncio.create_task(c.run(s.seconds)) for c in clients]
@@ -177,9 +179,10 @@ class Soak:
             await asyncio.wait(client_tasks, timeout=s.seconds + CLIENT_TIMEOUT * 3)
             for task in events:
                 task.cancel()
-            await asyncio.gather(*events, return_exceptions=True)
-            # Old generations finish within the grace: the end figures are of the settled machine.
-            await asyncio.sleep(1.0)
+            for result in await asyncio.gather(*events, *client_tasks, return_exceptions=True):
+                if isinstance(result, Exception):  # a CancelledError is a BaseException: the expected end
+                    report.event_errors.append(repr(result))
+            await asyncio.sleep(1.0)  # the last reload's old workers, idle by now, are gone in a moment
             report.end_procs = await self.processes()
         finally:
             stop_at = len(rsp.stderr_lines)  # exits logged from here on are rsp's own stop, judged apart
@@ -342,7 +345,8 @@ def report_lines(report: SoakReport) -> list[str]:
         f"worker exits during rsp's own stop at the end (SIGTERM, a reload or restart may be under way): "
         f"{len(report.exits_at_stop)}",
         *(f"    {line}" for line in report.exits_at_stop[:10]),
-        f"tracebacks in rsp's log: {report.tracebacks}; master exit status: {report.master_exit}",
+        f"tracebacks in rsp's log: {report.tracebacks}; master exit status: {report.master_exit}; "
+        f"soak tasks that raised: {report.event_errors or 'none'}",
         f"verdict: {'CLEAN' if report.clean else 'PROBLEMS FOUND'}",
     ]
     return lines
