@@ -157,6 +157,7 @@ def _http_config(port: int, backend_port: int) -> str:
     return (
         f'listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http", pool = "web" }} }}\n'
         f'pools = {{ web = {{ backends = {{ "127.0.0.1:{backend_port}" }} }} }}\n'
+        "workers = 2\n"
     )
 
 

@@ -231,7 +231,8 @@ class Shards:
             f'shard{index} = {{ backends = {{ "127.0.0.1:{backend.port}" }} }}'
             for index, backend in enumerate(self.backends)
         )
-        return f"listen = {{ {listeners} }}\npools = {{ {pools} }}\nhttp = {{ access_log = \"off\" }}\n"
+        return (f"listen = {{ {listeners} }}\npools = {{ {pools} }}\nhttp = {{ access_log = \"off\" }}\n"
+                "workers = 2\n")
 
 
 def replay_all(

@@ -220,7 +220,7 @@ def test_original_globals_on_one_line_relay(run_rsp: Run, echo_backend: EchoBack
                                             free_port: Callable[..., int]) -> None:
     port = free_port()
     rsp = run_rsp(f'listenAddress = "127.0.0.1" listenPort = {port} backendAddress = "127.0.0.1" '
-                  f"backendPort = {echo_backend.port}")
+                  f"backendPort = {echo_backend.port}\nworkers = 2\n")
     assert rsp.ports == [port]
     assert echo_roundtrip(port, b"one line\n") == b"one line\n"
 

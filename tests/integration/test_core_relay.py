@@ -260,7 +260,7 @@ def test_idle_connection_closed_after_idle_timeout(run_rsp: Run, echo_backend: E
 def test_ipv6_listener(run_rsp: Run, echo_backend: EchoBackend, free_port: Callable[..., int]) -> None:
     port = free_port("::1")
     config = (f'listen = {{ {{ address = "::1", port = {port} }} }}\n'
-              f'backends = {{ "127.0.0.1:{echo_backend.port}" }}\n')
+              f'backends = {{ "127.0.0.1:{echo_backend.port}" }}\nworkers = 2\n')
     rsp = run_rsp(config)
     assert rsp.ports == [port]
     assert echo_roundtrip(port, b"over IPv6\n", host="::1") == b"over IPv6\n"
@@ -273,7 +273,7 @@ def test_two_listeners_from_listen_list(run_rsp: Run, echo_backend: EchoBackend,
         second = free_port()
     config = (f'listen = {{ {{ address = "127.0.0.1", port = {first} }}, '
               f'{{ address = "127.0.0.1", port = "{second}" }} }}\n'
-              f'backends = {{ {{ address = "127.0.0.1", port = {echo_backend.port} }} }}\n')
+              f'backends = {{ {{ address = "127.0.0.1", port = {echo_backend.port} }} }}\nworkers = 2\n')
     rsp = run_rsp(config, listeners=2)
     assert sorted(rsp.ports) == sorted([first, second])
     assert echo_roundtrip(first, b"via the first\n") == b"via the first\n"

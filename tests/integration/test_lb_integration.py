@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from support.backends import BackendServer, wait_until
-from support.rsp_process import RspProcess, free_port, rsp_command
+from support.rsp_process import SUITE_WORKERS, RspProcess, free_port, rsp_command, with_workers
 
 CLIENT_TIMEOUT = 5.0
 
@@ -70,7 +70,8 @@ def states(sock_path: Path, pool: str = "default") -> dict[str, str]:
 
 
 def pool_config(port: int, backends: list[str], *, algorithm: str = "roundrobin", health: str = "",
-                extra: str = "", admin_path: Path | None = None, pool_extra: str = "") -> str:
+                extra: str = "", admin_path: Path | None = None, pool_extra: str = "",
+                workers: int = SUITE_WORKERS) -> str:
     lines = [
         f'listen = {{ {{ address = "127.0.0.1", port = {port} }} }}',
         "pools = { default = {",
@@ -84,9 +85,7 @@ def pool_config(port: int, backends: list[str], *, algorithm: str = "roundrobin"
     lines.append("} }")
     if admin_path is not None:
         lines.append(f'admin_socket = "{admin_path}"')
-    if extra:
-        lines.append(extra)
-    return "\n".join(lines) + "\n"
+    return "\n".join(with_workers(lines, extra, workers)) + "\n"
 
 
 def backend_entry(server: NamedBackend, **fields: object) -> str:

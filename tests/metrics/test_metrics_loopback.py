@@ -130,7 +130,7 @@ def test_tcp_bytes_counted_while_open(run_rsp: Callable[..., RspProcess], start_
     stats_port = free_port()
     config = (f'listen = {{ {{ address = "127.0.0.1", port = {free_port()}, mode = "tcp" }} }}\n'
               f'backends = {{ "127.0.0.1:{echo.port}" }}\n'
-              f'stats = {{ listen = "127.0.0.1:{stats_port}" }}\n')
+              f'stats = {{ listen = "127.0.0.1:{stats_port}" }}\nworkers = 2\n')
     rsp = run_rsp(config)
     listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "tcp"}
     backend = {"pool": "default", "backend": "default/1"}

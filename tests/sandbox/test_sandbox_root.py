@@ -110,6 +110,7 @@ forward_mode = "{mode}"
 sandbox_instance = "{tag}"
 sandbox_network = "{network}"
 sandbox_runtime_dir = "{runtime}"
+workers = 2
 """
 
 

@@ -33,6 +33,7 @@ apps = {{ solo = {{ command = {{ "{sys.executable}", "{HELLO}" }}, port = {app_p
                    sandbox = false, env = {{ APP_NAME = "solo" }} }} }}
 sandbox_instance = "u{os.getpid() % 100000}"
 sandbox_runtime_dir = "{tmp_path}"
+workers = 2
 """, timeout=30)
     state_file = next(iter(tmp_path.glob("sandbox-*"))) / "state.json"
 
@@ -71,6 +72,7 @@ apps = {{ rel = {{ command = {{ "./serve" }}, dir = "app", port = {app_port}, po
                   env = {{ APP_NAME = "rel" }} }} }}
 sandbox_instance = "r{os.getpid() % 100000}"
 sandbox_runtime_dir = "{runtime}"
+workers = 2
 """)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -97,6 +99,7 @@ apps = {{ bad = {{ command = {{ "{sys.executable}", "-c", "{crash}" }}, port = {
                   sandbox = false }} }}
 sandbox_instance = "b{os.getpid() % 100000}"
 sandbox_runtime_dir = "{tmp_path}"
+workers = 2
 """, timeout=30)
     line = proc.wait_for_stderr(r"app bad exited with status 3 before it was ready; its last 2 line\(s\) of output",
                                 timeout=20)

@@ -199,3 +199,19 @@ def test_retire_waits_for_a_child_asked_to_stop_otherwise() -> None:
         assert info.last_exit == "exited with status 4"
 
     run(scenario)
+
+
+def test_forget_drops_a_stopped_child_and_refuses_a_running_one() -> None:
+    async def scenario(loop: asyncio.AbstractEventLoop) -> None:
+        sup = Supervisor(loop)
+        sup.add(ChildSpec("old", spawner("import time; time.sleep(30)"), backoff=FAST))
+        sup.add(ChildSpec("new", spawner("import time; time.sleep(30)"), backoff=FAST))
+        with pytest.raises(ValueError, match="not stopped"):
+            sup.forget("new")
+        await sup.stop("old")
+        sup.forget("old")
+        sup.forget("never-added")  # nothing to forget: no error
+        assert [info.name for info in sup.info()] == ["new"]
+        await sup.stop_all()
+
+    run(scenario)

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from support.headers import HeaderLookup
+from support.rsp_process import SUITE_WORKERS, with_workers
 
 CLIENT_TIMEOUT = 10.0
 RECV_SIZE = 256 * 1024
@@ -284,11 +285,12 @@ def lua(value: object) -> str:
 
 def http_config(port: int, backends: Sequence[int | str], *, http: dict[str, object] | None = None,
                 pools: dict[str, object] | None = None, routes: Sequence[dict[str, object]] = (),
-                pool: str = "default", extra: str = "") -> str:
+                pool: str = "default", extra: str = "", workers: int = SUITE_WORKERS) -> str:
     """An rsp config with one HTTP listener on 127.0.0.1:`port` whose fallback pool is `pool`.
 
     `backends` (ports or "host:port") are the pool "default" (none: define it in `pools`); `pools`, `routes`
-    and `http` are written as Lua tables. Access logs are off unless `http` says otherwise, so that stdout stays quiet.
+    and `http` are written as Lua tables; `workers` is stated (the suite's two unless a test says otherwise,
+    in `workers` or in `extra`). Access logs are off unless `http` says otherwise, so that stdout stays quiet.
     """
     settings: dict[str, object] = {"access_log": "off"}
     settings.update(http or {})
@@ -303,6 +305,4 @@ def http_config(port: int, backends: Sequence[int | str], *, http: dict[str, obj
         lines.append(f"pools = {lua(pools)}")
     if routes:
         lines.append(f"routes = {lua(list(routes))}")
-    if extra:
-        lines.append(extra)
-    return "\n".join(lines) + "\n"
+    return "\n".join(with_workers(lines, extra, workers)) + "\n"

@@ -35,6 +35,11 @@ STOP_TIMEOUT = 5.0
 # A run_cli() child whose process tree grows beyond this is killed: no config should get anywhere near it.
 CLI_RSS_GUARD_KIB = 1536 * 1024
 CLI_POLL = 0.05
+# Every config a test starts states its `workers` (rsp's default is one per core: a test must not depend on
+# the machine). The suite's choice where a helper writes the config: two, so the multi-worker paths run on
+# any machine; a test whose assertions need one balancer's view says `workers = 1`.
+SUITE_WORKERS = 2
+WORKERS_LINE_RE = re.compile(r"^\s*workers\s*=", re.MULTILINE)
 
 
 # A wrapper for run_cli: the command runs in a network namespace of its own with only loopback, so a name
@@ -55,16 +60,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def with_workers(lines: list[str], extra: str, workers: int) -> list[str]:
+    """`lines`, `extra`, then `workers = N` unless `extra` states its own (last: the line numbers of `extra`,
+    which error messages name, stay as they were)."""
+    out = list(lines)
+    if extra:
+        out.append(extra)
+    if not WORKERS_LINE_RE.search(extra):
+        out.append(f"workers = {workers}")
+    return out
+
+
 def legacy_config(listen_port: int | str, backend_port: int | str, *, extra: str = "",
-                  listen_address: str | None = "127.0.0.1") -> str:
-    """The original three-globals config (plus listenAddress, loopback by default), then `extra` lines."""
+                  listen_address: str | None = "127.0.0.1", workers: int = SUITE_WORKERS) -> str:
+    """The original three-globals config (plus listenAddress, loopback by default), `workers`, then `extra`."""
     lines = []
     if listen_address is not None:
         lines.append(f'listenAddress = "{listen_address}"')
     lines += [f"listenPort = {listen_port}", 'backendAddress = "127.0.0.1"', f"backendPort = {backend_port}"]
-    if extra:
-        lines.append(extra)
-    return "\n".join(lines) + "\n"
+    return "\n".join(with_workers(lines, extra, workers)) + "\n"
 
 
 def rsp_command(*args: str) -> list[str]:
@@ -137,6 +151,9 @@ class RspProcess:
 
     # -- start / stop ----------------------------------------------------------------------------------
     def start(self, listeners: int = 1, timeout: float = START_TIMEOUT) -> RspProcess:
+        if not WORKERS_LINE_RE.search(Path(self.config_path).read_text()):
+            raise RspStartError(f"{self.config_path} states no `workers`: a test says how many it runs (rsp's "
+                                "default is one per core, which differs between machines)")
         self.proc = subprocess.Popen(
             rsp_command(*self.args, self.config_path),
             stdin=subprocess.DEVNULL,

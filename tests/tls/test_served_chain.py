@@ -29,6 +29,7 @@ listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http", pool = "web"
   tls = {{ certificates = {{ {{ cert = "{cert}", key = "{key}" }} }}, roots = "{roots}" {extra} }} }} }}
 pools = {{ web = {{ backends = {{ "127.0.0.1:{backend}" }} }} }}
 http = {{ access_log = "off" }}
+workers = 2
 """
 
 

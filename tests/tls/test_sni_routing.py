@@ -27,6 +27,7 @@ listen = {{ {{ address = "127.0.0.1", port = {port}, pool = "a",
   sni_routes = {{ {{ name = "a.example", pool = "a" }}, {{ name = "*.b.example", pool = "b" }} }}{default},
   sni_timeout = {timeout} }} }}
 pools = {{ a = {{ backends = {{ "127.0.0.1:{a_port}" }} }}, b = {{ backends = {{ "127.0.0.1:{b_port}" }} }}, {pools} }}
+workers = 2
 """
 
 

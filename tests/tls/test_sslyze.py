@@ -26,6 +26,7 @@ listen = {{ {{ address = "127.0.0.1", port = {free_port()}, mode = "http", pool 
   tls = {{ certificates = {{ {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }} }} }} }} }}
 pools = {{ web = {{ backends = {{ "127.0.0.1:{backend.port}" }} }} }}
 http = {{ access_log = "off" }}
+workers = 2
 """)
     # host:port{ip}: the name is sent in SNI and checked against the certificate, the address is connected
     # to (no name lookup).

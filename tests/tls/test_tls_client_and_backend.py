@@ -92,6 +92,7 @@ def test_tcp_mode_terminates_tls_and_relays_plaintext(run_rsp: Callable[..., Rsp
 listen = {{ {{ address = "127.0.0.1", port = {free_port()}, pool = "echo",
   tls = {{ certificates = {{ {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }} }} }} }} }}
 pools = {{ echo = {{ backends = {{ "127.0.0.1:{echo.port}" }} }} }}
+workers = 2
 """)
     payload = bytes(range(256)) * 2048  # 512 KiB
     raw = socket.create_connection(("127.0.0.1", rsp.port), timeout=20)
@@ -116,6 +117,7 @@ listen = {{ {{ address = "127.0.0.1", port = {free_port()}, pool = "echo",
   tls = {{ certificates = {{ {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }} }} }} }} }}
 pools = {{ echo = {{ backends = {{ "127.0.0.1:{echo.port}" }} }} }}
 timeouts = {{ drain = 10 }}
+workers = 2
 """)
     raw = socket.create_connection(("127.0.0.1", rsp.port), timeout=10)
     with client_context(certs.ca.path, alpn=False).wrap_socket(raw, server_hostname="a.example") as tls:
@@ -157,6 +159,7 @@ listen = {{ {{ address = "127.0.0.1", port = {free_port()}, pool = "echo",
   tls = {{ certificates = {{ {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }} }} }} }} }}
 pools = {{ echo = {{ backends = {{ "127.0.0.1:{echo.port}" }} }} }}
 timeouts = {{ idle = 1 }}
+workers = 2
 """)
     raw = socket.create_connection(("127.0.0.1", rsp.port), timeout=10)
     with client_context(certs.ca.path, alpn=False).wrap_socket(raw, server_hostname="a.example") as tls:

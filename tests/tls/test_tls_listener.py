@@ -27,6 +27,7 @@ listen = {{ {{ address = "127.0.0.1", port = {port or free_port()}, mode = "http
     }}, default = "default.example" {extra_tls} }} }} }}
 pools = {{ web = {{ backends = {{ "127.0.0.1:{backend_port}" }} }} }}
 http = {{ access_log = "off" }}
+workers = 2
 """
 
 

@@ -1,10 +1,13 @@
-"""The apps at run time: networks, launches under the Supervisor, readiness, pool membership, cleanup.
+"""The apps at run time: networks, launches under the Supervisor, readiness, cleanup.
 
-An app joins its pools only when its port accepts a TCP connection at its address (probed from the host
-side, with a short growing interval), and leaves them as soon as its launcher exits; the Supervisor
-restarts it with backoff. Stop: every app gets SIGTERM, then SIGKILL after its grace; then the veth pairs,
-the namespaces and the nftables table are removed, and the same removal runs at start for leftovers of an
-earlier run of this instance that was killed.
+An app is announced ready only when its port accepts a TCP connection at its address (probed from the host
+side, with a short growing interval), and gone as soon as its launcher exits; the Supervisor restarts it
+with backoff. The sandbox knows nothing of pools: whoever owns both (rsp.master.app_pools) hears the
+announcements through `Membership` and joins the app's backends to its pools.
+
+Stop: every app gets SIGTERM, then SIGKILL after its grace; then the veth pairs, the namespaces and the
+nftables table are removed, and the same removal runs at start for leftovers of an earlier run of this
+instance that was killed.
 """
 
 from __future__ import annotations
@@ -16,21 +19,19 @@ import os
 import pwd
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 from rsp.config.model import App, Backend, Sandbox
 from rsp.errors import SandboxError, StartupError
 from rsp.logs import get_logger
-from rsp.proxy.pools import PoolRuntime
 from rsp.sandbox import capabilities, naming, nat, network
 from rsp.sandbox.launcher import BASE_PATH, LaunchSpec, launch
 from rsp.sandbox.logfiles import READ_SIZE, RotatingLog
 from rsp.sandbox.state import STATE_FILE, AppState, write_state
 from rsp.supervise import ChildInfo, ChildSpec, Supervisor
-from rsp.upstream.records import BackendRecord
 
 # Readiness probe: first retry after 20 ms (a small app binds within tens of ms), doubling to 250 ms, each
 # connect bounded by 1 s; a probe that never succeeds runs until the app exits (it is simply not ready).
@@ -51,6 +52,15 @@ RESTARTING = "restarting"
 STOPPED = "stopped"
 
 
+class Membership(Protocol):
+    """What hears an app's readiness: `ready` with the backends it offers, as (pool name, backend), each time
+    it becomes ready; `gone` when it stops being (exit, restart, rsp's stop). Called once per change."""
+
+    def ready(self, app: str, backends: Sequence[tuple[str, Backend]]) -> None: ...
+
+    def gone(self, app: str) -> None: ...
+
+
 @dataclass
 class AppRuntime:
     app: App
@@ -58,28 +68,22 @@ class AppRuntime:
     host: str  # where rsp connects to the app
     launch: LaunchSpec
     log: RotatingLog
-    pools: list[tuple[str, int]]  # (pool name, app port) it joins when ready
+    pools: list[tuple[str, int]]  # (pool name, app port) it offers when ready
     state: str = STARTING
     pid: int | None = None
     restarts: int = 0
     started_at: float | None = None
-    # One record per pool, made when the app is first ready and put back on each later readiness.
-    records: list[tuple[PoolRuntime, BackendRecord]] = field(default_factory=list)
     output_fd: int = -1  # the read end of the output pipe of the current launch (-1: none, or closed)
-    joined: bool = False
+    announced: bool = False  # announced ready (and not gone since)
     probe: asyncio.Task[None] | None = None
 
 
 class AppManager:
     def __init__(self, sandbox: Sandbox, config_path: str, loop: asyncio.AbstractEventLoop,
-                 pools: dict[str, PoolRuntime],
-                 on_backend: Callable[[BackendRecord, bool], None] | None = None) -> None:
-        """`on_backend(record, joined)` hears of every join and leave (in master mode: the workers, through the
-        backend state; in one process the pools tell the HTTP listeners themselves)."""
+                 membership: Membership) -> None:
         self.sandbox = sandbox
-        self.on_backend = on_backend
+        self.membership = membership
         self.loop = loop
-        self.pools = pools
         self.tag = naming.instance_tag(config_path, sandbox.instance)
         # Relative paths in an app (`dir`, a `command` with a slash) are the config file's, as nginx's are
         # its prefix's: the config works whatever directory rsp is started from.
@@ -236,7 +240,7 @@ class AppManager:
             if rt.probe is not None:
                 rt.probe.cancel()
                 rt.probe = None
-            self._leave_pools(rt)
+            self._announce_gone(rt)
             if event == "exited":
                 log = get_logger().info if self._stopping else get_logger().warning
                 if rt.state == STARTING and not self._stopping:
@@ -270,7 +274,7 @@ class AppManager:
             return
         rt.state = READY
         rt.probe = None
-        self._join_pools(rt)
+        self._announce_ready(rt)
         get_logger().info("app %s ready at %s:%d (pid %s)", rt.app.name, rt.host, rt.app.port, pid)
         self._write_state()
 
@@ -285,40 +289,18 @@ class AppManager:
             sock.close()
         return True
 
-    def _join_pools(self, rt: AppRuntime) -> None:
-        if rt.joined:
+    def _announce_ready(self, rt: AppRuntime) -> None:
+        if rt.announced:
             return
-        if not rt.records:
-            label = f"app:{rt.app.name}"
-            rt.records = [(self.pools[name], self.pools[name].add_backend(Backend(rt.host, port, name=label)))
-                          for name, port in rt.pools if name in self.pools]
-        else:
-            for pool, record in rt.records:
-                pool.rejoin(record)
-        rt.joined = True
-        for _, record in rt.records:
-            if self.on_backend is not None:
-                self.on_backend(record, True)
+        rt.announced = True
+        label = f"app:{rt.app.name}"
+        self.membership.ready(rt.app.name, [(pool, Backend(rt.host, port, name=label)) for pool, port in rt.pools])
 
-    def move_to(self, pools: dict[str, PoolRuntime]) -> None:
-        """A reload built new pools (rsp.master): the apps in rotation join them now, and later joins and
-        leaves act on them. An app whose pool the new config no longer has stays out of rotation."""
-        self.pools = pools
-        for rt in self.apps.values():
-            joined = rt.joined
-            rt.records = []
-            rt.joined = False
-            if joined:
-                self._join_pools(rt)
-
-    def _leave_pools(self, rt: AppRuntime) -> None:
-        if not rt.joined:
+    def _announce_gone(self, rt: AppRuntime) -> None:
+        if not rt.announced:
             return
-        rt.joined = False
-        for pool, record in rt.records:
-            pool.remove_backend(record, allow_empty=True)
-            if self.on_backend is not None:
-                self.on_backend(record, False)
+        rt.announced = False
+        self.membership.gone(rt.app.name)
 
     # -- stop --------------------------------------------------------------------------------------------
     async def stop(self) -> None:
@@ -327,7 +309,7 @@ class AppManager:
         for task in list(self._probes):
             task.cancel()
         for rt in self.apps.values():
-            self._leave_pools(rt)
+            self._announce_gone(rt)
             rt.log.close()
         await asyncio.to_thread(self.cleanup)
         if self._state_timer is not None:

@@ -136,6 +136,16 @@ class Supervisor:
             child.kill_timer = self._loop.call_later(child.spec.grace, self._kill, child, pid)
         return await waiter
 
+    def forget(self, name: str) -> None:
+        """Drop the record of a stopped child whose name will not come back (a worker a reload retired):
+        without it, the record (and whatever its start function holds) lives as long as the supervisor."""
+        child = self._children.get(name)
+        if child is None:
+            return
+        if child.info.state != STOPPED:
+            raise ValueError(f"child {name!r} is {child.info.state}, not stopped: it cannot be forgotten")
+        del self._children[name]
+
     async def stop_all(self) -> None:
         """Stop every child at once (each with its own grace) and wait for all of them."""
         names = [name for name, child in self._children.items() if child.info.state != STOPPED]

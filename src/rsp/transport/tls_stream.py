@@ -37,7 +37,7 @@ import ssl
 from collections.abc import Callable
 from typing import ClassVar, Final, Protocol
 
-from rsp.transport.plain_on_tls import PlainHttpGuard
+from rsp.transport.plain_on_tls import PLAIN, UNDECIDED, PlainHttpGuard, classify_first_bytes
 from rsp.transport.stream import READ_SIZE, SocketStream, StreamProtocol
 
 # Plaintext taken out of OpenSSL per read call: one TLS record holds at most 16 KiB (RFC 8446 §5.1), and a
@@ -67,14 +67,16 @@ class TlsStream(SocketStream):
 
     KIND: ClassVar[str] = "TLS connection"
 
-    __slots__ = ("_engine", "_handshaken", "_in", "_out", "_plain_guard", "_recv_into", "_tls")
+    __slots__ = ("_engine", "_first", "_handshaken", "_in", "_out", "_plain_guard", "_recv_into", "_tls")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
                  context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None,
                  peer: tuple[object, ...] = (), plain_guard: PlainHttpGuard | None = None) -> None:
         super().__init__(loop, sock, protocol, peer)
-        # A listener's stream: checks its first bytes for plain HTTP (rsp.transport.plain_on_tls), once.
+        # A listener's stream: checks its first bytes for plain HTTP (rsp.transport.plain_on_tls) until
+        # decided; `_first` holds them meanwhile (fewer than plain_on_tls.DECISION_BYTES).
         self._plain_guard = plain_guard
+        self._first = b""
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._tls: ssl.SSLObject = context.wrap_bio(self._in, self._out, server_side=server_side,
@@ -156,13 +158,20 @@ class TlsStream(SocketStream):
 
     def _refused_plain(self, n: int) -> bool:
         """The first bytes, before any handshake: plain HTTP gets the guard's answer (not encrypted: the
-        client does not speak TLS) and the connection closes. Asked once per connection."""
+        client does not speak TLS) and the connection closes. Asked until decided; True while undecided
+        too (the handshake waits: the bytes are in the BIO already)."""
         guard = self._plain_guard
-        self._plain_guard = None
         assert guard is not None
-        reply = guard.refuse(self.peer, bytes(_RECV_VIEW[:n]))
-        if reply is None:
+        first = self._first + bytes(_RECV_VIEW[:n])
+        verdict = classify_first_bytes(first)
+        if verdict == UNDECIDED and not self._eof_received:
+            self._first = first
+            return True
+        self._plain_guard = None
+        self._first = b""
+        if verdict != PLAIN:
             return False
+        reply = guard.refuse(self.peer)
         if reply:
             self._send_or_queue(reply)
         self.close()  # nothing was handshaken: no close_notify, the socket closes once the answer is sent
