@@ -101,3 +101,11 @@ class Http2ConnectionError(ProtocolError):
     def __init__(self, message: str, error_code: int) -> None:
         self.error_code = error_code
         super().__init__(message, 400)
+
+
+class HpackDecodingError(Http2ConnectionError):
+    """A header block that does not decode (RFC 7541): COMPRESSION_ERROR for the connection (RFC 9113 §4.3),
+    or the code given (ENHANCE_YOUR_CALM for a header list over the advertised limit)."""
+
+    def __init__(self, message: str, error_code: int = 0x9) -> None:
+        super().__init__(message, error_code)
