@@ -110,6 +110,10 @@ class ServerConnection:
             except MalformedRequest as exc:
                 self._refuse(stream.id, codes.PROTOCOL_ERROR, events, str(exc))
                 return
+            if _short_body(stream):
+                self._refuse(stream.id, codes.PROTOCOL_ERROR, events, "body shorter than Content-Length "
+                             "(RFC 9113 §8.1.1)")
+                return
             stream.request_ended = True
             events.append(RequestEnded(stream.id, trailers))
         elif isinstance(ev, ResetIn):
@@ -174,9 +178,21 @@ class ServerConnection:
             # Padding is flow-controlled (RFC 9113 §6.9.1) but is nobody's to take: returned now.
             self._core.acknowledge_received_data(flow - len(data), sid)
         if data:
+            stream.received += len(data)
+            if 0 <= stream.expected < stream.received:
+                # More body than Content-Length said: malformed (RFC 9113 §8.1.1), and forwarded to an
+                # HTTP/1.1 backend it would be a smuggled request.
+                self._core.acknowledge_received_data(len(data), sid)
+                self._refuse(sid, codes.PROTOCOL_ERROR, events, "body longer than Content-Length "
+                             "(RFC 9113 §8.1.1)")
+                return
             stream.unacked += len(data)
             events.append(RequestData(sid, data))
         if ev.end_stream:
+            if _short_body(stream):
+                self._refuse(sid, codes.PROTOCOL_ERROR, events, "body shorter than Content-Length "
+                             "(RFC 9113 §8.1.1)")
+                return
             stream.request_ended = True
             events.append(RequestEnded(sid, []))
 
@@ -251,8 +267,8 @@ class ServerConnection:
 
     def acknowledge(self, stream_id: int, size: int) -> None:
         """The backend side took `size` bytes of this stream's request body: give the window back
-        (rsp.http2.core sends WINDOW_UPDATE once half a window has been taken). Nothing is acknowledged on receipt, so a stream
-        whose backend is slow holds at most its own window (SETTINGS_INITIAL_WINDOW_SIZE)."""
+        (rsp.http2.core sends WINDOW_UPDATE once half a window has been taken). Nothing is acknowledged on
+        receipt, so a stream whose backend is slow holds at most its own window (SETTINGS_INITIAL_WINDOW_SIZE)."""
         stream = self._streams.get(stream_id)
         if stream is None or size <= 0 or self.closing:
             return
@@ -427,6 +443,11 @@ class ServerConnection:
 
     def request_of(self, stream_id: int) -> Stream | None:
         return self._streams.get(stream_id)
+
+
+def _short_body(stream: Stream) -> bool:
+    """The request ends with fewer body bytes than its Content-Length (RFC 9113 §8.1.1)."""
+    return stream.expected > 0 and stream.received != stream.expected
 
 
 def _without_stillborn(events: list[Event]) -> list[Event]:
