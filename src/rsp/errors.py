@@ -109,3 +109,8 @@ class HpackDecodingError(Http2ConnectionError):
 
     def __init__(self, message: str, error_code: int = 0x9) -> None:
         super().__init__(message, error_code)
+
+
+class MalformedRequest(ProtocolError):
+    """An HTTP/2 request or trailer section that breaks RFC 9113 §8 (a stream error of type PROTOCOL_ERROR,
+    rsp.http2.heads)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rsp.config.model import Http2Settings
-from rsp.errors import Http2ConnectionError
+from rsp.errors import Http2ConnectionError, MalformedRequest
 from rsp.http2 import codes
 from rsp.http2.core import FrameConnection
 from rsp.http2.events import (
@@ -34,7 +34,7 @@ from rsp.http2.events import (
 from rsp.http2.flood import RESETS, FloodMeter, budgets
 from rsp.http2.frame_gate import FrameGate
 from rsp.http2.frames_in import DataIn, FrameEvent, HeadersIn, PingAcked, ResetIn, WindowOpened
-from rsp.http2.heads import MalformedRequest, build_request, check_trailers, response_fields, trailer_fields
+from rsp.http2.heads import build_request, check_trailers, response_fields, trailer_fields
 from rsp.http2.outbound import CONNECTION_HIGH_WATER, STREAM_HIGH_WATER, STREAM_LOW_WATER, Stream
 from rsp.pipeline.messages import Header, Response
 
