@@ -221,3 +221,14 @@ def test_frames_the_client_sent_before_seeing_our_reset_are_ignored() -> None:
     assert peer.resets() == {1: codes.CANCEL}
     core = srv._core
     assert core._conn_recv + core._conn_to_ack == core._conn_max
+
+
+def test_remembered_good_fields_do_not_let_a_bad_value_through() -> None:
+    """heads memoises whole fields that passed its checks; the same name with a bad value is still refused."""
+    srv = server()
+    peer = H2Peer(srv)
+    peer.request(1, extra=[("x-note", "fine")])
+    peer.request(3, extra=[("x-note", "fine")])
+    peer.request(5, extra=[("x-note", "fine ")])  # trailing space (§8.2.1)
+    assert [e.stream_id for e in peer.events if isinstance(e, RequestOpened)] == [1, 3]
+    assert peer.resets() == {5: codes.PROTOCOL_ERROR}

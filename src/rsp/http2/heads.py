@@ -25,8 +25,18 @@ _NAME_OK: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
 MAX_NAME_MEMO: Final = 1024
 MAX_MEMO_NAME_LENGTH: Final = 64
 _GOOD_NAMES: Final[set[bytes]] = set()
+# Whole fields that passed _check_field: a client repeats most of its fields on every request (and the HPACK
+# dynamic table hands back the same objects, hashes cached), so the next request's are one set lookup. At
+# most MAX_FIELD_MEMO fields of up to MAX_MEMO_FIELD_SIZE octets: a bounded memory per process, and a client
+# that fills it with junk only makes the checks run in full again.
+MAX_FIELD_MEMO: Final = 1024
+MAX_MEMO_FIELD_SIZE: Final = 256
+_GOOD_FIELDS: Final[set[tuple[bytes, bytes]]] = set()
 _SPACE: Final = 0x20
 _TAB: Final = 0x09
+_NUL: Final = 0x00
+_CR: Final = 0x0D
+_LF: Final = 0x0A
 
 
 def _name_ok(name: bytes) -> bool:
@@ -40,8 +50,11 @@ def _name_ok(name: bytes) -> bool:
 
 
 def _value_bad(value: bytes) -> bool:
-    """A field value with NUL, CR or LF, or a leading or trailing space or tab (§8.2.1)."""
-    if b"\x00" in value or b"\r" in value or b"\n" in value:
+    """A field value with NUL, CR or LF, or a leading or trailing space or tab (§8.2.1).
+
+    The octets are looked for as ints: CPython 3.11's bytes.__contains__ tries a bytes needle as an integer
+    first and formats a TypeError for it (~2000 instructions a test); an int goes straight to memchr."""
+    if _NUL in value or _CR in value or _LF in value:
         return True
     if not value:
         return False
@@ -82,7 +95,11 @@ def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> R
                 raise MalformedRequest(f"pseudo-header {name!r} has a bad value (RFC 9113 §8.2.1)")
             pseudo[name] = value
             continue
-        _check_field(name, value)
+        field = (name, value)
+        if field not in _GOOD_FIELDS:
+            _check_field(name, value)
+            if len(_GOOD_FIELDS) < MAX_FIELD_MEMO and len(name) + len(value) <= MAX_MEMO_FIELD_SIZE:
+                _GOOD_FIELDS.add(field)
         if name == b"cookie":
             # Cookie may arrive split into one field per crumb (§8.2.3); HTTP/1 wants one line.
             cookies.append(value)
@@ -95,7 +112,7 @@ def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> R
             if content_length is not None and content_length != value:
                 raise MalformedRequest("differing Content-Length fields (RFC 9110 §8.6)")
             content_length = value
-        headers.append((name, value))
+        headers.append(field)
     method = pseudo.get(b":method")
     if not method:
         raise MalformedRequest(":method missing (RFC 9113 §8.3.1)")
@@ -109,7 +126,7 @@ def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> R
         raise MalformedRequest(":scheme and :path are required (RFC 9113 §8.3.1)")
     if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
         raise MalformedRequest(":path must be origin-form, or '*' for OPTIONS (RFC 9113 §8.3.1)")
-    if authority is not None and b"@" in authority:
+    if authority is not None and authority.find(b"@") >= 0:
         raise MalformedRequest(":authority with userinfo (RFC 9113 §8.3.1)")
     if authority is not None and host is not None and host != authority:
         # "A server SHOULD treat a request as malformed if it contains a Host header field that identifies
