@@ -52,6 +52,12 @@ UNINDEXED_NAMES: Final = frozenset((b"content-length", b"etag", b"last-modified"
                                     b"content-range", b":path", b"expires", b"x-request-id"))
 # Values longer than this are sent without indexing: a large entry evicts many small ones.
 MAX_INDEXED_VALUE: Final = 256
+# A field sent without indexing under a static-table name encodes the same whatever the connection's state
+# (§6.2.2), and responses repeat them (content-length: 1234): their encodings are kept, at most
+# MAX_LITERAL_MEMO of up to MAX_MEMO_LITERAL_VALUE octets per process.
+MAX_LITERAL_MEMO: Final = 1024
+MAX_MEMO_LITERAL_VALUE: Final = 64
+_LITERALS: Final[dict[tuple[bytes, bytes], bytes]] = {}
 
 
 class HeaderDecoder:
@@ -228,6 +234,17 @@ class HeaderEncoder:
             _put_integer(out, index, 7, _INDEXED)  # §6.1
             return
         name_index = STATIC_NAMES.get(name, 0)
+        if name_index and name in UNINDEXED_NAMES:
+            literal = _LITERALS.get(field)
+            if literal is None:
+                encoded = bytearray()
+                _put_integer(encoded, name_index, 4, _WITHOUT_INDEXING)  # §6.2.2
+                _put_string(encoded, value)
+                literal = bytes(encoded)
+                if len(_LITERALS) < MAX_LITERAL_MEMO and len(value) <= MAX_MEMO_LITERAL_VALUE:
+                    _LITERALS[field] = literal
+            out += literal
+            return
         if not name_index:
             absolute = self._names.get(name)
             if absolute is not None:

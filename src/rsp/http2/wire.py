@@ -6,6 +6,7 @@ payload; each function appends one frame (or a header block's frames) to `out`.
 
 from __future__ import annotations
 
+import struct
 from typing import Final
 
 from rsp.http2 import codes
@@ -29,13 +30,12 @@ RST_STREAM_SIZE: Final = 4  # §6.4
 WINDOW_UPDATE_SIZE: Final = 4  # §6.9
 PRIORITY_SIZE: Final = 5  # §6.3 (and the priority fields of a HEADERS frame with the PRIORITY flag, §6.2)
 PRIORITY_FLAG: Final = 0x20  # HEADERS (§6.2)
+# The 9-octet frame header (§4.1) in one pack: the 24-bit length as its high octet and low 16 bits.
+_FRAME_HEADER: Final = struct.Struct(">BHBBL")
 
 
 def put_header(out: bytearray, length: int, kind: int, flags: int, stream_id: int) -> None:
-    out += length.to_bytes(3, "big")
-    out.append(kind)
-    out.append(flags)
-    out += stream_id.to_bytes(4, "big")
+    out += _FRAME_HEADER.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id)
 
 
 def put_data(out: bytearray, stream_id: int, data: bytes, end_stream: bool) -> None:
