@@ -101,3 +101,16 @@ class Http2ConnectionError(ProtocolError):
     def __init__(self, message: str, error_code: int) -> None:
         self.error_code = error_code
         super().__init__(message, 400)
+
+
+class HpackDecodingError(Http2ConnectionError):
+    """A header block that does not decode (RFC 7541): COMPRESSION_ERROR for the connection (RFC 9113 §4.3),
+    or the code given (ENHANCE_YOUR_CALM for a header list over the advertised limit)."""
+
+    def __init__(self, message: str, error_code: int = 0x9) -> None:
+        super().__init__(message, error_code)
+
+
+class MalformedRequest(ProtocolError):
+    """An HTTP/2 request or trailer section that breaks RFC 9113 §8 (a stream error of type PROTOCOL_ERROR,
+    rsp.http2.heads)."""

@@ -1,7 +1,7 @@
 """HTTP/2 header lists <-> rsp.pipeline's Request and Response (RFC 9113 §8).
 
-h2 runs with its own header validation off (its failures are connection errors; a malformed request is a
-stream error, RFC 9113 §8.1.1), so every rule of §8.2 and §8.3 a request must follow is checked here, and a
+rsp's frame layer (rsp.http2.core) decodes header blocks and leaves the fields to this module (a malformed
+request is a stream error, RFC 9113 §8.1.1), so every rule of §8.2 and §8.3 a request must follow is checked here, and a
 request that breaks one raises MalformedRequest: the connection resets that stream with PROTOCOL_ERROR.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from rsp.errors import ProtocolError
+from rsp.errors import MalformedRequest
 from rsp.pipeline.messages import NO_BODY, UNKNOWN_LENGTH, Header, Request, Response
 
 # Connection-specific fields (RFC 9113 §8.2.2): a request carrying one is malformed, and a response never
@@ -20,18 +20,53 @@ CONNECTION_SPECIFIC: Final = frozenset({b"connection", b"keep-alive", b"proxy-co
 REQUEST_PSEUDO: Final = frozenset({b":method", b":scheme", b":authority", b":path"})
 # A field name: lower-case token characters only (§8.2.1: upper case is malformed in HTTP/2).
 _NAME_OK: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
-# A field value: no NUL, CR or LF, no leading or trailing space or tab (§8.2.1).
-_VALUE_BAD: Final = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+# Names that passed _NAME_OK, so the next request's are a set lookup (clients repeat the same few dozen);
+# at most MAX_NAME_MEMO names of up to MAX_MEMO_NAME_LENGTH octets, a bounded memory per process.
+MAX_NAME_MEMO: Final = 1024
+MAX_MEMO_NAME_LENGTH: Final = 64
+_GOOD_NAMES: Final[set[bytes]] = set()
+# Whole fields that passed _check_field: a client repeats most of its fields on every request (and the HPACK
+# dynamic table hands back the same objects, hashes cached), so the next request's are one set lookup. At
+# most MAX_FIELD_MEMO fields of up to MAX_MEMO_FIELD_SIZE octets: a bounded memory per process, and a client
+# that fills it with junk only makes the checks run in full again.
+MAX_FIELD_MEMO: Final = 1024
+MAX_MEMO_FIELD_SIZE: Final = 256
+_GOOD_FIELDS: Final[set[tuple[bytes, bytes]]] = set()
+_SPACE: Final = 0x20
+_TAB: Final = 0x09
+_NUL: Final = 0x00
+_CR: Final = 0x0D
+_LF: Final = 0x0A
 
 
-class MalformedRequest(ProtocolError):
-    """A request or trailer section that breaks RFC 9113 §8 (a stream error of type PROTOCOL_ERROR)."""
+def _name_ok(name: bytes) -> bool:
+    if name in _GOOD_NAMES:
+        return True
+    if not _NAME_OK.match(name):
+        return False
+    if len(_GOOD_NAMES) < MAX_NAME_MEMO and len(name) <= MAX_MEMO_NAME_LENGTH:
+        _GOOD_NAMES.add(name)
+    return True
+
+
+def _value_bad(value: bytes) -> bool:
+    """A field value with NUL, CR or LF, or a leading or trailing space or tab (§8.2.1).
+
+    The octets are looked for as ints: CPython 3.11's bytes.__contains__ tries a bytes needle as an integer
+    first and formats a TypeError for it (~2000 instructions a test); an int goes straight to memchr."""
+    if _NUL in value or _CR in value or _LF in value:
+        return True
+    if not value:
+        return False
+    first = value[0]
+    last = value[-1]
+    return first in (_SPACE, _TAB) or last in (_SPACE, _TAB)
 
 
 def _check_field(name: bytes, value: bytes) -> None:
-    if not _NAME_OK.match(name):
+    if not _name_ok(name):
         raise MalformedRequest(f"field name {name[:40]!r} is not a lower-case token (RFC 9113 §8.2.1)")
-    if _VALUE_BAD.search(value):
+    if _value_bad(value):
         raise MalformedRequest(f"field {name!r} has a value with NUL, CR, LF or edge whitespace (§8.2.1)")
     if name in CONNECTION_SPECIFIC:
         raise MalformedRequest(f"connection-specific field {name!r} (RFC 9113 §8.2.2)")
@@ -56,11 +91,15 @@ def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> R
                 raise MalformedRequest(f"pseudo-header {name!r} is not a request one (RFC 9113 §8.3.1)")
             if name in pseudo:
                 raise MalformedRequest(f"pseudo-header {name!r} twice (RFC 9113 §8.3)")
-            if _VALUE_BAD.search(value):
+            if _value_bad(value):
                 raise MalformedRequest(f"pseudo-header {name!r} has a bad value (RFC 9113 §8.2.1)")
             pseudo[name] = value
             continue
-        _check_field(name, value)
+        field = (name, value)
+        if field not in _GOOD_FIELDS:
+            _check_field(name, value)
+            if len(_GOOD_FIELDS) < MAX_FIELD_MEMO and len(name) + len(value) <= MAX_MEMO_FIELD_SIZE:
+                _GOOD_FIELDS.add(field)
         if name == b"cookie":
             # Cookie may arrive split into one field per crumb (§8.2.3); HTTP/1 wants one line.
             cookies.append(value)
@@ -73,7 +112,7 @@ def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> R
             if content_length is not None and content_length != value:
                 raise MalformedRequest("differing Content-Length fields (RFC 9110 §8.6)")
             content_length = value
-        headers.append((name, value))
+        headers.append(field)
     method = pseudo.get(b":method")
     if not method:
         raise MalformedRequest(":method missing (RFC 9113 §8.3.1)")
@@ -87,7 +126,7 @@ def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> R
         raise MalformedRequest(":scheme and :path are required (RFC 9113 §8.3.1)")
     if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
         raise MalformedRequest(":path must be origin-form, or '*' for OPTIONS (RFC 9113 §8.3.1)")
-    if authority is not None and b"@" in authority:
+    if authority is not None and authority.find(b"@") >= 0:
         raise MalformedRequest(":authority with userinfo (RFC 9113 §8.3.1)")
     if authority is not None and host is not None and host != authority:
         # "A server SHOULD treat a request as malformed if it contains a Host header field that identifies

@@ -31,8 +31,8 @@ class Stream:
     the stream ends early).
     """
 
-    __slots__ = ("blocked_since", "end", "head_sent", "id", "paused", "pending", "pending_bytes", "request",
-                 "request_ended", "trailers", "unacked")
+    __slots__ = ("blocked_since", "end", "expected", "head_sent", "id", "paused", "pending", "pending_bytes",
+                 "received", "request", "request_ended", "trailers", "unacked")
 
     def __init__(self, stream_id: int, request: Request) -> None:
         self.id = stream_id
@@ -45,6 +45,10 @@ class Stream:
         self.paused = False
         self.blocked_since: float | None = None
         self.unacked = 0
+        # Request-body bytes received, and the Content-Length they must add up to (RFC 9113 §8.1.1; copied
+        # here, as the pipeline may change the request's own body_length).
+        self.received = 0
+        self.expected = request.body_length
         self.request_ended = False  # the client's END_STREAM came
 
     def take(self, window: int) -> bytes:

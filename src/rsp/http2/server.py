@@ -9,7 +9,8 @@
     conn.drain()                                     # graceful GOAWAY (reload, stop)
     sock.send(conn.data_to_send()); conn.closing     # after ConnectionEnded, flush and close
 
-Framing and HPACK are h2's; the frame gate (rsp.http2.frame_gate) reads frame headers first for the
+Framing and HPACK are rsp's own (rsp.http2.core, rsp.http2.hpack_codec; h2 is the client and oracle in
+tests/http2); the frame gate (rsp.http2.frame_gate) reads frame headers first for the
 limits h2 does not keep; the attack defences and where each default comes from are in docs/http2.md.
 """
 
@@ -17,14 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import h2.events as h2e
-from h2.connection import H2Connection
-from h2.exceptions import ProtocolError as H2ProtocolError
-from hyperframe.frame import GoAwayFrame
-
 from rsp.config.model import Http2Settings
-from rsp.errors import Http2ConnectionError
+from rsp.errors import Http2ConnectionError, MalformedRequest
 from rsp.http2 import codes
+from rsp.http2.core import FrameConnection
 from rsp.http2.events import (
     ConnectionEnded,
     Event,
@@ -36,9 +33,9 @@ from rsp.http2.events import (
 )
 from rsp.http2.flood import RESETS, FloodMeter, budgets
 from rsp.http2.frame_gate import FrameGate
-from rsp.http2.heads import MalformedRequest, build_request, check_trailers, response_fields, trailer_fields
+from rsp.http2.frames_in import DataIn, FrameEvent, HeadersIn, PingAcked, ResetIn, WindowOpened
+from rsp.http2.heads import build_request, check_trailers, response_fields, trailer_fields
 from rsp.http2.outbound import CONNECTION_HIGH_WATER, STREAM_HIGH_WATER, STREAM_LOW_WATER, Stream
-from rsp.http2.settings_h2 import new_h2_connection
 from rsp.pipeline.messages import Header, Response
 
 # A graceful shutdown sends GOAWAY(2^31-1) and a PING, then the final GOAWAY with the last stream id when
@@ -56,9 +53,8 @@ class ServerConnection:
         self._clock = clock
         self._scheme = scheme
         self._meter = FloodMeter(budgets(settings), settings.flood_interval, clock)
-        self._h2: H2Connection = new_h2_connection(settings)
+        self._core = FrameConnection(settings)
         self._gate = FrameGate(settings, self._meter, clock, stream_closed=self._stream_closed)
-        self._out = bytearray()  # frames rsp serialises itself (GOAWAY), in order with h2's
         self._streams: dict[int, Stream] = {}  # streams whose response has not ended
         self._waiting: dict[int, Stream] = {}  # streams with data the window or socket holds back
         self._paused: dict[int, Stream] = {}  # streams told to pause (send_data returned False)
@@ -81,15 +77,11 @@ class ServerConnection:
         events: list[Event] = []
         try:
             passed = self._gate.feed(data)
-            h2_events = self._h2.receive_data(passed) if passed else []
-            for ev in h2_events:
-                self._on_h2_event(ev, events)
+            frame_events = self._core.receive_data(passed) if passed else []
+            for ev in frame_events:
+                self._on_frame_event(ev, events)
         except Http2ConnectionError as exc:
             self._abort(exc.error_code, str(exc), events)
-            return events
-        except H2ProtocolError as exc:
-            # h2 has queued its GOAWAY already (its error code is the exception's).
-            self._end(str(exc) or type(exc).__name__, int(exc.error_code), events)
             return events
         for payload in self._gate.goaways:
             self._on_goaway(payload, events)
@@ -101,45 +93,48 @@ class ServerConnection:
 
     def _stream_closed(self, stream_id: int) -> bool:
         """A DATA frame on `stream_id` lands on a stream already closed: one rsp or the client reset, or
-        refused (not one whose request body is still open, nor an idle one: that is h2's protocol error)."""
-        return stream_id not in self._streams and 0 < stream_id <= self._h2.highest_inbound_stream_id
+        refused (not one whose request body is still open, nor an idle one: that is a protocol error)."""
+        return stream_id not in self._streams and 0 < stream_id <= self._core.highest_inbound_stream_id
 
-    def _on_h2_event(self, ev: h2e.Event, events: list[Event]) -> None:
-        if isinstance(ev, h2e.DataReceived):
+    def _on_frame_event(self, ev: FrameEvent, events: list[Event]) -> None:
+        if isinstance(ev, DataIn):
             self._on_data(ev, events)
-        elif isinstance(ev, h2e.RequestReceived):
+        elif isinstance(ev, HeadersIn) and not ev.trailers:
             self._on_request(ev, events)
-        elif isinstance(ev, h2e.TrailersReceived):
-            stream = self._streams.get(ev.stream_id or 0)
+        elif isinstance(ev, HeadersIn):
+            stream = self._streams.get(ev.stream_id)
             if stream is None:
                 return
             try:
-                trailers = check_trailers(list(ev.headers or []))
+                trailers = check_trailers(ev.fields)
             except MalformedRequest as exc:
                 self._refuse(stream.id, codes.PROTOCOL_ERROR, events, str(exc))
                 return
+            if _short_body(stream):
+                self._refuse(stream.id, codes.PROTOCOL_ERROR, events, "body shorter than Content-Length "
+                             "(RFC 9113 §8.1.1)")
+                return
             stream.request_ended = True
             events.append(RequestEnded(stream.id, trailers))
-        elif isinstance(ev, h2e.StreamReset):
+        elif isinstance(ev, ResetIn):
             self._on_reset(ev, events)
-        elif isinstance(ev, (h2e.WindowUpdated, h2e.RemoteSettingsChanged)):
+        elif isinstance(ev, WindowOpened):
             self._flush_all(events)
-        elif isinstance(ev, h2e.PingAckReceived) and ev.ping_data == DRAIN_PING and \
-                self._drain_started is not None:
+        elif isinstance(ev, PingAcked) and ev.payload == DRAIN_PING and self._drain_started is not None:
             self._final_goaway()
 
-    def _on_request(self, ev: h2e.RequestReceived, events: list[Event]) -> None:
-        sid = ev.stream_id or 0
-        ended = ev.stream_ended is not None
+    def _on_request(self, ev: HeadersIn, events: list[Event]) -> None:
+        sid = ev.stream_id
+        ended = ev.end_stream
         if self._last_stream is not None and sid > self._last_stream:
             # After our final GOAWAY: not processed, the client may retry it elsewhere (§6.8).
-            self._h2.reset_stream(sid, codes.REFUSED_STREAM)
+            self._core.reset_stream(sid, codes.REFUSED_STREAM)
             return
         if len(self._streams) >= self._settings.max_concurrent_streams:
             self._refuse(sid, codes.REFUSED_STREAM, events, "over SETTINGS_MAX_CONCURRENT_STREAMS")
             return
         try:
-            request = build_request(list(ev.headers or []), self._scheme, ended)
+            request = build_request(ev.fields, self._scheme, ended)
         except MalformedRequest as exc:
             self._refuse(sid, codes.PROTOCOL_ERROR, events, str(exc))
             return
@@ -163,42 +158,54 @@ class ServerConnection:
         stream = self._streams.pop(sid, None)
         self._waiting.pop(sid, None)
         self._paused.pop(sid, None)
-        self._h2.reset_stream(sid, code)
+        self._core.reset_stream(sid, code)
         if stream is not None:
             self._release(stream)
             events.append(StreamCancelled(sid, code, reason))
         self._meter.hit(RESETS)
 
-    def _on_data(self, ev: h2e.DataReceived, events: list[Event]) -> None:
-        sid = ev.stream_id or 0
-        data = ev.data or b""
-        flow = ev.flow_controlled_length or 0
+    def _on_data(self, ev: DataIn, events: list[Event]) -> None:
+        sid = ev.stream_id
+        data = ev.data
+        flow = ev.flow_length
         stream = self._streams.get(sid)
         if stream is None:
             # A stream rsp reset or refused: its bytes reopen the connection window at once.
             if flow:
-                self._h2.acknowledge_received_data(flow, sid)
+                self._core.acknowledge_received_data(flow, sid)
             return
         if flow > len(data):
             # Padding is flow-controlled (RFC 9113 §6.9.1) but is nobody's to take: returned now.
-            self._h2.acknowledge_received_data(flow - len(data), sid)
+            self._core.acknowledge_received_data(flow - len(data), sid)
         if data:
+            stream.received += len(data)
+            if 0 <= stream.expected < stream.received:
+                # More body than Content-Length said: malformed (RFC 9113 §8.1.1), and forwarded to an
+                # HTTP/1.1 backend it would be a smuggled request.
+                self._core.acknowledge_received_data(len(data), sid)
+                self._refuse(sid, codes.PROTOCOL_ERROR, events, "body longer than Content-Length "
+                             "(RFC 9113 §8.1.1)")
+                return
             stream.unacked += len(data)
             events.append(RequestData(sid, data))
-        if ev.stream_ended is not None:
+        if ev.end_stream:
+            if _short_body(stream):
+                self._refuse(sid, codes.PROTOCOL_ERROR, events, "body shorter than Content-Length "
+                             "(RFC 9113 §8.1.1)")
+                return
             stream.request_ended = True
             events.append(RequestEnded(sid, []))
 
-    def _on_reset(self, ev: h2e.StreamReset, events: list[Event]) -> None:
-        sid = ev.stream_id or 0
+    def _on_reset(self, ev: ResetIn, events: list[Event]) -> None:
+        sid = ev.stream_id
         stream = self._streams.pop(sid, None)
         self._waiting.pop(sid, None)
         self._paused.pop(sid, None)
         if stream is None:
             return
         self._release(stream)
-        code = int(ev.error_code or 0)
-        events.append(StreamCancelled(sid, code, "reset by the client"))
+        code = ev.error_code
+        events.append(StreamCancelled(sid, code, "stream error" if ev.local else "reset by the client"))
         # Reset before its response ended: the rapid-reset pattern (CVE-2023-44487) when it repeats.
         self._meter.hit(RESETS)
 
@@ -217,7 +224,7 @@ class ServerConnection:
         stream = self._streams.get(stream_id)
         if stream is None or self.closing:
             return
-        self._h2.send_headers(stream_id, response_fields(response))
+        self._core.send_headers(stream_id, response_fields(response))
         if response.status >= 200:
             stream.head_sent = True
 
@@ -255,19 +262,19 @@ class ServerConnection:
         if stream is None or self.closing:
             return
         self._release(stream)
-        self._h2.reset_stream(stream_id, code)
+        self._core.reset_stream(stream_id, code)
         self._maybe_finished([])
 
     def acknowledge(self, stream_id: int, size: int) -> None:
-        """The backend side took `size` bytes of this stream's request body: give the window back (h2 sends
-        WINDOW_UPDATE once half a window has been taken). Nothing is acknowledged on receipt, so a stream
-        whose backend is slow holds at most its own window (SETTINGS_INITIAL_WINDOW_SIZE)."""
+        """The backend side took `size` bytes of this stream's request body: give the window back
+        (rsp.http2.core sends WINDOW_UPDATE once half a window has been taken). Nothing is acknowledged on
+        receipt, so a stream whose backend is slow holds at most its own window (SETTINGS_INITIAL_WINDOW_SIZE)."""
         stream = self._streams.get(stream_id)
         if stream is None or size <= 0 or self.closing:
             return
         size = min(size, stream.unacked)
         stream.unacked -= size
-        self._h2.acknowledge_received_data(size, stream_id)
+        self._core.acknowledge_received_data(size, stream_id)
 
     def pause_output(self) -> None:
         """The socket's send buffer is full: stop framing data (the bytes would only queue in memory)."""
@@ -298,17 +305,17 @@ class ServerConnection:
 
     def _flush(self, stream: Stream) -> None:
         """Frame what the windows allow of this stream's data, then its end."""
-        h2 = self._h2
+        core = self._core
         sid = stream.id
         if self._output_paused_since is None:
             while stream.pending:
-                window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size)
+                window = min(core.local_flow_control_window(sid), core.max_outbound_frame_size)
                 if window <= 0:
                     break
                 chunk = stream.take(window)
                 self._buffered -= len(chunk)
                 last = stream.end and not stream.pending and not stream.trailers
-                h2.send_data(sid, chunk, end_stream=last)
+                core.send_data(sid, chunk, end_stream=last)
                 stream.blocked_since = None
                 if last:
                     self._finish(stream)
@@ -320,9 +327,9 @@ class ServerConnection:
             return
         if stream.end:
             if stream.trailers:
-                h2.send_headers(sid, trailer_fields(stream.trailers), end_stream=True)
+                core.send_headers(sid, trailer_fields(stream.trailers), end_stream=True)
             else:
-                h2.end_stream(sid)
+                core.end_stream(sid)
             self._finish(stream)
 
     def _finish(self, stream: Stream) -> None:
@@ -333,7 +340,7 @@ class ServerConnection:
         if not stream.request_ended:
             # The response is complete before the request (a 413, a redirect): ask the client to stop
             # sending its body, without error (RFC 9113 §8.1).
-            self._h2.reset_stream(stream.id, codes.NO_ERROR)
+            self._core.reset_stream(stream.id, codes.NO_ERROR)
 
     def _release(self, stream: Stream) -> None:
         """A stream is over: its unsent data and its unacknowledged request bytes are let go."""
@@ -341,7 +348,7 @@ class ServerConnection:
         stream.pending.clear()
         stream.pending_bytes = 0
         if stream.unacked:
-            self._h2.acknowledge_received_data(stream.unacked, stream.id)  # the connection window's part
+            self._core.acknowledge_received_data(stream.unacked, stream.id)  # the connection window's part
             stream.unacked = 0
         if not self._streams:
             self._idle_since = self._clock()
@@ -360,7 +367,7 @@ class ServerConnection:
             self._abort(codes.ENHANCE_YOUR_CALM, "header block not finished in time", events)
             return events
         if self._idle_since is not None and now - self._idle_since >= s.idle_timeout:
-            self._queue_goaway(self._h2.highest_inbound_stream_id, codes.NO_ERROR, b"idle")
+            self._queue_goaway(self._core.highest_inbound_stream_id, codes.NO_ERROR, b"idle")
             self._end("idle timeout", codes.NO_ERROR, events)
             return events
         if self._output_paused_since is not None and now - self._output_paused_since >= s.send_timeout:
@@ -368,7 +375,7 @@ class ServerConnection:
             return events
         for stream in list(self._waiting.values()):
             if stream.blocked_since is not None and now - stream.blocked_since >= s.send_timeout:
-                if self._h2.outbound_flow_control_window <= 0:
+                if self._core.outbound_flow_control_window <= 0:
                     # The whole connection's window is shut: nothing moves for any stream.
                     self._abort(codes.ENHANCE_YOUR_CALM, "send timeout: connection window closed", events)
                     return events
@@ -386,11 +393,11 @@ class ServerConnection:
             return
         self._drain_started = self._clock()
         self._queue_goaway(codes.MAX_STREAM_ID, codes.NO_ERROR, b"draining")
-        self._h2.ping(DRAIN_PING)
+        self._core.ping(DRAIN_PING)
 
     def _final_goaway(self) -> None:
         if self._last_stream is None:
-            self._last_stream = self._h2.highest_inbound_stream_id
+            self._last_stream = self._core.highest_inbound_stream_id
             self._queue_goaway(self._last_stream, codes.NO_ERROR, b"draining")
 
     def _maybe_finished(self, events: list[Event]) -> None:
@@ -398,14 +405,11 @@ class ServerConnection:
             self._end("finished after GOAWAY", codes.NO_ERROR, events)
 
     def _queue_goaway(self, last_stream: int, code: int, debug: bytes) -> None:
-        """A GOAWAY written by rsp, not h2: h2 moves to CLOSED on sending one and would refuse to send the
-        responses a graceful GOAWAY lets finish (§6.8)."""
-        self._out += self._h2.data_to_send()
-        frame = GoAwayFrame(0, last_stream_id=last_stream, error_code=code, additional_data=debug)
-        self._out += frame.serialize()
+        """GOAWAY: the streams up to `last_stream` may finish (a graceful one, §6.8), later ones are refused."""
+        self._core.send_goaway(last_stream, code, debug)
 
     def _abort(self, code: int, reason: str, events: list[Event]) -> None:
-        self._queue_goaway(self._h2.highest_inbound_stream_id, code, reason.encode()[:64])
+        self._queue_goaway(self._core.highest_inbound_stream_id, code, reason.encode()[:64])
         self._end(reason, code, events)
 
     def _end(self, reason: str, code: int, events: list[Event]) -> None:
@@ -426,11 +430,7 @@ class ServerConnection:
 
     def data_to_send(self) -> bytes:
         """The bytes to write to the client now."""
-        if self._out:
-            out = bytes(self._out) + self._h2.data_to_send()
-            self._out.clear()
-            return out
-        return self._h2.data_to_send()
+        return self._core.data_to_send()
 
     @property
     def open_streams(self) -> int:
@@ -443,6 +443,11 @@ class ServerConnection:
 
     def request_of(self, stream_id: int) -> Stream | None:
         return self._streams.get(stream_id)
+
+
+def _short_body(stream: Stream) -> bool:
+    """The request ends with fewer body bytes than its Content-Length (RFC 9113 §8.1.1)."""
+    return stream.expected > 0 and stream.received != stream.expected
 
 
 def _without_stillborn(events: list[Event]) -> list[Event]:

@@ -1,0 +1,277 @@
+"""HPACK (RFC 7541): rsp's own header block decoder and encoder, compiled with mypyc.
+
+    decoder = HeaderDecoder(max_table_size=4096, max_header_list_size=65536)
+    fields = decoder.decode(block)                 # [(name, value), ...] as bytes; raises HpackDecodingError
+    encoder = HeaderEncoder()
+    block = encoder.encode([(b":status", b"200"), ...])
+
+The `hpack` package does the same in pure Python at ~30 000 instructions per field (its per-bit-prefix
+Huffman dict, a memoryview slice per field, a logging call per field); this decoder reads the block in place.
+It stays the oracle: tests/http2/test_hpack_codec.py checks both directions against it.
+
+Bounds (HPACK bombs): the header list size (§4.1's entry sizes summed, RFC 9113 §6.5.2) is checked as each
+field is decoded, before it joins the list, so a block that references one large dynamic entry many times
+stops at the limit; integers stop at MAX_INTEGER_OCTETS continuation octets; a dynamic table size update
+above SETTINGS_HEADER_TABLE_SIZE is refused (§6.3).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rsp.errors import HpackDecodingError
+from rsp.http2 import huffman
+from rsp.http2.hpack_tables import (
+    DEFAULT_TABLE_SIZE,
+    ENTRY_OVERHEAD,
+    STATIC_FIELDS,
+    STATIC_NAMES,
+    DynamicTable,
+)
+
+# An integer (§5.1) of more continuation octets than this is refused: 4 of them carry 28 bits, past any
+# index, length or table size a header block of rsp's bounded size can mean.
+MAX_INTEGER_OCTETS: Final = 4
+# RFC 9113 §6.5.2 has no default for SETTINGS_MAX_HEADER_LIST_SIZE; rsp's listeners always set one.
+DEFAULT_MAX_HEADER_LIST_SIZE: Final = 65536
+ENHANCE_YOUR_CALM: Final = 0xB  # the code for a header list over the limit (as h2 answers it)
+
+# Field representations (§6): the first octet's pattern.
+_INDEXED: Final = 0x80  # §6.1, 7-bit index
+_INCREMENTAL: Final = 0x40  # §6.2.1, 6-bit name index
+_SIZE_UPDATE: Final = 0x20  # §6.3, 5-bit size
+_NEVER_INDEXED: Final = 0x10  # §6.2.3, 4-bit name index
+_WITHOUT_INDEXING: Final = 0x00  # §6.2.2, 4-bit name index
+_HUFFMAN: Final = 0x80  # §5.2, the H bit of a string's length
+
+# Fields the encoder never puts in the dynamic table: credentials are never indexed (§7.1.3, so an
+# intermediary does not index them either); values that change with every response would only evict the
+# fields that repeat.
+NEVER_INDEXED_NAMES: Final = frozenset((b"authorization", b"proxy-authorization", b"set-cookie"))
+UNINDEXED_NAMES: Final = frozenset((b"content-length", b"etag", b"last-modified", b"age", b"location",
+                                    b"content-range", b":path", b"expires", b"x-request-id"))
+# Values longer than this are sent without indexing: a large entry evicts many small ones.
+MAX_INDEXED_VALUE: Final = 256
+# A field sent without indexing under a static-table name encodes the same whatever the connection's state
+# (§6.2.2), and responses repeat them (content-length: 1234): their encodings are kept, at most
+# MAX_LITERAL_MEMO of up to MAX_MEMO_LITERAL_VALUE octets per process.
+MAX_LITERAL_MEMO: Final = 1024
+MAX_MEMO_LITERAL_VALUE: Final = 64
+_LITERALS: Final[dict[tuple[bytes, bytes], bytes]] = {}
+
+
+class HeaderDecoder:
+    """Decodes the header blocks of one connection direction in order (§2.2: the table is shared state).
+
+    `max_table_size`: our SETTINGS_HEADER_TABLE_SIZE, the most a size update may ask for (§4.2).
+    `max_header_list_size`: our SETTINGS_MAX_HEADER_LIST_SIZE, enforced while decoding.
+    """
+
+    __slots__ = ("max_header_list_size", "max_table_size", "table")
+
+    def __init__(self, max_table_size: int = DEFAULT_TABLE_SIZE,
+                 max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE) -> None:
+        self.table = DynamicTable(DEFAULT_TABLE_SIZE)
+        self.max_table_size = max_table_size
+        self.max_header_list_size = max_header_list_size
+
+    def decode(self, data: bytes) -> list[tuple[bytes, bytes]]:
+        """The fields of one complete header block, in order."""
+        fields: list[tuple[bytes, bytes]] = []
+        table = self.table
+        limit = self.max_header_list_size
+        list_size = 0
+        pos = 0
+        end = len(data)
+        while pos < end:
+            first = data[pos]
+            if first & _INDEXED:
+                index, pos = _integer(data, pos, end, 7)
+                field = table.get(index)
+                if field is None:
+                    raise HpackDecodingError(f"index {index} is not in the tables (RFC 7541 §2.3.3)")
+            elif first & _INCREMENTAL:
+                field, pos = self._literal(data, pos, end, 6)
+                table.add(field[0], field[1])
+            elif first & _SIZE_UPDATE:
+                # §4.2: only at the start of a block (before any field).
+                if fields:
+                    raise HpackDecodingError("dynamic table size update after a field (RFC 7541 §4.2)")
+                size, pos = _integer(data, pos, end, 5)
+                if size > self.max_table_size:
+                    raise HpackDecodingError(
+                        f"dynamic table size update to {size}, over {self.max_table_size} (RFC 7541 §6.3)")
+                table.set_max_size(size)
+                continue
+            else:
+                field, pos = self._literal(data, pos, end, 4)
+            list_size += len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
+            if list_size > limit:
+                raise HpackDecodingError(f"header list larger than {limit} octets (RFC 9113 §6.5.2)",
+                                         ENHANCE_YOUR_CALM)
+            fields.append(field)
+        if table.max_size > self.max_table_size:
+            # Our SETTINGS lowered the size and the peer's encoder has not said it took the change (§4.2).
+            raise HpackDecodingError("dynamic table larger than SETTINGS_HEADER_TABLE_SIZE (RFC 7541 §4.2)")
+        return fields
+
+    def _literal(self, data: bytes, pos: int, end: int, prefix: int) -> tuple[tuple[bytes, bytes], int]:
+        """A literal field (§6.2): an indexed or literal name, then a literal value."""
+        index, pos = _integer(data, pos, end, prefix)
+        if index:
+            named = self.table.get(index)
+            if named is None:
+                raise HpackDecodingError(f"name index {index} is not in the tables (RFC 7541 §2.3.3)")
+            name = named[0]
+        else:
+            name, pos = _string(data, pos, end)
+        value, pos = _string(data, pos, end)
+        return (name, value), pos
+
+
+def _integer(data: bytes, pos: int, end: int, prefix: int) -> tuple[int, int]:
+    """An integer with an N-bit prefix starting at data[pos] (§5.1): (value, position after it)."""
+    mask = (1 << prefix) - 1
+    value = data[pos] & mask
+    pos += 1
+    if value < mask:
+        return value, pos
+    shift = 0
+    for _ in range(MAX_INTEGER_OCTETS):
+        if pos >= end:
+            raise HpackDecodingError("header block ends inside an integer (RFC 7541 §5.1)")
+        octet = data[pos]
+        pos += 1
+        value += (octet & 0x7F) << shift
+        if not octet & 0x80:
+            return value, pos
+        shift += 7
+    raise HpackDecodingError(f"integer longer than {MAX_INTEGER_OCTETS} continuation octets (RFC 7541 §5.1)")
+
+
+def _string(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
+    """A string literal (§5.2): (its octets, Huffman-decoded when the H bit is set; position after it)."""
+    if pos >= end:
+        raise HpackDecodingError("header block ends before a string (RFC 7541 §5.2)")
+    coded = data[pos] & _HUFFMAN
+    length, pos = _integer(data, pos, end, 7)
+    stop = pos + length
+    if stop > end:
+        raise HpackDecodingError("string longer than the header block (RFC 7541 §5.2)")
+    if coded:
+        return huffman.decode(data, pos, stop), stop
+    return data[pos:stop], stop
+
+
+def _put_integer(out: bytearray, value: int, prefix: int, pattern: int) -> None:
+    """Append `value` with an N-bit prefix, the first octet's other bits being `pattern` (§5.1)."""
+    mask = (1 << prefix) - 1
+    if value < mask:
+        out.append(pattern | value)
+        return
+    out.append(pattern | mask)
+    value -= mask
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _put_string(out: bytearray, value: bytes) -> None:
+    """A string literal, Huffman-coded when that is shorter (§5.2)."""
+    coded = huffman.encoded_length(value)
+    if coded < len(value):
+        _put_integer(out, coded, 7, _HUFFMAN)
+        huffman.encode(value, out)
+    else:
+        _put_integer(out, len(value), 7, 0)
+        out += value
+
+
+class HeaderEncoder:
+    """Encodes the header blocks of one connection direction in order.
+
+    `set_max_table_size(n)`: the peer's SETTINGS_HEADER_TABLE_SIZE; the encoder uses at most that and
+    signals the change at the start of its next block (§4.2, §6.3).
+    """
+
+    __slots__ = ("_fields", "_names", "_pending_sizes", "table")
+
+    def __init__(self) -> None:
+        self.table = DynamicTable(DEFAULT_TABLE_SIZE)
+        self._fields: dict[tuple[bytes, bytes], int] = {}  # field -> absolute number in the dynamic table
+        self._names: dict[bytes, int] = {}  # name -> absolute number of its newest entry
+        self._pending_sizes: list[int] = []  # size updates to signal at the next block's start
+
+    def set_max_table_size(self, size: int) -> None:
+        if size == self.table.max_size and not self._pending_sizes:
+            return
+        # §4.2: the smallest size reached between two blocks is signalled, then the final one.
+        if self._pending_sizes:
+            smallest = min(self._pending_sizes[0], size)
+            self._pending_sizes = [smallest] if smallest == size else [smallest, size]
+        else:
+            self._pending_sizes = [size]
+        self._evicted(self.table.set_max_size(size))
+
+    def encode(self, fields: list[tuple[bytes, bytes]]) -> bytes:
+        out = bytearray()
+        for size in self._pending_sizes:
+            _put_integer(out, size, 5, _SIZE_UPDATE)
+        self._pending_sizes = []
+        for name, value in fields:
+            self._field(out, name, value)
+        return bytes(out)
+
+    def _field(self, out: bytearray, name: bytes, value: bytes) -> None:
+        field = (name, value)
+        index = STATIC_FIELDS.get(field, 0)
+        if not index:
+            absolute = self._fields.get(field)
+            if absolute is not None:
+                index = self.table.absolute_to_index(absolute)
+        if index:
+            _put_integer(out, index, 7, _INDEXED)  # §6.1
+            return
+        name_index = STATIC_NAMES.get(name, 0)
+        if name_index and name in UNINDEXED_NAMES:
+            literal = _LITERALS.get(field)
+            if literal is None:
+                encoded = bytearray()
+                _put_integer(encoded, name_index, 4, _WITHOUT_INDEXING)  # §6.2.2
+                _put_string(encoded, value)
+                literal = bytes(encoded)
+                if len(_LITERALS) < MAX_LITERAL_MEMO and len(value) <= MAX_MEMO_LITERAL_VALUE:
+                    _LITERALS[field] = literal
+            out += literal
+            return
+        if not name_index:
+            absolute = self._names.get(name)
+            if absolute is not None:
+                name_index = self.table.absolute_to_index(absolute)
+        if name in NEVER_INDEXED_NAMES:
+            _put_integer(out, name_index, 4, _NEVER_INDEXED)  # §6.2.3
+        elif name in UNINDEXED_NAMES or len(value) > MAX_INDEXED_VALUE:
+            _put_integer(out, name_index, 4, _WITHOUT_INDEXING)  # §6.2.2
+        else:
+            _put_integer(out, name_index, 6, _INCREMENTAL)  # §6.2.1
+            self._evicted(self.table.add(name, value))
+            if self.table.entries and self.table.entries[0] == field:
+                absolute = self.table.inserted - 1
+                self._fields[field] = absolute
+                self._names[name] = absolute
+        if not name_index:
+            _put_string(out, name)
+        _put_string(out, value)
+
+    def _evicted(self, fields: list[tuple[bytes, bytes]]) -> None:
+        """Forget evicted entries (a map entry is dropped only if no newer copy of it lives)."""
+        table = self.table
+        for field in fields:
+            absolute = self._fields.get(field)
+            if absolute is not None and not table.absolute_to_index(absolute):
+                del self._fields[field]
+            absolute = self._names.get(field[0])
+            if absolute is not None and not table.absolute_to_index(absolute):
+                del self._names[field[0]]
+

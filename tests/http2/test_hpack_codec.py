@@ -1,0 +1,171 @@
+"""rsp's HPACK (rsp.http2.hpack_codec, rsp.http2.huffman) against RFC 7541's examples and the `hpack` package
+as oracle, both directions, over sequences of blocks (the dynamic table is state shared across blocks)."""
+
+from __future__ import annotations
+
+import hpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rsp.errors import HpackDecodingError
+from rsp.http2 import huffman
+from rsp.http2.hpack_codec import HeaderDecoder, HeaderEncoder
+
+Fields = list[tuple[bytes, bytes]]
+
+REQUESTS: list[Fields] = [
+    [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"www.example.com")],
+    [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"www.example.com"),
+     (b"cache-control", b"no-cache")],
+    [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/index.html"),
+     (b":authority", b"www.example.com"), (b"custom-key", b"custom-value")],
+]
+RESPONSES: list[Fields] = [
+    [(b":status", b"302"), (b"cache-control", b"private"), (b"date", b"Mon, 21 Oct 2013 20:13:21 GMT"),
+     (b"location", b"https://www.example.com")],
+    [(b":status", b"307"), (b"cache-control", b"private"), (b"date", b"Mon, 21 Oct 2013 20:13:21 GMT"),
+     (b"location", b"https://www.example.com")],
+    [(b":status", b"200"), (b"cache-control", b"private"), (b"date", b"Mon, 21 Oct 2013 20:13:22 GMT"),
+     (b"location", b"https://www.example.com"), (b"content-encoding", b"gzip"),
+     (b"set-cookie", b"foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1")],
+]
+# RFC 7541 Appendix C.3 (requests, no Huffman), C.4 (requests, Huffman), C.6 (responses, Huffman, table 256).
+C3 = ["828684410f7777772e6578616d706c652e636f6d", "828684be58086e6f2d6361636865",
+      "828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565"]
+C4 = ["828684418cf1e3c2e5f23a6ba0ab90f4ff", "828684be5886a8eb10649cbf",
+      "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"]
+C6 = ["488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff6e919d29ad171863c78f0b97c8e9ae82ae43d3",
+      "4883640effc1c0bf",
+      "88c16196d07abe941054d444a8200595040b8166e084a62d1bffc05a839bd9ab77ad94e7821dd7f2e6c7b335dfdfcd5b3960d5af27087f"
+      "3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007"]
+
+
+@pytest.mark.parametrize(("blocks", "expected", "table_size"),
+                         [(C3, REQUESTS, 4096), (C4, REQUESTS, 4096), (C6, RESPONSES, 256)])
+def test_rfc7541_appendix_c(blocks: list[str], expected: list[Fields], table_size: int) -> None:
+    decoder = HeaderDecoder(max_table_size=table_size)
+    decoder.table.set_max_size(table_size)
+    for block, fields in zip(blocks, expected, strict=True):
+        assert decoder.decode(bytes.fromhex(block)) == fields
+    oracle = hpack.Decoder()
+    oracle.header_table_size = table_size
+    for block in blocks:
+        oracle.decode(bytes.fromhex(block), raw=True)
+    assert list(decoder.table.entries) == [tuple(e) for e in oracle.header_table.dynamic_entries]
+
+
+def test_rfc7541_c6_table_evicts_to_its_size() -> None:
+    decoder = HeaderDecoder(max_table_size=256)
+    decoder.table.set_max_size(256)
+    for block in C6:
+        decoder.decode(bytes.fromhex(block))
+    # C.6.3's table: three entries, 215 octets (the RFC's figure).
+    assert decoder.table.size == 215
+    assert [name for name, _ in decoder.table.entries] == [b"set-cookie", b"content-encoding", b"date"]
+
+
+names = st.sampled_from([b":status", b"content-type", b"date", b"server", b"x-custom", b"set-cookie",
+                         b"authorization", b"content-length", b"cache-control", b"vary"]) | \
+    st.binary(min_size=1, max_size=20)
+values = st.binary(max_size=40) | st.sampled_from([b"200", b"text/html", b"gzip", b"", b"x" * 300])
+blocks = st.lists(st.lists(st.tuples(names, values), max_size=12), min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(blocks, st.sampled_from([4096, 256, 0, 65536]))
+def test_our_encoder_decodes_with_hpack(sequence: list[Fields], table_size: int) -> None:
+    ours = HeaderEncoder()
+    ours.set_max_table_size(table_size)
+    oracle = hpack.Decoder()
+    oracle.max_allowed_table_size = max(table_size, 4096)
+    for fields in sequence:
+        decoded = oracle.decode(ours.encode(fields), raw=True)
+        assert [(bytes(n), bytes(v)) for n, v in decoded] == fields
+
+
+@settings(max_examples=200, deadline=None)
+@given(blocks, st.booleans())
+def test_hpack_encoder_decodes_with_ours(sequence: list[Fields], use_huffman: bool) -> None:
+    oracle = hpack.Encoder()
+    ours = HeaderDecoder(max_header_list_size=1 << 20)
+    for fields in sequence:
+        assert ours.decode(oracle.encode(fields, huffman=use_huffman)) == fields
+    assert list(ours.table.entries) == [tuple(e) for e in oracle.header_table.dynamic_entries]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_huffman_round_trip(data: bytes) -> None:
+    out = bytearray()
+    huffman.encode(data, out)
+    assert len(out) == huffman.encoded_length(data)
+    assert huffman.decode(bytes(out), 0, len(out)) == data
+    assert bytes(out) == hpack.Encoder().huffman_coder.encode(data)
+
+
+def test_huffman_rejects_bad_padding() -> None:
+    out = bytearray()
+    huffman.encode(b"a", out)  # 'a' is 5 bits: 3 bits of padding (ones)
+    with pytest.raises(HpackDecodingError):
+        huffman.decode(bytes([out[0] & 0xF8]), 0, 1)  # padding of zeros
+    with pytest.raises(HpackDecodingError):
+        huffman.decode(bytes(out) + b"\xff", 0, 2)  # 11 bits of padding (over 7)
+    with pytest.raises(HpackDecodingError):
+        huffman.decode(b"\xff\xff\xff\xff", 0, 4)  # EOS (30 ones) inside the string
+
+
+def test_table_size_change_is_signalled_and_followed() -> None:
+    encoder = HeaderEncoder()
+    decoder = HeaderDecoder(max_table_size=4096)
+    first = [(b"x-one", b"1"), (b"x-two", b"2")]
+    assert decoder.decode(encoder.encode(first)) == first
+    encoder.set_max_table_size(0)  # the peer's SETTINGS_HEADER_TABLE_SIZE went to 0 ...
+    encoder.set_max_table_size(100)  # ... then to 100 before the next block: both signalled (§4.2)
+    block = encoder.encode(first)
+    assert block[:2] == bytes([0x20, 0x3F])  # size update 0, then 100 (5-bit prefix, continued)
+    assert decoder.decode(block) == first
+    assert decoder.table.max_size == 100
+
+
+def test_size_update_over_the_setting_is_refused() -> None:
+    decoder = HeaderDecoder(max_table_size=4096)
+    with pytest.raises(HpackDecodingError):
+        decoder.decode(bytes([0x3F, 0xE2, 0x1F]))  # size update to 4097 (31 + 0x62 + 31 << 7)
+
+
+def test_size_update_after_a_field_is_refused() -> None:
+    with pytest.raises(HpackDecodingError):
+        HeaderDecoder().decode(bytes([0x82, 0x20]))
+
+
+@pytest.mark.parametrize("block", [
+    b"\x80",  # index 0 (§6.1)
+    b"\xbf\x7f",  # index 63 + 127 with an empty dynamic table
+    b"\x40\x85ab",  # string longer than the block
+    b"\xff\xff\xff\xff\xff\xff\x01",  # integer with too many continuation octets
+    b"\x40",  # block ends before the name
+])
+def test_malformed_blocks_are_refused(block: bytes) -> None:
+    with pytest.raises(HpackDecodingError) as caught:
+        HeaderDecoder().decode(block)
+    assert caught.value.error_code == 0x9  # COMPRESSION_ERROR (RFC 9113 §4.3)
+
+
+def test_hpack_bomb_stops_at_the_header_list_limit() -> None:
+    """One 4000-octet entry referenced over and over: refused when the list passes the limit, before the
+    references past it are read."""
+    big = (b"x-bomb", b"b" * 4000)
+    encoder = hpack.Encoder()
+    block = encoder.encode([big]) + bytes([0xBE]) * 10_000  # index 62: the entry just added
+    decoder = HeaderDecoder(max_header_list_size=16384)
+    with pytest.raises(HpackDecodingError) as caught:
+        decoder.decode(block)
+    assert caught.value.error_code == 0xB  # ENHANCE_YOUR_CALM
+
+
+def test_credentials_are_never_indexed() -> None:
+    encoder = HeaderEncoder()
+    block = encoder.encode([(b"authorization", b"Basic c2VjcmV0")])
+    assert block[0] & 0xF0 == 0x10  # §6.2.3 literal never indexed
+    assert not encoder.table.entries
