@@ -20,7 +20,8 @@ from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import HttpConn, http_config
 from support.payload import payload
 from support.rsp_process import RspProcess, free_port
-from support.stats_client import metrics, poll, stats_json, value
+from support.stats_client import metrics, stats_json, value
+from support.waiting import wait_until
 
 Start = Callable[..., Any]
 Run = Callable[..., RspProcess]
@@ -228,8 +229,8 @@ def test_metrics_count_http2_connections_and_streams(start_backend: Start, run_r
     with HttpConn(rsp.port) as conn:
         assert conn.request("GET", "/h1").status == 200
     listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "http"}
-    assert poll(lambda: value(metrics(stats_port), "rsp_listener_http_responses_total", code="2xx", **listener) == 4,
-                5.0)
+    assert wait_until(
+        lambda: value(metrics(stats_port), "rsp_listener_http_responses_total", code="2xx", **listener) == 4, 5.0)
     table = metrics(stats_port)
     assert value(table, "rsp_listener_connections_total", **listener) == 2  # one HTTP/2, one HTTP/1.1
     assert value(table, "rsp_listener_http2_connections_total", **listener) == 1

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from master.master_support import admin, eventually, serving_pids
+from master.master_support import admin, serving_pids
 from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import get
+from support.waiting import eventually
 
 Run = Callable[..., Any]
 Start = Callable[..., Any]

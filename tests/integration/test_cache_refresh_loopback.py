@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from master.master_support import eventually
 from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import get
+from support.waiting import eventually
 
 Run = Callable[..., Any]
 Start = Callable[..., Any]

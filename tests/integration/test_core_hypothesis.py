@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support.backends import EchoBackend, wait_until
+from support.backends import EchoBackend
 from support.client import connect
 from support.rsp_process import RspProcess, free_port, legacy_config
+from support.waiting import wait_until
 
 PAUSES = st.sampled_from([0.0, 0.0, 0.0, 0.001, 0.003, 0.01])
 WRITES = st.lists(st.tuples(st.binary(min_size=1, max_size=20_000), PAUSES), min_size=1, max_size=12)

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from support.backends import DrainBackend, EchoBackend, HttpHeadBackend, SizedBackend, SlowBackend, wait_until
+from support.backends import DrainBackend, EchoBackend, HttpHeadBackend, SizedBackend, SlowBackend
 from support.client import connect, echo_roundtrip, recv_exact, recv_to_eof, request, wait_closed
 from support.payload import digest, payload
 from support.rsp_process import LOG_LINE_RE, RspProcess, legacy_config
+from support.waiting import wait_until
 
 Run = Callable[..., RspProcess]
 Start = Callable[..., Any]

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from support.backends import wait_until
 from support.http_backends import HttpBackend, ReceivedRequest, Reply, describe
 from support.http_client import HttpConn, get, http_config
 from support.rsp_process import STARTED_RE, RspProcess, free_port
+from support.waiting import wait_until
 
 Start = Callable[..., Any]
 Run = Callable[..., RspProcess]

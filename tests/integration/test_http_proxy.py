@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from support.backends import wait_until
 from support.http_backends import HttpBackend, ReceivedRequest, Reply, describe
 from support.http_client import HttpConn, build_request, chunked, get, http_config
 from support.payload import digest, payload
 from support.rsp_process import RspProcess, free_port
+from support.waiting import wait_until
 
 Start = Callable[..., Any]
 Run = Callable[..., RspProcess]

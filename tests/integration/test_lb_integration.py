@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from support.backends import BackendServer, wait_until
+from support.backends import BackendServer
 from support.rsp_process import SUITE_WORKERS, RspProcess, free_port, rsp_command, with_workers
+from support.waiting import wait_until
 
 CLIENT_TIMEOUT = 5.0
 

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from master.master_support import admin, eventually
+from master.master_support import admin
 from support.backends import EchoBackend
 from support.rsp_process import legacy_config
 from support.stats_client import stats_json
+from support.waiting import eventually
 
 CONNECTIONS = 6
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from master.master_support import eventually
 from rsp.server import MAX_TICK
 from support.http_backends import HttpBackend
 from support.http_client import get, http_config
 from support.rsp_process import LOG_LINE_RE
+from support.waiting import eventually
 
 # The flush bound is MAX_TICK; a loaded 2-core machine may run the tick late by this much.
 SCHEDULING_SLACK = 2.0

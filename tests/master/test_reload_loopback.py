@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from master.load import Load
-from master.master_support import admin, eventually, serving_pids
+from master.master_support import admin, serving_pids
 from support.backends import EchoBackend
 from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import HttpConn, build_request, get, http_config
+from support.waiting import eventually
 
 Run = Callable[..., Any]
 Start = Callable[..., Any]

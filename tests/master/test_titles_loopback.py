@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from master.master_support import eventually
 from rsp.pidfile import read_pid_file
 from rsp.proctitle import title_of
 from support.backends import EchoBackend
 from support.rsp_process import legacy_config, run_cli
+from support.waiting import eventually
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_PID_FILE = "/run/rsp.pid"

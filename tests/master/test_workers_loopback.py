@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from master.master_support import admin, eventually, serving_pids
+from master.master_support import admin, serving_pids
 from support.http_backends import HttpBackend
 from support.http_client import get, http_config
 from support.stats_client import stats_json
+from support.waiting import eventually
 
 Run = Callable[..., Any]
 Start = Callable[..., Any]

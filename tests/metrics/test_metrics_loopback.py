@@ -14,7 +14,8 @@ from support.backends import EchoBackend
 from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import HttpConn, build_request, http_config, lua
 from support.rsp_process import RspProcess
-from support.stats_client import fetch, metrics, poll, stats_json, value
+from support.stats_client import fetch, metrics, stats_json, value
+from support.waiting import wait_until
 
 REQUESTS = 20
 FAILING = 5  # of REQUESTS, answered 500 by the backend
@@ -53,7 +54,7 @@ def test_http_traffic_matches_metrics(run_rsp: Callable[..., RspProcess], start_
 
     listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "http"}
     # The last exchange's counters land as its response is written: wait for the client side to settle.
-    assert poll(lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0
+    assert wait_until(lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0
                 and value(metrics(stats_port), "rsp_listener_connections", state="idle", **listener) == 0, 5.0)
     table = metrics(stats_port)
     web_alive = {"pool": "web", "backend": "web/1"}
@@ -114,7 +115,7 @@ def test_counters_summed_over_workers(run_rsp: Callable[..., RspProcess], start_
             assert conn.read_response().status == 200
         sent_bytes += len(request)
     listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "http"}
-    assert poll(lambda: value(metrics(stats_port), "rsp_listener_connections_total", **listener) == REQUESTS, 5.0)
+    assert wait_until(lambda: value(metrics(stats_port), "rsp_listener_connections_total", **listener) == REQUESTS, 5.0)
     table = metrics(stats_port)
     assert value(table, "rsp_workers") == 2
     assert value(table, "rsp_listener_received_bytes_total", **listener) == sent_bytes
@@ -150,7 +151,8 @@ def test_tcp_bytes_counted_while_open(run_rsp: Callable[..., RspProcess], start_
         assert value(table, "rsp_backend_received_bytes_total", **backend) == len(payload)
         assert value(table, "rsp_backend_connections", state="active", **backend) == 1
     # Closed: the relay's totals move into the counters, and nothing is counted twice.
-    assert poll(lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0, 5.0)
+    assert wait_until(
+        lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0, 5.0)
     table = metrics(stats_port)
     assert value(table, "rsp_listener_connections_total", **listener) == 1
     assert value(table, "rsp_listener_received_bytes_total", **listener) == len(payload)
@@ -222,7 +224,8 @@ def test_refusals_count_on_the_listener_only(run_rsp: Callable[..., RspProcess],
         conn.send(build_request("GET", "/fine"))
         assert conn.read_response().status == 200
     listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "http"}
-    assert poll(lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0, 5.0)
+    assert wait_until(
+        lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0, 5.0)
     table = metrics(stats_port)
     assert value(table, "rsp_listener_http_responses_total", code="4xx", **listener) == 1
     assert value(table, "rsp_listener_http_responses_total", code="2xx", **listener) == 1
@@ -241,7 +244,8 @@ def test_unserved_requests_count_on_the_pool(run_rsp: Callable[..., RspProcess],
         conn.send(build_request("GET", "/"))
         assert conn.read_response().status == 502
     listener = {"listener": f"127.0.0.1:{rsp.port}", "mode": "http"}
-    assert poll(lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0, 5.0)
+    assert wait_until(
+        lambda: value(metrics(stats_port), "rsp_listener_connections", state="active", **listener) == 0, 5.0)
     table = metrics(stats_port)
     assert value(table, "rsp_pool_unserved_http_requests_total", pool="default", code="5xx") == 1
     assert value(table, "rsp_listener_http_responses_total", code="5xx", **listener) == 1

@@ -19,7 +19,8 @@ from support.backends import EchoBackend
 from support.http_backends import HttpBackend
 from support.http_client import get, http_config, lua
 from support.rsp_process import RspProcess
-from support.stats_client import poll, stats_json
+from support.stats_client import stats_json
+from support.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/bootstrap); never `playwright install`
 REFRESH = 1.0
@@ -102,7 +103,7 @@ def test_page_shows_a_killed_backend_down(browser: Browser, run_rsp: Callable[..
             assert get(rsp.port, "/").status in (200, 502)  # some traffic for the rate and request columns
         # Kill the backend, then wait for the health check to see it (fall = 1).
         doomed.stop()
-        assert poll(lambda: stats_json(stats_port)["stats"]["pools"][0]["backends"][1]["state"] == "down", 10.0)
+        assert wait_until(lambda: stats_json(stats_port)["stats"]["pools"][0]["backends"][1]["state"] == "down", 10.0)
         seen = time.monotonic()
         # DOWN must be on the page within one refresh (plus the fetch's own time).
         page.wait_for_function(

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -240,11 +238,3 @@ class DrainBackend(BackendServer):
         conn.sendall(digest(data).encode() + b"\n" + payload(self.response_size))
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> bool:
-    """Poll `predicate` until it returns something true or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -47,12 +45,3 @@ def stats_json(port: int) -> dict[str, Any]:
     return document
 
 
-def poll(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Call `check` until it returns True or `timeout` seconds passed; its last answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
