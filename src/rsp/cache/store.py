@@ -84,8 +84,31 @@ def _failures(what: str) -> Iterator[None]:
         raise CacheStoreError(f"cache store {what}: {exc}") from exc
 
 
+# url -> its PREFIX bytes of SHA-256: a miss hashes its URI for the lookup, the claim and the put, and a hot
+# URI is looked up again and again; a digest costs about as much as a whole LMDB get (docs/performance.md).
+# Bounded in entries and in the URI lengths it keeps; emptied when full (like rsp.cache.dates' memo).
+_DIGESTS: dict[bytes, bytes] = {}
+DIGEST_MEMO_SIZE: Final = 1024
+DIGEST_MEMO_URL: Final = 512
+# The secondary key's hash of the usual case: no Vary.
+_NO_VARIANT: Final = hashlib.sha256(b"").digest()[:8]
+
+
+def url_prefix(url: bytes) -> bytes:
+    """The first PREFIX bytes of SHA-256(url): the key prefix every variant of `url` shares."""
+    found = _DIGESTS.get(url)
+    if found is not None:
+        return found
+    digest = hashlib.sha256(url).digest()[:PREFIX]
+    if len(url) <= DIGEST_MEMO_URL:
+        if len(_DIGESTS) >= DIGEST_MEMO_SIZE:
+            _DIGESTS.clear()
+        _DIGESTS[url] = digest
+    return digest
+
+
 def object_key(url: bytes, secondary: bytes) -> bytes:
-    return hashlib.sha256(url).digest()[:PREFIX] + hashlib.sha256(secondary).digest()[:8]
+    return url_prefix(url) + (hashlib.sha256(secondary).digest()[:8] if secondary else _NO_VARIANT)
 
 
 # This process's id, kept current across fork: the store asks on every lookup whether its handle was inherited
@@ -178,7 +201,7 @@ class CacheStore:
 
     def _lookup(self, url: bytes) -> list[StoredResponse]:
         env = self._env()
-        prefix = hashlib.sha256(url).digest()[:PREFIX]
+        prefix = url_prefix(url)
         out: list[StoredResponse] = []
         with env.begin(buffers=True) as txn:  # values as views of the map: decode copies each part once
             cursor = txn.cursor(self._objects)
@@ -221,6 +244,8 @@ class CacheStore:
         return _charge(key, value)
 
     def _evict(self, txn: lmdb.Transaction, used: int, target: int) -> int:
+        if used <= target:
+            return used  # the usual case: no cursor to open
         cursor = txn.cursor(self._lru)
         while used > target and cursor.first():
             lru_key = cursor.key()
@@ -237,8 +262,10 @@ class CacheStore:
     def put(self, entry: StoredResponse, unmark: bool = False) -> bool:
         """Store (or replace) the variant; False when it cannot fit at all. `unmark`: remove the URI's
         coalescing mark in the same transaction (the fetch that held it is done)."""
-        with _failures("write"):
+        try:  # not _failures(): a context manager costs more than a small write (every stored miss)
             stored = self._put(entry, unmark)
+        except lmdb.Error as exc:
+            raise CacheStoreError(f"cache store write: {exc}") from exc
         if unmark and not stored:
             self.release(entry.url, self.clock())
         return stored
@@ -327,19 +354,22 @@ class CacheStore:
     def claim(self, url: bytes, now: float, hold: float) -> int:
         """CLAIMED (the caller fetches; the mark holds for `hold` seconds at most, so a fetcher that dies
         never blocks the URI for longer), or BUSY / PASS when another caller's mark is in force."""
-        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
-        with _failures("write"), self._env().begin(write=True) as txn:
-            raw = txn.get(key, db=self._meta)
-            if raw is not None:
-                kind, until = _MARK_VALUE.unpack(raw)
-                if until > now:
-                    return int(kind)
-            txn.put(key, _MARK_VALUE.pack(BUSY, now + hold), db=self._meta)
+        key = _MARK + url_prefix(url)
+        try:  # not _failures(): every miss claims
+            with self._env().begin(write=True) as txn:
+                raw = txn.get(key, db=self._meta)
+                if raw is not None:
+                    kind, until = _MARK_VALUE.unpack(raw)
+                    if until > now:
+                        return int(kind)
+                txn.put(key, _MARK_VALUE.pack(BUSY, now + hold), db=self._meta)
+        except lmdb.Error as exc:
+            raise CacheStoreError(f"cache store write: {exc}") from exc
         return CLAIMED
 
     def mark(self, url: bytes, now: float) -> int:
         """NO_MARK, BUSY or PASS for `url` now (a read: waiters poll this)."""
-        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        key = _MARK + url_prefix(url)
         with _failures("read"), self._env().begin() as txn:
             raw = txn.get(key, db=self._meta)
         if raw is None:
@@ -349,7 +379,7 @@ class CacheStore:
 
     def release(self, url: bytes, now: float, pass_for: float = 0.0) -> None:
         """The fetch is over: remove the mark, or turn it into PASS for `pass_for` seconds."""
-        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        key = _MARK + url_prefix(url)
         with _failures("write"), self._env().begin(write=True) as txn:
             if pass_for > 0:
                 txn.put(key, _MARK_VALUE.pack(PASS, now + pass_for), db=self._meta)
@@ -383,7 +413,7 @@ class CacheStore:
             return self._delete(url)
 
     def _delete(self, url: bytes) -> int:
-        prefix = hashlib.sha256(url).digest()[:PREFIX]
+        prefix = url_prefix(url)
         removed = 0
         with self._env().begin(write=True) as txn:
             used = self._get_used(txn)
