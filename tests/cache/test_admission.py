@@ -74,3 +74,15 @@ def test_encode_round_trips_headers_selecting_and_an_empty_head() -> None:
         assert (back.headers, back.selecting, back.body) == (headers, entry.selecting, b"\n\x00body")
     with pytest.raises(ValueError):
         encode(StoredResponse(URL, 200, [], b"", selecting=((b"accept", b"a\nb"),)))
+
+
+def test_each_cache_control_line_keeps_its_own_reading() -> None:
+    """The parses of repeated lines are shared (a memo); each line still reads as itself."""
+    for _ in range(2):
+        revalidate = admitted([(b"Cache-Control", b"max-age=60, must-revalidate")])
+        plain = admitted([(b"Cache-Control", b"max-age=30")])
+        two_lines = admitted([(b"Cache-Control", b"max-age=30"), (b"Cache-Control", b"no-cache")])
+        assert revalidate is not None and plain is not None and two_lines is not None
+        assert (revalidate.lifetime, revalidate.flags) == (60.0, MUST_REVALIDATE)
+        assert (plain.lifetime, plain.flags) == (30.0, 0)
+        assert two_lines.flags == NO_CACHE

@@ -23,6 +23,26 @@ from rsp.pipeline.messages import Header, header_values
 NOT_STORED: Final = frozenset({b"age", b"content-length", b"set-cookie"})
 
 
+# A backend sends the same Cache-Control line on response after response: its parse (the CacheControl, read
+# only here, never handed out) is kept per line. Bounded; emptied when full (like rsp.cache.dates' memo).
+_PARSED: dict[bytes, CacheControl] = {}
+PARSED_MEMO_SIZE: Final = 256
+PARSED_MEMO_LINE: Final = 256
+
+
+def _response_cc(headers: list[Header]) -> CacheControl:
+    values = header_values(headers, b"cache-control")
+    if len(values) != 1 or len(values[0]) > PARSED_MEMO_LINE:
+        return parse_cache_control(values)
+    line = values[0]
+    cc = _PARSED.get(line)
+    if cc is None:
+        if len(_PARSED) >= PARSED_MEMO_SIZE:
+            _PARSED.clear()
+        cc = _PARSED[line] = parse_cache_control(values)
+    return cc
+
+
 def response_flags(cc: CacheControl) -> int:
     """The entry flags of a response's directives."""
     flags = 0
@@ -55,12 +75,14 @@ def admit(url: bytes, method: bytes, request_headers: list[Header], request_cc: 
     (rsp.cache.storable.refusal) or is known to be larger than `max_object` (`body_length` -1: unknown yet)."""
     if body_length > max_object:
         return None
-    cc = parse_cache_control(header_values(response_headers, b"cache-control"))
-    lifetime = freshness_lifetime(status, response_headers, cc, now, heuristic)
-    if refusal(method, status, request_headers, request_cc, response_headers, cc, lifetime,
-               cookies=cookies) is not None:
+    names = vary_names(response_headers)
+    if names is None:  # Vary: * (refusal's VARY_STAR, decided here once: refusal is told not to ask again)
         return None
-    names = vary_names(response_headers) or ()
+    cc = _response_cc(response_headers)
+    lifetime = freshness_lifetime(status, response_headers, cc, now, heuristic)
+    if refusal(method, status, request_headers, request_cc, response_headers, cc, lifetime, cookies=cookies,
+               vary_checked=True) is not None:
+        return None
     return StoredResponse(
         url, status, stored_headers(response_headers, cc, label), b"", reason=reason,
         selecting=selecting(request_headers, names) if names else (), request_time=request_time,

@@ -22,6 +22,10 @@ NO_CACHE: Final = 2  # unqualified no-cache: every reuse is validated first (§5
 # magic, status, flags, request_time, response_time, initial_age, lifetime, stamp, then the lengths of the
 # five variable parts: url, reason, headers, selecting, body.
 _FIXED: Final = struct.Struct("<4sHIddddQIIIII")
+# The stamp (the entry's LRU position, rsp.cache.store) sits at a fixed offset, so the store reads and rewrites
+# it without decoding the rest.
+_STAMP_AT: Final = struct.calcsize("<4sHIdddd")
+_STAMP_FIELD: Final = struct.Struct("<Q")
 # Field lines joined with LF, name and value split by NUL: neither byte can occur in a field (RFC 9110 §5.5,
 # and rsp's parser refuses both), so one C-level split decodes them. A selecting value is \x01value, or
 # \x00 for an absent field.
@@ -123,6 +127,21 @@ def decode(data: bytes | memoryview) -> StoredResponse:
     return StoredResponse(bytes(data[a:b]), status, _pairs(bytes(data[c:d])), bytes(data[e:]), reason=bytes(data[b:c]),
                           selecting=tuple(selecting), request_time=request_time, response_time=response_time,
                           initial_age=initial_age, lifetime=lifetime, flags=flags, stamp=stamp)
+
+
+def stamp_of(data: bytes | memoryview) -> int:
+    """The stamp of an encoded entry (its LRU position); CorruptEntry when it is not one."""
+    if len(data) < _FIXED.size or bytes(data[:4]) != MAGIC:
+        raise CorruptEntry("not an rsp cache entry")
+    stamp: int = _STAMP_FIELD.unpack_from(data, _STAMP_AT)[0]
+    return stamp
+
+
+def with_stamp(data: bytes | memoryview, stamp: int) -> bytes:
+    """A copy of an encoded entry with another stamp."""
+    out = bytearray(data)
+    _STAMP_FIELD.pack_into(out, _STAMP_AT, stamp)
+    return bytes(out)
 
 
 def url_of(data: bytes | memoryview) -> bytes:

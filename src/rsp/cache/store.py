@@ -9,8 +9,12 @@ Layout, in three named databases of the one environment:
   8 bytes of SHA-256(secondary key), so every variant of a URI shares a 16-byte prefix (one range scan finds
   them) and keys stay under LMDB's 511-byte limit however long the URI; the entry holds its full URI, and a
   prefix collision is checked against it.
-- `lru`: stamp (8 bytes, big-endian microseconds) + objkey -> b"": oldest first, the eviction order.
-- `meta`: b"used" -> the bytes charged for everything stored; objkey -> its stamp (to find its `lru` row).
+- `lru`: stamp (8 bytes, big-endian microseconds) + objkey -> b"": oldest first, the eviction order. The
+  entry's own stamp is in its value (rsp.cache.entry.stamp_of), so its `lru` row is found from the entry: a
+  put writes two rows (object, lru) besides the byte count, and a lookup reads only the objects. An `lru` row
+  whose entry holds another stamp is left over (from a store written before the stamp moved there, whose
+  `meta` rows objkey -> stamp are unused now): eviction drops such a row and keeps the entry.
+- `meta`: b"used" -> the bytes charged for everything stored; the coalescing marks.
 
 Size: `map_size` is the configured size, so the file can never grow past it; stored entries are charged
 their page-rounded size and kept under DATA_FRACTION of it (B-tree pages, copy-on-write and the freelist need
@@ -35,7 +39,7 @@ from typing import Final
 
 import lmdb
 
-from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode, url_of
+from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode, stamp_of, url_of, with_stamp
 from rsp.cache.vary import variant_key
 from rsp.errors import CacheStoreError, StartupError
 from rsp.logs import get_logger
@@ -105,6 +109,14 @@ def url_prefix(url: bytes) -> bytes:
             _DIGESTS.clear()
         _DIGESTS[url] = digest
     return digest
+
+
+def _owns(value: bytes | memoryview, lru_key: bytes) -> bool:
+    """Whether the `lru` row `lru_key` is the entry `value`'s own (not a row left over, see the docstring)."""
+    try:
+        return _STAMP.pack(stamp_of(value)) == lru_key[:_STAMP.size]
+    except CorruptEntry:
+        return True  # unreadable: evict it
 
 
 def object_key(url: bytes, secondary: bytes) -> bytes:
@@ -205,8 +217,8 @@ class CacheStore:
         out: list[StoredResponse] = []
         with env.begin(buffers=True) as txn:  # values as views of the map: decode copies each part once
             cursor = txn.cursor(self._objects)
-            if not cursor.set_range(prefix):
-                return out
+            if not cursor.set_range(prefix) or bytes(cursor.key()[:PREFIX]) != prefix:
+                return out  # a miss: no iterator, no value read
             for key, value in cursor:
                 if bytes(key[:PREFIX]) != prefix:
                     break
@@ -216,9 +228,7 @@ class CacheStore:
                     continue
                 if entry.url != url:
                     continue
-                raw = txn.get(bytes(key), db=self._meta)
-                entry.stamp = _STAMP.unpack(raw)[0] if raw is not None else 0
-                out.append(entry)
+                out.append(entry)  # its stamp decoded with it
         return out
 
     def used(self) -> int:
@@ -236,10 +246,10 @@ class CacheStore:
         return int(self.clock() * 1_000_000)
 
     def _remove(self, txn: lmdb.Transaction, key: bytes, value: bytes | memoryview) -> int:
-        raw = txn.get(key, db=self._meta)
-        if raw is not None:
-            txn.delete(bytes(raw) + key, db=self._lru)
-            txn.delete(key, db=self._meta)
+        try:
+            txn.delete(_STAMP.pack(stamp_of(value)) + key, db=self._lru)
+        except CorruptEntry:
+            pass  # no lru row can be found for it; eviction drops the row when it comes first
         txn.delete(key, db=self._objects)
         return _charge(key, value)
 
@@ -248,12 +258,11 @@ class CacheStore:
             return used  # the usual case: no cursor to open
         cursor = txn.cursor(self._lru)
         while used > target and cursor.first():
-            lru_key = cursor.key()
-            key = bytes(lru_key[_STAMP.size:])
+            lru_key = bytes(cursor.key())
+            key = lru_key[_STAMP.size:]
             value = txn.get(key, db=self._objects)
             cursor.delete()
-            txn.delete(key, db=self._meta)
-            if value is not None:
+            if value is not None and _owns(value, lru_key):
                 txn.delete(key, db=self._objects)
                 used -= _charge(key, value)
                 self.evicted += 1
@@ -293,10 +302,8 @@ class CacheStore:
                     if attempt:
                         used = self._evict(txn, used, int(self.budget * (1 - FULL_EVICT_SHARE)) - need)
                     used = self._evict(txn, used, self.budget - need)
-                    stamp = _STAMP.pack(entry.stamp)
                     txn.put(key, value, db=self._objects)
-                    txn.put(stamp + key, b"", db=self._lru)
-                    txn.put(key, stamp, db=self._meta)
+                    txn.put(_STAMP.pack(entry.stamp) + key, b"", db=self._lru)
                     txn.put(_USED, _STAMP.pack(used + need), db=self._meta)
                     if unmark:
                         txn.delete(_MARK + key[:PREFIX], db=self._meta)
@@ -313,9 +320,12 @@ class CacheStore:
             for key, value in cursor:
                 if bytes(key[:PREFIX]) != prefix:
                     break
-                raw = txn.get(key, db=self._meta)
                 key_bytes = bytes(key)
-                variants.append((bytes(raw) if raw is not None else b"", key_bytes, _charge(key_bytes, value)))
+                try:
+                    stamp = stamp_of(value)
+                except CorruptEntry:
+                    stamp = 0  # unreadable: the first to go
+                variants.append((_STAMP.pack(stamp), key_bytes, _charge(key_bytes, value)))
         variants.sort()
         for _, doomed, charge in variants[:max(0, len(variants) - MAX_VARIANTS + 1)]:
             stored = txn.get(doomed, db=self._objects)
@@ -340,13 +350,14 @@ class CacheStore:
     def _touch(self, entry: StoredResponse, now: int) -> None:
         key = object_key(entry.url, variant_key(entry.selecting))
         with self._env().begin(write=True) as txn:
-            raw = txn.get(key, db=self._meta)
-            if raw is None:  # evicted or replaced meanwhile
+            value = txn.get(key, db=self._objects)
+            if value is None or stamp_of(value) != entry.stamp:  # evicted, replaced or touched meanwhile
                 return
-            txn.delete(bytes(raw) + key, db=self._lru)
-            stamp = _STAMP.pack(now)
-            txn.put(stamp + key, b"", db=self._lru)
-            txn.put(key, stamp, db=self._meta)
+            # The entry is rewritten with its new stamp: at most once per LRU_INTERVAL per entry (one copy of
+            # its bytes), and in exchange neither a put nor a lookup touches a separate stamp row.
+            txn.delete(_STAMP.pack(entry.stamp) + key, db=self._lru)
+            txn.put(_STAMP.pack(now) + key, b"", db=self._lru)
+            txn.put(key, with_stamp(value, now), db=self._objects)
         entry.stamp = now
 
     # ---- coalescing markers (rsp.cache.cache_filter: one fetch per URI per machine) -------------------------
