@@ -14,7 +14,9 @@ from typing import Final
 from rsp.cache.vary import Selecting
 from rsp.pipeline.messages import Header
 
-MAGIC: Final = b"RSC1"
+# RSC2: field lines as one NUL-separated run of names and values (RSC1 had a line per field); an entry of
+# another version reads as CorruptEntry: a miss, dropped when evicted or purged (it is a cache).
+MAGIC: Final = b"RSC2"
 # flags
 MUST_REVALIDATE: Final = 1  # must-revalidate, proxy-revalidate or s-maxage (§4.2.4, §5.2.2.2, §5.2.2.8)
 NO_CACHE: Final = 2  # unqualified no-cache: every reuse is validated first (§5.2.2.4)
@@ -26,9 +28,9 @@ _FIXED: Final = struct.Struct("<4sHIddddQIIIII")
 # it without decoding the rest.
 _STAMP_AT: Final = struct.calcsize("<4sHIdddd")
 _STAMP_FIELD: Final = struct.Struct("<Q")
-# Field lines joined with LF, name and value split by NUL: neither byte can occur in a field (RFC 9110 §5.5,
-# and rsp's parser refuses both), so one C-level split decodes them. A selecting value is \x01value, or
-# \x00 for an absent field.
+# Field lines: names and values alternating, separated by NUL, which no field can hold (RFC 9110 §5.5, and
+# rsp's parser refuses it), so a count of NULs checks a whole head and one C-level split decodes it. A
+# selecting value (rare: Vary) is a line `name NUL (\x01value | \x00)`, lines joined with LF.
 _LINE: Final = b"\n"
 _SPLIT: Final = b"\x00"
 
@@ -72,10 +74,15 @@ def encode(entry: StoredResponse) -> bytes:
     """The entry's bytes; ValueError when a field holds LF or NUL (no parsed message does; such a response is
     simply not stored)."""
     fields = entry.headers
-    headers = _LINE.join([name + _SPLIT + value for name, value in fields])
-    # Each of the n lines holds one NUL (its separator) and n - 1 LFs join them: any other is inside a field.
-    # Two C-level counts instead of a pass over the fields in Python (this runs on every stored miss).
-    if headers.count(_SPLIT) != len(fields) or headers.count(_LINE) != max(len(fields) - 1, 0):
+    flat: list[bytes] = []
+    for name, value in fields:
+        flat.append(name)
+        flat.append(value)
+    headers = _SPLIT.join(flat)
+    # 2n - 1 NULs separate n names and n values: any other is inside a field. LF is refused too (no parsed
+    # field holds one, and a stored one could never be sent). C-level scans, not a pass in Python: this runs
+    # on every stored miss.
+    if headers.count(_SPLIT) != max(2 * len(fields) - 1, 0) or _LINE in headers:
         raise ValueError("a field holds LF or NUL")
     selecting = b""
     if entry.selecting:
@@ -91,6 +98,7 @@ def encode(entry: StoredResponse) -> bytes:
 
 
 def _pairs(blob: bytes) -> list[tuple[bytes, bytes]]:
+    """Selecting lines: `name NUL marker+value`, joined with LF."""
     if not blob:
         return []
     out = []
@@ -100,6 +108,16 @@ def _pairs(blob: bytes) -> list[tuple[bytes, bytes]]:
             raise CorruptEntry("a field line without its separator")
         out.append((name, value))
     return out
+
+
+def _fields(blob: bytes) -> list[tuple[bytes, bytes]]:
+    """Field lines: names and values alternating, NUL-separated."""
+    if not blob:
+        return []
+    parts = blob.split(_SPLIT)
+    if len(parts) % 2:
+        raise CorruptEntry("a field name without its value")
+    return [(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
 
 
 def decode(data: bytes | memoryview) -> StoredResponse:
@@ -124,7 +142,7 @@ def decode(data: bytes | memoryview) -> StoredResponse:
             selecting.append((name, value[1:]))
         else:
             raise CorruptEntry("a selecting value without its marker")
-    return StoredResponse(bytes(data[a:b]), status, _pairs(bytes(data[c:d])), bytes(data[e:]), reason=bytes(data[b:c]),
+    return StoredResponse(bytes(data[a:b]), status, _fields(bytes(data[c:d])), bytes(data[e:]), reason=bytes(data[b:c]),
                           selecting=tuple(selecting), request_time=request_time, response_time=response_time,
                           initial_age=initial_age, lifetime=lifetime, flags=flags, stamp=stamp)
 

@@ -368,12 +368,15 @@ class CacheStore:
         key = _MARK + url_prefix(url)
         try:  # not _failures(): every miss claims
             with self._env().begin(write=True) as txn:
+                mark = _MARK_VALUE.pack(BUSY, now + hold)
+                if txn.put(key, mark, db=self._meta, overwrite=False):
+                    return CLAIMED  # the usual case: no mark yet, one put and no get
                 raw = txn.get(key, db=self._meta)
                 if raw is not None:
                     kind, until = _MARK_VALUE.unpack(raw)
                     if until > now:
                         return int(kind)
-                txn.put(key, _MARK_VALUE.pack(BUSY, now + hold), db=self._meta)
+                txn.put(key, mark, db=self._meta)
         except lmdb.Error as exc:
             raise CacheStoreError(f"cache store write: {exc}") from exc
         return CLAIMED
