@@ -249,3 +249,15 @@ def test_a_left_over_lru_row_never_evicts_a_live_entry(tmp_path: Path) -> None:
     assert not store.lookup(b"http://a/fill0"), "the oldest entry was evicted instead"
     assert store.used() <= store.budget
     store.close()
+
+
+def test_an_entry_of_an_older_format_is_a_miss_and_purged(store: CacheStore) -> None:
+    from rsp.cache.store import object_key
+
+    url = b"http://a/old"
+    old = b"RSC1" + encode(entry(url))[4:]  # what an rsp before the RSC2 format left in a store
+    with store._env().begin(write=True) as txn:
+        txn.put(object_key(url, b""), old, db=store._objects)
+    assert store.lookup(url) == []
+    assert store.delete(url) == 1  # unreadable entries of the URI go with a purge
+    assert store.count() == 0
