@@ -123,26 +123,32 @@ def _fields(blob: bytes) -> list[tuple[bytes, bytes]]:
 def decode(data: bytes | memoryview) -> StoredResponse:
     """An entry from its bytes, or from LMDB's buffer (then every part is copied out once, the body included,
     while the read transaction is still open)."""
-    if len(data) < _FIXED.size or bytes(data[:4]) != MAGIC:
+    if len(data) < _FIXED.size:
         raise CorruptEntry("not an rsp cache entry")
-    (_, status, flags, request_time, response_time, initial_age, lifetime, stamp, n_url, n_reason, n_headers,
+    (magic, status, flags, request_time, response_time, initial_age, lifetime, stamp, n_url, n_reason, n_headers,
      n_selecting, n_body) = _FIXED.unpack_from(data)
-    a = _FIXED.size
-    b = a + n_url
-    c = b + n_reason
-    d = c + n_headers
-    e = d + n_selecting
+    if magic != MAGIC:
+        raise CorruptEntry("not an rsp cache entry")
+    e = _FIXED.size + n_url + n_reason + n_headers + n_selecting
     if e + n_body != len(data):
         raise CorruptEntry("lengths do not add up")
+    # Two copies out of the buffer, the head and the body; the head's parts are then sliced from bytes (a
+    # compiled slice each, where a slice of the buffer costs a view object and a bytes() call: every hit).
+    head = bytes(data[:e])
+    body = bytes(data[e:])
+    b = _FIXED.size + n_url
+    c = b + n_reason
+    d = c + n_headers
     selecting: list[tuple[bytes, bytes | None]] = []
-    for name, value in _pairs(bytes(data[d:e])):
-        if value[:1] == b"\x00":
-            selecting.append((name, None))
-        elif value[:1] == b"\x01":
-            selecting.append((name, value[1:]))
-        else:
-            raise CorruptEntry("a selecting value without its marker")
-    return StoredResponse(bytes(data[a:b]), status, _fields(bytes(data[c:d])), bytes(data[e:]), reason=bytes(data[b:c]),
+    if n_selecting:
+        for name, value in _pairs(head[d:e]):
+            if value[:1] == b"\x00":
+                selecting.append((name, None))
+            elif value[:1] == b"\x01":
+                selecting.append((name, value[1:]))
+            else:
+                raise CorruptEntry("a selecting value without its marker")
+    return StoredResponse(head[_FIXED.size:b], status, _fields(head[c:d]), body, reason=head[b:c],
                           selecting=tuple(selecting), request_time=request_time, response_time=response_time,
                           initial_age=initial_age, lifetime=lifetime, flags=flags, stamp=stamp)
 
