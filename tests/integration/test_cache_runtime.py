@@ -35,7 +35,7 @@ class Versions:
 
 
 def start(run_rsp: Run, start_backend: Start, free_port: Port, tmp_path: Path,
-          stats_port: int | None = None) -> tuple[int, str, Versions]:
+          stats_port: int | None = None, workers: int = 2) -> tuple[int, str, Versions]:
     versions = Versions()
     backend = start_backend(HttpBackend, handler=versions)
     port, sock = free_port(), str(tmp_path / "admin.sock")
@@ -44,7 +44,7 @@ def start(run_rsp: Run, start_backend: Start, free_port: Port, tmp_path: Path,
             f'backends = {{ "127.0.0.1:{backend.port}" }}\n'
             'http = { access_log = "off" }\n'
             f'caches = {{ pages = {{ size = "16m", path = "{tmp_path / "pages.lmdb"}" }} }}\n'
-            f'workers = 2\nadmin_socket = "{sock}"\n{stats}')
+            f'workers = {workers}\nadmin_socket = "{sock}"\n{stats}')
     return port, sock, versions
 
 
@@ -84,6 +84,16 @@ def test_purge_over_the_admin_socket_is_a_miss_in_both_workers(run_rsp: Run, sta
     assert versions.fetched.count("/p") == 2
     assert admin(sock, "cache purge http://example.com/p") == {"pages": {"purged": 1}}
     assert admin(sock, "cache purge http://example.com/p") == {"pages": {"purged": 0}}
+
+
+def test_the_same_commands_with_one_worker(run_rsp: Run, start_backend: Start, free_port: Port,
+                                           tmp_path: Path) -> None:
+    port, sock, _ = start(run_rsp, start_backend, free_port, tmp_path, workers=1)
+    assert [get(port, "/one").body for _ in range(3)] == [b"v1 /one\n"] * 3
+    stats = admin(sock, "cache stats")["pages"]
+    assert (stats["entries"], stats["counters"]["hits"], len(stats["workers"])) == (1, 2, 1)
+    assert admin(sock, "cache purge http://example.com/one") == {"pages": {"purged": 1}}
+    assert get(port, "/one").body == b"v2 /one\n"
 
 
 def test_ban_by_prefix_and_regex_over_the_admin_socket(run_rsp: Run, start_backend: Start, free_port: Port,
