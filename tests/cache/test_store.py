@@ -207,3 +207,57 @@ def test_coalescing_marks(store: CacheStore) -> None:
     store.release(url, 110.0, pass_for=10.0)
     assert store.mark(url, 115.0) == PASS and store.claim(url, 115.0, 5.0) == PASS
     assert store.mark(url, 121.0) == NO_MARK
+
+
+def test_a_touch_rewrites_the_stamp_in_the_entry_and_a_stale_handle_does_nothing(store: CacheStore) -> None:
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    assert store.put(entry(b"http://a/t"))
+    first = store.lookup(b"http://a/t")[0]
+    clock.t += LRU_INTERVAL + 1
+    store.touch(first)
+    again = store.lookup(b"http://a/t")[0]
+    assert again.stamp == first.stamp == int(clock.t * 1_000_000)  # the stored entry carries its new stamp
+    assert (again.body, again.headers) == (b"hello", entry(b"x").headers)
+    stale = decode(encode(again))
+    stale.stamp -= 1  # a handle read before another worker touched or replaced the entry
+    clock.t += LRU_INTERVAL + 1
+    store.touch(stale)
+    assert store.lookup(b"http://a/t")[0].stamp == again.stamp
+
+
+def test_a_left_over_lru_row_never_evicts_a_live_entry(tmp_path: Path) -> None:
+    """A store written before the stamp moved into the entry keeps lru rows the entries no longer name;
+    eviction drops such a row and the entry it points at stays until its own row comes up."""
+    from rsp.cache.store import object_key  # the key layout, to forge the left-over row
+
+    clock = Clock()
+    store = CacheStore(str(tmp_path / "small.lmdb"), 1 * MIB, clock=clock)
+    body = b"x" * 100_000
+    capacity = store.budget // len(body)
+    for i in range(capacity - 1):
+        clock.t += 1
+        assert store.put(entry(f"http://a/fill{i}".encode(), body))
+    clock.t += 1
+    assert store.put(entry(b"http://a/keep", body))  # the youngest entry, with a forged row older than all
+    with store._env().begin(write=True) as txn:
+        txn.put(b"\x00" * 8 + object_key(b"http://a/keep", b""), b"", db=store._lru)
+    for i in range(2):
+        clock.t += 1
+        assert store.put(entry(f"http://a/more{i}".encode(), body))
+    assert store.lookup(b"http://a/keep"), "a left-over row evicted a live entry"
+    assert not store.lookup(b"http://a/fill0"), "the oldest entry was evicted instead"
+    assert store.used() <= store.budget
+    store.close()
+
+
+def test_an_entry_of_an_older_format_is_a_miss_and_purged(store: CacheStore) -> None:
+    from rsp.cache.store import object_key
+
+    url = b"http://a/old"
+    old = b"RSC1" + encode(entry(url))[4:]  # what an rsp before the RSC2 format left in a store
+    with store._env().begin(write=True) as txn:
+        txn.put(object_key(url, b""), old, db=store._objects)
+    assert store.lookup(url) == []
+    assert store.delete(url) == 1  # unreadable entries of the URI go with a purge
+    assert store.count() == 0

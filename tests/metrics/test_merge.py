@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
@@ -84,7 +85,22 @@ def test_single_snapshot_is_itself() -> None:
 
 
 def test_empty() -> None:
-    assert merge([]) == {"pids": [], "time": 0.0, "listeners": [], "pools": []}
+    assert merge([]) == {"pids": [], "time": 0.0, "listeners": [], "pools": [], "caches": {}}
+
+
+def test_cache_counters_are_summed_and_the_store_taken_once() -> None:
+    def cache(hits: int, evicted: int, entries: int) -> dict[str, Any]:
+        return {"name": "pages", "hits": hits, "misses": 1, "stored": 1,
+                "store": {"evicted_here": evicted, "bytes": 4096 * entries, "entries": entries, "budget": 9000}}
+
+    one, two = snap(1, []), snap(2, [])
+    one["caches"] = {"pages": cache(3, 1, 5)}
+    two["caches"] = {"pages": cache(4, 2, 6), "other": cache(1, 0, 1)}  # a reload's new cache: one worker
+    merged = merge([one, two])["caches"]
+    assert merged["pages"] == {"name": "pages", "hits": 7, "misses": 2, "stored": 2,
+                               "store": {"evicted_here": 3, "bytes": 4096 * 5, "entries": 5, "budget": 9000}}
+    assert merged["other"]["hits"] == 1
+    assert one["caches"]["pages"]["hits"] == 3  # inputs untouched
 
 
 def test_different_buckets_are_refused() -> None:

@@ -99,3 +99,22 @@ def test_label_escaping_reads_back() -> None:
     assert 'backend="we\\"ird\\\\name\\nline <b>"' in text
     table = samples(text)
     assert value(table, "rsp_backend_http_requests_total", pool="web", backend=nasty, code="2xx") == 2
+
+
+def test_cache_families_only_with_a_cache_and_without_store_figures_when_it_failed() -> None:
+    plain = render(merge([snap(1, [backend("a")])]), MACHINE)
+    assert "rsp_cache_" not in plain
+    one, two = snap(1, [backend("a")]), snap(2, [backend("a")])
+    one["caches"] = {"pages": {"name": "pages", "hits": 2, "misses": 1, "stored": 1,
+                               "store": {"evicted_here": 1, "bytes": 8192, "entries": 2, "budget": 60000}}}
+    two["caches"] = {"pages": {"name": "pages", "hits": 5, "misses": 0, "stored": 0,
+                               "store": {"evicted_here": 0, "error": "CacheStoreError: gone"}}}
+    table = samples(render(merge([one, two]), MACHINE))
+    assert value(table, "rsp_cache_hits_total", cache="pages") == 7
+    assert value(table, "rsp_cache_stores_total", cache="pages") == 1
+    assert value(table, "rsp_cache_evictions_total", cache="pages") == 1
+    assert value(table, "rsp_cache_stale_total", cache="pages") == 0  # a field no worker reported: 0
+    assert value(table, "rsp_cache_objects", cache="pages") == 2  # the first worker's store figures
+    broken = samples(render(merge([two]), MACHINE))
+    assert ("rsp_cache_objects", frozenset({("cache", "pages")})) not in broken
+    assert value(broken, "rsp_cache_hits_total", cache="pages") == 5

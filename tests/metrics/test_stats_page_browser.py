@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request, sync_playwright
 
 from support.backends import EchoBackend
-from support.http_backends import HttpBackend
+from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import get, http_config, lua
 from support.rsp_process import RspProcess
 from support.stats_client import stats_json
@@ -99,6 +100,7 @@ def test_page_shows_a_killed_backend_down(browser: Browser, run_rsp: Callable[..
         assert row(page, 1).get_attribute("data-backend") == HOSTILE_NAME
         assert page.evaluate("window.__xss") is None
         assert page.locator("img").count() == 0
+        assert page.locator("#caches-box").is_hidden()  # no cache configured: no empty Caches table
         for _ in range(4):
             assert get(rsp.port, "/").status in (200, 502)  # some traffic for the rate and request columns
         # Kill the backend, then wait for the health check to see it (fall = 1).
@@ -146,3 +148,41 @@ def test_phone_viewport_has_no_horizontal_scroll(browser: Browser, run_rsp: Call
         assert problems.items == []
     finally:
         context.close()
+
+
+def test_page_shows_the_cache_figures(browser: Browser, run_rsp: Callable[..., RspProcess],
+                                      start_backend: Callable[..., Any], free_port: Callable[..., int],
+                                      tmp_path: Path) -> None:
+    def cacheable(req: ReceivedRequest) -> Reply:
+        return Reply(headers=[("Cache-Control", "max-age=300")], body=b"cached page\n")
+
+    web = start_backend(HttpBackend, handler=cacheable)
+    stats_port = free_port()
+    caches = {"pages": {"size": "4m", "path": str(tmp_path / "pages.lmdb")}}
+    routes = [{"path": "/", "pool": "default", "cache": "pages"}]
+    rsp = run_rsp(http_config(free_port(), [web.port], routes=routes,
+                              extra=f"caches = {lua(caches)}\n"
+                                    f"stats = {lua({'listen': f'127.0.0.1:{stats_port}', 'refresh': REFRESH})}"))
+    labels = [get(rsp.port, "/page").header("X-Cache") for _ in range(4)]
+    assert labels == ["MISS", "HIT", "HIT", "HIT"]
+    page = browser.new_page()
+    problems = PageProblems(page)
+    try:
+        page.goto(f"http://127.0.0.1:{stats_port}/", wait_until="load")
+        page.wait_for_selector('tr[data-cache="pages"]', timeout=10_000)
+        assert page.locator("#caches-box").is_visible()
+
+        def shown(label: str) -> str:
+            return str(page.locator(f'tr[data-cache="pages"] td[data-label="{label}"]').text_content())
+
+        assert (shown("Hits"), shown("Misses"), shown("Stores"), shown("Objects")) == ("3", "1", "1", "1")
+        assert shown("Hit ratio") == "75.0 %"
+        assert shown("Stored").endswith("B") and shown("Budget") == "2.4 MiB"  # 60 % of 4 MiB
+        # The page follows new traffic at its next refresh.
+        assert get(rsp.port, "/page").header("X-Cache") == "HIT"
+        page.wait_for_function(
+            "() => document.querySelector('tr[data-cache=\"pages\"] td[data-label=\"Hits\"]').textContent === '4'",
+            timeout=(REFRESH * 2 + 2) * 1000)
+        assert problems.items == []
+    finally:
+        page.close()

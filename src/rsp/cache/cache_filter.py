@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
+from rsp.cache.admission import NOT_STORED, admit, response_flags
 from rsp.cache.conditional import (
     CLIENT_VALIDATORS,
     ORIGIN_ONLY,
@@ -41,15 +42,14 @@ from rsp.cache.conditional import (
 from rsp.cache.directives import CacheControl, parse_cache_control, request_cache_control
 from rsp.cache.entry import MUST_REVALIDATE, StoredResponse, primary_key
 from rsp.cache.exchange_state import POLL_FIRST as POLL_FIRST  # (with the other coalescing figures, below)
-from rsp.cache.exchange_state import ExchangeState, response_flags, steer
+from rsp.cache.exchange_state import ExchangeState, steer
 from rsp.cache.freshen import head_contradicts, merge_headers, selects
 from rsp.cache.freshness import current_age, freshness_lifetime, initial_age
 from rsp.cache.invalidation import SAFE_METHODS, invalidated
 from rsp.cache.reuse import FRESH, VALIDATE, reuse, while_revalidating
 from rsp.cache.stats import CacheStats
-from rsp.cache.storable import refusal
 from rsp.cache.store import BUSY, CLAIMED, CacheStore
-from rsp.cache.vary import matches, selecting, vary_names
+from rsp.cache.vary import matches
 from rsp.cache.waiting_list import Admit, WaitingList
 from rsp.config.model import CacheSettings
 from rsp.errors import CacheStoreError
@@ -95,9 +95,6 @@ _FRESHENED: Final = 3
 _BYPASS: Final = 4
 _INVALIDATE: Final = 5
 _WAITING: Final = 6  # suspended until another fetch of the URI ends
-# Fields never stored: Age is computed on every hit (§4.2.3), Content-Length is the codec's (from the
-# stored body), Set-Cookie belongs to the one client whose request fetched the response.
-NOT_STORED: Final = frozenset({b"age", b"content-length", b"set-cookie"})
 
 _log = get_logger()
 
@@ -416,28 +413,18 @@ class CacheFilter(Filter):
         state.body = body if exchange.request.method != b"HEAD" else b""
         state.kind = _FRESHENED  # body_filter emits state.body
 
-    def _stored_headers(self, headers: list[Header], cc: CacheControl) -> list[Header]:
-        drop = NOT_STORED | cc.no_cache_fields | cc.private_fields | {self.header}
-        return [(k, v) for k, v in headers if k.lower() not in drop]
-
     def _consider(self, exchange: ExchangeView, state: ExchangeState, now: float) -> None:
-        request, response = exchange.request, exchange.response
-        assert response is not None
-        cc = parse_cache_control(header_values(response.headers, b"cache-control"))
+        """Start collecting the response for the store when it may be stored (rsp.cache.admission, compiled);
+        a handler's no-store refuses it and its TTL stands for the response's freshness lifetime."""
         if state.no_store:
             return
-        lifetime = (state.ttl if state.ttl is not None
-                    else freshness_lifetime(response.status, response.headers, cc, now, self.settings.heuristic))
-        why = refusal(request.method, response.status, request.headers, state.request_cc, response.headers, cc,
-                      lifetime, cookies=self.settings.cookies)
-        if why is not None or response.body_length > self.settings.max_object:
-            return
-        names = vary_names(response.headers) or ()
-        state.pending = StoredResponse(
-            state.url, response.status, self._stored_headers(response.headers, cc), b"", reason=response.reason,
-            selecting=selecting(request.headers, names), request_time=state.request_time, response_time=now,
-            initial_age=initial_age(response.headers, state.request_time, now), lifetime=lifetime,
-            flags=response_flags(cc))
+        request, response = exchange.request, exchange.response
+        assert response is not None
+        settings = self.settings
+        state.pending = admit(state.url, request.method, request.headers, state.request_cc, response.status,
+                              response.reason, response.headers, response.body_length, state.request_time, now,
+                              heuristic=settings.heuristic, cookies=settings.cookies,
+                              max_object=settings.max_object, label=self.header, ttl=state.ttl)
 
     def _update(self, state: ExchangeState, entry: StoredResponse, newer: list[Header], now: float) -> StoredResponse:
         """The stored response with `newer`'s fields (§3.2) and new times, written back."""

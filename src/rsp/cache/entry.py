@@ -14,7 +14,9 @@ from typing import Final
 from rsp.cache.vary import Selecting
 from rsp.pipeline.messages import Header
 
-MAGIC: Final = b"RSC1"
+# RSC2: field lines as one NUL-separated run of names and values (RSC1 had a line per field); an entry of
+# another version reads as CorruptEntry: a miss, dropped when evicted or purged (it is a cache).
+MAGIC: Final = b"RSC2"
 # flags
 MUST_REVALIDATE: Final = 1  # must-revalidate, proxy-revalidate or s-maxage (§4.2.4, §5.2.2.2, §5.2.2.8)
 NO_CACHE: Final = 2  # unqualified no-cache: every reuse is validated first (§5.2.2.4)
@@ -22,9 +24,13 @@ NO_CACHE: Final = 2  # unqualified no-cache: every reuse is validated first (§5
 # magic, status, flags, request_time, response_time, initial_age, lifetime, stamp, then the lengths of the
 # five variable parts: url, reason, headers, selecting, body.
 _FIXED: Final = struct.Struct("<4sHIddddQIIIII")
-# Field lines joined with LF, name and value split by NUL: neither byte can occur in a field (RFC 9110 §5.5,
-# and rsp's parser refuses both), so one C-level split decodes them. A selecting value is \x01value, or
-# \x00 for an absent field.
+# The stamp (the entry's LRU position, rsp.cache.store) sits at a fixed offset, so the store reads and rewrites
+# it without decoding the rest.
+_STAMP_AT: Final = struct.calcsize("<4sHIdddd")
+_STAMP_FIELD: Final = struct.Struct("<Q")
+# Field lines: names and values alternating, separated by NUL, which no field can hold (RFC 9110 §5.5, and
+# rsp's parser refuses it), so a count of NULs checks a whole head and one C-level split decodes it. A
+# selecting value (rare: Vary) is a line `name NUL (\x01value | \x00)`, lines joined with LF.
 _LINE: Final = b"\n"
 _SPLIT: Final = b"\x00"
 
@@ -67,13 +73,24 @@ class StoredResponse:
 def encode(entry: StoredResponse) -> bytes:
     """The entry's bytes; ValueError when a field holds LF or NUL (no parsed message does; such a response is
     simply not stored)."""
-    fields = b"".join([*(name + value for name, value in entry.headers),
-                       *(name + (maybe or b"") for name, maybe in entry.selecting)])
-    if b"\n" in fields or b"\x00" in fields:
+    fields = entry.headers
+    flat: list[bytes] = []
+    for name, value in fields:
+        flat.append(name)
+        flat.append(value)
+    headers = _SPLIT.join(flat)
+    # 2n - 1 NULs separate n names and n values: any other is inside a field. LF is refused too (no parsed
+    # field holds one, and a stored one could never be sent). C-level scans, not a pass in Python: this runs
+    # on every stored miss.
+    if headers.count(_SPLIT) != max(2 * len(fields) - 1, 0) or _LINE in headers:
         raise ValueError("a field holds LF or NUL")
-    headers = _LINE.join(name + _SPLIT + value for name, value in entry.headers)
-    selecting = _LINE.join(name + _SPLIT + (b"\x00" if maybe is None else b"\x01" + maybe)
-                           for name, maybe in entry.selecting)
+    selecting = b""
+    if entry.selecting:
+        given = b"".join([name + (maybe or b"") for name, maybe in entry.selecting])
+        if b"\n" in given or b"\x00" in given:
+            raise ValueError("a selecting field holds LF or NUL")
+        selecting = _LINE.join([name + _SPLIT + (b"\x00" if maybe is None else b"\x01" + maybe)
+                                for name, maybe in entry.selecting])
     head = _FIXED.pack(MAGIC, entry.status, entry.flags, entry.request_time, entry.response_time,
                        entry.initial_age, entry.lifetime, entry.stamp, len(entry.url), len(entry.reason),
                        len(headers), len(selecting), len(entry.body))
@@ -81,6 +98,7 @@ def encode(entry: StoredResponse) -> bytes:
 
 
 def _pairs(blob: bytes) -> list[tuple[bytes, bytes]]:
+    """Selecting lines: `name NUL marker+value`, joined with LF."""
     if not blob:
         return []
     out = []
@@ -92,31 +110,62 @@ def _pairs(blob: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def _fields(blob: bytes) -> list[tuple[bytes, bytes]]:
+    """Field lines: names and values alternating, NUL-separated."""
+    if not blob:
+        return []
+    parts = blob.split(_SPLIT)
+    if len(parts) % 2:
+        raise CorruptEntry("a field name without its value")
+    return [(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
+
+
 def decode(data: bytes | memoryview) -> StoredResponse:
     """An entry from its bytes, or from LMDB's buffer (then every part is copied out once, the body included,
     while the read transaction is still open)."""
-    if len(data) < _FIXED.size or bytes(data[:4]) != MAGIC:
+    if len(data) < _FIXED.size:
         raise CorruptEntry("not an rsp cache entry")
-    (_, status, flags, request_time, response_time, initial_age, lifetime, stamp, n_url, n_reason, n_headers,
+    (magic, status, flags, request_time, response_time, initial_age, lifetime, stamp, n_url, n_reason, n_headers,
      n_selecting, n_body) = _FIXED.unpack_from(data)
-    a = _FIXED.size
-    b = a + n_url
-    c = b + n_reason
-    d = c + n_headers
-    e = d + n_selecting
+    if magic != MAGIC:
+        raise CorruptEntry("not an rsp cache entry")
+    e = _FIXED.size + n_url + n_reason + n_headers + n_selecting
     if e + n_body != len(data):
         raise CorruptEntry("lengths do not add up")
+    # Two copies out of the buffer, the head and the body; the head's parts are then sliced from bytes (a
+    # compiled slice each, where a slice of the buffer costs a view object and a bytes() call: every hit).
+    head = bytes(data[:e])
+    body = bytes(data[e:])
+    b = _FIXED.size + n_url
+    c = b + n_reason
+    d = c + n_headers
     selecting: list[tuple[bytes, bytes | None]] = []
-    for name, value in _pairs(bytes(data[d:e])):
-        if value[:1] == b"\x00":
-            selecting.append((name, None))
-        elif value[:1] == b"\x01":
-            selecting.append((name, value[1:]))
-        else:
-            raise CorruptEntry("a selecting value without its marker")
-    return StoredResponse(bytes(data[a:b]), status, _pairs(bytes(data[c:d])), bytes(data[e:]), reason=bytes(data[b:c]),
+    if n_selecting:
+        for name, value in _pairs(head[d:e]):
+            if value[:1] == b"\x00":
+                selecting.append((name, None))
+            elif value[:1] == b"\x01":
+                selecting.append((name, value[1:]))
+            else:
+                raise CorruptEntry("a selecting value without its marker")
+    return StoredResponse(head[_FIXED.size:b], status, _fields(head[c:d]), body, reason=head[b:c],
                           selecting=tuple(selecting), request_time=request_time, response_time=response_time,
                           initial_age=initial_age, lifetime=lifetime, flags=flags, stamp=stamp)
+
+
+def stamp_of(data: bytes | memoryview) -> int:
+    """The stamp of an encoded entry (its LRU position); CorruptEntry when it is not one."""
+    if len(data) < _FIXED.size or bytes(data[:4]) != MAGIC:
+        raise CorruptEntry("not an rsp cache entry")
+    stamp: int = _STAMP_FIELD.unpack_from(data, _STAMP_AT)[0]
+    return stamp
+
+
+def with_stamp(data: bytes | memoryview, stamp: int) -> bytes:
+    """A copy of an encoded entry with another stamp."""
+    out = bytearray(data)
+    _STAMP_FIELD.pack_into(out, _STAMP_AT, stamp)
+    return bytes(out)
 
 
 def url_of(data: bytes | memoryview) -> bytes:

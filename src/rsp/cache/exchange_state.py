@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 from rsp.cache.directives import CacheControl
-from rsp.cache.entry import MUST_REVALIDATE, NO_CACHE, StoredResponse
+from rsp.cache.entry import StoredResponse
 from rsp.pipeline.cache_vars import CACHE_BYPASS, CACHE_NO_STORE, CACHE_TTL, flag
 from rsp.pipeline.messages import Header
 
@@ -48,12 +48,3 @@ def steer(state: ExchangeState, steered: dict[bytes, bytes]) -> None:
     state.no_store = flag(steered.get(CACHE_NO_STORE))
     ttl = steered.get(CACHE_TTL)
     state.ttl = float(ttl) if ttl is not None and ttl.isdigit() else None
-
-
-def response_flags(cc: CacheControl) -> int:
-    flags = 0
-    if cc.must_revalidate or cc.proxy_revalidate or cc.s_maxage is not None:  # §4.2.4: never serve stale
-        flags |= MUST_REVALIDATE
-    if cc.no_cache:
-        flags |= NO_CACHE
-    return flags

@@ -35,10 +35,10 @@ USELESS: Final = "stale-without-validator"
 
 def refusal(method: bytes, status: int, request_headers: list[Header], request_cc: CacheControl,
             response_headers: list[Header], response_cc: CacheControl, lifetime: float, *,
-            cookies: bool) -> str | None:
+            cookies: bool, vary_checked: bool = False) -> str | None:
     """None when the response may be stored, else why not. `lifetime` is its freshness lifetime (0 when it
     has none); `cookies`: the cache is configured to store responses that set cookies, and responses to requests with
-    cookies that carry no explicit freshness."""
+    cookies that carry no explicit freshness; `vary_checked`: the caller already refused `Vary: *`."""
     if method not in STORED_METHODS:
         return NOT_GET
     if status < 200 or status in NEVER_STORED:
@@ -59,9 +59,8 @@ def refusal(method: bytes, status: int, request_headers: list[Header], request_c
         if header_get(request_headers, b"cookie") is not None and not (
                 has_explicit_expiration(response_headers, response_cc) or response_cc.public):
             return COOKIE
-    names = vary_names(response_headers)
-    if names is None:  # Vary: * never matches a later request (§4.1): storing it serves nobody
-        return VARY_STAR
+    if not vary_checked and vary_names(response_headers) is None:
+        return VARY_STAR  # Vary: * never matches a later request (§4.1): storing it serves nobody
     # §3: a final status that is cacheable by default, or an explicit freshness, or public.
     if status not in CACHEABLE_BY_DEFAULT and not has_explicit_expiration(response_headers, response_cc) \
             and not response_cc.public:

@@ -9,8 +9,12 @@ Layout, in three named databases of the one environment:
   8 bytes of SHA-256(secondary key), so every variant of a URI shares a 16-byte prefix (one range scan finds
   them) and keys stay under LMDB's 511-byte limit however long the URI; the entry holds its full URI, and a
   prefix collision is checked against it.
-- `lru`: stamp (8 bytes, big-endian microseconds) + objkey -> b"": oldest first, the eviction order.
-- `meta`: b"used" -> the bytes charged for everything stored; objkey -> its stamp (to find its `lru` row).
+- `lru`: stamp (8 bytes, big-endian microseconds) + objkey -> b"": oldest first, the eviction order. The
+  entry's own stamp is in its value (rsp.cache.entry.stamp_of), so its `lru` row is found from the entry: a
+  put writes two rows (object, lru) besides the byte count, and a lookup reads only the objects. An `lru` row
+  whose entry holds another stamp is left over (from a store written before the stamp moved there, whose
+  `meta` rows objkey -> stamp are unused now): eviction drops such a row and keeps the entry.
+- `meta`: b"used" -> the bytes charged for everything stored; the coalescing marks.
 
 Size: `map_size` is the configured size, so the file can never grow past it; stored entries are charged
 their page-rounded size and kept under DATA_FRACTION of it (B-tree pages, copy-on-write and the freelist need
@@ -35,7 +39,7 @@ from typing import Final
 
 import lmdb
 
-from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode, url_of
+from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode, stamp_of, url_of, with_stamp
 from rsp.cache.vary import variant_key
 from rsp.errors import CacheStoreError, StartupError
 from rsp.logs import get_logger
@@ -84,8 +88,39 @@ def _failures(what: str) -> Iterator[None]:
         raise CacheStoreError(f"cache store {what}: {exc}") from exc
 
 
+# url -> its PREFIX bytes of SHA-256: a miss hashes its URI for the lookup, the claim and the put, and a hot
+# URI is looked up again and again; a digest costs about as much as a whole LMDB get (docs/performance.md).
+# Bounded in entries and in the URI lengths it keeps; emptied when full (like rsp.cache.dates' memo).
+_DIGESTS: dict[bytes, bytes] = {}
+DIGEST_MEMO_SIZE: Final = 1024
+DIGEST_MEMO_URL: Final = 512
+# The secondary key's hash of the usual case: no Vary.
+_NO_VARIANT: Final = hashlib.sha256(b"").digest()[:8]
+
+
+def url_prefix(url: bytes) -> bytes:
+    """The first PREFIX bytes of SHA-256(url): the key prefix every variant of `url` shares."""
+    found = _DIGESTS.get(url)
+    if found is not None:
+        return found
+    digest = hashlib.sha256(url).digest()[:PREFIX]
+    if len(url) <= DIGEST_MEMO_URL:
+        if len(_DIGESTS) >= DIGEST_MEMO_SIZE:
+            _DIGESTS.clear()
+        _DIGESTS[url] = digest
+    return digest
+
+
+def _owns(value: bytes | memoryview, lru_key: bytes) -> bool:
+    """Whether the `lru` row `lru_key` is the entry `value`'s own (not a row left over, see the docstring)."""
+    try:
+        return _STAMP.pack(stamp_of(value)) == lru_key[:_STAMP.size]
+    except CorruptEntry:
+        return True  # unreadable: evict it
+
+
 def object_key(url: bytes, secondary: bytes) -> bytes:
-    return hashlib.sha256(url).digest()[:PREFIX] + hashlib.sha256(secondary).digest()[:8]
+    return url_prefix(url) + (hashlib.sha256(secondary).digest()[:8] if secondary else _NO_VARIANT)
 
 
 # This process's id, kept current across fork: the store asks on every lookup whether its handle was inherited
@@ -178,12 +213,12 @@ class CacheStore:
 
     def _lookup(self, url: bytes) -> list[StoredResponse]:
         env = self._env()
-        prefix = hashlib.sha256(url).digest()[:PREFIX]
+        prefix = url_prefix(url)
         out: list[StoredResponse] = []
         with env.begin(buffers=True) as txn:  # values as views of the map: decode copies each part once
             cursor = txn.cursor(self._objects)
-            if not cursor.set_range(prefix):
-                return out
+            if not cursor.set_range(prefix) or bytes(cursor.key()[:PREFIX]) != prefix:
+                return out  # a miss: no iterator, no value read
             for key, value in cursor:
                 if bytes(key[:PREFIX]) != prefix:
                     break
@@ -193,9 +228,7 @@ class CacheStore:
                     continue
                 if entry.url != url:
                     continue
-                raw = txn.get(bytes(key), db=self._meta)
-                entry.stamp = _STAMP.unpack(raw)[0] if raw is not None else 0
-                out.append(entry)
+                out.append(entry)  # its stamp decoded with it
         return out
 
     def used(self) -> int:
@@ -213,22 +246,23 @@ class CacheStore:
         return int(self.clock() * 1_000_000)
 
     def _remove(self, txn: lmdb.Transaction, key: bytes, value: bytes | memoryview) -> int:
-        raw = txn.get(key, db=self._meta)
-        if raw is not None:
-            txn.delete(bytes(raw) + key, db=self._lru)
-            txn.delete(key, db=self._meta)
+        try:
+            txn.delete(_STAMP.pack(stamp_of(value)) + key, db=self._lru)
+        except CorruptEntry:
+            pass  # no lru row can be found for it; eviction drops the row when it comes first
         txn.delete(key, db=self._objects)
         return _charge(key, value)
 
     def _evict(self, txn: lmdb.Transaction, used: int, target: int) -> int:
+        if used <= target:
+            return used  # the usual case: no cursor to open
         cursor = txn.cursor(self._lru)
         while used > target and cursor.first():
-            lru_key = cursor.key()
-            key = bytes(lru_key[_STAMP.size:])
+            lru_key = bytes(cursor.key())
+            key = lru_key[_STAMP.size:]
             value = txn.get(key, db=self._objects)
             cursor.delete()
-            txn.delete(key, db=self._meta)
-            if value is not None:
+            if value is not None and _owns(value, lru_key):
                 txn.delete(key, db=self._objects)
                 used -= _charge(key, value)
                 self.evicted += 1
@@ -237,8 +271,10 @@ class CacheStore:
     def put(self, entry: StoredResponse, unmark: bool = False) -> bool:
         """Store (or replace) the variant; False when it cannot fit at all. `unmark`: remove the URI's
         coalescing mark in the same transaction (the fetch that held it is done)."""
-        with _failures("write"):
+        try:  # not _failures(): a context manager costs more than a small write (every stored miss)
             stored = self._put(entry, unmark)
+        except lmdb.Error as exc:
+            raise CacheStoreError(f"cache store write: {exc}") from exc
         if unmark and not stored:
             self.release(entry.url, self.clock())
         return stored
@@ -266,10 +302,8 @@ class CacheStore:
                     if attempt:
                         used = self._evict(txn, used, int(self.budget * (1 - FULL_EVICT_SHARE)) - need)
                     used = self._evict(txn, used, self.budget - need)
-                    stamp = _STAMP.pack(entry.stamp)
                     txn.put(key, value, db=self._objects)
-                    txn.put(stamp + key, b"", db=self._lru)
-                    txn.put(key, stamp, db=self._meta)
+                    txn.put(_STAMP.pack(entry.stamp) + key, b"", db=self._lru)
                     txn.put(_USED, _STAMP.pack(used + need), db=self._meta)
                     if unmark:
                         txn.delete(_MARK + key[:PREFIX], db=self._meta)
@@ -286,9 +320,12 @@ class CacheStore:
             for key, value in cursor:
                 if bytes(key[:PREFIX]) != prefix:
                     break
-                raw = txn.get(key, db=self._meta)
                 key_bytes = bytes(key)
-                variants.append((bytes(raw) if raw is not None else b"", key_bytes, _charge(key_bytes, value)))
+                try:
+                    stamp = stamp_of(value)
+                except CorruptEntry:
+                    stamp = 0  # unreadable: the first to go
+                variants.append((_STAMP.pack(stamp), key_bytes, _charge(key_bytes, value)))
         variants.sort()
         for _, doomed, charge in variants[:max(0, len(variants) - MAX_VARIANTS + 1)]:
             stored = txn.get(doomed, db=self._objects)
@@ -313,13 +350,14 @@ class CacheStore:
     def _touch(self, entry: StoredResponse, now: int) -> None:
         key = object_key(entry.url, variant_key(entry.selecting))
         with self._env().begin(write=True) as txn:
-            raw = txn.get(key, db=self._meta)
-            if raw is None:  # evicted or replaced meanwhile
+            value = txn.get(key, db=self._objects)
+            if value is None or stamp_of(value) != entry.stamp:  # evicted, replaced or touched meanwhile
                 return
-            txn.delete(bytes(raw) + key, db=self._lru)
-            stamp = _STAMP.pack(now)
-            txn.put(stamp + key, b"", db=self._lru)
-            txn.put(key, stamp, db=self._meta)
+            # The entry is rewritten with its new stamp: at most once per LRU_INTERVAL per entry (one copy of
+            # its bytes), and in exchange neither a put nor a lookup touches a separate stamp row.
+            txn.delete(_STAMP.pack(entry.stamp) + key, db=self._lru)
+            txn.put(_STAMP.pack(now) + key, b"", db=self._lru)
+            txn.put(key, with_stamp(value, now), db=self._objects)
         entry.stamp = now
 
     # ---- coalescing markers (rsp.cache.cache_filter: one fetch per URI per machine) -------------------------
@@ -327,19 +365,25 @@ class CacheStore:
     def claim(self, url: bytes, now: float, hold: float) -> int:
         """CLAIMED (the caller fetches; the mark holds for `hold` seconds at most, so a fetcher that dies
         never blocks the URI for longer), or BUSY / PASS when another caller's mark is in force."""
-        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
-        with _failures("write"), self._env().begin(write=True) as txn:
-            raw = txn.get(key, db=self._meta)
-            if raw is not None:
-                kind, until = _MARK_VALUE.unpack(raw)
-                if until > now:
-                    return int(kind)
-            txn.put(key, _MARK_VALUE.pack(BUSY, now + hold), db=self._meta)
+        key = _MARK + url_prefix(url)
+        try:  # not _failures(): every miss claims
+            with self._env().begin(write=True) as txn:
+                mark = _MARK_VALUE.pack(BUSY, now + hold)
+                if txn.put(key, mark, db=self._meta, overwrite=False):
+                    return CLAIMED  # the usual case: no mark yet, one put and no get
+                raw = txn.get(key, db=self._meta)
+                if raw is not None:
+                    kind, until = _MARK_VALUE.unpack(raw)
+                    if until > now:
+                        return int(kind)
+                txn.put(key, mark, db=self._meta)
+        except lmdb.Error as exc:
+            raise CacheStoreError(f"cache store write: {exc}") from exc
         return CLAIMED
 
     def mark(self, url: bytes, now: float) -> int:
         """NO_MARK, BUSY or PASS for `url` now (a read: waiters poll this)."""
-        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        key = _MARK + url_prefix(url)
         with _failures("read"), self._env().begin() as txn:
             raw = txn.get(key, db=self._meta)
         if raw is None:
@@ -349,7 +393,7 @@ class CacheStore:
 
     def release(self, url: bytes, now: float, pass_for: float = 0.0) -> None:
         """The fetch is over: remove the mark, or turn it into PASS for `pass_for` seconds."""
-        key = _MARK + hashlib.sha256(url).digest()[:PREFIX]
+        key = _MARK + url_prefix(url)
         with _failures("write"), self._env().begin(write=True) as txn:
             if pass_for > 0:
                 txn.put(key, _MARK_VALUE.pack(PASS, now + pass_for), db=self._meta)
@@ -383,7 +427,7 @@ class CacheStore:
             return self._delete(url)
 
     def _delete(self, url: bytes) -> int:
-        prefix = hashlib.sha256(url).digest()[:PREFIX]
+        prefix = url_prefix(url)
         removed = 0
         with self._env().begin(write=True) as txn:
             used = self._get_used(txn)

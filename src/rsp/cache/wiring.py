@@ -26,6 +26,9 @@ SHM_DIR: Final = "/dev/shm"
 # name -> store, per process: every listener and route naming one cache shares its environment (LMDB allows
 # one open per file per process).
 _stores: dict[tuple[str, int], CacheStore] = {}
+# name -> this process's filter of that cache, the latest built (what its figures are read from: metrics,
+# `rsp admin cache stats`).
+_filters: dict[str, CacheFilter] = {}
 
 
 def default_path(config_path: str, name: str) -> str:
@@ -62,7 +65,14 @@ def filters_by_name(config: Config) -> dict[str, CacheFilter]:
     filters = {name: cache_filter(config, name) for name in config.caches}
     for flt in filters.values():
         flt.store.open()
+    _filters.clear()
+    _filters.update(filters)
     return filters
+
+
+def figures() -> dict[str, dict[str, object]]:
+    """This process's figures of each cache (CacheFilter.figures), for its metrics snapshot."""
+    return {name: flt.figures() for name, flt in _filters.items()}
 
 
 def cache_filters_for(config: Config) -> Callable[[Listener], list[Filter]]:

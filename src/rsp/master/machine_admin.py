@@ -3,7 +3,7 @@
 `drain`, `ready`, `set weight`, `add backend` and `remove backend` act on the master's pools (the same pure
 commands as one process: rsp.admin.commands) and the resulting state goes to every worker. `show backends`
 adds up the workers' counters (each worker counts its own connections). `show workers` and `reload` are
-the master's own.
+the master's own; `cache ...` (purge, ban, stats) acts on the machine's cache stores (rsp.master.machine_cache).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from rsp.admin.commands import HELP, SHOWABLE, execute, show_choices
 from rsp.admin.socket_server import AdminSocket, start_admin_socket
+from rsp.master.machine_cache import CACHE_HELP, answer_cache
 
 if TYPE_CHECKING:
     from rsp.master.master import Master
 
-MACHINE_HELP: Final = [*HELP, "show workers", "reload"]
+MACHINE_HELP: Final = [*HELP, "show workers", "reload", *CACHE_HELP]
 MACHINE_SHOWABLE: Final = (*SHOWABLE, "workers")
 # Commands that change backend state: after them the master sends the new state to every worker.
 MUTATING: Final = frozenset({"drain", "ready", "set", "add", "remove"})
@@ -38,6 +39,8 @@ async def answer(line: str, master: Master) -> str:
                                "master_pid": os.getpid()}, indent=1)
         case ["reload"]:
             return json.dumps(await master.reload(), indent=1)
+        case ["cache", *_]:
+            return await answer_cache(line, master)
         case ["show", "backends", *rest] if len(rest) <= 1:
             reply = execute(line, master.pools)
             document = json.loads(reply)

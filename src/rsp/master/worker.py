@@ -11,6 +11,7 @@ import signal
 import socket
 from typing import Any, Final
 
+from rsp.cache.hook import cache_figures
 from rsp.filter_wiring import filters_for
 from rsp.logs import get_logger, reopen_logs, setup_logging
 from rsp.master import control
@@ -31,18 +32,21 @@ RELOAD_IDLE_LINGER: Final = 1.0
 
 def snapshot_of(server: Server) -> dict[str, Any]:
     """This worker's counters for the master: its backends (for `show backends` sums), its live connections,
-    and the metrics snapshot (rsp.metrics.snapshot, when that package is part of the build)."""
+    its caches' figures (`cache stats`), and the metrics snapshot (rsp.metrics.snapshot, when that package is
+    part of the build)."""
+    caches = cache_figures(server.config)
     doc: dict[str, Any] = {
         "pid": os.getpid(),
         "live": server.live_connections(),
         "backends": {name: [r.snapshot() for r in pool.records] for name, pool in server.pools.items()},
+        "caches": caches,
         "metrics": None,
     }
     try:
         metrics = importlib.import_module("rsp.metrics.snapshot")
     except ImportError:
         return doc  # a build without rsp.metrics: the backend counters above are all there is
-    doc["metrics"] = metrics.snapshot(server.listening, server.pools)
+    doc["metrics"] = metrics.snapshot(server.listening, server.pools, caches)
     return doc
 
 

@@ -11,7 +11,10 @@ Pure: dicts in (rsp.metrics.snapshot's shape), a dict out of the same shape, inp
   change is on its way; the majority shows what most of the traffic sees meanwhile.
 - A backend's health-check results (counts, last check and its time) are one per machine: the master puts
   its own into every worker's snapshot (rsp.metrics.snapshot.with_health), and they are taken as they are.
-- Listeners, pools and backends are matched by name, kept in the order they first appear; one that only
+- A cache's counters (hits, misses, stores, evictions this worker's writes caused, ...) are summed; its store's
+  figures (entries, bytes, budget) are one per machine, the same file every worker maps: the first worker's
+  are taken (CACHE_STORE_KEPT).
+- Listeners, pools, backends and caches are matched by name, kept in the order they first appear; one that only
   some workers report (during a reload) is merged over those.
 """
 
@@ -28,6 +31,8 @@ VOTED_FIELDS = ("state", "weight", "backup")
 # A backend's fields that only the master's health checks write: one per machine.
 HEALTH_FIELDS: Final = ("checks_ok", "checks_fail", "last_check", "last_check_time")
 # Fields that describe rather than count, or that are one per machine: taken from the first report.
+# A cache store's figures that are the machine's (every worker reads the same LMDB file): taken, not summed.
+CACHE_STORE_KEPT: Final = frozenset({"bytes", "entries", "budget", "error"})
 _KEPT = frozenset({"name", "address", "mode", "pool", "algorithm", "health_check", *HEALTH_FIELDS, *VOTED_FIELDS})
 
 
@@ -62,11 +67,16 @@ def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     for key, fields in votes.items():
         for f, values in fields.items():
             backends[key][f] = majority(values)
+    caches: dict[str, dict[str, Any]] = {}
+    for snap in snapshots:
+        for name, figures in snap.get("caches", {}).items():
+            _add_cache(caches, name, figures)
     return {
         "pids": [snap.get("pid") for snap in snapshots],
         "time": max((snap.get("time", 0.0) for snap in snapshots), default=0.0),
         "listeners": list(listeners.values()),
         "pools": list(pools.values()),
+        "caches": caches,
     }
 
 
@@ -77,6 +87,16 @@ def majority(values: list[Any]) -> Any:
     counts = Counter(values)
     best = max(counts.values())
     return next(v for v in values if counts[v] == best)
+
+
+def _add_cache(into: dict[str, dict[str, Any]], name: str, figures: dict[str, Any]) -> None:
+    if name not in into:
+        into[name] = copy.deepcopy(figures)
+        return
+    total = into[name]
+    _sum_into(total, {k: v for k, v in figures.items() if k != "store"})
+    store, theirs = total.setdefault("store", {}), figures.get("store", {})
+    _sum_into(store, {k: v for k, v in theirs.items() if k not in CACHE_STORE_KEPT})
 
 
 def _add(into: dict[str, dict[str, Any]], name: str, item: dict[str, Any]) -> None:

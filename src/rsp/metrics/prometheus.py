@@ -43,6 +43,9 @@ class SnapshotCollector:
         yield from _pools([({"pool": pool["name"]}, pool) for pool in pools])
         yield from _backends([({"pool": pool["name"], "backend": b["name"]}, b)
                               for pool in pools for b in pool["backends"]])
+        caches = self.stats.get("caches", {})
+        if caches:  # no cache configured: no family at all, not a family of nothing
+            yield from _caches([({"cache": name}, caches[name]) for name in sorted(caches)])
 
 
 def render(stats: Mapping[str, Any], machine: Mapping[str, Any]) -> str:
@@ -168,6 +171,39 @@ def _backends(rows: list[Row]) -> Iterator[Metric]:
             buckets.append(("+Inf" if math.isinf(bound) else repr(float(bound)), cumulative))
         histogram.add_metric(list(labels.values()), buckets=buckets, sum_value=float(hist["sum"]))
     yield histogram
+
+
+# The response cache's counters (rsp.cache.stats.CacheStats, summed over the workers): field, name, help.
+CACHE_COUNTERS: Final = (
+    ("hits", "rsp_cache_hits_total", "Requests answered with a fresh stored response (304s from the cache to "
+     "clients' conditional requests and coalesced waiters included)."),
+    ("stale", "rsp_cache_stale_total", "Requests answered with a stale stored response (max-stale, "
+     "stale-while-revalidate, stale-if-error, grace)."),
+    ("misses", "rsp_cache_misses_total", "Requests the cache sent to the backend (stored or not)."),
+    ("revalidated", "rsp_cache_revalidated_total", "Stale stored responses the backend confirmed with 304."),
+    ("bypass", "rsp_cache_bypass_total", "Requests not looked up (If-Match, If-Unmodified-Since, If-Range, "
+     "or a handler's rsp_cache_bypass)."),
+    ("coalesced", "rsp_cache_coalesced_total", "Misses that waited for another fetch of their URI and were "
+     "answered from its stored response (also counted in hits)."),
+    ("stored", "rsp_cache_stores_total", "Responses written to the store."),
+    ("purged", "rsp_cache_purged_total", "Stored responses removed by PURGE requests."),
+)
+
+
+def _caches(rows: list[Row]) -> Iterator[Metric]:
+    names = ("cache",)
+    for field, name, help_text in CACHE_COUNTERS:
+        yield _each(rows, "counter", name, help_text, lambda c, f=field: c.get(f, 0), names)  # type: ignore[misc]
+    yield _each(rows, "counter", "rsp_cache_evictions_total",
+                "Stored responses evicted to make room (least recently used first).",
+                lambda c: c.get("store", {}).get("evicted_here", 0), names)
+    stored = [(labels, c) for labels, c in rows if "entries" in c.get("store", {})]  # none when the store failed
+    yield _each(stored, "gauge", "rsp_cache_objects", "Responses in the store (the machine's: one store per cache "
+                "per machine).", lambda c: c["store"]["entries"], names)
+    yield _each(stored, "gauge", "rsp_cache_stored_bytes", "Bytes the stored responses are charged (page-rounded), "
+                "the machine's.", lambda c: c["store"]["bytes"], names)
+    yield _each(stored, "gauge", "rsp_cache_budget_bytes", "Bytes the stored responses may be charged before "
+                "the least recently used are evicted.", lambda c: c["store"]["budget"], names)
 
 
 def _each(rows: Iterable[Row], kind: str, name: str, help_text: str, value: Callable[[Mapping[str, Any]], float],

@@ -12,7 +12,8 @@ The dict's shape (docs/metrics.md) is what rsp.metrics.merge sums and rsp.metric
     {"pid", "time", "listeners": [{name, mode, pool, accepted, active, idle, bytes_received, bytes_sent,
      responses}], "pools": [{name, algorithm, retries, unserved, backends: [{name, address, state, weight,
      backup, active, idle, connections, responses, bytes_sent, bytes_received, connect_failures, ejections,
-     checks_ok, checks_fail, last_check, last_check_time, health_check, response_time}]}]}
+     checks_ok, checks_fail, last_check, last_check_time, health_check, response_time}]}],
+     "caches": {NAME: rsp.cache.cache_filter.CacheFilter.figures()}}
 
 Active health checks run once per machine, in the master (docs/architecture.md, "Where state lives"): a
 worker's own check fields are empty. `health(pools)` reads them from the master's pools and `with_health`
@@ -37,8 +38,9 @@ Health = dict[str, dict[str, dict[str, Any]]]  # pool -> backend -> rsp.metrics.
 
 
 def snapshot(listening: Iterable[tuple[Listener, HttpProxy | TcpProxy]],
-             pools: Mapping[str, PoolRuntime]) -> dict[str, Any]:
-    """This process's counters, gauges and backend states (see the module docstring for the shape)."""
+             pools: Mapping[str, PoolRuntime], caches: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """This process's counters, gauges and backend states (see the module docstring for the shape); `caches`:
+    the process's cache figures (rsp.cache.hook.cache_figures), read by whoever holds the filters."""
     idle_upstream: dict[BackendRecord, int] = {}
     live_bytes: dict[BackendRecord, tuple[int, int]] = {}
     listeners: list[dict[str, Any]] = []
@@ -58,7 +60,8 @@ def snapshot(listening: Iterable[tuple[Listener, HttpProxy | TcpProxy]],
                     for r in runtime.records]
         pool_docs.append({"name": runtime.name, "algorithm": runtime.spec.algorithm, "retries": runtime.stats.retries,
                       "unserved": runtime.stats.unserved.as_dict(), "backends": backends})
-    return {"pid": os.getpid(), "time": time.time(), "listeners": listeners, "pools": pool_docs}
+    return {"pid": os.getpid(), "time": time.time(), "listeners": listeners, "pools": pool_docs,
+            "caches": dict(caches or {})}
 
 
 def health(pools: Mapping[str, PoolRuntime]) -> Health:
