@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -117,17 +116,6 @@ class Harness:
             out = b""
         return ex.response, out
 
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> CacheStore:
-    s = CacheStore(str(tmp_path / "c.lmdb"), 8 * 1024 * 1024, clock=clock)
-    yield s  # type: ignore[misc]
-    s.close()
 
 
 def make(store: CacheStore, clock: Clock, origin: Origin, **settings: object) -> Harness:

@@ -4,10 +4,6 @@ sets them from real Lua; tests/integration/test_cache_lua_loopback.py runs both 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from cache.test_cache_filter import Clock, Origin, xcache
 from cache.test_stale_while_revalidate import get, run
 from rsp.cache.cache_filter import CacheFilter
@@ -15,18 +11,6 @@ from rsp.cache.store import NO_MARK, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.cache_vars import CTX_CACHE_VARS
 from rsp.pipeline.messages import Header, Request
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> CacheStore:
-    s = CacheStore(str(tmp_path / "c.lmdb"), 8 * 1024 * 1024, clock=clock)
-    yield s  # type: ignore[misc]
-    s.close()
 
 
 def counting(cc: bytes | None) -> Origin:

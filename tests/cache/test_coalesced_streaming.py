@@ -4,10 +4,6 @@ ExchangeViews and a test's timers."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from cache.test_cache_filter import Clock, Exchange, Timers, xcache
 from rsp.cache.cache_filter import LOCK_HOLD, CacheFilter
 from rsp.cache.store import NO_MARK, CacheStore
@@ -17,17 +13,6 @@ from rsp.pipeline.phases import SUSPEND
 
 URL = b"http://example.com/s"
 
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> CacheStore:
-    s = CacheStore(str(tmp_path / "c.lmdb"), 8 * 1024 * 1024, clock=clock)
-    yield s  # type: ignore[misc]
-    s.close()
 
 
 def miss(flt: CacheFilter, headers: list[Header] | None = None) -> tuple[Exchange, object]:

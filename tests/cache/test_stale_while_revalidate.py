@@ -3,10 +3,6 @@ its phases with a plain ExchangeView, the background refresh it starts run by ha
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from cache.test_cache_filter import Clock, Exchange, Origin, xcache
 from rsp.cache.cache_filter import CacheFilter
 from rsp.cache.directives import CacheControl, parse_cache_control
@@ -19,17 +15,6 @@ from rsp.pipeline.messages import Header, LocalReply, Request, Response, header_
 
 T0 = 1_800_000_000.0
 
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> CacheStore:
-    s = CacheStore(str(tmp_path / "c.lmdb"), 8 * 1024 * 1024, clock=clock)
-    yield s  # type: ignore[misc]
-    s.close()
 
 
 def run(flt: CacheFilter, origin: Origin, seen: list[Request], request: Request,
