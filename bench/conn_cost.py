@@ -38,7 +38,7 @@ import procstat
 
 ROOT = Path(__file__).resolve().parent.parent
 # valgrind slows the proxy about 50-fold: give it time to start and ab time to finish.
-READY_SECONDS_UNDER_VALGRIND = 300.0
+READY_SECONDS_UNDER_VALGRIND = 900.0
 AB_TIMEOUT = 600.0
 STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)\s*$")
 

@@ -223,7 +223,7 @@ class TlsStream(SocketStream):
                 self._on_end_of_data()
                 break
             try:
-                self._on_data(data)
+                self._deliver(data)
             except Exception as exc:
                 self._internal_error(exc)
                 return
