@@ -76,4 +76,4 @@ def test_a_thousand_hosts_index_one_rule_each() -> None:
     routes = [Route(pool=f"p{i}", host=f"h{i}.example") for i in range(1000)]
     router = Router(routes, "d")
     assert router.match(b"h999.example", b"/", b"GET") == "p999"
-    assert router.by_name["h999.example"] == (999,) and router.any_host == ()
+    assert router.by_name["h999.example"] == (999,) and router.any_host == () and not router.by_parent

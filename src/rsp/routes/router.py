@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from rsp.config.model import Route
 from rsp.server_names import name_matches, parent_of, wildcard_parent
 
-_NONE: tuple[int, ...] = ()
-
 
 def host_only(host: bytes) -> str:
     """`Example.COM:8080` -> `example.com`; `[::1]:80` -> `[::1]`."""
@@ -44,9 +42,8 @@ class Router:
     def __init__(self, routes: Sequence[Route], default: str) -> None:
         self.routes = tuple(routes)
         self.default = default
-        # Indexes into `routes`, ascending: by exact host, by a wildcard's parent, and the host-less rules.
-        by_name: dict[str, list[int]] = {}
-        by_parent: dict[str, list[int]] = {}
+        exact: dict[str, list[int]] = {}
+        wild: dict[str, list[int]] = {}
         any_host: list[int] = []
         for i, route in enumerate(self.routes):
             if not route.host:
@@ -54,12 +51,21 @@ class Router:
                 continue
             parent = wildcard_parent(route.host)
             if parent is None:
-                by_name.setdefault(route.host, []).append(i)
+                exact.setdefault(route.host, []).append(i)
             else:
-                by_parent.setdefault(parent, []).append(i)
-        self.by_name = {name: tuple(found) for name, found in by_name.items()}
-        self.by_parent = {parent: tuple(found) for parent, found in by_parent.items()}
+                wild.setdefault(parent, []).append(i)
+        # The candidates of a request, as indexes into `routes` in the config's order, merged once here so
+        # that a match is one dict lookup: for a name some rule names exactly, its exact rules, the wildcard
+        # rules of its parent and the host-less rules; for another name under a wildcard's parent, that
+        # parent's rules and the host-less ones; for any other name, the host-less rules. (Memory: the
+        # host-less rules are repeated in every entry, hosts x host-less rules indexes in all.)
         self.any_host = tuple(any_host)
+        self.by_parent = {parent: tuple(sorted(found + any_host)) for parent, found in wild.items()}
+        self.by_name: dict[str, tuple[int, ...]] = {}
+        for name, found in exact.items():
+            name_parent = parent_of(name)
+            under = wild.get(name_parent, []) if name_parent is not None else []
+            self.by_name[name] = tuple(sorted(found + under + any_host))
 
     def pool_for(self, host: bytes, path: bytes, method: bytes) -> str:
         if not self.routes:
@@ -72,23 +78,16 @@ class Router:
         if not self.routes:
             return None
         name = host_only(host)
-        exact = self.by_name.get(name, _NONE)
-        wild = _NONE
-        if self.by_parent:
-            parent = parent_of(name)
-            if parent is not None:
-                wild = self.by_parent.get(parent, _NONE)
-        any_host = self.any_host
-        if not wild and not any_host:
-            candidates = exact
-        elif not exact and not any_host:
-            candidates = wild
-        elif not exact and not wild:
-            candidates = any_host
-        else:
-            candidates = tuple(sorted(exact + wild + any_host))  # the config's order across the three
-        if not candidates:
-            return None
+        candidates = self.by_name.get(name)
+        if candidates is None:
+            if self.by_parent:
+                parent = parent_of(name)
+                if parent is not None:
+                    candidates = self.by_parent.get(parent)
+            if candidates is None:
+                candidates = self.any_host
+                if not candidates:
+                    return None
         path_text = path.decode("latin-1")
         method_text = method.decode("latin-1")
         routes = self.routes

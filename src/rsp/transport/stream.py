@@ -65,6 +65,10 @@ class StreamProtocol(Protocol):
     def resume_writing(self) -> None: ...
 
 
+# SocketStream._held of a stream that never holds bytes back: never appended to, only cleared.
+NOTHING_HELD: Final[list[bytes]] = []
+
+
 class NativeProtocol:
     """Base of rsp's compiled protocols (HTTP mode's client and backend connections). The stream calls their
     `data_received` as a native method call; any other protocol's is called as a stored bound method,
@@ -115,7 +119,9 @@ class SocketStream(Watcher):
         self.peer = peer
         self._buffer: list[bytes] = []  # bytes for the socket that it has not taken yet
         # Bytes written before the stream can encrypt them (TLS: before its handshake); counted in _buffered.
-        self._held: list[bytes] = []
+        # A plain stream never holds any: it shares one empty list (a list per connection is 56 bytes that
+        # every idle connection would keep), and TlsStream gives itself its own.
+        self._held: list[bytes] = NOTHING_HELD
         self._buffered = 0
         self._high = DEFAULT_HIGH_WATER
         self._low = DEFAULT_LOW_WATER

@@ -73,6 +73,7 @@ class TlsStream(SocketStream):
                  context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None,
                  peer: tuple[object, ...] = (), plain_guard: PlainHttpGuard | None = None) -> None:
         super().__init__(loop, sock, protocol, peer)
+        self._held = []  # writes before the handshake ends (SocketStream's shared NOTHING_HELD is never used)
         # A listener's stream: checks its first bytes for plain HTTP (rsp.transport.plain_on_tls), once.
         self._plain_guard = plain_guard
         self._in = ssl.MemoryBIO()
