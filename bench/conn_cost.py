@@ -6,11 +6,13 @@ through it, and reports the MARGINAL cost per request, (count(B) - count(A)) / (
 imports and shutdown cancel out:
 
     --count syscalls   strace -f -c: system calls per request, by name (accept4, epoll_wait, EAGAIN...)
-    --count instr      valgrind --tool=cachegrind (no cache simulation): CPU instructions per request
+    --count instr      valgrind --tool=cachegrind (no cache simulation): CPU instructions per request (rsp:
+                       its workers' only, see WORKER_UNDER_VALGRIND)
     --count cpu        utime+stime of the proxy's process tree per request (wall-clock sensitive)
 
     .venv/bin/python bench/conn_cost.py --target rsp --count syscalls --workers 2
     .venv/bin/python bench/conn_cost.py --target haproxy --count instr
+    RSP_BENCH_CALLGRIND_DIR=/tmp/profiles .venv/bin/python bench/conn_cost.py --count instr   # + rsp worker profiles
 
 ab opens a new connection per request (no -k): this is the table's "new connection per request" figure.
 `--load wrk --conns 1000 --small 5 --large 15` counts keep-alive requests instead (wrk runs for that many
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import re
 import shutil
 import sys
@@ -59,6 +62,38 @@ def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc
         return [sys.executable, "-c", f"import gc, sys; gc.set_threshold({gc_threshold}); "
                 "from rsp.cli import main; sys.exit(main(sys.argv[1:]))", str(conf)]
     return [sys.executable, "-m", "rsp", str(conf)]
+
+
+# rsp under valgrind: the master calls pidfd_open, which valgrind does not implement (ENOSYS), so the master
+# runs natively and only its workers run under cachegrind. This sitecustomize module, first on the workers'
+# path, re-executes a worker (`python -m rsp worker`) under valgrind; the process keeps its pid and the
+# descriptors the master passed it. The master does nothing per connection: the worker's count is rsp's.
+WORKER_UNDER_VALGRIND = r'''
+import os, sys
+out = os.environ.get("RSP_BENCH_CACHEGRIND_OUT")
+if out and sys.orig_argv[-2:] == ["rsp", "worker"] and not os.environ.get("RSP_BENCH_UNDER_VALGRIND"):
+    os.environ["RSP_BENCH_UNDER_VALGRIND"] = "1"
+    tool = os.environ.get("RSP_BENCH_VALGRIND_TOOL", "cachegrind")
+    argv = ["valgrind", f"--tool={tool}", f"--{tool}-out-file={out}.%p",
+            *(["--cache-sim=no"] if tool == "cachegrind" else []), sys.executable, *sys.orig_argv[1:]]
+    os.execvp("valgrind", argv)
+'''
+
+
+def rsp_workers_under_valgrind(tmp: Path, argv: list[str], out: Path) -> list[str]:
+    if argv[1:3] == ["-m", "rsp"]:
+        # A worker under valgrind starts ~50 times slower than the master's 30 s readiness wait allows.
+        argv = [argv[0], "-c", "import sys; import rsp.master.master as m; m.WORKER_READY_TIMEOUT = "
+                f"{READY_SECONDS_UNDER_VALGRIND}; from rsp.cli import main; sys.exit(main(sys.argv[1:]))", *argv[3:]]
+    site = tmp / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(WORKER_UNDER_VALGRIND)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    profile = os.environ.get("RSP_BENCH_CALLGRIND_DIR", "")  # a profile instead: callgrind's files there
+    if profile:
+        return ["env", f"PYTHONPATH={path}", f"RSP_BENCH_CACHEGRIND_OUT={profile}/callgrind.out",
+                "RSP_BENCH_VALGRIND_TOOL=callgrind", *argv]
+    return ["env", f"PYTHONPATH={path}", f"RSP_BENCH_CACHEGRIND_OUT={out}", *argv]
 
 
 def wrap(count: str, argv: list[str], out: Path) -> list[str]:
@@ -124,7 +159,10 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
         servers.start("backend", configs.nginx_backend(shutil.which("nginx") or "nginx", tmp, "backend",
                                                       backend, docroot), backend)
         inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http)
-        argv = wrap(opts.count, inner, out)
+        if opts.count == "instr" and opts.target == "rsp":
+            argv = rsp_workers_under_valgrind(tmp, inner, out)
+        else:
+            argv = wrap(opts.count, inner, out)
         old = lib.READY_TIMEOUT
         lib.READY_TIMEOUT = READY_SECONDS_UNDER_VALGRIND
         try:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import ClassVar, Final, Protocol, final
+from typing import ClassVar, Final, Protocol, cast, final
 
 from rsp.logs import get_logger
 from rsp.transport.poller import EDGE_HANGUP, EDGE_READ, EDGE_WRITE, Poller, Watcher, io_for
@@ -65,6 +65,8 @@ class StreamProtocol(Protocol):
     def resume_writing(self) -> None: ...
 
 
+# SocketStream._lost when no connection_lost call is waiting.
+NOT_LOST: Final = object()
 # SocketStream._held of a stream that never holds bytes back: never appended to, only cleared.
 NOTHING_HELD: Final[list[bytes]] = []
 
@@ -85,10 +87,38 @@ class SocketStream(Watcher):
 
     KIND: ClassVar[str] = "connection"  # how the log names it
 
-    __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_ready", "_eof_received",
-                 "_eof_sent", "_fd", "_hangup", "_held", "_high", "_io", "_loop", "_low", "_maybe_readable", "_native",
-                 "_on_data", "_paused", "_peer_ended", "_poller",
-                 "_protocol", "_reader", "_recv", "_send", "_sock", "_writer", "_writing_paused", "peer")
+    __slots__ = (
+        "_buffer",
+        "_buffered",
+        "_closing",
+        "_done",
+        "_eof_pending",
+        "_eof_ready",
+        "_eof_received",
+        "_eof_sent",
+        "_fd",
+        "_hangup",
+        "_held",
+        "_high",
+        "_io",
+        "_loop",
+        "_lost",
+        "_low",
+        "_maybe_readable",
+        "_native",
+        "_on_data",
+        "_paused",
+        "_peer_ended",
+        "_poller",
+        "_protocol",
+        "_reader",
+        "_recv",
+        "_send",
+        "_sock",
+        "_writer",
+        "_writing_paused",
+        "peer",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
                  peer: tuple[object, ...] = ()) -> None:
@@ -137,6 +167,9 @@ class SocketStream(Watcher):
         self._eof_sent = False
         self._closing = False
         self._done = False  # the socket is closed and connection_lost is scheduled
+        # The argument of the protocol's connection_lost while it waits for the next iteration (NOT_LOST
+        # otherwise): see _finish.
+        self._lost: object = NOT_LOST
 
     def start(self) -> None:
         """Tell the protocol it is connected, then start reading."""
@@ -259,7 +292,14 @@ class SocketStream(Watcher):
         self._read(1)
 
     def on_edge(self, events: int) -> None:
-        """Edge mode (rsp's poller): read until drained, or until reading stops; flush on EPOLLOUT."""
+        """Edge mode (rsp's poller): read until drained, or until reading stops; flush on EPOLLOUT. Once
+        closed, the deferred call that delivers connection_lost (_finish)."""
+        if self._done:
+            lost = self._lost
+            if lost is not NOT_LOST:
+                self._lost = NOT_LOST
+                self._protocol.connection_lost(cast("Exception | None", lost))
+            return
         if events & EDGE_READ:
             if events & EDGE_HANGUP:
                 self._hangup = True
@@ -444,5 +484,12 @@ class SocketStream(Watcher):
             self._io.remove_writer(self._fd)
             self._writer = False
         self._sock.close()
-        # asyncio calls connection_lost from a later iteration, never from inside close() or write().
-        self._loop.call_soon(self._protocol.connection_lost, exc)
+        # asyncio calls connection_lost later, never from inside close() or write(). On rsp's poller, at
+        # the end of the iteration (Poller.call_last, then on_edge), where call_soon would have run it, but
+        # without the Handle that call_soon builds and runs through interpreted Python (~9,000 instructions
+        # per connection, docs/performance.md "New connections").
+        if poller is not None:
+            self._lost = exc
+            poller.call_last(self)
+        else:
+            self._loop.call_soon(self._protocol.connection_lost, exc)
