@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import select
 import socket
 import time
+from pathlib import Path
 
 from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.listener import NODELAY_INHERITED, Acceptor, bind_listener
+from rsp.transport.poller import poller_of
 
 ROUNDS = 200
 
@@ -70,3 +73,21 @@ def test_a_connection_queued_before_the_acceptor_starts_is_accepted_with_nodelay
         acceptor.stop()
         loop.close()
 
+
+
+def test_on_rsps_loop_the_listener_is_watched_with_epollexclusive() -> None:
+    """One worker woken per connection: the flag as the kernel reports it (/proc/self/fdinfo of the epoll)."""
+    listener = bind_listener("127.0.0.1", 0)
+    loop = RspEventLoop()
+    acceptor = Acceptor(loop, listener, lambda conn, _addr: conn.close())
+    try:
+        acceptor.start()
+        poller = poller_of(loop)
+        assert poller is not None
+        info = Path(f"/proc/self/fdinfo/{poller._ep.fileno()}").read_text()
+        mask = next(int(line.split()[3], 16) for line in info.splitlines()
+                    if line.startswith("tfd:") and int(line.split()[1]) == listener.fileno())
+        assert mask & select.EPOLLEXCLUSIVE and mask & select.EPOLLIN
+    finally:
+        acceptor.stop()
+        loop.close()

@@ -16,7 +16,7 @@ from typing import Final
 
 from rsp.errors import StartupError
 from rsp.logs import get_logger
-from rsp.transport.poller import Watcher, io_for
+from rsp.transport.poller import Poller, Watcher, io_for
 
 # Linux caps the backlog at net.core.somaxconn (4096 on current kernels); nginx uses 511, HAProxy
 # defaults to maxconn. 4096 lets an `ab -c100` burst queue without SYN drops.
@@ -103,7 +103,11 @@ class Acceptor(Watcher):
 
     def start(self) -> None:
         self.active = True
-        self.io.add_reader(self.fd, self)
+        io = self.io
+        if isinstance(io, Poller):
+            io.add_exclusive_reader(self.fd, self)  # one worker woken per connection, not every worker
+        else:
+            io.add_reader(self.fd, self)
 
     def stop(self) -> None:
         """Stop accepting and close the listening socket (queued, unaccepted connections are reset)."""

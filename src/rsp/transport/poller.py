@@ -32,6 +32,7 @@ _EVENT_READ: Final = 1
 _EVENT_WRITE: Final = 2
 _EPOLLIN: Final = select.EPOLLIN
 _EPOLLOUT: Final = select.EPOLLOUT
+_EPOLLEXCLUSIVE: Final = select.EPOLLEXCLUSIVE
 # An edge-triggered watch (Poller.watch): every event of the socket, reported once per change of state.
 EDGE_EVENTS: Final = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 # What an edge may carry: data or its end (EPOLLRDHUP: the peer shut its side, EPOLLHUP: both sides are
@@ -177,6 +178,20 @@ class Poller(Io):
         if fd < len(self._readers):
             self._readers[fd] = None
             self._update(fd)
+
+    def add_exclusive_reader(self, fd: int, watcher: Watcher) -> None:
+        """A reader of a descriptor that other processes' epolls watch too (a listening socket shared by
+        the workers): EPOLLEXCLUSIVE wakes one of the waiting workers per new connection instead of all of
+        them (Linux 4.5; nginx does the same when it has no accept mutex). Level-triggered like add_reader;
+        only remove_reader may follow (EPOLLEXCLUSIVE cannot be modified, epoll_ctl(2))."""
+        self._grow(fd)
+        self._readers[fd] = watcher
+        self._masks[fd] = _EPOLLIN
+        try:
+            self._ep.register(fd, _EPOLLIN | _EPOLLEXCLUSIVE)
+        except FileExistsError:  # a closed descriptor's registration, its number reused: start afresh
+            self._ep.unregister(fd)
+            self._ep.register(fd, _EPOLLIN | _EPOLLEXCLUSIVE)
 
     def add_writer(self, fd: int, watcher: Watcher) -> None:
         self._grow(fd)
