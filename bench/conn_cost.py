@@ -27,6 +27,7 @@ import http.client
 import os
 import re
 import shutil
+import ssl
 import sys
 import tempfile
 import time
@@ -38,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import configs
 import lib
 import procstat
+import run_tls
+from tls.certs import Authority  # tests/tls/certs.py, on the path through run_tls
 
 ROOT = Path(__file__).resolve().parent.parent
 # valgrind slows the proxy about 50-fold: give it time to start and ab time to finish.
@@ -126,14 +129,16 @@ def read_instructions(prefix: Path) -> int:
     return total
 
 
-def wait_answers(port: int, count: int) -> None:
+def wait_answers(port: int, count: int, tls: bool = False) -> None:
     """Until `count` requests in a row, each on a new connection, got a response (every worker is up)."""
     deadline = time.monotonic() + READY_SECONDS_UNDER_VALGRIND
     ok = 0
     while ok < count:
         if time.monotonic() > deadline:
             raise lib.BenchError(f"the proxy on port {port} did not answer within {READY_SECONDS_UNDER_VALGRIND} s")
-        conn = http.client.HTTPConnection(lib.LOOPBACK, port, timeout=READY_SECONDS_UNDER_VALGRIND)
+        conn = (http.client.HTTPSConnection(lib.LOOPBACK, port, timeout=READY_SECONDS_UNDER_VALGRIND,
+                                            context=ssl._create_unverified_context()) if tls
+                else http.client.HTTPConnection(lib.LOOPBACK, port, timeout=READY_SECONDS_UNDER_VALGRIND))
         try:
             conn.request("GET", configs.SMALL_PATH)
             conn.getresponse().read()
@@ -158,7 +163,14 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
         docroot = configs.write_docroot(tmp)
         servers.start("backend", configs.nginx_backend(shutil.which("nginx") or "nginx", tmp, "backend",
                                                       backend, docroot), backend)
-        inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http)
+        if opts.tls:  # a full TLS handshake per request (ab makes no session resumption)
+            tmp.chmod(0o755)
+            issued = Authority(tmp, "bench-ca").issue("bench", ["bench.example"], kind=opts.tls)
+            inner = (run_tls.haproxy_tls(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, backend,
+                                         issued.pem_path) if opts.target == "haproxy"
+                     else run_tls.rsp_tls(tmp, "rsp", port, backend, issued.cert_path, issued.key_path))
+        else:
+            inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http)
         if opts.count == "instr" and opts.target == "rsp":
             argv = rsp_workers_under_valgrind(tmp, inner, out)
         else:
@@ -169,9 +181,9 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
             proxy = servers.start("proxy", argv, port, cwd=ROOT)
         finally:
             lib.READY_TIMEOUT = old
-        url = f"http://{lib.LOOPBACK}:{port}{configs.SMALL_PATH}"
+        url = f"{'https' if opts.tls else 'http'}://{lib.LOOPBACK}:{port}{configs.SMALL_PATH}"
         # The master binds the port before its workers have started (slow under valgrind): wait for answers.
-        wait_answers(port, opts.workers * 4)
+        wait_answers(port, opts.workers * 4, bool(opts.tls))
         before = procstat.tree_seconds([proxy.pid])
         if opts.load == "wrk":  # keep-alive: `requests` is the duration in seconds
             script = tmp / "report.lua"
@@ -205,6 +217,9 @@ def main() -> None:
     ap.add_argument("--gc-threshold", type=int, default=0, help="rsp: gc.set_threshold(N) before start-up")
     ap.add_argument("--small", type=int, default=200, help="requests of the baseline run (wrk: seconds)")
     ap.add_argument("--large", type=int, default=2200, help="requests of the measured run (wrk: seconds)")
+    ap.add_argument("--tls", choices=("rsa", "ec"), default="",
+                    help="terminate TLS with an RSA 2048 or ECDSA P-256 certificate: a full handshake per request "
+                         "(workers = 1 for rsp)")
     ap.add_argument("--load", choices=("ab", "wrk"), default="ab",
                     help="ab: a new connection per request; wrk: keep-alive (wrk -t1 -cN for --small/--large s)")
     opts = ap.parse_args()
@@ -216,7 +231,9 @@ def main() -> None:
     per = n2 - n1
     gc_note = (f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else "") + (
         f" http {{{opts.rsp_http}}}" if opts.rsp_http else "")
-    label = f"{opts.target} workers={opts.workers}{gc_note} {opts.load} -c{opts.conns}, marginal over {per} requests"
+    tls_note = f" tls {opts.tls}" if opts.tls else ""
+    label = (f"{opts.target} workers={opts.workers}{gc_note}{tls_note} {opts.load} -c{opts.conns}, marginal over "
+             f"{per} requests")
     if opts.count == "syscalls":
         print(f"{label}: system calls per request (errors per request)")
         names = sorted(set(c2) | set(c1), key=lambda k: -(c2[k] - c1[k]))
