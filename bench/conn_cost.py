@@ -6,11 +6,13 @@ through it, and reports the MARGINAL cost per request, (count(B) - count(A)) / (
 imports and shutdown cancel out:
 
     --count syscalls   strace -f -c: system calls per request, by name (accept4, epoll_wait, EAGAIN...)
-    --count instr      valgrind --tool=cachegrind (no cache simulation): CPU instructions per request
+    --count instr      valgrind --tool=cachegrind (no cache simulation): CPU instructions per request (rsp:
+                       its workers' only, see WORKER_UNDER_VALGRIND)
     --count cpu        utime+stime of the proxy's process tree per request (wall-clock sensitive)
 
     .venv/bin/python bench/conn_cost.py --target rsp --count syscalls --workers 2
     .venv/bin/python bench/conn_cost.py --target haproxy --count instr
+    RSP_BENCH_CALLGRIND_DIR=/tmp/profiles .venv/bin/python bench/conn_cost.py --count instr   # + rsp worker profiles
 
 ab opens a new connection per request (no -k): this is the table's "new connection per request" figure.
 `--load wrk --conns 1000 --small 5 --large 15` counts keep-alive requests instead (wrk runs for that many
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import re
 import shutil
+import ssl
 import sys
 import tempfile
 import time
@@ -35,10 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import configs
 import lib
 import procstat
+import run_tls
+from tls.certs import Authority  # tests/tls/certs.py, on the path through run_tls
 
 ROOT = Path(__file__).resolve().parent.parent
 # valgrind slows the proxy about 50-fold: give it time to start and ab time to finish.
-READY_SECONDS_UNDER_VALGRIND = 300.0
+READY_SECONDS_UNDER_VALGRIND = 900.0
 AB_TIMEOUT = 600.0
 STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)\s*$")
 
@@ -59,6 +65,38 @@ def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc
         return [sys.executable, "-c", f"import gc, sys; gc.set_threshold({gc_threshold}); "
                 "from rsp.cli import main; sys.exit(main(sys.argv[1:]))", str(conf)]
     return [sys.executable, "-m", "rsp", str(conf)]
+
+
+# rsp under valgrind: the master calls pidfd_open, which valgrind does not implement (ENOSYS), so the master
+# runs natively and only its workers run under cachegrind. This sitecustomize module, first on the workers'
+# path, re-executes a worker (`python -m rsp worker`) under valgrind; the process keeps its pid and the
+# descriptors the master passed it. The master does nothing per connection: the worker's count is rsp's.
+WORKER_UNDER_VALGRIND = r'''
+import os, sys
+out = os.environ.get("RSP_BENCH_CACHEGRIND_OUT")
+if out and sys.orig_argv[-2:] == ["rsp", "worker"] and not os.environ.get("RSP_BENCH_UNDER_VALGRIND"):
+    os.environ["RSP_BENCH_UNDER_VALGRIND"] = "1"
+    tool = os.environ.get("RSP_BENCH_VALGRIND_TOOL", "cachegrind")
+    argv = ["valgrind", f"--tool={tool}", f"--{tool}-out-file={out}.%p",
+            *(["--cache-sim=no"] if tool == "cachegrind" else []), sys.executable, *sys.orig_argv[1:]]
+    os.execvp("valgrind", argv)
+'''
+
+
+def rsp_workers_under_valgrind(tmp: Path, argv: list[str], out: Path) -> list[str]:
+    if argv[1:3] == ["-m", "rsp"]:
+        # A worker under valgrind starts ~50 times slower than the master's 30 s readiness wait allows.
+        argv = [argv[0], "-c", "import sys; import rsp.master.master as m; m.WORKER_READY_TIMEOUT = "
+                f"{READY_SECONDS_UNDER_VALGRIND}; from rsp.cli import main; sys.exit(main(sys.argv[1:]))", *argv[3:]]
+    site = tmp / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(WORKER_UNDER_VALGRIND)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    profile = os.environ.get("RSP_BENCH_CALLGRIND_DIR", "")  # a profile instead: callgrind's files there
+    if profile:
+        return ["env", f"PYTHONPATH={path}", f"RSP_BENCH_CACHEGRIND_OUT={profile}/callgrind.out",
+                "RSP_BENCH_VALGRIND_TOOL=callgrind", *argv]
+    return ["env", f"PYTHONPATH={path}", f"RSP_BENCH_CACHEGRIND_OUT={out}", *argv]
 
 
 def wrap(count: str, argv: list[str], out: Path) -> list[str]:
@@ -91,14 +129,16 @@ def read_instructions(prefix: Path) -> int:
     return total
 
 
-def wait_answers(port: int, count: int) -> None:
+def wait_answers(port: int, count: int, tls: bool = False) -> None:
     """Until `count` requests in a row, each on a new connection, got a response (every worker is up)."""
     deadline = time.monotonic() + READY_SECONDS_UNDER_VALGRIND
     ok = 0
     while ok < count:
         if time.monotonic() > deadline:
             raise lib.BenchError(f"the proxy on port {port} did not answer within {READY_SECONDS_UNDER_VALGRIND} s")
-        conn = http.client.HTTPConnection(lib.LOOPBACK, port, timeout=READY_SECONDS_UNDER_VALGRIND)
+        conn = (http.client.HTTPSConnection(lib.LOOPBACK, port, timeout=READY_SECONDS_UNDER_VALGRIND,
+                                            context=ssl._create_unverified_context()) if tls
+                else http.client.HTTPConnection(lib.LOOPBACK, port, timeout=READY_SECONDS_UNDER_VALGRIND))
         try:
             conn.request("GET", configs.SMALL_PATH)
             conn.getresponse().read()
@@ -123,17 +163,27 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
         docroot = configs.write_docroot(tmp)
         servers.start("backend", configs.nginx_backend(shutil.which("nginx") or "nginx", tmp, "backend",
                                                       backend, docroot), backend)
-        inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http)
-        argv = wrap(opts.count, inner, out)
+        if opts.tls:  # a full TLS handshake per request (ab makes no session resumption)
+            tmp.chmod(0o755)
+            issued = Authority(tmp, "bench-ca").issue("bench", ["bench.example"], kind=opts.tls)
+            inner = (run_tls.haproxy_tls(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, backend,
+                                         issued.pem_path) if opts.target == "haproxy"
+                     else run_tls.rsp_tls(tmp, "rsp", port, backend, issued.cert_path, issued.key_path))
+        else:
+            inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http)
+        if opts.count == "instr" and opts.target == "rsp":
+            argv = rsp_workers_under_valgrind(tmp, inner, out)
+        else:
+            argv = wrap(opts.count, inner, out)
         old = lib.READY_TIMEOUT
         lib.READY_TIMEOUT = READY_SECONDS_UNDER_VALGRIND
         try:
             proxy = servers.start("proxy", argv, port, cwd=ROOT)
         finally:
             lib.READY_TIMEOUT = old
-        url = f"http://{lib.LOOPBACK}:{port}{configs.SMALL_PATH}"
+        url = f"{'https' if opts.tls else 'http'}://{lib.LOOPBACK}:{port}{configs.SMALL_PATH}"
         # The master binds the port before its workers have started (slow under valgrind): wait for answers.
-        wait_answers(port, opts.workers * 4)
+        wait_answers(port, opts.workers * 4, bool(opts.tls))
         before = procstat.tree_seconds([proxy.pid])
         if opts.load == "wrk":  # keep-alive: `requests` is the duration in seconds
             script = tmp / "report.lua"
@@ -167,6 +217,9 @@ def main() -> None:
     ap.add_argument("--gc-threshold", type=int, default=0, help="rsp: gc.set_threshold(N) before start-up")
     ap.add_argument("--small", type=int, default=200, help="requests of the baseline run (wrk: seconds)")
     ap.add_argument("--large", type=int, default=2200, help="requests of the measured run (wrk: seconds)")
+    ap.add_argument("--tls", choices=("rsa", "ec"), default="",
+                    help="terminate TLS with an RSA 2048 or ECDSA P-256 certificate: a full handshake per request "
+                         "(workers = 1 for rsp)")
     ap.add_argument("--load", choices=("ab", "wrk"), default="ab",
                     help="ab: a new connection per request; wrk: keep-alive (wrk -t1 -cN for --small/--large s)")
     opts = ap.parse_args()
@@ -178,7 +231,9 @@ def main() -> None:
     per = n2 - n1
     gc_note = (f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else "") + (
         f" http {{{opts.rsp_http}}}" if opts.rsp_http else "")
-    label = f"{opts.target} workers={opts.workers}{gc_note} {opts.load} -c{opts.conns}, marginal over {per} requests"
+    tls_note = f" tls {opts.tls}" if opts.tls else ""
+    label = (f"{opts.target} workers={opts.workers}{gc_note}{tls_note} {opts.load} -c{opts.conns}, marginal over "
+             f"{per} requests")
     if opts.count == "syscalls":
         print(f"{label}: system calls per request (errors per request)")
         names = sorted(set(c2) | set(c1), key=lambda k: -(c2[k] - c1[k]))

@@ -7,7 +7,7 @@ Each connection sends one small keep-alive request, reads the response, then sta
 the sum of VmRSS over the proxy's process tree (`workers = 1`: one process; HAProxy `nbthread 1`), read
 after `--conns` connections and after twice as many, so start-up pages cancel out.
 
-`--objects` starts rsp inside a child Python (`rsp.cli.main`, workers = 1) with a thread that, on request,
+`--objects` starts rsp (workers = 1) with a thread in its worker process (a sitecustomize module) that, on request,
 starts tracemalloc (at the first request: after start-up and a warm-up of 100 connections), runs
 gc.collect() and reports every gc-tracked object by type (count, sys.getsizeof) plus tracemalloc's
 traced bytes and its top allocation sites; the difference between two snapshots, divided by the connections
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import sys
@@ -35,43 +36,53 @@ import procstat
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = f"GET {configs.SMALL_PATH} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
 SNAPSHOT_TIMEOUT = 60.0
-# The in-process driver: rsp's CLI in the main thread, a snapshot service in a daemon thread.
+# How long the connections opened wait before memory is read: idle, as a keep-alive connection is between
+# a client's visits, for longer than rsp keeps the memos of its last request (rsp.proxy.http_proxy's
+# MEMO_IDLE_SECONDS, 1 s) plus one housekeeping tick (1 s).
+IDLE_SETTLE = 2.5
+# The in-process driver, a sitecustomize module put first on the worker's path: rsp's worker is its own
+# process (`python -m rsp worker`, spawned by the master even with `workers = 1`), and the connections live
+# there, so the snapshot service runs in the process whose argv ends in `rsp worker` (sys.orig_argv is set
+# before site runs), as a daemon thread beside the worker's loop.
 INSIDE = r'''
-import gc, json, os, sys, threading, time, tracemalloc
-from collections import Counter
-ctl = sys.argv[1]
-def serve():
-    n = 0
-    while True:
-        req = f"{ctl}/snap-{n}.req"
-        while not os.path.exists(req):
-            time.sleep(0.05)
-        if n == 0:
-            tracemalloc.start(8)  # after start-up: tracing rsp's imports would take half a minute
-        gc.collect()
-        counts = Counter(); sizes = Counter()
-        for obj in gc.get_objects():
-            name = type(obj).__module__ + "." + type(obj).__qualname__
-            counts[name] += 1
-            sizes[name] += sys.getsizeof(obj)
-            if name.startswith("rsp.") or name == "builtins.list":
-                # what the GC does not track (bytes, str, bytearray, int) shows only through its holder
-                for ref in gc.get_referents(obj):
-                    if not gc.is_tracked(ref) and type(ref) not in (type(None), bool):
-                        rname = "held by " + name.rsplit(".", 1)[1] + ": " + type(ref).__qualname__
-                        counts[rname] += 1
-                        sizes[rname] += sys.getsizeof(ref)
-        snap = tracemalloc.take_snapshot()
-        stats = snap.statistics("lineno")
-        sites = {f"{s.traceback[0].filename}:{s.traceback[0].lineno}": s.size for s in stats[:4000]}
-        out = {"traced": tracemalloc.get_traced_memory()[0], "counts": counts, "sizes": sizes, "sites": sites}
-        with open(f"{ctl}/snap-{n}.json.tmp", "w") as f:
-            json.dump(out, f)
-        os.rename(f"{ctl}/snap-{n}.json.tmp", f"{ctl}/snap-{n}.json")
-        n += 1
-threading.Thread(target=serve, daemon=True).start()
-from rsp.cli import main
-raise SystemExit(main(sys.argv[2:]))
+import os, sys
+if sys.orig_argv[-2:] == ["rsp", "worker"] and os.environ.get("RSP_BENCH_SNAPSHOTS"):
+    import threading
+
+    def serve():
+        import gc, json, time, tracemalloc
+        from collections import Counter
+        ctl = os.environ["RSP_BENCH_SNAPSHOTS"]
+        n = 0
+        while True:
+            req = f"{ctl}/snap-{n}.req"
+            while not os.path.exists(req):
+                time.sleep(0.05)
+            if n == 0:
+                tracemalloc.start(8)  # after start-up: tracing rsp's imports would take half a minute
+            gc.collect()
+            counts = Counter(); sizes = Counter()
+            for obj in gc.get_objects():
+                name = type(obj).__module__ + "." + type(obj).__qualname__
+                counts[name] += 1
+                sizes[name] += sys.getsizeof(obj)
+                if name.startswith("rsp.") or name == "builtins.list":
+                    # what the GC does not track (bytes, str, bytearray, int) shows only through its holder
+                    for ref in gc.get_referents(obj):
+                        if not gc.is_tracked(ref) and type(ref) not in (type(None), bool):
+                            rname = "held by " + name.rsplit(".", 1)[1] + ": " + type(ref).__qualname__
+                            counts[rname] += 1
+                            sizes[rname] += sys.getsizeof(ref)
+            snap = tracemalloc.take_snapshot()
+            stats = snap.statistics("lineno")
+            sites = {f"{s.traceback[0].filename}:{s.traceback[0].lineno}": s.size for s in stats[:4000]}
+            out = {"traced": tracemalloc.get_traced_memory()[0], "counts": counts, "sizes": sizes, "sites": sites}
+            with open(f"{ctl}/snap-{n}.json.tmp", "w") as f:
+                json.dump(out, f)
+            os.rename(f"{ctl}/snap-{n}.json.tmp", f"{ctl}/snap-{n}.json")
+            n += 1
+
+    threading.Thread(target=serve, daemon=True).start()
 '''
 
 
@@ -112,8 +123,13 @@ def start_pair(tmp: Path, target: str, servers: lib.Servers, inside: bool) -> tu
         argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, [backend], "http")
     else:
         conf = configs.rsp_config(tmp, "rsp", port, [backend], "http")
-        argv = ([sys.executable, "-c", INSIDE, str(tmp), str(conf)] if inside
-                else [sys.executable, "-m", "rsp", str(conf)])
+        argv = [sys.executable, "-m", "rsp", str(conf)]
+        if inside:
+            site = tmp / "site"
+            site.mkdir()
+            (site / "sitecustomize.py").write_text(INSIDE)
+            path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+            argv = ["env", f"PYTHONPATH={path}", f"RSP_BENCH_SNAPSHOTS={tmp}", *argv]
     return servers.start(target, argv, port, cwd=ROOT), port
 
 
@@ -136,13 +152,13 @@ def measure_rss(target: str, conns: int) -> None:
         try:
             proxy, port = start_pair(Path(d), target, servers, inside=False)
             open_idle(port, 100, keep)  # warm-up: pools, caches, first allocations
-            time.sleep(0.5)
+            time.sleep(IDLE_SETTLE)
             first = rss_kib(proxy.pid)
             open_idle(port, conns, keep)
-            time.sleep(0.5)
+            time.sleep(IDLE_SETTLE)
             second = rss_kib(proxy.pid)
             open_idle(port, conns, keep)
-            time.sleep(0.5)
+            time.sleep(IDLE_SETTLE)
             third = rss_kib(proxy.pid)
         finally:
             for s in keep:
@@ -160,10 +176,10 @@ def measure_objects(conns: int, top: int) -> None:
         try:
             _, port = start_pair(tmp, "rsp", servers, inside=True)
             open_idle(port, 100, keep)
-            time.sleep(0.5)
+            time.sleep(IDLE_SETTLE)
             a = snapshot(tmp, 0)
             open_idle(port, conns, keep)
-            time.sleep(0.5)
+            time.sleep(IDLE_SETTLE)
             b = snapshot(tmp, 1)
         finally:
             for s in keep:

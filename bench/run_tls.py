@@ -9,7 +9,8 @@ Two tests per certificate kind (RSA 2048 and ECDSA P-256), each proxy in HTTP mo
   each): the proxy's CPU seconds per handshake.
 CPU is user + system time of the proxy's process tree from /proc, measured around each run. The target
 (issue 11): rsp within 1.3x of HAProxy on both. HAProxy gets Mozilla's intermediate ciphers and TLS 1.2+
-like rsp, one thread, `alpn http/1.1`. Everything started here is stopped in `finally`.
+like rsp, one thread, `alpn http/1.1`; rsp `workers = 1` (its default is a worker per core, which compared two
+processes with one thread until 2026-12-07). Everything started here is stopped in `finally`.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ listen = {{ {{ address = "{LOOPBACK}", port = {port}, mode = "http",
   tls = {{ certificates = {{ {{ cert = "{cert}", key = "{key}", names = {{ "bench.example" }} }} }} }} }} }}
 backends = {{ "{LOOPBACK}:{backend}" }}
 http = {{ access_log = "off" }}
+workers = 1
 """)
     return [sys.executable, "-m", "rsp", str(conf)]
 

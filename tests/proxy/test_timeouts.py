@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rsp.proxy.http_proxy import MEMO_IDLE_SECONDS
+from rsp.proxy.session_api import Http1ClientSide
 from support.fake_session import FakeSession
 
 Make = Callable[..., FakeSession]
@@ -104,3 +106,42 @@ def test_idle_pool_expiry_closes_the_backend_connection(make_session: Make) -> N
     assert backend.lost and not s.idle_upstreams()
     client.send(GET)  # the next request opens a new connection
     assert len(s.connector.pending()) == 1
+
+
+def test_a_connection_idle_for_a_while_drops_the_memos_of_its_last_request_and_still_serves(make_session: Make) -> None:
+    s = make_session(http="keepalive_timeout = 60")
+    client = s.client()
+    backend, _ = s.serve(client, GET, OK)
+    client.send(GET)  # the same head again, from the memos
+    forwarded = backend.take()
+    assert forwarded.startswith(b"GET /a HTTP/1.1\r\n")
+    backend.send(OK)
+    client.take()
+    conn = next(iter(s.proxy.connections))
+    assert isinstance(conn, Http1ClientSide)
+    assert conn.forwarded.head is not None  # kept: a keep-alive client repeats its head at once
+    s.advance(MEMO_IDLE_SECONDS / 2)
+    assert conn.forwarded.head is not None
+    s.advance(MEMO_IDLE_SECONDS)
+    assert conn.forwarded.head is None and conn.forwarded.data == b""
+    assert not client.closing
+    # the same head again, parsed in full: forwarded as before
+    client.send(GET)
+    assert backend.take() == forwarded
+    backend.send(OK)
+    assert client.take().endswith(b"\r\n\r\nok")
+
+
+def test_a_busy_connection_keeps_its_memos(make_session: Make) -> None:
+    s = make_session(http="keepalive_timeout = 60")
+    client = s.client()
+    backend, _ = s.serve(client, GET, OK)
+    conn = next(iter(s.proxy.connections))
+    assert isinstance(conn, Http1ClientSide)
+    for _ in range(5):
+        s.advance(MEMO_IDLE_SECONDS / 2)
+        client.send(GET)
+        backend.take()
+        backend.send(OK)
+        client.take()
+    assert conn.forwarded.head is not None

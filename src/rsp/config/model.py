@@ -237,11 +237,14 @@ DEFAULT_RESPONSE_TIMEOUT = 60.0
 DEFAULT_KEEPALIVE_TIMEOUT = 60.0
 # nginx client_max_body_size defaults to 1 MiB; a hosting platform uploads more, so 100 MiB.
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
-# Upstream keep-alive pool. nginx's documented `keepalive 32` still made a share of requests open a new
-# backend connection under 50 concurrent clients (see docs/performance.md); HAProxy keeps idle connections
-# without a count limit. 256 per backend covers that load and still bounds the fds an idle pool can hold.
+# Upstream keep-alive pool, sized by use as HAProxy's is (no count limit by default, idle connections the last
+# `pool-purge-delay` did not need are closed): rsp.proxy.http_upstream.IdlePool trims what went unused. A fixed
+# count like nginx's `keepalive N` closes a backend connection per request once more requests are in flight
+# than N: 256 made 1,000 keep-alive clients cost 3.5x what 10 cost (docs/performance.md). So the count is
+# only a cap on the descriptors one backend's pool may hold per worker, far above what one worker has in
+# flight, and the trim keeps the real size at what was recently used at once.
 # keepalive_requests 1000 and keepalive_timeout 60 s are nginx's defaults.
-DEFAULT_POOL_MAX_IDLE = 256
+DEFAULT_POOL_MAX_IDLE = 4096
 DEFAULT_POOL_IDLE_TIMEOUT = 60.0
 DEFAULT_POOL_MAX_REQUESTS = 1000
 ACCESS_LOG_FORMATS = ("combined", "json", "off")

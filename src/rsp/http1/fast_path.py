@@ -109,17 +109,34 @@ def fast_head_re(start: bytes, declared: HeadFields, max_count: int) -> re.Patte
     return pattern
 
 
-_FAST_RES: Final[dict[tuple[bool, HeadFields, int], re.Pattern[bytes]]] = {}
+def cut_groups(pattern: re.Pattern[bytes], declared: HeadFields) -> tuple[tuple[int, int], ...]:
+    """The hop-by-hop lines the fast path cuts out of `forwardable`: (value group, length of `Name: `)."""
+    return tuple((pattern.groupindex[group_name(name)], len(name) + len(NAME_SEPARATOR)) for name in declared.cut)
+
+
+FastPath = tuple[re.Pattern[bytes], tuple[tuple[int, int], ...]]
+# The expression and its cut groups per head kind, built once: a parser is made per connection, and its cut
+# groups, derived from the expression's group names, cost as much to recompute as the rest of the parser's
+# set-up (docs/performance.md, "New connections"). Keyed by the declaration's identity (HeadFields has no
+# __eq__), never by a pattern: hashing an re.Pattern hashes its whole compiled program.
+_FAST_PATHS: Final[dict[tuple[bool, HeadFields, int], FastPath]] = {}
+
+
+def fast_path(request: bool, declared: HeadFields, max_count: int) -> FastPath:
+    """The (cached) fast-path expression of one head kind, the field count limit part of it, and the
+    hop-by-hop lines it cuts (cut_groups)."""
+    key = (request, declared, max_count)
+    found = _FAST_PATHS.get(key)
+    if found is None:
+        pattern = fast_head_re(REQUEST_START if request else RESPONSE_START, declared, max_count)
+        found = (pattern, cut_groups(pattern, declared))
+        _FAST_PATHS[key] = found
+    return found
 
 
 def fast_re(request: bool, declared: HeadFields, max_count: int) -> re.Pattern[bytes]:
     """The (cached) fast-path expression of one head kind; the field count limit is part of it."""
-    key = (request, declared, max_count)
-    pattern = _FAST_RES.get(key)
-    if pattern is None:
-        pattern = fast_head_re(REQUEST_START if request else RESPONSE_START, declared, max_count)
-        _FAST_RES[key] = pattern
-    return pattern
+    return fast_path(request, declared, max_count)[0]
 
 
 def value_indexes(pattern: re.Pattern[bytes]) -> dict[str, int]:
@@ -131,11 +148,6 @@ def value_indexes(pattern: re.Pattern[bytes]) -> dict[str, int]:
 # declaration (HeadFields.extended) keeps these numbers: its extra groups come after them.
 REQUEST_GROUP: Final = value_indexes(fast_re(True, REQUEST_FIELDS, MAX_HEADER_COUNT))
 RESPONSE_GROUP: Final = value_indexes(fast_re(False, RESPONSE_FIELDS, MAX_HEADER_COUNT))
-
-
-def cut_groups(pattern: re.Pattern[bytes], declared: HeadFields) -> tuple[tuple[int, int], ...]:
-    """The hop-by-hop lines the fast path cuts out of `forwardable`: (value group, length of `Name: `)."""
-    return tuple((pattern.groupindex[group_name(name)], len(name) + len(NAME_SEPARATOR)) for name in declared.cut)
 
 
 _CONNECTION_PREFIX: Final = len(b"Connection") + len(NAME_SEPARATOR)

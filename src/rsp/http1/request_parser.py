@@ -89,6 +89,17 @@ class RequestParser(MessageParser):
         self._near_after = b""
         self._near_state = HEAD
 
+    def forget_memos(self) -> None:
+        """Drop the memos of the last head (kept for a client that repeats it): the next head is parsed in
+        full. The proxy calls this for a connection that has been idle for a while (rsp.proxy.http_proxy),
+        where the memos were most of the memory it held."""
+        self._last_head = b""
+        self._last_event = _NO_REQUEST
+        self._near_prefix = b""
+        self._near_event = _NO_REQUEST
+        self._near_after = b""
+        self._valid_host = None
+
     def _eof(self, events: list[Event]) -> None:
         if self._state == HEAD and not (self._buf.strip(b"\r\n") or any(self._more)):
             return

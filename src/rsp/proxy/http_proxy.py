@@ -20,16 +20,26 @@ Rules that make it safe:
 from __future__ import annotations
 
 import socket
+from typing import Final
 
 from rsp.pipeline.messages import Request
 from rsp.proxy.background import start_background
 from rsp.proxy.client import ClientConnection
 from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.session_api import Http1ClientSide
 from rsp.proxy.session_io import start_stream, start_tls_stream
 from rsp.proxy.session_state import LISTENER_PROTO, MAX_PEER_POOLS, TLS_LISTENER_PROTO, SessionState
+from rsp.proxy.waits import WAIT_KEEPALIVE
 from rsp.transport.plain_on_tls import HTTP_PLAIN_GUARD
 
 __all__ = ["LISTENER_PROTO", "MAX_PEER_POOLS", "TLS_LISTENER_PROTO", "HttpProxy"]
+
+# A client connection idle this long between requests drops the memos of its last request (the parser's and
+# the forwarded head's, rsp.http1.request_parser and rsp.proxy.reply_cache): they serve a client that repeats
+# its head at once, and were ~1.1 KB of the ~2.9 KB an idle keep-alive connection held (docs/performance.md,
+# "Memory per idle keep-alive connection"). A client that comes back later pays one full parse. Checked by the
+# housekeeping tick (about once a second, and with keepalive_timeout = 0 not at all: no wait is timed then).
+MEMO_IDLE_SECONDS: Final = 1.0
 
 
 class HttpProxy(SessionState):
@@ -43,9 +53,18 @@ class HttpProxy(SessionState):
     # -- housekeeping (called from the server's tick) -------------------------------------------------
     def tick(self) -> None:
         now = self.now()
+        keepalive = self.keepalive_timeout
+        # A keep-alive wait's deadline is when it began plus keepalive_timeout: one that began at least
+        # MEMO_IDLE_SECONDS ago has a deadline at most this.
+        memo_deadline = now - MEMO_IDLE_SECONDS + keepalive
         for conn in list(self.connections):
-            if conn.deadline and now >= conn.deadline:
+            deadline = conn.deadline
+            if deadline and now >= deadline:
                 conn.on_timeout()
+            elif (conn.wait == WAIT_KEEPALIVE and keepalive and deadline <= memo_deadline
+                    and isinstance(conn, Http1ClientSide)):
+                conn.parser.forget_memos()
+                conn.forwarded.forget()
         for pool in self.idle_pools.values():
             if pool.idle:
                 pool.expire(now)

@@ -8,7 +8,7 @@ closed it or broke framing, so it is dropped, never reused.
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from typing import Final, cast
 
 from rsp.errors import ProtocolError
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
@@ -18,6 +18,13 @@ from rsp.proxy.session_api import ExchangeSide, UpstreamSide
 from rsp.proxy.session_io import Transport, write
 from rsp.proxy.waits import WAIT_STREAM
 from rsp.upstream.records import BackendRecord
+
+# How often a pool closes the idle connections the last period did not need (HAProxy's `pool-purge-delay`,
+# 5 s by default). Each trim closes half of them, as HAProxy does, so a pool shrinks geometrically after a
+# burst rather than all at once (a burst that comes back finds half of its connections still warm).
+POOL_TRIM_PERIOD: Final = 5.0
+# UpstreamConnection.idle_since of a connection that is not in its pool's idle list.
+NOT_IDLE: Final = -1.0
 
 
 class UpstreamConnection(UpstreamSide):
@@ -34,7 +41,7 @@ class UpstreamConnection(UpstreamSide):
         self.exchange: ExchangeSide | None = None
         self.parser = ResponseParser()
         self.requests = 0
-        self.idle_since = 0.0
+        self.idle_since = NOT_IDLE
         self.closed = False
         # The last response head sent on to a client and its bytes (Exchange.on_head).
         self.replies = ResponseHeadCache(caches)
@@ -161,22 +168,33 @@ class UpstreamConnection(UpstreamSide):
 
 class IdlePool:
     """Idle keep-alive connections to one backend, most recently used first (warm sockets, and the
-    oldest age out: nginx's keepalive cache does the same)."""
+    oldest age out: nginx's keepalive cache does the same).
 
-    __slots__ = ("idle", "idle_timeout", "max_idle", "max_requests")
+    Its size follows use, not a fixed number (docs/performance.md, "Backend keep-alive pool"): a connection
+    is kept while fewer than `max_idle` wait (a safety cap a person sets), and every `POOL_TRIM_PERIOD` the
+    pool closes half of the connections that stayed idle through the whole period (`low`, the fewest that
+    were waiting at any moment of it: those were not needed even at the period's peak)."""
+
+    __slots__ = ("idle", "idle_timeout", "low", "max_idle", "max_requests", "trimmed_at")
 
     def __init__(self, max_idle: int, idle_timeout: float, max_requests: int) -> None:
         self.idle: list[UpstreamConnection] = []
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
         self.max_requests = max_requests
+        self.low = 0
+        self.trimmed_at = 0.0
 
     def take(self) -> UpstreamConnection | None:
         idle = self.idle
         while idle:
             conn = idle.pop()
+            conn.idle_since = NOT_IDLE
+            if len(idle) < self.low:
+                self.low = len(idle)
             if not conn.closed:
                 return conn
+        self.low = 0
         return None
 
     def put(self, conn: UpstreamConnection, now: float) -> None:
@@ -189,17 +207,39 @@ class IdlePool:
         self.idle.append(conn)  # its parser is between messages (pending == 0) and is reused
 
     def discard(self, conn: UpstreamConnection) -> None:
-        try:
-            self.idle.remove(conn)
-        except ValueError:
-            pass
+        if conn.idle_since != NOT_IDLE:  # a busy connection is not searched for in a list of thousands
+            conn.idle_since = NOT_IDLE
+            try:
+                self.idle.remove(conn)
+            except ValueError:
+                pass
 
     def expire(self, now: float) -> None:
+        """Close what waited longer than the idle timeout, and every `POOL_TRIM_PERIOD` half of what the
+        last period did not use. `idle` is in the order connections were put back, so the oldest lead."""
+        idle = self.idle
         limit = now - self.idle_timeout
-        for conn in [c for c in self.idle if c.idle_since < limit]:
-            conn.close()
+        old = 0
+        while old < len(idle) and idle[old].idle_since < limit:
+            old += 1
+        if now - self.trimmed_at >= POOL_TRIM_PERIOD:
+            self.trimmed_at = now
+            unused = min(self.low, len(idle))
+            old = max(old, (unused + 1) // 2)
+            self.low = len(idle) - old
+        if old:
+            closing = idle[:old]
+            del idle[:old]
+            for conn in closing:
+                conn.idle_since = NOT_IDLE  # out already: discard() need not search for it
+                conn.close()
+        if len(idle) < self.low:
+            self.low = len(idle)
 
     def close_all(self) -> None:
-        for conn in list(self.idle):
+        closing, self.idle = self.idle, []
+        self.low = 0
+        for conn in closing:
+            conn.idle_since = NOT_IDLE
             conn.close()
 

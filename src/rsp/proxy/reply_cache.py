@@ -85,6 +85,13 @@ class RequestHeadCache:
         self.data = b""
         self.rest = b""  # data after its target (origin-form targets), else b""
 
+    def forget(self) -> None:
+        """Drop the last head and its bytes (an idle connection: rsp.proxy.http_proxy)."""
+        self.head = None
+        self.context = None
+        self.data = b""
+        self.rest = b""
+
     def forward(self, head: RequestHead, context: RequestContext) -> bytes:
         """forward_request(head, context), from the cache when the inputs are those of the last call."""
         last = self.head

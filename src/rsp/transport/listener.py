@@ -7,6 +7,7 @@ Transport, Task or Future per connection.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import socket
@@ -15,7 +16,7 @@ from typing import Final
 
 from rsp.errors import StartupError
 from rsp.logs import get_logger
-from rsp.transport.poller import Watcher, io_for
+from rsp.transport.poller import Poller, Watcher, io_for
 
 # Linux caps the backlog at net.core.somaxconn (4096 on current kernels); nginx uses 511, HAProxy
 # defaults to maxconn. 4096 lets an `ab -c100` burst queue without SYN drops.
@@ -42,6 +43,10 @@ def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.s
         if family == socket.AF_INET6:
             # Listen on v6 only: "::" and "0.0.0.0" are separate listeners, as in nginx (ipv6only=on).
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        # Linux copies TCP_NODELAY from a listening socket to the sockets it accepts (inet_csk_clone_lock
+        # copies the socket's flags), which saves a setsockopt per connection. Set before listen(), so no
+        # connection queued before the workers start (a reload, a health probe) predates it.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(sockaddr)
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
@@ -51,6 +56,15 @@ def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.s
         shown = f"[{host}]" if ":" in host else host
         raise StartupError(f"cannot listen on {shown}:{port}: {what}", errno=exc.errno or 0) from exc
     return sock
+
+
+def accepted_socket(family: int, kind: int, proto: int, fd: int) -> socket.socket:
+    """The socket object of an accepted descriptor: the C type `_socket.socket`, not socket.py's subclass,
+    whose __init__ and close() are interpreted Python run once per connection (~9,700 instructions per
+    connection, docs/performance.md "New connections"). It has every method rsp calls on an accepted socket
+    (recv_into, send, sendmsg, shutdown, getsockopt, setblocking, fileno, close); what the subclass adds
+    (makefile, sendfile, enum-valued family and type, the context manager) is never used on one."""
+    return _socket.socket(family, kind, proto, fd)  # type: ignore[return-value]
 
 
 # Acceptor.nodelay: not known yet, inherited from the listener, or to be set on each connection.
@@ -74,9 +88,9 @@ class Acceptor(Watcher):
         # The accepted sockets' family, type and protocol, as plain ints (socket.socket's properties
         # convert them to enums on every read).
         self.kind = (int(sock.family), int(sock.type), sock.proto)
-        # Linux copies TCP_NODELAY from a listening socket to the sockets it accepts, which saves a
-        # setsockopt per connection. Set on the listener here; whether it was inherited is checked on the
-        # first connection (NODELAY_UNKNOWN), and if not, every connection gets its own setsockopt.
+        # TCP_NODELAY on the listener (bind_listener sets it before listen(); set again here for a listener
+        # made elsewhere): whether accepted sockets inherited it is checked on the first connection
+        # (NODELAY_UNKNOWN), and if not, every connection gets its own setsockopt.
         self.nodelay = NODELAY_UNKNOWN
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -89,7 +103,11 @@ class Acceptor(Watcher):
 
     def start(self) -> None:
         self.active = True
-        self.io.add_reader(self.fd, self)
+        io = self.io
+        if isinstance(io, Poller):
+            io.add_exclusive_reader(self.fd, self)  # one worker woken per connection, not every worker
+        else:
+            io.add_reader(self.fd, self)
 
     def stop(self) -> None:
         """Stop accepting and close the listening socket (queued, unaccepted connections are reset)."""
@@ -106,7 +124,7 @@ class Acceptor(Watcher):
         for _ in range(ACCEPT_BATCH):
             try:
                 fd, addr = accept()
-                conn = socket.socket(family, kind, proto, fileno=fd)
+                conn = accepted_socket(family, kind, proto, fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:

@@ -32,6 +32,7 @@ _EVENT_READ: Final = 1
 _EVENT_WRITE: Final = 2
 _EPOLLIN: Final = select.EPOLLIN
 _EPOLLOUT: Final = select.EPOLLOUT
+_EPOLLEXCLUSIVE: Final = select.EPOLLEXCLUSIVE
 # An edge-triggered watch (Poller.watch): every event of the socket, reported once per change of state.
 EDGE_EVENTS: Final = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 # What an edge may carry: data or its end (EPOLLRDHUP: the peer shut its side, EPOLLHUP: both sides are
@@ -138,8 +139,8 @@ class Poller(Io):
     descriptor belongs to one or the other (`masks[fd] != 0` means ours), never both.
     """
 
-    __slots__ = ("_deferred", "_dispatching", "_edges", "_ep", "_fd_to_key", "_masks", "_readers", "_stale",
-                 "_writers", "now")
+    __slots__ = ("_deferred", "_dispatching", "_edges", "_ep", "_fd_to_key", "_last", "_masks", "_readers",
+                 "_stale", "_writers", "now")
 
     def __init__(self, ep: select.epoll, fd_to_key: dict[Any, Any]) -> None:
         self._ep = ep
@@ -155,6 +156,8 @@ class Poller(Io):
         # in the next iteration (defer()).
         self._edges: list[Watcher | None] = []
         self._deferred: list[Watcher] = []
+        # Watchers to call once more at the end of this iteration, after the ready callbacks (call_last()).
+        self._last: list[Watcher] = []
         # time.monotonic() when the last epoll_wait returned: the time of everything this iteration does
         # (nginx caches its time per event-loop iteration the same way, HAProxy has now_ms).
         self.now = _monotonic()
@@ -175,6 +178,20 @@ class Poller(Io):
         if fd < len(self._readers):
             self._readers[fd] = None
             self._update(fd)
+
+    def add_exclusive_reader(self, fd: int, watcher: Watcher) -> None:
+        """A reader of a descriptor that other processes' epolls watch too (a listening socket shared by
+        the workers): EPOLLEXCLUSIVE wakes one of the waiting workers per new connection instead of all of
+        them (Linux 4.5; nginx does the same when it has no accept mutex). Level-triggered like add_reader;
+        only remove_reader may follow (EPOLLEXCLUSIVE cannot be modified, epoll_ctl(2))."""
+        self._grow(fd)
+        self._readers[fd] = watcher
+        self._masks[fd] = _EPOLLIN
+        try:
+            self._ep.register(fd, _EPOLLIN | _EPOLLEXCLUSIVE)
+        except FileExistsError:  # a closed descriptor's registration, its number reused: start afresh
+            self._ep.unregister(fd)
+            self._ep.register(fd, _EPOLLIN | _EPOLLEXCLUSIVE)
 
     def add_writer(self, fd: int, watcher: Watcher) -> None:
         self._grow(fd)
@@ -218,8 +235,20 @@ class Poller(Io):
         """Call watcher.on_edge(EPOLLIN) in the next iteration (after this one's events, without waiting)."""
         self._deferred.append(watcher)
 
+    def call_last(self, watcher: Watcher) -> None:
+        """Call watcher.on_edge(EPOLLIN) at the end of this iteration, after the callbacks that were ready
+        (where asyncio's call_soon from an event would have run it), without an asyncio Handle: how a
+        closed stream delivers connection_lost (rsp.transport.stream)."""
+        self._last.append(watcher)
+
     def has_deferred(self) -> bool:
-        return len(self._deferred) != 0
+        return len(self._deferred) != 0 or len(self._last) != 0
+
+    def run_last(self, loop: Any) -> None:
+        last = self._last
+        self._last = []
+        for watcher in last:
+            _run_edge(watcher, _EPOLLIN, loop)
 
     def run_deferred(self, loop: Any) -> None:
         deferred = self._deferred
@@ -372,8 +401,8 @@ def _iterate(loop: Any, poller: Poller, ready: Any, scheduled: list[Any], resolu
     Differences, all deliberate: the loop's clock is read as time.monotonic() (what its time() returns):
     before the wait only when a timer decides the timeout, and timers fall due against the poller's `now`
     (read once when the wait returns, before any callback ran); the heap of timers is purged in place;
-    watchers that deferred work run right after the poll; debug mode's slow-callback warnings are not
-    produced.
+    watchers that deferred work run right after the poll, and those that asked call_last() after the ready
+    callbacks; debug mode's slow-callback warnings are not produced.
     """
     count = len(scheduled)
     if count != 0:
@@ -406,7 +435,7 @@ def _iterate(loop: Any, poller: Poller, ready: Any, scheduled: list[Any], resolu
         elif timeout > MAXIMUM_SELECT_TIMEOUT:
             timeout = MAXIMUM_SELECT_TIMEOUT
     poller.poll(timeout, loop)
-    if poller.has_deferred():
+    if len(poller._deferred) != 0:
         poller.run_deferred(loop)
 
     # Timers that are due join the ready queue.
@@ -426,3 +455,5 @@ def _iterate(loop: Any, poller: Poller, ready: Any, scheduled: list[Any], resolu
         if handle._cancelled:
             continue
         handle._run()
+    if len(poller._last) != 0:
+        poller.run_last(loop)

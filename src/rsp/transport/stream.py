@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import ClassVar, Final, Protocol, final
+from typing import ClassVar, Final, Protocol, cast, final
 
 from rsp.logs import get_logger
 from rsp.transport.poller import EDGE_HANGUP, EDGE_READ, EDGE_WRITE, Poller, Watcher, io_for
@@ -65,6 +65,12 @@ class StreamProtocol(Protocol):
     def resume_writing(self) -> None: ...
 
 
+# SocketStream._lost when no connection_lost call is waiting.
+NOT_LOST: Final = object()
+# SocketStream._held of a stream that never holds bytes back: never appended to, only cleared.
+NOTHING_HELD: Final[list[bytes]] = []
+
+
 class NativeProtocol:
     """Base of rsp's compiled protocols (HTTP mode's client and backend connections). The stream calls their
     `data_received` as a native method call; any other protocol's is called as a stored bound method,
@@ -81,10 +87,38 @@ class SocketStream(Watcher):
 
     KIND: ClassVar[str] = "connection"  # how the log names it
 
-    __slots__ = ("_buffer", "_buffered", "_closing", "_done", "_eof_pending", "_eof_ready", "_eof_received",
-                 "_eof_sent", "_fd", "_hangup", "_held", "_high", "_io", "_loop", "_low", "_maybe_readable", "_native",
-                 "_on_data", "_on_eof", "_on_lost", "_on_pause", "_on_resume", "_paused", "_peer_ended", "_poller",
-                 "_protocol", "_reader", "_recv", "_send", "_sock", "_writer", "_writing_paused", "peer")
+    __slots__ = (
+        "_buffer",
+        "_buffered",
+        "_closing",
+        "_done",
+        "_eof_pending",
+        "_eof_ready",
+        "_eof_received",
+        "_eof_sent",
+        "_fd",
+        "_hangup",
+        "_held",
+        "_high",
+        "_io",
+        "_loop",
+        "_lost",
+        "_low",
+        "_maybe_readable",
+        "_native",
+        "_on_data",
+        "_paused",
+        "_peer_ended",
+        "_poller",
+        "_protocol",
+        "_reader",
+        "_recv",
+        "_send",
+        "_sock",
+        "_writer",
+        "_writing_paused",
+        "peer",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
                  peer: tuple[object, ...] = ()) -> None:
@@ -103,19 +137,21 @@ class SocketStream(Watcher):
         self._recv: Callable[[int], bytes] = sock.recv
         self._send: Callable[[bytes], int] = sock.send
         self._protocol = protocol
-        # Bound once: each is called per read or per pause, and a stored bound method is a direct call.
         # Annotated: the narrowed type of `protocol` would be an intersection with StreamProtocol, which
         # mypyc calls through Python's generic method call.
         self._native: NativeProtocol | None = protocol if isinstance(protocol, NativeProtocol) else None
-        self._on_data: Callable[[bytes], None] = protocol.data_received
-        self._on_eof: Callable[[], bool | None] = protocol.eof_received
-        self._on_lost: Callable[[Exception | None], None] = protocol.connection_lost
-        self._on_pause: Callable[[], None] = protocol.pause_writing
-        self._on_resume: Callable[[], None] = protocol.resume_writing
+        # Another protocol's data_received is bound once (a stored bound method is a direct call, and it is
+        # called per read); a native one's is a native call, and binding it anyway would cost a 72-byte
+        # object per connection for nothing. The rare callbacks (end of data, pause, resume, lost) are
+        # looked up when they happen: bound here, they were 4 more such objects held by every idle
+        # connection (docs/performance.md, "Memory per idle keep-alive connection").
+        self._on_data: Callable[[bytes], None] | None = None if self._native is not None else protocol.data_received
         self.peer = peer
         self._buffer: list[bytes] = []  # bytes for the socket that it has not taken yet
         # Bytes written before the stream can encrypt them (TLS: before its handshake); counted in _buffered.
-        self._held: list[bytes] = []
+        # A plain stream never holds any: it shares one empty list (a list per connection is 56 bytes that
+        # every idle connection would keep), and TlsStream gives itself its own.
+        self._held: list[bytes] = NOTHING_HELD
         self._buffered = 0
         self._high = DEFAULT_HIGH_WATER
         self._low = DEFAULT_LOW_WATER
@@ -131,6 +167,9 @@ class SocketStream(Watcher):
         self._eof_sent = False
         self._closing = False
         self._done = False  # the socket is closed and connection_lost is scheduled
+        # The argument of the protocol's connection_lost while it waits for the next iteration (NOT_LOST
+        # otherwise): see _finish.
+        self._lost: object = NOT_LOST
 
     def start(self) -> None:
         """Tell the protocol it is connected, then start reading."""
@@ -211,7 +250,7 @@ class SocketStream(Watcher):
         self._buffered += n
         if self._buffered > self._high and not self._writing_paused:
             self._writing_paused = True
-            self._call(self._on_pause)
+            self._call(self._protocol.pause_writing)
 
     def writelines(self, parts: list[bytes]) -> None:
         for part in parts:
@@ -253,7 +292,14 @@ class SocketStream(Watcher):
         self._read(1)
 
     def on_edge(self, events: int) -> None:
-        """Edge mode (rsp's poller): read until drained, or until reading stops; flush on EPOLLOUT."""
+        """Edge mode (rsp's poller): read until drained, or until reading stops; flush on EPOLLOUT. Once
+        closed, the deferred call that delivers connection_lost (_finish)."""
+        if self._done:
+            lost = self._lost
+            if lost is not NOT_LOST:
+                self._lost = NOT_LOST
+                self._protocol.connection_lost(cast("Exception | None", lost))
+            return
         if events & EDGE_READ:
             if events & EDGE_HANGUP:
                 self._hangup = True
@@ -294,16 +340,23 @@ class SocketStream(Watcher):
             self._maybe_readable = False
             self._on_end_of_data()
             return 0
-        native = self._native
         try:
-            if native is not None:
-                native.data_received(data)
-            else:
-                self._on_data(data)
+            self._deliver(data)
         except Exception as exc:  # a bug in the protocol: close this stream, keep the loop sane
             self._internal_error(exc)
             return 0
         return len(data)
+
+    @final
+    def _deliver(self, data: bytes) -> None:
+        """Hand bytes read to the protocol: a native call for rsp's compiled protocols."""
+        native = self._native
+        if native is not None:
+            native.data_received(data)
+            return
+        on_data = self._on_data
+        assert on_data is not None  # bound whenever the protocol is not native
+        on_data(data)
 
     @final
     def _read_failed(self, exc: OSError) -> int:
@@ -323,7 +376,7 @@ class SocketStream(Watcher):
         self._eof_received = True
         self._update_reader()
         try:
-            keep_open = self._on_eof()
+            keep_open = self._protocol.eof_received()
         except Exception as exc:
             self._internal_error(exc)
             return
@@ -355,7 +408,7 @@ class SocketStream(Watcher):
                 sent = 0
         if self._writing_paused and self._buffered <= self._low:
             self._writing_paused = False
-            self._call(self._on_resume)
+            self._call(self._protocol.resume_writing)
         if buffer:
             return
         if self._writer:  # (a callback above may have closed the stream already)
@@ -431,5 +484,12 @@ class SocketStream(Watcher):
             self._io.remove_writer(self._fd)
             self._writer = False
         self._sock.close()
-        # asyncio calls connection_lost from a later iteration, never from inside close() or write().
-        self._loop.call_soon(self._on_lost, exc)
+        # asyncio calls connection_lost later, never from inside close() or write(). On rsp's poller, at
+        # the end of the iteration (Poller.call_last, then on_edge), where call_soon would have run it, but
+        # without the Handle that call_soon builds and runs through interpreted Python (~9,000 instructions
+        # per connection, docs/performance.md "New connections").
+        if poller is not None:
+            self._lost = exc
+            poller.call_last(self)
+        else:
+            self._loop.call_soon(self._protocol.connection_lost, exc)

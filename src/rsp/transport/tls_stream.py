@@ -73,6 +73,7 @@ class TlsStream(SocketStream):
                  context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None,
                  peer: tuple[object, ...] = (), plain_guard: PlainHttpGuard | None = None) -> None:
         super().__init__(loop, sock, protocol, peer)
+        self._held = []  # writes before the handshake ends (SocketStream's shared NOTHING_HELD is never used)
         # A listener's stream: checks its first bytes for plain HTTP (rsp.transport.plain_on_tls) until
         # decided; `_first` holds them meanwhile (fewer than plain_on_tls.DECISION_BYTES).
         self._plain_guard = plain_guard
@@ -232,7 +233,7 @@ class TlsStream(SocketStream):
                 self._on_end_of_data()
                 break
             try:
-                self._on_data(data)
+                self._deliver(data)
             except Exception as exc:
                 self._internal_error(exc)
                 return
