@@ -1,17 +1,19 @@
 """connection_lost on rsp's loop: from the next iteration (never inside close()), once, through the poller's
-deferred list rather than an asyncio Handle; and a native protocol's callbacks without bound methods."""
+deferred list rather than an asyncio Handle. The protocol here is an ordinary asyncio one: rsp's native
+protocols (NativeProtocol, compiled; no interpreted subclass can exist) take the same path, which every
+HTTP loopback test drives through ClientSide and UpstreamSide."""
 
 from __future__ import annotations
 
 import asyncio
 
 from rsp.transport.event_loop import RspEventLoop
-from rsp.transport.stream import NativeProtocol, SocketStream
+from rsp.transport.stream import SocketStream
 from support.sockets import nonblocking_pair
 
 
-class Native(NativeProtocol):
-    """A protocol of the native kind (the stream calls its data_received directly)."""
+class Recorder(asyncio.Protocol):
+    """Every callback the stream makes, in order."""
 
     def __init__(self) -> None:
         self.events: list[object] = []
@@ -44,7 +46,7 @@ def test_connection_lost_comes_from_the_next_iteration_once_without_an_asyncio_h
     loop = RspEventLoop()
     mine, peer = nonblocking_pair()
     try:
-        protocol = Native()
+        protocol = Recorder()
         stream = SocketStream(loop, mine, protocol)
         stream.start()
         peer.send(b"hello")
@@ -66,11 +68,11 @@ def test_connection_lost_comes_from_the_next_iteration_once_without_an_asyncio_h
         loop.close()
 
 
-def test_the_peer_ending_reaches_a_native_protocol_as_eof_then_lost() -> None:
+def test_the_peer_ending_reaches_the_protocol_as_eof_then_lost() -> None:
     loop = RspEventLoop()
     mine, peer = nonblocking_pair()
     try:
-        protocol = Native()
+        protocol = Recorder()
         stream = SocketStream(loop, mine, protocol)
         stream.start()
         peer.close()
