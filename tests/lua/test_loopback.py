@@ -168,3 +168,36 @@ def test_body_filter_changes_the_body(run_rsp: Callable[..., RspProcess], start_
     status, headers, body = get(port, "/path")
     assert status == 200 and headers["x-filtered"] == "1"
     assert body.startswith(b"LOWER GET /PATH") and body.endswith(b"<END>")
+
+
+def test_access_reads_and_replaces_the_request_body(run_rsp: Callable[..., RspProcess], start_backend: Any,
+                                                    free_port: Callable[[], int]) -> None:
+    from support.http_backends import ReceivedRequest, Reply
+
+    def echo(req: ReceivedRequest) -> Reply:
+        length = next((v for k, v in req.headers if k.lower() == "content-length"), "-")
+        return Reply(body=b"%s chunked=%d len=%s" % (req.body, req.chunked, length.encode()))
+
+    backend = start_backend(HttpBackend, handler=echo)
+    port = free_port()
+    run_rsp(config(port, backend.port, """{ access = function()
+        ngx.req.read_body()
+        local data = ngx.req.get_body_data()
+        if ngx.var.uri == "/say" then return ngx.say("got ", data) end
+        if ngx.var.uri == "/drop" then return ngx.req.discard_body() end
+        ngx.req.set_body_data("<" .. data .. ">")
+    end }"""))
+
+    def post(path: str, body: Any, chunked: bool = False) -> bytes:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
+        try:
+            conn.request("POST", path, body=body, headers={"Host": "app.example"}, encode_chunked=chunked)
+            return conn.getresponse().read()
+        finally:
+            conn.close()
+
+    assert post("/say", b"hello") == b"got hello\n"
+    assert post("/set", b"hello") == b"<hello> chunked=0 len=7"
+    # a chunked body, in two chunks: read whole, replaced, sent with its Content-Length
+    assert post("/set", iter([b"he", b"llo"]), chunked=True) == b"<hello> chunked=0 len=7"
+    assert post("/drop", b"hello") == b" chunked=0 len=0"

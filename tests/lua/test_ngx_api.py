@@ -300,3 +300,51 @@ def test_log_phase_sees_the_outcome(lua) -> None:  # type: ignore[no-untyped-def
     store = lua.stores[0]
     assert store.get("stats", b"502 127.0.0.1:9000")[0] == 1
     assert store.get("stats", b"last")[0] == b"0.500"
+
+
+def test_read_body_waits_for_the_whole_body_then_get_and_set_body_data(lua) -> None:  # type: ignore[no-untyped-def]
+    from rsp.pipeline.phases import SUSPEND
+    from rsp.pipeline.request_body import RequestBody
+    flt = lua.filter("""{ access = function()
+        assert(ngx.req.get_body_data() == nil)  -- not read yet
+        ngx.req.read_body()
+        local data = ngx.req.get_body_data()
+        ngx.req.set_body_data(data:upper() .. "!")
+        ngx.ctx.read = data
+    end }""")
+    ex = FakeExchange(method=b"POST")
+    ex.body = RequestBody()
+    ex.body.add(b"ab")
+    assert flt.access(ex) is SUSPEND  # the handler waits for the client's body
+    ex.body.add(b"cd")
+    assert ex.resumed == 0
+    ex.body.end()
+    assert ex.resumed == 1 and not ex.answers
+    assert ex.body.data() == b"ABCD!" and ex.request.body_length == 5
+
+
+def test_body_functions_over_the_buffer_and_outside_their_phases(lua) -> None:  # type: ignore[no-untyped-def]
+    from rsp.pipeline.request_body import RequestBody
+    body = """
+        ngx.req.read_body()
+        ngx.say(tostring(ngx.req.get_body_data()), " ", tostring(ngx.req.get_body_file()))
+        if ngx.var.arg_set then ngx.req.set_body_data("x") end
+    """
+    ex = FakeExchange(b"/", method=b"POST")
+    ex.body = RequestBody(limit=3)
+    ex.body.add(b"abcd")  # over the buffer: nil (OpenResty: the body is in a file; rsp has no file)
+    assert say(lua, body, ex) == b"nil nil\n"
+    over = FakeExchange(b"/?set=1", method=b"POST")
+    over.body = RequestBody(limit=3)
+    over.body.add(b"abcd")
+    flt = lua.filter("{ access = function()\n" + body + "\nend }")
+    failed = flt.access(over)
+    assert isinstance(failed, LocalReply) and failed.response.status == 500  # cannot replace it
+    discard = lua.filter("{ access = function() ngx.req.discard_body() ngx.say(ngx.req.get_body_data()) end }")
+    dropped = FakeExchange(method=b"POST")
+    dropped.body = RequestBody()
+    dropped.body.add(b"zz")
+    reply = discard.access(dropped)
+    assert isinstance(reply, LocalReply) and reply.body == b"nil\n" and dropped.request.body_length == 0
+    in_balancer = lua.filter("{ balancer = function() ngx.req.read_body() end }").balancer(FakeExchange())
+    assert isinstance(in_balancer, LocalReply) and in_balancer.response.status == 500

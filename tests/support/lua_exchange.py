@@ -3,7 +3,10 @@ and a record of resume()/answer() calls."""
 
 from __future__ import annotations
 
-from rsp.pipeline.messages import Header, LocalReply, Request, Response
+from collections.abc import Callable
+
+from rsp.pipeline.messages import NO_BODY, Header, LocalReply, Request, Response
+from rsp.pipeline.request_body import RequestBody
 
 
 class FakeExchange:
@@ -28,6 +31,8 @@ class FakeExchange:
         self.started_value = 1000.0
         self.resumed = 0
         self.answers: list[LocalReply] = []
+        # the request body as the session holds it: tests feed it with body.add / body.end
+        self.body = RequestBody(complete=True)
 
     @property
     def client_ip(self) -> str:
@@ -73,3 +78,17 @@ class FakeExchange:
 
     def answer(self, reply: LocalReply) -> None:
         self.answers.append(reply)
+
+    def read_body(self, done: Callable[[], None]) -> bool:
+        return self.body.wait(done)
+
+    def body_data(self) -> bytes | None:
+        return self.body.data()
+
+    def set_body(self, data: bytes) -> None:
+        self.body.replace(data)
+        self.request.body_length = len(data)
+
+    def discard_body(self) -> None:
+        self.body.discard()
+        self.request.body_length = NO_BODY

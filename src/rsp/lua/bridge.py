@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from rsp.errors import ScriptError
+from rsp.errors import PipelineError, ScriptError
 from rsp.lua import ngx_text
 from rsp.lua.engine import CallState, Waiter
 from rsp.lua.ngx_vars import snapshot, variable
@@ -33,6 +33,8 @@ _LEVEL_NAMES: Final = ("stderr", "emerg", "alert", "crit", "error", "warn", "not
 # cjson refuses deeper nesting (its default encode_max_depth / decode_max_depth is 1000).
 MAX_JSON_DEPTH: Final = 1000
 REQUEST_PHASES: Final = frozenset({"rewrite", "access", "balancer"})
+# Where OpenResty allows ngx.req.read_body and the body functions (its content phase is rsp's local answer).
+BODY_PHASES: Final = frozenset({"rewrite", "access"})
 # A local answer is held whole before it is sent (rsp has no streamed ngx.print): its bound, so that a handler
 # printing in a loop fails instead of filling the worker's memory outside the Lua heap's cap.
 MAX_OUTPUT: Final = 16 * 1024 * 1024
@@ -293,10 +295,38 @@ class Bridge:
             if key == b"host" and values:
                 request.authority = values[0]
 
-    def req_body(self) -> None:
-        # The pipeline's ExchangeView does not expose the request body (docs/lua.md): nil, as OpenResty
-        # returns when the body was not read into memory.
-        return None
+    def _body_state(self, what: str) -> CallState:
+        state = self._exchange_state(what)
+        if state.phase not in BODY_PHASES:
+            raise ScriptError(f"{what} is not allowed in {state.phase}")
+        return state
+
+    def req_read_body(self) -> Any:
+        ex = self._body_state("ngx.req.read_body").exchange
+        assert ex is not None
+        waiter = Waiter()
+        if ex.read_body(waiter.done):
+            return None
+        self.engine.pending = waiter
+        return self.wait_marker
+
+    def req_body(self) -> bytes | None:
+        ex = self._body_state("ngx.req.get_body_data").exchange
+        assert ex is not None
+        return ex.body_data()
+
+    def req_set_body(self, data: bytes) -> None:
+        ex = self._body_state("ngx.req.set_body_data").exchange
+        assert ex is not None
+        try:
+            ex.set_body(data)
+        except PipelineError as exc:
+            raise ScriptError(f"ngx.req.set_body_data: {exc}") from None
+
+    def req_discard_body(self) -> None:
+        ex = self._body_state("ngx.req.discard_body").exchange
+        assert ex is not None
+        ex.discard_body()
 
     def started(self) -> float:
         ex = self._request_state("ngx.req.start_time").exchange

@@ -341,9 +341,11 @@ function req.set_header(name, value)
   else B.req_set_header(tostring(name), value ~= nil and tostring(value) or nil) end
 end
 function req.clear_header(name) vars_changed() B.req_set_header(tostring(name), nil) end
-function req.read_body() return nil end
+function req.read_body() wait(B.req_read_body()) end
 function req.get_body_data() return B.req_body() end
-function req.discard_body() return nil end
+function req.set_body_data(data) B.req_set_body(tostring(data)) end
+function req.discard_body() B.req_discard_body() end
+function req.get_body_file() return nil end  -- rsp writes no request body to a file (rsp.pipeline.request_body)
 function req.start_time() return B.started() end
 
 ngx.time = function() return B.time() end

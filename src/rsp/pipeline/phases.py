@@ -27,6 +27,7 @@ What a request-phase method returns (the small vocabulary nginx, Envoy and mitmp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from rsp.pipeline.messages import LocalReply, Request, Response
@@ -102,6 +103,17 @@ class ExchangeView(Protocol):
         """Go on after the filter that returned SUSPEND (call on the loop, once)."""
     def answer(self, reply: LocalReply) -> None:
         """Answer locally after the filter that returned SUSPEND (call on the loop, once)."""
+
+    # The request body, in rewrite and access (rsp.pipeline.request_body): held while the request phases run.
+    def read_body(self, done: Callable[[], None]) -> bool:
+        """True when the body is complete (or over the buffer, or discarded); else `done` is called once it is
+        (on the loop): the filter returns SUSPEND meanwhile."""
+    def body_data(self) -> bytes | None:
+        """The whole body when held whole, else None (not read yet, over the buffer, discarded, empty)."""
+    def set_body(self, data: bytes) -> None:
+        """Replace the body (read whole first): the backend gets `data` with its Content-Length."""
+    def discard_body(self) -> None:
+        """Drop the body: the backend gets the request without one."""
 
 
 class Filter:

@@ -211,8 +211,9 @@ class Exchange(ExchangeSide):
         self.buffer = None
         if buffer:
             conn.write(b"".join(buffer))
-            if self.body_sent:
-                self.client.body_written(self.body_sent)  # the body that waited for the connection
+            waited = self.body_sent - (self.run.body_acked if self.run is not None else 0)  # (held bytes: acked)
+            if waited > 0:
+                self.client.body_written(waited)  # the body that waited for the connection
         if self.client.paused_upstream:
             self.client.resume_reading()  # the connect buffer is flushed
 
@@ -225,6 +226,8 @@ class Exchange(ExchangeSide):
             return
         if client.wait == WAIT_BODY:
             client.deadline = self.proxy.now() + self.proxy.body_timeout
+        if self.run is not None and self.run.take_data(data):  # held for the request phases, or discarded
+            return
         out = forward.encode_chunk(data) if self.head.body.kind == "chunked" else data
         if self.buffer is not None:
             self.buffer.append(out)
@@ -237,7 +240,7 @@ class Exchange(ExchangeSide):
 
     def request_end(self, end: EndOfMessage) -> None:
         self.request_done = True
-        if self.head.body.kind == "chunked":
+        if (self.run is None or not self.run.take_end(end.trailers)) and self.head.body.kind == "chunked":
             tail = forward.last_chunk(end.trailers)
             if self.buffer is not None:
                 self.buffer.append(tail)
