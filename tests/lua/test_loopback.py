@@ -201,3 +201,24 @@ def test_access_reads_and_replaces_the_request_body(run_rsp: Callable[..., RspPr
     # a chunked body, in two chunks: read whole, replaced, sent with its Content-Length
     assert post("/set", iter([b"he", b"llo"]), chunked=True) == b"<hello> chunked=0 len=7"
     assert post("/drop", b"hello") == b" chunked=0 len=0"
+
+
+def test_log_reads_the_upstream_times(run_rsp: Callable[..., RspProcess], start_backend: Any,
+                                      free_port: Callable[[], int]) -> None:
+    import re
+    backend = start_backend(HttpBackend)
+    port = free_port()
+    run_rsp(config(port, backend.port, """{
+      shared = { t = "64k" }, shared_dir = "shared",
+      access = function()
+        if ngx.var.uri == "/times" then return ngx.say(ngx.shared.t:get("last")) end
+      end,
+      log = function()
+        if ngx.var.uri ~= "/times" then
+          ngx.shared.t:set("last", ngx.var.upstream_connect_time .. " " .. ngx.var.upstream_header_time .. " " ..
+                                   ngx.var.upstream_response_time)
+        end
+      end,
+    }""").replace("workers = 2", "workers = 1"))
+    assert get(port, "/x")[0] == 200
+    assert re.fullmatch(rb"\d+\.\d{3} \d+\.\d{3} \d+\.\d{3}\n", get(port, "/times")[2])

@@ -348,3 +348,23 @@ def test_body_functions_over_the_buffer_and_outside_their_phases(lua) -> None:  
     assert isinstance(reply, LocalReply) and reply.body == b"nil\n" and dropped.request.body_length == 0
     in_balancer = lua.filter("{ balancer = function() ngx.req.read_body() end }").balancer(FakeExchange())
     assert isinstance(in_balancer, LocalReply) and in_balancer.response.status == 500
+
+
+def test_upstream_times_in_nginx_format(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ shared = { t = "64k" }, log = function()
+        local d = ngx.shared.t
+        d:set("response", ngx.var.upstream_response_time)
+        d:set("connect", ngx.var.upstream_connect_time)
+        d:set("header", ngx.var.upstream_header_time)
+        d:set("none", tostring(ngx.var.upstream_response_time == nil))
+    end }""")
+    ex = FakeExchange()
+    ex.upstream_timings_value = ((-1.0, -1.0, 0.25), (0.0004, 0.0506, 1.2))
+    assert flt.log(ex) is None
+    store = lua.stores[0]
+    assert store.get("t", b"response")[0] == b"0.250, 1.200"
+    assert store.get("t", b"connect")[0] == b"-, 0.000"
+    assert store.get("t", b"header")[0] == b"-, 0.051"
+    assert store.get("t", b"none")[0] == b"false"
+    assert flt.log(FakeExchange()) is None  # no try (a local answer): nil
+    assert store.get("t", b"none")[0] == b"true"

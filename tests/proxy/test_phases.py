@@ -532,3 +532,37 @@ def test_a_body_over_the_buffer_pauses_the_client_reads_as_none_and_streams_on(m
     client.send(b"yyyyy")
     forwarded = backend.take()
     assert forwarded.endswith(b"x" * size + b"yyyyy")
+
+
+class Times(Filter):
+    """log: records the exchange's per-try upstream times."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[tuple[float, float, float], ...]] = []
+
+    def log(self, exchange: ExchangeView) -> None:
+        self.seen.append(exchange.upstream_timings)
+
+
+def test_each_try_has_its_connect_header_and_response_times_on_the_session_clock(make_session: Make) -> None:
+    import pytest
+    times = Times()
+    s = make_session(backends=2, pool="retries = 1", filters=[times])
+    client = s.client()
+    client.send(GET_X)
+    s.clock.advance(0.25)
+    s.fail("connection refused")  # the first try: no connection, no head
+    s.clock.advance(0.125)
+    backend = s.accept()
+    s.clock.advance(0.5)
+    backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe")
+    s.clock.advance(1.0)
+    backend.send(b"llo")
+    assert client.take().endswith(b"hello")
+    (first, second), = times.seen
+    assert first == (-1.0, -1.0, 0.25)
+    assert second == pytest.approx((0.125, 0.625, 1.625))
+    local = Times()
+    s = make_session(filters=[Deny(), local])
+    s.client().send(GET_X)
+    assert local.seen == [()]  # answered locally: no try, no value

@@ -27,6 +27,7 @@ class FakeExchange:
         self.status_value = 0
         self.upstream_addr_value = ""
         self.upstream_status_value = 0
+        self.upstream_timings_value: tuple[tuple[float, float, float], ...] = ()
         self.clock = 1000.0
         self.started_value = 1000.0
         self.resumed = 0
@@ -65,6 +66,10 @@ class FakeExchange:
     @property
     def upstream_status(self) -> int:
         return self.upstream_status_value
+
+    @property
+    def upstream_timings(self) -> tuple[tuple[float, float, float], ...]:
+        return self.upstream_timings_value
 
     @property
     def started(self) -> float:

@@ -14,6 +14,7 @@ from urllib.parse import unquote_to_bytes
 
 from rsp.pipeline.messages import header_values
 from rsp.pipeline.phases import ExchangeView
+from rsp.pipeline.try_times import nginx_times
 
 
 def _host(ex: ExchangeView) -> bytes:
@@ -49,6 +50,11 @@ def _upstream_status(ex: ExchangeView) -> bytes | None:
     return str(ex.upstream_status).encode("ascii") if ex.upstream_status else None
 
 
+def _upstream_time(step: int) -> Callable[[ExchangeView], bytes | None]:
+    """$upstream_connect_time (step 0), $upstream_header_time (1), $upstream_response_time (2)."""
+    return lambda ex: nginx_times(ex.upstream_timings, step)
+
+
 def _content_length(ex: ExchangeView) -> bytes | None:
     return ex.request.get(b"content-length")
 
@@ -73,6 +79,9 @@ _SIMPLE: Final[dict[bytes, Callable[[ExchangeView], bytes | None]]] = {
     b"upstream_addr": lambda ex: ex.upstream_addr.encode("ascii") or None,
     b"upstream_status": _upstream_status,
     b"request_time": _request_time,
+    b"upstream_connect_time": _upstream_time(0),
+    b"upstream_header_time": _upstream_time(1),
+    b"upstream_response_time": _upstream_time(2),
     b"content_length": _content_length,
     b"content_type": lambda ex: ex.request.get(b"content-type"),
     b"http_host": lambda ex: ex.request.authority,

@@ -68,7 +68,8 @@ class ExchangeView(Protocol):
     tries: how many tries failed so far (0 on the first balancer call); last_failure: why the last one
         failed ("connect refused", "timeout", "bad response"), "" on the first.
     more_tries: set in balancer to allow that many more tries than the pool's `retries`.
-    status: the final status (0 until known); upstream_addr / upstream_status: the last backend's.
+    status: the final status (0 until known); upstream_addr / upstream_status: the last backend's;
+        upstream_timings: each try's connect, header and response times.
     started: when the request head was complete, on the exchange's clock (the loop iteration's time, as
         nginx's cached time); now(): that clock, read now.
     """
@@ -98,6 +99,10 @@ class ExchangeView(Protocol):
     def upstream_status(self) -> int: ...
     @property
     def started(self) -> float: ...
+    @property
+    def upstream_timings(self) -> tuple[tuple[float, float, float], ...]:
+        """Per try so far: (connect, header, response) seconds from the try's start, -1.0 for a step it did
+        not reach (a refused connect has no connect or header time)."""
     def now(self) -> float: ...
     def resume(self) -> None:
         """Go on after the filter that returned SUSPEND (call on the loop, once)."""

@@ -103,8 +103,7 @@ class Exchange(ExchangeSide):
         self.heard = False  # a response head (even interim) came from the backend
         self.status = 0
         self.sent_bytes = 0
-        # Only the access log reads these times.
-        self.started = self.proxy.clock() if self.proxy.access_log.enabled else 0.0
+        self.started = self.proxy.clock() if self.proxy.access_log.enabled else 0.0  # (only the access log's)
         self.upstream_started = 0.0
         self.extra_tries = 0  # tries a balancer filter allowed beyond the pool's retries
         self.last_failure = ""  # why the last try failed (the balancer filters read it)
@@ -200,10 +199,11 @@ class Exchange(ExchangeSide):
                 self.record.active -= 1
                 conn.release(self.proxy.now())
             return
-        # Passive health hears of success at the response head, not at connect: a backend that accepts
-        # connections but answers garbage must still be ejected.
+        # Passive health hears of success at the response head, not at connect (a backend may accept, then fail)
         self.reused = reused
         self.upstream = conn
+        if self.run is not None:
+            self.run.attached()  # $upstream_connect_time
         conn.exchange = self
         conn.requests += 1
         conn.parser.expect(self.head.method)

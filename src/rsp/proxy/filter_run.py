@@ -31,6 +31,7 @@ from rsp.logs import get_logger
 from rsp.pipeline.messages import NO_BODY, Header, LocalReply, Request, Response
 from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, Filter, Suspend, Verdict
 from rsp.pipeline.request_body import RequestBody
+from rsp.pipeline.try_times import TryTimes
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ExchangeSide
 from rsp.proxy.session_state import SessionState
@@ -86,6 +87,7 @@ class FilterRun:
         "stage",
         "started",
         "suspended",
+        "times",
         "upstream_status",
     )
 
@@ -117,6 +119,7 @@ class FilterRun:
         # body byte arrives or a filter asks for it; body_acked: its bytes already acknowledged to the client.
         self.body: RequestBody | None = None
         self.body_acked = 0
+        self.times: TryTimes | None = None  # each try's times, on proxy.clock (made by the first try)
 
     # -- ExchangeView ---------------------------------------------------------------------------------
     @property
@@ -188,6 +191,11 @@ class FilterRun:
 
     def now(self) -> float:
         return self.proxy.clock()
+
+    @property
+    def upstream_timings(self) -> tuple[tuple[float, float, float], ...]:
+        times = self.times
+        return times.durations(self.proxy.clock()) if times is not None else ()
 
     def resume(self) -> None:
         """Go on after the filter that returned SUSPEND."""
@@ -464,7 +472,17 @@ class FilterRun:
         self.send_local(error_reply(status), close=True)
 
     def connected_to(self, record: BackendRecord) -> None:
+        """A try begins, to `record` (the previous one, if any, ended now)."""
         self._record = record
+        times = self.times
+        if times is None:
+            times = self.times = TryTimes()
+        times.begin(self.proxy.clock())
+
+    def attached(self) -> None:
+        """This try has its backend connection (a pooled one: at once)."""
+        if self.times is not None:
+            self.times.connected(self.proxy.clock())
 
     def _fail_request(self, reason: str) -> None:
         get_logger().error("client %s: %s", self.exchange.client.client_ip, reason)
@@ -503,6 +521,8 @@ class FilterRun:
         """The backend's response head through header_filter: the response to send, or None when a filter
         failed (the exchange was answered 500 instead)."""
         self.upstream_status = head.status
+        if self.times is not None:
+            self.times.header(self.proxy.clock())
         self._response_head = None
         response = response_of(head)
         response.origin = head
@@ -511,6 +531,8 @@ class FilterRun:
     def direct_head(self, head: ResponseHead) -> None:
         """The backend's response head went to the client by the direct path (no header or body filter)."""
         self.upstream_status = head.status
+        if self.times is not None:
+            self.times.header(self.proxy.clock())
         self._response_head = head
 
     def header_phase(self, response: Response) -> Response | None:
@@ -560,6 +582,8 @@ class FilterRun:
             return
         self.logged = True
         self.stage = _DONE
+        if self.times is not None:
+            self.times.end(self.proxy.clock())
         for flt in self.proxy.log_filters:
             try:
                 flt.log(self)
