@@ -222,3 +222,23 @@ def test_log_reads_the_upstream_times(run_rsp: Callable[..., RspProcess], start_
     }""").replace("workers = 2", "workers = 1"))
     assert get(port, "/x")[0] == 200
     assert re.fullmatch(rb"\d+\.\d{3} \d+\.\d{3} \d+\.\d{3}\n", get(port, "/times")[2])
+
+
+def test_balancer_read_timeout_applies_to_the_try(run_rsp: Callable[..., RspProcess], start_backend: Any,
+                                                  free_port: Callable[[], int]) -> None:
+    import time
+
+    from support.http_backends import ReceivedRequest, Reply
+
+    def slow(req: ReceivedRequest) -> Reply:
+        return Reply(body=b"late", delay=1.5)
+
+    backend = start_backend(HttpBackend, handler=slow)
+    port = free_port()
+    run_rsp(config(port, backend.port, """{ balancer = function()
+        if ngx.var.arg_short then assert(require("ngx.balancer").set_timeouts(nil, nil, 0.2)) end
+    end }"""))
+    started = time.monotonic()
+    status, _, _ = get(port, "/?short=1")
+    assert status == 504 and time.monotonic() - started < 1.4  # the try's 0.2 s, not the listener's 60 s
+    assert get(port, "/")[2] == b"late"  # without set_timeouts: the defaults

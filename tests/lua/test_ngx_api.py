@@ -244,11 +244,23 @@ def test_balancer_module(lua) -> None:  # type: ignore[no-untyped-def]
     ex = FakeExchange()
     assert flt.balancer(ex) is None
     assert ex.peer == ("127.0.0.2", 8081) and ex.more_tries == 2
-    assert ex.ctx["rsp.lua.timeouts"] == (1, 2, 3)
+    assert ex.timeouts == (1.0, 2.0, 3.0)
     ex.tries_value, ex.last_failure_value = 1, "connect refused"
     assert flt.balancer(ex) is None
     failure = lua.engines[0].lua.eval(b"function(t) return t.failure end")(ex.ctx["rsp.lua.ctx"])
     assert failure == b"failed502"
+
+
+def test_set_timeouts_takes_seconds_and_nil_and_refuses_the_rest(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ balancer = function()
+        local b = require "ngx.balancer"
+        assert(b.set_timeouts(0.5, nil, 2))
+        if ngx.var.arg_bad then b.set_timeouts(0, 1, 1) end
+    end }""")
+    ex = FakeExchange()
+    assert flt.balancer(ex) is None and ex.timeouts == (0.5, 0.0, 2.0)
+    bad = flt.balancer(FakeExchange(b"/?bad=1"))
+    assert isinstance(bad, LocalReply) and bad.response.status == 500
 
 
 def test_set_current_peer_outside_balancer_fails(lua) -> None:  # type: ignore[no-untyped-def]

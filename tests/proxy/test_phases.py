@@ -566,3 +566,33 @@ def test_each_try_has_its_connect_header_and_response_times_on_the_session_clock
     s = make_session(filters=[Deny(), local])
     s.client().send(GET_X)
     assert local.seen == [()]  # answered locally: no try, no value
+
+
+class Timeouts(Filter):
+    """balancer: the first try gets its own connect and read timeouts; later tries set none."""
+
+    def balancer(self, exchange: ExchangeView) -> Verdict:
+        if exchange.tries == 0:
+            exchange.set_timeouts(0.5, 0.0, 2.0)
+        return None
+
+
+def test_balancer_timeouts_apply_to_their_try_only(make_session: Make) -> None:
+    s = make_session(backends=2, pool="retries = 1", http="response_timeout = 30", filters=[Timeouts()])
+    client = s.client()
+    client.send(GET_X)
+    first = s.connector.pending()[0]
+    assert first.timeout == 0.5  # the filter's connect timeout for this try
+    first.fail("connect timeout")
+    second = s.connector.pending()[0]
+    assert second.timeout == s.proxy.pools["default"].spec.connect_timeout  # the next try: the pool's
+    s.accept()
+    s.clock.advance(2.5)
+    s.proxy.tick()
+    assert client.take() == b""  # the listener's 30 s, not the first try's 2 s
+    client2 = s.client()
+    client2.send(GET_X)
+    s.accept()
+    s.clock.advance(2.5)  # the try's own 2 s read timeout passed
+    s.proxy.tick()
+    assert client2.take().startswith(b"HTTP/1.1 504 ")

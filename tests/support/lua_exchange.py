@@ -32,6 +32,7 @@ class FakeExchange:
         self.started_value = 1000.0
         self.resumed = 0
         self.answers: list[LocalReply] = []
+        self.timeouts: tuple[float, float, float] | None = None
         # the request body as the session holds it: tests feed it with body.add / body.end
         self.body = RequestBody(complete=True)
 
@@ -83,6 +84,9 @@ class FakeExchange:
 
     def answer(self, reply: LocalReply) -> None:
         self.answers.append(reply)
+
+    def set_timeouts(self, connect: float, send: float, read: float) -> None:
+        self.timeouts = (connect, send, read)
 
     def read_body(self, done: Callable[[], None]) -> bool:
         return self.body.wait(done)

@@ -539,8 +539,16 @@ class Bridge:
     def set_timeouts(self, connect: Any, send: Any, read: Any) -> tuple[Any, ...]:
         ex = self._balancer_state("ngx.balancer.set_timeouts").exchange
         assert ex is not None
-        # The pipeline has no per-try timeouts yet: kept in ctx for the session (docs/lua.md says so).
-        ex.ctx["rsp.lua.timeouts"] = (connect, send, read)
+        values: list[float] = []
+        for name, value in (("connect", connect), ("send", send), ("read", read)):
+            # as lua-resty-core: seconds, nil for the default, else a positive number
+            if value is None:
+                values.append(0.0)
+            elif isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                values.append(float(value))
+            else:
+                raise ScriptError(f"ngx.balancer.set_timeouts: bad {name} timeout")
+        ex.set_timeouts(values[0], values[1], values[2])
         return (True,)
 
     # ---- timers, sleep ----------------------------------------------------------------------------------

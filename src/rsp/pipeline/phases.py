@@ -109,6 +109,9 @@ class ExchangeView(Protocol):
     def answer(self, reply: LocalReply) -> None:
         """Answer locally after the filter that returned SUSPEND (call on the loop, once)."""
 
+    def set_timeouts(self, connect: float, send: float, read: float) -> None:
+        """In balancer: this try's connect, send and read timeouts in seconds (0: the defaults)."""
+
     # The request body, in rewrite and access (rsp.pipeline.request_body): held while the request phases run.
     def read_body(self, done: Callable[[], None]) -> bool:
         """True when the body is complete (or over the buffer, or discarded); else `done` is called once it is

@@ -106,6 +106,7 @@ class Exchange(ExchangeSide):
         self.started = self.proxy.clock() if self.proxy.access_log.enabled else 0.0  # (only the access log's)
         self.upstream_started = 0.0
         self.extra_tries = 0  # tries a balancer filter allowed beyond the pool's retries
+        self.read_timeout = 0.0  # this try's, when a balancer filter set one (ngx.balancer.set_timeouts)
         self.last_failure = ""  # why the last try failed (the balancer filters read it)
         self.run: FilterRun | None = FilterRun(self, proxy, request) if filtered else None
         # The response goes through the response phases and the client's Downstream interface (header or body
@@ -158,8 +159,7 @@ class Exchange(ExchangeSide):
     def connect_record(self, record: BackendRecord, fresh: bool) -> None:
         """Send this try to `record` (of self.pool): an idle connection to it, unless `fresh`, or a new one."""
         self.record = record
-        if self.run is not None:
-            self.run.connected_to(record)
+        connect_timeout = self.run.connected_to(record) if self.run is not None else 0.0  # (0: the pool's)
         record.active += 1
         record.total += 1
         proxy = self.proxy
@@ -169,7 +169,7 @@ class Exchange(ExchangeSide):
         if conn is not None:
             self.attach(conn, reused=True)
         else:
-            self.proxy.open_upstream(self, record, self.pool)
+            self.proxy.open_upstream(self, record, self.pool, connect_timeout)
 
     def connect_failed(self, record: BackendRecord, reason: str) -> None:
         record.active -= 1
@@ -248,7 +248,7 @@ class Exchange(ExchangeSide):
                 self.upstream.write(tail)
         client = self.client
         if self.response_head is None and client.wait == WAIT_BODY:
-            client.set_wait(WAIT_RESPONSE, self.proxy.response_timeout)
+            client.set_wait(WAIT_RESPONSE, self.read_timeout or self.proxy.response_timeout)
 
     # -- response -------------------------------------------------------------------------------------
     def on_data(self, data: bytes) -> None:

@@ -35,6 +35,7 @@ from rsp.pipeline.try_times import TryTimes
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ExchangeSide
 from rsp.proxy.session_state import SessionState
+from rsp.proxy.waits import WAIT_RESPONSE
 from rsp.routes.router import host_only
 from rsp.upstream.records import BackendRecord
 
@@ -87,6 +88,7 @@ class FilterRun:
         "stage",
         "started",
         "suspended",
+        "timeouts",
         "times",
         "upstream_status",
     )
@@ -120,6 +122,7 @@ class FilterRun:
         self.body: RequestBody | None = None
         self.body_acked = 0
         self.times: TryTimes | None = None  # each try's times, on proxy.clock (made by the first try)
+        self.timeouts: tuple[float, float, float] | None = None  # this try's (connect, send, read), when set
 
     # -- ExchangeView ---------------------------------------------------------------------------------
     @property
@@ -335,6 +338,7 @@ class FilterRun:
                     return
                 self.stage = _IN_BALANCER
                 self.peer = None
+                self.timeouts = None
             else:
                 self.stage = _FORWARDING
                 self._pick()
@@ -464,6 +468,7 @@ class FilterRun:
         self.stage = _IN_BALANCER
         self.index = 0
         self.peer = None
+        self.timeouts = None  # each try sets its own (ngx.balancer.set_timeouts)
         self._run_request_phases()
 
     def answer_error(self, status: int) -> None:
@@ -471,18 +476,33 @@ class FilterRun:
         self.stage = _DONE
         self.send_local(error_reply(status), close=True)
 
-    def connected_to(self, record: BackendRecord) -> None:
-        """A try begins, to `record` (the previous one, if any, ended now)."""
+    def connected_to(self, record: BackendRecord) -> float:
+        """A try begins, to `record` (the previous one, if any, ended now): its connect timeout (0: the
+        pool's); its read timeout goes to the exchange."""
         self._record = record
+        timeouts = self.timeouts
+        self.exchange.read_timeout = timeouts[2] if timeouts is not None else 0.0
         times = self.times
         if times is None:
             times = self.times = TryTimes()
         times.begin(self.proxy.clock())
+        return timeouts[0] if timeouts is not None else 0.0
 
     def attached(self) -> None:
-        """This try has its backend connection (a pooled one: at once)."""
+        """This try has its backend connection (a pooled one: at once); a read timeout of its own counts the
+        wait for the response head from now."""
         if self.times is not None:
             self.times.connected(self.proxy.clock())
+        read = self.exchange.read_timeout
+        client = self.exchange.client
+        if read and client.wait == WAIT_RESPONSE:
+            client.deadline = self.proxy.now() + read
+
+    def set_timeouts(self, connect: float, send: float, read: float) -> None:
+        """This try's timeouts, in seconds (0: the pool's or the listener's). rsp has no send timeout of its
+        own (a backend that stops reading stalls the client's body, which body_timeout bounds): `send` is
+        kept, not applied."""
+        self.timeouts = (connect, send, read)
 
     def _fail_request(self, reason: str) -> None:
         get_logger().error("client %s: %s", self.exchange.client.client_ip, reason)

@@ -154,11 +154,13 @@ class SessionState:
         return poller.now if poller is not None else self.clock()
 
     # -- upstream connections -------------------------------------------------------------------------
-    def open_upstream(self, exchange: ExchangeSide, record: BackendRecord, pool: PoolRuntime) -> None:
+    def open_upstream(self, exchange: ExchangeSide, record: BackendRecord, pool: PoolRuntime,
+                      connect_timeout: float = 0.0) -> None:
         """Open a new connection to `record` for `exchange`, which hears of it through attach() or
-        connect_failed()."""
+        connect_failed(); within `connect_timeout` seconds (0: the pool's)."""
         conn = UpstreamConnection(self.loop, record, self.idle_pools[record], self.caches)
-        self.connector.connect(pool, record, conn, lambda err: self._connected(exchange, record, conn, err))
+        self.connector.connect(pool, record, conn, lambda err: self._connected(exchange, record, conn, err),
+                               connect_timeout)
 
     def _connected(self, exchange: ExchangeSide, record: BackendRecord, conn: UpstreamConnection, err: str) -> None:
         if err:
