@@ -14,17 +14,15 @@ import os
 import time
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from rsp.errors import PipelineError, ScriptError
 from rsp.lua import ngx_text
-from rsp.lua.engine import CallState, Waiter
+from rsp.lua.cosocket import Cosockets
+from rsp.lua.host import CallState, LuaHost, Waiter
 from rsp.lua.ngx_vars import snapshot, variable
 from rsp.lua.shared_lua import shared_call
 from rsp.pipeline.messages import UNKNOWN_LENGTH, header_set, header_values
-
-if TYPE_CHECKING:
-    from rsp.lua.engine import LuaEngine
 
 # ngx.log's levels (ngx.STDERR .. ngx.DEBUG) as Python logging levels.
 _LEVELS: Final = (logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.ERROR,
@@ -51,14 +49,15 @@ def _text(value: Any) -> bytes:
 
 
 class Bridge:
-    def __init__(self, engine: LuaEngine, clock: Callable[[], float] | None) -> None:
+    def __init__(self, engine: LuaHost, cosockets: Cosockets, clock: Callable[[], float] | None) -> None:
         self.engine = engine
+        self.cosockets = cosockets
         self.clock = clock or time.time
-        self.wait_marker = engine.lua.table()
+        self.wait_marker = engine.wait_marker
 
     def table(self) -> Any:
         """The `B` table the prelude receives: every public method, by name."""
-        names = [n for n in dir(self) if not n.startswith("_") and n not in ("engine", "clock", "table")]
+        names = [n for n in dir(self) if not n.startswith("_") and n not in ("engine", "cosockets", "clock", "table")]
         entries: dict[bytes, Any] = {n.encode(): getattr(self, n) for n in names}
         entries[b"wait_marker"] = self.wait_marker
         return self.engine.lua.table_from(entries)
@@ -600,10 +599,10 @@ class Bridge:
     # ---- cosockets --------------------------------------------------------------------------------------
 
     def sock_new(self) -> int:
-        return self.engine.cosockets.new()
+        return self.cosockets.new()
 
     def sock(self, op: bytes, handle: Any, *args: Any) -> Any:
-        return self.engine.cosockets.call(op.decode("ascii"), int(handle), args)
+        return self.cosockets.call(op.decode("ascii"), int(handle), args)
 
     # ---- require ----------------------------------------------------------------------------------------
 

@@ -21,7 +21,10 @@ from typing import Any, Final
 
 from rsp.config.model import LuaHandler, LuaSettings
 from rsp.errors import ScriptError
+from rsp.lua.bridge import Bridge
 from rsp.lua.compile import LUPA, chunk_token, restore_paths
+from rsp.lua.cosocket import Cosockets
+from rsp.lua.host import CallState, Waiter
 from rsp.lua.prelude import PRELUDE
 from rsp.pipeline.messages import LocalReply
 from rsp.pipeline.phases import CONTINUE, SUSPEND, ExchangeView, Verdict
@@ -47,43 +50,6 @@ _JIT_OFF: Final = "if jit then jit.off() end"
 log = logging.getLogger("rsp.lua")
 
 
-class Waiter:
-    """An operation a handler waits for: the bridge creates it, the I/O completes it with the values the
-    waiting Lua call returns, and the engine's callback resumes the coroutine."""
-
-    __slots__ = ("callback", "result")
-
-    def __init__(self) -> None:
-        self.callback: Callable[[tuple[Any, ...]], None] | None = None
-        self.result: tuple[Any, ...] | None = None
-
-    def done(self, *values: Any) -> None:
-        if self.result is not None:
-            return
-        self.result = values
-        if self.callback is not None:
-            self.callback(values)
-
-
-class CallState:
-    """What one handler call sees through the ngx API: the exchange (None in a timer), the phase, and what the
-    handler has said so far (output, status and headers of a local reply; the body chunk in body_filter)."""
-
-    __slots__ = ("chunk", "exchange", "last", "output", "output_size", "phase", "reply_headers", "reply_status",
-                 "sockets")
-
-    def __init__(self, exchange: ExchangeView | None, phase: str) -> None:
-        self.exchange = exchange
-        self.phase = phase
-        self.output: list[bytes] = []
-        self.output_size = 0
-        self.reply_status = 0
-        self.reply_headers: list[tuple[bytes, bytes]] = []
-        self.chunk = b""
-        self.last = False
-        self.sockets: list[int] | None = None  # cosockets this call opened: closed when it ends
-
-
 class Compiled:
     """A compiled handler: the Lua function and where it came from."""
 
@@ -106,10 +72,6 @@ class LuaEngine:
                  loop: asyncio.AbstractEventLoop | None = None, worker_id: int = 0, worker_count: int = 1,
                  clock: Callable[[], float] | None = None, pools: frozenset[str] | None = None,
                  lupa_module: Any = None) -> None:
-        # Imported here: bridge imports this module's Waiter and CallState.
-        from rsp.lua.bridge import Bridge
-        from rsp.lua.cosocket import Cosockets
-
         self.top = top
         self.pools = pools  # the config's pool names, for ngx.var.rsp_pool (None: not checked)
         self.budget = budget
@@ -128,8 +90,9 @@ class LuaEngine:
                                    attribute_filter=_deny_attributes, max_memory=memory_limit,
                                    unpack_returned_tuples=True)
         self.lua.execute(_JIT_OFF.encode())
+        self.wait_marker = self.lua.table()  # what an ngx function that must wait returns (rsp.lua.host)
         self.cosockets = Cosockets(self)
-        self.bridge = Bridge(self, clock)
+        self.bridge = Bridge(self, self.cosockets, clock)
         # named "=<rsp>" so that positions inside it are told apart from the handlers' (the budget's message
         # names the handler's line, not the ngx function it was in)
         setup = self.lua.eval(b"function(src) return assert(load(src, '=<rsp>')) end")(PRELUDE.encode())

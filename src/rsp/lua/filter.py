@@ -12,7 +12,8 @@ from typing import Any, Final, cast
 
 from rsp.config.model import LuaSettings
 from rsp.errors import ScriptError
-from rsp.lua.engine import CallState, Compiled, LuaEngine
+from rsp.lua.engine import Compiled, LuaEngine
+from rsp.lua.host import CallState
 from rsp.pipeline.messages import LocalReply
 from rsp.pipeline.phases import CONTINUE, PHASES, ExchangeView, Filter, Verdict
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rsp.errors import ScriptError
 
 if TYPE_CHECKING:
-    from rsp.lua.engine import LuaEngine
+    from rsp.lua.host import LuaHost
     from rsp.lua.shared_dict import Value
 
 
@@ -21,7 +21,7 @@ def _key(value: Any) -> bytes:
     raise ScriptError("bad argument #1 to a shared dictionary: the key must be a string")
 
 
-def _value(value: Any, engine: LuaEngine) -> Value | None:
+def _value(value: Any, engine: LuaHost) -> Value | None:
     if value is None or isinstance(value, bytes | bool | int | float):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
     raise ScriptError(f"bad value type for a shared dictionary: {engine.lupa.lua_type(value) or type(value).__name__}")
@@ -41,7 +41,7 @@ def _out(value: Value | None) -> Any:
     return _number(value) if isinstance(value, float) else value
 
 
-def shared_call(engine: LuaEngine, op: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+def shared_call(engine: LuaHost, op: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
     store = engine.shared
     if store is None or not store.has(name):
         raise ScriptError(f"no shared dictionary '{name}' (declare it in lua.shared)")
