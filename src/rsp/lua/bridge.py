@@ -21,7 +21,7 @@ from rsp.lua import ngx_text
 from rsp.lua.cosocket import Cosockets
 from rsp.lua.host import CallState, LuaHost, Waiter
 from rsp.lua.ngx_vars import snapshot, variable
-from rsp.lua.shared_lua import shared_call
+from rsp.lua.shared_lua import shared_call, shared_incr
 from rsp.pipeline.messages import UNKNOWN_LENGTH, header_set, header_values
 
 # ngx.log's levels (ngx.STDERR .. ngx.DEBUG) as Python logging levels.
@@ -124,9 +124,9 @@ class Bridge:
         return table
 
     def ctx_set(self, table: Any) -> None:
-        state = self._exchange_state("ngx.ctx")
-        assert state.exchange is not None
-        state.exchange.ctx["rsp.lua.ctx"] = table
+        state = self._state()
+        if state.exchange is not None:  # (a timer's ngx.ctx lives for its call only)
+            state.exchange.ctx["rsp.lua.ctx"] = table
 
     def status_get(self) -> int:
         state = self._state()
@@ -595,6 +595,10 @@ class Bridge:
 
     def shared(self, op: bytes, name: bytes, *args: Any) -> tuple[Any, ...]:
         return shared_call(self.engine, op.decode("ascii"), name.decode("ascii"), args)
+
+    def shared_incr(self, name: bytes, key: Any, value: Any, init: Any, init_ttl: Any) -> tuple[Any, ...]:
+        """incr, the per-request call of a counter: no operation name or argument tuple to unpack."""
+        return shared_incr(self.engine, name.decode("ascii"), key, value, init, init_ttl)
 
     # ---- cosockets --------------------------------------------------------------------------------------
 

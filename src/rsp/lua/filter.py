@@ -49,22 +49,22 @@ class LuaFilter(Filter):
 
 
 def _rewrite(self: LuaFilter, exchange: ExchangeView) -> Verdict:
-    handler = self.handler(exchange, "rewrite")
+    handler = self.handlers.get("rewrite") if self.route_of is None else self.handler(exchange, "rewrite")
     return CONTINUE if handler is None else self.engine.run(handler, exchange, "rewrite")
 
 
 def _access(self: LuaFilter, exchange: ExchangeView) -> Verdict:
-    handler = self.handler(exchange, "access")
+    handler = self.handlers.get("access") if self.route_of is None else self.handler(exchange, "access")
     return CONTINUE if handler is None else self.engine.run(handler, exchange, "access")
 
 
 def _balancer(self: LuaFilter, exchange: ExchangeView) -> Verdict:
-    handler = self.handler(exchange, "balancer")
+    handler = self.handlers.get("balancer") if self.route_of is None else self.handler(exchange, "balancer")
     return CONTINUE if handler is None else self.engine.run(handler, exchange, "balancer")
 
 
 def _header_filter(self: LuaFilter, exchange: ExchangeView) -> Verdict:
-    handler = self.handler(exchange, "header_filter")
+    handler = self.handlers.get("header_filter") if self.route_of is None else self.handler(exchange, "header_filter")
     if handler is None:
         return CONTINUE
     verdict = self.engine.run_sync(handler, CallState(exchange, "header_filter"))
@@ -76,7 +76,7 @@ def _header_filter(self: LuaFilter, exchange: ExchangeView) -> Verdict:
 
 
 def _body_filter(self: LuaFilter, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
-    handler = self.handler(exchange, "body_filter")
+    handler = self.handlers.get("body_filter") if self.route_of is None else self.handler(exchange, "body_filter")
     if handler is None:
         return chunk
     state = CallState(exchange, "body_filter")
@@ -87,7 +87,7 @@ def _body_filter(self: LuaFilter, exchange: ExchangeView, chunk: bytes, last: bo
 
 
 def _log(self: LuaFilter, exchange: ExchangeView) -> None:
-    handler = self.handler(exchange, "log")
+    handler = self.handlers.get("log") if self.route_of is None else self.handler(exchange, "log")
     if handler is not None:
         self.engine.run_sync(handler, CallState(exchange, "log"))
 
