@@ -161,7 +161,7 @@ class LuaEngine:
         if isinstance(outcome, _Failure):
             raise ScriptError(outcome.message)
 
-    def run(self, compiled: Compiled, exchange: ExchangeView, phase: str) -> Verdict:
+    def run(self, compiled: Compiled, phase: str, exchange: ExchangeView) -> Verdict:
         """Run one request-phase handler for `exchange`: CONTINUE, a LocalReply, or SUSPEND."""
         state = CallState(exchange, phase)
         # The common case inline (a handler that ends without output): one Lua call, nothing else.

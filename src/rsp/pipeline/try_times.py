@@ -20,8 +20,10 @@ class TryTimes:
 
     def begin(self, now: float) -> None:
         """A try begins (the one before it, if any, ended now: it failed)."""
-        self.end(now)
-        self.tries.append([now, NOT_REACHED, NOT_REACHED, NOT_REACHED])
+        tries = self.tries
+        if tries and tries[-1][_END] < 0:
+            tries[-1][_END] = now
+        tries.append([now, NOT_REACHED, NOT_REACHED, NOT_REACHED])
 
     def connected(self, now: float) -> None:
         self._mark(_CONNECTED, now)

@@ -121,7 +121,9 @@ class FilterRun:
         # body byte arrives or a filter asks for it; body_acked: its bytes already acknowledged to the client.
         self.body: RequestBody | None = None
         self.body_acked = 0
-        self.times: TryTimes | None = None  # each try's times, on proxy.clock (made by the first try)
+        # Each try's times (made by the first try), on the session's loop-iteration clock as nginx's
+        # $upstream_*_time are on its cached time.
+        self.times: TryTimes | None = None
         self.timeouts: tuple[float, float, float] | None = None  # this try's (connect, send, read), when set
 
     # -- ExchangeView ---------------------------------------------------------------------------------
@@ -198,7 +200,7 @@ class FilterRun:
     @property
     def upstream_timings(self) -> tuple[tuple[float, float, float], ...]:
         times = self.times
-        return times.durations(self.proxy.clock()) if times is not None else ()
+        return times.durations(self.proxy.now()) if times is not None else ()
 
     def resume(self) -> None:
         """Go on after the filter that returned SUSPEND."""
@@ -485,14 +487,14 @@ class FilterRun:
         times = self.times
         if times is None:
             times = self.times = TryTimes()
-        times.begin(self.proxy.clock())
+        times.begin(self.proxy.now())
         return timeouts[0] if timeouts is not None else 0.0
 
     def attached(self) -> None:
         """This try has its backend connection (a pooled one: at once); a read timeout of its own counts the
         wait for the response head from now."""
         if self.times is not None:
-            self.times.connected(self.proxy.clock())
+            self.times.connected(self.proxy.now())
         read = self.exchange.read_timeout
         client = self.exchange.client
         if read and client.wait == WAIT_RESPONSE:
@@ -542,7 +544,7 @@ class FilterRun:
         failed (the exchange was answered 500 instead)."""
         self.upstream_status = head.status
         if self.times is not None:
-            self.times.header(self.proxy.clock())
+            self.times.header(self.proxy.now())
         self._response_head = None
         response = response_of(head)
         response.origin = head
@@ -552,7 +554,7 @@ class FilterRun:
         """The backend's response head went to the client by the direct path (no header or body filter)."""
         self.upstream_status = head.status
         if self.times is not None:
-            self.times.header(self.proxy.clock())
+            self.times.header(self.proxy.now())
         self._response_head = head
 
     def header_phase(self, response: Response) -> Response | None:
@@ -603,7 +605,7 @@ class FilterRun:
         self.logged = True
         self.stage = _DONE
         if self.times is not None:
-            self.times.end(self.proxy.clock())
+            self.times.end(self.proxy.now())
         for flt in self.proxy.log_filters:
             try:
                 flt.log(self)
