@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
-from rsp.pipeline.messages import header_values
+from rsp.pipeline.messages import Request, header_values
 from rsp.pipeline.phases import ExchangeView
 from rsp.pipeline.try_times import nginx_times
 
@@ -101,7 +101,10 @@ def fields_blob(ex: ExchangeView) -> bytes:
     """The request's field lines as b"name\0value\0name\0value" (names lower-case; a Host line made from the
     authority first when there is none): one string crosses into Lua cheaper than a table of them. A field
     value never holds NUL (RFC 9110 §5.5), so NUL separates."""
-    request = ex.request
+    return _fields(ex.request)
+
+
+def _fields(request: Request) -> bytes:
     parts: list[bytes] = []
     has_host = False
     for name, value in request.headers:
@@ -116,10 +119,19 @@ def fields_blob(ex: ExchangeView) -> bytes:
 
 
 def snapshot(ex: ExchangeView) -> tuple[bytes | None, ...]:
-    """The values of SNAPSHOT's variables for `ex`, in its order, then `fields_blob(ex)`."""
+    """The values of SNAPSHOT's variables for `ex`, in its order, then `fields_blob(ex)`: the request read
+    once (each read of the view's attributes is a generic attribute lookup), the values computed inline."""
     request = ex.request
-    return (_uri(ex), _host(ex), request.query or None, request.target, request.method, request.scheme,
-            ex.client_ip.encode("ascii"), request.authority, fields_blob(ex))
+    target = request.target
+    path, _, query = target.partition(b"?")
+    authority = request.authority
+    if authority[:1] == b"[":
+        host = authority[:authority.find(b"]") + 1].lower()
+    else:
+        colon = authority.rfind(b":")
+        host = (authority if colon < 0 else authority[:colon]).lower()
+    return (unquote_to_bytes(path) if b"%" in path else path, host, query or None, target, request.method,
+            request.scheme, ex.client_ip.encode("ascii"), authority, _fields(request))
 
 
 def _cookie(ex: ExchangeView, name: bytes) -> bytes | None:

@@ -485,9 +485,10 @@ class FilterRun:
         timeouts = self.timeouts
         self.exchange.read_timeout = timeouts[2] if timeouts is not None else 0.0
         times = self.times
-        if times is None:
+        if times is None and self.proxy.tries_timed:
             times = self.times = TryTimes()
-        times.begin(self.proxy.now())
+        if times is not None:
+            times.begin(self.proxy.now())
         return timeouts[0] if timeouts is not None else 0.0
 
     def attached(self) -> None:

@@ -79,6 +79,9 @@ class SessionState:
         self.log_filters: tuple[Filter, ...] = phase(LOG)
         # Whether responses go through the phases (and the Downstream interface); else by the direct path.
         self.response_filtered = bool(self.header_filters or self.body_filters)
+        # Each try's times are kept only where a filter can read them (ExchangeView.upstream_timings): in
+        # balancer (a retry), in the response phases, in log.
+        self.tries_timed = bool(self.balancer_filters or self.response_filtered or self.log_filters)
         self.server_port = server_port
         self.peer_pools: dict[tuple[str, str, int], tuple[PoolRuntime, BackendRecord]] = {}
         # The exact clock (the access log's durations; tick() and now() without a poller). time.monotonic
