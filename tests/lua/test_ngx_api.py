@@ -380,3 +380,18 @@ def test_upstream_times_in_nginx_format(lua) -> None:  # type: ignore[no-untyped
     assert store.get("t", b"none")[0] == b"false"
     assert flt.log(FakeExchange()) is None  # no try (a local answer): nil
     assert store.get("t", b"none")[0] == b"true"
+
+
+def test_a_field_change_refreshes_the_fields_and_keeps_the_rest(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ access = function()
+        local a = tostring(ngx.var.http_x_tier) .. " " .. ngx.var.uri
+        ngx.req.set_header("X-Tier", "gold")
+        local b = ngx.var.http_x_tier .. " " .. ngx.var.uri .. " " .. ngx.req.get_headers()["x-tier"]
+        ngx.req.clear_header("X-Tier")
+        local c = tostring(ngx.var.http_x_tier) .. " " .. ngx.var.host
+        ngx.req.set_header("host", "New.example")
+        ngx.say(a, "|", b, "|", c, "|", ngx.var.host, " ", ngx.var.http_host)
+    end }""")
+    reply = flt.access(FakeExchange(b"/p", authority=b"old.example"))
+    assert isinstance(reply, LocalReply)
+    assert reply.body == b"nil /p|gold /p gold|nil old.example|new.example New.example\n"

@@ -241,6 +241,16 @@ local step_vars = nil
 local step_fields = nil   -- name -> value (several lines joined with ", "), and [COOKIES] the cookie lines
 local COOKIES = {}
 local function vars_changed() step_vars = nil step_fields = nil end
+-- A field set or cleared: only the fields are stale (the snapshot's other values do not depend on them),
+-- unless it is Host, which is the authority (host, http_host).
+local function field_changed(name)
+  if step_vars ~= nil and lower(name) ~= "host" then
+    step_vars[FIELDS] = false
+    step_fields = nil
+  else
+    vars_changed()
+  end
+end
 local function snapshot()
   local values = step_vars
   if values == nil then
@@ -251,7 +261,13 @@ local function snapshot()
 end
 -- the fields as a flat list {name, value, ...} (names lower-case)
 local function field_list()
-  local blob = snapshot()[FIELDS]
+  local values = snapshot()
+  local blob = values[FIELDS]
+  if blob == false then  -- a field changed since the snapshot: the fields again (the one call gives all)
+    local fresh = {B_vars()}
+    blob = fresh[FIELDS]
+    values[FIELDS] = blob
+  end
   local list, n, pos, len = {}, 0, 1, #blob
   while pos <= len do
     local a = find(blob, "\0", pos, true)
@@ -411,14 +427,14 @@ function req.get_headers(max, raw)
   return header_table(field_list(), false)
 end
 function req.set_header(name, value)
-  vars_changed()
+  field_changed(tostring(name))
   if type(value) == "table" then
     local list = {}
     for i = 1, #value do list[i] = tostring(value[i]) end
     B.req_set_header(tostring(name), list)
   else B.req_set_header(tostring(name), value ~= nil and tostring(value) or nil) end
 end
-function req.clear_header(name) vars_changed() B.req_set_header(tostring(name), nil) end
+function req.clear_header(name) field_changed(tostring(name)) B.req_set_header(tostring(name), nil) end
 function req.read_body() wait(B.req_read_body()) end
 function req.get_body_data() return B.req_body() end
 function req.set_body_data(data) B.req_set_body(tostring(data)) end
