@@ -15,9 +15,9 @@ coroutine: it is set on every coroutine), decrementing the budget of whichever h
 
 from __future__ import annotations
 
-from typing import Final
-
-PRELUDE: Final = r"""
+# Not `Final`: mypyc would copy a Final string into the compiled engine, which would then keep running the
+# prelude it was built with after this file changed (nothing marks the build stale for it).
+PRELUDE = r"""
 local B, opts = ...
 local co_create, co_resume, co_yield, co_status, co_running, co_wrap =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running, coroutine.wrap
