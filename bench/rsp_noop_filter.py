@@ -14,6 +14,7 @@ from rsp.config.model import Listener
 from rsp.pipeline.phases import ExchangeView, Filter, Verdict
 from rsp.server import Server
 from rsp.transport.event_loop import loop_from_environment
+from rsp.transport.listener import bind_listener
 
 
 class NoopAccess(Filter):
@@ -32,7 +33,10 @@ def main() -> int:
     def filters_for(listener: Listener) -> list[Filter]:
         return [noop]
 
-    server = Server(config, loop, filters_for=filters_for)
+    # The worker's Server alone (the filter is a Python object, which the master cannot hand a worker): it
+    # binds its listeners itself, as the master would for it.
+    sockets = [bind_listener(listener.host, listener.port) for listener in config.listeners]
+    server = Server(config, loop, sockets, filters_for=filters_for)
     loop.run_until_complete(server.start())
     try:
         loop.run_until_complete(server.wait_stopped())

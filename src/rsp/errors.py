@@ -45,6 +45,10 @@ class ScriptError(RspError):
     """A Lua script failed at run time (not at load time: that is a ConfigError)."""
 
 
+class PipelineError(RspError):
+    """A filter asked the request pipeline for something it cannot do (replace a body it does not hold)."""
+
+
 class SandboxError(RspError):
     """A namespace or process-isolation operation failed."""
 

@@ -168,3 +168,77 @@ def test_body_filter_changes_the_body(run_rsp: Callable[..., RspProcess], start_
     status, headers, body = get(port, "/path")
     assert status == 200 and headers["x-filtered"] == "1"
     assert body.startswith(b"LOWER GET /PATH") and body.endswith(b"<END>")
+
+
+def test_access_reads_and_replaces_the_request_body(run_rsp: Callable[..., RspProcess], start_backend: Any,
+                                                    free_port: Callable[[], int]) -> None:
+    from support.http_backends import ReceivedRequest, Reply
+
+    def echo(req: ReceivedRequest) -> Reply:
+        length = next((v for k, v in req.headers if k.lower() == "content-length"), "-")
+        return Reply(body=b"%s chunked=%d len=%s" % (req.body, req.chunked, length.encode()))
+
+    backend = start_backend(HttpBackend, handler=echo)
+    port = free_port()
+    run_rsp(config(port, backend.port, """{ access = function()
+        ngx.req.read_body()
+        local data = ngx.req.get_body_data()
+        if ngx.var.uri == "/say" then return ngx.say("got ", data) end
+        if ngx.var.uri == "/drop" then return ngx.req.discard_body() end
+        ngx.req.set_body_data("<" .. data .. ">")
+    end }"""))
+
+    def post(path: str, body: Any, chunked: bool = False) -> bytes:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
+        try:
+            conn.request("POST", path, body=body, headers={"Host": "app.example"}, encode_chunked=chunked)
+            return conn.getresponse().read()
+        finally:
+            conn.close()
+
+    assert post("/say", b"hello") == b"got hello\n"
+    assert post("/set", b"hello") == b"<hello> chunked=0 len=7"
+    # a chunked body, in two chunks: read whole, replaced, sent with its Content-Length
+    assert post("/set", iter([b"he", b"llo"]), chunked=True) == b"<hello> chunked=0 len=7"
+    assert post("/drop", b"hello") == b" chunked=0 len=0"
+
+
+def test_log_reads_the_upstream_times(run_rsp: Callable[..., RspProcess], start_backend: Any,
+                                      free_port: Callable[[], int]) -> None:
+    import re
+    backend = start_backend(HttpBackend)
+    port = free_port()
+    run_rsp(config(port, backend.port, """{
+      shared = { t = "64k" }, shared_dir = "shared",
+      access = function()
+        if ngx.var.uri == "/times" then return ngx.say(ngx.shared.t:get("last")) end
+      end,
+      log = function()
+        if ngx.var.uri ~= "/times" then
+          ngx.shared.t:set("last", ngx.var.upstream_connect_time .. " " .. ngx.var.upstream_header_time .. " " ..
+                                   ngx.var.upstream_response_time)
+        end
+      end,
+    }""").replace("workers = 2", "workers = 1"))
+    assert get(port, "/x")[0] == 200
+    assert re.fullmatch(rb"\d+\.\d{3} \d+\.\d{3} \d+\.\d{3}\n", get(port, "/times")[2])
+
+
+def test_balancer_read_timeout_applies_to_the_try(run_rsp: Callable[..., RspProcess], start_backend: Any,
+                                                  free_port: Callable[[], int]) -> None:
+    import time
+
+    from support.http_backends import ReceivedRequest, Reply
+
+    def slow(req: ReceivedRequest) -> Reply:
+        return Reply(body=b"late", delay=1.5)
+
+    backend = start_backend(HttpBackend, handler=slow)
+    port = free_port()
+    run_rsp(config(port, backend.port, """{ balancer = function()
+        if ngx.var.arg_short then assert(require("ngx.balancer").set_timeouts(nil, nil, 0.2)) end
+    end }"""))
+    started = time.monotonic()
+    status, _, _ = get(port, "/?short=1")
+    assert status == 504 and time.monotonic() - started < 1.4  # the try's 0.2 s, not the listener's 60 s
+    assert get(port, "/")[2] == b"late"  # without set_timeouts: the defaults

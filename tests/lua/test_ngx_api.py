@@ -244,11 +244,23 @@ def test_balancer_module(lua) -> None:  # type: ignore[no-untyped-def]
     ex = FakeExchange()
     assert flt.balancer(ex) is None
     assert ex.peer == ("127.0.0.2", 8081) and ex.more_tries == 2
-    assert ex.ctx["rsp.lua.timeouts"] == (1, 2, 3)
+    assert ex.timeouts == (1.0, 2.0, 3.0)
     ex.tries_value, ex.last_failure_value = 1, "connect refused"
     assert flt.balancer(ex) is None
     failure = lua.engines[0].lua.eval(b"function(t) return t.failure end")(ex.ctx["rsp.lua.ctx"])
     assert failure == b"failed502"
+
+
+def test_set_timeouts_takes_seconds_and_nil_and_refuses_the_rest(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ balancer = function()
+        local b = require "ngx.balancer"
+        assert(b.set_timeouts(0.5, nil, 2))
+        if ngx.var.arg_bad then b.set_timeouts(0, 1, 1) end
+    end }""")
+    ex = FakeExchange()
+    assert flt.balancer(ex) is None and ex.timeouts == (0.5, 0.0, 2.0)
+    bad = flt.balancer(FakeExchange(b"/?bad=1"))
+    assert isinstance(bad, LocalReply) and bad.response.status == 500
 
 
 def test_set_current_peer_outside_balancer_fails(lua) -> None:  # type: ignore[no-untyped-def]
@@ -300,3 +312,86 @@ def test_log_phase_sees_the_outcome(lua) -> None:  # type: ignore[no-untyped-def
     store = lua.stores[0]
     assert store.get("stats", b"502 127.0.0.1:9000")[0] == 1
     assert store.get("stats", b"last")[0] == b"0.500"
+
+
+def test_read_body_waits_for_the_whole_body_then_get_and_set_body_data(lua) -> None:  # type: ignore[no-untyped-def]
+    from rsp.pipeline.phases import SUSPEND
+    from rsp.pipeline.request_body import RequestBody
+    flt = lua.filter("""{ access = function()
+        assert(ngx.req.get_body_data() == nil)  -- not read yet
+        ngx.req.read_body()
+        local data = ngx.req.get_body_data()
+        ngx.req.set_body_data(data:upper() .. "!")
+        ngx.ctx.read = data
+    end }""")
+    ex = FakeExchange(method=b"POST")
+    ex.body = RequestBody()
+    ex.body.add(b"ab")
+    assert flt.access(ex) is SUSPEND  # the handler waits for the client's body
+    ex.body.add(b"cd")
+    assert ex.resumed == 0
+    ex.body.end()
+    assert ex.resumed == 1 and not ex.answers
+    assert ex.body.data() == b"ABCD!" and ex.request.body_length == 5
+
+
+def test_body_functions_over_the_buffer_and_outside_their_phases(lua) -> None:  # type: ignore[no-untyped-def]
+    from rsp.pipeline.request_body import RequestBody
+    body = """
+        ngx.req.read_body()
+        ngx.say(tostring(ngx.req.get_body_data()), " ", tostring(ngx.req.get_body_file()))
+        if ngx.var.arg_set then ngx.req.set_body_data("x") end
+    """
+    ex = FakeExchange(b"/", method=b"POST")
+    ex.body = RequestBody(limit=3)
+    ex.body.add(b"abcd")  # over the buffer: nil (OpenResty: the body is in a file; rsp has no file)
+    assert say(lua, body, ex) == b"nil nil\n"
+    over = FakeExchange(b"/?set=1", method=b"POST")
+    over.body = RequestBody(limit=3)
+    over.body.add(b"abcd")
+    flt = lua.filter("{ access = function()\n" + body + "\nend }")
+    failed = flt.access(over)
+    assert isinstance(failed, LocalReply) and failed.response.status == 500  # cannot replace it
+    discard = lua.filter("{ access = function() ngx.req.discard_body() ngx.say(ngx.req.get_body_data()) end }")
+    dropped = FakeExchange(method=b"POST")
+    dropped.body = RequestBody()
+    dropped.body.add(b"zz")
+    reply = discard.access(dropped)
+    assert isinstance(reply, LocalReply) and reply.body == b"nil\n" and dropped.request.body_length == 0
+    in_balancer = lua.filter("{ balancer = function() ngx.req.read_body() end }").balancer(FakeExchange())
+    assert isinstance(in_balancer, LocalReply) and in_balancer.response.status == 500
+
+
+def test_upstream_times_in_nginx_format(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ shared = { t = "64k" }, log = function()
+        local d = ngx.shared.t
+        d:set("response", ngx.var.upstream_response_time)
+        d:set("connect", ngx.var.upstream_connect_time)
+        d:set("header", ngx.var.upstream_header_time)
+        d:set("none", tostring(ngx.var.upstream_response_time == nil))
+    end }""")
+    ex = FakeExchange()
+    ex.upstream_timings_value = ((-1.0, -1.0, 0.25), (0.0004, 0.0506, 1.2))
+    assert flt.log(ex) is None
+    store = lua.stores[0]
+    assert store.get("t", b"response")[0] == b"0.250, 1.200"
+    assert store.get("t", b"connect")[0] == b"-, 0.000"
+    assert store.get("t", b"header")[0] == b"-, 0.051"
+    assert store.get("t", b"none")[0] == b"false"
+    assert flt.log(FakeExchange()) is None  # no try (a local answer): nil
+    assert store.get("t", b"none")[0] == b"true"
+
+
+def test_a_field_change_refreshes_the_fields_and_keeps_the_rest(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ access = function()
+        local a = tostring(ngx.var.http_x_tier) .. " " .. ngx.var.uri
+        ngx.req.set_header("X-Tier", "gold")
+        local b = ngx.var.http_x_tier .. " " .. ngx.var.uri .. " " .. ngx.req.get_headers()["x-tier"]
+        ngx.req.clear_header("X-Tier")
+        local c = tostring(ngx.var.http_x_tier) .. " " .. ngx.var.host
+        ngx.req.set_header("host", "New.example")
+        ngx.say(a, "|", b, "|", c, "|", ngx.var.host, " ", ngx.var.http_host)
+    end }""")
+    reply = flt.access(FakeExchange(b"/p", authority=b"old.example"))
+    assert isinstance(reply, LocalReply)
+    assert reply.body == b"nil /p|gold /p gold|nil old.example|new.example New.example\n"

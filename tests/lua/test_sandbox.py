@@ -128,7 +128,7 @@ def test_a_pcall_cannot_swallow_the_budget(lua, caplog) -> None:  # type: ignore
     # the same runtime serves the next call, with its full budget again
     after = lua.engines[0].run(lua.engines[0].compile(lua.config(
         "{ access = function() local n = 0 for i = 1, 200000 do n = n + 1 end ngx.print(n) end }").lua.handlers[0]),
-        FakeExchange(), "access")
+        "access", FakeExchange())
     assert isinstance(after, LocalReply) and after.body == b"200000"
 
 

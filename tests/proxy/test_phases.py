@@ -446,3 +446,153 @@ def test_log_sees_the_response_that_took_the_direct_path(make_session: Make) -> 
     assert received == b"HTTP/1.1 200 OK\r\nServer: s\r\nX-Remove: 1\r\nContent-Length: 5\r\nVia: 1.1 rsp\r\n\r\nhello"
     assert protocol_of(client).exchange is None
     assert log.seen == [(200, 200, b"s")]
+
+
+class BodyReader(Filter):
+    """access: waits for the whole body, then replaces it (upper-cased), discards it, or only records it."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.seen: list[bytes | None] = []
+        self.waiting: list[ExchangeView] = []
+
+    def access(self, exchange: ExchangeView) -> Verdict:
+        if not exchange.read_body(lambda: self._done(exchange)):
+            self.waiting.append(exchange)
+            return SUSPEND
+        self._act(exchange)
+        return None
+
+    def _done(self, exchange: ExchangeView) -> None:
+        self._act(exchange)
+        exchange.resume()
+
+    def _act(self, exchange: ExchangeView) -> None:
+        data = exchange.body_data()
+        self.seen.append(data)
+        if self.mode == "upper" and data is not None:
+            exchange.set_body(data.upper() + b"!")
+        elif self.mode == "discard":
+            exchange.discard_body()
+
+
+def test_a_filter_reads_the_whole_body_then_replaces_it_with_its_new_length(make_session: Make) -> None:
+    reader = BodyReader("upper")
+    s = make_session(filters=[reader])
+    client = s.client()
+    client.send(b"POST /up HTTP/1.1\r\nHost: example\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n")
+    assert reader.waiting and not s.connector.attempts  # waits for the rest of the body
+    client.send(b"3\r\ncde\r\n0\r\n\r\n")
+    assert reader.seen == [b"abcde"]
+    forwarded = s.accept().take()
+    head, _, body = forwarded.partition(b"\r\n\r\n")
+    assert b"content-length: 6" in head.lower() and b"chunked" not in head.lower()
+    assert body == b"ABCDE!"
+
+
+def test_a_body_read_as_it_came_is_forwarded_unchanged_chunked(make_session: Make) -> None:
+    reader = BodyReader("read")
+    s = make_session(filters=[reader])
+    client = s.client()
+    client.send(b"POST /up HTTP/1.1\r\nHost: example\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n")
+    assert reader.seen == [b"ab"]
+    forwarded = s.accept().take()
+    assert b"\r\nTransfer-Encoding: chunked\r\n" in forwarded
+    assert forwarded.endswith(b"\r\n\r\n2\r\nab\r\n0\r\n\r\n")
+
+
+def test_a_discarded_body_is_not_forwarded_and_its_rest_is_dropped(make_session: Make) -> None:
+    reader = BodyReader("discard")
+    s = make_session(filters=[reader])
+    client = s.client()
+    client.send(b"POST /up HTTP/1.1\r\nHost: example\r\nContent-Length: 4\r\n\r\nab")
+    assert reader.waiting
+    reader.mode = "discard"
+    client.send(b"cd")
+    backend = s.accept()
+    forwarded = backend.take()
+    assert b"Content-Length: 0\r\n" in forwarded  # the client's field, spelt as it came, now 0
+    assert not forwarded.endswith(b"abcd") and b"\r\n\r\nab" not in forwarded
+    backend.send(OK_5)
+    assert client.take().endswith(b"hello")
+
+
+def test_a_body_over_the_buffer_pauses_the_client_reads_as_none_and_streams_on(make_session: Make) -> None:
+    from rsp.pipeline.request_body import REQUEST_BODY_BUFFER_SIZE
+    reader = BodyReader("read")
+    s = make_session(filters=[reader])
+    client = s.client()
+    size = REQUEST_BODY_BUFFER_SIZE + 10
+    client.send(b"POST /up HTTP/1.1\r\nHost: example\r\nContent-Length: %d\r\n\r\n" % (size + 5))
+    client.send(b"x" * size)
+    assert reader.seen == [None]  # over the buffer: nil, as OpenResty's body in a file
+    assert not client.reading  # the client waits until the backend takes the held part
+    backend = s.accept()
+    assert client.reading
+    client.send(b"yyyyy")
+    forwarded = backend.take()
+    assert forwarded.endswith(b"x" * size + b"yyyyy")
+
+
+class Times(Filter):
+    """log: records the exchange's per-try upstream times."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[tuple[float, float, float], ...]] = []
+
+    def log(self, exchange: ExchangeView) -> None:
+        self.seen.append(exchange.upstream_timings)
+
+
+def test_each_try_has_its_connect_header_and_response_times_on_the_session_clock(make_session: Make) -> None:
+    import pytest
+    times = Times()
+    s = make_session(backends=2, pool="retries = 1", filters=[times])
+    client = s.client()
+    client.send(GET_X)
+    s.clock.advance(0.25)
+    s.fail("connection refused")  # the first try: no connection, no head
+    s.clock.advance(0.125)
+    backend = s.accept()
+    s.clock.advance(0.5)
+    backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe")
+    s.clock.advance(1.0)
+    backend.send(b"llo")
+    assert client.take().endswith(b"hello")
+    (first, second), = times.seen
+    assert first == (-1.0, -1.0, 0.25)
+    assert second == pytest.approx((0.125, 0.625, 1.625))
+    local = Times()
+    s = make_session(filters=[Deny(), local])
+    s.client().send(GET_X)
+    assert local.seen == [()]  # answered locally: no try, no value
+
+
+class Timeouts(Filter):
+    """balancer: the first try gets its own connect and read timeouts; later tries set none."""
+
+    def balancer(self, exchange: ExchangeView) -> Verdict:
+        if exchange.tries == 0:
+            exchange.set_timeouts(0.5, 0.0, 2.0)
+        return None
+
+
+def test_balancer_timeouts_apply_to_their_try_only(make_session: Make) -> None:
+    s = make_session(backends=2, pool="retries = 1", http="response_timeout = 30", filters=[Timeouts()])
+    client = s.client()
+    client.send(GET_X)
+    first = s.connector.pending()[0]
+    assert first.timeout == 0.5  # the filter's connect timeout for this try
+    first.fail("connect timeout")
+    second = s.connector.pending()[0]
+    assert second.timeout == s.proxy.pools["default"].spec.connect_timeout  # the next try: the pool's
+    s.accept()
+    s.clock.advance(2.5)
+    s.proxy.tick()
+    assert client.take() == b""  # the listener's 30 s, not the first try's 2 s
+    client2 = s.client()
+    client2.send(GET_X)
+    s.accept()
+    s.clock.advance(2.5)  # the try's own 2 s read timeout passed
+    s.proxy.tick()
+    assert client2.take().startswith(b"HTTP/1.1 504 ")

@@ -153,6 +153,7 @@ class Attempt:
         self.protocol = protocol
         self.done = done
         self.finished = False
+        self.timeout = 0.0
 
     def accept(self) -> FakeTransport:
         assert not self.finished
@@ -177,8 +178,11 @@ class FakeConnector:
         self.turns = turns
         self.attempts: list[Attempt] = []
 
-    def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone) -> None:
-        self.attempts.append(Attempt(record, protocol, done, self.turns))
+    def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone,
+                timeout: float = 0.0) -> None:
+        attempt = Attempt(record, protocol, done, self.turns)
+        attempt.timeout = timeout or pool.spec.connect_timeout  # what a real connector would wait
+        self.attempts.append(attempt)
 
     def pending(self) -> list[Attempt]:
         return [a for a in self.attempts if not a.finished]

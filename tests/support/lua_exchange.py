@@ -3,7 +3,10 @@ and a record of resume()/answer() calls."""
 
 from __future__ import annotations
 
-from rsp.pipeline.messages import Header, LocalReply, Request, Response
+from collections.abc import Callable
+
+from rsp.pipeline.messages import NO_BODY, Header, LocalReply, Request, Response
+from rsp.pipeline.request_body import RequestBody
 
 
 class FakeExchange:
@@ -24,10 +27,14 @@ class FakeExchange:
         self.status_value = 0
         self.upstream_addr_value = ""
         self.upstream_status_value = 0
+        self.upstream_timings_value: tuple[tuple[float, float, float], ...] = ()
         self.clock = 1000.0
         self.started_value = 1000.0
         self.resumed = 0
         self.answers: list[LocalReply] = []
+        self.timeouts: tuple[float, float, float] | None = None
+        # the request body as the session holds it: tests feed it with body.add / body.end
+        self.body = RequestBody(complete=True)
 
     @property
     def client_ip(self) -> str:
@@ -62,6 +69,10 @@ class FakeExchange:
         return self.upstream_status_value
 
     @property
+    def upstream_timings(self) -> tuple[tuple[float, float, float], ...]:
+        return self.upstream_timings_value
+
+    @property
     def started(self) -> float:
         return self.started_value
 
@@ -73,3 +84,20 @@ class FakeExchange:
 
     def answer(self, reply: LocalReply) -> None:
         self.answers.append(reply)
+
+    def set_timeouts(self, connect: float, send: float, read: float) -> None:
+        self.timeouts = (connect, send, read)
+
+    def read_body(self, done: Callable[[], None]) -> bool:
+        return self.body.wait(done)
+
+    def body_data(self) -> bytes | None:
+        return self.body.data()
+
+    def set_body(self, data: bytes) -> None:
+        self.body.replace(data)
+        self.request.body_length = len(data)
+
+    def discard_body(self) -> None:
+        self.body.discard()
+        self.request.body_length = NO_BODY

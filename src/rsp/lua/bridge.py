@@ -14,18 +14,16 @@ import os
 import time
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from rsp.errors import ScriptError
+from rsp.errors import PipelineError, ScriptError
 from rsp.lua import ngx_text
-from rsp.lua.engine import CallState, Waiter
+from rsp.lua.cosocket import Cosockets
+from rsp.lua.host import CallState, LuaHost, Waiter
 from rsp.lua.ngx_vars import snapshot, variable
-from rsp.lua.shared_lua import shared_call
+from rsp.lua.shared_lua import shared_call, shared_incr
 from rsp.pipeline.cache_vars import CACHE_VARIABLES, cache_var, set_cache_var
 from rsp.pipeline.messages import UNKNOWN_LENGTH, header_set, header_values
-
-if TYPE_CHECKING:
-    from rsp.lua.engine import LuaEngine
 
 # ngx.log's levels (ngx.STDERR .. ngx.DEBUG) as Python logging levels.
 _LEVELS: Final = (logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.ERROR,
@@ -34,6 +32,8 @@ _LEVEL_NAMES: Final = ("stderr", "emerg", "alert", "crit", "error", "warn", "not
 # cjson refuses deeper nesting (its default encode_max_depth / decode_max_depth is 1000).
 MAX_JSON_DEPTH: Final = 1000
 REQUEST_PHASES: Final = frozenset({"rewrite", "access", "balancer"})
+# Where OpenResty allows ngx.req.read_body and the body functions (its content phase is rsp's local answer).
+BODY_PHASES: Final = frozenset({"rewrite", "access"})
 # A local answer is held whole before it is sent (rsp has no streamed ngx.print): its bound, so that a handler
 # printing in a loop fails instead of filling the worker's memory outside the Lua heap's cap.
 MAX_OUTPUT: Final = 16 * 1024 * 1024
@@ -50,14 +50,15 @@ def _text(value: Any) -> bytes:
 
 
 class Bridge:
-    def __init__(self, engine: LuaEngine, clock: Callable[[], float] | None) -> None:
+    def __init__(self, engine: LuaHost, cosockets: Cosockets, clock: Callable[[], float] | None) -> None:
         self.engine = engine
+        self.cosockets = cosockets
         self.clock = clock or time.time
-        self.wait_marker = engine.lua.table()
+        self.wait_marker = engine.wait_marker
 
     def table(self) -> Any:
         """The `B` table the prelude receives: every public method, by name."""
-        names = [n for n in dir(self) if not n.startswith("_") and n not in ("engine", "clock", "table")]
+        names = [n for n in dir(self) if not n.startswith("_") and n not in ("engine", "cosockets", "clock", "table")]
         entries: dict[bytes, Any] = {n.encode(): getattr(self, n) for n in names}
         entries[b"wait_marker"] = self.wait_marker
         return self.engine.lua.table_from(entries)
@@ -134,9 +135,9 @@ class Bridge:
         return table
 
     def ctx_set(self, table: Any) -> None:
-        state = self._exchange_state("ngx.ctx")
-        assert state.exchange is not None
-        state.exchange.ctx["rsp.lua.ctx"] = table
+        state = self._state()
+        if state.exchange is not None:  # (a timer's ngx.ctx lives for its call only)
+            state.exchange.ctx["rsp.lua.ctx"] = table
 
     def status_get(self) -> int:
         state = self._state()
@@ -304,10 +305,38 @@ class Bridge:
             if key == b"host" and values:
                 request.authority = values[0]
 
-    def req_body(self) -> None:
-        # The pipeline's ExchangeView does not expose the request body (docs/lua.md): nil, as OpenResty
-        # returns when the body was not read into memory.
-        return None
+    def _body_state(self, what: str) -> CallState:
+        state = self._exchange_state(what)
+        if state.phase not in BODY_PHASES:
+            raise ScriptError(f"{what} is not allowed in {state.phase}")
+        return state
+
+    def req_read_body(self) -> Any:
+        ex = self._body_state("ngx.req.read_body").exchange
+        assert ex is not None
+        waiter = Waiter()
+        if ex.read_body(waiter.done):
+            return None
+        self.engine.pending = waiter
+        return self.wait_marker
+
+    def req_body(self) -> bytes | None:
+        ex = self._body_state("ngx.req.get_body_data").exchange
+        assert ex is not None
+        return ex.body_data()
+
+    def req_set_body(self, data: bytes) -> None:
+        ex = self._body_state("ngx.req.set_body_data").exchange
+        assert ex is not None
+        try:
+            ex.set_body(data)
+        except PipelineError as exc:
+            raise ScriptError(f"ngx.req.set_body_data: {exc}") from None
+
+    def req_discard_body(self) -> None:
+        ex = self._body_state("ngx.req.discard_body").exchange
+        assert ex is not None
+        ex.discard_body()
 
     def started(self) -> float:
         ex = self._request_state("ngx.req.start_time").exchange
@@ -520,8 +549,16 @@ class Bridge:
     def set_timeouts(self, connect: Any, send: Any, read: Any) -> tuple[Any, ...]:
         ex = self._balancer_state("ngx.balancer.set_timeouts").exchange
         assert ex is not None
-        # The pipeline has no per-try timeouts yet: kept in ctx for the session (docs/lua.md says so).
-        ex.ctx["rsp.lua.timeouts"] = (connect, send, read)
+        values: list[float] = []
+        for name, value in (("connect", connect), ("send", send), ("read", read)):
+            # as lua-resty-core: seconds, nil for the default, else a positive number
+            if value is None:
+                values.append(0.0)
+            elif isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                values.append(float(value))
+            else:
+                raise ScriptError(f"ngx.balancer.set_timeouts: bad {name} timeout")
+        ex.set_timeouts(values[0], values[1], values[2])
         return (True,)
 
     # ---- timers, sleep ----------------------------------------------------------------------------------
@@ -570,13 +607,17 @@ class Bridge:
     def shared(self, op: bytes, name: bytes, *args: Any) -> tuple[Any, ...]:
         return shared_call(self.engine, op.decode("ascii"), name.decode("ascii"), args)
 
+    def shared_incr(self, name: bytes, key: Any, value: Any, init: Any, init_ttl: Any) -> tuple[Any, ...]:
+        """incr, the per-request call of a counter: no operation name or argument tuple to unpack."""
+        return shared_incr(self.engine, name.decode("ascii"), key, value, init, init_ttl)
+
     # ---- cosockets --------------------------------------------------------------------------------------
 
     def sock_new(self) -> int:
-        return self.engine.cosockets.new()
+        return self.cosockets.new()
 
     def sock(self, op: bytes, handle: Any, *args: Any) -> Any:
-        return self.engine.cosockets.call(op.decode("ascii"), int(handle), args)
+        return self.cosockets.call(op.decode("ascii"), int(handle), args)
 
     # ---- require ----------------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """ngx.socket.tcp: OpenResty's cosockets on rsp's event loop.
 
 A handler's socket call never blocks the loop: what can be answered from what is already there (a buffered
-line, a pooled connection, a write) returns at once; anything else creates a Waiter (rsp.lua.engine), the
+line, a pooled connection, a write) returns at once; anything else creates a Waiter (rsp.lua.host), the
 handler's coroutine yields, and the protocol callbacks below complete it. setkeepalive puts the connection in
 a per-worker pool keyed by "host:port" (or opts.pool), as OpenResty's connection pool, so that a library like
 lua-resty-redis reuses one connection across requests.
@@ -15,13 +15,10 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from rsp.errors import ScriptError
-from rsp.lua.engine import Waiter
-
-if TYPE_CHECKING:
-    from rsp.lua.engine import LuaEngine
+from rsp.lua.host import LuaHost, Waiter
 
 DEFAULT_TIMEOUT: Final = 60.0  # seconds: lua_socket_*_timeout's default
 DEFAULT_POOL_SIZE: Final = 30  # lua_socket_pool_size's default
@@ -91,7 +88,7 @@ class Cosocket:
 class Cosockets:
     """The worker's cosockets and their connection pool."""
 
-    def __init__(self, engine: LuaEngine) -> None:
+    def __init__(self, engine: LuaHost) -> None:
         self.engine = engine
         self.sockets: dict[int, Cosocket] = {}
         self.idle: dict[str, list[_Idle]] = {}
@@ -130,7 +127,7 @@ class Cosockets:
 
     def _wait(self, waiter: Waiter) -> Any:
         self.engine.pending = waiter
-        return self.engine.bridge.wait_marker
+        return self.engine.wait_marker
 
     # ---- connect --------------------------------------------------------------------------------------------
 

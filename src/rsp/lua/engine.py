@@ -21,7 +21,10 @@ from typing import Any, Final
 
 from rsp.config.model import LuaHandler, LuaSettings
 from rsp.errors import ScriptError
+from rsp.lua.bridge import Bridge
 from rsp.lua.compile import LUPA, chunk_token, restore_paths
+from rsp.lua.cosocket import Cosockets
+from rsp.lua.host import CallState, Waiter
 from rsp.lua.prelude import PRELUDE
 from rsp.pipeline.messages import LocalReply
 from rsp.pipeline.phases import CONTINUE, SUSPEND, ExchangeView, Verdict
@@ -39,6 +42,8 @@ DEFAULT_MEMORY_LIMIT: Final = 256 * 1024 * 1024
 _POSITION: Final = re.compile(r"^\S+:\d+: ")
 # Where an exchange keeps its Lua state in ExchangeView.ctx (shared by every filter: a namespaced key).
 CTX_KEY: Final = "rsp.lua"
+# Where an exchange keeps its ngx.ctx table (a Lua table) in ExchangeView.ctx.
+CTX_TABLE: Final = "rsp.lua.ctx"
 ERROR_STATUS: Final = 500
 # LuaJIT's traces do not call count hooks, so with the JIT on a compiled loop would escape the budget: the
 # handlers run on LuaJIT's interpreter (still several times faster than Lua 5.4's).
@@ -47,51 +52,16 @@ _JIT_OFF: Final = "if jit then jit.off() end"
 log = logging.getLogger("rsp.lua")
 
 
-class Waiter:
-    """An operation a handler waits for: the bridge creates it, the I/O completes it with the values the
-    waiting Lua call returns, and the engine's callback resumes the coroutine."""
-
-    __slots__ = ("callback", "result")
-
-    def __init__(self) -> None:
-        self.callback: Callable[[tuple[Any, ...]], None] | None = None
-        self.result: tuple[Any, ...] | None = None
-
-    def done(self, *values: Any) -> None:
-        if self.result is not None:
-            return
-        self.result = values
-        if self.callback is not None:
-            self.callback(values)
-
-
-class CallState:
-    """What one handler call sees through the ngx API: the exchange (None in a timer), the phase, and what the
-    handler has said so far (output, status and headers of a local reply; the body chunk in body_filter)."""
-
-    __slots__ = ("chunk", "exchange", "last", "output", "output_size", "phase", "reply_headers", "reply_status",
-                 "sockets")
-
-    def __init__(self, exchange: ExchangeView | None, phase: str) -> None:
-        self.exchange = exchange
-        self.phase = phase
-        self.output: list[bytes] = []
-        self.output_size = 0
-        self.reply_status = 0
-        self.reply_headers: list[tuple[bytes, bytes]] = []
-        self.chunk = b""
-        self.last = False
-        self.sockets: list[int] | None = None  # cosockets this call opened: closed when it ends
-
-
 class Compiled:
-    """A compiled handler: the Lua function and where it came from."""
+    """A compiled handler: the Lua function, where it came from, and `start`: the driver's function that runs
+    it on a runner coroutine, taking only the exchange's ngx.ctx table (rsp.lua.prelude, driver.bind)."""
 
-    __slots__ = ("function", "handler")
+    __slots__ = ("function", "handler", "start")
 
-    def __init__(self, handler: LuaHandler, function: Any) -> None:
+    def __init__(self, handler: LuaHandler, function: Any, start: Any) -> None:
         self.handler = handler
         self.function = function
+        self.start = start
 
 
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
@@ -106,10 +76,6 @@ class LuaEngine:
                  loop: asyncio.AbstractEventLoop | None = None, worker_id: int = 0, worker_count: int = 1,
                  clock: Callable[[], float] | None = None, pools: frozenset[str] | None = None,
                  lupa_module: Any = None) -> None:
-        # Imported here: bridge imports this module's Waiter and CallState.
-        from rsp.lua.bridge import Bridge
-        from rsp.lua.cosocket import Cosockets
-
         self.top = top
         self.pools = pools  # the config's pool names, for ngx.var.rsp_pool (None: not checked)
         self.budget = budget
@@ -128,15 +94,17 @@ class LuaEngine:
                                    attribute_filter=_deny_attributes, max_memory=memory_limit,
                                    unpack_returned_tuples=True)
         self.lua.execute(_JIT_OFF.encode())
+        self.wait_marker = self.lua.table()  # what an ngx function that must wait returns (rsp.lua.host)
         self.cosockets = Cosockets(self)
-        self.bridge = Bridge(self, clock)
+        self.bridge = Bridge(self, self.cosockets, clock)
         # named "=<rsp>" so that positions inside it are told apart from the handlers' (the budget's message
         # names the handler's line, not the ngx function it was in)
         setup = self.lua.eval(b"function(src) return assert(load(src, '=<rsp>')) end")(PRELUDE.encode())
         opts = self.lua.table_from({b"hook_every": HOOK_EVERY, b"budget": budget,
                                     b"package_path": ";".join(self.package_path).encode()})
         self.driver = setup(self.bridge.table(), opts)
-        self._start = self.driver[b"start"]
+        self._bind = self.driver[b"bind"]
+        self._start_args = self.driver[b"start_args"]
         self._resume_lua = self.driver[b"resume"]
         self._compile = self.driver[b"compile"]
         self.null = self.driver[b"null"]
@@ -168,7 +136,7 @@ class LuaEngine:
         function, err = self._compile(handler.source.encode(), token.encode(), handler.kind.encode())
         if function is None:
             raise ScriptError(f"{self.restore(bytes(err).decode('utf-8', 'replace'))} (in {handler.key})")
-        compiled = Compiled(handler, function)
+        compiled = Compiled(handler, function, self._bind(function))
         self._compiled[key] = compiled
         return compiled
 
@@ -189,21 +157,38 @@ class LuaEngine:
         """init / init_worker: run to the end now (no exchange; ngx.timer may start work that waits)."""
         compiled = self.compile(handler)
         state = CallState(None, handler.phase)
-        outcome = self._step(state, compiled, self._start, compiled.function, self.budget)
+        outcome = self._step(state, compiled, compiled.start, None)
         if isinstance(outcome, _Failure):
             raise ScriptError(outcome.message)
 
-    def run(self, compiled: Compiled, exchange: ExchangeView | None, phase: str,
-            state: CallState | None = None) -> Verdict:
+    def run(self, compiled: Compiled, phase: str, exchange: ExchangeView) -> Verdict:
         """Run one request-phase handler for `exchange`: CONTINUE, a LocalReply, or SUSPEND."""
-        if state is None:
-            state = CallState(exchange, phase)
-        outcome = self._step(state, compiled, self._start, compiled.function, self.budget)
+        state = CallState(exchange, phase)
+        # The common case inline (a handler that ends without output): one Lua call, nothing else.
+        ctx = exchange.ctx
+        previous = self.current
+        self.current = state
+        self.pending = None
+        try:
+            result = compiled.start(ctx.get(CTX_TABLE))
+        except (self.lupa.LuaError, self.lupa.LuaMemoryError) as exc:
+            result = self._raised(exc, compiled)
+        finally:
+            self.current = previous
+        if result is None or type(result) not in (tuple, _Failure):
+            if result is not None:
+                ctx[CTX_TABLE] = result  # the exchange's ngx.ctx, made in this step
+            if not state.output and state.sockets is None:
+                return CONTINUE
+            return self._verdict(_DONE, state, compiled, exchange, suspended=False)
+        outcome = result if isinstance(result, _Failure) else self._outcome(result, compiled)
         return self._verdict(outcome, state, compiled, exchange, suspended=False)
 
     def run_sync(self, compiled: Compiled, state: CallState) -> Verdict:
         """header_filter, body_filter, log: the handler may not wait (OpenResty forbids it there too)."""
-        outcome = self._step(state, compiled, self._start, compiled.function, self.budget)
+        exchange = state.exchange
+        outcome = self._step(state, compiled, compiled.start,
+                             exchange.ctx.get(CTX_TABLE) if exchange is not None else None)
         if isinstance(outcome, _Wait):
             self._fail(compiled, state, f"ngx API that waits (ngx.sleep, cosockets) is disabled in {state.phase}")
             return LocalReply(ERROR_STATUS) if state.phase == "header_filter" else CONTINUE
@@ -215,17 +200,30 @@ class LuaEngine:
         self.pending = None
         try:
             result = call(*args)
-        except self.lupa.LuaMemoryError:
+        except (self.lupa.LuaError, self.lupa.LuaMemoryError) as exc:
+            return self._raised(exc, compiled)
+        finally:
+            self.current = previous
+        if result is None:
+            return _DONE
+        if type(result) is not tuple:
+            exchange = state.exchange
+            if exchange is not None:
+                exchange.ctx[CTX_TABLE] = result  # the exchange's ngx.ctx, made in this step
+            return _DONE
+        return self._outcome(result, compiled)
+
+    def _raised(self, exc: Exception, compiled: Compiled) -> _Failure:
+        """A call into Lua raised (outside the handler's coroutine, which reports its own errors)."""
+        if isinstance(exc, self.lupa.LuaMemoryError):
             self._collect()
             where = compiled.handler
             return _Failure(f"{where.path}:{where.line}: not enough memory: the handler exceeded the worker's Lua "
                             "memory limit")
-        except self.lupa.LuaError as exc:
-            return _Failure(self.restore(str(exc)))
-        finally:
-            self.current = previous
-        if result == b"done":
-            return _DONE
+        return _Failure(self.restore(str(exc)))
+
+    def _outcome(self, result: tuple[Any, ...], compiled: Compiled) -> _Outcome:
+        """What a step that did not end done returned (rsp.lua.prelude, finish)."""
         kind, co = bytes(result[0]), result[1]
         if kind in (b"error", b"budget"):
             message = self.restore(bytes(result[2]).decode("utf-8", "replace"))
@@ -287,7 +285,8 @@ class LuaEngine:
     def _continue_now(self, co: Any, values: tuple[Any, ...], state: CallState, compiled: Compiled,
                       exchange: ExchangeView | None, suspended: bool) -> Verdict:
         packed = self.driver[b"pack"](*values)
-        outcome = self._step(state, compiled, self._resume_lua, co, self.budget, packed)
+        ctx = exchange.ctx.get(CTX_TABLE) if exchange is not None else None
+        outcome = self._step(state, compiled, self._resume_lua, co, ctx, packed)
         return self._verdict(outcome, state, compiled, exchange, suspended=suspended)
 
     def _continue(self, co: Any, values: tuple[Any, ...], state: CallState, compiled: Compiled,
@@ -335,7 +334,7 @@ class LuaEngine:
     def start_timer(self, delay: float, function: Any, every: bool, args: Any) -> None:
         loop = self.loop or asyncio.get_event_loop()
         handler = LuaHandler("timer", "function", "", "<timer>", 0, "ngx.timer")
-        compiled = Compiled(handler, function)
+        compiled = Compiled(handler, function, None)
         self.timers += 1
 
         def fire() -> None:
@@ -344,7 +343,7 @@ class LuaEngine:
             else:
                 self.timers -= 1
             state = CallState(None, "timer")
-            outcome = self._step(state, compiled, self._start, function, self.budget, False, *_unpack(args))
+            outcome = self._step(state, compiled, self._start_args, function, False, *_unpack(args))  # premature
             self._verdict(outcome, state, compiled, None, suspended=False)
 
         loop.call_later(delay, fire)

@@ -8,13 +8,15 @@ handlers for, so `phases_of` (and the Chain) calls it for those only: a phase wi
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final, cast
 
 from rsp.config.model import LuaSettings
 from rsp.errors import ScriptError
-from rsp.lua.engine import CallState, Compiled, LuaEngine
+from rsp.lua.engine import Compiled, LuaEngine
+from rsp.lua.host import CallState
 from rsp.pipeline.messages import LocalReply
-from rsp.pipeline.phases import CONTINUE, PHASES, ExchangeView, Filter, Verdict
+from rsp.pipeline.phases import CONTINUE, PHASES, REQUEST_PHASES, ExchangeView, Filter, Verdict
 
 # Where a routed filter keeps the index of the route an exchange matched (found once, after rewrite).
 ROUTE_KEY: Final = "rsp.lua.route"
@@ -35,6 +37,13 @@ class LuaFilter(Filter):
         self.handlers = handlers
         self.routes = routes or {}
         self.route_of = route_of
+        if route_of is None:
+            # The request phases' handlers called straight from the chain (the instance's attribute comes
+            # before the class's method): the compiled engine, without a Python frame of this module between.
+            for phase in REQUEST_PHASES:
+                compiled = handlers.get(phase)
+                if compiled is not None:
+                    self.__dict__[phase] = partial(engine.run, compiled, phase)
 
     def handler(self, exchange: ExchangeView, phase: str) -> Compiled | None:
         if self.route_of is None:
@@ -48,22 +57,22 @@ class LuaFilter(Filter):
 
 
 def _rewrite(self: LuaFilter, exchange: ExchangeView) -> Verdict:
-    handler = self.handler(exchange, "rewrite")
-    return CONTINUE if handler is None else self.engine.run(handler, exchange, "rewrite")
+    handler = self.handlers.get("rewrite") if self.route_of is None else self.handler(exchange, "rewrite")
+    return CONTINUE if handler is None else self.engine.run(handler, "rewrite", exchange)
 
 
 def _access(self: LuaFilter, exchange: ExchangeView) -> Verdict:
-    handler = self.handler(exchange, "access")
-    return CONTINUE if handler is None else self.engine.run(handler, exchange, "access")
+    handler = self.handlers.get("access") if self.route_of is None else self.handler(exchange, "access")
+    return CONTINUE if handler is None else self.engine.run(handler, "access", exchange)
 
 
 def _balancer(self: LuaFilter, exchange: ExchangeView) -> Verdict:
-    handler = self.handler(exchange, "balancer")
-    return CONTINUE if handler is None else self.engine.run(handler, exchange, "balancer")
+    handler = self.handlers.get("balancer") if self.route_of is None else self.handler(exchange, "balancer")
+    return CONTINUE if handler is None else self.engine.run(handler, "balancer", exchange)
 
 
 def _header_filter(self: LuaFilter, exchange: ExchangeView) -> Verdict:
-    handler = self.handler(exchange, "header_filter")
+    handler = self.handlers.get("header_filter") if self.route_of is None else self.handler(exchange, "header_filter")
     if handler is None:
         return CONTINUE
     verdict = self.engine.run_sync(handler, CallState(exchange, "header_filter"))
@@ -75,7 +84,7 @@ def _header_filter(self: LuaFilter, exchange: ExchangeView) -> Verdict:
 
 
 def _body_filter(self: LuaFilter, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
-    handler = self.handler(exchange, "body_filter")
+    handler = self.handlers.get("body_filter") if self.route_of is None else self.handler(exchange, "body_filter")
     if handler is None:
         return chunk
     state = CallState(exchange, "body_filter")
@@ -86,7 +95,7 @@ def _body_filter(self: LuaFilter, exchange: ExchangeView, chunk: bytes, last: bo
 
 
 def _log(self: LuaFilter, exchange: ExchangeView) -> None:
-    handler = self.handler(exchange, "log")
+    handler = self.handlers.get("log") if self.route_of is None else self.handler(exchange, "log")
     if handler is not None:
         self.engine.run_sync(handler, CallState(exchange, "log"))
 

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Final
 from urllib.parse import unquote_to_bytes
 
-from rsp.pipeline.messages import header_values
+from rsp.pipeline.messages import Request, header_values
 from rsp.pipeline.phases import ExchangeView
+from rsp.pipeline.try_times import nginx_times
 
 
 def _host(ex: ExchangeView) -> bytes:
@@ -49,6 +50,11 @@ def _upstream_status(ex: ExchangeView) -> bytes | None:
     return str(ex.upstream_status).encode("ascii") if ex.upstream_status else None
 
 
+def _upstream_time(step: int) -> Callable[[ExchangeView], bytes | None]:
+    """$upstream_connect_time (step 0), $upstream_header_time (1), $upstream_response_time (2)."""
+    return lambda ex: nginx_times(ex.upstream_timings, step)
+
+
 def _content_length(ex: ExchangeView) -> bytes | None:
     return ex.request.get(b"content-length")
 
@@ -73,6 +79,9 @@ _SIMPLE: Final[dict[bytes, Callable[[ExchangeView], bytes | None]]] = {
     b"upstream_addr": lambda ex: ex.upstream_addr.encode("ascii") or None,
     b"upstream_status": _upstream_status,
     b"request_time": _request_time,
+    b"upstream_connect_time": _upstream_time(0),
+    b"upstream_header_time": _upstream_time(1),
+    b"upstream_response_time": _upstream_time(2),
     b"content_length": _content_length,
     b"content_type": lambda ex: ex.request.get(b"content-type"),
     b"http_host": lambda ex: ex.request.authority,
@@ -82,15 +91,48 @@ _SIMPLE: Final[dict[bytes, Callable[[ExchangeView], bytes | None]]] = {
 
 # The variables rsp.lua.prelude's ngx.var takes from one bridge call per step (`snapshot`), in the order of
 # its SNAPSHOT table: the ones handlers read most, cheap to compute, fixed while the request is unchanged.
+# The snapshot's last value is the request's fields (`fields_blob`), from which the prelude computes `http_*`,
+# `cookie_*` and `arg_*` as `variable` does here, and ngx.req.get_headers.
 SNAPSHOT: Final = (b"uri", b"host", b"args", b"request_uri", b"request_method", b"scheme", b"remote_addr",
                    b"http_host")
 
 
+def fields_blob(ex: ExchangeView) -> bytes:
+    """The request's field lines as b"name\0value\0name\0value" (names lower-case; a Host line made from the
+    authority first when there is none): one string crosses into Lua cheaper than a table of them. A field
+    value never holds NUL (RFC 9110 §5.5), so NUL separates."""
+    return _fields(ex.request)
+
+
+def _fields(request: Request) -> bytes:
+    parts: list[bytes] = []
+    has_host = False
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == b"host":
+            has_host = True
+        parts.append(lowered)
+        parts.append(value)
+    if not has_host and request.authority:
+        parts[:0] = [b"host", request.authority]
+    return b"\0".join(parts)
+
+
 def snapshot(ex: ExchangeView) -> tuple[bytes | None, ...]:
-    """The values of SNAPSHOT's variables for `ex`, in its order."""
+    """The values of SNAPSHOT's variables for `ex`, in its order, then `fields_blob(ex)`: the request read
+    once (each read of the view's attributes is a generic attribute lookup), the values computed inline."""
     request = ex.request
-    return (_uri(ex), _host(ex), request.query or None, request.target, request.method, request.scheme,
-            ex.client_ip.encode("ascii"), request.authority)
+    target = request.target
+    path, _, query = target.partition(b"?")
+    authority = request.authority
+    if authority[:1] == b"[":
+        host = authority[:authority.find(b"]") + 1].lower()
+    else:
+        colon = authority.rfind(b":")
+        host = (authority if colon < 0 else authority[:colon]).lower()
+    # (37 is "%": a byte's `in` is a memchr, a bytes' goes through the buffer protocol)
+    return (unquote_to_bytes(path) if 37 in path else path, host, query or None, target, request.method,
+            request.scheme, ex.client_ip.encode("ascii"), authority, _fields(request))
 
 
 def _cookie(ex: ExchangeView, name: bytes) -> bytes | None:

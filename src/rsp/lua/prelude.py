@@ -15,9 +15,9 @@ coroutine: it is set on every coroutine), decrementing the budget of whichever h
 
 from __future__ import annotations
 
-from typing import Final
-
-PRELUDE: Final = r"""
+# Not `Final`: mypyc would copy a Final string into the compiled engine, which would then keep running the
+# prelude it was built with after this file changed (nothing marks the build stale for it).
+PRELUDE = r"""
 local B, opts = ...
 local co_create, co_resume, co_yield, co_status, co_running, co_wrap =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running, coroutine.wrap
@@ -226,38 +226,129 @@ function ngx.log(level, ...)
 end
 
 local B_var, B_vars = B.var, B.var_snapshot
--- The request's most read variables (rsp.lua.ngx_vars.SNAPSHOT, in its order) come from one Python call per
--- step, made at the first read of any of them: a call into Python costs more than computing a variable.
--- Every ngx.req change, and every step (a step may be another exchange's, or follow a Python filter's change),
--- drops the snapshot; the other variables (status, request_time, upstream_*, http_*, ...) are read each time.
+local lower, find, sub, gsub, match, gmatch = string.lower, string.find, string.sub, string.gsub, string.match,
+  string.gmatch
+-- The request's most read variables (rsp.lua.ngx_vars.SNAPSHOT, in its order) and its header fields come from
+-- one Python call per step, made at the first read of any of them: a call into Python costs more than
+-- computing a variable in Lua, so `http_*`, `cookie_*` and `arg_*` are computed here from what that call
+-- gave (as rsp.lua.ngx_vars computes them; tests/lua/test_ngx_vars_lua.py compares the two). Every ngx.req
+-- change, and every step (a step may be another exchange's, or follow a Python filter's change), drops the
+-- snapshot; the other variables (status, request_time, upstream_*, ...) are one call each.
 local SNAPSHOT = {uri = 1, document_uri = 1, host = 2, args = 3, query_string = 3, request_uri = 4,
                   request_method = 5, scheme = 6, remote_addr = 7, http_host = 8}
+local FIELDS = 9     -- the snapshot's last value: the fields, "name\0value\0..." with lower-case names
 local step_vars = nil
-local function vars_changed() step_vars = nil end
+local step_fields = nil   -- name -> value (several lines joined with ", "), and [COOKIES] the cookie lines
+local COOKIES = {}
+local function vars_changed() step_vars = nil step_fields = nil end
+-- A field set or cleared: only the fields are stale (the snapshot's other values do not depend on them),
+-- unless it is Host, which is the authority (host, http_host).
+local function field_changed(name)
+  if step_vars ~= nil and lower(name) ~= "host" then
+    step_vars[FIELDS] = false
+    step_fields = nil
+  else
+    vars_changed()
+  end
+end
+local function snapshot()
+  local values = step_vars
+  if values == nil then
+    values = {B_vars()}
+    step_vars = values
+  end
+  return values
+end
+-- the fields as a flat list {name, value, ...} (names lower-case)
+local function field_list()
+  local values = snapshot()
+  local blob = values[FIELDS]
+  if blob == false then  -- a field changed since the snapshot: the fields again (the one call gives all)
+    local fresh = {B_vars()}
+    blob = fresh[FIELDS]
+    values[FIELDS] = blob
+  end
+  local list, n, pos, len = {}, 0, 1, #blob
+  while pos <= len do
+    local a = find(blob, "\0", pos, true)
+    local b = find(blob, "\0", a + 1, true) or len + 1
+    list[n + 1] = sub(blob, pos, a - 1)
+    list[n + 2] = sub(blob, a + 1, b - 1)
+    n = n + 2
+    pos = b + 1
+  end
+  return list
+end
+local function fields()
+  local map = step_fields
+  if map ~= nil then return map end
+  map = {}
+  local cookies = {}
+  local list = field_list()
+  for i = 1, #list, 2 do
+    local name, value = list[i], list[i + 1]
+    local old = map[name]
+    map[name] = old and (old .. ", " .. value) or value
+    if name == "cookie" then cookies[#cookies + 1] = value end
+  end
+  map[COOKIES] = cookies
+  step_fields = map
+  return map
+end
+local dashed = setmetatable({}, {__index = function(t, name)
+  local v = (gsub(lower(name), "_", "-"))
+  t[name] = v
+  return v
+end})
+local function cookie(name)
+  for _, line in ipairs(fields()[COOKIES]) do
+    for pair in gmatch(line, "[^;]+") do
+      local p = match(pair, "^%s*(.-)%s*$")
+      local eq = find(p, "=", 1, true)
+      if eq and sub(p, 1, eq - 1) == name then return sub(p, eq + 1) end
+    end
+  end
+  return nil
+end
+local function arg(name)
+  local query = snapshot()[3] or ""
+  name = lower(name)
+  local pos, len = 1, #query
+  while pos <= len + 1 do
+    local amp = find(query, "&", pos, true) or len + 1
+    local part = sub(query, pos, amp - 1)
+    local eq = find(part, "=", 1, true)
+    if lower(eq and sub(part, 1, eq - 1) or part) == name then return eq and sub(part, eq + 1) or "" end
+    pos = amp + 1
+  end
+  return nil
+end
 ngx.var = setmetatable({}, {
   __index = function(_, name)
     local i = SNAPSHOT[name]
-    if i == nil then return B_var(name) end
-    local values = step_vars
-    if values == nil then
-      values = {B_vars()}
-      step_vars = values
+    if i ~= nil then return snapshot()[i] end
+    if type(name) == "string" then
+      local prefix = sub(name, 1, 4)
+      if prefix == "http" and sub(name, 5, 5) == "_" then return fields()[dashed[sub(name, 6)]] end
+      if prefix == "arg_" then return arg(sub(name, 5)) end
+      if prefix == "cook" and sub(name, 1, 7) == "cookie_" then return cookie(sub(name, 8)) end
     end
-    return values[i]
+    return B_var(name)
   end,
   __newindex = function(_, name, value)
-    step_vars = nil
+    vars_changed()
     B.var_set(tostring(name), value ~= nil and tostring(value) or nil)
   end,
 })
 
--- ngx.ctx of the exchange that runs now, fetched once per step (the driver forgets it at every step, since
--- the next step may be another exchange's)
+-- ngx.ctx of the exchange that runs now: the driver receives it with each step (nil until a handler of the
+-- exchange first used it), and hands a table made here back to the engine when the step ends
 local step_ctx = nil
+local ctx_new = false
 setmetatable(ngx, {
   __index = function(_, k)
     if k == "ctx" then
-      if step_ctx == nil then step_ctx = B.ctx() end
+      if step_ctx == nil then step_ctx = {} ctx_new = true end
       return step_ctx
     end
     if k == "status" then return B.status_get() end
@@ -265,7 +356,7 @@ setmetatable(ngx, {
     return nil
   end,
   __newindex = function(t, k, v)
-    if k == "ctx" then B.ctx_set(v) step_ctx = v return end
+    if k == "ctx" then B.ctx_set(v) step_ctx = v ctx_new = false return end
     if k == "status" then B.status_set(tonumber(v)) return end
     rawset(t, k, v)
   end,
@@ -331,19 +422,24 @@ function req.set_uri(uri, jump)
   vars_changed()
   B.req_set_path(tostring(uri))
 end
-function req.get_headers(max, raw) return header_table(B.req_headers(), raw) end
+function req.get_headers(max, raw)
+  if raw then return header_table(B.req_headers(), true) end
+  return header_table(field_list(), false)
+end
 function req.set_header(name, value)
-  vars_changed()
+  field_changed(tostring(name))
   if type(value) == "table" then
     local list = {}
     for i = 1, #value do list[i] = tostring(value[i]) end
     B.req_set_header(tostring(name), list)
   else B.req_set_header(tostring(name), value ~= nil and tostring(value) or nil) end
 end
-function req.clear_header(name) vars_changed() B.req_set_header(tostring(name), nil) end
-function req.read_body() return nil end
+function req.clear_header(name) field_changed(tostring(name)) B.req_set_header(tostring(name), nil) end
+function req.read_body() wait(B.req_read_body()) end
 function req.get_body_data() return B.req_body() end
-function req.discard_body() return nil end
+function req.set_body_data(data) B.req_set_body(tostring(data)) end
+function req.discard_body() B.req_discard_body() end
+function req.get_body_file() return nil end  -- rsp writes no request body to a file (rsp.pipeline.request_body)
 function req.start_time() return B.started() end
 
 ngx.time = function() return B.time() end
@@ -446,6 +542,8 @@ for _, op in ipairs({"get", "get_stale", "set", "safe_set", "add", "safe_add", "
                      "expire", "flush_all", "flush_expired", "get_keys", "capacity", "free_space"}) do
   dict_mt[op] = function(self, ...) return B.shared(op, self.name, ...) end
 end
+local B_incr = B.shared_incr
+function dict_mt:incr(key, value, init, init_ttl) return B_incr(self.name, key, value, init, init_ttl) end
 ngx.shared = setmetatable({}, {__index = function(t, name)
   if not B.shared_exists(tostring(name)) then return nil end
   local d = setmetatable({name = tostring(name)}, dict_mt)
@@ -548,12 +646,35 @@ function driver.compile(text, token, kind)
   return fn, nil
 end
 
--- run or resume: returns the coroutine, then "done" | "error" | "budget" | op..., then values
--- run or resume: "done" alone (the common case, no table made), or (kind, coroutine, values...): kind
--- "error" | "budget" (then the message), or the operation the handler waits on ("exit", "wait")
+-- Handlers of request phases run on runner coroutines that are reused: a runner calls a handler, yields DONE
+-- when it returns, and waits at the top of its loop for the next one (making a coroutine per call costs more
+-- than the handler of a small script). A runner whose handler failed, exited or still waits is not reused.
+local DONE = {}
+local MAX_IDLE_RUNNERS = 64
+local idle, n_idle = {}, 0
+local function runner(fn)
+  while true do
+    fn()
+    fn = co_yield(DONE)
+  end
+end
+
+-- A step ends: nil (done: the common case, nothing made for Python to convert), the exchange's new ngx.ctx
+-- table (done, and a handler made ngx.ctx this step), or (kind, coroutine, values...): kind "error" |
+-- "budget" (then the message), or the operation the handler waits on ("exit", "wait").
 local function finish(co, ok, first, ...)
   remaining = math.huge
   if budget_hit and jit then sethook(hook, "", HOOK_EVERY) end
+  local made = ctx_new and step_ctx or nil
+  ctx_new = false
+  if ok and (first == DONE or co_status(co) == "dead") then
+    if first == DONE and n_idle < MAX_IDLE_RUNNERS then
+      n_idle = n_idle + 1
+      idle[n_idle] = co
+    end
+    return made
+  end
+  if made ~= nil then B.ctx_set(made) end  -- a step that does not end done: the engine keeps it now
   if not ok then
     local message = tostring(first)
     if message == "not enough memory" then
@@ -563,7 +684,7 @@ local function finish(co, ok, first, ...)
         for level = 0, 20 do
           local info = getinfo(co, level, "Sl")
           if not info then break end
-          if info.what ~= "C" and (info.currentline or 0) > 0 then
+          if info.what ~= "C" and info.source ~= "=<rsp>" and (info.currentline or 0) > 0 then
             message = info.short_src .. ":" .. tostring(info.currentline) .. ": " .. message
             break
           end
@@ -573,24 +694,42 @@ local function finish(co, ok, first, ...)
     if budget_hit then message = budget_message end  -- the first error, not a later one a pcall rethrew
     return budget_hit and "budget" or "error", co, message
   end
-  if co_status(co) == "dead" then return "done" end
   if first ~= OP then return "error", co, "a handler yielded outside ngx's API (coroutine.yield)" end
   return ..., co, select(2, ...)
 end
 
-local function step(co, budget, ...)
-  remaining = budget
+local BUDGET = opts.budget
+
+local function step(co, ctx, ...)
+  remaining = BUDGET
   budget_hit = false
-  step_ctx = nil
+  step_ctx = ctx
+  ctx_new = false
   step_vars = nil
+  step_fields = nil
   return finish(co, co_resume(co, ...))
 end
 
-function driver.start(fn, budget, ...)
-  return step(new_coroutine(fn), budget, ...)
+-- a request phase's handler, on a runner; `ctx`: the exchange's ngx.ctx table, or nil
+local function start(fn, ctx)
+  local co
+  if n_idle > 0 then
+    co = idle[n_idle]
+    idle[n_idle] = nil
+    n_idle = n_idle - 1
+  else
+    co = new_coroutine(runner)
+  end
+  return step(co, ctx, fn)
 end
-function driver.resume(co, budget, values)
-  return step(co, budget, unpack(values, 1, values.n or #values))
+-- the function the engine calls for one compiled handler (no per-call arguments to convert but ctx)
+function driver.bind(fn) return function(ctx) return start(fn, ctx) end end
+-- a timer's function, with its arguments, on a coroutine of its own
+function driver.start_args(fn, ...)
+  return step(new_coroutine(fn), nil, ...)
+end
+function driver.resume(co, ctx, values)
+  return step(co, ctx, unpack(values, 1, values.n or #values))
 end
 function driver.pack(...) return pack(...) end
 function driver.new_table() return {} end

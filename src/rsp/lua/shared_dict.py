@@ -30,6 +30,7 @@ import lmdb
 # type tag (1 byte) + flags (uint32) + expiry (float64 epoch seconds, 0: never)
 _HEAD: Final = struct.Struct("<cId")
 _NUMBER: Final = struct.Struct("<d")
+_HEAD_NUMBER: Final = struct.Struct("<cIdd")  # a number's whole entry, packed and unpacked in one call
 _USED: Final = struct.Struct("<q")  # a dictionary's bytes in use, in __meta
 STRING: Final = b"s"
 NUMBER: Final = b"n"
@@ -87,11 +88,14 @@ def _encode(value: Value, flags: int, expires: float) -> bytes:
     if isinstance(value, bool):
         return _HEAD.pack(BOOLEAN, flags, expires) + (b"\x01" if value else b"\x00")
     if isinstance(value, int | float):
-        return _HEAD.pack(NUMBER, flags, expires) + _NUMBER.pack(float(value))
+        return _HEAD_NUMBER.pack(NUMBER, flags, expires, float(value))
     return _HEAD.pack(STRING, flags, expires) + value
 
 
 def _decode(raw: bytes) -> tuple[Value, int, float]:
+    if len(raw) == _HEAD_NUMBER.size and raw[:1] == NUMBER:
+        _, flags, expires, number = _HEAD_NUMBER.unpack(raw)
+        return float(number), flags, expires
     kind, flags, expires = _HEAD.unpack_from(raw)
     body = raw[_HEAD.size:]
     if kind == NUMBER:
@@ -180,9 +184,10 @@ class SharedStore:
         """set / add / replace (mode), nil deletes. (ok, error, forcible): error "exists" (add), "not found"
         (replace), "no memory" (safe, or a value larger than the dictionary)."""
         now = self.clock()
-        with self.env.begin(write=True) as txn:
-            db = self.dbs[name]
-            old = txn.get(key, db=db)
+        db = self.dbs[name]
+        # the transaction's own database: get and put without keyword arguments (lmdb parses those slowly)
+        with self.env.begin(write=True, db=db) as txn:
+            old = txn.get(key)
             live = old is not None and not (_decode(old)[2] and _decode(old)[2] <= now)
             if mode == "add" and live:
                 return False, "exists", False
@@ -213,9 +218,10 @@ class SharedStore:
              init_ttl: float = 0) -> tuple[float | None, str, bool]:
         """Atomic add (one write transaction, serialised across processes). (new value, error, forcible)."""
         now = self.clock()
-        with self.env.begin(write=True) as txn:
-            db = self.dbs[name]
-            old = txn.get(key, db=db)
+        db = self.dbs[name]
+        # the transaction's own database: get and put without keyword arguments (lmdb parses those slowly)
+        with self.env.begin(write=True, db=db) as txn:
+            old = txn.get(key)
             expires = 0.0
             current: float
             decoded = _decode(old) if old is not None else None
@@ -234,7 +240,7 @@ class SharedStore:
             if old is not None and len(old) == len(raw):
                 # the usual incr: a number replaced by a number, the bytes in use unchanged (no __meta read
                 # or write: one get and one put in the transaction)
-                txn.put(key, raw, db=db)
+                txn.put(key, raw)
                 return new, "", False
             used = self._used(txn, name) - (_cost(key, len(old)) if old is not None else 0)
             cost = _cost(key, len(raw))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rsp.errors import ScriptError
 
 if TYPE_CHECKING:
-    from rsp.lua.engine import LuaEngine
+    from rsp.lua.host import LuaHost
     from rsp.lua.shared_dict import Value
 
 
@@ -21,7 +21,7 @@ def _key(value: Any) -> bytes:
     raise ScriptError("bad argument #1 to a shared dictionary: the key must be a string")
 
 
-def _value(value: Any, engine: LuaEngine) -> Value | None:
+def _value(value: Any, engine: LuaHost) -> Value | None:
     if value is None or isinstance(value, bytes | bool | int | float):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
     raise ScriptError(f"bad value type for a shared dictionary: {engine.lupa.lua_type(value) or type(value).__name__}")
@@ -41,21 +41,27 @@ def _out(value: Value | None) -> Any:
     return _number(value) if isinstance(value, float) else value
 
 
-def shared_call(engine: LuaEngine, op: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+def shared_incr(engine: LuaHost, name: str, key: Any, delta: Any, init: Any, init_ttl: Any) -> tuple[Any, ...]:
+    """DICT:incr(key, value, init, init_ttl), as resty.core returns it."""
     store = engine.shared
     if store is None or not store.has(name):
         raise ScriptError(f"no shared dictionary '{name}' (declare it in lua.shared)")
-    if op == "incr":  # first: the per-request counter is the hot call
-        delta = _arg(args, 1)
-        if not isinstance(delta, int | float) or isinstance(delta, bool):
-            return (None, b"not a number")
-        init = _arg(args, 2)
-        new, err, forcible = store.incr(name, _key(_arg(args, 0)), float(delta),
-                                        None if init is None else float(init), float(_arg(args, 3, 0)))
-        if new is None:
-            return (None, err.encode())
-        # as resty.core: (value, nil, forcible) when called with init, the value alone otherwise
-        return (_number(new), None, forcible) if init is not None else (_number(new),)
+    if not isinstance(delta, int | float) or isinstance(delta, bool):
+        return (None, b"not a number")
+    new, err, forcible = store.incr(name, _key(key), float(delta), None if init is None else float(init),
+                                    float(init_ttl) if init_ttl is not None else 0.0)
+    if new is None:
+        return (None, err.encode())
+    # as resty.core: (value, nil, forcible) when called with init, the value alone otherwise
+    return (_number(new), None, forcible) if init is not None else (_number(new),)
+
+
+def shared_call(engine: LuaHost, op: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    store = engine.shared
+    if store is None or not store.has(name):
+        raise ScriptError(f"no shared dictionary '{name}' (declare it in lua.shared)")
+    if op == "incr":
+        return shared_incr(engine, name, _arg(args, 0), _arg(args, 1), _arg(args, 2), _arg(args, 3))
     if op in ("get", "get_stale"):
         value, flags, stale = store.get(name, _key(_arg(args, 0)), stale=op == "get_stale")
         if value is None:

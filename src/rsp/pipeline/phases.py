@@ -27,6 +27,7 @@ What a request-phase method returns (the small vocabulary nginx, Envoy and mitmp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from rsp.pipeline.messages import LocalReply, Request, Response
@@ -67,7 +68,8 @@ class ExchangeView(Protocol):
     tries: how many tries failed so far (0 on the first balancer call); last_failure: why the last one
         failed ("connect refused", "timeout", "bad response"), "" on the first.
     more_tries: set in balancer to allow that many more tries than the pool's `retries`.
-    status: the final status (0 until known); upstream_addr / upstream_status: the last backend's.
+    status: the final status (0 until known); upstream_addr / upstream_status: the last backend's;
+        upstream_timings: each try's connect, header and response times.
     started: when the request head was complete, on the exchange's clock (the loop iteration's time, as
         nginx's cached time); now(): that clock, read now.
     """
@@ -97,6 +99,10 @@ class ExchangeView(Protocol):
     def upstream_status(self) -> int: ...
     @property
     def started(self) -> float: ...
+    @property
+    def upstream_timings(self) -> tuple[tuple[float, float, float], ...]:
+        """Per try so far: (connect, header, response) seconds from the try's start, -1.0 for a step it did
+        not reach (a refused connect has no connect or header time)."""
     def now(self) -> float: ...
     def resume(self) -> None:
         """Go on after the filter that returned SUSPEND (call on the loop, once)."""
@@ -115,6 +121,20 @@ class ExchangeView(Protocol):
         log as for a client's request, but not the rewrite and access filters nor routing (`request` is given
         as it should go); no client waits for it and its response, once through the filters, goes nowhere (a
         cache's background refresh; rsp.proxy.background)."""
+
+    def set_timeouts(self, connect: float, send: float, read: float) -> None:
+        """In balancer: this try's connect, send and read timeouts in seconds (0: the defaults)."""
+
+    # The request body, in rewrite and access (rsp.pipeline.request_body): held while the request phases run.
+    def read_body(self, done: Callable[[], None]) -> bool:
+        """True when the body is complete (or over the buffer, or discarded); else `done` is called once it is
+        (on the loop): the filter returns SUSPEND meanwhile."""
+    def body_data(self) -> bytes | None:
+        """The whole body when held whole, else None (not read yet, over the buffer, discarded, empty)."""
+    def set_body(self, data: bytes) -> None:
+        """Replace the body (read whole first): the backend gets `data` with its Content-Length."""
+    def discard_body(self) -> None:
+        """Drop the body: the backend gets the request without one."""
 
 
 class Filter:

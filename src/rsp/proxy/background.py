@@ -97,8 +97,9 @@ class BackgroundClient(ClientSide):
         self.wait = wait
         self.deadline = self.proxy.now() + timeout if timeout else 0.0
 
-    def stream_continues(self) -> None:
-        self.deadline = self.proxy.now() + self.proxy.response_timeout
+    def stream_continues(self, timeout: float) -> None:
+        proxy = self.proxy
+        self.deadline = proxy.now() + (timeout or proxy.response_timeout)
 
     def exchange_done(self, exchange: ExchangeSide, keep_alive: bool, now: float) -> None:
         if self.exchange is exchange:

@@ -287,9 +287,9 @@ class ClientConnection(Http1ClientSide):
         self.wait = wait
         self.deadline = self.proxy.now() + timeout if timeout else 0.0
 
-    def stream_continues(self) -> None:
+    def stream_continues(self, timeout: float) -> None:
         proxy = self.proxy
-        self.deadline = proxy.now() + proxy.response_timeout
+        self.deadline = proxy.now() + (timeout or proxy.response_timeout)
 
     def on_timeout(self) -> None:
         wait = self.wait

@@ -103,10 +103,10 @@ class Exchange(ExchangeSide):
         self.heard = False  # a response head (even interim) came from the backend
         self.status = 0
         self.sent_bytes = 0
-        # Only the access log reads these times.
-        self.started = self.proxy.clock() if self.proxy.access_log.enabled else 0.0
+        self.started = self.proxy.clock() if self.proxy.access_log.enabled else 0.0  # (only the access log's)
         self.upstream_started = 0.0
         self.extra_tries = 0  # tries a balancer filter allowed beyond the pool's retries
+        self.read_timeout = 0.0  # this try's, when a balancer filter set one (ngx.balancer.set_timeouts)
         self.last_failure = ""  # why the last try failed (the balancer filters read it)
         self.run: FilterRun | None = FilterRun(self, proxy, request) if filtered else None
         # The response goes through the response phases and the client's Downstream interface (header or body
@@ -159,8 +159,7 @@ class Exchange(ExchangeSide):
     def connect_record(self, record: BackendRecord, fresh: bool) -> None:
         """Send this try to `record` (of self.pool): an idle connection to it, unless `fresh`, or a new one."""
         self.record = record
-        if self.run is not None:
-            self.run.connected_to(record)
+        connect_timeout = self.run.connected_to(record) if self.run is not None else 0.0  # (0: the pool's)
         record.active += 1
         record.total += 1
         proxy = self.proxy
@@ -170,7 +169,7 @@ class Exchange(ExchangeSide):
         if conn is not None:
             self.attach(conn, reused=True)
         else:
-            self.proxy.open_upstream(self, record, self.pool)
+            self.proxy.open_upstream(self, record, self.pool, connect_timeout)
 
     def connect_failed(self, record: BackendRecord, reason: str) -> None:
         record.active -= 1
@@ -200,10 +199,11 @@ class Exchange(ExchangeSide):
                 self.record.active -= 1
                 conn.release(self.proxy.now())
             return
-        # Passive health hears of success at the response head, not at connect: a backend that accepts
-        # connections but answers garbage must still be ejected.
+        # Passive health hears of success at the response head, not at connect (a backend may accept, then fail)
         self.reused = reused
         self.upstream = conn
+        if self.run is not None:
+            self.run.attached()  # $upstream_connect_time
         conn.exchange = self
         conn.requests += 1
         conn.parser.expect(self.head.method)
@@ -211,8 +211,9 @@ class Exchange(ExchangeSide):
         self.buffer = None
         if buffer:
             conn.write(b"".join(buffer))
-            if self.body_sent:
-                self.client.body_written(self.body_sent)  # the body that waited for the connection
+            waited = self.body_sent - (self.run.body_acked if self.run is not None else 0)  # (held bytes: acked)
+            if waited > 0:
+                self.client.body_written(waited)  # the body that waited for the connection
         if self.client.paused_upstream:
             self.client.resume_reading()  # the connect buffer is flushed
 
@@ -225,6 +226,8 @@ class Exchange(ExchangeSide):
             return
         if client.wait == WAIT_BODY:
             client.deadline = self.proxy.now() + self.proxy.body_timeout
+        if self.run is not None and self.run.take_data(data):  # held for the request phases, or discarded
+            return
         out = forward.encode_chunk(data) if self.head.body.kind == "chunked" else data
         if self.buffer is not None:
             self.buffer.append(out)
@@ -237,7 +240,7 @@ class Exchange(ExchangeSide):
 
     def request_end(self, end: EndOfMessage) -> None:
         self.request_done = True
-        if self.head.body.kind == "chunked":
+        if (self.run is None or not self.run.take_end(end.trailers)) and self.head.body.kind == "chunked":
             tail = forward.last_chunk(end.trailers)
             if self.buffer is not None:
                 self.buffer.append(tail)
@@ -245,7 +248,7 @@ class Exchange(ExchangeSide):
                 self.upstream.write(tail)
         client = self.client
         if self.response_head is None and client.wait == WAIT_BODY:
-            client.set_wait(WAIT_RESPONSE, self.proxy.response_timeout)
+            client.set_wait(WAIT_RESPONSE, self.read_timeout or self.proxy.response_timeout)
 
     # -- response -------------------------------------------------------------------------------------
     def on_data(self, data: bytes) -> None:
@@ -376,7 +379,7 @@ class Exchange(ExchangeSide):
     def local_data(self, data: bytes) -> None:
         """A part of a streamed local reply's body (FilterRun.answer_data): the client's stream deadline moves."""
         client = self.client
-        client.stream_continues()
+        client.stream_continues(0.0)  # a local reply: the listener's response_timeout
         if data:
             self.sent_bytes += len(data)
             client.send_data(data)

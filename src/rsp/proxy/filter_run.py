@@ -20,18 +20,22 @@ client connection is reset): a filter's bug never takes the worker down.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Final
 
+from rsp.http1 import forward
 from rsp.http1.error_pages import error_response
 from rsp.http1.events import ResponseHead
 from rsp.http1.serialise import local_response, request_of, response_of, serialise_request
 from rsp.logs import get_logger
-from rsp.pipeline.messages import Header, LocalReply, Request, Response
+from rsp.pipeline.messages import NO_BODY, Header, LocalReply, Request, Response
 from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, Filter, Suspend, Verdict
+from rsp.pipeline.request_body import RequestBody
+from rsp.pipeline.try_times import TryTimes
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ExchangeSide
 from rsp.proxy.session_state import SessionState
-from rsp.proxy.waits import WAIT_STREAM
+from rsp.proxy.waits import WAIT_RESPONSE, WAIT_STREAM
 from rsp.routes.router import host_only
 from rsp.upstream.records import BackendRecord
 
@@ -71,6 +75,8 @@ class FilterRun:
         "_request_was",
         "_response",
         "_response_head",
+        "body",
+        "body_acked",
         "exchange",
         "failed",
         "index",
@@ -83,6 +89,8 @@ class FilterRun:
         "started",
         "streamed",
         "suspended",
+        "timeouts",
+        "times",
         "upstream_status",
     )
 
@@ -111,6 +119,14 @@ class FilterRun:
         self.streamed = False  # answer_head began an answer whose body answer_data sends
         self.logged = False
         self.failed = False  # a filter raised: no filter runs again for this exchange but log
+        # The request body held during the request phases (rsp.pipeline.request_body), made when the first
+        # body byte arrives or a filter asks for it; body_acked: its bytes already acknowledged to the client.
+        self.body: RequestBody | None = None
+        self.body_acked = 0
+        # Each try's times (made by the first try), on the session's loop-iteration clock as nginx's
+        # $upstream_*_time are on its cached time.
+        self.times: TryTimes | None = None
+        self.timeouts: tuple[float, float, float] | None = None  # this try's (connect, send, read), when set
 
     # -- ExchangeView ---------------------------------------------------------------------------------
     @property
@@ -189,6 +205,11 @@ class FilterRun:
         exchange = self.exchange
         self.proxy.background(request, ctx, exchange.client.client_ip, exchange.pool, self.pool)
 
+    @property
+    def upstream_timings(self) -> tuple[tuple[float, float, float], ...]:
+        times = self.times
+        return times.durations(self.proxy.now()) if times is not None else ()
+
     def resume(self) -> None:
         """Go on after the filter that returned SUSPEND."""
         if self.suspended and self._current():
@@ -236,6 +257,82 @@ class FilterRun:
         if self.streamed and self._current():
             self.streamed = False
             self.exchange.fail_hard(reason)
+
+    # -- the request body (ngx.req.read_body and the like) ----------------------------------------------
+    def _held_body(self) -> RequestBody:
+        body = self.body
+        if body is None:
+            body = self.body = RequestBody(complete=self.exchange.request_done)
+        return body
+
+    def read_body(self, done: Callable[[], None]) -> bool:
+        """True when the body is complete (or over the buffer, or discarded) now; else `done` is called once
+        it is. The body is held until the request phases are done, so this waits only for the client."""
+        return self._held_body().wait(done)
+
+    def body_data(self) -> bytes | None:
+        """The whole request body when it is held whole, else None (rsp.pipeline.request_body)."""
+        body = self.body
+        return body.data() if body is not None else None
+
+    def set_body(self, data: bytes) -> None:
+        """Replace the request body; the head then says Content-Length: len(data) (serialise_request
+        recomputes the framing from body_length)."""
+        self._held_body().replace(data)
+        self._body_length(len(data))
+
+    def discard_body(self) -> None:
+        """Drop the request body (what arrives later too): the backend gets the request without one."""
+        self._held_body().discard()
+        self._body_length(NO_BODY)
+
+    def _body_length(self, length: int) -> None:
+        request = self.request
+        had_body = request.body_length != NO_BODY
+        request.body_length = length
+        if length or had_body:
+            request.set(b"content-length", b"%d" % length)
+        self._request_was = (*self._request_was[:4], length)  # a change the filter may make (_request_ready)
+
+    def take_data(self, data: bytes) -> bool:
+        """Request body bytes from the client: True when the run holds them (request phases) or drops them
+        (a discarded body), False when the exchange forwards them as usual."""
+        if self.stage < _FORWARDING:
+            body = self._held_body()
+            if body.add(data):
+                self.exchange.client.pause_reading()  # over the buffer: the client waits (backpressure)
+            else:
+                # Held bytes are credited to the client now (HTTP/2 flow control): a filter waiting for the
+                # whole body must not wait on credit only the backend connection would give.
+                self.body_acked += len(data)
+                self.exchange.client.body_written(len(data))
+            return True
+        held = self.body
+        if held is not None and held.discarded:
+            if self.exchange.buffer is None:
+                self.exchange.client.body_written(len(data))
+            return True
+        return False
+
+    def take_end(self, trailers: tuple[tuple[bytes, bytes], ...]) -> bool:
+        """The end of the client's body: True when the run keeps it (held body, or discarded)."""
+        if self.stage < _FORWARDING:
+            self._held_body().end(trailers)
+            return True
+        body = self.body
+        return body is not None and body.discarded
+
+    def _flush_body(self, buffer: list[bytes]) -> None:
+        """The held body after the head, framed as the head says: chunked as it came, or as it is (a count)."""
+        body = self.body
+        if body is None or body.discarded:
+            return
+        exchange = self.exchange
+        chunked = exchange.head.body.kind == "chunked" and not body.replaced
+        for part in body.take():
+            buffer.append(forward.encode_chunk(part) if chunked else part)
+        if chunked and body.complete:
+            buffer.append(forward.last_chunk(body.trailers))
 
     # -- the request phases ---------------------------------------------------------------------------
     def begin(self) -> None:
@@ -298,6 +395,7 @@ class FilterRun:
                     return
                 self.stage = _IN_BALANCER
                 self.peer = None
+                self.timeouts = None
             else:
                 self.stage = _FORWARDING
                 self._pick()
@@ -407,6 +505,7 @@ class FilterRun:
         buffer = self.exchange.buffer
         if buffer is not None:
             buffer[0] = self.head_bytes()
+            self._flush_body(buffer)
 
     def head_bytes(self) -> bytes:
         """The request head for the backend: the cached forwarded head when no filter changed it."""
@@ -426,6 +525,7 @@ class FilterRun:
         self.stage = _IN_BALANCER
         self.index = 0
         self.peer = None
+        self.timeouts = None  # each try sets its own (ngx.balancer.set_timeouts)
         self._run_request_phases()
 
     def answer_error(self, status: int) -> None:
@@ -433,8 +533,34 @@ class FilterRun:
         self.stage = _DONE
         self.send_local(error_reply(status), close=True)
 
-    def connected_to(self, record: BackendRecord) -> None:
+    def connected_to(self, record: BackendRecord) -> float:
+        """A try begins, to `record` (the previous one, if any, ended now): its connect timeout (0: the
+        pool's); its read timeout goes to the exchange."""
         self._record = record
+        timeouts = self.timeouts
+        self.exchange.read_timeout = timeouts[2] if timeouts is not None else 0.0
+        times = self.times
+        if times is None and self.proxy.tries_timed:
+            times = self.times = TryTimes()
+        if times is not None:
+            times.begin(self.proxy.now())
+        return timeouts[0] if timeouts is not None else 0.0
+
+    def attached(self) -> None:
+        """This try has its backend connection (a pooled one: at once); a read timeout of its own counts the
+        wait for the response head from now."""
+        if self.times is not None:
+            self.times.connected(self.proxy.now())
+        read = self.exchange.read_timeout
+        client = self.exchange.client
+        if read and client.wait == WAIT_RESPONSE:
+            client.deadline = self.proxy.now() + read
+
+    def set_timeouts(self, connect: float, send: float, read: float) -> None:
+        """This try's timeouts, in seconds (0: the pool's or the listener's). rsp has no send timeout of its
+        own (a backend that stops reading stalls the client's body, which body_timeout bounds): `send` is
+        kept, not applied."""
+        self.timeouts = (connect, send, read)
 
     def _fail_request(self, reason: str) -> None:
         get_logger().error("client %s: %s", self.exchange.client.client_ip, reason)
@@ -473,6 +599,8 @@ class FilterRun:
         """The backend's response head through header_filter: the response to send, or None when a filter
         failed (the exchange was answered 500 instead)."""
         self.upstream_status = head.status
+        if self.times is not None:
+            self.times.header(self.proxy.now())
         self._response_head = None
         response = response_of(head)
         response.origin = head
@@ -481,6 +609,8 @@ class FilterRun:
     def direct_head(self, head: ResponseHead) -> None:
         """The backend's response head went to the client by the direct path (no header or body filter)."""
         self.upstream_status = head.status
+        if self.times is not None:
+            self.times.header(self.proxy.now())
         self._response_head = head
 
     def header_phase(self, response: Response) -> Response | None:
@@ -530,6 +660,8 @@ class FilterRun:
             return
         self.logged = True
         self.stage = _DONE
+        if self.times is not None:
+            self.times.end(self.proxy.now())
         for flt in self.proxy.log_filters:
             try:
                 flt.log(self)

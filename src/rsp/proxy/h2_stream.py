@@ -183,9 +183,9 @@ class H2Stream(ClientSide):
         self.wait = wait
         self.deadline = self.proxy.now() + timeout if timeout else 0.0
 
-    def stream_continues(self) -> None:
+    def stream_continues(self, timeout: float) -> None:
         proxy = self.proxy
-        self.deadline = proxy.now() + proxy.response_timeout
+        self.deadline = proxy.now() + (timeout or proxy.response_timeout)
 
     def exchange_done(self, exchange: ExchangeSide, keep_alive: bool, now: float) -> None:
         if self.exchange is exchange:

@@ -82,7 +82,7 @@ class UpstreamConnection(UpstreamSide):
         finally:
             client.uncork()
         if self.exchange is exchange and client.wait == WAIT_STREAM:
-            client.stream_continues()  # the response is still coming
+            client.stream_continues(exchange.read_timeout)  # the response is still coming
 
     def eof_received(self) -> bool | None:
         exchange = self.exchange

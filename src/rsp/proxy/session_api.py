@@ -78,8 +78,9 @@ class ClientSide(NativeProtocol):
     def set_wait(self, wait: int, timeout: float) -> None:
         raise NotImplementedError
 
-    def stream_continues(self) -> None:
-        """Bytes of the response arrived: the backend has response_timeout from now for its next ones."""
+    def stream_continues(self, timeout: float) -> None:
+        """Bytes of the response arrived: the backend has `timeout` (0: response_timeout) from now for its next
+        ones (a balancer filter's read timeout for its try, ExchangeSide.read_timeout)."""
         raise NotImplementedError
 
     def exchange_done(self, exchange: ExchangeSide, keep_alive: bool, now: float) -> None:
@@ -177,8 +178,8 @@ class ExchangeSide:
     """One exchange, as its client connection, its backend connection, its filter run (rsp.proxy.filter_run)
     and the route store see it (rsp.proxy.exchange.Exchange)."""
 
-    __slots__ = ("buffer", "client", "extra_tries", "h1", "head", "last_failure", "pool", "request_done",
-                 "response_started", "status", "tried", "tunnel", "upstream")
+    __slots__ = ("buffer", "client", "extra_tries", "h1", "head", "last_failure", "pool", "read_timeout",
+                 "request_done", "response_started", "status", "tried", "tunnel", "upstream")
 
     client: ClientSide
     h1: Http1ClientSide | None  # the client when it is an HTTP/1 connection (the direct path writes to it)
@@ -193,6 +194,7 @@ class ExchangeSide:
     tried: list[BackendRecord] | None  # the backends that failed this request, when any
     last_failure: str
     extra_tries: int
+    read_timeout: float  # this try's response timeout when a balancer filter set one (0: the proxy's)
 
     # -- from the client connection -------------------------------------------------------------------
     def start(self) -> None:

@@ -82,8 +82,9 @@ class Connector(Protocol):
     `done` exactly once, later (never from inside `connect`): "" after protocol.connection_made, or the
     reason it failed."""
 
-    def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone) -> None:
-        ...
+    def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone,
+                timeout: float = 0.0) -> None:
+        """`timeout`: seconds for this connection (0: the pool's connect_timeout)."""
 
 
 def start_stream(loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
@@ -120,12 +121,13 @@ class SocketConnector:
         self.low_water = low_water
         self.backend_tls: dict[str, BackendTls] = backend_tls if backend_tls is not None else {}
 
-    def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone) -> None:
+    def connect(self, pool: PoolRuntime, record: BackendRecord, protocol: StreamProtocol, done: ConnectDone,
+                timeout: float = 0.0) -> None:
         family, sockaddr = pool.addresses[record.index]
         tls = pool.tls
         name = tls.name_for(record.spec) if tls is not None else ""
         try:
-            UpstreamConnect(self.loop, family, sockaddr, pool.spec.connect_timeout,
+            UpstreamConnect(self.loop, family, sockaddr, timeout or pool.spec.connect_timeout,
                             lambda sock, err: self._connected(sock, err, protocol, done, tls, name))
         except OSError as exc:
             reason = exc.strerror or str(exc)

@@ -81,6 +81,9 @@ class SessionState:
         self.log_filters: tuple[Filter, ...] = phase(LOG)
         # Whether responses go through the phases (and the Downstream interface); else by the direct path.
         self.response_filtered = bool(self.header_filters or self.body_filters)
+        # Each try's times are kept only where a filter can read them (ExchangeView.upstream_timings): in
+        # balancer (a retry), in the response phases, in log.
+        self.tries_timed = bool(self.balancer_filters or self.response_filtered or self.log_filters)
         self.server_port = server_port
         self.peer_pools: dict[tuple[str, str, int], tuple[PoolRuntime, BackendRecord]] = {}
         # The exact clock (the access log's durations; tick() and now() without a poller). time.monotonic
@@ -162,11 +165,13 @@ class SessionState:
         return poller.now if poller is not None else self.clock()
 
     # -- upstream connections -------------------------------------------------------------------------
-    def open_upstream(self, exchange: ExchangeSide, record: BackendRecord, pool: PoolRuntime) -> None:
+    def open_upstream(self, exchange: ExchangeSide, record: BackendRecord, pool: PoolRuntime,
+                      connect_timeout: float = 0.0) -> None:
         """Open a new connection to `record` for `exchange`, which hears of it through attach() or
-        connect_failed()."""
+        connect_failed(); within `connect_timeout` seconds (0: the pool's)."""
         conn = UpstreamConnection(self.loop, record, self.idle_pools[record], self.caches)
-        self.connector.connect(pool, record, conn, lambda err: self._connected(exchange, record, conn, err))
+        self.connector.connect(pool, record, conn, lambda err: self._connected(exchange, record, conn, err),
+                               connect_timeout)
 
     def _connected(self, exchange: ExchangeSide, record: BackendRecord, conn: UpstreamConnection, err: str) -> None:
         if err:
