@@ -5,6 +5,10 @@ sockets whose send only counts (bench/http_path_micro.py's method), so only rsp'
 
     PYTHONPATH=src python bench/h2_path_cost.py              # µs per request (best of 7 windows)
     PYTHONPATH=src python bench/h2_path_cost.py --callgrind  # + instructions per request (valgrind)
+    PYTHONPATH=src python bench/h2_path_cost.py --http1 --callgrind  # the same for an HTTP/1.1 client
+
+--http1: the same proxy, backend response and counting, with BATCH keep-alive HTTP/1.1 client connections
+each sending the same GET (h2load's fields) per round instead: what HTTP/2 adds is the difference.
 
 One read carries BATCH requests (what h2load -m 10 sends: HEADERS with END_STREAM, HPACK-encoded by h2 as a
 client, in advance); each stream takes its own idle backend connection, which then gets nginx's response to
@@ -29,6 +33,7 @@ import h2.connection
 
 from rsp.config.lua_loader import parse_config
 from rsp.proxy.access_log import AccessLog
+from rsp.proxy.client import ClientConnection
 from rsp.proxy.h2_session import Http2Session
 from rsp.proxy.http_proxy import HttpProxy
 from rsp.proxy.http_upstream import UpstreamConnection
@@ -85,11 +90,16 @@ def encoded_reads(reads: int) -> list[bytes]:
     return out
 
 
-class Path:
-    """A proxy with one HTTP/2 client connection and BATCH idle backend connections."""
+HTTP1_REQUEST = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: h2load nghttp2/1.52.0\r\n\r\n"
 
-    def __init__(self, reads: int) -> None:
-        self.reads = encoded_reads(reads + 1)
+
+class Path:
+    """A proxy with one HTTP/2 client connection (or BATCH HTTP/1.1 ones) and BATCH idle backend
+    connections."""
+
+    def __init__(self, reads: int, http1: bool = False) -> None:
+        self.http1 = http1
+        self.reads = encoded_reads(reads + 1) if not http1 else []
         self.next = 0
         self.loop = loop = RspEventLoop()
         asyncio.set_event_loop(loop)
@@ -108,6 +118,10 @@ class Path:
         assert settings is not None
         self.session = Http2Session(proxy, settings, b"http")
         self.client_stream, self.client_sock = stream(loop, self.session)
+        self.clients: list[tuple[ClientConnection, SocketStream, CountingSocket]] = []
+        for _ in range(BATCH if http1 else 0):
+            client = ClientConnection(proxy)
+            self.clients.append((client, *stream(loop, client)))
         self.round()
 
     def turn(self) -> None:
@@ -116,6 +130,13 @@ class Path:
         self.loop.run_forever()
 
     def round(self) -> None:
+        if self.http1:
+            for client, _stream, _sock in self.clients:
+                client.data_received(HTTP1_REQUEST)
+            for upstream, _sock in self.upstreams:
+                upstream.data_received(RESPONSE)
+            self.turn()
+            return
         data = self.reads[self.next]
         self.next += 1
         self.session.data_received(data)
@@ -124,13 +145,17 @@ class Path:
         self.turn()
 
     def check(self) -> None:
+        if self.http1:
+            assert all(sock.written and not s.is_closing() for _, s, sock in self.clients)
+            assert all(sock.written for _, sock in self.upstreams)
+            return
         assert not self.client_stream.is_closing() and not self.session.closed
         assert not self.session.streams, "streams left open: a response did not finish"
         assert all(sock.written for _, sock in self.upstreams) and self.client_sock.written
 
 
-def best_us(windows: int = 7, calls: int = 40) -> float:
-    path = Path(windows * calls)
+def best_us(http1: bool, windows: int = 7, calls: int = 40) -> float:
+    path = Path(windows * calls, http1)
     best = float("inf")
     for _ in range(windows):
         t0 = time.process_time()
@@ -144,18 +169,19 @@ def best_us(windows: int = 7, calls: int = 40) -> float:
 ENCODED_READS = 130  # encoded whatever the run length, so that the client's encoding cancels out
 
 
-def run_rounds(n: int) -> None:
-    path = Path(ENCODED_READS)
+def run_rounds(n: int, http1: bool) -> None:
+    path = Path(ENCODED_READS, http1)
     for _ in range(n):
         path.round()
     path.check()
 
 
-def callgrind_per_request() -> float:
+def callgrind_per_request(http1: bool) -> float:
     totals = []
     for rounds in (20, 120):
         proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                               __file__, "--rounds", str(rounds)], capture_output=True, text=True, check=True)
+                               __file__, "--rounds", str(rounds), *(["--http1"] if http1 else [])],
+                              capture_output=True, text=True, check=True)
         match = re.search(r"Collected : (\d+)", proc.stderr)
         assert match, proc.stderr[-500:]
         totals.append(int(match.group(1)))
@@ -165,17 +191,19 @@ def callgrind_per_request() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--callgrind", action="store_true", help="also count instructions (valgrind)")
+    parser.add_argument("--http1", action="store_true", help="HTTP/1.1 clients instead, for comparison")
     parser.add_argument("--rounds", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rounds:
-        run_rounds(args.rounds)
+        run_rounds(args.rounds, args.http1)
         return
     import rsp.proxy.h2_session as session_module
     compiled = session_module.__file__ is not None and session_module.__file__.endswith(".so")
-    print(f"rsp HTTP/2 path ({'h2_session compiled' if compiled else 'h2_session pure Python'}), "
-          f"{BATCH} streams per read: {best_us():.1f} µs/request (best of 7 windows, CPU time)")
+    what = f"HTTP/1.1, {BATCH} keep-alive clients" if args.http1 else f"HTTP/2, {BATCH} streams per read"
+    print(f"rsp {what} ({'h2_session compiled' if compiled else 'h2_session pure Python'}): "
+          f"{best_us(args.http1):.1f} µs/request (best of 7 windows, CPU time)")
     if args.callgrind:
-        print(f"  callgrind: {callgrind_per_request():,.0f} instructions/request")
+        print(f"  callgrind: {callgrind_per_request(args.http1):,.0f} instructions/request")
 
 
 if __name__ == "__main__":

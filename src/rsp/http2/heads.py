@@ -163,15 +163,28 @@ def check_trailers(fields: list[Header]) -> list[Header]:
     return fields
 
 
+# The header lists of the response heads sent last (backends repeat theirs), bounded: cleared when full. The
+# same list for the same head also lets the HPACK encoder reuse the block it encoded (HeaderEncoder.encode).
+MAX_RESPONSE_FIELDS_MEMO: Final = 256
+_RESPONSE_FIELDS: Final[dict[tuple[int, tuple[Header, ...]], list[Header]]] = {}
+
+
 def response_fields(response: Response) -> list[Header]:
     """The header list of a response head (RFC 9113 §8.3.2): :status first, names lower-cased (§8.2.1),
-    connection-specific fields left out (§8.2.2)."""
-    out: list[Header] = [(b":status", b"%d" % response.status)]
+    connection-specific fields left out (§8.2.2). The list may be shared: the caller only reads it."""
+    key = (response.status, tuple(response.headers))
+    out = _RESPONSE_FIELDS.get(key)
+    if out is not None:
+        return out
+    out = [(b":status", b"%d" % response.status)]
     for name, value in response.headers:
         low = name.lower()
         if low in CONNECTION_SPECIFIC or low == b"te":
             continue
         out.append((low, value))
+    if len(_RESPONSE_FIELDS) >= MAX_RESPONSE_FIELDS_MEMO:
+        _RESPONSE_FIELDS.clear()
+    _RESPONSE_FIELDS[key] = out
     return out
 
 
