@@ -6,6 +6,10 @@ sockets whose send only counts (bench/http_path_micro.py's method), so only rsp'
     PYTHONPATH=src python bench/h2_path_cost.py              # µs per request (best of 7 windows)
     PYTHONPATH=src python bench/h2_path_cost.py --callgrind  # + instructions per request (valgrind)
     PYTHONPATH=src python bench/h2_path_cost.py --http1 --callgrind  # the same for an HTTP/1.1 client
+    PYTHONPATH=src python bench/h2_path_cost.py --request-id --callgrind  # a new X-Request-Id in every response
+
+--request-id: what bench/h2_load.py's nginx sends (bench/configs.py): every response head differs, so no
+memo of a repeated head answers.
 
 --http1: the same proxy, backend response and counting, with BATCH keep-alive HTTP/1.1 client connections
 each sending the same GET (h2load's fields) per round instead: what HTTP/2 adds is the difference.
@@ -97,8 +101,10 @@ class Path:
     """A proxy with one HTTP/2 client connection (or BATCH HTTP/1.1 ones) and BATCH idle backend
     connections."""
 
-    def __init__(self, reads: int, http1: bool = False) -> None:
+    def __init__(self, reads: int, http1: bool = False, request_id: bool = False) -> None:
         self.http1 = http1
+        self.request_id = request_id
+        self.responses = 0
         self.reads = encoded_reads(reads + 1) if not http1 else []
         self.next = 0
         self.loop = loop = RspEventLoop()
@@ -129,19 +135,25 @@ class Path:
         self.loop.call_soon(self.loop.stop)
         self.loop.run_forever()
 
+    def response(self) -> bytes:
+        if not self.request_id:
+            return RESPONSE
+        self.responses += 1
+        return RESPONSE.replace(b"\r\n\r\n", b"\r\nX-Request-Id: %032x\r\n\r\n" % self.responses, 1)
+
     def round(self) -> None:
         if self.http1:
             for client, _stream, _sock in self.clients:
                 client.data_received(HTTP1_REQUEST)
             for upstream, _sock in self.upstreams:
-                upstream.data_received(RESPONSE)
+                upstream.data_received(self.response())
             self.turn()
             return
         data = self.reads[self.next]
         self.next += 1
         self.session.data_received(data)
         for upstream, _sock in self.upstreams:
-            upstream.data_received(RESPONSE)
+            upstream.data_received(self.response())
         self.turn()
 
     def check(self) -> None:
@@ -154,8 +166,8 @@ class Path:
         assert all(sock.written for _, sock in self.upstreams) and self.client_sock.written
 
 
-def best_us(http1: bool, windows: int = 7, calls: int = 40) -> float:
-    path = Path(windows * calls, http1)
+def best_us(http1: bool, request_id: bool, windows: int = 7, calls: int = 40) -> float:
+    path = Path(windows * calls, http1, request_id)
     best = float("inf")
     for _ in range(windows):
         t0 = time.process_time()
@@ -169,18 +181,19 @@ def best_us(http1: bool, windows: int = 7, calls: int = 40) -> float:
 ENCODED_READS = 130  # encoded whatever the run length, so that the client's encoding cancels out
 
 
-def run_rounds(n: int, http1: bool) -> None:
-    path = Path(ENCODED_READS, http1)
+def run_rounds(n: int, http1: bool, request_id: bool) -> None:
+    path = Path(ENCODED_READS, http1, request_id)
     for _ in range(n):
         path.round()
     path.check()
 
 
-def callgrind_per_request(http1: bool) -> float:
+def callgrind_per_request(http1: bool, request_id: bool) -> float:
     totals = []
     for rounds in (20, 120):
         proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                               __file__, "--rounds", str(rounds), *(["--http1"] if http1 else [])],
+                               __file__, "--rounds", str(rounds), *(["--http1"] if http1 else []),
+                               *(["--request-id"] if request_id else [])],
                               capture_output=True, text=True, check=True)
         match = re.search(r"Collected : (\d+)", proc.stderr)
         assert match, proc.stderr[-500:]
@@ -192,18 +205,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--callgrind", action="store_true", help="also count instructions (valgrind)")
     parser.add_argument("--http1", action="store_true", help="HTTP/1.1 clients instead, for comparison")
+    parser.add_argument("--request-id", action="store_true", help="a new X-Request-Id in every response")
     parser.add_argument("--rounds", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rounds:
-        run_rounds(args.rounds, args.http1)
+        run_rounds(args.rounds, args.http1, args.request_id)
         return
     import rsp.proxy.h2_session as session_module
     compiled = session_module.__file__ is not None and session_module.__file__.endswith(".so")
     what = f"HTTP/1.1, {BATCH} keep-alive clients" if args.http1 else f"HTTP/2, {BATCH} streams per read"
     print(f"rsp {what} ({'h2_session compiled' if compiled else 'h2_session pure Python'}): "
-          f"{best_us(args.http1):.1f} µs/request (best of 7 windows, CPU time)")
+          f"{best_us(args.http1, args.request_id):.1f} µs/request (best of 7 windows, CPU time)")
     if args.callgrind:
-        print(f"  callgrind: {callgrind_per_request(args.http1):,.0f} instructions/request")
+        print(f"  callgrind: {callgrind_per_request(args.http1, args.request_id):,.0f} instructions/request")
 
 
 if __name__ == "__main__":
