@@ -169,3 +169,23 @@ def test_credentials_are_never_indexed() -> None:
     block = encoder.encode([(b"authorization", b"Basic c2VjcmV0")])
     assert block[0] & 0xF0 == 0x10  # §6.2.3 literal never indexed
     assert not encoder.table.entries
+
+
+def test_a_repeated_block_is_reused_only_while_the_table_is_unchanged() -> None:
+    """HeaderEncoder reuses the last block for the same fields when the dynamic table did not change; the
+    oracle (hpack) decodes every block, through insertions, a caller changing its list and a size change."""
+    encoder = HeaderEncoder()
+    oracle = hpack.Decoder()
+    head = [(b":status", b"200"), (b"server", b"nginx"), (b"date", b"Sun, 06 Dec 2026 22:00:00 GMT")]
+    first = encoder.encode(head)  # inserts server and date
+    second = encoder.encode(head)  # indexed now: a different block, which inserts nothing
+    third = encoder.encode(head)
+    assert second != first and third == second and len(third) == 3
+    head.append((b"x-request-id", b"1"))  # the caller's list changed: no stale block
+    fourth = encoder.encode(head)
+    encoder.set_max_table_size(0)  # the table empties without an insertion
+    fifth = encoder.encode(head[:3])
+    assert fifth[:1] == b"\x20"  # the size update first (RFC 7541 §6.3)
+    for block, fields in ((first, head[:3]), (second, head[:3]), (third, head[:3]), (fourth, head),
+                          (fifth, head[:3])):
+        assert oracle.decode(block, raw=True) == fields

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import h2.events as h2e
-from hyperframe.frame import GoAwayFrame, PingFrame, WindowUpdateFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame, WindowUpdateFrame
 
 from rsp.config.model import Http2Settings
 from rsp.http2 import codes
@@ -18,7 +18,7 @@ from rsp.http2.events import (
     StreamCancelled,
     StreamWritable,
 )
-from rsp.http2.server import ServerConnection
+from rsp.http2.server import MAX_DEFERRED_DATA, ServerConnection
 from rsp.pipeline.messages import UNKNOWN_LENGTH, Response
 from support.h2_peer import FakeClock, H2Peer
 
@@ -229,3 +229,43 @@ def test_max_streams_per_connection_ends_gracefully() -> None:
         srv.send_head(sid, Response(204, []))
         srv.send_end(sid, [])
     assert any(isinstance(e, ConnectionEnded) for e in peer.events) or srv.closing
+
+
+def test_a_small_response_ends_on_its_data_frame() -> None:
+    """Data and end in one turn: one DATA frame with END_STREAM, not an empty DATA frame after it."""
+    srv, _ = server()
+    peer = H2Peer(srv)
+    peer.request(1)
+    peer.request(3)
+    peer.frames.clear()
+    srv.send_head(1, Response(200, [(b"content-length", b"5")], 5))
+    srv.send_data(1, b"hello")
+    srv.send_end(1, [])
+    # Stream 3's data comes alone this turn: framed at data_to_send, its end later on an empty frame.
+    srv.send_head(3, Response(200, [], UNKNOWN_LENGTH))
+    srv.send_data(3, b"part")
+    peer.read()
+    data = [(f.stream_id, bytes(f.data), "END_STREAM" in f.flags) for f in peer.frames if isinstance(f, DataFrame)]
+    assert data == [(1, b"hello", True), (3, b"part", False)]
+    peer.frames.clear()
+    srv.send_end(3, [])
+    peer.read()
+    data = [(f.stream_id, bytes(f.data), "END_STREAM" in f.flags) for f in peer.frames if isinstance(f, DataFrame)]
+    assert data == [(3, b"", True)]
+    assert [e.stream_id for e in peer.client_events if isinstance(e, h2e.StreamEnded)] == [1, 3]
+    assert srv.open_streams == 0
+
+
+def test_large_response_data_is_framed_as_it_comes() -> None:
+    """Data over MAX_DEFERRED_DATA is not held for data_to_send: framed by send_data itself."""
+    srv, _ = server()
+    peer = H2Peer(srv)
+    peer.request(1)
+    peer.frames.clear()
+    srv.send_head(1, Response(200, [], UNKNOWN_LENGTH))
+    srv.send_data(1, b"x" * (MAX_DEFERRED_DATA + 1))
+    assert srv.buffered(1) < MAX_DEFERRED_DATA + 1  # framed (up to the window) before any data_to_send
+    srv.send_end(1, [])
+    peer.read()
+    sent = sum(len(f.data) for f in peer.frames if isinstance(f, DataFrame))
+    assert sent == MAX_DEFERRED_DATA + 1

@@ -201,3 +201,15 @@ def test_any_accepted_unchanged_response_serialises_as_forward_response_writes_i
     ours = serialise_response(response_of(head), context, head.version)
     theirs = forward.forward_response(head, context)
     assert (ours.data, ours.chunked, ours.keep_alive) == (theirs.data, theirs.chunked, theirs.keep_alive)
+
+
+def test_response_of_a_repeated_head_is_a_new_list_each_time() -> None:
+    """The end-to-end fields are memoised per head, but each Response gets its own list (rsp.proxy.h2_stream
+    appends Via to it in place)."""
+    head = response(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nServer: s\r\n"
+                    b"Content-Length: 0\r\n\r\n")
+    first = response_of(head)
+    first.headers.append((b"via", b"1.1 rsp"))
+    second = response_of(head)
+    assert second.headers == [(b"Server", b"s"), (b"Content-Length", b"0")]
+    assert second.headers is not first.headers

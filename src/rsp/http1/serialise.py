@@ -54,11 +54,34 @@ def body_length_of(kind: str, length: int) -> int:
     return UNKNOWN_LENGTH
 
 
+class _LastHead:
+    """The last head whose end-to-end fields were worked out, and them: a backend repeats its response heads,
+    and comparing with the last one (equal fields are mostly the same objects) costs far less on a miss (a
+    new X-Request-Id every time) than hashing the head for a bigger memo would."""
+
+    __slots__ = ("connection", "headers", "kept")
+
+    def __init__(self) -> None:
+        self.headers: Headers = ()
+        self.connection: tuple[bytes, ...] = ()
+        self.kept: tuple[Header, ...] = ()
+
+
+_LAST_HEAD: Final = _LastHead()
+
+
 def _end_to_end(headers: Headers, connection: tuple[bytes, ...]) -> list[Header]:
     """The field lines without the connection-specific ones (RFC 9110 §7.6.1): the hop-by-hop fields and
-    every field the Connection field names."""
+    every field the Connection field names. A new list every time (the caller's to change)."""
+    last = _LAST_HEAD
+    if headers == last.headers and connection == last.connection and headers:
+        return list(last.kept)
     drop = HOP_BY_HOP.union(connection) if connection else HOP_BY_HOP
-    return [(name, value) for name, value in headers if name.lower() not in drop]
+    kept = [(name, value) for name, value in headers if name.lower() not in drop]
+    last.headers = headers
+    last.connection = connection
+    last.kept = tuple(kept)
+    return kept
 
 
 def origin_target(head: RequestHead) -> bytes:

@@ -163,15 +163,38 @@ def check_trailers(fields: list[Header]) -> list[Header]:
     return fields
 
 
+class _LastFields:
+    """The last response head's fields and status, and its HTTP/2 header list: backends repeat their heads,
+    and the same list for the same head lets the HPACK encoder reuse its block (HeaderEncoder.encode). A
+    comparison with the last one costs little on a miss (a new X-Request-Id every time); a hashed memo
+    would cost more than it saves there."""
+
+    __slots__ = ("headers", "out", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: list[Header] = []
+        self.out: list[Header] = []
+
+
+_LAST_FIELDS: Final = _LastFields()
+
+
 def response_fields(response: Response) -> list[Header]:
     """The header list of a response head (RFC 9113 §8.3.2): :status first, names lower-cased (§8.2.1),
-    connection-specific fields left out (§8.2.2)."""
+    connection-specific fields left out (§8.2.2). The list may be shared: the caller only reads it."""
+    last = _LAST_FIELDS
+    if response.status == last.status and response.headers == last.headers:
+        return last.out
     out: list[Header] = [(b":status", b"%d" % response.status)]
     for name, value in response.headers:
         low = name.lower()
         if low in CONNECTION_SPECIFIC or low == b"te":
             continue
         out.append((low, value))
+    last.status = response.status
+    last.headers = list(response.headers)  # (a copy: the caller's list may change)
+    last.out = out
     return out
 
 

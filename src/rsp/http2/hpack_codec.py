@@ -195,13 +195,18 @@ class HeaderEncoder:
     signals the change at the start of its next block (§4.2, §6.3).
     """
 
-    __slots__ = ("_fields", "_names", "_pending_sizes", "table")
+    __slots__ = ("_fields", "_last_block", "_last_fields", "_last_inserted", "_names", "_pending_sizes", "table")
 
     def __init__(self) -> None:
         self.table = DynamicTable(DEFAULT_TABLE_SIZE)
         self._fields: dict[tuple[bytes, bytes], int] = {}  # field -> absolute number in the dynamic table
         self._names: dict[bytes, int] = {}  # name -> absolute number of its newest entry
         self._pending_sizes: list[int] = []  # size updates to signal at the next block's start
+        # The last block that added nothing to the dynamic table, its fields, and the table's insertions then:
+        # the same fields with the table unchanged since encode to the same bytes (a backend's repeated head).
+        self._last_fields: list[tuple[bytes, bytes]] = []
+        self._last_inserted = -1
+        self._last_block = b""
 
     def set_max_table_size(self, size: int) -> None:
         if size == self.table.max_size and not self._pending_sizes:
@@ -212,16 +217,26 @@ class HeaderEncoder:
             self._pending_sizes = [smallest] if smallest == size else [smallest, size]
         else:
             self._pending_sizes = [size]
+        self._last_inserted = -1  # (the table may lose entries without an insertion)
         self._evicted(self.table.set_max_size(size))
 
     def encode(self, fields: list[tuple[bytes, bytes]]) -> bytes:
+        inserted = self.table.inserted
+        pending = self._pending_sizes
+        if not pending and inserted == self._last_inserted and fields == self._last_fields:
+            return self._last_block
         out = bytearray()
-        for size in self._pending_sizes:
+        for size in pending:
             _put_integer(out, size, 5, _SIZE_UPDATE)
         self._pending_sizes = []
         for name, value in fields:
             self._field(out, name, value)
-        return bytes(out)
+        block = bytes(out)
+        if self.table.inserted == inserted and not pending:
+            self._last_fields = list(fields)  # (a copy: the caller's list may change)
+            self._last_inserted = inserted
+            self._last_block = block
+        return block
 
     def _field(self, out: bytearray, name: bytes, value: bytes) -> None:
         field = (name, value)

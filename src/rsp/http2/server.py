@@ -17,6 +17,7 @@ limits h2 does not keep; the attack defences and where each default comes from a
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from rsp.config.model import Http2Settings
 from rsp.errors import Http2ConnectionError, MalformedRequest
@@ -44,6 +45,11 @@ from rsp.pipeline.messages import Header, Response
 DRAIN_PING_TIMEOUT = 1.0
 DRAIN_PING = b"rspdrain"
 
+# The largest response data (per stream, not yet framed) that waits for data_to_send() instead of being
+# framed at once: one DATA frame's worth (RFC 9113 §4.2's default SETTINGS_MAX_FRAME_SIZE). Larger data is
+# framed as it comes (its end saves nothing worth the wait).
+MAX_DEFERRED_DATA: Final = 16384
+
 
 class ServerConnection:
     """One client connection speaking HTTP/2 (after the preface: ALPN h2 or prior knowledge)."""
@@ -58,6 +64,10 @@ class ServerConnection:
         self._streams: dict[int, Stream] = {}  # streams whose response has not ended
         self._waiting: dict[int, Stream] = {}  # streams with data the window or socket holds back
         self._paused: dict[int, Stream] = {}  # streams told to pause (send_data returned False)
+        # Streams whose small data waits for data_to_send() to be framed: a response's end that comes in
+        # the same event-loop turn (most small responses) then rides on its DATA frame (END_STREAM) instead
+        # of an empty DATA frame of its own.
+        self._deferred: dict[int, Stream] = {}
         self._buffered = 0  # response bytes in every stream's pending data
         self._output_paused_since: float | None = None
         self._idle_since: float | None = clock()
@@ -237,7 +247,10 @@ class ServerConnection:
             stream.pending.append(data)
             stream.pending_bytes += len(data)
             self._buffered += len(data)
-            self._flush(stream)
+            if stream.pending_bytes <= MAX_DEFERRED_DATA:
+                self._deferred[stream_id] = stream
+            else:
+                self._flush(stream)
         if stream.pending_bytes > STREAM_HIGH_WATER or self._buffered > CONNECTION_HIGH_WATER:
             stream.paused = True
             self._paused[stream_id] = stream
@@ -429,7 +442,15 @@ class ServerConnection:
     # ---- state -------------------------------------------------------------------------------------------
 
     def data_to_send(self) -> bytes:
-        """The bytes to write to the client now."""
+        """The bytes to write to the client now (the deferred streams' data framed first)."""
+        if self._deferred:
+            deferred = list(self._deferred.values())
+            self._deferred.clear()
+            streams = self._streams
+            for stream in deferred:
+                # (a stream that ended since, or was reset, is framed or gone already)
+                if streams.get(stream.id) is stream and not self.closing and stream.pending:
+                    self._flush(stream)
         return self._core.data_to_send()
 
     @property

@@ -125,9 +125,15 @@ class H2Stream(ClientSide):
         origin = response.origin
         if self.proxy.via and isinstance(origin, ResponseHead):
             # The backend's response passed through rsp over HTTP/`version` (RFC 9110 §7.6.3), as HTTP/1
-            # clients are told (rsp.http1.forward); a copy, so that filters' log phase sees what they left.
+            # clients are told (rsp.http1.forward); on a copy when a filter can see the response (its log
+            # phase sees what the filters left), else added in place (the response was made for this send).
             via = (b"via", origin.version + b" " + VIA_PSEUDONYM)
-            response = Response(response.status, [*response.headers, via], response.body_length, response.reason)
+            proxy = self.proxy
+            if proxy.header_filters or proxy.body_filters or proxy.log_filters:
+                response = Response(response.status, [*response.headers, via], response.body_length,
+                                    response.reason)
+            else:
+                response.headers.append(via)
         self.conn.send_head(self.id, response)
         self.owner.flush_soon()
 
