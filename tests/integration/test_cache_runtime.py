@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ from support.waiting import eventually
 Run = Callable[..., Any]
 Start = Callable[..., Any]
 Port = Callable[..., int]
-# Requests sent at most while waiting for both workers to have served one (they accept from one queue).
+# Requests sent at most while waiting for both workers to have served one (they accept from one queue),
+# CONCURRENCY connections at a time.
 MAX_TRIES = 400
+CONCURRENCY = 16
 
 
 class Versions:
@@ -55,18 +58,21 @@ def worker_hits(sock: str) -> dict[int, int]:
 
 
 def both_workers_serve(port: int, sock: str, target: str) -> set[bytes]:
-    """Requests for `target` (each on a new connection) until both workers have answered one from the cache;
-    every body they gave."""
+    """Requests for `target` (each on a new connection, CONCURRENCY at a time) until both workers have
+    answered one from the cache; every body they gave. Concurrent, because the workers wait on the listener
+    with EPOLLEXCLUSIVE: a new connection wakes one idle worker, so one after another they would all go to
+    the same one (as with nginx); a connection that comes while that one is busy goes to the other."""
     before = worker_hits(sock)
     assert len(before) == 2, before
     bodies: set[bytes] = set()
-    for _ in range(MAX_TRIES):
-        response = get(port, target)
-        assert response.status == 200
-        bodies.add(response.body)
-        now = worker_hits(sock)
-        if all(now[pid] > before[pid] for pid in before):
-            return bodies
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        for _ in range(MAX_TRIES // CONCURRENCY):
+            for response in pool.map(lambda _: get(port, target), range(CONCURRENCY)):
+                assert response.status == 200
+                bodies.add(response.body)
+            now = worker_hits(sock)
+            if all(now[pid] > before[pid] for pid in before):
+                return bodies
     raise AssertionError(f"both workers did not serve {target} from the cache: {before} -> {worker_hits(sock)}")
 
 
