@@ -257,13 +257,12 @@ class FilterRun:
         return self.held.data()
 
     def set_body(self, data: bytes) -> None:
-        self._body_changed(self.held.replace(data, self.request))
+        length = self.held.replace(data, self.request)  # (first: the request, made now, sets _request_was)
+        self._request_was = (*self._request_was[:4], length)  # a change the filter may make (_request_ready)
 
     def discard_body(self) -> None:
-        self._body_changed(self.held.discard(self.request))
-
-    def _body_changed(self, length: int) -> None:
-        self._request_was = (*self._request_was[:4], length)  # a change the filter may make (_request_ready)
+        length = self.held.discard(self.request)  # (first: the request, made now, sets _request_was)
+        self._request_was = (*self._request_was[:4], length)
 
     def take_data(self, data: bytes) -> bool:
         """Client body bytes: True when the run holds or drops them, False when the exchange forwards them."""
