@@ -9,8 +9,8 @@ from pathlib import Path
 
 import rsp
 
-ORDER = ["filter", "engine", "prelude", "bridge", "cosocket", "shared_lua", "shared_dict", "ngx_vars", "ngx_text",
-         "host", "compile", "function_source", "runtime"]
+ORDER = ["filter", "engine", "prelude", "bridge", "ngx_req", "cosocket", "shared_lua", "shared_dict", "ngx_vars",
+         "ngx_text", "host", "compile", "function_source", "runtime"]
 LUA = Path(rsp.__file__).parent / "lua"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Final
 
+from rsp.http1.error_pages import error_response
 from rsp.http1.events import Headers, RequestHead, ResponseHead
 from rsp.http1.forward import (
     _VIA_LINES,
@@ -30,7 +31,7 @@ from rsp.http1.forward import (
     _decimal,
     proxy_fields,
 )
-from rsp.pipeline.messages import NO_BODY, UNKNOWN_LENGTH, Header, Request, Response
+from rsp.pipeline.messages import NO_BODY, UNKNOWN_LENGTH, Header, LocalReply, Request, Response
 
 _HOST: Final = b"host"
 _CONTENT_LENGTH: Final = b"content-length"
@@ -43,6 +44,9 @@ _REBUILT: Final = frozenset((_XFF, _XFP, _XFH, _FORWARDED))
 # written for them, whatever body_length says.
 _NO_CONTENT: Final = frozenset((204, 304))
 _PHRASES: Final = {int(s): s.phrase.encode("ascii") for s in HTTPStatus}
+# rsp's own error pages as local replies (error_reply): what error_pages writes, less its Connection line (the
+# codec decides it).
+_ERROR_FIELDS: Final = ((b"Content-Type", b"text/html"), (b"Cache-Control", b"no-store"))
 
 
 def body_length_of(kind: str, length: int) -> int:
@@ -231,3 +235,11 @@ def local_response(status: int, headers: list[Header], body: bytes, head_request
         response.set(_CONTENT_LENGTH, b"%d" % len(body))
     response.changed = False
     return response
+
+
+def error_reply(status: int) -> LocalReply:
+    """rsp's error page for `status` as a local reply."""
+    page = error_response(status)
+    body = page[page.index(b"\r\n\r\n") + 4:]
+    headers: list[Header] = list(_ERROR_FIELDS)
+    return LocalReply(status, headers, body)

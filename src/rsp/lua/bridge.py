@@ -3,7 +3,7 @@
 Each reads or changes the call the engine runs now (`engine.current`: the exchange, the phase, what the
 handler said). Strings cross as bytes (the runtime has no encoding: Lua strings are bytes). A function that
 must wait creates a Waiter, stores it as `engine.pending` and returns WAIT; the Lua half then yields to the
-driver.
+driver. The ngx.req functions are rsp.lua.ngx_req's NgxReq, in the same `B` table.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import zlib
 from collections.abc import Callable
 from typing import Any, Final
 
-from rsp.errors import PipelineError, ScriptError
+from rsp.errors import ScriptError
 from rsp.lua import ngx_text
 from rsp.lua.cosocket import Cosockets
 from rsp.lua.host import CallState, LuaHost, Waiter
+from rsp.lua.ngx_req import REQUEST_PHASES, NgxReq, call_state, exchange_state, lua_values, text_of
 from rsp.lua.ngx_vars import snapshot, variable
 from rsp.lua.shared_lua import shared_call, shared_incr
 from rsp.pipeline.cache_vars import CACHE_VARIABLES, cache_var, set_cache_var
@@ -31,22 +32,11 @@ _LEVELS: Final = (logging.CRITICAL, logging.CRITICAL, logging.CRITICAL, logging.
 _LEVEL_NAMES: Final = ("stderr", "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug")
 # cjson refuses deeper nesting (its default encode_max_depth / decode_max_depth is 1000).
 MAX_JSON_DEPTH: Final = 1000
-REQUEST_PHASES: Final = frozenset({"rewrite", "access", "balancer"})
-# Where OpenResty allows ngx.req.read_body and the body functions (its content phase is rsp's local answer).
-BODY_PHASES: Final = frozenset({"rewrite", "access"})
 # A local answer is held whole before it is sent (rsp has no streamed ngx.print): its bound, so that a handler
 # printing in a loop fails instead of filling the worker's memory outside the Lua heap's cap.
 MAX_OUTPUT: Final = 16 * 1024 * 1024
 
 log = logging.getLogger("rsp.lua")
-
-
-def _text(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)).encode("ascii")
-    return str(value).encode("utf-8")
 
 
 class Bridge:
@@ -55,27 +45,25 @@ class Bridge:
         self.cosockets = cosockets
         self.clock = clock or time.time
         self.wait_marker = engine.wait_marker
+        self.req = NgxReq(engine)  # the ngx.req functions (rsp.lua.ngx_req)
 
     def table(self) -> Any:
-        """The `B` table the prelude receives: every public method, by name."""
-        names = [n for n in dir(self) if not n.startswith("_") and n not in ("engine", "cosockets", "clock", "table")]
-        entries: dict[bytes, Any] = {n.encode(): getattr(self, n) for n in names}
+        """The `B` table the prelude receives: every public method, this one's and NgxReq's, by name."""
+        entries: dict[bytes, Any] = {}
+        for part in (self, self.req):
+            for n in dir(part):
+                if not n.startswith("_") and n not in ("engine", "cosockets", "clock", "table", "req", "wait_marker"):
+                    entries[n.encode()] = getattr(part, n)
         entries[b"wait_marker"] = self.wait_marker
         return self.engine.lua.table_from(entries)
 
     # ---- helpers ----------------------------------------------------------------------------------------
 
     def _state(self) -> CallState:
-        state = self.engine.current
-        if state is None:
-            raise ScriptError("the ngx API was called outside a handler")
-        return state
+        return call_state(self.engine)
 
     def _exchange_state(self, what: str) -> CallState:
-        state = self._state()
-        if state.exchange is None:
-            raise ScriptError(f"{what} needs a request (not available in {state.phase})")
-        return state
+        return exchange_state(self.engine, what)
 
     def _lua_list(self, items: list[Any]) -> Any:
         return self.engine.lua.table_from(items)
@@ -89,7 +77,7 @@ class Bridge:
         if exchange is None:
             self._exchange_state("ngx.var")  # raises the error that says where
             return None
-        key = name if isinstance(name, bytes) else _text(name)
+        key = name if isinstance(name, bytes) else text_of(name)
         if key in CACHE_VARIABLES:  # rsp's own, for the response cache (rsp.pipeline.cache_vars)
             return cache_var(exchange.ctx, key)
         return variable(exchange, key)
@@ -190,7 +178,7 @@ class Bridge:
     def header_set(self, name: bytes, value: Any) -> None:
         state = self._state()
         key = name.lower().replace(b"_", b"-")
-        values = self._values(value)
+        values = lua_values(self.engine, value)
         ex = state.exchange
         if ex is not None and ex.response is not None and state.phase == "header_filter":
             target = ex.response.headers
@@ -204,15 +192,6 @@ class Bridge:
             raise ScriptError(f"ngx.header cannot be changed in {state.phase} (the head is sent)")
         header_set(target, key, None)
         target.extend((key, v) for v in values)
-
-    def _values(self, value: Any) -> list[bytes]:
-        if isinstance(value, bytes):
-            return [value]  # the common case, without asking Lua for the value's type
-        if value is None:
-            return []
-        if self.engine.lupa.lua_type(value) == "table":
-            return [_text(value[i]) for i in range(1, len(value) + 1)]
-        return [_text(value)]
 
     # ---- body_filter ------------------------------------------------------------------------------------
 
@@ -231,117 +210,9 @@ class Bridge:
         if state.phase != "body_filter":
             raise ScriptError("ngx.arg is only writable in body_filter")
         if index == 1:
-            state.chunk = b"" if value is None else _text(value)
+            state.chunk = b"" if value is None else text_of(value)
         elif index == 2:
             state.last = bool(value)
-
-    # ---- ngx.req ---------------------------------------------------------------------------------------
-
-    def _request_state(self, what: str) -> CallState:
-        state = self._exchange_state(what)
-        return state
-
-    def req_method(self) -> bytes:
-        ex = self._request_state("ngx.req.get_method").exchange
-        assert ex is not None
-        return ex.request.method
-
-    def req_set_method(self, method: bytes) -> None:
-        ex = self._request_state("ngx.req.set_method").exchange
-        assert ex is not None
-        ex.request.method = method
-        ex.request.changed = True
-
-    def req_version(self) -> float:
-        ex = self._request_state("ngx.req.http_version").exchange
-        assert ex is not None
-        return 2.0 if ex.request.version == b"2" else float(ex.request.version)
-
-    def req_query(self) -> bytes:
-        ex = self._request_state("ngx.req.get_uri_args").exchange
-        assert ex is not None
-        return ex.request.query
-
-    def req_set_query(self, query: bytes) -> None:
-        ex = self._request_state("ngx.req.set_uri_args").exchange
-        assert ex is not None
-        ex.request.target = ex.request.path + (b"?" + query if query else b"")
-        ex.request.changed = True
-
-    def req_set_path(self, path: bytes) -> None:
-        ex = self._request_state("ngx.req.set_uri").exchange
-        assert ex is not None
-        if not path.startswith(b"/"):
-            raise ScriptError("ngx.req.set_uri: the URI must start with '/'")
-        query = ex.request.query
-        ex.request.target = ngx_text.escape_path(path) + (b"?" + query if query else b"")
-        ex.request.changed = True
-
-    def req_headers(self) -> Any:
-        ex = self._request_state("ngx.req.get_headers").exchange
-        assert ex is not None
-        flat: list[bytes] = []
-        for name, value in ex.request.headers:
-            flat.append(name)
-            flat.append(value)
-        if ex.request.authority and ex.request.get(b"host") is None:
-            flat[:0] = [b"host", ex.request.authority]
-        return self._lua_list(flat)
-
-    def req_set_header(self, name: bytes, value: Any) -> None:
-        state = self._request_state("ngx.req.set_header")
-        ex = state.exchange
-        assert ex is not None
-        if state.phase not in REQUEST_PHASES:
-            raise ScriptError(f"ngx.req.set_header is not allowed in {state.phase}")
-        key = name.lower().replace(b"_", b"-")
-        values = self._values(value)
-        request = ex.request
-        if len(values) == 1:
-            request.set(key, values[0])  # in place of the first line, as nginx replaces a header
-        else:
-            request.set(key, None)
-            request.headers.extend((key, v) for v in values)
-            if key == b"host" and values:
-                request.authority = values[0]
-
-    def _body_state(self, what: str) -> CallState:
-        state = self._exchange_state(what)
-        if state.phase not in BODY_PHASES:
-            raise ScriptError(f"{what} is not allowed in {state.phase}")
-        return state
-
-    def req_read_body(self) -> Any:
-        ex = self._body_state("ngx.req.read_body").exchange
-        assert ex is not None
-        waiter = Waiter()
-        if ex.read_body(waiter.done):
-            return None
-        self.engine.pending = waiter
-        return self.wait_marker
-
-    def req_body(self) -> bytes | None:
-        ex = self._body_state("ngx.req.get_body_data").exchange
-        assert ex is not None
-        return ex.body_data()
-
-    def req_set_body(self, data: bytes) -> None:
-        ex = self._body_state("ngx.req.set_body_data").exchange
-        assert ex is not None
-        try:
-            ex.set_body(data)
-        except PipelineError as exc:
-            raise ScriptError(f"ngx.req.set_body_data: {exc}") from None
-
-    def req_discard_body(self) -> None:
-        ex = self._body_state("ngx.req.discard_body").exchange
-        assert ex is not None
-        ex.discard_body()
-
-    def started(self) -> float:
-        ex = self._request_state("ngx.req.start_time").exchange
-        assert ex is not None
-        return ex.started
 
     # ---- time and text ----------------------------------------------------------------------------------
 
@@ -485,7 +356,7 @@ class Bridge:
             if keys and all(isinstance(k, int) and not isinstance(k, bool) for k in keys) and \
                     sorted(keys) == list(range(1, len(keys) + 1)):
                 return [self._to_json(value[i], depth + 1) for i in range(1, len(keys) + 1)]
-            return {_text(k).decode("utf-8", "replace"): self._to_json(v, depth + 1) for k, v in value.items()}
+            return {text_of(k).decode("utf-8", "replace"): self._to_json(v, depth + 1) for k, v in value.items()}
         if kind == "userdata":
             return None  # ngx.null / cjson.null: the only userdata a handler holds
         if kind is not None:

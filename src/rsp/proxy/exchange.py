@@ -211,7 +211,7 @@ class Exchange(ExchangeSide):
         self.buffer = None
         if buffer:
             conn.write(b"".join(buffer))
-            waited = self.body_sent - (self.run.body_acked if self.run is not None else 0)  # (held bytes: acked)
+            waited = self.body_sent - (self.run.held.acked if self.run is not None else 0)  # (held bytes: acked)
             if waited > 0:
                 self.client.body_written(waited)  # the body that waited for the connection
         if self.client.paused_upstream:

@@ -23,15 +23,13 @@ import ipaddress
 from collections.abc import Callable
 from typing import Final
 
-from rsp.http1 import forward
-from rsp.http1.error_pages import error_response
 from rsp.http1.events import ResponseHead
-from rsp.http1.serialise import local_response, request_of, response_of, serialise_request
+from rsp.http1.serialise import error_reply, local_response, request_of, response_of, serialise_request
 from rsp.logs import get_logger
-from rsp.pipeline.messages import NO_BODY, Header, LocalReply, Request, Response
+from rsp.pipeline.messages import LocalReply, Request, Response
 from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, Filter, Suspend, Verdict
-from rsp.pipeline.request_body import RequestBody
 from rsp.pipeline.try_times import TryTimes
+from rsp.proxy.held_body import HeldBody
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ExchangeSide
 from rsp.proxy.session_state import SessionState
@@ -48,9 +46,6 @@ _ROUTING: Final = 3
 _FORWARDING: Final = 4
 _DONE: Final = 5
 _STAGE_PHASE: Final = {_IN_REWRITE: REWRITE, _IN_ACCESS: ACCESS, _IN_BALANCER: BALANCER}
-# rsp's own error pages as local replies: what error_pages writes, less its Connection line (the codec
-# decides it).
-_ERROR_FIELDS: Final = ((b"Content-Type", b"text/html"), (b"Cache-Control", b"no-store"))
 
 
 def _request_key(request: Request) -> tuple[object, ...]:
@@ -75,10 +70,9 @@ class FilterRun:
         "_request_was",
         "_response",
         "_response_head",
-        "body",
-        "body_acked",
         "exchange",
         "failed",
+        "held",
         "index",
         "logged",
         "more_tries",
@@ -119,10 +113,7 @@ class FilterRun:
         self.streamed = False  # answer_head began an answer whose body answer_data sends
         self.logged = False
         self.failed = False  # a filter raised: no filter runs again for this exchange but log
-        # The request body held during the request phases (rsp.pipeline.request_body), made when the first
-        # body byte arrives or a filter asks for it; body_acked: its bytes already acknowledged to the client.
-        self.body: RequestBody | None = None
-        self.body_acked = 0
+        self.held = HeldBody(exchange)  # the request body held during the request phases
         # Each try's times (made by the first try), on the session's loop-iteration clock as nginx's
         # $upstream_*_time are on its cached time.
         self.times: TryTimes | None = None
@@ -258,81 +249,28 @@ class FilterRun:
             self.streamed = False
             self.exchange.fail_hard(reason)
 
-    # -- the request body (ngx.req.read_body and the like) ----------------------------------------------
-    def _held_body(self) -> RequestBody:
-        body = self.body
-        if body is None:
-            body = self.body = RequestBody(complete=self.exchange.request_done)
-        return body
-
+    # -- the request body (rsp.proxy.held_body holds it) ----------------------------------------------------
     def read_body(self, done: Callable[[], None]) -> bool:
-        """True when the body is complete (or over the buffer, or discarded) now; else `done` is called once
-        it is. The body is held until the request phases are done, so this waits only for the client."""
-        return self._held_body().wait(done)
+        return self.held.read(done)
 
     def body_data(self) -> bytes | None:
-        """The whole request body when it is held whole, else None (rsp.pipeline.request_body)."""
-        body = self.body
-        return body.data() if body is not None else None
+        return self.held.data()
 
     def set_body(self, data: bytes) -> None:
-        """Replace the request body; the head then says Content-Length: len(data) (serialise_request
-        recomputes the framing from body_length)."""
-        self._held_body().replace(data)
-        self._body_length(len(data))
-
-    def discard_body(self) -> None:
-        """Drop the request body (what arrives later too): the backend gets the request without one."""
-        self._held_body().discard()
-        self._body_length(NO_BODY)
-
-    def _body_length(self, length: int) -> None:
-        request = self.request
-        had_body = request.body_length != NO_BODY
-        request.body_length = length
-        if length or had_body:
-            request.set(b"content-length", b"%d" % length)
+        length = self.held.replace(data, self.request)  # (first: the request, made now, sets _request_was)
         self._request_was = (*self._request_was[:4], length)  # a change the filter may make (_request_ready)
 
+    def discard_body(self) -> None:
+        length = self.held.discard(self.request)  # (first: the request, made now, sets _request_was)
+        self._request_was = (*self._request_was[:4], length)
+
     def take_data(self, data: bytes) -> bool:
-        """Request body bytes from the client: True when the run holds them (request phases) or drops them
-        (a discarded body), False when the exchange forwards them as usual."""
-        if self.stage < _FORWARDING:
-            body = self._held_body()
-            if body.add(data):
-                self.exchange.client.pause_reading()  # over the buffer: the client waits (backpressure)
-            else:
-                # Held bytes are credited to the client now (HTTP/2 flow control): a filter waiting for the
-                # whole body must not wait on credit only the backend connection would give.
-                self.body_acked += len(data)
-                self.exchange.client.body_written(len(data))
-            return True
-        held = self.body
-        if held is not None and held.discarded:
-            if self.exchange.buffer is None:
-                self.exchange.client.body_written(len(data))
-            return True
-        return False
+        """Client body bytes: True when the run holds or drops them, False when the exchange forwards them."""
+        return self.held.take_data(data, self.stage < _FORWARDING)
 
     def take_end(self, trailers: tuple[tuple[bytes, bytes], ...]) -> bool:
         """The end of the client's body: True when the run keeps it (held body, or discarded)."""
-        if self.stage < _FORWARDING:
-            self._held_body().end(trailers)
-            return True
-        body = self.body
-        return body is not None and body.discarded
-
-    def _flush_body(self, buffer: list[bytes]) -> None:
-        """The held body after the head, framed as the head says: chunked as it came, or as it is (a count)."""
-        body = self.body
-        if body is None or body.discarded:
-            return
-        exchange = self.exchange
-        chunked = exchange.head.body.kind == "chunked" and not body.replaced
-        for part in body.take():
-            buffer.append(forward.encode_chunk(part) if chunked else part)
-        if chunked and body.complete:
-            buffer.append(forward.last_chunk(body.trailers))
+        return self.held.take_end(trailers, self.stage < _FORWARDING)
 
     # -- the request phases ---------------------------------------------------------------------------
     def begin(self) -> None:
@@ -505,7 +443,7 @@ class FilterRun:
         buffer = self.exchange.buffer
         if buffer is not None:
             buffer[0] = self.head_bytes()
-            self._flush_body(buffer)
+            self.held.flush(buffer)
 
     def head_bytes(self) -> bytes:
         """The request head for the backend: the cached forwarded head when no filter changed it."""
@@ -668,10 +606,3 @@ class FilterRun:
             except Exception as exc:  # see _filter_failed
                 get_logger().error("filter %s failed in log: %s: %s", flt.name, type(exc).__name__, exc)
 
-
-def error_reply(status: int) -> LocalReply:
-    """rsp's error page for `status` as a local reply."""
-    page = error_response(status)
-    body = page[page.index(b"\r\n\r\n") + 4:]
-    headers: list[Header] = list(_ERROR_FIELDS)
-    return LocalReply(status, headers, body)

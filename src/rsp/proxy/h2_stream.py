@@ -25,12 +25,11 @@ from typing import Protocol
 from rsp.errors import ProtocolError
 from rsp.http1.events import CHUNKED, NO_BODY, EndOfMessage, Framing, RequestHead, ResponseHead
 from rsp.http1.forward import VIA_PSEUDONYM
-from rsp.http1.serialise import local_response
+from rsp.http1.serialise import error_reply, local_response
 from rsp.http2.server import ServerConnection
 from rsp.logs import get_logger
 from rsp.pipeline.messages import UNKNOWN_LENGTH, Header, Request, Response
 from rsp.proxy.exchange import Exchange
-from rsp.proxy.filter_run import error_reply
 from rsp.proxy.session_api import ClientSide, ExchangeSide, UpstreamSide
 from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
