@@ -4,12 +4,12 @@ order is tests/proxy/test_layering.py."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
 import rsp
+from support.imports import imported_modules
 
 SRC = Path(rsp.__file__).parent
 # What every layer may import: the typed errors are a leaf.
@@ -26,18 +26,6 @@ RULES = [
     ("metrics", ("rsp.server",), "metrics are fed, they do not read the server"),
     ("supervise", ("rsp.master", "rsp.sandbox", "rsp.server", "rsp.proxy"), "a leaf"),
 ]
-
-
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-    return found
 
 
 def sources(package: str) -> list[Path]:

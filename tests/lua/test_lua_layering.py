@@ -4,10 +4,10 @@ half, which sees the engine only through rsp.lua.host's LuaHost)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import rsp
+from support.imports import sibling_imports
 
 ORDER = ["filter", "engine", "prelude", "bridge", "ngx_req", "cosocket", "shared_lua", "shared_dict", "ngx_vars",
          "ngx_text", "host", "compile", "function_source", "runtime"]
@@ -16,17 +16,7 @@ LUA = Path(rsp.__file__).parent / "lua"
 
 def lua_imports(name: str) -> set[str]:
     """The rsp.lua modules `name` imports, wherever the import statement is."""
-    tree = ast.parse((LUA / f"{name}.py").read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        modules: list[str] = []
-        if isinstance(node, ast.ImportFrom) and node.module is not None:
-            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        found.update(m.removeprefix("rsp.lua.") for m in modules
-                     if m.startswith("rsp.lua.") and m.removeprefix("rsp.lua.") in ORDER)
-    return found
+    return sibling_imports(LUA, "rsp.lua.", name, ORDER)
 
 
 def test_every_module_of_rsp_lua_is_placed() -> None:

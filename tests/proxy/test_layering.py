@@ -3,10 +3,10 @@ of HTTP mode's session imports only modules after it in ORDER, at run time or fo
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import rsp
+from support.imports import sibling_imports
 
 # Top to bottom: who creates whom, then the interfaces the others are named through.
 ORDER = ["http_proxy", "background", "h2_front", "h2_session", "h2_stream", "client", "exchange", "filter_run",
@@ -16,17 +16,7 @@ PROXY = Path(rsp.__file__).parent / "proxy"
 
 def session_imports(name: str) -> set[str]:
     """The session modules `name` imports (any `rsp.proxy.X` in ORDER), wherever the import statement is."""
-    tree = ast.parse((PROXY / f"{name}.py").read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        modules: list[str] = []
-        if isinstance(node, ast.ImportFrom) and node.module is not None:
-            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        found.update(m.removeprefix("rsp.proxy.") for m in modules
-                     if m.startswith("rsp.proxy.") and m.removeprefix("rsp.proxy.") in ORDER)
-    return found
+    return sibling_imports(PROXY, "rsp.proxy.", name, ORDER)
 
 
 def test_each_session_module_imports_only_modules_below_it() -> None:
