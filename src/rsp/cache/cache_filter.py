@@ -521,6 +521,18 @@ class CacheFilter(Filter):
             self.waiting.end(state.url)
         return chunk
 
+    def client_left(self, exchange: ExchangeView) -> bool:
+        """The client of this exchange went away: a fetch goes on while its response may still be stored (it
+        holds the URI's claim: before its head, or while its body is collected) or while other exchanges wait
+        for it or stream from it; it then reads the backend at full pace, under the read timeout and
+        max_object (rsp.proxy.background.detach). Anything else ends with its client (an uncacheable or
+        oversized response nobody waits for), as nginx ends it (proxy_ignore_client_abort off) and as it
+        keeps reading a response it caches; Varnish's fetch never depended on the client at all."""
+        state = exchange.ctx.get(CTX_KEY)
+        if not isinstance(state, ExchangeState):
+            return False
+        return state.locked or state.pending is not None or (state.fetching and self.waiting.waited_for(state.url))
+
     def figures(self) -> dict[str, object]:
         """This process's counters (summed over workers they make the machine's) and the store's machine-wide
         figures under "store" (the same in every worker: take one, never a sum)."""

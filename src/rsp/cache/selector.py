@@ -53,3 +53,7 @@ class CacheSelector(Filter):
         flt = exchange.ctx.get(SELECTED)
         if isinstance(flt, CacheFilter):
             flt.log(exchange)
+
+    def client_left(self, exchange: ExchangeView) -> bool:
+        flt = exchange.ctx.get(SELECTED)
+        return flt.client_left(exchange) if isinstance(flt, CacheFilter) else False

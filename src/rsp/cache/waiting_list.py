@@ -88,6 +88,12 @@ class WaitingList:
         exchange.answer_data(b"".join(fetch.body), False)
         fetch.streaming.append(exchange)
 
+    def waited_for(self, url: bytes) -> bool:
+        """Whether exchanges wait for this process's fetch of `url` or stream from it (its client leaving
+        then does not end it: CacheFilter.client_left)."""
+        fetch = self.fetches.get(url)
+        return fetch is not None and bool(fetch.waiting or fetch.streaming)
+
     def start(self, url: bytes, admit: Admit) -> None:
         """The fetcher's response may be stored: its head to every waiter that can use it."""
         fetch = self.fetches.get(url)

@@ -166,6 +166,14 @@ class Filter:
     def log(self, exchange: ExchangeView) -> None:
         return None
 
+    def client_left(self, exchange: ExchangeView) -> bool:
+        """Not a phase: the client went away after the request phases and before the response ended. True
+        lets the exchange go on without it (the response read to its end through header_filter, body_filter
+        and log, sent nowhere, still under the read timeout), as nginx's proxy_ignore_client_abort; False (the
+        default) ends it now, the backend connection dropped. Asked again after each read of the response
+        while it goes on: when no filter still needs it, it ends then (a cache that stopped storing)."""
+        return False
+
 
 def phases_of(flt: Filter) -> frozenset[str]:
     """The phases `flt` overrides (the only ones the chain calls it for)."""
@@ -184,7 +192,7 @@ class Chain:
     order, response phases (RESPONSE_PHASES) in reverse. `empty` is the fast path's test: an exchange with an
     empty chain runs exactly as before filters existed."""
 
-    __slots__ = ("by_phase", "empty", "filters")
+    __slots__ = ("by_phase", "empty", "filters", "keepers")
 
     def __init__(self, filters: list[Filter]) -> None:
         self.filters = tuple(filters)
@@ -192,6 +200,8 @@ class Chain:
         for phase in PHASES:
             ordered = reversed(filters) if phase in RESPONSE_PHASES else iter(filters)
             self.by_phase[phase] = tuple(f for f in ordered if phase in phases_of(f))
+        # The filters that may keep an exchange going without its client (Filter.client_left).
+        self.keepers = tuple(f for f in filters if type(f).client_left is not Filter.client_left)
         self.empty = not filters
 
     def for_phase(self, phase: str) -> tuple[Filter, ...]:

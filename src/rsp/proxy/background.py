@@ -17,6 +17,13 @@ background request instead goes through the pipeline, so a backend's pool, balan
 
 It counts and logs as a request from the address of the client whose exchange started it (its access log
 line and X-Forwarded-For say that client), and a drain waits for it like for any live exchange.
+
+The same client side takes over an exchange whose client went away when a filter lets it go on
+(Filter.client_left, `detach`): the response cache keeps a fetch going that it is storing or streaming to
+other exchanges (nginx keeps reading a response it caches after its client closed; Varnish's fetch never
+depended on the client). From then on the exchange is a background one: read at the backend's pace (nothing
+paces it), under the read timeout, its response through the filters and nowhere else, and it ends as soon as
+no filter needs it any longer (asked after each read of the response).
 Compiled with the session (native_modules.txt): it derives from the compiled ClientSide.
 """
 
@@ -25,6 +32,8 @@ from __future__ import annotations
 from rsp.errors import ProtocolError
 from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, Request, Response
+from rsp.proxy.exchange import Exchange
+from rsp.proxy.filter_run import FilterRun
 from rsp.proxy.h2_stream import exchange_for_request
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ClientSide, ExchangeSide
@@ -37,7 +46,7 @@ log = get_logger()
 class BackgroundClient(ClientSide):
     """The client side of a background exchange: it takes the response and drops it."""
 
-    __slots__ = ("ctx", "pool", "pool_name", "proxy", "request")
+    __slots__ = ("ctx", "kept", "pool", "pool_name", "proxy", "request")
 
     def __init__(self, proxy: SessionState, request: Request, ctx: dict[str, object], client_ip: str,
                  pool: PoolRuntime, pool_name: str) -> None:
@@ -56,6 +65,7 @@ class BackgroundClient(ClientSide):
         self.paused_upstream = False
         self.reply_keep_alive = True
         self.requests = 1
+        self.kept: FilterRun | None = None  # the run of an exchange whose client went away (detach)
 
     def start(self) -> None:
         """Run the exchange (a loop callback: the exchange that asked for it has gone on meanwhile)."""
@@ -98,6 +108,12 @@ class BackgroundClient(ClientSide):
         self.deadline = self.proxy.now() + timeout if timeout else 0.0
 
     def stream_continues(self, timeout: float) -> None:
+        """A read of the response was handled (the exchange goes on): the read timeout starts again. A detached
+        exchange that no filter needs any longer (Filter.client_left) ends here, between reads."""
+        kept = self.kept
+        if kept is not None and not kept.keeps_going():
+            self.abort()
+            return
         proxy = self.proxy
         self.deadline = proxy.now() + (timeout or proxy.response_timeout)
 
@@ -147,6 +163,33 @@ class BackgroundClient(ClientSide):
 
     def tunnel_closed(self) -> None:
         return None
+
+
+def detach(proxy: SessionState, exchange: Exchange) -> bool:
+    """`exchange`'s client went away and a filter lets the exchange go on (FilterRun.keeps_going): a
+    BackgroundClient becomes its client side, so the response is read to its end through the filters and goes
+    nowhere. The backend connection is read again if the client that left had paused it (it was behind)."""
+    run = exchange.run
+    if run is None or proxy.draining:
+        return False  # (stopping: nothing goes on that drain would have to wait for)
+    gone = exchange.client
+    client = BackgroundClient(proxy, run.request, run.ctx, gone.client_ip, exchange.pool, run.pool)
+    client.kept = run
+    client.exchange = exchange
+    proxy.connections.add(client)  # the tick applies the read timeout; drain waits for it
+    if gone.wait in (WAIT_RESPONSE, WAIT_STREAM) and gone.deadline:
+        client.wait, client.deadline = gone.wait, gone.deadline
+    else:  # (connecting: the connector's own timeout runs first)
+        client.set_wait(WAIT_RESPONSE, exchange.read_timeout or proxy.response_timeout)
+    exchange.client = client
+    exchange.h1 = None
+    exchange.keep_client = False
+    upstream = exchange.upstream
+    if upstream is not None:
+        upstream.resume_reading()
+    log.info("client %s went away; its request %s %r goes on for the filters", gone.client_ip,
+             run.request.method.decode("latin-1"), run.request.target[:200])
+    return True
 
 
 def start_background(proxy: SessionState, request: Request, ctx: dict[str, object], client_ip: str,

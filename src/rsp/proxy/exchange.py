@@ -563,7 +563,14 @@ class Exchange(ExchangeSide):
             client.reset(reason)
 
     def client_gone(self) -> None:
-        """The client disconnected: drop the backend connection unless it is cleanly between messages."""
+        """The client disconnected: drop the backend connection unless it is cleanly between messages, or a
+        filter lets the exchange go on without its client (Filter.client_left: a response cache still storing
+        the response, or streaming it to other exchanges), its client side then a background one
+        (SessionState.detach)."""
+        run = self.run
+        if (run is not None and self.downstream and not self.tunnel and self.request_done
+                and run.keeps_going() and self.proxy.detach(self)):
+            return
         upstream = self.upstream
         self.upstream = None
         if upstream is not None:

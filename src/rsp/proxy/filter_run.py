@@ -593,6 +593,22 @@ class FilterRun:
                 return None
         return chunk
 
+    def keeps_going(self) -> bool:
+        """The client left: whether a filter lets the exchange go on without it (Filter.client_left). Only
+        past the request phases (the request as it went to the backend is whole), and never after a filter
+        failed."""
+        if self.failed or self.stage != _FORWARDING:
+            return False
+        for flt in self.proxy.keep_filters:
+            try:
+                if flt.client_left(self):
+                    return True
+            except Exception as exc:  # see _filter_failed: the exchange then ends, as without the filter
+                get_logger().error("filter %s failed in client_left: %s: %s", flt.name, type(exc).__name__, exc)
+                self.failed = True
+                return False
+        return False
+
     def log_phase(self) -> None:
         if self.logged:
             return

@@ -23,10 +23,11 @@ import socket
 from typing import Final
 
 from rsp.pipeline.messages import Request
-from rsp.proxy.background import start_background
+from rsp.proxy.background import detach, start_background
 from rsp.proxy.client import ClientConnection
+from rsp.proxy.exchange import Exchange
 from rsp.proxy.pools import PoolRuntime
-from rsp.proxy.session_api import Http1ClientSide
+from rsp.proxy.session_api import ExchangeSide, Http1ClientSide
 from rsp.proxy.session_io import start_stream, start_tls_stream
 from rsp.proxy.session_state import LISTENER_PROTO, MAX_PEER_POOLS, TLS_LISTENER_PROTO, SessionState
 from rsp.proxy.waits import WAIT_KEEPALIVE
@@ -49,6 +50,9 @@ class HttpProxy(SessionState):
     def background(self, request: Request, ctx: dict[str, object], client_ip: str, pool: PoolRuntime,
                    pool_name: str) -> None:
         start_background(self, request, ctx, client_ip, pool, pool_name)
+
+    def detach(self, exchange: ExchangeSide) -> bool:
+        return isinstance(exchange, Exchange) and detach(self, exchange)
 
     # -- housekeeping (called from the server's tick) -------------------------------------------------
     def tick(self) -> None:

@@ -79,6 +79,7 @@ class SessionState:
         self.header_filters: tuple[Filter, ...] = phase(HEADER_FILTER)
         self.body_filters: tuple[Filter, ...] = phase(BODY_FILTER)
         self.log_filters: tuple[Filter, ...] = phase(LOG)
+        self.keep_filters: tuple[Filter, ...] = self.chain.keepers  # (Filter.client_left)
         # Whether responses go through the phases (and the Downstream interface); else by the direct path.
         self.response_filtered = bool(self.header_filters or self.body_filters)
         # Each try's times are kept only where a filter can read them (ExchangeView.upstream_timings): in
@@ -156,6 +157,11 @@ class SessionState:
         """Start `request` as an exchange with no client, to `pool` (ExchangeView.background): HttpProxy does
         (rsp.proxy.background); a bare session has no listener to run it on."""
         raise RspError("this session cannot start background requests")
+
+    def detach(self, exchange: ExchangeSide) -> bool:
+        """Let `exchange`, whose client went away, go on without it (Filter.client_left): HttpProxy does
+        (rsp.proxy.background.detach); a bare session cannot, and says so (the exchange then ends)."""
+        return False
 
     def now(self) -> float:
         """The clock of timeouts and idle pools: on rsp's loop, time.monotonic() read once per loop
