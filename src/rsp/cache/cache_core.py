@@ -57,7 +57,15 @@ from rsp.config.model import CacheSettings
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
 from rsp.pipeline.cache_vars import CACHE_KEY, CTX_CACHE_VARS
-from rsp.pipeline.messages import Header, LocalReply, Request, Response, header_set, header_values
+from rsp.pipeline.messages import (
+    Header,
+    LocalReply,
+    Request,
+    Response,
+    header_get,
+    header_set,
+    header_values,
+)
 from rsp.pipeline.phases import SUSPEND, ExchangeView, Verdict
 
 _R = TypeVar("_R")
@@ -89,6 +97,8 @@ UNSHARED_ANSWERS: Final = (b"if-none-match", b"if-modified-since", b"range")
 PURGE: Final = b"PURGE"
 # A backend's (or rsp's own 502/503/504) answer a stale response may stand in for (RFC 5861 §4: "an error").
 ERROR_STATUSES: Final = frozenset({500, 502, 503, 504})
+# At most this many entries' serialised field lines are kept per process (CacheCore._lines).
+LINES_MEMO: Final = 512
 # Exchange kinds.
 _LOOKED_UP: Final = 0  # answered locally (hit, 304, 504): nothing to do in the response phases
 _MISS: Final = 1
@@ -118,6 +128,10 @@ class CacheCore:
         self._call_later = call_later
         self.stats = CacheStats()
         self.waiting = WaitingList(self._release, self._later, LOCK_HOLD)
+        # The stored lines of the entries hit lately (_lines), and each label's line.
+        self.lines_memo: dict[bytes, bytes] = {}
+        self.label_lines: dict[bytes, bytes] = {label: self.spelt + b": " + label + b"\r\n"
+                                                for label in (HIT, STALE, MISS, REVALIDATED, BYPASS)}
         self.owner: object = self  # the filter the pipeline knows this by (CacheFilter sets itself: SELECTED)
 
     # ---- request side -------------------------------------------------------------------------------------
@@ -325,17 +339,41 @@ class CacheCore:
             self.stats.hits += 1
         else:
             self.stats.stale += 1
+        lines: bytes | None = None
         if any(name.lower() in CLIENT_VALIDATORS for name, _ in request_headers) and not_modified(
                 method, request_headers, entry.headers, entry.response_time):
             headers, status, body = not_modified_headers(entry.headers), 304, b""
         else:
             headers, status, body = list(entry.headers), entry.status, entry.body
-        headers.append((b"Age", str(int(age)).encode()))  # §5.1: on every response from the cache
+            lines = self._lines(entry)
+        age_text = b"%d" % int(age)
+        headers.append((b"Age", age_text))  # §5.1: on every response from the cache
         if self.header:
             headers.append((self.spelt, label))
         reply = LocalReply(status, headers, body)
-        reply.response.reason = entry.reason if status == entry.status else b""
+        response = reply.response
+        response.reason = entry.reason if status == entry.status else b""
+        if lines is not None:  # the stored lines, written once per process, then Age and the label (Response.lines)
+            response.lines = (lines + b"Age: " + age_text + b"\r\n" + self.label_lines[label] if self.header
+                              else lines + b"Age: " + age_text + b"\r\n")
         return reply
+
+    def _lines(self, entry: StoredResponse) -> bytes:
+        """The stored response's field lines written as HTTP/1 writes them (`name: value\r\n`; a stored
+        response has no Content-Length nor connection-specific field), memoised by the stored bytes they come
+        from: a hit then writes its head without serialising the fields again (Response.lines)."""
+        blob = entry.blob
+        memo = self.lines_memo
+        if blob:
+            known = memo.get(blob)
+            if known is not None:
+                return known
+        lines = b"".join([name + b": " + value + b"\r\n" for name, value in entry.headers])
+        if blob:
+            if len(memo) >= LINES_MEMO:
+                memo.clear()  # (bounded: a busy cache's hot entries are back in it at their next hit)
+            memo[blob] = lines
+        return lines
 
     def _gateway_timeout(self, state: ExchangeState) -> LocalReply:
         state.kind = _LOOKED_UP
@@ -398,9 +436,12 @@ class CacheCore:
         else:
             self.stats.bypass += 1
         if self.header:
-            header_set(response.headers, self.header, None)
-            response.headers.append((self.spelt, label))
-            response.changed = True
+            if header_get(response.headers, self.header) is None:
+                response.add(self.spelt, label)  # the usual case: onto the head's bytes, not serialised anew
+            else:  # the backend's own field of that name is replaced
+                header_set(response.headers, self.header, None)
+                response.headers.append((self.spelt, label))
+                response.changed = True
         return None
 
     def _bad_gateway(self, exchange: ExchangeView, state: ExchangeState) -> None:

@@ -47,8 +47,8 @@ def primary_key(scheme: bytes, authority: bytes, target: bytes) -> bytes:
 class StoredResponse:
     """One stored response (a variant of one URI). Times are POSIX seconds (see rsp.cache.freshness)."""
 
-    __slots__ = ("body", "flags", "headers", "initial_age", "lifetime", "reason", "request_time", "response_time",
-                 "selecting", "stamp", "status", "url")
+    __slots__ = ("blob", "body", "flags", "headers", "initial_age", "lifetime", "reason", "request_time",
+                 "response_time", "selecting", "stamp", "status", "url")
 
     def __init__(self, url: bytes, status: int, headers: list[Header], body: bytes, *, reason: bytes = b"",
                  selecting: Selecting = (), request_time: float = 0.0, response_time: float = 0.0,
@@ -65,6 +65,9 @@ class StoredResponse:
         self.lifetime = lifetime
         self.flags = flags
         self.stamp = stamp  # the LRU position, set by the store
+        # The field lines as stored (decode sets it; b"" for an entry made here): equal blobs, equal fields, so
+        # a process may key what it derives from the fields on it (CacheCore's serialised lines).
+        self.blob = b""
 
     def __repr__(self) -> str:
         return f"StoredResponse({self.url!r}, {self.status}, {len(self.body)} bytes, life {self.lifetime})"
@@ -148,9 +151,12 @@ def decode(data: bytes | memoryview) -> StoredResponse:
                 selecting.append((name, value[1:]))
             else:
                 raise CorruptEntry("a selecting value without its marker")
-    return StoredResponse(head[_FIXED.size:b], status, _fields(head[c:d]), body, reason=head[b:c],
-                          selecting=tuple(selecting), request_time=request_time, response_time=response_time,
-                          initial_age=initial_age, lifetime=lifetime, flags=flags, stamp=stamp)
+    blob = head[c:d]
+    entry = StoredResponse(head[_FIXED.size:b], status, _fields(blob), body, reason=head[b:c],
+                           selecting=tuple(selecting), request_time=request_time, response_time=response_time,
+                           initial_age=initial_age, lifetime=lifetime, flags=flags, stamp=stamp)
+    entry.blob = blob
+    return entry
 
 
 def stamp_of(data: bytes | memoryview) -> int:

@@ -31,6 +31,7 @@ from rsp.http1.forward import (
     _decimal,
     proxy_fields,
 )
+from rsp.http1.head_fields import RESPONSE_FIELDS
 from rsp.pipeline.messages import NO_BODY, UNKNOWN_LENGTH, Header, LocalReply, Request, Response
 
 _HOST: Final = b"host"
@@ -243,3 +244,54 @@ def error_reply(status: int) -> LocalReply:
     body = page[page.index(b"\r\n\r\n") + 4:]
     headers: list[Header] = list(_ERROR_FIELDS)
     return LocalReply(status, headers, body)
+
+
+# Fields a response's framing, keep-alive or protocol switch depends on (the declaration every head cache keys
+# on, rsp.http1.head_fields, which covers the hop-by-hop ones): never added to an unchanged head's bytes.
+_DECLARED_RESPONSE: Final = frozenset(RESPONSE_FIELDS.captured + RESPONSE_FIELDS.refused)
+
+
+def with_added_fields(head: bytes, added: list[Header]) -> bytes | None:
+    """`head`, the bytes written for an unchanged response head (ending in its blank line), with the lines a
+    filter appended by Response.add before that end; None when one of them is a declared field (framing,
+    keep-alive, upgrade), whose value the head's verdict and the head caches' key would have to see: the
+    caller then serialises the response anew (serialise_response). The verdict `head` was written with
+    reads only declared fields, so it holds for the result."""
+    parts = [head[:-2]]
+    for name, value in added:
+        if name.lower() in _DECLARED_RESPONSE:
+            return None
+        parts.append(name + b": " + value + b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def serialise_prepared(response: Response, lines: bytes, context: ResponseContext) -> Reply | None:
+    """serialise_response for an unchanged response whose field lines are already written (`lines`, every field
+    but Content-Length: Response.lines), with a body of a known length (a cache hit's local reply): the status
+    line, `lines`, the lines Response.add appended, Content-Length and Connection, as serialise_response would
+    write them for such a response (no Via: a local reply was not forwarded). None for any other response
+    (no length, no content, 1xx): the caller serialises it."""
+    status = response.status
+    length = response.body_length
+    if length <= 0 or status < 200 or status in _NO_CONTENT:
+        return None
+    client_11 = context.request_version == b"1.1"
+    keep_alive = context.request_keep_alive and not context.close
+    reason = response.reason or _PHRASES.get(status, b"")
+    parts = [b"HTTP/1.1 %d " % status, reason, b"\r\n", lines]
+    added = response.added
+    if added is not None:
+        for name, value in added:
+            if name.lower() in _DECLARED_RESPONSE:
+                return None
+            parts.append(name + b": " + value + b"\r\n")
+    parts.append(b"Content-Length: %d\r\n" % length)
+    if context.upgrade:
+        return None
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    elif not client_11:
+        parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return Reply(False, keep_alive, b"".join(parts), b"", b"")

@@ -113,7 +113,7 @@ class Response:
     lines without connection-specific fields, body_length as for Request. `changed` as for Request (the session
     also compares status, reason, fields and body_length with what they were and sets it itself)."""
 
-    __slots__ = ("body_length", "changed", "headers", "origin", "reason", "status")
+    __slots__ = ("added", "body_length", "changed", "headers", "lines", "origin", "reason", "status")
 
     def __init__(self, status: int, headers: list[Header], body_length: int = UNKNOWN_LENGTH,
                  reason: bytes = b"") -> None:
@@ -125,6 +125,13 @@ class Response:
         # The codec's own parsed head this response was made from (HTTP/1's ResponseHead), or None: while
         # `changed` is False the codec may write that head's bytes as they came instead of serialising.
         self.origin: object | None = None
+        # The lines add() appended (the last ones of `headers` while nobody changed the head), else None.
+        self.added: list[Header] | None = None
+        # Every line of `headers` but Content-Length, already written as `name: value\r\n` each, when whoever
+        # made the response has them (a cache hit: the stored response's lines): while nobody changed the head,
+        # an HTTP/1 codec writes these instead of serialising `headers` (rsp.http1.serialise.serialise_prepared).
+        # They never hold a connection-specific field (no Response does) nor Content-Length.
+        self.lines: bytes | None = None
 
     def get(self, name: bytes) -> bytes | None:
         return header_get(self.headers, name)
@@ -132,6 +139,18 @@ class Response:
     def set(self, name: bytes, value: bytes | None) -> None:
         header_set(self.headers, name, value)
         self.changed = True
+
+    def add(self, name: bytes, value: bytes) -> None:
+        """Append the field line `name: value` without making the head changed: the codec may then add the
+        line to the bytes it writes for the unchanged head (a backend's, from the head caches) instead of
+        serialising the head anew (a cache's X-Cache). For a field the response's framing and keep-alive do not
+        depend on: the codec serialises anew when one of them is (rsp.http1.serialise.with_added_fields)."""
+        self.headers.append((name, value))
+        added = self.added
+        if added is None:
+            self.added = [(name, value)]
+        else:
+            added.append((name, value))
 
     def __repr__(self) -> str:
         return f"Response({self.status}, {len(self.headers)} fields, body {self.body_length})"

@@ -14,9 +14,9 @@ from typing import Final, cast
 from rsp.errors import ProtocolError
 from rsp.http1.error_pages import error_response
 from rsp.http1.events import Data, EndOfMessage, Event, RequestHead, ResponseHead
-from rsp.http1.forward import RequestContext, ResponseContext, encode_chunk, forward_response, last_chunk
+from rsp.http1.forward import Reply, RequestContext, ResponseContext, encode_chunk, forward_response, last_chunk
 from rsp.http1.parser import RequestParser
-from rsp.http1.serialise import serialise_response
+from rsp.http1.serialise import serialise_prepared, serialise_response, with_added_fields
 from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, Response
 from rsp.proxy.exchange import Exchange
@@ -401,20 +401,34 @@ class ClientConnection(Http1ClientSide):
             return
         close = close or self.proxy.draining or not exchange.request_done
         upstream = exchange.upstream
+        out: bytes | None = None
+        reply: Reply
         if not response.changed and isinstance(origin, ResponseHead):
             if upstream is not None:
                 cache = upstream.replies
                 out = cache.head_bytes(origin, request.version, request.keep_alive, close, self.proxy.via, False)
-                reply = cache.reply
-                assert reply is not None
+                cached = cache.reply
+                assert cached is not None
+                reply = cached
             else:
                 reply = forward_response(origin, ResponseContext(request.version, request.keep_alive, close,
                                                                  self.proxy.via))
                 out = reply.data
-        else:
-            version = origin.version if isinstance(origin, ResponseHead) else b"1.1"
-            reply = serialise_response(response, ResponseContext(request.version, request.keep_alive, close,
-                                                                 self.proxy.via and origin is not None), version)
+            added = response.added
+            if added is not None:  # lines a filter added (a cache's X-Cache): to these bytes, unless declared
+                out = with_added_fields(out, added)
+        if out is None:
+            lines = response.lines
+            prepared = None
+            if lines is not None and origin is None and not response.changed:  # (a cache hit's stored lines)
+                prepared = serialise_prepared(response, lines, ResponseContext(request.version, request.keep_alive,
+                                                                               close, False))
+            if prepared is not None:
+                reply = prepared
+            else:
+                version = origin.version if isinstance(origin, ResponseHead) else b"1.1"
+                reply = serialise_response(response, ResponseContext(request.version, request.keep_alive, close,
+                                                                     self.proxy.via and origin is not None), version)
             out = reply.data
         self.reply_chunked = reply.chunked
         self.reply_keep_alive = reply.keep_alive

@@ -53,7 +53,14 @@ def _request_key(request: Request) -> tuple[object, ...]:
 
 
 def _response_key(response: Response) -> tuple[object, ...]:
-    return (response.status, response.reason, tuple(response.headers), response.body_length)
+    """What a response phase may change; lines a filter add()ed last are not a change (Response.add)."""
+    headers = response.headers
+    added = response.added
+    if added is not None:
+        n = len(added)
+        if len(headers) >= n and headers[len(headers) - n:] == added:
+            headers = headers[:len(headers) - n]
+    return (response.status, response.reason, tuple(headers), response.body_length)
 
 
 class FilterRun:
@@ -517,8 +524,9 @@ class FilterRun:
         """Answer with `reply` through header_filter and body_filter (a filter's answer, or an error)."""
         exchange = self.exchange
         head_request = exchange.head.method == b"HEAD"
-        response = self.header_phase(local_response(reply.response.status, reply.response.headers, reply.body,
-                                                    head_request))
+        made = local_response(reply.response.status, reply.response.headers, reply.body, head_request)
+        made.lines = reply.response.lines  # (a cache hit's lines, already written: Response.lines)
+        response = self.header_phase(made)
         if response is None:
             return
         # The head and the body leave in one send, not two (a system call saved on every cache hit); what a
