@@ -74,6 +74,9 @@ class Exchange:
     def answer_reset(self, reason: str) -> None:
         self.reset = reason
 
+    def follow(self, source: object) -> None:
+        self.following = source
+
 
 Origin = Callable[[Request], tuple[int, list[Header], bytes]]
 

@@ -31,13 +31,19 @@ def chunk(data: bytes) -> bytes:
 
 
 class Timers:
-    """The cache's call_later: kept, never run (the waits these tests make end before any is due)."""
+    """The cache's call_later: kept until the test runs those due at once (a late waiter's answer); the others
+    (a waiter's give-up) are never due in these tests."""
 
     def __init__(self) -> None:
         self.due: list[tuple[float, Callable[[], None]]] = []
 
     def __call__(self, delay: float, callback: Callable[[], None]) -> None:
         self.due.append((delay, callback))
+
+    def run_now(self) -> None:
+        now, self.due = [c for d, c in self.due if d == 0.0], [(d, c) for d, c in self.due if d != 0.0]
+        for callback in now:
+            callback()
 
 
 @pytest.fixture
@@ -47,8 +53,10 @@ def store(tmp_path: Path) -> Iterator[CacheStore]:
     s.close()
 
 
-def cached_session(make_session: Make, store: CacheStore, **settings: object) -> tuple[FakeSession, CacheFilter]:
-    flt = CacheFilter(CacheSettings("t", **settings), store, lambda: T0, call_later=Timers())  # type: ignore[arg-type]
+def cached_session(make_session: Make, store: CacheStore, timers: Timers | None = None,
+                   **settings: object) -> tuple[FakeSession, CacheFilter]:
+    flt = CacheFilter(CacheSettings("t", **settings), store, lambda: T0,  # type: ignore[arg-type]
+                      call_later=timers or Timers())
     return make_session(filters=[flt]), flt
 
 
@@ -161,3 +169,37 @@ def test_a_paused_backend_is_read_again_when_its_slow_client_leaves(make_session
     assert not backend.reading
     a.reset()
     assert backend.reading  # nothing paces the detached fetch now: the store collects at the backend's pace
+
+
+def test_a_detached_fetch_goes_at_the_pace_of_its_slowest_waiter(make_session: Make, store: CacheStore) -> None:
+    timers = Timers()
+    s, _ = cached_session(make_session, store, timers)
+    a, b, backend = fetch_with_waiter(s)
+    c = s.client(ip="192.0.2.3")
+    c.send(GET_S)  # a second waiter joins after the head: the body so far, then the rest
+    timers.run_now()
+    assert c.take().endswith(b"first \r\n")
+    b.protocol.pause_writing()  # B is behind while A still paces the fetch: B's share is buffered instead
+    assert backend.reading
+    a.reset()  # from now on the slowest waiter paces it: B is behind
+    assert len(detached(s)) == 1 and not backend.reading
+    c.protocol.pause_writing()
+    b.protocol.resume_writing()
+    assert not backend.reading  # C is behind now
+    c.protocol.resume_writing()
+    assert backend.reading
+    c.protocol.pause_writing()
+    c.reset()  # a waiter that leaves no longer holds the fetch back
+    assert backend.reading
+    backend.send(chunk(b"second") + b"0\r\n\r\n")
+    assert b.take() == chunk(b"second") + b"0\r\n\r\n"
+
+
+def test_without_waiters_behind_a_detached_fetch_reads_at_the_backends_pace(make_session: Make,
+                                                                             store: CacheStore) -> None:
+    s, _ = cached_session(make_session, store)
+    a, _, backend = fetch_with_waiter(s)
+    a.protocol.pause_writing()  # A is behind: the backend waits for it
+    assert not backend.reading
+    a.reset()  # no waiter is behind: the store and B take it as fast as it comes
+    assert backend.reading

@@ -239,7 +239,7 @@ class CacheCore:
         claim = self._safely(lambda: self.store.claim(state.url, now, LOCK_HOLD))
         if claim == CLAIMED:
             state.locked = state.fetching = True
-            self.waiting.open(state.url)
+            self.waiting.open(state.url, exchange)
             return None
         if claim != BUSY:
             return None  # PASS, or the store failed

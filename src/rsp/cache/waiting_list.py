@@ -33,9 +33,10 @@ Release = Callable[[ExchangeView], None]
 class Fetch:
     """One fetch in this process and the exchanges waiting for it."""
 
-    __slots__ = ("admit", "body", "replayable", "streaming", "waiting")
+    __slots__ = ("admit", "body", "fetcher", "replayable", "streaming", "waiting")
 
-    def __init__(self) -> None:
+    def __init__(self, fetcher: ExchangeView) -> None:
+        self.fetcher = fetcher  # the exchange fetching it (its streaming waiters follow it: ExchangeView.follow)
         self.waiting: list[ExchangeView] = []  # joined, no head yet
         self.streaming: list[ExchangeView] = []  # answered with the head, getting the body as it comes
         self.admit: Admit | None = None  # set once the fetcher's response may be shared (started)
@@ -57,9 +58,9 @@ class WaitingList:
         self.call_later = call_later
         self.hold = hold
 
-    def open(self, url: bytes) -> None:
-        """This process's exchange holds the fetch of `url` (it claimed the URI)."""
-        self.fetches[url] = Fetch()
+    def open(self, url: bytes, fetcher: ExchangeView) -> None:
+        """This process's exchange `fetcher` holds the fetch of `url` (it claimed the URI)."""
+        self.fetches[url] = Fetch(fetcher)
 
     def join(self, url: bytes, exchange: ExchangeView) -> bool:
         """Wait for this process's fetch of `url`, if there is one (the caller then returns SUSPEND)."""
@@ -85,6 +86,7 @@ class WaitingList:
             self.release(exchange)
             return
         exchange.answer_head(head)
+        exchange.follow(fetch.fetcher)
         exchange.answer_data(b"".join(fetch.body), False)
         fetch.streaming.append(exchange)
 
@@ -107,6 +109,7 @@ class WaitingList:
                 self.release(exchange)
             else:
                 exchange.answer_head(head)
+                exchange.follow(fetch.fetcher)
                 fetch.streaming.append(exchange)
 
     def data(self, url: bytes, chunk: bytes, keep: bool) -> None:

@@ -115,6 +115,10 @@ class ExchangeView(Protocol):
         """A part of the body of the answer answer_head began; `last` once, with the final part (may be b"")."""
     def answer_reset(self, reason: str) -> None:
         """The answer answer_head began cannot be finished: reset the client as after a backend failure."""
+    def follow(self, source: ExchangeView) -> None:
+        """This exchange's streamed answer is `source`'s response as it comes (a cache's waiting list): should
+        `source` go on after its own client left (Filter.client_left), this exchange's client is among those
+        that pace it (its backend is read while none of them is behind)."""
     def background(self, request: Request, ctx: dict[str, object]) -> None:
         """Start `request` as an exchange of its own on this listener, on the loop's next iteration, with `ctx`
         as its ctx, to the pool this exchange goes to: the balancer filters, the pool, the response phases and

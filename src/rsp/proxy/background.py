@@ -21,9 +21,10 @@ line and X-Forwarded-For say that client), and a drain waits for it like for any
 The same client side takes over an exchange whose client went away when a filter lets it go on
 (Filter.client_left, `detach`): the response cache keeps a fetch going that it is storing or streaming to
 other exchanges (nginx keeps reading a response it caches after its client closed; Varnish's fetch never
-depended on the client). From then on the exchange is a background one: read at the backend's pace (nothing
-paces it), under the read timeout, its response through the filters and nowhere else, and it ends as soon as
-no filter needs it any longer (asked after each read of the response).
+depended on the client). From then on the exchange is a background one: read at the pace of the slowest of
+the exchanges streaming from it (ExchangeView.follow; at the backend's when none does), under the read
+timeout, its response through the filters and nowhere else, and it ends as soon as no filter needs it any
+longer (asked after each read of the response).
 Compiled with the session (native_modules.txt): it derives from the compiled ClientSide.
 """
 
@@ -184,9 +185,13 @@ def detach(proxy: SessionState, exchange: Exchange) -> bool:
     exchange.client = client
     exchange.h1 = None
     exchange.keep_client = False
+    exchange.detached = True
     upstream = exchange.upstream
-    if upstream is not None:
-        upstream.resume_reading()
+    if upstream is not None:  # from now on paced by the slowest follower (Exchange.follower_behind)
+        if exchange.followers_behind > 0:
+            upstream.pause_reading()
+        else:
+            upstream.resume_reading()
     log.info("client %s went away; its request %s %r goes on for the filters", gone.client_ip,
              run.request.method.decode("latin-1"), run.request.target[:200])
     return True

@@ -135,13 +135,13 @@ class ClientConnection(Http1ClientSide):
 
     def pause_writing(self) -> None:
         exchange = self.exchange
-        if exchange is not None and exchange.upstream is not None:
-            exchange.upstream.pause_reading()
+        if exchange is not None:
+            exchange.client_behind(True)
 
     def resume_writing(self) -> None:
         exchange = self.exchange
-        if exchange is not None and exchange.upstream is not None:
-            exchange.upstream.resume_reading()
+        if exchange is not None:
+            exchange.client_behind(False)
 
     # -- event processing ----------------------------------------------------------------------------
     def process(self) -> None:

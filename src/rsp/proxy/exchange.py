@@ -113,6 +113,10 @@ class Exchange(ExchangeSide):
         # filters, a local reply, or a client that is not HTTP/1); else by the direct writes of the head cache.
         self.downstream = filtered and (proxy.response_filtered or h1 is None)
         self.length_due = -1  # with filters: the Content-Length the client was sent, when it was one
+        self.source: ExchangeSide | None = None
+        self.behind = False
+        self.followers_behind = 0
+        self.detached = False
 
     # -- backend selection and connection -------------------------------------------------------------
     def start(self) -> None:
@@ -584,6 +588,34 @@ class Exchange(ExchangeSide):
             self.status = self.status or 499  # nginx's "client closed request"
             self._finish()
 
+    def client_behind(self, behind: bool) -> None:
+        """The client is behind (True) or caught up: the backend's reading pauses meanwhile. A client that
+        streams another exchange's response (a cache's waiter, ExchangeView.follow) has no backend of its own:
+        it paces that exchange's instead, once that one has no client of its own (follower_behind)."""
+        upstream = self.upstream
+        if upstream is not None:
+            if behind:
+                upstream.pause_reading()
+            else:
+                upstream.resume_reading()
+            return
+        source = self.source
+        if source is not None and self.behind != behind:
+            self.behind = behind
+            source.follower_behind(behind)
+
+    def follower_behind(self, behind: bool) -> None:
+        """An exchange streaming this one's response has a client that is behind, or caught up. While this
+        exchange has its own client, that client paces the backend (a slower follower's client has the rest
+        buffered); once detached, the slowest follower does: the backend is read only while none is behind."""
+        self.followers_behind += 1 if behind else -1
+        upstream = self.upstream
+        if self.detached and upstream is not None:
+            if self.followers_behind > 0:
+                upstream.pause_reading()
+            else:
+                upstream.resume_reading()
+
     def abandon(self) -> None:
         upstream = self.upstream
         self.upstream = None
@@ -597,6 +629,10 @@ class Exchange(ExchangeSide):
             self.record = None
 
     def _finish(self) -> None:
+        source = self.source
+        if source is not None and self.behind:  # (a follower that ends no longer holds its source back)
+            self.behind = False
+            source.follower_behind(False)
         record = self.record
         if record is not None:
             record.active -= 1

@@ -27,7 +27,7 @@ from rsp.http1.events import ResponseHead
 from rsp.http1.serialise import error_reply, local_response, request_of, response_of, serialise_request
 from rsp.logs import get_logger
 from rsp.pipeline.messages import LocalReply, Request, Response
-from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, Filter, Suspend, Verdict
+from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, ExchangeView, Filter, Suspend, Verdict
 from rsp.pipeline.try_times import TryTimes
 from rsp.proxy.held_body import HeldBody
 from rsp.proxy.pools import PoolRuntime
@@ -249,6 +249,12 @@ class FilterRun:
             self.exchange.local_end(out)
         else:
             self.exchange.local_data(out)
+
+    def follow(self, source: ExchangeView) -> None:
+        """This exchange's answer streams `source`'s response (a cache's waiter): once `source` goes on without
+        its client, this one's client paces it (Exchange.client_behind)."""
+        if isinstance(source, FilterRun) and source is not self:
+            self.exchange.source = source.exchange
 
     def answer_reset(self, reason: str) -> None:
         """The answer answer_head began cannot be finished: the client learns as from a backend's failure."""

@@ -178,8 +178,9 @@ class ExchangeSide:
     """One exchange, as its client connection, its backend connection, its filter run (rsp.proxy.filter_run)
     and the route store see it (rsp.proxy.exchange.Exchange)."""
 
-    __slots__ = ("buffer", "client", "extra_tries", "h1", "head", "last_failure", "pool", "read_timeout",
-                 "request_done", "response_started", "status", "tried", "tunnel", "upstream")
+    __slots__ = ("behind", "buffer", "client", "detached", "extra_tries", "followers_behind", "h1", "head",
+                 "last_failure", "pool", "read_timeout", "request_done", "response_started", "source", "status",
+                 "tried", "tunnel", "upstream")
 
     client: ClientSide
     h1: Http1ClientSide | None  # the client when it is an HTTP/1 connection (the direct path writes to it)
@@ -195,6 +196,14 @@ class ExchangeSide:
     last_failure: str
     extra_tries: int
     read_timeout: float  # this try's response timeout when a balancer filter set one (0: the proxy's)
+    # Pacing a fetch by the exchanges streaming from it (ExchangeView.follow): the exchange whose response this
+    # one streams, whether this one's client is behind (counted in the source's followers_behind), and whether
+    # this exchange's client went away and it goes on without (rsp.proxy.background.detach), its backend then
+    # read only while none of its followers' clients is behind.
+    source: ExchangeSide | None
+    behind: bool
+    followers_behind: int
+    detached: bool
 
     # -- from the client connection -------------------------------------------------------------------
     def start(self) -> None:
@@ -216,6 +225,14 @@ class ExchangeSide:
         raise NotImplementedError
 
     def abandon(self) -> None:
+        raise NotImplementedError
+
+    def client_behind(self, behind: bool) -> None:
+        """The client cannot take more now (True), or can again (False)."""
+        raise NotImplementedError
+
+    # -- from an exchange that streams this one's response (ExchangeView.follow) ----------------------
+    def follower_behind(self, behind: bool) -> None:
         raise NotImplementedError
 
     # -- from the backend connection ------------------------------------------------------------------
