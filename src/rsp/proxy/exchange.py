@@ -6,11 +6,10 @@ idle pool when the response is complete and both sides allow it.
 
 Failures before any response byte reached the client are answered with a status (502 bad gateway, 503 no
 backend, 504 timeout); after, the client connection is closed, the only honest signal left. A request
-whose backend connection dies before any response byte is sent again when that is safe: idempotent method
-(RFC 9110 §9.2.2), no request body (whose bytes are not kept), no response byte received (RFC 9112
-§9.3.1). A kept-alive connection the backend had closed is retried once on a fresh connection to the same
-backend (routine, not a failure); any other such death counts as a failure of that backend (passive
-health hears of it) and the request goes to another backend, within the pool's `retries`.
+whose backend connection dies before any response byte is sent again when that is safe
+(rsp.proxy.retry_policy); a death that is not the routine close of a kept-alive connection counts as a
+failure of that backend (passive health hears of it). A 101 turns the exchange into a tunnel
+(rsp.proxy.tunnel).
 """
 
 from __future__ import annotations
@@ -26,15 +25,15 @@ from rsp.pipeline.messages import Request, Response
 from rsp.proxy.filter_run import FilterRun
 from rsp.proxy.hash_key import balance_key
 from rsp.proxy.outcome import count_outcome, log_access
+from rsp.proxy.pacing import pace_by_client, pace_by_follower, stop_following
 from rsp.proxy.pools import PoolRuntime
+from rsp.proxy.retry_policy import RETRY_FRESH, RETRY_OTHER, next_try
 from rsp.proxy.session_api import ClientSide, ExchangeSide, Http1ClientSide, UpstreamSide
 from rsp.proxy.session_state import SessionState
-from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
+from rsp.proxy.tunnel import open_tunnel, uncached_head
+from rsp.proxy.waits import WAIT_BODY, WAIT_RESPONSE, WAIT_STREAM
 from rsp.upstream.records import BackendRecord
 
-# RFC 9110 §9.2.2: methods whose repetition has the same effect; only these are retried (and only without
-# a body, whose bytes we do not keep).
-IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 # Request body bytes held while the backend connection is being opened, before the client is paused.
 CONNECT_BUFFER_LIMIT: Final = 256 * 1024
 
@@ -290,7 +289,7 @@ class Exchange(ExchangeSide):
                 interim.origin = head
                 client.send_head(interim)
             elif self.head.version == b"1.1" and self.h1 is not None:
-                self.h1.write(self._uncached_head(head, upgrade=False))
+                self.h1.write(uncached_head(head, self.head, self.proxy.via, upgrade=False))
             return
         if status == 101:
             if self.head.upgrade is None:
@@ -395,12 +394,6 @@ class Exchange(ExchangeSide):
         if upstream is not None:
             upstream.abort()
 
-    def _uncached_head(self, head: ResponseHead, upgrade: bool) -> bytes:
-        """The bytes of an interim (1xx) or 101 head, which no cache keeps."""
-        request = self.head
-        context = forward.ResponseContext(request.version, request.keep_alive, False, self.proxy.via, upgrade)
-        return forward.forward_response(head, context).data
-
     def _response_end(self, end: EndOfMessage) -> None:
         client = self.client
         if self.downstream:
@@ -423,44 +416,22 @@ class Exchange(ExchangeSide):
         self.upstream = None
         now = self.proxy.now()  # once for the idle pool and the client's next deadline
         if upstream is not None:
-            stray = upstream.parser.unsolicited
-            if stray:
-                # Bytes after a complete response that nothing asked for (a backend answering HEAD with a
-                # body, RFC 9112 §6.3): the client has its whole response; that connection's framing is lost.
-                get_logger().warning("backend %s sent %d bytes after a complete response to %s %s; closing "
-                                     "that connection", upstream.record.label, stray,
-                                     self.head.method.decode("latin-1"), self.head.target.decode("latin-1")[:200])
-            # Never pool a connection whose parser is paused (a protocol switch), mid-message or lost.
-            reusable = (head is not None and head.keep_alive and self.request_done and not upstream.closed
-                        and upstream.parser.pending == 0 and not upstream.parser.paused and not stray)
-            if reusable:
-                upstream.release(now)  # to its backend's idle pool
-            else:
-                upstream.close()
+            upstream.response_done(head is not None and head.keep_alive and self.request_done, now)
         self._finish()
         client.exchange_done(self, self.keep_client, now)
 
     def _begin_tunnel(self, head: ResponseHead) -> None:
+        """A 101 to an upgrade: the exchange is counted and logged now, and released when the tunnel closes."""
         client = self.h1
-        assert client is not None  # only HTTP/1 requests ask for an upgrade
+        upstream = self.upstream
+        assert client is not None and upstream is not None  # only HTTP/1 requests ask for an upgrade
         self.tunnel = True
         self.status = 101
         self.response_started = True
-        client.tunnel_mode = True
-        client.deadline = 0.0
-        client.wait = WAIT_NONE
-        client.write(self._uncached_head(head, upgrade=True))
         self.proxy.stats.responses.count(101)
         if self.record is not None:
             self.record.stats.responses.count(101)
-        upstream = self.upstream
-        assert upstream is not None
-        early = client.parser.take_trailing_data()
-        if early:
-            upstream.write(early)
-        trailing = upstream.parser.take_trailing_data()
-        if trailing:
-            client.write(trailing)
+        open_tunnel(client, upstream, uncached_head(head, self.head, self.proxy.via, upgrade=True))
         self._log()
 
     # -- failures -------------------------------------------------------------------------------------
@@ -480,20 +451,22 @@ class Exchange(ExchangeSide):
         if record is not None and not stale:  # a kept-alive connection the backend closed is routine
             self.pool.traffic_failed(record, reason)
         if not self.response_started:
-            if silent and self.head.method in IDEMPOTENT and self.head.body.kind == "none":
-                if stale and not self.retried_fresh:
-                    # A kept-alive connection the backend had closed: try once more on a fresh one.
-                    self.retried_fresh = True
-                    self._resend(fresh=True)
-                    return
-                if record is not None and len(self.tried or _NO_RECORDS) < self.pool.spec.retries + self.extra_tries:
-                    # The backend failed this request: another one gets it (HAProxy's `option redispatch`).
-                    if self.tried is None:
-                        self.tried = []
-                    self.tried.append(record)
-                    self.pool.stats.retries += 1
-                    self._resend(fresh=False)
-                    return
+            # When a request is sent again, and where: rsp.proxy.retry_policy.
+            another = (record is not None
+                       and len(self.tried or _NO_RECORDS) < self.pool.spec.retries + self.extra_tries)
+            verdict = next_try(self.head.method, self.head.body.kind != "none", silent, stale, self.retried_fresh,
+                               another)
+            if verdict == RETRY_FRESH:
+                self.retried_fresh = True
+                self._resend(fresh=True)
+                return
+            if verdict == RETRY_OTHER and record is not None:
+                if self.tried is None:
+                    self.tried = []
+                self.tried.append(record)
+                self.pool.stats.retries += 1
+                self._resend(fresh=False)
+                return
             self.answer_error(502, reason)
             return
         get_logger().warning("backend failed mid-response for client %s: %s", client.client_ip, reason)
@@ -589,32 +562,10 @@ class Exchange(ExchangeSide):
             self._finish()
 
     def client_behind(self, behind: bool) -> None:
-        """The client is behind (True) or caught up: the backend's reading pauses meanwhile. A client that
-        streams another exchange's response (a cache's waiter, ExchangeView.follow) has no backend of its own:
-        it paces that exchange's instead, once that one has no client of its own (follower_behind)."""
-        upstream = self.upstream
-        if upstream is not None:
-            if behind:
-                upstream.pause_reading()
-            else:
-                upstream.resume_reading()
-            return
-        source = self.source
-        if source is not None and self.behind != behind:
-            self.behind = behind
-            source.follower_behind(behind)
+        pace_by_client(self, behind)
 
     def follower_behind(self, behind: bool) -> None:
-        """An exchange streaming this one's response has a client that is behind, or caught up. While this
-        exchange has its own client, that client paces the backend (a slower follower's client has the rest
-        buffered); once detached, the slowest follower does: the backend is read only while none is behind."""
-        self.followers_behind += 1 if behind else -1
-        upstream = self.upstream
-        if self.detached and upstream is not None:
-            if self.followers_behind > 0:
-                upstream.pause_reading()
-            else:
-                upstream.resume_reading()
+        pace_by_follower(self, behind)
 
     def abandon(self) -> None:
         upstream = self.upstream
@@ -629,10 +580,7 @@ class Exchange(ExchangeSide):
             self.record = None
 
     def _finish(self) -> None:
-        source = self.source
-        if source is not None and self.behind:  # (a follower that ends no longer holds its source back)
-            self.behind = False
-            source.follower_behind(False)
+        stop_following(self)
         record = self.record
         if record is not None:
             record.active -= 1

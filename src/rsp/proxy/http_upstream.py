@@ -13,6 +13,7 @@ from typing import Final, cast
 from rsp.errors import ProtocolError
 from rsp.http1.events import Data, EndOfMessage, ResponseHead
 from rsp.http1.parser import ResponseParser
+from rsp.logs import get_logger
 from rsp.proxy.reply_cache import ResponseHeadCache
 from rsp.proxy.session_api import ExchangeSide, UpstreamSide
 from rsp.proxy.session_io import Transport, write
@@ -132,6 +133,24 @@ class UpstreamConnection(UpstreamSide):
 
     def release(self, now: float) -> None:
         self.pool.put(self, now)
+
+    def response_done(self, keep_alive: bool, now: float) -> None:
+        parser = self.parser
+        stray = parser.unsolicited
+        if stray:
+            # Bytes after a complete response that nothing asked for (a backend answering HEAD with a body,
+            # RFC 9112 §6.3): the client has its whole response; this connection's framing is lost.
+            exchange = self.exchange
+            request = exchange.head if exchange is not None else None
+            get_logger().warning("backend %s sent %d bytes after a complete response to %s %s; closing that "
+                                 "connection", self.record.label, stray,
+                                 request.method.decode("latin-1") if request is not None else "-",
+                                 request.target.decode("latin-1")[:200] if request is not None else "-")
+        # Never pool a connection whose parser is paused (a protocol switch), mid-message or lost.
+        if keep_alive and not stray and not self.closed and parser.pending == 0 and not parser.paused:
+            self.release(now)
+        else:
+            self.close()
 
     def write_eof(self) -> None:
         """Half-close toward the backend (tunnels): flushed after what is queued."""

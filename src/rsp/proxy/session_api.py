@@ -167,6 +167,11 @@ class UpstreamSide(NativeProtocol):
         """Back to its backend's idle pool (or closed when the pool is full or it served its quota)."""
         raise NotImplementedError
 
+    def response_done(self, keep_alive: bool, now: float) -> None:
+        """The response ended: back to the idle pool if the connection can carry another (`keep_alive`: both
+        messages allowed it), else closed."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
