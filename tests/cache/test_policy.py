@@ -16,7 +16,8 @@ from rsp.cache.conditional import (
     validators,
 )
 from rsp.cache.directives import parse_cache_control
-from rsp.cache.freshen import head_contradicts, merge_headers, selects
+from rsp.cache.entry import StoredResponse
+from rsp.cache.freshen import freshened, head_contradicts, merge_headers, selects
 from rsp.cache.invalidation import invalidated
 from rsp.cache.vary import matches, normalise, selecting, variant_key, vary_names
 
@@ -219,6 +220,26 @@ def test_304_selects_by_strong_etag_then_last_modified() -> None:
     assert selects(stored, [(b"last-modified", b"Sun, 06 Nov 1994 08:49:37 GMT")])
     assert not selects(stored, [(b"last-modified", b"Mon, 07 Nov 1994 08:49:37 GMT")])
     assert selects(stored, [])
+
+
+def test_a_freshened_entry_takes_the_newer_lifetime_and_times() -> None:
+    """§3.2 and §4.2.3: the 304's max-age replaces the stored one; the entry's times are the new exchange's."""
+    entry = StoredResponse(b"http://a/x", 200, [(b"cache-control", b"max-age=1"), (b"x-cache", b"MISS")], b"body",
+                           request_time=100.0, response_time=101.0, lifetime=1.0)
+    fresh, storable = freshened(entry, [(b"cache-control", b"max-age=60"), (b"x-cache", b"HIT")], 200.0, 201.0,
+                                None, False, b"x-cache")
+    assert storable
+    assert (fresh.lifetime, fresh.request_time, fresh.response_time, fresh.body) == (60.0, 200.0, 201.0, b"body")
+    assert (b"x-cache", b"HIT") not in fresh.headers  # the cache's own label is never taken from a backend
+    # A filter's TTL wins over the merged fields' lifetime.
+    overridden, _ = freshened(entry, [(b"cache-control", b"max-age=60")], 200.0, 201.0, 5.0, False, b"x-cache")
+    assert overridden.lifetime == 5.0
+
+
+def test_a_newer_no_store_or_private_removes_the_entry() -> None:
+    entry = StoredResponse(b"http://a/x", 200, [(b"cache-control", b"max-age=1")], b"body")
+    assert not freshened(entry, [(b"cache-control", b"no-store")], 0.0, 1.0, None, False, b"x-cache")[1]
+    assert not freshened(entry, [(b"cache-control", b"private")], 0.0, 1.0, None, False, b"x-cache")[1]
 
 
 def test_head_contradicting_the_stored_response() -> None:

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from rsp.cache.admission import NOT_STORED, admit, response_flags
+from rsp.cache.admission import admit
 from rsp.cache.conditional import (
     CLIENT_VALIDATORS,
     ORIGIN_ONLY,
@@ -45,8 +45,8 @@ from rsp.cache.directives import CacheControl, parse_cache_control, request_cach
 from rsp.cache.entry import MUST_REVALIDATE, StoredResponse, primary_key
 from rsp.cache.exchange_state import POLL_FIRST as POLL_FIRST  # (with the other coalescing figures, below)
 from rsp.cache.exchange_state import ExchangeState, steer
-from rsp.cache.freshen import head_contradicts, merge_headers, selects
-from rsp.cache.freshness import current_age, freshness_lifetime, initial_age
+from rsp.cache.freshen import freshened, head_contradicts, selects
+from rsp.cache.freshness import current_age
 from rsp.cache.invalidation import SAFE_METHODS, invalidated
 from rsp.cache.reuse import FRESH, VALIDATE, reuse, while_revalidating
 from rsp.cache.stats import CacheStats
@@ -472,18 +472,9 @@ class CacheCore:
 
     def _update(self, state: ExchangeState, entry: StoredResponse, newer: list[Header], now: float) -> StoredResponse:
         """The stored response with `newer`'s fields (§3.2) and new times, written back."""
-        old_cc = parse_cache_control(header_values(entry.headers, b"cache-control"))
-        merged = merge_headers(entry.headers, newer, old_cc.no_cache_fields | old_cc.private_fields | NOT_STORED
-                               | {self.header})
-        cc = parse_cache_control(header_values(merged, b"cache-control"))
-        fresh = StoredResponse(
-            entry.url, entry.status, merged, entry.body, reason=entry.reason, selecting=entry.selecting,
-            request_time=state.request_time, response_time=now,
-            initial_age=initial_age(newer, state.request_time, now),
-            lifetime=(state.ttl if state.ttl is not None
-                      else freshness_lifetime(entry.status, merged, cc, now, self.settings.heuristic)),
-            flags=response_flags(cc))
-        if cc.no_store or cc.private:
+        fresh, storable = freshened(entry, newer, state.request_time, now, state.ttl, self.settings.heuristic,
+                                    self.header)
+        if not storable:
             self._safely(lambda: self.store.delete(entry.url))
         else:
             self._safely(lambda: self.store.put(fresh))

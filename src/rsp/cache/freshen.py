@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from rsp.cache.admission import NOT_STORED, response_flags
 from rsp.cache.conditional import entity_tag, strong_match
-from rsp.pipeline.messages import Header, header_get
+from rsp.cache.directives import parse_cache_control
+from rsp.cache.entry import StoredResponse
+from rsp.cache.freshness import freshness_lifetime, initial_age
+from rsp.pipeline.messages import Header, header_get, header_values
 
 # §3.2: every field of the newer response replaces the stored one except Content-Length (the stored content
 # is kept) and the fields excepted from storage (§3.1: connection-specific ones, which never reach a filter).
@@ -64,3 +68,22 @@ def head_contradicts(stored: list[Header], stored_length: int, head: list[Header
             return True
     length = header_get(head, b"content-length")
     return length is not None and length.strip() != str(stored_length).encode()
+
+
+def freshened(entry: StoredResponse, newer: list[Header], request_time: float, now: float, ttl: float | None,
+              heuristic: bool, label: bytes) -> tuple[StoredResponse, bool]:
+    """The stored response `entry` updated from a newer head (§3.2: its fields replace the stored ones, but
+    for the stored response's no-cache and private field names, what is never stored and the cache's own
+    `label` field), with the times of the exchange that fetched it (§4.2.3) and a lifetime recomputed from the
+    merged fields (or `ttl`, a filter's override). The flag says whether it may still be stored: a newer
+    no-store or private removes it (§3.2 lets the 304's directives apply)."""
+    old_cc = parse_cache_control(header_values(entry.headers, b"cache-control"))
+    merged = merge_headers(entry.headers, newer, old_cc.no_cache_fields | old_cc.private_fields | NOT_STORED
+                           | {label})
+    cc = parse_cache_control(header_values(merged, b"cache-control"))
+    fresh = StoredResponse(
+        entry.url, entry.status, merged, entry.body, reason=entry.reason, selecting=entry.selecting,
+        request_time=request_time, response_time=now, initial_age=initial_age(newer, request_time, now),
+        lifetime=ttl if ttl is not None else freshness_lifetime(entry.status, merged, cc, now, heuristic),
+        flags=response_flags(cc))
+    return fresh, not (cc.no_store or cc.private)
