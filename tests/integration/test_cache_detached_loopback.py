@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from integration.test_cache_streaming_loopback import FIRST, LAST, WAIT, TwoPartBackend, read_until, request
+from support.two_part_backend import FIRST, LAST, WAIT, TwoPartBackend, cache_config, read_until, request
 
 Run = Callable[..., Any]
 Port = Callable[..., int]
@@ -28,11 +28,7 @@ def test_a_waiter_gets_the_whole_body_after_the_fetchers_client_left(run_rsp: Ru
     backend = TwoPartBackend()
     try:
         port = free_port()
-        rsp = run_rsp(f'listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http", cache = "pages" }} }}\n'
-                      f'backends = {{ "127.0.0.1:{backend.port}" }}\n'
-                      'http = { access_log = "off" }\n'
-                      f'caches = {{ pages = {{ size = "16m", path = "{tmp_path / "pages.lmdb"}" }} }}\n'
-                      'workers = 1\n')
+        rsp = run_rsp(cache_config(port, backend, tmp_path / "pages.lmdb"))
         fetcher = request(port)
         assert backend.received.wait(WAIT)  # the first client's miss is at the backend, holding the URI
         waiter = request(port)
