@@ -74,9 +74,42 @@ def _check_field(name: bytes, value: bytes) -> None:
         raise MalformedRequest("TE other than 'trailers' (RFC 9113 §8.2.2)")
 
 
+class _LastRequest:
+    """The last request's decoded fields and what build_request made of them: a client repeats its requests
+    (h2load's, a page's assets differ in :path only), and the same fields pass the same checks, so the next
+    equal list is a comparison (the HPACK decoder hands back the dynamic table's objects: mostly identical)."""
+
+    __slots__ = ("ended", "fields", "request", "scheme_default")
+
+    def __init__(self) -> None:
+        self.fields: list[Header] = []
+        self.scheme_default = b""
+        self.ended = False
+        self.request: Request | None = None
+
+
+_LAST_REQUEST: Final = _LastRequest()
+
+
 def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> Request:
     """The Request for a HEADERS block's decoded fields (RFC 9113 §8.3.1). `ended`: END_STREAM was set (no
     body). Raises MalformedRequest."""
+    last = _LAST_REQUEST
+    made = last.request
+    if made is not None and ended == last.ended and scheme_default == last.scheme_default and fields == last.fields:
+        # A new Request (filters may change it), with its own header list.
+        return Request(made.method, made.scheme, made.authority, made.target, list(made.headers),
+                       version=b"2", body_length=made.body_length)
+    request = _build_request(fields, scheme_default, ended)
+    last.fields = list(fields)  # (a copy: the caller's list may change)
+    last.scheme_default = scheme_default
+    last.ended = ended
+    last.request = Request(request.method, request.scheme, request.authority, request.target,
+                           list(request.headers), version=b"2", body_length=request.body_length)
+    return request
+
+
+def _build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> Request:
     pseudo: dict[bytes, bytes] = {}
     headers: list[Header] = []
     cookies: list[bytes] = []

@@ -259,10 +259,15 @@ class HeaderEncoder:
         pending = self._pending_sizes
         if not pending and inserted == self._last_inserted and fields == self._last_fields:
             return self._last_block
-        out = bytearray()
-        for size in pending:
-            _put_integer(out, size, 5, _SIZE_UPDATE)
-        self._pending_sizes = []
+        # The block is joined from each field's encoding: appending to a list costs a fraction of a bytearray's
+        # `+=` compiled (a generic in-place add, ~400 instructions).
+        parts: list[bytes] = []
+        if pending:
+            sizes = bytearray()
+            for size in pending:
+                _put_integer(sizes, size, 5, _SIZE_UPDATE)
+            parts.append(bytes(sizes))
+            self._pending_sizes = []
         known = self._known
         if self._known_at != inserted:
             known.clear()
@@ -270,20 +275,20 @@ class HeaderEncoder:
         table = self.table
         for field in fields:
             encoded = known.get(field)
-            if encoded is not None:
-                out += encoded
-                continue
-            start = len(out)
-            name = field[0]
-            self._field(out, name, field[1])
-            if table.inserted != self._known_at:
-                # This field went into the table: every index known so far moved.
-                known.clear()
-                self._known_at = table.inserted
-            elif (len(known) < MAX_KNOWN_FIELDS and len(field[1]) <= MAX_INDEXED_VALUE
-                  and name not in _UNKEPT_NAMES):
-                known[field] = bytes(out[start:])
-        block = bytes(out)
+            if encoded is None:
+                out = bytearray()
+                name = field[0]
+                self._field(out, name, field[1])
+                encoded = bytes(out)
+                if table.inserted != self._known_at:
+                    # This field went into the table: every index known so far moved.
+                    known.clear()
+                    self._known_at = table.inserted
+                elif (len(known) < MAX_KNOWN_FIELDS and len(field[1]) <= MAX_INDEXED_VALUE
+                      and name not in _UNKEPT_NAMES):
+                    known[field] = encoded
+            parts.append(encoded)
+        block = b"".join(parts)
         if self.table.inserted == inserted and not pending:
             self._last_fields = list(fields)  # (a copy: the caller's list may change)
             self._last_inserted = inserted
