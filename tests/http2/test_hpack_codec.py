@@ -189,3 +189,21 @@ def test_a_repeated_block_is_reused_only_while_the_table_is_unchanged() -> None:
     for block, fields in ((first, head[:3]), (second, head[:3]), (third, head[:3]), (fourth, head),
                           (fifth, head[:3])):
         assert oracle.decode(block, raw=True) == fields
+
+
+def test_a_request_id_is_a_plain_literal_that_leaves_the_table_alone() -> None:
+    """x-request-id changes with every response: a literal without indexing (RFC 7541 §6.2.2), its value not
+    Huffman-coded, so the dynamic table (and the encoder's per-field memo) stay as they were; the fields around
+    it are reused from that memo, and the oracle decodes every block."""
+    encoder = HeaderEncoder()
+    oracle = hpack.Decoder()
+    head = [(b":status", b"200"), (b"server", b"nginx"), (b"content-length", b"97")]
+    blocks = []
+    for n in range(4):
+        fields = [*head, (b"x-request-id", b"%032x" % n)]
+        blocks.append(encoder.encode(fields))
+        assert oracle.decode(blocks[-1], raw=True) == fields
+    assert list(encoder.table.entries) == [(b"server", b"nginx")]
+    assert blocks[3].endswith(b"\x20" + b"%032x" % 3)  # the value's octets as they are, 32 of them
+    assert blocks[3][-44] == 0x00  # §6.2.2 with a literal name (Huffman-coded: its length, 9 octets)
+    assert blocks[2][:-32] == blocks[3][:-32]  # the same fields before it encode the same

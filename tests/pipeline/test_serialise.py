@@ -213,3 +213,24 @@ def test_response_of_a_repeated_head_is_a_new_list_each_time() -> None:
     second = response_of(head)
     assert second.headers == [(b"Server", b"s"), (b"Content-Length", b"0")]
     assert second.headers is not first.headers
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([*RESPONSE_LINES, b"X-Request-Id: 1", b"X-Request-Id: 2",
+                                          b"Date: Sun, 06 Dec 2026 22:00:00 GMT", b"Server: t", b"TE: trailers"]),
+                         max_size=6), min_size=1, max_size=4))
+def test_response_of_heads_in_a_row_keeps_the_end_to_end_fields(sections: list[list[bytes]]) -> None:
+    """response_of builds the fields from the parser's forwardable lines and the last head's (a line in the same
+    place is reused, a new one split or taken from a memo): heads in a row, some alike, each give what the head's
+    own fields give without the connection-specific ones (RFC 9110 §7.6.1)."""
+    for lines in sections:
+        raw = b"HTTP/1.1 200 OK\r\n%s\r\n" % b"".join(line + b"\r\n" for line in lines)
+        parser = ResponseParser()
+        parser.expect(b"GET")
+        try:
+            head = parser.feed(raw)[0]
+        except ProtocolError:
+            continue
+        assert isinstance(head, ResponseHead)
+        drop = forward.HOP_BY_HOP.union(head.connection)
+        assert response_of(head).headers == [(n, v) for n, v in head.headers if n.lower() not in drop]

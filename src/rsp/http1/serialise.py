@@ -32,7 +32,15 @@ from rsp.http1.forward import (
     proxy_fields,
 )
 from rsp.http1.head_fields import RESPONSE_FIELDS
-from rsp.pipeline.messages import NO_BODY, UNKNOWN_LENGTH, Header, LocalReply, Request, Response
+from rsp.pipeline.messages import (
+    NO_BODY,
+    UNIQUE_VALUE_NAMES,
+    UNKNOWN_LENGTH,
+    Header,
+    LocalReply,
+    Request,
+    Response,
+)
 
 _HOST: Final = b"host"
 _CONTENT_LENGTH: Final = b"content-length"
@@ -89,6 +97,70 @@ def _end_to_end(headers: Headers, connection: tuple[bytes, ...]) -> list[Header]
     return kept
 
 
+# A field line of a head's `forwardable` section (canonical `Name: value`, rsp.http1.events) -> its field, or
+# _DROPPED for a hop-by-hop line: backends repeat most of their lines (Server, Content-Type, ETag), so a line
+# that was not in the last head is one dict lookup, its field the same objects every time (their hashes cached
+# for the memos after it: rsp.http2.heads, the HPACK encoder). At most MAX_LINE_MEMO lines of up to
+# MAX_MEMO_LINE octets per process; a line past the bound is split each time.
+MAX_LINE_MEMO: Final = 1024
+MAX_MEMO_LINE: Final = 256
+_DROPPED: Final = (b"", b"")
+_LINE_FIELDS: Final[dict[bytes, Header]] = {}
+
+
+class _LastSection:
+    """The last `forwardable` section made into fields, its lines and their fields (_DROPPED for a hop-by-hop
+    one): the next head is mostly the same section, or the same lines in the same places but for a Date or an
+    X-Request-Id, and comparing a line with the one in its place costs less than hashing it."""
+
+    __slots__ = ("fields", "forwardable", "kept", "lines")
+
+    def __init__(self) -> None:
+        self.forwardable = b"\x00"  # (no section equals it)
+        self.lines: list[bytes] = []
+        self.fields: list[Header] = []
+        self.kept: list[Header] = []
+
+
+_LAST_SECTION: Final = _LastSection()
+
+
+def _forwardable_fields(forwardable: bytes) -> list[Header]:
+    """The end-to-end fields of a `forwardable` section: its lines (each `Name: value` and CRLF), without the
+    hop-by-hop ones the parser did not cut already. A new list every time (the caller's to change)."""
+    last = _LAST_SECTION
+    if forwardable == last.forwardable:
+        return list(last.kept)
+    lines = forwardable.split(b"\r\n")
+    lines.pop()  # (the empty piece after the last CRLF)
+    last_lines = last.lines
+    last_fields = last.fields
+    known = len(last_lines)
+    memo = _LINE_FIELDS
+    fields: list[Header] = []
+    kept: list[Header] = []
+    for i, line in enumerate(lines):
+        if i < known and line == last_lines[i]:
+            field = last_fields[i]
+        else:
+            found = memo.get(line)
+            if found is None:
+                name, _, value = line.partition(b": ")
+                low = name.lower()
+                found = _DROPPED if low in HOP_BY_HOP else (name, value)
+                if len(memo) < MAX_LINE_MEMO and len(line) <= MAX_MEMO_LINE and low not in UNIQUE_VALUE_NAMES:
+                    memo[line] = found
+            field = found
+        fields.append(field)
+        if field[0]:  # (not _DROPPED: compiled, a tuple is a value, so compared by its empty name)
+            kept.append(field)
+    last.forwardable = forwardable
+    last.lines = lines
+    last.fields = fields
+    last.kept = kept
+    return list(kept)
+
+
 def origin_target(head: RequestHead) -> bytes:
     """The request target in origin-form: an absolute-form target loses its scheme and authority
     (RFC 9112 §3.2.2), as forward.forward_request writes it."""
@@ -106,8 +178,14 @@ def request_of(head: RequestHead, scheme: bytes) -> Request:
 
 
 def response_of(head: ResponseHead) -> Response:
-    """The neutral response for a parsed response head."""
-    return Response(head.status, _end_to_end(head.headers, head.connection),
+    """The neutral response for a parsed response head: from its forwardable lines when the parser cut them
+    (one memo lookup a line, no split of its raw fields), else from its fields."""
+    forwardable = head.forwardable
+    if forwardable is not None:
+        headers = _forwardable_fields(forwardable)
+    else:
+        headers = _end_to_end(head.headers, head.connection)
+    return Response(head.status, headers,
                     body_length_of(head.body.kind, head.body.length), head.reason)
 
 
@@ -120,6 +198,47 @@ def serialise_request(request: Request, head: RequestHead, context: RequestConte
     line was (RFC 9112 §3.2: mandatory in HTTP/1.1). Connection-specific fields in `request.headers` are
     dropped (a filter cannot change framing through them), and X-Forwarded-* / Forwarded follow the trust
     rule of forward_request."""
+    last = _LAST_REQUEST
+    if (context is last.context and request.headers == last.headers and request.target == last.target
+            and request.method == last.method and request.authority == last.authority
+            and request.body_length == last.body_length and head.version == last.version
+            and head.host == last.host and head.upgrade == last.upgrade):
+        return last.out
+    out = _serialise_request(request, head, context)
+    last.context = context
+    last.method = request.method
+    last.target = request.target
+    last.authority = request.authority
+    last.headers = list(request.headers)  # (a copy: a filter may change the request's list)
+    last.body_length = request.body_length
+    last.version = head.version
+    last.host = head.host
+    last.upgrade = head.upgrade
+    last.out = out
+    return out
+
+
+class _LastRequest:
+    """The inputs of the last serialise_request and its bytes: the streams of one HTTP/2 connection share
+    one RequestContext (rsp.proxy.h2_session) and a client repeats its requests, so the next request
+    on the connection mostly serialises to the same bytes. Everything the output depends on is compared
+    (the context by identity: its fields are Final)."""
+
+    __slots__ = ("authority", "body_length", "context", "headers", "host", "method", "out", "target", "upgrade",
+                 "version")
+
+    def __init__(self) -> None:
+        self.context: RequestContext | None = None
+        self.method = self.target = self.authority = self.version = self.host = self.out = b""
+        self.upgrade: bytes | None = None
+        self.headers: list[Header] = []
+        self.body_length = 0
+
+
+_LAST_REQUEST: Final = _LastRequest()
+
+
+def _serialise_request(request: Request, head: RequestHead, context: RequestContext) -> bytes:
     parts = [request.method, b" ", request.target, b" HTTP/1.1\r\n"]
     append = parts.append
     trusted = context.trusted

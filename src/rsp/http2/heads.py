@@ -74,9 +74,42 @@ def _check_field(name: bytes, value: bytes) -> None:
         raise MalformedRequest("TE other than 'trailers' (RFC 9113 §8.2.2)")
 
 
+class _LastRequest:
+    """The last request's decoded fields and what build_request made of them: a client repeats its requests
+    (h2load's, a page's assets differ in :path only), and the same fields pass the same checks, so the next
+    equal list is a comparison (the HPACK decoder hands back the dynamic table's objects: mostly identical)."""
+
+    __slots__ = ("ended", "fields", "request", "scheme_default")
+
+    def __init__(self) -> None:
+        self.fields: list[Header] = []
+        self.scheme_default = b""
+        self.ended = False
+        self.request: Request | None = None
+
+
+_LAST_REQUEST: Final = _LastRequest()
+
+
 def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> Request:
     """The Request for a HEADERS block's decoded fields (RFC 9113 §8.3.1). `ended`: END_STREAM was set (no
     body). Raises MalformedRequest."""
+    last = _LAST_REQUEST
+    made = last.request
+    if made is not None and ended == last.ended and scheme_default == last.scheme_default and fields == last.fields:
+        # A new Request (filters may change it), with its own header list.
+        return Request(made.method, made.scheme, made.authority, made.target, list(made.headers),
+                       version=b"2", body_length=made.body_length)
+    request = _build_request(fields, scheme_default, ended)
+    last.fields = list(fields)  # (a copy: the caller's list may change)
+    last.scheme_default = scheme_default
+    last.ended = ended
+    last.request = Request(request.method, request.scheme, request.authority, request.target,
+                           list(request.headers), version=b"2", body_length=request.body_length)
+    return request
+
+
+def _build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> Request:
     pseudo: dict[bytes, bytes] = {}
     headers: list[Header] = []
     cookies: list[bytes] = []
@@ -164,36 +197,53 @@ def check_trailers(fields: list[Header]) -> list[Header]:
 
 
 class _LastFields:
-    """The last response head's fields and status, and its HTTP/2 header list: backends repeat their heads,
-    and the same list for the same head lets the HPACK encoder reuse its block (HeaderEncoder.encode). A
-    comparison with the last one costs little on a miss (a new X-Request-Id every time); a hashed memo
-    would cost more than it saves there."""
+    """The last response head's fields and status, each field's HTTP/2 field (_DROPPED for a connection-specific
+    one), and its HTTP/2 header list: backends repeat their heads, and the same list for the same head lets the
+    HPACK encoder reuse its block (HeaderEncoder.encode). A head that differs (a new X-Request-Id) mostly differs
+    in one place: a field equal to the one in its place in the last head takes that one's HTTP/2 field, which
+    costs less than lower-casing its name or hashing it into a memo."""
 
-    __slots__ = ("headers", "out", "status")
+    __slots__ = ("converted", "headers", "out", "status")
 
     def __init__(self) -> None:
         self.status = 0
         self.headers: list[Header] = []
+        self.converted: list[Header] = []
         self.out: list[Header] = []
 
 
 _LAST_FIELDS: Final = _LastFields()
+_DROPPED: Final = (b"", b"")
+# The :status field of every three-digit status (RFC 9113 §8.3.2), made once.
+_STATUS_FIELDS: Final = {status: (b":status", b"%d" % status) for status in range(100, 1000)}
 
 
 def response_fields(response: Response) -> list[Header]:
     """The header list of a response head (RFC 9113 §8.3.2): :status first, names lower-cased (§8.2.1),
     connection-specific fields left out (§8.2.2). The list may be shared: the caller only reads it."""
     last = _LAST_FIELDS
-    if response.status == last.status and response.headers == last.headers:
+    status = response.status
+    headers = response.headers
+    if status == last.status and headers == last.headers:
         return last.out
-    out: list[Header] = [(b":status", b"%d" % response.status)]
-    for name, value in response.headers:
-        low = name.lower()
-        if low in CONNECTION_SPECIFIC or low == b"te":
-            continue
-        out.append((low, value))
-    last.status = response.status
-    last.headers = list(response.headers)  # (a copy: the caller's list may change)
+    out: list[Header] = [_STATUS_FIELDS[status] if 100 <= status <= 999 else (b":status", b"%d" % status)]
+    last_headers = last.headers
+    last_converted = last.converted
+    known = len(last_headers)
+    converted: list[Header] = []
+    for i, field in enumerate(headers):
+        if i < known and field == last_headers[i]:
+            h2_field = last_converted[i]
+        else:
+            name, value = field
+            low = name.lower()
+            h2_field = _DROPPED if low in CONNECTION_SPECIFIC or low == b"te" else (low, value)
+        converted.append(h2_field)
+        if h2_field[0]:  # (not _DROPPED)
+            out.append(h2_field)
+    last.status = status
+    last.headers = list(headers)  # (a copy: the caller's list may change)
+    last.converted = converted
     last.out = out
     return out
 

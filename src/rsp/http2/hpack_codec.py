@@ -28,6 +28,7 @@ from rsp.http2.hpack_tables import (
     STATIC_NAMES,
     DynamicTable,
 )
+from rsp.pipeline.messages import UNIQUE_VALUE_NAMES
 
 # An integer (§5.1) of more continuation octets than this is refused: 4 of them carry 28 bits, past any
 # index, length or table size a header block of rsp's bounded size can mean.
@@ -58,6 +59,21 @@ MAX_INDEXED_VALUE: Final = 256
 MAX_LITERAL_MEMO: Final = 1024
 MAX_MEMO_LITERAL_VALUE: Final = 64
 _LITERALS: Final[dict[tuple[bytes, bytes], bytes]] = {}
+# Fields of rsp.pipeline.messages.UNIQUE_VALUE_NAMES (a request or trace id per response) are sent as literals
+# without indexing (§6.2.2), so they never churn the dynamic table nor the encoder's memos, and their values are
+# not Huffman-coded (§5.2 leaves the choice to the encoder): Huffman-coding 32 hex digits saves 10 octets for
+# ~500 instructions an octet compiled, paid on every response (HAProxy's encoder never Huffman-codes at all).
+# A literal name's encoding (its string, §5.2) depends on nothing but the name: at most MAX_NAME_LITERALS names
+# of up to MAX_MEMO_NAME octets are kept per process.
+MAX_NAME_LITERALS: Final = 256
+MAX_MEMO_NAME: Final = 64
+_NAME_LITERALS: Final[dict[bytes, bytes]] = {}
+# Per connection, each field's whole encoding while the dynamic table has had no insertion (an insertion moves
+# every dynamic index, §2.3.3): a field a backend repeats is one dict lookup. At most MAX_KNOWN_FIELDS fields,
+# with values of up to MAX_INDEXED_VALUE octets.
+MAX_KNOWN_FIELDS: Final = 128
+# Fields not kept there: values that never repeat, and credentials (kept in no memo of rsp's).
+_UNKEPT_NAMES: Final = UNIQUE_VALUE_NAMES | NEVER_INDEXED_NAMES
 
 
 class HeaderDecoder:
@@ -188,6 +204,19 @@ def _put_string(out: bytearray, value: bytes) -> None:
         out += value
 
 
+def _name_literal(name: bytes) -> bytes:
+    """A literal without indexing with a literal name (§6.2.2): its first octet and the name's string."""
+    literal = _NAME_LITERALS.get(name)
+    if literal is None:
+        encoded = bytearray()
+        encoded.append(_WITHOUT_INDEXING)
+        _put_string(encoded, name)
+        literal = bytes(encoded)
+        if len(_NAME_LITERALS) < MAX_NAME_LITERALS and len(name) <= MAX_MEMO_NAME:
+            _NAME_LITERALS[name] = literal
+    return literal
+
+
 class HeaderEncoder:
     """Encodes the header blocks of one connection direction in order.
 
@@ -195,7 +224,8 @@ class HeaderEncoder:
     signals the change at the start of its next block (§4.2, §6.3).
     """
 
-    __slots__ = ("_fields", "_last_block", "_last_fields", "_last_inserted", "_names", "_pending_sizes", "table")
+    __slots__ = ("_fields", "_known", "_known_at", "_last_block", "_last_fields", "_last_inserted", "_names",
+                 "_pending_sizes", "table")
 
     def __init__(self) -> None:
         self.table = DynamicTable(DEFAULT_TABLE_SIZE)
@@ -207,6 +237,9 @@ class HeaderEncoder:
         self._last_fields: list[tuple[bytes, bytes]] = []
         self._last_inserted = -1
         self._last_block = b""
+        # field -> its encoding, valid while table.inserted == _known_at (see MAX_KNOWN_FIELDS).
+        self._known: dict[tuple[bytes, bytes], bytes] = {}
+        self._known_at = -1
 
     def set_max_table_size(self, size: int) -> None:
         if size == self.table.max_size and not self._pending_sizes:
@@ -218,6 +251,7 @@ class HeaderEncoder:
         else:
             self._pending_sizes = [size]
         self._last_inserted = -1  # (the table may lose entries without an insertion)
+        self._known_at = -1
         self._evicted(self.table.set_max_size(size))
 
     def encode(self, fields: list[tuple[bytes, bytes]]) -> bytes:
@@ -225,13 +259,36 @@ class HeaderEncoder:
         pending = self._pending_sizes
         if not pending and inserted == self._last_inserted and fields == self._last_fields:
             return self._last_block
-        out = bytearray()
-        for size in pending:
-            _put_integer(out, size, 5, _SIZE_UPDATE)
-        self._pending_sizes = []
-        for name, value in fields:
-            self._field(out, name, value)
-        block = bytes(out)
+        # The block is joined from each field's encoding: appending to a list costs a fraction of a bytearray's
+        # `+=` compiled (a generic in-place add, ~400 instructions).
+        parts: list[bytes] = []
+        if pending:
+            sizes = bytearray()
+            for size in pending:
+                _put_integer(sizes, size, 5, _SIZE_UPDATE)
+            parts.append(bytes(sizes))
+            self._pending_sizes = []
+        known = self._known
+        if self._known_at != inserted:
+            known.clear()
+            self._known_at = inserted
+        table = self.table
+        for field in fields:
+            encoded = known.get(field)
+            if encoded is None:
+                out = bytearray()
+                name = field[0]
+                self._field(out, name, field[1])
+                encoded = bytes(out)
+                if table.inserted != self._known_at:
+                    # This field went into the table: every index known so far moved.
+                    known.clear()
+                    self._known_at = table.inserted
+                elif (len(known) < MAX_KNOWN_FIELDS and len(field[1]) <= MAX_INDEXED_VALUE
+                      and name not in _UNKEPT_NAMES):
+                    known[field] = encoded
+            parts.append(encoded)
+        block = b"".join(parts)
         if self.table.inserted == inserted and not pending:
             self._last_fields = list(fields)  # (a copy: the caller's list may change)
             self._last_inserted = inserted
@@ -261,6 +318,11 @@ class HeaderEncoder:
             out += literal
             return
         if not name_index:
+            if name in UNIQUE_VALUE_NAMES:
+                out += _name_literal(name)  # §6.2.2, never in the table: no index to look for
+                _put_integer(out, len(value), 7, 0)  # not Huffman-coded (UNIQUE_VALUE_NAMES)
+                out += value
+                return
             absolute = self._names.get(name)
             if absolute is not None:
                 name_index = self.table.absolute_to_index(absolute)

@@ -22,6 +22,11 @@ Header = tuple[bytes, bytes]
 # advance (HTTP/1 chunked or until-close, HTTP/2 DATA frames without content-length).
 NO_BODY: Final = 0
 UNKNOWN_LENGTH: Final = -1
+# Fields (lower-case names) whose values never repeat: a request or trace id per message. The codecs' memos of
+# fields and lines leave them out (they would only fill the memos' bounds), and HPACK sends them as literals
+# without indexing (rsp.http2.hpack_codec).
+UNIQUE_VALUE_NAMES: Final = frozenset((b"x-request-id", b"x-correlation-id", b"x-trace-id", b"traceparent",
+                                       b"x-amzn-trace-id", b"x-b3-traceid", b"x-b3-spanid", b"request-id"))
 
 
 def header_get(headers: list[Header], name: bytes) -> bytes | None:

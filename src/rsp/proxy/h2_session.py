@@ -14,6 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING, cast
 
 from rsp.config.model import Http2Settings
+from rsp.http1.forward import RequestContext
 from rsp.http2 import codes
 from rsp.http2.events import (
     ConnectionEnded,
@@ -50,6 +51,7 @@ class Http2Session:
         self.loop = proxy.loop
         self.conn = ServerConnection(settings, proxy.clock, scheme)
         self.streams: dict[int, H2Stream] = {}
+        self.context: RequestContext | None = None  # what forwarding reads besides a head, made by the 1st stream
         self.transport: Transport | None = None
         self.peer: tuple[object, ...] = ()
         self.flush_pending = False
@@ -108,7 +110,8 @@ class Http2Session:
                 if stream is not None:
                     stream.body(event.data)
             elif isinstance(event, RequestOpened):
-                stream = H2Stream(self, self.conn, self.proxy, event.stream_id, self.peer)
+                stream = H2Stream(self, self.conn, self.proxy, event.stream_id, self.peer, self.context)
+                self.context = stream.context  # one per connection: the serialised request memo keys on it
                 self.streams[event.stream_id] = stream
                 stream.begin(event.request)
             elif isinstance(event, RequestEnded):

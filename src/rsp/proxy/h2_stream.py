@@ -20,11 +20,11 @@ class has no interpreted subclasses.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from rsp.errors import ProtocolError
 from rsp.http1.events import CHUNKED, NO_BODY, EndOfMessage, Framing, RequestHead, ResponseHead
-from rsp.http1.forward import VIA_PSEUDONYM
+from rsp.http1.forward import VIA_PSEUDONYM, RequestContext
 from rsp.http1.serialise import error_reply, local_response
 from rsp.http2.server import ServerConnection
 from rsp.logs import get_logger
@@ -35,6 +35,9 @@ from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
 
 log = get_logger()
+# The Via field for each HTTP/1 version a backend answers with, made once (the same object every response:
+# its hash is cached for the HPACK encoder's per-field memo).
+_VIA_FIELDS: Final = {version: (b"via", version + b" " + VIA_PSEUDONYM) for version in (b"1.0", b"1.1")}
 
 
 class StreamOwner(Protocol):
@@ -50,14 +53,15 @@ class H2Stream(ClientSide):
     __slots__ = ("conn", "done", "head_request", "id", "owner", "paused_backend", "proxy", "unacked")
 
     def __init__(self, owner: StreamOwner, conn: ServerConnection, proxy: SessionState, stream_id: int,
-                 peer: tuple[object, ...]) -> None:
+                 peer: tuple[object, ...], context: RequestContext | None = None) -> None:
+        """`context`: the connection's RequestContext (its streams share one peer), made here when None."""
         self.owner = owner
         self.conn = conn
         self.proxy = proxy
         self.id = stream_id
         self.peer = peer
         self.client_ip = str(peer[0]) if peer else ""
-        self.context = proxy.request_context(self.client_ip)
+        self.context = context if context is not None else proxy.request_context(self.client_ip)
         self.closing = False
         self.exchange: ExchangeSide | None = None
         self.wait = WAIT_NONE
@@ -126,7 +130,7 @@ class H2Stream(ClientSide):
             # The backend's response passed through rsp over HTTP/`version` (RFC 9110 §7.6.3), as HTTP/1
             # clients are told (rsp.http1.forward); on a copy when a filter can see the response (its log
             # phase sees what the filters left), else added in place (the response was made for this send).
-            via = (b"via", origin.version + b" " + VIA_PSEUDONYM)
+            via = _VIA_FIELDS.get(origin.version) or (b"via", origin.version + b" " + VIA_PSEUDONYM)
             proxy = self.proxy
             if proxy.header_filters or proxy.body_filters or proxy.log_filters:
                 response = Response(response.status, [*response.headers, via], response.body_length,
