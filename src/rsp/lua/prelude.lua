@@ -66,13 +66,29 @@ local function checked(ok, ...)
   if ok then return ... end
   error(where() .. tostring((...)), 0)
 end
+-- ngx.req.set_header / clear_header in a request phase are recorded here (name, value or false, ...) and
+-- applied in one crossing: handed back with the step's result when the handler ends (rsp.lua.engine), or
+-- sent before any other call into Python (which might read the request) and before the step yields.
+local edits, n_edits = {}, 0
+local batching = false  -- the step runs a request phase's handler from its start (LuaEngine.run)
+local B_apply
+local function flush_edits()
+  local n = n_edits
+  n_edits = 0
+  B_apply(unpack(edits, 1, n))
+end
 do
   local raw = B
   B = {}
   for name, f in pairs(raw) do
     if name == "wait_marker" then B[name] = f
-    else B[name] = function(...) return checked(pcall(f, ...)) end end
+    else B[name] = function(...)
+      if n_edits > 0 then flush_edits() end
+      return checked(pcall(f, ...))
+    end end
   end
+  local apply = raw.req_apply
+  B_apply = function(...) return checked(pcall(apply, ...)) end
 end
 
 -- ---- the sandbox ----------------------------------------------------------------------------------------
@@ -407,15 +423,22 @@ function req.get_headers(max, raw)
   if raw then return header_table(B.req_headers(), true) end
   return header_table(field_list(), false)
 end
-function req.set_header(name, value)
-  field_changed(tostring(name))
-  if type(value) == "table" then
+local function set_header(name, value)
+  name = tostring(name)
+  field_changed(name)
+  local t = type(value)
+  if batching and t ~= "table" then
+    edits[n_edits + 1] = name
+    edits[n_edits + 2] = value ~= nil and tostring(value) or false
+    n_edits = n_edits + 2
+  elseif t == "table" then
     local list = {}
     for i = 1, #value do list[i] = tostring(value[i]) end
     B.req_set_header(tostring(name), list)
   else B.req_set_header(tostring(name), value ~= nil and tostring(value) or nil) end
 end
-function req.clear_header(name) field_changed(tostring(name)) B.req_set_header(tostring(name), nil) end
+req.set_header = set_header
+function req.clear_header(name) set_header(name, nil) end
 function req.read_body() wait(B.req_read_body()) end
 function req.get_body_data() return B.req_body() end
 function req.set_body_data(data) B.req_set_body(tostring(data)) end
@@ -645,6 +668,7 @@ end
 -- "budget" (then the message), or the operation the handler waits on ("exit", "wait").
 local function finish(co, ok, first, ...)
   remaining = math.huge
+  batching = false
   if budget_hit and jit then sethook(hook, "", HOOK_EVERY) end
   local made = ctx_new and step_ctx or nil
   ctx_new = false
@@ -653,7 +677,17 @@ local function finish(co, ok, first, ...)
       n_idle = n_idle + 1
       idle[n_idle] = co
     end
+    if n_edits > 0 then
+      -- the request's edits go back with the result: ("req", ngx.ctx made or false, name, value, ...)
+      local n = n_edits
+      n_edits = 0
+      return "req", made or false, unpack(edits, 1, n)
+    end
     return made
+  end
+  if n_edits > 0 then
+    if ok then flush_edits()  -- ngx.exit(ngx.OK) goes on: its edits count
+    else n_edits = 0 end      -- a failed handler's request is answered 500
   end
   if made ~= nil then B.ctx_set(made) end  -- a step that does not end done: the engine keeps it now
   if not ok then
@@ -688,11 +722,14 @@ local function step(co, ctx, ...)
   ctx_new = false
   step_vars = nil
   step_fields = nil
+  n_edits = 0
   return finish(co, co_resume(co, ...))
 end
 
--- a request phase's handler, on a runner; `ctx`: the exchange's ngx.ctx table, or nil
-local function start(fn, ctx)
+-- A handler on a runner; `ctx`: the exchange's ngx.ctx table, or nil; `batch`: a request phase's call,
+-- whose ngx.req edits may be handed back at its end; `...`: the ngx.var snapshot (rsp.lua.ngx_vars.snapshot),
+-- when the engine passed it with the call (a handler whose text reads ngx.var: one crossing fewer).
+local function start(fn, ctx, batch, ...)
   local co
   if n_idle > 0 then
     co = idle[n_idle]
@@ -701,10 +738,18 @@ local function start(fn, ctx)
   else
     co = new_coroutine(runner)
   end
-  return step(co, ctx, fn)
+  remaining = BUDGET
+  budget_hit = false
+  step_ctx = ctx
+  ctx_new = false
+  step_fields = nil
+  n_edits = 0
+  if select("#", ...) > 0 then step_vars = {...} else step_vars = nil end
+  batching = batch
+  return finish(co, co_resume(co, fn))
 end
--- the function the engine calls for one compiled handler (no per-call arguments to convert but ctx)
-function driver.bind(fn) return function(ctx) return start(fn, ctx) end end
+-- the function the engine calls for one compiled handler (per call: ctx, batch and the optional snapshot)
+function driver.bind(fn) return function(ctx, batch, ...) return start(fn, ctx, batch, ...) end end
 -- a timer's function, with its arguments, on a coroutine of its own
 function driver.start_args(fn, ...)
   return step(new_coroutine(fn), nil, ...)
