@@ -281,9 +281,16 @@ local function fields()
   if map ~= nil then return map end
   map = {}
   local cookies = {}
-  local list = field_list()
-  for i = 1, #list, 2 do
-    local name, value = list[i], list[i + 1]
+  local values = snapshot()
+  local blob = values[FIELDS]
+  if blob == false then  -- a field changed since the snapshot: the fields again (the one call gives all)
+    local fresh = {B_vars()}
+    blob = fresh[FIELDS]
+    values[FIELDS] = blob
+  end
+  -- one pattern match per line (a name is never empty; an empty value is; the NUL after a value is skipped
+  -- by gmatch's search for the next name)
+  for name, value in gmatch(blob, "(%Z+)%z(%Z*)") do
     local old = map[name]
     map[name] = old and (old .. ", " .. value) or value
     if name == "cookie" then cookies[#cookies + 1] = value end
@@ -320,15 +327,34 @@ local function arg(name)
   end
   return nil
 end
+-- A prefixed variable's family and argument, found once per name: {HTTP, "x-canary"} for http_x_canary,
+-- {ARG, "page"}, {COOKIE, "beta"}; false for any other name (a call into Python). At most MAX_KINDS names are
+-- kept (a handler may build names from the request).
+local HTTP, ARG, COOKIE = 1, 2, 3
+local MAX_KINDS, n_kinds = 1024, 0
+local var_kind = setmetatable({}, {__index = function(t, name)
+  local kind = false
+  if type(name) == "string" then
+    if sub(name, 1, 5) == "http_" then kind = {HTTP, dashed[sub(name, 6)]}
+    elseif sub(name, 1, 4) == "arg_" then kind = {ARG, sub(name, 5)}
+    elseif sub(name, 1, 7) == "cookie_" then kind = {COOKIE, sub(name, 8)} end
+    if n_kinds < MAX_KINDS then
+      n_kinds = n_kinds + 1
+      rawset(t, name, kind)
+    end
+  end
+  return kind
+end})
 ngx.var = setmetatable({}, {
   __index = function(_, name)
     local i = SNAPSHOT[name]
     if i ~= nil then return snapshot()[i] end
-    if type(name) == "string" then
-      local prefix = sub(name, 1, 4)
-      if prefix == "http" and sub(name, 5, 5) == "_" then return fields()[dashed[sub(name, 6)]] end
-      if prefix == "arg_" then return arg(sub(name, 5)) end
-      if prefix == "cook" and sub(name, 1, 7) == "cookie_" then return cookie(sub(name, 8)) end
+    local kind = var_kind[name]
+    if kind then
+      local family = kind[1]
+      if family == HTTP then return fields()[kind[2]] end
+      if family == ARG then return arg(kind[2]) end
+      return cookie(kind[2])
     end
     return B_var(name)
   end,
