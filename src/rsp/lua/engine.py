@@ -58,12 +58,13 @@ class Compiled:
     """A compiled handler: the Lua function, where it came from, and `start`: the driver's function that runs
     it on a runner coroutine, taking only the exchange's ngx.ctx table (rsp.lua.prelude, driver.bind)."""
 
-    __slots__ = ("function", "handler", "reads_vars", "start")
+    __slots__ = ("function", "handler", "reads_vars", "request", "start")
 
-    def __init__(self, handler: LuaHandler, function: Any, start: Any) -> None:
+    def __init__(self, handler: LuaHandler, function: Any, start: Any, request: Any = None) -> None:
         self.handler = handler
         self.function = function
         self.start = start
+        self.request = request  # the request phases' entry (ngx.req edits handed back, the snapshot passed)
         # A handler whose text reads ngx.var (or the headers) gets the variables' snapshot with its call (one
         # crossing fewer); any other handler, or a module it requires, takes it with a call of its own.
         self.reads_vars = "ngx.var" in handler.source or "get_headers" in handler.source
@@ -141,7 +142,8 @@ class LuaEngine:
         function, err = self._compile(handler.source.encode(), token.encode(), handler.kind.encode())
         if function is None:
             raise ScriptError(f"{self.restore(bytes(err).decode('utf-8', 'replace'))} (in {handler.key})")
-        compiled = Compiled(handler, function, self._bind(function))
+        request, start = self._bind(function)
+        compiled = Compiled(handler, function, start, request)
         self._compiled[key] = compiled
         return compiled
 
@@ -176,9 +178,9 @@ class LuaEngine:
         self.pending = None
         try:
             if compiled.reads_vars:
-                result = compiled.start(ctx.get(CTX_TABLE), True, *snapshot(exchange))
+                result = compiled.request(ctx.get(CTX_TABLE), *snapshot(exchange))
             else:
-                result = compiled.start(ctx.get(CTX_TABLE), True)
+                result = compiled.request(ctx.get(CTX_TABLE))
         except (self.lupa.LuaError, self.lupa.LuaMemoryError) as exc:
             result = self._raised(exc, compiled)
         finally:

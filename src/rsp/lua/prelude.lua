@@ -752,30 +752,37 @@ local function step(co, ctx, ...)
   return finish(co, co_resume(co, ...))
 end
 
--- A handler on a runner; `ctx`: the exchange's ngx.ctx table, or nil; `batch`: a request phase's call,
--- whose ngx.req edits may be handed back at its end; `...`: the ngx.var snapshot (rsp.lua.ngx_vars.snapshot),
--- when the engine passed it with the call (a handler whose text reads ngx.var: one crossing fewer).
-local function start(fn, ctx, batch, ...)
-  local co
+local function take_runner()
   if n_idle > 0 then
-    co = idle[n_idle]
+    local co = idle[n_idle]
     idle[n_idle] = nil
     n_idle = n_idle - 1
-  else
-    co = new_coroutine(runner)
+    return co
   end
-  remaining = BUDGET
-  budget_hit = false
-  step_ctx = ctx
-  ctx_new = false
-  step_fields = nil
-  n_edits = 0
-  if select("#", ...) > 0 then step_vars = {...} else step_vars = nil end
-  batching = batch
-  return finish(co, co_resume(co, fn))
+  return new_coroutine(runner)
 end
--- the function the engine calls for one compiled handler (per call: ctx, batch and the optional snapshot)
-function driver.bind(fn) return function(ctx, batch, ...) return start(fn, ctx, batch, ...) end end
+
+-- The two functions the engine calls for one compiled handler, each on a runner (no per-call arguments to
+-- convert but these): `request(ctx, v1 .. v9)` for a request phase, whose ngx.req edits may be handed back
+-- with its result; v1 .. v9 are the ngx.var snapshot (rsp.lua.ngx_vars.snapshot, FIELDS last) when the
+-- engine passes it with the call (a handler whose text reads ngx.var: one crossing fewer), else nil.
+-- `plain(ctx)` for the other phases and init. `ctx`: the exchange's ngx.ctx table, or nil.
+function driver.bind(fn)
+  local function request(ctx, v1, v2, v3, v4, v5, v6, v7, v8, v9)
+    local co = take_runner()
+    remaining = BUDGET
+    budget_hit = false
+    step_ctx = ctx
+    ctx_new = false
+    step_fields = nil
+    n_edits = 0
+    if v9 ~= nil then step_vars = {v1, v2, v3, v4, v5, v6, v7, v8, v9} else step_vars = nil end
+    batching = true
+    return finish(co, co_resume(co, fn))
+  end
+  local function plain(ctx) return step(take_runner(), ctx, fn) end
+  return request, plain
+end
 -- a timer's function, with its arguments, on a coroutine of its own
 function driver.start_args(fn, ...)
   return step(new_coroutine(fn), nil, ...)

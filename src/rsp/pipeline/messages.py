@@ -43,8 +43,9 @@ def header_set(headers: list[Header], name: bytes, value: bytes | None) -> None:
     first = -1
     spelt = name
     kept: list[Header] = []
+    size = len(name)
     for key, old in headers:
-        if key.lower() == name:
+        if len(key) == size and key.lower() == name:  # (the length first: most lines are another field)
             if first < 0:
                 first = len(kept)
                 spelt = key
