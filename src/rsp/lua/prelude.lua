@@ -237,6 +237,7 @@ local FIELDS = 9     -- the snapshot's last value: the fields, "name\0value\0...
 local step_vars = nil
 local step_fields = nil   -- name -> value (several lines joined with ", "), and [COOKIES] the cookie lines
 local COOKIES = {}
+local NO_COOKIES = {}  -- (never written: a request without cookies makes no table for them)
 local function vars_changed() step_vars = nil step_fields = nil end
 -- A field set or cleared: only the fields are stale (the snapshot's other values do not depend on them),
 -- unless it is Host, which is the authority (host, http_host).
@@ -280,7 +281,7 @@ local function fields()
   local map = step_fields
   if map ~= nil then return map end
   map = {}
-  local cookies = {}
+  local cookies = NO_COOKIES
   local values = snapshot()
   local blob = values[FIELDS]
   if blob == false then  -- a field changed since the snapshot: the fields again (the one call gives all)
@@ -293,7 +294,10 @@ local function fields()
   for name, value in gmatch(blob, "(%Z+)%z(%Z*)") do
     local old = map[name]
     map[name] = old and (old .. ", " .. value) or value
-    if name == "cookie" then cookies[#cookies + 1] = value end
+    if name == "cookie" then
+      if cookies == NO_COOKIES then cookies = {} end
+      cookies[#cookies + 1] = value
+    end
   end
   map[COOKIES] = cookies
   step_fields = map
@@ -767,6 +771,7 @@ end
 -- with its result; v1 .. v9 are the ngx.var snapshot (rsp.lua.ngx_vars.snapshot, FIELDS last) when the
 -- engine passes it with the call (a handler whose text reads ngx.var: one crossing fewer), else nil.
 -- `plain(ctx)` for the other phases and init. `ctx`: the exchange's ngx.ctx table, or nil.
+local call_vars = {}
 function driver.bind(fn)
   local function request(ctx, v1, v2, v3, v4, v5, v6, v7, v8, v9)
     local co = take_runner()
@@ -776,7 +781,15 @@ function driver.bind(fn)
     ctx_new = false
     step_fields = nil
     n_edits = 0
-    if v9 ~= nil then step_vars = {v1, v2, v3, v4, v5, v6, v7, v8, v9} else step_vars = nil end
+    if v9 ~= nil then
+      -- one table for every call's snapshot (less for the collector: a request's garbage costs it time)
+      local vars = call_vars
+      vars[1], vars[2], vars[3], vars[4], vars[5], vars[6], vars[7], vars[8], vars[9] =
+        v1, v2, v3, v4, v5, v6, v7, v8, v9
+      step_vars = vars
+    else
+      step_vars = nil
+    end
     batching = true
     return finish(co, co_resume(co, fn))
   end
