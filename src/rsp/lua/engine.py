@@ -178,7 +178,8 @@ class LuaEngine:
         self.pending = None
         try:
             if compiled.reads_vars:
-                result = compiled.request(ctx.get(CTX_TABLE), *snapshot(exchange))
+                v = snapshot(exchange)  # (its values as arguments one by one: a star-call builds a list)
+                result = compiled.request(ctx.get(CTX_TABLE), v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
             else:
                 result = compiled.request(ctx.get(CTX_TABLE))
         except (self.lupa.LuaError, self.lupa.LuaMemoryError) as exc:
