@@ -59,6 +59,21 @@ def test_answer_after_suspension(lua, loop) -> None:  # type: ignore[no-untyped-
     assert ex.answers[0].body == b"late\n" and ex.resumed == 0
 
 
+def test_header_edits_around_a_wait(lua, loop) -> None:  # type: ignore[no-untyped-def]
+    """Header edits recorded before a wait are sent before the handler yields; those after it, at its end."""
+    flt = lua.filter("""{ access = function()
+        ngx.req.set_header("X-Before", "1")
+        ngx.sleep(0)
+        ngx.ctx.before = ngx.var.http_x_before
+        ngx.req.set_header("X-After", "1")
+    end }""", loop=loop)
+    ex = FakeExchange()
+    assert flt.access(ex) is SUSPEND
+    assert ex.request.get(b"x-before") == b"1"
+    wait_for(loop, lambda: ex.resumed == 1)
+    assert ex.request.get(b"x-after") == b"1"
+
+
 def test_timers(lua, loop) -> None:  # type: ignore[no-untyped-def]
     flt = lua.filter("""{ shared = { t = "64k" }, access = function()
         ngx.timer.at(0.01, function(premature, key) ngx.shared.t:set(key, "fired") end, "once")

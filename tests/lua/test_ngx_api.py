@@ -395,3 +395,49 @@ def test_a_field_change_refreshes_the_fields_and_keeps_the_rest(lua) -> None:  #
     reply = flt.access(FakeExchange(b"/p", authority=b"old.example"))
     assert isinstance(reply, LocalReply)
     assert reply.body == b"nil /p|gold /p gold|nil old.example|new.example New.example\n"
+
+
+def test_header_edits_recorded_in_lua_apply_in_order_at_the_end(lua) -> None:  # type: ignore[no-untyped-def]
+    """set_header / clear_header in a request phase are applied when the handler ends (rsp.lua.prelude records
+    them): in order, replacing the first line, a number as its string, a clear after a set."""
+    flt = lua.filter("""{ access = function()
+        ngx.req.set_header("X-One", "1")
+        ngx.req.set_header("X_Two", 2)
+        ngx.req.set_header("X-Gone", "soon")
+        ngx.req.clear_header("x-gone")
+        ngx.req.set_header("User-Agent", "new")
+        ngx.req.set_header("X-One", "again")
+    end }""")
+    ex = FakeExchange(b"/p", headers=[(b"User-Agent", b"old"), (b"Accept", b"*/*")])
+    assert flt.access(ex) is None
+    assert ex.request.headers == [(b"User-Agent", b"new"), (b"Accept", b"*/*"), (b"x-one", b"again"),
+                                  (b"x-two", b"2")]
+    assert ex.request.changed
+
+
+@pytest.mark.parametrize("between", [
+    "ngx.say(ngx.var.http_x_a, ' ', ngx.req.get_headers()['x-a'])",   # a read of the fields: sent first
+    "ngx.say(ngx.req.get_headers(nil, true)['x-a'])",                   # the raw headers (a call of its own)
+    "ngx.log(ngx.INFO, 'x') ngx.say(ngx.var.http_x_a)",                 # any other call into Python
+])
+def test_recorded_header_edits_are_sent_before_a_read(lua, between: str) -> None:  # type: ignore[no-untyped-def]
+    body = say(lua, f'ngx.req.set_header("X-A", "v")\n{between}', FakeExchange(b"/p"))
+    assert body.split() in ([b"v", b"v"], [b"v"])
+
+
+def test_header_edits_before_exit_ok_count(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ rewrite = function()
+        ngx.req.set_header("X-Before-Exit", "1")
+        ngx.exit(ngx.OK)
+      end }""")
+    ex = FakeExchange(b"/p")
+    assert flt.rewrite(ex) is None
+    assert ex.request.get(b"x-before-exit") == b"1"
+
+
+def test_a_failed_handler_drops_its_recorded_edits(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter("""{ access = function() ngx.req.set_header("X-A", "v") error("boom") end }""")
+    ex = FakeExchange(b"/p")
+    reply = flt.access(ex)
+    assert isinstance(reply, LocalReply) and reply.response.status == 500
+    assert ex.request.get(b"x-a") is None

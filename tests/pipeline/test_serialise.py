@@ -14,6 +14,7 @@ from rsp.http1.parser import RequestParser, ResponseParser
 from rsp.http1.serialise import (
     local_response,
     request_of,
+    request_with_added_fields,
     response_of,
     serialise_request,
     serialise_response,
@@ -81,6 +82,35 @@ def test_an_unchanged_response_serialises_as_forward_response_writes_it(raw: byt
     ours = serialise_response(response_of(head), context, head.version)
     theirs = forward.forward_response(head, context)
     assert (ours.data, ours.chunked, ours.keep_alive) == (theirs.data, theirs.chunked, theirs.keep_alive)
+
+
+def lines(head: bytes) -> tuple[bytes, list[bytes]]:
+    """A head's start line and its field lines, sorted: what a backend reads, less the order of the names."""
+    start, *fields = head.split(b"\r\n")
+    return start, sorted(f.lower() for f in fields if f)
+
+
+@pytest.mark.parametrize("raw", REQUESTS)
+@pytest.mark.parametrize("context", CONTEXTS)
+def test_added_fields_spliced_into_the_forwarded_head_read_as_the_head_serialised_anew(
+        raw: bytes, context: forward.RequestContext) -> None:
+    head = request(raw)
+    changed = request_of(head, b"http")
+    changed.set(b"x-tier", b"gold")
+    changed.set(b"x-two", b"2")
+    spliced = request_with_added_fields(forward.forward_request(head, context), [(b"x-tier", b"gold"),
+                                                                                 (b"x-two", b"2")])
+    assert spliced is not None and spliced.endswith(b"\r\nx-tier: gold\r\nx-two: 2\r\n\r\n")
+    assert lines(spliced) == lines(serialise_request(changed, head, context))
+
+
+@pytest.mark.parametrize("name", [b"Host", b"content-length", b"Transfer-Encoding", b"connection", b"upgrade",
+                                  b"X-Forwarded-For", b"forwarded", b"x-forwarded-proto", b"x-forwarded-host",
+                                  b"Via", b"te"])
+def test_a_field_rsp_writes_itself_is_never_spliced(name: bytes) -> None:
+    head = request(REQUESTS[0])
+    assert request_with_added_fields(forward.forward_request(head, CONTEXTS[0]), [(b"x-ok", b"1"),
+                                                                                  (name, b"1")]) is None
 
 
 def test_the_neutral_request_has_no_connection_specific_fields_and_an_origin_form_target() -> None:

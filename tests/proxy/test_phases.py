@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from rsp.pipeline.messages import UNKNOWN_LENGTH, LocalReply
 from rsp.pipeline.phases import SUSPEND, ExchangeView, Filter, Verdict
 from support.fake_session import FakeSession, FakeTransport, protocol_of
@@ -95,6 +97,37 @@ def test_a_rewritten_host_reroutes_and_is_the_host_the_backend_gets(make_session
     assert s.connector.pending()[0].record.spec.port == 9201
     forwarded = s.accept().take()
     assert b"\r\nHost: api.example\r\n" in forwarded and b"X-Forwarded-Host: example\r\n" in forwarded
+
+
+class AddFields(Filter):
+    def __init__(self, *fields: tuple[bytes, bytes | None]) -> None:
+        self.fields = fields
+
+    def access(self, exchange: ExchangeView) -> Verdict:
+        for name, value in self.fields:
+            exchange.request.set(name, value)
+        return None
+
+
+@pytest.mark.parametrize("fields, spliced", [
+    ([(b"x-tier", b"gold"), (b"x-two", b"2")], True),   # only added: the forwarded head with the lines appended
+    ([(b"x-tier", b"gold"), (b"host", b"other")], False),  # a line replaced: serialised whole
+    ([(b"x-tier", b"gold"), (b"via", b"1.1 mine")], False),  # a field rsp writes itself: serialised whole
+])
+def test_added_fields_reach_the_backend_once_and_the_rest_as_forwarded(
+        make_session: Make, fields: list[tuple[bytes, bytes]], spliced: bool) -> None:
+    plain = make_session()
+    client = plain.client()
+    client.send(GET_X)
+    unchanged = plain.accept().take()
+    s = make_session(filters=[AddFields(*fields)])
+    client = s.client()
+    client.send(GET_X)
+    forwarded = s.accept().take()
+    for name, value in fields:
+        assert forwarded.lower().count(b"\r\n" + name + b": " + value + b"\r\n") == 1
+    added = b"".join(name + b": " + value + b"\r\n" for name, value in fields)
+    assert (forwarded == unchanged[:-2] + added + b"\r\n") is spliced
 
 
 class Deny(Filter):

@@ -295,6 +295,26 @@ def _serialise_request(request: Request, head: RequestHead, context: RequestCont
     return b"".join(parts)
 
 
+# Fields rsp writes itself in a forwarded request head (framing, Host, the proxy fields, Via, the protocol
+# switch): a line a filter adds under one of these names needs the whole head serialised anew.
+_WRITTEN_BY_RSP: Final = HOP_BY_HOP | _REBUILT | frozenset((_HOST, _CONTENT_LENGTH, b"via"))
+
+
+def request_with_added_fields(forwarded: bytes, added: list[Header]) -> bytes | None:
+    """`forwarded` (the head forward_request made for the request as it came) with the field lines `added`
+    before its end: what serialise_request gives for that request with those lines appended, but for where
+    the lines stand (after rsp's X-Forwarded-* / Forwarded / Via; the order of fields with different names
+    carries no meaning, RFC 9110 §5.3). None when a name is one rsp writes itself (_WRITTEN_BY_RSP): then the
+    head must be serialised whole. The common change of a filter, a header added, costs no re-serialising."""
+    parts = [forwarded[:-2]]
+    for name, value in added:
+        if name.lower() in _WRITTEN_BY_RSP:
+            return None
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
 def serialise_response(response: Response, context: ResponseContext, version: bytes = b"1.1") -> Reply:
     """The HTTP/1.1 response head for `response` (changed by a filter, or made by rsp: a LocalReply) and the
     framing of its body toward the client, answering a request in `context`; `version` is the backend's

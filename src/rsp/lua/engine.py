@@ -25,6 +25,8 @@ from rsp.lua.bridge import Bridge
 from rsp.lua.compile import LUPA, chunk_token, restore_paths
 from rsp.lua.cosocket import Cosockets
 from rsp.lua.host import CallState, Waiter
+from rsp.lua.ngx_req import apply_edits
+from rsp.lua.ngx_vars import snapshot
 from rsp.lua.prelude import PRELUDE
 from rsp.pipeline.messages import LocalReply
 from rsp.pipeline.phases import CONTINUE, SUSPEND, ExchangeView, Verdict
@@ -56,12 +58,16 @@ class Compiled:
     """A compiled handler: the Lua function, where it came from, and `start`: the driver's function that runs
     it on a runner coroutine, taking only the exchange's ngx.ctx table (rsp.lua.prelude, driver.bind)."""
 
-    __slots__ = ("function", "handler", "start")
+    __slots__ = ("function", "handler", "reads_vars", "request", "start")
 
-    def __init__(self, handler: LuaHandler, function: Any, start: Any) -> None:
+    def __init__(self, handler: LuaHandler, function: Any, start: Any, request: Any = None) -> None:
         self.handler = handler
         self.function = function
         self.start = start
+        self.request = request  # the request phases' entry (ngx.req edits handed back, the snapshot passed)
+        # A handler whose text reads ngx.var (or the headers) gets the variables' snapshot with its call (one
+        # crossing fewer); any other handler, or a module it requires, takes it with a call of its own.
+        self.reads_vars = "ngx.var" in handler.source or "get_headers" in handler.source
 
 
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
@@ -136,7 +142,8 @@ class LuaEngine:
         function, err = self._compile(handler.source.encode(), token.encode(), handler.kind.encode())
         if function is None:
             raise ScriptError(f"{self.restore(bytes(err).decode('utf-8', 'replace'))} (in {handler.key})")
-        compiled = Compiled(handler, function, self._bind(function))
+        request, start = self._bind(function)
+        compiled = Compiled(handler, function, start, request)
         self._compiled[key] = compiled
         return compiled
 
@@ -170,11 +177,19 @@ class LuaEngine:
         self.current = state
         self.pending = None
         try:
-            result = compiled.start(ctx.get(CTX_TABLE))
+            if compiled.reads_vars:
+                v = snapshot(exchange)  # (its values as arguments one by one: a star-call builds a list)
+                result = compiled.request(ctx.get(CTX_TABLE), v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
+            else:
+                result = compiled.request(ctx.get(CTX_TABLE))
         except (self.lupa.LuaError, self.lupa.LuaMemoryError) as exc:
             result = self._raised(exc, compiled)
         finally:
             self.current = previous
+        if type(result) is tuple and result[0] == b"req":
+            # done, with the ngx.req.set_header / clear_header calls the Lua half recorded (rsp.lua.prelude)
+            apply_edits(exchange.request, result, 2)
+            result = result[1] if result[1] is not False else None
         if result is None or type(result) not in (tuple, _Failure):
             if result is not None:
                 ctx[CTX_TABLE] = result  # the exchange's ngx.ctx, made in this step

@@ -12,6 +12,7 @@ from typing import Any, Final
 from rsp.errors import PipelineError, ScriptError
 from rsp.lua import ngx_text
 from rsp.lua.host import CallState, LuaHost, Waiter
+from rsp.pipeline.messages import Request
 
 REQUEST_PHASES: Final = frozenset({"rewrite", "access", "balancer"})
 # Where OpenResty allows ngx.req.read_body and the body functions (its content phase is rsp's local answer).
@@ -52,6 +53,16 @@ def lua_values(engine: LuaHost, value: Any) -> list[bytes]:
     if engine.lupa.lua_type(value) == "table":
         return [text_of(value[i]) for i in range(1, len(value) + 1)]
     return [text_of(value)]
+
+
+def apply_edits(request: Request, edits: tuple[Any, ...], start: int) -> None:
+    """Apply ngx.req.set_header / clear_header calls recorded by the Lua half: from `edits[start]` on, pairs of
+    a name and a value (bytes), or False to clear; as req_set_header does one call with a string or nil."""
+    for i in range(start, len(edits) - 1, 2):
+        name = edits[i]
+        value = edits[i + 1]
+        key = (name if isinstance(name, bytes) else text_of(name)).lower().replace(b"_", b"-")
+        request.set(key, value if isinstance(value, bytes) else None)
 
 
 class NgxReq:
@@ -124,6 +135,13 @@ class NgxReq:
             request.headers.extend((key, v) for v in values)
             if key == b"host" and values:
                 request.authority = values[0]
+
+    def req_apply(self, *edits: Any) -> None:
+        """set_header / clear_header calls the Lua half recorded in a request phase (name, value or False, ...),
+        sent before the handler's next call into Python or its yield."""
+        ex = exchange_state(self.engine, "ngx.req.set_header").exchange
+        assert ex is not None
+        apply_edits(ex.request, edits, 0)
 
     def _body_state(self, what: str) -> CallState:
         state = exchange_state(self.engine, what)

@@ -66,13 +66,29 @@ local function checked(ok, ...)
   if ok then return ... end
   error(where() .. tostring((...)), 0)
 end
+-- ngx.req.set_header / clear_header in a request phase are recorded here (name, value or false, ...) and
+-- applied in one crossing: handed back with the step's result when the handler ends (rsp.lua.engine), or
+-- sent before any other call into Python (which might read the request) and before the step yields.
+local edits, n_edits = {}, 0
+local batching = false  -- the step runs a request phase's handler from its start (LuaEngine.run)
+local B_apply
+local function flush_edits()
+  local n = n_edits
+  n_edits = 0
+  B_apply(unpack(edits, 1, n))
+end
 do
   local raw = B
   B = {}
   for name, f in pairs(raw) do
     if name == "wait_marker" then B[name] = f
-    else B[name] = function(...) return checked(pcall(f, ...)) end end
+    else B[name] = function(...)
+      if n_edits > 0 then flush_edits() end
+      return checked(pcall(f, ...))
+    end end
   end
+  local apply = raw.req_apply
+  B_apply = function(...) return checked(pcall(apply, ...)) end
 end
 
 -- ---- the sandbox ----------------------------------------------------------------------------------------
@@ -221,6 +237,7 @@ local FIELDS = 9     -- the snapshot's last value: the fields, "name\0value\0...
 local step_vars = nil
 local step_fields = nil   -- name -> value (several lines joined with ", "), and [COOKIES] the cookie lines
 local COOKIES = {}
+local NO_COOKIES = {}  -- (never written: a request without cookies makes no table for them)
 local function vars_changed() step_vars = nil step_fields = nil end
 -- A field set or cleared: only the fields are stale (the snapshot's other values do not depend on them),
 -- unless it is Host, which is the authority (host, http_host).
@@ -264,13 +281,23 @@ local function fields()
   local map = step_fields
   if map ~= nil then return map end
   map = {}
-  local cookies = {}
-  local list = field_list()
-  for i = 1, #list, 2 do
-    local name, value = list[i], list[i + 1]
+  local cookies = NO_COOKIES
+  local values = snapshot()
+  local blob = values[FIELDS]
+  if blob == false then  -- a field changed since the snapshot: the fields again (the one call gives all)
+    local fresh = {B_vars()}
+    blob = fresh[FIELDS]
+    values[FIELDS] = blob
+  end
+  -- one pattern match per line (a name is never empty; an empty value is; the NUL after a value is skipped
+  -- by gmatch's search for the next name)
+  for name, value in gmatch(blob, "(%Z+)%z(%Z*)") do
     local old = map[name]
     map[name] = old and (old .. ", " .. value) or value
-    if name == "cookie" then cookies[#cookies + 1] = value end
+    if name == "cookie" then
+      if cookies == NO_COOKIES then cookies = {} end
+      cookies[#cookies + 1] = value
+    end
   end
   map[COOKIES] = cookies
   step_fields = map
@@ -304,15 +331,34 @@ local function arg(name)
   end
   return nil
 end
+-- A prefixed variable's family and argument, found once per name: {HTTP, "x-canary"} for http_x_canary,
+-- {ARG, "page"}, {COOKIE, "beta"}; false for any other name (a call into Python). At most MAX_KINDS names are
+-- kept (a handler may build names from the request).
+local HTTP, ARG, COOKIE = 1, 2, 3
+local MAX_KINDS, n_kinds = 1024, 0
+local var_kind = setmetatable({}, {__index = function(t, name)
+  local kind = false
+  if type(name) == "string" then
+    if sub(name, 1, 5) == "http_" then kind = {HTTP, dashed[sub(name, 6)]}
+    elseif sub(name, 1, 4) == "arg_" then kind = {ARG, sub(name, 5)}
+    elseif sub(name, 1, 7) == "cookie_" then kind = {COOKIE, sub(name, 8)} end
+    if n_kinds < MAX_KINDS then
+      n_kinds = n_kinds + 1
+      rawset(t, name, kind)
+    end
+  end
+  return kind
+end})
 ngx.var = setmetatable({}, {
   __index = function(_, name)
     local i = SNAPSHOT[name]
     if i ~= nil then return snapshot()[i] end
-    if type(name) == "string" then
-      local prefix = sub(name, 1, 4)
-      if prefix == "http" and sub(name, 5, 5) == "_" then return fields()[dashed[sub(name, 6)]] end
-      if prefix == "arg_" then return arg(sub(name, 5)) end
-      if prefix == "cook" and sub(name, 1, 7) == "cookie_" then return cookie(sub(name, 8)) end
+    local kind = var_kind[name]
+    if kind then
+      local family = kind[1]
+      if family == HTTP then return fields()[kind[2]] end
+      if family == ARG then return arg(kind[2]) end
+      return cookie(kind[2])
     end
     return B_var(name)
   end,
@@ -407,15 +453,22 @@ function req.get_headers(max, raw)
   if raw then return header_table(B.req_headers(), true) end
   return header_table(field_list(), false)
 end
-function req.set_header(name, value)
-  field_changed(tostring(name))
-  if type(value) == "table" then
+local function set_header(name, value)
+  name = tostring(name)
+  field_changed(name)
+  local t = type(value)
+  if batching and t ~= "table" then
+    edits[n_edits + 1] = name
+    edits[n_edits + 2] = value ~= nil and tostring(value) or false
+    n_edits = n_edits + 2
+  elseif t == "table" then
     local list = {}
     for i = 1, #value do list[i] = tostring(value[i]) end
     B.req_set_header(tostring(name), list)
   else B.req_set_header(tostring(name), value ~= nil and tostring(value) or nil) end
 end
-function req.clear_header(name) field_changed(tostring(name)) B.req_set_header(tostring(name), nil) end
+req.set_header = set_header
+function req.clear_header(name) set_header(name, nil) end
 function req.read_body() wait(B.req_read_body()) end
 function req.get_body_data() return B.req_body() end
 function req.set_body_data(data) B.req_set_body(tostring(data)) end
@@ -645,6 +698,7 @@ end
 -- "budget" (then the message), or the operation the handler waits on ("exit", "wait").
 local function finish(co, ok, first, ...)
   remaining = math.huge
+  batching = false
   if budget_hit and jit then sethook(hook, "", HOOK_EVERY) end
   local made = ctx_new and step_ctx or nil
   ctx_new = false
@@ -653,7 +707,17 @@ local function finish(co, ok, first, ...)
       n_idle = n_idle + 1
       idle[n_idle] = co
     end
+    if n_edits > 0 then
+      -- the request's edits go back with the result: ("req", ngx.ctx made or false, name, value, ...)
+      local n = n_edits
+      n_edits = 0
+      return "req", made or false, unpack(edits, 1, n)
+    end
     return made
+  end
+  if n_edits > 0 then
+    if ok then flush_edits()  -- ngx.exit(ngx.OK) goes on: its edits count
+    else n_edits = 0 end      -- a failed handler's request is answered 500
   end
   if made ~= nil then B.ctx_set(made) end  -- a step that does not end done: the engine keeps it now
   if not ok then
@@ -688,23 +752,50 @@ local function step(co, ctx, ...)
   ctx_new = false
   step_vars = nil
   step_fields = nil
+  n_edits = 0
   return finish(co, co_resume(co, ...))
 end
 
--- a request phase's handler, on a runner; `ctx`: the exchange's ngx.ctx table, or nil
-local function start(fn, ctx)
-  local co
+local function take_runner()
   if n_idle > 0 then
-    co = idle[n_idle]
+    local co = idle[n_idle]
     idle[n_idle] = nil
     n_idle = n_idle - 1
-  else
-    co = new_coroutine(runner)
+    return co
   end
-  return step(co, ctx, fn)
+  return new_coroutine(runner)
 end
--- the function the engine calls for one compiled handler (no per-call arguments to convert but ctx)
-function driver.bind(fn) return function(ctx) return start(fn, ctx) end end
+
+-- The two functions the engine calls for one compiled handler, each on a runner (no per-call arguments to
+-- convert but these): `request(ctx, v1 .. v9)` for a request phase, whose ngx.req edits may be handed back
+-- with its result; v1 .. v9 are the ngx.var snapshot (rsp.lua.ngx_vars.snapshot, FIELDS last) when the
+-- engine passes it with the call (a handler whose text reads ngx.var: one crossing fewer), else nil.
+-- `plain(ctx)` for the other phases and init. `ctx`: the exchange's ngx.ctx table, or nil.
+local call_vars = {}
+function driver.bind(fn)
+  local function request(ctx, v1, v2, v3, v4, v5, v6, v7, v8, v9)
+    local co = take_runner()
+    remaining = BUDGET
+    budget_hit = false
+    step_ctx = ctx
+    ctx_new = false
+    step_fields = nil
+    n_edits = 0
+    if v9 ~= nil then
+      -- one table for every call's snapshot (less for the collector: a request's garbage costs it time)
+      local vars = call_vars
+      vars[1], vars[2], vars[3], vars[4], vars[5], vars[6], vars[7], vars[8], vars[9] =
+        v1, v2, v3, v4, v5, v6, v7, v8, v9
+      step_vars = vars
+    else
+      step_vars = nil
+    end
+    batching = true
+    return finish(co, co_resume(co, fn))
+  end
+  local function plain(ctx) return step(take_runner(), ctx, fn) end
+  return request, plain
+end
 -- a timer's function, with its arguments, on a coroutine of its own
 function driver.start_args(fn, ...)
   return step(new_coroutine(fn), nil, ...)

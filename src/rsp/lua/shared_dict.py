@@ -185,8 +185,9 @@ class SharedStore:
         (replace), "no memory" (safe, or a value larger than the dictionary)."""
         now = self.clock()
         db = self.dbs[name]
-        # the transaction's own database: get and put without keyword arguments (lmdb parses those slowly)
-        with self.env.begin(write=True, db=db) as txn:
+        # the transaction's own database: begin (db, parent, write), get and put without keyword arguments
+        # (lmdb parses those slowly)
+        with self.env.begin(db, None, True) as txn:
             old = txn.get(key)
             live = old is not None and not (_decode(old)[2] and _decode(old)[2] <= now)
             if mode == "add" and live:
@@ -219,8 +220,9 @@ class SharedStore:
         """Atomic add (one write transaction, serialised across processes). (new value, error, forcible)."""
         now = self.clock()
         db = self.dbs[name]
-        # the transaction's own database: get and put without keyword arguments (lmdb parses those slowly)
-        with self.env.begin(write=True, db=db) as txn:
+        # the transaction's own database: begin (db, parent, write), get and put without keyword arguments
+        # (lmdb parses those slowly)
+        with self.env.begin(db, None, True) as txn:
             old = txn.get(key)
             expires = 0.0
             current: float

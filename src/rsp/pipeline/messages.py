@@ -45,11 +45,19 @@ def header_values(headers: list[Header], name: bytes) -> list[bytes]:
 def header_set(headers: list[Header], name: bytes, value: bytes | None) -> None:
     """Replace every line of field `name` (lower-case) with one line `value`, kept where the first line was
     and spelt as it was (a new field is appended as `name`), or remove them all when `value` is None."""
+    size = len(name)
+    for key, _ in headers:
+        if len(key) == size and key.lower() == name:
+            break
+    else:  # no such field (the usual set of a new header): append it, the list otherwise as it is
+        if value is not None:
+            headers.append((name, value))
+        return
     first = -1
     spelt = name
     kept: list[Header] = []
     for key, old in headers:
-        if key.lower() == name:
+        if len(key) == size and key.lower() == name:  # (the length first: most lines are another field)
             if first < 0:
                 first = len(kept)
                 spelt = key

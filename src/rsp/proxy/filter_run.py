@@ -24,9 +24,16 @@ from collections.abc import Callable
 from typing import Final
 
 from rsp.http1.events import ResponseHead
-from rsp.http1.serialise import error_reply, local_response, request_of, response_of, serialise_request
+from rsp.http1.serialise import (
+    error_reply,
+    local_response,
+    request_of,
+    request_with_added_fields,
+    response_of,
+    serialise_request,
+)
 from rsp.logs import get_logger
-from rsp.pipeline.messages import LocalReply, Request, Response
+from rsp.pipeline.messages import Header, LocalReply, Request, Response
 from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, ExchangeView, Filter, Suspend, Verdict
 from rsp.pipeline.try_times import TryTimes
 from rsp.proxy.held_body import HeldBody
@@ -467,9 +474,29 @@ class FilterRun:
             if not request.changed and _request_key(request) != self._request_was:
                 request.changed = True  # a balancer filter changed it
             if request.changed or h1 is None:  # (a request of another protocol has no HTTP/1 bytes to reuse)
+                if h1 is not None:
+                    added = self._added_fields(request)
+                    if added is not None:
+                        head = request_with_added_fields(h1.forwarded.forward(exchange.head, h1.context), added)
+                        if head is not None:
+                            return head
                 return serialise_request(request, exchange.head, exchange.client.context)
         assert h1 is not None
         return h1.forwarded.forward(exchange.head, h1.context)
+
+    def _added_fields(self, request: Request) -> list[Header] | None:
+        """The field lines a filter appended to the request as it came, when that is all it changed (the
+        forwarded head then takes them as they are: serialise.request_with_added_fields); else None."""
+        was = self._request_was
+        before = was[3]
+        if request.method != was[0] or request.authority != was[1] or request.target != was[2] or \
+                request.body_length != was[4] or not isinstance(before, tuple):
+            return None
+        headers = request.headers
+        count = len(before)
+        if len(headers) <= count or tuple(headers[:count]) != before:
+            return None
+        return headers[count:]
 
     def next_try(self) -> None:
         """A retry (Exchange._pick_and_connect): the balancer filters again, seeing tries and last_failure."""
