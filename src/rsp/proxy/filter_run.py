@@ -28,14 +28,13 @@ from rsp.http1.serialise import (
     error_reply,
     local_response,
     request_of,
-    request_with_added_fields,
     response_of,
-    serialise_request,
 )
 from rsp.logs import get_logger
-from rsp.pipeline.messages import Header, LocalReply, Request, Response
+from rsp.pipeline.messages import LocalReply, Request, Response
 from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, ExchangeView, Filter, Suspend, Verdict
 from rsp.pipeline.try_times import TryTimes
+from rsp.proxy.changed_heads import backend_head, request_key, response_key
 from rsp.proxy.held_body import HeldBody
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ExchangeSide
@@ -53,21 +52,6 @@ _ROUTING: Final = 3
 _FORWARDING: Final = 4
 _DONE: Final = 5
 _STAGE_PHASE: Final = {_IN_REWRITE: REWRITE, _IN_ACCESS: ACCESS, _IN_BALANCER: BALANCER}
-
-
-def _request_key(request: Request) -> tuple[object, ...]:
-    return (request.method, request.authority, request.target, tuple(request.headers), request.body_length)
-
-
-def _response_key(response: Response) -> tuple[object, ...]:
-    """What a response phase may change; lines a filter add()ed last are not a change (Response.add)."""
-    headers = response.headers
-    added = response.added
-    if added is not None:
-        n = len(added)
-        if len(headers) >= n and headers[len(headers) - n:] == added:
-            headers = headers[:len(headers) - n]
-    return (response.status, response.reason, tuple(headers), response.body_length)
 
 
 class FilterRun:
@@ -108,7 +92,7 @@ class FilterRun:
         self.exchange = exchange
         self.proxy = proxy
         self._request = request
-        self._request_was: tuple[object, ...] = _request_key(request) if request is not None else ()
+        self._request_was: tuple[object, ...] = request_key(request) if request is not None else ()
         self._response: Response | None = None
         # The backend's head when the response took the direct path (no header or body filter): `response`
         # is made from it if a filter asks (log), after the fact.
@@ -139,7 +123,7 @@ class FilterRun:
         request = self._request
         if request is None:
             request = self._request = request_of(self.exchange.head, self.proxy.proto)
-            self._request_was = _request_key(request)
+            self._request_was = request_key(request)
         return request
 
     @request.setter
@@ -417,7 +401,7 @@ class FilterRun:
         request = self._request
         if request is None:
             return True
-        if not request.changed and _request_key(request) != self._request_was:
+        if not request.changed and request_key(request) != self._request_was:
             request.changed = True
         if request.body_length != self._request_was[4]:
             # The body comes from the client as it was framed; nothing here re-frames it.
@@ -466,37 +450,8 @@ class FilterRun:
             self.held.flush(buffer)
 
     def head_bytes(self) -> bytes:
-        """The request head for the backend: the cached forwarded head when no filter changed it."""
-        exchange = self.exchange
-        h1 = exchange.h1
-        request = self._request
-        if request is not None:
-            if not request.changed and _request_key(request) != self._request_was:
-                request.changed = True  # a balancer filter changed it
-            if request.changed or h1 is None:  # (a request of another protocol has no HTTP/1 bytes to reuse)
-                if h1 is not None:
-                    added = self._added_fields(request)
-                    if added is not None:
-                        head = request_with_added_fields(h1.forwarded.forward(exchange.head, h1.context), added)
-                        if head is not None:
-                            return head
-                return serialise_request(request, exchange.head, exchange.client.context)
-        assert h1 is not None
-        return h1.forwarded.forward(exchange.head, h1.context)
-
-    def _added_fields(self, request: Request) -> list[Header] | None:
-        """The field lines a filter appended to the request as it came, when that is all it changed (the
-        forwarded head then takes them as they are: serialise.request_with_added_fields); else None."""
-        was = self._request_was
-        before = was[3]
-        if request.method != was[0] or request.authority != was[1] or request.target != was[2] or \
-                request.body_length != was[4] or not isinstance(before, tuple):
-            return None
-        headers = request.headers
-        count = len(before)
-        if len(headers) <= count or tuple(headers[:count]) != before:
-            return None
-        return headers[count:]
+        """The request head for the backend (rsp.proxy.changed_heads.backend_head)."""
+        return backend_head(self.exchange, self._request, self._request_was)
 
     def next_try(self) -> None:
         """A retry (Exchange._pick_and_connect): the balancer filters again, seeing tries and last_failure."""
@@ -598,7 +553,7 @@ class FilterRun:
         if self.failed or not self.proxy.header_filters:
             return response  # (the 500 for a failed filter: no filter runs over it)
         status, reason = response.status, response.reason
-        was = _response_key(response)
+        was = response_key(response)
         for flt in self.proxy.header_filters:
             try:
                 flt.header_filter(self)
@@ -614,7 +569,7 @@ class FilterRun:
         if replaced is not None and replaced is not response:
             response = replaced
             response.changed = True
-        if not response.changed and _response_key(response) != was:
+        if not response.changed and response_key(response) != was:
             response.changed = True
         if response.status != status and response.reason is reason:
             response.reason = b""  # the phrase of the new status
