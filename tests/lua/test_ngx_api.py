@@ -101,6 +101,32 @@ def test_ngx_req(lua) -> None:  # type: ignore[no-untyped-def]
     assert ex.request.changed
 
 
+def test_a_header_set_from_lua_can_never_split_the_head(lua) -> None:  # type: ignore[no-untyped-def]
+    # As OpenResty escapes them: CR, LF and other control bytes in a value, and anything but tchar in a name
+    # (RFC 9110 §5.5, §5.6.2), become %XX, so a handler fed user input cannot inject a field or end the head.
+    flt = lua.filter(r"""{ rewrite = function()
+        ngx.req.set_header("X-Batched", "a\r\nEvil: 1")
+        ngx.req.set_header("X-Table", { "b\nc", "tab\tkept" })
+        ngx.req.set_header("Bad Name:", "v")
+    end, header_filter = function()
+        ngx.header["X-Out"] = "d\r\n\r\nbody"
+    end, access = function()
+        ngx.redirect("/x\r\nSet-Cookie: s=1")
+    end }""")
+    ex = FakeExchange()
+    assert flt.rewrite(ex) is None
+    assert ex.request.get(b"x-batched") == b"a%0D%0AEvil: 1"
+    assert [v for k, v in ex.request.headers if k == b"x-table"] == [b"b%0Ac", b"tab\tkept"]
+    assert ex.request.get(b"bad%20name%3a") == b"v"  # (get takes a lower-case name)
+    assert all(b"\r" not in k + v and b"\n" not in k + v for k, v in ex.request.headers)
+    from rsp.pipeline.messages import Response
+    ex.response = Response(200, [], 0)
+    assert flt.header_filter(ex) is None
+    assert ex.response.get(b"x-out") == b"d%0D%0A%0D%0Abody"
+    reply = flt.access(FakeExchange())
+    assert isinstance(reply, LocalReply) and reply.response.get(b"location") == b"/x%0D%0ASet-Cookie: s=1"
+
+
 def test_header_and_status_in_header_filter(lua) -> None:  # type: ignore[no-untyped-def]
     from rsp.pipeline.messages import Response
     flt = lua.filter("""{ header_filter = function()

@@ -177,7 +177,7 @@ class Bridge:
 
     def header_set(self, name: bytes, value: Any) -> None:
         state = self._state()
-        key = name.lower().replace(b"_", b"-")
+        key = ngx_text.safe_header_name(name).lower().replace(b"_", b"-")
         values = lua_values(self.engine, value)
         ex = state.exchange
         if ex is not None and ex.response is not None and state.phase == "header_filter":

@@ -45,14 +45,15 @@ def exchange_state(engine: LuaHost, what: str) -> CallState:
 
 
 def lua_values(engine: LuaHost, value: Any) -> list[bytes]:
-    """A header value from Lua (a string, nil, or a table of them) as its field values."""
+    """A header value from Lua (a string, nil, or a table of them) as its field values, each one made safe to
+    put in a head (ngx_text.safe_header_value)."""
     if isinstance(value, bytes):
-        return [value]  # the common case, without asking Lua for the value's type
+        return [ngx_text.safe_header_value(value)]  # the common case, without asking Lua for the value's type
     if value is None:
         return []
     if engine.lupa.lua_type(value) == "table":
-        return [text_of(value[i]) for i in range(1, len(value) + 1)]
-    return [text_of(value)]
+        return [ngx_text.safe_header_value(text_of(value[i])) for i in range(1, len(value) + 1)]
+    return [ngx_text.safe_header_value(text_of(value))]
 
 
 def apply_edits(request: Request, edits: tuple[Any, ...], start: int) -> None:
@@ -61,8 +62,9 @@ def apply_edits(request: Request, edits: tuple[Any, ...], start: int) -> None:
     for i in range(start, len(edits) - 1, 2):
         name = edits[i]
         value = edits[i + 1]
-        key = (name if isinstance(name, bytes) else text_of(name)).lower().replace(b"_", b"-")
-        request.set(key, value if isinstance(value, bytes) else None)
+        raw = name if isinstance(name, bytes) else text_of(name)
+        key = ngx_text.safe_header_name(raw).lower().replace(b"_", b"-")
+        request.set(key, ngx_text.safe_header_value(value) if isinstance(value, bytes) else None)
 
 
 class NgxReq:
@@ -125,7 +127,7 @@ class NgxReq:
         assert ex is not None
         if state.phase not in REQUEST_PHASES:
             raise ScriptError(f"ngx.req.set_header is not allowed in {state.phase}")
-        key = name.lower().replace(b"_", b"-")
+        key = ngx_text.safe_header_name(name).lower().replace(b"_", b"-")
         values = lua_values(self.engine, value)
         request = ex.request
         if len(values) == 1:

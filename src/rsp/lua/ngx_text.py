@@ -39,6 +39,29 @@ def escape_uri(data: bytes) -> bytes:
     return quote(data, safe=b"").encode("ascii") if data else b""
 
 
+# A header a handler sets can never split the head it goes into: as OpenResty does
+# (ngx_http_lua_copy_escaped_header), rsp percent-escapes what a field may not hold instead of refusing it. A
+# name keeps only tchar (RFC 9110 §5.6.2: no separator, space, ':' or control byte); a value keeps HTAB, SP,
+# VCHAR and obs-text (§5.5: no CR, LF, NUL or other control byte).
+_UNSAFE_NAME: Final = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+_UNSAFE_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _percent(match: re.Match[bytes]) -> bytes:
+    return b"%%%02X" % match.group()[0]
+
+
+def safe_header_name(name: bytes) -> bytes:
+    """`name` with every byte a field name may not hold written %XX (the name as it is when it has none)."""
+    return _UNSAFE_NAME.sub(_percent, name) if _UNSAFE_NAME.search(name) is not None else name
+
+
+def safe_header_value(value: bytes) -> bytes:
+    """`value` with every control byte but HTAB written %XX: a CR or LF set from Lua never starts a new field
+    or ends the head (header injection, request smuggling)."""
+    return _UNSAFE_VALUE.sub(_percent, value) if _UNSAFE_VALUE.search(value) is not None else value
+
+
 def unescape_uri(data: bytes) -> bytes:
     """%XX decoded, `+` kept (ngx.unescape_uri decodes only percent escapes)."""
     return unquote_to_bytes(data)
