@@ -127,6 +127,20 @@ def test_a_header_set_from_lua_can_never_split_the_head(lua) -> None:  # type: i
     assert isinstance(reply, LocalReply) and reply.response.get(b"location") == b"/x%0D%0ASet-Cookie: s=1"
 
 
+def test_the_request_line_set_from_lua_can_never_be_split(lua) -> None:  # type: ignore[no-untyped-def]
+    flt = lua.filter(r"""{ rewrite = function()
+        ngx.req.set_uri_args("a=1 HTTP/1.1\r\nEvil: 1&b=%20")
+    end, access = function()
+        ngx.req.set_method("GET / HTTP/1.1\r\n")
+    end }""")
+    ex = FakeExchange(b"/p")
+    assert flt.rewrite(ex) is None
+    assert ex.request.target == b"/p?a=1%20HTTP/1.1%0D%0AEvil:%201&b=%20"  # its own escapes kept
+    reply = flt.access(ex)  # a method that is not a token is the handler's error: 500
+    assert isinstance(reply, LocalReply) and reply.response.status == 500
+    assert ex.request.method == b"GET"
+
+
 def test_header_and_status_in_header_filter(lua) -> None:  # type: ignore[no-untyped-def]
     from rsp.pipeline.messages import Response
     flt = lua.filter("""{ header_filter = function()

@@ -82,6 +82,8 @@ class NgxReq:
     def req_set_method(self, method: bytes) -> None:
         ex = exchange_state(self.engine, "ngx.req.set_method").exchange
         assert ex is not None
+        if not ngx_text.is_token(method):  # RFC 9110 §9.1: a method is a token
+            raise ScriptError(f"ngx.req.set_method: bad method {method[:40]!r}")
         ex.request.method = method
         ex.request.changed = True
 
@@ -98,7 +100,7 @@ class NgxReq:
     def req_set_query(self, query: bytes) -> None:
         ex = exchange_state(self.engine, "ngx.req.set_uri_args").exchange
         assert ex is not None
-        ex.request.target = ex.request.path + (b"?" + query if query else b"")
+        ex.request.target = ex.request.path + (b"?" + ngx_text.escape_query(query) if query else b"")
         ex.request.changed = True
 
     def req_set_path(self, path: bytes) -> None:

@@ -240,6 +240,18 @@ def regex_sub(subject: bytes, pattern: bytes, template: bytes, options: bytes, c
     return b"".join(out), n
 
 
+def is_token(text: bytes) -> bool:
+    """Whether `text` is an RFC 9110 §5.6.2 token (a method, §9.1, or a field name)."""
+    return bool(text) and _UNSAFE_NAME.search(text) is None
+
+
+def escape_query(query: bytes) -> bytes:
+    """A query set by ngx.req.set_uri_args as a string: kept as given (its escapes included) but for the bytes
+    RFC 3986 §3.4 does not allow there (space, CR, LF, '#', ...), written %XX so they cannot end the request
+    line or start a field."""
+    return quote(query, safe=b"/?:@!$&'()*+,;=-._~%").encode("ascii")
+
+
 def escape_path(path: bytes) -> bytes:
     """A path set by ngx.req.set_uri, escaped for the request line: `/` and RFC 3986 §3.3's pchar kept."""
     return quote(path, safe=b"/:@!$&'()*+,;=-._~%").encode("ascii")
