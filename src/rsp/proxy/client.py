@@ -154,9 +154,14 @@ class ClientConnection(Http1ClientSide):
         self.backlog = None
         if events is not None:
             self.run_events(events)
-        if not self.backlog and self.paused_pipeline and not self.closing:
+        # (Not `self.backlog` here: mypy, and so mypyc, would take it for the None assigned above, though
+        # run_events may have filled it.)
+        if not self._backlog_waits() and self.paused_pipeline and not self.closing:
             self.paused_pipeline = False
             self._update_reading()
+
+    def _backlog_waits(self) -> bool:
+        return bool(self.backlog)
 
     def _wait(self, events: list[Event]) -> None:
         """Add `events` (a list of the caller's, not used after) to the backlog."""
