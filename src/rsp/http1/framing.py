@@ -12,7 +12,7 @@ from typing import Final, NoReturn
 from rsp.errors import ProtocolError
 from rsp.http1 import fields
 from rsp.http1.events import END_OF_MESSAGE, Data, EndOfMessage, Event, Framing, Headers
-from rsp.http1.fast_path import fast_path
+from rsp.http1.fast_path import FastPath, fast_path
 from rsp.http1.fields import FIELD_LINE_RE
 from rsp.http1.grammar import CHUNK_LINE_RE, CR, CRLF, END_OF_HEAD, FORBIDDEN_TRAILERS, LF
 from rsp.http1.head_fields import (
@@ -67,12 +67,15 @@ class MessageParser:
     )
 
     def __init__(self, status: int, max_start_line: int, max_header_section: int, max_header_count: int,
-                 memos: bool, declared: HeadFields, default: HeadFields) -> None:
+                 memos: bool, declared: HeadFields, default: HeadFields, compiled: FastPath | None = None) -> None:
         if declared.captured[: len(default.captured)] != default.captured:
             raise ValueError("a declaration must extend the default one (its groups keep their numbers)")
         # The fast-path expression embeds the field count limit (set at construction); the hop-by-hop lines
         # it cuts, and the Connection options that leave `forwardable` valid, come with the declaration.
-        self._fast, self._cut = fast_path(status == 400, declared, max_header_count)
+        # `compiled`: that pair, when the caller has it already for these settings (a parser per new
+        # connection skips the cache lookup, whose key hashing cost ~800 instructions per connection).
+        self._fast, self._cut = compiled if compiled is not None else fast_path(status == 400, declared,
+                                                                                 max_header_count)
         self._vetted = declared.vetted
         self._status = status  # what every framing error answers: 400 for requests, 502 for responses
         self._state = HEAD

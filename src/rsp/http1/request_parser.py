@@ -6,7 +6,7 @@ from typing import Final, final
 
 from rsp.errors import ProtocolError
 from rsp.http1.events import END_OF_MESSAGE, NO_BODY, Event, Framing, Headers, RequestHead
-from rsp.http1.fast_path import REQUEST_GROUP, SECTION, forwardable_section
+from rsp.http1.fast_path import REQUEST_GROUP, SECTION, fast_path, forwardable_section
 from rsp.http1.framing import CLOSED, HEAD, PAUSED, MessageParser
 from rsp.http1.grammar import (
     CONNECT,
@@ -77,7 +77,7 @@ class SharedHeads:
     never repeated cost one dict insertion each and cannot grow it.
     """
 
-    __slots__ = ("declared", "heads", "max_header_count", "max_header_section", "max_request_line")
+    __slots__ = ("compiled", "declared", "heads", "max_header_count", "max_header_section", "max_request_line")
 
     def __init__(self, *, max_request_line: int = MAX_REQUEST_LINE, max_header_section: int = MAX_HEADER_SECTION,
                  max_header_count: int = MAX_HEADER_COUNT, declared: HeadFields = REQUEST_FIELDS) -> None:
@@ -86,6 +86,8 @@ class SharedHeads:
         self.max_header_count: Final = max_header_count
         self.declared: Final = declared
         self.heads: dict[bytes, RequestHead] = {}
+        # The fast path of these settings, handed to each parser made with them (no cache lookup per parser).
+        self.compiled: Final = fast_path(True, declared, max_header_count)
 
     def fits(self, max_request_line: int, max_header_section: int, max_header_count: int,
              declared: HeadFields) -> bool:
@@ -131,9 +133,10 @@ class RequestParser(MessageParser):
         declared: HeadFields = REQUEST_FIELDS,
         shared: SharedHeads | None = None,
     ) -> None:
-        super().__init__(400, max_request_line, max_header_section, max_header_count, memos, declared, REQUEST_FIELDS)
         if shared is not None and not shared.fits(max_request_line, max_header_section, max_header_count, declared):
             raise ValueError("a shared head memo serves only parsers with the settings it was made for")
+        super().__init__(400, max_request_line, max_header_section, max_header_count, memos, declared, REQUEST_FIELDS,
+                         shared.compiled if shared is not None else None)
         # The heads shared with other connections' parsers (SharedHeads): looked up and filled only for a
         # connection's first head, when this parser has no memo of its own. Off with the other memos.
         self._shared = shared if memos else None
