@@ -53,3 +53,11 @@ MAX_CHUNK_LINE: Final = 16 * 1024
 # connection holds small (the memo keeps the head's bytes and event alive until the next head) whatever
 # the header limits above allow.
 MAX_MEMO_HEAD: Final = 8 * 1024
+
+# The shared head memo (request_parser.SharedHeads): the first request heads of new connections, remembered
+# per process so that a connection whose first head repeats one seen on another connection skips the parse
+# (a new connection has no memo of its own yet). At most this many heads of at most this size: 256 heads
+# of up to 2 KiB and their events stay under ~1 MiB per process, and the heads this is for (load
+# generators, health checks, API clients, the same page from many browsers) are a few hundred bytes.
+MAX_SHARED_HEADS: Final = 256
+MAX_SHARED_HEAD: Final = 2 * 1024

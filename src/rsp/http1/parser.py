@@ -33,7 +33,7 @@ request_parser and response_parser (the heads of each kind). This module is the 
 
 from __future__ import annotations
 
-from rsp.http1.request_parser import RequestParser
+from rsp.http1.request_parser import RequestParser, SharedHeads
 from rsp.http1.response_parser import ResponseParser
 
-__all__ = ["RequestParser", "ResponseParser"]
+__all__ = ["RequestParser", "ResponseParser", "SharedHeads"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, final
 
 from rsp.errors import ProtocolError
 from rsp.http1.events import END_OF_MESSAGE, NO_BODY, Event, Framing, Headers, RequestHead
-from rsp.http1.fast_path import REQUEST_GROUP, SECTION, forwardable_section
+from rsp.http1.fast_path import REQUEST_GROUP, SECTION, fast_path, forwardable_section
 from rsp.http1.framing import CLOSED, HEAD, PAUSED, MessageParser
 from rsp.http1.grammar import (
     CONNECT,
@@ -24,7 +24,13 @@ from rsp.http1.head_fields import (
     HeadFields,
     fields_table,
 )
-from rsp.http1.limits import MAX_HEADER_COUNT, MAX_HEADER_SECTION, MAX_REQUEST_LINE
+from rsp.http1.limits import (
+    MAX_HEADER_COUNT,
+    MAX_HEADER_SECTION,
+    MAX_REQUEST_LINE,
+    MAX_SHARED_HEAD,
+    MAX_SHARED_HEADS,
+)
 from rsp.http1.memo import starts_with
 from rsp.http1.verdict import request_verdict
 
@@ -52,17 +58,70 @@ _TABLE: Final = fields_table(REQUEST_FIELDS)
 _NO_REQUEST: Final = RequestHead(b"", b"", b"", (), False, NO_BODY)
 
 
+@final
+class SharedHeads:
+    """Request heads shared by the parsers of one proxy's connections (one per listener per worker): the
+    first head of a new connection, by its bytes, with its event.
+
+    A parser's own memos serve a keep-alive client that repeats its head; a new connection has none, so
+    its first head always went through the fast path's expression (~13,000 instructions of a ~65,000
+    instruction new-connection request, docs/performance.md). Many new connections send a head some
+    earlier connection sent byte for byte (a load generator, health checks, an API client that does not
+    keep its connections). The key is the whole head, every byte of it, as for the parser's exact memo:
+    the declared fields are in it, so the rule of docs/architecture.md ("Caches of parsed and forwarded
+    heads") holds. What else decides the event is the parsers' settings (limits, declaration), so a
+    SharedHeads is made for one set of settings and only parsers made with the same ones use it
+    (`fits`). Events are immutable: one is handed to any number of connections.
+
+    Bounded (MAX_SHARED_HEADS heads of at most MAX_SHARED_HEAD bytes), emptied when full: heads that are
+    never repeated cost one dict insertion each and cannot grow it.
+    """
+
+    __slots__ = ("compiled", "declared", "heads", "max_header_count", "max_header_section", "max_request_line")
+
+    def __init__(self, *, max_request_line: int = MAX_REQUEST_LINE, max_header_section: int = MAX_HEADER_SECTION,
+                 max_header_count: int = MAX_HEADER_COUNT, declared: HeadFields = REQUEST_FIELDS) -> None:
+        self.max_request_line: Final = max_request_line
+        self.max_header_section: Final = max_header_section
+        self.max_header_count: Final = max_header_count
+        self.declared: Final = declared
+        self.heads: dict[bytes, RequestHead] = {}
+        # The fast path of these settings, handed to each parser made with them (no cache lookup per parser).
+        self.compiled: Final = fast_path(True, declared, max_header_count)
+
+    def fits(self, max_request_line: int, max_header_section: int, max_header_count: int,
+             declared: HeadFields) -> bool:
+        """Whether a parser with these settings gives the events this memo holds."""
+        return (max_request_line == self.max_request_line and max_header_section == self.max_header_section
+                and max_header_count == self.max_header_count and declared is self.declared)
+
+    def remember(self, head_bytes: bytes, head: RequestHead) -> None:
+        heads = self.heads
+        if len(heads) >= MAX_SHARED_HEADS:
+            heads.clear()
+        heads[head_bytes] = head
+
+
+def _state_after(head: RequestHead) -> int:
+    """The parser's state after the head `head` and its body: paused after a request that may switch
+    protocols, closed after one that ends the connection, else the next head."""
+    if head.upgrade is not None or head.method == CONNECT:
+        return PAUSED
+    return HEAD if head.keep_alive else CLOSED
+
+
 class RequestParser(MessageParser):
     """Parses the requests a client sends on one connection.
 
     Errors carry 400, except: request line too long 414, header section too large or too many fields
     431, unsupported transfer coding 501, HTTP version other than 1.0 / 1.1 505.
     memos=False turns the parser's memos off (for the differential tests); `declared` may extend the
-    declaration of the fields that decide a request (rsp.http1.head_fields).
+    declaration of the fields that decide a request (rsp.http1.head_fields); `shared` is a memo of heads
+    shared with other connections (SharedHeads), made for the same settings.
     """
 
     __slots__ = ("_last_after", "_last_event", "_last_head", "_near_after", "_near_event",
-                 "_near_prefix", "_near_state", "_valid_host")
+                 "_near_prefix", "_near_state", "_shared", "_valid_host")
 
     def __init__(
         self,
@@ -72,8 +131,15 @@ class RequestParser(MessageParser):
         max_header_count: int = MAX_HEADER_COUNT,
         memos: bool = True,
         declared: HeadFields = REQUEST_FIELDS,
+        shared: SharedHeads | None = None,
     ) -> None:
-        super().__init__(400, max_request_line, max_header_section, max_header_count, memos, declared, REQUEST_FIELDS)
+        if shared is not None and not shared.fits(max_request_line, max_header_section, max_header_count, declared):
+            raise ValueError("a shared head memo serves only parsers with the settings it was made for")
+        super().__init__(400, max_request_line, max_header_section, max_header_count, memos, declared, REQUEST_FIELDS,
+                         shared.compiled if shared is not None else None)
+        # The heads shared with other connections' parsers (SharedHeads): looked up and filled only for a
+        # connection's first head, when this parser has no memo of its own. Off with the other memos.
+        self._shared = shared if memos else None
         # The last Host value validated: a keep-alive client repeats it, a comparison is cheaper than the
         # regular expression.
         self._valid_host: bytes | None = None
@@ -101,7 +167,8 @@ class RequestParser(MessageParser):
         self._valid_host = None
 
     def _eof(self, events: list[Event]) -> None:
-        if self._state == HEAD and not (self._buf.strip(b"\r\n") or any(self._more)):
+        more = self._more
+        if self._state == HEAD and not (self._buf.strip(b"\r\n") or (more is not None and any(more))):
             return
         raise ProtocolError("connection closed in the middle of a request", 400)
 
@@ -124,6 +191,23 @@ class RequestParser(MessageParser):
             near = self._near_target(buf, pos, events)
             if near >= 0:
                 return near
+        shared = self._shared if not last else None
+        if shared is not None:
+            # The connection's first head (or its first since the memos were forgotten): another
+            # connection may have sent these very bytes. The head ends at the first empty line.
+            stop = buf.find(END_OF_HEAD, pos, pos + MAX_SHARED_HEAD)
+            if stop >= 0:
+                stop += len(END_OF_HEAD)
+                key = buf[pos:stop]
+                known = shared.heads.get(key)
+                if known is not None:
+                    after = _state_after(known)
+                    self._last_head = key
+                    self._last_event = known
+                    self._last_after = after
+                    events.append(known)
+                    self._request_body(known.body, events, after)
+                    return stop
         match = self._fast.match(buf, pos)
         if match is not None:
             groups = match.groups()
@@ -171,16 +255,13 @@ class RequestParser(MessageParser):
         if memos and host is not None:
             self._valid_host = host
         events.append(head)
-        if head.upgrade is not None or method == CONNECT:
-            after = PAUSED
-        elif head.keep_alive:
-            after = HEAD
-        else:
-            after = CLOSED
+        after = _state_after(head)
         if end - pos <= self._memo_limit:
-            self._last_head = buf[pos:end]
+            self._last_head = key = buf[pos:end]
             self._last_event = head
             self._last_after = after
+            if shared is not None and end - pos <= MAX_SHARED_HEAD and key.endswith(END_OF_HEAD):
+                shared.remember(key, head)
             if raw and target[0] == SLASH and after == HEAD:
                 self._near_prefix = method + b" "
                 self._near_event = head

@@ -91,7 +91,7 @@ class ResponseParser(MessageParser):
         if state == UNTIL_CLOSE:
             self._end_message(events, END_OF_MESSAGE)
             return
-        if state == HEAD and not self._buf and not self._more:
+        if state == HEAD and not self._buf and self._more is None:
             return  # between responses: the I/O layer sees `pending` to tell an idle close from a lost one
         raise ProtocolError("backend closed the connection in the middle of a response", 502)
 

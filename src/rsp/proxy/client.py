@@ -44,8 +44,10 @@ class ClientConnection(Http1ClientSide):
     def __init__(self, proxy: SessionState) -> None:
         self.proxy = proxy
         self.transport: Transport | None = None
-        self.parser = RequestParser()
-        self.backlog: list[Event] = []
+        self.parser = RequestParser(shared=proxy.request_heads)
+        # Events waiting for the exchange in flight (pipelining); None when none wait, as nearly always:
+        # an empty list is 56 bytes that every idle keep-alive connection would hold.
+        self.backlog: list[Event] | None = None
         self.exchange: ExchangeSide | None = None
         self.pending_error: ProtocolError | None = None
         self.closing = False
@@ -93,7 +95,7 @@ class ClientConnection(Http1ClientSide):
             self.refuse(exc)
             return
         if self.backlog:
-            self.backlog.extend(events)
+            self._wait(events)
             self.process()
         elif events:
             self.run_events(events)
@@ -101,6 +103,8 @@ class ClientConnection(Http1ClientSide):
             # The next request has begun and its head is not complete yet: the whole head must now arrive
             # within header_timeout. (A head that arrived whole started its exchange, with its own wait.)
             self.set_wait(WAIT_HEAD, self.proxy.header_timeout)
+        if self.parser.ended and not self.closing:
+            self._update_reading()  # the last request is read whole: stop reading (_update_reading)
 
     def eof_received(self) -> bool | None:
         if self.tunnel_mode:
@@ -114,7 +118,7 @@ class ClientConnection(Http1ClientSide):
         except ProtocolError as exc:
             self.refuse(exc)
             return True
-        self.backlog.extend(events)
+        self._wait(events)
         self.process()
         # The client will send nothing more. Finish the exchange in progress (a half-closed client still
         # gets its response), then close.
@@ -147,11 +151,25 @@ class ClientConnection(Http1ClientSide):
     def process(self) -> None:
         """Run the events that waited (pipelined requests behind the one just answered)."""
         events = self.backlog
-        self.backlog = []
-        self.run_events(events)
-        if not self.backlog and self.paused_pipeline and not self.closing:
+        self.backlog = None
+        if events is not None:
+            self.run_events(events)
+        # (Not `self.backlog` here: mypy, and so mypyc, would take it for the None assigned above, though
+        # run_events may have filled it.)
+        if not self._backlog_waits() and self.paused_pipeline and not self.closing:
             self.paused_pipeline = False
             self._update_reading()
+
+    def _backlog_waits(self) -> bool:
+        return bool(self.backlog)
+
+    def _wait(self, events: list[Event]) -> None:
+        """Add `events` (a list of the caller's, not used after) to the backlog."""
+        backlog = self.backlog
+        if backlog is None:
+            self.backlog = events if events else None
+        else:
+            backlog.extend(events)
 
     def run_events(self, events: list[Event]) -> None:
         """Dispatch events in order. A request head that arrives while another exchange is in flight waits,
@@ -162,7 +180,7 @@ class ClientConnection(Http1ClientSide):
             kind = type(event)
             if kind is RequestHead:
                 if self.exchange is not None:
-                    self.backlog.extend(events[i:])
+                    self._wait(events[i:])
                     self._pause_pipeline()  # bounded memory: the client waits for the current response
                     return
                 self.start_exchange(cast(RequestHead, event))
@@ -241,7 +259,7 @@ class ClientConnection(Http1ClientSide):
             # The request asked to switch protocols and the backend declined: what the client sent after
             # it is HTTP after all.
             try:
-                self.backlog.extend(self.parser.resume())
+                self._wait(self.parser.resume())
             except ProtocolError as exc:
                 self.refuse(exc)
                 return
@@ -278,7 +296,7 @@ class ClientConnection(Http1ClientSide):
         self._update_reading()
 
     def send_and_close(self, data: bytes) -> None:
-        self.backlog.clear()
+        self.backlog = None
         self.write(data)  # behind anything corked: a response being written goes out first
         self.close()
 
@@ -328,7 +346,12 @@ class ClientConnection(Http1ClientSide):
         transport = self.transport
         if transport is None or is_closing(transport):
             return
-        if self.paused_pipeline or self.paused_upstream:
+        # Once the request that ends the connection has been read whole, nothing the client sends can be
+        # used (the parser ignores it, RFC 9112 §9.6), so the connection is not read any more: a new
+        # connection that sent `Connection: close` then needs no poller registration at all
+        # (transport.stream.SocketStream.start). The cost: a client that goes away meanwhile is noticed
+        # when its response is written, not before (HAProxy's default, without `option abortonclose`).
+        if self.paused_pipeline or self.paused_upstream or self.parser.ended:
             transport.pause_reading()
         else:
             transport.resume_reading()

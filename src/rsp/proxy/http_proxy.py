@@ -105,4 +105,5 @@ class HttpProxy(SessionState):
             start_tls_stream(self.loop, sock, ClientConnection(self), peer, self.high_water, self.low_water, tls,
                              server_side=True, plain_guard=HTTP_PLAIN_GUARD)
         else:
-            start_stream(self.loop, sock, ClientConnection(self), peer, self.high_water, self.low_water)
+            # Read before registering: the request usually came with the connection (SocketStream.start).
+            start_stream(self.loop, sock, ClientConnection(self), peer, self.high_water, self.low_water, True)

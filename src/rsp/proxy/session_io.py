@@ -88,11 +88,12 @@ class Connector(Protocol):
 
 
 def start_stream(loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
-                 peer: tuple[object, ...], high_water: int, low_water: int) -> None:
-    """Run `protocol` on a connected socket (its connection_made is called now)."""
+                 peer: tuple[object, ...], high_water: int, low_water: int, speculative: bool = False) -> None:
+    """Run `protocol` on a connected socket (its connection_made is called now). `speculative`: read it now
+    and register it with the poller only when it must wait (SocketStream.start), for accepted sockets."""
     stream = SocketStream(loop, sock, protocol, peer)
     stream.set_write_buffer_limits(high_water, low_water)
-    stream.start()
+    stream.start(speculative)
 
 
 def start_tls_stream(loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from rsp.config.model import Backend, Config, HealthCheck, HttpSettings
 from rsp.errors import RspError
 from rsp.http1.forward import RequestContext
+from rsp.http1.parser import SharedHeads
 from rsp.metrics.counters import ListenerStats
 from rsp.pipeline.messages import Request
 from rsp.pipeline.phases import (
@@ -116,6 +117,9 @@ class SessionState:
         self.high_water = config.high_water
         self.low_water = config.low_water
         self.connections: set[ClientSide] = set()
+        # The first request heads of this listener's connections, shared by their parsers (a new connection
+        # whose head another one sent is not parsed again).
+        self.request_heads = SharedHeads()
         self.idle_pools: dict[BackendRecord, IdlePool] = {}
         self.trusted = tuple(ipaddress.ip_network(c, strict=False) for c in config.http.trusted_proxies)
         self.draining = False

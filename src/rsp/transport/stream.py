@@ -112,9 +112,8 @@ class SocketStream(Watcher):
         "_poller",
         "_protocol",
         "_reader",
-        "_recv",
-        "_send",
         "_sock",
+        "_watched",
         "_writer",
         "_writing_paused",
         "peer",
@@ -129,13 +128,13 @@ class SocketStream(Watcher):
         io = self._io
         self._poller: Poller | None = io if isinstance(io, Poller) else None
         self._maybe_readable = False  # edge mode: an edge came that we have not read to the end yet
+        self._watched = False  # edge mode: registered with the poller (see start(speculative=True))
         self._hangup = False  # edge mode: the peer's end of data (or an error) was signalled
         self._sock = sock
         self._fd = sock.fileno()
-        # The socket's recv and send, bound once: a call through a stored bound method skips the method
-        # lookup through socket.socket's class hierarchy that `self._sock.recv(...)` does on every call.
-        self._recv: Callable[[int], bytes] = sock.recv
-        self._send: Callable[[bytes], int] = sock.send
+        # The socket's recv and send are looked up per call, not bound once: two bound methods are 144 bytes
+        # that every idle connection would hold, and an accepted socket is the C `_socket.socket`
+        # (transport/listener.accepted_socket), whose methods are found in its own type at once.
         self._protocol = protocol
         # Annotated: the narrowed type of `protocol` would be an intersection with StreamProtocol, which
         # mypyc calls through Python's generic method call.
@@ -147,7 +146,9 @@ class SocketStream(Watcher):
         # connection (docs/performance.md, "Memory per idle keep-alive connection").
         self._on_data: Callable[[bytes], None] | None = None if self._native is not None else protocol.data_received
         self.peer = peer
-        self._buffer: list[bytes] = []  # bytes for the socket that it has not taken yet
+        # Bytes for the socket that it has not taken yet; None while there are none (nearly always: a list
+        # kept per connection is 56 bytes that every idle connection would hold).
+        self._buffer: list[bytes] | None = None
         # Bytes written before the stream can encrypt them (TLS: before its handshake); counted in _buffered.
         # A plain stream never holds any: it shares one empty list (a list per connection is 56 bytes that
         # every idle connection would keep), and TlsStream gives itself its own.
@@ -171,17 +172,40 @@ class SocketStream(Watcher):
         # otherwise): see _finish.
         self._lost: object = NOT_LOST
 
-    def start(self) -> None:
-        """Tell the protocol it is connected, then start reading."""
+    def start(self, speculative: bool = False) -> None:
+        """Tell the protocol it is connected, then start reading.
+
+        `speculative` (an accepted socket, on rsp's poller): read at once, and register with the poller
+        only when the stream must wait for the socket -- a read found nothing (EAGAIN) or took all there
+        was while reading is still wanted, reading resumes, or a write must wait for room. Most clients
+        send their request with the connection, and a client whose last request was read whole and whose
+        response leaves in one send is never registered: no epoll_ctl for it (HAProxy reads a new
+        connection before it subscribes the same way). A client that sends later costs one recv more.
+        """
         self._protocol.connection_made(self)  # type: ignore[arg-type]  # the subset of Transport it uses
         if self._done:
             return
         if self._poller is not None:
+            if speculative:
+                self._started()
+                self._reader = not (self._paused or self._closing or self._eof_received or self._done)
+                if self._reader:
+                    self._read(MAX_EDGE_READS)
+                return
             # Registered even when closing: the queued bytes still need EPOLLOUT edges. Data already
             # waiting is reported by the first epoll_wait (registration checks the current state).
-            self._poller.watch(self._fd, self)
+            self._watch()
         self._update_reader()
         self._started()
+
+    @final
+    def _watch(self) -> None:
+        """Register with the poller (edge mode), once. Registration reports what is already there: data
+        waiting raises an edge at the next epoll_wait, as does room to write."""
+        poller = self._poller
+        if poller is not None and not self._watched:
+            self._watched = True
+            poller.watch(self._fd, self)
 
     def _started(self) -> None:
         """After start(): what the byte source does first (TLS: its handshake)."""
@@ -228,9 +252,10 @@ class SocketStream(Watcher):
     @final
     def _send_or_queue(self, data: bytes) -> None:
         """Send `data` now if nothing waits before it; queue what the socket does not take."""
-        if not self._buffer:
+        buffer = self._buffer
+        if not buffer:
             try:
-                sent = self._send(data)
+                sent = self._sock.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -241,8 +266,13 @@ class SocketStream(Watcher):
             data = data[sent:]
             if self._poller is None:
                 self._io.add_writer(self._fd, self)
+            else:
+                self._watch()
             self._writer = True  # (edge mode: the socket's next EPOLLOUT edge flushes)
-        self._buffer.append(data)
+        if buffer is None:
+            self._buffer = [data]
+        else:
+            buffer.append(data)
         self._grew(len(data))
 
     @final
@@ -281,7 +311,7 @@ class SocketStream(Watcher):
     def abort(self) -> None:
         """Close now; what is queued is dropped."""
         self._closing = True
-        self._buffer.clear()
+        self._buffer = None
         self._held.clear()
         self._buffered = 0
         self._finish(None)
@@ -320,8 +350,10 @@ class SocketStream(Watcher):
                 return
             if n < READ_SIZE and not self._hangup:
                 # A short read took all the socket had (TCP hands over what is queued, up to the size
-                # asked); data that arrives later raises a new edge.
+                # asked); data that arrives later raises a new edge (once registered).
                 self._maybe_readable = False
+                if self._reader and not self._watched:
+                    self._watch()
                 return
             if not self._reader:
                 return  # paused or closed by the protocol; resume_reading() picks up from here
@@ -333,7 +365,7 @@ class SocketStream(Watcher):
         """One read from the socket, handed to the protocol: the bytes read, 0 when there is nothing more
         for now (EAGAIN), at the end of data, or after a failure (each handled here)."""
         try:
-            data = self._recv(READ_SIZE)
+            data = self._sock.recv(READ_SIZE)
         except OSError as exc:
             return self._read_failed(exc)
         if len(data) == 0:
@@ -363,6 +395,8 @@ class SocketStream(Watcher):
         """A read raised: nothing more for now (EAGAIN), or the connection is gone. `_receive`'s 0."""
         if isinstance(exc, (BlockingIOError, InterruptedError)):
             self._maybe_readable = False
+            if self._reader and not self._watched:
+                self._watch()
         else:
             self._fail(exc)
         return 0
@@ -391,7 +425,7 @@ class SocketStream(Watcher):
         if not buffer:
             return  # a stale event (the descriptor's number was reused within one batch of events)
         try:
-            sent = self._sock.sendmsg(buffer[:MAX_IOV]) if len(buffer) > 1 else self._send(buffer[0])
+            sent = self._sock.sendmsg(buffer[:MAX_IOV]) if len(buffer) > 1 else self._sock.send(buffer[0])
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -411,6 +445,8 @@ class SocketStream(Watcher):
             self._call(self._protocol.resume_writing)
         if buffer:
             return
+        if self._buffer is buffer:  # (not replaced by a callback above)
+            self._buffer = None
         if self._writer:  # (a callback above may have closed the stream already)
             if self._poller is None:
                 self._io.remove_writer(self._fd)
@@ -427,9 +463,12 @@ class SocketStream(Watcher):
         if want != self._reader:
             poller = self._poller
             if poller is not None:
-                # Edge mode needs no epoll_ctl; what arrived while reading was off is read next iteration
-                # (not from inside the caller, which may be another stream's callback).
-                if want and self._maybe_readable:
+                # Edge mode needs no epoll_ctl once registered; what arrived while reading was off is read
+                # next iteration (not from inside the caller, which may be another stream's callback). A
+                # speculative stream not registered yet registers now, which reports what is waiting.
+                if want and not self._watched:
+                    self._watch()
+                elif want and self._maybe_readable:
                     poller.defer(self)
             elif want:
                 self._io.add_reader(self._fd, self)
@@ -464,7 +503,7 @@ class SocketStream(Watcher):
     def _fail(self, exc: Exception) -> None:
         """A socket error (reset, broken pipe), or TLS's: the connection is gone."""
         self._closing = True
-        self._buffer.clear()
+        self._buffer = None
         self._held.clear()
         self._buffered = 0
         self._finish(exc)
@@ -475,7 +514,8 @@ class SocketStream(Watcher):
         self._done = True
         poller = self._poller
         if poller is not None:
-            poller.forget(self._fd)  # closing the socket below takes it out of epoll
+            if self._watched:
+                poller.forget(self._fd)  # closing the socket below takes it out of epoll
             self._reader = self._writer = False
         if self._reader:
             self._io.remove_reader(self._fd)
