@@ -257,8 +257,8 @@ local function snapshot()
   end
   return values
 end
--- the fields as a flat list {name, value, ...} (names lower-case)
-local function field_list()
+-- the request's fields as one NUL-separated run (name, value, ...; names lower-case)
+local function field_blob()
   local values = snapshot()
   local blob = values[FIELDS]
   if blob == false then  -- a field changed since the snapshot: the fields again (the one call gives all)
@@ -266,6 +266,11 @@ local function field_list()
     blob = fresh[FIELDS]
     values[FIELDS] = blob
   end
+  return blob
+end
+-- the fields as a flat list {name, value, ...} (names lower-case)
+local function field_list()
+  local blob = field_blob()
   local list, n, pos, len = {}, 0, 1, #blob
   while pos <= len do
     local a = find(blob, "\0", pos, true)
@@ -282,13 +287,7 @@ local function fields()
   if map ~= nil then return map end
   map = {}
   local cookies = NO_COOKIES
-  local values = snapshot()
-  local blob = values[FIELDS]
-  if blob == false then  -- a field changed since the snapshot: the fields again (the one call gives all)
-    local fresh = {B_vars()}
-    blob = fresh[FIELDS]
-    values[FIELDS] = blob
-  end
+  local blob = field_blob()
   -- one pattern match per line (a name is never empty; an empty value is; the NUL after a value is skipped
   -- by gmatch's search for the next name)
   for name, value in gmatch(blob, "(%Z+)%z(%Z*)") do
