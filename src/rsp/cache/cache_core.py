@@ -172,15 +172,16 @@ class CacheCore:
         use = reuse(entry.flags, entry.lifetime, age, request_cc)
         if use != VALIDATE:
             state.kind = _LOOKED_UP
-            self._safely(lambda: self.store.touch(entry))
-            return self._answer(entry, request.method, request.headers, age, HIT if use == FRESH else STALE)
+            self._touch(entry)
+            return self._answer(entry, request.method, request.headers, present, age,
+                                HIT if use == FRESH else STALE)
         if request_cc.only_if_cached:  # §5.2.1.7: it would need the origin
             return self._gateway_timeout(state)
         state.entry = entry  # kept for stale-if-error / grace, should the backend fail
         if self._refresh(exchange, state, entry, age, now):
             state.kind = _LOOKED_UP
-            self._safely(lambda: self.store.touch(entry))
-            return self._answer(entry, request.method, request.headers, age, STALE)
+            self._touch(entry)
+            return self._answer(entry, request.method, request.headers, present, age, STALE)
         checks = validators(entry.headers)
         if not checks:
             return None  # cannot be validated: fetched in full, and the new response replaces it
@@ -295,7 +296,8 @@ class CacheCore:
                 if use != VALIDATE:
                     state.kind = _LOOKED_UP
                     self.stats.coalesced += 1
-                    exchange.answer(self._answer(entry, request.method, request.headers, age,
+                    present = {name.lower() for name, _ in request.headers}
+                    exchange.answer(self._answer(entry, request.method, request.headers, present, age,
                                                  HIT if use == FRESH else STALE))
                     return
             if now < state.deadline and self._safely(lambda: self.store.mark(state.url, now)) == BUSY:
@@ -329,18 +331,34 @@ class CacheCore:
 
     def _select(self, url: bytes, request_headers: list[Header]) -> StoredResponse | None:
         """The most recent stored variant whose selecting fields match the request (§4.1)."""
-        entries = self._safely(lambda: self.store.lookup(url)) or []
-        found = [e for e in entries if matches(e.selecting, request_headers)]
-        return max(found, key=lambda e: e.response_time) if found else None
+        try:  # (not _safely: no closure on every request)
+            entries = self.store.lookup(url)
+        except CacheStoreError as exc:
+            self._store_failed(exc)
+            return None
+        best: StoredResponse | None = None
+        for e in entries:  # usually one, without Vary
+            if (not e.selecting or matches(e.selecting, request_headers)) and (
+                    best is None or e.response_time > best.response_time):
+                best = e
+        return best
 
-    def _answer(self, entry: StoredResponse, method: bytes, request_headers: list[Header], age: float,
-                label: bytes) -> LocalReply:
+    def _touch(self, entry: StoredResponse) -> None:
+        try:
+            self.store.touch(entry)
+        except CacheStoreError as exc:
+            self._store_failed(exc)
+
+    def _answer(self, entry: StoredResponse, method: bytes, request_headers: list[Header], present: set[bytes],
+                age: float, label: bytes) -> LocalReply:
+        """The stored response as a LocalReply (a 304 when the client's own conditional matches, §4.3.2);
+        `present`: the request's field names, lower-cased."""
         if label == HIT:
             self.stats.hits += 1
         else:
             self.stats.stale += 1
         lines: bytes | None = None
-        if any(name.lower() in CLIENT_VALIDATORS for name, _ in request_headers) and not_modified(
+        if not present.isdisjoint(CLIENT_VALIDATORS) and not_modified(
                 method, request_headers, entry.headers, entry.response_time):
             headers, status, body = not_modified_headers(entry.headers), 304, b""
         else:
@@ -598,7 +616,10 @@ class CacheCore:
         try:
             return call()
         except CacheStoreError as exc:
-            if not self._failed:
-                _log.error("%s; going on without the cache", exc)
-                self._failed = True
+            self._store_failed(exc)
             return None
+
+    def _store_failed(self, exc: CacheStoreError) -> None:
+        if not self._failed:
+            _log.error("%s; going on without the cache", exc)
+            self._failed = True

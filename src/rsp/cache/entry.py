@@ -113,14 +113,28 @@ def _pairs(blob: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
+# The decoded fields of the entries read lately, by their stored bytes: a hot entry's fields are split into
+# pairs once per process, not on every hit. Entries decoded from equal bytes share the list, so nobody changes
+# a StoredResponse's `headers` in place (every user copies or builds a new list). Emptied when full.
+_FIELDS_MEMO: Final[dict[bytes, list[Header]]] = {}
+FIELDS_MEMO_SIZE: Final = 512
+
+
 def _fields(blob: bytes) -> list[tuple[bytes, bytes]]:
     """Field lines: names and values alternating, NUL-separated."""
     if not blob:
         return []
+    known = _FIELDS_MEMO.get(blob)
+    if known is not None:
+        return known
     parts = blob.split(_SPLIT)
     if len(parts) % 2:
         raise CorruptEntry("a field name without its value")
-    return [(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
+    fields = [(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
+    if len(_FIELDS_MEMO) >= FIELDS_MEMO_SIZE:
+        _FIELDS_MEMO.clear()
+    _FIELDS_MEMO[blob] = fields
+    return fields
 
 
 def decode(data: bytes | memoryview) -> StoredResponse:
