@@ -215,11 +215,11 @@ class CacheStore:
         env = self._env()
         prefix = url_prefix(url)
         out: list[StoredResponse] = []
-        with env.begin(buffers=True) as txn:  # values as views of the map: decode copies each part once
+        with env.begin(buffers=True) as txn:  # values as views of the map: decode copies them out
             cursor = txn.cursor(self._objects)
             found = cursor.set_range(prefix)
             # The cursor stepped by hand (no iterator and its (key, value) tuple per row): a hit is one row.
-            while found and bytes(cursor.key()[:PREFIX]) == prefix:
+            while found and cursor.key()[:PREFIX] == prefix:
                 try:
                     entry = decode(cursor.value())
                     if entry.url == url:
