@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode
+from rsp.cache.entry import WHOLE_COPY, CorruptEntry, StoredResponse, decode, encode, primary_key
 from rsp.cache.store import LRU_INTERVAL, CacheStore
 from support.forked import run_forked
 
@@ -48,6 +48,29 @@ def test_entry_bytes_round_trip() -> None:
         decode(encode(e)[:-1])
     with pytest.raises(CorruptEntry):
         decode(b"XXXX" + encode(e)[4:])
+
+
+@pytest.mark.parametrize("size", [100, WHOLE_COPY + 1])
+def test_an_entry_decodes_alike_from_bytes_and_from_a_buffer(size: int) -> None:
+    """A buffer (LMDB's view of the map) is copied whole when small, as head and body apart when large."""
+    e = entry(b"http://a/x", b"b" * size, ((b"accept", b"text/html"),))
+    data = encode(e)
+    for given in (data, memoryview(data)):
+        back = decode(given)
+        assert (back.url, back.headers, back.body, back.selecting, back.stamp) == (
+            e.url, e.headers, e.body, e.selecting, e.stamp)
+    with pytest.raises(CorruptEntry):
+        decode(memoryview(data[:-1]))  # the body one byte short
+    with pytest.raises(CorruptEntry):
+        decode(memoryview(data + b"x"))  # one byte too many
+
+
+def test_the_primary_key_lower_cases_scheme_and_host_only() -> None:
+    """RFC 9110 §4.2.3: the same key however the scheme and host are spelt, the target as given; twice, since
+    the second lookup of an origin comes from the memo."""
+    for _ in range(2):
+        assert primary_key(b"HTTP", b"Example.COM:8080", b"/A?b=C") == b"http://example.com:8080/A?b=C"
+        assert primary_key(b"http", b"example.com:8080", b"/A?b=C") == b"http://example.com:8080/A?b=C"
 
 
 def test_put_lookup_replace_delete(store: CacheStore) -> None:

@@ -36,13 +36,14 @@ from rsp.cache.admission import admit
 from rsp.cache.conditional import (
     CLIENT_VALIDATORS,
     ORIGIN_ONLY,
+    any_present,
     not_modified,
     not_modified_headers,
     origin_only,
     validators,
 )
 from rsp.cache.directives import CacheControl, parse_cache_control, request_cache_control
-from rsp.cache.entry import MUST_REVALIDATE, StoredResponse, primary_key
+from rsp.cache.entry import MUST_REVALIDATE, StoredResponse, field_lines, primary_key
 from rsp.cache.exchange_state import POLL_FIRST as POLL_FIRST  # (with the other coalescing figures, below)
 from rsp.cache.exchange_state import ExchangeState, steer
 from rsp.cache.freshen import freshened, head_contradicts, selects
@@ -88,7 +89,7 @@ LOCK_HOLD: Final = 5.0
 PASS_TTL: Final = 10.0
 POLL_MAX: Final = 0.05
 # The request fields request_cache_control reads; without them a request has no directives (shared, read-only).
-REQUEST_DIRECTIVE_FIELDS: Final = frozenset({b"cache-control", b"pragma"})
+REQUEST_DIRECTIVE_FIELDS: Final = (b"cache-control", b"pragma")
 NO_DIRECTIVES: Final = CacheControl()
 # Request fields whose answer is likely one no other request can use (a 304 to the client's own validator,
 # a 206 for its range): such a miss neither waits for nor holds its URI's fetch.
@@ -97,8 +98,6 @@ UNSHARED_ANSWERS: Final = (b"if-none-match", b"if-modified-since", b"range")
 PURGE: Final = b"PURGE"
 # A backend's (or rsp's own 502/503/504) answer a stale response may stand in for (RFC 5861 §4: "an error").
 ERROR_STATUSES: Final = frozenset({500, 502, 503, 504})
-# At most this many entries' serialised field lines are kept per process (CacheCore._lines).
-LINES_MEMO: Final = 512
 # Exchange kinds.
 _LOOKED_UP: Final = 0  # answered locally (hit, 304, 504): nothing to do in the response phases
 _MISS: Final = 1
@@ -128,8 +127,7 @@ class CacheCore:
         self._call_later = call_later
         self.stats = CacheStats()
         self.waiting = WaitingList(self._release, self._later, LOCK_HOLD)
-        # The stored lines of the entries hit lately (_lines), and each label's line.
-        self.lines_memo: dict[bytes, bytes] = {}
+        # Each label's line, after a hit's stored lines (entry.field_lines).
         self.label_lines: dict[bytes, bytes] = {label: self.spelt + b": " + label + b"\r\n"
                                                 for label in (HIT, STALE, MISS, REVALIDATED, BYPASS)}
         self.owner: object = self  # the filter the pipeline knows this by (CacheFilter sets itself: SELECTED)
@@ -155,10 +153,10 @@ class CacheCore:
         present = {name.lower() for name, _ in request.headers}  # one pass, then set tests instead of scans
         request_cc = (request_cache_control(header_values(request.headers, b"cache-control"),
                                             header_values(request.headers, b"pragma"))
-                      if not present.isdisjoint(REQUEST_DIRECTIVE_FIELDS) else NO_DIRECTIVES)
+                      if any_present(present, REQUEST_DIRECTIVE_FIELDS) else NO_DIRECTIVES)
         state = ExchangeState(_MISS, url, request_cc, now)
         ctx[CTX_KEY] = state
-        if not present.isdisjoint(ORIGIN_ONLY) and origin_only(request.headers):
+        if any_present(present, ORIGIN_ONLY) and origin_only(request.headers):
             state.kind = _BYPASS
             return None
         if isinstance(steered, dict):
@@ -172,15 +170,16 @@ class CacheCore:
         use = reuse(entry.flags, entry.lifetime, age, request_cc)
         if use != VALIDATE:
             state.kind = _LOOKED_UP
-            self._safely(lambda: self.store.touch(entry))
-            return self._answer(entry, request.method, request.headers, age, HIT if use == FRESH else STALE)
+            self._touch(entry)
+            return self._answer(entry, request.method, request.headers, present, age,
+                                HIT if use == FRESH else STALE)
         if request_cc.only_if_cached:  # §5.2.1.7: it would need the origin
             return self._gateway_timeout(state)
         state.entry = entry  # kept for stale-if-error / grace, should the backend fail
         if self._refresh(exchange, state, entry, age, now):
             state.kind = _LOOKED_UP
-            self._safely(lambda: self.store.touch(entry))
-            return self._answer(entry, request.method, request.headers, age, STALE)
+            self._touch(entry)
+            return self._answer(entry, request.method, request.headers, present, age, STALE)
         checks = validators(entry.headers)
         if not checks:
             return None  # cannot be validated: fetched in full, and the new response replaces it
@@ -295,7 +294,8 @@ class CacheCore:
                 if use != VALIDATE:
                     state.kind = _LOOKED_UP
                     self.stats.coalesced += 1
-                    exchange.answer(self._answer(entry, request.method, request.headers, age,
+                    present = {name.lower() for name, _ in request.headers}
+                    exchange.answer(self._answer(entry, request.method, request.headers, present, age,
                                                  HIT if use == FRESH else STALE))
                     return
             if now < state.deadline and self._safely(lambda: self.store.mark(state.url, now)) == BUSY:
@@ -329,23 +329,37 @@ class CacheCore:
 
     def _select(self, url: bytes, request_headers: list[Header]) -> StoredResponse | None:
         """The most recent stored variant whose selecting fields match the request (§4.1)."""
-        entries = self._safely(lambda: self.store.lookup(url)) or []
-        found = [e for e in entries if matches(e.selecting, request_headers)]
-        return max(found, key=lambda e: e.response_time) if found else None
+        try:  # (not _safely: no closure on every request)
+            entries = self.store.lookup(url)
+        except CacheStoreError as exc:
+            self._store_failed(exc)
+            return None
+        best: StoredResponse | None = None
+        for e in entries:  # usually one, without Vary
+            if (best is None or e.response_time > best.response_time) and matches(e.selecting, request_headers):
+                best = e
+        return best
 
-    def _answer(self, entry: StoredResponse, method: bytes, request_headers: list[Header], age: float,
-                label: bytes) -> LocalReply:
+    def _touch(self, entry: StoredResponse) -> None:
+        try:
+            self.store.touch(entry)
+        except CacheStoreError as exc:
+            self._store_failed(exc)
+
+    def _answer(self, entry: StoredResponse, method: bytes, request_headers: list[Header], present: set[bytes],
+                age: float, label: bytes) -> LocalReply:
+        """The stored response (a 304 if the client's conditional matches, §4.3.2); `present`: its field names."""
         if label == HIT:
             self.stats.hits += 1
         else:
             self.stats.stale += 1
         lines: bytes | None = None
-        if any(name.lower() in CLIENT_VALIDATORS for name, _ in request_headers) and not_modified(
+        if any_present(present, CLIENT_VALIDATORS) and not_modified(
                 method, request_headers, entry.headers, entry.response_time):
             headers, status, body = not_modified_headers(entry.headers), 304, b""
         else:
             headers, status, body = list(entry.headers), entry.status, entry.body
-            lines = self._lines(entry)
+            lines = field_lines(entry)
         age_text = b"%d" % int(age)
         headers.append((b"Age", age_text))  # §5.1: on every response from the cache
         if self.header:
@@ -357,23 +371,6 @@ class CacheCore:
             response.lines = (lines + b"Age: " + age_text + b"\r\n" + self.label_lines[label] if self.header
                               else lines + b"Age: " + age_text + b"\r\n")
         return reply
-
-    def _lines(self, entry: StoredResponse) -> bytes:
-        """The stored response's field lines written as HTTP/1 writes them (`name: value\r\n`; a stored
-        response has no Content-Length nor connection-specific field), memoised by the stored bytes they come
-        from: a hit then writes its head without serialising the fields again (Response.lines)."""
-        blob = entry.blob
-        memo = self.lines_memo
-        if blob:
-            known = memo.get(blob)
-            if known is not None:
-                return known
-        lines = b"".join([name + b": " + value + b"\r\n" for name, value in entry.headers])
-        if blob:
-            if len(memo) >= LINES_MEMO:
-                memo.clear()  # (bounded: a busy cache's hot entries are back in it at their next hit)
-            memo[blob] = lines
-        return lines
 
     def _gateway_timeout(self, state: ExchangeState) -> LocalReply:
         state.kind = _LOOKED_UP
@@ -598,7 +595,10 @@ class CacheCore:
         try:
             return call()
         except CacheStoreError as exc:
-            if not self._failed:
-                _log.error("%s; going on without the cache", exc)
-                self._failed = True
+            self._store_failed(exc)
             return None
+
+    def _store_failed(self, exc: CacheStoreError) -> None:
+        if not self._failed:
+            _log.error("%s; going on without the cache", exc)
+            self._failed = True

@@ -39,9 +39,25 @@ class CorruptEntry(ValueError):
     """Bytes in the store that are not an entry this code wrote (another version, a torn write)."""
 
 
+# scheme://authority as a request gave it -> lower-cased: every request of a site names the same few origins,
+# and a dict lookup costs less than a method call to lower(). Bounded (emptied when full).
+_ORIGINS: Final[dict[bytes, bytes]] = {}
+ORIGINS_MEMO_SIZE: Final = 256
+ORIGIN_MEMO_LENGTH: Final = 256
+
+
 def primary_key(scheme: bytes, authority: bytes, target: bytes) -> bytes:
     """scheme://authority/target with scheme and host lower-cased (RFC 9110 §4.2.3 normalisation)."""
-    return scheme.lower() + b"://" + authority.lower() + target
+    given = scheme + b"://" + authority
+    origin = _ORIGINS.get(given)
+    if origin is None:
+        origin = given.lower()
+        if len(given) > ORIGIN_MEMO_LENGTH:
+            return origin + target  # (not kept: a long authority is not a site's usual one)
+        if len(_ORIGINS) >= ORIGINS_MEMO_SIZE:
+            _ORIGINS.clear()
+        _ORIGINS[given] = origin
+    return origin + target
 
 
 class StoredResponse:
@@ -113,50 +129,108 @@ def _pairs(blob: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
+# An entry up to this size is copied out of LMDB's buffer whole and sliced; a larger one's body apart.
+WHOLE_COPY: Final = 16384
+# The decoded fields of the entries read lately, by their stored bytes: a hot entry's fields are split into
+# pairs once per process, not on every hit. Entries decoded from equal bytes share the list, so nobody changes
+# a StoredResponse's `headers` in place (every user copies or builds a new list). Emptied when full.
+_FIELDS_MEMO: Final[dict[bytes, list[Header]]] = {}
+FIELDS_MEMO_SIZE: Final = 512
+
+
 def _fields(blob: bytes) -> list[tuple[bytes, bytes]]:
     """Field lines: names and values alternating, NUL-separated."""
     if not blob:
         return []
+    known = _FIELDS_MEMO.get(blob)
+    if known is not None:
+        return known
     parts = blob.split(_SPLIT)
     if len(parts) % 2:
         raise CorruptEntry("a field name without its value")
-    return [(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
+    fields = [(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
+    if len(_FIELDS_MEMO) >= FIELDS_MEMO_SIZE:
+        _FIELDS_MEMO.clear()
+    _FIELDS_MEMO[blob] = fields
+    return fields
 
 
 def decode(data: bytes | memoryview) -> StoredResponse:
-    """An entry from its bytes, or from LMDB's buffer (then every part is copied out once, the body included,
-    while the read transaction is still open)."""
+    """An entry from its bytes, or from LMDB's buffer (then copied out while the read transaction is open)."""
+    if isinstance(data, bytes):
+        return _decode(data, None)
+    if len(data) <= WHOLE_COPY:
+        return _decode(bytes(data), None)  # one copy, then compiled slices of bytes
+    # A large entry: its head and its body copied out apart, so the body is copied once, not twice.
     if len(data) < _FIXED.size:
         raise CorruptEntry("not an rsp cache entry")
-    (magic, status, flags, request_time, response_time, initial_age, lifetime, stamp, n_url, n_reason, n_headers,
-     n_selecting, n_body) = _FIXED.unpack_from(data)
-    if magic != MAGIC:
+    fixed = _FIXED.unpack_from(data)
+    end: int = _FIXED.size + fixed[8] + fixed[9] + fixed[10] + fixed[11]
+    return _decode(bytes(data[:end]), bytes(data[end:]))
+
+
+def _decode(data: bytes, body: bytes | None) -> StoredResponse:
+    """`data`: the entry's bytes, or its head's when `body` is given apart. Every part is a compiled slice of
+    bytes with offsets as native ints (a slice of LMDB's buffer costs a view object and a bytes() call)."""
+    if len(data) < _FIXED.size:
         raise CorruptEntry("not an rsp cache entry")
-    e = _FIXED.size + n_url + n_reason + n_headers + n_selecting
-    if e + n_body != len(data):
-        raise CorruptEntry("lengths do not add up")
-    # Two copies out of the buffer, the head and the body; the head's parts are then sliced from bytes (a
-    # compiled slice each, where a slice of the buffer costs a view object and a bytes() call: every hit).
-    head = bytes(data[:e])
-    body = bytes(data[e:])
-    b = _FIXED.size + n_url
+    fixed = _FIXED.unpack_from(data)
+    if fixed[0] != MAGIC:
+        raise CorruptEntry("not an rsp cache entry")
+    # The lengths as native ints: the url, the reason, the fields, the selecting lines, the body.
+    n_url: int = fixed[8]
+    n_reason: int = fixed[9]
+    n_fields: int = fixed[10]
+    n_selecting: int = fixed[11]
+    n_body: int = fixed[12]
+    a = _FIXED.size
+    b = a + n_url
     c = b + n_reason
-    d = c + n_headers
+    d = c + n_fields
+    e = d + n_selecting
+    if body is None:
+        if e + n_body != len(data):
+            raise CorruptEntry("lengths do not add up")
+        body = data[e:]
+    elif e != len(data) or len(body) != n_body:
+        raise CorruptEntry("lengths do not add up")
     selecting: list[tuple[bytes, bytes | None]] = []
-    if n_selecting:
-        for name, value in _pairs(head[d:e]):
+    if e > d:
+        for name, value in _pairs(data[d:e]):
             if value[:1] == b"\x00":
                 selecting.append((name, None))
             elif value[:1] == b"\x01":
                 selecting.append((name, value[1:]))
             else:
                 raise CorruptEntry("a selecting value without its marker")
-    blob = head[c:d]
-    entry = StoredResponse(head[_FIXED.size:b], status, _fields(blob), body, reason=head[b:c],
-                           selecting=tuple(selecting), request_time=request_time, response_time=response_time,
-                           initial_age=initial_age, lifetime=lifetime, flags=flags, stamp=stamp)
+    blob = data[c:d]
+    entry = StoredResponse(data[a:b], fixed[1], _fields(blob), body, reason=data[b:c],
+                           selecting=tuple(selecting), request_time=fixed[3], response_time=fixed[4],
+                           initial_age=fixed[5], lifetime=fixed[6], flags=fixed[2], stamp=fixed[7])
     entry.blob = blob
     return entry
+
+
+# At most this many entries' serialised field lines are kept per process (field_lines).
+LINES_MEMO: Final = 512
+_LINES_MEMO: Final[dict[bytes, bytes]] = {}
+
+
+def field_lines(entry: StoredResponse) -> bytes:
+    """The stored response's field lines written as HTTP/1 writes them (`name: value\r\n`; a stored response
+    has no Content-Length nor connection-specific field), memoised by the stored bytes they come from: a hit
+    then writes its head without serialising the fields again (Response.lines, CacheCore._answer)."""
+    blob = entry.blob
+    if blob:
+        known = _LINES_MEMO.get(blob)
+        if known is not None:
+            return known
+    lines = b"".join([name + b": " + value + b"\r\n" for name, value in entry.headers])
+    if blob:
+        if len(_LINES_MEMO) >= LINES_MEMO:
+            _LINES_MEMO.clear()  # (bounded: a busy cache's hot entries are back in it at their next hit)
+        _LINES_MEMO[blob] = lines
+    return lines
 
 
 def stamp_of(data: bytes | memoryview) -> int:

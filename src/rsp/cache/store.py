@@ -215,20 +215,18 @@ class CacheStore:
         env = self._env()
         prefix = url_prefix(url)
         out: list[StoredResponse] = []
-        with env.begin(buffers=True) as txn:  # values as views of the map: decode copies each part once
+        with env.begin(buffers=True) as txn:  # values as views of the map: decode copies them out
             cursor = txn.cursor(self._objects)
-            if not cursor.set_range(prefix) or bytes(cursor.key()[:PREFIX]) != prefix:
-                return out  # a miss: no iterator, no value read
-            for key, value in cursor:
-                if bytes(key[:PREFIX]) != prefix:
-                    break
+            found = cursor.set_range(prefix)
+            # The cursor stepped by hand (no iterator and its (key, value) tuple per row): a hit is one row.
+            while found and cursor.key()[:PREFIX] == prefix:
                 try:
-                    entry = decode(value)
+                    entry = decode(cursor.value())
+                    if entry.url == url:
+                        out.append(entry)  # its stamp decoded with it
                 except CorruptEntry:
-                    continue
-                if entry.url != url:
-                    continue
-                out.append(entry)  # its stamp decoded with it
+                    pass
+                found = cursor.next()
         return out
 
     def used(self) -> int:

@@ -46,6 +46,8 @@ def selecting(request_headers: list[Header], names: tuple[bytes, ...]) -> Select
 
 
 def matches(stored: Selecting, request_headers: list[Header]) -> bool:
+    if not stored:
+        return True  # the usual case, no Vary
     return all(normalise(request_headers, name) == value for name, value in stored)
 
 
