@@ -144,3 +144,49 @@ def test_a_backend_paused_by_a_slow_stream_reads_again_once_back_in_its_pool(ses
     # though the stream paused the backend's reading while the client's window was closed.
     assert session.idle_upstreams() and pair.owner.done == [1]
     assert backend.reading  # an idle connection must see its backend's close
+
+
+def test_without_filters_a_stream_is_routed_directly_and_rsp_answers_errors_through_it(session: FakeSession) -> None:
+    """A listener without filters makes no filter run for a stream (its exchange is routed as an HTTP/1
+    client's); a backend that cannot be reached is answered with rsp's error page on the stream."""
+    pair = Pair(session)
+    pair.client.send_headers(1, [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"),
+                                 (b":path", b"/x")], end_stream=True)
+    pair.to_server()
+    exchange = pair.streams[1].exchange
+    assert exchange is not None and exchange.run is None  # type: ignore[attr-defined]
+    while session.connector.pending():  # the first try and the pool's retries all refused
+        session.fail()
+    events = pair.to_client()
+    heads = [dict(e.headers) for e in events if isinstance(e, h2.events.ResponseReceived)]
+    assert len(heads) == 1 and heads[0][b":status"] == b"502", heads
+    body = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+    assert body and heads[0][b"content-length"] == b"%d" % len(body)
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+    assert pair.owner.done == [1]
+
+
+def test_without_filters_a_request_is_sent_again_with_the_same_head(session: FakeSession) -> None:
+    """A kept-alive backend connection that closes before any response byte: the stream's request goes again,
+    on a new connection, as the same serialised head (RFC 9110 §9.2.2: GET is idempotent)."""
+    pair = Pair(session)
+    pair.client.send_headers(1, [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"),
+                                 (b":path", b"/1")], end_stream=True)
+    pair.to_server()
+    backend = session.accept()
+    backend.take()
+    backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    pair.to_client()
+    assert session.idle_upstreams()
+    pair.client.send_headers(3, [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"),
+                                 (b":path", b"/3"), (b"x-n", b"3")], end_stream=True)
+    pair.to_server()
+    first = backend.take()
+    assert first.startswith(b"GET /3 HTTP/1.1\r\n") and b"x-n: 3\r\n" in first
+    backend.send_eof()  # the routine close of a kept-alive connection, before any byte of the response
+    again = session.accept()
+    assert again.take() == first
+    again.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+    events = pair.to_client()
+    assert b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived)) == b"hi"
+    assert sorted(pair.owner.done) == [1, 3]

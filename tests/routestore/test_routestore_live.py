@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from support.h2_client import H2Client
 from support.http_backends import HttpBackend
 from support.http_client import ResponseError, get, http_config, lua
 from support.redis_server import RedisServer
@@ -305,3 +306,22 @@ def test_cli_takes_dash_c_and_the_default_config(redis_server: RedisServer, tmp_
                             env=env, check=False)
     assert listed.returncode == 0, listed.stderr
     assert "10.0.0.2:80" in listed.stdout
+
+
+def test_http2_streams_are_routed_by_the_store(run_rsp: Launch, redis_server: RedisServer,
+                                               named_backend: Callable[[str], HttpBackend]) -> None:
+    """An HTTP/2 stream on a listener without filters is routed as an HTTP/1 request is (no filter run):
+    a host the store knows goes to its backends after one lookup (the stream waits for it), one it does not
+    gets the missing status, through the stream."""
+    a = named_backend("a")
+    redis_server.client().sadd("hostnames:a.test:backends", f"127.0.0.1:{a.port}")
+    config = store_config(free_port(), redis_server).replace('mode = "http",',
+                                                             'mode = "http", http2 = "prior-knowledge",')
+    rsp = run_rsp(config)
+    for _ in range(2):  # the first waits for the lookup, the second is a dict hit
+        with H2Client(rsp.port, authority="a.test") as client:
+            (response,) = client.exchange([("GET", "/x", [], b"")])
+        assert response.status == 200 and response.body.startswith(b"a GET /x "), response
+    with H2Client(rsp.port, authority="c.test") as client:
+        (missing,) = client.exchange([("GET", "/x", [], b"")])
+    assert missing.status == 503, missing

@@ -179,14 +179,16 @@ def request_of(head: RequestHead, scheme: bytes) -> Request:
 
 def response_of(head: ResponseHead) -> Response:
     """The neutral response for a parsed response head: from its forwardable lines when the parser cut them
-    (one memo lookup a line, no split of its raw fields), else from its fields."""
+    (one memo lookup a line, no split of its raw fields), else from its fields. Its origin is `head` (the
+    codec may write that head's bytes while nobody changed the response: Response.origin)."""
     forwardable = head.forwardable
     if forwardable is not None:
         headers = _forwardable_fields(forwardable)
     else:
         headers = _end_to_end(head.headers, head.connection)
-    return Response(head.status, headers,
-                    body_length_of(head.body.kind, head.body.length), head.reason)
+    response = Response(head.status, headers, body_length_of(head.body.kind, head.body.length), head.reason)
+    response.origin = head
+    return response
 
 
 def serialise_request(request: Request, head: RequestHead, context: RequestContext) -> bytes:
@@ -383,6 +385,14 @@ def error_reply(status: int) -> LocalReply:
     body = page[page.index(b"\r\n\r\n") + 4:]
     headers: list[Header] = list(_ERROR_FIELDS)
     return LocalReply(status, headers, body)
+
+
+def error_page(status: int, head_request: bool) -> tuple[Response, bytes]:
+    """rsp's error page for `status` as the head and body to send (no body for HEAD), when no response
+    phase runs over it (an HTTP/2 stream's exchange without filters)."""
+    reply = error_reply(status)
+    body = reply.body
+    return local_response(status, reply.response.headers, body, head_request), b"" if head_request else body
 
 
 # Fields a response's framing, keep-alive or protocol switch depends on (the declaration every head cache keys

@@ -4,7 +4,7 @@ A filter calls `ExchangeView.background(request, ctx)` (rsp.pipeline.phases); th
 to its listener (HttpProxy.background), which starts it here, on the next loop iteration, as an exchange of
 its own, to the pool the starting exchange goes to: the balancer filters, the pools and their idle
 connections, retries, timeouts and error answers, the response phases and log, as a client's request
-(rsp.proxy.h2_stream.exchange_for_request makes the exchange from the neutral Request, as for an HTTP/2
+(rsp.proxy.h2_stream.filtered_exchange makes the exchange from the neutral Request, as for an HTTP/2
 stream). The rewrite and access filters and routing do not run again (FilterRun.begin_background): the filter
 gives the request as it should go, already rewritten and routed, and a request of its own needs no admission
 (nginx runs no access handlers for a subrequest either). Its client side is a
@@ -35,7 +35,7 @@ from rsp.logs import get_logger
 from rsp.pipeline.messages import Header, Request, Response
 from rsp.proxy.exchange import Exchange
 from rsp.proxy.filter_run import FilterRun
-from rsp.proxy.h2_stream import exchange_for_request
+from rsp.proxy.h2_stream import filtered_exchange
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ClientSide, ExchangeSide
 from rsp.proxy.session_state import SessionState
@@ -75,9 +75,9 @@ class BackgroundClient(ClientSide):
             return  # stopping: nothing new starts
         proxy.connections.add(self)  # the proxy's tick checks the response timeout; drain waits for it
         self.set_wait(WAIT_RESPONSE, proxy.response_timeout)
-        exchange = exchange_for_request(self, proxy, self.request)
+        exchange = filtered_exchange(self, proxy, self.request)
         run = exchange.run
-        assert run is not None  # exchange_for_request always runs the phases
+        assert run is not None  # filtered_exchange always runs the phases
         run.ctx = self.ctx
         self.exchange = exchange
         run.begin_background(self.pool, self.pool_name)  # from the balancer filters on

@@ -1,4 +1,4 @@
-"""What a filter changed in a head, and the request head an exchange with filters sends to its backend.
+"""What a filter changed in a head, and the request head an exchange sends to its backend.
 
 A filter may change a head by assignment (`request.headers = ...`, which marks it changed) or in place (a
 list edited where it lies): the run keeps a key of each head as it came and compares (docs/architecture.md,
@@ -62,3 +62,13 @@ def backend_head(exchange: ExchangeSide, request: Request | None, was: tuple[obj
             return serialise_request(request, exchange.head, exchange.client.context)
     assert h1 is not None
     return h1.forwarded.forward(exchange.head, h1.context)
+
+
+def unfiltered_head(exchange: ExchangeSide, request: Request | None) -> bytes:
+    """The request head for the backend of `exchange` when the listener has no filters: the HTTP/1 client's
+    forwarded head, or the Request an HTTP/2 stream made (`request`) serialised."""
+    h1 = exchange.h1
+    if h1 is not None:
+        return h1.forwarded.forward(exchange.head, h1.context)
+    assert request is not None  # (a client that is not HTTP/1 gives its Request)
+    return serialise_request(request, exchange.head, exchange.client.context)

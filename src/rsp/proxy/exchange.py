@@ -20,8 +20,10 @@ from rsp.errors import ProtocolError
 from rsp.http1 import forward
 from rsp.http1.error_pages import error_response
 from rsp.http1.events import EndOfMessage, RequestHead, ResponseHead
+from rsp.http1.serialise import error_page, response_of
 from rsp.logs import get_logger
 from rsp.pipeline.messages import Request, Response
+from rsp.proxy.changed_heads import unfiltered_head
 from rsp.proxy.filter_run import FilterRun
 from rsp.proxy.hash_key import balance_key
 from rsp.proxy.outcome import count_outcome, log_access
@@ -56,6 +58,7 @@ class Exchange(ExchangeSide):
         "length_due",
         "proxy",
         "record",
+        "request",
         "response_chunked",
         "response_head",
         "retried_fresh",
@@ -69,9 +72,10 @@ class Exchange(ExchangeSide):
     def __init__(self, client: ClientSide, proxy: SessionState, head: RequestHead, pool: PoolRuntime,
                  filtered: bool = False, request: Request | None = None) -> None:
         """`filtered`: the listener has filters (HttpProxy.chain): the exchange runs its phases (self.run),
-        and its head is forwarded once they decided it; else it is forwarded as it came, now (HTTP/1 only).
-        `request`: the neutral request an HTTP/2 stream made (exchange_for_request), which the filter run
-        serialises for the backend (rsp.http1.serialise) instead of forwarding HTTP/1 bytes."""
+        and its head is forwarded once they decided it; else it is forwarded as it came, now. `request`: the
+        neutral request an HTTP/2 stream made (exchange_for_request), serialised for the backend
+        (rsp.http1.serialise) instead of forwarding HTTP/1 bytes; its response goes through the stream's
+        Downstream (send_head/send_data/send_end), with or without filters."""
         self.client = client
         h1 = client if isinstance(client, Http1ClientSide) else None
         self.h1 = h1
@@ -81,13 +85,11 @@ class Exchange(ExchangeSide):
         self.record: BackendRecord | None = None
         self.upstream: UpstreamSide | None = None
         self.tried: list[BackendRecord] | None = None  # the backends that failed this request, when any
+        self.request = request
+        self.run: FilterRun | None = FilterRun(self, proxy, request) if filtered else None
         # The forwarded head, then the body as it comes, until the backend connection is ready. With filters,
         # the head's place is kept until the request phases are done (FilterRun._pick fills it).
-        if filtered:
-            self.buffer: list[bytes] | None = [b""]
-        else:
-            assert h1 is not None
-            self.buffer = [h1.forwarded.forward(head, client.context)]
+        self.buffer: list[bytes] | None = [b"" if filtered else unfiltered_head(self, request)]
         self.buffered = 0
         self.body_sent = 0
         self.request_done = head.body.kind == "none"
@@ -107,10 +109,9 @@ class Exchange(ExchangeSide):
         self.extra_tries = 0  # tries a balancer filter allowed beyond the pool's retries
         self.read_timeout = 0.0  # this try's, when a balancer filter set one (ngx.balancer.set_timeouts)
         self.last_failure = ""  # why the last try failed (the balancer filters read it)
-        self.run: FilterRun | None = FilterRun(self, proxy, request) if filtered else None
-        # The response goes through the response phases and the client's Downstream interface (header or body
-        # filters, a local reply, or a client that is not HTTP/1); else by the direct writes of the head cache.
-        self.downstream = filtered and (proxy.response_filtered or h1 is None)
+        # The response goes through the client's Downstream interface (header or body filters, a local reply,
+        # or a client that is not HTTP/1); else by the direct writes of the head cache.
+        self.downstream = h1 is None or (filtered and proxy.response_filtered)
         self.length_due = -1  # with filters: the Content-Length the client was sent, when it was one
         self.source: ExchangeSide | None = None
         self.behind = False
@@ -257,8 +258,7 @@ class Exchange(ExchangeSide):
     def on_data(self, data: bytes) -> None:
         if self.downstream:
             run = self.run
-            assert run is not None
-            out = run.body_phase(data, False)
+            out = run.body_phase(data, False) if run is not None else data
             if out:
                 self.sent_bytes += len(out)
                 if 0 <= self.length_due < self.sent_bytes:
@@ -303,11 +303,11 @@ class Exchange(ExchangeSide):
         self.response_started = True
         if self.record is not None and self.pool.outliers is not None:
             self.pool.traffic_ok(self.record)
+        if self.downstream:
+            self._filtered_head(head)
+            return
         run = self.run
         if run is not None:
-            if self.downstream:
-                self._filtered_head(head)
-                return
             run.direct_head(head)
         # Backend answered before the request body ended: the client stream cannot be resynced.
         close = self.proxy.draining or not self.request_done
@@ -336,10 +336,10 @@ class Exchange(ExchangeSide):
         h1.write(out)
 
     def _filtered_head(self, head: ResponseHead) -> None:
-        """The backend's response head through header_filter, then to the client through its Downstream."""
+        """The backend's response head through header_filter (when the listener has filters), then to the
+        client through its Downstream."""
         run = self.run
-        assert run is not None
-        response = run.backend_head(head)
+        response = run.backend_head(head) if run is not None else response_of(head)
         if response is None:
             return  # a filter failed: answered 500 instead
         self.status = response.status
@@ -398,8 +398,7 @@ class Exchange(ExchangeSide):
         client = self.client
         if self.downstream:
             run = self.run
-            assert run is not None
-            out = run.body_phase(b"", True)
+            out = run.body_phase(b"", True) if run is not None else b""
             if out is None:
                 return  # a filter failed: the client connection was reset
             if out:
@@ -480,12 +479,7 @@ class Exchange(ExchangeSide):
             record.active -= 1
             self.record = None
         run = self.run
-        if run is not None:
-            self.buffer = [run.head_bytes()]
-        else:
-            h1 = self.h1
-            assert h1 is not None
-            self.buffer = [h1.forwarded.forward(self.head, h1.context)]
+        self.buffer = [run.head_bytes() if run is not None else unfiltered_head(self, self.request)]
         self._pick_and_connect(fresh=fresh)
 
     def upstream_timeout(self) -> None:
@@ -507,7 +501,7 @@ class Exchange(ExchangeSide):
         self.upstream = None
         if upstream is not None:
             upstream.abort()
-        filtered = self.run is not None
+        filtered = self.run is not None or self.h1 is None  # (a stream is reset, not its connection closed)
         self._finish()
         client = self.client
         client.exchange = None
@@ -525,9 +519,15 @@ class Exchange(ExchangeSide):
                              reason)
         self.status = status
         run = self.run
-        if run is not None and not self.response_started:
-            run.answer_error(status)
-            return
+        if not self.response_started:
+            if run is not None:
+                run.answer_error(status)
+                return
+            if self.h1 is None:  # an HTTP/2 stream without filters: rsp's error page through its Downstream
+                response, body = error_page(status, self.head.method == b"HEAD")
+                self.local_head(response, True)
+                self.local_end(body)
+                return
         upstream = self.upstream
         self.upstream = None
         if upstream is not None:

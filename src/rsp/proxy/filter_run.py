@@ -536,9 +536,7 @@ class FilterRun:
         if self.times is not None:
             self.times.header(self.proxy.now())
         self._response_head = None
-        response = response_of(head)
-        response.origin = head
-        return self.header_phase(response)
+        return self.header_phase(response_of(head))
 
     def direct_head(self, head: ResponseHead) -> None:
         """The backend's response head went to the client by the direct path (no header or body filter)."""

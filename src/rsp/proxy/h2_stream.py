@@ -1,9 +1,9 @@
 """One HTTP/2 stream as the client side of an exchange (rsp.proxy.session_api.ClientSide).
 
     RequestOpened (a Request from the pseudo-headers, rsp.http2.heads) -> H2Stream.begin -> an Exchange made
-    for that Request (rsp.proxy.h2_stream.exchange_for_request): routing, filters, pools, retries, error
-    pages, access log, exactly as for an HTTP/1 client; the request head serialised for the HTTP/1 backend
-    by rsp.http1.serialise
+    for that Request (rsp.proxy.h2_stream.exchange_for_request): routing, filters (when the listener has
+    any), pools, retries, error pages, access log, exactly as for an HTTP/1 client; the request head
+    serialised for the HTTP/1 backend by rsp.http1.serialise
     the exchange's response -> send_head / send_data / send_end / reset (the Downstream interface,
     rsp.pipeline.phases) -> HEADERS / DATA / RST_STREAM frames on the stream (rsp.http2.server)
 
@@ -33,6 +33,7 @@ from rsp.proxy.exchange import Exchange
 from rsp.proxy.session_api import ClientSide, ExchangeSide, UpstreamSide
 from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_BODY, WAIT_NONE, WAIT_RESPONSE, WAIT_STREAM
+from rsp.routes.router import host_only
 
 log = get_logger()
 # The Via field for each HTTP/1 version a backend answers with, made once (the same object every response:
@@ -88,9 +89,16 @@ class H2Stream(ClientSide):
             self.set_wait(WAIT_BODY, proxy.body_timeout)
         else:
             self.set_wait(WAIT_RESPONSE, proxy.response_timeout)
-        exchange = exchange_for_request(self, proxy, request)
+        exchange, host = exchange_for_request(self, proxy, request)
         self.exchange = exchange
-        exchange.start()
+        if host is None:
+            exchange.start()
+            return
+        # A host the route store has no pool for yet: the exchange waits (its body is buffered as while
+        # connecting) until the store calls Exchange.route_to, without blocking the loop.
+        lookup = proxy.host_lookup
+        assert lookup is not None
+        lookup(exchange, host)
 
     def body(self, data: bytes) -> None:
         exchange = self.exchange
@@ -263,16 +271,46 @@ class H2Stream(ClientSide):
         self.reset("aborted")
 
 
-def exchange_for_request(client: ClientSide, proxy: SessionState, request: Request) -> Exchange:
+def exchange_for_request(client: ClientSide, proxy: SessionState,
+                         request: Request) -> tuple[Exchange, str | None]:
     """An exchange for a neutral request (an HTTP/2 stream's, rsp.http2.heads), its response written through
-    `client`'s Downstream methods. No HTTP/1 bytes are made or parsed for it: the head the exchange reads
-    (method, target, version b"2", Host, framing) is built from `request`, and the filter run serialises
-    `request` for the backend (rsp.http1.serialise.serialise_request), the framing recomputed from
-    `body_length`: a count as Content-Length, a body of unknown length chunked (RFC 9112 §7.1). It always
-    runs the phases (routing is among them), so the response goes through the codec's Downstream."""
+    `client`'s Downstream methods, and the host the route store must look up before it starts (else None).
+    No HTTP/1 bytes are made or parsed for it: the head the exchange reads (method, target, version b"2",
+    Host, framing) is built from `request`, and `request` is serialised for the backend
+    (rsp.http1.serialise.serialise_request), the framing recomputed from `body_length`: a count as
+    Content-Length, a body of unknown length chunked (RFC 9112 §7.1). With filters the exchange runs the
+    phases (routing is among them, after rewrite); without, it is routed here, as an HTTP/1 client's
+    (rsp.proxy.client.ClientConnection.start_exchange), and no filter run is made."""
+    if proxy.filtered:
+        return filtered_exchange(client, proxy, request), None
+    head = _request_head(request)
+    router = proxy.router
+    name = router.match(request.authority, request.target, request.method)
+    if name is None:
+        host_pools = proxy.host_pools
+        if host_pools is not None:
+            # A route store: hosts no static rule matches are routed by it (rsp.routestore).
+            host = host_only(request.authority)
+            found = host_pools.get(host)
+            if found is None:
+                return Exchange(client, proxy, head, proxy.pools[router.default], request=request), host
+            return Exchange(client, proxy, head, found, request=request), None
+        name = router.default
+    return Exchange(client, proxy, head, proxy.pools[name], request=request), None
+
+
+
+def filtered_exchange(client: ClientSide, proxy: SessionState, request: Request) -> Exchange:
+    """An exchange for a neutral request that runs the filter phases (routing among them), whatever the
+    listener has: an HTTP/2 stream's on a listener with filters, or a filter's background request
+    (rsp.proxy.background, which starts its run from the balancer phase)."""
+    return Exchange(client, proxy, _request_head(request), proxy.pools[proxy.router.default], filtered=True,
+                    request=request)
+
+
+def _request_head(request: Request) -> RequestHead:
+    """The head an exchange reads (method, target, version b"2", Host, framing), built from `request`."""
     length = request.body_length
     body = CHUNKED if length == UNKNOWN_LENGTH else (Framing("length", length) if length > 0 else NO_BODY)
-    head = RequestHead(request.method, request.target, request.version, tuple(request.headers), True, body,
+    return RequestHead(request.method, request.target, request.version, tuple(request.headers), True, body,
                        host=request.authority)
-    exchange = Exchange(client, proxy, head, proxy.pools[proxy.router.default], filtered=True, request=request)
-    return exchange
