@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from rsp.errors import ScriptError
 
@@ -27,9 +27,17 @@ def _value(value: Any, engine: LuaHost) -> Value | None:
     raise ScriptError(f"bad value type for a shared dictionary: {engine.lupa.lua_type(value) or type(value).__name__}")
 
 
+# Integral floats within this bound go to Lua as integers (Lua 5.4 prints 1.0 for a float; LuaJIT has one type)
+_EXACT: Final = 9007199254740992.0  # 2 ** 53
+
+
 def _number(value: float | None) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
-        return int(value)
+    # comparisons and int() rather than is_integer() and abs(): no method calls (compiled, per incr); a NaN
+    # fails both comparisons
+    if isinstance(value, float) and -_EXACT < value < _EXACT:
+        whole = int(value)
+        if whole == value:
+            return whole
     return value
 
 
