@@ -101,11 +101,21 @@ def fields_blob(ex: ExchangeView) -> bytes:
     return _fields(ex.request)
 
 
+# Field names lower-cased, remembered (a dictionary lookup costs less than bytes.lower's method call; requests
+# carry a few dozen names). Bounded: a client chooses the names.
+MAX_LOWERED: Final = 1024
+_LOWERED: Final[dict[bytes, bytes]] = {}
+
+
 def _fields(request: Request) -> bytes:
     parts: list[bytes] = []
     has_host = False
     for name, value in request.headers:
-        lowered = name.lower()
+        lowered = _LOWERED.get(name)
+        if lowered is None:
+            lowered = name.lower()
+            if len(_LOWERED) < MAX_LOWERED:
+                _LOWERED[name] = lowered
         if lowered == b"host":
             has_host = True
         parts.append(lowered)
@@ -182,12 +192,24 @@ def snapshot(ex: ExchangeView, wanted: int = ALL) -> tuple[bytes | bool | None, 
             request.authority if wanted & HTTP_HOST else False, _fields(request) if wanted & FIELDS else False)
 
 
+# $host by authority, remembered as _LOWERED is (a listener sees a few authorities; bounded: a client chooses)
+MAX_HOSTS: Final = 1024
+_HOSTS: Final[dict[bytes, bytes]] = {}
+
+
 def _host_of(authority: bytes) -> bytes:
     """nginx's $host from an authority (see _host)."""
+    host = _HOSTS.get(authority)
+    if host is not None:
+        return host
     if authority[:1] == b"[":
-        return authority[:authority.find(b"]") + 1].lower()
-    colon = authority.rfind(b":")
-    return (authority if colon < 0 else authority[:colon]).lower()
+        host = authority[:authority.find(b"]") + 1].lower()
+    else:
+        colon = authority.rfind(b":")
+        host = (authority if colon < 0 else authority[:colon]).lower()
+    if len(_HOSTS) < MAX_HOSTS:
+        _HOSTS[authority] = host
+    return host
 
 
 def _cookie(ex: ExchangeView, name: bytes) -> bytes | None:
