@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsp.lua.ngx_vars import variable
+from rsp.lua.ngx_vars import ALL, ARGS, FIELDS, HOST, REMOTE_ADDR, URI, variable, wanted_by
 from rsp.pipeline.messages import LocalReply
 from support.lua_exchange import FakeExchange
 
@@ -48,3 +48,33 @@ def test_get_headers_from_the_snapshot_and_raw(lua) -> None:  # type: ignore[no-
     assert isinstance(reply, LocalReply)
     # no Host line: the authority, as nginx's get_headers gives the Host it was asked with
     assert reply.body == b"auth.example 1,2 2 nil 1 2\n"
+
+
+def test_wanted_by_names_what_the_text_reads() -> None:
+    routing = 'local u = ngx.var.uri\nif ngx.var.http_x_canary then end\nlocal a = ngx.var.arg_page, ngx.var.host'
+    assert wanted_by(routing) == URI | FIELDS | ARGS | HOST
+    assert wanted_by("ngx.var.cookie_beta") == FIELDS
+    assert wanted_by("ngx.var.query_string .. ngx.var.remote_addr") == ARGS | REMOTE_ADDR
+    assert wanted_by("ngx.var.status") == 0  # not a snapshot variable: a call of its own
+    assert wanted_by("ngx.req.get_headers()") == FIELDS
+    # a name the text does not spell out: anything may be read
+    assert wanted_by('local v = ngx.var["ho" .. "st"]') == ALL
+    assert wanted_by("local var = ngx.var\nreturn var.uri") == ALL
+
+
+def test_a_value_left_out_of_the_call_is_fetched_when_read(lua) -> None:  # type: ignore[no-untyped-def]
+    """The handler's text names only ngx.var.uri, so its call's snapshot has only the uri; reads through
+    another name for ngx (as a module's would be) still see every value, and the fields as edited."""
+    headers = [(b"User-Agent", b"t/1"), (b"Cookie", b"a=1")]
+    source = """{ access = function()
+        local n = ngx
+        ngx.req.set_header("X-Added", "yes")
+        ngx.say(ngx.var.uri, " ", n.var.host, " ", n.var.args, " ", n.var.arg_q, " ", n.var.remote_addr, " ",
+                n.var.request_method, " ", n.var.scheme, " ", n.var.http_host, " ", n.var.request_uri, " ",
+                n.var.http_user_agent, " ", n.var.cookie_a, " ", n.var.http_x_added)
+    end }"""
+    assert wanted_by(source) == URI
+    flt = lua.filter(source)
+    reply = flt.access(FakeExchange(b"/a%20b?q=1", authority=b"Ex.COM:81", headers=headers))
+    assert isinstance(reply, LocalReply)
+    assert reply.body == b"/a b ex.com q=1 1 192.0.2.7 GET http Ex.COM:81 /a%20b?q=1 t/1 1 yes\n"

@@ -6,6 +6,9 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import lmdb
+import pytest
+
 from rsp.lua.shared_dict import SharedStore, default_store_dir, prepare_store
 from rsp.pipeline.messages import LocalReply
 from support.lua_exchange import FakeExchange
@@ -74,6 +77,25 @@ def test_incr_with_init_and_init_ttl(tmp_path: Path) -> None:
     assert store.incr("d", b"n", 1, 0) == (1.0, "", False)
     store.store("d", b"s", b"text")
     assert store.incr("d", b"s", 1) == (None, "not a number", False)
+    store.close()
+
+
+def test_incr_keeps_flags_and_expiry_and_fails_cleanly(tmp_path: Path) -> None:
+    clock = Clock()
+    store = make(tmp_path, clock=clock)
+    store.store("d", b"n", 2.0, 10, 7)  # a number with flags and an expiry
+    used = store.used("d")
+    assert store.incr("d", b"n", 0.5) == (2.5, "", False)
+    assert store.get("d", b"n") == (2.5, 7, False)
+    assert store.ttl("d", b"n") == 10
+    assert store.used("d") == used
+    clock.now += 11
+    assert store.incr("d", b"n", 1) == (None, "not found", False)  # expired, no init
+    assert store.incr("d", b"n", 1, 5) == (6.0, "", False)  # expired, init: flags and expiry start afresh
+    assert store.get("d", b"n") == (6.0, 0, False)
+    with pytest.raises(lmdb.Error):
+        store.incr("d", b"k" * 600, 1, 0)  # longer than LMDB's key limit: the transaction is aborted
+    assert store.incr("d", b"n", 1) == (7.0, "", False)  # and the store still takes writes
     store.close()
 
 

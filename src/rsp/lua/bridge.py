@@ -82,7 +82,7 @@ class Bridge:
             return cache_var(exchange.ctx, key)
         return variable(exchange, key)
 
-    def var_snapshot(self) -> tuple[bytes | None, ...]:
+    def var_snapshot(self) -> tuple[bytes | bool | None, ...]:
         """ngx_vars.SNAPSHOT's values, as many Lua values (the prelude keeps them for the step)."""
         state = self.engine.current
         exchange = state.exchange if state is not None else None

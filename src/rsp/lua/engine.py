@@ -26,7 +26,7 @@ from rsp.lua.compile import LUPA, chunk_token, restore_paths
 from rsp.lua.cosocket import Cosockets
 from rsp.lua.host import CallState, Waiter
 from rsp.lua.ngx_req import apply_edits
-from rsp.lua.ngx_vars import snapshot
+from rsp.lua.ngx_vars import snapshot, wanted_by
 from rsp.lua.prelude import PRELUDE
 from rsp.pipeline.messages import LocalReply
 from rsp.pipeline.phases import CONTINUE, SUSPEND, ExchangeView, Verdict
@@ -58,7 +58,7 @@ class Compiled:
     """A compiled handler: the Lua function, where it came from, and `start`: the driver's function that runs
     it on a runner coroutine, taking only the exchange's ngx.ctx table (rsp.lua.prelude, driver.bind)."""
 
-    __slots__ = ("function", "handler", "reads_vars", "request", "start")
+    __slots__ = ("function", "handler", "reads_vars", "request", "start", "wanted")
 
     def __init__(self, handler: LuaHandler, function: Any, start: Any, request: Any = None) -> None:
         self.handler = handler
@@ -68,6 +68,8 @@ class Compiled:
         # A handler whose text reads ngx.var (or the headers) gets the variables' snapshot with its call (one
         # crossing fewer); any other handler, or a module it requires, takes it with a call of its own.
         self.reads_vars = "ngx.var" in handler.source or "get_headers" in handler.source
+        # ... and of that snapshot only the values its text names (the others cost their conversion for nothing)
+        self.wanted = wanted_by(handler.source)
 
 
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
@@ -178,7 +180,8 @@ class LuaEngine:
         self.pending = None
         try:
             if compiled.reads_vars:
-                v = snapshot(exchange)  # (its values as arguments one by one: a star-call builds a list)
+                # (its values as arguments one by one: a star-call builds a list)
+                v = snapshot(exchange, compiled.wanted)
                 result = compiled.request(ctx.get(CTX_TABLE), v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
             else:
                 result = compiled.request(ctx.get(CTX_TABLE))

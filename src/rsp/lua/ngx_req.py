@@ -56,6 +56,13 @@ def lua_values(engine: LuaHost, value: Any) -> list[bytes]:
     return [ngx_text.safe_header_value(text_of(value))]
 
 
+# The field name each name a handler sets stands for (escaped, lower-case, `_` as `-`), remembered: handlers
+# set a few constant names, and the escape's search with the two case changes cost more than the edit itself.
+# Bounded: a handler may build names from the request.
+MAX_FIELD_KEYS: Final = 1024
+_FIELD_KEYS: Final[dict[bytes, bytes]] = {}
+
+
 def apply_edits(request: Request, edits: tuple[Any, ...], start: int) -> None:
     """Apply ngx.req.set_header / clear_header calls recorded by the Lua half: from `edits[start]` on, pairs of
     a name and a value (bytes), or False to clear; as req_set_header does one call with a string or nil."""
@@ -63,7 +70,11 @@ def apply_edits(request: Request, edits: tuple[Any, ...], start: int) -> None:
         name = edits[i]
         value = edits[i + 1]
         raw = name if isinstance(name, bytes) else text_of(name)
-        key = ngx_text.safe_header_name(raw).lower().replace(b"_", b"-")
+        key = _FIELD_KEYS.get(raw)
+        if key is None:
+            key = ngx_text.safe_header_name(raw).lower().replace(b"_", b"-")
+            if len(_FIELD_KEYS) < MAX_FIELD_KEYS:
+                _FIELD_KEYS[raw] = key
         request.set(key, ngx_text.safe_header_value(value) if isinstance(value, bytes) else None)
 
 

@@ -8,6 +8,7 @@ header, once there is a response).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Final
 from urllib.parse import unquote_to_bytes
@@ -19,11 +20,7 @@ from rsp.pipeline.try_times import nginx_times
 
 def _host(ex: ExchangeView) -> bytes:
     """nginx's $host: the Host without its port, lower-cased (RFC 9110 §4.2.3: the host is case-insensitive)."""
-    authority = ex.request.authority
-    if authority[:1] == b"[":
-        return authority[:authority.find(b"]") + 1].lower()
-    colon = authority.rfind(b":")
-    return (authority if colon < 0 else authority[:colon]).lower()
+    return _host_of(ex.request.authority)
 
 
 def _uri(ex: ExchangeView) -> bytes:
@@ -104,11 +101,21 @@ def fields_blob(ex: ExchangeView) -> bytes:
     return _fields(ex.request)
 
 
+# Field names lower-cased, remembered (a dictionary lookup costs less than bytes.lower's method call; requests
+# carry a few dozen names). Bounded: a client chooses the names.
+MAX_LOWERED: Final = 1024
+_LOWERED: Final[dict[bytes, bytes]] = {}
+
+
 def _fields(request: Request) -> bytes:
     parts: list[bytes] = []
     has_host = False
     for name, value in request.headers:
-        lowered = name.lower()
+        lowered = _LOWERED.get(name)
+        if lowered is None:
+            lowered = name.lower()
+            if len(_LOWERED) < MAX_LOWERED:
+                _LOWERED[name] = lowered
         if lowered == b"host":
             has_host = True
         parts.append(lowered)
@@ -118,21 +125,91 @@ def _fields(request: Request) -> bytes:
     return b"\0".join(parts)
 
 
-def snapshot(ex: ExchangeView) -> tuple[bytes | None, ...]:
+# The snapshot's values by bit, for `snapshot`'s `wanted` (in SNAPSHOT's order, FIELDS last).
+URI: Final = 1
+HOST: Final = 2
+ARGS: Final = 4
+REQUEST_URI: Final = 8
+METHOD: Final = 16
+SCHEME: Final = 32
+REMOTE_ADDR: Final = 64
+HTTP_HOST: Final = 128
+FIELDS: Final = 256
+ALL: Final = 511
+# Which value a variable the prelude takes from the snapshot reads (the prefixed families: their family's).
+READS: Final[dict[str, int]] = {
+    "uri": URI, "document_uri": URI, "host": HOST, "args": ARGS, "query_string": ARGS, "request_uri": REQUEST_URI,
+    "request_method": METHOD, "scheme": SCHEME, "remote_addr": REMOTE_ADDR, "http_host": HTTP_HOST,
+}
+# `ngx.var.NAME` in a handler's text; any other use of ngx.var (ngx.var[name], `local var = ngx.var`) may
+# read anything
+_VAR_READ: Final = re.compile(r"ngx\.var(?:\.([A-Za-z_][A-Za-z0-9_]*))?")
+
+
+def wanted_by(source: str) -> int:
+    """The snapshot values a handler's text reads (bits of `snapshot`'s `wanted`): the others are left out of
+    its call's snapshot (False: the prelude asks for the whole snapshot if a module or a computed name reads
+    one after all). ALL when the text reads ngx.var in a way that does not name the variable."""
+    wanted = FIELDS if "get_headers" in source else 0
+    for found in _VAR_READ.finditer(source):
+        name = found.group(1)
+        if name is None:
+            return ALL
+        bit = READS.get(name)
+        if bit is not None:
+            wanted |= bit
+        elif name.startswith(("http_", "cookie_")):
+            wanted |= FIELDS
+        elif name.startswith("arg_"):
+            wanted |= ARGS
+    return wanted
+
+
+def snapshot(ex: ExchangeView, wanted: int = ALL) -> tuple[bytes | bool | None, ...]:
     """The values of SNAPSHOT's variables for `ex`, in its order, then `fields_blob(ex)`: the request read
-    once (each read of the view's attributes is a generic attribute lookup), the values computed inline."""
+    once (each read of the view's attributes is a generic attribute lookup), the values computed inline. A
+    value whose bit is not in `wanted` is False (not computed: each value costs its conversion into Lua)."""
     request = ex.request
     target = request.target
-    path, _, query = target.partition(b"?")
-    authority = request.authority
+    if wanted == ALL:
+        path, _, query = target.partition(b"?")
+        # (37 is "%": a byte's `in` is a memchr, a bytes' goes through the buffer protocol)
+        return (unquote_to_bytes(path) if 37 in path else path, _host_of(request.authority), query or None,
+                target, request.method, request.scheme, ex.client_ip.encode("ascii"), request.authority,
+                _fields(request))
+    uri: bytes | bool = False
+    args: bytes | bool | None = False
+    if wanted & (URI | ARGS):
+        path, _, query = target.partition(b"?")
+        if wanted & URI:
+            uri = unquote_to_bytes(path) if 37 in path else path
+        if wanted & ARGS:
+            args = query or None
+    return (uri, _host_of(request.authority) if wanted & HOST else False, args,
+            target if wanted & REQUEST_URI else False, request.method if wanted & METHOD else False,
+            request.scheme if wanted & SCHEME else False,
+            ex.client_ip.encode("ascii") if wanted & REMOTE_ADDR else False,
+            request.authority if wanted & HTTP_HOST else False, _fields(request) if wanted & FIELDS else False)
+
+
+# $host by authority, remembered as _LOWERED is (a listener sees a few authorities; bounded: a client chooses)
+MAX_HOSTS: Final = 1024
+_HOSTS: Final[dict[bytes, bytes]] = {}
+
+
+def _host_of(authority: bytes) -> bytes:
+    """nginx's $host from an authority (see _host)."""
+    host = _HOSTS.get(authority)
+    if host is not None:
+        return host
     if authority[:1] == b"[":
         host = authority[:authority.find(b"]") + 1].lower()
     else:
         colon = authority.rfind(b":")
         host = (authority if colon < 0 else authority[:colon]).lower()
-    # (37 is "%": a byte's `in` is a memchr, a bytes' goes through the buffer protocol)
-    return (unquote_to_bytes(path) if 37 in path else path, host, query or None, target, request.method,
-            request.scheme, ex.client_ip.encode("ascii"), authority, _fields(request))
+    if len(_HOSTS) < MAX_HOSTS:
+        _HOSTS[authority] = host
+    return host
 
 
 def _cookie(ex: ExchangeView, name: bytes) -> bytes | None:

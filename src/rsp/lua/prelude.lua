@@ -257,6 +257,17 @@ local function snapshot()
   end
   return values
 end
+-- value i of the snapshot: the call's snapshot leaves out (false) what the handler's text does not name
+-- (rsp.lua.ngx_vars.wanted_by); a module or a computed name that reads one gets the whole snapshot then
+local function snapshot_value(i)
+  local v = snapshot()[i]
+  if v == false then
+    local fresh = {B_vars()}
+    step_vars = fresh
+    v = fresh[i]
+  end
+  return v
+end
 -- the request's fields as one NUL-separated run (name, value, ...; names lower-case)
 local function field_blob()
   local values = snapshot()
@@ -318,7 +329,7 @@ local function cookie(name)
   return nil
 end
 local function arg(name)
-  local query = snapshot()[3] or ""
+  local query = snapshot_value(3) or ""
   name = lower(name)
   local pos, len = 1, #query
   while pos <= len + 1 do
@@ -351,7 +362,7 @@ end})
 ngx.var = setmetatable({}, {
   __index = function(_, name)
     local i = SNAPSHOT[name]
-    if i ~= nil then return snapshot()[i] end
+    if i ~= nil then return snapshot_value(i) end
     local kind = var_kind[name]
     if kind then
       local family = kind[1]

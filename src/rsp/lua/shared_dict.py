@@ -31,6 +31,7 @@ import lmdb
 _HEAD: Final = struct.Struct("<cId")
 _NUMBER: Final = struct.Struct("<d")
 _HEAD_NUMBER: Final = struct.Struct("<cIdd")  # a number's whole entry, packed and unpacked in one call
+_NUMBER_TAG: Final = ord("n")  # a number entry's first byte (NUMBER), as `raw[0]` gives it
 _USED: Final = struct.Struct("<q")  # a dictionary's bytes in use, in __meta
 STRING: Final = b"s"
 NUMBER: Final = b"n"
@@ -218,40 +219,61 @@ class SharedStore:
     def incr(self, name: str, key: bytes, delta: float, init: float | None = None,
              init_ttl: float = 0) -> tuple[float | None, str, bool]:
         """Atomic add (one write transaction, serialised across processes). (new value, error, forcible)."""
-        now = self.clock()
         db = self.dbs[name]
         # the transaction's own database: begin (db, parent, write), get and put without keyword arguments
-        # (lmdb parses those slowly)
-        with self.env.begin(db, None, True) as txn:
+        # (lmdb parses those slowly); begun and committed by hand: `with` looks up __enter__ / __exit__ on the
+        # transaction's type at every call
+        txn = self.env.begin(db, None, True)
+        try:
             old = txn.get(key)
-            expires = 0.0
-            current: float
-            decoded = _decode(old) if old is not None else None
-            if decoded is not None and not (decoded[2] and decoded[2] <= now):
-                value, flags, expires = decoded
-                if isinstance(value, bool) or not isinstance(value, float):
-                    return None, "not a number", False
-                current = value
-            else:
-                if init is None:
-                    return None, "not found", False
-                current, flags = float(init), 0
-                expires = now + init_ttl if init_ttl and init_ttl > 0 else 0.0
-            new = current + delta
-            raw = _encode(new, flags, expires)
-            if old is not None and len(old) == len(raw):
-                # the usual incr: a number replaced by a number, the bytes in use unchanged (no __meta read
-                # or write: one get and one put in the transaction)
-                txn.put(key, raw)
-                return new, "", False
-            used = self._used(txn, name) - (_cost(key, len(old)) if old is not None else 0)
-            cost = _cost(key, len(raw))
-            forcible = False
-            if used + cost > self.bounds[name]:
-                used, forcible = self._evict(txn, name, key, used, used + cost - self.bounds[name], now)
-            txn.put(key, raw, db=db)
-            self._set_used(txn, name, used + cost)
-            return new, "", forcible
+            if old is not None and len(old) == _HEAD_NUMBER.size and old[0] == _NUMBER_TAG:
+                # the usual incr: a live number replaced by a number of the same size (the bytes in use
+                # unchanged: no __meta read or write), unpacked and packed in one call each
+                _, flags, expires, current = _HEAD_NUMBER.unpack(old)
+                if not expires or expires > self.clock():
+                    new = current + delta
+                    txn.put(key, _HEAD_NUMBER.pack(NUMBER, flags, expires, new))
+                    txn.commit()
+                    return new, "", False
+            result = self._incr(txn, name, db, key, old, delta, init, init_ttl)
+        except BaseException:
+            txn.abort()
+            raise
+        txn.commit()
+        return result
+
+    def _incr(self, txn: lmdb.Transaction, name: str, db: lmdb._Database, key: bytes, old: bytes | None,
+              delta: float, init: float | None, init_ttl: float) -> tuple[float | None, str, bool]:
+        """incr's other cases: a new or expired entry (init), a value that is not a number."""
+        now = self.clock()
+        expires = 0.0
+        current: float
+        decoded = _decode(old) if old is not None else None
+        if decoded is not None and not (decoded[2] and decoded[2] <= now):
+            value, flags, expires = decoded
+            if isinstance(value, bool) or not isinstance(value, float):
+                return None, "not a number", False
+            current = value
+        else:
+            if init is None:
+                return None, "not found", False
+            current, flags = float(init), 0
+            expires = now + init_ttl if init_ttl and init_ttl > 0 else 0.0
+        new = current + delta
+        raw = _encode(new, flags, expires)
+        if old is not None and len(old) == len(raw):
+            # a number replaced by a number (it had expired): the bytes in use unchanged (no __meta read or
+            # write)
+            txn.put(key, raw)
+            return new, "", False
+        used = self._used(txn, name) - (_cost(key, len(old)) if old is not None else 0)
+        cost = _cost(key, len(raw))
+        forcible = False
+        if used + cost > self.bounds[name]:
+            used, forcible = self._evict(txn, name, key, used, used + cost - self.bounds[name], now)
+        txn.put(key, raw, db=db)
+        self._set_used(txn, name, used + cost)
+        return new, "", forcible
 
     def expire(self, name: str, key: bytes, exptime: float) -> bool:
         now = self.clock()

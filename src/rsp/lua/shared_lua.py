@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from rsp.errors import ScriptError
+from rsp.lua.shared_dict import SharedStore
 
 if TYPE_CHECKING:
     from rsp.lua.host import LuaHost
@@ -27,9 +28,17 @@ def _value(value: Any, engine: LuaHost) -> Value | None:
     raise ScriptError(f"bad value type for a shared dictionary: {engine.lupa.lua_type(value) or type(value).__name__}")
 
 
+# Integral floats within this bound go to Lua as integers (Lua 5.4 prints 1.0 for a float; LuaJIT has one type)
+_EXACT: Final = 9007199254740992.0  # 2 ** 53
+
+
 def _number(value: float | None) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
-        return int(value)
+    # comparisons and int() rather than is_integer() and abs(): no method calls (compiled, per incr); a NaN
+    # fails both comparisons
+    if isinstance(value, float) and -_EXACT < value < _EXACT:
+        whole = int(value)
+        if whole == value:
+            return whole
     return value
 
 
@@ -43,10 +52,12 @@ def _out(value: Value | None) -> Any:
 
 def shared_incr(engine: LuaHost, name: str, key: Any, delta: Any, init: Any, init_ttl: Any) -> tuple[Any, ...]:
     """DICT:incr(key, value, init, init_ttl), as resty.core returns it."""
-    store = engine.shared
+    # typed: the store's methods are native calls (compiled), not attribute lookups
+    store: SharedStore | None = engine.shared
     if store is None or not store.has(name):
         raise ScriptError(f"no shared dictionary '{name}' (declare it in lua.shared)")
-    if not isinstance(delta, int | float) or isinstance(delta, bool):
+    # (a tuple, not `int | float`: that union is a new object at every call)
+    if not isinstance(delta, (int, float)) or isinstance(delta, bool):
         return (None, b"not a number")
     new, err, forcible = store.incr(name, _key(key), float(delta), None if init is None else float(init),
                                     float(init_ttl) if init_ttl is not None else 0.0)
