@@ -117,6 +117,24 @@ def test_the_near_memo_is_used_for_a_changing_request_id_and_date() -> None:
     assert refused[0] == "error" and refused[:2] == result(ResponseParser(), bad)[:2]
 
 
+def test_every_byte_in_a_volatile_value_is_judged_as_a_fresh_parser_judges_it() -> None:
+    """The near memo's check of a changed value (NearMemo.matches): each of the 256 bytes at the start, in
+    the middle and at the end of the request id and of the Date, against a parser with no memo."""
+    first = b"HTTP/1.1 200 OK\r\n" + b"\r\n".join(TEMPLATE) + b"\r\n\r\n" + BODY
+    second = first.replace(b"0123456789abcdef", b"fedcba9876543210").replace(b"05:46:08", b"05:46:09")
+    date = b"Sat, 28 Nov 2026 05:46:09 GMT"
+    for old in (b"fedcba9876543210", date):
+        for where in (0, len(old) // 2, len(old) - 1):
+            for byte in range(256):
+                value = old[:where] + bytes([byte]) + old[where + 1 :]
+                raw = second.replace(old, value)
+                warm = ResponseParser()
+                result(warm, first)
+                result(warm, second)
+                assert warm._near.values, "the memo is armed by the two heads"
+                assert result(warm, raw) == result(ResponseParser(), raw), (old, where, byte)
+
+
 # -- the request parser's target memo (RequestParser._near_target) -------------------------------------
 
 targets = st.one_of(

@@ -43,6 +43,10 @@ def kept_ranges(raw: bytes, kept: bytes) -> list[tuple[int, int]]:
 _HTAB: Final = 9
 _SP: Final = 32
 _DEL: Final = 127
+# Each byte's class in a field value: 0 for a byte a canonical value may not hold anywhere (a control byte
+# other than HTAB, or DEL; RFC 9110 §5.5 field-vchar / obs-text, with SP and HTAB inside), else 1.
+_VALUE_BYTE_CLASS: Final = bytes(0 if (c < _SP and c != _HTAB) or c == _DEL else 1 for c in range(256))
+_REFUSED: Final = 0
 
 
 @final
@@ -134,16 +138,15 @@ class NearMemo:
                 return False
         for start, stop in self.values:
             # The fast path's rule for a value (fast_path.CANONICAL_VALUE): not empty, no control byte but
-            # HTAB, and no SP or HTAB at either end. Compiled, this loop costs less than a regular expression
-            # call on a request id.
-            first = pos + start
-            last = pos + stop - 1
-            if last < first or buf[first] in (_HTAB, _SP) or buf[last] in (_HTAB, _SP):
+            # HTAB, and no SP or HTAB at either end. The bytes go through the byte-class table in one
+            # translate (a mypyc primitive) and a memchr for class 0 (`in` with an int; with a bytes needle
+            # CPython first tries the int and raises, ~2,000 instructions). Compiled, a loop over the
+            # bytes cost ~50 instructions per byte.
+            value = buf[pos + start : pos + stop]
+            if not value or value[0] in (_HTAB, _SP) or value[-1] in (_HTAB, _SP):
                 return False
-            for i in range(first, stop + pos):
-                c = buf[i]
-                if (c < _SP and c != _HTAB) or c == _DEL:
-                    return False
+            if _REFUSED in value.translate(_VALUE_BYTE_CLASS):
+                return False
         return True
 
     def forwardable(self, previous: ResponseHead, raw: bytes) -> bytes | None:
