@@ -223,7 +223,9 @@ class Master:
 
         def log_transition(message: str) -> None:
             # The checker sets record.up, then logs, then calls back: the state goes to the workers before
-            # the line is written, so whoever reads "is DOWN" finds every worker already knowing it.
+            # the line is written. A worker applies it on its next loop turn: a request it accepts and reads
+            # in the same turn as the news (an accepted connection is read at once) is answered with the
+            # state before, as a request already at a backend is.
             self.broadcast_state()
             get_logger().info("%s", message)
 
