@@ -98,6 +98,56 @@ def test_drain_closes_idle_clients_now_and_busy_ones_after_their_response(make_s
     assert busy.lost
 
 
+def test_a_reload_keeps_a_client_told_keep_alive_before_it_began_and_answers_its_next_request_with_close(
+        make_session: Make) -> None:
+    # The head said keep-alive, then the drain began while the body was on its way: closing at the end of
+    # the body would race with the request the client sends next (RFC 9112 §9.6).
+    s = make_session()
+    client = s.client()
+    backend = s.open(client, GET_A)
+    backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nA")
+    s.drain(linger=1.0)
+    backend.send(b"A")
+    out = client.take()
+    assert out.endswith(b"AA") and b"Connection: close" not in out
+    assert not client.closing
+    client.send(GET_B)
+    assert request_line(backend.take()) == request_line(GET_B)
+    backend.send(OK_B)
+    out = client.take()
+    assert out.endswith(b"B") and b"Connection: close\r\n" in out
+    assert client.lost
+
+
+def test_a_reload_closes_a_client_told_keep_alive_once_its_linger_passes(make_session: Make) -> None:
+    s = make_session()
+    client = s.client()
+    backend = s.open(client, GET_A)
+    backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nA")
+    s.drain(linger=1.0)
+    backend.send(b"A")
+    client.take()
+    s.clock.advance(0.5)
+    s.proxy.tick()
+    s.turns.run()
+    assert not client.closing
+    s.clock.advance(0.6)
+    s.proxy.tick()
+    s.turns.run()
+    assert client.lost and client.take() == b""
+
+
+def test_a_shutdown_closes_a_client_told_keep_alive_at_the_end_of_its_response(make_session: Make) -> None:
+    s = make_session()
+    client = s.client()
+    backend = s.open(client, GET_A)
+    backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nA")
+    s.drain()
+    backend.send(b"A")
+    assert client.take().endswith(b"AA")
+    assert client.lost
+
+
 def test_websocket_switch_then_bytes_both_ways(make_session: Make) -> None:
     s = make_session()
     client = s.client()

@@ -214,9 +214,10 @@ class FakeSession:
         self.turns.run()
         self.loop.close()
 
-    def drain(self) -> None:
-        """Stop keep-alive (SIGTERM): idle clients are closed now, busy ones after their response."""
-        self.proxy.begin_drain()
+    def drain(self, linger: float = 0.0) -> None:
+        """Stop keep-alive: idle clients are closed now (SIGTERM) or after `linger` idle seconds (a reload),
+        busy ones after their response."""
+        self.proxy.begin_drain(linger)
         self.turns.run()
 
     @property

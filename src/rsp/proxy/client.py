@@ -252,7 +252,8 @@ class ClientConnection(Http1ClientSide):
             error, self.pending_error = self.pending_error, None
             self.refuse(error)
             return
-        if not keep_alive or self.proxy.draining or self.client_eof:
+        proxy = self.proxy
+        if not keep_alive or self.client_eof or (proxy.draining and proxy.drain_linger <= 0.0):
             self.close()
             return
         if self.parser.paused:
@@ -265,10 +266,15 @@ class ClientConnection(Http1ClientSide):
                 return
         if self.parser.idle:
             self.wait = WAIT_KEEPALIVE
-            timeout = self.proxy.keepalive_timeout
+            timeout = proxy.keepalive_timeout
+            if proxy.draining:
+                # The head went out saying keep-alive before a reload's drain began: closing now would race
+                # with a request the client may be sending already (RFC 9112 §9.6). It idles for the linger,
+                # as HttpProxy.begin_drain keeps the idle ones; a request in it gets `Connection: close`.
+                timeout = min(timeout, proxy.drain_linger) if timeout else proxy.drain_linger
         else:
             self.wait = WAIT_HEAD
-            timeout = self.proxy.header_timeout
+            timeout = proxy.header_timeout
         self.deadline = now + timeout if timeout else 0.0
         if self.backlog:
             self.process()

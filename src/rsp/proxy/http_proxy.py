@@ -83,6 +83,7 @@ class HttpProxy(SessionState):
         idle keep-alive connection races with a request the client may be sending on it (RFC 9112 §9.6), so
         a reload gives clients that reuse their connections at once the time to do so and be told to close."""
         self.draining = True
+        self.drain_linger = linger
         deadline = self.now() + linger
         for conn in list(self.connections):
             if not conn.is_idle():

@@ -123,6 +123,8 @@ class SessionState:
         self.idle_pools: dict[BackendRecord, IdlePool] = {}
         self.trusted = tuple(ipaddress.ip_network(c, strict=False) for c in config.http.trusted_proxies)
         self.draining = False
+        # How long an idle keep-alive client is kept once draining began (HttpProxy.begin_drain): 0 closes it.
+        self.drain_linger = 0.0
         # Set by a route store (rsp.routestore.store): host -> pool for hosts no static route matches (the
         # hot path's one dict lookup), and the callback that routes a request for a host not in it yet.
         self.host_pools: dict[str, PoolRuntime] | None = None
