@@ -56,3 +56,47 @@ def nginx_times(durations: tuple[tuple[float, float, float], ...], step: int) ->
     if not durations:
         return None
     return ", ".join("-" if t[step] < 0 else f"{t[step]:.3f}" for t in durations).encode("ascii")
+
+
+class TryTiming:
+    """An exchange's tries as its filters see them: the timeouts a balancer filter set for the coming try
+    (ngx.balancer.set_timeouts: one try's, cleared for the next) and, when a filter may read them, each try's
+    times (`timed`: made at the first try, on the session's loop-iteration clock as nginx's
+    $upstream_*_time are on its cached time)."""
+
+    __slots__ = ("timed", "timeouts", "times")
+
+    def __init__(self, timed: bool) -> None:
+        self.timed = timed
+        self.times: TryTimes | None = None
+        self.timeouts: tuple[float, float, float] | None = None  # (connect, send, read), when set
+
+    def next_try(self) -> None:
+        """A try is about to be chosen: the last one's timeouts no longer hold."""
+        self.timeouts = None
+
+    def begin(self, now: float) -> tuple[float, float]:
+        """A try begins (the one before, if any, ended now): its (connect, read) timeouts, 0 for the pool's."""
+        times = self.times
+        if times is None and self.timed:
+            times = self.times = TryTimes()
+        if times is not None:
+            times.begin(now)
+        timeouts = self.timeouts
+        return (timeouts[0], timeouts[2]) if timeouts is not None else (0.0, 0.0)
+
+    def connected(self, now: float) -> None:
+        if self.times is not None:
+            self.times.connected(now)
+
+    def header(self, now: float) -> None:
+        if self.times is not None:
+            self.times.header(now)
+
+    def end(self, now: float) -> None:
+        if self.times is not None:
+            self.times.end(now)
+
+    def durations(self, now: float) -> tuple[tuple[float, float, float], ...]:
+        times = self.times
+        return times.durations(now) if times is not None else ()

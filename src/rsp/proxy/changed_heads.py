@@ -19,6 +19,13 @@ def request_key(request: Request) -> tuple[object, ...]:
     return (request.method, request.authority, request.target, tuple(request.headers), request.body_length)
 
 
+def mark_changed(request: Request, was: tuple[object, ...]) -> None:
+    """Mark `request` changed when a filter changed it in place (a list edited where it lies, a balancer
+    filter after access) rather than through its setters; `was`: its request_key as it came."""
+    if not request.changed and request_key(request) != was:
+        request.changed = True
+
+
 def response_key(response: Response) -> tuple[object, ...]:
     """What a response phase may change; lines a filter add()ed last are not a change (Response.add)."""
     headers = response.headers
@@ -50,8 +57,7 @@ def backend_head(exchange: ExchangeSide, request: Request | None, was: tuple[obj
     (None: no filter asked for it; `was`: its request_key as it came)."""
     h1 = exchange.h1
     if request is not None:
-        if not request.changed and request_key(request) != was:
-            request.changed = True  # changed in place (a balancer filter, or a list edited where it lies)
+        mark_changed(request, was)
         if request.changed or h1 is None:  # (a request of another protocol has no HTTP/1 bytes to reuse)
             if h1 is not None:
                 added = added_fields(request, was)

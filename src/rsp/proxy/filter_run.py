@@ -33,8 +33,8 @@ from rsp.http1.serialise import (
 from rsp.logs import get_logger
 from rsp.pipeline.messages import LocalReply, Request, Response
 from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, ExchangeView, Filter, Suspend, Verdict
-from rsp.pipeline.try_times import TryTimes
-from rsp.proxy.changed_heads import backend_head, request_key, response_key
+from rsp.pipeline.try_times import TryTiming
+from rsp.proxy.changed_heads import backend_head, mark_changed, request_key, response_key
 from rsp.proxy.held_body import HeldBody
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ExchangeSide
@@ -81,8 +81,7 @@ class FilterRun:
         "started",
         "streamed",
         "suspended",
-        "timeouts",
-        "times",
+        "tries_timing",
         "upstream_status",
     )
 
@@ -112,10 +111,7 @@ class FilterRun:
         self.logged = False
         self.failed = False  # a filter raised: no filter runs again for this exchange but log
         self.held = HeldBody(exchange)  # the request body held during the request phases
-        # Each try's times (made by the first try), on the session's loop-iteration clock as nginx's
-        # $upstream_*_time are on its cached time.
-        self.times: TryTimes | None = None
-        self.timeouts: tuple[float, float, float] | None = None  # this try's (connect, send, read), when set
+        self.tries_timing = TryTiming(proxy.tries_timed)
 
     # -- ExchangeView ---------------------------------------------------------------------------------
     @property
@@ -196,8 +192,7 @@ class FilterRun:
 
     @property
     def upstream_timings(self) -> tuple[tuple[float, float, float], ...]:
-        times = self.times
-        return times.durations(self.proxy.now()) if times is not None else ()
+        return self.tries_timing.durations(self.proxy.now())
 
     def resume(self) -> None:
         """Go on after the filter that returned SUSPEND."""
@@ -337,7 +332,7 @@ class FilterRun:
                     return
                 self.stage = _IN_BALANCER
                 self.peer = None
-                self.timeouts = None
+                self.tries_timing.next_try()
             else:
                 self.stage = _FORWARDING
                 self._pick()
@@ -401,8 +396,7 @@ class FilterRun:
         request = self._request
         if request is None:
             return True
-        if not request.changed and request_key(request) != self._request_was:
-            request.changed = True
+        mark_changed(request, self._request_was)
         if request.body_length != self._request_was[4]:
             # The body comes from the client as it was framed; nothing here re-frames it.
             self._fail_request("a filter changed the request's body_length")
@@ -458,7 +452,7 @@ class FilterRun:
         self.stage = _IN_BALANCER
         self.index = 0
         self.peer = None
-        self.timeouts = None  # each try sets its own (ngx.balancer.set_timeouts)
+        self.tries_timing.next_try()  # each try sets its own (ngx.balancer.set_timeouts)
         self._run_request_phases()
 
     def answer_error(self, status: int) -> None:
@@ -470,20 +464,13 @@ class FilterRun:
         """A try begins, to `record` (the previous one, if any, ended now): its connect timeout (0: the
         pool's); its read timeout goes to the exchange."""
         self._record = record
-        timeouts = self.timeouts
-        self.exchange.read_timeout = timeouts[2] if timeouts is not None else 0.0
-        times = self.times
-        if times is None and self.proxy.tries_timed:
-            times = self.times = TryTimes()
-        if times is not None:
-            times.begin(self.proxy.now())
-        return timeouts[0] if timeouts is not None else 0.0
+        connect, self.exchange.read_timeout = self.tries_timing.begin(self.proxy.now())
+        return connect
 
     def attached(self) -> None:
         """This try has its backend connection (a pooled one: at once); a read timeout of its own counts the
         wait for the response head from now."""
-        if self.times is not None:
-            self.times.connected(self.proxy.now())
+        self.tries_timing.connected(self.proxy.now())
         read = self.exchange.read_timeout
         client = self.exchange.client
         if read and client.wait == WAIT_RESPONSE:
@@ -493,7 +480,7 @@ class FilterRun:
         """This try's timeouts, in seconds (0: the pool's or the listener's). rsp has no send timeout of its
         own (a backend that stops reading stalls the client's body, which body_timeout bounds): `send` is
         kept, not applied."""
-        self.timeouts = (connect, send, read)
+        self.tries_timing.timeouts = (connect, send, read)
 
     def _fail_request(self, reason: str) -> None:
         get_logger().error("client %s: %s", self.exchange.client.client_ip, reason)
@@ -533,16 +520,14 @@ class FilterRun:
         """The backend's response head through header_filter: the response to send, or None when a filter
         failed (the exchange was answered 500 instead)."""
         self.upstream_status = head.status
-        if self.times is not None:
-            self.times.header(self.proxy.now())
+        self.tries_timing.header(self.proxy.now())
         self._response_head = None
         return self.header_phase(response_of(head))
 
     def direct_head(self, head: ResponseHead) -> None:
         """The backend's response head went to the client by the direct path (no header or body filter)."""
         self.upstream_status = head.status
-        if self.times is not None:
-            self.times.header(self.proxy.now())
+        self.tries_timing.header(self.proxy.now())
         self._response_head = head
 
     def header_phase(self, response: Response) -> Response | None:
@@ -608,8 +593,7 @@ class FilterRun:
             return
         self.logged = True
         self.stage = _DONE
-        if self.times is not None:
-            self.times.end(self.proxy.now())
+        self.tries_timing.end(self.proxy.now())
         for flt in self.proxy.log_filters:
             try:
                 flt.log(self)
