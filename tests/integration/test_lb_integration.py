@@ -21,6 +21,8 @@ from support.rsp_process import SUITE_WORKERS, RspProcess, free_port, rsp_comman
 from support.waiting import wait_until
 
 CLIENT_TIMEOUT = 5.0
+# How late a timer may fire on this 2-core machine while other test processes run (seen: 1.1 s).
+LOADED_MACHINE_SLACK = 3.0
 
 
 class NamedBackend(BackendServer):
@@ -181,8 +183,9 @@ def test_killed_backend_goes_down_then_comes_back(start_backend: Start, run_rsp:
     b.stop()
     killed = time.monotonic()
     assert wait_until(lambda: states(sock_path)["b"] == "down", timeout=5)
-    # Marked DOWN within fall x interval, plus one interval of phase and scheduling slack.
-    assert time.monotonic() - killed <= fall * interval + interval + 1.0
+    # Marked DOWN within fall x interval plus one of phase, and the slack of a loaded machine (the exact
+    # timing is tests/health/test_checker.py's, on a fake clock): not after many more intervals.
+    assert time.monotonic() - killed <= fall * interval + interval + LOADED_MACHINE_SLACK
     assert proc.wait_for_stderr(r"backend b 127\.0\.0\.1:\d+ is DOWN \(2 failed checks: connection refused\)", 5)
     assert {ask(port) for _ in range(8)} == {"a"}
     start_backend(NamedBackend, "b", port=b_port)
