@@ -534,4 +534,4 @@ def test_a_client_that_half_closes_gets_its_response_then_the_close(start_backen
         assert response.status == 200, response
         started = time.monotonic()
         assert conn.wait_closed(3.0)
-        assert time.monotonic() - started < 1.0  # closed at once, not after a keep-alive or header timeout
+        assert time.monotonic() - started < 2.5  # closed at once, not after a keep-alive or header timeout

@@ -240,5 +240,5 @@ def test_balancer_read_timeout_applies_to_the_try(run_rsp: Callable[..., RspProc
     end }"""))
     started = time.monotonic()
     status, _, _ = get(port, "/?short=1")
-    assert status == 504 and time.monotonic() - started < 1.4  # the try's 0.2 s, not the listener's 60 s
+    assert status == 504 and time.monotonic() - started < 5.0  # the try's 0.2 s, not the listener's 60 s
     assert get(port, "/")[2] == b"late"  # without set_timeouts: the defaults

@@ -25,6 +25,7 @@ from support.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/bootstrap); never `playwright install`
 REFRESH = 1.0
+FETCH_SLACK = 3.0  # a fetch and a render on a loaded 2-core machine
 CHECK_INTERVAL = 0.3
 # A name that would run script if the page ever wrote names as markup.
 HOSTILE_NAME = '<img src=x onerror="window.__xss=1">"&'
@@ -107,11 +108,12 @@ def test_page_shows_a_killed_backend_down(browser: Browser, run_rsp: Callable[..
         doomed.stop()
         assert wait_until(lambda: stats_json(stats_port)["stats"]["pools"][0]["backends"][1]["state"] == "down", 10.0)
         seen = time.monotonic()
-        # DOWN must be on the page within one refresh (plus the fetch's own time).
+        # DOWN must be on the page within one refresh (plus the fetch's own time, on a loaded machine): the page
+        # refreshes on its own, without a reload.
         page.wait_for_function(
             "() => [...document.querySelectorAll('tr.st-down td.state')].some(td => td.textContent === 'DOWN')",
-            timeout=(REFRESH + 1.0) * 1000)
-        assert time.monotonic() - seen <= REFRESH + 1.0
+            timeout=(REFRESH + FETCH_SLACK) * 1000)
+        assert time.monotonic() - seen <= REFRESH + FETCH_SLACK
         assert state_of(page, 1) == "DOWN"
         assert state_of(page, 0) == "UP"
         row_colour = page.evaluate(
