@@ -9,6 +9,8 @@ imports and shutdown cancel out:
     --count instr      valgrind --tool=cachegrind (no cache simulation): CPU instructions per request (rsp:
                        its workers' only, see WORKER_UNDER_VALGRIND)
     --count cpu        utime+stime of the proxy's process tree per request (wall-clock sensitive)
+    --count events     the tree's page faults and context switches per request, from /proc (where a
+                       wall-clock gap lies when instructions agree; this VM has no hardware counters)
 
     .venv/bin/python bench/conn_cost.py --target rsp --count syscalls --workers 2
     .venv/bin/python bench/conn_cost.py --target haproxy --count instr
@@ -120,6 +122,26 @@ def read_syscalls(out: Path) -> tuple[Counter[str], Counter[str]]:
     return calls, errors
 
 
+def tree_events(root: int) -> Counter[str]:
+    """Page faults (proc(5) stat fields 10 and 12) and context switches (status) of `root`'s process tree."""
+    events: Counter[str] = Counter()
+    procs = procstat._read_all()
+    for pid in procstat.tree_pids(root, procs):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        events["minor-faults"] += int(fields[7])
+        events["major-faults"] += int(fields[9])
+        for line in status.splitlines():
+            name, _, value = line.partition(":")
+            if name.endswith("ctxt_switches"):
+                events[name] += int(value)
+    return events
+
+
 def read_instructions(prefix: Path) -> int:
     total = 0
     for f in prefix.parent.glob(prefix.name + ".*"):
@@ -185,6 +207,7 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
         # The master binds the port before its workers have started (slow under valgrind): wait for answers.
         wait_answers(port, opts.workers * 4, bool(opts.tls))
         before = procstat.tree_seconds([proxy.pid])
+        events_before = tree_events(proxy.pid) if opts.count == "events" else Counter()
         if opts.load == "wrk":  # keep-alive: `requests` is the duration in seconds
             script = tmp / "report.lua"
             script.write_text(lib.WRK_SCRIPT)
@@ -196,6 +219,7 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
         if result.errors:
             print(f"  {opts.load} reported {result.errors} errors", file=sys.stderr)
         after = procstat.tree_seconds([proxy.pid])
+        events = tree_events(proxy.pid) - events_before if opts.count == "events" else Counter()
         cpu = sum(after.values()) - sum(before.values())
     finally:
         servers.stop_all()
@@ -204,13 +228,15 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
         return calls, errors, cpu, result.requests
     if opts.count == "instr":
         return Counter(), Counter(), float(read_instructions(out)), result.requests
+    if opts.count == "events":
+        return events, Counter(), cpu, result.requests
     return Counter(), Counter(), cpu, result.requests
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", choices=("rsp", "haproxy"), default="rsp")
-    ap.add_argument("--count", choices=("syscalls", "instr", "cpu"), default="syscalls")
+    ap.add_argument("--count", choices=("syscalls", "instr", "cpu", "events"), default="syscalls")
     ap.add_argument("--workers", type=int, default=1, help="rsp workers / HAProxy nbthread")
     ap.add_argument("--conns", type=int, default=50, help="ab -c")
     ap.add_argument("--rsp-http", default="", help='rsp: more keys of its http table, e.g. "pool_max_idle = 2000"')
@@ -244,6 +270,11 @@ def main() -> None:
                 err = (e2[name] - e1[name]) / per
                 print(f"  {name:<16} {delta:7.2f}" + (f"  ({err:.2f} errors)" if err >= 0.005 else ""))
         print(f"  {'total':<16} {total / per:7.2f}")
+    elif opts.count == "events":
+        print(f"{label}: per request")
+        for name in sorted(set(c2) | set(c1)):
+            print(f"  {name:<26} {(c2[name] - c1[name]) / per:9.2f}")
+        print(f"  {'CPU us':<26} {(v2 - v1) / per * 1e6:9.1f}")
     elif opts.count == "instr":
         print(f"{label}: {(v2 - v1) / per:,.0f} instructions per request")
     else:
