@@ -32,7 +32,7 @@ MAX_ENCODER_TABLE_SIZE: Final = 4096
 # A DATA payload at least this long is not copied into the output buffer: it is kept as it came (the
 # stream's chunk or a view of it), beside its frame header, and the pieces are joined once per write. A
 # growing buffer took every payload in a copy, and its reallocations copied it again as it grew
-# (docs/performance.md, "2026-12-08"); below this size, another piece costs more than the copy.
+# (docs/performance.md, "DATA without copies"); below this size, another piece costs more than the copy.
 DATA_PIECE_MIN: Final = 1024
 # Streams rsp reset lately: frames the client sent before it saw the RST_STREAM are ignored, not errors
 # (§5.1, "closed"). Older ones fall out (a bounded memory).

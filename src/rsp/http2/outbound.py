@@ -24,9 +24,9 @@ CONNECTION_HIGH_WATER: Final = 1024 * 1024
 class Stream:
     """A stream from its request head to the end of its response (or a reset).
 
-    pending: response chunks not yet framed, the first one's first `offset` bytes framed already (a chunk is
-    cut into DATA frames as views of it, never copied: docs/performance.md, "2026-12-08"); end/trailers:
-    send_end came (with these trailers).
+    pending: response chunks not yet framed, the first one's first `offset` bytes framed already (a chunk
+    is cut into DATA frames as views of it, never copied: docs/performance.md, "DATA without copies").
+    end/trailers: send_end came (with these trailers).
     paused: send_data returned False and no StreamWritable has followed yet.
     blocked_since: when the window last stopped this stream's data (the send timeout), None when moving.
     unacked: request-body bytes received and not yet acknowledged (returned to the connection window when

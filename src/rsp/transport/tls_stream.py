@@ -45,7 +45,7 @@ from rsp.transport.stream import READ_SIZE, SocketStream, StreamProtocol
 
 # Plaintext given to OpenSSL per write call: four full TLS records. The outgoing BIO then holds at most this
 # much (plus record overhead) before it is read and sent, whatever the backlog (docs/performance.md,
-# "2026-12-08").
+# "DATA without copies").
 WRITE_CHUNK: Final = 64 * 1024
 # Plaintext taken out of OpenSSL per read call: one TLS record holds at most 16 KiB (RFC 8446 §5.1), and a
 # read call returns at most one record's worth, so a larger buffer would only be allocated and trimmed.
