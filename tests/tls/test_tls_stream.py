@@ -14,6 +14,7 @@ import pytest
 
 from rsp.transport.event_loop import RspEventLoop
 from rsp.transport.tls_stream import TlsStream
+from support.payload import payload as content
 
 from .conftest import CertSet, client_context
 
@@ -169,3 +170,24 @@ def test_both_directions_ended_closes_even_when_eof_answered_true(loop: asyncio.
     second.transport.write_eof()
     assert run_until(loop, lambda: first.lost and second.lost)
     assert first.lost == [None] and second.lost == [None]
+
+
+def test_writes_behind_a_full_socket_keep_their_order_and_the_end_comes_last(loop: asyncio.AbstractEventLoop,
+                                                                           certs: CertSet) -> None:
+    """Plaintext the socket cannot take yet waits unencrypted behind the ciphertext it could not take
+    (OpenSSL gets a chunk at a time): large and small writes come out in order, and the close_notify that
+    write_eof asks for while they wait goes after all of them."""
+    server, client = pair(loop, certs)
+    assert client.transport is not None and server.transport is not None
+    assert run_until(loop, lambda: client.transport is not None and client.transport.tls.version() is not None)
+    server.transport.pause_reading()
+    parts = [content(3 * MIB), b"small", content(MIB + 5)[::-1], b"x", content(70_000)[1000:]]
+    for part in parts:
+        client.transport.write(part)
+    client.transport.write_eof()
+    assert "pause" in client.events  # far over the high-water mark, counted before the socket took it
+    assert client.transport.get_write_buffer_size() > HIGH
+    server.transport.resume_reading()
+    assert run_until(loop, lambda: server.events == ["eof"])
+    assert bytes(server.data) == b"".join(parts)
+    assert client.transport.get_write_buffer_size() == 0 and "resume" in client.events

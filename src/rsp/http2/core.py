@@ -29,6 +29,11 @@ from rsp.http2.hpack_tables import DEFAULT_TABLE_SIZE
 # The client's SETTINGS_HEADER_TABLE_SIZE may ask for a larger table for rsp's encoder; rsp uses at most this
 # much memory for it per connection (§6.5.2 lets the encoder use any size up to the peer's value).
 MAX_ENCODER_TABLE_SIZE: Final = 4096
+# A DATA payload at least this long is not copied into the output buffer: it is kept as it came (the
+# stream's chunk or a view of it), beside its frame header, and the pieces are joined once per write. A
+# growing buffer took every payload in a copy, and its reallocations copied it again as it grew
+# (docs/performance.md, "DATA without copies"); below this size, another piece costs more than the copy.
+DATA_PIECE_MIN: Final = 1024
 # Streams rsp reset lately: frames the client sent before it saw the RST_STREAM are ignored, not errors
 # (§5.1, "closed"). Older ones fall out (a bounded memory).
 RECENT_RESETS: Final = 256
@@ -38,7 +43,7 @@ class FrameConnection:
     """The frame layer of one server-side HTTP/2 connection."""
 
     __slots__ = ("_block", "_block_end", "_block_stream", "_buf", "_conn_max", "_conn_recv", "_conn_to_ack",
-                 "_local_acked", "_local_initial", "_out", "_peer_initial", "_preface_left", "_recent",
+                 "_local_acked", "_local_initial", "_out", "_peer_initial", "_pieces", "_preface_left", "_recent",
                  "_settings", "_settings_seen", "_streams", "decoder", "encoder", "highest_inbound_stream_id",
                  "max_outbound_frame_size", "outbound_flow_control_window")
 
@@ -49,6 +54,9 @@ class FrameConnection:
                                      settings.max_header_list_size)
         self.encoder = HeaderEncoder()
         self._out = bytearray()
+        # What goes out before `_out`, when a large DATA payload was queued: frames' bytes and payloads as
+        # they came (see send_data).
+        self._pieces: list[bytes | memoryview] = []
         self._buf = b""
         self._preface_left = len(codes.PREFACE)
         self._settings_seen = False
@@ -379,13 +387,24 @@ class FrameConnection:
         if end_stream:
             self._sent_end(stream_id)
 
-    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        """One DATA frame; the caller keeps within local_flow_control_window and max_outbound_frame_size."""
+    def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool = False) -> None:
+        """One DATA frame; the caller keeps within local_flow_control_window and max_outbound_frame_size.
+        `data` must not change until data_to_send() has returned (a large payload is kept, not copied)."""
+        size = len(data)
         stream = self._streams.get(stream_id)
         if stream is not None:
-            stream.send_window -= len(data)
-        self.outbound_flow_control_window -= len(data)
-        wire.put_data(self._out, stream_id, data, end_stream)
+            stream.send_window -= size
+        self.outbound_flow_control_window -= size
+        if size < DATA_PIECE_MIN:
+            wire.put_data(self._out, stream_id, data, end_stream)
+        else:
+            pieces = self._pieces
+            out = self._out
+            if out:  # the frames queued before it go first
+                pieces.append(bytes(out))
+                out.clear()
+            pieces.append(wire.data_header(stream_id, size, end_stream))
+            pieces.append(data)
         if end_stream:
             self._sent_end(stream_id)
 
@@ -418,9 +437,18 @@ class FrameConnection:
         wire.put_goaway(self._out, last_stream_id, error_code, debug)
 
     def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+        """Every frame queued since the last call, in order, as one buffer: the only copy of a large
+        payload this layer makes."""
+        pieces = self._pieces
+        if not pieces:
+            out = bytes(self._out)
+            self._out.clear()
+            return out
+        if self._out:
+            pieces.append(bytes(self._out))
+            self._out.clear()
+        self._pieces = []
+        return b"".join(pieces)
 
 
 def _need_stream(sid: int, kind: str) -> None:

@@ -24,20 +24,23 @@ CONNECTION_HIGH_WATER: Final = 1024 * 1024
 class Stream:
     """A stream from its request head to the end of its response (or a reset).
 
-    pending: response chunks not yet framed; end/trailers: send_end came (with these trailers).
+    pending: response chunks not yet framed, the first one's first `offset` bytes framed already (a chunk
+    is cut into DATA frames as views of it, never copied: docs/performance.md, "DATA without copies").
+    end/trailers: send_end came (with these trailers).
     paused: send_data returned False and no StreamWritable has followed yet.
     blocked_since: when the window last stopped this stream's data (the send timeout), None when moving.
     unacked: request-body bytes received and not yet acknowledged (returned to the connection window when
     the stream ends early).
     """
 
-    __slots__ = ("blocked_since", "end", "expected", "head_sent", "id", "paused", "pending", "pending_bytes",
+    __slots__ = ("blocked_since", "end", "expected", "head_sent", "id", "offset", "paused", "pending", "pending_bytes",
                  "received", "request", "request_ended", "trailers", "unacked")
 
     def __init__(self, stream_id: int, request: Request) -> None:
         self.id = stream_id
         self.request = request
         self.pending: deque[bytes] = deque()
+        self.offset = 0
         self.pending_bytes = 0
         self.end = False
         self.trailers: list[Header] = []
@@ -51,13 +54,26 @@ class Stream:
         self.expected = request.body_length
         self.request_ended = False  # the client's END_STREAM came
 
-    def take(self, window: int) -> bytes:
-        """Up to `window` bytes from the front of the pending data (window > 0, pending not empty)."""
+    def take(self, window: int) -> bytes | memoryview:
+        """Up to `window` bytes from the front of the pending data (window > 0, pending not empty): the
+        chunk itself when it fits whole, else a view of its part (no copy; the frame layer only reads it)."""
         chunk = self.pending[0]
-        if len(chunk) <= window:
+        pos = self.offset
+        left = len(chunk) - pos
+        piece: bytes | memoryview
+        if left <= window:
             self.pending.popleft()
+            self.offset = 0
+            piece = chunk if pos == 0 else memoryview(chunk)[pos:]
         else:
-            self.pending[0] = chunk[window:]
-            chunk = chunk[:window]
-        self.pending_bytes -= len(chunk)
-        return chunk
+            left = window
+            self.offset = pos + window
+            piece = memoryview(chunk)[pos:pos + window]
+        self.pending_bytes -= left
+        return piece
+
+    def clear(self) -> None:
+        """Drop the unsent data (the stream is over)."""
+        self.pending.clear()
+        self.offset = 0
+        self.pending_bytes = 0

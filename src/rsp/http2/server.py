@@ -358,8 +358,7 @@ class ServerConnection:
     def _release(self, stream: Stream) -> None:
         """A stream is over: its unsent data and its unacknowledged request bytes are let go."""
         self._buffered -= stream.pending_bytes
-        stream.pending.clear()
-        stream.pending_bytes = 0
+        stream.clear()
         if stream.unacked:
             self._core.acknowledge_received_data(stream.unacked, stream.id)  # the connection window's part
             stream.unacked = 0

@@ -1,7 +1,9 @@
 """HTTP/2 frames as bytes (RFC 9113 §4.1, §6): what rsp's server connection writes, appended to one buffer.
 
 Every frame is a 9-octet header (24-bit length, type, flags, reserved bit and 31-bit stream id) and its
-payload; each function appends one frame (or a header block's frames) to `out`.
+payload; each `put_` function appends one frame (or a header block's frames) to `out`. A large DATA payload
+is not appended anywhere: `data_header` makes its frame header alone, and the frame layer keeps the payload
+as it came, beside it (rsp.http2.core: the pieces are joined once per write).
 """
 
 from __future__ import annotations
@@ -38,9 +40,15 @@ def put_header(out: bytearray, length: int, kind: int, flags: int, stream_id: in
     out += _FRAME_HEADER.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id)
 
 
-def put_data(out: bytearray, stream_id: int, data: bytes, end_stream: bool) -> None:
+def put_data(out: bytearray, stream_id: int, data: bytes | memoryview, end_stream: bool) -> None:
     put_header(out, len(data), codes.DATA, codes.END_STREAM if end_stream else 0, stream_id)
     out += data
+
+
+def data_header(stream_id: int, length: int, end_stream: bool) -> bytes:
+    """The 9-octet header of a DATA frame whose `length` payload octets follow it (§6.1)."""
+    return _FRAME_HEADER.pack(length >> 16, length & 0xFFFF, codes.DATA, codes.END_STREAM if end_stream else 0,
+                              stream_id)
 
 
 def put_header_block(out: bytearray, stream_id: int, block: bytes, end_stream: bool, max_frame: int) -> None:

@@ -149,7 +149,8 @@ class SocketStream(Watcher):
         # Bytes for the socket that it has not taken yet; None while there are none (nearly always: a list
         # kept per connection is 56 bytes that every idle connection would hold).
         self._buffer: list[bytes] | None = None
-        # Bytes written before the stream can encrypt them (TLS: before its handshake); counted in _buffered.
+        # Bytes written that the stream has not encrypted yet (TLS: before its handshake, or while the socket
+        # is full: rsp.transport.tls_stream); counted in _buffered.
         # A plain stream never holds any: it shares one empty list (a list per connection is 56 bytes that
         # every idle connection would keep), and TlsStream gives itself its own.
         self._held: list[bytes] = NOTHING_HELD
@@ -305,6 +306,10 @@ class SocketStream(Watcher):
         if not self._buffer:
             self._finish(None)
 
+    def _refill(self) -> None:
+        """The socket took everything queued and bytes are held back (`_held`): what the byte source does
+        (TLS: encrypt the next of them). A plain stream never holds any."""
+
     def _ending(self) -> None:
         """Our direction ends (write_eof or close): what the byte source sends first (TLS: close_notify)."""
 
@@ -440,6 +445,8 @@ class SocketStream(Watcher):
             else:
                 buffer[0] = first[sent:]
                 sent = 0
+        if not buffer and self._held:
+            self._refill()  # (TLS: the next plaintext encrypted and sent now that the socket took the last)
         if self._writing_paused and self._buffered <= self._low:
             self._writing_paused = False
             self._call(self._protocol.resume_writing)

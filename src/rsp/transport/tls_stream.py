@@ -11,9 +11,12 @@ SocketStream's, once. Only the byte source and sink differ:
 - read (`_receive`): `recv_into(READ_SIZE)` -> incoming BIO -> `SSLObject.read()` until SSLWantReadError ->
   the protocol's `data_received` for each plaintext chunk (at most one TLS record, 16 KiB, each: RFC 8446
   §5.1);
-- write: plaintext -> `SSLObject.write()` (encrypts into the outgoing BIO, always whole: a memory BIO
-  never refuses) -> SocketStream's send-or-queue of what the BIO holds; what the socket does not take
-  waits as ciphertext and counts against the write-buffer marks;
+- write: plaintext -> `SSLObject.write()` (encrypts into the outgoing BIO) -> SocketStream's send-or-queue
+  of what the BIO holds, at most WRITE_CHUNK of plaintext at a time, and only while the socket takes all
+  of it: once it does not, the rest of the ciphertext waits in the stream's buffer and the plaintext after
+  it waits unencrypted (`_held`) until the socket has taken that (`_refill`). A memory BIO never refuses,
+  so handing OpenSSL a whole backlog made it grow (zeroed, reallocated, copied) to the backlog's size;
+  both kinds of waiting bytes count against the write-buffer marks;
 - the end of our direction (`_ending`, on write_eof or close): close_notify first.
 
 The contract is SocketStream's (asyncio's), with TLS's meaning of its ends:
@@ -40,6 +43,10 @@ from typing import ClassVar, Final, Protocol
 from rsp.transport.plain_on_tls import PLAIN, UNDECIDED, PlainHttpGuard, classify_first_bytes
 from rsp.transport.stream import READ_SIZE, SocketStream, StreamProtocol
 
+# Plaintext given to OpenSSL per write call: four full TLS records. The outgoing BIO then holds at most this
+# much (plus record overhead) before it is read and sent, whatever the backlog (docs/performance.md,
+# "DATA without copies").
+WRITE_CHUNK: Final = 64 * 1024
 # Plaintext taken out of OpenSSL per read call: one TLS record holds at most 16 KiB (RFC 8446 §5.1), and a
 # read call returns at most one record's worth, so a larger buffer would only be allocated and trimmed.
 PLAINTEXT_READ: Final = 16 * 1024
@@ -57,7 +64,7 @@ class _Engine(Protocol):
     """The C object behind ssl.SSLObject (`_ssl._SSLSocket`): the calls made per read and write."""
 
     def read(self, size: int) -> bytes: ...
-    def write(self, data: bytes) -> int: ...
+    def write(self, data: bytes | memoryview) -> int: ...
     def pending(self) -> int: ...
     def do_handshake(self) -> None: ...
 
@@ -67,13 +74,18 @@ class TlsStream(SocketStream):
 
     KIND: ClassVar[str] = "TLS connection"
 
-    __slots__ = ("_engine", "_first", "_handshaken", "_in", "_out", "_plain_guard", "_recv_into", "_tls")
+    __slots__ = ("_engine", "_first", "_handshaken", "_held_pos", "_in", "_out", "_plain_guard", "_recv_into",
+                 "_tls")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol: StreamProtocol,
                  context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None = None,
                  peer: tuple[object, ...] = (), plain_guard: PlainHttpGuard | None = None) -> None:
         super().__init__(loop, sock, protocol, peer)
-        self._held = []  # writes before the handshake ends (SocketStream's shared NOTHING_HELD is never used)
+        # Plaintext not encrypted yet: writes before the handshake ends, or behind ciphertext the socket has
+        # not taken (SocketStream's shared NOTHING_HELD is never used); `_held_pos` octets of the first one
+        # are encrypted already.
+        self._held = []
+        self._held_pos = 0
         # A listener's stream: checks its first bytes for plain HTTP (rsp.transport.plain_on_tls) until
         # decided; `_first` holds them meanwhile (fewer than plain_on_tls.DECISION_BYTES).
         self._plain_guard = plain_guard
@@ -115,22 +127,59 @@ class TlsStream(SocketStream):
     def write(self, data: bytes) -> None:
         if self._closing or self._eof_pending or len(data) == 0:
             return
-        if not self._handshaken:
-            self._held.append(data)
+        if not self._handshaken or self._held or self._buffer:
+            self._held.append(data)  # behind what waits already (encrypted in turn: _refill)
             self._grew(len(data))
             return
-        try:
-            self._engine.write(data)
-        except ssl.SSLError as exc:
-            self._fail(exc)
+        if len(data) <= WRITE_CHUNK:
+            try:
+                self._engine.write(data)
+            except ssl.SSLError as exc:
+                self._fail(exc)
+                return
+            self._flush()
             return
-        self._flush()
+        self._held.append(data)
+        self._buffered += len(data)  # (the marks are checked once the socket has taken what it can)
+        self._encrypt_held()
+        if self._buffered > self._high and not self._writing_paused:
+            self._writing_paused = True
+            self._call(self._protocol.pause_writing)
 
     def writelines(self, parts: list[bytes]) -> None:
         if len(parts) > 1:
             self.write(b"".join(parts))  # one TLS record for small pieces instead of one per piece
         elif parts:
             self.write(parts[0])
+
+    def _refill(self) -> None:
+        if self._handshaken:
+            self._encrypt_held()
+
+    def _encrypt_held(self) -> None:
+        """Encrypt and send the held plaintext, WRITE_CHUNK at a time, until the socket does not take all
+        of a chunk (the rest waits as ciphertext, the plaintext after it stays held) or none is left; then
+        the close_notify that waited for it."""
+        held = self._held
+        engine = self._engine
+        while held and not self._buffer and not self._done:
+            data = held[0]
+            pos = self._held_pos
+            end = min(len(data), pos + WRITE_CHUNK)
+            try:
+                engine.write(data if pos == 0 and end == len(data) else memoryview(data)[pos:end])
+            except ssl.SSLError as exc:
+                self._fail(exc)
+                return
+            if end == len(data):
+                del held[0]
+                self._held_pos = 0
+            else:
+                self._held_pos = end
+            self._buffered -= end - pos
+            self._flush()
+        if not held and (self._closing or self._eof_pending):
+            self._close_notify()
 
     def _ending(self) -> None:
         if self._handshaken:
@@ -192,12 +241,7 @@ class TlsStream(SocketStream):
             self._fail(exc)
             return
         self._handshaken = True
-        held = self._held
-        if held:
-            self._buffered -= sum(len(p) for p in held)
-            self._held = []
-            for part in held:
-                self._engine.write(part)
+        self._encrypt_held()  # (after the handshake's last flight, still in the BIO: one send for both)
         if self._eof_pending or self._closing:
             self._close_notify()
         self._flush()
@@ -244,8 +288,8 @@ class TlsStream(SocketStream):
             self._on_end_of_data()  # the socket ended without close_notify, after everything before it
 
     def _close_notify(self) -> None:
-        if self._eof_ready or self._done:
-            return
+        if self._eof_ready or self._done or self._held:
+            return  # (held plaintext goes first: _encrypt_held sends close_notify after it)
         self._eof_ready = True
         try:
             self._tls.unwrap()
