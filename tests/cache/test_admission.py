@@ -86,3 +86,47 @@ def test_each_cache_control_line_keeps_its_own_reading() -> None:
         assert (revalidate.lifetime, revalidate.flags) == (60.0, MUST_REVALIDATE)
         assert (plain.lifetime, plain.flags) == (30.0, 0)
         assert two_lines.flags == NO_CACHE
+
+
+# Responses that exercise each field the decision reads, spelt in mixed case among fields it does not read.
+_DECIDING = [
+    [(b"Cache-Control", b"max-age=60")],
+    [(b"CACHE-CONTROL", b"no-store")],
+    [(b"Cache-control", b"private")],
+    [(b"Expires", b"Thu, 01 Jan 2099 00:00:00 GMT"), (b"DATE", b"Thu, 01 Jan 2098 00:00:00 GMT")],
+    [(b"expires", b"0")],
+    [(b"Cache-Control", b"max-age=60"), (b"Age", b"30"), (b"Date", b"Thu, 01 Jan 1970 00:00:50 GMT")],
+    [(b"Cache-Control", b"max-age=60"), (b"Set-Cookie", b"a=b")],
+    [(b"Cache-Control", b"max-age=0"), (b"ETag", b'"1"')],
+    [(b"Cache-Control", b"max-age=0")],
+    [(b"cache-control", b"max-age=0"), (b"Last-Modified", b"Thu, 01 Jan 1970 00:00:01 GMT")],
+    [(b"Cache-Control", b"max-age=60"), (b"VARY", b"Accept")],
+    [(b"Cache-Control", b"max-age=60"), (b"Vary", b"*")],
+    [(b"Last-Modified", b"Thu, 01 Jan 1970 00:00:01 GMT"), (b"Date", b"Thu, 01 Jan 1970 00:01:41 GMT")],
+]
+
+
+@pytest.mark.parametrize("deciding", _DECIDING)
+def test_the_decision_reads_every_field_it_needs_in_any_spelling(deciding: list[Header]) -> None:
+    """admit hands the policy functions only POLICY_FIELDS: its entry (or refusal) is the one the functions
+    give on the whole field list."""
+    from rsp.cache.admission import POLICY_FIELDS
+    from rsp.cache.freshness import freshness_lifetime, initial_age
+    from rsp.cache.storable import refusal
+    from rsp.cache.vary import vary_names
+
+    response = [(b"Server", b"x"), *deciding, (b"Content-Type", b"text/html"), (b"X-Other", b"1")]
+    request = [(b"Host", b"example.com"), (b"Accept", b"text/html")]
+    assert all(name.lower() in POLICY_FIELDS for name, _ in deciding)
+    for heuristic in (False, True):
+        got = admit(URL, b"GET", request, CacheControl(), 200, b"OK", response, 10, 100.0, 101.0,
+                    heuristic=heuristic, cookies=False, max_object=MAX, label=b"")
+        cc = parse_cache_control([v for n, v in response if n.lower() == b"cache-control"])
+        lifetime = freshness_lifetime(200, response, cc, 101.0, heuristic)
+        refused = vary_names(response) is None or refusal(b"GET", 200, request, CacheControl(), response, cc,
+                                                           lifetime, cookies=False) is not None
+        assert (got is None) == refused
+        if got is not None:
+            assert got.lifetime == lifetime
+            assert got.initial_age == initial_age(response, 100.0, 101.0)
+            assert got.headers == stored_headers(response, cc, b"")

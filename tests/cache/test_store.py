@@ -284,3 +284,30 @@ def test_an_entry_of_an_older_format_is_a_miss_and_purged(store: CacheStore) -> 
     assert store.lookup(url) == []
     assert store.delete(url) == 1  # unreadable entries of the URI go with a purge
     assert store.count() == 0
+
+
+def test_an_entry_stamped_older_than_the_last_lru_row_is_still_evicted_in_stamp_order(tmp_path: Path) -> None:
+    """A put appends its LRU row (the usual newest stamp); one stamped earlier (another worker's newer stamp
+    committed first, here a clock that went back) is written in its place, so eviction still goes oldest
+    first and the byte count stays the sum of the entries."""
+    clock = Clock()
+    store = CacheStore(str(tmp_path / "order.lmdb"), 1 * MIB, clock=clock)
+    body = b"x" * 100_000
+    capacity = store.budget // len(body)
+    urls = [f"http://a/{i}".encode() for i in range(capacity)]
+    for i, url in enumerate(urls):
+        clock.t = 1_800_000_000.0 + (100 - i if i == 1 else i)  # entry 1 the newest, then older stamps
+        assert store.put(entry(url, body))
+    with store._env().begin() as txn:
+        assert txn.stat(store._lru)["entries"] == txn.stat(store._objects)["entries"] == capacity
+    used = store.used()
+    clock.t = 1_800_000_200.0
+    assert store.put(entry(b"http://a/new", body)) and store.put(entry(b"http://a/new2", body))
+    assert store.used() <= store.budget and store.used() >= used - 2 * 100_000
+    assert store.lookup(urls[1]), "the newest stamp survived eviction"
+    assert not store.lookup(urls[0]), "the oldest stamp was evicted"
+    # A replaced entry (the put that finds its key) keeps the count: the old charge out, the new in.
+    before, count = store.used(), store.count()
+    assert store.put(entry(b"http://a/new", body))
+    assert (store.used(), store.count()) == (before, count)
+    store.close()

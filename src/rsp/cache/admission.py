@@ -23,6 +23,13 @@ from rsp.pipeline.messages import Header, header_values
 NOT_STORED: Final = frozenset({b"age", b"content-length", b"set-cookie"})
 
 
+# Every response field the decision reads (vary_names, the Cache-Control parse, freshness_lifetime,
+# initial_age, refusal): admit hands them only these lines. A policy function that reads another response
+# field must add it here (tests/cache/test_admission.py checks the decisions against the whole field list).
+POLICY_FIELDS: Final = frozenset({b"age", b"cache-control", b"date", b"etag", b"expires", b"last-modified",
+                                  b"set-cookie", b"vary"})
+
+
 # A backend sends the same Cache-Control line on response after response: its parse (the CacheControl, read
 # only here, never handed out) is kept per line. Bounded; emptied when full (like rsp.cache.dates' memo).
 _PARSED: dict[bytes, CacheControl] = {}
@@ -56,15 +63,19 @@ def response_flags(cc: CacheControl) -> int:
 def stored_headers(headers: list[Header], cc: CacheControl, label: bytes) -> list[Header]:
     """The field lines kept: all but NOT_STORED, the fields no-cache / private name (§5.2.2.4, §5.2.2.7) and
     the cache's own label field (`label`, lower-case; b"" for none)."""
+    return _kept(headers, [name.lower() for name, _ in headers], cc, label)
+
+
+def _kept(headers: list[Header], lowered: list[bytes], cc: CacheControl, label: bytes) -> list[Header]:
+    """stored_headers, given the field names lower-cased (`lowered[i]` is `headers[i]`'s)."""
     qualified = cc.no_cache_fields or cc.private_fields
     out: list[Header] = []
-    for name, value in headers:
-        lower = name.lower()
+    for i, lower in enumerate(lowered):
         if lower in NOT_STORED or lower == label:
             continue
         if qualified and (lower in cc.no_cache_fields or lower in cc.private_fields):
             continue
-        out.append((name, value))
+        out.append(headers[i])
     return out
 
 
@@ -78,16 +89,23 @@ def admit(url: bytes, method: bytes, request_headers: list[Header], request_cc: 
     response's freshness lifetime; it never overrides a refusal."""
     if body_length > max_object:
         return None
-    names = vary_names(response_headers)
+    # The field names lower-cased once (stored_headers needs them all), and the decision's functions given
+    # only the POLICY_FIELDS lines: each of them scans its list with a lower() per line, six scans or more.
+    lowered = [name.lower() for name, _ in response_headers]
+    policy: list[Header] = []
+    for i, lower in enumerate(lowered):
+        if lower in POLICY_FIELDS:
+            policy.append((lower, response_headers[i][1]))
+    names = vary_names(policy)
     if names is None:  # Vary: * (refusal's VARY_STAR, decided here once: refusal is told not to ask again)
         return None
-    cc = _response_cc(response_headers)
-    lifetime = ttl if ttl is not None else freshness_lifetime(status, response_headers, cc, now, heuristic)
-    if refusal(method, status, request_headers, request_cc, response_headers, cc, lifetime, cookies=cookies,
+    cc = _response_cc(policy)
+    lifetime = ttl if ttl is not None else freshness_lifetime(status, policy, cc, now, heuristic)
+    if refusal(method, status, request_headers, request_cc, policy, cc, lifetime, cookies=cookies,
                vary_checked=True) is not None:
         return None
     return StoredResponse(
-        url, status, stored_headers(response_headers, cc, label), b"", reason=reason,
+        url, status, _kept(response_headers, lowered, cc, label), b"", reason=reason,
         selecting=selecting(request_headers, names) if names else (), request_time=request_time,
-        response_time=now, initial_age=initial_age(response_headers, request_time, now), lifetime=lifetime,
+        response_time=now, initial_age=initial_age(policy, request_time, now), lifetime=lifetime,
         flags=response_flags(cc))

@@ -165,7 +165,8 @@ class CacheCore:
                 return None  # to the backend without a lookup (the response may still be stored)
         entry = self._select(url, request.headers)
         if entry is None:
-            return self._gateway_timeout(state) if request_cc.only_if_cached else self._coalesce(exchange, state, now)
+            return (self._gateway_timeout(state) if request_cc.only_if_cached
+                    else self._coalesce(exchange, state, present, now))
         age = current_age(entry.initial_age, entry.response_time, now)
         use = reuse(entry.flags, entry.lifetime, age, request_cc)
         if use != VALIDATE:
@@ -226,16 +227,20 @@ class CacheCore:
                 self._unlock(refresh, 0.0)
         return True
 
-    def _coalesce(self, exchange: ExchangeView, state: ExchangeState, now: float) -> Verdict:
-        """A miss: fetch it (holding the URI's mark), or wait for the fetch under way."""
-        request = exchange.request
-        if request.method != b"GET" or state.request_cc.no_store or state.no_store or any(
-                request.get(name) is not None for name in UNSHARED_ANSWERS):
+    def _coalesce(self, exchange: ExchangeView, state: ExchangeState, present: set[bytes], now: float) -> Verdict:
+        """A miss: fetch it (holding the URI's mark), or wait for the fetch under way. `present`: the request's
+        field names, lower-case."""
+        if exchange.request.method != b"GET" or state.request_cc.no_store or state.no_store or any_present(
+                present, UNSHARED_ANSWERS):
             return None  # nothing another request could reuse: no reason to wait or to make others wait
         if self.waiting.join(state.url, exchange):
             state.kind = _WAITING
             return SUSPEND  # a fetch in this process: its response streams to us (rsp.cache.waiting_list)
-        claim = self._safely(lambda: self.store.claim(state.url, now, LOCK_HOLD))
+        try:  # (not _safely: no closure on every miss)
+            claim: int | None = self.store.claim(state.url, now, LOCK_HOLD)
+        except CacheStoreError as exc:
+            self._store_failed(exc)
+            claim = None
         if claim == CLAIMED:
             state.locked = state.fetching = True
             self.waiting.open(state.url, exchange)
@@ -544,7 +549,11 @@ class CacheCore:
                     pending.body = b"".join(state.chunks)
                     state.pending, state.chunks = None, []
                     unmark, state.locked = state.locked, False
-                    done = self._safely(lambda: self.store.put(pending, unmark))
+                    try:  # (not _safely: no closure on every stored miss)
+                        done: bool | None = self.store.put(pending, unmark)
+                    except CacheStoreError as exc:
+                        self._store_failed(exc)
+                        done = None
                     self.stats.stored += 1 if done else 0
                     if done is None:
                         self._safely(lambda: self.store.release(pending.url, self.clock()))

@@ -215,8 +215,11 @@ class CacheStore:
         env = self._env()
         prefix = url_prefix(url)
         out: list[StoredResponse] = []
-        with env.begin(buffers=True) as txn:  # values as views of the map: decode copies them out
-            cursor = txn.cursor(self._objects)
+        # Values as views of the map (buffers): decode copies them out. py-lmdb's arguments by position and
+        # the transaction ended by hand, not by `with` (its keyword dict and __exit__ cost more than the read).
+        txn = env.begin(self._objects, None, False, True)
+        try:
+            cursor = txn.cursor()
             found = cursor.set_range(prefix)
             # The cursor stepped by hand (no iterator and its (key, value) tuple per row): a hit is one row.
             while found and cursor.key()[:PREFIX] == prefix:
@@ -227,6 +230,8 @@ class CacheStore:
                 except CorruptEntry:
                     pass
                 found = cursor.next()
+        finally:
+            txn.abort()  # a read: nothing to commit
         return out
 
     def used(self) -> int:
@@ -290,25 +295,49 @@ class CacheStore:
         env = self._env()
         for attempt in range(2):
             try:
-                with env.begin(write=True) as txn:
-                    used = self._get_used(txn)
-                    old = txn.get(key, db=self._objects)
-                    if old is not None:
-                        used -= self._remove(txn, key, old)
-                    elif entry.selecting:
-                        used = self._trim_variants(txn, key[:PREFIX], used)
-                    if attempt:
-                        used = self._evict(txn, used, int(self.budget * (1 - FULL_EVICT_SHARE)) - need)
-                    used = self._evict(txn, used, self.budget - need)
-                    txn.put(key, value, db=self._objects)
-                    txn.put(_STAMP.pack(entry.stamp) + key, b"", db=self._lru)
-                    txn.put(_USED, _STAMP.pack(used + need), db=self._meta)
-                    if unmark:
-                        txn.delete(_MARK + key[:PREFIX], db=self._meta)
+                # Every py-lmdb call with its arguments by position (a keyword costs a dict per call) and the
+                # transaction committed by hand (no `with`): this runs on every stored miss.
+                txn = env.begin(self._objects, None, True)
+                try:
+                    self._write(txn, key, value, entry, need, unmark, attempt)
+                except BaseException:
+                    txn.abort()
+                    raise
+                txn.commit()
                 return True
             except lmdb.MapFullError:
                 continue
         return False
+
+    def _write(self, txn: lmdb.Transaction, key: bytes, value: bytes, entry: StoredResponse, need: int,
+               unmark: bool, attempt: int) -> None:
+        """The rows of one put, in `txn` (whose default database is `objects`)."""
+        meta = self._meta
+        raw = txn.get(_USED, None, meta)
+        used: int = _STAMP.unpack(raw)[0] if raw is not None else 0
+        if not attempt and not entry.selecting and txn.put(key, value, False, False):
+            # The usual case: a new URI without Vary. One put that fails when the key is there (no get
+            # first); the room is made after it, as before it: the new entry's LRU row is not written yet, so
+            # eviction cannot take it, and LMDB's own MapFullError still retries below with the old order.
+            used = self._evict(txn, used, self.budget - need)
+        else:
+            old = txn.get(key)
+            if old is not None:
+                used -= self._remove(txn, key, old)
+            elif entry.selecting:
+                used = self._trim_variants(txn, key[:PREFIX], used)
+            if attempt:
+                used = self._evict(txn, used, int(self.budget * (1 - FULL_EVICT_SHARE)) - need)
+            used = self._evict(txn, used, self.budget - need)
+            txn.put(key, value)
+        lru_key = _STAMP.pack(entry.stamp) + key
+        # append: the stamp is the newest (the usual case), so LMDB adds at the end without a search; a put
+        # out of order (another worker's newer stamp committed first) returns False and is written normally.
+        if not txn.put(lru_key, b"", False, True, True, self._lru):
+            txn.put(lru_key, b"", False, True, False, self._lru)
+        txn.put(_USED, _STAMP.pack(used + need), False, True, False, meta)
+        if unmark:
+            txn.delete(_MARK + key[:PREFIX], b"", meta)
 
     def _trim_variants(self, txn: lmdb.Transaction, prefix: bytes, used: int) -> int:
         """Before a new variant of a URI is added: remove its oldest variants beyond MAX_VARIANTS - 1."""
@@ -365,18 +394,29 @@ class CacheStore:
         never blocks the URI for longer), or BUSY / PASS when another caller's mark is in force."""
         key = _MARK + url_prefix(url)
         try:  # not _failures(): every miss claims
-            with self._env().begin(write=True) as txn:
-                mark = _MARK_VALUE.pack(BUSY, now + hold)
-                if txn.put(key, mark, db=self._meta, overwrite=False):
-                    return CLAIMED  # the usual case: no mark yet, one put and no get
-                raw = txn.get(key, db=self._meta)
-                if raw is not None:
-                    kind, until = _MARK_VALUE.unpack(raw)
-                    if until > now:
-                        return int(kind)
-                txn.put(key, mark, db=self._meta)
+            # Arguments by position and the transaction ended by hand, as in _put (every miss claims).
+            txn = self._env().begin(self._meta, None, True)
+            try:
+                kind = self._claim(txn, key, now, hold)
+            except BaseException:
+                txn.abort()
+                raise
+            txn.commit()
         except lmdb.Error as exc:
             raise CacheStoreError(f"cache store write: {exc}") from exc
+        return kind
+
+    @staticmethod
+    def _claim(txn: lmdb.Transaction, key: bytes, now: float, hold: float) -> int:
+        mark = _MARK_VALUE.pack(BUSY, now + hold)
+        if txn.put(key, mark, False, False):
+            return CLAIMED  # the usual case: no mark yet, one put and no get
+        raw = txn.get(key)
+        if raw is not None:
+            kind, until = _MARK_VALUE.unpack(raw)
+            if until > now:
+                return int(kind)  # (nothing written: committing it costs no more than an abort)
+        txn.put(key, mark)
         return CLAIMED
 
     def mark(self, url: bytes, now: float) -> int:
