@@ -832,4 +832,9 @@ function driver.new_table() return {} end
 -- (the engine switched the JIT off before loading this file, so that nothing ran compiled before the handlers'
 -- chunks could be marked: see nojit above)
 if jit then jit.on() end
+-- lupa looks `debug.traceback` up in the globals at every call from Python (its pcall's message handler):
+-- about 350 of the ~2,900 instructions a call costs. Handlers never see these globals (their `env` has no
+-- debug), their errors are caught in their coroutines and named by `finish`, and this file keeps what it
+-- uses of debug in locals; an error of the driver itself reaches the engine without lupa's traceback.
+debug = nil
 return driver
