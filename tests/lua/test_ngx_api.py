@@ -127,6 +127,25 @@ def test_a_header_set_from_lua_can_never_split_the_head(lua) -> None:  # type: i
     assert isinstance(reply, LocalReply) and reply.response.get(b"location") == b"/x%0D%0ASet-Cookie: s=1"
 
 
+def test_every_byte_of_a_batched_value_is_kept_or_escaped_as_the_escape_says(lua) -> None:  # type: ignore[no-untyped-def]
+    # The batched set_header checks a value with one translate before escaping it (rsp.lua.ngx_req.apply_edits):
+    # each of the 256 bytes, alone and inside text, must come out as ngx_text.safe_header_value makes it.
+    from rsp.lua.ngx_text import safe_header_value
+    flt = lua.filter(r"""{ rewrite = function()
+        for i = 0, 255 do
+            ngx.req.set_header("X-Alone-" .. i, string.char(i))
+            ngx.req.set_header("X-Inside-" .. i, "a" .. string.char(i) .. "b")
+        end
+    end }""")
+    ex = FakeExchange()
+    assert flt.rewrite(ex) is None
+    for i in range(256):
+        byte = bytes([i])
+        assert ex.request.get(b"x-alone-%d" % i) == safe_header_value(byte), i
+        assert ex.request.get(b"x-inside-%d" % i) == safe_header_value(b"a" + byte + b"b"), i
+    assert ex.request.get(b"x-alone-13") == b"%0D" and ex.request.get(b"x-inside-9") == b"a\tb"
+
+
 def test_the_request_line_set_from_lua_can_never_be_split(lua) -> None:  # type: ignore[no-untyped-def]
     flt = lua.filter(r"""{ rewrite = function()
         ngx.req.set_uri_args("a=1 HTTP/1.1\r\nEvil: 1&b=%20")

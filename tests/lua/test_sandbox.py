@@ -60,6 +60,32 @@ def test_runaway_loop_answers_500_and_names_the_line(lua, caplog) -> None:  # ty
         assert isinstance(ok, LocalReply) and ok.body == b"fine\n"
 
 
+# LuaJIT compiles rsp's own functions (the prelude) but never a handler's: a loop that calls ngx functions many
+# times (each hot enough to be compiled) still runs on the interpreter, where the count hook sees it. The loop
+# in the handler, in a module it requires, and in a chunk it loads from text.
+# (bounded far beyond the budget, so that a loop the hook did not see ends, and fails the test, instead of hanging)
+_HOT_LOOPS = {
+    "var": "for i = 1, 1e8 do local u = ngx.var.uri .. ngx.var.host end",
+    "ctx": "for i = 1, 1e8 do ngx.ctx.n = i end",
+    "headers": "local t for i = 1, 1e8 do t = ngx.req.get_headers() end",
+    "recursion": "local function f(n) if n > 1e8 then return n end return f(n + #ngx.var.uri) end f(0)",
+}
+
+
+@pytest.mark.parametrize("where", ["handler", "module", "load"])
+@pytest.mark.parametrize("loop", sorted(_HOT_LOOPS))
+def test_runaway_loop_over_compiled_ngx_functions_is_stopped(lua, tmp_path: Path, caplog, where: str,
+                                                               loop: str) -> None:  # type: ignore[no-untyped-def]
+    code = _HOT_LOOPS[loop]
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "spin.lua").write_text(f"return function()\n{code}\nend\n")
+    body = {"handler": code, "module": 'require("spin")()', "load": f"load({code!r})()"}[where]
+    flt = lua.filter('{ package_path = "lib/?.lua", access = function()\n' + body + "\nend }", budget=2_000_000)
+    reply = flt.access(FakeExchange())
+    assert isinstance(reply, LocalReply) and reply.response.status == 500
+    assert any("handler exceeded its instruction budget" in r.getMessage() for r in caplog.records)
+
+
 def test_budget_is_per_call(lua) -> None:  # type: ignore[no-untyped-def]
     flt = lua.filter("{ access = function() local n = 0 for i = 1, 50000 do n = n + i end ngx.print(n) end }",
                      budget=1_000_000)

@@ -9,6 +9,15 @@ local concat, insert, sort = table.concat, table.insert, table.sort
 local unpack = unpack or table.unpack
 local load, floor = load, math.floor
 local HOOK_EVERY = opts.hook_every
+-- LuaJIT's traces call no count hook, so no code of a handler may ever be compiled: every chunk made from
+-- text (handlers, modules, the sandbox's load) gets jit.off for itself and every function inside it (LuaJIT
+-- neither starts a trace in such a function nor records into one: a trace that would call it aborts), and
+-- runs on the interpreter, where the hook counts each instruction. rsp's own functions in this file are
+-- compiled once hot (the JIT is switched on at the end of this file): like OpenResty's ngx API in C, a call
+-- of one is not counted instruction by instruction, but each does a bounded amount of work for the handler
+-- that calls it, and that handler's own loop is counted. tests/lua/test_sandbox.py checks runaway loops over
+-- them in a handler, a module and a loaded chunk.
+local nojit = jit and jit.off or function() end
 
 local OP = {}        -- first value a driver-bound yield carries
 local WAIT = B.wait_marker
@@ -156,7 +165,9 @@ end
 -- text chunks only: no bytecode (it can break out of any sandbox)
 env.load = function(chunk, name, mode, e)
   if type(chunk) ~= "string" then return nil, "rsp's sandbox loads only strings" end
-  return load(chunk, name, "t", e or env)
+  local fn, err = load(chunk, name, "t", e or env)
+  if fn then nojit(fn, true) end
+  return fn, err
 end
 env.loadstring = function(chunk, name) return env.load(chunk, name) end
 env._G = env
@@ -668,6 +679,7 @@ function env.require(name)
   if not path then error("module '" .. name .. "' not found in package_path:" .. tostring(text), 2) end
   local fn, err = load(text, chunk_name(path), "t", env)
   if not fn then error(B.restore(err), 2) end
+  nojit(fn, true)
   mod = fn(name)
   if mod == nil then mod = true end
   loaded[name] = mod
@@ -682,6 +694,7 @@ local driver = {OP = OP, null = null, env = env}
 function driver.compile(text, token, kind)
   local fn, err = load(text, "=" .. token, "t", env)
   if not fn then return nil, err end
+  nojit(fn, true)
   if kind == "function" then
     local ok, made = pcall(fn)
     if not ok then return nil, made end
@@ -816,4 +829,12 @@ end
 function driver.pack(...) return pack(...) end
 function driver.new_table() return {} end
 
+-- (the engine switched the JIT off before loading this file, so that nothing ran compiled before the handlers'
+-- chunks could be marked: see nojit above)
+if jit then jit.on() end
+-- lupa looks `debug.traceback` up in the globals at every call from Python (its pcall's message handler):
+-- about 350 of the ~2,900 instructions a call costs. Handlers never see these globals (their `env` has no
+-- debug), their errors are caught in their coroutines and named by `finish`, and this file keeps what it
+-- uses of debug in locals; an error of the driver itself reaches the engine without lupa's traceback.
+debug = nil
 return driver
