@@ -102,7 +102,9 @@ class FrameConnection:
                 break
             kind = data[pos + 3]
             flags = data[pos + 4]
-            sid = int.from_bytes(data[pos + 5:start], "big") & codes.MAX_STREAM_ID
+            # The 31-bit stream id, its reserved bit left out (§4.1); octet by octet, as the length is (a slice
+            # and int.from_bytes cost ~10x more compiled).
+            sid = ((data[pos + 5] & 0x7F) << 24) | (data[pos + 6] << 16) | (data[pos + 7] << 8) | data[pos + 8]
             pos = start + length
             self._frame(kind, flags, sid, data[start:pos], events)
         if pos < end:

@@ -150,7 +150,10 @@ class FrameGate:
             self._block_bytes = 0
             self._block_frames = 0
             self._in_block = True
-            self.block_started = self._clock()
+            if not flags & codes.END_HEADERS:
+                # The header timeout runs only while a block waits for its CONTINUATION frames; a block in
+                # one frame (nearly all) costs no clock read.
+                self.block_started = self._clock()
             self._count_block(length, flags)
             return False
         if kind == codes.DATA:

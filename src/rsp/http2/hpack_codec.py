@@ -41,6 +41,7 @@ ENHANCE_YOUR_CALM: Final = 0xB  # the code for a header list over the limit (as 
 _INDEXED: Final = 0x80  # §6.1, 7-bit index
 _INCREMENTAL: Final = 0x40  # §6.2.1, 6-bit name index
 _SIZE_UPDATE: Final = 0x20  # §6.3, 5-bit size
+_SIZE_UPDATE_MASK: Final = 0xE0  # the pattern's bits (001xxxxx)
 _NEVER_INDEXED: Final = 0x10  # §6.2.3, 4-bit name index
 _WITHOUT_INDEXING: Final = 0x00  # §6.2.2, 4-bit name index
 _HUFFMAN: Final = 0x80  # §5.2, the H bit of a string's length
@@ -74,6 +75,15 @@ _NAME_LITERALS: Final[dict[bytes, bytes]] = {}
 MAX_KNOWN_FIELDS: Final = 128
 # Fields not kept there: values that never repeat, and credentials (kept in no memo of rsp's).
 _UNKEPT_NAMES: Final = UNIQUE_VALUE_NAMES | NEVER_INDEXED_NAMES
+# Per connection, the decoded fields of header blocks that changed nothing in the dynamic table (no insertion,
+# no size update): a client repeats such blocks byte for byte (h2load's every request after the first; a
+# browser's requests for the same asset), and one decodes to the same fields for as long as the table holds
+# the same entries (an index means whatever entry is at that place, §2.3.3). Entries only leave from the
+# oldest end and only an insertion adds one, so the same insertion count and the same number of entries mean
+# the same table: the memo is kept for that pair and cleared when it changes. At most MAX_BLOCK_MEMO blocks
+# of up to MAX_MEMO_BLOCK octets.
+MAX_BLOCK_MEMO: Final = 32
+MAX_MEMO_BLOCK: Final = 256
 
 
 class HeaderDecoder:
@@ -83,16 +93,47 @@ class HeaderDecoder:
     `max_header_list_size`: our SETTINGS_MAX_HEADER_LIST_SIZE, enforced while decoding.
     """
 
-    __slots__ = ("max_header_list_size", "max_table_size", "table")
+    __slots__ = ("_memo", "_memo_entries", "_memo_inserted", "max_header_list_size", "max_table_size", "table")
 
     def __init__(self, max_table_size: int = DEFAULT_TABLE_SIZE,
                  max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE) -> None:
         self.table = DynamicTable(DEFAULT_TABLE_SIZE)
         self.max_table_size = max_table_size
         self.max_header_list_size = max_header_list_size
+        # block -> (its fields, their header list size), valid while the table's insertion count and number
+        # of entries are these two (see MAX_BLOCK_MEMO).
+        self._memo: dict[bytes, tuple[list[tuple[bytes, bytes]], int]] = {}
+        self._memo_inserted = 0
+        self._memo_entries = 0
 
     def decode(self, data: bytes) -> list[tuple[bytes, bytes]]:
-        """The fields of one complete header block, in order."""
+        """The fields of one complete header block, in order. The list may be shared with an earlier call
+        for the same block (a memo): the caller only reads it."""
+        table = self.table
+        inserted = table.inserted
+        entries = len(table.entries)
+        memo = self._memo
+        if inserted != self._memo_inserted or entries != self._memo_entries:
+            memo.clear()
+            self._memo_inserted = inserted
+            self._memo_entries = entries
+        known = memo.get(data)
+        if known is not None:
+            # The checks that depend on more than the block and the table, made again.
+            if known[1] > self.max_header_list_size:
+                raise HpackDecodingError(f"header list larger than {self.max_header_list_size} octets "
+                                         "(RFC 9113 §6.5.2)", ENHANCE_YOUR_CALM)
+            if table.max_size > self.max_table_size:
+                raise HpackDecodingError("dynamic table larger than SETTINGS_HEADER_TABLE_SIZE (RFC 7541 §4.2)")
+            return known[0]
+        fields, list_size = self._decode(data)
+        if (table.inserted == inserted and len(table.entries) == entries and len(memo) < MAX_BLOCK_MEMO
+                and 0 < len(data) <= MAX_MEMO_BLOCK and data[0] & _SIZE_UPDATE_MASK != _SIZE_UPDATE):
+            memo[data] = (fields, list_size)
+        return fields
+
+    def _decode(self, data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
+        """The fields of one header block and their header list size (§4.1), decoded in full."""
         fields: list[tuple[bytes, bytes]] = []
         table = self.table
         limit = self.max_header_list_size
@@ -129,7 +170,7 @@ class HeaderDecoder:
         if table.max_size > self.max_table_size:
             # Our SETTINGS lowered the size and the peer's encoder has not said it took the change (§4.2).
             raise HpackDecodingError("dynamic table larger than SETTINGS_HEADER_TABLE_SIZE (RFC 7541 §4.2)")
-        return fields
+        return fields, list_size
 
     def _literal(self, data: bytes, pos: int, end: int, prefix: int) -> tuple[tuple[bytes, bytes], int]:
         """A literal field (§6.2): an indexed or literal name, then a literal value."""
