@@ -236,3 +236,18 @@ def test_a_repeated_request_block_decodes_to_what_the_table_means_now() -> None:
     oracle = hpack.Decoder()
     for block in (b"\x40\x03x-a\x011", indexed, indexed, b"\x40\x03x-c\x013", indexed):
         assert decoder.decode(block) == oracle.decode(block, raw=True)
+
+
+def test_a_field_reuses_its_encoding_by_place_only_while_no_insertion_moved_the_indexes() -> None:
+    """HeaderEncoder reuses a field's encoding from the same place in the last block while the dynamic table is
+    as it was: not after a field earlier in the same block was inserted (every dynamic index moved, RFC 7541
+    §2.3.3). The oracle (hpack) decodes every block."""
+    encoder = HeaderEncoder()
+    oracle = hpack.Decoder()
+    head = [(b":status", b"200"), (b"server", b"nginx"), (b"x-a", b"1")]
+    changed = [head[0], (b"x-new", b"2"), head[2]]  # x-new is inserted before x-a is encoded: x-a moves
+    first_id = [head[0], head[1], (b"x-request-id", b"1"), head[2]]
+    second_id = [head[0], head[1], (b"x-request-id", b"2"), head[2]]  # the same but in one place
+    sequence = [head, head, changed, changed, first_id, second_id, second_id, head]
+    for fields in sequence:
+        assert oracle.decode(encoder.encode(fields), raw=True) == fields

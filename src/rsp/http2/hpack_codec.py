@@ -17,7 +17,7 @@ above SETTINGS_HEADER_TABLE_SIZE is refused (§6.3).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 from rsp.errors import HpackDecodingError
 from rsp.http2 import huffman
@@ -265,21 +265,25 @@ class HeaderEncoder:
     signals the change at the start of its next block (§4.2, §6.3).
     """
 
-    __slots__ = ("_fields", "_known", "_known_at", "_last_block", "_last_fields", "_last_inserted", "_names",
-                 "_pending_sizes", "table")
+    __slots__ = ("_fields", "_known", "_known_at", "_last_block", "_last_fields", "_last_inserted", "_last_parts",
+                 "_names", "_pending_sizes", "table")
 
     def __init__(self) -> None:
         self.table = DynamicTable(DEFAULT_TABLE_SIZE)
         self._fields: dict[tuple[bytes, bytes], int] = {}  # field -> absolute number in the dynamic table
         self._names: dict[bytes, int] = {}  # name -> absolute number of its newest entry
         self._pending_sizes: list[int] = []  # size updates to signal at the next block's start
-        # The last block that added nothing to the dynamic table, its fields, and the table's insertions then:
-        # the same fields with the table unchanged since encode to the same bytes (a backend's repeated head).
-        self._last_fields: list[tuple[bytes, bytes]] = []
+        # The last block that added nothing to the dynamic table, its fields, each field's encoding, and the
+        # table's insertions then: the same fields with the table unchanged since encode to the same bytes (a
+        # backend's repeated head), and a field equal to the one in its place there to the same encoding (a
+        # head that differs in one field: a new X-Request-Id). Fields are held as objects, not unboxed, so a
+        # field rsp.http2.heads took from the last head compares by identity (see heads._LastFields).
+        self._last_fields: list[object] = []
+        self._last_parts: list[bytes] = []
         self._last_inserted = -1
         self._last_block = b""
         # field -> its encoding, valid while table.inserted == _known_at (see MAX_KNOWN_FIELDS).
-        self._known: dict[tuple[bytes, bytes], bytes] = {}
+        self._known: dict[object, bytes] = {}
         self._known_at = -1
 
     def set_max_table_size(self, size: int) -> None:
@@ -314,24 +318,36 @@ class HeaderEncoder:
             known.clear()
             self._known_at = inserted
         table = self.table
-        for field in fields:
+        boxed = cast(list[object], fields)
+        last_fields = self._last_fields
+        last_parts = self._last_parts
+        # The last block's encodings hold while the table is as it was then (and nothing in this block has
+        # been inserted yet: an insertion moves every dynamic index, §2.3.3).
+        placed = len(last_fields) if not pending and inserted == self._last_inserted else 0
+        for i in range(len(boxed)):
+            field = boxed[i]
+            if i < placed and field == last_fields[i]:
+                parts.append(last_parts[i])
+                continue
             encoded = known.get(field)
             if encoded is None:
                 out = bytearray()
-                name = field[0]
-                self._field(out, name, field[1])
+                name, value = cast(tuple[bytes, bytes], field)
+                self._field(out, name, value)
                 encoded = bytes(out)
                 if table.inserted != self._known_at:
                     # This field went into the table: every index known so far moved.
                     known.clear()
                     self._known_at = table.inserted
-                elif (len(known) < MAX_KNOWN_FIELDS and len(field[1]) <= MAX_INDEXED_VALUE
+                    placed = 0
+                elif (len(known) < MAX_KNOWN_FIELDS and len(value) <= MAX_INDEXED_VALUE
                       and name not in _UNKEPT_NAMES):
                     known[field] = encoded
             parts.append(encoded)
         block = b"".join(parts)
         if self.table.inserted == inserted and not pending:
-            self._last_fields = list(fields)  # (a copy: the caller's list may change)
+            self._last_fields = list(boxed)  # (a copy: the caller's list may change)
+            self._last_parts = parts
             self._last_inserted = inserted
             self._last_block = block
         return block
