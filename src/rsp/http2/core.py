@@ -350,7 +350,9 @@ class FrameConnection:
 
     def _maybe_forget(self, stream: CoreStream) -> None:
         if stream.recv_ended and stream.send_ended:
-            self._streams.pop(stream.id, None)
+            streams = self._streams
+            if stream.id in streams:  # (not pop(id, None): a generic method call compiled, ~300 instructions)
+                del streams[stream.id]
 
     # ---- flow control of what the client sends -----------------------------------------------------------
 

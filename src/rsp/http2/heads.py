@@ -97,6 +97,9 @@ def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> R
     last = _LAST_REQUEST
     made = last.request
     if made is not None and ended == last.ended and scheme_default == last.scheme_default and fields == last.fields:
+        # These fields now (the HPACK decoder's memo hands back the same objects each time, which the next
+        # comparison then matches by identity instead of comparing their bytes).
+        last.fields = list(fields)
         # A new Request (filters may change it), with its own header list.
         return Request(made.method, made.scheme, made.authority, made.target, list(made.headers),
                        version=b"2", body_length=made.body_length)
