@@ -207,3 +207,47 @@ def test_a_request_id_is_a_plain_literal_that_leaves_the_table_alone() -> None:
     assert blocks[3].endswith(b"\x20" + b"%032x" % 3)  # the value's octets as they are, 32 of them
     assert blocks[3][-44] == 0x00  # §6.2.2 with a literal name (Huffman-coded: its length, 9 octets)
     assert blocks[2][:-32] == blocks[3][:-32]  # the same fields before it encode the same
+
+
+def test_a_repeated_request_block_decodes_to_what_the_table_means_now() -> None:
+    """HeaderDecoder keeps the fields of a block that changed nothing in the dynamic table (h2load's repeated
+    requests), keyed on the block and the table's state: the same bytes after an insertion, or after a size
+    update that evicts without inserting, mean what the table holds now (RFC 7541 §2.3.3), and the header list
+    limit still holds for a kept block."""
+    decoder = HeaderDecoder()
+    indexed = b"\xbe"  # index 62: the newest dynamic entry (§2.3.3)
+    assert decoder.decode(b"\x40\x03x-a\x011") == [(b"x-a", b"1")]  # §6.2.1: inserted
+    first = decoder.decode(indexed)
+    assert first == [(b"x-a", b"1")]
+    assert decoder.decode(indexed) is first  # kept: the table did not change
+    assert decoder.decode(b"\x40\x03x-b\x012") == [(b"x-b", b"2")]  # inserted: index 62 is x-b now
+    assert decoder.decode(indexed) == [(b"x-b", b"2")]
+    assert decoder.decode(b"\xbe\xbf") == [(b"x-b", b"2"), (b"x-a", b"1")]
+    decoder.max_header_list_size = 40  # (one field of 3 + 1 + 32 fits, two do not)
+    with pytest.raises(HpackDecodingError):
+        decoder.decode(b"\xbe\xbf")
+    decoder.max_header_list_size = 65536
+    assert decoder.decode(b"\x20") == []  # §6.3: size 0 evicts both entries; nothing is inserted
+    with pytest.raises(HpackDecodingError):
+        decoder.decode(indexed)  # no dynamic entry left
+    assert decoder.decode(b"\x3f\xe1\x1f") == []  # back to 4096, still empty
+    with pytest.raises(HpackDecodingError):
+        decoder.decode(indexed)
+    oracle = hpack.Decoder()
+    for block in (b"\x40\x03x-a\x011", indexed, indexed, b"\x40\x03x-c\x013", indexed):
+        assert decoder.decode(block) == oracle.decode(block, raw=True)
+
+
+def test_a_field_reuses_its_encoding_by_place_only_while_no_insertion_moved_the_indexes() -> None:
+    """HeaderEncoder reuses a field's encoding from the same place in the last block while the dynamic table is
+    as it was: not after a field earlier in the same block was inserted (every dynamic index moved, RFC 7541
+    §2.3.3). The oracle (hpack) decodes every block."""
+    encoder = HeaderEncoder()
+    oracle = hpack.Decoder()
+    head = [(b":status", b"200"), (b"server", b"nginx"), (b"x-a", b"1")]
+    changed = [head[0], (b"x-new", b"2"), head[2]]  # x-new is inserted before x-a is encoded: x-a moves
+    first_id = [head[0], head[1], (b"x-request-id", b"1"), head[2]]
+    second_id = [head[0], head[1], (b"x-request-id", b"2"), head[2]]  # the same but in one place
+    sequence = [head, head, changed, changed, first_id, second_id, second_id, head]
+    for fields in sequence:
+        assert oracle.decode(encoder.encode(fields), raw=True) == fields

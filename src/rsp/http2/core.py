@@ -110,7 +110,9 @@ class FrameConnection:
                 break
             kind = data[pos + 3]
             flags = data[pos + 4]
-            sid = int.from_bytes(data[pos + 5:start], "big") & codes.MAX_STREAM_ID
+            # The 31-bit stream id, its reserved bit left out (§4.1); octet by octet, as the length is (a slice
+            # and int.from_bytes cost ~10x more compiled).
+            sid = ((data[pos + 5] & 0x7F) << 24) | (data[pos + 6] << 16) | (data[pos + 7] << 8) | data[pos + 8]
             pos = start + length
             self._frame(kind, flags, sid, data[start:pos], events)
         if pos < end:
@@ -356,7 +358,9 @@ class FrameConnection:
 
     def _maybe_forget(self, stream: CoreStream) -> None:
         if stream.recv_ended and stream.send_ended:
-            self._streams.pop(stream.id, None)
+            streams = self._streams
+            if stream.id in streams:  # (not pop(id, None): a generic method call compiled, ~300 instructions)
+                del streams[stream.id]
 
     # ---- flow control of what the client sends -----------------------------------------------------------
 

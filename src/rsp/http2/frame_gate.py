@@ -106,11 +106,12 @@ class FrameGate:
                 self._head += data[pos:]
                 break
             start = pos
-            length = int.from_bytes(data[pos:pos + 3], "big")
+            # (octet by octet: a slice and int.from_bytes cost ~10x more compiled)
+            length = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
             kind = data[pos + 3]
             flags = data[pos + 4]
-            if kind == codes.DATA and self._stream_closed is not None and \
-                    self._stream_closed(int.from_bytes(data[pos + 5:pos + 9], "big") & codes.MAX_STREAM_ID):
+            if kind == codes.DATA and self._stream_closed is not None and self._stream_closed(
+                    ((data[pos + 5] & 0x7F) << 24) | (data[pos + 6] << 16) | (data[pos + 7] << 8) | data[pos + 8]):
                 self._meter.hit(CLOSED_STREAM_DATA)
             pos += codes.FRAME_HEADER_SIZE
             self._left = length
@@ -123,6 +124,10 @@ class FrameGate:
                 keep_from = pos
                 if not length:
                     self._end_goaway()
+            elif not self._pad_check and length <= n - pos:
+                # The whole payload is here and nothing in it is looked at: past it in one step.
+                pos += length
+                self._left = 0
         if kept is None and not keep_from and not self._divert and not self._head:
             return data  # the common case: nothing diverted, nothing held
         if kept is None:
@@ -150,7 +155,10 @@ class FrameGate:
             self._block_bytes = 0
             self._block_frames = 0
             self._in_block = True
-            self.block_started = self._clock()
+            if not flags & codes.END_HEADERS:
+                # The header timeout runs only while a block waits for its CONTINUATION frames; a block in
+                # one frame (nearly all) costs no clock read.
+                self.block_started = self._clock()
             self._count_block(length, flags)
             return False
         if kind == codes.DATA:

@@ -8,7 +8,7 @@ request that breaks one raises MalformedRequest: the connection resets that stre
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, cast
 
 from rsp.errors import MalformedRequest
 from rsp.pipeline.messages import NO_BODY, UNKNOWN_LENGTH, Header, Request, Response
@@ -97,6 +97,9 @@ def build_request(fields: list[Header], scheme_default: bytes, ended: bool) -> R
     last = _LAST_REQUEST
     made = last.request
     if made is not None and ended == last.ended and scheme_default == last.scheme_default and fields == last.fields:
+        # These fields now (the HPACK decoder's memo hands back the same objects each time, which the next
+        # comparison then matches by identity instead of comparing their bytes).
+        last.fields = list(fields)
         # A new Request (filters may change it), with its own header list.
         return Request(made.method, made.scheme, made.authority, made.target, list(made.headers),
                        version=b"2", body_length=made.body_length)
@@ -197,25 +200,29 @@ def check_trailers(fields: list[Header]) -> list[Header]:
 
 
 class _LastFields:
-    """The last response head's fields and status, each field's HTTP/2 field (_DROPPED for a connection-specific
+    """The last response head's fields and status, each field's HTTP/2 field (None for a connection-specific
     one), and its HTTP/2 header list: backends repeat their heads, and the same list for the same head lets the
     HPACK encoder reuse its block (HeaderEncoder.encode). A head that differs (a new X-Request-Id) mostly differs
     in one place: a field equal to the one in its place in the last head takes that one's HTTP/2 field, which
-    costs less than lower-casing its name or hashing it into a memo."""
+    costs less than lower-casing its name or hashing it into a memo.
+
+    Fields are held and moved as `object`: mypyc keeps a variable typed tuple[bytes, bytes] unboxed (a C
+    struct) and makes a new tuple each time one goes back into a list. As objects, a field taken from the last
+    head is the very object it was, so it costs no allocation here and the encoder's comparison by place
+    (HeaderEncoder.encode) succeeds on identity."""
 
     __slots__ = ("converted", "headers", "out", "status")
 
     def __init__(self) -> None:
         self.status = 0
-        self.headers: list[Header] = []
-        self.converted: list[Header] = []
-        self.out: list[Header] = []
+        self.headers: list[object] = []
+        self.converted: list[object] = []
+        self.out: list[object] = []
 
 
 _LAST_FIELDS: Final = _LastFields()
-_DROPPED: Final = (b"", b"")
-# The :status field of every three-digit status (RFC 9113 §8.3.2), made once.
-_STATUS_FIELDS: Final = {status: (b":status", b"%d" % status) for status in range(100, 1000)}
+# The :status field of every three-digit status (RFC 9113 §8.3.2), made once (objects: see _LastFields).
+_STATUS_FIELDS: Final[dict[int, object]] = {status: (b":status", b"%d" % status) for status in range(100, 1000)}
 
 
 def response_fields(response: Response) -> list[Header]:
@@ -225,27 +232,31 @@ def response_fields(response: Response) -> list[Header]:
     status = response.status
     headers = response.headers
     if status == last.status and headers == last.headers:
-        return last.out
-    out: list[Header] = [_STATUS_FIELDS[status] if 100 <= status <= 999 else (b":status", b"%d" % status)]
+        return cast(list[Header], last.out)
+    fields = cast(list[object], headers)  # (not unboxed: see _LastFields)
+    status_field = _STATUS_FIELDS.get(status)
+    out: list[object] = [status_field if status_field is not None else (b":status", b"%d" % status)]
     last_headers = last.headers
     last_converted = last.converted
     known = len(last_headers)
-    converted: list[Header] = []
-    for i, field in enumerate(headers):
+    converted: list[object] = []
+    for i in range(len(fields)):
+        field = fields[i]
+        h2_field: object | None
         if i < known and field == last_headers[i]:
             h2_field = last_converted[i]
         else:
-            name, value = field
+            name, value = cast(Header, field)
             low = name.lower()
-            h2_field = _DROPPED if low in CONNECTION_SPECIFIC or low == b"te" else (low, value)
+            h2_field = None if low in CONNECTION_SPECIFIC or low == b"te" else (low, value)
         converted.append(h2_field)
-        if h2_field[0]:  # (not _DROPPED)
+        if h2_field is not None:
             out.append(h2_field)
     last.status = status
-    last.headers = list(headers)  # (a copy: the caller's list may change)
+    last.headers = list(fields)  # (a copy: the caller's list may change)
     last.converted = converted
     last.out = out
-    return out
+    return cast(list[Header], out)
 
 
 def trailer_fields(trailers: list[Header]) -> list[Header]:

@@ -17,7 +17,7 @@ above SETTINGS_HEADER_TABLE_SIZE is refused (§6.3).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 from rsp.errors import HpackDecodingError
 from rsp.http2 import huffman
@@ -41,6 +41,7 @@ ENHANCE_YOUR_CALM: Final = 0xB  # the code for a header list over the limit (as 
 _INDEXED: Final = 0x80  # §6.1, 7-bit index
 _INCREMENTAL: Final = 0x40  # §6.2.1, 6-bit name index
 _SIZE_UPDATE: Final = 0x20  # §6.3, 5-bit size
+_SIZE_UPDATE_MASK: Final = 0xE0  # the pattern's bits (001xxxxx)
 _NEVER_INDEXED: Final = 0x10  # §6.2.3, 4-bit name index
 _WITHOUT_INDEXING: Final = 0x00  # §6.2.2, 4-bit name index
 _HUFFMAN: Final = 0x80  # §5.2, the H bit of a string's length
@@ -74,6 +75,15 @@ _NAME_LITERALS: Final[dict[bytes, bytes]] = {}
 MAX_KNOWN_FIELDS: Final = 128
 # Fields not kept there: values that never repeat, and credentials (kept in no memo of rsp's).
 _UNKEPT_NAMES: Final = UNIQUE_VALUE_NAMES | NEVER_INDEXED_NAMES
+# Per connection, the decoded fields of header blocks that changed nothing in the dynamic table (no insertion,
+# no size update): a client repeats such blocks byte for byte (h2load's every request after the first; a
+# browser's requests for the same asset), and one decodes to the same fields for as long as the table holds
+# the same entries (an index means whatever entry is at that place, §2.3.3). Entries only leave from the
+# oldest end and only an insertion adds one, so the same insertion count and the same number of entries mean
+# the same table: the memo is kept for that pair and cleared when it changes. At most MAX_BLOCK_MEMO blocks
+# of up to MAX_MEMO_BLOCK octets.
+MAX_BLOCK_MEMO: Final = 32
+MAX_MEMO_BLOCK: Final = 256
 
 
 class HeaderDecoder:
@@ -83,16 +93,47 @@ class HeaderDecoder:
     `max_header_list_size`: our SETTINGS_MAX_HEADER_LIST_SIZE, enforced while decoding.
     """
 
-    __slots__ = ("max_header_list_size", "max_table_size", "table")
+    __slots__ = ("_memo", "_memo_entries", "_memo_inserted", "max_header_list_size", "max_table_size", "table")
 
     def __init__(self, max_table_size: int = DEFAULT_TABLE_SIZE,
                  max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE) -> None:
         self.table = DynamicTable(DEFAULT_TABLE_SIZE)
         self.max_table_size = max_table_size
         self.max_header_list_size = max_header_list_size
+        # block -> (its fields, their header list size), valid while the table's insertion count and number
+        # of entries are these two (see MAX_BLOCK_MEMO).
+        self._memo: dict[bytes, tuple[list[tuple[bytes, bytes]], int]] = {}
+        self._memo_inserted = 0
+        self._memo_entries = 0
 
     def decode(self, data: bytes) -> list[tuple[bytes, bytes]]:
-        """The fields of one complete header block, in order."""
+        """The fields of one complete header block, in order. The list may be shared with an earlier call
+        for the same block (a memo): the caller only reads it."""
+        table = self.table
+        inserted = table.inserted
+        entries = len(table.entries)
+        memo = self._memo
+        if inserted != self._memo_inserted or entries != self._memo_entries:
+            memo.clear()
+            self._memo_inserted = inserted
+            self._memo_entries = entries
+        known = memo.get(data)
+        if known is not None:
+            # The checks that depend on more than the block and the table, made again.
+            if known[1] > self.max_header_list_size:
+                raise HpackDecodingError(f"header list larger than {self.max_header_list_size} octets "
+                                         "(RFC 9113 §6.5.2)", ENHANCE_YOUR_CALM)
+            if table.max_size > self.max_table_size:
+                raise HpackDecodingError("dynamic table larger than SETTINGS_HEADER_TABLE_SIZE (RFC 7541 §4.2)")
+            return known[0]
+        fields, list_size = self._decode(data)
+        if (table.inserted == inserted and len(table.entries) == entries and len(memo) < MAX_BLOCK_MEMO
+                and 0 < len(data) <= MAX_MEMO_BLOCK and data[0] & _SIZE_UPDATE_MASK != _SIZE_UPDATE):
+            memo[data] = (fields, list_size)
+        return fields
+
+    def _decode(self, data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
+        """The fields of one header block and their header list size (§4.1), decoded in full."""
         fields: list[tuple[bytes, bytes]] = []
         table = self.table
         limit = self.max_header_list_size
@@ -129,7 +170,7 @@ class HeaderDecoder:
         if table.max_size > self.max_table_size:
             # Our SETTINGS lowered the size and the peer's encoder has not said it took the change (§4.2).
             raise HpackDecodingError("dynamic table larger than SETTINGS_HEADER_TABLE_SIZE (RFC 7541 §4.2)")
-        return fields
+        return fields, list_size
 
     def _literal(self, data: bytes, pos: int, end: int, prefix: int) -> tuple[tuple[bytes, bytes], int]:
         """A literal field (§6.2): an indexed or literal name, then a literal value."""
@@ -224,21 +265,25 @@ class HeaderEncoder:
     signals the change at the start of its next block (§4.2, §6.3).
     """
 
-    __slots__ = ("_fields", "_known", "_known_at", "_last_block", "_last_fields", "_last_inserted", "_names",
-                 "_pending_sizes", "table")
+    __slots__ = ("_fields", "_known", "_known_at", "_last_block", "_last_fields", "_last_inserted", "_last_parts",
+                 "_names", "_pending_sizes", "table")
 
     def __init__(self) -> None:
         self.table = DynamicTable(DEFAULT_TABLE_SIZE)
         self._fields: dict[tuple[bytes, bytes], int] = {}  # field -> absolute number in the dynamic table
         self._names: dict[bytes, int] = {}  # name -> absolute number of its newest entry
         self._pending_sizes: list[int] = []  # size updates to signal at the next block's start
-        # The last block that added nothing to the dynamic table, its fields, and the table's insertions then:
-        # the same fields with the table unchanged since encode to the same bytes (a backend's repeated head).
-        self._last_fields: list[tuple[bytes, bytes]] = []
+        # The last block that added nothing to the dynamic table, its fields, each field's encoding, and the
+        # table's insertions then: the same fields with the table unchanged since encode to the same bytes (a
+        # backend's repeated head), and a field equal to the one in its place there to the same encoding (a
+        # head that differs in one field: a new X-Request-Id). Fields are held as objects, not unboxed, so a
+        # field rsp.http2.heads took from the last head compares by identity (see heads._LastFields).
+        self._last_fields: list[object] = []
+        self._last_parts: list[bytes] = []
         self._last_inserted = -1
         self._last_block = b""
         # field -> its encoding, valid while table.inserted == _known_at (see MAX_KNOWN_FIELDS).
-        self._known: dict[tuple[bytes, bytes], bytes] = {}
+        self._known: dict[object, bytes] = {}
         self._known_at = -1
 
     def set_max_table_size(self, size: int) -> None:
@@ -273,24 +318,36 @@ class HeaderEncoder:
             known.clear()
             self._known_at = inserted
         table = self.table
-        for field in fields:
+        boxed = cast(list[object], fields)
+        last_fields = self._last_fields
+        last_parts = self._last_parts
+        # The last block's encodings hold while the table is as it was then (and nothing in this block has
+        # been inserted yet: an insertion moves every dynamic index, §2.3.3).
+        placed = len(last_fields) if not pending and inserted == self._last_inserted else 0
+        for i in range(len(boxed)):
+            field = boxed[i]
+            if i < placed and field == last_fields[i]:
+                parts.append(last_parts[i])
+                continue
             encoded = known.get(field)
             if encoded is None:
                 out = bytearray()
-                name = field[0]
-                self._field(out, name, field[1])
+                name, value = cast(tuple[bytes, bytes], field)
+                self._field(out, name, value)
                 encoded = bytes(out)
                 if table.inserted != self._known_at:
                     # This field went into the table: every index known so far moved.
                     known.clear()
                     self._known_at = table.inserted
-                elif (len(known) < MAX_KNOWN_FIELDS and len(field[1]) <= MAX_INDEXED_VALUE
+                    placed = 0
+                elif (len(known) < MAX_KNOWN_FIELDS and len(value) <= MAX_INDEXED_VALUE
                       and name not in _UNKEPT_NAMES):
                     known[field] = encoded
             parts.append(encoded)
         block = b"".join(parts)
         if self.table.inserted == inserted and not pending:
-            self._last_fields = list(fields)  # (a copy: the caller's list may change)
+            self._last_fields = list(boxed)  # (a copy: the caller's list may change)
+            self._last_parts = parts
             self._last_inserted = inserted
             self._last_block = block
         return block
