@@ -63,11 +63,14 @@ def nginx_multi_port(tmp: Path, ports: list[int], docroot: Path) -> list[str]:
 RSP_HTTP_EXTRA = ""  # --rsp-http: more keys of rsp's http table, e.g. "pool_max_idle = 2000"
 
 
-def rsp_argv(tmp: Path, port: int, backends: list[int], routes: int) -> list[str]:
+def rsp_argv(tmp: Path, port: int, backends: list[int], routes: int, algorithm: str = "roundrobin",
+             workers: int = 1) -> list[str]:
     addrs = ", ".join(f'"{lib.LOOPBACK}:{p}"' for p in backends)
+    # hash: on the source address (HAProxy `balance source` + `hash-type consistent` beside it)
+    pool_keys = f'algorithm = "{algorithm}"' + (', hash_key = "source"' if algorithm == "hash" else "")
     text = (f'listen = {{ {{ address = "{lib.LOOPBACK}", port = {port}, mode = "http" }} }}\n'
-            f'pools = {{ default = {{ algorithm = "roundrobin", backends = {{ {addrs} }} }} }}\n'
-            f'http = {{ access_log = "off"{", " + RSP_HTTP_EXTRA if RSP_HTTP_EXTRA else ""} }}\nworkers = 1\n')
+            f'pools = {{ default = {{ {pool_keys}, backends = {{ {addrs} }} }} }}\n'
+            f'http = {{ access_log = "off"{", " + RSP_HTTP_EXTRA if RSP_HTTP_EXTRA else ""} }}\nworkers = {workers}\n')
     if routes:
         rules = ",\n  ".join(f'{{ host = "{host(i)}", pool = "default" }}' for i in range(1, routes + 1))
         text += f"routes = {{\n  {rules}\n}}\n"
@@ -76,8 +79,18 @@ def rsp_argv(tmp: Path, port: int, backends: list[int], routes: int) -> list[str
     return [sys.executable, "-m", "rsp", str(conf)]
 
 
-def haproxy_argv(tmp: Path, port: int, backends: list[int], routes: int) -> list[str]:
-    argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, f"haproxy-{port}", port, backends, "http")
+# rsp's algorithm -> HAProxy's `balance` line(s) for the same choice.
+HAPROXY_BALANCE = {"roundrobin": "roundrobin", "leastconn": "leastconn", "random": "random(2)", "first": "first",
+                   "hash": "source\n    hash-type consistent"}
+
+
+def haproxy_argv(tmp: Path, port: int, backends: list[int], routes: int, algorithm: str = "roundrobin",
+                 workers: int = 1) -> list[str]:
+    argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, f"haproxy-{port}", port, backends, "http",
+                           HAPROXY_BALANCE[algorithm])
+    if workers != 1:
+        cfg = Path(argv[-1])
+        cfg.write_text(cfg.read_text().replace("nbthread 1", f"nbthread {workers}"))
     if routes:
         cfg = Path(argv[-1])
         hosts = tmp / f"hosts-{port}.map"
@@ -104,7 +117,7 @@ def user_system_seconds(root: int) -> tuple[float, float]:
     return user / procstat.CLK_TCK, system / procstat.CLK_TCK
 
 
-STARTERS: dict[str, Callable[[Path, int, list[int], int], list[str]]] = {"rsp": rsp_argv, "haproxy": haproxy_argv}
+STARTERS: dict[str, Callable[..., list[str]]] = {"rsp": rsp_argv, "haproxy": haproxy_argv}
 
 
 def cpu_per_request(servers: lib.Servers, name: str, argv: list[str], port: int, conns: int, duration: int,
