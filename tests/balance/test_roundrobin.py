@@ -49,7 +49,7 @@ def test_weights_with_a_common_divisor_give_the_reduced_cycle() -> None:
 
 
 def test_a_full_member_is_skipped_and_the_others_keep_their_shares() -> None:
-    a, b, c = recs = records(backend("a", weight=2, max_conns=1), backend("b"), backend("c", weight=2))
+    a, _b, _c = recs = records(backend("a", weight=2, max_conns=1), backend("b"), backend("c", weight=2))
     bal = RoundRobinBalancer(recs)
     a.active = 1  # full: no update() is called for that
     picks = sequence(bal, 30)
