@@ -9,6 +9,7 @@ Each dimension grows tenfold while everything else stays as in `bench/run_tcp.py
 (HTTP mode, the 97-byte /small from nginx, `workers = 1` against `nbthread 1`: the comparison is per core):
 
   conns     wrk -t1 -cN keep-alive, N = 10, 100, 1000, one backend;
+  conns2    the same with N = 100, 1000, 10000 and `workers = 2` against `nbthread 2` (file limits raised);
   backends  one pool of N backends (one nginx listening on N ports), roundrobin, wrk -c50;
   routes    N host routes (rsp `routes = { {host = "hI.example", pool = ...}, ... }`, tried in order;
             HAProxy a `map` of hosts, its usual form for many hosts), every request to the LAST host (the
@@ -23,6 +24,7 @@ interleaved within each repetition. Only 127.0.0.1 is used; every process is sto
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,8 +41,16 @@ import lib
 import procstat
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZES = {"conns": (10, 100, 1000), "backends": (1, 10, 100), "routes": (1, 10, 100, 1000)}
-QUICK_SIZES = {"conns": (10, 100, 1000), "backends": (1, 10, 100), "routes": (1, 10, 100)}
+SIZES = {"conns": (10, 100, 1000), "conns2": (100, 1000, 10_000), "backends": (1, 10, 100),
+         "routes": (1, 10, 100, 1000)}
+QUICK_SIZES = {"conns": (10, 100, 1000), "conns2": (100, 1000, 10_000), "backends": (1, 10, 100),
+               "routes": (1, 10, 100)}
+# conns2: the issue's keep-alive connections with `workers = 2` against `nbthread 2`.
+WORKERS = {"conns2": 2}
+# Descriptors for 10,000 clients: wrk's, the proxy's (clients + backend connections) and nginx's. Raised
+# for this process and so for everything it starts (the soft limit up to the hard one; as root, both).
+NOFILE = 65_536
+NGINX_CONNECTIONS = 30_000
 DEFAULT_CONNS = 50
 WARMUP_SECONDS = 1
 HOST_SUFFIX = ".example"
@@ -56,8 +66,20 @@ def nginx_multi_port(tmp: Path, ports: list[int], docroot: Path) -> list[str]:
     conf = Path(argv[-1])
     first = f"listen {lib.LOOPBACK}:{ports[0]} backlog=4096;"
     listens = "\n        ".join(f"listen {lib.LOOPBACK}:{p} backlog=4096;" for p in ports)
-    conf.write_text(conf.read_text().replace(first, listens))
+    text = conf.read_text().replace(first, listens)
+    text = text.replace("worker_connections 4096;", f"worker_connections {NGINX_CONNECTIONS};")
+    conf.write_text(f"worker_rlimit_nofile {NOFILE};\n" + text)
     return argv
+
+
+def raise_file_limit() -> int:
+    """RLIMIT_NOFILE raised towards NOFILE (inherited by the proxies, wrk and nginx); the soft limit reached."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, max(hard, NOFILE)))  # as root
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(NOFILE, hard), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 RSP_HTTP_EXTRA = ""  # --rsp-http: more keys of rsp's http table, e.g. "pool_max_idle = 2000"
@@ -182,6 +204,7 @@ def main() -> None:
         return
     global RSP_HTTP_EXTRA
     RSP_HTTP_EXTRA = opts.rsp_http
+    print(f"file limit: {raise_file_limit()}", file=sys.stderr)
     duration = opts.duration or (3 if opts.quick else 8)
     reps = opts.reps or (1 if opts.quick else 3)
     sizes = QUICK_SIZES if opts.quick else SIZES
@@ -207,8 +230,9 @@ def main() -> None:
                         for target in targets:
                             n_backends = size if dim == "backends" else 1
                             routes = size if dim == "routes" else 0
-                            conns = size if dim == "conns" else DEFAULT_CONNS
-                            argv = STARTERS[target](tmp, port, backend_ports[:n_backends], routes)
+                            conns = size if dim.startswith("conns") else DEFAULT_CONNS
+                            argv = STARTERS[target](tmp, port, backend_ports[:n_backends], routes,
+                                                    workers=WORKERS.get(dim, 1))
                             us, system = cpu_per_request(servers, target, argv, port, conns, duration, script,
                                                          host(routes) if routes else "bench")
                             figures.setdefault((target, size), []).append(us)
