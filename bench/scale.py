@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +54,7 @@ NOFILE = 65_536
 NGINX_CONNECTIONS = 30_000
 DEFAULT_CONNS = 50
 WARMUP_SECONDS = 1
+SERVING_SECONDS = 60.0  # from start until the first request is answered
 HOST_SUFFIX = ".example"
 
 
@@ -142,6 +144,23 @@ def user_system_seconds(root: int) -> tuple[float, float]:
 STARTERS: dict[str, Callable[..., list[str]]] = {"rsp": rsp_argv, "haproxy": haproxy_argv}
 
 
+def serving(url: str, host_header: str) -> None:
+    """Wait until `url` answers 200: the port accepts before the worker has built its pools (a hash ring of
+    1,000 backends took seconds), and a run must measure requests, not the start."""
+    deadline = time.monotonic() + SERVING_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host_header}),
+                                        timeout=SERVING_SECONDS) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise lib.BenchError(f"{url} did not answer 200 within {SERVING_SECONDS:.0f} s")
+        time.sleep(0.05)
+
+
 def cpu_per_request(servers: lib.Servers, name: str, argv: list[str], port: int, conns: int, duration: int,
                     script: Path, host_header: str) -> tuple[float, float]:
     """Start the proxy, warm it up, run wrk once, stop it; returns µs of CPU per request and the kernel's
@@ -149,6 +168,7 @@ def cpu_per_request(servers: lib.Servers, name: str, argv: list[str], port: int,
     proxy = servers.start(name, argv, port, cwd=ROOT)
     try:
         url = f"http://{lib.LOOPBACK}:{port}{configs.SMALL_PATH}"
+        serving(url, host_header)
         wrk = shutil.which("wrk") or "wrk"
         base = lib.wrk_argv(wrk, script, url, conns, WARMUP_SECONDS)
         head = ["-H", f"Host: {host_header}"]

@@ -1,6 +1,7 @@
 """Backends in one pool, 10 / 100 / 1,000, for every balancing algorithm: the cost per pick and per request.
 
     .venv/bin/python bench/scale_balance.py --micro                 # rsp's pick alone, in this process
+    .venv/bin/python bench/scale_balance.py --build                 # building a balancer (start-up, update())
     .venv/bin/python bench/scale_balance.py --algorithms leastconn  # end to end, rsp and HAProxy side by side
     .venv/bin/python bench/scale_balance.py --duration 3 --reps 1   # every algorithm end to end
 
@@ -57,6 +58,33 @@ def pick_cost_ns(algorithm: str, size: int) -> float:
     return best / PICKS * 1e9
 
 
+def build_ms(algorithm: str, size: int) -> float:
+    """Milliseconds to build `algorithm`'s balancer over `size` equal backends and update() it once (what a
+    worker pays at start-up and at each health change), best of REPEATS."""
+    from rsp.balance.registry import make_balancer
+    from rsp.config.model import Backend
+    from rsp.upstream.records import BackendRecord
+
+    best = float("inf")
+    for _ in range(REPEATS):
+        records = [BackendRecord(Backend(host=lib.LOOPBACK, port=10000 + i), i, "bench") for i in range(size)]
+        started = time.perf_counter()
+        make_balancer(algorithm, records).update()
+        best = min(best, time.perf_counter() - started)
+    return best * 1e3
+
+
+def build_times(algorithms: list[str]) -> None:
+    import rsp.native
+
+    print(f"balancer build + one update(), best of {REPEATS}; rsp build: {rsp.native.build_description()}\n")
+    print("| algorithm | " + " | ".join(f"{n} backends" for n in SIZES) + " |")
+    print("|---|" + "--:|" * len(SIZES))
+    for algorithm in algorithms:
+        print(f"| {algorithm} | " + " | ".join(f"{build_ms(algorithm, n):,.1f} ms" for n in SIZES) + " |",
+              flush=True)
+
+
 def micro(algorithms: list[str]) -> None:
     import rsp.native
 
@@ -110,13 +138,16 @@ def end_to_end(algorithms: list[str], targets: list[str], duration: int, reps: i
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--micro", action="store_true", help="rsp's pick alone, in this process")
+    ap.add_argument("--build", action="store_true", help="rsp's balancer build + update() time, in this process")
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
     ap.add_argument("--targets", default="rsp,haproxy")
     ap.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     ap.add_argument("--reps", type=int, default=1, help="repetitions, median reported")
     opts = ap.parse_args()
     algorithms = opts.algorithms.split(",")
-    if opts.micro:
+    if opts.build:
+        build_times(algorithms)
+    elif opts.micro:
         micro(algorithms)
     else:
         end_to_end(algorithms, opts.targets.split(","), opts.duration, opts.reps)
