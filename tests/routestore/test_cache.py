@@ -183,3 +183,17 @@ def test_evicted_and_answered_again_hosts_leave_the_due_list() -> None:
     clock.now += 10.0
     assert cache.due_hosts() == ["c", "b"]
     assert len(cache) == 2
+
+
+def test_the_expired_hosts_listed_are_bounded_oldest_first_and_the_marked_always_listed() -> None:
+    clock = Clock()
+    cache = RouteCache(ttl=5.0, negative_ttl=5.0, clock=clock)
+    for host in ("a", "b", "c", "d"):
+        cache.put(host, (B1,), ROUTE_HOST)
+        clock.now += 0.1
+    cache.invalidate("c")
+    cache.invalidate("d")
+    clock.now += 10.0
+    assert cache.due_hosts(expired_limit=1) == ["c", "d", "a"]
+    assert cache.due_hosts(expired_limit=0) == ["c", "d"]
+    assert cache.due_hosts() == ["c", "d", "a", "b"]

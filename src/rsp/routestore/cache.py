@@ -109,13 +109,16 @@ class RouteCache:
             entry.due = True
             self._marked[host] = None
 
-    def due_hosts(self) -> list[str]:
-        """Hosts whose entry should be asked again now: the marked ones (a push said they changed), then the
-        expired ones, oldest answer first."""
+    def due_hosts(self, expired_limit: int | None = None) -> list[str]:
+        """Hosts whose entry should be asked again now: every marked one (a push said it changed), then the
+        expired ones, oldest answer first, at most `expired_limit` of those."""
         due = list(self._marked)
+        wanted = len(due) + (len(self.entries) if expired_limit is None else expired_limit)
         now = self.clock()
         for order, ttl in ((self._by_age, self.ttl), (self._missing_by_age, self.negative_ttl)):
             for host in order:
+                if len(due) >= wanted:
+                    return due
                 entry = self.entries[host]
                 if now - entry.fetched < ttl:
                     break  # the rest of this order was fetched later: fresh too

@@ -55,6 +55,14 @@ from rsp.routestore.schema import (
 
 # How often the refresher wakes without a push: TTL expiry and pool retirement are checked this often.
 SWEEP_INTERVAL: Final = 0.5
+# Expired hosts asked again per second at most (pushed ones are not counted). Each cached host is asked again
+# every `ttl` whether or not it is requested, so without a bound the master's CPU at rest grows with the
+# hosts: ~90 µs per host, 100,000 hosts at the default 5 s TTL would want 1.8 cores (docs/performance.md,
+# "scale, every dimension"). Up to MAX_REFRESHES_PER_SECOND x ttl hosts (10,000 at 5 s) each is asked every
+# ttl as before; beyond, the oldest answers go first and each host is asked every hosts / this many seconds.
+# A write through `rsp routes` publishes the host, which is refreshed at once whatever the bound.
+MAX_REFRESHES_PER_SECOND: Final = 2000
+EXPIRED_PER_SWEEP: Final = int(MAX_REFRESHES_PER_SECOND * SWEEP_INTERVAL)
 # Resolving a host name found in a member (loop.getaddrinfo, in a thread): a name that takes longer is
 # skipped for this refresh, as a garbage member would be.
 RESOLVE_TIMEOUT: Final = 2.0
@@ -365,7 +373,7 @@ class RouteStore:
             self.dynamic.retire_unused()
             if not self.link.up:
                 continue
-            due = self.cache.due_hosts()
+            due = self.cache.due_hosts(EXPIRED_PER_SWEEP)
             try:
                 if not due and self._default_due():
                     await asyncio.wait_for(self._fetch([]), self.settings.lookup_timeout)
