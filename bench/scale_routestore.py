@@ -10,7 +10,8 @@ host in turn (bench/run_routestore.py's script), -c20, after a warm-up that has 
 Two figures per size:
 
 - CPU µs per request: utime+stime of the proxy's process tree per request over the run (rsp: master and
-  worker, the store's TTL refreshes included), and redis-server's CPU per request beside it;
+  worker, the store's TTL refreshes included; the master's share beside it), and redis-server's CPU per
+  request;
 - at rest: CPU ms per second of the proxy's tree and of redis-server with N hosts cached and no traffic
   (`--rest` seconds): the sweeps and refreshes that grow with the number of hosts, whatever the traffic.
 
@@ -79,6 +80,12 @@ def tree_seconds(pid: int) -> float:
     return procstat.tree_seconds([pid])[pid]
 
 
+def own_seconds(pid: int) -> float:
+    """CPU seconds of `pid` alone (rsp's master: the store and its refreshes; HAProxy: all of it)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return procstat.parse_stat(f.read()).ticks / procstat.CLK_TCK
+
+
 def warm_up(wrk: str, script: Path, port: int, hosts: int) -> None:
     """wrk over every host until each was asked once (the store's cache then holds them all)."""
     asked = 0
@@ -92,18 +99,20 @@ def warm_up(wrk: str, script: Path, port: int, hosts: int) -> None:
 
 
 def measure(wrk: str, script: Path, port: int, pid: int, redis_pid: int, duration: int,
-            rest: int) -> tuple[float, float, float, float]:
-    """(proxy µs/request, redis µs/request, proxy ms/s at rest, redis ms/s at rest)."""
-    p0, r0 = tree_seconds(pid), tree_seconds(redis_pid)
+            rest: int) -> tuple[float, float, float, float, float]:
+    """(proxy µs/request, redis µs/request, proxy ms/s at rest, redis ms/s at rest, the master's share of the
+    proxy's CPU during the run)."""
+    p0, r0, m0 = tree_seconds(pid), tree_seconds(redis_pid), own_seconds(pid)
     result = lib.parse_wrk(lib.run_client(lib.wrk_argv(wrk, script, f"http://{lib.LOOPBACK}:{port}/", CONNS,
                                                        duration), duration + 60))
-    p1, r1 = tree_seconds(pid), tree_seconds(redis_pid)
+    p1, r1, m1 = tree_seconds(pid), tree_seconds(redis_pid), own_seconds(pid)
     if result.errors:
         print(f"  {result.errors} errors in {result.requests} requests", file=sys.stderr)
     n = max(result.requests, 1)
     time.sleep(rest)
     p2, r2 = tree_seconds(pid), tree_seconds(redis_pid)
-    return (p1 - p0) / n * 1e6, (r1 - r0) / n * 1e6, (p2 - p1) / rest * 1e3, (r2 - r1) / rest * 1e3
+    return ((p1 - p0) / n * 1e6, (r1 - r0) / n * 1e6, (p2 - p1) / rest * 1e3, (r2 - r1) / rest * 1e3,
+            (m1 - m0) / (p1 - p0) if p1 > p0 else 0.0)
 
 
 def main() -> None:
@@ -116,7 +125,7 @@ def main() -> None:
     sizes = [int(s) for s in opts.sizes.split(",")]
     targets = opts.targets.split(",")
     wrk = shutil.which("wrk") or "wrk"
-    rows: list[tuple[int, str, tuple[float, float, float, float]]] = []
+    rows: list[tuple[int, str, tuple[float, float, float, float, float]]] = []
     with tempfile.TemporaryDirectory(prefix="rsp-scale-routestore-") as d:
         tmp = Path(d)
         servers = lib.Servers(tmp)
@@ -146,18 +155,21 @@ def main() -> None:
                         lib.stop_process(proxy.proc)
                         servers.started.remove(proxy)
                     rows.append((size, target, figures))
-                    print(f"  {size} {target}: {figures[0]:.1f} us/req (redis {figures[1]:.1f}), at rest "
-                          f"{figures[2]:.0f} ms/s (redis {figures[3]:.0f})", file=sys.stderr, flush=True)
+                    print(f"  {size} {target}: {figures[0]:.1f} us/req (redis {figures[1]:.1f}, master "
+                          f"{figures[4]:.0%}), at rest {figures[2]:.0f} ms/s (redis {figures[3]:.0f})",
+                          file=sys.stderr, flush=True)
             client.close()
         finally:
             servers.stop_all()
     print(f"\nhosts in the route store: wrk -c{CONNS} over every host, {opts.duration} s; at rest {opts.rest} s; "
           "rsp workers = 1, HAProxy nbthread 1 with a map\n")
-    print("| hosts | target | CPU µs/request | x smallest | redis µs/request | at rest, ms/s | redis at rest, ms/s |")
-    print("|--:|---|--:|--:|--:|--:|--:|")
-    for size, target, (us, redis_us, rest_ms, redis_rest) in rows:
+    print("| hosts | target | CPU µs/request | x smallest | master's share | redis µs/request | at rest, ms/s | "
+          "redis at rest, ms/s |")
+    print("|--:|---|--:|--:|--:|--:|--:|--:|")
+    for size, target, (us, redis_us, rest_ms, redis_rest, master) in rows:
         smallest = next(r[2][0] for r in rows if r[1] == target)
-        print(f"| {size} | {target} | {us:.1f} | {us / smallest:.2f}x | {redis_us:.1f} | {rest_ms:.0f} | "
+        share = f"{master:.0%}" if target == "rsp" else "—"
+        print(f"| {size} | {target} | {us:.1f} | {us / smallest:.2f}x | {share} | {redis_us:.1f} | {rest_ms:.0f} | "
               f"{redis_rest:.0f} |")
 
 
