@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import scale_tls
-
 from rsp.config.lua_loader import load_config
 from rsp.tls.server_context import TlsServer, build_tls_server
 
