@@ -78,14 +78,15 @@ def test_picks_follow_the_rule_under_random_load_exclusions_and_limits() -> None
     bal = LeastConnBalancer(recs)
     schedule = smooth_schedule(weights)
     assert schedule is not None
-    cursor = 0
+    cursors = [0, 0]  # new connections', retries'
     for step in range(3000):
         if rng.random() < 0.4:  # a connection closes somewhere, the balancer is not called
             busy = [r for r in recs if r.active]
             if busy:
                 rng.choice(busy).active -= 1
         exclude = set(rng.sample(recs, 3)) if step % 7 == 0 else set()
-        expected, cursor = reference_pick(recs, schedule, cursor, exclude)
+        which = 1 if exclude else 0
+        expected, cursors[which] = reference_pick(recs, schedule, cursors[which], exclude)
         got = bal.pick(exclude=exclude)
         assert got is expected, step
         if got is not None:
@@ -101,6 +102,19 @@ def test_a_thousand_idle_backends_take_turns_and_held_connections_stay_even() ->
         assert rec is not None
         rec.active += 1
     assert {r.active for r in recs} == {2, 3}
+
+
+def test_with_a_dead_member_every_other_new_connection_tries_it_first() -> None:
+    dead, live = recs = records(backend("dead"), backend("live"))
+    bal = LeastConnBalancer(recs)
+    first_tries = []
+    for _ in range(6):
+        rec = bal.pick()
+        assert rec is not None
+        first_tries.append(rec.name)
+        if rec is dead:  # the connect fails at once (active back to 0): the retry excludes it
+            assert bal.pick(exclude={dead}) is live
+    assert first_tries == ["dead", "live"] * 3
 
 
 def test_the_newest_balancer_of_the_records_is_told_of_their_load() -> None:

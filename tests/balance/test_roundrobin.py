@@ -59,12 +59,26 @@ def test_a_full_member_is_skipped_and_the_others_keep_their_shares() -> None:
     assert "a" in sequence(bal, 5)
 
 
-def test_an_excluded_member_is_skipped_for_that_pick_only() -> None:
+def test_a_retry_skips_the_excluded_and_leaves_the_rotation_of_new_connections() -> None:
     a, b, c = recs = records(backend("a"), backend("b"), backend("c"))
     bal = RoundRobinBalancer(recs)
     assert bal.pick(exclude={a}) is b
-    assert bal.pick() is c
-    assert bal.pick() is a
+    assert bal.pick(exclude={a, b}) is c
+    assert sequence(bal, 4) == "abca"
+
+
+def test_with_a_dead_member_every_other_new_connection_tries_it_first() -> None:
+    dead, _live = recs = records(backend("dead"), backend("live"))
+    bal = RoundRobinBalancer(recs)
+    first_tries = []
+    for _ in range(6):
+        rec = bal.pick()
+        assert rec is not None
+        first_tries.append(rec.name)
+        if rec is dead:  # the connect fails: the retry excludes it
+            retry = bal.pick(exclude={dead})
+            assert retry is not None and retry.name == "live"
+    assert first_tries == ["dead", "live"] * 3
 
 
 def test_a_thousand_equal_backends_rotate_in_declaration_order() -> None:

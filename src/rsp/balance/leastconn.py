@@ -4,6 +4,8 @@ Ties are broken in the order of the pool's smooth weighted round robin (rsp.bala
 pick is the least loaded member that comes first in that schedule from where the last pick left it. So an
 idle pool, or one whose connections are all short, is shared in proportion to the weights (5,1,1 gives
 a a b a c a a, as nginx's least_conn does), and equally loaded members take turns (HAProxy's leastconn).
+Retries (picks with members excluded) keep a place in the schedule of their own, so that a failing backend
+does not shift the turns of new connections (as in rsp.balance.roundrobin).
 
 Reading every member at each pick (as nginx does) costs O(members): 1,000 backends cost ~8x what 10 do per
 request (bench/scale_balance.py). Instead the members are kept grouped by load: each record tells its
@@ -35,14 +37,16 @@ WALK_FACTOR: Final = 16
 
 
 class LeastConn(Selector):
-    __slots__ = ("_at", "_cursor", "_index", "_levels", "_loads", "_members", "_positions", "_queued", "_schedule")
+    __slots__ = ("_at", "_cursor", "_index", "_levels", "_loads", "_members", "_positions", "_queued", "_retry_cursor",
+                 "_schedule")
 
     def __init__(self, members: tuple[BackendRecord, ...]) -> None:
         self._members = members
         self._index = {record: i for i, record in enumerate(members)}
         schedule = smooth_schedule([r.weight for r in members])
         self._schedule: list[int] = schedule if schedule is not None else list(range(len(members)))
-        self._cursor = 0
+        self._cursor = 0  # new connections' place in the schedule
+        self._retry_cursor = 0  # retries' (picks with members excluded), as in rsp.balance.roundrobin
         # Each member's places in the schedule, ascending: where its next turn is, by bisection.
         self._positions: list[list[int]] = [[] for _ in members]
         for place, i in enumerate(self._schedule):
@@ -95,7 +99,8 @@ class LeastConn(Selector):
         members = self._members
         schedule = self._schedule
         size = len(schedule)
-        cursor = self._cursor
+        retry = bool(exclude)
+        cursor = self._retry_cursor if retry else self._cursor
         lowest = self._lowest()
         group = self._at[lowest]
         if len(group) * WALK_FACTOR >= len(members):
@@ -104,9 +109,9 @@ class LeastConn(Selector):
                 i = schedule[cursor]
                 cursor = cursor + 1 if cursor + 1 < size else 0
                 if loads[i] == lowest and usable(members[i], exclude):
-                    self._cursor = cursor
+                    self._advance(retry, cursor)
                     return members[i]
-            cursor = self._cursor
+            cursor = self._retry_cursor if retry else self._cursor
         best = -1
         best_turn = size
         for i in group:
@@ -117,8 +122,14 @@ class LeastConn(Selector):
             best, best_turn = self._least_usable(cursor, exclude)
             if best < 0:
                 return None
-        self._cursor = (cursor + best_turn + 1) % size
+        self._advance(retry, (cursor + best_turn + 1) % size)
         return members[best]
+
+    def _advance(self, retry: bool, cursor: int) -> None:
+        if retry:
+            self._retry_cursor = cursor
+        else:
+            self._cursor = cursor
 
     def _least_usable(self, cursor: int, exclude: Collection[BackendRecord]) -> tuple[int, int]:
         """Every member read: the least loaded one that can be picked now (first turn on ties), and its turn."""

@@ -8,10 +8,13 @@ a a a a a b c, so a heavy backend never receives a burst.
 nginx runs those steps at every pick, which reads every member: O(members) per request, 1,000 backends cost
 ~50x what 10 do (bench/scale_balance.py --micro). The steps depend only on the weights, which are fixed until
 the next update(), so the selector runs one cycle once, when it is built, and a pick reads the next entry of
-that schedule: O(1). A member that cannot be picked now (full at max_conns, excluded by a retry, down without
-an update()) is skipped and the pick takes the next entry, so the members that can be picked keep their
-shares of the cycle among themselves (HAProxy's roundrobin skips an unusable server the same way); nginx
-would instead leave the skipped member's current weight where it was.
+that schedule: O(1). A member that cannot be picked now (full at max_conns, down without an update()) is
+skipped and the pick takes the next entry, so the members that can be picked keep their shares of the cycle
+among themselves (HAProxy's roundrobin skips an unusable server the same way; nginx would instead leave the
+skipped member's current weight where it was). Retries (picks with members excluded) follow a
+rotation of their own through the same schedule: new connections keep theirs, so with a dead backend among
+two only every other new connection tries it first, as with nginx's steps (a retry's step there moves credit
+only among the members it may pick).
 
 The schedule is built in O(cycle x members) steps, so it is kept within SCHEDULE_BUDGET steps: weights are
 divided by their greatest common divisor first (equal weights give a cycle of one pick per member, built in
@@ -84,13 +87,14 @@ def smooth_step(members: tuple[BackendRecord, ...], current: list[int],
 class SmoothRoundRobin(Selector):
     """The selector over one tier; also the key-less fallback of the hash ring."""
 
-    __slots__ = ("_current", "_cursor", "_members", "_schedule")
+    __slots__ = ("_current", "_cursor", "_members", "_retry_cursor", "_schedule")
 
     def __init__(self, members: tuple[BackendRecord, ...]) -> None:
         self._members = members
         schedule = smooth_schedule([r.weight for r in members])
         self._schedule: list[int] = schedule if schedule is not None else []
-        self._cursor = 0
+        self._cursor = 0  # where the next new connection's pick starts
+        self._retry_cursor = 0  # where the next retry's pick starts (a pick with members excluded)
         self._current = [0] * len(members)  # the per-pick steps' state, when there is no schedule
 
     def choose(self, key: bytes | None, exclude: Collection[BackendRecord]) -> BackendRecord | None:
@@ -99,7 +103,8 @@ class SmoothRoundRobin(Selector):
             return smooth_step(self._members, self._current, exclude)
         members = self._members
         size = len(schedule)
-        cursor = self._cursor
+        retry = bool(exclude)
+        cursor = self._retry_cursor if retry else self._cursor
         # Past this many skipped entries most members are unusable now: check once whether any is usable, so
         # an all-full tier costs O(members) and not a walk over the whole cycle.
         check_after = 2 * len(members)
@@ -109,12 +114,15 @@ class SmoothRoundRobin(Selector):
             if cursor == size:
                 cursor = 0
             if usable(record, exclude):
-                self._cursor = cursor
+                if retry:
+                    self._retry_cursor = cursor
+                else:
+                    self._cursor = cursor
                 return record
             if step == check_after and not any(usable(r, exclude) for r in members):
                 break
-        self._cursor = cursor
         return None
+
 
 class RoundRobinBalancer(TieredBalancer):
     __slots__ = ()
