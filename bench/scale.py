@@ -9,6 +9,7 @@ Each dimension grows tenfold while everything else stays as in `bench/run_tcp.py
 (HTTP mode, the 97-byte /small from nginx, `workers = 1` against `nbthread 1`: the comparison is per core):
 
   conns     wrk -t1 -cN keep-alive, N = 10, 100, 1000, one backend;
+  conns2    the same with N = 100, 1000, 10000 and `workers = 2` against `nbthread 2` (file limits raised);
   backends  one pool of N backends (one nginx listening on N ports), roundrobin, wrk -c50;
   routes    N host routes (rsp `routes = { {host = "hI.example", pool = ...}, ... }`, tried in order;
             HAProxy a `map` of hosts, its usual form for many hosts), every request to the LAST host (the
@@ -23,12 +24,14 @@ interleaved within each repetition. Only 127.0.0.1 is used; every process is sto
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,10 +42,19 @@ import lib
 import procstat
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZES = {"conns": (10, 100, 1000), "backends": (1, 10, 100), "routes": (1, 10, 100, 1000)}
-QUICK_SIZES = {"conns": (10, 100, 1000), "backends": (1, 10, 100), "routes": (1, 10, 100)}
+SIZES = {"conns": (10, 100, 1000), "conns2": (100, 1000, 10_000), "backends": (1, 10, 100),
+         "routes": (1, 10, 100, 1000)}
+QUICK_SIZES = {"conns": (10, 100, 1000), "conns2": (100, 1000, 10_000), "backends": (1, 10, 100),
+               "routes": (1, 10, 100)}
+# conns2: the issue's keep-alive connections with `workers = 2` against `nbthread 2`.
+WORKERS = {"conns2": 2}
+# Descriptors for 10,000 clients: wrk's, the proxy's (clients + backend connections) and nginx's. Raised
+# for this process and so for everything it starts (the soft limit up to the hard one; as root, both).
+NOFILE = 65_536
+NGINX_CONNECTIONS = 30_000
 DEFAULT_CONNS = 50
 WARMUP_SECONDS = 1
+SERVING_SECONDS = 60.0  # from start until the first request is answered
 HOST_SUFFIX = ".example"
 
 
@@ -56,18 +68,33 @@ def nginx_multi_port(tmp: Path, ports: list[int], docroot: Path) -> list[str]:
     conf = Path(argv[-1])
     first = f"listen {lib.LOOPBACK}:{ports[0]} backlog=4096;"
     listens = "\n        ".join(f"listen {lib.LOOPBACK}:{p} backlog=4096;" for p in ports)
-    conf.write_text(conf.read_text().replace(first, listens))
+    text = conf.read_text().replace(first, listens)
+    text = text.replace("worker_connections 4096;", f"worker_connections {NGINX_CONNECTIONS};")
+    conf.write_text(f"worker_rlimit_nofile {NOFILE};\n" + text)
     return argv
+
+
+def raise_file_limit() -> int:
+    """RLIMIT_NOFILE raised towards NOFILE (inherited by the proxies, wrk and nginx); the soft limit reached."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, max(hard, NOFILE)))  # as root
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(NOFILE, hard), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 RSP_HTTP_EXTRA = ""  # --rsp-http: more keys of rsp's http table, e.g. "pool_max_idle = 2000"
 
 
-def rsp_argv(tmp: Path, port: int, backends: list[int], routes: int) -> list[str]:
+def rsp_argv(tmp: Path, port: int, backends: list[int], routes: int, algorithm: str = "roundrobin",
+             workers: int = 1) -> list[str]:
     addrs = ", ".join(f'"{lib.LOOPBACK}:{p}"' for p in backends)
+    # hash: on the source address (HAProxy `balance source` + `hash-type consistent` beside it)
+    pool_keys = f'algorithm = "{algorithm}"' + (', hash_key = "source"' if algorithm == "hash" else "")
     text = (f'listen = {{ {{ address = "{lib.LOOPBACK}", port = {port}, mode = "http" }} }}\n'
-            f'pools = {{ default = {{ algorithm = "roundrobin", backends = {{ {addrs} }} }} }}\n'
-            f'http = {{ access_log = "off"{", " + RSP_HTTP_EXTRA if RSP_HTTP_EXTRA else ""} }}\nworkers = 1\n')
+            f'pools = {{ default = {{ {pool_keys}, backends = {{ {addrs} }} }} }}\n'
+            f'http = {{ access_log = "off"{", " + RSP_HTTP_EXTRA if RSP_HTTP_EXTRA else ""} }}\nworkers = {workers}\n')
     if routes:
         rules = ",\n  ".join(f'{{ host = "{host(i)}", pool = "default" }}' for i in range(1, routes + 1))
         text += f"routes = {{\n  {rules}\n}}\n"
@@ -76,8 +103,18 @@ def rsp_argv(tmp: Path, port: int, backends: list[int], routes: int) -> list[str
     return [sys.executable, "-m", "rsp", str(conf)]
 
 
-def haproxy_argv(tmp: Path, port: int, backends: list[int], routes: int) -> list[str]:
-    argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, f"haproxy-{port}", port, backends, "http")
+# rsp's algorithm -> HAProxy's `balance` line(s) for the same choice.
+HAPROXY_BALANCE = {"roundrobin": "roundrobin", "leastconn": "leastconn", "random": "random(2)", "first": "first",
+                   "hash": "source\n    hash-type consistent"}
+
+
+def haproxy_argv(tmp: Path, port: int, backends: list[int], routes: int, algorithm: str = "roundrobin",
+                 workers: int = 1) -> list[str]:
+    argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, f"haproxy-{port}", port, backends, "http",
+                           HAPROXY_BALANCE[algorithm])
+    if workers != 1:
+        cfg = Path(argv[-1])
+        cfg.write_text(cfg.read_text().replace("nbthread 1", f"nbthread {workers}"))
     if routes:
         cfg = Path(argv[-1])
         hosts = tmp / f"hosts-{port}.map"
@@ -104,7 +141,24 @@ def user_system_seconds(root: int) -> tuple[float, float]:
     return user / procstat.CLK_TCK, system / procstat.CLK_TCK
 
 
-STARTERS: dict[str, Callable[[Path, int, list[int], int], list[str]]] = {"rsp": rsp_argv, "haproxy": haproxy_argv}
+STARTERS: dict[str, Callable[..., list[str]]] = {"rsp": rsp_argv, "haproxy": haproxy_argv}
+
+
+def serving(url: str, host_header: str) -> None:
+    """Wait until `url` answers 200: the port accepts before the worker has built its pools (a hash ring of
+    1,000 backends took seconds), and a run must measure requests, not the start."""
+    deadline = time.monotonic() + SERVING_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host_header}),
+                                        timeout=SERVING_SECONDS) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise lib.BenchError(f"{url} did not answer 200 within {SERVING_SECONDS:.0f} s")
+        time.sleep(0.05)
 
 
 def cpu_per_request(servers: lib.Servers, name: str, argv: list[str], port: int, conns: int, duration: int,
@@ -114,6 +168,7 @@ def cpu_per_request(servers: lib.Servers, name: str, argv: list[str], port: int,
     proxy = servers.start(name, argv, port, cwd=ROOT)
     try:
         url = f"http://{lib.LOOPBACK}:{port}{configs.SMALL_PATH}"
+        serving(url, host_header)
         wrk = shutil.which("wrk") or "wrk"
         base = lib.wrk_argv(wrk, script, url, conns, WARMUP_SECONDS)
         head = ["-H", f"Host: {host_header}"]
@@ -169,6 +224,7 @@ def main() -> None:
         return
     global RSP_HTTP_EXTRA
     RSP_HTTP_EXTRA = opts.rsp_http
+    print(f"file limit: {raise_file_limit()}", file=sys.stderr)
     duration = opts.duration or (3 if opts.quick else 8)
     reps = opts.reps or (1 if opts.quick else 3)
     sizes = QUICK_SIZES if opts.quick else SIZES
@@ -194,8 +250,9 @@ def main() -> None:
                         for target in targets:
                             n_backends = size if dim == "backends" else 1
                             routes = size if dim == "routes" else 0
-                            conns = size if dim == "conns" else DEFAULT_CONNS
-                            argv = STARTERS[target](tmp, port, backend_ports[:n_backends], routes)
+                            conns = size if dim.startswith("conns") else DEFAULT_CONNS
+                            argv = STARTERS[target](tmp, port, backend_ports[:n_backends], routes,
+                                                    workers=WORKERS.get(dim, 1))
                             us, system = cpu_per_request(servers, target, argv, port, conns, duration, script,
                                                          host(routes) if routes else "bench")
                             figures.setdefault((target, size), []).append(us)

@@ -11,9 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from cryptography import x509
+
 import conn_cost
 import lib
 import scale
+import scale_routestore
+import scale_tls
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,4 +65,43 @@ def test_haproxy_routes_config_is_accepted_by_haproxy(tmp_path: Path) -> None:
     assert len((tmp_path / "hosts-18080.map").read_text().splitlines()) == 100
     haproxy = shutil.which(argv[0]) or argv[0]
     done = subprocess.run([haproxy, "-c", "-f", argv[-1]], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("algorithm", sorted(scale.HAPROXY_BALANCE))
+def test_every_algorithm_config_is_accepted_by_rsp_and_haproxy(tmp_path: Path, algorithm: str) -> None:
+    port, *backends = lib.free_ports(4)
+    rsp = subprocess.run([sys.executable, "-m", "rsp", "--check",
+                          scale.rsp_argv(tmp_path, port, backends, 0, algorithm)[-1]],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert rsp.returncode == 0, rsp.stdout + rsp.stderr
+    argv = scale.haproxy_argv(tmp_path, port, backends, 0, algorithm, workers=2)
+    assert "nbthread 2" in Path(argv[-1]).read_text()
+    done = subprocess.run([shutil.which(argv[0]) or argv[0], "-c", "-f", argv[-1]], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_certificates_are_served_by_name_from_both_configs(tmp_path: Path) -> None:
+    ca, key, leaves = scale_tls.make_certificates(tmp_path, 3)
+    certificates = [x509.load_pem_x509_certificate(leaf.read_bytes()) for leaf in leaves]
+    names = [c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) for c in certificates]
+    assert names == [["s1.example"], ["s2.example"], ["s3.example"]]
+    port, backend = lib.free_ports(2)
+    conf = scale_tls.rsp_config(tmp_path, port, backend, ca, key, leaves, tmp_path / "admin.sock")
+    done = subprocess.run([sys.executable, "-m", "rsp", "--check", str(conf)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cfg = scale_tls.haproxy_config(tmp_path, port, backend, leaves)
+    done = subprocess.run([shutil.which("haproxy") or "haproxy", "-c", "-f", str(cfg)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_routestore_haproxy_map_names_every_host(tmp_path: Path) -> None:
+    argv = scale_routestore.haproxy_config(tmp_path, 18090, 18091, 50)
+    assert (tmp_path / "hosts-50.map").read_text().splitlines()[49] == "h49.bench be"
+    done = subprocess.run([shutil.which(argv[0]) or argv[0], "-c", "-f", argv[-1]], capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

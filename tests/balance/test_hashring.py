@@ -9,7 +9,7 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rsp.balance.hashring import VNODES_PER_WEIGHT, HashBalancer, HashRing
+from rsp.balance.hashring import VNODES_PER_WEIGHT, HashBalancer, HashRing, member_points
 from rsp.upstream.records import BackendRecord
 
 from .support import backend, key, records
@@ -142,3 +142,11 @@ def test_adding_a_backend_moves_about_one_share_of_keys_to_it(
     fair = extra_weight / (extra_weight + sum(w for _, w in pool))
     assert len(moved) / len(KEYS) < 2 * fair
     assert len(moved) > 0
+
+
+def test_a_heavier_member_keeps_its_points_and_adds_new_ones() -> None:
+    # A weight change moves only the keys of the points added or removed, as each point stays where it was.
+    light, heavy = (records(backend("a", weight=w))[0] for w in (1, 3))
+    one, three = member_points(light), member_points(heavy)
+    assert len(one) == VNODES_PER_WEIGHT and len(three) == 3 * VNODES_PER_WEIGHT
+    assert three[:VNODES_PER_WEIGHT] == one and len(set(three)) == len(three)

@@ -153,3 +153,47 @@ def test_the_pool_count_is_bounded() -> None:
     pools.release(one)
     assert pools.acquire(three) is not None  # an unreferenced pool retired early to make room
     assert len(pools) == 2
+
+
+def test_due_hosts_lists_the_marked_first_then_the_expired_oldest_answer_first() -> None:
+    clock = Clock()
+    cache = RouteCache(ttl=5.0, negative_ttl=1.0, clock=clock)
+    for host in ("a", "b", "c", "d"):
+        cache.put(host, (B1,), ROUTE_HOST)
+        clock.now += 1.0
+    cache.put("gone", (), ROUTE_MISSING)
+    cache.put("b", (B2,), ROUTE_HOST)  # answered again: now the newest of its TTL
+    clock.now += 1.5  # a, c, d are 5.5, 3.5, 2.5 s old; b and gone 1.5 s
+    assert cache.due_hosts() == ["a", "gone"]
+    cache.invalidate("d")
+    clock.now += 2.0  # a 7.5, c 5.5, d 4.5 (marked), b 3.5
+    assert cache.due_hosts() == ["d", "a", "c", "gone"]
+    cache.put("a", (B1,), ROUTE_HOST)
+    cache.remove("c")
+    assert cache.due_hosts() == ["d", "gone"]
+
+
+def test_evicted_and_answered_again_hosts_leave_the_due_list() -> None:
+    clock = Clock()
+    cache = RouteCache(ttl=5.0, negative_ttl=5.0, clock=clock, max_hosts=2)
+    cache.put("a", (B1,), ROUTE_HOST)
+    cache.invalidate("a")
+    cache.put("b", (), ROUTE_MISSING)
+    assert cache.put("c", (B1,), ROUTE_HOST) == ["a"]  # evicted: marked, yet no longer cached
+    clock.now += 10.0
+    assert cache.due_hosts() == ["c", "b"]
+    assert len(cache) == 2
+
+
+def test_the_expired_hosts_listed_are_bounded_oldest_first_and_the_marked_always_listed() -> None:
+    clock = Clock()
+    cache = RouteCache(ttl=5.0, negative_ttl=5.0, clock=clock)
+    for host in ("a", "b", "c", "d"):
+        cache.put(host, (B1,), ROUTE_HOST)
+        clock.now += 0.1
+    cache.invalidate("c")
+    cache.invalidate("d")
+    clock.now += 10.0
+    assert cache.due_hosts(expired_limit=1) == ["c", "d", "a"]
+    assert cache.due_hosts(expired_limit=0) == ["c", "d"]
+    assert cache.due_hosts() == ["c", "d", "a", "b"]

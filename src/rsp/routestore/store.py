@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
 from redis.exceptions import RedisError
@@ -55,6 +55,14 @@ from rsp.routestore.schema import (
 
 # How often the refresher wakes without a push: TTL expiry and pool retirement are checked this often.
 SWEEP_INTERVAL: Final = 0.5
+# Expired hosts asked again per second at most (pushed ones are not counted). Each cached host is asked again
+# every `ttl` whether or not it is requested, so without a bound the master's CPU at rest grows with the
+# hosts: ~90 µs per host, 100,000 hosts at the default 5 s TTL would want 1.8 cores (docs/performance.md,
+# "scale, every dimension"). Up to MAX_REFRESHES_PER_SECOND x ttl hosts (10,000 at 5 s) each is asked every
+# ttl as before; beyond, the oldest answers go first and each host is asked every hosts / this many seconds.
+# A write through `rsp routes` publishes the host, which is refreshed at once whatever the bound.
+MAX_REFRESHES_PER_SECOND: Final = 2000
+EXPIRED_PER_SWEEP: Final = int(MAX_REFRESHES_PER_SECOND * SWEEP_INTERVAL)
 # Resolving a host name found in a member (loop.getaddrinfo, in a thread): a name that takes longer is
 # skipped for this refresh, as a garbage member would be.
 RESOLVE_TIMEOUT: Final = 2.0
@@ -65,6 +73,7 @@ FAILURE_LOG_INTERVAL: Final = 10.0
 BAD_MEMBERS_SHOWN: Final = 5
 
 Route = tuple[tuple[Backend, ...], str]  # (backends, ROUTE_* source)
+Raw = tuple[bytes, ...]  # a host's reply from Redis, as RouteCache keeps it
 
 
 class RouteWaiter(Protocol):
@@ -164,14 +173,15 @@ class RouteStore:
 
     async def _lookup(self, host: str) -> None:
         routes: dict[str, Route] | None = None
+        raws: dict[str, Raw] = {}
         try:
-            routes = await asyncio.wait_for(self._fetch([host]), self.settings.lookup_timeout)
+            routes, raws = await asyncio.wait_for(self._fetch([host]), self.settings.lookup_timeout)
         except (TimeoutError, RedisError, OSError) as exc:
             self._failed(f"lookup of {host}", exc)
         finally:
             waiters = self.waiting.pop(host, [])
         if routes is not None:
-            self._apply(routes)
+            self._apply(routes, raws)
         pool = self.host_pools.get(host)
         if pool is None and routes is None:
             pool = self._default_pool()  # the lookup failed: the default route if one is known
@@ -197,8 +207,10 @@ class RouteStore:
         return self.dynamic.by_set.get(backend_set(self.default_route))
 
     # -- Redis's answers ----------------------------------------------------------------------------------
-    async def _fetch(self, hosts: list[str]) -> dict[str, Route]:
-        """Ask Redis for `hosts` (and the default route) in one round trip; parse, resolve, decide."""
+    async def _fetch(self, hosts: list[str]) -> tuple[dict[str, Route], dict[str, Raw]]:
+        """Ask Redis for `hosts` (and the default route) in one round trip; parse, resolve, decide. Also
+        returns the replies worth keeping (RouteCache.Entry.raw): a host whose reply is the one cached is
+        not parsed again, which is most of a TTL refresh (bench/routestore_refresh_cost.py)."""
         prefix = self.settings.prefix
         keys = [backends_key(prefix, h) for h in hosts]
         if self.settings.default:
@@ -206,9 +218,22 @@ class RouteStore:
         self.refreshing.update(hosts)
         if self.settings.default:
             self.default_stale = False  # a "*" arriving during this fetch sets it again
+        raws: dict[str, Raw] = {}
         try:
             replies = await self.link.fetch(keys)
-            parsed = [await self._backends(key, reply) for key, reply in zip(keys, replies, strict=True)]
+            parsed = []
+            for i, (key, reply) in enumerate(zip(keys, replies, strict=True)):
+                host = hosts[i] if i < len(hosts) else ""  # "": the default route's key
+                cached = self.cache.get(host) if host else None
+                if not isinstance(reply, BaseException) and cached is not None and cached.raw is not None \
+                        and cached.source == ROUTE_HOST and cached.raw == tuple(reply):
+                    parsed.append(cached.backends)
+                    raws[host] = cached.raw
+                    continue
+                backends, reusable = await self._backends(key, reply)
+                parsed.append(backends)
+                if host and reusable and not isinstance(reply, BaseException):
+                    raws[host] = tuple(reply)
         finally:
             self.refreshing.difference_update(hosts)
         if self.settings.default:
@@ -224,7 +249,7 @@ class RouteStore:
                 routes[host] = (self.default_route, ROUTE_DEFAULT)
             else:
                 routes[host] = ((), ROUTE_MISSING)
-        return routes
+        return routes, raws
 
     def _set_default(self, default: tuple[Backend, ...]) -> None:
         """Keep a reference on the default route's pool, so that it exists for Redis outages."""
@@ -235,26 +260,32 @@ class RouteStore:
         if old:
             self.dynamic.release(backend_set(old))
 
-    async def _backends(self, key: str, reply: SetReply) -> tuple[Backend, ...]:
+    async def _backends(self, key: str, reply: SetReply) -> tuple[tuple[Backend, ...], bool]:
+        """The backends a reply names, and whether the reply may be reused as is (every member an address:
+        a name is resolved again at each refresh)."""
         if isinstance(reply, BaseException):
             self.bad.report(key, f"{type(reply).__name__}: {reply}")  # WRONGTYPE: not a set
-            return ()
+            return (), False
         out: list[Backend] = []
-        bad = [member for member in reply if parse_member(member) is None]
-        if bad:
-            shown = ", ".join(repr(m[:80]) for m in bad[:BAD_MEMBERS_SHOWN])
-            self.bad.report(key, f"{len(bad)} member(s) not address:port: {shown}")
+        bad: list[bytes] = []
+        reusable = True
         for member in reply:
             backend = parse_member(member)
             if backend is None:
+                bad.append(member)
                 continue
             if not is_ip(backend.host):
+                reusable = False
                 resolved = await self._resolve(key, backend)
                 if resolved is None:
                     continue
                 backend = resolved
             out.append(backend)
-        return tuple(out)
+        if bad:
+            shown = ", ".join(repr(m[:80]) for m in bad[:BAD_MEMBERS_SHOWN])
+            self.bad.report(key, f"{len(bad)} member(s) not address:port: {shown}")
+            reusable = False  # reported again at the next refresh, as before
+        return tuple(out), reusable
 
     async def _resolve(self, key: str, backend: Backend) -> Backend | None:
         """A member naming a host: resolved in a thread (never on the loop), like a static backend once."""
@@ -267,9 +298,9 @@ class RouteStore:
         address = str(infos[0][4][0])
         return Backend(address, backend.port, name=backend.address)
 
-    def _apply(self, routes: dict[str, Route]) -> None:
+    def _apply(self, routes: dict[str, Route], raws: Mapping[str, Raw] | None = None) -> None:
         for host, (backends, source) in routes.items():
-            for evicted in self.cache.put(host, backends, source):
+            for evicted in self.cache.put(host, backends, source, raws.get(host) if raws else None):
                 self._unroute(evicted)
             wanted = backend_set(backends)
             if self.host_sets.get(host) == wanted:
@@ -342,13 +373,13 @@ class RouteStore:
             self.dynamic.retire_unused()
             if not self.link.up:
                 continue
-            due = self.cache.due_hosts()
+            due = self.cache.due_hosts(EXPIRED_PER_SWEEP)
             try:
                 if not due and self._default_due():
                     await asyncio.wait_for(self._fetch([]), self.settings.lookup_timeout)
                 for start in range(0, len(due), REFRESH_BATCH):
                     batch = due[start: start + REFRESH_BATCH]
-                    self._apply(await asyncio.wait_for(self._fetch(batch), self.settings.lookup_timeout))
+                    self._apply(*await asyncio.wait_for(self._fetch(batch), self.settings.lookup_timeout))
             except (TimeoutError, RedisError, OSError) as exc:
                 self._failed("refresh", exc)
             self._recheck()

@@ -26,15 +26,27 @@ STATE_DOWN: Final = "down"
 STATE_DRAIN: Final = "drain"
 
 
+class LoadWatcher:
+    """Told each time a record's `active` changes: the balancers that keep their members ordered by load
+    (rsp.balance.leastconn) instead of reading every member at each pick. A base class, not a Protocol: compiled,
+    the call is a native method call on every connect and close."""
+
+    __slots__ = ()
+
+    def load_changed(self, record: BackendRecord) -> None:
+        raise NotImplementedError
+
+
 class BackendRecord:
     """Runtime state of one backend of pool `pool`, at position `index` (0-based) of `pool.backends`."""
 
     __slots__ = (
-        "active",
+        "_active",
         "draining",
         "failures",
         "index",
         "last_check",
+        "load_watcher",
         "max_conns",
         "name",
         "pool",
@@ -55,7 +67,9 @@ class BackendRecord:
         # HAProxy starts servers UP and lets the checks take them down; so do we.
         self.up = True
         self.draining = False
-        self.active = 0
+        self._active = 0
+        # The balancer told of every change of `active` (set by rsp.balance.leastconn), else None.
+        self.load_watcher: LoadWatcher | None = None
         self.total = 0
         self.failures = 0
         self.last_check = ""  # "" until the first active check: then "ok", "timeout", "status 500", ...
@@ -65,12 +79,24 @@ class BackendRecord:
         self.max_conns = spec.max_conns
         self.stats = BackendStats()  # this process's counters (rsp.metrics)
 
+    @property
+    def active(self) -> int:
+        """Connections open or opening to this backend (the proxy's +1 on connect, -1 on close)."""
+        return self._active
+
+    @active.setter
+    def active(self, value: int) -> None:
+        self._active = value
+        watcher = self.load_watcher
+        if watcher is not None:
+            watcher.load_changed(self)
+
     def available(self) -> bool:
         """May take a new connection now: up, not draining, and below its connection limit."""
         return (
             self.up
             and not self.draining
-            and (self.max_conns == 0 or self.active < self.max_conns)
+            and (self.max_conns == 0 or self._active < self.max_conns)
         )
 
     @property
