@@ -1,6 +1,7 @@
 """Shared fixtures: free ports, running rsp as a subprocess, and backend servers on loopback.
 
 - `free_port()`                          -> an unused TCP port on 127.0.0.1 (`free_port("::1")` for IPv6)
+- `dead_port`                            -> a port on 127.0.0.1 that refuses connections for the whole test
 - `run_rsp(config_text, listeners=1, args=(), timeout=15.0)` -> a started `RspProcess`
   (.port, .ports, .proc, .pid, .stdout_lines, .stderr_lines, .rss_kib(), .stop() -> exit code);
   every process is stopped at teardown (SIGTERM, then SIGKILL of its process group).
@@ -40,6 +41,7 @@ from support.backends import BackendServer, EchoBackend, SizedBackend  # noqa: E
 from support.redis_server import RedisServer  # noqa: E402
 from support.rsp_process import RspProcess  # noqa: E402
 from support.rsp_process import free_port as _free_port  # noqa: E402
+from support.sockets import refused_port  # noqa: E402
 
 B = TypeVar("B", bound=BackendServer)
 
@@ -47,6 +49,13 @@ B = TypeVar("B", bound=BackendServer)
 @pytest.fixture
 def free_port() -> Callable[..., int]:
     return _free_port
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A loopback port that refuses connections for the whole test (support.sockets.refused_port)."""
+    with refused_port() as port:
+        yield port
 
 
 @pytest.fixture

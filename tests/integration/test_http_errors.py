@@ -181,9 +181,9 @@ def test_body_over_max_body_size_gets_413(start_backend: Start, run_rsp: Run) ->
 
 # -- backend failures ----------------------------------------------------------------------------------
 
-def test_refused_backend_gives_502(run_rsp: Run) -> None:
+def test_refused_backend_gives_502(run_rsp: Run, dead_port: int) -> None:
     """The only backend refuses connections (nothing listens): 502 Bad Gateway, quickly."""
-    dead = free_port()
+    dead = dead_port
     rsp = run_rsp(http_config(free_port(), [], pools={"default": {"backends": [f"127.0.0.1:{dead}"]}}))
     started = time.monotonic()
     with HttpConn(rsp.port) as conn:
@@ -193,9 +193,10 @@ def test_refused_backend_gives_502(run_rsp: Run) -> None:
     assert rsp.alive
 
 
-def test_backend_down_by_health_check_gives_503(run_rsp: Run) -> None:
-    """The pool's only backend is DOWN (its TCP health check fails): no server available, 503."""
-    dead = free_port()
+def test_backend_down_by_health_check_gives_503(run_rsp: Run, dead_port: int) -> None:
+    """The pool's only backend is DOWN (its TCP health check fails): no server available, 503. (A port
+    free_port() found free could be taken by then, and the check would pass: dead_port holds it.)"""
+    dead = dead_port
     health = {"kind": "tcp", "interval": 0.1, "timeout": 0.5, "rise": 1, "fall": 1}
     rsp = run_rsp(http_config(free_port(), [], pools={"default": {"backends": [f"127.0.0.1:{dead}"],
                                                                   "health": health}}))

@@ -130,9 +130,8 @@ def test_leastconn_sends_new_connections_to_the_idle_backend(start_backend: Star
             sock.close()
 
 
-def test_refused_backend_is_skipped_by_retries(start_backend: Start, run_rsp: Run) -> None:
+def test_refused_backend_is_skipped_by_retries(start_backend: Start, run_rsp: Run, dead_port: int) -> None:
     alive = start_backend(NamedBackend, "alive")
-    dead_port = free_port()
     port = free_port()
     entries = [f'{{ address = "127.0.0.1", port = {dead_port}, name = "dead" }}', backend_entry(alive)]
     proc = run_rsp(pool_config(port, entries, pool_extra="passive_failures = 0"))

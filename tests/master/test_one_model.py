@@ -29,9 +29,8 @@ ENOUGH_CHECKS = 3
 
 @WORKERS
 def test_health_check_results_reach_metrics_and_stats_json(run_rsp: Run, start_backend: Start, free_port: Port,
-                                                            tmp_path: Path, workers: int) -> None:
+                                                            tmp_path: Path, workers: int, dead_port: int) -> None:
     alive = start_backend(HttpBackend, name="alive")
-    dead_port = free_port()  # nothing listens there
     stats_port = free_port()
     sock = str(tmp_path / "admin.sock")
     pools = {"web": {"backends": [f"127.0.0.1:{alive.port}", {"address": f"127.0.0.1:{dead_port}", "name": "dead"}],

@@ -23,7 +23,7 @@ PASSIVE_FAILURES = 3
 
 
 def test_http_traffic_matches_metrics(run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any],
-                                      free_port: Callable[..., int]) -> None:
+                                      free_port: Callable[..., int], dead_port: int) -> None:
     replies: list[int] = []
 
     def handler(req: ReceivedRequest) -> Reply:
@@ -33,7 +33,6 @@ def test_http_traffic_matches_metrics(run_rsp: Callable[..., RspProcess], start_
         return reply
 
     alive = start_backend(HttpBackend, handler, name="alive")
-    dead_port = free_port()  # nothing listens there
     stats_port = free_port()
     pools = {"web": {"backends": [f"127.0.0.1:{alive.port}", {"address": f"127.0.0.1:{dead_port}", "name": "dead"}],
                      "passive_failures": PASSIVE_FAILURES, "passive_cooldown": 300}}
@@ -188,9 +187,8 @@ def test_endpoint_http(run_rsp: Callable[..., RspProcess], start_backend: Callab
 
 
 def test_tcp_connect_failures_and_retries(run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any],
-                                          free_port: Callable[..., int]) -> None:
+                                          free_port: Callable[..., int], dead_port: int) -> None:
     echo = start_backend(EchoBackend)
-    dead_port = free_port()
     stats_port = free_port()
     config = (f'listen = {{ {{ address = "127.0.0.1", port = {free_port()}, mode = "tcp", pool = "p" }} }}\n'
               f'pools = {{ p = {{ backends = {{ "127.0.0.1:{dead_port}", "127.0.0.1:{echo.port}" }}, '
