@@ -69,7 +69,7 @@ class PlannedCertificate:
 class _Entry:
     """A certificate's context, built on the first handshake that names it."""
 
-    __slots__ = ("planned", "context")
+    __slots__ = ("context", "planned")
 
     def __init__(self, planned: PlannedCertificate) -> None:
         self.planned = planned
