@@ -16,7 +16,7 @@ import pytest
 from rsp.config.lua_loader import parse_config
 from rsp.errors import ConfigError
 from rsp.preflight import check_startable
-from rsp.tls.server_context import build_tls_server
+from rsp.tls.server_context import build_tls_server, plan_tls_server
 from support.http_backends import HttpBackend
 from support.rsp_process import RspProcess, free_port
 
@@ -133,3 +133,24 @@ def test_each_name_gets_its_certificate_and_a_gone_file_the_default_over_tls(
     reply = tls_get(rsp.port, certs.ca.path, "b.example")
     assert reply.served_name == "*.b.example" and reply.response.startswith(b"HTTP/1.1 200 ")
     assert rsp.alive
+
+
+def test_unchanged_files_are_not_validated_again_changed_ones_are(certs: CertSet, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A reload's check in the master: a certificate whose files are as they were is not planned again (its
+    chain planning's warning is not repeated); one whose key changed is, and the mismatch is found."""
+    a = copied(certs.ca.issue("fresh", ["a.example"]), tmp_path)  # bytes no earlier test validated
+    config = parse_config(three_certs(a, pair(certs.b), pair(certs.fallback)), "site.lua")
+    spec = config.tls.listeners["listen[1]"]
+    planned_again = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            plan_tls_server(config, spec)
+        # no trust store holds the tests' CA: the planning warns that a.crt is served as given
+        planned_again.append(any(f"serving {a[0]} as given" in r.getMessage() for r in caplog.records))
+    assert planned_again == [True, False]
+    shutil.copy(certs.b.key_path, a[1])
+    with pytest.raises(ConfigError) as info:
+        plan_tls_server(config, spec)
+    assert info.value.key == "listen[1].tls.certificates[1].key" and "does not match" in info.value.message

@@ -21,6 +21,7 @@ context gets the same session id context, so a session resumes on the certificat
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import ssl
 import tempfile
@@ -269,6 +270,45 @@ def _check_key(spec: ListenerTls, item: TlsCertificate, plan: ChainPlan, ctx: Ct
         ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot load {item.cert} / {key_file}: {reason}")
 
 
+# What a certificate's validation found, by the version of what it read: a reload's check (in the master, which
+# lives across reloads) skips the chain planning of a certificate whose files did not change. Only successes
+# are kept; cleared when it grows past MAX_VALIDATED (certificates come and go over many reloads).
+Validated = tuple[tuple[str, ...], bytes | None, datetime.datetime]
+MAX_VALIDATED: Final = 20_000
+_validated: dict[tuple[object, ...], Validated] = {}
+
+
+def _file_version(path: str) -> str | None:
+    """The file's contents' digest; None when it cannot be read (the full validation says why)."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _version_of(spec: ListenerTls, item: TlsCertificate, roots: str | None,
+                at: datetime.datetime) -> tuple[object, ...] | None:
+    """Everything a validation depends on: the three files' contents, the settings, the day (validity and
+    expiry are judged by date; the system store counts as unchanged until the day changes)."""
+    cert = _file_version(item.cert)
+    key = _file_version(item.key) if item.key else cert
+    if cert is None or key is None or roots is None:
+        return None
+    return (cert, key, roots, spec.allow_weak_chain, item.names, at.date())
+
+
+def _validate(spec: ListenerTls, item: TlsCertificate, roots: list[x509.Certificate], at: datetime.datetime,
+              ctx: Ctx) -> Validated:
+    plan = plan_chain(spec, item, roots, at, ctx)
+    names = item.names or certificate_names(plan.leaf)
+    if not names:
+        ctx.fail(f"{item.key_path}.names", f"{item.key_path}: {item.cert} has no DNS name in its "
+                 "subjectAltName; give names = {...}")
+    _check_key(spec, item, plan, ctx)
+    return names, plan.pem, plan.expires
+
+
 def plan_tls_server(config: Config, spec: ListenerTls,
                     now: Callable[[], datetime.datetime] | None = None) -> tuple[list[PlannedCertificate], int]:
     """Validate every certificate of the listener as start-up needs it (`rsp --check` and a reload's check stop
@@ -278,21 +318,26 @@ def plan_tls_server(config: Config, spec: ListenerTls,
     at = now() if now is not None else datetime.datetime.now(datetime.UTC)
     _check_listener(spec, ctx)
     planned: list[PlannedCertificate] = []
-    roots = read_roots(spec, ctx)
+    roots: list[x509.Certificate] | None = None  # read on the first certificate not validated before
+    roots_version = _file_version(spec.roots) if spec.roots else "system"
     for item in spec.certificates:
-        plan = plan_chain(spec, item, roots, at, ctx)
-        names = item.names or certificate_names(plan.leaf)
-        if not names:
-            ctx.fail(f"{item.key_path}.names", f"{item.key_path}: {item.cert} has no DNS name in its "
-                     "subjectAltName; give names = {...}")
-        _check_key(spec, item, plan, ctx)
-        not_after = plan.expires
+        version = _version_of(spec, item, roots_version, at)
+        known = _validated.get(version) if version is not None else None
+        if known is None:
+            if roots is None:
+                roots = read_roots(spec, ctx)
+            known = _validate(spec, item, roots, at, ctx)
+            if version is not None:
+                if len(_validated) >= MAX_VALIDATED:
+                    _validated.clear()
+                _validated[version] = known
+        names, pem, not_after = known
         if not_after <= at:
             get_logger().warning("%s: the certificate %s expired on %s", item.key_path, item.cert, not_after.date())
         elif not_after - at <= datetime.timedelta(days=EXPIRY_WARNING_DAYS):
             get_logger().warning("%s: the certificate %s expires on %s (in %d days)", item.key_path, item.cert,
                                  not_after.date(), (not_after - at).days)
-        planned.append(PlannedCertificate(item, names, plan.pem, not_after))
+        planned.append(PlannedCertificate(item, names, pem, not_after))
     default = 0
     if spec.default:
         matches = [i for i, p in enumerate(planned) if spec.default in p.names]
