@@ -261,7 +261,8 @@ def _check_key(spec: ListenerTls, item: TlsCertificate, plan: ChainPlan, ctx: Ct
     try:
         check_private_key(plan.leaf, data, key_file)
     except KeyMismatch:
-        ctx.fail(f"{item.key_path}.key", f"{item.key_path}: the key {item.key} does not match the certificate "
+        where = "key" if item.key else "cert"  # no `key`: the certificate file holds both
+        ctx.fail(f"{item.key_path}.{where}", f"{item.key_path}: the key {key_file} does not match the certificate "
                  f"{item.cert}")
     except CertificateError as exc:
         ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot load {item.cert} / {key_file}: {exc}")
