@@ -24,7 +24,7 @@ from rsp.proctitle import master_title, title_of
 from rsp.proxy.pools import resolve_backend
 from rsp.running import can_inspect, held_by, peer_pid, running_instance
 from rsp.tls.client_context import build_backend_context
-from rsp.tls.server_context import build_tls_server
+from rsp.tls.server_context import plan_tls_server
 from rsp.transport.listener import bind_listener
 
 ADMIN_SOCKET_KEY: Final = "admin_socket"
@@ -178,9 +178,11 @@ def _open_access_log(config: Config) -> None:
 
 def _load_tls(config: Config) -> None:
     """Start reads every certificate, key, CA and roots file the TLS keys name and builds the served chains;
-    the check does the same (rsp.tls.server_context, rsp.tls.client_context raise ConfigErrors naming the key)."""
+    the check does the same validation (rsp.tls.server_context.plan_tls_server, rsp.tls.client_context raise
+    ConfigErrors naming the key) but builds no server context: that is OpenSSL's work per certificate, which
+    the new worker does anyway, each on first use."""
     for spec in config.tls.listeners.values():
-        build_tls_server(config, spec)
+        plan_tls_server(config, spec)
     for pool_tls in config.tls.pools.values():
         build_backend_context(config, pool_tls)
 

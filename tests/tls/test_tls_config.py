@@ -39,8 +39,10 @@ def test_certificates_parsed_with_names_from_the_certificate(certs: CertSet) -> 
     assert spec.protocols == ("TLSv1.2", "TLSv1.3")
     server = build_tls_server(config, spec)
     assert set(server.names.exact) == {"a.example", "extra.example"}
-    assert server.select("a.example") is server.served[0].context
-    assert server.select(None) is server.default is server.served[1].context
+    assert [p.names for p in server.planned] == [("a.example",), ("extra.example",)]
+    assert server.select(None) is server.default is server.select("extra.example")
+    first = server.select("a.example")  # built on first use, then the same context for every handshake
+    assert first is not server.default and server.select("A.Example") is first
 
 
 def error_of(source: str, build: bool = False) -> ConfigError:

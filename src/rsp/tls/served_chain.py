@@ -36,6 +36,7 @@ class ChainPlan:
     leaf: x509.Certificate
     pem: bytes | None  # the chain to serve, PEM, leaf first; None: serve the file as it is
     expires: datetime.datetime  # the earliest end of validity among what is served
+    served: tuple[x509.Certificate, ...] = ()  # what is served, leaf first (for the security-level check)
 
 
 def read_roots(spec: ListenerTls, ctx: Ctx) -> list[x509.Certificate]:
@@ -72,7 +73,7 @@ def plan_chain(spec: ListenerTls, item: TlsCertificate, roots: list[x509.Certifi
         if [c.public_bytes(Encoding.DER) for c in chain] != [c.public_bytes(Encoding.DER) for c in given]:
             log.info("%s: serving %s (built from %s%s)", item.key_path, choice.best.describe(), item.cert,
                      "; " + "; ".join(choice.explanations) if choice.explanations else "")
-        return ChainPlan(leaf, _pem(chain), choice.best.expires)
+        return ChainPlan(leaf, _pem(chain), choice.best.expires, tuple(chain))
     if choice.paths:
         why = "; ".join(choice.explanations)
         if not spec.allow_weak_chain:
@@ -81,9 +82,10 @@ def plan_chain(spec: ListenerTls, item: TlsCertificate, roots: list[x509.Certifi
         weakest_best = choice.paths[0]
         log.warning("%s: serving a chain with weak links because allow_weak_chain is set: %s (%s)", item.key_path,
                     weakest_best.describe(), why)
-        return ChainPlan(leaf, _pem(path_serving_chain(weakest_best)), weakest_best.expires)
+        weak_chain = path_serving_chain(weakest_best)
+        return ChainPlan(leaf, _pem(weak_chain), weakest_best.expires, tuple(weak_chain))
     log.warning("%s: %s; serving %s as given", item.key_path, "; ".join(choice.explanations), item.cert)
-    return ChainPlan(leaf, None, min(c.not_valid_after_utc for c in given))
+    return ChainPlan(leaf, None, min(c.not_valid_after_utc for c in given), tuple(given))
 
 
 def _pem(chain: tuple[x509.Certificate, ...]) -> bytes:

@@ -21,6 +21,7 @@ context gets the same session id context, so a session resumes on the certificat
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import ssl
 import tempfile
@@ -32,7 +33,9 @@ from cryptography import x509
 
 from rsp.config.checks import Ctx
 from rsp.config.model import Config, ListenerTls, TlsCertificate
+from rsp.errors import CertificateError, ConfigError
 from rsp.logs import get_logger
+from rsp.tls.key_pair import KeyMismatch, check_private_key, weak_link
 from rsp.tls.names import NameTable
 from rsp.tls.served_chain import ChainPlan, plan_chain, read_roots
 
@@ -55,23 +58,46 @@ _VERSIONS: Final = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion
 
 
 @dataclass(frozen=True)
-class ServedCertificate:
+class PlannedCertificate:
+    """One certificate, validated (files readable, key matches, chain planned): all a context needs, and only
+    that (the parsed certificates are dropped: a listener may hold thousands of these)."""
+    item: TlsCertificate
     names: tuple[str, ...]
-    context: ssl.SSLContext
+    pem: bytes | None  # the served chain (rsp.tls.served_chain.ChainPlan.pem); None: the file as it is
     not_after: datetime.datetime
 
 
-class TlsServer:
-    """The contexts of one listener and the SNI choice between them."""
+class _Entry:
+    """A certificate's context, built on the first handshake that names it."""
 
-    def __init__(self, served: list[ServedCertificate], default: ssl.SSLContext) -> None:
-        self.served = served
+    __slots__ = ("context", "planned")
+
+    def __init__(self, planned: PlannedCertificate) -> None:
+        self.planned = planned
+        self.context: ssl.SSLContext | None = None
+
+
+ContextBuilder = Callable[[PlannedCertificate], ssl.SSLContext]
+
+
+class TlsServer:
+    """The contexts of one listener and the SNI choice between them. The default context is built at once;
+    another certificate's on the first handshake naming it (in this worker): with 1,000 certificates start-up
+    and reload pay for what is served, not for every context (docs/performance.md, issue 23)."""
+
+    def __init__(self, planned: list[PlannedCertificate], default: ssl.SSLContext, build: ContextBuilder,
+                 default_index: int = 0) -> None:
+        self.planned = planned
         self.default = default
-        self.names: NameTable[ssl.SSLContext] = NameTable()
-        for cert in served:
+        self.build = build
+        self.names: NameTable[_Entry] = NameTable()
+        for index, cert in enumerate(planned):
+            entry = _Entry(cert)
+            if index == default_index:
+                entry.context = default
             for name in cert.names:
-                self.names.add(name, cert.context)
-        if len(served) > 1:  # one certificate: nothing to choose, no Python callback per handshake
+                self.names.add(name, entry)
+        if len(planned) > 1:  # one certificate: nothing to choose, no Python callback per handshake
             default.sni_callback = self._on_server_name
 
     @property
@@ -83,7 +109,21 @@ class TlsServer:
         if not server_name:
             return self.default
         found = self.names.lookup(server_name)
-        return found if found is not None else self.default
+        if found is None:
+            return self.default
+        if found.context is None:
+            found.context = self._build(found.planned)
+        return found.context
+
+    def _build(self, planned: PlannedCertificate) -> ssl.SSLContext:
+        """The start-up validated the files; one that changed since (gone, replaced by a bad one) is logged
+        and its names get the default certificate until the next reload (remembered: no retry per handshake)."""
+        try:
+            return self.build(planned)
+        except (ConfigError, OSError, ssl.SSLError) as exc:
+            get_logger().error("%s: cannot load %s since start-up (%s): serving the default certificate for %s",
+                               planned.item.key_path, planned.item.cert, exc, ", ".join(planned.names))
+            return self.default
 
     def _on_server_name(self, tls: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
                         context: ssl.SSLContext) -> int | None:
@@ -102,17 +142,17 @@ def certificate_names(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
 
 
-def _load_chain(context: ssl.SSLContext, item: TlsCertificate, plan: ChainPlan) -> None:
+def _load_chain(context: ssl.SSLContext, item: TlsCertificate, pem: bytes | None) -> None:
     """The planned chain (rsp.tls.served_chain) and the key; `ssl` reads a chain only from a file, so a built
     chain goes through a private temporary file (certificates only: the key is read from its own file)."""
     key = item.key or item.cert
-    if plan.pem is None:
+    if pem is None:
         context.load_cert_chain(item.cert, key)
         return
     fd, path = tempfile.mkstemp(prefix="rsp-chain-", suffix=".pem")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(plan.pem)
+            fh.write(pem)
         context.load_cert_chain(path, key)
     finally:
         os.unlink(path)
@@ -123,11 +163,12 @@ def _load_chain(context: ssl.SSLContext, item: TlsCertificate, plan: ChainPlan) 
 _TOO_WEAK = ("CA_KEY_TOO_SMALL", "CA_MD_TOO_WEAK", "EE_KEY_TOO_SMALL")
 
 
-def _load_chain_at_level(context: ssl.SSLContext, spec: ListenerTls, item: TlsCertificate, plan: ChainPlan) -> None:
+def _load_chain_at_level(context: ssl.SSLContext, spec: ListenerTls, item: TlsCertificate,
+                         pem: bytes | None) -> None:
     """Load the chain; with allow_weak_chain, a chain OpenSSL refuses at its security level is loaded at the
     level it needs (1: RSA 1024; 0: SHA-1 or MD5 signatures), for this certificate's context only."""
     try:
-        _load_chain(context, item, plan)
+        _load_chain(context, item, pem)
         return
     except ssl.SSLError as exc:
         if not spec.allow_weak_chain or exc.reason not in _TOO_WEAK:
@@ -136,7 +177,7 @@ def _load_chain_at_level(context: ssl.SSLContext, spec: ListenerTls, item: TlsCe
     for level in (1, 0):
         context.set_ciphers(f"{spec.ciphers}:@SECLEVEL={level}")
         try:
-            _load_chain(context, item, plan)
+            _load_chain(context, item, pem)
         except ssl.SSLError as exc:
             failure = exc
             continue
@@ -155,7 +196,7 @@ def _unreadable(item: TlsCertificate) -> str:
 
 
 def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str, ...],
-             plan: ChainPlan) -> ssl.SSLContext:
+             pem: bytes | None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     versions = sorted(_VERSIONS[p] for p in spec.protocols)
     context.minimum_version = versions[0]
@@ -170,7 +211,7 @@ def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str,
     if alpn:
         context.set_alpn_protocols(list(alpn))
     try:
-        _load_chain_at_level(context, spec, item, plan)
+        _load_chain_at_level(context, spec, item, pem)
     except (FileNotFoundError, PermissionError) as exc:
         # SSLContext.load_cert_chain leaves `filename` unset (it said "cannot read None"): find the file.
         unread = exc.filename or _unreadable(item)
@@ -192,34 +233,132 @@ def _context(spec: ListenerTls, item: TlsCertificate, ctx: Ctx, alpn: tuple[str,
     return context
 
 
-def build_tls_server(config: Config, spec: ListenerTls, alpn: tuple[str, ...] = HTTP_ALPN,
-                     now: Callable[[], datetime.datetime] | None = None) -> TlsServer:
-    """Read the listener's certificates and build its contexts (see the module docstring)."""
+def _check_listener(spec: ListenerTls, ctx: Ctx) -> None:
+    """What every context of the listener shares, tried once: the cipher list and the client CA file."""
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        probe.set_ciphers(spec.ciphers)
+    except ssl.SSLError:
+        ctx.fail(f"{spec.key_path}.ciphers", f"{spec.key_path}.ciphers: OpenSSL accepts none of {spec.ciphers!r}")
+    if spec.client_ca:
+        try:
+            probe.load_verify_locations(cafile=spec.client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            ctx.fail(f"{spec.key_path}.client_ca", f"{spec.key_path}.client_ca: cannot load {spec.client_ca}: {exc}")
+
+
+def _check_key(spec: ListenerTls, item: TlsCertificate, plan: ChainPlan, ctx: Ctx) -> None:
+    """What load_cert_chain would refuse, found without OpenSSL (rsp.tls.key_pair): the key file, the pair,
+    the chain at OpenSSL's security level (allowed, with allow_weak_chain: the context then lowers it)."""
+    key_file = item.key or item.cert
+    try:
+        with open(key_file, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        which = "key" if item.key else "cert"
+        ctx.fail(f"{item.key_path}.{which}", f"{item.key_path}.{which}: cannot read {key_file}: "
+                 f"{exc.strerror or exc}")
+    try:
+        check_private_key(plan.leaf, data, key_file)
+    except KeyMismatch:
+        where = "key" if item.key else "cert"  # no `key`: the certificate file holds both
+        ctx.fail(f"{item.key_path}.{where}", f"{item.key_path}: the key {key_file} does not match the certificate "
+                 f"{item.cert}")
+    except CertificateError as exc:
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot load {item.cert} / {key_file}: {exc}")
+    reason = weak_link(plan.served)
+    if reason is not None and not spec.allow_weak_chain:
+        ctx.fail(f"{item.key_path}.cert", f"{item.key_path}: cannot load {item.cert} / {key_file}: {reason}")
+
+
+# What a certificate's validation found, by the version of what it read: a reload's check (in the master, which
+# lives across reloads) skips the chain planning of a certificate whose files did not change. Only successes
+# are kept; cleared when it grows past MAX_VALIDATED (certificates come and go over many reloads).
+Validated = tuple[tuple[str, ...], bytes | None, datetime.datetime]
+MAX_VALIDATED: Final = 20_000
+_validated: dict[tuple[object, ...], Validated] = {}
+
+
+def _file_version(path: str) -> str | None:
+    """The file's contents' digest; None when it cannot be read (the full validation says why)."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _version_of(spec: ListenerTls, item: TlsCertificate, roots: str | None,
+                at: datetime.datetime) -> tuple[object, ...] | None:
+    """Everything a validation depends on: the three files' contents, the settings, the day (validity and
+    expiry are judged by date; the system store counts as unchanged until the day changes)."""
+    cert = _file_version(item.cert)
+    key = _file_version(item.key) if item.key else cert
+    if cert is None or key is None or roots is None:
+        return None
+    return (cert, key, roots, spec.allow_weak_chain, item.names, at.date())
+
+
+def _validate(spec: ListenerTls, item: TlsCertificate, roots: list[x509.Certificate], at: datetime.datetime,
+              ctx: Ctx) -> Validated:
+    plan = plan_chain(spec, item, roots, at, ctx)
+    names = item.names or certificate_names(plan.leaf)
+    if not names:
+        ctx.fail(f"{item.key_path}.names", f"{item.key_path}: {item.cert} has no DNS name in its "
+                 "subjectAltName; give names = {...}")
+    _check_key(spec, item, plan, ctx)
+    return names, plan.pem, plan.expires
+
+
+def plan_tls_server(config: Config, spec: ListenerTls,
+                    now: Callable[[], datetime.datetime] | None = None) -> tuple[list[PlannedCertificate], int]:
+    """Validate every certificate of the listener as start-up needs it (`rsp --check` and a reload's check stop
+    here): readable files, matching keys, served chains, names, the default. Returns the certificates and the
+    index of the default one. Raises ConfigError naming the file, line and key."""
     ctx = Ctx(config.path, config.lines)
     at = now() if now is not None else datetime.datetime.now(datetime.UTC)
-    served: list[ServedCertificate] = []
-    roots = read_roots(spec, ctx)
+    _check_listener(spec, ctx)
+    planned: list[PlannedCertificate] = []
+    roots: list[x509.Certificate] | None = None  # read on the first certificate not validated before
+    roots_version = _file_version(spec.roots) if spec.roots else "system"
     for item in spec.certificates:
-        plan = plan_chain(spec, item, roots, at, ctx)
-        names = item.names or certificate_names(plan.leaf)
-        if not names:
-            ctx.fail(f"{item.key_path}.names", f"{item.key_path}: {item.cert} has no DNS name in its "
-                     "subjectAltName; give names = {...}")
-        context = _context(spec, item, ctx, alpn, plan)
-        not_after = plan.expires
+        version = _version_of(spec, item, roots_version, at)
+        known = _validated.get(version) if version is not None else None
+        if known is None:
+            if roots is None:
+                roots = read_roots(spec, ctx)
+            known = _validate(spec, item, roots, at, ctx)
+            if version is not None:
+                if len(_validated) >= MAX_VALIDATED:
+                    _validated.clear()
+                _validated[version] = known
+        names, pem, not_after = known
         if not_after <= at:
             get_logger().warning("%s: the certificate %s expired on %s", item.key_path, item.cert, not_after.date())
         elif not_after - at <= datetime.timedelta(days=EXPIRY_WARNING_DAYS):
             get_logger().warning("%s: the certificate %s expires on %s (in %d days)", item.key_path, item.cert,
                                  not_after.date(), (not_after - at).days)
-        served.append(ServedCertificate(names, context, not_after))
-    default = served[0]
+        planned.append(PlannedCertificate(item, names, pem, not_after))
+    default = 0
     if spec.default:
-        matches = [s for s in served if spec.default in s.names]
+        matches = [i for i, p in enumerate(planned) if spec.default in p.names]
         if not matches:
             ctx.fail(f"{spec.key_path}.default", f"{spec.key_path}.default: no certificate is served for "
                      f"{spec.default!r}")
         default = matches[0]
+    return planned, default
+
+
+def build_tls_server(config: Config, spec: ListenerTls, alpn: tuple[str, ...] = HTTP_ALPN,
+                     now: Callable[[], datetime.datetime] | None = None) -> TlsServer:
+    """Validate the listener's certificates (plan_tls_server), build the default one's context; the others are
+    built on first use (TlsServer.select)."""
+    planned, default = plan_tls_server(config, spec, now)
+    ctx = Ctx(config.path, config.lines)
+
+    def build(cert: PlannedCertificate) -> ssl.SSLContext:
+        return _context(spec, cert.item, ctx, alpn, cert.pem)
+
     # The default context answers every handshake first; it must not be shared with another name's entry
     # whose callback would then be replaced, so its SNI callback is set once, by TlsServer.
-    return TlsServer(served, default.context)
+    return TlsServer(planned, build(planned[default]), build, default)
