@@ -62,6 +62,18 @@ def host(i: int) -> str:
     return f"h{i}{HOST_SUFFIX}"
 
 
+def start_backends(tmp: Path, servers: lib.Servers, count: int) -> tuple[Path, list[int], int]:
+    """wrk's report script, and one nginx answering on `count` ports: (the script, the backend ports, a free port
+    for the proxy). Shared by this bench and scale_balance.py."""
+    script = tmp / "report.lua"
+    script.write_text(lib.WRK_SCRIPT)
+    docroot = configs.write_docroot(tmp)
+    ports = lib.free_ports(count + 1)
+    backend_ports, port = ports[:-1], ports[-1]
+    servers.start("backend", nginx_multi_port(tmp, backend_ports, docroot), backend_ports[0])
+    return script, backend_ports, port
+
+
 def nginx_multi_port(tmp: Path, ports: list[int], docroot: Path) -> list[str]:
     """The benchmark's nginx backend, listening on every port of `ports` (one process for 100 backends)."""
     argv = configs.nginx_backend(shutil.which("nginx") or "nginx", tmp, "backend", ports[0], docroot)
@@ -234,14 +246,9 @@ def main() -> None:
     busy_before = procstat.machine_busy_seconds()
     with tempfile.TemporaryDirectory(prefix="rsp-scale-") as d:
         tmp = Path(d)
-        script = tmp / "report.lua"
-        script.write_text(lib.WRK_SCRIPT)
-        docroot = configs.write_docroot(tmp)
         servers = lib.Servers(tmp)
         try:
-            ports = lib.free_ports(max(SIZES["backends"]) + 1)
-            backend_ports, port = ports[:-1], ports[-1]
-            servers.start("backend", nginx_multi_port(tmp, backend_ports, docroot), backend_ports[0])
+            script, backend_ports, port = start_backends(tmp, servers, max(SIZES["backends"]))
             for dim in opts.dims.split(","):
                 figures: dict[tuple[str, int], list[float]] = {}
                 kernel: dict[tuple[str, int], list[float]] = {}

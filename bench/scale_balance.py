@@ -26,7 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-import configs
 import lib
 import scale
 
@@ -101,14 +100,9 @@ def end_to_end(algorithms: list[str], targets: list[str], duration: int, reps: i
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rsp-scale-balance-") as d:
         tmp = Path(d)
-        script = tmp / "report.lua"
-        script.write_text(lib.WRK_SCRIPT)
-        docroot = configs.write_docroot(tmp)
         servers = lib.Servers(tmp)
         try:
-            ports = lib.free_ports(max(SIZES) + 1)
-            backend_ports, port = ports[:-1], ports[-1]
-            servers.start("backend", scale.nginx_multi_port(tmp, backend_ports, docroot), backend_ports[0])
+            script, backend_ports, port = scale.start_backends(tmp, servers, max(SIZES))
             for algorithm in algorithms:
                 figures: dict[tuple[str, int], list[float]] = {}
                 for _ in range(reps):

@@ -1,12 +1,15 @@
-"""Fixtures of the route store's tests: HTTP backends that say their name (`redis_server`: tests/conftest.py)."""
+"""Fixtures and probes of the route store's tests: HTTP backends that say their name, and waiting for a route to
+answer on a node (`redis_server`: tests/conftest.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from support.http_backends import HttpBackend
+from support.http_client import ResponseError, get
 
 
 @pytest.fixture
@@ -25,3 +28,32 @@ def named_backend() -> Iterator[Callable[[str], HttpBackend]]:
     finally:
         for backend in started:
             backend.stop()
+
+
+# The issue's bound for a change to be live on every node. Pushes arrive in milliseconds on loopback; the
+# margin (a busy 2-core test machine) is the rest of the second, so the assertion is a behaviour bound.
+PROPAGATION_BOUND = 1.0
+POLL = 0.01  # how often the tests ask while waiting for a change (well under the bound)
+
+
+def body_of(port: int, host: str) -> str:
+    """`<backend name>` for a 200, `status <n>` otherwise, `error` if the request failed."""
+    try:
+        response = get(port, "/", host=host, timeout=5.0)
+    except (ResponseError, OSError):
+        return "error"
+    if response.status != 200:
+        return f"status {response.status}"
+    return response.body.decode().split(" ", 1)[0]
+
+
+def wait_until(port: int, host: str, wanted: str, bound: float) -> float:
+    """Seconds until `host` on `port` answers `wanted`; fails past `bound` (plus a little to report)."""
+    start = time.monotonic()
+    while True:
+        got = body_of(port, host)
+        elapsed = time.monotonic() - start
+        if got == wanted:
+            return elapsed
+        assert elapsed < bound, f"{host} still answers {got!r}, not {wanted!r}, after {elapsed:.3f} s"
+        time.sleep(POLL)

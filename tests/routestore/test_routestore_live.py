@@ -12,14 +12,11 @@ import pytest
 
 from support.h2_client import H2Client
 from support.http_backends import HttpBackend
-from support.http_client import ResponseError, get, http_config, lua
+from support.http_client import get, http_config, lua
 from support.redis_server import RedisServer
 from support.rsp_process import RspProcess, free_port, rsp_command, run_cli
 
-# The issue's bound for a change to be live on every node. Pushes arrive in milliseconds on loopback; the
-# margin (a busy 2-core test machine) is the rest of the second, so the assertion is a behaviour bound.
-PROPAGATION_BOUND = 1.0
-POLL = 0.01  # how often the tests ask while waiting for a change (well under the bound)
+from .conftest import PROPAGATION_BOUND, body_of, wait_until
 
 Launch = Callable[..., RspProcess]
 
@@ -31,29 +28,6 @@ def store_config(port: int, redis: RedisServer, **store: object) -> str:
     settings: dict[str, object] = {"url": redis.url, "template": "default"}
     settings.update(store)
     return http_config(port, ["127.0.0.1:1"], extra=f"workers = {workers}\nroute_store = {lua(settings)}")
-
-
-def body_of(port: int, host: str) -> str:
-    """`<backend name>` for a 200, `status <n>` otherwise, `error` if the request failed."""
-    try:
-        response = get(port, "/", host=host, timeout=5.0)
-    except (ResponseError, OSError):
-        return "error"
-    if response.status != 200:
-        return f"status {response.status}"
-    return response.body.decode().split(" ", 1)[0]
-
-
-def wait_until(port: int, host: str, wanted: str, bound: float) -> float:
-    """Seconds until `host` on `port` answers `wanted`; fails past `bound` (plus a little to report)."""
-    start = time.monotonic()
-    while True:
-        got = body_of(port, host)
-        elapsed = time.monotonic() - start
-        if got == wanted:
-            return elapsed
-        assert elapsed < bound, f"{host} still answers {got!r}, not {wanted!r}, after {elapsed:.3f} s"
-        time.sleep(POLL)
 
 
 def routes(redis: RedisServer, *args: str) -> str:

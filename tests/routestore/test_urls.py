@@ -16,7 +16,7 @@ from support.http_client import http_config, lua
 from support.redis_server import REDIS_START_TIMEOUT, RedisServer
 from support.rsp_process import RspProcess, free_port, run_cli
 
-from .test_routestore_live import PROPAGATION_BOUND, body_of, wait_until
+from .conftest import PROPAGATION_BOUND, body_of, wait_until
 
 Launch = Callable[..., RspProcess]
 

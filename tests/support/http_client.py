@@ -306,3 +306,13 @@ def http_config(port: int, backends: Sequence[int | str], *, http: dict[str, obj
     if routes:
         lines.append(f"routes = {lua(list(routes))}")
     return "\n".join(with_workers(lines, extra, workers)) + "\n"
+
+
+def plain_get(port: int, path: str = "/") -> bytes:
+    """The raw reply to one GET with `Connection: close`, read to the end (no parsing: tests look at the bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data

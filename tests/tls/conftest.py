@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from support.http_backends import Handler, HttpBackend
+from support.rsp_process import free_port
 
 from .certs import Authority, Issued
 
@@ -133,3 +134,17 @@ def tls_get(port: int, ca: Path, server_name: str | None, path: str = "/",
         cipher = tls.cipher()
         return TlsReply(name, tls.selected_alpn_protocol(), tls.version(), cipher[0] if cipher else None,
                         b"".join(chunks))
+
+
+def listener_config(backend_port: int, certs: CertSet, *, extra_tls: str = "", port: int = 0) -> str:
+    return f"""
+listen = {{ {{ address = "127.0.0.1", port = {port or free_port()}, mode = "http", pool = "web",
+  tls = {{ certificates = {{
+      {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }},
+      {{ cert = "{certs.b.cert_path}", key = "{certs.b.key_path}" }},
+      {{ cert = "{certs.fallback.cert_path}", key = "{certs.fallback.key_path}" }},
+    }}, default = "default.example" {extra_tls} }} }} }}
+pools = {{ web = {{ backends = {{ "127.0.0.1:{backend_port}" }} }} }}
+http = {{ access_log = "off" }}
+workers = 2
+"""

@@ -11,11 +11,11 @@ import pytest
 
 from support.backends import EchoBackend
 from support.http_backends import HttpBackend
+from support.http_client import plain_get
 from support.rsp_process import RspProcess, free_port
 from support.waiting import wait_until
 
-from .conftest import CertSet, TlsHttpBackend, client_context, tls_get
-from .test_tls_listener import listener_config
+from .conftest import CertSet, TlsHttpBackend, client_context, listener_config, tls_get
 
 
 def test_client_certificate_required(run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any],
@@ -40,15 +40,6 @@ pools = {{ secure = {{ backends = {{ "127.0.0.1:{backend_port}" }}, retries = 0,
 http = {{ access_log = "off" }}
 workers = 1 -- one process, one upstream keep-alive pool: the tests count the backend's TLS connections
 """
-
-
-def plain_get(port: int, path: str = "/") -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-        return data
 
 
 @pytest.mark.parametrize("sni", ["", "backend.test"])

@@ -10,25 +10,11 @@ from typing import Any
 import pytest
 
 from support.http_backends import HttpBackend
-from support.rsp_process import RspProcess, free_port
+from support.rsp_process import RspProcess
 
-from .conftest import CertSet, client_context, tls_get
+from .conftest import CertSet, client_context, listener_config, tls_get
 
 TOOL_TIMEOUT = 20
-
-
-def listener_config(backend_port: int, certs: CertSet, *, extra_tls: str = "", port: int = 0) -> str:
-    return f"""
-listen = {{ {{ address = "127.0.0.1", port = {port or free_port()}, mode = "http", pool = "web",
-  tls = {{ certificates = {{
-      {{ cert = "{certs.a.cert_path}", key = "{certs.a.key_path}" }},
-      {{ cert = "{certs.b.cert_path}", key = "{certs.b.key_path}" }},
-      {{ cert = "{certs.fallback.cert_path}", key = "{certs.fallback.key_path}" }},
-    }}, default = "default.example" {extra_tls} }} }} }}
-pools = {{ web = {{ backends = {{ "127.0.0.1:{backend_port}" }} }} }}
-http = {{ access_log = "off" }}
-workers = 2
-"""
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from rsp.admin.socket_server import admin_request
+from support.http_client import plain_get
 from support.rsp_process import RspProcess, free_port
 
 from .conftest import CertSet, TlsHttpBackend
-from .test_tls_client_and_backend import plain_get
 
 DRAIN_SETTLE_REQUESTS = 40  # requests sent, at most, until every worker has the drain
 
