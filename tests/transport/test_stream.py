@@ -402,6 +402,58 @@ def test_write_buffer_size_counts_exactly_what_is_queued(loop: asyncio.AbstractE
         h.close()
 
 
+def test_writelines_with_nothing_queued_sends_every_part_at_once(loop: asyncio.AbstractEventLoop,
+                                                                 variant: StreamVariant) -> None:
+    """A head and a body (a cache hit, a local reply) handed over together leave together: nothing is queued
+    when the socket has room for them all, and they arrive in order."""
+    h = Harness(loop, *nonblocking_pair(), variant=variant)
+    try:
+        parts = [b"HTTP/1.1 200 OK\r\n\r\n", b"", b"b" * 20_000, b"end"]
+        h.stream.writelines(parts)
+        if variant.kind == "plain":
+            assert h.stream.get_write_buffer_size() == 0
+        got, end = h.drain(3.0, want=sum(map(len, parts)))
+        assert (end, got) == ("enough", b"".join(parts))
+    finally:
+        h.close()
+
+
+def test_writelines_queues_what_the_socket_did_not_take_in_order(loop: asyncio.AbstractEventLoop) -> None:
+    """One gathered send takes what the kernel has room for, possibly ending inside a part: the rest of that
+    part and every later part are queued in order, counted against the write-buffer marks, and flushed."""
+    h = Harness(loop, *nonblocking_pair())
+    try:
+        parts = [b"head\r\n\r\n", bytes(range(256)) * 4096, b"", b"tail"]  # 1 MiB in the middle
+        total = sum(map(len, parts))
+        h.stream.writelines(parts)
+        queued = h.stream.get_write_buffer_size()
+        assert 0 < queued < total  # the socket took some, not all
+        assert h.proto.names() == ["made", "pause"]  # more than the high-water mark is queued
+        h.stream.write(b"after")  # a later write goes behind what is queued
+        got, end = h.drain(5.0, want=total + 5)
+        assert (end, len(got)) == ("enough", total + 5)
+        assert got == b"".join(parts) + b"after"
+        assert h.run_until(lambda: h.stream.get_write_buffer_size() == 0)
+        assert h.proto.names() == ["made", "pause", "resume"]
+    finally:
+        h.close()
+
+
+def test_writelines_to_a_reset_peer_fails_the_stream(loop: asyncio.AbstractEventLoop) -> None:
+    ours, peer, _ = tcp_pair()
+    h = Harness(loop, ours, peer)
+    try:
+        reset(peer)
+        h.run(0.01)
+        for _ in range(3):  # the first send after a reset may still succeed; a later one is refused
+            h.stream.writelines([b"x" * 1000, b"y" * 100_000])
+            h.run(0.01)
+        assert h.run_until(h.lost)
+        assert h.loop_errors == []
+    finally:
+        h.close()
+
+
 def test_more_queued_writes_than_iov_max_still_arrive(loop: asyncio.AbstractEventLoop) -> None:
     ours, peer = nonblocking_pair()
     h = Harness(loop, ours, peer, start=False)

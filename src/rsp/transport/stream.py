@@ -265,16 +265,21 @@ class SocketStream(Watcher):
             if sent == len(data):
                 return
             data = data[sent:]
-            if self._poller is None:
-                self._io.add_writer(self._fd, self)
-            else:
-                self._watch()
-            self._writer = True  # (edge mode: the socket's next EPOLLOUT edge flushes)
+            self._wait_writable()
         if buffer is None:
             self._buffer = [data]
         else:
             buffer.append(data)
         self._grew(len(data))
+
+    @final
+    def _wait_writable(self) -> None:
+        """The socket did not take everything: flush the rest on its next writable event."""
+        if self._poller is None:
+            self._io.add_writer(self._fd, self)
+        else:
+            self._watch()
+        self._writer = True  # (edge mode: the socket's next EPOLLOUT edge flushes)
 
     @final
     def _grew(self, n: int) -> None:
@@ -284,8 +289,35 @@ class SocketStream(Watcher):
             self._call(self._protocol.pause_writing)
 
     def writelines(self, parts: list[bytes]) -> None:
+        """`parts` in order. With nothing queued they leave in one sendmsg (writev): a response head and a large
+        body are one system call, not two, and neither is copied to join them."""
+        if self._buffer or len(parts) < 2 or len(parts) > MAX_IOV or self._closing or self._eof_pending:
+            for part in parts:
+                self.write(part)
+            return
+        try:
+            sent = self._sock.sendmsg(parts)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._fail(exc)
+            return
+        rest: list[bytes] = []
+        queued = 0
         for part in parts:
-            self.write(part)
+            if sent >= len(part):
+                sent -= len(part)
+                continue
+            piece = part[sent:] if sent else part
+            sent = 0
+            if piece:
+                rest.append(piece)
+                queued += len(piece)
+        if not rest:
+            return
+        self._wait_writable()
+        self._buffer = rest
+        self._grew(queued)
 
     def write_eof(self) -> None:
         if self._closing or self._eof_pending:
