@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from rsp.cache.entry import WHOLE_COPY, CorruptEntry, StoredResponse, decode, encode, primary_key
+from rsp.cache.entry import (
+    BODY_MEMO_BYTES,
+    BODY_MEMO_LARGEST,
+    WHOLE_COPY,
+    CorruptEntry,
+    StoredResponse,
+    decode,
+    encode,
+    forget_bodies,
+    primary_key,
+    remembered_body_bytes,
+)
 from rsp.cache.store import LRU_INTERVAL, CacheStore
 from support.forked import run_forked
 
@@ -63,6 +74,43 @@ def test_an_entry_decodes_alike_from_bytes_and_from_a_buffer(size: int) -> None:
         decode(memoryview(data[:-1]))  # the body one byte short
     with pytest.raises(CorruptEntry):
         decode(memoryview(data + b"x"))  # one byte too many
+
+
+def test_a_large_body_is_copied_out_of_the_map_once_per_stored_response(store: CacheStore) -> None:
+    """Hits on a large entry share one copy of its body; a replaced entry (a later put) is read anew."""
+    forget_bodies()
+    clock = store.clock
+    assert isinstance(clock, Clock)
+    first_body = b"1" * (WHOLE_COPY * 4)
+    assert store.put(entry(b"http://a/big", first_body))
+    one, two = store.lookup(b"http://a/big")[0], store.lookup(b"http://a/big")[0]
+    assert one.body == first_body and two.body is one.body
+    assert remembered_body_bytes() == len(first_body)
+    clock.t += 1  # a later fetch of the same URL, same fields, same length, other bytes
+    second_body = b"2" * len(first_body)
+    assert store.put(entry(b"http://a/big", second_body))
+    assert store.lookup(b"http://a/big")[0].body == second_body
+    assert store.delete(b"http://a/big") == 1
+    assert store.lookup(b"http://a/big") == []  # the memo never answers for what the store does not hold
+
+
+def test_the_body_memo_is_bounded_in_bytes() -> None:
+    forget_bodies()
+    size = BODY_MEMO_BYTES // 10
+    last = b""
+    for i in range(25):
+        last = bytes([i]) * size
+        decoded = decode(memoryview(encode(entry(b"http://a/%d" % i, last))))
+        assert decoded.body == last
+        assert remembered_body_bytes() <= BODY_MEMO_BYTES
+    assert remembered_body_bytes() >= BODY_MEMO_BYTES - size  # full, less than one body of room
+    again = decode(memoryview(encode(entry(b"http://a/24", last))))
+    assert again.body == last  # the newest is still remembered (and equal)
+    held = remembered_body_bytes()
+    huge = b"h" * (BODY_MEMO_LARGEST + 1)
+    assert decode(memoryview(encode(entry(b"http://a/huge", huge)))).body == huge
+    assert remembered_body_bytes() == held  # a body over a quarter of the memo is not kept
+    forget_bodies()
 
 
 def test_the_primary_key_lower_cases_scheme_and_host_only() -> None:

@@ -167,7 +167,60 @@ def decode(data: bytes | memoryview) -> StoredResponse:
         raise CorruptEntry("not an rsp cache entry")
     fixed = _FIXED.unpack_from(data)
     end: int = _FIXED.size + fixed[8] + fixed[9] + fixed[10] + fixed[11]
-    return _decode(bytes(data[:end]), bytes(data[end:]))
+    head = bytes(data[:end])
+    return _decode(head, _body_of(data, head, end))
+
+
+# The bodies of the large entries read lately, by their whole head (the URL, the status, the fields, the
+# selecting values, the body's length, the times the fetch began and ended and the put's stamp, each from the
+# clock: no two stored responses share them), so a hot 100 KiB object is copied out of LMDB's map once per
+# worker instead of on every hit (the copy was a sixth of such a hit: docs/performance.md). The store still
+# decides on every lookup what is stored: a purged, replaced or freshened entry is not found, or has another
+# head; an LRU touch (at most once per LRU_INTERVAL) rewrites the stamp, so the body is copied once more then.
+# Bounded in bytes per process; the oldest go first.
+BODY_MEMO_BYTES: Final = 16 * 1024 * 1024
+# A body over this share of the memo is copied each time (it would push out every other).
+BODY_MEMO_LARGEST: Final = BODY_MEMO_BYTES // 4
+
+
+class _BodyMemo:
+    """The memo's bodies in insertion order and their total size (a class: mypyc keeps the int native)."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[bytes, bytes] = {}
+        self.size = 0
+
+    def clear(self) -> None:
+        self.bodies.clear()
+        self.size = 0
+
+
+_BODIES: Final = _BodyMemo()
+
+
+def _body_of(data: memoryview, head: bytes, end: int) -> bytes:
+    memo = _BODIES
+    body = memo.bodies.get(head)
+    if body is not None and len(body) == len(data) - end:  # (a torn value is still found CorruptEntry)
+        return body
+    body = bytes(data[end:])
+    n = len(body)
+    if n <= BODY_MEMO_LARGEST:
+        bodies = memo.bodies
+        while memo.size + n > BODY_MEMO_BYTES and bodies:
+            memo.size -= len(bodies.pop(next(iter(bodies))))
+        bodies[head] = body
+        memo.size += n
+    return body
+
+
+def forget_bodies() -> None:
+    """Empty the per-process body memo (tests; a forked worker starts with its parent's, which stays valid)."""
+    _BODIES.clear()
+
+
+def remembered_body_bytes() -> int:
+    return _BODIES.size
 
 
 def _decode(data: bytes, body: bytes | None) -> StoredResponse:
