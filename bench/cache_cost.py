@@ -29,11 +29,12 @@ from pipeline_cost import CountingSocket, cachegrind_instructions, wire_session
 FEW = 300
 MANY = 1300
 CHAINS = ("none", "cache-hit", "cache-miss")
-BODY = b"x" * 1024
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\nCache-Control: max-age=3600\r\n"
-    b"ETag: \"6569\"\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY
-)
+DEFAULT_BODY_KIB = 1
+
+
+def response(body: bytes) -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\nCache-Control: max-age=3600\r\n"
+            b"ETag: \"6569\"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
 class CallCountingSocket(CountingSocket):
@@ -45,13 +46,17 @@ class CallCountingSocket(CountingSocket):
         self.calls += 1
         return super().send(data, flags)
 
+    def sendmsg(self, buffers: Any, *rest: Any) -> int:  # type: ignore[override]
+        self.calls += 1
+        return super().sendmsg(buffers, *rest)
+
 
 def request(n: int, varied: bool) -> bytes:
     target = b"/1k?v=%d" % n if varied else b"/1k"
     return b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n"
 
 
-def workload(n: int, chain: str) -> None:
+def workload(n: int, chain: str, body_kib: int) -> None:
     from rsp.cache.wiring import cache_filters_for
     from rsp.config.lua_loader import parse_config
     from rsp.pipeline.phases import Chain
@@ -76,21 +81,24 @@ def workload(n: int, chain: str) -> None:
             extra["chain"] = Chain(cache_filters_for(cfg)(cfg.listeners[0]))
         proxy = HttpProxy(loop, cfg, pools, "default", AccessLog("off"), **extra)
         client, client_stream, client_sock, upstream, upstream_sock = wire_session(loop, proxy, CallCountingSocket)
+        body = b"x" * (1024 * body_kib)
+        backend_response = response(body)
         to_backend = 0
         for i in range(n):
             client.data_received(request(i, chain == "cache-miss"))
             if upstream_sock.written > to_backend:  # the request went to the backend (not a hit)
                 to_backend = upstream_sock.written
-                upstream.data_received(RESPONSE)
-        assert not client_stream.is_closing() and client_sock.written > n * len(BODY)
+                upstream.data_received(backend_response)
+        assert not client_stream.is_closing() and client_sock.written > n * len(body)
         if chain == "cache-hit":  # only the first request reached the backend
             assert upstream_sock.calls == 1, upstream_sock.calls
         print(f"{chain}: {client_sock.calls / n:.2f} send calls to the client per request", file=sys.stderr)
 
 
-def instructions(n: int, chain: str) -> int:
+def instructions(n: int, chain: str, body_kib: int) -> int:
     env = dict(os.environ, PYTHONHASHSEED="0")
-    return cachegrind_instructions([__file__, "--workload", str(n), "--chain", chain], env)
+    return cachegrind_instructions([__file__, "--workload", str(n), "--chain", chain, "--body-kib", str(body_kib)],
+                                   env)
 
 
 def main() -> None:
@@ -98,15 +106,17 @@ def main() -> None:
     parser.add_argument("--workload", type=int, help="run N requests (what valgrind runs)")
     parser.add_argument("--chain", choices=CHAINS, default="none")
     parser.add_argument("--chains", default=",".join(CHAINS), help="which chains to measure (comma-separated)")
+    parser.add_argument("--body-kib", type=int, default=DEFAULT_BODY_KIB, help="the response body's size in KiB")
     args = parser.parse_args()
     if args.workload is not None:
-        workload(args.workload, args.chain)
+        workload(args.workload, args.chain, args.body_kib)
         return
-    print(f"CPU instructions per request (valgrind cachegrind, ({MANY} - {FEW} requests) / {MANY - FEW})")
+    print(f"CPU instructions per request (valgrind cachegrind, ({MANY} - {FEW} requests) / {MANY - FEW}), "
+          f"{args.body_kib} KiB bodies")
     print("| chain | instructions/request | x none |\n|---|--:|--:|")
     base = 0.0
     for chain in args.chains.split(","):
-        per = (instructions(MANY, chain) - instructions(FEW, chain)) / (MANY - FEW)
+        per = (instructions(MANY, chain, args.body_kib) - instructions(FEW, chain, args.body_kib)) / (MANY - FEW)
         base = base or per
         print(f"| {chain} | {per:,.0f} | {per / base:.2f}x |", flush=True)
 

@@ -56,6 +56,11 @@ class CountingSocket(socket.socket):
         self.written += len(data)
         return len(data)
 
+    def sendmsg(self, buffers: Any, *rest: Any) -> int:  # type: ignore[override]
+        n = sum(len(b) for b in buffers)
+        self.written += n
+        return n
+
 
 def wire_session(loop: Any, proxy: Any, socket_class: type[CountingSocket] = CountingSocket) -> tuple[Any, ...]:
     """A client connection and one idle backend connection of `proxy`'s default pool, each on a real
