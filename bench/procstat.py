@@ -75,6 +75,23 @@ def tree_seconds(roots: list[int]) -> dict[int, float]:
     return {root: sum(procs[p].total for p in tree_pids(root, procs)) / CLK_TCK for root in roots}
 
 
+def titled_tree_seconds(root: int, prefixes: tuple[str, ...]) -> float:
+    """CPU seconds used so far by the processes of `root`'s tree whose command line starts with one of
+    `prefixes`: rsp's master and workers by their titles (`rsp: master`, `rsp: worker`), without the sandboxed
+    apps it started, which are in its tree too."""
+    procs = _read_all()
+    ticks = 0
+    for pid in tree_pids(root, procs):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile
+        if pid == root or command.startswith(prefixes):
+            ticks += procs[pid].total
+    return ticks / CLK_TCK
+
+
 # Kernel threads (kthreadd, pid 2, and its children) are left out of the named "other processes": under load
 # they are mostly ksoftirqd and kworkers doing this benchmark's own loopback work.
 KTHREADD = 2

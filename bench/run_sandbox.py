@@ -7,8 +7,9 @@
    no namespace or veth of the instance is left.
 2. CPU per request: one rsp, one HTTP listener per pool; pool "ns" holds the app in its namespace, pool "lo"
    the same program run unsandboxed (`sandbox = false`) on loopback. wrk drives each listener in turn
-   (alternating, `reps` times); rsp's own CPU time (utime + stime of its process, not its children) divided
-   by the requests served. Target: namespace / loopback within 1.05x.
+   (alternating, `reps` times); rsp's CPU time (utime + stime of the master and every worker: the process
+   tree's processes titled `rsp: master` or `rsp: worker`, not the apps it started) divided by the requests
+   served. Target: namespace / loopback within 1.05x. rsp runs its default `workers` (one per core).
 Everything started is stopped in `finally`. Root only (namespaces).
 """
 
@@ -26,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import procstat
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 TINY_TCP_APP = ("import os, socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
@@ -33,7 +36,6 @@ TINY_TCP_APP = ("import os, socket; s = socket.socket(); s.setsockopt(socket.SOL
                 "while True: s.accept()[0].close()")
 HTTP_APP = REPO / "bench" / "sandbox_http_app.py"
 READY_TIMEOUT = 60.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -112,9 +114,13 @@ sandbox_runtime_dir = "{workdir}"
     return ready, stopped
 
 
+# rsp's own processes by their titles (rsp.proctitle): the master and the workers, not the apps' processes.
+PROXY_TITLES = ("rsp: master", "rsp: worker")
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU seconds of rsp's master `pid` and its workers."""
+    return procstat.titled_tree_seconds(pid, PROXY_TITLES)
 
 
 def wrk(port: int, duration: int) -> int:
@@ -175,6 +181,7 @@ def main() -> int:
         print(f"start {args.apps} sandboxed apps until all ready: {ready:6.2f} s   (target < 10 s)")
         print(f"stop them, namespaces and veths removed:     {stopped:6.2f} s")
         ns, lo = bench_cpu_per_request(workdir, args.duration, args.reps)
+        print(f"rsp with its default workers (one per core: {os.cpu_count()}); CPU of the master and the workers")
         print(f"proxy CPU per request, app in a namespace:    {ns:7.1f} us")
         print(f"proxy CPU per request, same app on loopback:  {lo:7.1f} us")
         print(f"ratio namespace / loopback:                   {ns / lo:7.3f}x  (target <= 1.05x)")
