@@ -8,6 +8,8 @@ imports and shutdown cancel out:
     --count syscalls   strace -f -c: system calls per request, by name (accept4, epoll_wait, EAGAIN...)
     --count instr      valgrind --tool=cachegrind (no cache simulation): CPU instructions per request (rsp:
                        its workers' only, see WORKER_UNDER_VALGRIND)
+    --count accepts    strace -f -e accept4,epoll_wait: accepts, empty accepts (EAGAIN) and epoll wake-ups per
+                       request, in all and per process (rsp worker; HAProxy thread), busiest first
     --count cpu        utime+stime of the proxy's process tree per request (wall-clock sensitive)
     --count events     the tree's page faults and context switches per request, from /proc (where a
                        wall-clock gap lies when instructions agree; this VM has no hardware counters)
@@ -49,16 +51,21 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS_UNDER_VALGRIND = 900.0
 AB_TIMEOUT = 600.0
 STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)\s*$")
+# One finished call of `strace -f -o` (a call cut by another thread's ends in "<unfinished ...>" and is counted
+# on its "<... NAME resumed>" line): pid, name, result, errno name.
+STRACE_CALL = re.compile(r"^(\d+)\s+(?:<\.\.\. )?(\w+)(?:\(| resumed>).*\)\s+=\s+(-?\d+)(?:\s+(E[A-Z]+))?")
+ACCEPT_CALLS = "accept4,accept,epoll_wait,epoll_pwait"
 
 
 def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc_threshold: int,
-               rsp_http: str = "") -> list[str]:
+               rsp_http: str = "", mode: str = "http") -> list[str]:
+    """argv of rsp `workers = N` or HAProxy `nbthread N` in `mode` ("http" or "tcp"), its config in `tmp`."""
     if target == "haproxy":
-        argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, [backend], "http")
+        argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, [backend], mode)
         cfg = Path(argv[-1])
         cfg.write_text(cfg.read_text().replace("nbthread 1", f"nbthread {workers}"))
         return argv
-    conf = configs.rsp_config(tmp, "rsp", port, [backend], "http")
+    conf = configs.rsp_config(tmp, "rsp", port, [backend], mode)
     text = conf.read_text().replace("workers = 1", f"workers = {workers}")
     if rsp_http:  # more keys of rsp's `http` table, e.g. "pool_max_idle = 2000"
         text = text.replace('access_log = "off"', f'access_log = "off", {rsp_http}')
@@ -104,6 +111,8 @@ def rsp_workers_under_valgrind(tmp: Path, argv: list[str], out: Path) -> list[st
 def wrap(count: str, argv: list[str], out: Path) -> list[str]:
     if count == "syscalls":
         return ["strace", "-f", "-c", "-o", str(out), *argv]
+    if count == "accepts":
+        return ["strace", "-f", "-e", f"trace={ACCEPT_CALLS}", "-o", str(out), *argv]
     if count == "instr":
         return ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
                 f"--cachegrind-out-file={out}.%p", *argv]
@@ -120,6 +129,30 @@ def read_syscalls(out: Path) -> tuple[Counter[str], Counter[str]]:
             if m.group(2):
                 errors[m.group(3)] += int(m.group(2))
     return calls, errors
+
+
+def read_accepts(text: str) -> Counter[str]:
+    """Accepts, accepts that found nothing (EAGAIN) and epoll waits, per process (or HAProxy thread): keys
+    "p1 accept4", "p1 accept4 EAGAIN", "p1 epoll_wait", "p1 epoll_wait empty" (returned 0), the processes
+    ranked by their successful accepts (p1 the busiest), so that two runs' counts can be subtracted although
+    their pids differ; and the same without the "pN " prefix, summed over all."""
+    by_pid: dict[str, Counter[str]] = {}
+    for line in text.splitlines():
+        m = STRACE_CALL.match(line)
+        if not m:
+            continue
+        pid, name, result, errno = m.groups()
+        counts = by_pid.setdefault(pid, Counter())
+        counts[f"{name} {errno}" if errno else name] += 1
+        if name.startswith("epoll") and result == "0":
+            counts[f"{name} empty"] += 1
+    ranked = sorted(by_pid.values(), key=lambda c: -(c["accept4"] + c["accept"]))
+    total: Counter[str] = Counter()
+    for rank, counts in enumerate(ranked, 1):
+        for key, n in counts.items():
+            total[f"p{rank} {key}"] += n
+            total[key] += n
+    return total
 
 
 def tree_events(root: int) -> Counter[str]:
@@ -192,7 +225,8 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
                                          issued.pem_path) if opts.target == "haproxy"
                      else run_tls.rsp_tls(tmp, "rsp", port, backend, issued.cert_path, issued.key_path))
         else:
-            inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http)
+            inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http,
+                               opts.mode)
         if opts.count == "instr" and opts.target == "rsp":
             argv = rsp_workers_under_valgrind(tmp, inner, out)
         else:
@@ -226,6 +260,8 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
     if opts.count == "syscalls":
         calls, errors = read_syscalls(out)
         return calls, errors, cpu, result.requests
+    if opts.count == "accepts":
+        return read_accepts(out.read_text()), Counter(), cpu, result.requests
     if opts.count == "instr":
         return Counter(), Counter(), float(read_instructions(out)), result.requests
     if opts.count == "events":
@@ -236,7 +272,8 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", choices=("rsp", "haproxy"), default="rsp")
-    ap.add_argument("--count", choices=("syscalls", "instr", "cpu", "events"), default="syscalls")
+    ap.add_argument("--count", choices=("syscalls", "accepts", "instr", "cpu", "events"), default="syscalls")
+    ap.add_argument("--mode", choices=("http", "tcp"), default="http", help="the proxy's mode (not with --tls)")
     ap.add_argument("--workers", type=int, default=1, help="rsp workers / HAProxy nbthread")
     ap.add_argument("--conns", type=int, default=50, help="ab -c")
     ap.add_argument("--rsp-http", default="", help='rsp: more keys of its http table, e.g. "pool_max_idle = 2000"')
@@ -258,8 +295,8 @@ def main() -> None:
     gc_note = (f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else "") + (
         f" http {{{opts.rsp_http}}}" if opts.rsp_http else "")
     tls_note = f" tls {opts.tls}" if opts.tls else ""
-    label = (f"{opts.target} workers={opts.workers}{gc_note}{tls_note} {opts.load} -c{opts.conns}, marginal over "
-             f"{per} requests")
+    label = (f"{opts.target} {opts.mode} workers={opts.workers}{gc_note}{tls_note} {opts.load} -c{opts.conns}, "
+             f"marginal over {per} requests")
     if opts.count == "syscalls":
         print(f"{label}: system calls per request (errors per request)")
         names = sorted(set(c2) | set(c1), key=lambda k: -(c2[k] - c1[k]))
@@ -270,7 +307,7 @@ def main() -> None:
                 err = (e2[name] - e1[name]) / per
                 print(f"  {name:<16} {delta:7.2f}" + (f"  ({err:.2f} errors)" if err >= 0.005 else ""))
         print(f"  {'total':<16} {total / per:7.2f}")
-    elif opts.count == "events":
+    elif opts.count in ("events", "accepts"):
         print(f"{label}: per request")
         for name in sorted(set(c2) | set(c1)):
             print(f"  {name:<26} {(c2[name] - c1[name]) / per:9.2f}")

@@ -42,6 +42,27 @@ def test_read_syscalls_counts_calls_and_errors_by_name(tmp_path: Path) -> None:
     assert errors == {"accept4": 85, "connect": 2}
 
 
+STRACE_ACCEPTS = """\
+201 epoll_wait(5, [{events=EPOLLIN, data={u32=7, u64=7}}], 1024, 1000) = 1
+201 accept4(7, {sa_family=AF_INET, sin_port=htons(40110), sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 9
+201 accept4(7, 0x7ffd, [16], SOCK_CLOEXEC) = -1 EAGAIN (Resource temporarily unavailable)
+202 epoll_wait(6,  <unfinished ...>
+201 accept4(7, {sa_family=AF_INET, sin_port=htons(40112), sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 10
+202 <... epoll_wait resumed>[{events=EPOLLIN, data={u32=7, u64=7}}], 1024, 1000) = 1
+202 accept4(7, {sa_family=AF_INET, sin_port=htons(40114), sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 11
+202 epoll_wait(6, [], 1024, 0) = 0
+203 epoll_wait(4, [], 1024, 1000) = 0
+"""
+
+
+def test_read_accepts_ranks_processes_by_accepts_and_counts_empty_ones() -> None:
+    counts = conn_cost.read_accepts(STRACE_ACCEPTS)
+    assert counts["accept4"] == 3 and counts["accept4 EAGAIN"] == 1
+    assert (counts["p1 accept4"], counts["p1 accept4 EAGAIN"], counts["p1 epoll_wait"]) == (2, 1, 1)
+    assert (counts["p2 accept4"], counts["p2 epoll_wait"], counts["p2 epoll_wait empty"]) == (1, 2, 1)
+    assert (counts["epoll_wait"], counts["epoll_wait empty"]) == (4, 2)  # the unfinished call counted once
+
+
 def test_read_instructions_sums_every_process_file(tmp_path: Path) -> None:
     prefix = tmp_path / "count-200"
     (tmp_path / "count-200.101").write_text("events: Ir\nsummary: 1000\n")
