@@ -155,6 +155,18 @@ def read_accepts(text: str) -> Counter[str]:
     return total
 
 
+def per_process_split(counts: Counter[str]) -> str:
+    """One line per process of read_accepts' counts: its accepts (share of all), empty accepts, epoll waits."""
+    total = counts["accept4"] + counts["accept"] or 1
+    lines = []
+    for rank in range(1, 1 + len({k.split()[0] for k in counts if k.startswith("p")})):
+        accepts = counts[f"p{rank} accept4"] + counts[f"p{rank} accept"]
+        lines.append(f"  p{rank}: {accepts} accepts ({accepts / total * 100:.0f} %), "
+                     f"{counts[f'p{rank} accept4 EAGAIN']} EAGAIN, {counts[f'p{rank} epoll_wait']} epoll_wait "
+                     f"({counts[f'p{rank} epoll_wait empty']} empty)")
+    return "\n".join(lines)
+
+
 def tree_events(root: int) -> Counter[str]:
     """Page faults (proc(5) stat fields 10 and 12) and context switches (status) of `root`'s process tree."""
     events: Counter[str] = Counter()
@@ -307,7 +319,14 @@ def main() -> None:
                 err = (e2[name] - e1[name]) / per
                 print(f"  {name:<16} {delta:7.2f}" + (f"  ({err:.2f} errors)" if err >= 0.005 else ""))
         print(f"  {'total':<16} {total / per:7.2f}")
-    elif opts.count in ("events", "accepts"):
+    elif opts.count == "accepts":
+        print(f"{label}: per request, all processes")
+        for name in sorted(k for k in set(c2) | set(c1) if not k.startswith("p")):
+            print(f"  {name:<26} {(c2[name] - c1[name]) / per:9.2f}")
+        print(f"  {'CPU us':<26} {(v2 - v1) / per * 1e6:9.1f}")
+        print(f"the run of {n2} requests, by process (thread for HAProxy), busiest first:")
+        print(per_process_split(c2))
+    elif opts.count == "events":
         print(f"{label}: per request")
         for name in sorted(set(c2) | set(c1)):
             print(f"  {name:<26} {(c2[name] - c1[name]) / per:9.2f}")

@@ -61,6 +61,10 @@ def test_read_accepts_ranks_processes_by_accepts_and_counts_empty_ones() -> None
     assert (counts["p1 accept4"], counts["p1 accept4 EAGAIN"], counts["p1 epoll_wait"]) == (2, 1, 1)
     assert (counts["p2 accept4"], counts["p2 epoll_wait"], counts["p2 epoll_wait empty"]) == (1, 2, 1)
     assert (counts["epoll_wait"], counts["epoll_wait empty"]) == (4, 2)  # the unfinished call counted once
+    assert conn_cost.per_process_split(counts).splitlines() == [
+        "  p1: 2 accepts (67 %), 1 EAGAIN, 1 epoll_wait (0 empty)",
+        "  p2: 1 accepts (33 %), 0 EAGAIN, 2 epoll_wait (1 empty)",
+        "  p3: 0 accepts (0 %), 0 EAGAIN, 1 epoll_wait (1 empty)"]
 
 
 def test_read_instructions_sums_every_process_file(tmp_path: Path) -> None:
