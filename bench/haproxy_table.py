@@ -108,7 +108,7 @@ class Sample:
     rep: int
     value: float  # in the figure's unit
     errors: int = 0
-    worker_cpu: tuple[float, ...] = ()  # CPU seconds of each rsp worker process in this run (the split)
+    worker_cpu: tuple[float, ...] = ()  # CPU seconds of each rsp worker process / HAProxy thread in this run
 
 
 def median(values: Sequence[float]) -> float:
@@ -148,11 +148,11 @@ def table(figures: Sequence[Figure], samples: Sequence[Sample]) -> str:
     return "\n".join([head, *(table_row(f, samples) for f in figures)])
 
 
-def worker_split(samples: Sequence[Sample], figure: str) -> str:
-    """Each rsp worker's share of the workers' CPU, per run: how the load split between the processes."""
+def worker_split(samples: Sequence[Sample], figure: str, proxy: str) -> str:
+    """Each rsp worker's (HAProxy thread's) share of their CPU, % per run, largest first: how the load split."""
     runs = []
     for s in samples:
-        if s.figure == figure and s.proxy == RSP and len(s.worker_cpu) > 1 and sum(s.worker_cpu):
+        if s.figure == figure and s.proxy == proxy and len(s.worker_cpu) > 1 and sum(s.worker_cpu):
             runs.append("/".join(f"{c / sum(s.worker_cpu) * 100:.0f}" for c in sorted(s.worker_cpu, reverse=True)))
     return ", ".join(runs)
 
@@ -218,6 +218,17 @@ def start_pair(name: str, servers: lib.Servers, tmp: Path, backend: int, tools: 
     return pair
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of one process (/proc/PID/task/TID/stat has the stat line's format)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = procstat.parse_stat((task / "stat").read_text()).ticks / procstat.CLK_TCK
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue  # a thread that ended meanwhile
+    return out
+
+
 def process_cpu(root: int) -> dict[int, float]:
     """CPU seconds (with reaped children) of every process in `root`'s tree."""
     procs = procstat._read_all()
@@ -232,12 +243,15 @@ def run_load(figure: Figure, pair: Pair, proxy: str, rep: int, seconds: int, too
         argv, parse = ab_timed_argv(tools["ab"], url, figure.conns, seconds), lib.parse_ab
     else:
         argv, parse = lib.wrk_argv(tools["wrk"], script, url, figure.conns, seconds), lib.parse_wrk
+    threads = thread_cpu(server.pid) if proxy == HAPROXY else {}
     before = process_cpu(server.pid)
     result = parse(lib.run_client(argv, seconds + lib.CLIENT_SLACK))
     after = process_cpu(server.pid)
-    used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
     cpu = sum(after.values()) - sum(before.values())
-    workers = tuple(v for pid, v in used.items() if pid != server.pid) if proxy == RSP else ()
+    if proxy == RSP:  # the workers are the master's children
+        workers = tuple(after[pid] - before.get(pid, 0.0) for pid in after if pid != server.pid)
+    else:
+        workers = tuple(v - threads.get(tid, 0.0) for tid, v in thread_cpu(server.pid).items())
     value = cpu / result.requests * 1e6 if result.requests else math.nan
     return Sample(figure.key, proxy, rep, value, result.errors, workers)
 
@@ -355,10 +369,9 @@ def main(argv: list[str]) -> int:
                 + (" (--quick: a smoke run, not a measurement)" if args.quick else ""))
     print("\n".join(f"- {line}" for line in info) + "\n")
     print(table(figures, samples))
-    splits = [(f, worker_split(samples, f.key)) for f in figures if f.workers > 1]
-    for f, split in splits:
-        if split:
-            print(f"\n{f.key}: rsp's two workers' shares of their CPU, % per run: {split}")
+    for f in (f for f in figures if f.workers > 1):
+        print(f"\n{f.key}: shares of the CPU, % per run, of rsp's workers: {worker_split(samples, f.key, RSP)}; "
+              f"of HAProxy's threads: {worker_split(samples, f.key, HAPROXY)}")
     return 0
 
 

@@ -9,6 +9,7 @@ The table's arithmetic and formatting on made-up samples; the configs of every p
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -63,8 +64,23 @@ def test_select_names_the_unknown_figure() -> None:
 def test_worker_split_is_each_workers_share_largest_first() -> None:
     samples = [ht.Sample("keepalive-2", ht.RSP, 0, 1.0, worker_cpu=(0.5, 1.5)),
                ht.Sample("keepalive-2", ht.RSP, 1, 1.0, worker_cpu=(1.0, 1.0)),
-               ht.Sample("keepalive-2", ht.HAPROXY, 0, 1.0)]
-    assert ht.worker_split(samples, "keepalive-2") == "75/25, 50/50"
+               ht.Sample("keepalive-2", ht.HAPROXY, 0, 1.0, worker_cpu=(3.0, 1.0))]
+    assert ht.worker_split(samples, "keepalive-2", ht.RSP) == "75/25, 50/50"
+    assert ht.worker_split(samples, "keepalive-2", ht.HAPROXY) == "75/25"
+
+
+def test_thread_cpu_reads_every_thread_of_a_process() -> None:
+    import threading
+
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        threads = ht.thread_cpu(os.getpid())
+        assert len(threads) >= 2 and os.getpid() in threads and all(v >= 0 for v in threads.values())
+    finally:
+        stop.set()
+        worker.join(10)
 
 
 def test_ab_runs_for_the_duration_with_the_request_cap_after_it() -> None:
