@@ -168,7 +168,8 @@ def per_process_split(counts: Counter[str]) -> str:
 
 
 def tree_events(root: int) -> Counter[str]:
-    """Page faults (proc(5) stat fields 10 and 12) and context switches (status) of `root`'s process tree."""
+    """Page faults (proc(5) stat fields 10 and 12), user and system CPU in µs (fields 14 and 15: which side of
+    the system call boundary the CPU went to) and context switches (status) of `root`'s process tree."""
     events: Counter[str] = Counter()
     procs = procstat._read_all()
     for pid in procstat.tree_pids(root, procs):
@@ -180,6 +181,8 @@ def tree_events(root: int) -> Counter[str]:
         fields = stat[stat.rindex(")") + 2:].split()
         events["minor-faults"] += int(fields[7])
         events["major-faults"] += int(fields[9])
+        events["user CPU us"] += int(fields[11]) * 1_000_000 // procstat.CLK_TCK
+        events["system CPU us"] += int(fields[12]) * 1_000_000 // procstat.CLK_TCK
         for line in status.splitlines():
             name, _, value = line.partition(":")
             if name.endswith("ctxt_switches"):
