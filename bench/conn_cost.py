@@ -58,7 +58,7 @@ ACCEPT_CALLS = "accept4,accept,epoll_wait,epoll_pwait"
 
 
 def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc_threshold: int,
-               rsp_http: str = "", mode: str = "http") -> list[str]:
+               rsp_http: str = "", mode: str = "http", defer_accept: int = 0) -> list[str]:
     """argv of rsp `workers = N` or HAProxy `nbthread N` in `mode` ("http" or "tcp"), its config in `tmp`."""
     if target == "haproxy":
         argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, [backend], mode)
@@ -70,10 +70,24 @@ def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc
     if rsp_http:  # more keys of rsp's `http` table, e.g. "pool_max_idle = 2000"
         text = text.replace('access_log = "off"', f'access_log = "off", {rsp_http}')
     conf.write_text(text)
-    if gc_threshold:  # an experiment without editing src/: the GC's first threshold set before rsp starts
-        return [sys.executable, "-c", f"import gc, sys; gc.set_threshold({gc_threshold}); "
-                "from rsp.cli import main; sys.exit(main(sys.argv[1:]))", str(conf)]
+    prelude = ""  # experiments without editing src/, run in the master before rsp starts
+    if gc_threshold:  # the GC's first threshold (the workers are spawned: only the master's is set here)
+        prelude += f"import gc; gc.set_threshold({gc_threshold}); "
+    if defer_accept:  # TCP_DEFER_ACCEPT on every TCP listener the master binds, inherited by the workers
+        prelude += DEFER_ACCEPT_PRELUDE.format(seconds=defer_accept)
+    if prelude:
+        return [sys.executable, "-c", f"import sys; {prelude}from rsp.cli import main; sys.exit(main(sys.argv[1:]))",
+                str(conf)]
     return [sys.executable, "-m", "rsp", str(conf)]
+
+
+# socket.socket is a Python class: its `listen`, looked up on each call (also from compiled code), is wrapped
+# so that a TCP listener gets TCP_DEFER_ACCEPT (tcp(7)) before it listens: the kernel queues a connection
+# for accept() only once its first data has arrived, so the first read after accept finds the request.
+DEFER_ACCEPT_PRELUDE = (
+    "import socket; _listen = socket.socket.listen; "
+    "socket.socket.listen = lambda self, *a: (self.family in (socket.AF_INET, socket.AF_INET6) and "
+    "self.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, {seconds}), _listen(self, *a))[1]; ")
 
 
 # rsp under valgrind: the master calls pidfd_open, which valgrind does not implement (ENOSYS), so the master
@@ -241,7 +255,7 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
                      else run_tls.rsp_tls(tmp, "rsp", port, backend, issued.cert_path, issued.key_path))
         else:
             inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http,
-                               opts.mode)
+                               opts.mode, opts.defer_accept)
         if opts.count == "instr" and opts.target == "rsp":
             argv = rsp_workers_under_valgrind(tmp, inner, out)
         else:
@@ -293,6 +307,8 @@ def main() -> None:
     ap.add_argument("--conns", type=int, default=50, help="ab -c")
     ap.add_argument("--rsp-http", default="", help='rsp: more keys of its http table, e.g. "pool_max_idle = 2000"')
     ap.add_argument("--gc-threshold", type=int, default=0, help="rsp: gc.set_threshold(N) before start-up")
+    ap.add_argument("--defer-accept", type=int, default=0, metavar="SECONDS",
+                    help="rsp: TCP_DEFER_ACCEPT on its listeners (an experiment, no src/ edit)")
     ap.add_argument("--small", type=int, default=200, help="requests of the baseline run (wrk: seconds)")
     ap.add_argument("--large", type=int, default=2200, help="requests of the measured run (wrk: seconds)")
     ap.add_argument("--tls", choices=("rsa", "ec"), default="",
@@ -308,6 +324,7 @@ def main() -> None:
     (c1, e1, v1, n1), (c2, e2, v2, n2) = runs
     per = n2 - n1
     gc_note = (f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else "") + (
+        f" defer-accept {opts.defer_accept}" if opts.defer_accept else "") + (
         f" http {{{opts.rsp_http}}}" if opts.rsp_http else "")
     tls_note = f" tls {opts.tls}" if opts.tls else ""
     label = (f"{opts.target} {opts.mode} workers={opts.workers}{gc_note}{tls_note} {opts.load} -c{opts.conns}, "
