@@ -109,6 +109,7 @@ class Sample:
     value: float  # in the figure's unit
     errors: int = 0
     worker_cpu: tuple[float, ...] = ()  # CPU seconds of each rsp worker process / HAProxy thread in this run
+    rps: float = math.nan  # requests (handshakes) per second the load generator saw: a slower proxy batches less
 
 
 def median(values: Sequence[float]) -> float:
@@ -253,7 +254,7 @@ def run_load(figure: Figure, pair: Pair, proxy: str, rep: int, seconds: int, too
     else:
         workers = tuple(v - threads.get(tid, 0.0) for tid, v in thread_cpu(server.pid).items())
     value = cpu / result.requests * 1e6 if result.requests else math.nan
-    return Sample(figure.key, proxy, rep, value, result.errors, workers)
+    return Sample(figure.key, proxy, rep, value, result.errors, workers, result.rps)
 
 
 def warm_up(pair: Pair, tools: dict[str, str], script: Path) -> None:
@@ -286,6 +287,7 @@ def measure(figures: Sequence[Figure], reps: int, seconds: int, idle_conns: int,
                     sample = run_load(figure, pairs[figure.pair], proxy, rep, seconds, tools, script)
                 samples.append(sample)
                 log(f"rep {rep + 1}/{reps} {figure.key:<14} {proxy:<8} {sample.value:9.2f} {figure.unit}"
+                    + ("" if math.isnan(sample.rps) else f"  {sample.rps:9,.0f}/s")
                     + (f"  errors {sample.errors}" if sample.errors else ""))
         for pair in pairs.values():
             for server in pair.servers.values():
