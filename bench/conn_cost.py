@@ -107,10 +107,13 @@ if out and sys.orig_argv[-2:] == ["rsp", "worker"] and not os.environ.get("RSP_B
 
 
 def rsp_workers_under_valgrind(tmp: Path, argv: list[str], out: Path) -> list[str]:
+    # A worker under valgrind starts ~50 times slower than the master's 30 s readiness wait allows.
+    ready = f"import rsp.master.master as m; m.WORKER_READY_TIMEOUT = {READY_SECONDS_UNDER_VALGRIND}; "
     if argv[1:3] == ["-m", "rsp"]:
-        # A worker under valgrind starts ~50 times slower than the master's 30 s readiness wait allows.
-        argv = [argv[0], "-c", "import sys; import rsp.master.master as m; m.WORKER_READY_TIMEOUT = "
-                f"{READY_SECONDS_UNDER_VALGRIND}; from rsp.cli import main; sys.exit(main(sys.argv[1:]))", *argv[3:]]
+        argv = [argv[0], "-c", f"import sys; {ready}from rsp.cli import main; sys.exit(main(sys.argv[1:]))",
+                *argv[3:]]
+    elif argv[1] == "-c":  # proxy_argv's experiments (--gc-threshold, --defer-accept) start rsp from code
+        argv = [argv[0], "-c", ready + argv[2], *argv[3:]]
     site = tmp / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(WORKER_UNDER_VALGRIND)

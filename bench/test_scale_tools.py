@@ -130,3 +130,23 @@ def test_routestore_haproxy_map_names_every_host(tmp_path: Path) -> None:
     done = subprocess.run([shutil.which(argv[0]) or argv[0], "-c", "-f", argv[-1]], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_defer_accept_prelude_sets_the_option_on_tcp_listeners_only(tmp_path: Path) -> None:
+    code = conn_cost.DEFER_ACCEPT_PRELUDE.format(seconds=1) + (
+        "import os, socket; tcp = socket.socket(); tcp.bind(('127.0.0.1', 0)); tcp.listen(); "
+        f"unix = socket.socket(socket.AF_UNIX); unix.bind({str(tmp_path / 's')!r}); unix.listen(); "
+        "print(tcp.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 0  # the kernel rounds the seconds to its retransmission steps
+
+
+def test_experiments_under_valgrind_keep_the_longer_worker_readiness_wait(tmp_path: Path) -> None:
+    port, backend = lib.free_ports(2)
+    for extra in ({}, {"defer_accept": 1}):
+        argv = conn_cost.rsp_workers_under_valgrind(
+            tmp_path, conn_cost.proxy_argv("rsp", tmp_path, port, backend, 2, 0, **extra), tmp_path / "out")
+        code = argv[argv.index("-c") + 1]
+        assert "import rsp.master.master as m; m.WORKER_READY_TIMEOUT = " in code
+        assert ("TCP_DEFER_ACCEPT" in code) == bool(extra)
