@@ -81,8 +81,8 @@ class Figure:
 FIGURES: tuple[Figure, ...] = (
     Figure("new-conn-1", "a new connection per request, HTTP (ab -c100)", "µs CPU/request", 1, "≤ 1.05x",
            "http-1", "ab", NEW_CONN_CONNS),
-    Figure("new-conn-2", "the same, workers = 2 vs nbthread 2", "µs CPU/request", 2, "≤ 1.05x", "http-2", "ab",
-           NEW_CONN_CONNS),
+    Figure("new-conn-2", "a new connection per request, HTTP (ab -c100), workers = 2 vs nbthread 2", "µs CPU/request",
+           2, "≤ 1.05x", "http-2", "ab", NEW_CONN_CONNS),
     Figure("keepalive-2", "small keep-alive requests (wrk -c50), workers = 2 vs nbthread 2", "µs CPU/request", 2,
            "≤ 1.05x", "http-2", "wrk", KEEPALIVE_CONNS),
     Figure("handshake-ec", "ECDSA P-256 full handshake (ab -c50)", "µs CPU/handshake", 1, "≤ 1.10x", "tls-ec",
