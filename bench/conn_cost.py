@@ -9,7 +9,8 @@ imports and shutdown cancel out:
     --count instr      valgrind --tool=cachegrind (no cache simulation): CPU instructions per request (rsp:
                        its workers' only, see WORKER_UNDER_VALGRIND)
     --count accepts    strace -f -e accept4,epoll_wait: accepts, empty accepts (EAGAIN) and epoll wake-ups per
-                       request, in all and per process (rsp worker; HAProxy thread), busiest first
+                       request, in all and per process (rsp worker; HAProxy thread), busiest first (strace
+                       slows the traced process: the split between workers is not the untraced one)
     --count cpu        utime+stime of the proxy's process tree per request (wall-clock sensitive)
     --count events     the tree's page faults and context switches per request, from /proc (where a
                        wall-clock gap lies when instructions agree; this VM has no hardware counters)
