@@ -8,6 +8,9 @@ imports and shutdown cancel out:
     --count syscalls   strace -f -c: system calls per request, by name (accept4, epoll_wait, EAGAIN...)
     --count instr      valgrind --tool=cachegrind (no cache simulation): CPU instructions per request (rsp:
                        its workers' only, see WORKER_UNDER_VALGRIND)
+    --count accepts    strace -f -e accept4,epoll_wait: accepts, empty accepts (EAGAIN) and epoll wake-ups per
+                       request, in all and per process (rsp worker; HAProxy thread), busiest first (strace
+                       slows the traced process: the split between workers is not the untraced one)
     --count cpu        utime+stime of the proxy's process tree per request (wall-clock sensitive)
     --count events     the tree's page faults and context switches per request, from /proc (where a
                        wall-clock gap lies when instructions agree; this VM has no hardware counters)
@@ -49,24 +52,43 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS_UNDER_VALGRIND = 900.0
 AB_TIMEOUT = 600.0
 STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)\s*$")
+# One finished call of `strace -f -o` (a call cut by another thread's ends in "<unfinished ...>" and is counted
+# on its "<... NAME resumed>" line): pid, name, result, errno name.
+STRACE_CALL = re.compile(r"^(\d+)\s+(?:<\.\.\. )?(\w+)(?:\(| resumed>).*\)\s+=\s+(-?\d+)(?:\s+(E[A-Z]+))?")
+ACCEPT_CALLS = "accept4,accept,epoll_wait,epoll_pwait"
 
 
 def proxy_argv(target: str, tmp: Path, port: int, backend: int, workers: int, gc_threshold: int,
-               rsp_http: str = "") -> list[str]:
+               rsp_http: str = "", mode: str = "http", defer_accept: int = 0) -> list[str]:
+    """argv of rsp `workers = N` or HAProxy `nbthread N` in `mode` ("http" or "tcp"), its config in `tmp`."""
     if target == "haproxy":
-        argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, [backend], "http")
+        argv = configs.haproxy(shutil.which("haproxy") or "haproxy", tmp, "haproxy", port, [backend], mode)
         cfg = Path(argv[-1])
         cfg.write_text(cfg.read_text().replace("nbthread 1", f"nbthread {workers}"))
         return argv
-    conf = configs.rsp_config(tmp, "rsp", port, [backend], "http")
+    conf = configs.rsp_config(tmp, "rsp", port, [backend], mode)
     text = conf.read_text().replace("workers = 1", f"workers = {workers}")
     if rsp_http:  # more keys of rsp's `http` table, e.g. "pool_max_idle = 2000"
         text = text.replace('access_log = "off"', f'access_log = "off", {rsp_http}')
     conf.write_text(text)
-    if gc_threshold:  # an experiment without editing src/: the GC's first threshold set before rsp starts
-        return [sys.executable, "-c", f"import gc, sys; gc.set_threshold({gc_threshold}); "
-                "from rsp.cli import main; sys.exit(main(sys.argv[1:]))", str(conf)]
+    prelude = ""  # experiments without editing src/, run in the master before rsp starts
+    if gc_threshold:  # the GC's first threshold (the workers are spawned: only the master's is set here)
+        prelude += f"import gc; gc.set_threshold({gc_threshold}); "
+    if defer_accept:  # TCP_DEFER_ACCEPT on every TCP listener the master binds, inherited by the workers
+        prelude += DEFER_ACCEPT_PRELUDE.format(seconds=defer_accept)
+    if prelude:
+        return [sys.executable, "-c", f"import sys; {prelude}from rsp.cli import main; sys.exit(main(sys.argv[1:]))",
+                str(conf)]
     return [sys.executable, "-m", "rsp", str(conf)]
+
+
+# socket.socket is a Python class: its `listen`, looked up on each call (also from compiled code), is wrapped
+# so that a TCP listener gets TCP_DEFER_ACCEPT (tcp(7)) before it listens: the kernel queues a connection
+# for accept() only once its first data has arrived, so the first read after accept finds the request.
+DEFER_ACCEPT_PRELUDE = (
+    "import socket; _listen = socket.socket.listen; "
+    "socket.socket.listen = lambda self, *a: (self.family in (socket.AF_INET, socket.AF_INET6) and "
+    "self.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, {seconds}), _listen(self, *a))[1]; ")
 
 
 # rsp under valgrind: the master calls pidfd_open, which valgrind does not implement (ENOSYS), so the master
@@ -86,10 +108,13 @@ if out and sys.orig_argv[-2:] == ["rsp", "worker"] and not os.environ.get("RSP_B
 
 
 def rsp_workers_under_valgrind(tmp: Path, argv: list[str], out: Path) -> list[str]:
+    # A worker under valgrind starts ~50 times slower than the master's 30 s readiness wait allows.
+    ready = f"import rsp.master.master as m; m.WORKER_READY_TIMEOUT = {READY_SECONDS_UNDER_VALGRIND}; "
     if argv[1:3] == ["-m", "rsp"]:
-        # A worker under valgrind starts ~50 times slower than the master's 30 s readiness wait allows.
-        argv = [argv[0], "-c", "import sys; import rsp.master.master as m; m.WORKER_READY_TIMEOUT = "
-                f"{READY_SECONDS_UNDER_VALGRIND}; from rsp.cli import main; sys.exit(main(sys.argv[1:]))", *argv[3:]]
+        argv = [argv[0], "-c", f"import sys; {ready}from rsp.cli import main; sys.exit(main(sys.argv[1:]))",
+                *argv[3:]]
+    elif argv[1] == "-c":  # proxy_argv's experiments (--gc-threshold, --defer-accept) start rsp from code
+        argv = [argv[0], "-c", ready + argv[2], *argv[3:]]
     site = tmp / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(WORKER_UNDER_VALGRIND)
@@ -104,6 +129,8 @@ def rsp_workers_under_valgrind(tmp: Path, argv: list[str], out: Path) -> list[st
 def wrap(count: str, argv: list[str], out: Path) -> list[str]:
     if count == "syscalls":
         return ["strace", "-f", "-c", "-o", str(out), *argv]
+    if count == "accepts":
+        return ["strace", "-f", "-e", f"trace={ACCEPT_CALLS}", "-o", str(out), *argv]
     if count == "instr":
         return ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
                 f"--cachegrind-out-file={out}.%p", *argv]
@@ -122,8 +149,45 @@ def read_syscalls(out: Path) -> tuple[Counter[str], Counter[str]]:
     return calls, errors
 
 
+def read_accepts(text: str) -> Counter[str]:
+    """Accepts, accepts that found nothing (EAGAIN) and epoll waits, per process (or HAProxy thread): keys
+    "p1 accept4", "p1 accept4 EAGAIN", "p1 epoll_wait", "p1 epoll_wait empty" (returned 0), the processes
+    ranked by their successful accepts (p1 the busiest), so that two runs' counts can be subtracted although
+    their pids differ; and the same without the "pN " prefix, summed over all."""
+    by_pid: dict[str, Counter[str]] = {}
+    for line in text.splitlines():
+        m = STRACE_CALL.match(line)
+        if not m:
+            continue
+        pid, name, result, errno = m.groups()
+        counts = by_pid.setdefault(pid, Counter())
+        counts[f"{name} {errno}" if errno else name] += 1
+        if name.startswith("epoll") and result == "0":
+            counts[f"{name} empty"] += 1
+    ranked = sorted(by_pid.values(), key=lambda c: -(c["accept4"] + c["accept"]))
+    total: Counter[str] = Counter()
+    for rank, counts in enumerate(ranked, 1):
+        for key, n in counts.items():
+            total[f"p{rank} {key}"] += n
+            total[key] += n
+    return total
+
+
+def per_process_split(counts: Counter[str]) -> str:
+    """One line per process of read_accepts' counts: its accepts (share of all), empty accepts, epoll waits."""
+    total = counts["accept4"] + counts["accept"] or 1
+    lines = []
+    for rank in range(1, 1 + len({k.split()[0] for k in counts if k.startswith("p")})):
+        accepts = counts[f"p{rank} accept4"] + counts[f"p{rank} accept"]
+        lines.append(f"  p{rank}: {accepts} accepts ({accepts / total * 100:.0f} %), "
+                     f"{counts[f'p{rank} accept4 EAGAIN']} EAGAIN, {counts[f'p{rank} epoll_wait']} epoll_wait "
+                     f"({counts[f'p{rank} epoll_wait empty']} empty)")
+    return "\n".join(lines)
+
+
 def tree_events(root: int) -> Counter[str]:
-    """Page faults (proc(5) stat fields 10 and 12) and context switches (status) of `root`'s process tree."""
+    """Page faults (proc(5) stat fields 10 and 12), user and system CPU in µs (fields 14 and 15: which side of
+    the system call boundary the CPU went to) and context switches (status) of `root`'s process tree."""
     events: Counter[str] = Counter()
     procs = procstat._read_all()
     for pid in procstat.tree_pids(root, procs):
@@ -135,6 +199,8 @@ def tree_events(root: int) -> Counter[str]:
         fields = stat[stat.rindex(")") + 2:].split()
         events["minor-faults"] += int(fields[7])
         events["major-faults"] += int(fields[9])
+        events["user CPU us"] += int(fields[11]) * 1_000_000 // procstat.CLK_TCK
+        events["system CPU us"] += int(fields[12]) * 1_000_000 // procstat.CLK_TCK
         for line in status.splitlines():
             name, _, value = line.partition(":")
             if name.endswith("ctxt_switches"):
@@ -192,7 +258,8 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
                                          issued.pem_path) if opts.target == "haproxy"
                      else run_tls.rsp_tls(tmp, "rsp", port, backend, issued.cert_path, issued.key_path))
         else:
-            inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http)
+            inner = proxy_argv(opts.target, tmp, port, backend, opts.workers, opts.gc_threshold, opts.rsp_http,
+                               opts.mode, opts.defer_accept)
         if opts.count == "instr" and opts.target == "rsp":
             argv = rsp_workers_under_valgrind(tmp, inner, out)
         else:
@@ -226,6 +293,8 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
     if opts.count == "syscalls":
         calls, errors = read_syscalls(out)
         return calls, errors, cpu, result.requests
+    if opts.count == "accepts":
+        return read_accepts(out.read_text()), Counter(), cpu, result.requests
     if opts.count == "instr":
         return Counter(), Counter(), float(read_instructions(out)), result.requests
     if opts.count == "events":
@@ -236,11 +305,14 @@ def one_run(opts: argparse.Namespace, requests: int, tmp: Path) -> Run:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", choices=("rsp", "haproxy"), default="rsp")
-    ap.add_argument("--count", choices=("syscalls", "instr", "cpu", "events"), default="syscalls")
+    ap.add_argument("--count", choices=("syscalls", "accepts", "instr", "cpu", "events"), default="syscalls")
+    ap.add_argument("--mode", choices=("http", "tcp"), default="http", help="the proxy's mode (not with --tls)")
     ap.add_argument("--workers", type=int, default=1, help="rsp workers / HAProxy nbthread")
     ap.add_argument("--conns", type=int, default=50, help="ab -c")
     ap.add_argument("--rsp-http", default="", help='rsp: more keys of its http table, e.g. "pool_max_idle = 2000"')
     ap.add_argument("--gc-threshold", type=int, default=0, help="rsp: gc.set_threshold(N) before start-up")
+    ap.add_argument("--defer-accept", type=int, default=0, metavar="SECONDS",
+                    help="rsp: TCP_DEFER_ACCEPT on its listeners (an experiment, no src/ edit)")
     ap.add_argument("--small", type=int, default=200, help="requests of the baseline run (wrk: seconds)")
     ap.add_argument("--large", type=int, default=2200, help="requests of the measured run (wrk: seconds)")
     ap.add_argument("--tls", choices=("rsa", "ec"), default="",
@@ -256,10 +328,11 @@ def main() -> None:
     (c1, e1, v1, n1), (c2, e2, v2, n2) = runs
     per = n2 - n1
     gc_note = (f" gc threshold {opts.gc_threshold}" if opts.gc_threshold else "") + (
+        f" defer-accept {opts.defer_accept}" if opts.defer_accept else "") + (
         f" http {{{opts.rsp_http}}}" if opts.rsp_http else "")
     tls_note = f" tls {opts.tls}" if opts.tls else ""
-    label = (f"{opts.target} workers={opts.workers}{gc_note}{tls_note} {opts.load} -c{opts.conns}, marginal over "
-             f"{per} requests")
+    label = (f"{opts.target} {opts.mode} workers={opts.workers}{gc_note}{tls_note} {opts.load} -c{opts.conns}, "
+             f"marginal over {per} requests")
     if opts.count == "syscalls":
         print(f"{label}: system calls per request (errors per request)")
         names = sorted(set(c2) | set(c1), key=lambda k: -(c2[k] - c1[k]))
@@ -270,6 +343,13 @@ def main() -> None:
                 err = (e2[name] - e1[name]) / per
                 print(f"  {name:<16} {delta:7.2f}" + (f"  ({err:.2f} errors)" if err >= 0.005 else ""))
         print(f"  {'total':<16} {total / per:7.2f}")
+    elif opts.count == "accepts":
+        print(f"{label}: per request, all processes")
+        for name in sorted(k for k in set(c2) | set(c1) if not k.startswith("p")):
+            print(f"  {name:<26} {(c2[name] - c1[name]) / per:9.2f}")
+        print(f"  {'CPU us':<26} {(v2 - v1) / per * 1e6:9.1f}")
+        print(f"the run of {n2} requests, by process (thread for HAProxy), busiest first:")
+        print(per_process_split(c2))
     elif opts.count == "events":
         print(f"{label}: per request")
         for name in sorted(set(c2) | set(c1)):

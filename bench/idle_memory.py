@@ -25,6 +25,7 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -145,7 +146,26 @@ def snapshot(tmp: Path, n: int) -> dict[str, object]:
     return data
 
 
-def measure_rss(target: str, conns: int) -> None:
+@dataclass(frozen=True, slots=True)
+class IdleRss:
+    """VmRSS of a proxy's process tree after 100 warm-up idle connections and after `conns`, then 2 x `conns`
+    more."""
+
+    target: str
+    conns: int
+    first_kib: int
+    second_kib: int
+    third_kib: int
+
+    @property
+    def kb_per_connection(self) -> float:
+        """KB (1,000 bytes) per idle connection over the last 2 x `conns`: start-up pages cancel out."""
+        return (self.third_kib - self.first_kib) / (2 * self.conns) * 1.024
+
+
+def idle_rss(target: str, conns: int) -> IdleRss:
+    """Start the nginx backend and `target` (rsp `workers = 1` or HAProxy `nbthread 1`), open idle keep-alive
+    connections in three steps, read the tree's RSS after each; everything is stopped before returning."""
     keep: list[socket.socket] = []
     with tempfile.TemporaryDirectory(prefix="rsp-idle-") as d:
         servers = lib.Servers(Path(d))
@@ -164,8 +184,14 @@ def measure_rss(target: str, conns: int) -> None:
             for s in keep:
                 s.close()
             servers.stop_all()
-    print(f"{target}: RSS {first} KiB after 100 idle connections, +{second - first} KiB for {conns} more, "
-          f"+{third - second} KiB for {conns} more: {(third - first) / (2 * conns) * 1.024:.2f} KB per connection")
+    return IdleRss(target, conns, first, second, third)
+
+
+def measure_rss(target: str, conns: int) -> None:
+    r = idle_rss(target, conns)
+    print(f"{target}: RSS {r.first_kib} KiB after 100 idle connections, +{r.second_kib - r.first_kib} KiB for "
+          f"{conns} more, +{r.third_kib - r.second_kib} KiB for {conns} more: {r.kb_per_connection:.2f} KB per "
+          "connection")
 
 
 def measure_objects(conns: int, top: int) -> None:

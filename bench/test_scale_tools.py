@@ -42,6 +42,31 @@ def test_read_syscalls_counts_calls_and_errors_by_name(tmp_path: Path) -> None:
     assert errors == {"accept4": 85, "connect": 2}
 
 
+STRACE_ACCEPTS = """\
+201 epoll_wait(5, [{events=EPOLLIN, data={u32=7, u64=7}}], 1024, 1000) = 1
+201 accept4(7, {sa_family=AF_INET, sin_port=htons(40110), sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 9
+201 accept4(7, 0x7ffd, [16], SOCK_CLOEXEC) = -1 EAGAIN (Resource temporarily unavailable)
+202 epoll_wait(6,  <unfinished ...>
+201 accept4(7, {sa_family=AF_INET, sin_port=htons(40112), sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 10
+202 <... epoll_wait resumed>[{events=EPOLLIN, data={u32=7, u64=7}}], 1024, 1000) = 1
+202 accept4(7, {sa_family=AF_INET, sin_port=htons(40114), sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 11
+202 epoll_wait(6, [], 1024, 0) = 0
+203 epoll_wait(4, [], 1024, 1000) = 0
+"""
+
+
+def test_read_accepts_ranks_processes_by_accepts_and_counts_empty_ones() -> None:
+    counts = conn_cost.read_accepts(STRACE_ACCEPTS)
+    assert counts["accept4"] == 3 and counts["accept4 EAGAIN"] == 1
+    assert (counts["p1 accept4"], counts["p1 accept4 EAGAIN"], counts["p1 epoll_wait"]) == (2, 1, 1)
+    assert (counts["p2 accept4"], counts["p2 epoll_wait"], counts["p2 epoll_wait empty"]) == (1, 2, 1)
+    assert (counts["epoll_wait"], counts["epoll_wait empty"]) == (4, 2)  # the unfinished call counted once
+    assert conn_cost.per_process_split(counts).splitlines() == [
+        "  p1: 2 accepts (67 %), 1 EAGAIN, 1 epoll_wait (0 empty)",
+        "  p2: 1 accepts (33 %), 0 EAGAIN, 2 epoll_wait (1 empty)",
+        "  p3: 0 accepts (0 %), 0 EAGAIN, 1 epoll_wait (1 empty)"]
+
+
 def test_read_instructions_sums_every_process_file(tmp_path: Path) -> None:
     prefix = tmp_path / "count-200"
     (tmp_path / "count-200.101").write_text("events: Ir\nsummary: 1000\n")
@@ -105,3 +130,23 @@ def test_routestore_haproxy_map_names_every_host(tmp_path: Path) -> None:
     done = subprocess.run([shutil.which(argv[0]) or argv[0], "-c", "-f", argv[-1]], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_defer_accept_prelude_sets_the_option_on_tcp_listeners_only(tmp_path: Path) -> None:
+    code = conn_cost.DEFER_ACCEPT_PRELUDE.format(seconds=1) + (
+        "import os, socket; tcp = socket.socket(); tcp.bind(('127.0.0.1', 0)); tcp.listen(); "
+        f"unix = socket.socket(socket.AF_UNIX); unix.bind({str(tmp_path / 's')!r}); unix.listen(); "
+        "print(tcp.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 0  # the kernel rounds the seconds to its retransmission steps
+
+
+def test_experiments_under_valgrind_keep_the_longer_worker_readiness_wait(tmp_path: Path) -> None:
+    port, backend = lib.free_ports(2)
+    for extra in ({}, {"defer_accept": 1}):
+        argv = conn_cost.rsp_workers_under_valgrind(
+            tmp_path, conn_cost.proxy_argv("rsp", tmp_path, port, backend, 2, 0, **extra), tmp_path / "out")
+        code = argv[argv.index("-c") + 1]
+        assert "import rsp.master.master as m; m.WORKER_READY_TIMEOUT = " in code
+        assert ("TCP_DEFER_ACCEPT" in code) == bool(extra)
