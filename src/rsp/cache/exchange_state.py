@@ -10,8 +10,18 @@ from rsp.cache.entry import StoredResponse
 from rsp.pipeline.cache_vars import CACHE_BYPASS, CACHE_NO_STORE, CACHE_TTL, flag
 from rsp.pipeline.messages import Header
 
+# Where an exchange's state is kept: exchange.ctx[CTX_KEY].
+CTX_KEY: Final = "cache"
 # A waiting miss polls the store this long after it began waiting at first (then twice as long each time).
 POLL_FIRST: Final = 0.005
+# What an exchange is to the cache (ExchangeState.kind).
+LOOKED_UP: Final = 0  # answered locally (hit, 304, 504): nothing to do in the response phases
+FETCH: Final = 1  # a miss: to the backend, its response maybe stored
+REVALIDATE: Final = 2
+FRESHENED: Final = 3
+BYPASSED: Final = 4
+INVALIDATE: Final = 5
+WAITING: Final = 6  # suspended until another fetch of the URI ends
 
 
 class ExchangeState:

@@ -1,0 +1,162 @@
+"""Coalescing: one fetch per URI per machine (like nginx's proxy_cache_lock and Varnish's waiting list), compiled
+(native_modules.txt). A miss claims its URI in the store (a mark every worker sees) and fetches it; a miss that
+finds the URI claimed waits: in the fetcher's process it joins the fetch's waiting list (rsp.cache.waiting_list)
+and gets the response as it streams; in another process it polls the store, from POLL_FIRST to POLL_MAX apart,
+for the complete response, at most LOCK_HOLD (nginx's proxy_cache_lock_timeout, 5 s); then it goes to the
+backend itself. A fetch whose response cannot be stored marks its URI PASS for PASS_TTL, so that the requests
+after it go to the backend side by side instead of one after the other.
+
+CacheCore (rsp.cache.cache_core) owns one `Coalescer` and hands it a miss (`coalesce`); what it needs of the
+core is a look-up of the store that answers a waiter (`from_store`) and where to report a store failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Final
+
+from rsp.cache.conditional import any_present
+from rsp.cache.entry import StoredResponse
+from rsp.cache.exchange_state import CTX_KEY, FETCH, LOOKED_UP, POLL_FIRST, WAITING, ExchangeState
+from rsp.cache.freshness import current_age
+from rsp.cache.reuse import VALIDATE, reuse
+from rsp.cache.stats import CacheStats
+from rsp.cache.store import BUSY, CLAIMED, CacheStore
+from rsp.cache.vary import matches
+from rsp.cache.waiting_list import Admit, WaitingList
+from rsp.errors import CacheStoreError
+from rsp.logs import get_logger
+from rsp.pipeline.messages import LocalReply, Response
+from rsp.pipeline.phases import SUSPEND, ExchangeView, Verdict
+
+__all__ = ["LOCK_HOLD", "PASS_TTL", "POLL_FIRST", "POLL_MAX", "Coalescer"]
+
+LOCK_HOLD: Final = 5.0
+PASS_TTL: Final = 10.0
+POLL_MAX: Final = 0.05
+# Request fields whose answer is likely one no other request can use (a 304 to the client's own validator,
+# a 206 for its range): such a miss neither waits for nor holds its URI's fetch.
+UNSHARED_ANSWERS: Final = (b"if-none-match", b"if-modified-since", b"range")
+# The label a waiter's head carries (CacheCore's HIT).
+_HIT: Final = b"HIT"
+
+# What the core gives: the stored response answering a waiter now, or None (nothing usable stored yet).
+FromStore = Callable[[ExchangeView, ExchangeState, float], LocalReply | None]
+StoreFailed = Callable[[CacheStoreError], None]
+CallLater = Callable[[float, Callable[[], None]], object]
+
+_log = get_logger()
+
+
+class Coalescer:
+    """The fetches of one cache's URIs and the misses waiting for them. `header` / `spelt`: the X-Cache-like
+    field's lower-case name and its configured spelling (b"" for none); `call_later(delay, callback)`: the
+    timer a waiting miss polls with (the running loop's when None)."""
+
+    def __init__(self, store: CacheStore, clock: Callable[[], float], call_later: CallLater | None,
+                 stats: CacheStats, header: bytes, spelt: bytes, from_store: FromStore,
+                 failed: StoreFailed) -> None:
+        self.store = store
+        self.clock = clock
+        self.stats = stats
+        self.header = header
+        self.spelt = spelt
+        self.from_store = from_store
+        self.failed = failed
+        self._call_later = call_later
+        self.waiting = WaitingList(self.release, self.later, LOCK_HOLD)
+
+    def coalesce(self, exchange: ExchangeView, state: ExchangeState, present: set[bytes], now: float) -> Verdict:
+        """A miss: fetch it (holding the URI's mark), or wait for the fetch under way. `present`: the request's
+        field names, lower-case."""
+        if exchange.request.method != b"GET" or state.request_cc.no_store or state.no_store or any_present(
+                present, UNSHARED_ANSWERS):
+            return None  # nothing another request could reuse: no reason to wait or to make others wait
+        if self.waiting.join(state.url, exchange):
+            state.kind = WAITING
+            return SUSPEND  # a fetch in this process: its response streams to us (rsp.cache.waiting_list)
+        try:
+            claim: int | None = self.store.claim(state.url, now, LOCK_HOLD)
+        except CacheStoreError as exc:
+            self.failed(exc)
+            claim = None
+        if claim == CLAIMED:
+            state.locked = state.fetching = True
+            self.waiting.open(state.url, exchange)
+            return None
+        if claim != BUSY:
+            return None  # PASS, or the store failed
+        state.kind = WAITING  # a fetch in another process: poll the store for its complete response
+        state.deadline = now + LOCK_HOLD
+        self.wait(exchange, state)
+        return SUSPEND
+
+    def later(self, delay: float, callback: Callable[[], None]) -> None:
+        call_later = self._call_later or asyncio.get_running_loop().call_later
+        call_later(delay, callback)
+
+    def wait(self, exchange: ExchangeView, state: ExchangeState) -> None:
+        self.later(state.delay, lambda: self.poll(exchange, state))
+
+    def release(self, exchange: ExchangeView) -> None:
+        """A waiter the fetch in this process does not answer: to the backend itself."""
+        state = exchange.ctx.get(CTX_KEY)
+        if isinstance(state, ExchangeState):
+            state.kind = FETCH
+        exchange.resume()
+
+    def admit(self, pending: StoredResponse, body_length: int) -> Admit:
+        """The head a waiter gets of the response being fetched, or None when it cannot use it (its Vary
+        selecting fields differ, its request directives want a fresher one): a HIT, as from the store."""
+        def admit(exchange: ExchangeView) -> Response | None:
+            state = exchange.ctx.get(CTX_KEY)
+            if not isinstance(state, ExchangeState) or not matches(pending.selecting, exchange.request.headers):
+                return None
+            age = current_age(pending.initial_age, pending.response_time, self.clock())
+            if reuse(pending.flags, pending.lifetime, age, state.request_cc) == VALIDATE:
+                return None
+            state.kind = LOOKED_UP
+            self.stats.coalesced += 1
+            self.stats.hits += 1
+            headers = list(pending.headers)
+            headers.append((b"Age", str(int(age)).encode()))
+            if self.header:
+                headers.append((self.spelt, _HIT))
+            return Response(pending.status, headers, body_length, pending.reason)
+        return admit
+
+    def poll(self, exchange: ExchangeView, state: ExchangeState) -> None:
+        """A waiting miss, on the loop: answer from the store once the fetch stored its response; go to the
+        backend once the fetch ended without storing, or after LOCK_HOLD; else wait a little longer."""
+        try:
+            now = self.clock()
+            reply = self.from_store(exchange, state, now)
+            if reply is not None:
+                self.stats.coalesced += 1
+                exchange.answer(reply)
+                return
+            if now < state.deadline and self._mark(state.url, now) == BUSY:
+                state.delay = min(state.delay * 2, POLL_MAX)
+                self.wait(exchange, state)
+                return
+        except Exception as exc:  # a loop callback: nothing above would answer the client, so go on below
+            _log.error("cache: waiting for a fetch of %r failed: %s: %s", state.url, type(exc).__name__, exc)
+        state.kind = FETCH
+        exchange.resume()
+
+    def _mark(self, url: bytes, now: float) -> int | None:
+        try:
+            return self.store.mark(url, now)
+        except CacheStoreError as exc:
+            self.failed(exc)
+            return None
+
+    def unlock(self, state: ExchangeState, pass_for: float) -> None:
+        """Give the URI's mark back (PASS for `pass_for` seconds when > 0), if this exchange holds it."""
+        if state.locked:
+            state.locked = False
+            try:
+                self.store.release(state.url, self.clock(), pass_for)
+            except CacheStoreError as exc:
+                self.failed(exc)
