@@ -114,7 +114,7 @@ class CacheCore:
         self._failed = False
         self.stats = CacheStats()
         self.coalescer = Coalescer(store, clock, call_later, self.stats, self.header, self.spelt, self._from_store,
-                                   self._store_failed)
+                                   self._store_failed, settings.max_object)
         self.waiting = self.coalescer.waiting
         # Each label's line, after a hit's stored lines (entry.field_lines).
         self.label_lines: dict[bytes, bytes] = {label: self.spelt + b": " + label + b"\r\n"
@@ -343,10 +343,9 @@ class CacheCore:
             if pending is None:  # not stored: the waiters go to the backend (side by side from now on)
                 self.coalescer.unlock(state, PASS_TTL if response.status < 500 else 0.0)
                 if state.fetching:
-                    state.fetching = False
-                    self.waiting.close(state.url)
+                    self.coalescer.close(state)
             elif state.fetching:
-                self.waiting.start(state.url, self.coalescer.admit(pending, response.body_length))
+                self.coalescer.start(state, pending, response.body_length)
         if label == MISS:
             self.stats.misses += 1
         else:
@@ -448,9 +447,9 @@ class CacheCore:
         if state.kind == _FRESHENED:
             return state.body if last else b""  # a 304 has no content of its own
         pending = state.pending
-        if state.fetching:  # the waiters in this process get each part as it comes
-            self.waiting.data(state.url, chunk, pending is not None and state.size + len(chunk)
-                              <= self.settings.max_object)
+        if state.fetching:  # the waiters get each part as it comes (in other processes through the spool)
+            self.coalescer.data(exchange, state, chunk, pending is not None and state.size + len(chunk)
+                                <= self.settings.max_object, last)
         if pending is not None:
             state.size += len(chunk)
             if state.size > self.settings.max_object:  # too big after all (length unknown in advance)
@@ -472,8 +471,7 @@ class CacheCore:
                     if done is None:
                         self._safely(lambda: self.store.release(pending.url, self.clock()))
         if last and state.fetching:
-            state.fetching = False
-            self.waiting.end(state.url)
+            self.coalescer.end(state)
         return chunk
 
     def client_left(self, exchange: ExchangeView) -> bool:
@@ -503,9 +501,8 @@ class CacheCore:
         gives its URI back to the waiters."""
         state = exchange.ctx.get(CTX_KEY)
         if isinstance(state, ExchangeState):
-            if state.fetching:  # the fetch failed: its waiters in this process go on without it
-                state.fetching = False
-                self.waiting.close(state.url)
+            if state.fetching:  # the fetch failed: its waiters go on without it
+                self.coalescer.close(state)
             if state.locked:
                 self.coalescer.unlock(state, 0.0)
 

@@ -21,6 +21,7 @@ from rsp.cache.entry import StoredResponse
 from rsp.cache.exchange_state import CTX_KEY, FETCH, LOOKED_UP, POLL_FIRST, WAITING, ExchangeState
 from rsp.cache.freshness import current_age
 from rsp.cache.reuse import VALIDATE, reuse
+from rsp.cache.spool import DATA, Spools, head_record, record, spool_dir
 from rsp.cache.stats import CacheStats
 from rsp.cache.store import BUSY, CLAIMED, CacheStore
 from rsp.cache.vary import matches
@@ -56,8 +57,9 @@ class Coalescer:
 
     def __init__(self, store: CacheStore, clock: Callable[[], float], call_later: CallLater | None,
                  stats: CacheStats, header: bytes, spelt: bytes, from_store: FromStore,
-                 failed: StoreFailed) -> None:
+                 failed: StoreFailed, max_object: int) -> None:
         self.store = store
+        self.spools = Spools(spool_dir(store.path), max_object)
         self.clock = clock
         self.stats = stats
         self.header = header
@@ -91,6 +93,59 @@ class Coalescer:
         state.deadline = now + LOCK_HOLD
         self.wait(exchange, state)
         return SUSPEND
+
+    # ---- the fetcher's side ----------------------------------------------------------------------------------
+
+    def start(self, state: ExchangeState, pending: StoredResponse, body_length: int) -> None:
+        """The fetch's response head shows it may be stored: its head to the waiters in this process, and into
+        a spool when a waiter in another process wants one (rsp.cache.spool)."""
+        self.waiting.start(state.url, self.admit(pending, body_length))
+        if self.spools.wanted(state.url):
+            self._spool(state, pending, body_length, b"")
+
+    def data(self, exchange: ExchangeView, state: ExchangeState, chunk: bytes, keep: bool, last: bool) -> None:
+        """A part of the fetch's body; `keep`: the store still collects it (else the waiters that have no
+        head yet go to the backend, and so do other processes' waiters: the spool, bounded as the store's
+        entry is, ends)."""
+        self.waiting.data(state.url, chunk, keep)
+        out = state.spool_out
+        if out is not None:
+            if not keep or not out.data(chunk):
+                state.spool_out = None
+                out.fail()
+        elif keep and not last and self.spools.wanted(state.url):  # a waiter came after the head
+            pending, response = state.pending, exchange.response
+            if pending is not None and response is not None:
+                self._spool(state, pending, response.body_length, b"".join(state.chunks) + chunk)
+
+    def end(self, state: ExchangeState) -> None:
+        """The fetch's body is complete (and stored, when it could be)."""
+        state.fetching = False
+        self.waiting.end(state.url)
+        out = state.spool_out
+        if out is not None:
+            state.spool_out = None
+            out.end()
+            self.spools.unwant(state.url)
+
+    def close(self, state: ExchangeState) -> None:
+        """The fetch ended without a response to share, or failed: its waiters go on without it."""
+        state.fetching = False
+        self.waiting.close(state.url)
+        out = state.spool_out
+        if out is not None:
+            state.spool_out = None
+            out.fail()
+            self.spools.unwant(state.url)
+
+    def _spool(self, state: ExchangeState, pending: StoredResponse, body_length: int, body: bytes) -> None:
+        try:
+            first = head_record(pending, body_length)
+        except ValueError:
+            return  # a field no parsed message has: not stored, so nothing to spool either
+        state.spool_out = self.spools.create(state.url, first + record(DATA, body) if body else first, len(body))
+
+    # ---- waiters in another process ---------------------------------------------------------------------------
 
     def later(self, delay: float, callback: Callable[[], None]) -> None:
         call_later = self._call_later or asyncio.get_running_loop().call_later

@@ -7,6 +7,7 @@ from typing import Final
 
 from rsp.cache.directives import CacheControl
 from rsp.cache.entry import StoredResponse
+from rsp.cache.spool import SpoolReader, SpoolWriter
 from rsp.pipeline.cache_vars import CACHE_BYPASS, CACHE_NO_STORE, CACHE_TTL, flag
 from rsp.pipeline.messages import Header
 
@@ -28,7 +29,8 @@ class ExchangeState:
     """One exchange's cache state, in `exchange.ctx["cache"]` (rsp.cache.cache_filter)."""
 
     __slots__ = ("background", "body", "bypassed", "chunks", "client", "deadline", "delay", "entry", "fetching", "kind",
-                 "locked", "no_store", "pending", "request_cc", "request_time", "size", "ttl", "url")
+                 "locked", "no_store", "pending", "request_cc", "request_time", "size", "spool_in", "spool_out", "ttl",
+                 "url")
 
     def __init__(self, kind: int, url: bytes, request_cc: CacheControl, request_time: float) -> None:
         self.kind = kind
@@ -46,6 +48,8 @@ class ExchangeState:
         self.delay = POLL_FIRST
         self.background = False  # the state of a background refresh this filter started (stale-while-revalidate)
         self.fetching = False  # this exchange's fetch has a waiting list in this process (CacheFilter.waiting)
+        self.spool_out: SpoolWriter | None = None  # this fetch's spool, while another process's waiter reads it
+        self.spool_in: SpoolReader | None = None  # the spool of another process's fetch this waiter follows
         # What a handler set (rsp.pipeline.cache_vars): not looked up; not stored; the freshness lifetime.
         self.bypassed = False
         self.no_store = False

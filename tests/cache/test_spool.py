@@ -1,0 +1,186 @@
+"""The spool a fetch writes for waiters in other processes (rsp.cache.spool): its records, the board that says a
+waiter wants one, the files, and a dead fetcher's spool; then through CacheFilter's phases with a fake clock."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cache.test_cache_filter import Clock, Exchange, Timers
+from rsp.cache.cache_filter import CacheFilter
+from rsp.cache.entry import StoredResponse
+from rsp.cache.spool import (
+    DATA,
+    END,
+    FAIL,
+    HEAD,
+    WANTED,
+    Spools,
+    decode_head,
+    head_record,
+    parse,
+    record,
+    spool_dir,
+)
+from rsp.cache.store import CacheStore
+from rsp.config.model import CacheSettings
+from rsp.pipeline.messages import UNKNOWN_LENGTH, Request, Response
+from support.forked import run_forked
+
+URL = b"http://example.com/s"
+
+
+def files(directory: str) -> list[str]:
+    return sorted(os.listdir(directory))
+
+
+def test_records_are_parsed_once_complete() -> None:
+    stream = record(DATA, b"first") + record(DATA, b"") + record(END)
+    for cut in range(len(stream) + 1):  # however the writes were split, the same records come out
+        got, used = parse(stream[:cut])
+        rest, more = parse(stream[used:])
+        assert got + rest == [(DATA, b"first"), (DATA, b""), (END, b"")]
+        assert used + more == len(stream)
+
+
+def test_a_head_record_holds_the_entry_and_the_body_length() -> None:
+    pending = StoredResponse(URL, 200, [(b"Content-Type", b"text/plain")], b"", selecting=((b"accept", b"x"),),
+                             lifetime=60.0, response_time=5.0)
+    ((kind, payload),), _ = parse(head_record(pending, 1234))
+    entry, length = decode_head(payload)
+    assert (kind, length, entry.url, entry.headers, entry.selecting, entry.lifetime) == (
+        HEAD, 1234, URL, [(b"Content-Type", b"text/plain")], ((b"accept", b"x"),), 60.0)
+
+
+def test_the_board_says_which_uris_are_wanted(tmp_path: Path) -> None:
+    here, there = Spools(str(tmp_path / "s"), 100), Spools(str(tmp_path / "s"), 100)  # two processes' views
+    assert not here.wanted(URL)
+    there.want(URL)
+    assert here.wanted(URL) and not here.wanted(b"http://example.com/other")
+    here.unwant(URL)
+    assert not there.wanted(URL)
+    assert files(str(tmp_path / "s")) == [WANTED]
+
+
+def test_a_spool_is_read_as_it_is_written_and_outlives_its_name(tmp_path: Path) -> None:
+    spools = Spools(str(tmp_path / "s"), 100)
+    writer = spools.create(URL, record(HEAD, b"h"), 0)
+    assert writer is not None
+    reader = spools.open(URL)
+    assert reader is not None and not reader.writer_gone()
+    assert reader.read() == [(HEAD, b"h")]
+    assert writer.data(b"part") and reader.read() == [(DATA, b"part")]
+    assert reader.read() == []
+    writer.end()
+    assert files(str(tmp_path / "s")) == [WANTED] and spools.open(URL) is None  # unlinked at its end
+    assert reader.read() == [(END, b"")] and reader.writer_gone()  # ... but read on by who has it open
+    reader.close()
+
+
+def test_a_spool_stops_at_its_bound(tmp_path: Path) -> None:
+    writer = Spools(str(tmp_path / "s"), 8).create(URL, record(HEAD, b"h"), 0)
+    assert writer is not None
+    assert writer.data(b"01234567") and not writer.data(b"8")
+    writer.fail()
+
+
+def test_a_live_fetch_keeps_its_spool_and_a_dead_ones_is_replaced(tmp_path: Path) -> None:
+    spools = Spools(str(tmp_path / "s"), 100)
+    first = spools.create(URL, record(HEAD, b"one"), 0)
+    assert first is not None
+    assert spools.create(URL, record(HEAD, b"two"), 0) is None  # a second claim while the first still spools
+    first.fail()
+
+    def die_spooling(fd: int) -> int:  # a worker killed mid-fetch: its spool stays, its lock goes
+        return 0 if Spools(str(tmp_path / "s"), 100).create(URL, record(HEAD, b"dead"), 0) else 1
+
+    assert run_forked(die_spooling)[0] == 0
+    stale = spools.open(URL)
+    assert stale is not None and stale.read() == [(HEAD, b"dead")] and stale.writer_gone()
+    stale.close()
+    again = spools.create(URL, record(HEAD, b"three"), 0)
+    assert again is not None
+    reader = spools.open(URL)
+    assert reader is not None and reader.read() == [(HEAD, b"three")]
+    reader.close()
+    again.end()
+
+
+def test_a_process_sweeps_dead_spools_when_it_maps_the_board(tmp_path: Path) -> None:
+    directory = str(tmp_path / "s")
+    assert run_forked(lambda fd: 0 if Spools(directory, 100).create(URL, record(HEAD, b"dead"), 0) else 1)[0] == 0
+    assert len(files(directory)) == 2
+    Spools(directory, 100).wanted(URL)
+    assert files(directory) == [WANTED]
+
+
+# ---- through the filter: the fetcher's side ---------------------------------------------------------------
+
+
+def fetcher(flt: CacheFilter, length: int = UNKNOWN_LENGTH) -> Exchange:
+    ex = Exchange(Request(b"GET", b"http", b"example.com", b"/s", []))
+    assert flt.access(ex) is None
+    ex.response = Response(200, [(b"Cache-Control", b"max-age=60")], length)
+    return ex
+
+
+def test_nobody_wanting_it_a_fetch_writes_no_spool(store: CacheStore, clock: Clock) -> None:
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=Timers())
+    ex = fetcher(flt)
+    flt.header_filter(ex)
+    flt.body_filter(ex, b"part", False)
+    flt.body_filter(ex, b"", True)
+    assert files(spool_dir(store.path)) == [WANTED]
+
+
+def test_a_wanted_fetch_spools_its_head_each_part_and_its_end(store: CacheStore, clock: Clock) -> None:
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=Timers())
+    other = Spools(spool_dir(store.path), 1 << 20)  # a waiter in another process
+    other.want(URL)
+    ex = fetcher(flt, 9)
+    flt.header_filter(ex)
+    reader = other.open(URL)
+    assert reader is not None
+    ((kind, payload),) = reader.read()
+    entry, length = decode_head(payload)
+    assert (kind, entry.url, length) == (HEAD, URL, 9)
+    flt.body_filter(ex, b"first", False)
+    assert reader.read() == [(DATA, b"first")]
+    flt.body_filter(ex, b"last", True)
+    assert reader.read() == [(DATA, b"last"), (END, b"")]
+    assert not other.wanted(URL) and files(spool_dir(store.path)) == [WANTED]
+    reader.close()
+
+
+def test_a_waiter_after_the_head_gets_a_spool_with_the_body_so_far(store: CacheStore, clock: Clock) -> None:
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=Timers())
+    ex = fetcher(flt)
+    flt.header_filter(ex)
+    flt.body_filter(ex, b"one ", False)
+    other = Spools(spool_dir(store.path), 1 << 20)
+    other.want(URL)
+    flt.body_filter(ex, b"two ", False)
+    reader = other.open(URL)
+    assert reader is not None
+    assert [kind for kind, _ in reader.read()] == [HEAD, DATA]
+    flt.body_filter(ex, b"three", True)
+    assert reader.read() == [(DATA, b"three"), (END, b"")]
+    reader.close()
+
+
+def test_a_failed_or_oversized_fetch_ends_its_spool_with_fail(store: CacheStore, clock: Clock) -> None:
+    flt = CacheFilter(CacheSettings("t", max_object=8), store, clock, call_later=Timers())
+    other = Spools(spool_dir(store.path), 1 << 20)
+    for parts in ([], [b"0123456", b"789"]):  # the backend fails; the body outgrows max_object
+        other.want(URL)
+        ex = fetcher(flt)
+        flt.header_filter(ex)
+        reader = other.open(URL)
+        assert reader is not None
+        for part in parts:
+            flt.body_filter(ex, part, False)
+        flt.log(ex)
+        kinds = [kind for kind, _ in reader.read()]
+        assert kinds == [HEAD] + [DATA] * (len(parts) - 1) + [FAIL]
+        reader.close()
+        assert other.open(URL) is None
