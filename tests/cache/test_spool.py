@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cache.test_cache_filter import Clock, Exchange, Timers
-from rsp.cache.cache_filter import CacheFilter
+from cache.test_cache_filter import Clock, Exchange, Timers, xcache
+from rsp.cache.cache_filter import LOCK_HOLD, POLL_FIRST, CacheFilter
 from rsp.cache.entry import StoredResponse
 from rsp.cache.spool import (
     DATA,
@@ -22,9 +22,10 @@ from rsp.cache.spool import (
     record,
     spool_dir,
 )
-from rsp.cache.store import CacheStore
+from rsp.cache.store import CLAIMED, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import UNKNOWN_LENGTH, Request, Response
+from rsp.pipeline.phases import SUSPEND
 from support.forked import run_forked
 
 URL = b"http://example.com/s"
@@ -184,3 +185,104 @@ def test_a_failed_or_oversized_fetch_ends_its_spool_with_fail(store: CacheStore,
         assert kinds == [HEAD] + [DATA] * (len(parts) - 1) + [FAIL]
         reader.close()
         assert other.open(URL) is None
+
+
+# ---- through two filters on one store: a waiter in another process follows the spool --------------------------
+
+
+def two_workers(store: CacheStore, clock: Clock, **settings: object) -> tuple[CacheFilter, CacheFilter, Timers]:
+    """The fetcher's worker and another one (its own waiting list and board mapping; LMDB allows one
+    environment per file per process, so the store object is shared), with the other's timers."""
+    timers = Timers()
+    here = CacheFilter(CacheSettings("t", **settings), store, clock, call_later=Timers())  # type: ignore[arg-type]
+    there = CacheFilter(CacheSettings("t", **settings), store, clock, call_later=timers)  # type: ignore[arg-type]
+    return here, there, timers
+
+
+def waiter(flt: CacheFilter, headers: list[tuple[bytes, bytes]] | None = None) -> Exchange:
+    ex = Exchange(Request(b"GET", b"http", b"example.com", b"/s", list(headers or [])))
+    assert flt.access(ex) is SUSPEND
+    return ex
+
+
+def test_a_waiter_in_another_worker_gets_each_part_as_the_fetch_receives_it(store: CacheStore,
+                                                                          clock: Clock) -> None:
+    here, there, timers = two_workers(store, clock)
+    ex = fetcher(here, 11)
+    far = waiter(there)
+    timers.run()  # no head yet: it polls on
+    assert far.head is None and not far.resumed
+    here.header_filter(ex)
+    timers.run()
+    assert far.head is not None and far.head.body_length == 11 and xcache(far.head) == b"HIT"
+    assert far.parts == [] and timers.due[0][0] == POLL_FIRST
+    assert here.body_filter(ex, b"first ", False) == b"first "
+    timers.run()
+    assert far.parts == [b"first "] and not far.ended  # before the fetch has the rest
+    timers.run()  # nothing new: it polls less often
+    assert timers.due[0][0] == 2 * POLL_FIRST
+    here.body_filter(ex, b"last", True)
+    here.log(ex)
+    timers.run()
+    assert (b"".join(far.parts), far.ended, far.resumed, far.reset, timers.due) == (b"first last", True, 0, "", [])
+    assert [e.body for e in store.lookup(URL)] == [b"first last"]
+    assert files(spool_dir(store.path)) == [WANTED] and there.figures()["coalesced"] == 1
+
+
+def test_a_waiter_of_another_variant_in_another_worker_goes_to_the_backend(store: CacheStore,
+                                                                           clock: Clock) -> None:
+    here, there, timers = two_workers(store, clock)
+    ex = Exchange(Request(b"GET", b"http", b"example.com", b"/s", [(b"Accept-Language", b"en")]))
+    assert here.access(ex) is None
+    other = waiter(there, [(b"Accept-Language", b"fr")])
+    fresher = waiter(there, [(b"Cache-Control", b"min-fresh=120")])
+    ex.response = Response(200, [(b"Cache-Control", b"max-age=60"), (b"Vary", b"Accept-Language")], 4)
+    here.header_filter(ex)
+    timers.run()
+    assert (other.head, other.resumed, fresher.head, fresher.resumed) == (None, 1, None, 1)
+
+
+def test_a_fetch_failing_after_its_head_resets_the_waiters_in_another_worker(store: CacheStore,
+                                                                             clock: Clock) -> None:
+    here, there, timers = two_workers(store, clock, max_object=8)
+    for parts in ([b"part"], [b"0123456", b"789"]):  # the backend dies; the body outgrows max_object
+        ex = fetcher(here)
+        far = waiter(there)
+        here.header_filter(ex)
+        timers.run()
+        for part in parts:
+            here.body_filter(ex, part, False)
+        here.log(ex)
+        timers.run()
+        assert far.head is not None and far.reset and not far.ended and not far.resumed
+        assert timers.due == [] and store.lookup(URL) == []
+        clock.t += 11  # past the PASS mark an oversized response leaves
+
+
+def test_a_fetch_failing_before_its_head_sends_the_waiter_in_another_worker_to_the_backend(
+        store: CacheStore, clock: Clock) -> None:
+    here, there, timers = two_workers(store, clock)
+    ex = fetcher(here)
+    far = waiter(there)
+    here.log(ex)
+    timers.run()
+    assert (far.head, far.resumed) == (None, 1)
+
+
+def test_a_dead_fetchers_spool_resets_its_follower_and_is_removed(store: CacheStore, clock: Clock) -> None:
+    def fetch_and_die(fd: int) -> int:  # a worker killed after its head and a first part
+        spools = Spools(spool_dir(store.path), 1 << 20)
+        pending = StoredResponse(URL, 200, [(b"Cache-Control", b"max-age=60")], b"", response_time=clock.t,
+                                 lifetime=60.0)
+        writer = spools.create(URL, head_record(pending, UNKNOWN_LENGTH), 0)
+        return 0 if writer is not None and writer.data(b"first") else 1
+
+    assert store.claim(URL, clock.t, LOCK_HOLD) == CLAIMED  # (its claim, still in force)
+    timers = Timers()
+    there = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    far = waiter(there)  # (before the spool: mapping the board sweeps dead spools)
+    assert run_forked(fetch_and_die)[0] == 0
+    timers.run()
+    assert far.head is not None and far.parts == [b"first"]
+    timers.run()
+    assert far.reset and timers.due == [] and files(spool_dir(store.path)) == [WANTED]

@@ -21,7 +21,7 @@ from rsp.cache.entry import StoredResponse
 from rsp.cache.exchange_state import CTX_KEY, FETCH, LOOKED_UP, POLL_FIRST, WAITING, ExchangeState
 from rsp.cache.freshness import current_age
 from rsp.cache.reuse import VALIDATE, reuse
-from rsp.cache.spool import DATA, Spools, head_record, record, spool_dir
+from rsp.cache.spool import DATA, END, FAIL, HEAD, SpoolReader, Spools, decode_head, head_record, record, spool_dir
 from rsp.cache.stats import CacheStats
 from rsp.cache.store import BUSY, CLAIMED, CacheStore
 from rsp.cache.vary import matches
@@ -89,8 +89,9 @@ class Coalescer:
             return None
         if claim != BUSY:
             return None  # PASS, or the store failed
-        state.kind = WAITING  # a fetch in another process: poll the store for its complete response
+        state.kind = WAITING  # a fetch in another process: follow its spool, or poll the store
         state.deadline = now + LOCK_HOLD
+        self.spools.want(state.url)
         self.wait(exchange, state)
         return SUSPEND
 
@@ -182,9 +183,17 @@ class Coalescer:
         return admit
 
     def poll(self, exchange: ExchangeView, state: ExchangeState) -> None:
-        """A waiting miss, on the loop: answer from the store once the fetch stored its response; go to the
-        backend once the fetch ended without storing, or after LOCK_HOLD; else wait a little longer."""
+        """A waiting miss, on the loop: follow the fetch's spool once there is one (a fetch in another
+        process, rsp.cache.spool), or answer from the store once the fetch stored its response; go to the
+        backend once the fetch ended without storing, or after LOCK_HOLD; else say a spool is wanted and wait
+        a little longer."""
         try:
+            spool = state.spool_in
+            if spool is None:
+                spool = state.spool_in = self.spools.open(state.url)
+            if spool is not None:
+                self._follow(exchange, state, spool)
+                return
             now = self.clock()
             reply = self.from_store(exchange, state, now)
             if reply is not None:
@@ -192,13 +201,62 @@ class Coalescer:
                 exchange.answer(reply)
                 return
             if now < state.deadline and self._mark(state.url, now) == BUSY:
+                self.spools.want(state.url)  # (again: a fetch that ended clears its slot, maybe another URI's)
                 state.delay = min(state.delay * 2, POLL_MAX)
                 self.wait(exchange, state)
                 return
         except Exception as exc:  # a loop callback: nothing above would answer the client, so go on below
             _log.error("cache: waiting for a fetch of %r failed: %s: %s", state.url, type(exc).__name__, exc)
-        state.kind = FETCH
-        exchange.resume()
+            spool = state.spool_in
+            if spool is not None:
+                state.spool_in = None
+                spool.close()
+                if spool.answered:
+                    exchange.answer_reset("the fetch this response streamed from cannot be followed")
+                    return
+        self.release(exchange)
+
+    def _follow(self, exchange: ExchangeView, state: ExchangeState, spool: SpoolReader) -> None:
+        """Stream another process's fetch to the waiter from its spool: the head (or to the backend when the
+        waiter cannot use it), what the spool holds of the body, then more as it comes, polling from
+        POLL_FIRST to POLL_MAX apart (at once while a read finds a full READ_SIZE)."""
+        records = spool.read()
+        if not records and spool.writer_gone():
+            records = spool.read()  # the fetch may have ended between the two
+            if not records or records[-1][0] not in (END, FAIL):
+                spool.discard()  # a dead fetcher's (its worker was killed mid-fetch)
+                records.append((FAIL, b""))
+        body: list[bytes] = []
+        for kind, payload in records:
+            if kind == HEAD and not spool.answered:
+                entry, length = decode_head(payload)
+                head = self.admit(entry, length)(exchange) if entry.url == state.url else None
+                if head is None:  # another variant, or the waiter wants a fresher one
+                    self._unfollow(state, spool)
+                    self.release(exchange)
+                    return
+                exchange.answer_head(head)
+                spool.answered = True
+            elif kind == DATA and payload:
+                body.append(payload)
+            elif kind in (END, FAIL):
+                self._unfollow(state, spool)
+                if not spool.answered:
+                    self.release(exchange)
+                elif kind == END:
+                    exchange.answer_data(b"".join(body), True)
+                else:  # as the fetcher's own client is (a failed fetch, or a body past max_object)
+                    exchange.answer_reset("the fetch this response streamed from failed")
+                return
+        if body:
+            exchange.answer_data(b"".join(body), False)
+        state.delay = 0.0 if spool.full else POLL_FIRST if records else min(state.delay * 2, POLL_MAX)
+        self.wait(exchange, state)
+
+    @staticmethod
+    def _unfollow(state: ExchangeState, spool: SpoolReader) -> None:
+        state.spool_in = None
+        spool.close()
 
     def _mark(self, url: bytes, now: float) -> int | None:
         try:
