@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cache.test_cache_filter import Clock, Exchange, Timers, xcache
 from rsp.cache.cache_filter import LOCK_HOLD, POLL_FIRST, CacheFilter
+from rsp.cache.coalescing import WATCH, WATCH_IDLE
 from rsp.cache.entry import StoredResponse
 from rsp.cache.spool import (
     DATA,
@@ -286,3 +287,29 @@ def test_a_dead_fetchers_spool_resets_its_follower_and_is_removed(store: CacheSt
     assert far.head is not None and far.parts == [b"first"]
     timers.run()
     assert far.reset and timers.due == [] and files(spool_dir(store.path)) == [WANTED]
+
+
+def test_a_fetch_whose_backend_pauses_after_the_head_spools_for_a_waiter_that_comes_then(
+        store: CacheStore, clock: Clock) -> None:
+    """The fetcher looks at the board at its head and at each body part, and every WATCH seconds between
+    (its backend may send nothing for a while)."""
+    fetch_timers, timers = Timers(), Timers()
+    here = CacheFilter(CacheSettings("t"), store, clock, call_later=fetch_timers)
+    there = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    ex = fetcher(here)
+    here.header_filter(ex)
+    here.body_filter(ex, b"first ", False)  # nobody wanted it yet: no spool
+    assert [delay for delay, _ in fetch_timers.due] == [WATCH]
+    far = waiter(there)
+    timers.run()
+    assert far.head is None
+    fetch_timers.run()  # the look finds the waiter's slot: the head and the body so far
+    timers.run()
+    assert far.head is not None and far.parts == [b"first "]
+    here.body_filter(ex, b"last", True)
+    timers.run()
+    assert (b"".join(far.parts), far.ended) == (b"first last", True)
+    for _ in range(WATCH_IDLE + 1):  # nothing to watch: the look stays armed a while, then stops
+        assert len(fetch_timers.due) == 1
+        fetch_timers.run()
+    assert fetch_timers.due == []

@@ -36,6 +36,10 @@ __all__ = ["LOCK_HOLD", "PASS_TTL", "POLL_FIRST", "POLL_MAX", "Coalescer"]
 LOCK_HOLD: Final = 5.0
 PASS_TTL: Final = 10.0
 POLL_MAX: Final = 0.05
+# How often the fetches of a process look whether a waiter in another process wants them spooled while their
+# backend sends nothing (they look at each body part too), and for how many looks the timer stays armed idle.
+WATCH: Final = POLL_MAX
+WATCH_IDLE: Final = 20
 # Request fields whose answer is likely one no other request can use (a 304 to the client's own validator,
 # a 206 for its range): such a miss neither waits for nor holds its URI's fetch.
 UNSHARED_ANSWERS: Final = (b"if-none-match", b"if-modified-since", b"range")
@@ -60,6 +64,11 @@ class Coalescer:
                  failed: StoreFailed, max_object: int) -> None:
         self.store = store
         self.spools = Spools(spool_dir(store.path), max_object)
+        # This process's fetches whose head was admitted and that write no spool yet (the board is looked at
+        # for them every WATCH seconds), and whether that look is armed.
+        self.unspooled: dict[bytes, tuple[ExchangeState, int]] = {}
+        self._watching = False
+        self._idle = 0
         self.clock = clock
         self.stats = stats
         self.header = header
@@ -99,10 +108,15 @@ class Coalescer:
 
     def start(self, state: ExchangeState, pending: StoredResponse, body_length: int) -> None:
         """The fetch's response head shows it may be stored: its head to the waiters in this process, and into
-        a spool when a waiter in another process wants one (rsp.cache.spool)."""
+        a spool when a waiter in another process wants one (rsp.cache.spool); until then the fetch is watched
+        (a waiter may come while the backend sends nothing)."""
         self.waiting.start(state.url, self.admit(pending, body_length))
         if self.spools.wanted(state.url):
             self._spool(state, pending, body_length, b"")
+        else:
+            self.unspooled[state.url] = (state, body_length)
+            if not self._watching:
+                self._watch()
 
     def data(self, exchange: ExchangeView, state: ExchangeState, chunk: bytes, keep: bool, last: bool) -> None:
         """A part of the fetch's body; `keep`: the store still collects it (else the waiters that have no
@@ -114,9 +128,12 @@ class Coalescer:
             if not keep or not out.data(chunk):
                 state.spool_out = None
                 out.fail()
-        elif keep and not last and self.spools.wanted(state.url):  # a waiter came after the head
+        elif not keep:
+            self.unspooled.pop(state.url, None)
+        elif not last and self.spools.wanted(state.url):  # a waiter came after the head
             pending, response = state.pending, exchange.response
             if pending is not None and response is not None:
+                self.unspooled.pop(state.url, None)
                 self._spool(state, pending, response.body_length, b"".join(state.chunks) + chunk)
 
     def end(self, state: ExchangeState) -> None:
@@ -128,11 +145,14 @@ class Coalescer:
             state.spool_out = None
             out.end()
             self.spools.unwant(state.url)
+        elif self.unspooled:
+            self.unspooled.pop(state.url, None)
 
     def close(self, state: ExchangeState) -> None:
         """The fetch ended without a response to share, or failed: its waiters go on without it."""
         state.fetching = False
         self.waiting.close(state.url)
+        self.unspooled.pop(state.url, None)
         out = state.spool_out
         if out is not None:
             state.spool_out = None
@@ -145,6 +165,39 @@ class Coalescer:
         except ValueError:
             return  # a field no parsed message has: not stored, so nothing to spool either
         state.spool_out = self.spools.create(state.url, first + record(DATA, body) if body else first, len(body))
+
+    def _watch(self) -> None:
+        """Look at the board for the unspooled fetches every WATCH seconds, while there are some (and for
+        WATCH_IDLE looks after: consecutive misses then share one timer instead of arming one each)."""
+        call_later = self._call_later
+        if call_later is None:
+            try:
+                call_later = asyncio.get_running_loop().call_later
+            except RuntimeError:  # no loop runs this (a benchmark driving the session by hand): no watch
+                self._watching = True
+                return
+        self._watching = True
+        call_later(WATCH, self._look)
+
+    def _look(self) -> None:
+        self._watching = False
+        if self.unspooled:
+            self._idle = 0
+            for url, (state, body_length) in list(self.unspooled.items()):
+                pending = state.pending
+                if pending is None or not state.fetching:
+                    del self.unspooled[url]
+                elif self.spools.wanted(url):
+                    del self.unspooled[url]
+                    self._spool(state, pending, body_length, b"".join(state.chunks))
+        else:
+            self._idle += 1
+            if self._idle > WATCH_IDLE:
+                return
+        try:
+            self._watch()
+        except Exception as exc:  # a loop callback: log, and look again when a fetch starts
+            _log.error("cache: cannot watch the fetches for waiters in other workers: %s", exc)
 
     # ---- waiters in another process ---------------------------------------------------------------------------
 
