@@ -175,8 +175,9 @@ class SpoolReader:
         self.full = len(data) == READ_SIZE
         if not data:
             return []
-        records, used = parse(self.buffer + data if self.buffer else data)
-        self.buffer = (self.buffer + data)[used:] if self.buffer else data[used:]
+        buffer = self.buffer + data if self.buffer else data
+        records, used = parse(buffer)
+        self.buffer = buffer[used:]
         return records
 
     def writer_gone(self) -> bool:
