@@ -1,13 +1,22 @@
 """Coalescing: one fetch per URI per machine (like nginx's proxy_cache_lock and Varnish's waiting list), compiled
 (native_modules.txt). A miss claims its URI in the store (a mark every worker sees) and fetches it; a miss that
-finds the URI claimed waits: in the fetcher's process it joins the fetch's waiting list (rsp.cache.waiting_list)
-and gets the response as it streams; in another process it polls the store, from POLL_FIRST to POLL_MAX apart,
-for the complete response, at most LOCK_HOLD (nginx's proxy_cache_lock_timeout, 5 s); then it goes to the
-backend itself. A fetch whose response cannot be stored marks its URI PASS for PASS_TTL, so that the requests
-after it go to the backend side by side instead of one after the other.
+finds the URI claimed waits, at most LOCK_HOLD for the response's head (nginx's proxy_cache_lock_timeout, 5 s;
+then it goes to the backend itself):
 
-CacheCore (rsp.cache.cache_core) owns one `Coalescer` and hands it a miss (`coalesce`); what it needs of the
-core is a look-up of the store that answers a waiter (`from_store`) and where to report a store failure.
+- in the fetcher's process it joins the fetch's waiting list (rsp.cache.waiting_list) and gets the response as
+  it streams;
+- in another process it says so on the spools' board and polls, from POLL_FIRST to POLL_MAX apart: once the
+  fetcher writes a spool (rsp.cache.spool) it streams the response from it, head and parts as they come; when
+  the fetch ended before it saw one, it is answered from the store.
+
+The fetcher looks at the board when its head is admitted, before each body part but the last, and every WATCH
+seconds while its backend sends nothing, and spools only when a waiter wants it: a stored miss nobody else
+waits for makes no system call for it. A fetch whose response cannot be stored marks its URI PASS for
+PASS_TTL, so that the requests after it go to the backend side by side instead of one after the other.
+
+CacheCore (rsp.cache.cache_core) owns one `Coalescer`: it hands it a miss (`coalesce`) and the fetcher's
+response (`start`, `data`, `end`, `close`); what the Coalescer needs of the core is a look-up of the store
+that answers a waiter (`from_store`) and where to report a store failure.
 """
 
 from __future__ import annotations
