@@ -15,6 +15,7 @@ from rsp.cache.spool import (
     END,
     FAIL,
     HEAD,
+    READ_SIZE,
     WANTED,
     Spools,
     decode_head,
@@ -76,6 +77,20 @@ def test_a_spool_is_read_as_it_is_written_and_outlives_its_name(tmp_path: Path) 
     writer.end()
     assert files(str(tmp_path / "s")) == [WANTED] and spools.open(URL) is None  # unlinked at its end
     assert reader.read() == [(END, b"")] and reader.writer_gone()  # ... but read on by who has it open
+    reader.close()
+
+
+def test_a_record_read_half_written_comes_out_whole_on_the_next_read(tmp_path: Path) -> None:
+    spools = Spools(str(tmp_path / "s"), 100)
+    writer = spools.create(URL, record(HEAD, b"h"), 0)
+    reader = spools.open(URL)
+    assert writer is not None and reader is not None
+    part = record(DATA, b"a body part")
+    os.write(writer.fd, part[:7])  # as a reader may find a write under way
+    assert reader.read() == [(HEAD, b"h")]
+    os.write(writer.fd, part[7:])
+    assert reader.read() == [(DATA, b"a body part")]
+    writer.end()
     reader.close()
 
 
@@ -313,3 +328,20 @@ def test_a_fetch_whose_backend_pauses_after_the_head_spools_for_a_waiter_that_co
         assert len(fetch_timers.due) == 1
         fetch_timers.run()
     assert fetch_timers.due == []
+
+
+def test_a_follower_takes_a_large_part_in_reads_of_bounded_size(store: CacheStore, clock: Clock) -> None:
+    here, there, timers = two_workers(store, clock)
+    ex = fetcher(here)
+    far = waiter(there)
+    here.header_filter(ex)
+    big = bytes(range(256)) * (READ_SIZE // 128)  # two reads' worth
+    here.body_filter(ex, big, False)
+    timers.run()  # the head, and the first READ_SIZE of the part's record
+    assert far.head is not None and far.parts == []
+    assert [delay for delay, _ in timers.due] == [0.0]  # the rest is there already: at once
+    timers.run()
+    assert far.parts == [big]
+    here.body_filter(ex, b"", True)
+    timers.run()
+    assert far.ended
