@@ -335,7 +335,7 @@ def test_a_follower_takes_a_large_part_in_reads_of_bounded_size(store: CacheStor
     ex = fetcher(here)
     far = waiter(there)
     here.header_filter(ex)
-    big = bytes(range(256)) * (READ_SIZE // 128)  # two reads' worth
+    big = bytes(range(256)) * (READ_SIZE // 256 + 4)  # a little more than one read
     here.body_filter(ex, big, False)
     timers.run()  # the head, and the first READ_SIZE of the part's record
     assert far.head is not None and far.parts == []
