@@ -448,8 +448,8 @@ class CacheCore:
             return state.body if last else b""  # a 304 has no content of its own
         pending = state.pending
         if state.fetching:  # the waiters get each part as it comes (in other processes through the spool)
-            self.coalescer.data(exchange, state, chunk, pending is not None and state.size + len(chunk)
-                                <= self.settings.max_object, last)
+            self.coalescer.data(state, chunk, pending is not None
+                                and state.size + len(chunk) <= self.settings.max_object)
         if pending is not None:
             state.size += len(chunk)
             if state.size > self.settings.max_object:  # too big after all (length unknown in advance)

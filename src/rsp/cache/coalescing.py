@@ -9,9 +9,9 @@ then it goes to the backend itself):
   fetcher writes a spool (rsp.cache.spool) it streams the response from it, head and parts as they come; when
   the fetch ended before it saw one, it is answered from the store.
 
-The fetcher looks at the board when its head is admitted, before each body part but the last, and every WATCH
-seconds while its backend sends nothing, and spools only when a waiter wants it: a stored miss nobody else
-waits for makes no system call for it. A fetch whose response cannot be stored marks its URI PASS for
+The fetcher looks at the board when its head is admitted, and every WATCH seconds after (one timer per process
+looks for all its fetches), and spools only when a waiter wants it: a stored miss nobody else waits for makes
+no system call for it. A fetch whose response cannot be stored marks its URI PASS for
 PASS_TTL, so that the requests after it go to the backend side by side instead of one after the other.
 
 CacheCore (rsp.cache.cache_core) owns one `Coalescer`: it hands it a miss (`coalesce`) and the fetcher's
@@ -45,8 +45,8 @@ __all__ = ["LOCK_HOLD", "PASS_TTL", "POLL_FIRST", "POLL_MAX", "Coalescer"]
 LOCK_HOLD: Final = 5.0
 PASS_TTL: Final = 10.0
 POLL_MAX: Final = 0.05
-# How often the fetches of a process look whether a waiter in another process wants them spooled while their
-# backend sends nothing (they look at each body part too), and for how many looks the timer stays armed idle.
+# How often a process looks whether a waiter in another process wants one of its fetches spooled (after the
+# look at the fetch's head), and for how many looks the timer stays armed with no fetch to look at.
 WATCH: Final = POLL_MAX
 WATCH_IDLE: Final = 20
 # Request fields whose answer is likely one no other request can use (a 304 to the client's own validator,
@@ -73,10 +73,7 @@ class Coalescer:
                  failed: StoreFailed, max_object: int) -> None:
         self.store = store
         self.spools = Spools(spool_dir(store.path), max_object)
-        # This process's fetches whose head was admitted and that write no spool yet (the board is looked at
-        # for them every WATCH seconds), and whether that look is armed.
-        self.unspooled: dict[bytes, tuple[ExchangeState, int]] = {}
-        self._watching = False
+        self._watching = False  # the look at the board for this process's fetches is armed (_watch)
         self._idle = 0
         self.clock = clock
         self.stats = stats
@@ -117,33 +114,23 @@ class Coalescer:
 
     def start(self, state: ExchangeState, pending: StoredResponse, body_length: int) -> None:
         """The fetch's response head shows it may be stored: its head to the waiters in this process, and into
-        a spool when a waiter in another process wants one (rsp.cache.spool); until then the fetch is watched
-        (a waiter may come while the backend sends nothing)."""
+        a spool when a waiter in another process wants one (rsp.cache.spool); a waiter that comes later is
+        seen by the watch (`_look`)."""
         self.waiting.start(state.url, self.admit(pending, body_length))
         if self.spools.wanted(state.url):
             self._spool(state, pending, body_length, b"")
-        else:
-            self.unspooled[state.url] = (state, body_length)
-            if not self._watching:
-                self._watch()
+        if not self._watching:
+            self._watch()
 
-    def data(self, exchange: ExchangeView, state: ExchangeState, chunk: bytes, keep: bool, last: bool) -> None:
+    def data(self, state: ExchangeState, chunk: bytes, keep: bool) -> None:
         """A part of the fetch's body; `keep`: the store still collects it (else the waiters that have no
-        head yet go to the backend, and so do other processes' waiters: the spool, bounded as the store's
-        entry is, ends)."""
+        head yet go to the backend, and other processes' waiters are reset: the spool, bounded as the
+        store's entry is, ends)."""
         self.waiting.data(state.url, chunk, keep)
         out = state.spool_out
-        if out is not None:
-            if not keep or not out.data(chunk):
-                state.spool_out = None
-                out.fail()
-        elif not keep:
-            self.unspooled.pop(state.url, None)
-        elif not last and self.spools.wanted(state.url):  # a waiter came after the head
-            pending, response = state.pending, exchange.response
-            if pending is not None and response is not None:
-                self.unspooled.pop(state.url, None)
-                self._spool(state, pending, response.body_length, b"".join(state.chunks) + chunk)
+        if out is not None and (not keep or not out.data(chunk)):
+            state.spool_out = None
+            out.fail()
 
     def end(self, state: ExchangeState) -> None:
         """The fetch's body is complete (and stored, when it could be)."""
@@ -154,14 +141,11 @@ class Coalescer:
             state.spool_out = None
             out.end()
             self.spools.unwant(state.url)
-        elif self.unspooled:
-            self.unspooled.pop(state.url, None)
 
     def close(self, state: ExchangeState) -> None:
         """The fetch ended without a response to share, or failed: its waiters go on without it."""
         state.fetching = False
         self.waiting.close(state.url)
-        self.unspooled.pop(state.url, None)
         out = state.spool_out
         if out is not None:
             state.spool_out = None
@@ -176,8 +160,8 @@ class Coalescer:
         state.spool_out = self.spools.create(state.url, first + record(DATA, body) if body else first, len(body))
 
     def _watch(self) -> None:
-        """Look at the board for the unspooled fetches every WATCH seconds, while there are some (and for
-        WATCH_IDLE looks after: consecutive misses then share one timer instead of arming one each)."""
+        """Look at the board for this process's fetches every WATCH seconds while there are some, and for
+        WATCH_IDLE looks after (consecutive misses then share one timer instead of arming one each)."""
         call_later = self._call_later
         if call_later is None:
             try:
@@ -189,16 +173,22 @@ class Coalescer:
         call_later(WATCH, self._look)
 
     def _look(self) -> None:
+        """A waiter in another process may have come after a fetch's head (the fetch's body parts do not look:
+        a stored miss nobody waits for then pays for one look at the board, at its head): its fetch spools
+        from now on, starting with the head and the body so far."""
         self._watching = False
-        if self.unspooled:
+        fetches = self.waiting.fetches
+        if fetches:
             self._idle = 0
-            for url, (state, body_length) in list(self.unspooled.items()):
+            for url, fetch in list(fetches.items()):
+                state = fetch.fetcher.ctx.get(CTX_KEY)
+                response = fetch.fetcher.response
+                if (fetch.admit is None or not isinstance(state, ExchangeState) or state.spool_out is not None
+                        or response is None or not state.fetching):
+                    continue  # no head yet (its start looks), spooling already, or done
                 pending = state.pending
-                if pending is None or not state.fetching:
-                    del self.unspooled[url]
-                elif self.spools.wanted(url):
-                    del self.unspooled[url]
-                    self._spool(state, pending, body_length, b"".join(state.chunks))
+                if pending is not None and self.spools.wanted(url):
+                    self._spool(state, pending, response.body_length, b"".join(state.chunks))
         else:
             self._idle += 1
             if self._idle > WATCH_IDLE:
