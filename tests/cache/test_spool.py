@@ -63,6 +63,24 @@ def test_the_board_says_which_uris_are_wanted(tmp_path: Path) -> None:
     here.unwant(URL)
     assert not there.wanted(URL)
     assert files(str(tmp_path / "s")) == [WANTED]
+    there.want(URL)
+    there.want(b"http://example.com/other")
+    here.unwant(b"http://example.com/other")  # done with another URI: ANY is cleared with its slot
+    assert not here.wanted(URL) and here.asked(URL)  # a fetch's head looks at ANY first; the watch does not
+    there.want(URL)  # the waiter's next poll
+    assert here.wanted(URL)
+
+
+def test_a_waiter_answered_from_the_store_is_no_longer_wanting(store: CacheStore, clock: Clock) -> None:
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    assert store.claim(URL, clock.t, LOCK_HOLD) == CLAIMED  # another worker's fetch, which writes no spool
+    far = waiter(flt)
+    board = Spools(spool_dir(store.path), 100)
+    assert board.wanted(URL)
+    store.put(StoredResponse(URL, 200, [], b"stored", response_time=clock.t, lifetime=60.0), True)
+    timers.run()
+    assert [r.body for r in far.answers] == [b"stored"] and not board.wanted(URL) and not board.asked(URL)
 
 
 def test_a_spool_is_read_as_it_is_written_and_outlives_its_name(tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ class Coalescer:
                         or response is None or not state.fetching):
                     continue  # no head yet (its start looks), spooling already, or done
                 pending = state.pending
-                if pending is not None and self.spools.wanted(url):
+                if pending is not None and self.spools.asked(url):
                     self._spool(state, pending, response.body_length, b"".join(state.chunks))
         else:
             self._idle += 1
@@ -249,11 +249,12 @@ class Coalescer:
             now = self.clock()
             reply = self.from_store(exchange, state, now)
             if reply is not None:
+                self.spools.unwant(state.url)  # (done: see rsp.cache.spool on clearing)
                 self.stats.coalesced += 1
                 exchange.answer(reply)
                 return
             if now < state.deadline and self._mark(state.url, now) == BUSY:
-                self.spools.want(state.url)  # (again: a fetch that ended clears its slot, maybe another URI's)
+                self.spools.want(state.url)  # (again: another process that was done with it may have cleared it)
                 state.delay = min(state.delay * 2, POLL_MAX)
                 self.wait(exchange, state)
                 return
@@ -266,6 +267,8 @@ class Coalescer:
                 if spool.answered:
                     exchange.answer_reset("the fetch this response streamed from cannot be followed")
                     return
+        if state.spool_in is None:
+            self.spools.unwant(state.url)
         self.release(exchange)
 
     def _follow(self, exchange: ExchangeView, state: ExchangeState, spool: SpoolReader) -> None:

@@ -14,10 +14,12 @@ then polls for more. Records are `kind (1 byte) | length (4 bytes, little-endian
     FAIL  the fetch failed, or the body outgrew the spool's bound (the cache's max_object)
 
 A spool exists only when another process waits: a waiter sets its URI's slot on the `wanted` board, one page
-of bytes every process maps (a byte per slot, indexed by the URI's hash), and the fetcher looks at the slot
-when its head is admitted and before each body part but the last, a memory read (a stored miss nobody else
-waits for costs no system call). A slot shared by two URIs only makes a fetch spool for nobody; the fetcher
-clears the slot when its spool ends, and a waiter that still wants one sets it again on its next poll.
+of bytes every process maps (a byte per slot, indexed by the URI's hash; the first byte, ANY, set with any
+slot), and the fetcher looks at it when its head is admitted and every so often after (rsp.cache.coalescing's
+watch): a memory read, and when nobody waits only ANY's (a stored miss nobody else waits for costs no system
+call). A slot shared by two URIs only makes a fetch spool for nobody. Whoever is done with a URI (its fetch's
+spool ended, its waiter stopped waiting) clears its slot and ANY; a waiter that still wants one sets both
+again on its next poll, and its fetch's next look sees it.
 
 Files, in `<store path>-spool/` (memory-backed stores are in /dev/shm, so their spools too): `wanted`, and one
 spool per fetch named by the hex of its URI's 16-byte hash. The fetcher writes the head to a private name,
@@ -47,8 +49,9 @@ END: Final = 3
 FAIL: Final = 4
 _RECORD: Final = struct.Struct("<BI")
 _LENGTH: Final = struct.Struct("<q")
-# The board: one byte per slot, a page of them.
+# The board: one byte per slot, a page of them; the first byte (ANY) is set whenever any slot is.
 WANT_SLOTS: Final = 4096
+ANY: Final = 0
 WANTED: Final = "wanted"
 # The most a reader takes from a spool per poll (more waiting: it polls again at once).
 READ_SIZE: Final = 256 * 1024
@@ -207,7 +210,7 @@ class Spools:
 
     def _slot(self, url: bytes) -> int:
         prefix = url_prefix(url)
-        return (prefix[0] | prefix[1] << 8) & (WANT_SLOTS - 1)
+        return 1 + (prefix[0] | prefix[1] << 8) % (WANT_SLOTS - 1)  # (slot ANY apart)
 
     def _map(self) -> mmap.mmap | None:
         board = self._board
@@ -232,19 +235,29 @@ class Spools:
         return board
 
     def wanted(self, url: bytes) -> bool:
-        """Whether a waiter in another process may want `url`'s fetch spooled (a memory read)."""
+        """Whether a waiter in another process may want `url`'s fetch spooled: a read of the ANY byte when
+        nobody waits (the usual case: neither the URI's hash nor its slot is looked at), else its slot's."""
         board = self._board if self._board is not None else self._map()
+        return board is not None and board[ANY] != 0 and board[self._slot(url)] != 0
+
+    def asked(self, url: bytes) -> bool:
+        """Whether `url`'s slot is set, whatever ANY says (the watch, which may find ANY cleared a moment)."""
+        board = self._map()
         return board is not None and board[self._slot(url)] != 0
 
     def want(self, url: bytes) -> None:
         board = self._map()
         if board is not None:
             board[self._slot(url)] = 1
+            board[ANY] = 1
 
     def unwant(self, url: bytes) -> None:
+        """Done with `url` (its spool ended, or its waiter stopped waiting): its slot and ANY cleared. A waiter
+        that still wants one sets both again on its next poll, and its fetch sees it at its next look."""
         board = self._map()
         if board is not None:
             board[self._slot(url)] = 0
+            board[ANY] = 0
 
     # ---- spool files ---------------------------------------------------------------------------------------
 
