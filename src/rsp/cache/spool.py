@@ -271,6 +271,8 @@ class Spools:
         if self._map() is None:
             return None
         path = self.path(url)
+        if os.path.exists(path) and not self._clear_dead(path):
+            return None  # (before writing anything: the watch may ask again every WATCH seconds)
         tmp = f"{path}.{os.getpid()}.{next(_names)}{_TMP}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
