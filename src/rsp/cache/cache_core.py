@@ -11,8 +11,8 @@ derive from the interpreted Filter, docs/architecture.md "The compiled hot path"
     body_filter    collect up to max_object and store at the end; after a freshening 304, emit the stored body
     log            give a coalesced URI back when its fetch failed
 
-Also: concurrent misses for one URI wait for one fetch (SUSPEND): in this process they join its waiting list
-and get the response as it streams (rsp.cache.waiting_list), else they poll the store for another worker's;
+Also: concurrent misses for one URI wait for one fetch (SUSPEND, rsp.cache.coalescing): in this process they
+join its waiting list and get the response as it streams (rsp.cache.waiting_list), else they poll the store;
 a stale response within stale-while-revalidate or the configured grace is served at once while one background
 request refreshes it (RFC 5861 §3, ExchangeView.background), and stands in for a backend error within
 stale-if-error or grace (RFC 5861 §4); PURGE from the configured addresses removes a URI; a Lua handler's
@@ -26,13 +26,17 @@ on as if there were no cache, and the error is logged once per process.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
 from rsp.cache.admission import admit
+from rsp.cache.coalescing import LOCK_HOLD as LOCK_HOLD  # (the coalescing figures, re-exported)
+from rsp.cache.coalescing import PASS_TTL as PASS_TTL
+from rsp.cache.coalescing import POLL_FIRST as POLL_FIRST
+from rsp.cache.coalescing import POLL_MAX as POLL_MAX
+from rsp.cache.coalescing import Coalescer
 from rsp.cache.conditional import (
     CLIENT_VALIDATORS,
     ORIGIN_ONLY,
@@ -44,16 +48,21 @@ from rsp.cache.conditional import (
 )
 from rsp.cache.directives import CacheControl, parse_cache_control, request_cache_control
 from rsp.cache.entry import MUST_REVALIDATE, StoredResponse, field_lines, primary_key
-from rsp.cache.exchange_state import POLL_FIRST as POLL_FIRST  # (with the other coalescing figures, below)
+from rsp.cache.exchange_state import BYPASSED as _BYPASS
+from rsp.cache.exchange_state import CTX_KEY as CTX_KEY
+from rsp.cache.exchange_state import FETCH as _MISS
+from rsp.cache.exchange_state import FRESHENED as _FRESHENED
+from rsp.cache.exchange_state import INVALIDATE as _INVALIDATE
+from rsp.cache.exchange_state import LOOKED_UP as _LOOKED_UP
+from rsp.cache.exchange_state import REVALIDATE as _REVALIDATE
 from rsp.cache.exchange_state import ExchangeState, steer
 from rsp.cache.freshen import freshened, head_contradicts, selects
 from rsp.cache.freshness import current_age
 from rsp.cache.invalidation import SAFE_METHODS, invalidated
 from rsp.cache.reuse import FRESH, VALIDATE, reuse, while_revalidating
 from rsp.cache.stats import CacheStats
-from rsp.cache.store import BUSY, CLAIMED, CacheStore
+from rsp.cache.store import CLAIMED, CacheStore
 from rsp.cache.vary import matches
-from rsp.cache.waiting_list import Admit, WaitingList
 from rsp.config.model import CacheSettings
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
@@ -62,15 +71,13 @@ from rsp.pipeline.messages import (
     Header,
     LocalReply,
     Request,
-    Response,
     header_get,
     header_set,
     header_values,
 )
-from rsp.pipeline.phases import SUSPEND, ExchangeView, Verdict
+from rsp.pipeline.phases import ExchangeView, Verdict
 
 _R = TypeVar("_R")
-CTX_KEY: Final = "cache"
 # The ctx entry naming the filter of an exchange when a CacheSelector chose it (rsp.cache.selector); a
 # background refresh carries it, since no access phase (where the selector chooses) runs for one.
 SELECTED: Final = "cache.filter"
@@ -80,32 +87,13 @@ STALE: Final = b"STALE"  # a stale one: the client accepted it (max-stale) or it
 MISS: Final = b"MISS"  # fetched from the backend (stored or not)
 REVALIDATED: Final = b"REVALIDATED"  # a stale one the backend confirmed with 304
 BYPASS: Final = b"BYPASS"  # not looked up: a precondition only the origin can evaluate
-# Coalescing (one fetch per URI per machine, like nginx's proxy_cache_lock and Varnish's waiting list): a miss
-# that finds another fetch of its URI under way waits for it, polling the store (the fetch may be in another
-# worker) from POLL_FIRST to POLL_MAX apart, at most LOCK_HOLD (nginx's proxy_cache_lock_timeout, 5 s); then
-# it goes to the backend itself. A fetch whose response cannot be stored marks its URI PASS for PASS_TTL, so
-# that the requests after it go to the backend side by side instead of one after the other.
-LOCK_HOLD: Final = 5.0
-PASS_TTL: Final = 10.0
-POLL_MAX: Final = 0.05
 # The request fields request_cache_control reads; without them a request has no directives (shared, read-only).
 REQUEST_DIRECTIVE_FIELDS: Final = (b"cache-control", b"pragma")
 NO_DIRECTIVES: Final = CacheControl()
-# Request fields whose answer is likely one no other request can use (a 304 to the client's own validator,
-# a 206 for its range): such a miss neither waits for nor holds its URI's fetch.
-UNSHARED_ANSWERS: Final = (b"if-none-match", b"if-modified-since", b"range")
 # The method that removes a URI from the cache (Varnish's, nginx's ngx_cache_purge, Squid's).
 PURGE: Final = b"PURGE"
 # A backend's (or rsp's own 502/503/504) answer a stale response may stand in for (RFC 5861 §4: "an error").
 ERROR_STATUSES: Final = frozenset({500, 502, 503, 504})
-# Exchange kinds.
-_LOOKED_UP: Final = 0  # answered locally (hit, 304, 504): nothing to do in the response phases
-_MISS: Final = 1
-_REVALIDATE: Final = 2
-_FRESHENED: Final = 3
-_BYPASS: Final = 4
-_INVALIDATE: Final = 5
-_WAITING: Final = 6  # suspended until another fetch of the URI ends
 
 _log = get_logger()
 
@@ -124,9 +112,10 @@ class CacheCore:
         self.spelt = settings.header.encode()  # as configured, on the wire
         self.purgers = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in settings.purge)
         self._failed = False
-        self._call_later = call_later
         self.stats = CacheStats()
-        self.waiting = WaitingList(self._release, self._later, LOCK_HOLD)
+        self.coalescer = Coalescer(store, clock, call_later, self.stats, self.header, self.spelt, self._from_store,
+                                   self._store_failed, settings.max_object)
+        self.waiting = self.coalescer.waiting
         # Each label's line, after a hit's stored lines (entry.field_lines).
         self.label_lines: dict[bytes, bytes] = {label: self.spelt + b": " + label + b"\r\n"
                                                 for label in (HIT, STALE, MISS, REVALIDATED, BYPASS)}
@@ -166,7 +155,7 @@ class CacheCore:
         entry = self._select(url, request.headers)
         if entry is None:
             return (self._gateway_timeout(state) if request_cc.only_if_cached
-                    else self._coalesce(exchange, state, present, now))
+                    else self.coalescer.coalesce(exchange, state, present, now))
         age = current_age(entry.initial_age, entry.response_time, now)
         use = reuse(entry.flags, entry.lifetime, age, request_cc)
         if use != VALIDATE:
@@ -224,98 +213,23 @@ class CacheCore:
             except Exception as exc:  # no way to start it here: served stale all the same, the URI given back
                 _log.error("cache: cannot refresh %r in the background: %s: %s", state.url, type(exc).__name__,
                            exc)
-                self._unlock(refresh, 0.0)
+                self.coalescer.unlock(refresh, 0.0)
         return True
 
-    def _coalesce(self, exchange: ExchangeView, state: ExchangeState, present: set[bytes], now: float) -> Verdict:
-        """A miss: fetch it (holding the URI's mark), or wait for the fetch under way. `present`: the request's
-        field names, lower-case."""
-        if exchange.request.method != b"GET" or state.request_cc.no_store or state.no_store or any_present(
-                present, UNSHARED_ANSWERS):
-            return None  # nothing another request could reuse: no reason to wait or to make others wait
-        if self.waiting.join(state.url, exchange):
-            state.kind = _WAITING
-            return SUSPEND  # a fetch in this process: its response streams to us (rsp.cache.waiting_list)
-        try:  # (not _safely: no closure on every miss)
-            claim: int | None = self.store.claim(state.url, now, LOCK_HOLD)
-        except CacheStoreError as exc:
-            self._store_failed(exc)
-            claim = None
-        if claim == CLAIMED:
-            state.locked = state.fetching = True
-            self.waiting.open(state.url, exchange)
+    def _from_store(self, exchange: ExchangeView, state: ExchangeState, now: float) -> LocalReply | None:
+        """What answers a waiting miss from the store now (the fetch it waits for stored a response it can
+        use), or None (rsp.cache.coalescing polls)."""
+        request = exchange.request
+        entry = self._select(state.url, request.headers)
+        if entry is None:
             return None
-        if claim != BUSY:
-            return None  # PASS, or the store failed
-        state.kind = _WAITING  # a fetch in another process: poll the store for its complete response
-        state.deadline = now + LOCK_HOLD
-        self._wait(exchange, state)
-        return SUSPEND
-
-    def _later(self, delay: float, callback: Callable[[], None]) -> None:
-        call_later = self._call_later or asyncio.get_running_loop().call_later
-        call_later(delay, callback)
-
-    def _wait(self, exchange: ExchangeView, state: ExchangeState) -> None:
-        self._later(state.delay, lambda: self._poll(exchange, state))
-
-    def _release(self, exchange: ExchangeView) -> None:
-        """A waiter the fetch in this process does not answer: to the backend itself."""
-        state = exchange.ctx.get(CTX_KEY)
-        if isinstance(state, ExchangeState):
-            state.kind = _MISS
-        exchange.resume()
-
-    def _admit(self, pending: StoredResponse, body_length: int) -> Admit:
-        """The head a waiter gets of the response being fetched, or None when it cannot use it (its Vary
-        selecting fields differ, its request directives want a fresher one): a HIT, as from the store."""
-        def admit(exchange: ExchangeView) -> Response | None:
-            state = exchange.ctx.get(CTX_KEY)
-            if not isinstance(state, ExchangeState) or not matches(pending.selecting, exchange.request.headers):
-                return None
-            age = current_age(pending.initial_age, pending.response_time, self.clock())
-            if reuse(pending.flags, pending.lifetime, age, state.request_cc) == VALIDATE:
-                return None
-            state.kind = _LOOKED_UP
-            self.stats.coalesced += 1
-            self.stats.hits += 1
-            headers = list(pending.headers)
-            headers.append((b"Age", str(int(age)).encode()))
-            if self.header:
-                headers.append((self.spelt, HIT))
-            return Response(pending.status, headers, body_length, pending.reason)
-        return admit
-
-    def _poll(self, exchange: ExchangeView, state: ExchangeState) -> None:
-        """A waiting miss, on the loop: answer from the store once the fetch stored its response; go to the
-        backend once the fetch ended without storing, or after LOCK_HOLD; else wait a little longer."""
-        try:
-            now = self.clock()
-            request = exchange.request
-            entry = self._select(state.url, request.headers)
-            if entry is not None:
-                age = current_age(entry.initial_age, entry.response_time, now)
-                use = reuse(entry.flags, entry.lifetime, age, state.request_cc)
-                if use != VALIDATE:
-                    state.kind = _LOOKED_UP
-                    self.stats.coalesced += 1
-                    present = {name.lower() for name, _ in request.headers}
-                    exchange.answer(self._answer(entry, request.method, request.headers, present, age,
-                                                 HIT if use == FRESH else STALE))
-                    return
-            if now < state.deadline and self._safely(lambda: self.store.mark(state.url, now)) == BUSY:
-                state.delay = min(state.delay * 2, POLL_MAX)
-                self._wait(exchange, state)
-                return
-        except Exception as exc:  # a loop callback: nothing above would answer the client, so go on below
-            _log.error("cache: waiting for a fetch of %r failed: %s: %s", state.url, type(exc).__name__, exc)
-        state.kind = _MISS
-        exchange.resume()
-
-    def _unlock(self, state: ExchangeState, pass_for: float) -> None:
-        if state.locked:
-            state.locked = False
-            self._safely(lambda: self.store.release(state.url, self.clock(), pass_for))
+        age = current_age(entry.initial_age, entry.response_time, now)
+        use = reuse(entry.flags, entry.lifetime, age, state.request_cc)
+        if use == VALIDATE:
+            return None
+        state.kind = _LOOKED_UP
+        present = {name.lower() for name, _ in request.headers}
+        return self._answer(entry, request.method, request.headers, present, age, HIT if use == FRESH else STALE)
 
     def _purge(self, exchange: ExchangeView, url: bytes) -> LocalReply:
         """PURGE from a configured address removes every variant of the URI, in the store every worker uses
@@ -427,12 +341,11 @@ class CacheCore:
             self._consider(exchange, state, now)
             pending = state.pending
             if pending is None:  # not stored: the waiters go to the backend (side by side from now on)
-                self._unlock(state, PASS_TTL if response.status < 500 else 0.0)
+                self.coalescer.unlock(state, PASS_TTL if response.status < 500 else 0.0)
                 if state.fetching:
-                    state.fetching = False
-                    self.waiting.close(state.url)
+                    self.coalescer.close(state)
             elif state.fetching:
-                self.waiting.start(state.url, self._admit(pending, response.body_length))
+                self.coalescer.start(state, pending, response.body_length)
         if label == MISS:
             self.stats.misses += 1
         else:
@@ -534,14 +447,14 @@ class CacheCore:
         if state.kind == _FRESHENED:
             return state.body if last else b""  # a 304 has no content of its own
         pending = state.pending
-        if state.fetching:  # the waiters in this process get each part as it comes
-            self.waiting.data(state.url, chunk, pending is not None and state.size + len(chunk)
-                              <= self.settings.max_object)
+        if state.fetching:  # the waiters get each part as it comes (in other processes through the spool)
+            self.coalescer.data(state, chunk, pending is not None
+                                and state.size + len(chunk) <= self.settings.max_object)
         if pending is not None:
             state.size += len(chunk)
             if state.size > self.settings.max_object:  # too big after all (length unknown in advance)
                 state.pending, state.chunks = None, []
-                self._unlock(state, PASS_TTL)
+                self.coalescer.unlock(state, PASS_TTL)
             else:
                 if chunk:
                     state.chunks.append(chunk)
@@ -558,8 +471,7 @@ class CacheCore:
                     if done is None:
                         self._safely(lambda: self.store.release(pending.url, self.clock()))
         if last and state.fetching:
-            state.fetching = False
-            self.waiting.end(state.url)
+            self.coalescer.end(state)
         return chunk
 
     def client_left(self, exchange: ExchangeView) -> bool:
@@ -589,11 +501,10 @@ class CacheCore:
         gives its URI back to the waiters."""
         state = exchange.ctx.get(CTX_KEY)
         if isinstance(state, ExchangeState):
-            if state.fetching:  # the fetch failed: its waiters in this process go on without it
-                state.fetching = False
-                self.waiting.close(state.url)
+            if state.fetching:  # the fetch failed: its waiters go on without it
+                self.coalescer.close(state)
             if state.locked:
-                self._unlock(state, 0.0)
+                self.coalescer.unlock(state, 0.0)
 
     # ---- store failures -----------------------------------------------------------------------------------
 

@@ -7,18 +7,30 @@ from typing import Final
 
 from rsp.cache.directives import CacheControl
 from rsp.cache.entry import StoredResponse
+from rsp.cache.spool import SpoolReader, SpoolWriter
 from rsp.pipeline.cache_vars import CACHE_BYPASS, CACHE_NO_STORE, CACHE_TTL, flag
 from rsp.pipeline.messages import Header
 
+# Where an exchange's state is kept: exchange.ctx[CTX_KEY].
+CTX_KEY: Final = "cache"
 # A waiting miss polls the store this long after it began waiting at first (then twice as long each time).
 POLL_FIRST: Final = 0.005
+# What an exchange is to the cache (ExchangeState.kind).
+LOOKED_UP: Final = 0  # answered locally (hit, 304, 504): nothing to do in the response phases
+FETCH: Final = 1  # a miss: to the backend, its response maybe stored
+REVALIDATE: Final = 2
+FRESHENED: Final = 3
+BYPASSED: Final = 4
+INVALIDATE: Final = 5
+WAITING: Final = 6  # suspended until another fetch of the URI ends
 
 
 class ExchangeState:
     """One exchange's cache state, in `exchange.ctx["cache"]` (rsp.cache.cache_filter)."""
 
     __slots__ = ("background", "body", "bypassed", "chunks", "client", "deadline", "delay", "entry", "fetching", "kind",
-                 "locked", "no_store", "pending", "request_cc", "request_time", "size", "ttl", "url")
+                 "locked", "no_store", "pending", "request_cc", "request_time", "size", "spool_in", "spool_out", "ttl",
+                 "url")
 
     def __init__(self, kind: int, url: bytes, request_cc: CacheControl, request_time: float) -> None:
         self.kind = kind
@@ -36,6 +48,8 @@ class ExchangeState:
         self.delay = POLL_FIRST
         self.background = False  # the state of a background refresh this filter started (stale-while-revalidate)
         self.fetching = False  # this exchange's fetch has a waiting list in this process (CacheFilter.waiting)
+        self.spool_out: SpoolWriter | None = None  # this fetch's spool, while another process's waiter reads it
+        self.spool_in: SpoolReader | None = None  # the spool of another process's fetch this waiter follows
         # What a handler set (rsp.pipeline.cache_vars): not looked up; not stored; the freshness lifetime.
         self.bypassed = False
         self.no_store = False

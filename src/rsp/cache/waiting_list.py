@@ -1,7 +1,7 @@
 """The waiting list of a fetch in this process: the misses of its URI that wait for it get its response as it
 streams (Varnish's waiting list streams the busy object to its waiters).
 
-A miss that claims its URI (CacheFilter._coalesce) opens a `Fetch` here; a later miss of the URI in the same
+A miss that claims its URI (Coalescer.coalesce) opens a `Fetch` here; a later miss of the URI in the same
 process joins it instead of polling the store. When the fetcher's response head shows it may be stored, every
 waiter that can use it (its Vary selecting fields match, its request directives accept it: `admit`) is
 answered with its head at once (ExchangeView.answer_head) and then gets each body part as the fetcher's
@@ -13,8 +13,8 @@ is released. A waiter still without a head after `hold` seconds gives up and is 
 proxy_cache_lock_timeout, as a waiter on another process's fetch does). A fetch that fails after the head
 resets its streaming waiters' clients, as the fetcher's own client is reset.
 
-Other processes cannot see a partly received response (the store holds complete entries only), so a miss
-there waits for the complete object, polling the store (CacheFilter._poll).
+A miss in another process cannot join this list: it follows the fetch's spool instead, or waits for the
+complete object in the store (rsp.cache.coalescing, rsp.cache.spool).
 """
 
 from __future__ import annotations

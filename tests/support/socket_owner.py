@@ -1,0 +1,40 @@
+"""Which process holds the server side of a loopback TCP connection: for tests that need a request served by a
+given worker (the workers accept from one listening socket, so the kernel picks), read from /proc (Linux)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def _inode(server_port: int, client_port: int) -> str | None:
+    """The inode of the IPv4 socket 127.0.0.1:server_port <- 127.0.0.1:client_port, from /proc/net/tcp."""
+    local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
+    with open("/proc/net/tcp") as table:
+        next(table)  # the column names
+        for line in table:
+            fields = line.split()
+            if fields[1] == local and fields[2] == remote:
+                return fields[9]
+    return None
+
+
+def owner(client: socket.socket, pids: list[int]) -> int | None:
+    """Which of `pids` has accepted `client`'s connection (None: none yet, still in the listen queue)."""
+    server_port = client.getpeername()[1]
+    inode = _inode(server_port, client.getsockname()[1])
+    if inode is None or inode == "0":
+        return None
+    wanted = f"socket:[{inode}]"
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == wanted:
+                    return pid
+            except OSError:
+                continue
+    return None
