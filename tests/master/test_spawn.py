@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from rsp.config.lua_loader import parse_config
-from rsp.master.spawn import WorkerFds, config_memfd, read_config
+from rsp.master.spawn import WorkerFds, config_memfd, read_start
 
 SOURCE = """
 workers = 2
@@ -23,7 +23,7 @@ def test_config_round_trips_through_a_memfd() -> None:
     fd = config_memfd(config)
     try:
         os.read(fd, 3)  # a shared offset moved by someone else does not matter: the worker preads from 0
-        assert read_config(fd) == config
+        assert read_start(fd).config == config
     finally:
         os.close(fd)
 

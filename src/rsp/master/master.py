@@ -37,6 +37,7 @@ from rsp.preflight import admin_socket_error, bind_configured, stats_bind_error
 from rsp.proxy.pools import PoolRuntime, check_tls
 from rsp.sd_notify import notify
 from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
+from rsp.tls.server_context import validated_for
 from rsp.tls_wiring import pools_for
 
 if TYPE_CHECKING:  # imported only when the config has them (pyroute2 and redis cost start-up time)
@@ -237,7 +238,8 @@ class Master:
     def _new_generation(self, config: Config, pools: dict[str, PoolRuntime]) -> Generation:
         number = self.generation.number + 1 if self.generation is not None else 1
         sockets = [self.listening[listen_key(listener)] for listener in config.listeners]
-        return Generation(number, config, config_memfd(config), sockets, pools)
+        # The certificates the reload's check just validated go with the config: the new workers skip them.
+        return Generation(number, config, config_memfd(config, validated_for(config)), sockets, pools)
 
     async def _start_workers(self, generation: Generation) -> None:
         """Start the generation's workers and wait until each is ready; on failure stop them and raise."""
