@@ -6,6 +6,7 @@ in a fresh process (as an exec'd worker is: no memo of its own), on real certifi
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from rsp.config.model import Config
 from rsp.master.spawn import config_memfd, read_start
 from rsp.tls.server_context import plan_tls_server, validated_for
 from support.http_backends import HttpBackend
-from support.rsp_process import RspProcess, free_port
+from support.rsp_process import RspProcess, free_port, run_cli
 
 from .conftest import CertSet, tls_get
 from .test_lazy_contexts import copied, pair, three_certs
@@ -111,22 +112,41 @@ def test_the_handover_holds_only_this_configs_certificates_as_their_files_are(ce
     assert len(validated_for(config)) == 2
 
 
-def test_a_reloaded_worker_does_not_plan_what_the_masters_check_planned(
+def test_no_worker_plans_what_the_master_planned_at_start_and_reload(
         run_rsp: Callable[..., RspProcess], start_backend: Callable[..., Any], certs: CertSet,
         tmp_path: Path) -> None:
     """End to end: each chain planning of the tests' certificates warns that it is served as given (no trust
-    store holds their CA); after a reload the master's check warns, the new worker does not, and serves."""
+    store holds their CA). The master plans at start, and at a reload the certificate whose files changed;
+    no worker plans any, and each serves the files as they are."""
     backend = start_backend(HttpBackend)
     a = copied(certs.ca.issue("reloaded", ["a.example"]), tmp_path)
     sock = tmp_path / "admin.sock"
     text = three_certs(a, pair(certs.b), pair(certs.fallback), port=free_port(), backend_port=backend.port)
     rsp = run_rsp(f'{text}admin_socket = "{sock}"\n')
-    assert rsp.wait_for_stderr(rf"worker 1\.1: .*serving {a[0]} as given", timeout=10.0) is not None
+    assert tls_get(rsp.port, certs.ca.path, "a.example").served_name == "a.example"
+    planned = [line for line in rsp.stderr_lines if f"serving {a[0]} as given" in line]
+    assert len(planned) == 1 and not re.search(r"\] worker \d", planned[0]), planned
     mark = len(rsp.stderr_lines)
+    replacement = certs.ca.issue("reloaded-again", ["a.example", "new.a.example"])
+    shutil.copy(replacement.cert_path, a[0])
+    shutil.copy(replacement.key_path, a[1])
     reply = json.loads(admin_request(str(sock), "reload", timeout=60.0))
     assert reply.get("ok") is True, reply
-    assert tls_get(rsp.port, certs.ca.path, "a.example").served_name == "a.example"
-    assert rsp.wait_for_stderr(r"reload: generation 2 serving", timeout=10.0, start=mark) is not None
-    after = rsp.stderr_lines[mark:]
-    planned = [line for line in after if f"serving {a[0]} as given" in line]
-    assert planned and not any("worker 2.1" in line for line in planned), planned
+    assert tls_get(rsp.port, certs.ca.path, "new.a.example").served_name == "a.example"
+    planned = [line for line in rsp.stderr_lines[mark:] if f"serving {a[0]} as given" in line]
+    assert len(planned) == 1 and not re.search(r"\] worker \d", planned[0]), planned
+
+
+def test_a_bad_certificate_at_start_reads_like_the_check_and_starts_no_worker(certs: CertSet,
+                                                                              tmp_path: Path) -> None:
+    """The master validates the certificates before it starts a worker: one line naming file, line and key,
+    the same as `rsp --check` (a worker's failure would read `workers of generation 1 did not start`)."""
+    config = tmp_path / "site.lua"
+    config.write_text(three_certs(pair(certs.a), (certs.b.cert_path, certs.a.key_path), pair(certs.fallback),
+                                  port=free_port()))
+    start = run_cli(str(config))
+    check = run_cli("--check", str(config))
+    assert start.returncode == 1 and check.returncode == 1
+    assert start.stderr_lines[-1] == check.stderr_lines[-1], (start.stderr, check.stderr)
+    assert start.stderr_lines[-1].startswith(f"rsp: {config}:5: listen[1].tls.certificates[2].key: ")
+    assert not re.search(r"\] worker \d|did not start", start.stderr), start.stderr
