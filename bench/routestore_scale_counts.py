@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,6 +95,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,100000")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--warm-passes", type=int, default=3)
+    ap.add_argument("--perf", metavar="DIR", help="also sample the master and the worker during the run with "
+                    "`perf record -e cpu-clock` into DIR/<size>-<process>.data (read with perf report)")
     opts = ap.parse_args()
     sizes = [int(s) for s in opts.sizes.split(",")]
     wrk = lib.ensure_tools(["wrk"])["wrk"]
@@ -125,7 +129,16 @@ def main() -> None:
                             wrk, script, f"http://{lib.LOOPBACK}:{port}/", scale_routestore.CONNS, opts.duration),
                             opts.duration + 60)))
 
-                    busy, busy_calls, busy_s = window(pids, client, 0, load)
+                    recorders = [] if not opts.perf else [subprocess.Popen(
+                        ["perf", "record", "-q", "-e", "cpu-clock", "-F", "499", "-p", str(pid), "-o",
+                         str(Path(opts.perf) / f"{size}-{name}.data")], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL) for name, pid in pids.items()]
+                    try:
+                        busy, busy_calls, busy_s = window(pids, client, 0, load)
+                    finally:
+                        for recorder in recorders:
+                            recorder.send_signal(signal.SIGINT)
+                            recorder.wait(timeout=30)
                     rest, rest_calls, rest_s = window(pids, client, opts.duration)
                     rows.append((size, result[0].requests, busy, busy_calls, busy_s, rest, rest_calls, rest_s))
                     print(f"  {size}: {result[0].requests} requests", file=sys.stderr, flush=True)
