@@ -6,8 +6,8 @@ in a fresh process (as an exec'd worker is: no memo of its own), on real certifi
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
