@@ -82,6 +82,8 @@ def read_start(fd: int) -> WorkerStart:
         chunks.append(chunk)
         offset += len(chunk)
     start = pickle.loads(b"".join(chunks))
+    if isinstance(start, Config):  # a master started before the validations went along (an upgrade on disk)
+        return WorkerStart(start, {})
     if not isinstance(start, WorkerStart) or not isinstance(start.config, Config):
         raise StartupError("the config descriptor does not hold a config")
     return start
