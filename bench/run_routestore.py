@@ -43,6 +43,8 @@ def wrk_script(tmp: Path, count: int) -> Path:
         "local hosts = {}\n"
         f"for i = 0, {count} - 1 do hosts[#hosts + 1] = \"h\" .. i .. \".bench\" end\n"
         "local n = 0\n"
+        # wrk's arguments after the URL: the host to start from (every wrk run would start from the first)
+        "init = function(args) n = tonumber(args[1] or \"0\") or 0 end\n"
         "request = function()\n"
         "  n = n + 1\n"
         f"  return wrk.format(nil, \"{configs.SMALL_PATH}\", {{ Host = hosts[n % #hosts + 1] }})\n"

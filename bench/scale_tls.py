@@ -12,6 +12,9 @@ the key in one PEM, through a crt-list). Per size:
 - reload (rsp): seconds `rsp reload CONFIG` takes to answer, i.e. until the new worker serves (the command's
   own Python start-up included), then "reload again" with the files unchanged (the master's check remembers
   the certificates it validated); HAProxy's equivalent is a new process (its start-up), not measured apart;
+- CPU s: of the proxy's process tree from its start until that first handshake was served, and of each
+  reload (the `rsp reload` command's own and the master's tree's meanwhile, the new worker included): the
+  machine's load stretches the seconds above, these much less;
 - handshake: CPU µs of the proxy's process tree per full handshake (no resumption) + one small request, the
   SNI naming the LAST certificate, HANDSHAKES of them from a Python client in this process, per core
   (`workers = 1` against `nbthread 1`). The SNI choice is a dict lookup (rsp.tls.names), so this should
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import shutil
 import socket
 import ssl
@@ -209,41 +213,53 @@ def main() -> None:
                     proxy = servers.start(f"{target}-{size}", argv, port, cwd=ROOT)
                     serving(port, ca, sni)  # the port accepts before the worker has read its certificates
                     startup = time.monotonic() - t0
-                    reload = again = float("nan")
+                    startup_cpu = procstat.tree_seconds([proxy.pid])[proxy.pid]
+                    reload = again = reload_cpu = again_cpu = float("nan")
                     try:
                         us = handshake_cost(proxy.pid, port, ca, sni, opts.handshakes)
                         if target == "rsp":
                             # twice: the master remembers what it validated, so the second check of unchanged
                             # files skips their chain planning (rsp.tls.server_context)
-                            reload, again = (rsp_reload(conf, port, ca, sni) for _ in range(2))
+                            (reload, reload_cpu), (again, again_cpu) = (rsp_reload(conf, port, ca, sni, proxy.pid)
+                                                                        for _ in range(2))
                     finally:
                         lib.stop_process(proxy.proc)
                         servers.started.remove(proxy)
-                    rows.append((size, target, startup, reload, again, us))
+                    rows.append((size, target, startup, reload, again, us, startup_cpu, reload_cpu, again_cpu))
                     print(f"  {size} {target}: start {startup:.2f} s, reload {reload:.2f} s then {again:.2f} s, "
                           f"{us:.0f} us/handshake", file=sys.stderr, flush=True)
         finally:
             servers.stop_all()
     print(f"\ncertificates on one listener: {opts.handshakes} full handshakes (ECDSA P-256, SNI = the last "
           "certificate's name) per size, CPU of the proxy's process tree; workers = 1 / nbthread 1\n")
-    print("| certificates | target | start-up | reload | reload again | CPU µs per handshake | x smallest |")
-    print("|--:|---|--:|--:|--:|--:|--:|")
-    for size, target, startup, reload, again, us in rows:
+    print("| certificates | target | start-up | reload | reload again | CPU µs per handshake | x smallest | "
+          "CPU s: start-up, reload, reload again |")
+    print("|--:|---|--:|--:|--:|--:|--:|--:|")
+    for size, target, startup, reload, again, us, startup_cpu, reload_cpu, again_cpu in rows:
         smallest = next(r[5] for r in rows if r[1] == target)
         cells = ["—" if r != r else f"{r:.2f} s" for r in (reload, again)]
-        print(f"| {size} | {target} | {startup:.2f} s | {cells[0]} | {cells[1]} | {us:.0f} | {us / smallest:.2f}x |")
+        cpu = " / ".join("—" if c != c else f"{c:.2f}" for c in (startup_cpu, reload_cpu, again_cpu))
+        print(f"| {size} | {target} | {startup:.2f} s | {cells[0]} | {cells[1]} | {us:.0f} | {us / smallest:.2f}x | "
+              f"{cpu} |")
 
 
-def rsp_reload(conf: Path, port: int, ca: Path, sni: str) -> float:
-    """Seconds `rsp reload CONFIG` takes (it answers once the new worker serves); then a handshake."""
+def rsp_reload(conf: Path, port: int, ca: Path, sni: str, master: int) -> tuple[float, float]:
+    """Seconds `rsp reload CONFIG` takes (it answers once the new worker serves), and the CPU seconds of the
+    command and of the master's tree meanwhile (the new worker's included; the load on a shared machine
+    stretches the first, not the second); then a handshake."""
+    cpu0 = procstat.tree_seconds([master])[master]
+    children0 = os.times()
     t0 = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "rsp", "reload", str(conf)], cwd=ROOT, capture_output=True,
                           text=True, timeout=RELOAD_TIMEOUT, check=False)
     took = time.monotonic() - t0
+    children1 = os.times()
+    cpu = procstat.tree_seconds([master])[master] - cpu0 + (children1.children_user - children0.children_user) + (
+        children1.children_system - children0.children_system)
     if done.returncode != 0:
         raise lib.BenchError(f"rsp reload failed: {done.stdout} {done.stderr}")
     serving(port, ca, sni)  # still serving
-    return took
+    return took, cpu
 
 
 if __name__ == "__main__":

@@ -7,31 +7,26 @@ one line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
 import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rsp import __version__
-from rsp.admin.socket_server import remove_stale_socket
 from rsp.commands import SUBCOMMANDS
-from rsp.commands.admin import send as send_admin
 from rsp.commands.config_arg import CONFIG_ENV, add_config_option, chosen_config
-from rsp.config.lua_loader import load_config
-from rsp.config.model import Config
 from rsp.errors import ConfigError, RspError, StartupError
-from rsp.logs import get_logger, setup_logging
-from rsp.lua.compile import runtime_description
-from rsp.master.machine_admin import MACHINE_HELP
-from rsp.master.master import Master
-from rsp.native import build_description
-from rsp.pidfile import remove_pid_file, running_master, write_pid_file
-from rsp.preflight import admin_socket_error, check_startable, located
-from rsp.proctitle import master_title, set_title
-from rsp.sd_notify import notify
-from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from rsp.config.model import Config
+
+# A subcommand (`rsp reload`, `rsp admin`, the workers' `rsp worker`) imports only its own module: what running
+# a master needs (the master, the preflight checks, the Lua runtime's description, ...) is imported in the
+# functions below, once `main` knows it runs one. `rsp reload` with the master's modules cost ~0.2 s of CPU
+# more before each reload could even be asked for (docs/performance.md, issue 23).
 
 DESCRIPTION = """\
 rsp: a reverse proxy and load balancer that never loses a byte, configured in Lua.
@@ -67,12 +62,17 @@ def subcommands_help() -> str:
 def admin_commands_help() -> str:
     """The runtime API's commands (rsp.master.machine_admin.MACHINE_HELP: with workers; `show workers` and
     `reload` need a master)."""
+    from rsp.master.machine_admin import MACHINE_HELP
+
     lines = [f"  {command}" for command in MACHINE_HELP]
     return "\nRuntime commands (rsp admin [-c CONFIG] COMMAND, or rsp --admin SOCKET COMMAND):\n" + \
         "\n".join(lines) + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rsp.lua.compile import runtime_description
+    from rsp.native import build_description
+
     parser = argparse.ArgumentParser(
         prog="rsp", description=DESCRIPTION + subcommands_help() + admin_commands_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -91,12 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
     """Errors the loop catches (a callback that raised) go to our log, with its timestamp format."""
+    from rsp.logs import get_logger
+
     exc = context.get("exception")
     get_logger().error("event loop: %s", context.get("message", "error"),
                        exc_info=exc if isinstance(exc, BaseException) else None)
 
 
 def run(config: Config) -> None:
+    import asyncio
+    import gc
+
+    from rsp.admin.socket_server import remove_stale_socket
+    from rsp.logs import setup_logging
+    from rsp.master.master import Master
+    from rsp.native import build_description
+    from rsp.pidfile import remove_pid_file, running_master, write_pid_file
+    from rsp.preflight import admin_socket_error
+    from rsp.proctitle import master_title, set_title
+    from rsp.sd_notify import notify
+    from rsp.transport.event_loop import LOOP_RSP, loop_from_environment
+
     set_title(master_title(os.path.abspath(config.path)))
     logger = setup_logging(config.log_level, config.process.error_log)
     loop, choice = loop_from_environment()
@@ -147,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words and words[0] in SUBCOMMANDS:
         return run_subcommand(words[0], words[1:])
+    from rsp.commands.admin import send as send_admin
+    from rsp.config.lua_loader import load_config
+    from rsp.preflight import check_startable, located
+
     parser = build_parser()
     args = parser.parse_args(words)
     if args.admin:

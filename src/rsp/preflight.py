@@ -107,7 +107,7 @@ def check_resolvable_and_files(config: Config) -> None:
             _fail(config, "error_log", f"cannot open {config.process.error_log}: {exc.strerror or exc}")
     if config.process.pid_file:
         _probe_pid_file(config)
-    _load_tls(config)
+    load_tls(config)
     _check_cache_paths(config)
 
 
@@ -176,11 +176,13 @@ def _open_access_log(config: Config) -> None:
         _fail(config, ACCESS_LOG_KEY, f"cannot open {http.access_log_path}: {exc.strerror or exc}")
 
 
-def _load_tls(config: Config) -> None:
+def load_tls(config: Config) -> None:
     """Start reads every certificate, key, CA and roots file the TLS keys name and builds the served chains;
     the check does the same validation (rsp.tls.server_context.plan_tls_server, rsp.tls.client_context raise
     ConfigErrors naming the key) but builds no server context: that is OpenSSL's work per certificate, which
-    the new worker does anyway, each on first use."""
+    the new worker does anyway, each on first use. The master runs it at start and at each reload: the
+    certificates it validates go to the workers with the config (rsp.master.spawn), so a worker does not
+    validate them again, and the master remembers them for the next reload (rsp.tls.server_context)."""
     for spec in config.tls.listeners.values():
         plan_tls_server(config, spec)
     for pool_tls in config.tls.pools.values():

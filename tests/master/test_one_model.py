@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from master.master_support import admin
-from rsp.admin.commands import MAX_COMMAND_BYTES
+from rsp.admin.socket_server import MAX_COMMAND_BYTES
 from support.http_backends import HttpBackend
 from support.http_client import get, http_config, lua
 from support.stats_client import metrics, stats_json, value

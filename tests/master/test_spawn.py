@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import pickle
 
 from rsp.config.lua_loader import parse_config
-from rsp.master.spawn import WorkerFds, config_memfd, read_config
+from rsp.master.spawn import WorkerFds, config_memfd, read_start
 
 SOURCE = """
 workers = 2
@@ -23,7 +24,19 @@ def test_config_round_trips_through_a_memfd() -> None:
     fd = config_memfd(config)
     try:
         os.read(fd, 3)  # a shared offset moved by someone else does not matter: the worker preads from 0
-        assert read_config(fd) == config
+        assert read_start(fd).config == config
+    finally:
+        os.close(fd)
+
+
+def test_a_bare_config_from_an_older_master_still_reads() -> None:
+    """rsp upgraded on disk under a running master: the new worker reads the config alone, validates itself."""
+    config = parse_config(SOURCE, "rsp.lua")
+    fd = os.memfd_create("rsp-config-old")
+    try:
+        os.write(fd, pickle.dumps(config))
+        start = read_start(fd)
+        assert start.config == config and start.tls_validated == {}
     finally:
         os.close(fd)
 

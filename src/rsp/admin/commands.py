@@ -23,9 +23,6 @@ from rsp.errors import StartupError
 from rsp.proxy.pools import PoolRuntime
 from rsp.upstream.records import BackendRecord
 
-# A command is one short line; anything longer is a client error, not something to buffer.
-MAX_COMMAND_BYTES: Final = 4096
-
 HELP: Final = [
     "help",
     "show",

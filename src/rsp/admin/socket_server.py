@@ -15,7 +15,6 @@ import stat
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from rsp.admin.commands import MAX_COMMAND_BYTES
 from rsp.errors import StartupError
 from rsp.logs import get_logger
 from rsp.proctitle import title_of
@@ -24,6 +23,10 @@ from rsp.running import peer_pid
 # A reload waits for its new workers (rsp.master.master.WORKER_READY_TIMEOUT) before it answers; a client
 # that has not sent its line within this is dropped.
 READ_TIMEOUT: Final = 10.0
+# A command is one short line; anything longer is a client error, not something to buffer. (Here, not beside
+# the commands in rsp.admin.commands: `rsp reload` and `rsp admin` import this module for admin_request, and
+# the commands' module would bring the pools, TLS and cryptography into every such client, ~0.1 s of CPU.)
+MAX_COMMAND_BYTES: Final = 4096
 # One command line in, its JSON reply out.
 Answer = Callable[[str], Awaitable[str]]
 

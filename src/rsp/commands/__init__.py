@@ -1,9 +1,11 @@
 """`rsp SUBCOMMAND ...`: each subcommand is a module here with `main(argv: list[str]) -> int`.
 
 rsp.cli looks the first word up in SUBCOMMANDS and hands the rest of the command line to that module's
-`main`, imported only then (so `rsp CONFIG.lua` never imports what `rsp cert` needs). The module parses its
-own arguments (argparse with prog=f"rsp {name}"), raises typed errors or returns the exit status; only
-rsp.cli exits the process. A config file named like a subcommand still runs: `rsp ./cert`.
+`main`, imported only then (so `rsp CONFIG.lua` never imports what `rsp cert` needs); and rsp.cli imports
+what running a master needs only when it runs one (so `rsp reload` does not import the master:
+tests/test_cli_imports.py). The module parses its own arguments (argparse with prog=f"rsp {name}"), raises
+typed errors or returns the exit status; only rsp.cli exits the process. A config file named like a
+subcommand still runs: `rsp ./cert`.
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ from rsp.logs import get_logger, reopen_logs, setup_logging
 from rsp.master import control
 from rsp.master.backend_state import apply_pools_state
 from rsp.master.channel import Channel
-from rsp.master.spawn import WORKER_ENV, WorkerFds, read_config
+from rsp.master.spawn import WORKER_ENV, WorkerFds, read_start
 from rsp.proctitle import PREFIX, set_title
 from rsp.server import Server
+from rsp.tls.server_context import remember_validated
 from rsp.transport.event_loop import loop_from_environment
 from rsp.upstream.records import BackendRecord
 
@@ -103,8 +104,10 @@ def run_worker() -> int:
     """`rsp worker`: started by the master only (its descriptors are named in RSP_WORKER)."""
     fds = WorkerFds.from_env(os.environ[WORKER_ENV])
     set_title(f"{PREFIX}{fds.name}")
-    config = read_config(fds.config)
+    start = read_start(fds.config)
     os.close(fds.config)
+    config = start.config
+    remember_validated(start.tls_validated)  # the master's check: not planned again here (rsp.master.spawn)
     os.environ.pop(WORKER_ENV, None)
     setup_logging(config.log_level, config.process.error_log, tag=fds.name)  # lines read `worker 2.1: ...`
     # The terminal's hang-up and a logrotate USR1 sent to the whole group must not kill a worker (their

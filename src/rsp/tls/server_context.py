@@ -299,6 +299,38 @@ def _version_of(spec: ListenerTls, item: TlsCertificate, roots: str | None,
     return (cert, key, roots, spec.allow_weak_chain, item.names, at.date())
 
 
+# What a process validated, as it hands it to another: the master gives each new worker, with the config
+# (rsp.master.spawn), the validations of that config's certificates, so that the worker (a fresh process whose
+# memo is empty) does not plan again the chains the master's check has just planned. Keyed as the memo is, by
+# the contents of the files (SHA-256): the worker computes the keys from the files it reads, so a certificate,
+# key or roots file changed between the master's check and the worker's start misses and is validated again.
+ValidatedCertificates = dict[tuple[object, ...], Validated]
+
+
+def validated_for(config: Config, now: Callable[[], datetime.datetime] | None = None) -> ValidatedCertificates:
+    """This process's validations of the certificates `config`'s listeners serve, by file version (those this
+    process validated, with the files as they are now; the others are left to the receiver to validate)."""
+    at = now() if now is not None else datetime.datetime.now(datetime.UTC)
+    found: ValidatedCertificates = {}
+    for spec in config.tls.listeners.values():
+        roots_version = _file_version(spec.roots) if spec.roots else "system"
+        for item in spec.certificates:
+            version = _version_of(spec, item, roots_version, at)
+            known = _validated.get(version) if version is not None else None
+            if version is not None and known is not None:
+                found[version] = known
+    return found
+
+
+def remember_validated(validated: ValidatedCertificates) -> None:
+    """Take another process's validations (a worker the master's, rsp.master.worker) as this process's own:
+    plan_tls_server then skips each certificate whose files still have the contents they were validated with."""
+    for version, known in validated.items():
+        if len(_validated) >= MAX_VALIDATED:
+            _validated.clear()
+        _validated[version] = known
+
+
 def _validate(spec: ListenerTls, item: TlsCertificate, roots: list[x509.Certificate], at: datetime.datetime,
               ctx: Ctx) -> Validated:
     plan = plan_chain(spec, item, roots, at, ctx)
