@@ -183,3 +183,42 @@ def test_ngx_shared_api(lua) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(reply, LocalReply)
     assert reply.body == (b"true nil false x 3 false exists false true true nil false 15 nil false 16 "
                           b"nil not found 0 true 30 nil a,n 1048576 nil nil")
+
+
+def test_ngx_shared_incr_results_as_resty_core(lua) -> None:  # type: ignore[no-untyped-def]
+    """DICT:incr's every shape through the prelude, which passes Python only the arguments given and turns the
+    bound incr's short answers back into resty.core's: the value alone, (value, nil, forcible), (nil, err)."""
+    flt = lua.filter("""{ shared = { small = "8k", other = "1m" }, access = function()
+        local d, o = ngx.shared.small, ngx.shared.other
+        local out = {}
+        local function add(...) local t = {...} out[#out + 1] = select('#', ...) .. ":"
+          for i = 1, select('#', ...) do out[#out] = out[#out] .. tostring(t[i]) .. "," end end
+        add(d:incr("n", 1))                 -- missing, no init
+        add(d:incr("n", 1, nil, 30))        -- init_ttl without init: still not found
+        add(d:incr("n", 2, 40, 30))         -- init and init_ttl
+        add(math.floor(d:ttl("n") + 0.5))
+        add(d:incr("n", 0.5))               -- the value alone
+        add(d:incr("n", -2.5, 0))           -- with init on a live entry: (value, nil, false)
+        add(d:incr(7, 1, 0))                -- a number key is its decimal text
+        add(d:get("7"))
+        add(d:incr("n", "x"))
+        d:set("s", "text")
+        add(d:incr("s", 1, 0))
+        add(d.incr(o, "n", 5, 1))           -- another dictionary's table as self: that dictionary's incr
+        add(o:get("n"), d:get("n"))
+        -- fill the dictionary to 10 bytes short of its bound (a string entry costs its key, 13 bytes of head,
+        -- its value and 64 of overhead): the new number must evict ("7", first in key order)
+        d:set("fill", string.rep("x", d:free_space() - 4 - 13 - 64 - 10))
+        add(d:free_space())
+        local n, err, forcible = d:incr("new", 1, 100)
+        add(n, err, forcible, d:get("7"))
+        add(pcall(d.incr, {name = "nope"}, "k", 1))
+        ngx.print(table.concat(out, "|"))
+    end }""")
+    reply = flt.access(FakeExchange())
+    assert isinstance(reply, LocalReply)
+    assert reply.body.split(b"|") == [
+        b"2:nil,not found,", b"2:nil,not found,", b"3:42,nil,false,", b"1:30,", b"1:42.5,", b"3:40,nil,false,",
+        b"3:1,nil,false,", b"1:1,", b"2:nil,not a number,", b"2:nil,not a number,", b"3:6,nil,false,", b"2:6,40,",
+        b"1:10,", b"4:101,nil,true,nil,",
+        b"2:false,<lua1>:27: no shared dictionary 'nope' (declare it in lua.shared),"]

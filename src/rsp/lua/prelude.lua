@@ -597,11 +597,26 @@ for _, op in ipairs({"get", "get_stale", "set", "safe_set", "add", "safe_add", "
                      "expire", "flush_all", "flush_expired", "get_keys", "capacity", "free_space"}) do
   dict_mt[op] = function(self, ...) return B.shared(op, self.name, ...) end
 end
-local B_incr = B.shared_incr
-function dict_mt:incr(key, value, init, init_ttl) return B_incr(self.name, key, value, init, init_ttl) end
+-- each dictionary's incr, bound to it once (rsp.lua.shared_lua.SharedIncr): it returns the new value alone, or
+-- (nil, err), or (value, nil, true) when the write evicted entries
+local incr_of = {}
+function dict_mt:incr(key, value, init, init_ttl)
+  local f = incr_of[self]
+  if f == nil then return B.shared("incr", self.name, key, value, init, init_ttl) end
+  -- only the arguments given cross to Python: lupa converts and copies each into the call's tuple
+  local n, err, forcible
+  if init_ttl ~= nil then n, err, forcible = f(key, value, init, init_ttl)
+  elseif init ~= nil then n, err, forcible = f(key, value, init)
+  else n, err = f(key, value) end
+  if n == nil then return nil, err end
+  -- as resty.core: (value, nil, forcible) when called with init, the value alone otherwise
+  if init ~= nil then return n, nil, forcible or false end
+  return n
+end
 ngx.shared = setmetatable({}, {__index = function(t, name)
   if not B.shared_exists(tostring(name)) then return nil end
   local d = setmetatable({name = tostring(name)}, dict_mt)
+  incr_of[d] = B.shared_incr_for(d.name)
   rawset(t, name, d)
   return d
 end})

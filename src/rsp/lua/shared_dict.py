@@ -32,6 +32,10 @@ _HEAD: Final = struct.Struct("<cId")
 _NUMBER: Final = struct.Struct("<d")
 _HEAD_NUMBER: Final = struct.Struct("<cIdd")  # a number's whole entry, packed and unpacked in one call
 _NUMBER_TAG: Final = ord("n")  # a number entry's first byte (NUMBER), as `raw[0]` gives it
+# a number's whole entry unpacked and packed by incr's usual case (bound once: no method lookup per call; one
+# call each is cheaper than keeping the head's bytes and packing the number alone, measured)
+_UNPACK_ENTRY: Final = _HEAD_NUMBER.unpack
+_PACK_ENTRY: Final = _HEAD_NUMBER.pack
 _USED: Final = struct.Struct("<q")  # a dictionary's bytes in use, in __meta
 STRING: Final = b"s"
 NUMBER: Final = b"n"
@@ -49,6 +53,11 @@ DEFAULT_MAX_KEYS: Final = 1024
 # Lock-free readers LMDB allows at once (its default is 126): a worker opens one read transaction at a time.
 MAX_READERS: Final = 1024
 DEFAULT_RUNTIME_DIR: Final = "/run/rsp"
+# incr's LMDB calls through the types' methods: a call of one skips the method's lookup on the instance
+_BEGIN: Final = lmdb.Environment.begin
+_GET: Final = lmdb.Transaction.get
+_PUT: Final = lmdb.Transaction.put
+_COMMIT: Final = lmdb.Transaction.commit
 
 Value = bytes | float | bool
 
@@ -220,26 +229,27 @@ class SharedStore:
              init_ttl: float = 0) -> tuple[float | None, str, bool]:
         """Atomic add (one write transaction, serialised across processes). (new value, error, forcible)."""
         db = self.dbs[name]
-        # the transaction's own database: begin (db, parent, write), get and put without keyword arguments
-        # (lmdb parses those slowly); begun and committed by hand: `with` looks up __enter__ / __exit__ on the
-        # transaction's type at every call
-        txn = self.env.begin(db, None, True)
+        # the transaction's own database: begun (db, parent, write), read and written without keyword
+        # arguments (lmdb parses those slowly), through the type's methods (no lookup on the instance) and
+        # committed by hand (`with` looks up __enter__ / __exit__ on the transaction's type at every call)
+        txn = _BEGIN(self.env, db, None, True)
         try:
-            old = txn.get(key)
+            old = _GET(txn, key)
             if old is not None and len(old) == _HEAD_NUMBER.size and old[0] == _NUMBER_TAG:
                 # the usual incr: a live number replaced by a number of the same size (the bytes in use
-                # unchanged: no __meta read or write), unpacked and packed in one call each
-                _, flags, expires, current = _HEAD_NUMBER.unpack(old)
+                # unchanged: no __meta read or write), unpacked and packed in one call each, the clock read
+                # only for an entry that expires
+                _, flags, expires, current = _UNPACK_ENTRY(old)
                 if not expires or expires > self.clock():
                     new = current + delta
-                    txn.put(key, _HEAD_NUMBER.pack(NUMBER, flags, expires, new))
-                    txn.commit()
+                    _PUT(txn, key, _PACK_ENTRY(NUMBER, flags, expires, new))
+                    _COMMIT(txn)
                     return new, "", False
             result = self._incr(txn, name, db, key, old, delta, init, init_ttl)
         except BaseException:
             txn.abort()
             raise
-        txn.commit()
+        _COMMIT(txn)
         return result
 
     def _incr(self, txn: lmdb.Transaction, name: str, db: lmdb._Database, key: bytes, old: bytes | None,
