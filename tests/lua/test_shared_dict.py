@@ -9,7 +9,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from rsp.lua.shared_dict import SharedStore, default_store_dir, prepare_store
+from rsp.lua.shared_dict import SharedDictError, SharedStore, default_store_dir, prepare_store
 from rsp.pipeline.messages import LocalReply
 from support.lua_exchange import FakeExchange
 
@@ -130,6 +130,37 @@ def test_two_processes_increment_to_an_exact_sum(tmp_path: Path) -> None:
         assert proc.exitcode == 0
     store = SharedStore(path, {"d": 1024 * 1024})
     assert store.get("d", b"hits")[0] == 2 * INCREMENTS
+    store.close()
+
+
+def test_dictionaries_share_one_keyspace_apart(tmp_path: Path) -> None:
+    """Every dictionary lives in LMDB's main database under its own prefix: the same key in two dictionaries
+    (one name the start of the other's) is two entries, and listing, flushing, evicting and counting bytes in
+    one never touch the other."""
+    path = str(tmp_path / "s")
+    dicts = {"a": 8 * 1024, "ab": 1024 * 1024}
+    prepare_store(path, dicts, fresh=True)
+    store = SharedStore(path, dicts, clock=Clock())
+    store.store("a", b"k", b"one")
+    store.store("ab", b"k", b"two", 5)
+    assert store.incr("a", b"n", 1, 0) == (1.0, "", False)
+    assert store.incr("ab", b"n", 5, 0) == (5.0, "", False)
+    assert (store.get("a", b"k")[0], store.get("ab", b"k")[0]) == (b"one", b"two")
+    assert sorted(store.keys("a")) == sorted(store.keys("ab")) == [b"k", b"n"]
+    ab_used = store.used("ab")
+    for i in range(200):  # fills "a" past its bound: it evicts its own entries only
+        store.store("a", b"key%d" % i, b"x" * 100)
+    assert store.used("a") <= 8 * 1024
+    assert store.get("a", b"k")[0] is None
+    assert store.get("ab", b"k")[0] == b"two" and store.used("ab") == ab_used
+    store.clock.now += 10  # type: ignore[attr-defined]
+    assert store.flush_expired("ab") == 1
+    assert store.keys("ab") == [b"n"] and store.used("ab") == ab_used - (1 + 13 + 3 + 64)
+    store.flush_all("a")
+    assert store.keys("a") == [] and store.used("a") == 0
+    assert store.get("ab", b"n")[0] == 5.0
+    with pytest.raises(SharedDictError):
+        prepare_store(path, {"x" * 256: 8 * 1024}, fresh=False)
     store.close()
 
 
