@@ -244,6 +244,9 @@ def test_ngx_shared_incr_results_as_resty_core(lua) -> None:  # type: ignore[no-
         local n, err, forcible = d:incr("new", 1, 100)
         add(n, err, forcible, d:get("7"))
         add(pcall(d.incr, {name = "nope"}, "k", 1))
+        local last  -- more sets of numbers than the prelude binds per dictionary (MAX_BOUND = 8): each still adds
+        for i = 1, 12 do last = o:incr("loop", i, 0) + o:incr("loop", 0.5) end
+        add(last, o:get("loop"))
         ngx.print(table.concat(out, "|"))
     end }""")
     reply = flt.access(FakeExchange())
@@ -252,4 +255,4 @@ def test_ngx_shared_incr_results_as_resty_core(lua) -> None:  # type: ignore[no-
         b"2:nil,not found,", b"2:nil,not found,", b"3:42,nil,false,", b"1:30,", b"1:42.5,", b"3:40,nil,false,",
         b"3:1,nil,false,", b"1:1,", b"2:nil,not a number,", b"2:nil,not a number,", b"3:6,nil,false,", b"2:6,40,",
         b"1:10,", b"4:101,nil,true,nil,",
-        b"2:false,<lua1>:27: no shared dictionary 'nope' (declare it in lua.shared),"]
+        b"2:false,<lua1>:27: no shared dictionary 'nope' (declare it in lua.shared),", b"2:167.5,84,"]

@@ -78,12 +78,33 @@ class SharedIncr:
         # (a tuple, not `int | float`: that union is a new object at every call)
         if not isinstance(delta, (int, float)) or isinstance(delta, bool):
             return (None, b"not a number")
-        new, err, forcible = self.store.incr(
-            self.name, key if isinstance(key, bytes) and key else _key(key), float(delta),
-            None if init is None else float(init), 0.0 if init_ttl is None else float(init_ttl))
+        return self.run(key, float(delta), None if init is None else float(init),
+                        0.0 if init_ttl is None else float(init_ttl))
+
+    def run(self, key: Any, delta: float, init: float | None, init_ttl: float) -> Any:
+        new, err, forcible = self.store.incr(self.name, key if isinstance(key, bytes) and key else _key(key),
+                                             delta, init, init_ttl)
         if new is None:
             return (None, err.encode())
         return (_number(new), None, True) if forcible else _number(new)
+
+
+class BoundIncr:
+    """A dictionary's incr with its numbers fixed (value, init, init_ttl), called with the key alone: a handler's
+    counter repeats its numbers, and the prelude binds each repeated set once (at most MAX_BOUND per
+    dictionary, rsp/lua/prelude.lua), so that one argument crosses from Lua instead of up to four."""
+
+    __slots__ = ("delta", "init", "init_ttl", "shared")
+
+    def __init__(self, shared: SharedIncr, delta: float, init: float | None, init_ttl: float) -> None:
+        self.shared = shared
+        self.delta = delta
+        self.init = init
+        self.init_ttl = init_ttl
+
+    def incr(self, key: Any) -> Any:
+        """As SharedIncr.incr."""
+        return self.shared.run(key, self.delta, self.init, self.init_ttl)
 
 
 def shared_store(engine: LuaHost, name: str) -> SharedStore:
