@@ -39,6 +39,7 @@ _NUMBER_TAG: Final = ord("n")  # a number entry's first byte (NUMBER), as `raw[0
 # a number's whole entry unpacked and packed by incr's usual case (bound once: no method lookup per call; one
 # call each is cheaper than keeping the head's bytes and packing the number alone, measured)
 _UNPACK_ENTRY: Final = _HEAD_NUMBER.unpack
+_NUMBER_ENTRY: Final = 21  # _HEAD_NUMBER.size, a constant (no attribute lookup per incr)
 _PACK_ENTRY: Final = _HEAD_NUMBER.pack
 _USED: Final = struct.Struct("<q")  # a dictionary's bytes in use, under META + name
 STRING: Final = b"s"
@@ -240,17 +241,25 @@ class SharedStore:
     def incr(self, name: str, key: bytes, delta: float, init: float | None = None,
              init_ttl: float = 0) -> tuple[float | None, str, bool]:
         """Atomic add (one write transaction, serialised across processes). (new value, error, forcible)."""
-        at = self.prefixes[name] + key  # the entry's LMDB key
+        return self.incr_at(name, self.prefixes[name] + key, key, delta, init, init_ttl)
+
+    def incr_at(self, name: str, at: bytes, key: bytes, delta: float, init: float | None,
+                init_ttl: float) -> tuple[float | None, str, bool]:
+        """incr of `key` whose LMDB key `at` (its dictionary's prefix + key) the caller made (ngx.shared's
+        incr keeps the prefix: rsp.lua.shared_lua.SharedIncr)."""
         # begun (db, parent, write), read and written without keyword arguments (lmdb parses those slowly),
         # through the type's methods (no lookup on the instance) and committed by hand (`with` looks up
         # __enter__ / __exit__ on the transaction's type at every call)
         txn = _BEGIN(self.env, None, None, True)
         try:
             old = _GET(txn, at)
-            if old is not None and len(old) == _HEAD_NUMBER.size and old[0] == _NUMBER_TAG:
+            if old is not None and len(old) == _NUMBER_ENTRY and old[0] == _NUMBER_TAG:
                 # the usual incr: a live number replaced by a number of the same size (the bytes in use
                 # unchanged: no byte count read or written), unpacked and packed in one call each, the clock read
                 # only for an entry that expires
+                flags: int
+                expires: float  # typed: compared and added as C doubles (compiled)
+                current: float
                 _, flags, expires, current = _UNPACK_ENTRY(old)
                 if not expires or expires > self.clock():
                     new = current + delta

@@ -64,11 +64,12 @@ class SharedIncr:
     """One dictionary's incr, as the prelude calls it for every `DICT:incr` (bound once per dictionary: no
     dictionary name crosses from Lua, is decoded or looked up per call)."""
 
-    __slots__ = ("name", "store")
+    __slots__ = ("name", "prefix", "store")
 
     def __init__(self, store: SharedStore, name: str) -> None:
         self.store = store
         self.name = name
+        self.prefix = store.prefixes[name]  # the dictionary's LMDB key prefix, looked up once
 
     def incr(self, key: Any, delta: Any, init: Any = None, init_ttl: Any = None) -> Any:
         """The new value alone when it was written without eviction (the prelude adds resty.core's `nil,
@@ -82,8 +83,8 @@ class SharedIncr:
                         0.0 if init_ttl is None else float(init_ttl))
 
     def run(self, key: Any, delta: float, init: float | None, init_ttl: float) -> Any:
-        new, err, forcible = self.store.incr(self.name, key if isinstance(key, bytes) and key else _key(key),
-                                             delta, init, init_ttl)
+        raw = key if isinstance(key, bytes) and key else _key(key)
+        new, err, forcible = self.store.incr_at(self.name, self.prefix + raw, raw, delta, init, init_ttl)
         if new is None:
             return (None, err.encode())
         return (_number(new), None, True) if forcible else _number(new)
