@@ -68,6 +68,8 @@ lua = {
     ('listen = { { port = 1, mode = "http" } }\nlua = {\n  acces = function() end }\n', 5, "unknown key 'acces'"),
     ('listen = { { port = 1, mode = "http" } }\nlua = {\n  shared = { d = "12q" } }\n', 5, "must be a size"),
     ('listen = { { port = 1, mode = "http" } }\nlua = {\n  shared = { d = "1k" } }\n', 5, "at least 8k"),
+    ('listen = { { port = 1, mode = "http" } }\nlua = {\n  shared = { ' + "d" * 256 + ' = "1m" } }\n', 5,
+     "identifiers of at most 255 characters"),
     ('listen = { { port = 1, mode = "http" } }\nlua = {\n  package_path = "lua/x.lua" }\n', 5, "needs a '?'"),
     ('listen = { { port = 1, mode = "http" } }\nlua = {\n  access = "missing.lua" }\n', 5, "cannot read"),
     ('listen = { { port = 1, mode = "http" } }\nlua = {\n  access = 42 }\n', 5,

@@ -9,7 +9,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from rsp.lua.shared_dict import SharedStore, default_store_dir, prepare_store
+from rsp.lua.shared_dict import SharedDictError, SharedStore, default_store_dir, prepare_store
 from rsp.pipeline.messages import LocalReply
 from support.lua_exchange import FakeExchange
 
@@ -133,6 +133,37 @@ def test_two_processes_increment_to_an_exact_sum(tmp_path: Path) -> None:
     store.close()
 
 
+def test_dictionaries_share_one_keyspace_apart(tmp_path: Path) -> None:
+    """Every dictionary lives in LMDB's main database under its own prefix: the same key in two dictionaries
+    (one name the start of the other's) is two entries, and listing, flushing, evicting and counting bytes in
+    one never touch the other."""
+    path = str(tmp_path / "s")
+    dicts = {"a": 8 * 1024, "ab": 1024 * 1024}
+    prepare_store(path, dicts, fresh=True)
+    store = SharedStore(path, dicts, clock=Clock())
+    store.store("a", b"k", b"one")
+    store.store("ab", b"k", b"two", 5)
+    assert store.incr("a", b"n", 1, 0) == (1.0, "", False)
+    assert store.incr("ab", b"n", 5, 0) == (5.0, "", False)
+    assert (store.get("a", b"k")[0], store.get("ab", b"k")[0]) == (b"one", b"two")
+    assert sorted(store.keys("a")) == sorted(store.keys("ab")) == [b"k", b"n"]
+    ab_used = store.used("ab")
+    for i in range(200):  # fills "a" past its bound: it evicts its own entries only
+        store.store("a", b"key%d" % i, b"x" * 100)
+    assert store.used("a") <= 8 * 1024
+    assert store.get("a", b"k")[0] is None
+    assert store.get("ab", b"k")[0] == b"two" and store.used("ab") == ab_used
+    store.clock.now += 10  # type: ignore[attr-defined]
+    assert store.flush_expired("ab") == 1
+    assert store.keys("ab") == [b"n"] and store.used("ab") == ab_used - (1 + 13 + 3 + 64)
+    store.flush_all("a")
+    assert store.keys("a") == [] and store.used("a") == 0
+    assert store.get("ab", b"n")[0] == 5.0
+    with pytest.raises(SharedDictError):
+        prepare_store(path, {"x" * 256: 8 * 1024}, fresh=False)
+    store.close()
+
+
 def test_prepare_fresh_empties_and_reload_keeps(tmp_path: Path) -> None:
     store = make(tmp_path)
     store.store("d", b"k", b"v")
@@ -183,3 +214,45 @@ def test_ngx_shared_api(lua) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(reply, LocalReply)
     assert reply.body == (b"true nil false x 3 false exists false true true nil false 15 nil false 16 "
                           b"nil not found 0 true 30 nil a,n 1048576 nil nil")
+
+
+def test_ngx_shared_incr_results_as_resty_core(lua) -> None:  # type: ignore[no-untyped-def]
+    """DICT:incr's every shape through the prelude, which passes Python only the arguments given and turns the
+    bound incr's short answers back into resty.core's: the value alone, (value, nil, forcible), (nil, err)."""
+    flt = lua.filter("""{ shared = { small = "8k", other = "1m" }, access = function()
+        local d, o = ngx.shared.small, ngx.shared.other
+        local out = {}
+        local function add(...) local t = {...} out[#out + 1] = select('#', ...) .. ":"
+          for i = 1, select('#', ...) do out[#out] = out[#out] .. tostring(t[i]) .. "," end end
+        add(d:incr("n", 1))                 -- missing, no init
+        add(d:incr("n", 1, nil, 30))        -- init_ttl without init: still not found
+        add(d:incr("n", 2, 40, 30))         -- init and init_ttl
+        add(math.floor(d:ttl("n") + 0.5))
+        add(d:incr("n", 0.5))               -- the value alone
+        add(d:incr("n", -2.5, 0))           -- with init on a live entry: (value, nil, false)
+        add(d:incr(7, 1, 0))                -- a number key is its decimal text
+        add(d:get("7"))
+        add(d:incr("n", "x"))
+        d:set("s", "text")
+        add(d:incr("s", 1, 0))
+        add(d.incr(o, "n", 5, 1))           -- another dictionary's table as self: that dictionary's incr
+        add(o:get("n"), d:get("n"))
+        -- fill the dictionary to 10 bytes short of its bound (a string entry costs its key, 13 bytes of head,
+        -- its value and 64 of overhead): the new number must evict ("7", first in key order)
+        d:set("fill", string.rep("x", d:free_space() - 4 - 13 - 64 - 10))
+        add(d:free_space())
+        local n, err, forcible = d:incr("new", 1, 100)
+        add(n, err, forcible, d:get("7"))
+        add(pcall(d.incr, {name = "nope"}, "k", 1))
+        local last  -- more sets of numbers than the prelude binds per dictionary (MAX_BOUND = 8): each still adds
+        for i = 1, 12 do last = o:incr("loop", i, 0) + o:incr("loop", 0.5) end
+        add(last, o:get("loop"))
+        ngx.print(table.concat(out, "|"))
+    end }""")
+    reply = flt.access(FakeExchange())
+    assert isinstance(reply, LocalReply)
+    assert reply.body.split(b"|") == [
+        b"2:nil,not found,", b"2:nil,not found,", b"3:42,nil,false,", b"1:30,", b"1:42.5,", b"3:40,nil,false,",
+        b"3:1,nil,false,", b"1:1,", b"2:nil,not a number,", b"2:nil,not a number,", b"3:6,nil,false,", b"2:6,40,",
+        b"1:10,", b"4:101,nil,true,nil,",
+        b"2:false,<lua1>:27: no shared dictionary 'nope' (declare it in lua.shared),", b"2:167.5,84,"]

@@ -36,8 +36,9 @@ _SIZE: Final = re.compile(r"^(\d+)([kKmM]?)$")
 _UNITS: Final = {"": 1, "k": 1024, "m": 1024 * 1024}
 # A dictionary smaller than this cannot hold a useful entry with LMDB's per-entry overhead.
 MIN_SHARED_SIZE: Final = 8 * 1024
-# A dictionary name becomes an LMDB database name and a Lua field name.
-_DICT_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A dictionary name is a Lua field name, and its length one byte of its LMDB keys' prefix (at most 255:
+# rsp.lua.shared_dict.MAX_NAME).
+_DICT_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
 def parse_lua(value: Any, key: str, ctx: Ctx, source: str, *, top_level: bool,
@@ -59,7 +60,8 @@ def parse_lua(value: Any, key: str, ctx: Ctx, source: str, *, top_level: bool,
     shared: list[tuple[str, int]] = []
     for name, size in as_table(f.get("shared", {}), f"{key}.shared", ctx).items():
         if not isinstance(name, str) or not _DICT_NAME.match(name):
-            ctx.fail(f"{key}.shared", f"{key}.shared: dictionary names are identifiers, got {name!r}")
+            ctx.fail(f"{key}.shared", f"{key}.shared: dictionary names are identifiers of at most 255 characters, "
+                                       f"got {name!r}")
         shared.append((name, _size(size, f"{key}.shared.{name}", ctx)))
     paths: list[str] = []
     if "package_path" in f:

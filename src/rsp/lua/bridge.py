@@ -22,7 +22,7 @@ from rsp.lua.cosocket import Cosockets
 from rsp.lua.host import CallState, LuaHost, Waiter
 from rsp.lua.ngx_req import REQUEST_PHASES, NgxReq, call_state, exchange_state, lua_values, text_of
 from rsp.lua.ngx_vars import snapshot, variable
-from rsp.lua.shared_lua import shared_call, shared_incr
+from rsp.lua.shared_lua import BoundIncr, SharedIncr, shared_call, shared_store
 from rsp.pipeline.cache_vars import CACHE_VARIABLES, cache_var, set_cache_var
 from rsp.pipeline.messages import UNKNOWN_LENGTH, header_set, header_values
 
@@ -478,9 +478,18 @@ class Bridge:
     def shared(self, op: bytes, name: bytes, *args: Any) -> tuple[Any, ...]:
         return shared_call(self.engine, op.decode("ascii"), name.decode("ascii"), args)
 
-    def shared_incr(self, name: bytes, key: Any, value: Any, init: Any, init_ttl: Any) -> tuple[Any, ...]:
-        """incr, the per-request call of a counter: no operation name or argument tuple to unpack."""
-        return shared_incr(self.engine, name.decode("ascii"), key, value, init, init_ttl)
+    def shared_incr_for(self, name: bytes) -> Callable[..., Any]:
+        """A dictionary's incr, the per-request call of a counter, bound to its store and name once (the
+        prelude calls it with only the handler's arguments: rsp.lua.shared_lua.SharedIncr)."""
+        text = name.decode("ascii")
+        return SharedIncr(shared_store(self.engine, text), text).incr
+
+    def shared_incr_bound(self, name: bytes, value: Any, init: Any, init_ttl: Any) -> Callable[[Any], Any]:
+        """A dictionary's incr with the numbers a handler repeats fixed, called with the key alone (the prelude
+        binds only numbers: rsp.lua.shared_lua.BoundIncr)."""
+        text = name.decode("ascii")
+        return BoundIncr(SharedIncr(shared_store(self.engine, text), text), float(value),
+                         None if init is None else float(init), 0.0 if init_ttl is None else float(init_ttl)).incr
 
     # ---- cosockets --------------------------------------------------------------------------------------
 

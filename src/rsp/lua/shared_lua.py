@@ -52,25 +52,72 @@ def _out(value: Value | None) -> Any:
 
 def shared_incr(engine: LuaHost, name: str, key: Any, delta: Any, init: Any, init_ttl: Any) -> tuple[Any, ...]:
     """DICT:incr(key, value, init, init_ttl), as resty.core returns it."""
-    # typed: the store's methods are native calls (compiled), not attribute lookups
-    store: SharedStore | None = engine.shared
+    store = shared_store(engine, name)
+    new = SharedIncr(store, name).incr(key, delta, init, init_ttl)
+    if isinstance(new, tuple):
+        return new
+    # as resty.core: (value, nil, forcible) when called with init, the value alone otherwise
+    return (new, None, False) if init is not None else (new,)
+
+
+class SharedIncr:
+    """One dictionary's incr, as the prelude calls it for every `DICT:incr` (bound once per dictionary: no
+    dictionary name crosses from Lua, is decoded or looked up per call)."""
+
+    __slots__ = ("name", "prefix", "store")
+
+    def __init__(self, store: SharedStore, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.prefix = store.prefixes[name]  # the dictionary's LMDB key prefix, looked up once
+
+    def incr(self, key: Any, delta: Any, init: Any = None, init_ttl: Any = None) -> Any:
+        """The new value alone when it was written without eviction (the prelude adds resty.core's `nil,
+        false` after it when called with init), else a tuple: (nil, error) or (value, nil, true). The prelude
+        passes only the arguments the handler gave: each one crossing from Lua costs a conversion and a
+        tuple copy in lupa."""
+        # (a tuple, not `int | float`: that union is a new object at every call)
+        if not isinstance(delta, (int, float)) or isinstance(delta, bool):
+            return (None, b"not a number")
+        return self.run(key, float(delta), None if init is None else float(init),
+                        0.0 if init_ttl is None else float(init_ttl))
+
+    def run(self, key: Any, delta: float, init: float | None, init_ttl: float) -> Any:
+        raw = key if isinstance(key, bytes) and key else _key(key)
+        new, err, forcible = self.store.incr_at(self.name, self.prefix + raw, raw, delta, init, init_ttl)
+        if new is None:
+            return (None, err.encode())
+        return (_number(new), None, True) if forcible else _number(new)
+
+
+class BoundIncr:
+    """A dictionary's incr with its numbers fixed (value, init, init_ttl), called with the key alone: a handler's
+    counter repeats its numbers, and the prelude binds each repeated set once (at most MAX_BOUND per
+    dictionary, rsp/lua/prelude.lua), so that one argument crosses from Lua instead of up to four."""
+
+    __slots__ = ("delta", "init", "init_ttl", "shared")
+
+    def __init__(self, shared: SharedIncr, delta: float, init: float | None, init_ttl: float) -> None:
+        self.shared = shared
+        self.delta = delta
+        self.init = init
+        self.init_ttl = init_ttl
+
+    def incr(self, key: Any) -> Any:
+        """As SharedIncr.incr."""
+        return self.shared.run(key, self.delta, self.init, self.init_ttl)
+
+
+def shared_store(engine: LuaHost, name: str) -> SharedStore:
+    """The machine's store when it holds dictionary `name` (ScriptError otherwise)."""
+    store: SharedStore | None = engine.shared  # typed: the store's methods are native calls (compiled)
     if store is None or not store.has(name):
         raise ScriptError(f"no shared dictionary '{name}' (declare it in lua.shared)")
-    # (a tuple, not `int | float`: that union is a new object at every call)
-    if not isinstance(delta, (int, float)) or isinstance(delta, bool):
-        return (None, b"not a number")
-    new, err, forcible = store.incr(name, _key(key), float(delta), None if init is None else float(init),
-                                    float(init_ttl) if init_ttl is not None else 0.0)
-    if new is None:
-        return (None, err.encode())
-    # as resty.core: (value, nil, forcible) when called with init, the value alone otherwise
-    return (_number(new), None, forcible) if init is not None else (_number(new),)
+    return store
 
 
 def shared_call(engine: LuaHost, op: str, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    store = engine.shared
-    if store is None or not store.has(name):
-        raise ScriptError(f"no shared dictionary '{name}' (declare it in lua.shared)")
+    store = shared_store(engine, name)
     if op == "incr":
         return shared_incr(engine, name, _arg(args, 0), _arg(args, 1), _arg(args, 2), _arg(args, 3))
     if op in ("get", "get_stale"):
