@@ -12,7 +12,7 @@ from typing import Any
 
 from master.master_support import serving_pids
 from support.socket_owner import owner
-from support.two_part_backend import FIRST, LAST, WAIT, TwoPartBackend, read_until, request
+from support.two_part_backend import WAIT, TwoPartBackend, assert_waiter_streams, request
 from support.waiting import eventually
 
 Run = Callable[..., Any]
@@ -54,18 +54,7 @@ def test_a_waiter_in_another_worker_gets_the_first_part_before_the_backend_sends
         fetching = eventually(lambda: owner(fetcher, pids), timeout=WAIT)
         waiter = in_other_worker(port, pids, fetching)
         waiter.sendall(b"GET /slow HTTP/1.1\r\nHost: example.com\r\n\r\n")
-        got = read_until(waiter, FIRST)
-        assert not backend.release.is_set()  # the backend has not sent the last part
-        assert got.startswith(b"HTTP/1.1 200 ")
-        head = got.split(b"\r\n\r\n", 1)[0].lower()
-        assert b"x-cache: hit" in head and b"content-length: %d" % (len(FIRST) + len(LAST)) in head
-        backend.release.set()
-        assert read_until(waiter, LAST, got).endswith(FIRST + LAST)
-        mine = read_until(fetcher, LAST)
-        assert b"x-cache: miss" in mine.lower() and mine.endswith(FIRST + LAST)
-        fetcher.close()
-        waiter.close()
-        assert backend.requests == 1
+        assert_waiter_streams(backend, fetcher, waiter)
         assert sorted(p.name for p in (tmp_path / "pages.lmdb-spool").iterdir()) == ["wanted"]  # spool removed
     finally:
         backend.stop()

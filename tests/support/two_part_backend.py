@@ -92,3 +92,22 @@ def cache_config(port: int, backend: TwoPartBackend, store: Path) -> str:
             'http = { access_log = "off" }\n'
             f'caches = {{ pages = {{ size = "16m", path = "{store}" }} }}\n'
             'workers = 1\n')
+
+
+def assert_waiter_streams(backend: TwoPartBackend, fetcher: socket.socket, waiter: socket.socket) -> None:
+    """`waiter` (its request sent while `fetcher`'s miss is at `backend`) gets the first part, as a HIT with the
+    whole length announced, before the backend sends the last; then both get the whole body, the fetcher as a
+    MISS; the backend saw one request. Closes both sockets."""
+    got = read_until(waiter, FIRST)
+    assert not backend.release.is_set()  # the backend has not sent the last part
+    assert got.startswith(b"HTTP/1.1 200 ")
+    head = got.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"x-cache: hit" in head and b"content-length: %d" % (len(FIRST) + len(LAST)) in head
+    backend.release.set()
+    assert read_until(waiter, LAST, got).endswith(FIRST + LAST)
+    mine = read_until(fetcher, LAST)
+    assert b"x-cache: miss" in mine.lower() and mine.endswith(FIRST + LAST)
+    fetcher.close()
+    waiter.close()
+    assert backend.requests == 1
+
