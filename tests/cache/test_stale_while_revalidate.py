@@ -3,7 +3,6 @@ its phases with a plain ExchangeView, the background refresh it starts run by ha
 
 from __future__ import annotations
 
-from cache.test_cache_filter import Clock, Exchange, Origin, xcache
 from rsp.cache.cache_filter import CacheFilter
 from rsp.cache.directives import CacheControl, parse_cache_control
 from rsp.cache.entry import MUST_REVALIDATE, NO_CACHE
@@ -12,6 +11,7 @@ from rsp.cache.selector import CacheSelector
 from rsp.cache.store import BUSY, CLAIMED, NO_MARK, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import Header, LocalReply, Request, Response, header_get
+from support.cache_exchange import Clock, Exchange, Origin, xcache
 
 T0 = 1_800_000_000.0
 
