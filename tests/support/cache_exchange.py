@@ -1,6 +1,7 @@
 """The harness of the CacheFilter tests (tests/cache): a clock the test moves, a plain ExchangeView
 (`Exchange`, no sockets), a runner that takes exchanges through a filter chain the way the session does
-against an origin function (`Harness`, `make`), ready origins, and timers the test runs by hand."""
+against an origin function (`Harness`, `make`), ready origins, timers the test runs by hand, and
+`run`/`get`: one exchange through a single filter's phases, with a background exchange's context if given."""
 
 from __future__ import annotations
 
@@ -147,3 +148,27 @@ class Timers:
         due, self.due = self.due, []
         for _, callback in due:
             callback()
+
+
+def run(flt: CacheFilter, origin: Origin, seen: list[Request], request: Request,
+        ctx: dict[str, object] | None = None) -> tuple[Exchange, Response, bytes]:
+    """One exchange through the filter's phases, as the session runs it (`ctx`: a background one's)."""
+    ex = Exchange(request)
+    if ctx is not None:
+        ex.ctx = ctx
+    verdict = flt.access(ex)
+    if isinstance(verdict, LocalReply):
+        ex.response, body = verdict.response, verdict.body
+    else:
+        seen.append(request)
+        status, headers, body = origin(request)
+        ex.response = Response(status, headers, len(body))
+    flt.header_filter(ex)
+    out = flt.body_filter(ex, body, True)
+    flt.log(ex)
+    return ex, ex.response, out
+
+
+def get(target: bytes = b"/a", headers: list[Header] | None = None, method: bytes = b"GET") -> Request:
+    """A request for http://example.com`target`."""
+    return Request(method, b"http", b"example.com", target, list(headers or []))
