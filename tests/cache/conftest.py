@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cache.test_cache_filter import Clock
 from rsp.cache.store import CacheStore
+from support.cache_exchange import Clock
 
 STORE_BYTES = 8 * 1024 * 1024
 

@@ -4,13 +4,12 @@ sets them from real Lua; tests/integration/test_cache_lua_loopback.py runs both 
 
 from __future__ import annotations
 
-from cache.test_cache_filter import Clock, Origin, xcache
-from cache.test_stale_while_revalidate import get, run
 from rsp.cache.cache_filter import CacheFilter
 from rsp.cache.store import NO_MARK, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.cache_vars import CTX_CACHE_VARS
 from rsp.pipeline.messages import Header, Request
+from support.cache_exchange import Clock, Origin, get, run, xcache
 
 
 def counting(cc: bytes | None) -> Origin:

@@ -4,12 +4,12 @@ ExchangeViews and a test's timers."""
 
 from __future__ import annotations
 
-from cache.test_cache_filter import Clock, Exchange, Timers, xcache
 from rsp.cache.cache_filter import LOCK_HOLD, CacheFilter
 from rsp.cache.store import NO_MARK, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import UNKNOWN_LENGTH, Header, Request, Response, header_get
 from rsp.pipeline.phases import SUSPEND
+from support.cache_exchange import Clock, Exchange, Timers, xcache
 
 URL = b"http://example.com/s"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cache.test_cache_filter import Clock, Exchange, Timers, xcache
 from rsp.cache.cache_filter import LOCK_HOLD, POLL_FIRST, CacheFilter
 from rsp.cache.coalescing import WATCH, WATCH_IDLE
 from rsp.cache.entry import StoredResponse
@@ -28,6 +27,7 @@ from rsp.cache.store import CLAIMED, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import UNKNOWN_LENGTH, Request, Response
 from rsp.pipeline.phases import SUSPEND
+from support.cache_exchange import Clock, Exchange, Timers, xcache
 from support.forked import run_forked
 
 URL = b"http://example.com/s"

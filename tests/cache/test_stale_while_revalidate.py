@@ -3,7 +3,6 @@ its phases with a plain ExchangeView, the background refresh it starts run by ha
 
 from __future__ import annotations
 
-from cache.test_cache_filter import Clock, Exchange, Origin, xcache
 from rsp.cache.cache_filter import CacheFilter
 from rsp.cache.directives import CacheControl, parse_cache_control
 from rsp.cache.entry import MUST_REVALIDATE, NO_CACHE
@@ -12,32 +11,7 @@ from rsp.cache.selector import CacheSelector
 from rsp.cache.store import BUSY, CLAIMED, NO_MARK, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import Header, LocalReply, Request, Response, header_get
-
-T0 = 1_800_000_000.0
-
-
-
-def run(flt: CacheFilter, origin: Origin, seen: list[Request], request: Request,
-        ctx: dict[str, object] | None = None) -> tuple[Exchange, Response, bytes]:
-    """One exchange through the filter's phases, as the session runs it (`ctx`: a background one's)."""
-    ex = Exchange(request)
-    if ctx is not None:
-        ex.ctx = ctx
-    verdict = flt.access(ex)
-    if isinstance(verdict, LocalReply):
-        ex.response, body = verdict.response, verdict.body
-    else:
-        seen.append(request)
-        status, headers, body = origin(request)
-        ex.response = Response(status, headers, len(body))
-    flt.header_filter(ex)
-    out = flt.body_filter(ex, body, True)
-    flt.log(ex)
-    return ex, ex.response, out
-
-
-def get(target: bytes = b"/a", headers: list[Header] | None = None, method: bytes = b"GET") -> Request:
-    return Request(method, b"http", b"example.com", target, list(headers or []))
+from support.cache_exchange import Clock, Exchange, Origin, get, run, xcache
 
 
 def versions(cc: bytes) -> tuple[Origin, list[int]]:

@@ -1,62 +1,21 @@
-"""The request pipeline in the session (rsp.proxy.filter_run) on fakes: every phase, SUSPEND, local replies,
-failing filters, and a chain whose filters change nothing giving the bytes of no chain at all."""
+"""The request pipeline in the session (rsp.proxy.filter_run) on fakes: every phase (rewrite, access,
+balancer, header_filter, body_filter, log), local replies, failing filters, and a chain whose filters change
+nothing giving the bytes of no chain at all. SUSPEND and filters that read the request body are in
+test_phase_suspend.py, each try's times and timeouts in test_phase_times.py. The session and its peers are
+fakes (support.fake_session); the `make_session` fixture is in conftest.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from rsp.pipeline.messages import UNKNOWN_LENGTH, LocalReply
-from rsp.pipeline.phases import SUSPEND, ExchangeView, Filter, Verdict
+from rsp.pipeline.messages import UNKNOWN_LENGTH
+from rsp.pipeline.phases import ExchangeView, Filter, Verdict
 from support.fake_session import FakeSession, FakeTransport, protocol_of
-
-Make = Callable[..., FakeSession]
-
-GET_X = b"GET /x HTTP/1.1\r\nHost: example\r\n\r\n"
-OK_5 = b"HTTP/1.1 200 OK\r\nServer: s\r\nX-Remove: 1\r\nContent-Length: 5\r\n\r\nhello"
+from support.phase_filters import GET_X, OK_5, Deny, Make, Recorder
 
 
 def request_line(forwarded: bytes) -> bytes:
     return forwarded.split(b"\r\n", 1)[0]
-
-
-class Recorder(Filter):
-    """Records what each phase saw: (phase, status, upstream_addr, tries, last_failure)."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, int, str, int, str]] = []
-
-    def _note(self, phase: str, exchange: ExchangeView) -> None:
-        self.seen.append((phase, exchange.status, exchange.upstream_addr, exchange.tries, exchange.last_failure))
-
-    def rewrite(self, exchange: ExchangeView) -> Verdict:
-        self._note("rewrite", exchange)
-        return None
-
-    def access(self, exchange: ExchangeView) -> Verdict:
-        self._note("access", exchange)
-        return None
-
-    def balancer(self, exchange: ExchangeView) -> Verdict:
-        self._note("balancer", exchange)
-        return None
-
-    def header_filter(self, exchange: ExchangeView) -> Verdict:
-        self._note("header_filter", exchange)
-        return None
-
-    def body_filter(self, exchange: ExchangeView, chunk: bytes, last: bool) -> bytes:
-        self._note("body_filter", exchange)
-        return chunk
-
-    def log(self, exchange: ExchangeView) -> None:
-        self._note("log", exchange)
-
-    def phases(self) -> list[str]:
-        return [seen[0] for seen in self.seen]
 
 
 class Rewrite(Filter):
@@ -128,11 +87,6 @@ def test_added_fields_reach_the_backend_once_and_the_rest_as_forwarded(
         assert forwarded.lower().count(b"\r\n" + name + b": " + value + b"\r\n") == 1
     added = b"".join(name + b": " + value + b"\r\n" for name, value in fields)
     assert (forwarded == unchanged[:-2] + added + b"\r\n") is spliced
-
-
-class Deny(Filter):
-    def access(self, exchange: ExchangeView) -> Verdict:
-        return LocalReply(403, [(b"Content-Type", b"text/plain")], b"no")
 
 
 def test_access_answers_locally_and_the_response_phases_run_over_the_answer(make_session: Make) -> None:
@@ -256,70 +210,6 @@ def test_log_sees_the_status_and_the_backend_once_and_also_after_a_failure(make_
     assert other.take().startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
     assert recorder.phases()[-1] == "log" and recorder.phases().count("log") == 1
     assert recorder.seen[-1][:5] == ("log", 502, "127.0.0.1:9101", 1, "connection refused")
-
-
-class Later(Filter):
-    """Suspends in `phase`; the test resumes or answers it later."""
-
-    def __init__(self, phase: str) -> None:
-        self.phase = phase
-        self.waiting: list[ExchangeView] = []
-
-    def _maybe(self, phase: str, exchange: ExchangeView) -> Verdict:
-        if phase != self.phase:
-            return None
-        self.waiting.append(exchange)
-        return SUSPEND
-
-    def rewrite(self, exchange: ExchangeView) -> Verdict:
-        return self._maybe("rewrite", exchange)
-
-    def access(self, exchange: ExchangeView) -> Verdict:
-        return self._maybe("access", exchange)
-
-    def balancer(self, exchange: ExchangeView) -> Verdict:
-        return self._maybe("balancer", exchange)
-
-
-def test_suspend_then_resume_from_a_later_loop_turn_with_the_body_buffered_meanwhile(make_session: Make) -> None:
-    for phase in ("rewrite", "access", "balancer"):
-        later = Later(phase)
-        recorder = Recorder()
-        s = make_session(filters=[later, recorder])
-        client = s.client()
-        client.send(b"POST /up HTTP/1.1\r\nHost: example\r\nContent-Length: 4\r\n\r\nab")
-        assert later.waiting and not s.connector.attempts  # the exchange waits, nothing blocks
-        client.send(b"cd")  # the body is kept as while connecting
-        s.turns.call_soon(later.waiting[0].resume)
-        s.turns.run()
-        backend = s.accept()
-        assert backend.take().endswith(b"\r\n\r\nabcd")
-        backend.send(OK_5)
-        assert client.take().endswith(b"hello")
-        assert recorder.phases()[-1] == "log"
-
-
-def test_suspend_then_answer_after_fake_time_passed(make_session: Make) -> None:
-    later = Later("rewrite")
-    s = make_session(filters=[later])
-    client = s.client()
-    client.send(GET_X)
-    s.clock.advance(2.0)  # a timer of the filter's, on the fake clock
-    later.waiting[0].answer(LocalReply(302, [(b"Location", b"/elsewhere")]))
-    assert client.take() == b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\ncontent-length: 0\r\n\r\n"
-    assert not s.connector.attempts
-    later.waiting[0].resume()  # too late: ignored
-    assert not s.connector.attempts
-
-
-def test_a_suspended_exchange_whose_client_left_is_not_resumed(make_session: Make) -> None:
-    later = Later("access")
-    s = make_session(filters=[later])
-    client = s.client()
-    client.send(GET_X)
-    client.reset()
-    later.waiting[0].resume()
-    assert not s.connector.attempts
 
 
 class Broken(Filter):
@@ -479,153 +369,3 @@ def test_log_sees_the_response_that_took_the_direct_path(make_session: Make) -> 
     assert received == b"HTTP/1.1 200 OK\r\nServer: s\r\nX-Remove: 1\r\nContent-Length: 5\r\nVia: 1.1 rsp\r\n\r\nhello"
     assert protocol_of(client).exchange is None
     assert log.seen == [(200, 200, b"s")]
-
-
-class BodyReader(Filter):
-    """access: waits for the whole body, then replaces it (upper-cased), discards it, or only records it."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.seen: list[bytes | None] = []
-        self.waiting: list[ExchangeView] = []
-
-    def access(self, exchange: ExchangeView) -> Verdict:
-        if not exchange.read_body(lambda: self._done(exchange)):
-            self.waiting.append(exchange)
-            return SUSPEND
-        self._act(exchange)
-        return None
-
-    def _done(self, exchange: ExchangeView) -> None:
-        self._act(exchange)
-        exchange.resume()
-
-    def _act(self, exchange: ExchangeView) -> None:
-        data = exchange.body_data()
-        self.seen.append(data)
-        if self.mode == "upper" and data is not None:
-            exchange.set_body(data.upper() + b"!")
-        elif self.mode == "discard":
-            exchange.discard_body()
-
-
-def test_a_filter_reads_the_whole_body_then_replaces_it_with_its_new_length(make_session: Make) -> None:
-    reader = BodyReader("upper")
-    s = make_session(filters=[reader])
-    client = s.client()
-    client.send(b"POST /up HTTP/1.1\r\nHost: example\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n")
-    assert reader.waiting and not s.connector.attempts  # waits for the rest of the body
-    client.send(b"3\r\ncde\r\n0\r\n\r\n")
-    assert reader.seen == [b"abcde"]
-    forwarded = s.accept().take()
-    head, _, body = forwarded.partition(b"\r\n\r\n")
-    assert b"content-length: 6" in head.lower() and b"chunked" not in head.lower()
-    assert body == b"ABCDE!"
-
-
-def test_a_body_read_as_it_came_is_forwarded_unchanged_chunked(make_session: Make) -> None:
-    reader = BodyReader("read")
-    s = make_session(filters=[reader])
-    client = s.client()
-    client.send(b"POST /up HTTP/1.1\r\nHost: example\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n")
-    assert reader.seen == [b"ab"]
-    forwarded = s.accept().take()
-    assert b"\r\nTransfer-Encoding: chunked\r\n" in forwarded
-    assert forwarded.endswith(b"\r\n\r\n2\r\nab\r\n0\r\n\r\n")
-
-
-def test_a_discarded_body_is_not_forwarded_and_its_rest_is_dropped(make_session: Make) -> None:
-    reader = BodyReader("discard")
-    s = make_session(filters=[reader])
-    client = s.client()
-    client.send(b"POST /up HTTP/1.1\r\nHost: example\r\nContent-Length: 4\r\n\r\nab")
-    assert reader.waiting
-    reader.mode = "discard"
-    client.send(b"cd")
-    backend = s.accept()
-    forwarded = backend.take()
-    assert b"Content-Length: 0\r\n" in forwarded  # the client's field, spelt as it came, now 0
-    assert not forwarded.endswith(b"abcd") and b"\r\n\r\nab" not in forwarded
-    backend.send(OK_5)
-    assert client.take().endswith(b"hello")
-
-
-def test_a_body_over_the_buffer_pauses_the_client_reads_as_none_and_streams_on(make_session: Make) -> None:
-    from rsp.pipeline.request_body import REQUEST_BODY_BUFFER_SIZE
-    reader = BodyReader("read")
-    s = make_session(filters=[reader])
-    client = s.client()
-    size = REQUEST_BODY_BUFFER_SIZE + 10
-    client.send(b"POST /up HTTP/1.1\r\nHost: example\r\nContent-Length: %d\r\n\r\n" % (size + 5))
-    client.send(b"x" * size)
-    assert reader.seen == [None]  # over the buffer: nil, as OpenResty's body in a file
-    assert not client.reading  # the client waits until the backend takes the held part
-    backend = s.accept()
-    assert client.reading
-    client.send(b"yyyyy")
-    forwarded = backend.take()
-    assert forwarded.endswith(b"x" * size + b"yyyyy")
-
-
-class Times(Filter):
-    """log: records the exchange's per-try upstream times."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[tuple[float, float, float], ...]] = []
-
-    def log(self, exchange: ExchangeView) -> None:
-        self.seen.append(exchange.upstream_timings)
-
-
-def test_each_try_has_its_connect_header_and_response_times_on_the_session_clock(make_session: Make) -> None:
-    import pytest
-    times = Times()
-    s = make_session(backends=2, pool="retries = 1", filters=[times])
-    client = s.client()
-    client.send(GET_X)
-    s.clock.advance(0.25)
-    s.fail("connection refused")  # the first try: no connection, no head
-    s.clock.advance(0.125)
-    backend = s.accept()
-    s.clock.advance(0.5)
-    backend.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe")
-    s.clock.advance(1.0)
-    backend.send(b"llo")
-    assert client.take().endswith(b"hello")
-    (first, second), = times.seen
-    assert first == (-1.0, -1.0, 0.25)
-    assert second == pytest.approx((0.125, 0.625, 1.625))
-    local = Times()
-    s = make_session(filters=[Deny(), local])
-    s.client().send(GET_X)
-    assert local.seen == [()]  # answered locally: no try, no value
-
-
-class Timeouts(Filter):
-    """balancer: the first try gets its own connect and read timeouts; later tries set none."""
-
-    def balancer(self, exchange: ExchangeView) -> Verdict:
-        if exchange.tries == 0:
-            exchange.set_timeouts(0.5, 0.0, 2.0)
-        return None
-
-
-def test_balancer_timeouts_apply_to_their_try_only(make_session: Make) -> None:
-    s = make_session(backends=2, pool="retries = 1", http="response_timeout = 30", filters=[Timeouts()])
-    client = s.client()
-    client.send(GET_X)
-    first = s.connector.pending()[0]
-    assert first.timeout == 0.5  # the filter's connect timeout for this try
-    first.fail("connect timeout")
-    second = s.connector.pending()[0]
-    assert second.timeout == s.proxy.pools["default"].spec.connect_timeout  # the next try: the pool's
-    s.accept()
-    s.clock.advance(2.5)
-    s.proxy.tick()
-    assert client.take() == b""  # the listener's 30 s, not the first try's 2 s
-    client2 = s.client()
-    client2.send(GET_X)
-    s.accept()
-    s.clock.advance(2.5)  # the try's own 2 s read timeout passed
-    s.proxy.tick()
-    assert client2.take().startswith(b"HTTP/1.1 504 ")

@@ -1,23 +1,36 @@
-"""Fixtures of the transport tests: the stream variants the contract suite runs against."""
+"""Fixtures of the transport tests: the loops the stream tests run on, and the stream variants the contract
+suite (tests/transport/test_stream_*.py) runs against."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import pytest
+import uvloop
 
+from rsp.transport.event_loop import RspEventLoop
+from support.stream_harness import StreamVariant
 from tls.certs import Authority
 
 
-@dataclass(frozen=True)
-class StreamVariant:
-    """"plain": SocketStream against a plain peer socket; "tls": TlsStream (server side) against a TLS peer
-    (support.tls_peer.TlsPeer) over the same kind of socket pair."""
-
-    kind: str
-    server: ssl.SSLContext | None = None
-    client: ssl.SSLContext | None = None
+@pytest.fixture(params=["rsp", "uvloop", "asyncio"])
+def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    """Every loop rsp runs on (rsp.cli.new_event_loop): its own epoll loop, where streams register on the
+    loop's poller instead of add_reader/add_writer, uvloop, and the stdlib loop. (test_event_loop.py and
+    test_relay.py define their own `loop`, for the loops they are about.)"""
+    loop: asyncio.AbstractEventLoop
+    if request.param == "rsp":
+        loop = RspEventLoop()
+    elif request.param == "uvloop":
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        yield loop
+    finally:
+        loop.close()
 
 
 @pytest.fixture(scope="session")

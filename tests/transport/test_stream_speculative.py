@@ -14,9 +14,7 @@ import time
 
 from rsp.transport.event_loop import RspEventLoop
 from support.sockets import nonblocking_pair
-from transport.test_stream import MIB, Harness, fill_kernel_buffers, loop, tcp_pair
-
-__all__ = ["loop"]  # the fixture, every loop rsp runs on
+from support.stream_harness import MIB, Harness, fill_kernel_buffers, tcp_pair
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 
