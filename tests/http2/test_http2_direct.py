@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from integration.test_http_filters import serve
 from rsp.pipeline.phases import ExchangeView, Filter
+from support.filter_server import serve
 from support.h2_client import H2Client
 from support.http_backends import HttpBackend
 from support.http_client import http_config

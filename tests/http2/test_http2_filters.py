@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from integration.test_http_filters import Gate, config_for, serve
 from rsp.pipeline.phases import SUSPEND, ExchangeView, Filter, Verdict
+from support.filter_server import Gate, config_for, serve
 from support.h2_client import H2Client
 from support.http_backends import HttpBackend
 

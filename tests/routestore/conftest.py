@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from support.http_backends import HttpBackend
-from support.http_client import ResponseError, get
+from support.http_client import ResponseError, get, http_config, lua
+from support.redis_server import RedisServer
+from support.rsp_process import run_cli
 
 
 @pytest.fixture
@@ -57,3 +59,18 @@ def wait_until(port: int, host: str, wanted: str, bound: float) -> float:
             return elapsed
         assert elapsed < bound, f"{host} still answers {got!r}, not {wanted!r}, after {elapsed:.3f} s"
         time.sleep(POLL)
+
+
+def store_config(port: int, redis: RedisServer, **store: object) -> str:
+    """One HTTP listener whose static pool is unreachable: only the store can route a request. `workers`: one
+    unless asked (the store is the machine's with any number: test_workers_share_the_store runs two)."""
+    workers = store.pop("workers", 1)
+    settings: dict[str, object] = {"url": redis.url, "template": "default"}
+    settings.update(store)
+    return http_config(port, ["127.0.0.1:1"], extra=f"workers = {workers}\nroute_store = {lua(settings)}")
+
+
+def routes(redis: RedisServer, *args: str) -> str:
+    result = run_cli("routes", "--redis", redis.url, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -16,24 +16,9 @@ from support.http_client import get, http_config, lua
 from support.redis_server import RedisServer
 from support.rsp_process import RspProcess, free_port, rsp_command, run_cli
 
-from .conftest import PROPAGATION_BOUND, body_of, wait_until
+from .conftest import PROPAGATION_BOUND, body_of, routes, store_config, wait_until
 
 Launch = Callable[..., RspProcess]
-
-
-def store_config(port: int, redis: RedisServer, **store: object) -> str:
-    """One HTTP listener whose static pool is unreachable: only the store can route a request. `workers`: one
-    unless asked (the store is the machine's with any number: test_workers_share_the_store runs two)."""
-    workers = store.pop("workers", 1)
-    settings: dict[str, object] = {"url": redis.url, "template": "default"}
-    settings.update(store)
-    return http_config(port, ["127.0.0.1:1"], extra=f"workers = {workers}\nroute_store = {lua(settings)}")
-
-
-def routes(redis: RedisServer, *args: str) -> str:
-    result = run_cli("routes", "--redis", redis.url, *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def test_routes_live_from_redis(run_rsp: Launch, redis_server: RedisServer,

@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from routestore.test_routestore_live import PROPAGATION_BOUND, body_of, routes, store_config, wait_until
 from support.http_backends import HttpBackend
 from support.http_client import http_config, lua
 from support.redis_server import RedisServer
 from support.rsp_process import RspProcess, free_port, run_cli
+
+from .conftest import PROPAGATION_BOUND, body_of, routes, store_config, wait_until
 
 Launch = Callable[..., RspProcess]
 WORKERS = pytest.mark.parametrize("workers", [1, 2])

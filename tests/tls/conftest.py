@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
 from collections.abc import Iterator
@@ -148,3 +149,30 @@ pools = {{ web = {{ backends = {{ "127.0.0.1:{backend_port}" }} }} }}
 http = {{ access_log = "off" }}
 workers = 2
 """
+
+
+def copied(issued: Issued, directory: Path) -> tuple[Path, Path]:
+    """The certificate and key in a directory of the test's own (a test removes one)."""
+    cert, key = directory / issued.cert_path.name, directory / issued.key_path.name
+    shutil.copy(issued.cert_path, cert)
+    shutil.copy(issued.key_path, key)
+    return cert, key
+
+
+def three_certs(a: tuple[object, object], b: tuple[object, object], fallback: tuple[object, object],
+                port: int = 8443, backend_port: int = 9) -> str:
+    return f"""
+listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http", pool = "web",
+  tls = {{ certificates = {{
+      {{ cert = "{a[0]}", key = "{a[1]}" }},
+      {{ cert = "{b[0]}", key = "{b[1]}" }},
+      {{ cert = "{fallback[0]}", key = "{fallback[1]}" }},
+    }}, default = "default.example" }} }} }}
+pools = {{ web = {{ backends = {{ "127.0.0.1:{backend_port}" }} }} }}
+http = {{ access_log = "off" }}
+workers = 1
+"""
+
+
+def pair(issued: Issued) -> tuple[Path, Path]:
+    return issued.cert_path, issued.key_path

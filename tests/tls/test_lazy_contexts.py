@@ -20,35 +20,7 @@ from rsp.tls.server_context import build_tls_server, plan_tls_server
 from support.http_backends import HttpBackend
 from support.rsp_process import RspProcess, free_port
 
-from .certs import Issued
-from .conftest import CertSet, client_context, tls_get
-
-
-def copied(issued: Issued, directory: Path) -> tuple[Path, Path]:
-    """The certificate and key in a directory of the test's own (a test removes one)."""
-    cert, key = directory / issued.cert_path.name, directory / issued.key_path.name
-    shutil.copy(issued.cert_path, cert)
-    shutil.copy(issued.key_path, key)
-    return cert, key
-
-
-def three_certs(a: tuple[object, object], b: tuple[object, object], fallback: tuple[object, object],
-                port: int = 8443, backend_port: int = 9) -> str:
-    return f"""
-listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http", pool = "web",
-  tls = {{ certificates = {{
-      {{ cert = "{a[0]}", key = "{a[1]}" }},
-      {{ cert = "{b[0]}", key = "{b[1]}" }},
-      {{ cert = "{fallback[0]}", key = "{fallback[1]}" }},
-    }}, default = "default.example" }} }} }}
-pools = {{ web = {{ backends = {{ "127.0.0.1:{backend_port}" }} }} }}
-http = {{ access_log = "off" }}
-workers = 1
-"""
-
-
-def pair(issued: Issued) -> tuple[Path, Path]:
-    return issued.cert_path, issued.key_path
+from .conftest import CertSet, client_context, copied, pair, three_certs, tls_get
 
 
 def test_only_the_default_context_is_built_at_start(certs: CertSet) -> None:

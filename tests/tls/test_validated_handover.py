@@ -23,8 +23,7 @@ from rsp.tls.server_context import plan_tls_server, validated_for
 from support.http_backends import HttpBackend
 from support.rsp_process import RspProcess, free_port, run_cli
 
-from .conftest import CertSet, tls_get
-from .test_lazy_contexts import copied, pair, three_certs
+from .conftest import CertSet, copied, pair, three_certs, tls_get
 
 # The worker's side: read the memfd as rsp.master.worker does, then build the listener's server (what the
 # worker's start does), counting the chain plannings (plan_chain, called once per certificate validated).
