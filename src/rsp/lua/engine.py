@@ -50,7 +50,7 @@ ERROR_STATUS: Final = 500
 # LuaJIT's traces do not call count hooks, so with the JIT on a compiled loop would escape the budget: the
 # handlers run on LuaJIT's interpreter (still several times faster than Lua 5.4's). Off while the prelude
 # loads; the prelude switches it on once it can mark every chunk made from text as never to be compiled (its
-# own functions are compiled: rsp/lua/prelude.lua, `nojit`).
+# own functions are compiled: rsp/lua/prelude_sandbox.lua, `nojit`).
 _JIT_OFF: Final = "if jit then jit.off() end"
 
 log = logging.getLogger("rsp.lua")

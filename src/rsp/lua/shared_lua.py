@@ -93,7 +93,7 @@ class SharedIncr:
 class BoundIncr:
     """A dictionary's incr with its numbers fixed (value, init, init_ttl), called with the key alone: a handler's
     counter repeats its numbers, and the prelude binds each repeated set once (at most MAX_BOUND per
-    dictionary, rsp/lua/prelude.lua), so that one argument crosses from Lua instead of up to four."""
+    dictionary, rsp/lua/prelude_shared.lua), so that one argument crosses from Lua instead of up to four."""
 
     __slots__ = ("delta", "init", "init_ttl", "shared")
 

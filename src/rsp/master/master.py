@@ -31,9 +31,10 @@ from rsp.master import control
 from rsp.master.app_pools import AppPools
 from rsp.master.backend_state import pools_state
 from rsp.master.channel import Channel
+from rsp.master.machine_stats import MachineStats
 from rsp.master.reload_check import ListenKey, kept_settings, listen_key, prepare_reload
 from rsp.master.spawn import config_memfd, spawn_worker
-from rsp.preflight import admin_socket_error, bind_configured, load_tls, stats_bind_error
+from rsp.preflight import admin_socket_error, bind_configured, load_tls
 from rsp.proxy.pools import PoolRuntime, check_tls
 from rsp.sd_notify import notify
 from rsp.supervise import Backoff, ChildInfo, ChildSpec, Supervisor
@@ -100,7 +101,7 @@ class Master:
         self._snapshot_ids = itertools.count(1)
         self._snapshots: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._stats: Any = None
+        self.stats = MachineStats(loop, self.gather_snapshots, lambda: self.pools, self.machine)
         self.apps: AppManager | None = None
         self.app_pools: AppPools | None = None  # the apps' backends in the pools, joined as they are ready
         self.routes: MachineRoutes | None = None  # the route store, once per machine
@@ -144,7 +145,7 @@ class Master:
                 self._close_listeners(set())
                 raise admin_socket_error(self.config, exc) from exc
         try:
-            await self._start_stats()
+            await self.stats.start(self.config)
         except StartupError:  # the workers serve already: stop them, as a failed admin socket does
             if self.admin is not None:
                 self.admin.close()
@@ -407,51 +408,6 @@ class Master:
         return {"workers": workers, "reloads": self.reloads, "worker_restarts": self.worker_restarts,
                 "last_reload": self.last_reload, "started": self.started}
 
-    async def _start_stats(self, config: Config | None = None) -> None:
-        """The stats endpoint of rsp.metrics, in the master, gathering every worker's snapshot; when the
-        build has rsp.metrics and the config a `stats` section."""
-        config = config or self.config
-        settings = getattr(config, "stats", None)
-        if settings is None:
-            return
-        import importlib
-
-        endpoint = importlib.import_module("rsp.metrics.endpoint")
-        gather = self.gather_metrics
-        self._stats = endpoint.StatsEndpoint(self.loop, settings.host, settings.port, gather, self.machine,
-                                             settings.refresh)
-        try:
-            await self._stats.start()
-        except OSError as exc:
-            self._stats = None
-            raise stats_bind_error(config, settings.host, settings.port, exc) from exc
-        get_logger().info("stats: http://%s:%d/ (metrics at /metrics)", settings.host, self._stats.port)
-
-    async def gather_metrics(self) -> list[dict[str, Any]]:
-        """Every worker's metrics snapshot, with the machine's health-check results (the master's checks) in
-        each: the workers count traffic, the master checks."""
-        from rsp.metrics.snapshot import health, with_health
-
-        checks = health(self.pools)
-        return [with_health(s["metrics"], checks) for s in await self.gather_snapshots() if s.get("metrics")]
-
-    async def _reload_stats(self, old: Config, new: Config) -> list[str]:
-        """Apply a changed `stats` section at reload: the endpoint moves (or starts, or stops). When the new
-        address cannot be bound, the old endpoint stays and the reply says so."""
-        if old.stats == new.stats:
-            return []
-        previous = self._stats
-        if previous is not None:
-            previous.close()  # first: the new address may be the old one (a changed refresh)
-            self._stats = None
-        try:
-            await self._start_stats(new)
-        except StartupError as exc:
-            if previous is not None:
-                await self._start_stats(old)
-            return [f"stats not applied, the old endpoint stays: {exc}"]
-        return []
-
     # -- reload --------------------------------------------------------------------------------------
     def _reload_signal(self) -> None:
         get_logger().info("SIGHUP received: reloading %s", self.config.path)
@@ -498,7 +454,7 @@ class Master:
         self.pools = generation.pools
         if self.app_pools is not None:
             self.app_pools.move_to(self.pools)  # the apps are not reloaded: they join the new generation's pools
-        not_applied = [*await self._reload_stats(self.config, config), *kept_settings(self.config, config)]
+        not_applied = [*await self.stats.reload(self.config, config), *kept_settings(self.config, config)]
         for note in not_applied:
             get_logger().warning("reload: %s", note)
         self.config = config
@@ -581,9 +537,7 @@ class Master:
         if self.admin is not None:
             self.admin.close()
             self.admin = None
-        if self._stats is not None:
-            self._stats.close()
-            self._stats = None
+        self.stats.close()
         await self.supervisor.stop_all()
         if self.apps is not None:  # after the workers: they proxied to the apps until they drained
             await self.apps.stop()
