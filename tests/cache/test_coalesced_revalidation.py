@@ -136,7 +136,7 @@ def test_requests_that_must_not_share_go_alone(store: CacheStore, clock: Clock) 
     validation (no-cache, max-age, min-fresh: §5.2.1.4, §5.2.1.1, §5.2.1.3): a validation sent before it
     arrived may have been answered before it, so it does not wait for one (it may lead one)."""
     flt, timers = setup(store, clock)
-    fetcher, _ = request(flt)
+    request(flt)  # the validation under way
     for extra in ([(b"If-None-Match", b'"mine"')], [(b"Range", b"bytes=0-1")], [(b"Cache-Control", b"no-cache")],
                   [(b"Pragma", b"no-cache")], [(b"Cache-Control", b"max-age=0")], [(b"Cache-Control", b"min-fresh=1")]):
         ex, verdict = request(flt, extra)
