@@ -180,3 +180,18 @@ def test_a_validation_in_another_process_that_failed_sends_the_waiter_on(store: 
     store.release(URL, clock.t)  # it ended without freshening the entry (an error)
     timers.run()
     assert waiter.resumed == 1 and waiter.request.get(b"if-none-match") == TAG and not waiter.answers
+
+
+def test_a_stale_response_without_validators_is_fetched_once_as_a_miss(store: CacheStore, clock: Clock) -> None:
+    timers = Timers()
+    flt = CacheFilter(CacheSettings("t"), store, clock, call_later=timers)
+    ex, _ = request(flt)
+    respond(flt, ex, 200, [(b"Cache-Control", b"max-age=5")], b"old")  # no ETag, no Last-Modified
+    clock.t += 10
+    fetcher, verdict = request(flt)
+    assert verdict is None and fetcher.request.get(b"if-none-match") is None  # a full fetch
+    waiter, verdict = request(flt)
+    assert verdict is SUSPEND
+    respond(flt, fetcher, 200, [(b"Cache-Control", b"max-age=5")], b"new")
+    assert waiter.head is not None
+    assert (b"".join(waiter.parts), waiter.ended, xcache(waiter.head)) == (b"new", True, b"HIT")
