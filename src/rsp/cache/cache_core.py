@@ -36,7 +36,7 @@ from rsp.cache.coalescing import LOCK_HOLD as LOCK_HOLD  # (the coalescing figur
 from rsp.cache.coalescing import PASS_TTL as PASS_TTL
 from rsp.cache.coalescing import POLL_FIRST as POLL_FIRST
 from rsp.cache.coalescing import POLL_MAX as POLL_MAX
-from rsp.cache.coalescing import Coalescer
+from rsp.cache.coalescing import Coalescer, conditional, usable
 from rsp.cache.conditional import (
     CLIENT_VALIDATORS,
     ORIGIN_ONLY,
@@ -59,7 +59,7 @@ from rsp.cache.exchange_state import ExchangeState, steer
 from rsp.cache.freshen import freshened, head_contradicts, selects
 from rsp.cache.freshness import current_age
 from rsp.cache.invalidation import SAFE_METHODS, invalidated
-from rsp.cache.reuse import FRESH, VALIDATE, reuse, while_revalidating
+from rsp.cache.reuse import FRESH, STALE_OK, VALIDATE, reuse, while_revalidating
 from rsp.cache.stats import CacheStats
 from rsp.cache.store import CLAIMED, CacheStore
 from rsp.cache.vary import matches
@@ -170,17 +170,17 @@ class CacheCore:
             state.kind = _LOOKED_UP
             self._touch(entry)
             return self._answer(entry, request.method, request.headers, present, age, STALE)
-        checks = validators(entry.headers)
-        if not checks:
-            return None  # cannot be validated: fetched in full, and the new response replaces it
-        state.kind = _REVALIDATE
-        state.client = [(name, value) for name in CLIENT_VALIDATORS
-                        for value in header_values(request.headers, name)]
-        for name in CLIENT_VALIDATORS:
-            request.set(name, None)
-        for name, value in checks:
-            request.set(name, value)
-        return None
+        if not validators(entry.headers):  # cannot be validated: fetched in full (coalesced as a miss is),
+            return self.coalescer.coalesce(exchange, state, present, now)  # the new response replaces it
+        # One conditional request per machine: the first claims the URI, the others wait for its 304 or 200
+        # (rsp.cache.coalescing). A request asking for its own validation (no-cache, max-age, min-fresh:
+        # RFC 9111 §5.2.1.4, §5.2.1.1, §5.2.1.3) does not wait for one sent before it arrived.
+        state.revalidates = True
+        alone = (request_cc.no_cache or request_cc.max_age is not None or request_cc.min_fresh is not None)
+        verdict = self.coalescer.coalesce(exchange, state, present, now, alone)
+        if verdict is None:
+            conditional(request, state, entry)
+        return verdict
 
     def _refresh(self, exchange: ExchangeView, state: ExchangeState, entry: StoredResponse, age: float,
                  now: float) -> bool:
@@ -225,11 +225,23 @@ class CacheCore:
             return None
         age = current_age(entry.initial_age, entry.response_time, now)
         use = reuse(entry.flags, entry.lifetime, age, state.request_cc)
-        if use == VALIDATE:
+        if not usable(use, entry, state):  # (a waiter of a revalidation takes what it confirmed since)
             return None
         state.kind = _LOOKED_UP
         present = {name.lower() for name, _ in request.headers}
-        return self._answer(entry, request.method, request.headers, present, age, HIT if use == FRESH else STALE)
+        return self._answer(entry, request.method, request.headers, present, age, STALE if use == STALE_OK else HIT)
+
+    def _stale_for(self, exchange: ExchangeView, state: ExchangeState, now: float) -> LocalReply | None:
+        """What answers a waiter when the fetch it waited for got a backend error: the stored response, stale,
+        where stale-if-error or grace allow it for this waiter (RFC 5861 §4), else None (to the backend)."""
+        request = exchange.request
+        entry = self._select(state.url, request.headers)
+        age = self._stale_on_error(state, entry, now) if entry is not None else None
+        if entry is None or age is None:
+            return None
+        state.kind = _LOOKED_UP
+        present = {name.lower() for name, _ in request.headers}
+        return self._answer(entry, request.method, request.headers, present, age, STALE)
 
     def _purge(self, exchange: ExchangeView, url: bytes) -> LocalReply:
         """PURGE from a configured address removes every variant of the URI, in the store every worker uses
@@ -320,6 +332,8 @@ class CacheCore:
                 # While revalidating, the request carries our validators: the client's are set aside.
                 conditional = state.client if state.kind == _REVALIDATE else request.headers
                 self._replace(exchange, state, entry, age, conditional, STALE)
+                if state.fetching:  # its waiters in this process: the same rules, each for its own request
+                    self.coalescer.settle(state, self._stale_for)
                 return None
         if state.kind == _REVALIDATE and entry is not None:
             if response.status == 304 and selects(entry.headers, response.headers):
@@ -391,8 +405,10 @@ class CacheCore:
                                     self.header)
         if not storable:
             self._safely(lambda: self.store.delete(entry.url))
-        else:
-            self._safely(lambda: self.store.put(fresh))
+        else:  # a coalesced validation gives its URI back in the same write (its waiters find it at once)
+            unmark, state.locked = state.locked, False
+            if self._safely(lambda: self.store.put(fresh, unmark)) is None and unmark:
+                state.locked = True  # the store failed: log gives the URI back
         return fresh
 
     def _freshen(self, exchange: ExchangeView, state: ExchangeState, entry: StoredResponse, now: float) -> None:
@@ -402,6 +418,9 @@ class CacheCore:
         assert response is not None
         fresh = self._update(state, entry, response.headers, now)
         self._replace(exchange, state, fresh, current_age(fresh.initial_age, now, now), state.client, REVALIDATED)
+        if state.fetching:  # the requests that waited for this validation: answered from the store (HIT)
+            self.coalescer.unlock(state, 0.0)
+            self.coalescer.settle(state, self._from_store)
 
     def _replace(self, exchange: ExchangeView, state: ExchangeState, stored: StoredResponse, age: float,
                  conditional: list[Header], label: bytes) -> None:

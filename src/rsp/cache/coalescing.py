@@ -14,6 +14,16 @@ looks for all its fetches), and spools only when a waiter wants it: a stored mis
 no system call for it. A fetch whose response cannot be stored marks its URI PASS for
 PASS_TTL, so that the requests after it go to the backend side by side instead of one after the other.
 
+A stale stored response that must be validated is fetched the same way (a revalidation is a claimed fetch
+too): the first request claims the URI and sends the conditional request, the others wait. A 200 streams to
+them as a miss's response does; a 304 freshens the stored response and `settle` answers the waiters in this
+process from the store at once (those of other processes find it on their next poll); a backend error lets
+`settle` answer them with the stale response where stale-if-error or grace allow it. A waiter of a
+revalidation accepts what was confirmed or fetched after it arrived even when the stored response says
+no-cache or is stale again (the origin validated it during the request: RFC 9111 §4.2.4, §5.2.2.4); a request
+that asks for its own validation (no-cache, max-age, min-fresh: §5.2.1) may lead one but never waits for one
+under way (`alone`); released, a waiter sends its own conditional request (`conditional`).
+
 CacheCore (rsp.cache.cache_core) owns one `Coalescer`: it hands it a miss (`coalesce`) and the fetcher's
 response (`start`, `data`, `end`, `close`); what the Coalescer needs of the core is a look-up of the store
 that answers a waiter (`from_store`) and where to report a store failure.
@@ -25,9 +35,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Final
 
-from rsp.cache.conditional import any_present
+from rsp.cache.conditional import CLIENT_VALIDATORS, any_present, validators
 from rsp.cache.entry import StoredResponse
-from rsp.cache.exchange_state import CTX_KEY, FETCH, LOOKED_UP, POLL_FIRST, WAITING, ExchangeState
+from rsp.cache.exchange_state import CTX_KEY, FETCH, LOOKED_UP, POLL_FIRST, REVALIDATE, WAITING, ExchangeState
 from rsp.cache.freshness import current_age
 from rsp.cache.reuse import VALIDATE, reuse
 from rsp.cache.spool import DATA, END, FAIL, HEAD, SpoolReader, Spools, decode_head, head_record, record, spool_dir
@@ -37,10 +47,10 @@ from rsp.cache.vary import matches
 from rsp.cache.waiting_list import Admit, WaitingList
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
-from rsp.pipeline.messages import LocalReply, Response
+from rsp.pipeline.messages import LocalReply, Request, Response, header_values
 from rsp.pipeline.phases import SUSPEND, ExchangeView, Verdict
 
-__all__ = ["LOCK_HOLD", "PASS_TTL", "POLL_FIRST", "POLL_MAX", "Coalescer"]
+__all__ = ["LOCK_HOLD", "PASS_TTL", "POLL_FIRST", "POLL_MAX", "Coalescer", "conditional", "usable"]
 
 LOCK_HOLD: Final = 5.0
 PASS_TTL: Final = 10.0
@@ -61,6 +71,27 @@ StoreFailed = Callable[[CacheStoreError], None]
 CallLater = Callable[[float, Callable[[], None]], object]
 
 _log = get_logger()
+
+
+def usable(use: str, entry: StoredResponse, state: ExchangeState) -> bool:
+    """Whether a waiter may be answered with `entry` (`use`: what rsp.cache.reuse says of it for the waiter's
+    request): when reuse allows it, or when the waiter revalidates and `entry` was confirmed (a 304) or
+    fetched after it arrived: the origin validated it during the request, which is what no-cache and a stale
+    response's must-revalidate ask for (RFC 9111 §5.2.2.4, §4.2.4; such a waiter has no no-cache, max-age or
+    min-fresh of its own: `Coalescer.coalesce`'s `alone`)."""
+    return use != VALIDATE or (state.revalidates and entry.response_time >= state.request_time)
+
+
+def conditional(request: Request, state: ExchangeState, entry: StoredResponse) -> None:
+    """Make `request` the validation of the stored `entry` (RFC 9111 §4.3.1): our If-None-Match /
+    If-Modified-Since instead of the client's, which are set aside (answered after a 304, §4.3.2)."""
+    state.kind = REVALIDATE
+    headers = request.headers
+    state.client = [(name, value) for name in CLIENT_VALIDATORS for value in header_values(headers, name)]
+    for name in CLIENT_VALIDATORS:
+        request.set(name, None)
+    for name, value in validators(entry.headers):
+        request.set(name, value)
 
 
 class Coalescer:
@@ -84,13 +115,15 @@ class Coalescer:
         self._call_later = call_later
         self.waiting = WaitingList(self.release, self.later, LOCK_HOLD)
 
-    def coalesce(self, exchange: ExchangeView, state: ExchangeState, present: set[bytes], now: float) -> Verdict:
-        """A miss: fetch it (holding the URI's mark), or wait for the fetch under way. `present`: the request's
-        field names, lower-case."""
+    def coalesce(self, exchange: ExchangeView, state: ExchangeState, present: set[bytes], now: float,
+                 alone: bool = False) -> Verdict:
+        """A miss (or a stale entry's revalidation): fetch it (holding the URI's mark), or wait for the fetch
+        under way. `present`: the request's field names, lower-case. `alone`: never wait (a request wanting a
+        validation of its own), though others may wait for this one's."""
         if exchange.request.method != b"GET" or state.request_cc.no_store or state.no_store or any_present(
                 present, UNSHARED_ANSWERS):
             return None  # nothing another request could reuse: no reason to wait or to make others wait
-        if self.waiting.join(state.url, exchange):
+        if not alone and self.waiting.join(state.url, exchange):
             state.kind = WAITING
             return SUSPEND  # a fetch in this process: its response streams to us (rsp.cache.waiting_list)
         try:
@@ -102,8 +135,8 @@ class Coalescer:
             state.locked = state.fetching = True
             self.waiting.open(state.url, exchange)
             return None
-        if claim != BUSY:
-            return None  # PASS, or the store failed
+        if claim != BUSY or alone:
+            return None  # PASS, or the store failed, or it wants a validation of its own
         state.kind = WAITING  # a fetch in another process: follow its spool, or poll the store
         state.deadline = now + LOCK_HOLD
         self.spools.want(state.url)
@@ -141,6 +174,20 @@ class Coalescer:
             state.spool_out = None
             out.end()
             self.spools.unwant(state.url)
+
+    def settle(self, state: ExchangeState, answer: FromStore) -> None:
+        """The fetch's answer is a stored response (a 304 freshened it, or it stands in for a backend error):
+        each waiter in this process is answered with what `answer` gives it now, or goes to the backend."""
+        state.fetching = False
+        now = self.clock()
+        for exchange in self.waiting.take(state.url):
+            waiter = exchange.ctx.get(CTX_KEY)
+            reply = answer(exchange, waiter, now) if isinstance(waiter, ExchangeState) else None
+            if reply is None:
+                self.release(exchange)
+            else:
+                self.stats.coalesced += 1
+                exchange.answer(reply)
 
     def close(self, state: ExchangeState) -> None:
         """The fetch ended without a response to share, or failed: its waiters go on without it."""
@@ -208,10 +255,15 @@ class Coalescer:
         self.later(state.delay, lambda: self.poll(exchange, state))
 
     def release(self, exchange: ExchangeView) -> None:
-        """A waiter the fetch in this process does not answer: to the backend itself."""
+        """A waiter the fetch does not answer: to the backend itself (with its own conditional request when it
+        revalidates a stored response)."""
         state = exchange.ctx.get(CTX_KEY)
         if isinstance(state, ExchangeState):
-            state.kind = FETCH
+            entry = state.entry
+            if state.revalidates and entry is not None:
+                conditional(exchange.request, state, entry)
+            else:
+                state.kind = FETCH
         exchange.resume()
 
     def admit(self, pending: StoredResponse, body_length: int) -> Admit:
@@ -222,7 +274,7 @@ class Coalescer:
             if not isinstance(state, ExchangeState) or not matches(pending.selecting, exchange.request.headers):
                 return None
             age = current_age(pending.initial_age, pending.response_time, self.clock())
-            if reuse(pending.flags, pending.lifetime, age, state.request_cc) == VALIDATE:
+            if not usable(reuse(pending.flags, pending.lifetime, age, state.request_cc), pending, state):
                 return None
             state.kind = LOOKED_UP
             self.stats.coalesced += 1

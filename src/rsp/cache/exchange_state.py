@@ -29,8 +29,8 @@ class ExchangeState:
     """One exchange's cache state, in `exchange.ctx["cache"]` (rsp.cache.cache_filter)."""
 
     __slots__ = ("background", "body", "bypassed", "chunks", "client", "deadline", "delay", "entry", "fetching", "kind",
-                 "locked", "no_store", "pending", "request_cc", "request_time", "size", "spool_in", "spool_out", "ttl",
-                 "url")
+                 "locked", "no_store", "pending", "request_cc", "request_time", "revalidates", "size", "spool_in",
+                 "spool_out", "ttl", "url")
 
     def __init__(self, kind: int, url: bytes, request_cc: CacheControl, request_time: float) -> None:
         self.kind = kind
@@ -50,6 +50,9 @@ class ExchangeState:
         self.fetching = False  # this exchange's fetch has a waiting list in this process (CacheFilter.waiting)
         self.spool_out: SpoolWriter | None = None  # this fetch's spool, while another process's waiter reads it
         self.spool_in: SpoolReader | None = None  # the spool of another process's fetch this waiter follows
+        # A stale `entry` this exchange must validate (RFC 9111 §4.3.1): waiting, it is answered by what the
+        # URI's fetch confirms or fetches after it arrived; released, it sends its own conditional request.
+        self.revalidates = False
         # What a handler set (rsp.pipeline.cache_vars): not looked up; not stored; the freshness lifetime.
         self.bypassed = False
         self.no_store = False

@@ -138,6 +138,17 @@ class WaitingList:
         for exchange in waiting:
             self.release(exchange)
 
+    def take(self, url: bytes) -> list[ExchangeView]:
+        """The fetch of `url` ended with its head unsent (its answer is in the store): its waiters, for the
+        caller to answer (a streaming one cannot be: it is reset)."""
+        fetch = self.fetches.pop(url, None)
+        if fetch is None:
+            return []
+        for exchange in fetch.streaming:
+            exchange.answer_reset("the fetch this response streamed from ended")
+        waiting, fetch.waiting = fetch.waiting, []  # (their give-up timers then find nothing to do)
+        return waiting
+
     def close(self, url: bytes) -> None:
         """The fetch ended without a shareable response, or failed: waiters without a head go to the backend,
         streaming ones are reset."""
