@@ -5,12 +5,12 @@ ExchangeViews, a test's timers and clock."""
 
 from __future__ import annotations
 
-from cache.test_cache_filter import Clock, Exchange, Timers, xcache
 from rsp.cache.cache_filter import LOCK_HOLD, CacheFilter
 from rsp.cache.store import CLAIMED, NO_MARK, CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import Header, Request, Response, header_get
 from rsp.pipeline.phases import SUSPEND
+from support.cache_exchange import Clock, Exchange, Timers, xcache
 
 URL = b"http://example.com/r"
 TAG = b'"v1"'

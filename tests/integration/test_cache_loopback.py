@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from master.master_support import admin, serving_pids
+from support.cache_configs import CONNECTIONS, config
 from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import get
 from support.waiting import eventually
@@ -26,7 +27,6 @@ Start = Callable[..., Any]
 Port = Callable[..., int]
 # Enough connections that with two workers accepting from one queue both serve some (and a hit in either is
 # what the backend's count shows).
-CONNECTIONS = 40
 BIG = 100 * 1024
 
 
@@ -40,14 +40,6 @@ def cached_handler(req: ReceivedRequest) -> Reply:
     body = b"b" * BIG if req.target.startswith("/big/") else f"page {req.target}\n".encode()
     return Reply(headers=[("Content-Type", "text/plain"), ("Cache-Control", "max-age=300"), ("ETag", '"v1"')],
                  body=body)
-
-
-def config(port: int, backend: int, store: Path, sock: str, size: str = "16m", extra: str = "") -> str:
-    return (f'listen = {{ {{ address = "127.0.0.1", port = {port}, mode = "http", cache = "pages" }} }}\n'
-            f'backends = {{ "127.0.0.1:{backend}" }}\n'
-            'http = { access_log = "off" }\n'
-            f'caches = {{ pages = {{ size = "{size}", path = "{store}" }} }}\n'
-            f'workers = 2\nadmin_socket = "{sock}"\n{extra}')
 
 
 def hits(backend: HttpBackend, target: str) -> int:
