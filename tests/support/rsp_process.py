@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -51,13 +52,25 @@ class RspStartError(AssertionError):
     """rsp exited or stayed silent instead of printing its Started lines."""
 
 
+# The kernel may hand the same port to two binds in a row once the first socket is closed (a test asking for a
+# listener's port and a stats port got one port twice): free_port() never returns one of the last RECENT_PORTS
+# it returned, trying at most FREE_PORT_TRIES binds.
+RECENT_PORTS = 256
+FREE_PORT_TRIES = 50
+_recent_ports: deque[int] = deque(maxlen=RECENT_PORTS)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (bind port 0, read it, close)."""
+    """A port nothing listens on right now (bind port 0, read it, close), and none this process was given lately."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    for _ in range(FREE_PORT_TRIES):
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _recent_ports:
+            _recent_ports.append(port)
+            return port
+    raise RuntimeError(f"no free port outside the last {RECENT_PORTS} handed out in {FREE_PORT_TRIES} tries")
 
 
 def with_workers(lines: list[str], extra: str, workers: int) -> list[str]:
