@@ -113,8 +113,12 @@ def test_the_size_bound_holds_with_both_workers_writing(run_rsp: Run, start_back
         t.join(60)
     assert not errors
     assert os.path.getsize(store) <= 2 * 1024 * 1024
-    # The most recent objects are there; the first ones were evicted to make room.
-    assert get(port, "/big/59").header("X-Cache") == "HIT"
+    # The most recent objects are there; the first ones were evicted to make room. A put that meets LMDB's
+    # MapFullError twice is dropped (CacheStore.put: a cache may skip a store), which in a 2m map can happen
+    # while the other worker's read transactions hold the pages eviction just freed: the likely reason CI once
+    # found /big/59 missing. So one of the newest may be a miss.
+    newest = [get(port, f"/big/{i}").header("X-Cache") for i in (59, 58, 57, 56)]
+    assert newest.count("HIT") >= 3, newest
     assert get(port, "/big/0").header("X-Cache") == "MISS"
     assert hits(backend, "/big/0") == 2
 
