@@ -144,3 +144,23 @@ def test_snapshot_leaves_our_own_children_out_of_others() -> None:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_miss_table_divides_each_proxys_median_miss_by_its_own_median_without_cache() -> None:
+    import run_cache
+
+    misses = {("rsp cache", False): [10.0, 30.0, 20.0], ("rsp cache", True): [50.0, 40.0, 60.0],
+              ("varnish", False): [8.0, 8.0, 8.0], ("varnish", True): [12.0, 99.0, 10.0]}
+    lines = run_cache.miss_table(misses, ["rsp cache", "varnish"])
+    assert lines[2] == "| rsp cache | 20.0 (10.0, 30.0, 20.0) | 50.0 (50.0, 40.0, 60.0) | 2.50x |"
+    assert lines[3] == "| varnish | 8.0 (8.0, 8.0, 8.0) | 12.0 (12.0, 99.0, 10.0) | 1.50x |"
+
+
+def test_varnish_without_its_cache_passes_every_request(tmp_path: Path) -> None:
+    import run_cache
+
+    argv = run_cache.varnish_argv("varnishd", tmp_path, 9001, 9000, passing=True)
+    vcl = Path(argv[argv.index("-f") + 1]).read_text()
+    assert "return (pass);" in vcl and '.port = "9000"' in vcl
+    assert "-b" not in argv  # -b and -f exclude each other in varnishd
+    assert "-b" in run_cache.varnish_argv("varnishd", tmp_path, 9001, 9000)

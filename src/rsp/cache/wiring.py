@@ -4,24 +4,20 @@ cache without `path`.
 "Memory-backed" (no `path`) means a file in /dev/shm (tmpfs: RAM, never written to disk), named after the
 user, the config file and the cache, so that every worker of one rsp, its restarted workers and its reloads
 open the same store, and two rsp instances with different configs do not share one. Without /dev/shm, the
-system's temporary directory is used instead.
+system's temporary directory is used instead (rsp.cache.memory_files, which also removes them when rsp
+stops).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from collections.abc import Callable
-from typing import Final
 
 from rsp.cache.cache_filter import CacheFilter
+from rsp.cache.memory_files import default_path
 from rsp.cache.selector import CacheSelector
 from rsp.cache.store import CacheStore
 from rsp.config.model import CacheSettings, Config, Listener
 from rsp.pipeline.phases import Filter
-
-SHM_DIR: Final = "/dev/shm"
 
 # name -> store, per process: every listener and route naming one cache shares its environment (LMDB allows
 # one open per file per process).
@@ -29,12 +25,6 @@ _stores: dict[tuple[str, int], CacheStore] = {}
 # name -> this process's filter of that cache, the latest built (what its figures are read from: metrics,
 # `rsp admin cache stats`).
 _filters: dict[str, CacheFilter] = {}
-
-
-def default_path(config_path: str, name: str) -> str:
-    base = SHM_DIR if os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK) else tempfile.gettempdir()
-    tag = hashlib.sha256(os.path.abspath(config_path).encode()).hexdigest()[:12]
-    return os.path.join(base, f"rsp-cache-{os.getuid()}-{tag}-{name}.lmdb")
 
 
 def store_path(settings: CacheSettings, config_path: str) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from rsp.admin.socket_server import AdminSocket
+from rsp.cache.memory_files import memory_backed_paths, remove_store_files
 from rsp.config.model import Config
 from rsp.errors import ConfigError, StartupError
 from rsp.health.checker import HealthChecker
@@ -98,6 +99,8 @@ class Master:
         self.stopping = False
         self._stopped: asyncio.Future[None] = loop.create_future()
         self._reload_lock = asyncio.Lock()
+        # The memory-backed cache files of every config this master ran: removed when it stops.
+        self.memory_stores = memory_backed_paths(config)
         self._snapshot_ids = itertools.count(1)
         self._snapshots: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -458,6 +461,7 @@ class Master:
         for note in not_applied:
             get_logger().warning("reload: %s", note)
         self.config = config
+        self.memory_stores |= memory_backed_paths(config)
         for checker in self.checkers:
             self._spawn(checker.stop())
         self.checkers.clear()
@@ -542,6 +546,8 @@ class Master:
         if self.apps is not None:  # after the workers: they proxied to the apps until they drained
             await self.apps.stop()
             self.apps = None
+        for path in sorted(self.memory_stores):  # after the workers: none uses them now (rsp.cache.memory_files)
+            remove_store_files(path)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             self.loop.remove_signal_handler(sig)
         get_logger().info("rsp stopped (master pid %d, generation %d and its workers)", os.getpid(),
