@@ -116,6 +116,15 @@ def test_validation_errors(source: str, message: str) -> None:
     assert message in str(fails(source))
 
 
+def test_trusted_proxies_are_addresses_and_cidrs_and_a_bad_one_names_its_line_and_key() -> None:
+    base = 'backends = {"a:1"}\nlisten = {{port = 1, mode = "http"}}\n'
+    config = parse_config(base + 'http = { trusted_proxies = { "10.1.2.3/8", "::1" } }\n', "/etc/rsp/test.lua")
+    assert config.http.trusted_proxies == ("10.1.2.3/8", "::1")  # as written (host bits allowed)
+    err = fails(base + 'http = { trusted_proxies = { "10.0.0.0/8",\n  "proxy.example" } }\n')
+    assert str(err) == "/etc/rsp/test.lua:4: http.trusted_proxies[2] is not an address or CIDR: 'proxy.example'"
+    assert (err.key, err.line) == ("http.trusted_proxies[2]", 4)
+
+
 def test_infinite_loop_is_stopped() -> None:
     err = fails("while true do end")
     assert "instruction budget" in str(err) and str(err).startswith("/etc/rsp/test.lua:1:")

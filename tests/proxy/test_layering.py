@@ -10,7 +10,7 @@ from support.imports import sibling_imports
 
 # Top to bottom: who creates whom, then the interfaces the others are named through.
 ORDER = ["http_proxy", "background", "h2_front", "h2_session", "h2_stream", "client", "exchange", "filter_run",
-         "held_body", "session_state", "http_upstream", "session_api", "session_io"]
+         "filter_routing", "held_body", "session_state", "http_upstream", "session_api", "session_io"]
 PROXY = Path(rsp.__file__).parent / "proxy"
 
 

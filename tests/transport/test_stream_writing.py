@@ -133,6 +133,29 @@ def test_writelines_queues_what_the_socket_did_not_take_in_order(loop: asyncio.A
         h.close()
 
 
+def test_writelines_to_a_full_socket_queues_every_part_in_order(loop: asyncio.AbstractEventLoop) -> None:
+    """Nothing queued, but the kernel has no room: the gathered send takes nothing (EAGAIN), and every part
+    but the empty one is queued whole, in order, counted exactly, and flushed once the peer reads."""
+    ours, peer = nonblocking_pair()
+    h = Harness(loop, ours, peer, start=False)
+    try:
+        filled = fill_kernel_buffers(ours)
+        h.stream.start()
+        parts = [b"head\r\n\r\n", b"", b"b" * 3000, b"tail"]
+        h.stream.writelines(parts)
+        assert h.stream.get_write_buffer_size() == 3012  # all of it queued, the empty part no byte
+        h.stream.write(b"after")  # behind what is queued
+        assert h.stream.get_write_buffer_size() == 3017
+        got, end = h.drain(3.0, want=filled + 3017)
+        assert (end, len(got)) == ("enough", filled + 3017)
+        assert got[filled:] == b"".join(parts) + b"after"
+        assert h.run_until(lambda: h.stream.get_write_buffer_size() == 0)
+        assert h.proto.names() == ["made"]  # never above the high-water mark
+        assert h.loop_errors == []
+    finally:
+        h.close()
+
+
 def test_writelines_to_a_reset_peer_fails_the_stream(loop: asyncio.AbstractEventLoop) -> None:
     ours, peer, _ = tcp_pair()
     h = Harness(loop, ours, peer)

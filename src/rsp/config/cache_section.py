@@ -11,13 +11,12 @@ store is memory-backed (rsp.cache.wiring).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from typing import Any, Final
 
 from rsp.config import model
-from rsp.config.checks import Ctx, as_bool, as_int, as_list, as_seconds, as_string, as_table, fields
+from rsp.config.checks import Ctx, as_bool, as_cidrs, as_int, as_seconds, as_string, as_table, fields
 
 CACHE_KEYS: Final = {"size", "path", "max_object", "heuristic", "cookies", "header", "grace", "purge"}
 # Below 1 MiB LMDB's own pages take a large share of the map and nothing useful fits.
@@ -71,25 +70,12 @@ def parse_caches(value: Any, ctx: Ctx) -> dict[str, model.CacheSettings]:
             name=name, size=size, path=path, max_object=max_object,
             heuristic=as_bool(f.get("heuristic", d.heuristic), f"{key}.heuristic", ctx),
             cookies=as_bool(f.get("cookies", d.cookies), f"{key}.cookies", ctx),
-            header=header, purge=_purge_list(f.get("purge", {}), f"{key}.purge", ctx),
+            header=header, purge=as_cidrs(f.get("purge", {}), f"{key}.purge", ctx),
             grace=as_seconds(f.get("grace", d.grace), f"{key}.grace", ctx, allow_zero=True), key=key)
     paths = [c.path for c in out.values() if c.path]
     if len(paths) != len(set(paths)):
         ctx.fail("caches", "two caches have the same path: each cache needs its own store file")
     return out
-
-
-def _purge_list(value: Any, key: str, ctx: Ctx) -> tuple[str, ...]:
-    """The addresses and CIDRs allowed to PURGE."""
-    out = []
-    for i, item in enumerate(as_list(value, key, ctx), start=1):
-        text = as_string(item, f"{key}[{i}]", ctx)
-        try:
-            ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            ctx.fail(f"{key}[{i}]", f"{key}[{i}] is not an address or CIDR: {text!r}")
-        out.append(text)
-    return tuple(out)
 
 
 def check_cache_uses(caches: dict[str, model.CacheSettings], listeners: Sequence[model.Listener],

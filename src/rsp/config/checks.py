@@ -110,6 +110,20 @@ def as_choice(value: Any, choices: tuple[str, ...], key: str, ctx: Ctx) -> str:
     return text
 
 
+def as_cidrs(value: Any, key: str, ctx: Ctx) -> tuple[str, ...]:
+    """A list of IP addresses and CIDRs (`10.0.0.0/8`; host bits allowed), kept as written: who is trusted
+    (http.trusted_proxies), who may PURGE (a cache's purge)."""
+    out = []
+    for i, item in enumerate(as_list(value, key, ctx), start=1):
+        text = as_string(item, f"{key}[{i}]", ctx)
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            ctx.fail(f"{key}[{i}]", f"{key}[{i}] is not an address or CIDR: {text!r}")
+        out.append(text)
+    return tuple(out)
+
+
 def as_port(text: str, key: str, ctx: Ctx) -> int:
     if not text.isdigit():
         ctx.fail(key, f"{key} must be a port number, got {text!r}")

@@ -8,7 +8,6 @@ unknown keys are errors so that typos never pass silently.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from rsp.config.checks import (
     Ctx,
     as_bool,
     as_choice,
+    as_cidrs,
     as_host,
     as_int,
     as_list,
@@ -212,21 +212,14 @@ def _http(value: Any, key: str, ctx: Ctx) -> model.HttpSettings:
                "pool_idle_timeout", "pool_max_requests"}
     f = fields(value, key, ctx, allowed)
     d = model.HttpSettings()
-    proxies = []
-    for i, cidr in enumerate(as_list(f.get("trusted_proxies", {}), f"{key}.trusted_proxies", ctx), start=1):
-        text = as_string(cidr, f"{key}.trusted_proxies[{i}]", ctx)
-        try:
-            ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            ctx.fail(f"{key}.trusted_proxies[{i}]", f"{key}.trusted_proxies[{i}] is not an address or CIDR: {text!r}")
-        proxies.append(text)
+    proxies = as_cidrs(f.get("trusted_proxies", {}), f"{key}.trusted_proxies", ctx)
     return model.HttpSettings(
         header_timeout=as_seconds(f.get("header_timeout", d.header_timeout), f"{key}.header_timeout", ctx),
         body_timeout=as_seconds(f.get("body_timeout", d.body_timeout), f"{key}.body_timeout", ctx),
         response_timeout=as_seconds(f.get("response_timeout", d.response_timeout), f"{key}.response_timeout", ctx),
         keepalive_timeout=as_seconds(f.get("keepalive_timeout", d.keepalive_timeout), f"{key}.keepalive_timeout", ctx),
         max_body_size=as_int(f.get("max_body_size", d.max_body_size), f"{key}.max_body_size", ctx, minimum=0),
-        trusted_proxies=tuple(proxies),
+        trusted_proxies=proxies,
         forwarded=as_bool(f.get("forwarded", d.forwarded), f"{key}.forwarded", ctx),
         via=as_bool(f.get("via", d.via), f"{key}.via", ctx),
         access_log=as_choice(f.get("access_log", d.access_log), model.ACCESS_LOG_FORMATS, f"{key}.access_log", ctx),

@@ -10,6 +10,8 @@ The order, and where rsp's own steps sit among the filters (docs/architecture.md
     the head serialised (forward_request, or serialise_request when a filter changed it) -> connect] ->
     header_filter -> body_filter per chunk, then last=True -> log
 
+Routing and the pick are rsp.proxy.filter_routing's (`route`, `pick_target`); the run calls them in their places.
+
 A request phase's filter may answer (a LocalReply: the remaining request phases and the backend are
 skipped; the response phases run over the reply) or SUSPEND: the run remembers where it stopped and the
 exchange waits, its client's body buffered as while connecting, until the filter calls resume() or
@@ -19,10 +21,10 @@ client connection is reset): a filter's bug never takes the worker down.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Final
 
+from rsp.errors import PipelineError
 from rsp.http1.events import ResponseHead
 from rsp.http1.serialise import (
     error_reply,
@@ -35,12 +37,12 @@ from rsp.pipeline.messages import LocalReply, Request, Response
 from rsp.pipeline.phases import ACCESS, BALANCER, REWRITE, ExchangeView, Filter, Suspend, Verdict
 from rsp.pipeline.try_times import TryTiming
 from rsp.proxy.changed_heads import backend_head, mark_changed, request_key, response_key
+from rsp.proxy.filter_routing import pick_target, route
 from rsp.proxy.held_body import HeldBody
 from rsp.proxy.pools import PoolRuntime
 from rsp.proxy.session_api import ExchangeSide
 from rsp.proxy.session_state import SessionState
 from rsp.proxy.waits import WAIT_RESPONSE, WAIT_STREAM
-from rsp.routes.router import host_only
 from rsp.upstream.records import BackendRecord
 
 # Where a run is (`stage`): in a request phase, waiting for the route store, past the request phases
@@ -324,9 +326,14 @@ class FilterRun:
                 return
             self.index = 0
             if stage == _IN_REWRITE:
+                # rsp's routing (rsp.proxy.filter_routing.route). Marked first: the route store, when it has to
+                # look the host up, may answer (routed()) before route() returns.
+                self.stage = _ROUTING
+                name = route(self.proxy, self.exchange, self._request)
+                if name is None:
+                    return  # routed() goes on
                 self.stage = _IN_ACCESS
-                if not self._route():
-                    return
+                self.pool = name
             elif stage == _IN_ACCESS:
                 if not self._request_ready():
                     return
@@ -344,35 +351,6 @@ class FilterRun:
         if stage == _IN_ACCESS:
             return flt.access(self)
         return flt.balancer(self)
-
-    def _route(self) -> bool:
-        """rsp's routing, after the rewrite filters: the pool for the request as they left it. False when the
-        route store has to look the host up first (it calls routed())."""
-        exchange = self.exchange
-        proxy = self.proxy
-        request = self._request
-        if request is not None:
-            authority, target, method = request.authority, request.target, request.method
-        else:  # no filter asked for the request: as the parser gave it
-            head = exchange.head
-            authority, target, method = head.host, head.target, head.method
-        name = proxy.router.match(authority, target, method)
-        if name is None:
-            host_pools = proxy.host_pools
-            if host_pools is not None:
-                host = host_only(authority)
-                found = host_pools.get(host)
-                if found is None:
-                    lookup = proxy.host_lookup
-                    assert lookup is not None
-                    self.stage = _ROUTING
-                    lookup(exchange, host)
-                    return False
-                self._set_pool(found)
-                return True
-            name = proxy.router.default
-        self.pool = name
-        return True
 
     def routed(self, pool: PoolRuntime | None, status: int) -> None:
         """The route store's answer for a request that waited for its host (Exchange.route_to)."""
@@ -403,38 +381,21 @@ class FilterRun:
             return False
         return True
 
-    def _pool_named(self, name: str) -> PoolRuntime | None:
-        exchange = self.exchange
-        if name == exchange.pool.name:
-            return exchange.pool
-        pool = self.proxy.pools.get(name)
-        if pool is None:
-            self._fail_request(f"a filter chose pool {name!r}, which does not exist")
-        return pool
-
     def _pick(self) -> None:
-        """After the balancer filters: this try's backend, the filter's peer or the pool's pick."""
+        """After the balancer filters: this try's backend, the filter's peer or the pool's pick
+        (rsp.proxy.filter_routing.pick_target); a pool or peer that cannot be is answered 500."""
         exchange = self.exchange
-        pool = self._pool_named(self.pool)
-        if pool is None:
+        try:
+            record = pick_target(self.proxy, exchange, self.pool, self.peer)
+        except PipelineError as exc:
+            self._fail_request(str(exc))
             return
         exchange.extra_tries = self.more_tries
-        peer = self.peer
-        if peer is not None:
-            try:
-                ipaddress.ip_address(peer[0])
-            except ValueError:
-                # As OpenResty's set_current_peer: an address, not a name (no resolving on the loop).
-                self._fail_request(f"a filter chose peer {peer[0]!r}, which is not an IP address")
-                return
-            pool, record = self.proxy.peer_backend(pool, peer[0], int(peer[1]))
-            exchange.pool = pool
-            self._fill_head()
-            exchange.connect_record(record, fresh=False)
-            return
-        exchange.pool = pool
         self._fill_head()
-        exchange.pick_from_pool(fresh=False)
+        if record is not None:
+            exchange.connect_record(record, fresh=False)
+        else:
+            exchange.pick_from_pool(fresh=False)
 
     def _fill_head(self) -> None:
         """The forwarded head in the place the exchange kept for it in its connect buffer."""

@@ -255,15 +255,9 @@ class SocketStream(Watcher):
         """Send `data` now if nothing waits before it; queue what the socket does not take."""
         buffer = self._buffer
         if not buffer:
-            try:
-                sent = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self._fail(exc)
-                return
-            if sent == len(data):
-                return
+            sent = self._send_now(data, None)
+            if sent == len(data) or sent < 0:
+                return  # all sent, or the stream failed
             data = data[sent:]
             self._wait_writable()
         if buffer is None:
@@ -271,6 +265,21 @@ class SocketStream(Watcher):
         else:
             buffer.append(data)
         self._grew(len(data))
+
+    @final
+    def _send_now(self, data: bytes, parts: list[bytes] | None) -> int:
+        """One send: `data`, or `parts` in one sendmsg when given. The bytes the socket took: all, some, or 0
+        when it has no room (EAGAIN, EINTR; the caller queues what is left and waits for writability); -1
+        when the send failed, which closes the stream (_fail) and leaves the caller nothing to do."""
+        try:
+            if parts is None:
+                return self._sock.send(data)
+            return self._sock.sendmsg(parts)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            self._fail(exc)
+            return -1
 
     @final
     def _wait_writable(self) -> None:
@@ -295,13 +304,9 @@ class SocketStream(Watcher):
             for part in parts:
                 self.write(part)
             return
-        try:
-            sent = self._sock.sendmsg(parts)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            self._fail(exc)
-            return
+        sent = self._send_now(b"", parts)
+        if sent < 0:
+            return  # the stream failed
         rest: list[bytes] = []
         queued = 0
         for part in parts:
@@ -461,13 +466,9 @@ class SocketStream(Watcher):
         buffer = self._buffer
         if not buffer:
             return  # a stale event (the descriptor's number was reused within one batch of events)
-        try:
-            sent = self._sock.sendmsg(buffer[:MAX_IOV]) if len(buffer) > 1 else self._sock.send(buffer[0])
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._fail(exc)
-            return
+        sent = self._send_now(buffer[0], buffer[:MAX_IOV] if len(buffer) > 1 else None)
+        if sent <= 0:
+            return  # no room yet (EAGAIN: a queued piece is never empty), or the stream failed
         self._buffered -= sent
         while sent:
             first = buffer[0]
