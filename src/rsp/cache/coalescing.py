@@ -40,7 +40,23 @@ from rsp.cache.entry import StoredResponse
 from rsp.cache.exchange_state import CTX_KEY, FETCH, LOOKED_UP, POLL_FIRST, REVALIDATE, WAITING, ExchangeState
 from rsp.cache.freshness import current_age
 from rsp.cache.reuse import VALIDATE, reuse
-from rsp.cache.spool import DATA, END, FAIL, HEAD, SpoolReader, Spools, decode_head, head_record, record, spool_dir
+from rsp.cache.spool import (
+    DATA,
+    END,
+    FAIL,
+    FINAL,
+    FRESH,
+    HEAD,
+    OUTCOMES,
+    STALE,
+    SpoolReader,
+    Spools,
+    decode_head,
+    head_record,
+    outcome_time,
+    record,
+    spool_dir,
+)
 from rsp.cache.stats import CacheStats
 from rsp.cache.store import BUSY, CLAIMED, CacheStore
 from rsp.cache.vary import matches
@@ -97,10 +113,11 @@ def conditional(request: Request, state: ExchangeState, entry: StoredResponse) -
 class Coalescer:
     """The fetches of one cache's URIs and the misses waiting for them. `header` / `spelt`: the X-Cache-like
     field's lower-case name and its configured spelling (b"" for none); `call_later(delay, callback)`: the
-    timer a waiting miss polls with (the running loop's when None)."""
+    timer a waiting miss polls with (the running loop's when None); `from_store` / `stale_for`: what answers a
+    waiter after a 304 / after a backend error (rsp.cache.cache_core)."""
 
     def __init__(self, store: CacheStore, clock: Callable[[], float], call_later: CallLater | None,
-                 stats: CacheStats, header: bytes, spelt: bytes, from_store: FromStore,
+                 stats: CacheStats, header: bytes, spelt: bytes, from_store: FromStore, stale_for: FromStore,
                  failed: StoreFailed, max_object: int) -> None:
         self.store = store
         self.spools = Spools(spool_dir(store.path), max_object)
@@ -111,6 +128,7 @@ class Coalescer:
         self.header = header
         self.spelt = spelt
         self.from_store = from_store
+        self.stale_for = stale_for
         self.failed = failed
         self._call_later = call_later
         self.waiting = WaitingList(self.release, self.later, LOCK_HOLD)
@@ -175,11 +193,16 @@ class Coalescer:
             out.end()
             self.spools.unwant(state.url)
 
-    def settle(self, state: ExchangeState, answer: FromStore) -> None:
-        """The fetch's answer is a stored response (a 304 freshened it, or it stands in for a backend error):
-        each waiter in this process is answered with what `answer` gives it now, or goes to the backend."""
+    def settle(self, state: ExchangeState, stale: bool) -> None:
+        """The fetch's answer is the stored response: a 304 freshened it, or (`stale`) the backend failed and
+        the stale one may stand in where stale-if-error or grace allow it. Each waiter in this process is
+        answered with what that gives it now (`from_store`, `stale_for`), or goes to the backend; the waiters of
+        other processes that want it are told through a spool (FRESH, STALE: rsp.cache.spool), and answer the
+        same way on their next poll (`_told`) rather than finding the store freshened, or going to the backend
+        after an error, each on its own."""
         state.fetching = False
         now = self.clock()
+        answer = self.stale_for if stale else self.from_store
         for exchange in self.waiting.take(state.url):
             waiter = exchange.ctx.get(CTX_KEY)
             reply = answer(exchange, waiter, now) if isinstance(waiter, ExchangeState) else None
@@ -188,6 +211,11 @@ class Coalescer:
             else:
                 self.stats.coalesced += 1
                 exchange.answer(reply)
+        spools = self.spools
+        if spools.asked(state.url) and spools.tell(state.url, STALE if stale else FRESH, now):
+            spools.unwant(state.url)
+            if not self._watching:
+                self._watch()  # (its look removes the outcome's file after OUTCOME_KEEP)
 
     def close(self, state: ExchangeState) -> None:
         """The fetch ended without a response to share, or failed: its waiters go on without it."""
@@ -224,6 +252,7 @@ class Coalescer:
         a stored miss nobody waits for then pays for one look at the board, at its head): its fetch spools
         from now on, starting with the head and the body so far."""
         self._watching = False
+        kept = self.spools.expire(self.clock()) if self.spools.kept else 0
         fetches = self.waiting.fetches
         if fetches:
             self._idle = 0
@@ -236,7 +265,7 @@ class Coalescer:
                 pending = state.pending
                 if pending is not None and self.spools.asked(url):
                     self._spool(state, pending, response.body_length, b"".join(state.chunks))
-        else:
+        elif not kept:
             self._idle += 1
             if self._idle > WATCH_IDLE:
                 return
@@ -295,8 +324,7 @@ class Coalescer:
             spool = state.spool_in
             if spool is None:
                 spool = state.spool_in = self.spools.open(state.url)
-            if spool is not None:
-                self._follow(exchange, state, spool)
+            if spool is not None and self._follow(exchange, state, spool):
                 return
             now = self.clock()
             reply = self.from_store(exchange, state, now)
@@ -323,14 +351,23 @@ class Coalescer:
             self.spools.unwant(state.url)
         self.release(exchange)
 
-    def _follow(self, exchange: ExchangeView, state: ExchangeState, spool: SpoolReader) -> None:
+    def _follow(self, exchange: ExchangeView, state: ExchangeState, spool: SpoolReader) -> bool:
         """Stream another process's fetch to the waiter from its spool: the head (or to the backend when the
         waiter cannot use it), what the spool holds of the body, then more as it comes, polling from
-        POLL_FIRST to POLL_MAX apart (at once while a read finds a full READ_SIZE)."""
+        POLL_FIRST to POLL_MAX apart (at once while a read finds a full READ_SIZE); or answer as its outcome
+        says (a 304, an error: `_told`). False when the spool is an outcome older than the waiter (of a fetch
+        before the one it waits for): the caller polls the store."""
         records = spool.read()
+        if records and records[0][0] in OUTCOMES and not spool.answered:
+            self._unfollow(state, spool)
+            kind, payload = records[0]
+            if outcome_time(payload) < state.request_time:
+                return False
+            self._told(exchange, state, kind == STALE)
+            return True
         if not records and spool.writer_gone():
             records = spool.read()  # the fetch may have ended between the two
-            if not records or records[-1][0] not in (END, FAIL):
+            if not records or records[-1][0] not in FINAL:
                 spool.discard()  # a dead fetcher's (its worker was killed mid-fetch)
                 records.append((FAIL, b""))
         body: list[bytes] = []
@@ -341,7 +378,7 @@ class Coalescer:
                 if head is None:  # another variant, or the waiter wants a fresher one
                     self._unfollow(state, spool)
                     self.release(exchange)
-                    return
+                    return True
                 exchange.answer_head(head)
                 spool.answered = True
             elif kind == DATA and payload:
@@ -354,11 +391,23 @@ class Coalescer:
                     exchange.answer_data(b"".join(body), True)
                 else:  # as the fetcher's own client is (a failed fetch, or a body past max_object)
                     exchange.answer_reset("the fetch this response streamed from failed")
-                return
+                return True
         if body:
             exchange.answer_data(b"".join(body), False)
         state.delay = 0.0 if spool.full else POLL_FIRST if records else min(state.delay * 2, POLL_MAX)
         self.wait(exchange, state)
+        return True
+
+    def _told(self, exchange: ExchangeView, state: ExchangeState, stale: bool) -> None:
+        """The fetch in another process ended with the stored response as its answer (an outcome record): this
+        waiter is answered as a waiter in the fetcher's process is (`settle`), or goes to the backend."""
+        self.spools.unwant(state.url)  # (done: see rsp.cache.spool on clearing)
+        reply = (self.stale_for if stale else self.from_store)(exchange, state, self.clock())
+        if reply is None:
+            self.release(exchange)
+        else:
+            self.stats.coalesced += 1
+            exchange.answer(reply)
 
     @staticmethod
     def _unfollow(state: ExchangeState, spool: SpoolReader) -> None:

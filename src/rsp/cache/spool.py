@@ -12,6 +12,16 @@ then polls for more. Records are `kind (1 byte) | length (4 bytes, little-endian
     DATA  one body part
     END   the body is complete
     FAIL  the fetch failed, or the body outgrew the spool's bound (the cache's max_object)
+    FRESH the fetch was a validation the backend confirmed (a 304): the stored response, freshened, answers
+          the waiters (payload: when, 8 bytes, a double)
+    STALE the backend failed (an error status): the stale stored response answers each waiter where
+          stale-if-error or grace allow it for its request (RFC 5861 §4), the others go to the backend
+
+FRESH and STALE are a spool's only record (an "outcome": no head, the answer is in the store); the fetcher
+writes one when its fetch's answer is the stored response and a waiter in another process wants it, instead
+of leaving that waiter to find out by polling the store. An outcome's file stays for OUTCOME_KEEP seconds
+(its waiters find it on their next poll; rsp.cache.coalescing's watch removes it), unlocked: a later fetch
+of the URI replaces it, and a waiter that came after it (its time) takes no notice of it.
 
 A spool exists only when another process waits: a waiter sets its URI's slot on the `wanted` board, one page
 of bytes every process maps (a byte per slot, indexed by the URI's hash; the first byte, ANY, set with any
@@ -47,6 +57,14 @@ HEAD: Final = 1
 DATA: Final = 2
 END: Final = 3
 FAIL: Final = 4
+FRESH: Final = 5
+STALE: Final = 6
+OUTCOMES: Final = (FRESH, STALE)
+# The records after which a spool has nothing more (a spool whose writer is gone without one was a dead one's).
+FINAL: Final = (END, FAIL, FRESH, STALE)
+# How long an outcome's file is kept for the waiters to read (they poll at most POLL_MAX, 50 ms, apart).
+OUTCOME_KEEP: Final = 0.5
+_TIME: Final = struct.Struct("<d")
 _RECORD: Final = struct.Struct("<BI")
 _LENGTH: Final = struct.Struct("<q")
 # The board: one byte per slot, a page of them; the first byte (ANY) is set whenever any slot is.
@@ -75,6 +93,16 @@ def record(kind: int, payload: bytes = b"") -> bytes:
 def head_record(pending: StoredResponse, body_length: int) -> bytes:
     """The HEAD record of a response whose entry is `pending` (ValueError when it cannot be encoded)."""
     return record(HEAD, _LENGTH.pack(body_length) + encode(pending))
+
+
+def outcome_record(kind: int, at: float) -> bytes:
+    """A FRESH or STALE record: the fetch's answer, known at `at` (the clock every process shares)."""
+    return record(kind, _TIME.pack(at))
+
+
+def outcome_time(payload: bytes) -> float:
+    """When an outcome record's answer was known (0.0 for a payload too short: older than any waiter)."""
+    return _TIME.unpack_from(payload)[0] if len(payload) >= _TIME.size else 0.0
 
 
 def decode_head(payload: bytes) -> tuple[StoredResponse, int]:
@@ -151,6 +179,16 @@ class SpoolWriter:
     def end(self) -> None:
         self._close(END)
 
+    def keep(self) -> None:
+        """An outcome's spool (FRESH, STALE): written whole; its file stays for its waiters to read, its lock
+        released (so a later fetch of the URI may replace it), until `discard`."""
+        with contextlib.suppress(OSError):
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def discard(self) -> None:
+        _remove(self.path, self.fd)
+        os.close(self.fd)
+
     def fail(self) -> None:
         self._close(FAIL)
 
@@ -205,6 +243,7 @@ class Spools:
         self.limit = limit
         self._board: mmap.mmap | None = None
         self._off = False
+        self.kept: list[tuple[float, SpoolWriter]] = []  # outcomes written, with when to remove them
 
     # ---- the board -----------------------------------------------------------------------------------------
 
@@ -295,6 +334,23 @@ class Spools:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         return SpoolWriter(fd, path, self.limit, size) if fd >= 0 else None
+
+    def tell(self, url: bytes, kind: int, at: float) -> bool:
+        """Write the outcome `kind` (FRESH, STALE) of this process's fetch of `url`, known at `at`, for the waiters
+        of other processes; kept OUTCOME_KEEP seconds (`expire`). False when it cannot be written."""
+        writer = self.create(url, outcome_record(kind, at), 0)
+        if writer is None:
+            return False
+        writer.keep()
+        self.kept.append((at + OUTCOME_KEEP, writer))
+        return True
+
+    def expire(self, now: float) -> int:
+        """Remove the outcomes kept past their time (unless a later fetch replaced them); how many remain."""
+        kept = self.kept
+        while kept and kept[0][0] <= now:
+            kept.pop(0)[1].discard()
+        return len(kept)
 
     def open(self, url: bytes) -> SpoolReader | None:
         """The spool of `url`'s fetch, if one is being written (or was, and ended a moment ago)."""
