@@ -38,3 +38,19 @@ def owner(client: socket.socket, pids: list[int]) -> int | None:
             except OSError:
                 continue
     return None
+
+
+def in_other_worker(port: int, pids: list[int], avoid: int, tries: int = 100, timeout: float = 10.0
+                    ) -> socket.socket:
+    """A connection to `port` (no request sent yet) that a worker of `pids` other than `avoid` accepted: new
+    connections until one lands there (the workers take turns unevenly: EPOLLEXCLUSIVE; each try takes a few
+    milliseconds)."""
+    from support.waiting import eventually
+
+    for _ in range(tries):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        pid = eventually(lambda sock=sock: owner(sock, pids), timeout=timeout)  # type: ignore[misc]
+        if pid != avoid:
+            return sock
+        sock.close()
+    raise AssertionError(f"no connection of {tries} landed in a worker other than {avoid}")

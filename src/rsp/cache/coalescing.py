@@ -5,9 +5,11 @@ then it goes to the backend itself):
 
 - in the fetcher's process it joins the fetch's waiting list (rsp.cache.waiting_list) and gets the response as
   it streams;
-- in another process it says so on the spools' board and polls, from POLL_FIRST to POLL_MAX apart: once the
-  fetcher writes a spool (rsp.cache.spool) it streams the response from it, head and parts as they come; when
-  the fetch ended before it saw one, it is answered from the store.
+- in another process it says so on the spools' board and polls, from POLL_FIRST to POLL_MAX apart, and at once
+  when the fetcher creates or writes the URI's spool (rsp.cache.wakeups): once the fetcher writes a spool
+  (rsp.cache.spool) it streams the response from it, head and parts as they come; a spool that holds the
+  fetch's outcome (a 304, a backend error) answers it as the fetcher's process answers its waiters; when the
+  fetch ended before it saw one, it is answered from the store.
 
 The fetcher looks at the board when its head is admitted, and every WATCH seconds after (one timer per process
 looks for all its fetches), and spools only when a waiter wants it: a stored miss nobody else waits for makes
@@ -17,8 +19,8 @@ PASS_TTL, so that the requests after it go to the backend side by side instead o
 A stale stored response that must be validated is fetched the same way (a revalidation is a claimed fetch
 too): the first request claims the URI and sends the conditional request, the others wait. A 200 streams to
 them as a miss's response does; a 304 freshens the stored response and `settle` answers the waiters in this
-process from the store at once (those of other processes find it on their next poll); a backend error lets
-`settle` answer them with the stale response where stale-if-error or grace allow it. A waiter of a
+process from the store at once (those of other processes through an outcome spool); a backend error lets
+`settle` answer them with the stale response where stale-if-error or grace allow it for each. A waiter of a
 revalidation accepts what was confirmed or fetched after it arrived even when the stored response says
 no-cache or is stale again (the origin validated it during the request: RFC 9111 §4.2.4, §5.2.2.4); a request
 that asks for its own validation (no-cache, max-age, min-fresh: §5.2.1) may lead one but never waits for one
@@ -61,6 +63,7 @@ from rsp.cache.stats import CacheStats
 from rsp.cache.store import BUSY, CLAIMED, CacheStore
 from rsp.cache.vary import matches
 from rsp.cache.waiting_list import Admit, WaitingList
+from rsp.cache.wakeups import Poll, Wakeups
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
 from rsp.pipeline.messages import LocalReply, Request, Response, header_values
@@ -121,6 +124,7 @@ class Coalescer:
                  failed: StoreFailed, max_object: int) -> None:
         self.store = store
         self.spools = Spools(spool_dir(store.path), max_object)
+        self.wakeups = Wakeups(self.spools.directory)  # (its add_reader: the running loop's; tests set theirs)
         self._watching = False  # the look at the board for this process's fetches is armed (_watch)
         self._idle = 0
         self.clock = clock
@@ -175,11 +179,11 @@ class Coalescer:
 
     def data(self, state: ExchangeState, chunk: bytes, keep: bool) -> None:
         """A part of the fetch's body; `keep`: the store still collects it (else the waiters that have no
-        head yet go to the backend, and other processes' waiters are reset: the spool, bounded as the
-        store's entry is, ends)."""
+        head yet go to the backend; those that stream get all of it, here and through the spool, which keeps
+        no more of it than max_object: rsp.cache.spool)."""
         self.waiting.data(state.url, chunk, keep)
         out = state.spool_out
-        if out is not None and (not keep or not out.data(chunk)):
+        if out is not None and not out.data(chunk):
             state.spool_out = None
             out.fail()
 
@@ -281,7 +285,11 @@ class Coalescer:
         call_later(delay, callback)
 
     def wait(self, exchange: ExchangeView, state: ExchangeState) -> None:
-        self.later(state.delay, lambda: self.poll(exchange, state))
+        """Poll again after `state.delay`, or as soon as the fetch's spool is created or written
+        (rsp.cache.wakeups), whichever comes first."""
+        poll = Poll(lambda: self.poll(exchange, state))
+        self.later(state.delay, poll)
+        self.wakeups.add(state.url, poll)
 
     def release(self, exchange: ExchangeView) -> None:
         """A waiter the fetch does not answer: to the backend itself (with its own conditional request when it
@@ -374,6 +382,7 @@ class Coalescer:
         for kind, payload in records:
             if kind == HEAD and not spool.answered:
                 entry, length = decode_head(payload)
+                spool.holes = length < 0  # (only such a body can outgrow the spool's bound)
                 head = self.admit(entry, length)(exchange) if entry.url == state.url else None
                 if head is None:  # another variant, or the waiter wants a fresher one
                     self._unfollow(state, spool)
@@ -383,13 +392,13 @@ class Coalescer:
                 spool.answered = True
             elif kind == DATA and payload:
                 body.append(payload)
-            elif kind in (END, FAIL):
+            elif kind != DATA:  # END, FAIL; or no HEAD first (a hole where it was: this reader opened late)
                 self._unfollow(state, spool)
                 if not spool.answered:
                     self.release(exchange)
                 elif kind == END:
                     exchange.answer_data(b"".join(body), True)
-                else:  # as the fetcher's own client is (a failed fetch, or a body past max_object)
+                else:  # as the fetcher's own client is (a failed fetch; or this reader fell behind the spool's bound)
                     exchange.answer_reset("the fetch this response streamed from failed")
                 return True
         if body:

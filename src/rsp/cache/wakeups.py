@@ -1,0 +1,100 @@
+"""Waking the waiters of this process that follow a fetch of another process (rsp.cache.coalescing) when that
+fetch writes its spool, instead of at their next poll only (5 to 50 ms later).
+
+Every spool is a file in one directory (rsp.cache.spool), so one inotify watch on it (rsp.linux.inotify) says
+which spools were created or written: an event names the file, which is the hex of its URI's hash, and the
+waiters of that URI poll at once. Their timers stay armed (a poll is a `Poll`: whichever of the timer and the
+wake-up comes first runs it, the other finds it spent), so a lost event (the queue overflowed: everyone is
+woken), or a spool whose writing sends none (its outcome found by polling the store), costs at most the
+usual poll's delay.
+
+Nothing of this runs when nobody waits: the watch is made when the first waiter of this process follows
+another one's fetch and stays (one descriptor per process and cache), and events come only from spool files,
+which are written only when some process waits (the board is a mapped page: writing it makes no event). A
+process that cannot watch (no inotify, no loop to register with) polls as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from rsp.cache.store import url_prefix
+from rsp.linux.inotify import read_names, watch_directory
+from rsp.logs import get_logger
+
+AddReader = Callable[[int, Callable[[], None]], object]
+# Names with a waiter once, kept (with their spent polls) until this many, then the spent ones are dropped.
+PRUNE_AT = 64
+
+_log = get_logger()
+
+
+class Poll:
+    """One poll of one waiter, run by its timer or by a wake-up, whichever comes first."""
+
+    __slots__ = ("callback", "live")
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+        self.live = True
+
+    def __call__(self) -> None:
+        if self.live:
+            self.live = False
+            self.callback()
+
+
+class Wakeups:
+    """The polls waiting for spools of `directory`, by spool name. `add_reader(fd, callback)`: how to hear
+    the watch (the running loop's when None)."""
+
+    __slots__ = ("add_reader", "directory", "fd", "off", "polls")
+
+    def __init__(self, directory: str, add_reader: AddReader | None = None) -> None:
+        self.directory = directory
+        self.add_reader = add_reader
+        self.fd = -1
+        self.off = False
+        self.polls: dict[str, list[Poll]] = {}
+
+    def add(self, url: bytes, poll: Poll) -> None:
+        """`poll` runs as soon as the spool of `url` is created or written (if it has not run by then)."""
+        if self.fd < 0 and not self._watch():
+            return
+        name = url_prefix(url).hex()
+        waiting = self.polls.get(name)
+        if waiting is None:
+            self.polls[name] = [poll]
+        else:
+            waiting[:] = [p for p in waiting if p.live]  # (each poll of a waiter adds one: keep the list short)
+            waiting.append(poll)
+
+    def _watch(self) -> bool:
+        if self.off:
+            return False
+        try:
+            add_reader = self.add_reader or asyncio.get_running_loop().add_reader
+            fd = watch_directory(self.directory)
+        except (OSError, RuntimeError, AttributeError) as exc:  # (no loop, no inotify: polls as before)
+            _log.info("cache: waiters in this worker poll the spools of %s (no wake-up: %s)", self.directory, exc)
+            self.off = True
+            return False
+        add_reader(fd, self.woken)
+        self.fd = fd
+        return True
+
+    def woken(self) -> None:
+        """The watch is readable: the polls of the spools named (of all, when events were lost) run now."""
+        names, lost = read_names(self.fd)
+        polls = self.polls
+        if lost:
+            names = set(polls)
+        for name in names:
+            waiting = polls.pop(name, None)
+            if waiting is not None:
+                for poll in waiting:
+                    poll()
+        if len(polls) > PRUNE_AT:
+            for name in [name for name, waiting in polls.items() if not any(p.live for p in waiting)]:
+                del polls[name]
