@@ -42,7 +42,12 @@ class Poll:
     def __call__(self) -> None:
         if self.live:
             self.live = False
-            self.callback()
+            callback, self.callback = self.callback, _spent  # (a spent poll keeps no exchange alive)
+            callback()
+
+
+def _spent() -> None:
+    pass
 
 
 class Wakeups:
@@ -65,6 +70,8 @@ class Wakeups:
         name = url_prefix(url).hex()
         waiting = self.polls.get(name)
         if waiting is None:
+            if len(self.polls) >= PRUNE_AT:
+                self._prune()
             self.polls[name] = [poll]
         else:
             waiting[:] = [p for p in waiting if p.live]  # (each poll of a waiter adds one: keep the list short)
@@ -95,6 +102,9 @@ class Wakeups:
             if waiting is not None:
                 for poll in waiting:
                     poll()
-        if len(polls) > PRUNE_AT:
-            for name in [name for name, waiting in polls.items() if not any(p.live for p in waiting)]:
-                del polls[name]
+
+    def _prune(self) -> None:
+        """Forget the names whose polls are all spent (their waiters were answered by their timers)."""
+        polls = self.polls
+        for name in [name for name, waiting in polls.items() if not any(p.live for p in waiting)]:
+            del polls[name]
