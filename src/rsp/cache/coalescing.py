@@ -201,9 +201,9 @@ class Coalescer:
         """The fetch's answer is the stored response: a 304 freshened it, or (`stale`) the backend failed and
         the stale one may stand in where stale-if-error or grace allow it. Each waiter in this process is
         answered with what that gives it now (`from_store`, `stale_for`), or goes to the backend; the waiters of
-        other processes that want it are told through a spool (FRESH, STALE: rsp.cache.spool), and answer the
-        same way on their next poll (`_told`) rather than finding the store freshened, or going to the backend
-        after an error, each on its own."""
+        other processes that want it are told through a spool (FRESH, STALE: rsp.cache.spool), which wakes them
+        (rsp.cache.wakeups), and answer the same way (`_told`) rather than finding the store freshened at their
+        next poll, or going to the backend after an error, each on its own."""
         state.fetching = False
         now = self.clock()
         answer = self.stale_for if stale else self.from_store
