@@ -23,7 +23,7 @@ from master.master_support import serving_pids
 from support.cache_configs import config
 from support.http_backends import HttpBackend, ReceivedRequest, Reply
 from support.http_client import get
-from support.socket_owner import in_other_worker, owner
+from support.socket_owner import split_between_workers
 from support.waiting import eventually
 
 Run = Callable[..., Any]
@@ -31,8 +31,8 @@ Start = Callable[..., Any]
 Port = Callable[..., int]
 WAIT = 10.0
 # The backend answers the conditional request this late, so that the waiters' requests arrive while it is
-# under way (steering a connection to the other worker takes a few milliseconds a try).
-SLOW = 3.0
+# under way (their connections are made before; sending them takes POLL_MAX).
+SLOW = 1.0
 FAR_WAITERS = 8
 POLL_MAX = 0.05  # (rsp.cache.coalescing's: how far apart a waiter of another worker polls, at most)
 WOKEN_WITHIN = POLL_MAX / 2
@@ -79,15 +79,8 @@ def stale_page_with_waiters(run_rsp: Run, start_backend: Start, free_port: Port,
     run_rsp(config(port, backend.port, tmp_path / "pages.lmdb", admin))
     pids = eventually(lambda: (p := serving_pids(admin)) and len(p) == 2 and p, timeout=WAIT)
     assert get(port, "/p").header("X-Cache") == "MISS"
-    time.sleep(1.5)  # stale now (max-age=1)
-    fetcher = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    fetcher.sendall(REQUEST)
-    eventually(lambda: any(r.header("If-None-Match") for r in backend.requests), timeout=WAIT)
-    fetching = eventually(lambda: owner(fetcher, pids), timeout=WAIT)
-    far = [in_other_worker(port, pids, fetching) for _ in range(FAR_WAITERS)]
-    for sock in far:
-        sock.sendall(REQUEST)
-        time.sleep(POLL_MAX / FAR_WAITERS)
+    stale_at = time.monotonic() + 1.5  # (max-age=1)
+    (fetcher,), far = split_between_workers(port, pids, 1, FAR_WAITERS)  # (meanwhile: nothing under way yet)
     answers: list[tuple[bytes, bytes, float]] = []
     lock = threading.Lock()
 
@@ -96,14 +89,22 @@ def stale_page_with_waiters(run_rsp: Run, start_backend: Start, free_port: Port,
         with lock:
             answers.append(answer)
 
-    threads = [threading.Thread(target=wait_for, args=(sock,)) for sock in far]
-    for thread in threads:
-        thread.start()
-    mine = read_response(fetcher)
-    for thread in threads:
-        thread.join(WAIT)
-    for sock in [fetcher, *far]:
-        sock.close()
+    try:
+        time.sleep(max(0.0, stale_at - time.monotonic()))
+        fetcher.sendall(REQUEST)
+        eventually(lambda: any(r.header("If-None-Match") for r in backend.requests), timeout=WAIT)
+        for sock in far:
+            sock.sendall(REQUEST)
+            time.sleep(POLL_MAX / FAR_WAITERS)
+        threads = [threading.Thread(target=wait_for, args=(sock,)) for sock in far]
+        for thread in threads:
+            thread.start()
+        mine = read_response(fetcher)
+        for thread in threads:
+            thread.join(WAIT)
+    finally:
+        for sock in [fetcher, *far]:
+            sock.close()
     assert len(answers) == FAR_WAITERS
     return backend, mine, answers
 
