@@ -126,3 +126,28 @@ def test_without_a_loop_to_register_with_the_waiter_polls_as_before(store: Cache
     here.header_filter(ex)
     timers.run()
     assert far.head is not None
+
+
+def test_a_waiter_after_the_head_wakes_the_fetchers_worker(store: CacheStore, clock: Clock) -> None:
+    """Its first want of the URI is written through the board's file: the fetcher's worker spools at once,
+    not at its next look (every WATCH seconds)."""
+    fetch_timers = Timers()
+    here = CacheFilter(CacheSettings("t"), store, clock, call_later=fetch_timers)
+    fetcher_readers: list[tuple[int, Woken]] = []
+    here.core.coalescer.wakeups.add_reader = lambda fd, callback: fetcher_readers.append((fd, callback))
+    _, there, _, readers = workers(store, clock)
+    ex, _ = get(here)
+    ex.response = Response(200, [(b"Cache-Control", b"max-age=60")], UNKNOWN_LENGTH)
+    here.header_filter(ex)  # nobody wants it yet: no spool; the fetcher's worker watches from now on
+    here.body_filter(ex, b"first ", False)
+    ((fetch_fd, fetcher_woken),) = fetcher_readers
+    assert not readable(fetch_fd)
+    far, verdict = get(there)
+    assert verdict is SUSPEND and readable(fetch_fd)
+    fetcher_woken()  # no look has run (fetch_timers untouched): the spool is written now
+    ((_, woken),) = readers
+    woken()
+    assert far.head is not None and far.parts == [b"first "]
+    here.body_filter(ex, b"last", True)
+    woken()
+    assert (b"".join(far.parts), far.ended) == (b"first last", True)

@@ -125,6 +125,7 @@ class Coalescer:
         self.store = store
         self.spools = Spools(spool_dir(store.path), max_object)
         self.wakeups = Wakeups(self.spools.directory)  # (its add_reader: the running loop's; tests set theirs)
+        self.wakeups.on_board = self._spool_wanted  # (a waiter in another process came after a fetch's head)
         self._watching = False  # the look at the board for this process's fetches is armed (_watch)
         self._idle = 0
         self.clock = clock
@@ -161,7 +162,7 @@ class Coalescer:
             return None  # PASS, or the store failed, or it wants a validation of its own
         state.kind = WAITING  # a fetch in another process: follow its spool, or poll the store
         state.deadline = now + LOCK_HOLD
-        self.spools.want(state.url)
+        self.spools.call(state.url)
         self.wait(exchange, state)
         return SUSPEND
 
@@ -250,6 +251,8 @@ class Coalescer:
                 return
         self._watching = True
         call_later(WATCH, self._look)
+        if self.wakeups.fd < 0:  # (once per process: then a waiter's call on the board wakes it, _spool_wanted)
+            self.wakeups.watch()
 
     def _look(self) -> None:
         """A waiter in another process may have come after a fetch's head (the fetch's body parts do not look:
@@ -257,18 +260,9 @@ class Coalescer:
         from now on, starting with the head and the body so far."""
         self._watching = False
         kept = self.spools.expire(self.clock()) if self.spools.kept else 0
-        fetches = self.waiting.fetches
-        if fetches:
+        if self.waiting.fetches:
             self._idle = 0
-            for url, fetch in list(fetches.items()):
-                state = fetch.fetcher.ctx.get(CTX_KEY)
-                response = fetch.fetcher.response
-                if (fetch.admit is None or not isinstance(state, ExchangeState) or state.spool_out is not None
-                        or response is None or not state.fetching):
-                    continue  # no head yet (its start looks), spooling already, or done
-                pending = state.pending
-                if pending is not None and self.spools.asked(url):
-                    self._spool(state, pending, response.body_length, b"".join(state.chunks))
+            self._spool_wanted()
         elif not kept:
             self._idle += 1
             if self._idle > WATCH_IDLE:
@@ -277,6 +271,19 @@ class Coalescer:
             self._watch()
         except Exception as exc:  # a loop callback: log, and look again when a fetch starts
             _log.error("cache: cannot watch the fetches for waiters in other workers: %s", exc)
+
+    def _spool_wanted(self) -> None:
+        """Spool the fetches past their head that a waiter in another process wants (the watch's look, or at
+        once when that waiter calls on the board: rsp.cache.wakeups)."""
+        for url, fetch in list(self.waiting.fetches.items()):
+            state = fetch.fetcher.ctx.get(CTX_KEY)
+            response = fetch.fetcher.response
+            if (fetch.admit is None or not isinstance(state, ExchangeState) or state.spool_out is not None
+                    or response is None or not state.fetching):
+                continue  # no head yet (its start looks), spooling already, or done
+            pending = state.pending
+            if pending is not None and self.spools.asked(url):
+                self._spool(state, pending, response.body_length, b"".join(state.chunks))
 
     # ---- waiters in another process ---------------------------------------------------------------------------
 

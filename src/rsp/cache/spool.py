@@ -280,6 +280,7 @@ class Spools:
         self.directory = directory
         self.limit = limit
         self._board: mmap.mmap | None = None
+        self._board_fd = -1  # (kept open: `call` writes through it)
         self._off = False
         self.kept: list[tuple[float, SpoolWriter]] = []  # outcomes written, with when to remove them
 
@@ -300,14 +301,15 @@ class Spools:
                 if os.fstat(fd).st_size < WANT_SLOTS:
                     os.ftruncate(fd, WANT_SLOTS)  # (several processes may: all to the same size)
                 board = mmap.mmap(fd, WANT_SLOTS)
-            finally:
+            except OSError:
                 os.close(fd)
+                raise
         except OSError as exc:
             _log.error("cache: no spool in %s (%s): waiters in other workers wait for the stored response",
                        self.directory, exc)
             self._off = True
             return None
-        self._board = board
+        self._board, self._board_fd = board, fd
         self.sweep()
         return board
 
@@ -327,6 +329,15 @@ class Spools:
         if board is not None:
             board[self._slot(url)] = 1
             board[ANY] = 1
+
+    def call(self, url: bytes) -> None:
+        """`want`, and say so to the processes watching the directory (rsp.cache.wakeups): the slot's byte is
+        also written through the file, which the mapping's writes are not, so a fetch past its head spools at
+        once instead of at its next look (a waiter's first want only: its polls `want` again silently)."""
+        self.want(url)
+        if self._board_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.pwrite(self._board_fd, b"\1", self._slot(url))
 
     def unwant(self, url: bytes) -> None:
         """Done with `url` (its spool ended, or its waiter stopped waiting): its slot and ANY cleared. A waiter

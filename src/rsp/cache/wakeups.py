@@ -8,17 +8,24 @@ wake-up comes first runs it, the other finds it spent), so a lost event (the que
 woken), or a spool whose writing sends none (its outcome found by polling the store), costs at most the
 usual poll's delay.
 
-Nothing of this runs when nobody waits: the watch is made when the first waiter of this process follows
-another one's fetch and stays (one descriptor per process and cache), and events come only from spool files,
-which are written only when some process waits (the board is a mapped page: writing it makes no event). A
-process that cannot watch (no inotify, no loop to register with) polls as before.
+The fetcher's side is woken too: a waiter's first want of a URI is also written through the board's file
+(rsp.cache.spool's `call`), an event named `wanted`, and the processes with fetches past their head look at
+the board at once (`on_board`) instead of at their next look (every 50 ms).
+
+Nothing of this runs when nobody waits: the watch is made once per process (at its first fetch or its first
+waiter on another's) and stays, one descriptor per process and cache; events come only from spool files,
+which are written only when some process waits, and from a waiter's call on the board (its other writes to
+the board go through the mapping, which makes no event). A process that cannot watch (no inotify, no loop to
+register with) polls as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
+from rsp.cache.spool import WANTED
 from rsp.cache.store import url_prefix
 from rsp.linux.inotify import read_names, watch_directory
 from rsp.logs import get_logger
@@ -54,7 +61,7 @@ class Wakeups:
     """The polls waiting for spools of `directory`, by spool name. `add_reader(fd, callback)`: how to hear
     the watch (the running loop's when None)."""
 
-    __slots__ = ("add_reader", "directory", "fd", "off", "polls")
+    __slots__ = ("add_reader", "directory", "fd", "off", "on_board", "polls")
 
     def __init__(self, directory: str, add_reader: AddReader | None = None) -> None:
         self.directory = directory
@@ -62,10 +69,11 @@ class Wakeups:
         self.fd = -1
         self.off = False
         self.polls: dict[str, list[Poll]] = {}
+        self.on_board: Callable[[], None] | None = None  # run when a waiter calls on the board (Spools.call)
 
     def add(self, url: bytes, poll: Poll) -> None:
         """`poll` runs as soon as the spool of `url` is created or written (if it has not run by then)."""
-        if self.fd < 0 and not self._watch():
+        if self.fd < 0 and not self.watch():
             return
         name = url_prefix(url).hex()
         waiting = self.polls.get(name)
@@ -77,17 +85,23 @@ class Wakeups:
             waiting[:] = [p for p in waiting if p.live]  # (each poll of a waiter adds one: keep the list short)
             waiting.append(poll)
 
-    def _watch(self) -> bool:
+    def watch(self) -> bool:
+        """Make the watch (once): whether there is one."""
+        if self.fd >= 0:
+            return True
         if self.off:
             return False
+        fd = -1
         try:
             add_reader = self.add_reader or asyncio.get_running_loop().add_reader
             fd = watch_directory(self.directory)
-        except (OSError, RuntimeError, AttributeError) as exc:  # (no loop, no inotify: polls as before)
-            _log.info("cache: waiters in this worker poll the spools of %s (no wake-up: %s)", self.directory, exc)
+            add_reader(fd, self.woken)
+        except Exception as exc:  # (no loop, no inotify: polls as before)
+            _log.info("cache: this worker polls the spools of %s (no wake-up: %s)", self.directory, exc)
+            if fd >= 0:
+                os.close(fd)
             self.off = True
             return False
-        add_reader(fd, self.woken)
         self.fd = fd
         return True
 
@@ -96,7 +110,9 @@ class Wakeups:
         names, lost = read_names(self.fd)
         polls = self.polls
         if lost:
-            names = set(polls)
+            names = {WANTED, *polls}
+        if WANTED in names and self.on_board is not None:
+            self.on_board()
         for name in names:
             waiting = polls.pop(name, None)
             if waiting is not None:
