@@ -59,7 +59,6 @@ from typing import Final
 
 from rsp.cache.entry import StoredResponse, decode, encode
 from rsp.cache.store import url_prefix
-from rsp.linux.syscalls import punch_hole
 from rsp.logs import get_logger
 
 HEAD: Final = 1
@@ -198,6 +197,8 @@ class SpoolWriter:
             if self.size > self.limit:
                 hole = (self.offset - self.limit) // PAGE * PAGE
                 if hole > self.punched:
+                    from rsp.linux.syscalls import punch_hole  # (here: ctypes only where it is used)
+
                     punch_hole(self.fd, self.punched, hole - self.punched)
                     self.punched = hole
         except OSError as exc:  # (a file system that cannot punch holes: its readers are reset at the bound)

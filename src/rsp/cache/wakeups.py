@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 from rsp.cache.spool import WANTED
 from rsp.cache.store import url_prefix
-from rsp.linux.inotify import read_names, watch_directory
 from rsp.logs import get_logger
 
 AddReader = Callable[[int, Callable[[], None]], object]
@@ -93,6 +92,8 @@ class Wakeups:
             return False
         fd = -1
         try:
+            from rsp.linux.inotify import watch_directory  # (here: ctypes only in a process that watches)
+
             add_reader = self.add_reader or asyncio.get_running_loop().add_reader
             fd = watch_directory(self.directory)
             add_reader(fd, self.woken)
@@ -107,6 +108,8 @@ class Wakeups:
 
     def woken(self) -> None:
         """The watch is readable: the polls of the spools named (of all, when events were lost) run now."""
+        from rsp.linux.inotify import read_names  # (loaded by `watch`)
+
         names, lost = read_names(self.fd)
         polls = self.polls
         if lost:
