@@ -14,6 +14,7 @@ from rsp.cache.spool import (
     END,
     FAIL,
     HEAD,
+    PAGE,
     READ_SIZE,
     WANTED,
     Spools,
@@ -112,11 +113,29 @@ def test_a_record_read_half_written_comes_out_whole_on_the_next_read(tmp_path: P
     reader.close()
 
 
-def test_a_spool_stops_at_its_bound(tmp_path: Path) -> None:
-    writer = Spools(str(tmp_path / "s"), 8).create(URL, record(HEAD, b"h"), 0)
-    assert writer is not None
-    assert writer.data(b"01234567") and not writer.data(b"8")
-    writer.fail()
+def test_past_its_bound_a_spool_keeps_only_its_last_bound_of_bytes(tmp_path: Path) -> None:
+    """An unknown length outgrowing max_object: what lies more than the bound behind the end is punched out,
+    a reader that keeps up reads on, one that far behind or opening then finds the hole."""
+    spools = Spools(str(tmp_path / "s"), PAGE)
+    writer = spools.create(URL, record(HEAD, b"h"), 0)
+    keeping, behind = spools.open(URL), spools.open(URL)
+    assert writer is not None and keeping is not None and behind is not None
+    for reader in (keeping, behind):
+        assert reader.read() == [(HEAD, b"h")]
+        reader.holes = True  # (what its waiter sets when the head says the length is unknown)
+    part = b"x" * 1000
+    for _ in range(20):
+        assert writer.data(part)
+        assert keeping.read() == [(DATA, part)]
+    assert os.lseek(writer.fd, 0, os.SEEK_DATA) >= 3 * PAGE  # punched ...
+    assert os.fstat(writer.fd).st_blocks * 512 <= 2 * PAGE  # ... so it holds about the bound, no more
+    assert behind.read() == [(FAIL, b"")]
+    late = spools.open(URL)
+    assert late is not None and late.read()[0][0] != HEAD  # its head is gone
+    writer.end()
+    assert keeping.read() == [(END, b"")]
+    for reader in (keeping, behind, late):
+        reader.close()
 
 
 def test_a_live_fetch_keeps_its_spool_and_a_dead_ones_is_replaced(tmp_path: Path) -> None:
@@ -207,10 +226,11 @@ def test_a_waiter_after_the_head_gets_a_spool_with_the_body_so_far(store: CacheS
     reader.close()
 
 
-def test_a_failed_or_oversized_fetch_ends_its_spool_with_fail(store: CacheStore, clock: Clock) -> None:
+def test_a_failed_fetch_ends_its_spool_with_fail_an_oversized_one_with_all_of_it(store: CacheStore,
+                                                                                 clock: Clock) -> None:
     flt = CacheFilter(CacheSettings("t", max_object=8), store, clock, call_later=Timers())
     other = Spools(spool_dir(store.path), 1 << 20)
-    for parts in ([], [b"0123456", b"789"]):  # the backend fails; the body outgrows max_object
+    for parts, last in (([], FAIL), ([b"0123456", b"789"], END)):  # the backend fails; the body outgrows max_object
         other.want(URL)
         ex = fetcher(flt)
         flt.header_filter(ex)
@@ -218,11 +238,14 @@ def test_a_failed_or_oversized_fetch_ends_its_spool_with_fail(store: CacheStore,
         assert reader is not None
         for part in parts:
             flt.body_filter(ex, part, False)
+        if last == END:
+            flt.body_filter(ex, b"", True)
         flt.log(ex)
         kinds = [kind for kind, _ in reader.read()]
-        assert kinds == [HEAD] + [DATA] * (len(parts) - 1) + [FAIL]
+        assert kinds == [HEAD] + [DATA] * len(parts) + [last]
         reader.close()
-        assert other.open(URL) is None
+        assert other.open(URL) is None and store.lookup(URL) == []
+        clock.t += 11  # past the PASS mark an oversized response leaves
 
 
 # ---- through two filters on one store: a waiter in another process follows the spool --------------------------
@@ -283,7 +306,7 @@ def test_a_waiter_of_another_variant_in_another_worker_goes_to_the_backend(store
 def test_a_fetch_failing_after_its_head_resets_the_waiters_in_another_worker(store: CacheStore,
                                                                              clock: Clock) -> None:
     here, there, timers = two_workers(store, clock, max_object=8)
-    for parts in ([b"part"], [b"0123456", b"789"]):  # the backend dies; the body outgrows max_object
+    for parts in ([b"part"], [b"0123456", b"789"]):  # the backend dies (the second time past max_object)
         ex = fetcher(here)
         far = waiter(there)
         here.header_filter(ex)
@@ -367,3 +390,30 @@ def test_a_follower_takes_a_large_part_in_reads_of_bounded_size(store: CacheStor
     here.body_filter(ex, b"", True)
     timers.run()
     assert far.ended
+
+
+def test_an_unknown_length_past_max_object_streams_whole_to_every_waiter(store: CacheStore, clock: Clock) -> None:
+    """Not stored, but its waiters get all of it, in its worker and in another (Varnish streams to all its
+    waiters); one in a third worker that falls more than max_object behind is reset, as its spool keeps no
+    more (issue 21: an object over max_object is not buffered)."""
+    here, there, timers = two_workers(store, clock, max_object=PAGE)
+    slow_timers = Timers()
+    slow = CacheFilter(CacheSettings("t", max_object=PAGE), store, clock, call_later=slow_timers)
+    ex = fetcher(here)
+    near, far, behind = waiter(here), waiter(there), waiter(slow)
+    here.header_filter(ex)
+    timers.run()
+    slow_timers.run()
+    assert near.head is not None and far.head is not None and behind.head is not None
+    part = b"y" * 1500
+    for _ in range(8):
+        here.body_filter(ex, part, False)
+        timers.run()
+    here.body_filter(ex, b"end", True)
+    here.log(ex)
+    timers.run()
+    for streamed in (near, far):
+        assert (b"".join(streamed.parts), streamed.ended, streamed.reset) == (part * 8 + b"end", True, "")
+    slow_timers.run()
+    assert behind.reset and not behind.ended
+    assert store.lookup(URL) == [] and files(spool_dir(store.path)) == [WANTED]

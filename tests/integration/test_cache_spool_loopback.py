@@ -5,21 +5,17 @@ second, and the backend saw one request."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from master.master_support import serving_pids
-from support.socket_owner import owner
+from support.socket_owner import in_other_worker, owner
 from support.two_part_backend import WAIT, TwoPartBackend, assert_waiter_streams, request
 from support.waiting import eventually
 
 Run = Callable[..., Any]
 Port = Callable[..., int]
-# Connections opened until one lands in the other worker (the workers take turns unevenly: EPOLLEXCLUSIVE),
-# well within the fetch's claim (LOCK_HOLD, 5 s; each try takes a few milliseconds).
-TRIES = 100
 
 
 def config(port: int, backend: TwoPartBackend, store: Path, sock: str) -> str:
@@ -28,17 +24,6 @@ def config(port: int, backend: TwoPartBackend, store: Path, sock: str) -> str:
             'http = { access_log = "off" }\n'
             f'caches = {{ pages = {{ size = "16m", path = "{store}" }} }}\n'
             f'workers = 2\nadmin_socket = "{sock}"\n')
-
-
-def in_other_worker(port: int, pids: list[int], fetcher: int) -> socket.socket:
-    """A connection (no request sent yet) that the worker other than `fetcher` accepted."""
-    for _ in range(TRIES):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-        pid = eventually(lambda sock=sock: owner(sock, pids), timeout=WAIT)  # type: ignore[misc]
-        if pid != fetcher:
-            return sock
-        sock.close()
-    raise AssertionError(f"no connection of {TRIES} landed in the other worker")
 
 
 def test_a_waiter_in_another_worker_gets_the_first_part_before_the_backend_sends_the_last(

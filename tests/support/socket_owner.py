@@ -38,3 +38,53 @@ def owner(client: socket.socket, pids: list[int]) -> int | None:
             except OSError:
                 continue
     return None
+
+
+def in_other_worker(port: int, pids: list[int], avoid: int, tries: int = 100, timeout: float = 10.0
+                    ) -> socket.socket:
+    """A connection to `port` (no request sent yet) that a worker of `pids` other than `avoid` accepted: new
+    connections until one lands there (the workers take turns unevenly: EPOLLEXCLUSIVE; each try takes a few
+    milliseconds)."""
+    from support.waiting import eventually
+
+    for _ in range(tries):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        pid = eventually(lambda sock=sock: owner(sock, pids), timeout=timeout)  # type: ignore[misc]
+        if pid != avoid:
+            return sock
+        sock.close()
+    raise AssertionError(f"no connection of {tries} landed in a worker other than {avoid}")
+
+
+
+def split_between_workers(port: int, pids: list[int], one: int, other: int, tries: int = 400,
+                          timeout: float = 10.0) -> tuple[list[socket.socket], list[socket.socket]]:
+    """`one` connections to `port` that one worker accepted and `other` that another did (no request sent yet):
+    new connections until two workers hold that many (the kernel picks: with EPOLLEXCLUSIVE an idle worker
+    may get every new connection, and one busy closing the last one it got lets another have the next; the
+    connections not returned are closed)."""
+    from support.waiting import eventually
+
+    held: dict[int, list[socket.socket]] = {}
+    chosen: tuple[list[socket.socket], list[socket.socket]] | None = None
+    try:
+        for _ in range(tries):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            pid = eventually(lambda sock=sock: owner(sock, pids), timeout=timeout)  # type: ignore[misc]
+            mine = held.setdefault(pid, [])
+            if len(mine) >= max(one, other):
+                sock.close()  # (not needed; closing it also keeps its worker busy as the next one comes)
+                continue
+            mine.append(sock)
+            pairs = [(a, b) for a in held for b in held if a != b and len(held[a]) >= one and len(held[b]) >= other]
+            if pairs:
+                first, second = pairs[0]
+                chosen = held[first][:one], held[second][:other]
+                return chosen
+    finally:
+        keep = {id(sock) for group in chosen or () for sock in group}
+        for group in held.values():
+            for sock in group:
+                if id(sock) not in keep:
+                    sock.close()
+    raise AssertionError(f"{tries} connections did not give {one} in one worker and {other} in another")

@@ -114,7 +114,7 @@ class CacheCore:
         self._failed = False
         self.stats = CacheStats()
         self.coalescer = Coalescer(store, clock, call_later, self.stats, self.header, self.spelt, self._from_store,
-                                   self._store_failed, settings.max_object)
+                                   self._stale_for, self._store_failed, settings.max_object)
         self.waiting = self.coalescer.waiting
         # Each label's line, after a hit's stored lines (entry.field_lines).
         self.label_lines: dict[bytes, bytes] = {label: self.spelt + b": " + label + b"\r\n"
@@ -327,13 +327,13 @@ class CacheCore:
         label = BYPASS if state.kind == _BYPASS or state.bypassed else MISS
         entry = state.entry
         if entry is not None and response.status in ERROR_STATUSES:
+            if state.fetching:  # its waiters (in other processes too): the same rules, each for its own request
+                self.coalescer.settle(state, True)
             age = self._stale_on_error(state, entry, now)
             if age is not None:
                 # While revalidating, the request carries our validators: the client's are set aside.
                 conditional = state.client if state.kind == _REVALIDATE else request.headers
                 self._replace(exchange, state, entry, age, conditional, STALE)
-                if state.fetching:  # its waiters in this process: the same rules, each for its own request
-                    self.coalescer.settle(state, self._stale_for)
                 return None
         if state.kind == _REVALIDATE and entry is not None:
             if response.status == 304 and selects(entry.headers, response.headers):
@@ -420,7 +420,7 @@ class CacheCore:
         self._replace(exchange, state, fresh, current_age(fresh.initial_age, now, now), state.client, REVALIDATED)
         if state.fetching:  # the requests that waited for this validation: answered from the store (HIT)
             self.coalescer.unlock(state, 0.0)
-            self.coalescer.settle(state, self._from_store)
+            self.coalescer.settle(state, False)
 
     def _replace(self, exchange: ExchangeView, state: ExchangeState, stored: StoredResponse, age: float,
                  conditional: list[Header], label: bytes) -> None:

@@ -5,9 +5,11 @@ then it goes to the backend itself):
 
 - in the fetcher's process it joins the fetch's waiting list (rsp.cache.waiting_list) and gets the response as
   it streams;
-- in another process it says so on the spools' board and polls, from POLL_FIRST to POLL_MAX apart: once the
-  fetcher writes a spool (rsp.cache.spool) it streams the response from it, head and parts as they come; when
-  the fetch ended before it saw one, it is answered from the store.
+- in another process it says so on the spools' board and polls, from POLL_FIRST to POLL_MAX apart, and at once
+  when the fetcher creates or writes the URI's spool (rsp.cache.wakeups): once the fetcher writes a spool
+  (rsp.cache.spool) it streams the response from it, head and parts as they come; a spool that holds the
+  fetch's outcome (a 304, a backend error) answers it as the fetcher's process answers its waiters; when the
+  fetch ended before it saw one, it is answered from the store.
 
 The fetcher looks at the board when its head is admitted, and every WATCH seconds after (one timer per process
 looks for all its fetches), and spools only when a waiter wants it: a stored miss nobody else waits for makes
@@ -17,8 +19,8 @@ PASS_TTL, so that the requests after it go to the backend side by side instead o
 A stale stored response that must be validated is fetched the same way (a revalidation is a claimed fetch
 too): the first request claims the URI and sends the conditional request, the others wait. A 200 streams to
 them as a miss's response does; a 304 freshens the stored response and `settle` answers the waiters in this
-process from the store at once (those of other processes find it on their next poll); a backend error lets
-`settle` answer them with the stale response where stale-if-error or grace allow it. A waiter of a
+process from the store at once (those of other processes through an outcome spool); a backend error lets
+`settle` answer them with the stale response where stale-if-error or grace allow it for each. A waiter of a
 revalidation accepts what was confirmed or fetched after it arrived even when the stored response says
 no-cache or is stale again (the origin validated it during the request: RFC 9111 §4.2.4, §5.2.2.4); a request
 that asks for its own validation (no-cache, max-age, min-fresh: §5.2.1) may lead one but never waits for one
@@ -40,11 +42,28 @@ from rsp.cache.entry import StoredResponse
 from rsp.cache.exchange_state import CTX_KEY, FETCH, LOOKED_UP, POLL_FIRST, REVALIDATE, WAITING, ExchangeState
 from rsp.cache.freshness import current_age
 from rsp.cache.reuse import VALIDATE, reuse
-from rsp.cache.spool import DATA, END, FAIL, HEAD, SpoolReader, Spools, decode_head, head_record, record, spool_dir
+from rsp.cache.spool import (
+    DATA,
+    END,
+    FAIL,
+    FINAL,
+    FRESH,
+    HEAD,
+    OUTCOMES,
+    STALE,
+    SpoolReader,
+    Spools,
+    decode_head,
+    head_record,
+    outcome_time,
+    record,
+    spool_dir,
+)
 from rsp.cache.stats import CacheStats
 from rsp.cache.store import BUSY, CLAIMED, CacheStore
 from rsp.cache.vary import matches
 from rsp.cache.waiting_list import Admit, WaitingList
+from rsp.cache.wakeups import Poll, Wakeups
 from rsp.errors import CacheStoreError
 from rsp.logs import get_logger
 from rsp.pipeline.messages import LocalReply, Request, Response, header_values
@@ -97,13 +116,16 @@ def conditional(request: Request, state: ExchangeState, entry: StoredResponse) -
 class Coalescer:
     """The fetches of one cache's URIs and the misses waiting for them. `header` / `spelt`: the X-Cache-like
     field's lower-case name and its configured spelling (b"" for none); `call_later(delay, callback)`: the
-    timer a waiting miss polls with (the running loop's when None)."""
+    timer a waiting miss polls with (the running loop's when None); `from_store` / `stale_for`: what answers a
+    waiter after a 304 / after a backend error (rsp.cache.cache_core)."""
 
     def __init__(self, store: CacheStore, clock: Callable[[], float], call_later: CallLater | None,
-                 stats: CacheStats, header: bytes, spelt: bytes, from_store: FromStore,
+                 stats: CacheStats, header: bytes, spelt: bytes, from_store: FromStore, stale_for: FromStore,
                  failed: StoreFailed, max_object: int) -> None:
         self.store = store
         self.spools = Spools(spool_dir(store.path), max_object)
+        self.wakeups = Wakeups(self.spools.directory)  # (its add_reader: the running loop's; tests set theirs)
+        self.wakeups.on_board = self._spool_wanted  # (a waiter in another process came after a fetch's head)
         self._watching = False  # the look at the board for this process's fetches is armed (_watch)
         self._idle = 0
         self.clock = clock
@@ -111,6 +133,7 @@ class Coalescer:
         self.header = header
         self.spelt = spelt
         self.from_store = from_store
+        self.stale_for = stale_for
         self.failed = failed
         self._call_later = call_later
         self.waiting = WaitingList(self.release, self.later, LOCK_HOLD)
@@ -139,7 +162,7 @@ class Coalescer:
             return None  # PASS, or the store failed, or it wants a validation of its own
         state.kind = WAITING  # a fetch in another process: follow its spool, or poll the store
         state.deadline = now + LOCK_HOLD
-        self.spools.want(state.url)
+        self.spools.call(state.url)
         self.wait(exchange, state)
         return SUSPEND
 
@@ -157,11 +180,11 @@ class Coalescer:
 
     def data(self, state: ExchangeState, chunk: bytes, keep: bool) -> None:
         """A part of the fetch's body; `keep`: the store still collects it (else the waiters that have no
-        head yet go to the backend, and other processes' waiters are reset: the spool, bounded as the
-        store's entry is, ends)."""
+        head yet go to the backend; those that stream get all of it, here and through the spool, which keeps
+        no more of it than max_object: rsp.cache.spool)."""
         self.waiting.data(state.url, chunk, keep)
         out = state.spool_out
-        if out is not None and (not keep or not out.data(chunk)):
+        if out is not None and not out.data(chunk):
             state.spool_out = None
             out.fail()
 
@@ -175,11 +198,16 @@ class Coalescer:
             out.end()
             self.spools.unwant(state.url)
 
-    def settle(self, state: ExchangeState, answer: FromStore) -> None:
-        """The fetch's answer is a stored response (a 304 freshened it, or it stands in for a backend error):
-        each waiter in this process is answered with what `answer` gives it now, or goes to the backend."""
+    def settle(self, state: ExchangeState, stale: bool) -> None:
+        """The fetch's answer is the stored response: a 304 freshened it, or (`stale`) the backend failed and
+        the stale one may stand in where stale-if-error or grace allow it. Each waiter in this process is
+        answered with what that gives it now (`from_store`, `stale_for`), or goes to the backend; the waiters of
+        other processes that want it are told through a spool (FRESH, STALE: rsp.cache.spool), which wakes them
+        (rsp.cache.wakeups), and answer the same way (`_told`) rather than finding the store freshened at their
+        next poll, or going to the backend after an error, each on its own."""
         state.fetching = False
         now = self.clock()
+        answer = self.stale_for if stale else self.from_store
         for exchange in self.waiting.take(state.url):
             waiter = exchange.ctx.get(CTX_KEY)
             reply = answer(exchange, waiter, now) if isinstance(waiter, ExchangeState) else None
@@ -188,6 +216,11 @@ class Coalescer:
             else:
                 self.stats.coalesced += 1
                 exchange.answer(reply)
+        spools = self.spools
+        if spools.asked(state.url) and spools.tell(state.url, STALE if stale else FRESH, now):
+            spools.unwant(state.url)
+            if not self._watching:
+                self._watch()  # (its look removes the outcome's file after OUTCOME_KEEP)
 
     def close(self, state: ExchangeState) -> None:
         """The fetch ended without a response to share, or failed: its waiters go on without it."""
@@ -218,25 +251,19 @@ class Coalescer:
                 return
         self._watching = True
         call_later(WATCH, self._look)
+        if self.wakeups.fd < 0:  # (once per process: then a waiter's call on the board wakes it, _spool_wanted)
+            self.wakeups.watch()
 
     def _look(self) -> None:
         """A waiter in another process may have come after a fetch's head (the fetch's body parts do not look:
         a stored miss nobody waits for then pays for one look at the board, at its head): its fetch spools
         from now on, starting with the head and the body so far."""
         self._watching = False
-        fetches = self.waiting.fetches
-        if fetches:
+        kept = self.spools.expire(self.clock()) if self.spools.kept else 0
+        if self.waiting.fetches:
             self._idle = 0
-            for url, fetch in list(fetches.items()):
-                state = fetch.fetcher.ctx.get(CTX_KEY)
-                response = fetch.fetcher.response
-                if (fetch.admit is None or not isinstance(state, ExchangeState) or state.spool_out is not None
-                        or response is None or not state.fetching):
-                    continue  # no head yet (its start looks), spooling already, or done
-                pending = state.pending
-                if pending is not None and self.spools.asked(url):
-                    self._spool(state, pending, response.body_length, b"".join(state.chunks))
-        else:
+            self._spool_wanted()
+        elif not kept:
             self._idle += 1
             if self._idle > WATCH_IDLE:
                 return
@@ -245,6 +272,19 @@ class Coalescer:
         except Exception as exc:  # a loop callback: log, and look again when a fetch starts
             _log.error("cache: cannot watch the fetches for waiters in other workers: %s", exc)
 
+    def _spool_wanted(self) -> None:
+        """Spool the fetches past their head that a waiter in another process wants (the watch's look, or at
+        once when that waiter calls on the board: rsp.cache.wakeups)."""
+        for url, fetch in list(self.waiting.fetches.items()):
+            state = fetch.fetcher.ctx.get(CTX_KEY)
+            response = fetch.fetcher.response
+            if (fetch.admit is None or not isinstance(state, ExchangeState) or state.spool_out is not None
+                    or response is None or not state.fetching):
+                continue  # no head yet (its start looks), spooling already, or done
+            pending = state.pending
+            if pending is not None and self.spools.asked(url):
+                self._spool(state, pending, response.body_length, b"".join(state.chunks))
+
     # ---- waiters in another process ---------------------------------------------------------------------------
 
     def later(self, delay: float, callback: Callable[[], None]) -> None:
@@ -252,7 +292,11 @@ class Coalescer:
         call_later(delay, callback)
 
     def wait(self, exchange: ExchangeView, state: ExchangeState) -> None:
-        self.later(state.delay, lambda: self.poll(exchange, state))
+        """Poll again after `state.delay`, or as soon as the fetch's spool is created or written
+        (rsp.cache.wakeups), whichever comes first."""
+        poll = Poll(lambda: self.poll(exchange, state))
+        self.later(state.delay, poll)
+        self.wakeups.add(state.url, poll)
 
     def release(self, exchange: ExchangeView) -> None:
         """A waiter the fetch does not answer: to the backend itself (with its own conditional request when it
@@ -295,8 +339,7 @@ class Coalescer:
             spool = state.spool_in
             if spool is None:
                 spool = state.spool_in = self.spools.open(state.url)
-            if spool is not None:
-                self._follow(exchange, state, spool)
+            if spool is not None and self._follow(exchange, state, spool):
                 return
             now = self.clock()
             reply = self.from_store(exchange, state, now)
@@ -323,42 +366,64 @@ class Coalescer:
             self.spools.unwant(state.url)
         self.release(exchange)
 
-    def _follow(self, exchange: ExchangeView, state: ExchangeState, spool: SpoolReader) -> None:
+    def _follow(self, exchange: ExchangeView, state: ExchangeState, spool: SpoolReader) -> bool:
         """Stream another process's fetch to the waiter from its spool: the head (or to the backend when the
         waiter cannot use it), what the spool holds of the body, then more as it comes, polling from
-        POLL_FIRST to POLL_MAX apart (at once while a read finds a full READ_SIZE)."""
+        POLL_FIRST to POLL_MAX apart (at once while a read finds a full READ_SIZE); or answer as its outcome
+        says (a 304, an error: `_told`). False when the spool is an outcome older than the waiter (of a fetch
+        before the one it waits for): the caller polls the store."""
         records = spool.read()
+        if records and records[0][0] in OUTCOMES and not spool.answered:
+            self._unfollow(state, spool)
+            kind, payload = records[0]
+            if outcome_time(payload) < state.request_time:
+                return False
+            self._told(exchange, state, kind == STALE)
+            return True
         if not records and spool.writer_gone():
             records = spool.read()  # the fetch may have ended between the two
-            if not records or records[-1][0] not in (END, FAIL):
+            if not records or records[-1][0] not in FINAL:
                 spool.discard()  # a dead fetcher's (its worker was killed mid-fetch)
                 records.append((FAIL, b""))
         body: list[bytes] = []
         for kind, payload in records:
             if kind == HEAD and not spool.answered:
                 entry, length = decode_head(payload)
+                spool.holes = length < 0  # (only such a body can outgrow the spool's bound)
                 head = self.admit(entry, length)(exchange) if entry.url == state.url else None
                 if head is None:  # another variant, or the waiter wants a fresher one
                     self._unfollow(state, spool)
                     self.release(exchange)
-                    return
+                    return True
                 exchange.answer_head(head)
                 spool.answered = True
             elif kind == DATA and payload:
                 body.append(payload)
-            elif kind in (END, FAIL):
+            elif kind != DATA:  # END, FAIL; or no HEAD first (a hole where it was: this reader opened late)
                 self._unfollow(state, spool)
                 if not spool.answered:
                     self.release(exchange)
                 elif kind == END:
                     exchange.answer_data(b"".join(body), True)
-                else:  # as the fetcher's own client is (a failed fetch, or a body past max_object)
+                else:  # as the fetcher's own client is (a failed fetch; or this reader fell behind the spool's bound)
                     exchange.answer_reset("the fetch this response streamed from failed")
-                return
+                return True
         if body:
             exchange.answer_data(b"".join(body), False)
         state.delay = 0.0 if spool.full else POLL_FIRST if records else min(state.delay * 2, POLL_MAX)
         self.wait(exchange, state)
+        return True
+
+    def _told(self, exchange: ExchangeView, state: ExchangeState, stale: bool) -> None:
+        """The fetch in another process ended with the stored response as its answer (an outcome record): this
+        waiter is answered as a waiter in the fetcher's process is (`settle`), or goes to the backend."""
+        self.spools.unwant(state.url)  # (done: see rsp.cache.spool on clearing)
+        reply = (self.stale_for if stale else self.from_store)(exchange, state, self.clock())
+        if reply is None:
+            self.release(exchange)
+        else:
+            self.stats.coalesced += 1
+            exchange.answer(reply)
 
     @staticmethod
     def _unfollow(state: ExchangeState, spool: SpoolReader) -> None:

@@ -11,7 +11,25 @@ then polls for more. Records are `kind (1 byte) | length (4 bytes, little-endian
           freshness) and to answer with its head, as the waiters in the fetcher's process are answered
     DATA  one body part
     END   the body is complete
-    FAIL  the fetch failed, or the body outgrew the spool's bound (the cache's max_object)
+    FAIL  the fetch failed (or the spool cannot be written)
+    FRESH the fetch was a validation the backend confirmed (a 304): the stored response, freshened, answers
+          the waiters (payload: when, 8 bytes, a double)
+    STALE the backend failed (an error status): the stale stored response answers each waiter where
+          stale-if-error or grace allow it for its request (RFC 5861 §4), the others go to the backend
+
+FRESH and STALE are a spool's only record (an "outcome": no head, the answer is in the store); the fetcher
+writes one when its fetch's answer is the stored response and a waiter in another process wants it, instead
+of leaving that waiter to find out by polling the store. An outcome's file stays for OUTCOME_KEEP seconds
+(its waiters find it on their next poll; rsp.cache.coalescing's watch removes it), unlocked: a later fetch
+of the URI replaces it, and a waiter that came after it (its time) takes no notice of it.
+
+A body of unknown length may outgrow max_object after its head: the store then no longer collects it, but its
+waiters get all of it, in every process (Varnish streams a busy object to all its waiters). The spool keeps no
+more of it than max_object all the same (issue 21: an object over max_object is not buffered): past that
+bound, what lies more than max_object behind the end of the file is punched out of it (fallocate), and a
+reader that far behind, or one that opens the spool only then (its head is gone), finds a hole where it reads
+(SpoolReader.read checks, for a body of unknown length): it is reset, or goes to the backend when it had no
+head yet.
 
 A spool exists only when another process waits: a waiter sets its URI's slot on the `wanted` board, one page
 of bytes every process maps (a byte per slot, indexed by the URI's hash; the first byte, ANY, set with any
@@ -47,6 +65,14 @@ HEAD: Final = 1
 DATA: Final = 2
 END: Final = 3
 FAIL: Final = 4
+FRESH: Final = 5
+STALE: Final = 6
+OUTCOMES: Final = (FRESH, STALE)
+# The records after which a spool has nothing more (a spool whose writer is gone without one was a dead one's).
+FINAL: Final = (END, FAIL, FRESH, STALE)
+# How long an outcome's file is kept for the waiters to read (they poll at most POLL_MAX, 50 ms, apart).
+OUTCOME_KEEP: Final = 0.5
+_TIME: Final = struct.Struct("<d")
 _RECORD: Final = struct.Struct("<BI")
 _LENGTH: Final = struct.Struct("<q")
 # The board: one byte per slot, a page of them; the first byte (ANY) is set whenever any slot is.
@@ -55,6 +81,8 @@ ANY: Final = 0
 WANTED: Final = "wanted"
 # The most a reader takes from a spool per poll (more waiting: it polls again at once).
 READ_SIZE: Final = 256 * 1024
+# Holes are punched in whole pages.
+PAGE: Final = 4096
 _TMP: Final = ".tmp"
 
 Record = tuple[int, bytes]
@@ -75,6 +103,16 @@ def record(kind: int, payload: bytes = b"") -> bytes:
 def head_record(pending: StoredResponse, body_length: int) -> bytes:
     """The HEAD record of a response whose entry is `pending` (ValueError when it cannot be encoded)."""
     return record(HEAD, _LENGTH.pack(body_length) + encode(pending))
+
+
+def outcome_record(kind: int, at: float) -> bytes:
+    """A FRESH or STALE record: the fetch's answer, known at `at` (the clock every process shares)."""
+    return record(kind, _TIME.pack(at))
+
+
+def outcome_time(payload: bytes) -> float:
+    """When an outcome record's answer was known (0.0 for a payload too short: older than any waiter)."""
+    return _TIME.unpack_from(payload)[0] if len(payload) >= _TIME.size else 0.0
 
 
 def decode_head(payload: bytes) -> tuple[StoredResponse, int]:
@@ -116,6 +154,14 @@ def _locked(fd: int, how: int) -> bool:
     return False
 
 
+def _punched(fd: int) -> int:
+    """Where the file's data begins (the end of the hole punched at its start, if any)."""
+    try:
+        return os.lseek(fd, 0, os.SEEK_DATA)
+    except OSError:  # (ENXIO: all of it is a hole)
+        return 1 << 62
+
+
 def _remove(path: str, fd: int) -> None:
     """Unlink `path` if it still names the file open as `fd` (not a spool a new fetch linked meanwhile)."""
     with contextlib.suppress(OSError):
@@ -124,32 +170,54 @@ def _remove(path: str, fd: int) -> None:
 
 
 class SpoolWriter:
-    """The fetcher's side of one spool: body parts up to `limit` bytes (the cache's max_object)."""
+    """The fetcher's side of one spool: body parts up to `limit` bytes (the cache's max_object). `fd` is the
+    file opened by its spool name, so that inotify names the spool's writes (rsp.cache.wakeups); `lock` the
+    descriptor it was made with, whose flock says the fetcher lives."""
 
-    __slots__ = ("fd", "limit", "path", "size")
+    __slots__ = ("fd", "limit", "lock", "offset", "path", "punched", "size")
 
-    def __init__(self, fd: int, path: str, limit: int, size: int) -> None:
+    def __init__(self, fd: int, lock: int, path: str, limit: int, size: int, offset: int) -> None:
         self.fd = fd
+        self.lock = lock
         self.path = path
         self.limit = limit
         self.size = size  # body bytes written
+        self.offset = offset  # bytes in the file
+        self.punched = 0  # the file's first bytes punched out (past `limit`)
 
     def data(self, chunk: bytes) -> bool:
-        """Append a body part; False when it would pass `limit` or cannot be written (then call fail)."""
+        """Append a body part, keeping at most `limit` bytes of the file once the body passed it; False when it
+        cannot be written (then call fail)."""
         if not chunk:
             return True
         self.size += len(chunk)
-        if self.size > self.limit:
-            return False
         try:
             _append(self.fd, [_RECORD.pack(DATA, len(chunk)), chunk])
-        except OSError as exc:
+            self.offset += _RECORD.size + len(chunk)
+            if self.size > self.limit:
+                hole = (self.offset - self.limit) // PAGE * PAGE
+                if hole > self.punched:
+                    from rsp.linux.syscalls import punch_hole  # (here: ctypes only where it is used)
+
+                    punch_hole(self.fd, self.punched, hole - self.punched)
+                    self.punched = hole
+        except OSError as exc:  # (a file system that cannot punch holes: its readers are reset at the bound)
             _log.error("cache: cannot write the spool %s: %s", self.path, exc)
             return False
         return True
 
     def end(self) -> None:
         self._close(END)
+
+    def keep(self) -> None:
+        """An outcome's spool (FRESH, STALE): written whole; its file stays for its waiters to read, its lock
+        released (so a later fetch of the URI may replace it), until `discard`."""
+        os.close(self.lock)
+        self.lock = -1
+
+    def discard(self) -> None:
+        _remove(self.path, self.fd)
+        os.close(self.fd)
 
     def fail(self) -> None:
         self._close(FAIL)
@@ -158,26 +226,35 @@ class SpoolWriter:
         with contextlib.suppress(OSError):
             _append(self.fd, [record(kind)])
         _remove(self.path, self.fd)
-        os.close(self.fd)  # (its lock with it)
+        os.close(self.fd)
+        os.close(self.lock)  # (its lock with it)
 
 
 class SpoolReader:
     """A waiter's side of one spool: the records written so far, then more as they come."""
 
-    __slots__ = ("answered", "buffer", "fd", "full", "path")
+    __slots__ = ("answered", "at", "buffer", "fd", "full", "holes", "path")
 
     def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
         self.path = path
+        self.at = 0  # bytes read
         self.buffer = b""  # a record still being written
         self.full = False  # the last read took READ_SIZE: more may be there already
         self.answered = False  # the waiter was answered with the spool's head
+        self.holes = False  # the body's length is unknown: the writer may punch what is far behind its end
 
     def read(self) -> list[Record]:
-        data = os.read(self.fd, READ_SIZE)
+        """The records complete since the last read; [(FAIL, b"")] when the writer punched out what this read
+        took (the reader was more than the spool's bound behind the end)."""
+        start = self.at
+        data = os.pread(self.fd, READ_SIZE, start)
         self.full = len(data) == READ_SIZE
         if not data:
             return []
+        self.at = start + len(data)
+        if self.holes and _punched(self.fd) > start:
+            return [(FAIL, b"")]
         buffer = self.buffer + data if self.buffer else data
         records, used = parse(buffer)
         self.buffer = buffer[used:]
@@ -204,7 +281,9 @@ class Spools:
         self.directory = directory
         self.limit = limit
         self._board: mmap.mmap | None = None
+        self._board_fd = -1  # (kept open: `call` writes through it)
         self._off = False
+        self.kept: list[tuple[float, SpoolWriter]] = []  # outcomes written, with when to remove them
 
     # ---- the board -----------------------------------------------------------------------------------------
 
@@ -223,14 +302,15 @@ class Spools:
                 if os.fstat(fd).st_size < WANT_SLOTS:
                     os.ftruncate(fd, WANT_SLOTS)  # (several processes may: all to the same size)
                 board = mmap.mmap(fd, WANT_SLOTS)
-            finally:
+            except OSError:
                 os.close(fd)
+                raise
         except OSError as exc:
             _log.error("cache: no spool in %s (%s): waiters in other workers wait for the stored response",
                        self.directory, exc)
             self._off = True
             return None
-        self._board = board
+        self._board, self._board_fd = board, fd
         self.sweep()
         return board
 
@@ -250,6 +330,15 @@ class Spools:
         if board is not None:
             board[self._slot(url)] = 1
             board[ANY] = 1
+
+    def call(self, url: bytes) -> None:
+        """`want`, and say so to the processes watching the directory (rsp.cache.wakeups): the slot's byte is
+        also written through the file, which the mapping's writes are not, so a fetch past its head spools at
+        once instead of at its next look (a waiter's first want only: its polls `want` again silently)."""
+        self.want(url)
+        if self._board_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.pwrite(self._board_fd, b"\1", self._slot(url))
 
     def unwant(self, url: bytes) -> None:
         """Done with `url` (its spool ended, or its waiter stopped waiting): its slot and ANY cleared. A waiter
@@ -288,13 +377,31 @@ class Spools:
                 if not self._clear_dead(path):
                     raise
                 os.link(tmp, path)
+            out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)  # (ours: the lock keeps it so)
         except OSError:  # (FileExistsError: a live fetch spools it; anything else: no spool this time)
             os.close(fd)
             fd = -1
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        return SpoolWriter(fd, path, self.limit, size) if fd >= 0 else None
+        return SpoolWriter(out, fd, path, self.limit, size, len(first)) if fd >= 0 else None
+
+    def tell(self, url: bytes, kind: int, at: float) -> bool:
+        """Write the outcome `kind` (FRESH, STALE) of this process's fetch of `url`, known at `at`, for the waiters
+        of other processes; kept OUTCOME_KEEP seconds (`expire`). False when it cannot be written."""
+        writer = self.create(url, outcome_record(kind, at), 0)
+        if writer is None:
+            return False
+        writer.keep()
+        self.kept.append((at + OUTCOME_KEEP, writer))
+        return True
+
+    def expire(self, now: float) -> int:
+        """Remove the outcomes kept past their time (unless a later fetch replaced them); how many remain."""
+        kept = self.kept
+        while kept and kept[0][0] <= now:
+            kept.pop(0)[1].discard()
+        return len(kept)
 
     def open(self, url: bytes) -> SpoolReader | None:
         """The spool of `url`'s fetch, if one is being written (or was, and ended a moment ago)."""

@@ -1,4 +1,6 @@
-"""Linux process isolation: namespace syscalls (`syscalls`) and a minimal PID 1 (`pid1`).
+"""Linux syscalls Python lacks: namespace syscalls and fallocate's hole punching (`syscalls`), inotify
+(`inotify`), and a minimal PID 1 (`pid1`).
 
-The only package that imports ctypes. Shared by the app sandbox (rsp.sandbox) and the PAM helper.
+The only package that imports ctypes. Shared by the app sandbox (rsp.sandbox), the PAM helper and the
+response cache's spools (rsp.cache.spool, rsp.cache.wakeups).
 """

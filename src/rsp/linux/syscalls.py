@@ -1,4 +1,4 @@
-"""Linux syscalls Python 3.11 does not expose: unshare, setns, mount, umount2, prctl.
+"""Linux syscalls Python 3.11 does not expose: unshare, setns, mount, umount2, prctl, fallocate's hole punching.
 
 This module and its package are the only place rsp imports ctypes (docs/architecture.md). Every wrapper
 raises `OSError` with the C errno (so callers test `exc.errno == errno.EPERM` as with any `os` call);
@@ -137,3 +137,19 @@ def enter_namespace(path: str, nstype: int = 0) -> None:
         setns(fd, nstype)
     finally:
         os.close(fd)
+
+
+# fallocate(2) modes (<linux/falloc.h>).
+FALLOC_FL_KEEP_SIZE: Final = 1
+FALLOC_FL_PUNCH_HOLE: Final = 2
+
+_fallocate = _libc.fallocate
+_fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+_fallocate.restype = ctypes.c_int
+
+
+def punch_hole(fd: int, offset: int, length: int) -> None:
+    """fallocate(PUNCH_HOLE | KEEP_SIZE): free `length` bytes of the file from `offset` (they read as zeros; the
+    file's size stays). tmpfs, ext4, xfs and btrfs support it; others raise OSError(EOPNOTSUPP)."""
+    _check(_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length),
+           f"fallocate(PUNCH_HOLE, {offset}, {length})")
