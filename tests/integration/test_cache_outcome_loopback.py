@@ -4,10 +4,10 @@ answers the conditional request late:
 
 - a backend error (503) with `stale-if-error`: the waiters of the other worker get the stale page at once,
   as the fetcher does, and the backend sees ONE conditional request (each of them used to send its own);
-- a 304: the waiters of the other worker get the freshened page when the fetcher does, not at their next poll
-  of the store (up to POLL_MAX, 50 ms, later). Their requests are sent POLL_MAX / FAR_WAITERS apart, so that
-  polling, they would poll at times spread over POLL_MAX and the last be answered more than WOKEN_WITHIN
-  (half of POLL_MAX) after the fetcher; woken by the fetcher's outcome, they are all answered at once.
+- a 304: the waiters of the other worker get the freshened page (HIT) and the backend sees ONE conditional
+  request. How soon they get it (woken by the fetcher's outcome rather than at their next poll of the store,
+  up to 50 ms later) is printed, not asserted: a time bound in a loopback test fails on a loaded machine; the
+  mechanism is asserted without a clock in tests/cache/test_spool_outcomes.py and test_wakeups.py.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ WAIT = 10.0
 SLOW = 1.0
 FAR_WAITERS = 8
 POLL_MAX = 0.05  # (rsp.cache.coalescing's: how far apart a waiter of another worker polls, at most)
-WOKEN_WITHIN = POLL_MAX / 2
 REQUEST = b"GET /p HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
 
@@ -130,4 +129,3 @@ def test_a_304_answers_the_other_workers_waiters_when_it_answers_the_fetcher(
     assert conditional_requests(backend) == 1
     late = max(at for _, _, at in answers) - mine[2]
     print(f"the last waiter of the other worker: {late * 1000:.1f} ms after the fetcher")
-    assert late < WOKEN_WITHIN, f"the last waiter of the other worker was answered {late * 1000:.1f} ms after"
