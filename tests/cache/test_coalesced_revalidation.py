@@ -8,26 +8,16 @@ from __future__ import annotations
 from rsp.cache.cache_filter import LOCK_HOLD, CacheFilter
 from rsp.cache.store import CLAIMED, NO_MARK, CacheStore
 from rsp.config.model import CacheSettings
-from rsp.pipeline.messages import Header, Request, Response, header_get
+from rsp.pipeline.messages import Header, Response, header_get
 from rsp.pipeline.phases import SUSPEND
-from support.cache_exchange import Clock, Exchange, Timers, xcache
+from support.cache_exchange import Clock, Exchange, Timers, access_at, respond, xcache
 
 URL = b"http://example.com/r"
 TAG = b'"v1"'
 
 
 def request(flt: CacheFilter, headers: list[Header] | None = None) -> tuple[Exchange, object]:
-    ex = Exchange(Request(b"GET", b"http", b"example.com", b"/r", list(headers or [])))
-    return ex, flt.access(ex)
-
-
-def respond(flt: CacheFilter, ex: Exchange, status: int, headers: list[Header], body: bytes) -> bytes:
-    """The backend's response through the response phases; what the fetcher's client gets."""
-    ex.response = Response(status, headers, len(body))
-    flt.header_filter(ex)
-    out = flt.body_filter(ex, body, True)
-    flt.log(ex)
-    return out
+    return access_at(flt, b"/r", headers)
 
 
 def stale_entry(flt: CacheFilter, clock: Clock, cc: bytes = b"max-age=5") -> None:

@@ -172,3 +172,18 @@ def run(flt: CacheFilter, origin: Origin, seen: list[Request], request: Request,
 def get(target: bytes = b"/a", headers: list[Header] | None = None, method: bytes = b"GET") -> Request:
     """A request for http://example.com`target`."""
     return Request(method, b"http", b"example.com", target, list(headers or []))
+
+
+def access_at(flt: CacheFilter, path: bytes, headers: list[Header] | None = None) -> tuple[Exchange, object]:
+    """A GET of http://example.com`path` through the filter's access phase: the exchange and the verdict."""
+    ex = Exchange(Request(b"GET", b"http", b"example.com", path, list(headers or [])))
+    return ex, flt.access(ex)
+
+
+def respond(flt: CacheFilter, ex: Exchange, status: int, headers: list[Header], body: bytes) -> bytes:
+    """The backend's response through the response phases; what the fetcher's client gets."""
+    ex.response = Response(status, headers, len(body))
+    flt.header_filter(ex)
+    out = flt.body_filter(ex, body, True)
+    flt.log(ex)
+    return out
