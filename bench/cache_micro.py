@@ -10,7 +10,11 @@ Prints microseconds of CPU per exchange (best of several short windows, as bench
 - hit 304: the same with a matching If-None-Match (no body);
 - miss + store: `access` misses, `header_filter` decides the response may be stored, `body_filter` stores it
   at its end (a new URI every time: one LMDB write transaction);
-- lookup only: `CacheStore.lookup` of one URI.
+- lookup only: `CacheStore.lookup` of one URI;
+- the store's floor, no rsp code: a read transaction with one get (a lookup's least), one LMDB write
+  transaction putting one 1 KiB value, and two of them (a stored miss needs at least its claim, written
+  before the request leaves so that other workers see it, and its entry, written when the response is
+  complete), through py-lmdb with the store's own flags: issue 21's miss target is measured against it.
 
 These are the cache's share of an exchange; the rest (parse, forward, sockets) is bench/http_path_micro.py's.
 The store is a file in /dev/shm, as a memory-backed cache's is.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -48,6 +53,46 @@ def best_us(step: Callable[[], None], windows: int, per_window: int) -> float:
             step()
         best = min(best, (time.process_time() - start) / per_window)
     return best * 1e6
+
+
+def floor_rows(directory: str, windows: int, per_window: int) -> list[tuple[str, float]]:
+    """The cost of LMDB write transactions alone, with CacheStore's Environment flags (rsp.cache.store)."""
+    import lmdb
+
+    where = tempfile.mkdtemp(prefix="rsp-cache-floor-", dir=directory)
+    env = lmdb.open(where, map_size=256 * 1024 * 1024, max_dbs=3, sync=False, metasync=False, readahead=False,
+                    meminit=False, writemap=True)
+    objects, meta = env.open_db(b"objects"), env.open_db(b"meta")
+    value, counter = b"v" * 1024, [0]
+
+    def one() -> None:
+        counter[0] += 1
+        txn = env.begin(objects, None, True)
+        txn.put(b"%032d" % counter[0], value)
+        txn.commit()
+
+    def two() -> None:
+        counter[0] += 1
+        key = b"%032d" % counter[0]
+        txn = env.begin(meta, None, True)
+        txn.put(b"L:" + key, b"claim")
+        txn.commit()
+        txn = env.begin(objects, None, True)
+        txn.put(key, value)
+        txn.commit()
+
+    def read() -> None:
+        txn = env.begin(objects, None, False, True)
+        txn.get(b"%032d" % counter[0])
+        txn.abort()
+
+    try:
+        return [("floor: a read transaction, one get (the lookup's)", best_us(read, windows, per_window)),
+                ("floor: one write transaction, one 1 KiB put", best_us(one, windows, per_window)),
+                ("floor: two write transactions (claim, entry)", best_us(two, windows, per_window))]
+    finally:
+        env.close()
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def main() -> None:
@@ -91,6 +136,7 @@ def main() -> None:
                                                           per_window)),
             ("miss + store, 1 KiB", best_us(miss, windows, per_window // 3)),
             ("lookup only", best_us(lookup, windows, per_window)),
+            *floor_rows(directory, windows, per_window),
         ]
     finally:
         store.close()
