@@ -60,6 +60,32 @@ def response_flags(cc: CacheControl) -> int:
     return flags
 
 
+class _Name:
+    """What admit needs of one response field name: lower-cased, and whether the decision reads it."""
+
+    __slots__ = ("lower", "policy")
+
+    def __init__(self, lower: bytes) -> None:
+        self.lower = lower
+        self.policy = lower in POLICY_FIELDS
+
+
+# A response field name as the backend spelt it -> its _Name: backends send the same few names on every
+# response, and one dict lookup costs less than a lower() and a set test per field (every stored miss).
+# Bounded; emptied when full.
+_NAMES: dict[bytes, _Name] = {}
+NAMES_MEMO_SIZE: Final = 512
+
+
+def _name(spelt: bytes) -> _Name:
+    known = _NAMES.get(spelt)
+    if known is None:
+        if len(_NAMES) >= NAMES_MEMO_SIZE:
+            _NAMES.clear()
+        known = _NAMES[spelt] = _Name(spelt.lower())
+    return known
+
+
 def stored_headers(headers: list[Header], cc: CacheControl, label: bytes) -> list[Header]:
     """The field lines kept: all but NOT_STORED, the fields no-cache / private name (§5.2.2.4, §5.2.2.7) and
     the cache's own label field (`label`, lower-case; b"" for none)."""
@@ -91,11 +117,13 @@ def admit(url: bytes, method: bytes, request_headers: list[Header], request_cc: 
         return None
     # The field names lower-cased once (stored_headers needs them all), and the decision's functions given
     # only the POLICY_FIELDS lines: each of them scans its list with a lower() per line, six scans or more.
-    lowered = [name.lower() for name, _ in response_headers]
+    lowered: list[bytes] = []
     policy: list[Header] = []
-    for i, lower in enumerate(lowered):
-        if lower in POLICY_FIELDS:
-            policy.append((lower, response_headers[i][1]))
+    for name, value in response_headers:
+        known = _name(name)
+        lowered.append(known.lower)
+        if known.policy:
+            policy.append((known.lower, value))
     names = vary_names(policy)
     if names is None:  # Vary: * (refusal's VARY_STAR, decided here once: refusal is told not to ask again)
         return None

@@ -283,7 +283,8 @@ class CacheStore:
         return stored
 
     def _put(self, entry: StoredResponse, unmark: bool) -> bool:
-        key = object_key(entry.url, variant_key(entry.selecting))
+        # (no variant_key call without Vary, the usual case: it builds an empty bytearray and its bytes)
+        key = object_key(entry.url, variant_key(entry.selecting) if entry.selecting else b"")
         entry.stamp = self._stamp()
         try:
             value = encode(entry)
