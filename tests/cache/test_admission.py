@@ -140,3 +140,5 @@ def test_the_field_name_memo_is_bounded_and_keeps_each_spelling_apart() -> None:
     assert len(admission._NAMES) <= admission.NAMES_MEMO_SIZE
     assert admission._name(b"CACHE-Control").lower == b"cache-control" and admission._name(b"CACHE-Control").policy
     assert admission._name(b"Server").lower == b"server" and not admission._name(b"Server").policy
+    assert admission._name(b"Content-LENGTH").lower == b"content-length" and not admission._name(b"Content-LENGTH").kept
+    assert admission.lower_name(b"If-None-MATCH") == b"if-none-match" == admission.lower_name(b"if-none-match")

@@ -91,7 +91,7 @@ def _failures(what: str) -> Iterator[None]:
 # url -> its PREFIX bytes of SHA-256: a miss hashes its URI for the lookup, the claim and the put, and a hot
 # URI is looked up again and again; a digest costs about as much as a whole LMDB get (docs/performance.md).
 # Bounded in entries and in the URI lengths it keeps; emptied when full (like rsp.cache.dates' memo).
-_DIGESTS: dict[bytes, bytes] = {}
+_DIGESTS: Final[dict[bytes, bytes]] = {}
 DIGEST_MEMO_SIZE: Final = 1024
 DIGEST_MEMO_URL: Final = 512
 # The secondary key's hash of the usual case: no Vary.
