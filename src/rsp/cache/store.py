@@ -331,12 +331,13 @@ class CacheStore:
                 used = self._evict(txn, used, int(self.budget * (1 - FULL_EVICT_SHARE)) - need)
             used = self._evict(txn, used, self.budget - need)
             txn.put(key, value)
-        lru_key = _STAMP.pack(entry.stamp) + key
+        # int.to_bytes(8, "big") is _STAMP.pack's bytes as one native call (mypyc), not a call of a struct method.
+        lru_key = entry.stamp.to_bytes(8, "big") + key
         # append: the stamp is the newest (the usual case), so LMDB adds at the end without a search; a put
         # out of order (another worker's newer stamp committed first) returns False and is written normally.
         if not txn.put(lru_key, b"", False, True, True, self._lru):
             txn.put(lru_key, b"", False, True, False, self._lru)
-        txn.put(_USED, _STAMP.pack(used + need), False, True, False, meta)
+        txn.put(_USED, (used + need).to_bytes(8, "big"), False, True, False, meta)
         if unmark:
             txn.delete(_MARK + key[:PREFIX], b"", meta)
 
