@@ -61,7 +61,8 @@ def response_flags(cc: CacheControl) -> int:
 
 
 class _Name:
-    """What admit needs of one response field name: lower-cased, and whether the decision reads it."""
+    """What admit needs of one field name: lower-cased, whether the decision reads it (a response's) and whether
+    it is stored (a response's); the access phase takes a request's names lower-cased from the same memo."""
 
     __slots__ = ("kept", "lower", "policy")
 
@@ -71,9 +72,9 @@ class _Name:
         self.kept = lower not in NOT_STORED
 
 
-# A response field name as the backend spelt it -> its _Name: backends send the same few names on every
-# response, and one dict lookup costs less than a lower() and a set test per field (every stored miss).
-# Bounded; emptied when full.
+# A field name as the peer spelt it -> its _Name: backends send the same few names on every response, clients
+# on every request, and one dict lookup costs less than a lower() and two set tests per field (every stored
+# miss). Bounded; emptied when full.
 _NAMES: Final[dict[bytes, _Name]] = {}
 NAMES_MEMO_SIZE: Final = 512
 
