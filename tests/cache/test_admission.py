@@ -130,3 +130,15 @@ def test_the_decision_reads_every_field_it_needs_in_any_spelling(deciding: list[
             assert got.lifetime == lifetime
             assert got.initial_age == initial_age(response, 100.0, 101.0)
             assert got.headers == stored_headers(response, cc, b"")
+
+
+def test_the_field_name_memo_is_bounded_and_keeps_each_spelling_apart() -> None:
+    from rsp.cache import admission
+
+    for i in range(admission.NAMES_MEMO_SIZE * 2 + 1):
+        admission._name(b"X-Field-%d" % i)
+    assert len(admission._NAMES) <= admission.NAMES_MEMO_SIZE
+    assert admission._name(b"CACHE-Control").lower == b"cache-control" and admission._name(b"CACHE-Control").policy
+    assert admission._name(b"Server").lower == b"server" and not admission._name(b"Server").policy
+    assert admission._name(b"Content-LENGTH").lower == b"content-length" and not admission._name(b"Content-LENGTH").kept
+    assert admission.lower_name(b"If-None-MATCH") == b"if-none-match" == admission.lower_name(b"if-none-match")

@@ -17,6 +17,7 @@ from rsp.http1.events import (
     Framing,
     RequestHead,
     ResponseHead,
+    split_raw,
 )
 
 COMPILED = str(events_module.__file__).endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
@@ -36,6 +37,27 @@ def test_lazy_headers_equal_eager_ones_and_raw_is_not_compared() -> None:
     assert RequestHead(b"GET", b"/", b"1.1", (), True, CHUNKED) != RequestHead(b"GET", b"/", b"1.1", (), True, NO_BODY)
     assert Data(b"x") == Data(b"x") and Data(b"x") != Data(b"y") and hash(Data(b"x")) == hash(b"x")
     assert repr(Data(b"x")) == "Data(data=b'x')"
+
+
+def test_heads_with_the_same_field_section_share_one_split() -> None:
+    raw = b"Host: h\r\nUser-Agent: wrk \r\nA:b\r\n"
+    first = RequestHead(b"GET", b"/1", b"1.1", None, True, NO_BODY, None, False, b"h", (), raw)
+    second = RequestHead(b"GET", b"/2", b"1.1", None, True, NO_BODY, None, False, b"h", (), bytes(bytearray(raw)))
+    assert first.headers == ((b"Host", b"h"), (b"User-Agent", b"wrk"), (b"A", b"b"))  # trailing OWS stripped
+    assert second.headers is first.headers  # the memo's tuple (immutable, so sharing is safe)
+    other = RequestHead(b"GET", b"/", b"1.1", None, True, NO_BODY, None, False, b"h", (), b"Host: i\r\n")
+    assert other.headers == ((b"Host", b"i"),)
+
+
+def test_the_split_memo_is_bounded() -> None:
+    sections = [b"X-N: %d\r\n" % i for i in range(events_module.SPLIT_MEMO_SIZE * 2 + 3)]
+    for section in sections:
+        assert split_raw(section) == ((b"X-N", section[5:-2]),)
+    assert len(events_module._SPLIT) <= events_module.SPLIT_MEMO_SIZE
+    huge = b"X-Big: " + b"v" * events_module.SPLIT_MEMO_RAW + b"\r\n"
+    assert split_raw(huge) == ((b"X-Big", b"v" * events_module.SPLIT_MEMO_RAW),)
+    assert huge not in events_module._SPLIT  # too long to keep
+    assert split_raw(sections[-1]) == ((b"X-N", sections[-1][5:-2]),)  # (still right after the memo emptied)
 
 
 def test_events_are_slotted_and_the_dataclass_ones_frozen() -> None:

@@ -65,6 +65,8 @@ def test_added_lines_go_before_the_end_of_the_head() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nVia: 1.1 rsp\r\n\r\n"
     assert with_added_fields(head, [(b"X-Cache", b"MISS"), (b"X-Other", b"1")]) == (
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nVia: 1.1 rsp\r\nX-Cache: MISS\r\nX-Other: 1\r\n\r\n")
+    assert with_added_fields(head, [(b"X-Cache", b"MISS")]) == (  # one line (a cache's): its own short path
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nVia: 1.1 rsp\r\nX-Cache: MISS\r\n\r\n")
 
 
 @pytest.mark.parametrize("name", [b"Content-Length", b"transfer-encoding", b"Connection", b"Keep-Alive",
@@ -74,6 +76,7 @@ def test_a_declared_field_is_never_added_to_the_bytes(name: bytes) -> None:
     unchanged head's bytes would contradict the verdict those bytes were written with."""
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
     assert with_added_fields(head, [(b"X-Cache", b"HIT"), (name, b"1")]) is None
+    assert with_added_fields(head, [(name, b"1")]) is None
     response = Response(200, [(b"X-A", b"1")], 5)
     response.add(name, b"1")
     assert serialise_prepared(response, b"X-A: 1\r\n", CONTEXTS[0]) is None

@@ -32,7 +32,7 @@ POLICY_FIELDS: Final = frozenset({b"age", b"cache-control", b"date", b"etag", b"
 
 # A backend sends the same Cache-Control line on response after response: its parse (the CacheControl, read
 # only here, never handed out) is kept per line. Bounded; emptied when full (like rsp.cache.dates' memo).
-_PARSED: dict[bytes, CacheControl] = {}
+_PARSED: Final[dict[bytes, CacheControl]] = {}
 PARSED_MEMO_SIZE: Final = 256
 PARSED_MEMO_LINE: Final = 256
 
@@ -60,18 +60,52 @@ def response_flags(cc: CacheControl) -> int:
     return flags
 
 
+class _Name:
+    """What admit needs of one field name: lower-cased, whether the decision reads it (a response's) and whether
+    it is stored (a response's); the access phase takes a request's names lower-cased from the same memo."""
+
+    __slots__ = ("kept", "lower", "policy")
+
+    def __init__(self, lower: bytes) -> None:
+        self.lower = lower
+        self.policy = lower in POLICY_FIELDS
+        self.kept = lower not in NOT_STORED
+
+
+# A field name as the peer spelt it -> its _Name: backends send the same few names on every response, clients
+# on every request, and one dict lookup costs less than a lower() and two set tests per field (every stored
+# miss). Bounded; emptied when full.
+_NAMES: Final[dict[bytes, _Name]] = {}
+NAMES_MEMO_SIZE: Final = 512
+
+
+def _name(spelt: bytes) -> _Name:
+    known = _NAMES.get(spelt)
+    if known is None:
+        if len(_NAMES) >= NAMES_MEMO_SIZE:
+            _NAMES.clear()
+        known = _NAMES[spelt] = _Name(spelt.lower())
+    return known
+
+
+def lower_name(spelt: bytes) -> bytes:
+    """`spelt`.lower(), from the memo (a request's field names too: the cache's access phase)."""
+    return _name(spelt).lower
+
+
 def stored_headers(headers: list[Header], cc: CacheControl, label: bytes) -> list[Header]:
     """The field lines kept: all but NOT_STORED, the fields no-cache / private name (§5.2.2.4, §5.2.2.7) and
     the cache's own label field (`label`, lower-case; b"" for none)."""
-    return _kept(headers, [name.lower() for name, _ in headers], cc, label)
+    return _kept(headers, [_name(name) for name, _ in headers], cc, label)
 
 
-def _kept(headers: list[Header], lowered: list[bytes], cc: CacheControl, label: bytes) -> list[Header]:
-    """stored_headers, given the field names lower-cased (`lowered[i]` is `headers[i]`'s)."""
+def _kept(headers: list[Header], names: list[_Name], cc: CacheControl, label: bytes) -> list[Header]:
+    """stored_headers, given the field names' _Name (`names[i]` is `headers[i]`'s)."""
     qualified = cc.no_cache_fields or cc.private_fields
     out: list[Header] = []
-    for i, lower in enumerate(lowered):
-        if lower in NOT_STORED or lower == label:
+    for i, known in enumerate(names):
+        lower = known.lower
+        if not known.kept or lower == label:
             continue
         if qualified and (lower in cc.no_cache_fields or lower in cc.private_fields):
             continue
@@ -91,11 +125,13 @@ def admit(url: bytes, method: bytes, request_headers: list[Header], request_cc: 
         return None
     # The field names lower-cased once (stored_headers needs them all), and the decision's functions given
     # only the POLICY_FIELDS lines: each of them scans its list with a lower() per line, six scans or more.
-    lowered = [name.lower() for name, _ in response_headers]
+    spelt: list[_Name] = []
     policy: list[Header] = []
-    for i, lower in enumerate(lowered):
-        if lower in POLICY_FIELDS:
-            policy.append((lower, response_headers[i][1]))
+    for name, value in response_headers:
+        known = _name(name)
+        spelt.append(known)
+        if known.policy:
+            policy.append((known.lower, value))
     names = vary_names(policy)
     if names is None:  # Vary: * (refusal's VARY_STAR, decided here once: refusal is told not to ask again)
         return None
@@ -105,7 +141,7 @@ def admit(url: bytes, method: bytes, request_headers: list[Header], request_cc: 
                vary_checked=True) is not None:
         return None
     return StoredResponse(
-        url, status, _kept(response_headers, lowered, cc, label), b"", reason=reason,
+        url, status, _kept(response_headers, spelt, cc, label), b"", reason=reason,
         selecting=selecting(request_headers, names) if names else (), request_time=request_time,
         response_time=now, initial_age=initial_age(policy, request_time, now), lifetime=lifetime,
         flags=response_flags(cc))

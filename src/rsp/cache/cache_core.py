@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from rsp.cache.admission import admit
+from rsp.cache.admission import admit, lower_name
 from rsp.cache.coalescing import LOCK_HOLD as LOCK_HOLD  # (the coalescing figures, re-exported)
 from rsp.cache.coalescing import PASS_TTL as PASS_TTL
 from rsp.cache.coalescing import POLL_FIRST as POLL_FIRST
@@ -110,6 +110,11 @@ class CacheCore:
         self.clock = clock
         self.header = settings.header.lower().encode() if settings.header else b""
         self.spelt = settings.header.encode()  # as configured, on the wire
+        # What every stored miss reads of the settings, as native attributes (the settings are an interpreted
+        # frozen dataclass: each read would be a generic attribute lookup).
+        self.max_object: int = settings.max_object
+        self.heuristic: bool = settings.heuristic
+        self.cookies: bool = settings.cookies
         self.purgers = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in settings.purge)
         self._failed = False
         self.stats = CacheStats()
@@ -139,7 +144,7 @@ class CacheCore:
             if request.method not in SAFE_METHODS:
                 exchange.ctx[CTX_KEY] = ExchangeState(_INVALIDATE, url, CacheControl(), now)
             return None
-        present = {name.lower() for name, _ in request.headers}  # one pass, then set tests instead of scans
+        present = {lower_name(name) for name, _ in request.headers}  # one pass, then set tests instead of scans
         request_cc = (request_cache_control(header_values(request.headers, b"cache-control"),
                                             header_values(request.headers, b"pragma"))
                       if any_present(present, REQUEST_DIRECTIVE_FIELDS) else NO_DIRECTIVES)
@@ -393,11 +398,10 @@ class CacheCore:
             return
         request, response = exchange.request, exchange.response
         assert response is not None
-        settings = self.settings
         state.pending = admit(state.url, request.method, request.headers, state.request_cc, response.status,
                               response.reason, response.headers, response.body_length, state.request_time, now,
-                              heuristic=settings.heuristic, cookies=settings.cookies,
-                              max_object=settings.max_object, label=self.header, ttl=state.ttl)
+                              heuristic=self.heuristic, cookies=self.cookies, max_object=self.max_object,
+                              label=self.header, ttl=state.ttl)
 
     def _update(self, state: ExchangeState, entry: StoredResponse, newer: list[Header], now: float) -> StoredResponse:
         """The stored response with `newer`'s fields (§3.2) and new times, written back."""
@@ -468,10 +472,10 @@ class CacheCore:
         pending = state.pending
         if state.fetching:  # the waiters get each part as it comes (in other processes through the spool)
             self.coalescer.data(state, chunk, pending is not None
-                                and state.size + len(chunk) <= self.settings.max_object)
+                                and state.size + len(chunk) <= self.max_object)
         if pending is not None:
             state.size += len(chunk)
-            if state.size > self.settings.max_object:  # too big after all (length unknown in advance)
+            if state.size > self.max_object:  # too big after all (length unknown in advance)
                 state.pending, state.chunks = None, []
                 self.coalescer.unlock(state, PASS_TTL)
             else:

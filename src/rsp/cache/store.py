@@ -91,7 +91,7 @@ def _failures(what: str) -> Iterator[None]:
 # url -> its PREFIX bytes of SHA-256: a miss hashes its URI for the lookup, the claim and the put, and a hot
 # URI is looked up again and again; a digest costs about as much as a whole LMDB get (docs/performance.md).
 # Bounded in entries and in the URI lengths it keeps; emptied when full (like rsp.cache.dates' memo).
-_DIGESTS: dict[bytes, bytes] = {}
+_DIGESTS: Final[dict[bytes, bytes]] = {}
 DIGEST_MEMO_SIZE: Final = 1024
 DIGEST_MEMO_URL: Final = 512
 # The secondary key's hash of the usual case: no Vary.
@@ -283,7 +283,8 @@ class CacheStore:
         return stored
 
     def _put(self, entry: StoredResponse, unmark: bool) -> bool:
-        key = object_key(entry.url, variant_key(entry.selecting))
+        # (no variant_key call without Vary, the usual case: it builds an empty bytearray and its bytes)
+        key = object_key(entry.url, variant_key(entry.selecting) if entry.selecting else b"")
         entry.stamp = self._stamp()
         try:
             value = encode(entry)
@@ -330,12 +331,13 @@ class CacheStore:
                 used = self._evict(txn, used, int(self.budget * (1 - FULL_EVICT_SHARE)) - need)
             used = self._evict(txn, used, self.budget - need)
             txn.put(key, value)
-        lru_key = _STAMP.pack(entry.stamp) + key
+        # int.to_bytes(8, "big") is _STAMP.pack's bytes as one native call (mypyc), not a call of a struct method.
+        lru_key = entry.stamp.to_bytes(8, "big") + key
         # append: the stamp is the newest (the usual case), so LMDB adds at the end without a search; a put
         # out of order (another worker's newer stamp committed first) returns False and is written normally.
         if not txn.put(lru_key, b"", False, True, True, self._lru):
             txn.put(lru_key, b"", False, True, False, self._lru)
-        txn.put(_USED, _STAMP.pack(used + need), False, True, False, meta)
+        txn.put(_USED, (used + need).to_bytes(8, "big"), False, True, False, meta)
         if unmark:
             txn.delete(_MARK + key[:PREFIX], b"", meta)
 

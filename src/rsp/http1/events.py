@@ -215,9 +215,26 @@ END_OF_MESSAGE: Final = EndOfMessage()
 Event = RequestHead | ResponseHead | Data | EndOfMessage
 
 
+# Field sections split lately, by their bytes: a client sends the same fields request after request (only the
+# request line changes), and splitting a section (a regex over every line, then a scan for trailing OWS) costs
+# ten times a dict lookup. The tuples are immutable, so every head with those bytes shares one. Bounded in
+# entries and in the sections it keeps; emptied when full (like the other memos of rsp.http1).
+_SPLIT: Final[dict[bytes, Headers]] = {}
+SPLIT_MEMO_SIZE: Final = 256
+SPLIT_MEMO_RAW: Final = 4096
+
+
 def split_raw(raw: bytes) -> Headers:
     """The (name, value) pairs of a field section the parser validated (values without OWS)."""
+    known = _SPLIT.get(raw)
+    if known is not None:
+        return known
     pairs: list[tuple[bytes, bytes]] = FIELD_LINE_RE.findall(raw)
     if has_trailing_ows(raw, 0, len(raw)):
         pairs = strip_values(pairs)
-    return tuple(pairs)
+    headers = tuple(pairs)
+    if len(raw) <= SPLIT_MEMO_RAW:
+        if len(_SPLIT) >= SPLIT_MEMO_SIZE:
+            _SPLIT.clear()
+        _SPLIT[raw] = headers
+    return headers

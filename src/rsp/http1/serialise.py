@@ -406,6 +406,11 @@ def with_added_fields(head: bytes, added: list[Header]) -> bytes | None:
     keep-alive, upgrade), whose value the head's verdict and the head caches' key would have to see: the
     caller then serialises the response anew (serialise_response). The verdict `head` was written with
     reads only declared fields, so it holds for the result."""
+    if len(added) == 1:  # the usual case (a cache's X-Cache): one join, no list of parts
+        name, value = added[0]
+        if name.lower() in _DECLARED_RESPONSE:
+            return None
+        return b"".join((head[:-2], name, b": ", value, b"\r\n\r\n"))
     parts = [head[:-2]]
     for name, value in added:
         if name.lower() in _DECLARED_RESPONSE:

@@ -31,15 +31,17 @@ UNIQUE_VALUE_NAMES: Final = frozenset((b"x-request-id", b"x-correlation-id", b"x
 
 def header_get(headers: list[Header], name: bytes) -> bytes | None:
     """The first value of field `name` (lower-case), or None. Case-insensitive, as RFC 9110 §5.1 says."""
+    size = len(name)
     for key, value in headers:
-        if key.lower() == name:
+        if len(key) == size and key.lower() == name:  # (the length first: most lines are another field)
             return value
     return None
 
 
 def header_values(headers: list[Header], name: bytes) -> list[bytes]:
     """Every value of field `name` (lower-case), in order."""
-    return [value for key, value in headers if key.lower() == name]
+    size = len(name)
+    return [value for key, value in headers if len(key) == size and key.lower() == name]
 
 
 def header_set(headers: list[Header], name: bytes, value: bytes | None) -> None:
