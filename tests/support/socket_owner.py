@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import socket
 
+# Connections made at once by in_other_worker (see there).
+CONNECT_BURST = 4
+
 
 def _inode(server_port: int, client_port: int) -> str | None:
     """The inode of the IPv4 socket 127.0.0.1:server_port <- 127.0.0.1:client_port, from /proc/net/tcp."""
@@ -42,19 +45,26 @@ def owner(client: socket.socket, pids: list[int]) -> int | None:
 
 def in_other_worker(port: int, pids: list[int], avoid: int, tries: int = 100, timeout: float = 10.0
                     ) -> socket.socket:
-    """A connection to `port` (no request sent yet) that a worker of `pids` other than `avoid` accepted: new
-    connections until one lands there (the workers take turns unevenly: EPOLLEXCLUSIVE; each try takes a few
-    milliseconds)."""
+    """A connection to `port` (no request sent yet) that a worker of `pids` other than `avoid` accepted.
+
+    With EPOLLEXCLUSIVE the kernel wakes the first worker that sleeps on the listener, so while every worker
+    is idle one of them takes every new connection. The connections are made in bursts of CONNECT_BURST with
+    no pause: the worker woken by the first is still awake accepting when the next arrive, so they may wake
+    another. The ones not returned are closed."""
     from support.waiting import eventually
 
-    for _ in range(tries):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        pid = eventually(lambda sock=sock: owner(sock, pids), timeout=timeout)  # type: ignore[misc]
-        if pid != avoid:
-            return sock
-        sock.close()
+    for _ in range(max(1, tries // CONNECT_BURST)):
+        burst = [socket.create_connection(("127.0.0.1", port), timeout=timeout) for _ in range(CONNECT_BURST)]
+        found: socket.socket | None = None
+        for sock in burst:
+            pid = eventually(lambda sock=sock: owner(sock, pids), timeout=timeout)  # type: ignore[misc]
+            if found is None and pid != avoid:
+                found = sock
+            else:
+                sock.close()
+        if found is not None:
+            return found
     raise AssertionError(f"no connection of {tries} landed in a worker other than {avoid}")
-
 
 
 def split_between_workers(port: int, pids: list[int], one: int, other: int, tries: int = 400,
