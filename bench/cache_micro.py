@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 
 from rsp.cache.cache_filter import CacheFilter
+from rsp.cache.memory_files import remove_store_files
 from rsp.cache.store import CacheStore
 from rsp.config.model import CacheSettings
 from rsp.pipeline.messages import LocalReply, Request, Response
@@ -140,9 +141,7 @@ def main() -> None:
         ]
     finally:
         store.close()
-        for name in (path, path + "-lock"):
-            if os.path.exists(name):
-                os.unlink(name)
+        remove_store_files(path)  # the file, its lock file and the spool directory the filter made
     print("| cache step | us of CPU per exchange |")
     print("|---|---|")
     for name, us in rows:
