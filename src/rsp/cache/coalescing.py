@@ -192,11 +192,7 @@ class Coalescer:
         """The fetch's body is complete (and stored, when it could be)."""
         state.fetching = False
         self.waiting.end(state.url)
-        out = state.spool_out
-        if out is not None:
-            state.spool_out = None
-            out.end()
-            self.spools.unwant(state.url)
+        self._finish_spool(state, True)
 
     def settle(self, state: ExchangeState, stale: bool) -> None:
         """The fetch's answer is the stored response: a 304 freshened it, or (`stale`) the backend failed and
@@ -226,10 +222,18 @@ class Coalescer:
         """The fetch ended without a response to share, or failed: its waiters go on without it."""
         state.fetching = False
         self.waiting.close(state.url)
+        self._finish_spool(state, False)
+
+    def _finish_spool(self, state: ExchangeState, complete: bool) -> None:
+        """The fetch is over: its spool (if one was written) gets its END (`complete`) or FAIL record, and
+        the URI is no longer wanted on the board."""
         out = state.spool_out
         if out is not None:
             state.spool_out = None
-            out.fail()
+            if complete:
+                out.end()
+            else:
+                out.fail()
             self.spools.unwant(state.url)
 
     def _spool(self, state: ExchangeState, pending: StoredResponse, body_length: int, body: bytes) -> None:
