@@ -21,7 +21,8 @@ from typing import Final
 from rsp.config.model import Config
 
 SHM_DIR: Final = "/dev/shm"
-# Beside a store: LMDB's lock file and rsp's spool directory (rsp.cache.spool).
+# Beside a store: LMDB's lock file and rsp's spool directory (rsp.cache.spool.spool_dir); every module names
+# them through these.
 LOCK_SUFFIX: Final = "-lock"
 SPOOL_SUFFIX: Final = "-spool"
 

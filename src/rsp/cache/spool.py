@@ -58,6 +58,7 @@ import struct
 from typing import Final
 
 from rsp.cache.entry import StoredResponse, decode, encode
+from rsp.cache.memory_files import SPOOL_SUFFIX
 from rsp.cache.store import url_prefix
 from rsp.logs import get_logger
 
@@ -93,7 +94,7 @@ _names = itertools.count()
 
 def spool_dir(store_path: str) -> str:
     """The directory of a store's spools and board, beside its file."""
-    return store_path + "-spool"
+    return store_path + SPOOL_SUFFIX
 
 
 def record(kind: int, payload: bytes = b"") -> bytes:

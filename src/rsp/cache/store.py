@@ -40,6 +40,7 @@ from typing import Final
 import lmdb
 
 from rsp.cache.entry import CorruptEntry, StoredResponse, decode, encode, stamp_of, url_of, with_stamp
+from rsp.cache.memory_files import LOCK_SUFFIX
 from rsp.cache.vary import variant_key
 from rsp.errors import CacheStoreError, StartupError
 from rsp.logs import get_logger
@@ -184,7 +185,7 @@ class CacheStore:
             # cache): start afresh rather than refuse to start.
             _log.warning("cache store %s is unusable (%s): starting with an empty store", self.path, exc)
             self._handle = None
-            for name in (self.path, self.path + "-lock"):
+            for name in (self.path, self.path + LOCK_SUFFIX):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(name)
             self._open_or_fail()
