@@ -1,8 +1,8 @@
 """inotify(7), which Python 3.11 does not expose: a non-blocking descriptor that becomes readable when a
 file in a watched directory is created or written, and the names of those files.
 
-Like rsp.linux.syscalls (whose libc handle it shares), nothing here decides policy, and failures raise OSError
-with the C errno. The constants are <sys/inotify.h>'s, stable kernel ABI.
+Like rsp.linux.syscalls (whose libc handle and errno check it shares), nothing here decides policy, and
+failures raise OSError with the C errno. The constants are <sys/inotify.h>'s, stable kernel ABI.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import struct
 from typing import Final
 
-from rsp.linux.syscalls import _libc
+from rsp.linux.syscalls import check, libc
 
 IN_MODIFY: Final = 0x00000002
 IN_CREATE: Final = 0x00000100
@@ -25,26 +25,19 @@ _EVENT: Final = struct.Struct("iIII")
 # One read takes at most this much (events not read stay for the next read: the descriptor stays readable).
 READ_SIZE: Final = 64 * 1024
 
-_init1 = _libc.inotify_init1
+_init1 = libc.inotify_init1
 _init1.argtypes = [ctypes.c_int]
 _init1.restype = ctypes.c_int
-_add_watch = _libc.inotify_add_watch
+_add_watch = libc.inotify_add_watch
 _add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
 _add_watch.restype = ctypes.c_int
 
 
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
-
-
 def watch_directory(path: str, mask: int = IN_CREATE | IN_MODIFY | IN_MOVED_TO) -> int:
     """A non-blocking, close-on-exec inotify descriptor watching `path` for `mask` (the caller closes it)."""
-    fd = _check(_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
+    fd = check(_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
     try:
-        _check(_add_watch(fd, os.fsencode(path), mask), f"inotify_add_watch {path}")
+        check(_add_watch(fd, os.fsencode(path), mask), f"inotify_add_watch {path}")
     except OSError:
         os.close(fd)
         raise

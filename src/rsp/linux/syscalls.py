@@ -55,33 +55,35 @@ NAMESPACE_FLAGS: Final[dict[str, int]] = {
 
 # CDLL(None) is the process's own symbol table, which includes libc's; no library search (find_library
 # runs ldconfig) and no libc file name assumed.
-_libc = ctypes.CDLL(None, use_errno=True)
+libc = ctypes.CDLL(None, use_errno=True)
 
-_unshare = _libc.unshare
+_unshare = libc.unshare
 _unshare.argtypes = [ctypes.c_int]
 _unshare.restype = ctypes.c_int
 
-_setns = _libc.setns
+_setns = libc.setns
 _setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _setns.restype = ctypes.c_int
 
-_mount = _libc.mount
+_mount = libc.mount
 _mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _mount.restype = ctypes.c_int
 
-_umount2 = _libc.umount2
+_umount2 = libc.umount2
 _umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _umount2.restype = ctypes.c_int
 
-_prctl = _libc.prctl
+_prctl = libc.prctl
 _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _prctl.restype = ctypes.c_int
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
+def check(result: int, what: str) -> int:
+    """`result` of a libc call, or OSError with its errno when it failed (libc returns -1 and sets errno)."""
+    if result < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
 
 
 def _path(value: str | bytes | None) -> bytes | None:
@@ -92,24 +94,24 @@ def _path(value: str | bytes | None) -> bytes | None:
 
 def unshare(flags: int) -> None:
     """unshare(2): move the calling process into new namespaces (CLONE_NEWPID affects its children only)."""
-    _check(_unshare(flags), f"unshare({flags:#x})")
+    check(_unshare(flags), f"unshare({flags:#x})")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
     """setns(2): join the namespace `fd` refers to (an open /proc/PID/ns/KIND); nstype 0 accepts any kind."""
-    _check(_setns(fd, nstype), f"setns({fd}, {nstype:#x})")
+    check(_setns(fd, nstype), f"setns({fd}, {nstype:#x})")
 
 
 def mount(source: str | bytes | None, target: str | bytes, fstype: str | bytes | None = None,
           flags: int = 0, data: str | bytes | None = None) -> None:
     """mount(2). `source`, `fstype` and `data` may be None (as for a propagation change)."""
-    _check(_mount(_path(source), _path(target), _path(fstype), flags, _path(data)),
+    check(_mount(_path(source), _path(target), _path(fstype), flags, _path(data)),
            f"mount({source!r}, {target!r}, {fstype!r}, {flags:#x})")
 
 
 def umount2(target: str | bytes, flags: int = 0) -> None:
     """umount2(2); MNT_DETACH detaches now and frees the mount once nothing uses it."""
-    _check(_umount2(_path(target), flags), f"umount2({target!r}, {flags:#x})")
+    check(_umount2(_path(target), flags), f"umount2({target!r}, {flags:#x})")
 
 
 def sethostname(name: str) -> None:
@@ -122,12 +124,12 @@ def set_parent_death_signal(signo: int) -> None:
 
     The caller must check `os.getppid()` afterwards: a parent that died before the call sends nothing.
     """
-    _check(_prctl(PR_SET_PDEATHSIG, signo, 0, 0, 0), f"prctl(PR_SET_PDEATHSIG, {signo})")
+    check(_prctl(PR_SET_PDEATHSIG, signo, 0, 0, 0), f"prctl(PR_SET_PDEATHSIG, {signo})")
 
 
 def set_child_subreaper(on: bool = True) -> None:
     """prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to the caller, not to init."""
-    _check(_prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+    check(_prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def enter_namespace(path: str, nstype: int = 0) -> None:
@@ -143,7 +145,7 @@ def enter_namespace(path: str, nstype: int = 0) -> None:
 FALLOC_FL_KEEP_SIZE: Final = 1
 FALLOC_FL_PUNCH_HOLE: Final = 2
 
-_fallocate = _libc.fallocate
+_fallocate = libc.fallocate
 _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
 _fallocate.restype = ctypes.c_int
 
@@ -151,5 +153,5 @@ _fallocate.restype = ctypes.c_int
 def punch_hole(fd: int, offset: int, length: int) -> None:
     """fallocate(PUNCH_HOLE | KEEP_SIZE): free `length` bytes of the file from `offset` (they read as zeros; the
     file's size stays). tmpfs, ext4, xfs and btrfs support it; others raise OSError(EOPNOTSUPP)."""
-    _check(_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length),
+    check(_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length),
            f"fallocate(PUNCH_HOLE, {offset}, {length})")
